@@ -1,0 +1,295 @@
+"""Typed configuration: ``config.yaml`` + environment overrides -> :class:`Settings`.
+
+Where it comes from, in order of precedence (last wins):
+
+1. the defaults of the models below;
+2. the YAML file: ``--config FILE``, else ``$KB_CONFIG``, else ``./config.yaml`` when present;
+3. the environment: ``KB_<KEY>`` for a top-level key (``KB_PROFILE=ollama``, ``KB_HOME=/srv/kb``)
+   and ``KB_<SECTION>__<KEY>`` for a nested one, ``__`` separating levels
+   (``KB_DATABASE__URL=mariadb://...``, ``KB_PROFILES__OPENAI__LLM__MODEL=gpt-4.1``).
+   Values are read as YAML scalars, so ``8`` is a number and ``true`` a boolean.
+
+Every model forbids unknown keys, so a typo is an error that names the key and where it came from
+instead of a setting silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from kb.errors import ConfigError
+
+ENV_PREFIX = "KB_"
+ENV_CONFIG_FILE = "KB_CONFIG"
+DEFAULT_CONFIG_NAME = "config.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ServerSettings(_Strict):
+    """The private MariaDB 11.8 that kb runs when ``database.url`` is not set."""
+
+    port: int = Field(3418, ge=1, le=65535, description="loopback TCP port")
+    vector_cache_mb: int = Field(
+        1024, ge=16, description="mhnsw_max_cache_size: at least the size of the HNSW indexes"
+    )
+    buffer_pool_mb: int = Field(512, ge=64, description="innodb_buffer_pool_size")
+
+
+class DatabaseSettings(_Strict):
+    url: str | None = Field(
+        None,
+        description="mariadb://user:password@host:port/database of an existing MariaDB >= 11.7; "
+        "empty means kb's private server",
+    )
+    name: str = Field("kb", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", description="database on the private server")
+    connect_timeout: int = Field(5, ge=1, le=300)
+    pool_size: int = Field(5, ge=1, le=100)
+    server: ServerSettings = ServerSettings()
+
+
+class VectorStoreSettings(_Strict):
+    table_name: str = Field("kb_nodes", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    distance: Literal["cosine", "euclidean"] = "cosine"
+    hnsw_m: int = Field(16, ge=3, le=200)
+    ef_search: int = Field(40, ge=1, le=10000)
+
+
+LLMProvider = Literal["llama_cpp", "openai", "ollama", "openai_like"]
+EmbeddingProvider = Literal["local", "huggingface", "openai", "openai_like"]
+
+
+class LLMSettings(_Strict):
+    provider: LLMProvider
+    model: str = Field(..., min_length=1)
+    api_base: str | None = None
+    api_key: str | None = Field(None, description="prefer api_key_env: keeps secrets out of files")
+    api_key_env: str | None = None
+    temperature: float = Field(0.1, ge=0.0, le=2.0)
+    max_tokens: int = Field(256, ge=1)
+    context_window: int = Field(8192, ge=256)
+    request_timeout: float = Field(120.0, gt=0)
+
+
+class EmbeddingSettings(_Strict):
+    provider: EmbeddingProvider
+    model: str = Field(..., min_length=1)
+    api_base: str | None = None
+    api_key: str | None = None
+    api_key_env: str | None = None
+    batch_size: int = Field(64, ge=1, le=2048)
+
+
+class ProfileSettings(_Strict):
+    llm: LLMSettings
+    embedding: EmbeddingSettings
+
+
+def _default_profiles() -> dict[str, ProfileSettings]:
+    local_embed = EmbeddingSettings(provider="local", model="all-MiniLM-L6-v2")
+    return {
+        "local": ProfileSettings(
+            llm=LLMSettings(provider="llama_cpp", model="SmolLM2-135M-Instruct", context_window=2048),
+            embedding=local_embed,
+        ),
+        "openai": ProfileSettings(
+            llm=LLMSettings(provider="openai", model="gpt-4o-mini", api_key_env="OPENAI_API_KEY"),
+            embedding=EmbeddingSettings(
+                provider="openai", model="text-embedding-3-small", api_key_env="OPENAI_API_KEY"
+            ),
+        ),
+        "ollama": ProfileSettings(
+            llm=LLMSettings(provider="ollama", model="llama3.2", api_base="http://localhost:11434"),
+            embedding=local_embed,
+        ),
+        "openai_like": ProfileSettings(
+            llm=LLMSettings(
+                provider="openai_like", model="local-model", api_base="http://localhost:1234/v1"
+            ),
+            embedding=local_embed,
+        ),
+    }
+
+
+class Settings(_Strict):
+    """The whole configuration of one knowledge base."""
+
+    profile: str = Field("local", description="which entry of `profiles` supplies the models")
+    home: str = Field(".kb", description="private server, caches and logs; relative to the config file")
+    database: DatabaseSettings = DatabaseSettings()
+    vector_store: VectorStoreSettings = VectorStoreSettings()
+    profiles: dict[str, ProfileSettings] = Field(default_factory=_default_profiles)
+
+    # Where the settings were read from: for messages and for resolving relative paths.
+    _source: str = PrivateAttr("defaults")
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @model_validator(mode="after")
+    def _profile_exists(self) -> "Settings":
+        if self.profile not in self.profiles:
+            known = ", ".join(sorted(self.profiles))
+            raise ValueError(f"profile {self.profile!r} is not defined; known profiles: {known}")
+        return self
+
+    @property
+    def active_profile(self) -> ProfileSettings:
+        return self.profiles[self.profile]
+
+    @property
+    def source(self) -> str:
+        """Where the settings came from ("config.yaml", "defaults", ...), for messages."""
+        return self._source
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths are resolved against: the config file's, else the cwd."""
+        return self._base_dir
+
+    @property
+    def home_path(self) -> Path:
+        path = Path(self.home).expanduser()
+        return path if path.is_absolute() else self._base_dir / path
+
+    def api_key_for(self, part: LLMSettings | EmbeddingSettings) -> str | None:
+        """The API key of an LLM or embedding section: inline value, else its environment variable."""
+        if part.api_key:
+            return part.api_key
+        if part.api_key_env:
+            return os.environ.get(part.api_key_env) or None
+        return None
+
+    def require_api_keys(self) -> None:
+        """Fail early, naming the variable to set, when the active profile needs a key it lacks."""
+        profile = self.active_profile
+        for section, part in (("llm", profile.llm), ("embedding", profile.embedding)):
+            if part.provider != "openai":
+                continue
+            if not self.api_key_for(part):
+                env = part.api_key_env or "OPENAI_API_KEY"
+                raise ConfigError(
+                    f"profile {self.profile!r} needs an API key for profiles.{self.profile}.{section}: "
+                    f"set the environment variable {env} (or choose another profile, e.g. KB_PROFILE=local)"
+                )
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """Nested overrides from ``KB_*`` variables, and which variable set each dotted key."""
+    top_level = set(Settings.model_fields)
+    overrides: dict[str, Any] = {}
+    origins: dict[tuple[str, ...], str] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_FILE:
+            continue
+        rest = name[len(ENV_PREFIX):].lower()
+        if "__" not in rest and rest not in top_level:
+            continue  # e.g. KB_TEST_DATABASE_URL: not a configuration key
+        path = [part for part in rest.split("__")]
+        if any(not part for part in path):
+            raise ConfigError(f"{name}: empty key segment; use KB_SECTION__KEY, e.g. KB_DATABASE__URL")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, (dict, list)):
+            value = raw  # a value is a scalar; structure comes from the variable's name
+        node = overrides
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{name}: conflicts with another KB_ variable setting {part!r}")
+        node[path[-1]] = value
+        origins[tuple(path)] = name
+    return overrides, origins
+
+
+def _describe(error: dict[str, Any], origins: Mapping[tuple[str, ...], str], source: str) -> str:
+    loc = tuple(str(part) for part in error["loc"])
+    dotted = ".".join(loc) or "(top level)"
+    where = origins.get(loc) or next(
+        (var for key, var in origins.items() if loc[: len(key)] == key), None
+    )
+    where = f"environment variable {where}" if where else source
+    if error["type"] == "extra_forbidden":
+        return f"{dotted}: unknown key (from {where}); remove it or check its spelling"
+    if error["type"] == "missing":
+        return f"{dotted}: required key is missing (from {where})"
+    given = error.get("input")
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    if isinstance(given, (str, int, float, bool)) and error["type"] != "value_error":
+        return f"{dotted}: {message}, got {given!r} (from {where})"
+    return f"{dotted}: {message} (from {where})"
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The file to read: ``explicit``, else ``$KB_CONFIG``, else ``./config.yaml`` if it exists."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(ENV_CONFIG_FILE):
+        return Path(os.environ[ENV_CONFIG_FILE])
+    default = Path.cwd() / DEFAULT_CONFIG_NAME
+    return default if default.is_file() else None
+
+
+def load_settings(
+    source: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read the configuration from a file path, a dict, or the default places, plus the environment."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    origin = "defaults"
+    base_dir = Path.cwd()
+    if isinstance(source, Mapping):
+        data = dict(source)
+        origin = "the configuration dict"
+    else:
+        path = find_config_file(source)
+        if path is not None:
+            if not path.is_file():
+                raise ConfigError(f"configuration file {path} not found; pass an existing file to --config / KB_CONFIG")
+            try:
+                loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                line = f" line {mark.line + 1}" if mark else ""
+                raise ConfigError(f"{path}:{line} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+            if loaded is not None and not isinstance(loaded, dict):
+                raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(loaded).__name__}")
+            data = loaded or {}
+            origin = str(path)
+            base_dir = path.resolve().parent
+    overrides, origins = _env_overrides(environ)
+    merged = _merge(_merge({}, data), overrides)
+    # A profile given in the file replaces the built-in one with the same name only where it says
+    # so: merge it over the default so that a file can change one model without restating the rest.
+    defaults = {name: p.model_dump() for name, p in _default_profiles().items()}
+    if isinstance(merged.get("profiles"), Mapping):
+        merged["profiles"] = _merge(defaults, merged["profiles"])
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        lines = [_describe(err, origins, origin) for err in exc.errors()]
+        raise ConfigError("invalid configuration: " + "; ".join(lines)) from None
+    settings._source = origin
+    settings._base_dir = base_dir
+    return settings

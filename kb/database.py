@@ -1,0 +1,40 @@
+"""Which MariaDB a knowledge base uses: the configured external one, or kb's private server."""
+
+from __future__ import annotations
+
+from kb.config import Settings
+from kb.server import PrivateServer
+from stores.connection import MariaDBConnection
+
+
+def private_server(settings: Settings) -> PrivateServer:
+    server = settings.database.server
+    return PrivateServer(settings.home_path, port=server.port, database=settings.database.name,
+                         vector_cache_mb=server.vector_cache_mb, buffer_pool_mb=server.buffer_pool_mb)
+
+
+def uses_private_server(settings: Settings) -> bool:
+    return not settings.database.url
+
+
+def connect(settings: Settings, *, start: bool = True) -> MariaDBConnection:
+    """A checked connection pool: reachable, and a server with the VECTOR type.
+
+    With no ``database.url``, kb's private server is started first when ``start`` is true (it is
+    idempotent and takes a few seconds), so that every command works on a fresh machine.
+    """
+    if settings.database.url:
+        url = settings.database.url
+    else:
+        server = private_server(settings)
+        if start:
+            server.start()
+        url = server.app_url()
+    connection = MariaDBConnection(url, pool_size=settings.database.pool_size,
+                                   connect_timeout=settings.database.connect_timeout)
+    try:
+        connection.check_vector_support()
+    except Exception:
+        connection.dispose()
+        raise
+    return connection

@@ -1,0 +1,377 @@
+"""kb's private MariaDB 11.8: provision, start, stop, status, without touching the system.
+
+Debian 12 ships MariaDB 10.11, which has no VECTOR type, and installing Debian 13 packages into the
+system would drag in a new libc. So the server is unpacked, with the libraries it needs, from Debian
+13 ("trixie") packages into ``<home>/mariadb/prefix`` using a private apt state, and every binary is
+run through that prefix's own dynamic loader. Nothing outside ``<home>`` is written.
+
+Layout under ``<home>/mariadb``: ``apt/`` (private apt lists and .deb cache), ``prefix/`` (the
+unpacked packages), ``data/`` (the data directory), ``run/`` (socket and pid file), ``server.log``,
+``credentials.json`` (generated passwords, mode 0600).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy.engine import URL
+
+from kb.errors import ServerError
+from stores.connection import MariaDBConnection, StoreError, quote_identifier
+
+SUITE = "trixie"
+PACKAGES = (
+    "mariadb-server-core mariadb-client-core libc6 libssl3t64 libstdc++6 libgcc-s1 libpcre2-8-0 "
+    "libzstd1 zlib1g libaio1t64 liburing2 libsystemd0 libcrypt1 libcap2 libnuma1 libncurses6 "
+    "libtinfo6 libedit2 libbsd0 libmd0"
+).split()
+KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+ADMIN_USER = "kb_admin"
+APP_USER = "kb"
+READONLY_USER = "kb_reader"
+_ARCHES = {"x86_64": ("amd64", "x86_64-linux-gnu", "ld-linux-x86-64.so.2"),
+           "aarch64": ("arm64", "aarch64-linux-gnu", "ld-linux-aarch64.so.1")}
+
+EXTERNAL_HELP = (
+    "Point kb at an existing MariaDB 11.8 instead: set database.url in config.yaml or "
+    "KB_DATABASE__URL=mariadb://user:password@host:3306/kb (the account needs CREATE, ALTER, INDEX, "
+    "SELECT, INSERT, UPDATE, DELETE on that database)"
+)
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    running: bool
+    version: str | None
+    port: int
+    socket: str
+    pid: int | None
+    datadir: str
+
+    def describe(self) -> str:
+        if not self.running:
+            return f"kb's MariaDB is not running (data directory {self.datadir}); start it with `kb db start`"
+        return (f"kb's MariaDB {self.version} is running (pid {self.pid}), listening on "
+                f"127.0.0.1:{self.port} and socket {self.socket}; data in {self.datadir}")
+
+
+class PrivateServer:
+    """The MariaDB server that belongs to one kb home folder."""
+
+    def __init__(self, home: Path, *, port: int, database: str = "kb", vector_cache_mb: int = 1024,
+                 buffer_pool_mb: int = 512) -> None:
+        self.root = Path(home).resolve() / "mariadb"
+        self.port = port
+        self.database = database
+        self.vector_cache_mb = vector_cache_mb
+        self.buffer_pool_mb = buffer_pool_mb
+        self.prefix = self.root / "prefix"
+        self.datadir = self.root / "data"
+        self.rundir = self.root / "run"
+        self.log_path = self.root / "server.log"
+        self.pid_path = self.rundir / "mariadbd.pid"
+        self.credentials_path = self.root / "credentials.json"
+
+    # -- paths ------------------------------------------------------------------------------
+    @property
+    def socket_path(self) -> Path:
+        path = self.rundir / "mariadbd.sock"
+        if len(str(path)) < 100:  # sun_path holds 108 bytes
+            return path
+        digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"kb-mariadb-{digest}.sock"
+
+    def _arch(self) -> tuple[str, str, str]:
+        machine = platform.machine()
+        if sys.platform != "linux" or machine not in _ARCHES:
+            raise ServerError(
+                f"kb's private MariaDB needs Linux on x86-64 (or arm64) with apt; this is {sys.platform} "
+                f"on {machine}. {EXTERNAL_HELP}"
+            )
+        return _ARCHES[machine]
+
+    def _binary(self, name: str) -> list[str]:
+        _, triplet, loader = self._arch()
+        libdir = self.prefix / "usr/lib" / triplet
+        return [str(libdir / loader), "--library-path", str(libdir), str(self.prefix / name)]
+
+    # -- provisioning -----------------------------------------------------------------------
+    @property
+    def installed(self) -> bool:
+        return (self.prefix / "usr/sbin/mariadbd").is_file()
+
+    def install(self) -> None:
+        """Download the Debian 13 packages into a private apt cache and unpack them (about 19 MB)."""
+        if self.installed:
+            return
+        arch, _, _ = self._arch()
+        if shutil.which("apt-get") is None or shutil.which("dpkg") is None or not KEYRING.is_file():
+            raise ServerError(
+                "kb's private MariaDB is unpacked from Debian packages, which needs apt-get, dpkg and "
+                f"{KEYRING} (Debian or Ubuntu with debian-archive-keyring). {EXTERNAL_HELP}"
+            )
+        apt = self.root / "apt"
+        for sub in ("lists/partial", "cache/archives/partial", "debs"):
+            (apt / sub).mkdir(parents=True, exist_ok=True)
+        sources = apt / "sources.list"
+        sources.write_text(f"deb [arch={arch} signed-by={KEYRING}] {_debian_mirror()} {SUITE} main\n")
+        options = [
+            "-o", f"Dir::Etc::SourceList={sources}", "-o", "Dir::Etc::SourceParts=/dev/null",
+            "-o", f"Dir::State::Lists={apt / 'lists'}", "-o", f"Dir::Cache={apt / 'cache'}",
+            "-o", f"APT::Architecture={arch}", "-o", "Dir::State::status=/dev/null",
+            "-o", "Debug::NoLocking=1",
+        ]
+        if os.geteuid() == 0:
+            options += ["-o", "APT::Sandbox::User=root"]
+        _run(["apt-get", *options, "update"], "download the Debian 13 package lists")
+        _run(["apt-get", *options, "download", *PACKAGES], "download the MariaDB 11.8 packages",
+             cwd=apt / "debs")
+        staging = self.root / "prefix.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        for deb in sorted((apt / "debs").glob("*.deb")):
+            _run(["dpkg", "-x", str(deb), str(staging)], f"unpack {deb.name}")
+        shutil.rmtree(self.prefix, ignore_errors=True)
+        staging.rename(self.prefix)  # only a complete prefix ever has this name
+
+    def _credentials(self) -> dict[str, str]:
+        if self.credentials_path.is_file():
+            return json.loads(self.credentials_path.read_text())
+        creds = {ADMIN_USER: secrets.token_hex(16), APP_USER: secrets.token_hex(16),
+                 READONLY_USER: secrets.token_hex(16)}
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.credentials_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(creds, handle)
+        return creds
+
+    def _base_args(self) -> list[str]:
+        args = [f"--datadir={self.datadir}", f"--lc-messages-dir={self.prefix / 'usr/share/mariadb'}"]
+        if os.geteuid() == 0:
+            args.append("--user=root")
+        return args
+
+    def _initialize_datadir(self) -> None:
+        """Create the system tables and kb's admin account (``mariadbd --bootstrap``)."""
+        if (self.datadir / "mysql" / "global_priv.frm").exists():
+            return
+        staging = self.root / "data.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        share = self.prefix / "usr/share/mariadb"
+        admin_password = self._credentials()[ADMIN_USER]
+        # Bootstrap mode takes one statement per line.
+        script = "\n".join([
+            "create database if not exists mysql;",
+            "use mysql;",
+            (share / "mariadb_system_tables.sql").read_text(),
+            (share / "mariadb_system_tables_data.sql").read_text(),
+            "FLUSH PRIVILEGES;",
+            f"CREATE USER '{ADMIN_USER}'@'localhost' IDENTIFIED BY '{admin_password}';",
+            f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'localhost' WITH GRANT OPTION;",
+            f"CREATE USER '{ADMIN_USER}'@'127.0.0.1' IDENTIFIED BY '{admin_password}';",
+            f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'127.0.0.1' WITH GRANT OPTION;",
+            "",
+        ])
+        args = [f"--datadir={staging}", f"--lc-messages-dir={share}"]
+        if os.geteuid() == 0:
+            args.append("--user=root")
+        proc = subprocess.run([*self._binary("usr/sbin/mariadbd"), "--no-defaults", "--bootstrap", *args],
+                              input=script, text=True, capture_output=True, timeout=300)
+        if proc.returncode != 0:
+            raise ServerError(f"initializing the data directory failed: {_tail(proc.stderr)}")
+        shutil.rmtree(self.datadir, ignore_errors=True)
+        staging.rename(self.datadir)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def _pid(self) -> int | None:
+        try:
+            pid = int(self.pid_path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        return pid if b"mariadbd" in cmdline and str(self.datadir).encode() in cmdline else None
+
+    def admin_url(self) -> URL:
+        return URL.create("mariadb+mariadbconnector", username=ADMIN_USER,
+                          password=self._credentials()[ADMIN_USER], host="localhost",
+                          query={"unix_socket": str(self.socket_path)})
+
+    def app_url(self) -> URL:
+        return URL.create("mariadb+mariadbconnector", username=APP_USER,
+                          password=self._credentials()[APP_USER], host="localhost",
+                          database=self.database, query={"unix_socket": str(self.socket_path)})
+
+    def readonly_credentials(self) -> tuple[str, str]:
+        return READONLY_USER, self._credentials()[READONLY_USER]
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def start(self, *, timeout: float = 120.0) -> ServerStatus:
+        """Provision if needed, start if not running, create kb's database and accounts. Idempotent."""
+        with self._locked():
+            if self._pid() is None:
+                self.install()
+                self._initialize_datadir()
+                self._launch(timeout)
+            self._ensure_database()
+        return self.status()
+
+    def _launch(self, timeout: float) -> None:
+        if _port_in_use(self.port):
+            raise ServerError(
+                f"port {self.port} on 127.0.0.1 is already in use by another program; choose a free one "
+                "with database.server.port (or KB_DATABASE__SERVER__PORT)"
+            )
+        self.rundir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        args = [
+            *self._binary("usr/sbin/mariadbd"), "--no-defaults", *self._base_args(),
+            f"--socket={self.socket_path}", f"--port={self.port}", "--bind-address=127.0.0.1",
+            f"--pid-file={self.pid_path}", f"--log-error={self.log_path}",
+            f"--mhnsw-max-cache-size={self.vector_cache_mb * 1024 * 1024}",
+            f"--innodb-buffer-pool-size={self.buffer_pool_mb}M",
+            # A development server: survives a crash of any process, an OS crash may lose ~1 s.
+            "--innodb-flush-log-at-trx-commit=2",
+            "--character-set-server=utf8mb4",
+            "--max-connections=300", "--skip-name-resolve",
+        ]
+        with open(self.log_path, "ab") as log:
+            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    start_new_session=True, close_fds=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise ServerError(f"MariaDB exited during start-up (status {proc.returncode}): "
+                                  f"{_tail(self.log_path.read_text(errors='replace'))}; log: {self.log_path}")
+            if self.socket_path.exists() and self._can_login():
+                return
+            time.sleep(0.2)
+        raise ServerError(f"MariaDB did not accept connections within {timeout:.0f} s; see {self.log_path}")
+
+    def _can_login(self) -> bool:
+        conn = MariaDBConnection(self.admin_url(), pool_size=1, connect_timeout=2)
+        try:
+            conn.server_version()
+            return True
+        except StoreError:
+            return False
+        finally:
+            conn.dispose()
+
+    def _ensure_database(self) -> None:
+        creds = self._credentials()
+        admin = MariaDBConnection(self.admin_url(), pool_size=1)
+        try:
+            db = quote_identifier(self.database)
+            # Passwords are generated hex strings; identifiers are checked: nothing else is pasted.
+            statements = [f"CREATE DATABASE IF NOT EXISTS {db} CHARACTER SET utf8mb4"]
+            for host in ("localhost", "127.0.0.1"):
+                statements += [
+                    f"CREATE USER IF NOT EXISTS '{APP_USER}'@'{host}' IDENTIFIED BY '{creds[APP_USER]}'",
+                    f"GRANT ALL PRIVILEGES ON {db}.* TO '{APP_USER}'@'{host}'",
+                    f"CREATE USER IF NOT EXISTS '{READONLY_USER}'@'{host}' IDENTIFIED BY '{creds[READONLY_USER]}'",
+                ]
+            with admin.cursor() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+        finally:
+            admin.dispose()
+
+    def stop(self, *, timeout: float = 60.0) -> bool:
+        """Stop the server if it runs; True when it was running."""
+        with self._locked():
+            pid = self._pid()
+            if pid is None:
+                return False
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self._pid() is not None:
+                time.sleep(0.1)
+            if self._pid() is not None:
+                os.kill(pid, signal.SIGKILL)
+                time.sleep(0.5)
+            return True
+
+    def status(self) -> ServerStatus:
+        pid = self._pid()
+        version = None
+        if pid is not None:
+            admin = MariaDBConnection(self.admin_url(), pool_size=1, connect_timeout=2)
+            try:
+                version = admin.server_version()
+            except StoreError:
+                pid = None
+            finally:
+                admin.dispose()
+        return ServerStatus(running=pid is not None, version=version, port=self.port,
+                            socket=str(self.socket_path), pid=pid, datadir=str(self.datadir))
+
+
+def _debian_mirror() -> str:
+    """The Debian mirror this machine already uses (not its security archive)."""
+    candidates: list[str] = []
+    for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
+        for block in path.read_text(errors="replace").split("\n\n"):
+            if "security" in block.lower():
+                continue
+            for line in block.splitlines():
+                if line.strip().lower().startswith("uris:"):
+                    candidates += line.split(":", 1)[1].split()
+    legacy = Path("/etc/apt/sources.list")
+    if legacy.is_file():
+        for line in legacy.read_text(errors="replace").splitlines():
+            match = re.match(r"^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", line)
+            if match and "security" not in match[2]:
+                candidates.append(match[1])
+    for uri in candidates:
+        if uri.rstrip("/").endswith("/debian"):
+            return uri.rstrip("/")
+    return DEFAULT_MIRROR
+
+
+def _run(cmd: list[str], what: str, cwd: Path | None = None) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ServerError(f"could not {what}: {_tail(proc.stderr or proc.stdout)}. {EXTERNAL_HELP}")
+
+
+def _tail(text: str, lines: int = 3) -> str:
+    kept = [line.strip() for line in text.strip().splitlines() if line.strip()][-lines:]
+    return " | ".join(kept) or "(no output)"
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0

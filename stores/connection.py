@@ -1,0 +1,200 @@
+"""Connections to MariaDB: one pool per store, reconnect after a restart, identifier quoting.
+
+The pool is SQLAlchemy's (``pool_pre_ping`` replaces a connection that died with the server, so a
+restart between two calls costs no failed call); the driver is MariaDB Connector/Python, whose
+``executemany`` sends a whole batch in one round trip (COM_STMT_BULK_EXECUTE) and binds ``bytes``
+straight into a ``VECTOR`` column. Everything that turns a name into SQL text goes through
+:func:`quote_identifier`, so no other module ever pastes an unchecked identifier into a statement.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import sqlalchemy
+from sqlalchemy.engine import URL, make_url
+
+MIN_VECTOR_VERSION = (11, 7)
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_DRIVER = "mariadb+mariadbconnector"
+
+
+class StoreError(Exception):
+    """A problem with the database or its content that the user can act on."""
+
+
+class DatabaseUnavailable(StoreError):
+    """The server cannot be reached or refuses the login."""
+
+
+class ServerTooOld(StoreError):
+    """The server has no VECTOR type (MariaDB before 11.7, or not MariaDB at all)."""
+
+
+class SchemaMismatch(StoreError):
+    """An existing table does not have the shape this store was asked to use."""
+
+
+def quote_identifier(name: str) -> str:
+    """Backquote a table, column or database name after checking it is a plain identifier.
+
+    Only ``[A-Za-z_][A-Za-z0-9_]*`` (64 characters at most) is accepted: names come from configs
+    and users, and refusing anything fancier keeps them out of the SQL grammar entirely.
+    """
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise ValueError(
+            f"invalid SQL identifier {name!r}: use letters, digits and underscores "
+            "(not starting with a digit), at most 64 characters"
+        )
+    return f"`{name}`"
+
+
+def build_url(
+    url: str | URL | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    database: str | None = None,
+    unix_socket: str | None = None,
+) -> URL:
+    """A SQLAlchemy URL for the MariaDB connector from a URL or from separate parameters.
+
+    ``mariadb://``, ``mysql://`` and ``mariadb+mariadbconnector://`` URLs are all accepted; the
+    separate parameters override the URL's parts, so a URL can carry the host and a parameter the
+    password.
+    """
+    if url is None and host is None and unix_socket is None:
+        raise ValueError("give either url=... or host=/unix_socket= connection parameters")
+    base = make_url(url) if url is not None else URL.create(_DRIVER)
+    if base.get_backend_name() not in ("mariadb", "mysql"):
+        raise ValueError(f"not a MariaDB URL: {base.render_as_string(hide_password=True)}; use mariadb://user:password@host:port/database")
+    base = base.set(drivername=_DRIVER)
+    changes: dict[str, Any] = {}
+    for key, value in (("host", host), ("port", port), ("username", user), ("password", password), ("database", database)):
+        if value is not None:
+            changes[key] = value
+    if changes:
+        base = base.set(**changes)
+    if unix_socket is not None:
+        base = base.update_query_dict({"unix_socket": unix_socket})
+    if not base.host and "unix_socket" not in base.query:
+        base = base.set(host="127.0.0.1")
+    return base
+
+
+def describe_url(url: URL) -> str:
+    """Where a URL points, for messages: host:port or the socket path (never the password)."""
+    socket = url.query.get("unix_socket")
+    if socket:
+        return f"socket {socket}"
+    return f"{url.host or '127.0.0.1'}:{url.port or 3306}"
+
+
+def parse_version(version: str) -> tuple[int, int, int]:
+    match = re.match(r"^(\d+)\.(\d+)\.(\d+)", version)
+    if not match:
+        raise StoreError(f"cannot read the server version {version!r}")
+    return int(match[1]), int(match[2]), int(match[3])
+
+
+class MariaDBConnection:
+    """A pool of connections to one MariaDB database, shared by the stores built on it."""
+
+    def __init__(self, url: str | URL, *, pool_size: int = 5, connect_timeout: int = 5) -> None:
+        self.url = build_url(url)
+        self._engine = sqlalchemy.create_engine(
+            self.url,
+            pool_pre_ping=True,
+            pool_size=pool_size,
+            max_overflow=max(10, pool_size * 2),
+            pool_recycle=3600,
+            connect_args={"connect_timeout": connect_timeout},
+        )
+        self._version: tuple[int, int, int] | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_params(cls, url: str | URL | None = None, *, pool_size: int = 5, connect_timeout: int = 5, **params: Any) -> "MariaDBConnection":
+        return cls(build_url(url, **params), pool_size=pool_size, connect_timeout=connect_timeout)
+
+    @property
+    def engine(self) -> sqlalchemy.Engine:
+        return self._engine
+
+    @property
+    def where(self) -> str:
+        return describe_url(self.url)
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        """A pooled DB-API connection; commit on success, roll back on any error."""
+        try:
+            conn = self._engine.raw_connection()
+        except sqlalchemy.exc.DBAPIError as exc:
+            raise DatabaseUnavailable(
+                f"cannot connect to MariaDB at {self.where} as {self.url.username or '(no user)'}: "
+                f"{_driver_message(exc)}. Start kb's server with `kb db start`, or fix database.url"
+            ) from None
+        try:
+            yield conn
+            conn.commit()
+        except BaseException:
+            try:
+                conn.rollback()
+            except Exception:  # the connection may be the thing that failed
+                pass
+            raise
+        finally:
+            conn.close()
+
+    @contextmanager
+    def cursor(self) -> Iterator[Any]:
+        """A cursor inside one transaction (see :meth:`connection`)."""
+        with self.connection() as conn:
+            cur = conn.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+
+    def fetchall(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        with self.cursor() as cur:
+            cur.execute(sql, tuple(params))
+            return list(cur.fetchall()) if cur.description else []
+
+    def execute(self, sql: str, params: tuple | list = ()) -> int:
+        with self.cursor() as cur:
+            cur.execute(sql, tuple(params))
+            return cur.rowcount
+
+    def server_version(self) -> str:
+        return self.fetchall("SELECT VERSION()")[0][0]
+
+    def check_vector_support(self) -> tuple[int, int, int]:
+        """Refuse a server without the VECTOR type, naming the version found and what to do."""
+        if self._version is not None:
+            return self._version
+        with self._lock:
+            version = self.server_version()
+            parsed = parse_version(version)
+            if "mariadb" not in version.lower() or parsed[:2] < MIN_VECTOR_VERSION:
+                raise ServerTooOld(
+                    f"the server at {self.where} runs {version}, which has no VECTOR type: kb needs "
+                    f"MariaDB {MIN_VECTOR_VERSION[0]}.{MIN_VECTOR_VERSION[1]} or newer (11.8 LTS recommended). "
+                    "Upgrade it, or unset database.url to use kb's private MariaDB 11.8 (`kb db start`)"
+                )
+            self._version = parsed
+            return parsed
+
+    def dispose(self) -> None:
+        self._engine.dispose()
+
+
+def _driver_message(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig.args[0] if getattr(orig, "args", None) else orig).strip()
