@@ -14,6 +14,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+import mariadb
 import sqlalchemy
 from sqlalchemy.engine import URL, make_url
 
@@ -135,7 +136,7 @@ class MariaDBConnection:
         """A pooled DB-API connection; commit on success, roll back on any error."""
         try:
             conn = self._engine.raw_connection()
-        except sqlalchemy.exc.DBAPIError as exc:
+        except (sqlalchemy.exc.DBAPIError, mariadb.Error) as exc:
             raise DatabaseUnavailable(
                 f"cannot connect to MariaDB at {self.where} as {self.url.username or '(no user)'}: "
                 f"{_driver_message(exc)}. Start kb's server with `kb db start`, or fix database.url"

@@ -86,10 +86,9 @@ class _Compiler:
         return f"(CASE WHEN {self._type(path)} = 'STRING' THEN {self._value(path)} END) COLLATE {_COLLATE}"
 
     def _number(self, path: str) -> str:
-        """The stored value when it is a JSON number (or boolean, as Python compares it), else NULL."""
-        return (f"(CASE {self._type(path)} WHEN 'INTEGER' THEN CAST({self._value(path)} AS DOUBLE) "
-                f"WHEN 'DOUBLE' THEN CAST({self._value(path)} AS DOUBLE) "
-                f"WHEN 'BOOLEAN' THEN IF({self._value(path)} = 'true', 1e0, 0e0) END)")
+        """The stored value when it is a JSON number or boolean (Python: ``True == 1``), else NULL."""
+        return (f"(CASE WHEN {self._type(path)} IN ('INTEGER', 'DOUBLE', 'BOOLEAN') "
+                f"THEN CAST({self._value(path)} AS DOUBLE) END)")
 
     # -- predicates (each TRUE or FALSE, never NULL) --------------------------------------------
     def _equals_any(self, path: str, values: Sequence[Any]) -> str:

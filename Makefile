@@ -1,0 +1,22 @@
+# The two commands of the README. Each installs what it needs first (idempotent).
+VENV ?= .venv
+KB := $(VENV)/bin/kb
+PY := $(VENV)/bin/python
+
+.PHONY: demo test install db-start db-stop
+
+install:
+	@scripts/install.sh
+
+demo: install
+	@$(KB) demo
+
+test: install
+	@$(KB) db start
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+db-start: install
+	@$(KB) db start
+
+db-stop:
+	@$(KB) db stop

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Idempotent set-up: system header for the MariaDB connector, a virtual environment, kb and its
+# dependencies (the offline models included). Re-running it when nothing changed takes a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+VENV="${KB_VENV:-.venv}"
+STAMP="$VENV/.kb-installed"
+
+"$PYTHON" - <<'PY' || { echo "kb needs Python 3.10 or newer (found $("$PYTHON" --version 2>&1))" >&2; exit 1; }
+import sys
+sys.exit(0 if sys.version_info >= (3, 10) else 1)
+PY
+
+# MariaDB Connector/Python compiles against libmariadb; Debian/Ubuntu ship it as libmariadb-dev.
+if ! command -v mariadb_config >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        echo "==> installing libmariadb-dev (needed to build the MariaDB connector)"
+        apt-get install -y -q libmariadb-dev >/dev/null 2>&1 || {
+            apt-get update -q >/dev/null && apt-get install -y -q libmariadb-dev >/dev/null; }
+    else
+        echo "kb needs mariadb_config to build the MariaDB connector: install libmariadb-dev" \
+             "(Debian/Ubuntu: sudo apt-get install libmariadb-dev; macOS: brew install mariadb-connector-c)" >&2
+        exit 1
+    fi
+fi
+
+[ -x "$VENV/bin/python" ] || { echo "==> creating $VENV"; "$PYTHON" -m venv "$VENV"; }
+
+want="$(cat pyproject.toml scripts/install.sh | sha256sum | cut -d' ' -f1)"
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+    exit 0
+fi
+
+echo "==> installing kb and its dependencies into $VENV (first time: several minutes)"
+"$VENV/bin/python" -m pip install -q --upgrade pip wheel
+# A CPU build of torch: the pinned release is a local file on CI machines; elsewhere PyTorch's
+# CPU index has it. An unpinned torch would pull a CUDA build of several GB.
+if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
+    "$VENV/bin/python" -m pip install -q "torch==2.13.0" \
+        || "$VENV/bin/python" -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+fi
+"$VENV/bin/python" -m pip install -q -e '.[dev]'
+echo "$want" > "$STAMP"

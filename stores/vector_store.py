@@ -1,0 +1,375 @@
+"""``MariaDBVectorStore``: a LlamaIndex vector store on MariaDB 11.8's VECTOR type and HNSW index.
+
+One table holds the chunks: a unique node id (re-adding a node replaces it), the owning document id
+in its own indexed column, the text (MEDIUMTEXT, with a FULLTEXT index), user metadata as JSON (what
+filters see), the serialized node, ``VECTOR(dim) NOT NULL`` with a ``VECTOR INDEX``, the embedding
+model's name and timestamps. The primary key is an integer because a vector index needs a primary
+key of at most 256 bytes; the node id is a separate unique key so that ids can be any string.
+
+Writes are batched ``INSERT ... ON DUPLICATE KEY UPDATE`` through the connector's bulk
+``executemany``, with vectors bound as little-endian float32 bytes, one transaction per call: a call
+writes all of its nodes or none. Queries use the index's own shape,
+``ORDER BY VEC_DISTANCE_<metric>(embedding, ?) LIMIT k``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any, Iterable, List, Literal, Optional, Sequence
+
+import numpy as np
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.schema import BaseNode, TextNode
+from llama_index.core.vector_stores.types import (
+    BasePydanticVectorStore,
+    MetadataFilters,
+    VectorStoreQuery,
+    VectorStoreQueryMode,
+    VectorStoreQueryResult,
+)
+from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
+
+from stores.connection import MariaDBConnection, SchemaMismatch, StoreError, quote_identifier
+from stores.filters import compile_filters
+
+Distance = Literal["cosine", "euclidean"]
+_ID_MAX = 255
+_IN_BATCH = 1000
+_COLUMNS = ("id", "node_id", "ref_doc_id", "text", "metadata", "node_content", "embedding",
+            "embed_model", "created_at", "updated_at")
+
+
+class MariaDBVectorStore(BasePydanticVectorStore):
+    """LlamaIndex vector store on MariaDB >= 11.7 (VECTOR + HNSW), usable on its own.
+
+    Build it with :meth:`from_params` (a URL or host/port/user/... parameters) or give it a
+    :class:`~stores.connection.MariaDBConnection` to share a pool with other stores.
+    """
+
+    stores_text: bool = True
+    flat_metadata: bool = False
+
+    table_name: str = Field(default="llama_index_nodes", description="table holding the chunks")
+    embed_dim: int = Field(default=384, gt=0, le=16383, description="vector dimension")
+    distance: Distance = Field(default="cosine", description="HNSW distance: cosine or euclidean")
+    hnsw_m: int = Field(default=16, ge=3, le=200, description="HNSW graph degree M")
+    ef_search: int = Field(default=40, ge=1, le=10000, description="HNSW search width (mhnsw_ef_search)")
+    batch_size: int = Field(default=1000, ge=1, description="rows per executemany batch")
+    embed_model_name: Optional[str] = Field(default=None, description="stored with each vector")
+    perform_setup: bool = Field(default=True, description="create the table when missing")
+
+    _conn: MariaDBConnection = PrivateAttr()
+    _table: str = PrivateAttr()
+    _ready: bool = PrivateAttr(default=False)
+
+    def __init__(self, connection: MariaDBConnection, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._conn = connection
+        self._table = quote_identifier(self.table_name)
+        if self.perform_setup:
+            self._setup()
+
+    @classmethod
+    def from_params(
+        cls,
+        url: Optional[str] = None,
+        *,
+        host: Optional[str] = None,
+        port: Optional[int] = None,
+        user: Optional[str] = None,
+        password: Optional[str] = None,
+        database: Optional[str] = None,
+        unix_socket: Optional[str] = None,
+        pool_size: int = 5,
+        connect_timeout: int = 5,
+        **kwargs: Any,
+    ) -> "MariaDBVectorStore":
+        """Connect and (with ``perform_setup``, the default) create or check the table."""
+        connection = MariaDBConnection.from_params(
+            url, host=host, port=port, user=user, password=password, database=database,
+            unix_socket=unix_socket, pool_size=pool_size, connect_timeout=connect_timeout,
+        )
+        return cls(connection, **kwargs)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "MariaDBVectorStore"
+
+    @property
+    def client(self) -> MariaDBConnection:
+        return self._conn
+
+    @property
+    def connection(self) -> MariaDBConnection:
+        return self._conn
+
+    # -- schema -------------------------------------------------------------------------------
+    @property
+    def _distance_fn(self) -> str:
+        return "VEC_DISTANCE_COSINE" if self.distance == "cosine" else "VEC_DISTANCE_EUCLIDEAN"
+
+    def _setup(self) -> None:
+        self._conn.check_vector_support()
+        with self._conn.cursor() as cur:
+            cur.execute(
+                f"""CREATE TABLE IF NOT EXISTS {self._table} (
+                    id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                    node_id VARCHAR({_ID_MAX}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+                    ref_doc_id VARCHAR({_ID_MAX}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+                    text MEDIUMTEXT CHARACTER SET utf8mb4 NOT NULL,
+                    metadata JSON NOT NULL,
+                    node_content JSON NOT NULL,
+                    embedding VECTOR({int(self.embed_dim)}) NOT NULL,
+                    embed_model VARCHAR(255) NULL,
+                    created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+                    updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+                        ON UPDATE CURRENT_TIMESTAMP(6),
+                    UNIQUE KEY node_id (node_id),
+                    KEY ref_doc_id (ref_doc_id),
+                    FULLTEXT KEY text_fulltext (text),
+                    VECTOR INDEX embedding (embedding) M={int(self.hnsw_m)} DISTANCE={self.distance}
+                ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+            )
+        self._check_schema()
+        self._ready = True
+
+    def _check_schema(self) -> None:
+        """Refuse a table whose dimension, distance or columns differ from this store's."""
+        with self._conn.cursor() as cur:
+            cur.execute(f"SHOW CREATE TABLE {self._table}")
+            ddl = cur.fetchone()[1]
+        missing = [c for c in _COLUMNS if not re.search(rf"^\s*`{c}`", ddl, re.M)]
+        if missing:
+            raise SchemaMismatch(
+                f"table {self.table_name} exists but was not created by MariaDBVectorStore "
+                f"(missing columns: {', '.join(missing)}); choose another table_name"
+            )
+        dim = re.search(r"`embedding` vector\((\d+)\)", ddl, re.I)
+        if dim and int(dim[1]) != self.embed_dim:
+            raise SchemaMismatch(
+                f"table {self.table_name} holds {dim[1]}-dimensional vectors but this store was given "
+                f"embed_dim={self.embed_dim} (a different embedding model?); use another table_name, "
+                f"or re-index into a new table"
+            )
+        distance = re.search(r"VECTOR KEY[^\n]*`?DISTANCE`?=`?(\w+)", ddl, re.I)
+        found = distance[1].lower() if distance else "euclidean"
+        if found != self.distance:
+            raise SchemaMismatch(
+                f"table {self.table_name} has a {found} vector index but this store was given "
+                f"distance={self.distance!r}; use distance={found!r} or another table_name"
+            )
+
+    # -- writes -------------------------------------------------------------------------------
+    def _rows(self, nodes: Sequence[BaseNode]) -> list[tuple]:
+        """Validate every node, then serialize; raises before anything is written."""
+        vectors = []
+        for node in nodes:
+            if not isinstance(node.node_id, str) or not node.node_id or len(node.node_id) > _ID_MAX:
+                raise ValueError(f"node id {node.node_id!r} must be a non-empty string of at most {_ID_MAX} characters")
+            if node.ref_doc_id is not None and len(node.ref_doc_id) > _ID_MAX:
+                raise ValueError(f"node {node.node_id!r}: document id longer than {_ID_MAX} characters")
+            if node.embedding is None:
+                raise ValueError(f"node {node.node_id!r} has no embedding; embed it before adding it to the store")
+            if len(node.embedding) != self.embed_dim:
+                raise ValueError(
+                    f"node {node.node_id!r} has a {len(node.embedding)}-dimensional embedding; "
+                    f"this store holds {self.embed_dim}-dimensional vectors"
+                )
+            vectors.append(node.embedding)
+        matrix = np.asarray(vectors, dtype="<f4").reshape(len(nodes), self.embed_dim)
+        if not np.isfinite(matrix).all():
+            bad = next(n.node_id for n, row in zip(nodes, matrix) if not np.isfinite(row).all())
+            raise ValueError(f"node {bad!r} has a NaN or infinite value in its embedding")
+        rows = []
+        for node, vector in zip(nodes, matrix):
+            content = node_to_metadata_dict(node, remove_text=True, flat_metadata=False)
+            rows.append((
+                node.node_id,
+                node.ref_doc_id,
+                node.get_content(),
+                json.dumps(node.metadata, ensure_ascii=False, default=str),
+                json.dumps({"_node_content": content["_node_content"], "_node_type": content["_node_type"]},
+                           ensure_ascii=False),
+                vector.tobytes(),
+                self.embed_model_name,
+            ))
+        return rows
+
+    def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> List[str]:
+        """Upsert ``nodes`` in batches, all in one transaction; returns their ids."""
+        if not nodes:
+            return []
+        rows = self._rows(nodes)
+        sql = (
+            f"INSERT INTO {self._table} (node_id, ref_doc_id, text, metadata, node_content, embedding, embed_model) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE ref_doc_id = VALUES(ref_doc_id), "
+            "text = VALUES(text), metadata = VALUES(metadata), node_content = VALUES(node_content), "
+            "embedding = VALUES(embedding), embed_model = VALUES(embed_model)"
+        )
+        with self._conn.cursor() as cur:
+            for start in range(0, len(rows), self.batch_size):
+                cur.executemany(sql, rows[start:start + self.batch_size])
+        return [node.node_id for node in nodes]
+
+    def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        """Delete every chunk of one document (an indexed lookup)."""
+        self._conn.execute(f"DELETE FROM {self._table} WHERE ref_doc_id = ?", (ref_doc_id,))
+
+    def delete_nodes(
+        self,
+        node_ids: Optional[List[str]] = None,
+        filters: Optional[MetadataFilters] = None,
+        **delete_kwargs: Any,
+    ) -> None:
+        """Delete the chunks matching both ``node_ids`` and ``filters`` (either may be omitted).
+
+        With neither, nothing is deleted: emptying the store is :meth:`clear`, never an accident.
+        """
+        if node_ids is None and (filters is None or not filters.filters):
+            return
+        with self._conn.cursor() as cur:
+            for where, params in self._where_batches(node_ids, filters):
+                cur.execute(f"DELETE FROM {self._table} WHERE {where}", params)
+
+    def clear(self) -> None:
+        """Remove every chunk (the table and its indexes stay)."""
+        self._conn.execute(f"TRUNCATE TABLE {self._table}")
+
+    # -- reads --------------------------------------------------------------------------------
+    def _where_batches(
+        self, node_ids: Optional[Sequence[str]], filters: Optional[MetadataFilters]
+    ) -> Iterable[tuple[str, list[Any]]]:
+        """WHERE clauses for node ids (in batches, to bound the statement size) and filters."""
+        filter_sql, filter_params = compile_filters(filters)
+        if node_ids is None:
+            yield filter_sql, list(filter_params)
+            return
+        ids = list(dict.fromkeys(node_ids))
+        for start in range(0, len(ids), _IN_BATCH):
+            chunk = ids[start:start + _IN_BATCH]
+            yield (f"node_id IN ({', '.join('?' * len(chunk))}) AND {filter_sql}",
+                   [*chunk, *filter_params])
+
+    def get_nodes(
+        self, node_ids: Optional[List[str]] = None, filters: Optional[MetadataFilters] = None
+    ) -> List[BaseNode]:
+        """The stored nodes (with their embeddings) matching ``node_ids`` and ``filters``."""
+        nodes: list[BaseNode] = []
+        with self._conn.cursor() as cur:
+            for where, params in self._where_batches(node_ids, filters):
+                cur.execute(
+                    f"SELECT node_id, text, metadata, node_content, embedding FROM {self._table} "
+                    f"WHERE {where} ORDER BY id", params,
+                )
+                for node_id, text, metadata, content, embedding in cur.fetchall():
+                    node = self._to_node(node_id, text, metadata, content)
+                    node.embedding = np.frombuffer(embedding, dtype="<f4").tolist()
+                    nodes.append(node)
+        if node_ids is not None:
+            order = {node_id: i for i, node_id in enumerate(node_ids)}
+            nodes.sort(key=lambda n: order.get(n.node_id, len(order)))
+        return nodes
+
+    def count(self, filters: Optional[MetadataFilters] = None) -> int:
+        where, params = compile_filters(filters)
+        return int(self._conn.fetchall(f"SELECT COUNT(*) FROM {self._table} WHERE {where}", params)[0][0])
+
+    def embedding_models(self) -> dict[Optional[str], int]:
+        """How many chunks each embedding model produced: more than one key means mixed vectors."""
+        rows = self._conn.fetchall(f"SELECT embed_model, COUNT(*) FROM {self._table} GROUP BY embed_model")
+        return {model: int(n) for model, n in rows}
+
+    def _to_node(self, node_id: str, text: str, metadata: Any, content: Any) -> BaseNode:
+        try:
+            stored = json.loads(content) if isinstance(content, (str, bytes)) else content
+            node = metadata_dict_to_node(stored, text=text)
+        except Exception:  # a row written by another tool: keep what we can
+            node = TextNode(id_=node_id, text=text)
+        node.metadata = json.loads(metadata) if isinstance(metadata, (str, bytes)) else dict(metadata or {})
+        return node
+
+    def _similarity(self, distance: float) -> float:
+        if self.distance == "cosine":
+            return 1.0 - float(distance)
+        return 1.0 / (1.0 + float(distance))
+
+    def _vector_bytes(self, embedding: Sequence[float]) -> bytes:
+        vector = np.asarray(embedding, dtype="<f4")
+        if vector.shape != (self.embed_dim,):
+            raise ValueError(f"query embedding has {vector.size} dimensions; this store holds {self.embed_dim}")
+        return vector.tobytes()
+
+    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        """Nearest chunks by the HNSW index, honouring ids, filters and ``ef_search=`` per query."""
+        if query.mode != VectorStoreQueryMode.DEFAULT:
+            raise NotImplementedError(f"query mode {query.mode.value!r} is not supported by MariaDBVectorStore yet")
+        if query.query_embedding is None:
+            raise ValueError("a DEFAULT query needs query_embedding")
+        top_k = int(query.similarity_top_k)
+        if top_k <= 0:
+            return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
+        ef_search = int(kwargs.get("ef_search") or self.ef_search)
+        if not 1 <= ef_search <= 10000:
+            raise ValueError("ef_search must be between 1 and 10000")
+        where, params = self._query_where(query)
+        sql = (
+            f"SET STATEMENT mhnsw_ef_search = {ef_search} FOR "
+            f"SELECT node_id, text, metadata, node_content, {self._distance_fn}(embedding, ?) AS distance "
+            f"FROM {self._table} WHERE {where} ORDER BY distance LIMIT {top_k}"
+        )
+        rows = self._conn.fetchall(sql, [self._vector_bytes(query.query_embedding), *params])
+        return self._result(rows)
+
+    def _query_where(self, query: VectorStoreQuery) -> tuple[str, list[Any]]:
+        clauses, params = [], []
+        filter_sql, filter_params = compile_filters(query.filters)
+        clauses.append(filter_sql)
+        params.extend(filter_params)
+        for column, values in (("ref_doc_id", query.doc_ids), ("node_id", query.node_ids)):
+            if values is not None:
+                values = list(values)
+                if not values:
+                    clauses.append("FALSE")
+                else:
+                    clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
+                    params.extend(values)
+        return " AND ".join(clauses), params
+
+    def _result(self, rows: Sequence[tuple]) -> VectorStoreQueryResult:
+        nodes, similarities, ids = [], [], []
+        for node_id, text, metadata, content, distance in rows:
+            nodes.append(self._to_node(node_id, text, metadata, content))
+            similarities.append(self._similarity(distance))
+            ids.append(node_id)
+        return VectorStoreQueryResult(nodes=nodes, similarities=similarities, ids=ids)
+
+    # -- async twins: the driver is blocking, so each call runs in a worker thread ---------------
+    async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> List[str]:
+        return await asyncio.to_thread(self.add, nodes, **kwargs)
+
+    async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        await asyncio.to_thread(self.delete, ref_doc_id, **delete_kwargs)
+
+    async def adelete_nodes(
+        self, node_ids: Optional[List[str]] = None, filters: Optional[MetadataFilters] = None, **delete_kwargs: Any
+    ) -> None:
+        await asyncio.to_thread(self.delete_nodes, node_ids, filters, **delete_kwargs)
+
+    async def aget_nodes(
+        self, node_ids: Optional[List[str]] = None, filters: Optional[MetadataFilters] = None
+    ) -> List[BaseNode]:
+        return await asyncio.to_thread(self.get_nodes, node_ids, filters)
+
+    async def aclear(self) -> None:
+        await asyncio.to_thread(self.clear)
+
+    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        return await asyncio.to_thread(self.query, query, **kwargs)
+
+    async def acount(self, filters: Optional[MetadataFilters] = None) -> int:
+        return await asyncio.to_thread(self.count, filters)
+
+
+__all__ = ["MariaDBVectorStore", "StoreError"]

@@ -1,0 +1,64 @@
+"""The private MariaDB 11.8 and the command line around it."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from kb.cli import build_parser
+
+
+def test_db_status_reports_11_8(run_kb, server):
+    proc = run_kb("db", "status")
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"MariaDB 11\.8\.\d+", proc.stdout), proc.stdout
+    assert f"127.0.0.1:{server.port}" in proc.stdout and "socket" in proc.stdout
+
+
+def test_db_start_is_idempotent(run_kb, server):
+    pid = server.status().pid
+    proc = run_kb("db", "start")
+    assert proc.returncode == 0, proc.stderr
+    assert "is running" in proc.stdout
+    assert server.status().pid == pid  # the same server, not a second one
+
+
+def test_server_accepts_vector_column_with_vector_index(db):
+    db.execute("CREATE TABLE v (id INT PRIMARY KEY, e VECTOR(4) NOT NULL, VECTOR INDEX (e) M=6 DISTANCE=cosine)")
+    rows = [(i, np.asarray([i, 1, 0, 0], dtype="<f4").tobytes()) for i in range(1, 6)]
+    with db.cursor() as cur:
+        cur.executemany("INSERT INTO v VALUES (?, ?)", rows)
+    probe = np.asarray([3, 1, 0, 0], dtype="<f4").tobytes()
+    nearest = db.fetchall("SELECT id FROM v ORDER BY VEC_DISTANCE_COSINE(e, ?) LIMIT 1", (probe,))
+    assert nearest == [(3,)]
+    ddl = db.fetchall("SHOW CREATE TABLE v")[0][1]
+    assert "VECTOR KEY" in ddl
+
+
+def test_app_account_is_confined_to_its_database(server, project_settings):
+    from stores.connection import MariaDBConnection
+
+    app = MariaDBConnection(server.app_url())
+    try:
+        grants = " ".join(row[0] for row in app.fetchall("SHOW GRANTS"))
+    finally:
+        app.dispose()
+    assert f"`{project_settings.database.name}`.*" in grants
+    assert "ON *.*" not in grants.replace("GRANT USAGE ON *.*", "")
+
+
+def test_help_lists_commands_and_each_has_help(run_kb):
+    top = run_kb("--help")
+    assert top.returncode == 0
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # noqa: SLF001 - introspect our own parser
+    for name in commands:
+        assert name in top.stdout
+        sub = run_kb(name, "--help")
+        assert sub.returncode == 0 and "usage: kb " + name in sub.stdout, sub.stderr
+        nested = commands[name]._subparsers  # noqa: SLF001
+        if nested:
+            for action in nested._group_actions[0].choices:
+                leaf = run_kb(name, action, "--help")
+                assert leaf.returncode == 0 and f"usage: kb {name} {action}" in leaf.stdout
