@@ -122,7 +122,7 @@ class _Compiler:
 
     def _is_empty(self, path: str) -> str:
         return (f"COALESCE({self._type(path)} IS NULL OR {self._type(path)} = 'NULL' "
-                f"OR {self._string(path)} = '' OR JSON_LENGTH({self._raw(path)}) = 0, FALSE)")
+                f"OR {self._string(path)} = '' OR ({self._type(path)} = 'ARRAY' AND JSON_LENGTH({self._raw(path)}) = 0), FALSE)")
 
     def leaf(self, flt: MetadataFilter) -> str:
         op = flt.operator

@@ -310,31 +310,44 @@ class MariaDBVectorStore(BasePydanticVectorStore):
         top_k = int(query.similarity_top_k)
         if top_k <= 0:
             return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
-        ef_search = int(kwargs.get("ef_search") or self.ef_search)
-        if not 1 <= ef_search <= 10000:
+        sql, params = self._default_sql(query, kwargs.get("ef_search"))
+        return self._result(self._conn.fetchall(sql, params))
+
+    def _default_sql(self, query: VectorStoreQuery, ef_search: Optional[int] = None) -> tuple[str, list[Any]]:
+        """The HNSW query: ``ORDER BY VEC_DISTANCE_<metric>(embedding, ?) LIMIT k``, the only shape
+        MariaDB serves from the vector index (filters are applied to the graph search's output)."""
+        ef = int(ef_search or self.ef_search)
+        if not 1 <= ef <= 10000:
             raise ValueError("ef_search must be between 1 and 10000")
         where, params = self._query_where(query)
         sql = (
-            f"SET STATEMENT mhnsw_ef_search = {ef_search} FOR "
+            f"SET STATEMENT mhnsw_ef_search = {ef} FOR "
             f"SELECT node_id, text, metadata, node_content, {self._distance_fn}(embedding, ?) AS distance "
-            f"FROM {self._table} WHERE {where} ORDER BY distance LIMIT {top_k}"
+            f"FROM {self._table} WHERE {where} ORDER BY distance LIMIT {int(query.similarity_top_k)}"
         )
-        rows = self._conn.fetchall(sql, [self._vector_bytes(query.query_embedding), *params])
-        return self._result(rows)
+        return sql, [self._vector_bytes(query.query_embedding), *params]
+
+    def explain(self, query: VectorStoreQuery, **kwargs: Any) -> list[dict[str, Any]]:
+        """MariaDB's EXPLAIN of the statement :meth:`query` runs (to check the index is used)."""
+        sql, params = self._default_sql(query, kwargs.get("ef_search"))
+        sql = sql.replace(" FOR SELECT ", " FOR EXPLAIN SELECT ", 1)
+        with self._conn.cursor() as cur:
+            cur.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
 
     def _query_where(self, query: VectorStoreQuery) -> tuple[str, list[Any]]:
         clauses, params = [], []
         filter_sql, filter_params = compile_filters(query.filters)
         clauses.append(filter_sql)
         params.extend(filter_params)
+        # An empty list means "no restriction", as in every LlamaIndex store: VectorStoreIndex's
+        # retriever passes node_ids=[] when the index keeps no node list of its own.
         for column, values in (("ref_doc_id", query.doc_ids), ("node_id", query.node_ids)):
-            if values is not None:
-                values = list(values)
-                if not values:
-                    clauses.append("FALSE")
-                else:
-                    clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
-                    params.extend(values)
+            if values:
+                values = list(dict.fromkeys(values))
+                clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
+                params.extend(values)
         return " AND ".join(clauses), params
 
     def _result(self, rows: Sequence[tuple]) -> VectorStoreQueryResult:
