@@ -263,6 +263,10 @@ class PrivateServer:
             f"--innodb-buffer-pool-size={self.buffer_pool_mb}M",
             # A development server: survives a crash of any process, an OS crash may lose ~1 s.
             "--innodb-flush-log-at-trx-commit=2",
+            # Full-text index changes are cached and merged in bulk: a bigger cache, fewer merges.
+            "--innodb-ft-cache-size=80000000",
+            # Index two-letter stems too (gene names, units); the default skips them.
+            "--innodb-ft-min-token-size=2",
             "--character-set-server=utf8mb4",
             "--max-connections=300", "--skip-name-resolve",
         ]

@@ -1,20 +1,22 @@
 """``MariaDBVectorStore``: a LlamaIndex vector store on MariaDB 11.8's VECTOR type and HNSW index.
 
 One table holds the chunks: a unique node id (re-adding a node replaces it), the owning document id
-in its own indexed column, the text (MEDIUMTEXT, with a FULLTEXT index), user metadata as JSON (what
-filters see), the serialized node, ``VECTOR(dim) NOT NULL`` with a ``VECTOR INDEX``, the embedding
-model's name and timestamps. The primary key is an integer because a vector index needs a primary
+in its own indexed column, the text (MEDIUMTEXT: 16 MB), user metadata as JSON (what filters see),
+the serialized node, ``VECTOR(dim) NOT NULL`` with a ``VECTOR INDEX``, the embedding model's name and
+timestamps. Beside it, ``<table>_lexical`` holds each chunk's Porter stems under a FULLTEXT index
+(see :mod:`stores.lexical`), for full-text and hybrid search with BM25 scores. The primary key is an integer because a vector index needs a primary
 key of at most 256 bytes; the node id is a separate unique key so that ids can be any string.
 
 Writes are batched ``INSERT ... ON DUPLICATE KEY UPDATE`` through the connector's bulk
-``executemany``, with vectors bound as little-endian float32 bytes, one transaction per call: a call
-writes all of its nodes or none. Queries use the index's own shape,
+``executemany``, with vectors bound as little-endian float32 bytes; the chunks of one call are
+committed in one transaction: a call writes all of its chunks or none. Queries use the index's own shape,
 ``ORDER BY VEC_DISTANCE_<metric>(embedding, ?) LIMIT k``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor, wait
 import json
 import re
 from typing import Any, Iterable, List, Literal, Optional, Sequence
@@ -33,11 +35,12 @@ from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_
 
 from stores.connection import MariaDBConnection, SchemaMismatch, StoreError, quote_identifier
 from stores.filters import compile_filters
+from stores.lexical import Analyzer, LexicalIndex, text_hash
 
 Distance = Literal["cosine", "euclidean"]
 _ID_MAX = 255
 _IN_BATCH = 1000
-_COLUMNS = ("id", "node_id", "ref_doc_id", "text", "metadata", "node_content", "embedding",
+_COLUMNS = ("id", "node_id", "ref_doc_id", "text", "text_hash", "metadata", "node_content", "embedding",
             "embed_model", "created_at", "updated_at")
 
 
@@ -57,17 +60,25 @@ class MariaDBVectorStore(BasePydanticVectorStore):
     hnsw_m: int = Field(default=16, ge=3, le=200, description="HNSW graph degree M")
     ef_search: int = Field(default=40, ge=1, le=10000, description="HNSW search width (mhnsw_ef_search)")
     batch_size: int = Field(default=1000, ge=1, description="rows per executemany batch")
+    full_text: bool = Field(
+        default=True, description="keep the lexical (BM25) side for TEXT_SEARCH and HYBRID queries"
+    )
+    parallel_threshold: int = Field(
+        default=200, ge=1, description="from this many nodes, add() writes the lexical side on a second connection"
+    )
     embed_model_name: Optional[str] = Field(default=None, description="stored with each vector")
     perform_setup: bool = Field(default=True, description="create the table when missing")
 
     _conn: MariaDBConnection = PrivateAttr()
     _table: str = PrivateAttr()
-    _ready: bool = PrivateAttr(default=False)
+    _lexical: Optional[LexicalIndex] = PrivateAttr(default=None)
 
     def __init__(self, connection: MariaDBConnection, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._conn = connection
         self._table = quote_identifier(self.table_name)
+        if self.full_text:
+            self._lexical = LexicalIndex(connection, self.table_name, Analyzer())
         if self.perform_setup:
             self._setup()
 
@@ -119,6 +130,7 @@ class MariaDBVectorStore(BasePydanticVectorStore):
                     node_id VARCHAR({_ID_MAX}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
                     ref_doc_id VARCHAR({_ID_MAX}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
                     text MEDIUMTEXT CHARACTER SET utf8mb4 NOT NULL,
+                    text_hash BINARY(16) NOT NULL,
                     metadata JSON NOT NULL,
                     node_content JSON NOT NULL,
                     embedding VECTOR({int(self.embed_dim)}) NOT NULL,
@@ -128,12 +140,13 @@ class MariaDBVectorStore(BasePydanticVectorStore):
                         ON UPDATE CURRENT_TIMESTAMP(6),
                     UNIQUE KEY node_id (node_id),
                     KEY ref_doc_id (ref_doc_id),
-                    FULLTEXT KEY text_fulltext (text),
                     VECTOR INDEX embedding (embedding) M={int(self.hnsw_m)} DISTANCE={self.distance}
                 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
             )
+            if self._lexical:
+                self._lexical.create(cur)
         self._check_schema()
-        self._ready = True
+        self.repair()
 
     def _check_schema(self) -> None:
         """Refuse a table whose dimension, distance or columns differ from this store's."""
@@ -162,8 +175,8 @@ class MariaDBVectorStore(BasePydanticVectorStore):
             )
 
     # -- writes -------------------------------------------------------------------------------
-    def _rows(self, nodes: Sequence[BaseNode]) -> list[tuple]:
-        """Validate every node, then serialize; raises before anything is written."""
+    def _validate(self, nodes: Sequence[BaseNode]) -> np.ndarray:
+        """Check every node and return the embeddings as float32; raises before anything is written."""
         vectors = []
         for node in nodes:
             if not isinstance(node.node_id, str) or not node.node_id or len(node.node_id) > _ID_MAX:
@@ -182,13 +195,18 @@ class MariaDBVectorStore(BasePydanticVectorStore):
         if not np.isfinite(matrix).all():
             bad = next(n.node_id for n, row in zip(nodes, matrix) if not np.isfinite(row).all())
             raise ValueError(f"node {bad!r} has a NaN or infinite value in its embedding")
+        return matrix
+
+    def _rows(self, nodes: Sequence[BaseNode], matrix: np.ndarray) -> list[tuple]:
         rows = []
         for node, vector in zip(nodes, matrix):
             content = node_to_metadata_dict(node, remove_text=True, flat_metadata=False)
+            text = node.get_content()
             rows.append((
                 node.node_id,
                 node.ref_doc_id,
-                node.get_content(),
+                text,
+                text_hash(text),
                 json.dumps(node.metadata, ensure_ascii=False, default=str),
                 json.dumps({"_node_content": content["_node_content"], "_node_type": content["_node_type"]},
                            ensure_ascii=False),
@@ -197,25 +215,109 @@ class MariaDBVectorStore(BasePydanticVectorStore):
             ))
         return rows
 
+    _UPSERT = (
+        "INSERT INTO {table} (node_id, ref_doc_id, text, text_hash, metadata, node_content, embedding, embed_model) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE ref_doc_id = VALUES(ref_doc_id), "
+        "text = VALUES(text), text_hash = VALUES(text_hash), metadata = VALUES(metadata), "
+        "node_content = VALUES(node_content), embedding = VALUES(embedding), embed_model = VALUES(embed_model)"
+    )
+
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> List[str]:
-        """Upsert ``nodes`` in batches, all in one transaction; returns their ids."""
+        """Upsert ``nodes``; returns their ids. All chunks are committed in one transaction.
+
+        Every node is checked before anything is written. From ``parallel_threshold`` nodes on,
+        the lexical side is analysed and written on a second connection while this one inserts
+        into the vector index (the server maintains each index single-threaded; InnoDB tokenizes
+        FULLTEXT rows at commit), and committed first. If the chunk transaction then fails, the
+        lexical rows of these nodes are re-derived from the chunks table before the error
+        propagates; if the process dies in between, :meth:`repair` (run whenever a store is
+        opened) does the same.
+        """
         if not nodes:
             return []
-        rows = self._rows(nodes)
-        sql = (
-            f"INSERT INTO {self._table} (node_id, ref_doc_id, text, metadata, node_content, embedding, embed_model) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE ref_doc_id = VALUES(ref_doc_id), "
-            "text = VALUES(text), metadata = VALUES(metadata), node_content = VALUES(node_content), "
-            "embedding = VALUES(embedding), embed_model = VALUES(embed_model)"
-        )
-        with self._conn.cursor() as cur:
-            for start in range(0, len(rows), self.batch_size):
-                cur.executemany(sql, rows[start:start + self.batch_size])
+        matrix = self._validate(nodes)
+        sql = self._UPSERT.format(table=self._table)
+        batches = self._batches(nodes)
+        if len(nodes) < self.parallel_threshold or self._lexical is None:
+            with self._conn.cursor() as cur:
+                for start, end in batches:
+                    if self._lexical:
+                        self._lexical.upsert(cur, [(n.node_id, n.get_content()) for n in nodes[start:end]])
+                    cur.executemany(sql, self._rows(nodes[start:end], matrix[start:end]))
+            return [node.node_id for node in nodes]
+
+        def write_lexical() -> None:
+            for start, end in batches:
+                with self._conn.cursor() as lex_cur:
+                    self._lexical.upsert(lex_cur, [(n.node_id, n.get_content()) for n in nodes[start:end]])
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-lexical") as pool:
+            lexical_done = pool.submit(write_lexical)
+            try:
+                with self._conn.cursor() as cur:
+                    for start, end in batches:
+                        # serializing the next batch overlaps the lexical thread's server work
+                        cur.executemany(sql, self._rows(nodes[start:end], matrix[start:end]))
+                    lexical_done.result()  # a lexical failure rolls the chunks back too
+            except BaseException:
+                wait([lexical_done])
+                self._resync_lexical([node.node_id for node in nodes])
+                raise
         return [node.node_id for node in nodes]
+
+    def _batches(self, nodes: Sequence[BaseNode]) -> list[tuple[int, int]]:
+        """(start, end) slices of at most ``batch_size`` nodes and about 8 MB of payload each, so
+        that one bulk statement stays under the server's ``max_allowed_packet`` (16 MB default)."""
+        budget = 8 * 1024 * 1024
+        slices, start, size = [], 0, 0
+        for i, node in enumerate(nodes):
+            # text twice (chunk + serialized node) and metadata, as UTF-8 (<= 4 bytes a character)
+            weight = self.embed_dim * 4 + 4 * (2 * len(node.get_content()) + len(str(node.metadata))) + 1024
+            if weight > budget:
+                raise ValueError(f"node {node.node_id!r} is too large to store ({weight // 1024} KB); split it into smaller chunks")
+            if i > start and (i - start >= self.batch_size or size + weight > budget):
+                slices.append((start, i))
+                start, size = i, 0
+            size += weight
+        slices.append((start, len(nodes)))
+        return slices
+
+    def _resync_lexical(self, node_ids: Sequence[str]) -> None:
+        """Make the lexical rows of ``node_ids`` match the chunks table again."""
+        assert self._lexical is not None
+        ids = list(dict.fromkeys(node_ids))
+        with self._conn.cursor() as cur:
+            present: dict[str, str] = {}
+            for start in range(0, len(ids), _IN_BATCH):
+                chunk = ids[start:start + _IN_BATCH]
+                cur.execute(f"SELECT node_id, text FROM {self._table} WHERE node_id IN ({', '.join('?' * len(chunk))})",
+                            tuple(chunk))
+                present.update(cur.fetchall())
+            self._lexical.delete(cur, [i for i in ids if i not in present])
+            self._lexical.upsert(cur, list(present.items()))
+
+    def repair(self) -> tuple[int, int]:
+        """Bring the lexical side back in line with the chunks after an interrupted add.
+
+        Returns (lexical rows removed, chunks re-analysed); both are 0 when all is in order, which
+        costs two indexed anti-joins.
+        """
+        if self._lexical is None:
+            return 0, 0
+        with self._conn.cursor() as cur:
+            orphans, stale = self._lexical.out_of_sync(cur, self._table)
+            self._lexical.delete(cur, orphans)
+            self._lexical.upsert(cur, stale)
+        return len(orphans), len(stale)
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Delete every chunk of one document (an indexed lookup)."""
-        self._conn.execute(f"DELETE FROM {self._table} WHERE ref_doc_id = ?", (ref_doc_id,))
+        with self._conn.cursor() as cur:
+            cur.execute(f"SELECT node_id FROM {self._table} WHERE ref_doc_id = ? FOR UPDATE", (ref_doc_id,))
+            ids = [row[0] for row in cur.fetchall()]
+            if self._lexical:
+                self._lexical.delete(cur, ids)
+            cur.execute(f"DELETE FROM {self._table} WHERE ref_doc_id = ?", (ref_doc_id,))
 
     def delete_nodes(
         self,
@@ -231,11 +333,21 @@ class MariaDBVectorStore(BasePydanticVectorStore):
             return
         with self._conn.cursor() as cur:
             for where, params in self._where_batches(node_ids, filters):
-                cur.execute(f"DELETE FROM {self._table} WHERE {where}", params)
+                cur.execute(f"SELECT node_id FROM {self._table} WHERE {where} FOR UPDATE", params)
+                ids = [row[0] for row in cur.fetchall()]
+                if self._lexical:
+                    self._lexical.delete(cur, ids)
+                for start in range(0, len(ids), _IN_BATCH):
+                    chunk = ids[start:start + _IN_BATCH]
+                    cur.execute(f"DELETE FROM {self._table} WHERE node_id IN ({', '.join('?' * len(chunk))})",
+                                tuple(chunk))
 
     def clear(self) -> None:
-        """Remove every chunk (the table and its indexes stay)."""
-        self._conn.execute(f"TRUNCATE TABLE {self._table}")
+        """Remove every chunk (the tables and their indexes stay)."""
+        with self._conn.cursor() as cur:
+            cur.execute(f"TRUNCATE TABLE {self._table}")
+            if self._lexical:
+                self._lexical.clear(cur)
 
     # -- reads --------------------------------------------------------------------------------
     def _where_batches(
