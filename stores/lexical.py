@@ -95,6 +95,8 @@ class LexicalIndex:
         self.table = quote_identifier(f"{table_name}_lexical")
         self.stats_table = quote_identifier(f"{table_name}_lexical_stats")
         self.analyzer = analyzer or Analyzer()
+        self._df_cache: dict[str, int] = {}
+        self._df_version = -1
 
     # -- schema ---------------------------------------------------------------------------------
     def create(self, cur: Any) -> None:
@@ -113,10 +115,11 @@ class LexicalIndex:
             f"""CREATE TABLE IF NOT EXISTS {self.stats_table} (
                 id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
                 docs BIGINT NOT NULL,
-                total_length BIGINT NOT NULL
+                total_length BIGINT NOT NULL,
+                version BIGINT UNSIGNED NOT NULL DEFAULT 0
             ) ENGINE=InnoDB"""
         )
-        cur.execute(f"INSERT IGNORE INTO {self.stats_table} VALUES (1, 0, 0)")
+        cur.execute(f"INSERT IGNORE INTO {self.stats_table} (id, docs, total_length) VALUES (1, 0, 0)")
         cur.execute("SELECT @@innodb_ft_min_token_size")
         self.analyzer.set_min_token_size(int(cur.fetchone()[0]))
 
@@ -138,8 +141,8 @@ class LexicalIndex:
             list(latest.values()),
         )
         new_length = sum(row[2] for row in latest.values())
-        cur.execute(f"UPDATE {self.stats_table} SET docs = docs + ?, total_length = total_length + ? WHERE id = 1",
-                    (len(ids) - old_docs, new_length - old_length))
+        cur.execute(f"UPDATE {self.stats_table} SET docs = docs + ?, total_length = total_length + ?, "
+                    "version = version + 1 WHERE id = 1", (len(ids) - old_docs, new_length - old_length))
 
     def _totals_of(self, cur: Any, ids: Sequence[str]) -> tuple[int, int]:
         """How many of ``ids`` exist and their total length (rows locked until commit)."""
@@ -161,12 +164,12 @@ class LexicalIndex:
         for start in range(0, len(ids), 1000):
             chunk = ids[start:start + 1000]
             cur.execute(f"DELETE FROM {self.table} WHERE node_id IN ({', '.join('?' * len(chunk))})", tuple(chunk))
-        cur.execute(f"UPDATE {self.stats_table} SET docs = docs - ?, total_length = total_length - ? WHERE id = 1",
-                    (docs, length))
+        cur.execute(f"UPDATE {self.stats_table} SET docs = docs - ?, total_length = total_length - ?, "
+                    "version = version + 1 WHERE id = 1", (docs, length))
 
     def clear(self, cur: Any) -> None:
         cur.execute(f"TRUNCATE TABLE {self.table}")
-        cur.execute(f"UPDATE {self.stats_table} SET docs = 0, total_length = 0 WHERE id = 1")
+        cur.execute(f"UPDATE {self.stats_table} SET docs = 0, total_length = 0, version = version + 1 WHERE id = 1")
 
     def out_of_sync(self, cur: Any, nodes_table: str) -> tuple[list[str], list[tuple[str, str]]]:
         """Rows to remove (no chunk) and chunks to re-analyse (missing or stale) after a crash."""
@@ -178,21 +181,32 @@ class LexicalIndex:
         return orphans, [(row[0], row[1]) for row in cur.fetchall()]
 
     # -- reads ---------------------------------------------------------------------------------
-    def collection_stats(self, cur: Any) -> tuple[int, float]:
-        cur.execute(f"SELECT docs, total_length FROM {self.stats_table} WHERE id = 1")
+    def collection_stats(self, cur: Any) -> tuple[int, float, int]:
+        """(number of chunks, average length in stems, version: changes with every write)."""
+        cur.execute(f"SELECT docs, total_length, version FROM {self.stats_table} WHERE id = 1")
         row = cur.fetchone()
-        docs, total = (int(row[0]), int(row[1])) if row else (0, 0)
-        return docs, (total / docs if docs else 0.0)
+        docs, total, version = (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
+        return docs, (total / docs if docs else 0.0), version
 
-    def document_frequencies(self, cur: Any, stems: Iterable[str]) -> dict[str, int]:
-        """Exact document frequency of each stem, read off the FULLTEXT index."""
-        frequencies = {}
-        for stem in set(stems):
+    def document_frequencies(self, cur: Any, stems: Iterable[str], version: int) -> dict[str, int]:
+        """Exact document frequency of each stem, read off the FULLTEXT index in one round trip.
+
+        Cached per stem until the next write (``version``), so frequent stems cost nothing.
+        """
+        if self._df_version != version:
+            self._df_cache.clear()
+            self._df_version = version
+        wanted = [s for s in dict.fromkeys(stems) if s not in self._df_cache]
+        if wanted:
             # Stems are word characters only, so '+stem' is a single required term.
-            cur.execute(f"SELECT COUNT(*) FROM {self.table} WHERE MATCH(stems) AGAINST (? IN BOOLEAN MODE)",
-                        (f"+{stem}",))
-            frequencies[stem] = int(cur.fetchone()[0])
-        return frequencies
+            counts = ", ".join(
+                f"(SELECT COUNT(*) FROM {self.table} WHERE MATCH(stems) AGAINST (? IN BOOLEAN MODE))" for _ in wanted)
+            cur.execute(f"SELECT {counts}", tuple(f"+{s}" for s in wanted))
+            for stem, count in zip(wanted, cur.fetchone()):
+                self._df_cache[stem] = int(count)
+            if len(self._df_cache) > 100_000:
+                self._df_cache.clear()
+        return {s: self._df_cache.get(s, 0) for s in stems}
 
     @staticmethod
     def bm25(query_stems: Sequence[str], doc_stems: str, doc_length: int, df: dict[str, int], docs: int,
@@ -200,11 +214,11 @@ class LexicalIndex:
         """Okapi BM25 (Lucene's variant of idf: log(1 + (N - df + 0.5) / (df + 0.5)))."""
         if not docs:
             return 0.0
-        counts = Counter(doc_stems.split())
+        tokens = doc_stems.split()
         norm = params.k1 * (1 - params.b + params.b * doc_length / (avg_length or 1.0))
         score = 0.0
         for stem, q_count in Counter(query_stems).items():
-            tf = counts.get(stem, 0)
+            tf = tokens.count(stem)
             if not tf:
                 continue
             n = df.get(stem, 0)

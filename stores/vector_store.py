@@ -35,11 +35,15 @@ from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_
 
 from stores.connection import MariaDBConnection, SchemaMismatch, StoreError, quote_identifier
 from stores.filters import compile_filters
-from stores.lexical import Analyzer, LexicalIndex, text_hash
+from stores.fusion import FusionStrategy, Ranked, fuse
+from stores.lexical import Analyzer, BM25Params, LexicalIndex, text_hash
 
 Distance = Literal["cosine", "euclidean"]
 _ID_MAX = 255
 _IN_BATCH = 1000
+RETRIEVAL_KEY = "retrieval"  # result metadata: which list(s) found a node, its rank and score in each
+_QUERY_OPTIONS = {"ef_search", "exact_scan_max", "text_candidates", "fusion", "rrf_k", "weights",
+                  "both_boost", "vector_pool", "mmr_pool"}
 _COLUMNS = ("id", "node_id", "ref_doc_id", "text", "text_hash", "metadata", "node_content", "embedding",
             "embed_model", "created_at", "updated_at")
 
@@ -63,6 +67,18 @@ class MariaDBVectorStore(BasePydanticVectorStore):
     full_text: bool = Field(
         default=True, description="keep the lexical (BM25) side for TEXT_SEARCH and HYBRID queries"
     )
+    exact_scan_max: int = Field(
+        default=4000, ge=0, description="a restricted dense search passing at most this many rows is exact"
+    )
+    hybrid_fusion: FusionStrategy = Field(default="weighted", description="how HYBRID combines the two rankings")
+    rrf_k: float = Field(default=60.0, gt=0, description="reciprocal rank fusion constant")
+    rrf_weights: tuple[float, float] = Field(default=(1.0, 1.0), description="(vector, text) weights for rrf")
+    both_boost: float = Field(default=0.0, ge=0, description="extra weight for chunks found by both lists")
+    sparse_top_k: int = Field(default=100, ge=1, description="full-text candidates fused in HYBRID")
+    vector_pool: int = Field(default=100, ge=1, description="vector candidates fused in HYBRID")
+    text_candidates: int = Field(default=300, ge=1, description="FULLTEXT matches re-scored with BM25")
+    mmr_pool: int = Field(default=40, ge=1, description="vector candidates MMR chooses from")
+    bm25: BM25Params = Field(default_factory=BM25Params, description="BM25 k1 and b")
     parallel_threshold: int = Field(
         default=200, ge=1, description="from this many nodes, add() writes the lexical side on a second connection"
     )
@@ -407,50 +423,50 @@ class MariaDBVectorStore(BasePydanticVectorStore):
             return 1.0 - float(distance)
         return 1.0 / (1.0 + float(distance))
 
-    def _vector_bytes(self, embedding: Sequence[float]) -> bytes:
+    def _vector_bytes(self, embedding: Optional[Sequence[float]]) -> bytes:
+        if embedding is None:
+            raise ValueError("this query mode needs query_embedding")
         vector = np.asarray(embedding, dtype="<f4")
         if vector.shape != (self.embed_dim,):
             raise ValueError(f"query embedding has {vector.size} dimensions; this store holds {self.embed_dim}")
         return vector.tobytes()
 
+    # -- queries ------------------------------------------------------------------------------
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        """Nearest chunks by the HNSW index, honouring ids, filters and ``ef_search=`` per query."""
-        if query.mode != VectorStoreQueryMode.DEFAULT:
-            raise NotImplementedError(f"query mode {query.mode.value!r} is not supported by MariaDBVectorStore yet")
-        if query.query_embedding is None:
-            raise ValueError("a DEFAULT query needs query_embedding")
-        top_k = int(query.similarity_top_k)
+        """Run a query in any supported mode; ``kwargs`` override the store's search settings.
+
+        Modes: DEFAULT (HNSW, exact when a filter leaves few rows), TEXT_SEARCH (BM25 over the
+        FULLTEXT candidates), HYBRID (both, fused: ``fusion=``, ``rrf_k=``, ``weights=``,
+        ``alpha`` of the query, ``both_boost=``, ``sparse_top_k`` and ``vector_pool=`` for the
+        pools), MMR (``mmr_threshold`` = lambda, ``mmr_pool=``). Per-query settings:
+        ``ef_search=``, ``exact_scan_max=``, ``text_candidates=``.
+        """
+        unknown = set(kwargs) - _QUERY_OPTIONS
+        if unknown:
+            raise ValueError(f"unknown query option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_QUERY_OPTIONS))}")
+        top_k = int(query.hybrid_top_k or query.similarity_top_k) if query.mode == VectorStoreQueryMode.HYBRID \
+            else int(query.similarity_top_k)
         if top_k <= 0:
             return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
-        sql, params = self._default_sql(query, kwargs.get("ef_search"))
-        return self._result(self._conn.fetchall(sql, params))
-
-    def _default_sql(self, query: VectorStoreQuery, ef_search: Optional[int] = None) -> tuple[str, list[Any]]:
-        """The HNSW query: ``ORDER BY VEC_DISTANCE_<metric>(embedding, ?) LIMIT k``, the only shape
-        MariaDB serves from the vector index (filters are applied to the graph search's output)."""
-        ef = int(ef_search or self.ef_search)
-        if not 1 <= ef <= 10000:
-            raise ValueError("ef_search must be between 1 and 10000")
-        where, params = self._query_where(query)
-        sql = (
-            f"SET STATEMENT mhnsw_ef_search = {ef} FOR "
-            f"SELECT node_id, text, metadata, node_content, {self._distance_fn}(embedding, ?) AS distance "
-            f"FROM {self._table} WHERE {where} ORDER BY distance LIMIT {int(query.similarity_top_k)}"
+        mode = query.mode
+        if mode == VectorStoreQueryMode.DEFAULT:
+            return self._dense_result(query, top_k, kwargs)
+        if mode in (VectorStoreQueryMode.TEXT_SEARCH, VectorStoreQueryMode.SPARSE):
+            ranked = self._text_ranking(query, top_k, kwargs)
+            return self._fetch_result(ranked.ids, ranked.scores)
+        if mode == VectorStoreQueryMode.HYBRID:
+            return self._hybrid_result(query, top_k, kwargs)
+        if mode == VectorStoreQueryMode.MMR:
+            return self._mmr_result(query, top_k, kwargs)
+        raise NotImplementedError(
+            f"query mode {mode.value!r} is not supported by MariaDBVectorStore "
+            "(supported: default, text_search, sparse, hybrid, mmr)"
         )
-        return sql, [self._vector_bytes(query.query_embedding), *params]
 
-    def explain(self, query: VectorStoreQuery, **kwargs: Any) -> list[dict[str, Any]]:
-        """MariaDB's EXPLAIN of the statement :meth:`query` runs (to check the index is used)."""
-        sql, params = self._default_sql(query, kwargs.get("ef_search"))
-        sql = sql.replace(" FOR SELECT ", " FOR EXPLAIN SELECT ", 1)
-        with self._conn.cursor() as cur:
-            cur.execute(sql, params)
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, row)) for row in cur.fetchall()]
-
-    def _query_where(self, query: VectorStoreQuery) -> tuple[str, list[Any]]:
+    def _query_where(self, query: VectorStoreQuery, alias: str = "") -> tuple[str, list[Any]]:
+        prefix = f"{alias}." if alias else ""
         clauses, params = [], []
-        filter_sql, filter_params = compile_filters(query.filters)
+        filter_sql, filter_params = compile_filters(query.filters, column=f"{prefix}`metadata`")
         clauses.append(filter_sql)
         params.extend(filter_params)
         # An empty list means "no restriction", as in every LlamaIndex store: VectorStoreIndex's
@@ -458,17 +474,206 @@ class MariaDBVectorStore(BasePydanticVectorStore):
         for column, values in (("ref_doc_id", query.doc_ids), ("node_id", query.node_ids)):
             if values:
                 values = list(dict.fromkeys(values))
-                clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
+                clauses.append(f"{prefix}{column} IN ({', '.join('?' * len(values))})")
                 params.extend(values)
         return " AND ".join(clauses), params
 
-    def _result(self, rows: Sequence[tuple]) -> VectorStoreQueryResult:
+    def _dense_plan(self, where: str, params: list[Any], k: int, kwargs: dict) -> tuple[bool, int]:
+        """Choose between the HNSW index and an exact scan for a restricted dense search.
+
+        MariaDB applies WHERE to what the graph search yields, so a selective restriction
+        (metadata filter, doc_ids, node_ids) can return worse neighbours than the true nearest
+        among the rows that pass. The rule:
+
+        1. count the rows that pass, stopping at ``25 * exact_scan_max`` (a LIMIT-ed subquery, so
+           an unselective filter is counted cheaply; ``doc_ids``/``node_ids`` use their indexes);
+        2. at most ``exact_scan_max`` rows (default 4000): scan them exactly, without the index
+           (distances for a few thousand rows cost a few milliseconds and the answer is exact);
+        3. more: use the index with ``ef_search`` widened by the inverse of the share of rows that
+           pass (capped at 25x and at 10,000), so that the graph search looks at about as many
+           qualifying rows as an unfiltered search would.
+
+        Returns (exact?, ef_search).
+        """
+        ef = int(kwargs.get("ef_search") or self.ef_search)
+        if not 1 <= ef <= 10000:
+            raise ValueError("ef_search must be between 1 and 10000")
+        ef = max(ef, k)
+        if where == "TRUE":
+            return False, min(ef, 10000)
+        exact_max = int(kwargs.get("exact_scan_max", self.exact_scan_max))
+        cap = 25 * max(exact_max, 1)
+        matching = int(self._conn.fetchall(
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM {self._table} WHERE {where} LIMIT {cap}) AS passing", params)[0][0])
+        if matching <= exact_max:
+            return True, ef
+        total = max(self._approximate_rows(), matching)
+        widen = min(25.0, total / matching)
+        return False, int(min(10000, ef * widen))
+
+    def _approximate_rows(self) -> int:
+        rows = self._conn.fetchall(
+            "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+            (self.table_name,))
+        return int(rows[0][0] or 0) if rows else 0
+
+    def _dense_sql(self, query: VectorStoreQuery, k: int, kwargs: dict, columns: str) -> tuple[str, list[Any]]:
+        where, params = self._query_where(query)
+        exact, ef = self._dense_plan(where, params, k, kwargs)
+        hint = " IGNORE INDEX (embedding)" if exact else ""
+        sql = (
+            f"SET STATEMENT mhnsw_ef_search = {ef} FOR "
+            f"SELECT {columns}, {self._distance_fn}(embedding, ?) AS distance "
+            f"FROM {self._table}{hint} WHERE {where} ORDER BY distance LIMIT {int(k)}"
+        )
+        return sql, [self._vector_bytes(query.query_embedding), *params]
+
+    def _dense_result(self, query: VectorStoreQuery, k: int, kwargs: dict) -> VectorStoreQueryResult:
+        sql, params = self._dense_sql(query, k, kwargs, "node_id, text, metadata, node_content")
         nodes, similarities, ids = [], [], []
-        for node_id, text, metadata, content, distance in rows:
+        for node_id, text, metadata, content, distance in self._conn.fetchall(sql, params):
             nodes.append(self._to_node(node_id, text, metadata, content))
             similarities.append(self._similarity(distance))
             ids.append(node_id)
         return VectorStoreQueryResult(nodes=nodes, similarities=similarities, ids=ids)
+
+    def _dense_ranking(self, query: VectorStoreQuery, k: int, kwargs: dict, with_vectors: bool = False) -> tuple[Ranked, dict[str, np.ndarray]]:
+        sql, params = self._dense_sql(query, k, kwargs, "node_id, embedding" if with_vectors else "node_id")
+        rows = self._conn.fetchall(sql, params)
+        ranked = Ranked(ids=[r[0] for r in rows], scores=[self._similarity(r[-1]) for r in rows])
+        vectors = {r[0]: np.frombuffer(r[1], dtype="<f4") for r in rows} if with_vectors else {}
+        return ranked, vectors
+
+    def explain(self, query: VectorStoreQuery, **kwargs: Any) -> list[dict[str, Any]]:
+        """MariaDB's EXPLAIN of the statement a DEFAULT :meth:`query` runs (is the index used?)."""
+        sql, params = self._dense_sql(query, int(query.similarity_top_k), kwargs, "node_id")
+        sql = sql.replace(" FOR SELECT ", " FOR EXPLAIN SELECT ", 1)
+        with self._conn.cursor() as cur:
+            cur.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def _require_lexical(self) -> LexicalIndex:
+        if self._lexical is None:
+            raise ValueError("this store was created with full_text=False: TEXT_SEARCH and HYBRID need full_text=True")
+        return self._lexical
+
+    def _bm25_scores(self, cur: Any, stems: list[str], candidates: Sequence[tuple[str, str, int]]) -> dict[str, float]:
+        lexical = self._require_lexical()
+        docs, avg_length, version = lexical.collection_stats(cur)
+        df = lexical.document_frequencies(cur, stems, version)
+        return {node_id: lexical.bm25(stems, doc_stems, length, df, docs, avg_length, self.bm25)
+                for node_id, doc_stems, length in candidates}
+
+    def _text_ranking(self, query: VectorStoreQuery, k: int, kwargs: dict) -> Ranked:
+        """BM25 ranking: FULLTEXT finds ``text_candidates`` candidates, BM25 orders them."""
+        lexical = self._require_lexical()
+        if not query.query_str:
+            raise ValueError("a text search needs query_str")
+        stems = lexical.analyzer.stems(query.query_str)
+        if not stems:
+            return Ranked(ids=[], scores=[])
+        pool = max(k, int(kwargs.get("text_candidates", self.text_candidates)))
+        where, params = self._query_where(query, alias="n")
+        match = " ".join(dict.fromkeys(stems))
+        # Restrictions live on the chunks table; without any, the join is left out. Orphan lexical
+        # rows (an interrupted add) are then possible candidates, and _fetch_result drops them.
+        join = f"JOIN {self._table} n ON n.node_id = l.node_id " if where != "TRUE" else ""
+        with self._conn.cursor() as cur:
+            cur.execute(
+                f"SELECT l.node_id, l.stems, l.length FROM {lexical.table} l {join}"
+                f"WHERE MATCH(l.stems) AGAINST (? IN NATURAL LANGUAGE MODE) AND {where} "
+                f"ORDER BY MATCH(l.stems) AGAINST (? IN NATURAL LANGUAGE MODE) DESC LIMIT {pool}",
+                (match, *params, match),
+            )
+            candidates = cur.fetchall()
+            scores = self._bm25_scores(cur, stems, candidates)
+        best = sorted(scores.items(), key=lambda item: -item[1])[:k]
+        return Ranked(ids=[node_id for node_id, _ in best], scores=[score for _, score in best])
+
+    def _hybrid_result(self, query: VectorStoreQuery, k: int, kwargs: dict) -> VectorStoreQueryResult:
+        strategy = kwargs.get("fusion", self.hybrid_fusion)
+        sparse_k = int(query.sparse_top_k or self.sparse_top_k)
+        vector_k = int(kwargs.get("vector_pool", self.vector_pool))
+        dense, vectors = self._dense_ranking(query, max(k, vector_k), kwargs, with_vectors=strategy == "text_then_vector")
+        text = self._text_ranking(query, max(k, sparse_k), kwargs) if query.query_str else Ranked([], [])
+        rescore: dict[str, dict[str, float]] = {}
+        if strategy == "text_then_vector":
+            rescore["vector"] = self._vector_scores(query, text.ids)
+        elif strategy == "vector_then_text":
+            rescore["text"] = self._bm25_for(query, dense.ids)
+        alpha = 0.5 if query.alpha is None else float(query.alpha)
+        fused = fuse(dense, text, strategy=strategy, rrf_k=float(kwargs.get("rrf_k", self.rrf_k)),
+                     weights=tuple(kwargs.get("weights", self.rrf_weights)), alpha=alpha,
+                     both_boost=float(kwargs.get("both_boost", self.both_boost)), rescore=rescore)[:k]
+        result = self._fetch_result([f.node_id for f in fused], [f.score for f in fused])
+        for node, entry in zip(result.nodes, fused):
+            node.metadata[RETRIEVAL_KEY] = {"lists": entry.lists, "ranks": entry.ranks, "scores": entry.scores,
+                                            "fusion": strategy}
+            for excluded in (node.excluded_llm_metadata_keys, node.excluded_embed_metadata_keys):
+                if RETRIEVAL_KEY not in excluded:
+                    excluded.append(RETRIEVAL_KEY)
+        return result
+
+    def _vector_scores(self, query: VectorStoreQuery, node_ids: Sequence[str]) -> dict[str, float]:
+        """Similarity of the query to each candidate's stored vector (one query for all)."""
+        if not node_ids:
+            return {}
+        q = self._vector_bytes(query.query_embedding)
+        rows = self._conn.fetchall(
+            f"SELECT node_id, {self._distance_fn}(embedding, ?) FROM {self._table} "
+            f"WHERE node_id IN ({', '.join('?' * len(node_ids))})", [q, *node_ids])
+        return {node_id: self._similarity(distance) for node_id, distance in rows}
+
+    def _bm25_for(self, query: VectorStoreQuery, node_ids: Sequence[str]) -> dict[str, float]:
+        """BM25 of each candidate for the query (0 when it shares no stem with it)."""
+        lexical = self._require_lexical()
+        stems = lexical.analyzer.stems(query.query_str or "")
+        if not node_ids or not stems:
+            return {node_id: 0.0 for node_id in node_ids}
+        with self._conn.cursor() as cur:
+            cur.execute(f"SELECT node_id, stems, length FROM {lexical.table} "
+                        f"WHERE node_id IN ({', '.join('?' * len(node_ids))})", tuple(node_ids))
+            return self._bm25_scores(cur, stems, cur.fetchall())
+
+    def _mmr_result(self, query: VectorStoreQuery, k: int, kwargs: dict) -> VectorStoreQueryResult:
+        """Maximal marginal relevance over a candidate pool, from the stored vectors."""
+        pool = max(k, int(kwargs.get("mmr_pool", self.mmr_pool)))
+        dense, vectors = self._dense_ranking(query, pool, kwargs, with_vectors=True)
+        if not dense.ids:
+            return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
+        lam = 0.5 if query.mmr_threshold is None else float(query.mmr_threshold)
+        if not 0.0 <= lam <= 1.0:
+            raise ValueError("mmr_threshold (lambda) must be between 0 and 1")
+        matrix = np.stack([vectors[i] for i in dense.ids]).astype(np.float64)
+        relevance = np.asarray(dense.scores)
+        if self.distance == "cosine":
+            unit = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+            pairwise = unit @ unit.T
+        else:
+            pairwise = 1.0 / (1.0 + np.linalg.norm(matrix[:, None, :] - matrix[None, :, :], axis=2))
+        chosen: list[int] = []
+        scores: list[float] = []
+        remaining = list(range(len(dense.ids)))
+        while remaining and len(chosen) < k:
+            redundancy = pairwise[np.ix_(remaining, chosen)].max(axis=1) if chosen else np.zeros(len(remaining))
+            mmr = lam * relevance[remaining] - (1 - lam) * redundancy
+            best = int(np.argmax(mmr))
+            chosen.append(remaining.pop(best))
+            scores.append(float(mmr[best]))
+        return self._fetch_result([dense.ids[i] for i in chosen], scores)
+
+    def _fetch_result(self, ids: Sequence[str], scores: Sequence[float]) -> VectorStoreQueryResult:
+        """The nodes for ranked ids, in that order, with the given scores as similarities."""
+        if not ids:
+            return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
+        rows = self._conn.fetchall(
+            f"SELECT node_id, text, metadata, node_content FROM {self._table} "
+            f"WHERE node_id IN ({', '.join('?' * len(ids))})", list(ids))
+        by_id = {row[0]: self._to_node(*row) for row in rows}
+        kept = [(i, s) for i, s in zip(ids, scores) if i in by_id]  # deleted meanwhile: skipped
+        return VectorStoreQueryResult(nodes=[by_id[i] for i, _ in kept], similarities=[s for _, s in kept],
+                                      ids=[i for i, _ in kept])
 
     # -- async twins: the driver is blocking, so each call runs in a worker thread ---------------
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> List[str]:

