@@ -85,6 +85,56 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _parse_filters(items: list[str] | None) -> dict | None:
+    """``key=value`` pairs (values read as YAML scalars: 2024 is a number) -> equality filters."""
+    import yaml
+
+    if not items:
+        return None
+    filters = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise KBError(f"--filter {item!r}: use key=value, e.g. --filter file_type=pdf")
+        parsed = yaml.safe_load(value) if value.strip() else ""
+        filters[key.strip()] = parsed if isinstance(parsed, (str, int, float)) else value
+    return filters
+
+
+def _knowledge_base(settings: Settings):
+    from kb.knowledge_base import KnowledgeBase
+
+    return KnowledgeBase(settings)
+
+
+def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
+    kb = _knowledge_base(settings)
+    status = 0
+    for path in args.paths:
+        report = kb.index_directory(path, include=args.include or None, exclude=args.exclude or None,
+                                    recursive=False if args.no_recursive else None, dry_run=args.dry_run,
+                                    echo=lambda line: print(line, file=sys.stderr, flush=True))
+        print(report.summary(), flush=True)
+        status = status or (0 if report.ok else 1)
+    kb.close()
+    return status
+
+
+def _cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    kb = _knowledge_base(settings)
+    hits = kb.retrieve(args.question, top_k=args.top_k, mode=args.mode, filters=_parse_filters(args.filter),
+                       fusion=args.fusion)
+    if not hits:
+        print("no matching chunks")
+    for rank, hit in enumerate(hits, start=1):
+        md = hit.node.metadata
+        where = md.get("file_path") or hit.node.ref_doc_id or hit.node.node_id
+        text = " ".join(hit.node.get_content().split())
+        print(f"{rank}. [{hit.score:.3f}] {where} - {md.get('title', '')}\n   {text[:240]}")
+    kb.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kb",
@@ -105,6 +155,25 @@ def build_parser() -> argparse.ArgumentParser:
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     config_commands.add_parser("show", help="print the effective configuration (secrets hidden)").set_defaults(handler=_cmd_config_show)
     config_commands.add_parser("check", help="check the profile's API keys and the database").set_defaults(handler=_cmd_config_check)
+    index = commands.add_parser("index", help="index folders of documents (incremental)",
+                                description="Index folders: new and changed files are embedded, unchanged ones "
+                                            "skipped, deleted ones removed (only under the folder given).")
+    index.add_argument("paths", nargs="+", metavar="PATH", help="folder(s) to index")
+    index.add_argument("--include", action="append", metavar="GLOB", help="only paths matching (repeatable)")
+    index.add_argument("--exclude", action="append", metavar="GLOB", help="skip paths matching (repeatable)")
+    index.add_argument("--no-recursive", action="store_true", help="only the folder itself, not sub-folders")
+    index.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+    index.set_defaults(handler=_cmd_index)
+
+    search = commands.add_parser("search", help="find the chunks that match a question (no LLM)",
+                                 description="Retrieve the best-matching chunks, without generating an answer.")
+    search.add_argument("question")
+    search.add_argument("--top-k", type=int, default=None, help="how many chunks (default: retrieval.top_k)")
+    search.add_argument("--mode", choices=["dense", "text", "hybrid", "mmr"], default=None)
+    search.add_argument("--fusion", choices=["rrf", "weighted", "text_then_vector", "vector_then_text"], default=None)
+    search.add_argument("--filter", action="append", metavar="KEY=VALUE", help="metadata equality (repeatable)")
+    search.set_defaults(handler=_cmd_search)
+
     commands.add_parser("demo", help="run the demo on the offline default models",
                         description="Start kb's server and show that kb works end to end.").set_defaults(handler=_cmd_demo)
     return parser

@@ -62,6 +62,40 @@ class VectorStoreSettings(_Strict):
     ef_search: int = Field(40, ge=1, le=10000)
 
 
+RetrievalMode = Literal["dense", "text", "hybrid", "mmr"]
+FusionName = Literal["rrf", "weighted", "text_then_vector", "vector_then_text"]
+
+
+class RetrievalSettings(_Strict):
+    """How questions find chunks; every key can also be given per query."""
+
+    mode: RetrievalMode = "hybrid"
+    top_k: int = Field(5, ge=1, le=1000)
+    fusion: FusionName = "weighted"
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="weighted fusion: share of the vector side")
+    rrf_k: float = Field(60.0, gt=0)
+    rrf_weights: tuple[float, float] = (1.0, 1.0)
+    both_boost: float = Field(0.0, ge=0.0)
+    sparse_top_k: int = Field(100, ge=1, description="full-text candidates fused")
+    vector_pool: int = Field(100, ge=1, description="vector candidates fused")
+    text_candidates: int = Field(300, ge=1, description="FULLTEXT matches re-scored with BM25")
+    mmr_lambda: float = Field(0.5, ge=0.0, le=1.0)
+    ef_search: int | None = Field(None, ge=1, le=10000, description="overrides vector_store.ef_search")
+
+
+class IndexingSettings(_Strict):
+    """How ``kb index`` reads and chunks a directory."""
+
+    chunk_size: int = Field(256, ge=32, le=8192, description="tokens per chunk")
+    chunk_overlap: int = Field(32, ge=0, le=1024)
+    include: list[str] = Field(default_factory=list, description="globs on paths relative to the root; empty = all supported")
+    exclude: list[str] = Field(default_factory=list)
+    recursive: bool = True
+    workers: int = Field(2, ge=1, le=32, description="threads reading and chunking files")
+    group_size: int = Field(64, ge=1, le=10000, description="files embedded and written together")
+    kv_table: str = Field("kb_kv", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
 LLMProvider = Literal["llama_cpp", "openai", "ollama", "openai_like"]
 EmbeddingProvider = Literal["local", "huggingface", "openai", "openai_like"]
 
@@ -125,6 +159,8 @@ class Settings(_Strict):
     home: str = Field(".kb", description="private server, caches and logs; relative to the config file")
     database: DatabaseSettings = DatabaseSettings()
     vector_store: VectorStoreSettings = VectorStoreSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    indexing: IndexingSettings = IndexingSettings()
     profiles: dict[str, ProfileSettings] = Field(default_factory=_default_profiles)
 
     # Where the settings were read from: for messages and for resolving relative paths.

@@ -54,6 +54,21 @@ def chatml_completion_to_prompt(completion: str, system_prompt: str | None = Non
     return f"{system}<|im_start|>user\n{completion}<|im_end|>\n<|im_start|>assistant\n"
 
 
+def quiet_huggingface() -> None:
+    """Offline, and no download or weight-loading progress bars in kb's output."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except Exception:  # transformers missing or changed: only cosmetics are lost
+        pass
+
+
 def embedding_model_name(settings: Settings) -> str:
     embedding = settings.active_profile.embedding
     return f"{embedding.provider}:{embedding.model}"
@@ -64,8 +79,7 @@ def build_embedding(settings: Settings) -> Any:
     settings.require_api_keys()
     part: EmbeddingSettings = settings.active_profile.embedding
     if part.provider in ("local", "huggingface"):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        quiet_huggingface()
         from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
         model = str(local_embedding_path()) if part.provider == "local" else part.model

@@ -9,11 +9,13 @@ from stores.connection import (
     quote_identifier,
 )
 from stores.filters import UnsupportedFilterError
+from stores.kv_store import MariaDBKVStore
 from stores.vector_store import MariaDBVectorStore
 
 __all__ = [
     "DatabaseUnavailable",
     "MariaDBConnection",
+    "MariaDBKVStore",
     "MariaDBVectorStore",
     "SchemaMismatch",
     "ServerTooOld",

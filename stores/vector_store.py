@@ -43,7 +43,7 @@ _ID_MAX = 255
 _IN_BATCH = 1000
 RETRIEVAL_KEY = "retrieval"  # result metadata: which list(s) found a node, its rank and score in each
 _QUERY_OPTIONS = {"ef_search", "exact_scan_max", "text_candidates", "fusion", "rrf_k", "weights",
-                  "both_boost", "vector_pool", "mmr_pool"}
+                  "both_boost", "vector_pool", "mmr_pool", "mmr_threshold"}
 _COLUMNS = ("id", "node_id", "ref_doc_id", "text", "text_hash", "metadata", "node_content", "embedding",
             "embed_model", "created_at", "updated_at")
 
@@ -400,6 +400,29 @@ class MariaDBVectorStore(BasePydanticVectorStore):
             nodes.sort(key=lambda n: order.get(n.node_id, len(order)))
         return nodes
 
+    def ref_doc_ids(self, prefix: Optional[str] = None) -> list[str]:
+        """The ids of the documents that have chunks here, optionally only those starting with
+        ``prefix`` (matched literally: LIKE wildcards in it are escaped)."""
+        if prefix is None:
+            rows = self._conn.fetchall(f"SELECT DISTINCT ref_doc_id FROM {self._table} WHERE ref_doc_id IS NOT NULL")
+        else:
+            pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            rows = self._conn.fetchall(
+                f"SELECT DISTINCT ref_doc_id FROM {self._table} WHERE ref_doc_id LIKE ? ESCAPE '\\\\'", (pattern,))
+        return [row[0] for row in rows]
+
+    def node_ids_of(self, ref_doc_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The chunk ids of each document (an indexed lookup), for incremental re-indexing."""
+        found: dict[str, list[str]] = {doc: [] for doc in ref_doc_ids}
+        docs = list(found)
+        for start in range(0, len(docs), _IN_BATCH):
+            chunk = docs[start:start + _IN_BATCH]
+            for node_id, ref in self._conn.fetchall(
+                    f"SELECT node_id, ref_doc_id FROM {self._table} WHERE ref_doc_id IN ({', '.join('?' * len(chunk))}) "
+                    "ORDER BY id", chunk):
+                found[ref].append(node_id)
+        return found
+
     def count(self, filters: Optional[MetadataFilters] = None) -> int:
         where, params = compile_filters(filters)
         return int(self._conn.fetchall(f"SELECT COUNT(*) FROM {self._table} WHERE {where}", params)[0][0])
@@ -642,7 +665,7 @@ class MariaDBVectorStore(BasePydanticVectorStore):
         dense, vectors = self._dense_ranking(query, pool, kwargs, with_vectors=True)
         if not dense.ids:
             return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
-        lam = 0.5 if query.mmr_threshold is None else float(query.mmr_threshold)
+        lam = float(query.mmr_threshold if query.mmr_threshold is not None else kwargs.get("mmr_threshold", 0.5))
         if not 0.0 <= lam <= 1.0:
             raise ValueError("mmr_threshold (lambda) must be between 0 and 1")
         matrix = np.stack([vectors[i] for i in dense.ids]).astype(np.float64)

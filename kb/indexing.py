@@ -1,0 +1,370 @@
+"""Directory -> documents -> chunks -> MariaDB, incrementally and safely.
+
+Every file is one document whose id is its absolute path. A registry (collection ``files`` of the
+KV store) remembers each file's content hash, size and modification time. A run:
+
+1. scans the root (include/exclude globs, hidden files and folders skipped);
+2. skips files whose size and mtime are unchanged, or whose content hash is (nothing is read
+   further, nothing embedded);
+3. reads, chunks and embeds new and changed files in groups (reading runs ahead in worker
+   threads; embeddings come from the cache when the same chunk text was embedded before);
+4. for each group: upserts the new chunks, *then* deletes the document's chunks that are not among
+   them, *then* records the new hash. Chunk ids are derived from the document and its content hash,
+   so a run killed at any moment and run again rewrites the same ids: no duplicates; stale chunks
+   are removed on the rerun; a changed file is searchable (old or new version) at every moment;
+5. removes the documents under this root that are gone from disk (known to the registry or only
+   to the store, e.g. after a crash), and only those: other roots are never touched.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import hashlib
+import logging
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+from llama_index.core import Document
+from llama_index.core.node_parser import SentenceSplitter
+from llama_index.core.schema import BaseNode, MetadataMode
+
+from kb import readers
+from kb.config import IndexingSettings
+from kb.errors import KBError
+from stores import MariaDBKVStore, MariaDBVectorStore
+
+log = logging.getLogger("kb.indexing")
+FILES = "files"
+_HIDDEN_FOR_EMBEDDING = ["file_size", "modified", "content_hash", "root", "file_type"]
+_HIDDEN_FOR_LLM = ["file_size", "modified", "content_hash", "root"]
+
+
+@dataclass
+class FileFailure:
+    path: str
+    reason: str
+
+
+@dataclass
+class IndexReport:
+    """What one run did (or, with ``dry_run``, would do)."""
+
+    root: str
+    dry_run: bool = False
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    failed: list[FileFailure] = field(default_factory=list)
+    chunks: int = 0
+    embedded: int = 0
+    embeddings_cached: int = 0
+    elapsed: float = 0.0
+    seconds: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "embed": 0.0, "database": 0.0})
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        verb = "would be " if self.dry_run else ""
+        lines = [
+            f"{self.root}: {len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
+            f"{len(self.deleted)} deleted, {len(self.failed)} failed {verb}"
+            + ("" if self.dry_run else f"- {self.chunks} chunks written ({self.embedded} embedded, "
+               f"{self.embeddings_cached} from cache) in {self.elapsed:.1f} s")
+        ]
+        if self.dry_run:
+            for label, paths in (("add", self.added), ("update", self.updated), ("delete", self.deleted)):
+                lines += [f"  {label} {p}" for p in paths]
+        for failure in self.failed:
+            lines.append(f"  FAILED {failure.path}: {failure.reason}")
+        return "\n".join(lines)
+
+
+@dataclass
+class _Parsed:
+    rel: str
+    doc_id: str
+    record: dict[str, Any]
+    nodes: list[BaseNode] | None = None
+    error: str | None = None
+
+
+def _matches(rel: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(Path(rel).name, p) for p in patterns)
+
+
+def scan(root: Path, include: Sequence[str] = (), exclude: Sequence[str] = (), recursive: bool = True) -> list[str]:
+    """Supported, non-hidden files under ``root`` (relative POSIX paths, sorted)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            rel = Path(dirpath, name).relative_to(root).as_posix()
+            if include and not _matches(rel, include):
+                continue
+            if exclude and _matches(rel, exclude):
+                continue
+            if readers.is_supported(Path(name)):
+                found.append(rel)
+    return sorted(found)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class EmbeddingCache:
+    """Vectors by (model, exact text embedded), in the KV store: identical chunks embed once."""
+
+    def __init__(self, kv: MariaDBKVStore, model_name: str) -> None:
+        self.kv = kv
+        self.collection = f"embeddings/{model_name}"[:255]
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def get_many(self, texts: Sequence[str]) -> dict[str, list[float]]:
+        stored = self.kv.get_many([self.key(t) for t in texts], self.collection)
+        return {k: np.frombuffer(base64.b64decode(v["v"]), dtype="<f4").tolist() for k, v in stored.items()}
+
+    def put_many(self, items: Sequence[tuple[str, Sequence[float]]]) -> None:
+        self.kv.put_all([(self.key(text), {"v": base64.b64encode(np.asarray(vec, dtype="<f4").tobytes()).decode()})
+                         for text, vec in items], self.collection)
+
+
+class DirectoryIndexer:
+    """Indexes directory trees into one vector store (see the module docstring for the rules)."""
+
+    def __init__(self, store: MariaDBVectorStore, kv: MariaDBKVStore, embed_model: Callable[[], Any], embed_model_name: str,
+                 settings: IndexingSettings, *, progress: bool | None = None,
+                 echo: Callable[[str], None] | None = None) -> None:
+        self.store = store
+        self.kv = kv
+        self._embed_model = embed_model  # a provider: a run with nothing to embed never loads the model
+        self.cache = EmbeddingCache(kv, embed_model_name)
+        self.settings = settings
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.echo = echo or (lambda message: log.info(message))
+        self.splitter = SentenceSplitter(chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
+
+    # -- the run ---------------------------------------------------------------------------------
+    def index(self, root: str | os.PathLike[str], *, include: Sequence[str] | None = None,
+              exclude: Sequence[str] | None = None, recursive: bool | None = None, dry_run: bool = False) -> IndexReport:
+        started = time.perf_counter()
+        base = Path(root).expanduser().resolve()
+        if not base.is_dir():
+            raise KBError(f"{root} is not a directory; give the folder to index")
+        report = IndexReport(root=str(base), dry_run=dry_run)
+        s = self.settings
+        files = scan(base, include if include is not None else s.include, exclude if exclude is not None else s.exclude,
+                     s.recursive if recursive is None else recursive)
+        prefix = str(base) + os.sep
+        registry = {k: v for k, v in self.kv.get_all(FILES).items() if k.startswith(prefix)}
+        todo: list[_Parsed] = []
+        on_disk = set()
+        for rel in files:
+            path = base / rel
+            doc_id = str(path)
+            on_disk.add(doc_id)
+            if len(doc_id) > 255:
+                report.failed.append(FileFailure(rel, "path longer than 255 characters"))
+                continue
+            try:
+                stat = path.stat()
+                known = registry.get(doc_id)
+                if known and known.get("size") == stat.st_size and known.get("mtime_ns") == stat.st_mtime_ns:
+                    report.unchanged.append(rel)
+                    continue
+                content_hash = _sha256(path)
+            except OSError as exc:
+                report.failed.append(FileFailure(rel, "permission denied" if isinstance(exc, PermissionError)
+                                                 else f"cannot read ({exc.strerror or exc})"))
+                continue
+            record = {"hash": content_hash, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "root": str(base),
+                      "path": rel}
+            if known and known.get("hash") == content_hash:
+                report.unchanged.append(rel)
+                if not dry_run:  # same content, new mtime: remember it so the next run skips the read
+                    self.kv.put(doc_id, {**known, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}, FILES)
+                continue
+            (report.updated if known else report.added).append(rel)
+            todo.append(_Parsed(rel, doc_id, record))
+
+        stored_docs = set(self.store.ref_doc_ids(prefix))
+        gone = sorted((set(registry) | stored_docs) - on_disk)
+        report.deleted = [str(Path(d).relative_to(base)) if d.startswith(prefix) else d for d in gone]
+        if dry_run:
+            report.elapsed = time.perf_counter() - started
+            return report
+
+        failed_ids = self._process(base, todo, report)
+        for parsed in todo:
+            if parsed.doc_id in failed_ids:
+                (report.added if parsed.rel in report.added else report.updated).remove(parsed.rel)
+        self._delete_documents(gone, report)
+        report.elapsed = time.perf_counter() - started
+        return report
+
+    def _delete_documents(self, doc_ids: Sequence[str], report: IndexReport) -> None:
+        if not doc_ids:
+            return
+        t = time.perf_counter()
+        for doc_id in doc_ids:
+            self.store.delete(doc_id)  # chunks first: a crash here is finished by the next run
+        self.kv.delete_many(doc_ids, FILES)
+        report.seconds["database"] += time.perf_counter() - t
+
+    # -- reading, embedding, writing ---------------------------------------------------------------
+    def _parse(self, base: Path, parsed: _Parsed) -> _Parsed:
+        try:
+            content = readers.read(base / parsed.rel)
+        except readers.UnreadableFile as exc:
+            parsed.error = str(exc)
+            return parsed
+        except Exception as exc:  # a reader's own bug or an unexpected format problem
+            parsed.error = f"cannot read ({type(exc).__name__}: {str(exc)[:160]})"
+            return parsed
+        record = parsed.record
+        modified = datetime.fromtimestamp(record["mtime_ns"] / 1e9, tz=timezone.utc).isoformat(timespec="seconds")
+        metadata = {
+            **content.metadata,
+            "file_path": parsed.rel,
+            "file_name": Path(parsed.rel).name,
+            "title": content.title,
+            "file_type": Path(parsed.rel).suffix.lower().lstrip("."),
+            "file_size": record["size"],
+            "modified": modified,
+            "content_hash": record["hash"],
+            "root": record["root"],
+        }
+        document = Document(text=content.text, id_=parsed.doc_id, metadata=metadata,
+                            excluded_embed_metadata_keys=list(_HIDDEN_FOR_EMBEDDING),
+                            excluded_llm_metadata_keys=list(_HIDDEN_FOR_LLM))
+        doc_key = hashlib.sha1(parsed.doc_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        version = record["hash"][:16]
+        # Ids from the document and its content: a rerun of the same file version writes the same ids.
+        splitter = SentenceSplitter(chunk_size=self.settings.chunk_size, chunk_overlap=self.settings.chunk_overlap,
+                                    id_func=lambda i, _doc: f"{doc_key}-{version}-{i}")
+        parsed.nodes = splitter.get_nodes_from_documents([document])
+        return parsed
+
+    def _parsed_stream(self, base: Path, todo: list[_Parsed]) -> Iterator[_Parsed]:
+        """Parsed files in order; the worker threads read ahead of the consumer."""
+        with ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="kb-read") as pool:
+            window = max(self.settings.group_size * 2, self.settings.workers)
+            futures = [pool.submit(self._parse, base, p) for p in todo[:window]]
+            next_index = len(futures)
+            while futures:
+                result = futures.pop(0).result()
+                if next_index < len(todo):
+                    futures.append(pool.submit(self._parse, base, todo[next_index]))
+                    next_index += 1
+                yield result
+
+    def _process(self, base: Path, todo: list[_Parsed], report: IndexReport) -> set[str]:
+        failed: set[str] = set()
+        if not todo:
+            return failed
+        bar = self._progress(len(todo))
+        group: list[_Parsed] = []
+        read_started = time.perf_counter()
+        done = 0
+        for parsed in self._parsed_stream(base, todo):
+            if parsed.error:
+                report.failed.append(FileFailure(parsed.rel, parsed.error))
+                failed.add(parsed.doc_id)
+            else:
+                group.append(parsed)
+            done += 1
+            if len(group) >= self.settings.group_size or (done == len(todo) and group):
+                report.seconds["read"] += time.perf_counter() - read_started
+                self._write_group(group, report)
+                group = []
+                read_started = time.perf_counter()
+            bar(done, report.chunks)
+        if group:
+            self._write_group(group, report)
+        bar(None, report.chunks)
+        return failed
+
+    def _embed(self, nodes: list[BaseNode], report: IndexReport) -> None:
+        t = time.perf_counter()
+        texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
+        cached = self.cache.get_many(texts)
+        report.seconds["database"] += time.perf_counter() - t
+        missing = sorted({text for text in texts if EmbeddingCache.key(text) not in cached})
+        if missing:
+            t = time.perf_counter()
+            vectors = self._embed_model().get_text_embedding_batch(missing, show_progress=False)
+            report.seconds["embed"] += time.perf_counter() - t
+            report.embedded += len(missing)
+            t = time.perf_counter()
+            self.cache.put_many(list(zip(missing, vectors)))
+            report.seconds["database"] += time.perf_counter() - t
+            cached.update((EmbeddingCache.key(text), list(vec)) for text, vec in zip(missing, vectors))
+        report.embeddings_cached += len(texts) - len(missing)
+        for node, text in zip(nodes, texts):
+            node.embedding = cached[EmbeddingCache.key(text)]
+
+    def _write_group(self, group: list[_Parsed], report: IndexReport) -> None:
+        nodes = [node for parsed in group for node in parsed.nodes or []]
+        self._embed(nodes, report)
+        t = time.perf_counter()
+        self.store.add(nodes)  # 1. the new version is in
+        existing = self.store.node_ids_of([p.doc_id for p in group])
+        stale = [node_id for p in group for node_id in existing[p.doc_id]
+                 if node_id not in {n.node_id for n in p.nodes or []}]
+        if stale:
+            self.store.delete_nodes(node_ids=stale)  # 2. then the old one goes
+        self.kv.put_all([(p.doc_id, {**p.record, "chunks": len(p.nodes or [])}) for p in group], FILES)  # 3.
+        report.seconds["database"] += time.perf_counter() - t
+        report.chunks += len(nodes)
+
+    def _progress(self, total: int) -> Callable[[int | None, int], None]:
+        """A rich progress bar on a terminal, else a log line every few seconds."""
+        started = time.perf_counter()
+        if self.progress:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            progress = Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=True)
+            task = progress.add_task("index", total=total, rate="")
+            progress.start()
+
+            def update(done: int | None, chunks: int) -> None:
+                if done is None:
+                    progress.stop()
+                    return
+                elapsed = max(time.perf_counter() - started, 1e-6)
+                progress.update(task, completed=done, rate=f"{done / elapsed:.1f} files/s {chunks / elapsed:.0f} chunks/s")
+            return update
+
+        last = [started]
+
+        def log_line(done: int | None, chunks: int) -> None:
+            now = time.perf_counter()
+            if done is not None and now - last[0] < 5 and done != total:
+                return
+            last[0] = now
+            if done is not None:
+                elapsed = max(now - started, 1e-6)
+                self.echo(f"indexed {done}/{total} files, {chunks} chunks ({done / elapsed:.1f} files/s, "
+                          f"{chunks / elapsed:.0f} chunks/s)")
+        return log_line
