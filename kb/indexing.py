@@ -183,8 +183,8 @@ class DirectoryIndexer:
             path = base / rel
             doc_id = str(path)
             on_disk.add(doc_id)
-            if len(doc_id) > 255:
-                report.failed.append(FileFailure(rel, "path longer than 255 characters"))
+            if len(doc_id) > 512:
+                report.failed.append(FileFailure(rel, "absolute path longer than 512 characters; move or rename it"))
                 continue
             try:
                 stat = path.stat()

@@ -16,7 +16,8 @@ from llama_index.core.storage.kvstore.types import DEFAULT_BATCH_SIZE, DEFAULT_C
 
 from stores.connection import MariaDBConnection, quote_identifier
 
-_KEY_MAX = 255
+_COLLECTION_MAX = 255
+_KEY_MAX = 512  # (collection, key) in utf8mb4 must fit InnoDB's 3,072-byte index key
 
 
 class MariaDBKVStore(BaseKVStore):
@@ -28,7 +29,7 @@ class MariaDBKVStore(BaseKVStore):
         self._table = quote_identifier(table_name)
         self._conn.execute(
             f"""CREATE TABLE IF NOT EXISTS {self._table} (
-                collection VARCHAR({_KEY_MAX}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+                collection VARCHAR({_COLLECTION_MAX}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
                 `key` VARCHAR({_KEY_MAX}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
                 value JSON NOT NULL,
                 updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
@@ -46,9 +47,9 @@ class MariaDBKVStore(BaseKVStore):
 
     @staticmethod
     def _check(key: str, collection: str) -> None:
-        for what, value in (("key", key), ("collection", collection)):
-            if not isinstance(value, str) or len(value) > _KEY_MAX:
-                raise ValueError(f"{what} must be a string of at most {_KEY_MAX} characters, got {value!r:.80}")
+        for what, value, limit in (("key", key, _KEY_MAX), ("collection", collection, _COLLECTION_MAX)):
+            if not isinstance(value, str) or len(value) > limit:
+                raise ValueError(f"{what} must be a string of at most {limit} characters, got {value!r:.80}")
 
     def put(self, key: str, val: dict, collection: str = DEFAULT_COLLECTION) -> None:
         self.put_all([(key, val)], collection=collection)

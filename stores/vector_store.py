@@ -40,6 +40,7 @@ from stores.lexical import Analyzer, BM25Params, LexicalIndex, text_hash
 
 Distance = Literal["cosine", "euclidean"]
 _ID_MAX = 255
+_DOC_ID_MAX = 512  # document ids are often paths; 512 utf8mb4 characters still fit an index key
 _IN_BATCH = 1000
 RETRIEVAL_KEY = "retrieval"  # result metadata: which list(s) found a node, its rank and score in each
 _QUERY_OPTIONS = {"ef_search", "exact_scan_max", "text_candidates", "fusion", "rrf_k", "weights",
@@ -144,7 +145,7 @@ class MariaDBVectorStore(BasePydanticVectorStore):
                 f"""CREATE TABLE IF NOT EXISTS {self._table} (
                     id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
                     node_id VARCHAR({_ID_MAX}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-                    ref_doc_id VARCHAR({_ID_MAX}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+                    ref_doc_id VARCHAR({_DOC_ID_MAX}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
                     text MEDIUMTEXT CHARACTER SET utf8mb4 NOT NULL,
                     text_hash BINARY(16) NOT NULL,
                     metadata JSON NOT NULL,
@@ -197,8 +198,8 @@ class MariaDBVectorStore(BasePydanticVectorStore):
         for node in nodes:
             if not isinstance(node.node_id, str) or not node.node_id or len(node.node_id) > _ID_MAX:
                 raise ValueError(f"node id {node.node_id!r} must be a non-empty string of at most {_ID_MAX} characters")
-            if node.ref_doc_id is not None and len(node.ref_doc_id) > _ID_MAX:
-                raise ValueError(f"node {node.node_id!r}: document id longer than {_ID_MAX} characters")
+            if node.ref_doc_id is not None and len(node.ref_doc_id) > _DOC_ID_MAX:
+                raise ValueError(f"node {node.node_id!r}: document id longer than {_DOC_ID_MAX} characters")
             if node.embedding is None:
                 raise ValueError(f"node {node.node_id!r} has no embedding; embed it before adding it to the store")
             if len(node.embedding) != self.embed_dim:
