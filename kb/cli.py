@@ -135,6 +135,127 @@ def _cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _print_answer_tail(answer, out=print) -> None:
+    """Route (when not plain documents), SQL, sources: what the answer stands on."""
+    if answer.route != "documents" or answer.route_reason:
+        out(f"[route: {answer.route}{' - ' + answer.route_reason if answer.route_reason else ''}]")
+    if answer.refused:
+        out(f"[refused: {answer.refusal_reason}]")
+    if answer.sql:
+        out(f"SQL: {answer.sql}")
+    if answer.sources:
+        out("Sources:")
+        for i, source in enumerate(answer.sources, start=1):
+            score = f" (score {source.score:.3f})" if source.score is not None else ""
+            title = f" - {source.title}" if source.title and source.title != source.label() else ""
+            out(f"  {i}. {source.label()}{title}{score}")
+
+
+def _emit(streaming, stream: bool) -> object:
+    """Print a StreamingAnswer: token by token on a terminal, at once otherwise."""
+    if stream:
+        for chunk in streaming:
+            print(chunk, end="", flush=True)
+        print()
+    else:
+        for _ in streaming:
+            pass
+        print(streaming.answer.text)
+    return streaming.answer
+
+
+def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    kb = _knowledge_base(settings)
+    options = {"top_k": args.top_k, "mode": args.mode, "filters": _parse_filters(args.filter)}
+    answer = _emit(kb.stream_query(args.question, **{k: v for k, v in options.items() if v is not None}),
+                   sys.stdout.isatty())
+    _print_answer_tail(answer)
+    kb.close()
+    return 0
+
+
+def _cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    kb = _knowledge_base(settings)
+    interactive = sys.stdin.isatty()
+    earlier = kb.session_messages(args.session)
+    if earlier:
+        print(f"Resuming session {args.session!r} ({len(earlier) // 2} earlier turns):")
+        for message in earlier:
+            role = getattr(message.role, "value", message.role)
+            print(f"  {role}: {message.content}")
+    elif interactive:
+        print(f"New session {args.session!r}. Type your question; 'exit' or Ctrl-D ends.")
+    while True:
+        try:
+            line = input("you> " if interactive else "")
+        except EOFError:
+            break
+        message = line.strip()
+        if not message:
+            continue
+        if message.lower() in ("exit", "quit", "/exit", "/quit"):
+            break
+        if not interactive:
+            print(f"you> {message}")
+        print("kb> ", end="", flush=True)
+        answer = _emit(kb.stream_chat(args.session, message), sys.stdout.isatty())
+        _print_answer_tail(answer)
+    kb.close()
+    return 0
+
+
+def _cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
+    kb = _knowledge_base(settings)
+    action = args.action or "list"
+    if action == "list":
+        sessions = kb.sessions()
+        if not sessions:
+            print("no chat sessions")
+        for s in sessions:
+            print(f"{s['session']}\t{s['messages'] // 2} turns\tlast {s['last']:%Y-%m-%d %H:%M:%S}")
+        return 0
+    if not args.name:
+        raise KBError(f"kb sessions {action} needs a session name")
+    if action == "show":
+        messages = kb.session_messages(args.name)
+        if not messages:
+            raise KBError(f"no session named {args.name!r}; `kb sessions list` shows them")
+        turns = kb.session_turns(args.name)
+        for i, turn in enumerate(turns, start=1):
+            print(f"turn {i} [{turn['route']}] {turn['time']:%Y-%m-%d %H:%M:%S}")
+            print(f"  you: {turn['question']}")
+            if turn["condensed_question"] and turn["condensed_question"] != turn["question"]:
+                print(f"  (as: {turn['condensed_question']})")
+            if turn["sql"]:
+                print(f"  SQL: {turn['sql']}")
+            print(f"  kb: {turn['answer']}")
+            if turn["sources"]:
+                print("  sources: " + ", ".join(dict.fromkeys(src['path'] or src['node_id'] for src in turn["sources"])))
+        if not turns:  # messages written by another tool, without kb's log
+            for message in messages:
+                print(f"  {getattr(message.role, 'value', message.role)}: {message.content}")
+        return 0
+    if not kb.delete_session(args.name):
+        raise KBError(f"no session named {args.name!r}")
+    print(f"deleted session {args.name!r}")
+    return 0
+
+
+def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
+    stats = _knowledge_base(settings).stats()
+    print(f"{stats['total']} questions ({stats['sessions']} chat sessions, {stats['refused']} refused)")
+    for row in stats["by_kind_route"]:
+        print(f"  {row['kind']:<6} {row['route']:<10} {row['count']}")
+    print("latency (ms)      p50      p95      p99")
+    for name, values in stats["latency_ms"].items():
+        cells = " ".join(f"{v:8.1f}" if v is not None else "       -" for v in (values["p50"], values["p95"], values["p99"]))
+        print(f"  {name.replace('_ms', ''):<14} {cells}")
+    print("tokens by model")
+    for row in stats["tokens_by_model"]:
+        print(f"  {row['model']}: {row['calls']} calls, {row['in']} in, {row['out']} out")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kb",
@@ -173,6 +294,28 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--fusion", choices=["rrf", "weighted", "text_then_vector", "vector_then_text"], default=None)
     search.add_argument("--filter", action="append", metavar="KEY=VALUE", help="metadata equality (repeatable)")
     search.set_defaults(handler=_cmd_search)
+
+    ask = commands.add_parser("ask", help="answer a question from the knowledge base, with sources",
+                              description="Answer a question from the indexed documents and cite the sources.")
+    ask.add_argument("question")
+    ask.add_argument("--top-k", type=int, default=None, help="chunks to retrieve (default: retrieval.top_k)")
+    ask.add_argument("--mode", choices=["dense", "text", "hybrid", "mmr"], default=None)
+    ask.add_argument("--filter", action="append", metavar="KEY=VALUE", help="metadata equality (repeatable)")
+    ask.set_defaults(handler=_cmd_ask)
+
+    chat = commands.add_parser("chat", help="chat in a session that is kept in MariaDB",
+                               description="Chat interactively (or with piped input); the session resumes later.")
+    chat.add_argument("--session", required=True, metavar="NAME", help="session name (created on first use)")
+    chat.set_defaults(handler=_cmd_chat)
+
+    sessions = commands.add_parser("sessions", help="list, show or delete chat sessions",
+                                   description="List chat sessions, show one turn by turn, or delete one.")
+    sessions.add_argument("action", nargs="?", choices=["list", "show", "delete"], default="list")
+    sessions.add_argument("name", nargs="?", help="session name (for show and delete)")
+    sessions.set_defaults(handler=_cmd_sessions)
+
+    commands.add_parser("stats", help="query log summary: counts, latency percentiles, tokens",
+                        description="Summarise the query log.").set_defaults(handler=_cmd_stats)
 
     commands.add_parser("demo", help="run the demo on the offline default models",
                         description="Start kb's server and show that kb works end to end.").set_defaults(handler=_cmd_demo)

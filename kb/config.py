@@ -96,6 +96,20 @@ class IndexingSettings(_Strict):
     kv_table: str = Field("kb_kv", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
+class EngineSettings(_Strict):
+    """How answers are written and chat sessions remembered."""
+
+    response_mode: Literal["compact", "refine", "tree_summarize", "simple_summarize"] = "compact"
+    reranker: str | None = Field(None, description="none; 'llm'; or a sentence-transformers cross-encoder path")
+    rerank_candidates: int = Field(3, ge=1, le=20, description="retrieve top_k times this many before reranking")
+    memory_tokens: int = Field(1024, ge=64, description="chat history kept for a session, in tokens")
+    condense: Literal["auto", "llm", "concat"] = Field(
+        "auto", description="follow-ups made standalone by the LLM, or by prefixing the previous question; "
+        "auto: concat for the small offline model, llm otherwise")
+    chat_table: str = Field("kb_chat", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    log_table: str = Field("kb_query_log", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
 LLMProvider = Literal["llama_cpp", "openai", "ollama", "openai_like"]
 EmbeddingProvider = Literal["local", "huggingface", "openai", "openai_like"]
 
@@ -161,6 +175,7 @@ class Settings(_Strict):
     vector_store: VectorStoreSettings = VectorStoreSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     indexing: IndexingSettings = IndexingSettings()
+    engine: EngineSettings = EngineSettings()
     profiles: dict[str, ProfileSettings] = Field(default_factory=_default_profiles)
 
     # Where the settings were read from: for messages and for resolving relative paths.

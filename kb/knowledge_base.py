@@ -7,6 +7,7 @@ Everything heavy (the database connection, the models) is created on first use, 
 
 from __future__ import annotations
 
+import asyncio
 from functools import cached_property
 from os import PathLike
 from typing import Any, Mapping
@@ -24,8 +25,13 @@ from kb import models
 from kb.config import Settings, load_settings
 from kb.database import connect
 from kb.errors import KBError
+from engines.answer import Answer, StreamingAnswer
+from engines.chat import ChatSession
+from engines.documents import DocumentsEngine
 from kb.indexing import DirectoryIndexer, IndexReport
+from kb.query_log import QueryLog
 from stores import MariaDBConnection, MariaDBKVStore, MariaDBVectorStore
+from stores.chat_store import MariaDBChatStore
 
 MODES = {
     "dense": VectorStoreQueryMode.DEFAULT,
@@ -53,6 +59,8 @@ class KnowledgeBase:
         self.settings = settings
         self._llm = llm
         self._embed_model = embed_model
+        self._llm_given = llm is not None
+        self._embed_given = embed_model is not None
 
     @classmethod
     def from_config(
@@ -88,7 +96,7 @@ class KnowledgeBase:
 
     @cached_property
     def embed_model_name(self) -> str:
-        if self._embed_model is None:
+        if not self._embed_given:
             return models.embedding_model_name(self.settings)
         name = getattr(self._embed_model, "model_name", None) or type(self._embed_model).__name__
         return f"custom:{name}"
@@ -171,6 +179,129 @@ class KnowledgeBase:
         if not question or not question.strip():
             raise KBError("the question is empty")
         return await self.retriever(**options).aretrieve(QueryBundle(question))
+
+    # -- answering ---------------------------------------------------------------------------------
+    @cached_property
+    def llm_model_name(self) -> str:
+        if not self._llm_given:
+            llm = self.settings.active_profile.llm
+            return f"{llm.provider}:{llm.model}"
+        return f"custom:{getattr(self._llm, 'model', None) or type(self._llm).__name__}"
+
+    @cached_property
+    def query_log(self) -> QueryLog:
+        return QueryLog(self.connection, self.settings.engine.log_table)
+
+    @cached_property
+    def chat_store(self) -> MariaDBChatStore:
+        return MariaDBChatStore(self.connection, table_name=self.settings.engine.chat_table)
+
+    def _postprocessors(self) -> list[Any]:
+        reranker = self.settings.engine.reranker
+        top_n = self.settings.retrieval.top_k
+        if not reranker:
+            return []
+        if reranker == "llm":
+            from llama_index.core.postprocessor import LLMRerank
+
+            return [LLMRerank(llm=self.llm, top_n=top_n)]
+        from llama_index.core.postprocessor import SentenceTransformerRerank
+
+        return [SentenceTransformerRerank(model=reranker, top_n=top_n)]
+
+    @cached_property
+    def documents_engine(self) -> DocumentsEngine:
+        e = self.settings.engine
+        widen = e.rerank_candidates if e.reranker else 1
+
+        def retriever(**options: Any):
+            if widen > 1:
+                options["top_k"] = (options.get("top_k") or self.settings.retrieval.top_k) * widen
+            return self.retriever(**options)
+
+        self.index  # load the embedding model now, not inside the first query's retrieval time
+        return DocumentsEngine(self.llm, retriever, response_mode=e.response_mode,
+                               node_postprocessors=self._postprocessors())
+
+    def _log(self, answer: Answer, kind: str) -> Answer:
+        self.query_log.record(answer, kind=kind, llm_model=self.llm_model_name, embed_model=self.embed_model_name)
+        return answer
+
+    def query(self, question: str, **options: Any) -> Answer:
+        """Answer ``question`` from the documents, citing the chunks used (options as :meth:`retrieve`)."""
+        self._check_question(question)
+        return self._log(self.documents_engine.answer(question, **options), "query")
+
+    def stream_query(self, question: str, **options: Any) -> StreamingAnswer:
+        """Like :meth:`query`, streamed: iterate for text; ``.sources`` first, ``.answer`` at the end."""
+        self._check_question(question)
+        return self.documents_engine.stream(question, on_done=lambda a: self._log(a, "query"), **options)
+
+    async def aquery(self, question: str, **options: Any) -> Answer:
+        return await asyncio.to_thread(self.query, question, **options)
+
+    # -- chat --------------------------------------------------------------------------------------
+    def session(self, session_id: str) -> ChatSession:
+        """The chat engine of one session; its history is read from MariaDB on every turn."""
+        if not isinstance(session_id, str) or not session_id.strip() or len(session_id) > 255:
+            raise KBError("a session name must be 1 to 255 characters")
+        engine = self.documents_engine
+        limit = min(self.settings.engine.memory_tokens, max(256, self._context_window() // 2))
+        return ChatSession(session_id, self.llm, self.chat_store, token_limit=limit,
+                           answer=lambda q: engine.answer(q),
+                           stream=lambda q, done: engine.stream(q, on_done=done),
+                           tokenizer_fn=getattr(engine.tokens, "tokenizer", None),
+                           condense_with_llm=self._condense_with_llm())
+
+    def _condense_with_llm(self) -> bool:
+        mode = self.settings.engine.condense
+        if mode == "auto":
+            small_offline = not self._llm_given and self.settings.active_profile.llm.provider == "llama_cpp"
+            return not small_offline
+        return mode == "llm"
+
+    def _context_window(self) -> int:
+        try:
+            return int(self.llm.metadata.context_window)
+        except Exception:
+            return self.settings.active_profile.llm.context_window
+
+    def chat(self, session_id: str, message: str) -> Answer:
+        """One chat turn: condensed with the session's history, answered, remembered."""
+        self._check_question(message)
+        return self._log(self.session(session_id).chat(message), "chat")
+
+    def stream_chat(self, session_id: str, message: str) -> StreamingAnswer:
+        self._check_question(message)
+        return self.session(session_id).stream_chat(message, on_done=lambda a: self._log(a, "chat"))
+
+    async def achat(self, session_id: str, message: str) -> Answer:
+        return await asyncio.to_thread(self.chat, session_id, message)
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """Every chat session: name, number of messages, first and last activity."""
+        return self.chat_store.sessions()
+
+    def session_messages(self, session_id: str):
+        return self.chat_store.get_messages(session_id)
+
+    def session_turns(self, session_id: str) -> list[dict[str, Any]]:
+        """A session's turns as logged: question, condensed question, route, answer, sources, SQL."""
+        return self.query_log.turns(session_id)
+
+    def delete_session(self, session_id: str) -> bool:
+        """Forget a session (its messages and its log rows); False when there was none."""
+        existed = self.chat_store.delete_messages(session_id) is not None
+        self.query_log.delete_session(session_id)
+        return existed
+
+    def stats(self) -> dict[str, Any]:
+        return self.query_log.stats()
+
+    @staticmethod
+    def _check_question(question: str) -> None:
+        if not isinstance(question, str) or not question.strip():
+            raise KBError("the question is empty")
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def close(self) -> None:

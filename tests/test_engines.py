@@ -1,0 +1,182 @@
+"""Query and chat engines: scripted LLM for the logic, the real offline models end to end."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kb.knowledge_base import KnowledgeBase
+from scripted_llm import ScriptedLLM
+
+FILES = {
+    "returns.md": "---\ntitle: Return policy\n---\nCustomers may return any item within 30 days of delivery.\n",
+    "espresso.md": "---\ntitle: Espresso care\n---\nDescale the Barista Pro espresso machine every two months.\n",
+    "shipping.txt": "Orders ship from the Tampere warehouse within two business days.\n",
+}
+
+
+@pytest.fixture
+def docs(tmp_path):
+    root = tmp_path / "docs"
+    root.mkdir()
+    for name, text in FILES.items():
+        (root / name).write_text(text)
+    return root
+
+
+def make_kb(db_url, llm, embed, **engine):
+    config = {"database": {"url": db_url.render_as_string(hide_password=False)},
+              "retrieval": {"top_k": 2}, "engine": engine}
+    return KnowledgeBase.from_config(config, llm=llm, embed_model=embed)
+
+
+def test_query_cites_sources_and_prompts_with_the_chunks(db_url, local_embed, docs):
+    llm = ScriptedLLM(["Within 30 days."])
+    kb = make_kb(db_url, llm, local_embed)
+    kb.index_directory(docs)
+    answer = kb.query("How long do customers have to return an item?")
+    assert answer.text == "Within 30 days."
+    first = answer.sources[0]
+    assert first.path == "returns.md" and first.title == "Return policy"
+    assert "30 days of delivery" in first.text and first.score is not None
+    assert "30 days of delivery" in llm.prompts[0] and "How long do customers have to return an item?" in llm.prompts[0]
+    assert "content_hash" not in llm.prompts[0]  # bookkeeping metadata is kept out of the prompt
+    assert answer.timings["retrieval_ms"] > 0 and answer.timings["total_ms"] >= answer.timings["generation_ms"]
+    assert answer.tokens["in"] > 0 and answer.tokens["out"] > 0
+
+
+def test_nothing_retrieved_does_not_call_the_llm(db_url, local_embed):
+    llm = ScriptedLLM([])
+    kb = make_kb(db_url, llm, local_embed)
+    kb.vector_store  # empty store
+    answer = kb.query("Anything at all?", mode="text")
+    assert answer.sources == [] and "found nothing" in answer.text and llm.prompts == []
+
+
+def test_chat_condenses_follow_ups_and_resumes_in_a_new_instance(db_url, local_embed, docs):
+    def script(prompt: str) -> str:
+        if "Standalone question" in prompt:
+            assert "How long do customers have to return an item?" in prompt  # the history is there
+            return "How often should the Barista Pro espresso machine be descaled?"
+        return "Answer from context."
+
+    kb = make_kb(db_url, ScriptedLLM(script), local_embed)
+    kb.index_directory(docs)
+    first = kb.chat("alice", "How long do customers have to return an item?")
+    assert first.condensed_question == first.question  # nothing to condense on the first turn
+    assert first.sources[0].path == "returns.md"
+    # a new process would build a new KnowledgeBase: the history comes back from MariaDB
+    resumed = make_kb(db_url, ScriptedLLM(script), local_embed)
+    second = resumed.chat("alice", "And what about the machine?")
+    assert second.condensed_question == "How often should the Barista Pro espresso machine be descaled?"
+    assert second.sources[0].path == "espresso.md"  # retrieval used the standalone question
+    messages = resumed.session_messages("alice")
+    assert [m.role.value for m in messages] == ["user", "assistant", "user", "assistant"]
+    assert "[sources: returns.md" in messages[1].content
+    turns = resumed.session_turns("alice")
+    assert [t["condensed_question"] for t in turns][1] == second.condensed_question
+    assert resumed.sessions()[0]["session"] == "alice"
+    assert resumed.delete_session("alice") and resumed.sessions() == []
+
+
+def test_memory_is_bounded_by_tokens(db_url, local_embed, docs):
+    seen = []
+
+    def script(prompt: str) -> str:
+        if "Standalone question" in prompt:
+            seen.append(prompt)
+            return "What is the return policy?"
+        return "Fine."
+
+    kb = make_kb(db_url, ScriptedLLM(script), local_embed, memory_tokens=120)
+    kb.index_directory(docs)
+    for i in range(8):
+        kb.chat("bob", f"Question number {i} about returns and shipping times?")
+    assert "Question number 6" in seen[-1]
+    assert "Question number 0" not in seen[-1]  # the oldest turns fell out of the window
+    assert len(kb.session_messages("bob")) == 16  # but nothing is lost from the store
+
+
+def test_streaming_delivers_chunks_before_the_end(db_url, local_embed, docs):
+    llm = ScriptedLLM(["Customers may return items within thirty days of the delivery date."], token_delay=0.05)
+    kb = make_kb(db_url, llm, local_embed)
+    kb.index_directory(docs)
+    streaming = kb.stream_query("How long do customers have to return an item?")
+    assert streaming.sources[0].path == "returns.md"  # known before the first token
+    arrivals = []
+    for chunk in streaming:
+        arrivals.append((time.perf_counter(), chunk))
+    assert len(arrivals) >= 5
+    assert arrivals[-1][0] - arrivals[0][0] > 0.2  # the first chunk came well before the last
+    assert streaming.answer.text == "Customers may return items within thirty days of the delivery date."
+    assert kb.stats()["by_kind_route"] == [{"kind": "query", "route": "documents", "count": 1}]
+
+
+def test_stream_chat_and_async(db_url, local_embed, docs):
+    kb = make_kb(db_url, ScriptedLLM(lambda p: "Standalone?" if "Standalone question" in p else "ok then"), local_embed)
+    kb.index_directory(docs)
+    assert "".join(kb.stream_chat("s", "Where do orders ship from?")) == "ok then"
+    assert len(kb.session_messages("s")) == 2
+
+    import asyncio
+
+    answer = asyncio.run(kb.aquery("Where do orders ship from?"))
+    assert answer.sources[0].path == "shipping.txt"
+    assert asyncio.run(kb.achat("s", "anything else?")).text == "ok then"
+
+
+def test_stats_on_a_known_log(db_url, local_embed, run_kb):
+    from engines.answer import Answer
+
+    kb = make_kb(db_url, ScriptedLLM([]), local_embed)
+    for i in range(1, 101):
+        kb.query_log.record(Answer(question=f"q{i}", text="a", timings={"total_ms": float(i), "retrieval_ms": 1.0,
+                                                                             "generation_ms": float(i) - 1},
+                                   tokens={"in": 10, "out": 2}, route="documents", session_id="s" if i % 2 else None),
+                            kind="chat" if i % 2 else "query", llm_model="m1" if i <= 60 else "m2", embed_model="e")
+    stats = kb.stats()
+    assert stats["total"] == 100 and stats["sessions"] == 1
+    assert stats["latency_ms"]["total_ms"]["p50"] == pytest.approx(50.5)
+    assert stats["latency_ms"]["total_ms"]["p95"] == pytest.approx(95.05)
+    assert stats["tokens_by_model"] == [{"model": "m1", "calls": 60, "in": 600, "out": 120},
+                                        {"model": "m2", "calls": 40, "in": 400, "out": 80}]
+    proc = run_kb("stats", env={"KB_DATABASE__URL": db_url.render_as_string(hide_password=False)})
+    assert proc.returncode == 0, proc.stderr
+    assert "100 questions (1 chat sessions, 0 refused)" in proc.stdout
+    assert "total              50.5     95.0     99.0" in proc.stdout
+    assert "m1: 60 calls, 600 in, 120 out" in proc.stdout
+
+
+# -- the real offline models, end to end ------------------------------------------------------------
+
+def test_end_to_end_with_the_offline_models(db_url, docs, run_kb):
+    env = {"KB_DATABASE__URL": db_url.render_as_string(hide_password=False)}
+    assert run_kb("index", str(docs), env=env).returncode == 0
+    proc = run_kb("ask", "How often should the espresso machine be descaled?", env=env)
+    assert proc.returncode == 0, proc.stderr
+    sources = proc.stdout.split("Sources:")[1].strip().splitlines()
+    assert sources[0].strip().startswith("1. espresso.md")
+    answer_text = proc.stdout.split("Sources:")[0].strip()
+    assert answer_text  # the 135M model wrote something
+
+
+def test_chat_session_resumes_in_a_new_process(db_url, docs, run_kb):
+    env = {"KB_DATABASE__URL": db_url.render_as_string(hide_password=False)}
+    assert run_kb("index", str(docs), env=env).returncode == 0
+    first = run_kb("chat", "--session", "team", input="How long is the return window?\n", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "you> How long is the return window?" in first.stdout and "returns.md" in first.stdout
+    second = run_kb("chat", "--session", "team", input="And from which date does it count?\n", env=env)
+    assert second.returncode == 0, second.stderr
+    assert "Resuming session 'team' (1 earlier turns):" in second.stdout
+    assert "user: How long is the return window?" in second.stdout
+    shown = run_kb("sessions", "show", "team", env=env)
+    assert "turn 2 [documents]" in shown.stdout
+    # concat condensing for the small offline model: the follow-up carries the earlier question
+    assert "(as: How long is the return window? And from which date does it count?)" in shown.stdout
+    listed = run_kb("sessions", env=env)
+    assert listed.stdout.startswith("team\t2 turns")
+    assert run_kb("sessions", "delete", "team", env=env).returncode == 0
+    missing = run_kb("sessions", "show", "team", env=env)
+    assert missing.returncode != 0 and "no session named 'team'" in missing.stderr
