@@ -142,7 +142,13 @@ def _print_answer_tail(answer, out=print) -> None:
     if answer.refused:
         out(f"[refused: {answer.refusal_reason}]")
     if answer.sql:
-        out(f"SQL: {answer.sql}")
+        out(f"SQL{' (refused, not run)' if answer.refused else ''}: {answer.sql}")
+    if answer.rows:
+        from engines.sql import format_rows
+
+        out(f"Rows ({len(answer.rows)}):")
+        for line in format_rows(answer.rows, limit=10).splitlines():
+            out(f"  {line}")
     if answer.sources:
         out("Sources:")
         for i, source in enumerate(answer.sources, start=1):
@@ -166,11 +172,29 @@ def _emit(streaming, stream: bool) -> object:
 
 def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     kb = _knowledge_base(settings)
-    options = {"top_k": args.top_k, "mode": args.mode, "filters": _parse_filters(args.filter)}
+    options = {"top_k": args.top_k, "mode": args.mode, "filters": _parse_filters(args.filter), "route": args.route}
     answer = _emit(kb.stream_query(args.question, **{k: v for k, v in options.items() if v is not None}),
                    sys.stdout.isatty())
     _print_answer_tail(answer)
     kb.close()
+    return 0
+
+
+def _cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
+    kb = _knowledge_base(settings)
+    answer = kb.sql(args.question)
+    print(answer.text)
+    if args.show_sql or answer.refused or answer.rows is None:
+        _print_answer_tail(answer)
+    elif answer.rows:
+        _print_answer_tail(type(answer)(question=answer.question, text="", rows=answer.rows))
+    kb.close()
+    return 0
+
+
+def _cmd_route(args: argparse.Namespace, settings: Settings) -> int:
+    decision = _knowledge_base(settings).route(args.question)
+    print(f"{decision.route}: {decision.reason}")
     return 0
 
 
@@ -301,7 +325,21 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--top-k", type=int, default=None, help="chunks to retrieve (default: retrieval.top_k)")
     ask.add_argument("--mode", choices=["dense", "text", "hybrid", "mmr"], default=None)
     ask.add_argument("--filter", action="append", metavar="KEY=VALUE", help="metadata equality (repeatable)")
+    ask.add_argument("--route", choices=["documents", "database", "both"], default=None,
+                     help="answer from this side instead of letting the router choose")
     ask.set_defaults(handler=_cmd_ask)
+
+    sql = commands.add_parser("sql", help="ask the business database directly (NL -> guarded SQL)",
+                              description="Answer from the business database; the SQL runs only if the read-only "
+                                          "guard accepts it.")
+    sql.add_argument("question")
+    sql.add_argument("--show-sql", action="store_true", help="print the SQL and the rows too")
+    sql.set_defaults(handler=_cmd_sql)
+
+    route = commands.add_parser("route", help="show where a question would go (documents, database, both) and why",
+                                description="Route a question without answering it.")
+    route.add_argument("question")
+    route.set_defaults(handler=_cmd_route)
 
     chat = commands.add_parser("chat", help="chat in a session that is kept in MariaDB",
                                description="Chat interactively (or with piped input); the session resumes later.")

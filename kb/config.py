@@ -110,6 +110,24 @@ class EngineSettings(_Strict):
     log_table: str = Field("kb_query_log", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
+class SqlSettings(_Strict):
+    """The business database that answers questions about figures (NL -> SQL)."""
+
+    enabled: bool = True
+    url: str | None = Field(None, description="a SELECT-only account on the business database; "
+                            "empty = kb's read-only account on the private server")
+    database: str = Field("kb_business", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    tables: list[str] = Field(default_factory=list, description="allowed tables; empty = all the account can read")
+    row_limit: int = Field(200, ge=1, le=100000)
+    timeout_s: float = Field(5.0, gt=0, le=600)
+    max_tables_in_prompt: int = Field(8, ge=1, le=100)
+
+
+class RouterSettings(_Strict):
+    selector: Literal["auto", "llm", "offline"] = Field(
+        "auto", description="auto: offline with the small offline model, the LLM otherwise")
+
+
 LLMProvider = Literal["llama_cpp", "openai", "ollama", "openai_like"]
 EmbeddingProvider = Literal["local", "huggingface", "openai", "openai_like"]
 
@@ -176,6 +194,8 @@ class Settings(_Strict):
     retrieval: RetrievalSettings = RetrievalSettings()
     indexing: IndexingSettings = IndexingSettings()
     engine: EngineSettings = EngineSettings()
+    sql: SqlSettings = SqlSettings()
+    router: RouterSettings = RouterSettings()
     profiles: dict[str, ProfileSettings] = Field(default_factory=_default_profiles)
 
     # Where the settings were read from: for messages and for resolving relative paths.

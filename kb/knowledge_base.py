@@ -8,9 +8,10 @@ Everything heavy (the database connection, the models) is created on first use, 
 from __future__ import annotations
 
 import asyncio
+import re
 from functools import cached_property
 from os import PathLike
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from llama_index.core import VectorStoreIndex
 from llama_index.core.schema import NodeWithScore, QueryBundle
@@ -28,6 +29,8 @@ from kb.errors import KBError
 from engines.answer import Answer, StreamingAnswer
 from engines.chat import ChatSession
 from engines.documents import DocumentsEngine
+from engines.router import LLMSelector, OfflineSelector, RouteDecision, Router
+from engines.sql import SQLEngine
 from kb.indexing import DirectoryIndexer, IndexReport
 from kb.query_log import QueryLog
 from stores import MariaDBConnection, MariaDBKVStore, MariaDBVectorStore
@@ -227,15 +230,117 @@ class KnowledgeBase:
         self.query_log.record(answer, kind=kind, llm_model=self.llm_model_name, embed_model=self.embed_model_name)
         return answer
 
-    def query(self, question: str, **options: Any) -> Answer:
-        """Answer ``question`` from the documents, citing the chunks used (options as :meth:`retrieve`)."""
-        self._check_question(question)
-        return self._log(self.documents_engine.answer(question, **options), "query")
+    # -- the business database and the router -------------------------------------------------------
+    @cached_property
+    def sql_engine(self) -> Optional[SQLEngine]:
+        """The NL->SQL engine, or None when there is no usable business database (see sql_unavailable)."""
+        from kb.business import readonly_url
 
-    def stream_query(self, question: str, **options: Any) -> StreamingAnswer:
-        """Like :meth:`query`, streamed: iterate for text; ``.sources`` first, ``.answer`` at the end."""
+        sql = self.settings.sql
+        self.sql_unavailable = ""
+        if not sql.enabled:
+            self.sql_unavailable = "sql.enabled is false"
+            return None
+        try:
+            if not self.settings.sql.url:
+                self.connection  # the private server is started (and checked) first
+            readonly = MariaDBConnection(readonly_url(self.settings), pool_size=2)
+            tables = list(sql.tables) or [row[0] for row in readonly.fetchall("SHOW TABLES")]
+        except Exception as exc:  # noqa: BLE001 - reported in every routing decision instead
+            self.sql_unavailable = f"cannot read {sql.database}: {str(exc).splitlines()[0][:200]}; run `kb demo` or set sql.url"
+            return None
+        if not tables:
+            self.sql_unavailable = f"the account has no table to read in {sql.database}"
+            return None
+        return SQLEngine(self.llm, readonly, database=sql.database, tables=tables, row_limit=sql.row_limit,
+                         timeout_s=sql.timeout_s, max_tables_in_prompt=sql.max_tables_in_prompt,
+                         embed_model=self.embed_model)
+
+    def _descriptions(self) -> tuple[list[str], list[str]]:
+        """What each side holds, in words: the tables and columns; the titles of the documents."""
+        database: list[str] = []
+        engine = self.sql_engine
+        for table in engine.tables if engine else []:
+            info = engine.sql_database.get_single_table_info(table)
+            noun = table.replace("_", " ")
+            database += [info, f"How many {noun} are there?", f"Count the {noun} per month.",
+                         f"What is the total and the average in {noun}?", f"Which {noun} have the highest values?"]
+            columns = re.findall(r"(\w+) \(", info)
+            database += [f"{noun} by {c.replace('_', ' ')}" for c in columns[:8]]
+        titles = [str(t) for t in self.vector_store.distinct_metadata("title", limit=300)]
+        documents = titles + [f"What does the {t} say?" for t in titles]
+        documents += ["What is the policy?", "How do I do this?", "Explain the procedure.", "Why does this happen?"]
+        return database, documents
+
+    @cached_property
+    def selector(self) -> Any:
+        database, documents = self._descriptions()
+        offline = OfflineSelector(self.embed_model, database, documents)
+        mode = self.settings.router.selector
+        if mode == "auto":
+            small_offline = not self._llm_given and self.settings.active_profile.llm.provider == "llama_cpp"
+            mode = "offline" if small_offline else "llm"
+        if mode == "offline":
+            return offline
+        tables = ", ".join(self.sql_engine.tables) if self.sql_engine else "none"
+        return LLMSelector(self.llm, f"business tables ({tables}): figures, counts, totals, lists of records",
+                           "indexed documents (policies, product guides, FAQs, procedures)", fallback=offline)
+
+    @cached_property
+    def router(self) -> Router:
+        engine = self.sql_engine
+        return Router(lambda q: self.selector.select(q), lambda q: self.documents_engine.answer(q),
+                      engine.answer if engine else None, self.llm, getattr(self, "sql_unavailable", ""))
+
+    def route(self, question: str) -> RouteDecision:
+        """Where ``question`` would go (documents, database or both) and why, without answering."""
         self._check_question(question)
-        return self.documents_engine.stream(question, on_done=lambda a: self._log(a, "query"), **options)
+        return self.router.decide(question)
+
+    def sql(self, question: str) -> Answer:
+        """Answer from the business database directly: the answer, the SQL and the rows.
+
+        A statement the guard refuses is not run; the Answer says it was refused and why.
+        """
+        self._check_question(question)
+        if self.sql_engine is None:
+            raise KBError(f"no business database: {self.sql_unavailable}")
+        answer = self.sql_engine.answer(question)
+        answer.route, answer.route_reason = "database", "asked with kb sql"
+        return self._log(answer, "sql")
+
+    def _routed(self, question: str, route: Optional[str], options: dict[str, Any]) -> Answer:
+        documents = lambda q: self.documents_engine.answer(q, **options)  # noqa: E731
+        router = Router(lambda q: self.selector.select(q), documents,
+                        self.sql_engine.answer if self.sql_engine else None, self.llm,
+                        getattr(self, "sql_unavailable", ""))
+        try:
+            return router.answer(question, route)
+        except ValueError as exc:
+            raise KBError(str(exc)) from None
+
+    def query(self, question: str, *, route: Optional[str] = None, **options: Any) -> Answer:
+        """Answer ``question`` from the documents, the database or both, as the router decides
+        (``route=`` forces one). Document options as :meth:`retrieve`."""
+        self._check_question(question)
+        return self._log(self._routed(question, route, options), "query")
+
+    def stream_query(self, question: str, *, route: Optional[str] = None, **options: Any) -> StreamingAnswer:
+        """Like :meth:`query`, streamed: iterate for text; ``.sources`` first, ``.answer`` at the end.
+        Database and both-routes answers arrive in one piece (they are written from complete rows)."""
+        self._check_question(question)
+        decision = RouteDecision(route, "forced by the caller", "forced") if route else self.route(question)
+        if decision.route == "documents":
+            def done(answer: Answer) -> None:
+                answer.route, answer.route_reason = decision.route, decision.reason
+                self._log(answer, "query")
+
+            streaming = self.documents_engine.stream(question, on_done=done, **options)
+            streaming.answer.route, streaming.answer.route_reason = decision.route, decision.reason
+            return streaming
+        answer = self._routed(question, decision.route, options)
+        answer.route_reason = decision.reason
+        return StreamingAnswer(answer, iter([answer.text]), lambda a: self._log(a, "query"))
 
     async def aquery(self, question: str, **options: Any) -> Answer:
         return await asyncio.to_thread(self.query, question, **options)
@@ -248,10 +353,24 @@ class KnowledgeBase:
         engine = self.documents_engine
         limit = min(self.settings.engine.memory_tokens, max(256, self._context_window() // 2))
         return ChatSession(session_id, self.llm, self.chat_store, token_limit=limit,
-                           answer=lambda q: engine.answer(q),
-                           stream=lambda q, done: engine.stream(q, on_done=done),
+                           answer=lambda q: self._routed(q, None, {}),
+                           stream=lambda q, done: self._routed_stream(q, done),
                            tokenizer_fn=getattr(engine.tokens, "tokenizer", None),
                            condense_with_llm=self._condense_with_llm())
+
+    def _routed_stream(self, question: str, done: Any) -> StreamingAnswer:
+        decision = self.route(question)
+        if decision.route == "documents":
+            def finish(answer: Answer) -> None:
+                answer.route, answer.route_reason = decision.route, decision.reason
+                done(answer)
+
+            streaming = self.documents_engine.stream(question, on_done=finish)
+            streaming.answer.route, streaming.answer.route_reason = decision.route, decision.reason
+            return streaming
+        answer = self._routed(question, decision.route, {})
+        answer.route_reason = decision.reason
+        return StreamingAnswer(answer, iter([answer.text]), done)
 
     def _condense_with_llm(self) -> bool:
         mode = self.settings.engine.condense
@@ -307,6 +426,9 @@ class KnowledgeBase:
     def close(self) -> None:
         if "connection" in self.__dict__:
             self.connection.dispose()
+        engine = self.__dict__.get("sql_engine")
+        if engine is not None:
+            engine.readonly.dispose()
 
     def __enter__(self) -> "KnowledgeBase":
         return self

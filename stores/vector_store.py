@@ -412,6 +412,15 @@ class MariaDBVectorStore(BasePydanticVectorStore):
                 f"SELECT DISTINCT ref_doc_id FROM {self._table} WHERE ref_doc_id LIKE ? ESCAPE '\\\\'", (pattern,))
         return [row[0] for row in rows]
 
+    def distinct_metadata(self, key: str, limit: int = 1000) -> list[Any]:
+        """The distinct values of one metadata key (e.g. the titles of the indexed documents)."""
+        from stores.filters import json_path
+
+        rows = self._conn.fetchall(
+            f"SELECT DISTINCT JSON_VALUE(metadata, ?) AS v FROM {self._table} HAVING v IS NOT NULL LIMIT {int(limit)}",
+            (json_path(key),))
+        return [row[0] for row in rows]
+
     def node_ids_of(self, ref_doc_ids: Sequence[str]) -> dict[str, list[str]]:
         """The chunk ids of each document (an indexed lookup), for incremental re-indexing."""
         found: dict[str, list[str]] = {doc: [] for doc in ref_doc_ids}

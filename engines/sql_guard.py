@@ -1,0 +1,126 @@
+"""The read-only guard: every LLM-written statement passes here before it may reach the server.
+
+Layer 1 (this module): the text is cleaned of code fences and prompt labels, checked for
+executable comments, parsed with sqlglot (MySQL dialect) and must be exactly one SELECT (set
+operations and ``WITH ... SELECT`` included) that reads only allowed tables and calls no dangerous
+function, assigns no variable, takes no lock and writes no file. What runs is sqlglot's rendering
+of the checked tree, never the raw text, so a parser difference cannot smuggle anything past.
+
+Layers 2 and 3 (``engines.sql``): the statement runs as an account that has SELECT on the allowed
+tables only, inside a READ ONLY transaction, with a statement time limit and a row cap.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable
+
+import sqlglot
+from sqlglot import exp
+
+FORBIDDEN_FUNCTIONS = {
+    "LOAD_FILE", "SLEEP", "BENCHMARK", "GET_LOCK", "RELEASE_LOCK", "RELEASE_ALL_LOCKS", "IS_FREE_LOCK",
+    "IS_USED_LOCK", "MASTER_POS_WAIT", "MASTER_GTID_WAIT", "SYS_EXEC", "SYS_EVAL", "LAST_INSERT_ID",
+    "NEXTVAL", "SETVAL", "LASTVAL", "DATABASE", "USER", "CURRENT_USER", "SESSION_USER", "SYSTEM_USER",
+    "VERSION", "CONNECTION_ID", "ROW_COUNT", "FOUND_ROWS", "UPDATEXML", "EXTRACTVALUE", "COLUMN_CREATE",
+}
+SYSTEM_SCHEMAS = {"information_schema", "mysql", "performance_schema", "sys"}
+_FENCE = re.compile(r"```(?:[a-zA-Z]+)?\s*(.*?)```", re.S)
+_LABEL = re.compile(r"^\s*(?:sql\s*query|sqlquery|sql|query)\s*:\s*", re.I)
+
+
+class SQLRefused(Exception):
+    """A statement the guard will not let through; the message says why."""
+
+
+@dataclass(frozen=True)
+class CheckedSQL:
+    original: str
+    sql: str  # what will run: the checked tree, rendered
+    tables: tuple[str, ...]
+
+
+def clean(text: str) -> str:
+    """Strip code fences, ``SQLQuery:`` labels, a trailing ``SQLResult:`` and one final ';'."""
+    text = text or ""
+    fenced = _FENCE.search(text)
+    if fenced:
+        text = fenced.group(1)
+    text = text.replace("```", "")
+    text = _LABEL.sub("", text.strip())
+    text = re.split(r"\n\s*SQLResult\s*:", text, maxsplit=1, flags=re.I)[0]
+    text = text.strip()
+    if text.endswith(";"):
+        text = text[:-1].rstrip()
+    return text
+
+
+class ReadOnlyGuard:
+    """Checks statements against an allow-list of tables (names compared case-insensitively)."""
+
+    def __init__(self, allowed_tables: Iterable[str], database: str | None = None) -> None:
+        self.allowed = {t.lower() for t in allowed_tables}
+        self.database = database.lower() if database else None
+
+    def check(self, text: str) -> CheckedSQL:
+        sql = clean(text)
+        if not sql:
+            raise SQLRefused("no SQL statement was produced")
+        if "\x00" in sql:
+            raise SQLRefused("NUL byte in the statement")
+        if re.search(r"/\*[!M+]", sql):
+            raise SQLRefused("executable comments (/*! ... */) are not allowed")
+        if re.search(r"\bINTO\s+(?:OUTFILE|DUMPFILE|@)", sql, re.I):
+            raise SQLRefused("SELECT ... INTO (files or variables) is not allowed")
+        try:
+            statements = [s for s in sqlglot.parse(sql, read="mysql") if s is not None]
+        except sqlglot.errors.ParseError as exc:
+            raise SQLRefused(f"the statement could not be parsed as MySQL/MariaDB SQL ({str(exc).splitlines()[0][:120]})") from None
+        if len(statements) != 1:
+            raise SQLRefused(f"exactly one statement is allowed, got {len(statements)}")
+        tree = statements[0]
+        if not isinstance(tree, (exp.Select, exp.Union, exp.Intersect, exp.Except)):
+            raise SQLRefused(f"only SELECT statements are allowed, not {tree.key.upper()}")
+        self._check_tree(tree)
+        tables = self._check_tables(tree)
+        return CheckedSQL(original=text, sql=tree.sql(dialect="mysql"), tables=tuple(sorted(tables)))
+
+    def _check_tree(self, tree: exp.Expression) -> None:
+        for node in tree.walk():
+            if isinstance(node, (exp.Insert, exp.Update, exp.Delete, exp.Drop, exp.Create, exp.Alter,
+                                 exp.Command, exp.Merge, exp.TruncateTable, exp.Set, exp.Use)):
+                raise SQLRefused(f"{node.key.upper()} is not allowed inside a query")
+            if isinstance(node, exp.Into):
+                raise SQLRefused("SELECT ... INTO is not allowed")
+            if isinstance(node, exp.Lock):
+                raise SQLRefused("locking reads (FOR UPDATE, LOCK IN SHARE MODE) are not allowed")
+            if isinstance(node, (exp.Parameter, exp.SessionParameter, exp.Placeholder, exp.PropertyEQ)):
+                raise SQLRefused("variables and assignments (@x, @@x, :=) are not allowed")
+            if isinstance(node, exp.Func):
+                name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).upper()
+                if name in FORBIDDEN_FUNCTIONS:
+                    raise SQLRefused(f"the function {name}() is not allowed")
+            if isinstance(node, exp.Column) and node.name.startswith("@"):
+                raise SQLRefused("variables are not allowed")
+
+    def _check_tables(self, tree: exp.Expression) -> set[str]:
+        ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+        used = set()
+        for table in tree.find_all(exp.Table):
+            name = table.name.lower()
+            schema = (table.db or "").lower()
+            if schema in SYSTEM_SCHEMAS or (not schema and name in SYSTEM_SCHEMAS):
+                raise SQLRefused(f"system schema {schema or name} is not allowed")
+            if schema and schema != self.database:
+                raise SQLRefused(f"table {schema}.{name} is outside the business database")
+            if not name:
+                raise SQLRefused("table functions are not allowed")
+            if name in ctes and not schema:
+                continue
+            if name not in self.allowed:
+                raise SQLRefused(f"table {name!r} is not one of the allowed tables ({', '.join(sorted(self.allowed))})")
+            used.add(name)
+        if not used and not list(tree.find_all(exp.Table)):
+            pass  # SELECT 1 + 1: reads nothing, harmless
+        return used
