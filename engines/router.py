@@ -26,7 +26,7 @@ from engines.answer import Answer
 
 ROUTES = ("documents", "database", "both")
 ANALYTIC = re.compile(
-    r"\b(how many|number of|count|counts|total|sum|average|avg|mean|median|most|least|highest|lowest|"
+    r"\b(how many(?! (?:days|weeks|months|years|hours|minutes)\b)|number of|count|counts|total|sum|average|avg|mean|median|most|least|highest|lowest|"
     r"top \d+|top (five|ten|three)|per (month|year|week|day|country|city|product|customer)|share of|percentage|"
     r"ratio|list the|show the|so far|last (month|year|week|quarter)|this (month|year)|in 20\d\d|since 20\d\d|"
     r"trend|revenue|sales|sold|signed up|overdue|still open|are open|were (placed|requested|approved|refused)|"
@@ -59,9 +59,12 @@ class OfflineSelector:
     """Embedding similarity to each side's description, plus language cues. No LLM."""
 
     def __init__(self, embed_model: Any, database_texts: Sequence[str], document_texts: Sequence[str],
-                 cue_weight: float = 0.12) -> None:
+                 cue_weight: float = 0.12, chunk_similarity: Optional[Callable[[list[float]], float]] = None) -> None:
         self.embed_model = embed_model
         self.cue_weight = cue_weight
+        # The documents are described by their titles and, when given, by their chunks themselves
+        # (the mean similarity of the nearest chunks in the vector index).
+        self.chunk_similarity = chunk_similarity
         self._texts = {"database": list(database_texts), "documents": list(document_texts)}
         self._vectors: dict[str, np.ndarray] = {}
 
@@ -73,12 +76,15 @@ class OfflineSelector:
         return self._vectors[name]
 
     def similarity(self, question: str) -> dict[str, float]:
-        q = np.asarray(self.embed_model.get_query_embedding(question), dtype=np.float32)
+        raw = self.embed_model.get_query_embedding(question)
+        q = np.asarray(raw, dtype=np.float32)
         q /= np.linalg.norm(q)
         scores = {}
         for name in ("database", "documents"):
             sims = np.sort(self._side(name) @ q)[::-1]
             scores[name] = float(sims[:3].mean())
+        if self.chunk_similarity is not None:
+            scores["documents"] = max(scores["documents"], float(self.chunk_similarity(list(raw))))
         return scores
 
     def select(self, question: str) -> RouteDecision:
@@ -102,13 +108,13 @@ class OfflineSelector:
 def parse_route(reply: str) -> Optional[str]:
     """``documents``/``database``/``both`` or 1/2/3 (1-based) from an LLM reply; None otherwise."""
     text = (reply or "").strip().lower()
-    words = re.findall(r"[a-z]+|\d+", text)
+    words = re.findall(r"[a-z]+|-?\d+", text)
     if not words:
         return None
     first = words[0]
     if first in ROUTES:
         return first
-    if first.isdigit():
+    if re.fullmatch(r"-?\d+", first):
         number = int(first)
         return ROUTES[number - 1] if 1 <= number <= len(ROUTES) else None
     return None

@@ -64,7 +64,7 @@ class SQLEngine:
         self.sql_database = SQLDatabase(readonly.engine, include_tables=self.tables, sample_rows_in_table_info=0)
         if len(self.tables) <= max_tables_in_prompt:
             self.writer = NLSQLTableQueryEngine(sql_database=self.sql_database, tables=self.tables, llm=llm,
-                                                sql_only=True, embed_model=embed_model)
+                                                sql_only=True, synthesize_response=False, embed_model=embed_model)
         else:
             from llama_index.core import VectorStoreIndex
             from llama_index.core.indices.struct_store.sql_query import SQLTableRetrieverQueryEngine
@@ -75,7 +75,7 @@ class SQLEngine:
                                                     VectorStoreIndex, embed_model=embed_model)
             self.writer = SQLTableRetrieverQueryEngine(
                 self.sql_database, object_index.as_retriever(similarity_top_k=max_tables_in_prompt), llm=llm,
-                sql_only=True, embed_model=embed_model)
+                sql_only=True, synthesize_response=False, embed_model=embed_model)
 
     def write_sql(self, question: str) -> str:
         """The statement the LLM proposes (not run, not yet checked)."""

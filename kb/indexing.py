@@ -42,7 +42,7 @@ from kb.errors import KBError
 from stores import MariaDBKVStore, MariaDBVectorStore
 
 log = logging.getLogger("kb.indexing")
-FILES = "files"
+FILES = "files"  # registry collection prefix; one registry per chunks table
 _HIDDEN_FOR_EMBEDDING = ["file_size", "modified", "content_hash", "root", "file_type"]
 _HIDDEN_FOR_LLM = ["file_size", "modified", "content_hash", "root"]
 
@@ -163,6 +163,7 @@ class DirectoryIndexer:
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.echo = echo or (lambda message: log.info(message))
         self.splitter = SentenceSplitter(chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
+        self.files = f"{FILES}/{store.table_name}"
 
     # -- the run ---------------------------------------------------------------------------------
     def index(self, root: str | os.PathLike[str], *, include: Sequence[str] | None = None,
@@ -176,7 +177,7 @@ class DirectoryIndexer:
         files = scan(base, include if include is not None else s.include, exclude if exclude is not None else s.exclude,
                      s.recursive if recursive is None else recursive)
         prefix = str(base) + os.sep
-        registry = {k: v for k, v in self.kv.get_all(FILES).items() if k.startswith(prefix)}
+        registry = {k: v for k, v in self.kv.get_all(self.files).items() if k.startswith(prefix)}
         todo: list[_Parsed] = []
         on_disk = set()
         for rel in files:
@@ -202,7 +203,7 @@ class DirectoryIndexer:
             if known and known.get("hash") == content_hash:
                 report.unchanged.append(rel)
                 if not dry_run:  # same content, new mtime: remember it so the next run skips the read
-                    self.kv.put(doc_id, {**known, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}, FILES)
+                    self.kv.put(doc_id, {**known, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}, self.files)
                 continue
             (report.updated if known else report.added).append(rel)
             todo.append(_Parsed(rel, doc_id, record))
@@ -228,7 +229,7 @@ class DirectoryIndexer:
         t = time.perf_counter()
         for doc_id in doc_ids:
             self.store.delete(doc_id)  # chunks first: a crash here is finished by the next run
-        self.kv.delete_many(doc_ids, FILES)
+        self.kv.delete_many(doc_ids, self.files)
         report.seconds["database"] += time.perf_counter() - t
 
     # -- reading, embedding, writing ---------------------------------------------------------------
@@ -333,7 +334,7 @@ class DirectoryIndexer:
                  if node_id not in {n.node_id for n in p.nodes or []}]
         if stale:
             self.store.delete_nodes(node_ids=stale)  # 2. then the old one goes
-        self.kv.put_all([(p.doc_id, {**p.record, "chunks": len(p.nodes or [])}) for p in group], FILES)  # 3.
+        self.kv.put_all([(p.doc_id, {**p.record, "chunks": len(p.nodes or [])}) for p in group], self.files)  # 3.
         report.seconds["database"] += time.perf_counter() - t
         report.chunks += len(nodes)
 

@@ -19,6 +19,7 @@ from llama_index.core.vector_stores.types import (
     FilterOperator,
     MetadataFilter,
     MetadataFilters,
+    VectorStoreQuery,
     VectorStoreQueryMode,
 )
 
@@ -275,7 +276,13 @@ class KnowledgeBase:
     @cached_property
     def selector(self) -> Any:
         database, documents = self._descriptions()
-        offline = OfflineSelector(self.embed_model, database, documents)
+        store = self.vector_store
+
+        def chunk_similarity(embedding: list[float]) -> float:
+            hits = store.query(VectorStoreQuery(query_embedding=embedding, similarity_top_k=1)).similarities or []
+            return hits[0] if hits else 0.0
+
+        offline = OfflineSelector(self.embed_model, database, documents, chunk_similarity=chunk_similarity)
         mode = self.settings.router.selector
         if mode == "auto":
             small_offline = not self._llm_given and self.settings.active_profile.llm.provider == "llama_cpp"

@@ -102,3 +102,28 @@ def local_embed():
     from kb.models import local_embedding_path
 
     return HuggingFaceEmbedding(model_name=str(local_embedding_path()), device="cpu")
+
+
+BUSINESS_TABLES = ["customers", "products", "orders", "order_items", "returns", "support_tickets"]
+
+
+@pytest.fixture(scope="session")
+def business(server, project_settings):
+    """The demo business database on the private server, and its read-only account's URL."""
+    from kb.business import load_demo_data, readonly_url
+
+    if server is None:
+        pytest.fail("the business database tests use kb's private server; run them without KB_TEST_DATABASE_URL")
+    load_demo_data(project_settings)
+    return readonly_url(project_settings)
+
+
+@pytest.fixture
+def business_checksum(admin, project_settings):
+    """A function returning the checksum of every business table (to prove nothing changed)."""
+    db = project_settings.sql.database
+
+    def checksum():
+        return admin.fetchall("CHECKSUM TABLE " + ", ".join(f"`{db}`.`{t}`" for t in BUSINESS_TABLES))
+
+    return checksum

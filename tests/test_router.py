@@ -1,0 +1,116 @@
+"""The router: offline selector accuracy, LLM selector validation, the both route, the CLI, the demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engines.router import LLMSelector, OfflineSelector, parse_route
+from kb.business import DATA
+from kb.knowledge_base import KnowledgeBase
+from scripted_llm import ScriptedLLM
+
+QUESTIONS = yaml.safe_load((Path(__file__).parent / "data" / "route_questions.yaml").read_text())
+
+
+def make_kb(db_url, business, llm, embed, **router):
+    config = {"database": {"url": db_url.render_as_string(hide_password=False)},
+              "sql": {"url": business.render_as_string(hide_password=False)}, "router": router}
+    kb = KnowledgeBase.from_config(config, llm=llm, embed_model=embed)
+    kb.index_directory(DATA / "docs", progress=False)
+    return kb
+
+
+def test_labelled_set_is_large_and_covers_every_route():
+    assert len(QUESTIONS) >= 40
+    assert {q["route"] for q in QUESTIONS} == {"documents", "database", "both"}
+
+
+def test_offline_selector_accuracy(db_url, business, local_embed):
+    kb = make_kb(db_url, business, ScriptedLLM([]), local_embed, selector="offline")
+    decisions = [(q, kb.route(q["q"])) for q in QUESTIONS]
+    correct = sum(d.route == q["route"] for q, d in decisions)
+    misses = [(q["q"], q["route"], d.route) for q, d in decisions if d.route != q["route"]]
+    accuracy = correct / len(QUESTIONS)
+    print(f"offline selector accuracy: {correct}/{len(QUESTIONS)} = {accuracy:.0%}; misses: {misses}")
+    assert accuracy >= 0.9, misses
+    assert all(d.reason and d.selector == "offline" for _, d in decisions)
+
+
+@pytest.mark.parametrize("reply, route", [("both", "both"), ("Database.", "database"), (" documents\n", "documents"),
+                                          ("2", "database"), ("3", "both"), ("1", "documents")])
+def test_parse_route_accepts_only_valid_choices(reply, route):
+    assert parse_route(reply) == route
+
+
+@pytest.mark.parametrize("reply", ["0", "4", "-1", "", "{\"route\": 2}", "I think documents", "sql", "docs"])
+def test_invalid_llm_replies_fall_back_instead_of_guessing(reply, local_embed):
+    offline = OfflineSelector(local_embed, ["orders table: id, total, ordered_at", "How many orders are there?"],
+                              ["Return Policy", "What does the return policy say?"])
+    selector = LLMSelector(ScriptedLLM([reply]), "tables", "documents", fallback=offline)
+    decision = selector.select("How many orders were placed in 2025?")
+    assert parse_route(reply) is None
+    assert decision.selector == "llm+offline" and "is not a route" in decision.reason
+    assert decision.route == "database"  # what the offline selector says, not a silent default
+
+
+def test_llm_selector_choice_is_used(db_url, business, local_embed):
+    def script(prompt: str) -> str:
+        if "Reply with exactly one word" in prompt:
+            return "both"
+        if "SQLQuery" in prompt:
+            return "SELECT COUNT(*) AS n FROM returns"
+        return "There are 162 returns; the policy allows 30 days."
+
+    kb = make_kb(db_url, business, ScriptedLLM(script), local_embed, selector="llm")
+    answer = kb.query("What is our return policy, and how many returns have we had?")
+    assert answer.route == "both" and "chosen by the LLM" in answer.route_reason
+    assert answer.sql == "SELECT COUNT(*) AS n FROM returns" and answer.rows == [{"n": 162}]
+    assert answer.sources and answer.sources[0].path == "policies/return-policy.md"
+    assert answer.text == "There are 162 returns; the policy allows 30 days."
+
+
+def test_route_decision_without_answering_and_forced_routes(db_url, business, local_embed):
+    llm = ScriptedLLM(lambda p: "SELECT COUNT(*) AS n FROM orders" if "SQLQuery" in p else "Answer.")
+    kb = make_kb(db_url, business, llm, local_embed, selector="offline")
+    decision = kb.route("How many orders were placed in 2025?")
+    assert decision.route == "database" and "business tables" in decision.reason
+    assert llm.prompts == []  # deciding asked no LLM
+    forced = kb.query("Anything", route="database")
+    assert forced.route == "database" and forced.route_reason == "forced by the caller" and forced.rows == [{"n": 1800}]
+    sql = kb.sql("How many orders?")
+    assert sql.sql == "SELECT COUNT(*) AS n FROM orders" and sql.rows == [{"n": 1800}]
+
+
+def test_a_refusal_is_an_answer_not_an_exception(db_url, business, local_embed, business_checksum):
+    before = business_checksum()
+    llm = ScriptedLLM(lambda p: "DELETE FROM orders" if "SQLQuery" in p else "unused")
+    kb = make_kb(db_url, business, llm, local_embed, selector="offline")
+    answer = kb.query("How many orders were placed in 2025?")
+    assert answer.route == "database" and answer.refused and "only SELECT" in answer.refusal_reason
+    assert business_checksum() == before
+    assert kb.stats()["refused"] == 1
+
+
+def test_cli_sql_route_and_ask_with_forced_route(db_url, business, run_kb):
+    env = {"KB_DATABASE__URL": db_url.render_as_string(hide_password=False),
+           "KB_SQL__URL": business.render_as_string(hide_password=False)}
+    routed = run_kb("route", "How many support tickets are still open?", env=env)
+    assert routed.returncode == 0 and routed.stdout.startswith("database: ")
+    proc = run_kb("sql", "How many orders were placed in 2025?", "--show-sql", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "SQL" in proc.stdout  # the offline model's SQL is shown (run, or refused with the reason)
+    asked = run_kb("ask", "How many orders were placed in 2025?", "--route", "database", env=env)
+    assert asked.returncode == 0 and "[route: database - forced by the caller]" in asked.stdout
+
+
+def test_the_demo_prints_three_routed_answers(run_kb, tmp_path):
+    env = {"KB_VECTOR_STORE__TABLE_NAME": "demo_test_nodes", "KB_ENGINE__LOG_TABLE": "demo_test_log"}
+    proc = run_kb("demo", env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    for route in ("documents", "database", "both"):
+        assert f"[route: {route} - " in proc.stdout
+    assert "Sources:" in proc.stdout and "policies/return-policy.md" in proc.stdout
+    assert proc.stdout.count("Q: ") == 3

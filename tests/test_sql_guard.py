@@ -1,0 +1,190 @@
+"""The read-only guard: hostile statements refused (nothing changes), legitimate SELECTs run."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import BUSINESS_TABLES
+from engines.sql import SQLEngine
+from engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused
+from scripted_llm import ScriptedLLM
+from stores.connection import MariaDBConnection
+
+HOSTILE = [
+    # writes and DDL
+    "UPDATE orders SET total = 0",
+    "DELETE FROM orders",
+    "dElEtE FROM orders WHERE 1=1",
+    "INSERT INTO orders VALUES (9999, 1, '2025-01-01', NULL, 'placed', 1)",
+    "REPLACE INTO products VALUES (1, 'x', 'x', 'x', 1, 1)",
+    "DROP TABLE orders",
+    "drop table if exists returns",
+    "TRUNCATE TABLE support_tickets",
+    "TRUNCATE orders",
+    "ALTER TABLE orders ADD COLUMN pwned INT",
+    "CREATE TABLE evil (a INT)",
+    "CREATE USER 'x'@'%' IDENTIFIED BY 'y'",
+    "GRANT ALL PRIVILEGES ON *.* TO 'kb_reader'@'localhost'",
+    "RENAME TABLE orders TO gone",
+    # session and server state
+    "SET GLOBAL max_connections = 1",
+    "SET @x = 1",
+    "SET SESSION sql_mode = ''",
+    "CALL mysql.some_procedure()",
+    "LOAD DATA INFILE '/etc/passwd' INTO TABLE orders",
+    "HANDLER orders OPEN",
+    "LOCK TABLES orders WRITE",
+    "PREPARE s FROM 'DROP TABLE orders'",
+    "EXECUTE s",
+    "DO SLEEP(5)",
+    "SHOW GRANTS",
+    # several statements
+    "SELECT 1; DROP TABLE orders",
+    "SELECT * FROM orders;\nDELETE FROM orders",
+    "select 1 -- comment\n; drop table orders",
+    # comments and case tricks
+    "/*!50000 DROP TABLE orders */",
+    "SELECT * FROM orders /*! ; DELETE FROM orders */",
+    "SELECT * FROM orders /*M!100000 ; DELETE FROM orders */",
+    "SeLeCt * FrOm OrDeRs; TrUnCaTe OrDeRs",
+    # files, sleeps, locks, variables
+    "SELECT * FROM orders INTO OUTFILE '/tmp/orders.csv'",
+    "SELECT * FROM customers INTO DUMPFILE '/tmp/c'",
+    "SELECT LOAD_FILE('/etc/passwd')",
+    "SELECT SLEEP(10)",
+    "SELECT BENCHMARK(100000000, MD5('x'))",
+    "SELECT GET_LOCK('kb', 100)",
+    "SELECT * FROM orders WHERE id = 1 AND SLEEP(3)",
+    "SELECT @a := COUNT(*) FROM orders",
+    "SELECT @@version",
+    "SELECT COUNT(*) INTO @n FROM orders",
+    "SELECT * FROM orders FOR UPDATE",
+    "SELECT * FROM orders LOCK IN SHARE MODE",
+    # other schemas and tables
+    "SELECT * FROM mysql.user",
+    "SELECT * FROM information_schema.tables",
+    "SELECT * FROM performance_schema.threads",
+    "SELECT user, password FROM mysql.user",
+    "SELECT id FROM orders UNION SELECT user FROM mysql.user",
+    "SELECT id FROM orders UNION ALL SELECT table_name FROM information_schema.tables",
+    "SELECT * FROM kb.kb_nodes",
+    "SELECT * FROM secrets",
+    "WITH x AS (SELECT * FROM mysql.user) SELECT * FROM x",
+    "SELECT * FROM orders WHERE customer_id IN (SELECT id FROM kb.kb_chat)",
+    "SELECT USER(), VERSION(), DATABASE()",
+    "```sql\nDROP TABLE orders;\n```",
+]
+
+LEGITIMATE = {
+    "count": ("SELECT COUNT(*) AS n FROM orders", lambda rows: rows == [{"n": 1800}]),
+    "join + group": ("SELECT p.name, SUM(oi.quantity) AS sold FROM order_items oi JOIN products p ON p.id = oi.product_id "
+                     "GROUP BY p.name ORDER BY sold DESC", lambda rows: len(rows) == 8),
+    "window": ("SELECT customer_id, total, RANK() OVER (PARTITION BY customer_id ORDER BY total DESC) AS r "
+               "FROM orders ORDER BY customer_id, r LIMIT 5", lambda rows: rows[0]["r"] == 1),
+    "cte": ("WITH monthly AS (SELECT DATE_FORMAT(ordered_at, '%Y-%m') AS month, COUNT(*) AS n FROM orders GROUP BY month) "
+            "SELECT month, n FROM monthly ORDER BY n DESC LIMIT 3", lambda rows: len(rows) == 3),
+    "subquery": ("SELECT COUNT(*) AS late FROM returns r JOIN orders o ON o.id = r.order_id "
+                 "WHERE r.requested_at > DATE_ADD(o.delivered_at, INTERVAL 30 DAY)", lambda rows: rows[0]["late"] > 0),
+    "in subquery": ("SELECT name FROM customers WHERE id IN (SELECT customer_id FROM support_tickets WHERE priority = 'urgent') "
+                    "LIMIT 3", lambda rows: len(rows) == 3),
+    "union": ("SELECT 'orders' AS t, COUNT(*) AS n FROM orders UNION ALL SELECT 'returns', COUNT(*) FROM returns",
+              lambda rows: {r["t"] for r in rows} == {"orders", "returns"}),
+    "fenced": ("```sql\nSELECT COUNT(*) AS n FROM products;\n```", lambda rows: rows == [{"n": 8}]),
+}
+
+
+@pytest.fixture
+def guard(project_settings):
+    return ReadOnlyGuard(BUSINESS_TABLES, project_settings.sql.database)
+
+
+@pytest.fixture
+def engine_for(local_embed):
+    def make(business, llm, **kwargs):
+        readonly = MariaDBConnection(business)
+        return SQLEngine(llm, readonly, database="kb_business", tables=BUSINESS_TABLES, embed_model=local_embed,
+                         **kwargs)
+    return make
+
+
+def test_corpus_is_large_enough():
+    assert len(HOSTILE) >= 40
+
+
+@pytest.mark.parametrize("statement", HOSTILE)
+def test_hostile_statement_is_refused(guard, statement):
+    with pytest.raises(SQLRefused):
+        guard.check(statement)
+
+
+def test_hostile_statements_through_the_engine_change_nothing(business, business_checksum, engine_for):
+    before = business_checksum()
+    engine = engine_for(business, ScriptedLLM(lambda prompt: HOSTILE[0]))
+    started = time.perf_counter()
+    for statement in HOSTILE:
+        engine.writer = _Fixed(statement)
+        answer = engine.answer("do something")
+        assert answer.refused and answer.refusal_reason and answer.rows is None, statement
+        assert "did not run" in answer.text
+    assert time.perf_counter() - started < 10  # none of the SLEEP/BENCHMARK calls ran
+    assert business_checksum() == before
+
+
+class _Fixed:
+    """Stands in for the SQL-writing step: returns a fixed statement (the LLM's part is scripted)."""
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+
+    def query(self, question):
+        from llama_index.core.base.response.schema import Response
+
+        return Response(response=self.sql, metadata={"sql_query": self.sql})
+
+
+@pytest.mark.parametrize("name", list(LEGITIMATE))
+def test_legitimate_selects_pass_and_run(business, name, engine_for):
+    statement, check = LEGITIMATE[name]
+    engine = engine_for(business, ScriptedLLM(["Here is the answer."]))
+    engine.writer = _Fixed(statement)
+    answer = engine.answer("a question")
+    assert not answer.refused, answer.refusal_reason
+    assert answer.rows and check(answer.rows), answer.rows
+    assert answer.text == "Here is the answer."
+
+
+def test_scripted_llm_answering_drop_table_leaves_the_table(business, business_checksum, engine_for):
+    """The whole path: NLSQLTableQueryEngine asks the (scripted) LLM, which answers DROP TABLE orders."""
+    before = business_checksum()
+    engine = engine_for(business, ScriptedLLM(["SQLQuery: DROP TABLE orders"]))
+    answer = engine.answer("How many orders are there?")
+    assert answer.refused and "only SELECT" in answer.refusal_reason and answer.sql == "DROP TABLE orders"
+    assert business_checksum() == before
+
+
+def test_the_account_itself_cannot_write(business):
+    readonly = MariaDBConnection(business)
+    with pytest.raises(Exception, match="command denied"):
+        readonly.execute("DELETE FROM orders WHERE id < 0")
+    with pytest.raises(Exception, match="denied"):
+        readonly.fetchall("SELECT * FROM mysql.user")
+
+
+def test_read_only_transaction_time_limit_and_row_cap(business, admin_url, project_settings, local_embed):
+    # layer 3 on its own: even a privileged account cannot write inside the READ ONLY transaction
+    privileged = MariaDBConnection(admin_url.set(database=project_settings.sql.database))
+    engine = SQLEngine(ScriptedLLM([]), privileged, database="kb_business", tables=BUSINESS_TABLES,
+                       row_limit=10, timeout_s=0.5, embed_model=local_embed)
+    with pytest.raises(Exception, match="READ ONLY"):
+        engine.run(CheckedSQL(original="", sql="DELETE FROM orders WHERE id < 0", tables=("orders",)))
+    rows, truncated = engine.run(CheckedSQL(original="", sql="SELECT id FROM order_items", tables=("order_items",)))
+    assert len(rows) == 10 and truncated
+    started = time.perf_counter()
+    try:
+        engine.run(CheckedSQL(original="", sql="SELECT SLEEP(5) AS s", tables=()))
+    except Exception as exc:
+        assert "max_statement_time" in str(exc) or "interrupted" in str(exc).lower()
+    assert time.perf_counter() - started < 3
+    privileged.dispose()
