@@ -10,6 +10,7 @@ process.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Callable, Optional
 
@@ -26,6 +27,15 @@ CONDENSE_PROMPT = PromptTemplate(DEFAULT_CONDENSE_PROMPT_TEMPLATE)
 
 def history_text(messages: list[ChatMessage]) -> str:
     return "\n".join(f"{getattr(m.role, 'value', m.role)}: {m.content}" for m in messages)
+
+
+FOLLOW_UP = re.compile(r"^\s*(and|but|also|so|then|what about|how about)\b|\b(it|its|they|them|their|those|these|"
+                       r"that one|this one|he|she|same)\b", re.I)
+
+
+def looks_like_follow_up(message: str) -> bool:
+    """Without an LLM to condense: does the message lean on the previous turn (pronouns, "and ...")?"""
+    return bool(FOLLOW_UP.search(message))
 
 
 def sanitize_condensed(condensed: str, message: str, history: list[ChatMessage]) -> str:
@@ -64,7 +74,7 @@ class ChatSession:
         if not history:
             return message
         if not self.condense_with_llm:
-            return sanitize_condensed("", message, history)
+            return sanitize_condensed("", message, history) if looks_like_follow_up(message) else message
         condensed = self.llm.predict(CONDENSE_PROMPT, chat_history=history_text(history), question=message)
         return sanitize_condensed(condensed, message, history)
 
