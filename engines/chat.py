@@ -82,11 +82,8 @@ class ChatSession:
         self.memory.put(ChatMessage(role=MessageRole.USER, content=message))
         self.memory.put(ChatMessage(role=MessageRole.ASSISTANT, content=answer.memory_text()))
 
-    def chat(self, message: str) -> Answer:
-        started = time.perf_counter()
-        standalone = self.condense(message)
-        condense_ms = (time.perf_counter() - started) * 1000
-        answer = self._answer(standalone)
+    def _complete(self, answer: Answer, message: str, standalone: str, started: float, condense_ms: float) -> Answer:
+        """Stamp the turn onto its answer and remember both sides of it."""
         answer.question = message
         answer.condensed_question = standalone
         answer.session_id = self.session_id
@@ -95,19 +92,19 @@ class ChatSession:
         self._remember(message, answer)
         return answer
 
+    def chat(self, message: str) -> Answer:
+        started = time.perf_counter()
+        standalone = self.condense(message)
+        condense_ms = (time.perf_counter() - started) * 1000
+        return self._complete(self._answer(standalone), message, standalone, started, condense_ms)
+
     def stream_chat(self, message: str, on_done: Callable[[Answer], None] = lambda a: None) -> StreamingAnswer:
         started = time.perf_counter()
         standalone = self.condense(message)
         condense_ms = (time.perf_counter() - started) * 1000
 
         def finish(answer: Answer) -> None:
-            answer.question = message
-            answer.condensed_question = standalone
-            answer.session_id = self.session_id
-            answer.timings["condense_ms"] = round(condense_ms, 2)
-            answer.timings["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
-            self._remember(message, answer)
-            on_done(answer)
+            on_done(self._complete(answer, message, standalone, started, condense_ms))
 
         streaming = self._stream(standalone, finish)
         streaming.answer.session_id = self.session_id

@@ -293,16 +293,16 @@ class KnowledgeBase:
         return LLMSelector(self.llm, f"business tables ({tables}): figures, counts, totals, lists of records",
                            "indexed documents (policies, product guides, FAQs, procedures)", fallback=offline)
 
-    @cached_property
-    def router(self) -> Router:
+    def router(self, **options: Any) -> Router:
+        """The router, its documents side answering with the given retrieval options."""
         engine = self.sql_engine
-        return Router(lambda q: self.selector.select(q), lambda q: self.documents_engine.answer(q),
+        return Router(lambda q: self.selector.select(q), lambda q: self.documents_engine.answer(q, **options),
                       engine.answer if engine else None, self.llm, getattr(self, "sql_unavailable", ""))
 
     def route(self, question: str) -> RouteDecision:
         """Where ``question`` would go (documents, database or both) and why, without answering."""
         self._check_question(question)
-        return self.router.decide(question)
+        return self.router().decide(question)
 
     def sql(self, question: str) -> Answer:
         """Answer from the business database directly: the answer, the SQL and the rows.
@@ -317,12 +317,8 @@ class KnowledgeBase:
         return self._log(answer, "sql")
 
     def _routed(self, question: str, route: Optional[str], options: dict[str, Any]) -> Answer:
-        documents = lambda q: self.documents_engine.answer(q, **options)  # noqa: E731
-        router = Router(lambda q: self.selector.select(q), documents,
-                        self.sql_engine.answer if self.sql_engine else None, self.llm,
-                        getattr(self, "sql_unavailable", ""))
         try:
-            return router.answer(question, route)
+            return self.router(**options).answer(question, route)
         except ValueError as exc:
             raise KBError(str(exc)) from None
 
@@ -336,18 +332,7 @@ class KnowledgeBase:
         """Like :meth:`query`, streamed: iterate for text; ``.sources`` first, ``.answer`` at the end.
         Database and both-routes answers arrive in one piece (they are written from complete rows)."""
         self._check_question(question)
-        decision = RouteDecision(route, "forced by the caller", "forced") if route else self.route(question)
-        if decision.route == "documents":
-            def done(answer: Answer) -> None:
-                answer.route, answer.route_reason = decision.route, decision.reason
-                self._log(answer, "query")
-
-            streaming = self.documents_engine.stream(question, on_done=done, **options)
-            streaming.answer.route, streaming.answer.route_reason = decision.route, decision.reason
-            return streaming
-        answer = self._routed(question, decision.route, options)
-        answer.route_reason = decision.reason
-        return StreamingAnswer(answer, iter([answer.text]), lambda a: self._log(a, "query"))
+        return self._routed_stream(question, lambda a: self._log(a, "query"), route, options)
 
     async def aquery(self, question: str, **options: Any) -> Answer:
         return await asyncio.to_thread(self.query, question, **options)
@@ -365,17 +350,21 @@ class KnowledgeBase:
                            tokenizer_fn=getattr(engine.tokens, "tokenizer", None),
                            condense_with_llm=self._condense_with_llm())
 
-    def _routed_stream(self, question: str, done: Any) -> StreamingAnswer:
-        decision = self.route(question)
+    def _routed_stream(self, question: str, done: Any, route: Optional[str] = None,
+                       options: Optional[dict[str, Any]] = None) -> StreamingAnswer:
+        """Stream a routed answer: documents answers token by token; database and both answers
+        in one piece (they are written from complete rows)."""
+        options = options or {}
+        decision = RouteDecision(route, "forced by the caller", "forced") if route else self.route(question)
         if decision.route == "documents":
             def finish(answer: Answer) -> None:
                 answer.route, answer.route_reason = decision.route, decision.reason
                 done(answer)
 
-            streaming = self.documents_engine.stream(question, on_done=finish)
+            streaming = self.documents_engine.stream(question, on_done=finish, **options)
             streaming.answer.route, streaming.answer.route_reason = decision.route, decision.reason
             return streaming
-        answer = self._routed(question, decision.route, {})
+        answer = self._routed(question, decision.route, options)
         answer.route_reason = decision.reason
         return StreamingAnswer(answer, iter([answer.text]), done)
 
