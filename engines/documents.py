@@ -28,7 +28,10 @@ NOTHING_FOUND = "I found nothing in the indexed documents about that."
 
 
 def token_counter_for(llm: Any) -> TokenCountingHandler:
-    """Count tokens with the LLM's own tokenizer when it has one (llama.cpp), else tiktoken."""
+    """Count tokens with the LLM's own tokenizer when it has one (llama.cpp), else tiktoken.
+
+    Attached to the LLM by its owner (``KnowledgeBase``), so that every call is counted whatever
+    engine makes it: condensing, routing, SQL writing and answering."""
     model = getattr(llm, "_model", None)
     if model is not None and hasattr(model, "tokenize"):
         return TokenCountingHandler(tokenizer=lambda text: model.tokenize(text.encode("utf-8"), add_bos=False))
@@ -40,15 +43,14 @@ class DocumentsEngine:
 
     def __init__(self, llm: Any, retriever_factory: Callable[..., BaseRetriever], *,
                  response_mode: str = "compact", qa_prompt: PromptTemplate = QA_PROMPT,
-                 node_postprocessors: Sequence[BaseNodePostprocessor] = ()) -> None:
+                 node_postprocessors: Sequence[BaseNodePostprocessor] = (),
+                 callback_manager: Optional[CallbackManager] = None) -> None:
         self.llm = llm
         self.retriever_factory = retriever_factory
         self.response_mode = response_mode
         self.qa_prompt = qa_prompt
         self.node_postprocessors = list(node_postprocessors)
-        self.tokens = token_counter_for(llm)
-        self.callback_manager = CallbackManager([self.tokens])
-        llm.callback_manager = self.callback_manager
+        self.callback_manager = callback_manager or llm.callback_manager
 
     def retrieve(self, question: str, **options: Any) -> tuple[list[NodeWithScore], float]:
         started = time.perf_counter()
@@ -68,7 +70,6 @@ class DocumentsEngine:
         if nodes is None:
             nodes, retrieval_ms = self.retrieve(question, **options)
         answer = Answer(question=question, text="", sources=[Source.from_node(n) for n in nodes])
-        self.tokens.reset_counts()
         generation_started = time.perf_counter()
         if nodes:
             response = self._synthesizer(streaming=False).synthesize(QueryBundle(question), nodes=nodes)
@@ -82,7 +83,6 @@ class DocumentsEngine:
         started = time.perf_counter()
         nodes, retrieval_ms = self.retrieve(question, **options)
         answer = Answer(question=question, text="", sources=[Source.from_node(n) for n in nodes])
-        self.tokens.reset_counts()
         generation_started = time.perf_counter()
 
         def chunks() -> Iterator[str]:
@@ -103,4 +103,3 @@ class DocumentsEngine:
         answer.timings = {"retrieval_ms": round(retrieval_ms, 2),
                           "generation_ms": round((now - generation_started) * 1000, 2),
                           "total_ms": round((now - started) * 1000, 2)}
-        answer.tokens = {"in": self.tokens.prompt_llm_token_count, "out": self.tokens.completion_llm_token_count}

@@ -153,13 +153,18 @@ BOTH_PROMPT = PromptTemplate(
 
 
 class Router:
-    """Routes a question and answers it; ``both`` writes one answer from both results."""
+    """Routes a question and answers it; ``both`` writes one answer from both results.
 
-    def __init__(self, select: Callable[[str], RouteDecision], documents: Callable[[str], Answer],
-                 database: Optional[Callable[[str], Answer]], llm: Any, unavailable_reason: str = "") -> None:
+    ``both`` retrieves chunks and runs the SQL, then makes a single LLM call over chunks and rows
+    (asking each side for its own written answer first would cost two generations thrown away).
+    """
+
+    def __init__(self, select: Callable[[str], RouteDecision], documents: Any, database: Optional[Any], llm: Any,
+                 unavailable_reason: str = "", documents_options: Optional[dict[str, Any]] = None) -> None:
         self._select = select
-        self._documents = documents
-        self._database = database
+        self._documents = documents  # a DocumentsEngine: answer(q, **options), retrieve(q, **options)
+        self._database = database    # an SQLEngine: answer(q, synthesize=...)
+        self._options = documents_options or {}
         self.llm = llm
         self.unavailable_reason = unavailable_reason
 
@@ -179,9 +184,9 @@ class Router:
         else:
             decision = self.decide(question)
         if decision.route == "documents":
-            answer = self._documents(question)
+            answer = self._documents.answer(question, **self._options)
         elif decision.route == "database":
-            answer = self._database(question)
+            answer = self._database.answer(question)
         else:
             answer = self._both(question)
         answer.route, answer.route_reason = decision.route, decision.reason
@@ -189,18 +194,21 @@ class Router:
         return answer
 
     def _both(self, question: str) -> Answer:
+        from engines.answer import Source
         from engines.sql import format_rows
 
-        docs = self._documents(question)
-        data = self._database(question)
-        context = "\n\n".join(f"[{s.label()}] {s.text}" for s in docs.sources[:4]) or "(nothing found)"
+        nodes, retrieval_ms = self._documents.retrieve(question, **self._options)
+        sources = [Source.from_node(n) for n in nodes]
+        data = self._database.answer(question, synthesize=False)
+        context = "\n\n".join(f"[{s.label()}] {s.text}" for s in sources[:4]) or "(nothing found)"
         if data.refused:
             rows_text = f"(not run: {data.refusal_reason})"
         else:
-            rows_text = format_rows(data.rows or []) if data.rows is not None else data.text
+            rows_text = data.text if data.text else format_rows(data.rows or [])
+        started = time.perf_counter()
         text = str(self.llm.predict(BOTH_PROMPT, context=context, sql=data.sql or "-", rows=rows_text,
                                     question=question)).strip()
-        timings = {k: docs.timings.get(k, 0.0) + data.timings.get(k, 0.0) for k in ("retrieval_ms", "generation_ms")}
-        return Answer(question=question, text=text, sources=docs.sources, route="both", sql=data.sql, rows=data.rows,
-                      refused=data.refused, refusal_reason=data.refusal_reason, timings=timings,
-                      tokens={k: docs.tokens.get(k, 0) + data.tokens.get(k, 0) for k in ("in", "out")})
+        timings = {"retrieval_ms": retrieval_ms + data.timings.get("retrieval_ms", 0.0),
+                   "generation_ms": data.timings.get("generation_ms", 0.0) + (time.perf_counter() - started) * 1000}
+        return Answer(question=question, text=text, sources=sources, route="both", sql=data.sql, rows=data.rows,
+                      refused=data.refused, refusal_reason=data.refusal_reason, timings=timings)

@@ -95,38 +95,39 @@ class SQLEngine:
         rows = [{c: _plain(v) for c, v in zip(columns, row)} for row in fetched[: self.row_limit]]
         return rows, len(fetched) > self.row_limit
 
-    def answer(self, question: str) -> Answer:
+    def answer(self, question: str, *, synthesize: bool = True) -> Answer:
+        """Write, check and run the SQL; with ``synthesize`` the LLM also answers from the rows
+        (the both-route writes its own single answer from rows and chunks, so it passes False)."""
         started = time.perf_counter()
         proposed = self.write_sql(question)
         written = time.perf_counter()
         answer = Answer(question=question, text="", route="database")
+
+        def stamp(executed: float) -> Answer:
+            done = time.perf_counter()
+            answer.timings = {"retrieval_ms": round((executed - written) * 1000, 2),
+                              "generation_ms": round(((written - started) + (done - executed)) * 1000, 2),
+                              "total_ms": round((done - started) * 1000, 2)}
+            return answer
+
         try:
             checked = self.guard.check(proposed)
         except SQLRefused as refusal:
             answer.sql = clean(proposed) or proposed
             answer.refused, answer.refusal_reason = True, str(refusal)
             answer.text = f"I did not run the SQL that was written for this question: {refusal}."
-            answer.timings = {"retrieval_ms": 0.0, "generation_ms": round((written - started) * 1000, 2),
-                              "total_ms": round((time.perf_counter() - started) * 1000, 2)}
-            return answer
+            return stamp(written)
         answer.sql = checked.sql
         try:
             rows, truncated = self.run(checked)
         except Exception as exc:  # the server refused it: unknown column, time limit, no privilege...
-            message = str(getattr(exc, "orig", exc)).splitlines()[0][:300]
             answer.rows = []
-            answer.text = f"The query failed on the server: {message}"
-            answer.timings = {"retrieval_ms": round((time.perf_counter() - written) * 1000, 2),
-                              "generation_ms": round((written - started) * 1000, 2),
-                              "total_ms": round((time.perf_counter() - started) * 1000, 2)}
-            return answer
+            answer.text = f"The query failed on the server: {str(getattr(exc, 'orig', exc)).splitlines()[0][:300]}"
+            return stamp(time.perf_counter())
         executed = time.perf_counter()
         answer.rows = rows
-        more = f", cut at {self.row_limit}" if truncated else ""
-        answer.text = str(self.llm.predict(ANSWER_PROMPT, question=question, sql=checked.sql, count=len(rows),
-                                           more=more, rows=format_rows(rows))).strip()
-        done = time.perf_counter()
-        answer.timings = {"retrieval_ms": round((executed - written) * 1000, 2),
-                          "generation_ms": round(((written - started) + (done - executed)) * 1000, 2),
-                          "total_ms": round((done - started) * 1000, 2)}
-        return answer
+        if synthesize:
+            more = f", cut at {self.row_limit}" if truncated else ""
+            answer.text = str(self.llm.predict(ANSWER_PROMPT, question=question, sql=checked.sql, count=len(rows),
+                                               more=more, rows=format_rows(rows))).strip()
+        return stamp(executed)

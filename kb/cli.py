@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Callable, Sequence
+from typing import Callable, Sequence, get_args
 
-from kb.config import Settings, load_settings
+from kb.config import FusionName, RetrievalMode, Settings, load_settings
 from kb.errors import KBError
 from stores.connection import StoreError
 
@@ -135,13 +135,13 @@ def _cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _print_answer_tail(answer, out=print) -> None:
+def _print_answer_tail(answer, out=print, *, route: bool = True, sql: bool = True) -> None:
     """Route (when not plain documents), SQL, sources: what the answer stands on."""
-    if answer.route != "documents" or answer.route_reason:
+    if route and (answer.route != "documents" or answer.route_reason):
         out(f"[route: {answer.route}{' - ' + answer.route_reason if answer.route_reason else ''}]")
     if answer.refused:
         out(f"[refused: {answer.refusal_reason}]")
-    if answer.sql:
+    if answer.sql and (sql or answer.refused):
         out(f"SQL{' (refused, not run)' if answer.refused else ''}: {answer.sql}")
     if answer.rows:
         from engines.sql import format_rows
@@ -184,10 +184,7 @@ def _cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     kb = _knowledge_base(settings)
     answer = kb.sql(args.question)
     print(answer.text)
-    if args.show_sql or answer.refused or answer.rows is None:
-        _print_answer_tail(answer)
-    elif answer.rows:
-        _print_answer_tail(type(answer)(question=answer.question, text="", rows=answer.rows))
+    _print_answer_tail(answer, route=False, sql=args.show_sql)
     kb.close()
     return 0
 
@@ -314,8 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Retrieve the best-matching chunks, without generating an answer.")
     search.add_argument("question")
     search.add_argument("--top-k", type=int, default=None, help="how many chunks (default: retrieval.top_k)")
-    search.add_argument("--mode", choices=["dense", "text", "hybrid", "mmr"], default=None)
-    search.add_argument("--fusion", choices=["rrf", "weighted", "text_then_vector", "vector_then_text"], default=None)
+    search.add_argument("--mode", choices=get_args(RetrievalMode), default=None)
+    search.add_argument("--fusion", choices=get_args(FusionName), default=None)
     search.add_argument("--filter", action="append", metavar="KEY=VALUE", help="metadata equality (repeatable)")
     search.set_defaults(handler=_cmd_search)
 
@@ -323,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Answer a question from the indexed documents and cite the sources.")
     ask.add_argument("question")
     ask.add_argument("--top-k", type=int, default=None, help="chunks to retrieve (default: retrieval.top_k)")
-    ask.add_argument("--mode", choices=["dense", "text", "hybrid", "mmr"], default=None)
+    ask.add_argument("--mode", choices=get_args(RetrievalMode), default=None)
     ask.add_argument("--filter", action="append", metavar="KEY=VALUE", help="metadata equality (repeatable)")
     ask.add_argument("--route", choices=["documents", "database", "both"], default=None,
                      help="answer from this side instead of letting the router choose")

@@ -37,9 +37,7 @@ def run(settings: Settings, out=print) -> None:
             answer = kb.query(question)
             out(f"[route: {answer.route} - {answer.route_reason}]")
             out(f"A: {answer.text}")
-            _print_answer_tail(type(answer)(question=question, text="", sql=answer.sql, rows=answer.rows,
-                                            refused=answer.refused, refusal_reason=answer.refusal_reason,
-                                            sources=answer.sources), out)
+            _print_answer_tail(answer, out, route=False)
         out("")
         out(f"profile {settings.profile!r}: the offline SmolLM2-135M writes the answers. It reads context "
             "well enough but cannot write correct SQL, so the database route shows the guard at work; "

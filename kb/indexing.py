@@ -99,6 +99,13 @@ class _Parsed:
     error: str | None = None
 
 
+def _chunk_id(index: int, document: BaseNode) -> str:
+    """A chunk's id from its document and the document's content hash: a rerun of the same file
+    version (after a crash, say) writes the same ids, so it cannot duplicate anything."""
+    doc_key = hashlib.sha1(document.node_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{doc_key}-{document.metadata['content_hash'][:16]}-{index}"
+
+
 def _matches(rel: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(Path(rel).name, p) for p in patterns)
 
@@ -162,7 +169,8 @@ class DirectoryIndexer:
         self.settings = settings
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.echo = echo or (lambda message: log.info(message))
-        self.splitter = SentenceSplitter(chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
+        self.splitter = SentenceSplitter(chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
+                                         id_func=_chunk_id)
         self.files = f"{FILES}/{store.table_name}"
 
     # -- the run ---------------------------------------------------------------------------------
@@ -258,12 +266,7 @@ class DirectoryIndexer:
         document = Document(text=content.text, id_=parsed.doc_id, metadata=metadata,
                             excluded_embed_metadata_keys=list(_HIDDEN_FOR_EMBEDDING),
                             excluded_llm_metadata_keys=list(_HIDDEN_FOR_LLM))
-        doc_key = hashlib.sha1(parsed.doc_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-        version = record["hash"][:16]
-        # Ids from the document and its content: a rerun of the same file version writes the same ids.
-        splitter = SentenceSplitter(chunk_size=self.settings.chunk_size, chunk_overlap=self.settings.chunk_overlap,
-                                    id_func=lambda i, _doc: f"{doc_key}-{version}-{i}")
-        parsed.nodes = splitter.get_nodes_from_documents([document])
+        parsed.nodes = self.splitter.get_nodes_from_documents([document])
         return parsed
 
     def _parsed_stream(self, base: Path, todo: list[_Parsed]) -> Iterator[_Parsed]:
@@ -300,8 +303,6 @@ class DirectoryIndexer:
                 group = []
                 read_started = time.perf_counter()
             bar(done, report.chunks)
-        if group:
-            self._write_group(group, report)
         bar(None, report.chunks)
         return failed
 

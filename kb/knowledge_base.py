@@ -29,7 +29,7 @@ from kb.database import connect
 from kb.errors import KBError
 from engines.answer import Answer, StreamingAnswer
 from engines.chat import ChatSession
-from engines.documents import DocumentsEngine
+from engines.documents import DocumentsEngine, token_counter_for
 from engines.router import LLMSelector, OfflineSelector, RouteDecision, Router
 from engines.sql import SQLEngine
 from kb.indexing import DirectoryIndexer, IndexReport
@@ -65,6 +65,7 @@ class KnowledgeBase:
         self._embed_model = embed_model
         self._llm_given = llm is not None
         self._embed_given = embed_model is not None
+        self.sql_unavailable = ""
 
     @classmethod
     def from_config(
@@ -97,6 +98,21 @@ class KnowledgeBase:
         if self._llm is None:
             self._llm = models.build_llm(self.settings)
         return self._llm
+
+    @cached_property
+    def tokens(self) -> Any:
+        """Counts the tokens of every LLM call; reset at the start of each question or turn
+        (one KnowledgeBase answering in several threads at once would mix the counts)."""
+        from llama_index.core.callbacks import CallbackManager
+
+        counter = token_counter_for(self.llm)
+        self.llm.callback_manager = CallbackManager([counter])
+        return counter
+
+    @property
+    def small_offline_llm(self) -> bool:
+        """The 135M offline default: too small to condense follow-ups or pick routes by itself."""
+        return not self._llm_given and self.settings.active_profile.llm.provider == "llama_cpp"
 
     @cached_property
     def embed_model_name(self) -> str:
@@ -175,13 +191,11 @@ class KnowledgeBase:
 
     def retrieve(self, question: str, **options: Any) -> list[NodeWithScore]:
         """The chunks that best match ``question`` (see :meth:`retriever` for the options)."""
-        if not question or not question.strip():
-            raise KBError("the question is empty")
+        self._check_question(question)
         return self.retriever(**options).retrieve(QueryBundle(question))
 
     async def aretrieve(self, question: str, **options: Any) -> list[NodeWithScore]:
-        if not question or not question.strip():
-            raise KBError("the question is empty")
+        self._check_question(question)
         return await self.retriever(**options).aretrieve(QueryBundle(question))
 
     # -- answering ---------------------------------------------------------------------------------
@@ -224,10 +238,17 @@ class KnowledgeBase:
             return self.retriever(**options)
 
         self.index  # load the embedding model now, not inside the first query's retrieval time
+        self.tokens  # the counter is attached to the LLM before the engine takes its callback manager
         return DocumentsEngine(self.llm, retriever, response_mode=e.response_mode,
-                               node_postprocessors=self._postprocessors())
+                               node_postprocessors=self._postprocessors(), callback_manager=self.llm.callback_manager)
+
+    def _start(self, question: str) -> None:
+        """Every public question or turn starts here: checked, token count reset."""
+        self._check_question(question)
+        self.tokens.reset_counts()
 
     def _log(self, answer: Answer, kind: str) -> Answer:
+        answer.tokens = {"in": self.tokens.prompt_llm_token_count, "out": self.tokens.completion_llm_token_count}
         self.query_log.record(answer, kind=kind, llm_model=self.llm_model_name, embed_model=self.embed_model_name)
         return answer
 
@@ -238,7 +259,6 @@ class KnowledgeBase:
         from kb.business import readonly_url
 
         sql = self.settings.sql
-        self.sql_unavailable = ""
         if not sql.enabled:
             self.sql_unavailable = "sql.enabled is false"
             return None
@@ -285,8 +305,7 @@ class KnowledgeBase:
         offline = OfflineSelector(self.embed_model, database, documents, chunk_similarity=chunk_similarity)
         mode = self.settings.router.selector
         if mode == "auto":
-            small_offline = not self._llm_given and self.settings.active_profile.llm.provider == "llama_cpp"
-            mode = "offline" if small_offline else "llm"
+            mode = "offline" if self.small_offline_llm else "llm"
         if mode == "offline":
             return offline
         tables = ", ".join(self.sql_engine.tables) if self.sql_engine else "none"
@@ -296,8 +315,8 @@ class KnowledgeBase:
     def router(self, **options: Any) -> Router:
         """The router, its documents side answering with the given retrieval options."""
         engine = self.sql_engine
-        return Router(lambda q: self.selector.select(q), lambda q: self.documents_engine.answer(q, **options),
-                      engine.answer if engine else None, self.llm, getattr(self, "sql_unavailable", ""))
+        return Router(lambda q: self.selector.select(q), self.documents_engine, engine, self.llm,
+                      self.sql_unavailable, documents_options=options)
 
     def route(self, question: str) -> RouteDecision:
         """Where ``question`` would go (documents, database or both) and why, without answering."""
@@ -309,7 +328,7 @@ class KnowledgeBase:
 
         A statement the guard refuses is not run; the Answer says it was refused and why.
         """
-        self._check_question(question)
+        self._start(question)
         if self.sql_engine is None:
             raise KBError(f"no business database: {self.sql_unavailable}")
         answer = self.sql_engine.answer(question)
@@ -325,13 +344,13 @@ class KnowledgeBase:
     def query(self, question: str, *, route: Optional[str] = None, **options: Any) -> Answer:
         """Answer ``question`` from the documents, the database or both, as the router decides
         (``route=`` forces one). Document options as :meth:`retrieve`."""
-        self._check_question(question)
+        self._start(question)
         return self._log(self._routed(question, route, options), "query")
 
     def stream_query(self, question: str, *, route: Optional[str] = None, **options: Any) -> StreamingAnswer:
         """Like :meth:`query`, streamed: iterate for text; ``.sources`` first, ``.answer`` at the end.
         Database and both-routes answers arrive in one piece (they are written from complete rows)."""
-        self._check_question(question)
+        self._start(question)
         return self._routed_stream(question, lambda a: self._log(a, "query"), route, options)
 
     async def aquery(self, question: str, **options: Any) -> Answer:
@@ -342,12 +361,11 @@ class KnowledgeBase:
         """The chat engine of one session; its history is read from MariaDB on every turn."""
         if not isinstance(session_id, str) or not session_id.strip() or len(session_id) > 255:
             raise KBError("a session name must be 1 to 255 characters")
-        engine = self.documents_engine
         limit = min(self.settings.engine.memory_tokens, max(256, self._context_window() // 2))
         return ChatSession(session_id, self.llm, self.chat_store, token_limit=limit,
                            answer=lambda q: self._routed(q, None, {}),
                            stream=lambda q, done: self._routed_stream(q, done),
-                           tokenizer_fn=getattr(engine.tokens, "tokenizer", None),
+                           tokenizer_fn=self.tokens.tokenizer,
                            condense_with_llm=self._condense_with_llm())
 
     def _routed_stream(self, question: str, done: Any, route: Optional[str] = None,
@@ -371,8 +389,7 @@ class KnowledgeBase:
     def _condense_with_llm(self) -> bool:
         mode = self.settings.engine.condense
         if mode == "auto":
-            small_offline = not self._llm_given and self.settings.active_profile.llm.provider == "llama_cpp"
-            return not small_offline
+            return not self.small_offline_llm
         return mode == "llm"
 
     def _context_window(self) -> int:
@@ -383,11 +400,11 @@ class KnowledgeBase:
 
     def chat(self, session_id: str, message: str) -> Answer:
         """One chat turn: condensed with the session's history, answered, remembered."""
-        self._check_question(message)
+        self._start(message)
         return self._log(self.session(session_id).chat(message), "chat")
 
     def stream_chat(self, session_id: str, message: str) -> StreamingAnswer:
-        self._check_question(message)
+        self._start(message)
         return self.session(session_id).stream_chat(message, on_done=lambda a: self._log(a, "chat"))
 
     async def achat(self, session_id: str, message: str) -> Answer:

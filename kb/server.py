@@ -163,8 +163,8 @@ class PrivateServer:
             json.dump(creds, handle)
         return creds
 
-    def _base_args(self) -> list[str]:
-        args = [f"--datadir={self.datadir}", f"--lc-messages-dir={self.prefix / 'usr/share/mariadb'}"]
+    def _base_args(self, datadir: Path | None = None) -> list[str]:
+        args = [f"--datadir={datadir or self.datadir}", f"--lc-messages-dir={self.prefix / 'usr/share/mariadb'}"]
         if os.geteuid() == 0:
             args.append("--user=root")
         return args
@@ -191,10 +191,8 @@ class PrivateServer:
             f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'127.0.0.1' WITH GRANT OPTION;",
             "",
         ])
-        args = [f"--datadir={staging}", f"--lc-messages-dir={share}"]
-        if os.geteuid() == 0:
-            args.append("--user=root")
-        proc = subprocess.run([*self._binary("usr/sbin/mariadbd"), "--no-defaults", "--bootstrap", *args],
+        proc = subprocess.run([*self._binary("usr/sbin/mariadbd"), "--no-defaults", "--bootstrap",
+                               *self._base_args(staging)],
                               input=script, text=True, capture_output=True, timeout=300)
         if proc.returncode != 0:
             raise ServerError(f"initializing the data directory failed: {_tail(proc.stderr)}")

@@ -628,7 +628,7 @@ class MariaDBVectorStore(BasePydanticVectorStore):
         strategy = kwargs.get("fusion", self.hybrid_fusion)
         sparse_k = int(query.sparse_top_k or self.sparse_top_k)
         vector_k = int(kwargs.get("vector_pool", self.vector_pool))
-        dense, vectors = self._dense_ranking(query, max(k, vector_k), kwargs, with_vectors=strategy == "text_then_vector")
+        dense, _ = self._dense_ranking(query, max(k, vector_k), kwargs)
         text = self._text_ranking(query, max(k, sparse_k), kwargs) if query.query_str else Ranked([], [])
         rescore: dict[str, dict[str, float]] = {}
         if strategy == "text_then_vector":
