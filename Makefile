@@ -3,7 +3,7 @@ VENV ?= .venv
 KB := $(VENV)/bin/kb
 PY := $(VENV)/bin/python
 
-.PHONY: demo test install db-start db-stop
+.PHONY: demo test lint install db-start db-stop
 
 install:
 	@scripts/install.sh
@@ -11,9 +11,14 @@ install:
 demo: install
 	@$(KB) demo
 
-test: install
+test: install lint
 	@$(KB) db start
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(PY) scripts/typecheck.py
 
 db-start: install
 	@$(KB) db start

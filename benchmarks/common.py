@@ -8,8 +8,8 @@ import json
 import secrets
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from kb.config import load_settings  # noqa: E402
 from kb.database import private_server  # noqa: E402
-from stores.connection import MariaDBConnection, quote_identifier  # noqa: E402
+from kb.stores.connection import MariaDBConnection, quote_identifier  # noqa: E402
 
 
 def load_scifact() -> tuple[list[dict], list[dict], dict[str, dict[str, int]]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 from common import SHARED, scratch_database
+
 from kb.knowledge_base import KnowledgeBase
 
 DOCS = SHARED / "eval" / "mariadb-docs"
@@ -25,18 +26,24 @@ def main() -> None:
         first = kb.index_directory(DOCS, progress=False)
         wall = time.perf_counter() - started
         files = len(first.added)
-        print(f"first run: {files} files, {first.chunks} chunks in {wall:.1f} s: "
-              f"{files / wall:.1f} files/s, {first.chunks / wall:.0f} chunks/s; {len(first.failed)} failed")
+        print(
+            f"first run: {files} files, {first.chunks} chunks in {wall:.1f} s: "
+            f"{files / wall:.1f} files/s, {first.chunks / wall:.0f} chunks/s; {len(first.failed)} failed"
+        )
         s = first.seconds
         other = max(wall - s["embed"] - s["database"], 0.0)
-        print(f"  time: embedding {s['embed']:.1f} s ({s['embed'] / wall:.0%}), database {s['database']:.1f} s "
-              f"({s['database'] / wall:.0%}), reading + chunking + waiting {other:.1f} s ({other / wall:.0%})")
-        print(f"  (targets: database under 10% of the first run)")
+        print(
+            f"  time: embedding {s['embed']:.1f} s ({s['embed'] / wall:.0%}), database {s['database']:.1f} s "
+            f"({s['database'] / wall:.0%}), reading + chunking + waiting {other:.1f} s ({other / wall:.0%})"
+        )
+        print("  (targets: database under 10% of the first run)")
         started = time.perf_counter()
         again = kb.index_directory(DOCS, progress=False)
         rerun = time.perf_counter() - started
-        print(f"no-change rerun: {rerun:.2f} s ({len(again.unchanged)} unchanged, {again.embedded} embedded; "
-              f"target under 10 s)")
+        print(
+            f"no-change rerun: {rerun:.2f} s ({len(again.unchanged)} unchanged, {again.embedded} embedded; "
+            f"target under 10 s)"
+        )
         for failure in first.failed[:10]:
             print(f"  failed: {failure.path}: {failure.reason}")
         kb.close()

@@ -13,11 +13,11 @@ import math
 import time
 
 import numpy as np
+from common import cached_embeddings, doc_text, load_scifact, percentile, scratch_database
 from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
 
-from common import cached_embeddings, doc_text, load_scifact, percentile, scratch_database
-from stores import MariaDBVectorStore
+from kb.stores import MariaDBVectorStore
 
 REFERENCES = [
     ("BM25 (Elasticsearch, BEIR paper)", 0.665),
@@ -43,8 +43,7 @@ def evaluate(store, queries, query_vectors, qrels, mode, **options) -> dict:
     """Quality from top-100 runs; latency from separate top-10 runs (what an application asks)."""
     ndcgs, recalls, latencies = [], [], []
     for query, vector in zip(queries, query_vectors):
-        q = VectorStoreQuery(query_embedding=vector.tolist(), query_str=query["text"], similarity_top_k=100,
-                             mode=mode)
+        q = VectorStoreQuery(query_embedding=vector.tolist(), query_str=query["text"], similarity_top_k=100, mode=mode)
         result = store.query(q, **options)
         relevant = qrels[query["_id"]]
         ndcgs.append(ndcg_at(result.ids, relevant))
@@ -54,8 +53,11 @@ def evaluate(store, queries, query_vectors, qrels, mode, **options) -> dict:
         started = time.perf_counter()
         store.query(q, **options)
         latencies.append((time.perf_counter() - started) * 1000)
-    return {"ndcg@10": float(np.mean(ndcgs)), "recall@100": float(np.mean(recalls)),
-            "p50_ms": percentile(latencies, 50)}
+    return {
+        "ndcg@10": float(np.mean(ndcgs)),
+        "recall@100": float(np.mean(recalls)),
+        "p50_ms": percentile(latencies, 50),
+    }
 
 
 def main() -> None:
@@ -89,8 +91,10 @@ def main() -> None:
         store = MariaDBVectorStore.from_params(url, table_name="scifact", embed_dim=vectors.shape[1])
         started = time.perf_counter()
         store.add(nodes)
-        print(f"SciFact test: {len(nodes)} documents loaded in {time.perf_counter() - started:.1f} s, "
-              f"{len(queries)} queries, all-MiniLM-L6-v2 embeddings, kb's MariaDB 11.8\n")
+        print(
+            f"SciFact test: {len(nodes)} documents loaded in {time.perf_counter() - started:.1f} s, "
+            f"{len(queries)} queries, all-MiniLM-L6-v2 embeddings, kb's MariaDB 11.8\n"
+        )
         print(f"  {'mode':<30} {'nDCG@10':>8} {'R@100':>7} {'p50 ms (top-10)':>16}")
         for name, mode, options in runs:
             r = evaluate(store, queries, query_vectors, qrels, mode, **options)

@@ -1,36 +1,49 @@
-"""Chat sessions: condense the turn into a standalone question, answer it, remember both.
+"""Chat sessions: condense the turn into a standalone question, route and answer it, remember both.
 
-The condense-plus-context pattern of LlamaIndex's ``CondensePlusContextChatEngine`` (its condense
-prompt included), with the answering step left to a callable: the documents engine here, the
-router once the database joins (a follow-up like "and last month?" must be made standalone before
-anyone can decide where it goes). The session's history lives in a ``ChatMemoryBuffer`` over a
-``BaseChatStore`` (``MariaDBChatStore``), bounded by a token limit, so a session resumes in any
-process.
+``SessionChatEngine`` is a LlamaIndex ``BaseChatEngine`` (``chat``, ``stream_chat``, ``achat``,
+``astream_chat``, ``reset``, ``chat_history``) with the condense-plus-context pattern of LlamaIndex's
+``CondensePlusContextChatEngine`` (its condense prompt included) in front of kb's routed engine: a
+follow-up like "and last month?" must be made standalone before anyone can decide where it goes.
+The session's history lives in a ``ChatMemoryBuffer`` over a ``BaseChatStore``
+(``MariaDBChatStore``), bounded by a token limit, so a session resumes in any process. Each answer
+is remembered with what later turns may refer back to (its sources, SQL and a few rows).
+
+Responses are ``AgentChatResponse`` / ``StreamingAgentChatResponse`` whose ``metadata`` carries
+the route, SQL and rows as in :mod:`kb.engines.answer`, plus ``condensed_question`` and ``session_id``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import re
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from threading import Thread
+from typing import Any, Optional
 
+from llama_index.core.base.llms.types import ChatResponse
 from llama_index.core.chat_engine.condense_plus_context import DEFAULT_CONDENSE_PROMPT_TEMPLATE
-from llama_index.core.llms import ChatMessage, MessageRole
+from llama_index.core.chat_engine.types import AgentChatResponse, BaseChatEngine, StreamingAgentChatResponse
+from llama_index.core.llms import LLM, ChatMessage, MessageRole
 from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.storage.chat_store.base import BaseChatStore
 
-from engines.answer import Answer, StreamingAnswer
+from kb.engines.answer import Answer
+from kb.engines.router import RoutedQueryEngine
 
 CONDENSE_PROMPT = PromptTemplate(DEFAULT_CONDENSE_PROMPT_TEMPLATE)
+FOLLOW_UP = re.compile(
+    r"^\s*(and|but|also|so|then|what about|how about)\b|\b(it|its|they|them|their|those|these|"
+    r"that one|this one|he|she|same)\b",
+    re.I,
+)
 
 
 def history_text(messages: list[ChatMessage]) -> str:
     return "\n".join(f"{getattr(m.role, 'value', m.role)}: {m.content}" for m in messages)
-
-
-FOLLOW_UP = re.compile(r"^\s*(and|but|also|so|then|what about|how about)\b|\b(it|its|they|them|their|those|these|"
-                       r"that one|this one|he|she|same)\b", re.I)
 
 
 def looks_like_follow_up(message: str) -> bool:
@@ -45,7 +58,7 @@ def sanitize_condensed(condensed: str, message: str, history: list[ChatMessage])
     first = lines[0] if lines else ""
     for prefix in ("standalone question:", "question:"):
         if first.lower().startswith(prefix):
-            first = first[len(prefix):].strip()
+            first = first[len(prefix) :].strip()
     transcript_echo = any(first.lower().startswith(p) for p in ("user:", "assistant:"))
     if first and not transcript_echo and len(first) <= max(300, 4 * len(message)):
         return first
@@ -53,21 +66,38 @@ def sanitize_condensed(condensed: str, message: str, history: list[ChatMessage])
     return f"{previous} {message}".strip()
 
 
-class ChatSession:
-    """One session's chat engine: ``chat``/``stream_chat`` over an answering function."""
+@dataclass
+class StreamingChatTurn(StreamingAgentChatResponse):
+    """LlamaIndex's streaming chat response, plus kb's metadata (route, SQL, rows, condensed question)."""
 
-    def __init__(self, session_id: str, llm: Any, chat_store: BaseChatStore, *, token_limit: int,
-                 answer: Callable[[str], Answer], stream: Callable[[str, Callable[[Answer], None]], StreamingAnswer],
-                 tokenizer_fn: Optional[Callable[[str], list]] = None, condense_with_llm: bool = True) -> None:
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class SessionChatEngine(BaseChatEngine):
+    """One session's chat engine over kb's routed query engine."""
+
+    def __init__(
+        self,
+        session_id: str,
+        router: RoutedQueryEngine,
+        llm: LLM,
+        chat_store: BaseChatStore,
+        *,
+        token_limit: int,
+        tokenizer_fn: Optional[Callable[[str], list]] = None,
+        condense_with_llm: bool = True,
+        on_turn: Optional[Callable[[Answer], object]] = None,
+    ) -> None:
         self.session_id = session_id
-        self.condense_with_llm = condense_with_llm
+        self.router = router
         self.llm = llm
-        kwargs = {"tokenizer_fn": tokenizer_fn} if tokenizer_fn else {}
-        self.memory = ChatMemoryBuffer.from_defaults(token_limit=token_limit, chat_store=chat_store,
-                                                     chat_store_key=session_id, **kwargs)
-        self._answer = answer
-        self._stream = stream
+        self.condense_with_llm = condense_with_llm
+        self._on_turn = on_turn or (lambda answer: None)
+        self.memory = ChatMemoryBuffer.from_defaults(
+            token_limit=token_limit, chat_store=chat_store, chat_store_key=session_id, tokenizer_fn=tokenizer_fn
+        )
 
+    # -- the turn's steps ---------------------------------------------------------------------------------
     def condense(self, message: str) -> str:
         """The message as a standalone question, given the (token-limited) history."""
         history = self.memory.get(input=message)
@@ -78,35 +108,73 @@ class ChatSession:
         condensed = self.llm.predict(CONDENSE_PROMPT, chat_history=history_text(history), question=message)
         return sanitize_condensed(condensed, message, history)
 
-    def _remember(self, message: str, answer: Answer) -> None:
+    def _complete(self, message: str, standalone: str, response: Any, started: float, condense_ms: float) -> Answer:
+        """Stamp the turn onto its response and answer, remember both sides, report it."""
+        metadata = response.metadata if response.metadata is not None else {}
+        metadata.update(condensed_question=standalone, session_id=self.session_id)
+        timings = metadata.setdefault("timings", {})
+        timings["condense_ms"] = round(condense_ms, 2)
+        timings["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        answer = Answer.from_response(message, response)
         self.memory.put(ChatMessage(role=MessageRole.USER, content=message))
         self.memory.put(ChatMessage(role=MessageRole.ASSISTANT, content=answer.memory_text()))
-
-    def _complete(self, answer: Answer, message: str, standalone: str, started: float, condense_ms: float) -> Answer:
-        """Stamp the turn onto its answer and remember both sides of it."""
-        answer.question = message
-        answer.condensed_question = standalone
-        answer.session_id = self.session_id
-        answer.timings["condense_ms"] = round(condense_ms, 2)
-        answer.timings["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
-        self._remember(message, answer)
+        self._on_turn(answer)
         return answer
 
-    def chat(self, message: str) -> Answer:
+    def _begin(self, message: str) -> tuple[str, float, float]:
         started = time.perf_counter()
         standalone = self.condense(message)
-        condense_ms = (time.perf_counter() - started) * 1000
-        return self._complete(self._answer(standalone), message, standalone, started, condense_ms)
+        return standalone, started, (time.perf_counter() - started) * 1000
 
-    def stream_chat(self, message: str, on_done: Callable[[Answer], None] = lambda a: None) -> StreamingAnswer:
-        started = time.perf_counter()
-        standalone = self.condense(message)
-        condense_ms = (time.perf_counter() - started) * 1000
+    # -- BaseChatEngine --------------------------------------------------------------------------------------
+    def chat(self, message: str, chat_history: Optional[list[ChatMessage]] = None) -> AgentChatResponse:
+        if chat_history is not None:
+            self.memory.set(chat_history)
+        standalone, started, condense_ms = self._begin(message)
+        response = self.router.answer(standalone)
+        self._complete(message, standalone, response, started, condense_ms)
+        return AgentChatResponse(
+            response=str(response.response or ""), source_nodes=response.source_nodes, metadata=response.metadata
+        )
 
-        def finish(answer: Answer) -> None:
-            on_done(self._complete(answer, message, standalone, started, condense_ms))
+    def stream_chat(self, message: str, chat_history: Optional[list[ChatMessage]] = None) -> StreamingChatTurn:
+        if chat_history is not None:
+            self.memory.set(chat_history)
+        standalone, started, condense_ms = self._begin(message)
+        streaming = self.router.stream(standalone)
+        turn = StreamingChatTurn(source_nodes=streaming.source_nodes, metadata=streaming.metadata or {})
 
-        streaming = self._stream(standalone, finish)
-        streaming.answer.session_id = self.session_id
-        streaming.answer.condensed_question = standalone
-        return streaming
+        def deltas() -> Generator[ChatResponse, None, None]:
+            text = ""
+            for piece in streaming.response_gen:
+                text += piece
+                yield ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=piece)
+            streaming.response_txt = text
+            self._complete(message, standalone, streaming, started, condense_ms)
+
+        # LlamaIndex's own consumer thread fills the response's queue; the scratch memory it writes
+        # the final message into is discarded: kb remembers the turn itself (with sources and SQL).
+        turn.chat_stream = deltas()
+        context = contextvars.copy_context()  # the thread's LLM calls count for this turn (kb.tokens)
+        thread = Thread(
+            target=context.run, args=(turn.write_response_to_history, ChatMemoryBuffer.from_defaults()), daemon=True
+        )
+        turn.write_response_to_history_thread = thread
+        thread.start()
+        return turn
+
+    async def achat(self, message: str, chat_history: Optional[list[ChatMessage]] = None) -> AgentChatResponse:
+        return await asyncio.to_thread(self.chat, message, chat_history)
+
+    async def astream_chat(
+        self, message: str, chat_history: Optional[list[ChatMessage]] = None
+    ) -> StreamingAgentChatResponse:
+        # The turn streams on a thread of its own; its response_gen is consumed as usual.
+        return await asyncio.to_thread(self.stream_chat, message, chat_history)
+
+    def reset(self) -> None:
+        self.memory.reset()
+
+    @property
+    def chat_history(self) -> list[ChatMessage]:
+        return self.memory.get_all()

@@ -1,23 +1,30 @@
 """Answers from the indexed documents: retrieve chunks, then have the LLM answer from them only.
 
-Built from LlamaIndex parts (a retriever over ``MariaDBVectorStore`` and a response synthesizer) so
-that any LlamaIndex LLM works; the prompt is short because the offline default model is small
-(135M parameters, a 2,048-token window), and the synthesizer's ``compact`` mode packs the chunks
-into whatever window the LLM declares.
+A LlamaIndex ``CustomQueryEngine`` built from LlamaIndex parts (any retriever, the response
+synthesizer, node postprocessors), so that it works with any LlamaIndex LLM and anywhere a query
+engine fits (a tool, a router, an evaluator). It returns a ``Response`` (a ``StreamingResponse``
+with ``streaming=True``) whose ``source_nodes`` are the cited chunks and whose metadata carries the
+route and the timings (see :mod:`kb.engines.answer`). The prompt is short: small local models read
+it in seconds, not tens of seconds.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterator, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 from llama_index.core import PromptTemplate, get_response_synthesizer
-from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.base.response.schema import RESPONSE_TYPE, Response, StreamingResponse
+from llama_index.core.bridge.pydantic import Field
+from llama_index.core.llms import LLM
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
-from llama_index.core.retrievers import BaseRetriever
+from llama_index.core.query_engine import CustomQueryEngine
+from llama_index.core.response_synthesizers import ResponseMode
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
-from engines.answer import Answer, Source, StreamingAnswer
+from kb.engines.answer import timed_stream
 
 QA_PROMPT = PromptTemplate(
     "Answer the question using only the context below. Be brief and factual. "
@@ -27,79 +34,95 @@ QA_PROMPT = PromptTemplate(
 NOTHING_FOUND = "I found nothing in the indexed documents about that."
 
 
-def token_counter_for(llm: Any) -> TokenCountingHandler:
-    """Count tokens with the LLM's own tokenizer when it has one (llama.cpp), else tiktoken.
+class DocumentsQueryEngine(CustomQueryEngine):
+    """Question -> cited answer over a retriever (retrieval and generation timed apart)."""
 
-    Attached to the LLM by its owner (``KnowledgeBase``), so that every call is counted whatever
-    engine makes it: condensing, routing, SQL writing and answering."""
-    model = getattr(llm, "_model", None)
-    if model is not None and hasattr(model, "tokenize"):
-        return TokenCountingHandler(tokenizer=lambda text: model.tokenize(text.encode("utf-8"), add_bos=False))
-    return TokenCountingHandler()
+    retriever: BaseRetriever
+    llm: LLM
+    response_mode: str = Field(default="compact", description="how the synthesizer packs the chunks")
+    qa_prompt: PromptTemplate = Field(default=QA_PROMPT)
+    node_postprocessors: list[BaseNodePostprocessor] = Field(default_factory=list)
+    streaming: bool = False
 
+    # LlamaIndex's BaseQueryEngine.retrieve: the cited chunks of a question, postprocessed.
+    def retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return self._postprocess(query_bundle, self.retriever.retrieve(query_bundle))
 
-class DocumentsEngine:
-    """Question -> cited answer over the vector index (retrieval and generation timed apart)."""
+    async def aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return self._postprocess(query_bundle, await self.retriever.aretrieve(query_bundle))
 
-    def __init__(self, llm: Any, retriever_factory: Callable[..., BaseRetriever], *,
-                 response_mode: str = "compact", qa_prompt: PromptTemplate = QA_PROMPT,
-                 node_postprocessors: Sequence[BaseNodePostprocessor] = (),
-                 callback_manager: Optional[CallbackManager] = None) -> None:
-        self.llm = llm
-        self.retriever_factory = retriever_factory
-        self.response_mode = response_mode
-        self.qa_prompt = qa_prompt
-        self.node_postprocessors = list(node_postprocessors)
-        self.callback_manager = callback_manager or llm.callback_manager
-
-    def retrieve(self, question: str, **options: Any) -> tuple[list[NodeWithScore], float]:
-        started = time.perf_counter()
-        nodes = self.retriever_factory(**options).retrieve(QueryBundle(question))
+    def _postprocess(self, query_bundle: QueryBundle, nodes: list[NodeWithScore]) -> list[NodeWithScore]:
         for postprocessor in self.node_postprocessors:
-            nodes = postprocessor.postprocess_nodes(nodes, query_bundle=QueryBundle(question))
-        return nodes, (time.perf_counter() - started) * 1000
+            nodes = postprocessor.postprocess_nodes(nodes, query_bundle=query_bundle)
+        return nodes
 
-    def _synthesizer(self, streaming: bool):
-        return get_response_synthesizer(llm=self.llm, response_mode=self.response_mode,
-                                        text_qa_template=self.qa_prompt, streaming=streaming,
-                                        callback_manager=self.callback_manager)
+    def _synthesizer(self, streaming: bool) -> Any:
+        return get_response_synthesizer(
+            llm=self.llm,
+            response_mode=ResponseMode(self.response_mode),
+            text_qa_template=self.qa_prompt,
+            streaming=streaming,
+            callback_manager=self.callback_manager,
+        )
 
-    def answer(self, question: str, *, nodes: Optional[list[NodeWithScore]] = None, **options: Any) -> Answer:
-        started = time.perf_counter()
-        retrieval_ms = 0.0
-        if nodes is None:
-            nodes, retrieval_ms = self.retrieve(question, **options)
-        answer = Answer(question=question, text="", sources=[Source.from_node(n) for n in nodes])
+    def answer_from(
+        self,
+        question: str,
+        nodes: Sequence[NodeWithScore],
+        *,
+        streaming: Optional[bool] = None,
+        started: Optional[float] = None,
+        retrieval_ms: float = 0.0,
+    ) -> RESPONSE_TYPE:
+        """The response written from ``nodes`` (already retrieved)."""
+        started = time.perf_counter() if started is None else started
+        streaming = self.streaming if streaming is None else streaming
+        metadata: dict[str, Any] = {"route": "documents", "timings": {"retrieval_ms": round(retrieval_ms, 2)}}
+        nodes = list(nodes)
+        if streaming:
+            pieces = (
+                self._synthesizer(True).synthesize(QueryBundle(question), nodes=nodes).response_gen
+                if nodes
+                else iter([NOTHING_FOUND])
+            )
+            return StreamingResponse(
+                response_gen=timed_stream(pieces, metadata, started), source_nodes=nodes, metadata=metadata
+            )
         generation_started = time.perf_counter()
-        if nodes:
-            response = self._synthesizer(streaming=False).synthesize(QueryBundle(question), nodes=nodes)
-            answer.text = str(response.response or "").strip()
-        else:
-            answer.text = NOTHING_FOUND
-        self._finish(answer, retrieval_ms, generation_started, started)
-        return answer
-
-    def stream(self, question: str, *, on_done: Callable[[Answer], None] = lambda a: None, **options: Any) -> StreamingAnswer:
-        started = time.perf_counter()
-        nodes, retrieval_ms = self.retrieve(question, **options)
-        answer = Answer(question=question, text="", sources=[Source.from_node(n) for n in nodes])
-        generation_started = time.perf_counter()
-
-        def chunks() -> Iterator[str]:
-            if not nodes:
-                yield NOTHING_FOUND
-                return
-            response = self._synthesizer(streaming=True).synthesize(QueryBundle(question), nodes=nodes)
-            yield from response.response_gen
-
-        def finish(done: Answer) -> None:
-            self._finish(done, retrieval_ms, generation_started, started)
-            on_done(done)
-
-        return StreamingAnswer(answer, chunks(), finish)
-
-    def _finish(self, answer: Answer, retrieval_ms: float, generation_started: float, started: float) -> None:
+        text = (
+            str(self._synthesizer(False).synthesize(QueryBundle(question), nodes=nodes).response or "").strip()
+            if nodes
+            else NOTHING_FOUND
+        )
         now = time.perf_counter()
-        answer.timings = {"retrieval_ms": round(retrieval_ms, 2),
-                          "generation_ms": round((now - generation_started) * 1000, 2),
-                          "total_ms": round((now - started) * 1000, 2)}
+        metadata["timings"].update(
+            generation_ms=round((now - generation_started) * 1000, 2), total_ms=round((now - started) * 1000, 2)
+        )
+        return Response(response=text, source_nodes=nodes, metadata=metadata)
+
+    def custom_query(self, query_str: str) -> RESPONSE_TYPE:
+        started = time.perf_counter()
+        nodes = self.retrieve(QueryBundle(query_str))
+        return self.answer_from(query_str, nodes, started=started, retrieval_ms=(time.perf_counter() - started) * 1000)
+
+    async def acustom_query(self, query_str: str) -> RESPONSE_TYPE:
+        started = time.perf_counter()
+        nodes = await self.aretrieve(QueryBundle(query_str))
+        retrieval_ms = (time.perf_counter() - started) * 1000
+        if self.streaming or not nodes:
+            return self.answer_from(query_str, nodes, started=started, retrieval_ms=retrieval_ms)
+        generation_started = time.perf_counter()
+        response = await self._synthesizer(False).asynthesize(QueryBundle(query_str), nodes=nodes)
+        now = time.perf_counter()
+        return Response(
+            response=str(response.response or "").strip(),
+            source_nodes=nodes,
+            metadata={
+                "route": "documents",
+                "timings": {
+                    "retrieval_ms": round(retrieval_ms, 2),
+                    "generation_ms": round((now - generation_started) * 1000, 2),
+                    "total_ms": round((now - started) * 1000, 2),
+                },
+            },
+        )

@@ -1,214 +1,137 @@
 """Every question goes to the documents, the database, or both; the answer says which and why.
 
-Two selectors:
+``RoutedQueryEngine`` is a LlamaIndex query engine over a documents engine and a SQL engine (or the
+reason there is none). It asks a selector for the route, then answers from one side, or, for
+``both``, retrieves chunks and runs the SQL and writes a single answer from the two (asking each side
+for its own written answer first would cost two generations thrown away). ``answer()`` returns a
+``Response``, ``stream()`` a ``StreamingResponse`` (every route streams its written answer); the
+route, its reason and the database side's SQL, rows and attempts are in the response's metadata.
 
-* ``LLMSelector`` asks the LLM to pick one of three named routes. Its reply is validated: only
-  ``documents``, ``database``, ``both`` (or 1, 2, 3) are accepted; anything else, including an
-  out-of-range number, is not guessed at but handed to the offline selector, and the reason says so
-  (LlamaIndex's own selectors silently route a 0-based or malformed answer somewhere).
-* ``OfflineSelector`` needs no LLM: the question's embedding is compared with descriptions of each
-  side (the business tables and their columns; the titles of the indexed documents) and combined
-  with language cues (counting and aggregation words point to the database; "policy", "procedure",
-  "according to" point to the documents; both kinds at once mean both).
+The selectors (:mod:`kb.engines.selectors`) decide; :func:`build_selector` makes the configured one.
 """
 
 from __future__ import annotations
 
-import re
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Optional, Union
 
-import numpy as np
 from llama_index.core import PromptTemplate
+from llama_index.core.base.response.schema import RESPONSE_TYPE, Response, StreamingResponse
+from llama_index.core.llms import LLM
+from llama_index.core.query_engine import CustomQueryEngine
+from llama_index.core.schema import QueryBundle
 
-from engines.answer import Answer
-
-ROUTES = ("documents", "database", "both")
-ANALYTIC = re.compile(
-    r"\b(how many(?! (?:days|weeks|months|years|hours|minutes)\b)|number of|count|counts|total|sum|average|avg|mean|median|most|least|highest|lowest|"
-    r"top \d+|top (five|ten|three)|per (month|year|week|day|country|city|product|customer)|share of|percentage|"
-    r"ratio|list the|show the|so far|last (month|year|week|quarter)|this (month|year)|in 20\d\d|since 20\d\d|"
-    r"trend|revenue|sales|sold|signed up|overdue|still open|are open|were (placed|requested|approved|refused)|"
-    r"were any|are there any|did any|have any)\b",
-    re.I)
-DOCUMENT = re.compile(
-    r"\b(policy|policies|procedure|procedures|guide|manual|faq|according to|allowed|allow|rules?|"
-    r"what does .{0,40} say|says?|steps|how do i|how to|how should|why|can i|explain|recommend\w*)\b", re.I)
-EXPLICIT_DOCUMENT = re.compile(r"\b(policy|policies|procedure|guide|according to|say|says|under the)\b", re.I)
-
-SELECT_PROMPT = PromptTemplate(
-    "Decide where the answer to the question can be found.\n"
-    "documents: {documents}\n"
-    "database: {database}\n"
-    "both: the question needs rules or facts from the documents and figures from the database.\n\n"
-    "Question: {question}\n"
-    "Reply with exactly one word: documents, database or both.\nRoute: "
-)
-
-
-@dataclass
-class RouteDecision:
-    route: str
-    reason: str
-    selector: str
-    scores: dict[str, float] = field(default_factory=dict)
-
-
-class OfflineSelector:
-    """Embedding similarity to each side's description, plus language cues. No LLM."""
-
-    def __init__(self, embed_model: Any, database_texts: Sequence[str], document_texts: Sequence[str],
-                 cue_weight: float = 0.12, chunk_similarity: Optional[Callable[[list[float]], float]] = None) -> None:
-        self.embed_model = embed_model
-        self.cue_weight = cue_weight
-        # The documents are described by their titles and, when given, by their chunks themselves
-        # (the mean similarity of the nearest chunks in the vector index).
-        self.chunk_similarity = chunk_similarity
-        self._texts = {"database": list(database_texts), "documents": list(document_texts)}
-        self._vectors: dict[str, np.ndarray] = {}
-
-    def _side(self, name: str) -> np.ndarray:
-        if name not in self._vectors:
-            texts = self._texts[name] or ["(nothing)"]
-            matrix = np.asarray(self.embed_model.get_text_embedding_batch(texts), dtype=np.float32)
-            self._vectors[name] = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
-        return self._vectors[name]
-
-    def similarity(self, question: str) -> dict[str, float]:
-        raw = self.embed_model.get_query_embedding(question)
-        q = np.asarray(raw, dtype=np.float32)
-        q /= np.linalg.norm(q)
-        scores = {}
-        for name in ("database", "documents"):
-            sims = np.sort(self._side(name) @ q)[::-1]
-            scores[name] = float(sims[:3].mean())
-        if self.chunk_similarity is not None:
-            scores["documents"] = max(scores["documents"], float(self.chunk_similarity(list(raw))))
-        return scores
-
-    def select(self, question: str) -> RouteDecision:
-        scores = self.similarity(question)
-        analytic = bool(ANALYTIC.search(question))
-        documentary = bool(DOCUMENT.search(question))
-        explicit = bool(EXPLICIT_DOCUMENT.search(question))
-        db = scores["database"] + (self.cue_weight if analytic else 0.0)
-        docs = scores["documents"] + (self.cue_weight if documentary else 0.0)
-        scores.update({"database_total": db, "documents_total": docs})
-        cues = [c for c, on in (("counting/aggregation words", analytic), ("document words", documentary)) if on]
-        if analytic and explicit:
-            return RouteDecision("both", "asks for figures and refers to the documents' rules "
-                                 f"({', '.join(cues)})", "offline", scores)
-        route = "database" if db > docs else "documents"
-        reason = (f"closer to the {'business tables' if route == 'database' else 'indexed documents'} "
-                  f"(similarity {db:.2f} vs {docs:.2f}" + (f"; cues: {', '.join(cues)}" if cues else "") + ")")
-        return RouteDecision(route, reason, "offline", scores)
-
-
-def parse_route(reply: str) -> Optional[str]:
-    """``documents``/``database``/``both`` or 1/2/3 (1-based) from an LLM reply; None otherwise."""
-    text = (reply or "").strip().lower()
-    words = re.findall(r"[a-z]+|-?\d+", text)
-    if not words:
-        return None
-    first = words[0]
-    if first in ROUTES:
-        return first
-    if re.fullmatch(r"-?\d+", first):
-        number = int(first)
-        return ROUTES[number - 1] if 1 <= number <= len(ROUTES) else None
-    return None
-
-
-class LLMSelector:
-    """The LLM picks the route; an invalid reply falls back to ``fallback`` (never a silent guess)."""
-
-    def __init__(self, llm: Any, database_summary: str, documents_summary: str,
-                 fallback: Optional[OfflineSelector] = None) -> None:
-        self.llm = llm
-        self.database_summary = database_summary
-        self.documents_summary = documents_summary
-        self.fallback = fallback
-
-    def select(self, question: str) -> RouteDecision:
-        reply = str(self.llm.predict(SELECT_PROMPT, documents=self.documents_summary, database=self.database_summary,
-                                     question=question))
-        route = parse_route(reply)
-        if route is not None:
-            return RouteDecision(route, f"chosen by the LLM (reply: {reply.strip()[:40]!r})", "llm")
-        if self.fallback is None:
-            return RouteDecision("documents", f"the LLM's reply {reply.strip()[:40]!r} is not a route; "
-                                 "answered from the documents", "llm")
-        decision = self.fallback.select(question)
-        decision.reason = f"the LLM's reply {reply.strip()[:40]!r} is not a route; offline selector: {decision.reason}"
-        decision.selector = "llm+offline"
-        return decision
-
+from kb.engines.answer import timed_stream
+from kb.engines.documents import DocumentsQueryEngine
+from kb.engines.selectors import ROUTES, RouteDecision
+from kb.engines.sql import SQLEngine, format_rows
 
 BOTH_PROMPT = PromptTemplate(
     "Answer the question using the document excerpts and the database result below. Be brief; say which "
-    "figures come from the database and which rules come from the documents.\n\n"
+    "figures come from the database and which rules come from the documents. Use the figures exactly as "
+    "they are in the result.\n\n"
     "Documents:\n{context}\n\nDatabase (SQL: {sql}):\n{rows}\n\nQuestion: {question}\nAnswer: "
 )
 
 
-class Router:
-    """Routes a question and answers it; ``both`` writes one answer from both results.
+@dataclass(frozen=True)
+class Unavailable:
+    """Why there is no database side (no business database configured, or it cannot be read)."""
 
-    ``both`` retrieves chunks and runs the SQL, then makes a single LLM call over chunks and rows
-    (asking each side for its own written answer first would cost two generations thrown away).
-    """
+    reason: str
 
-    def __init__(self, select: Callable[[str], RouteDecision], documents: Any, database: Optional[Any], llm: Any,
-                 unavailable_reason: str = "", documents_options: Optional[dict[str, Any]] = None) -> None:
-        self._select = select
-        self._documents = documents  # a DocumentsEngine: answer(q, **options), retrieve(q, **options)
-        self._database = database    # an SQLEngine: answer(q, synthesize=...)
-        self._options = documents_options or {}
-        self.llm = llm
-        self.unavailable_reason = unavailable_reason
+
+DatabaseSide = Union[SQLEngine, Unavailable]
+
+
+class RoutedQueryEngine(CustomQueryEngine):
+    """Routes each question (documents | database | both) and answers it, as a LlamaIndex query engine."""
+
+    select: Callable[[str], RouteDecision]
+    documents: DocumentsQueryEngine
+    database: Any  # DatabaseSide
+    llm: LLM
+    streaming: bool = False
+    context_chunks: int = 3  # chunks shown with the rows on the both-route
 
     def decide(self, question: str) -> RouteDecision:
-        if self._database is None:
-            return RouteDecision("documents", f"no business database ({self.unavailable_reason})", "none")
-        return self._select(question)
+        if isinstance(self.database, Unavailable):
+            return RouteDecision("documents", f"no business database ({self.database.reason})", "none")
+        return self.select(question)
 
-    def answer(self, question: str, route: Optional[str] = None) -> Answer:
+    def _decision(self, question: str, route: Optional[str]) -> RouteDecision:
+        if route is None:
+            return self.decide(question)
+        if route not in ROUTES:
+            raise ValueError(f"unknown route {route!r}; choose one of {', '.join(ROUTES)}")
+        if route != "documents" and isinstance(self.database, Unavailable):
+            raise ValueError(f"the {route} route needs a business database ({self.database.reason})")
+        return RouteDecision(route, "forced by the caller", "forced")
+
+    def _respond(self, question: str, route: Optional[str], streaming: bool) -> RESPONSE_TYPE:
         started = time.perf_counter()
-        if route is not None:
-            if route not in ROUTES:
-                raise ValueError(f"unknown route {route!r}; choose one of {', '.join(ROUTES)}")
-            if route != "documents" and self._database is None:
-                raise ValueError(f"the {route} route needs a business database ({self.unavailable_reason})")
-            decision = RouteDecision(route, "forced by the caller", "forced")
-        else:
-            decision = self.decide(question)
+        decision = self._decision(question, route)
         if decision.route == "documents":
-            answer = self._documents.answer(question, **self._options)
+            t = time.perf_counter()
+            nodes = self.documents.retrieve(QueryBundle(question))
+            response = self.documents.answer_from(
+                question, nodes, streaming=streaming, started=started, retrieval_ms=(time.perf_counter() - t) * 1000
+            )
         elif decision.route == "database":
-            answer = self._database.answer(question)
+            response = self.database.respond(self.database.compute(question), streaming=streaming, started=started)
         else:
-            answer = self._both(question)
-        answer.route, answer.route_reason = decision.route, decision.reason
-        answer.timings["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
-        return answer
+            response = self._both(question, streaming, started)
+        response.metadata = {
+            **(response.metadata or {}),
+            "route": decision.route,
+            "route_reason": decision.reason,
+            "selector": decision.selector,
+        }
+        return response
 
-    def _both(self, question: str) -> Answer:
-        from engines.answer import Source
-        from engines.sql import format_rows
+    def answer(self, question: str, route: Optional[str] = None) -> Response:
+        """The routed answer (``route`` forces a side)."""
+        response = self._respond(question, route, streaming=False)
+        assert isinstance(response, Response)
+        return response
 
-        nodes, retrieval_ms = self._documents.retrieve(question, **self._options)
-        sources = [Source.from_node(n) for n in nodes]
-        data = self._database.answer(question, synthesize=False)
-        context = "\n\n".join(f"[{s.label()}] {s.text}" for s in sources[:4]) or "(nothing found)"
-        if data.refused:
-            rows_text = f"(not run: {data.refusal_reason})"
-        else:
-            rows_text = data.text if data.text else format_rows(data.rows or [])
-        started = time.perf_counter()
-        text = str(self.llm.predict(BOTH_PROMPT, context=context, sql=data.sql or "-", rows=rows_text,
-                                    question=question)).strip()
-        timings = {"retrieval_ms": retrieval_ms + data.timings.get("retrieval_ms", 0.0),
-                   "generation_ms": data.timings.get("generation_ms", 0.0) + (time.perf_counter() - started) * 1000}
-        return Answer(question=question, text=text, sources=sources, route="both", sql=data.sql, rows=data.rows,
-                      refused=data.refused, refusal_reason=data.refusal_reason, timings=timings)
+    def stream(self, question: str, route: Optional[str] = None) -> StreamingResponse:
+        """The routed answer as it is written; sources, SQL and rows are known before the first token."""
+        response = self._respond(question, route, streaming=True)
+        assert isinstance(response, StreamingResponse)
+        return response
+
+    def custom_query(self, query_str: str) -> RESPONSE_TYPE:
+        return self._respond(query_str, None, self.streaming)
+
+    def _both(self, question: str, streaming: bool, started: float) -> RESPONSE_TYPE:
+        t = time.perf_counter()
+        nodes = self.documents.retrieve(QueryBundle(question))
+        retrieval_ms = (time.perf_counter() - t) * 1000
+        outcome = self.database.compute(question)
+        metadata = outcome.metadata()
+        metadata["timings"]["retrieval_ms"] = round(metadata["timings"].get("retrieval_ms", 0.0) + retrieval_ms, 2)
+        context = (
+            "\n\n".join(
+                f"[{n.node.metadata.get('file_path') or n.node.node_id}] {n.node.get_content()}"
+                for n in nodes[: self.context_chunks]
+            )
+            or "(nothing found)"
+        )
+        rows = f"(not available: {outcome.failure})" if outcome.failure else format_rows(outcome.rows or [])
+        arguments = dict(context=context, sql=outcome.sql or "-", rows=rows, question=question)
+        if streaming:
+            return StreamingResponse(
+                response_gen=timed_stream(self.llm.stream(BOTH_PROMPT, **arguments), metadata, started),
+                source_nodes=nodes,
+                metadata=metadata,
+            )
+        generation_started = time.perf_counter()
+        text = str(self.llm.predict(BOTH_PROMPT, **arguments)).strip()
+        now = time.perf_counter()
+        timings = metadata["timings"]
+        timings["generation_ms"] = round(timings.get("generation_ms", 0.0) + (now - generation_started) * 1000, 2)
+        timings["total_ms"] = round((now - started) * 1000, 2)
+        return Response(response=text, source_nodes=nodes, metadata=metadata)

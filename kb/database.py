@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import logging
+
+from sqlalchemy.engine import URL
+
 from kb.config import Settings
 from kb.server import PrivateServer
-from stores.connection import MariaDBConnection
+from kb.stores.connection import MariaDBConnection
+from kb.stores.errors import DatabaseUnavailable, ServerTooOld
+
+# When a server dies mid-call, SQLAlchemy's pool logs each broken connection with a traceback before
+# kb's one-line error; kb reports the failure itself.
+logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
 
 
 def private_server(settings: Settings) -> PrivateServer:
     server = settings.database.server
-    return PrivateServer(settings.home_path, port=server.port, database=settings.database.name,
-                         vector_cache_mb=server.vector_cache_mb, buffer_pool_mb=server.buffer_pool_mb)
+    return PrivateServer(
+        settings.home_path,
+        port=server.port,
+        database=settings.database.name,
+        vector_cache_mb=server.vector_cache_mb,
+        buffer_pool_mb=server.buffer_pool_mb,
+    )
 
 
 def uses_private_server(settings: Settings) -> bool:
@@ -24,16 +38,30 @@ def connect(settings: Settings, *, start: bool = True) -> MariaDBConnection:
     idempotent and takes a few seconds), so that every command works on a fresh machine.
     """
     if settings.database.url:
-        url = settings.database.url
+        url: str | URL = settings.database.url.get_secret_value()
     else:
         server = private_server(settings)
         if start:
             server.start()
         url = server.app_url()
-    connection = MariaDBConnection(url, pool_size=settings.database.pool_size,
-                                   connect_timeout=settings.database.connect_timeout)
+    connection = MariaDBConnection(
+        url, pool_size=settings.database.pool_size, connect_timeout=settings.database.connect_timeout
+    )
     try:
         connection.check_vector_support()
+    except DatabaseUnavailable as exc:
+        connection.dispose()
+        hint = (
+            "check database.url (or KB_DATABASE__URL)"
+            if settings.database.url
+            else "start kb's server with `kb db start`"
+        )
+        raise DatabaseUnavailable(f"{exc}; {hint}") from None
+    except ServerTooOld as exc:
+        connection.dispose()
+        raise ServerTooOld(
+            f"{exc}. Upgrade it, or unset database.url to use kb's private MariaDB 11.8 (`kb db start`)"
+        ) from None
     except Exception:
         connection.dispose()
         raise

@@ -2,10 +2,12 @@
 
 Starts kb's MariaDB, loads the demo business database, indexes ``data/docs`` (incrementally: a
 second run embeds nothing), and asks three questions, one per route, printing the route and why,
-the answer, the sources and the SQL.
+the answer, the sources and the SQL with its rows.
 """
 
 from __future__ import annotations
+
+import time
 
 from kb.business import DATA, load_demo_data
 from kb.config import Settings
@@ -14,13 +16,15 @@ from kb.database import private_server, uses_private_server
 QUESTIONS = [
     ("How many days do customers have to return a product?", "documents"),
     ("How many orders were placed in 2025?", "database"),
-    ("How many returns were requested more than 30 days after delivery, which the return policy does not allow?",
-     "both"),
+    (
+        "How many returns were requested more than 30 days after delivery, which the return policy does not allow?",
+        "both",
+    ),
 ]
 
 
 def run(settings: Settings, out=print) -> None:
-    from kb.cli import _print_answer_tail
+    from kb.cli_output import print_answer_tail
     from kb.knowledge_base import KnowledgeBase
 
     if uses_private_server(settings):
@@ -31,16 +35,21 @@ def run(settings: Settings, out=print) -> None:
     try:
         report = kb.index_directory(DATA / "docs", progress=False)
         out(report.summary())
-        for question, expected in QUESTIONS:
+        started = time.perf_counter()
+        kb.llm  # loaded (and verified) once, before the first question's clock starts
+        out(f"model {kb.llm_model_name} loaded in {time.perf_counter() - started:.1f} s")
+        for question, _ in QUESTIONS:
             out("")
             out(f"Q: {question}")
             answer = kb.query(question)
             out(f"[route: {answer.route} - {answer.route_reason}]")
             out(f"A: {answer.text}")
-            _print_answer_tail(answer, out, route=False)
+            print_answer_tail(answer, out, route=False)
+            out(f"({answer.timings.get('total_ms', 0) / 1000:.1f} s)")
         out("")
-        out(f"profile {settings.profile!r}: the offline SmolLM2-135M writes the answers. It reads context "
-            "well enough but cannot write correct SQL, so the database route shows the guard at work; "
-            "switch to KB_PROFILE=openai or ollama for real SQL answers.")
+        out(
+            f"profile {settings.profile!r}: every answer above was written on this machine by "
+            f"{settings.active_profile.llm.model}; KB_PROFILE=openai or ollama switches models without code changes."
+        )
     finally:
         kb.close()

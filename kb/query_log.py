@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from engines.answer import Answer
-from stores.connection import MariaDBConnection, quote_identifier
+from kb.engines.answer import Answer
+from kb.stores.connection import MariaDBConnection, quote_identifier
 
 
 @dataclass
@@ -55,16 +55,45 @@ class QueryLog:
             f"INSERT INTO {self._table} (kind, session_id, question, condensed_question, route, route_reason, answer, "
             "sources, `sql`, refused, retrieval_ms, generation_ms, total_ms, best_score, tokens_in, tokens_out, "
             "llm_model, embed_model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (kind, answer.session_id, answer.question, answer.condensed_question, answer.route, answer.route_reason,
-             answer.text, json.dumps(sources, ensure_ascii=False), answer.sql, answer.refused,
-             t.get("retrieval_ms"), t.get("generation_ms"), t.get("total_ms"), answer.best_score,
-             int(answer.tokens.get("in", 0)), int(answer.tokens.get("out", 0)), llm_model, embed_model))
+            (
+                kind,
+                answer.session_id,
+                answer.question,
+                answer.condensed_question,
+                answer.route,
+                answer.route_reason,
+                answer.text,
+                json.dumps(sources, ensure_ascii=False),
+                answer.sql,
+                answer.refused,
+                t.get("retrieval_ms"),
+                t.get("generation_ms"),
+                t.get("total_ms"),
+                answer.best_score,
+                int(answer.tokens.get("in", 0)),
+                int(answer.tokens.get("out", 0)),
+                llm_model,
+                embed_model,
+            ),
+        )
 
     def turns(self, session_id: str) -> list[dict[str, Any]]:
         rows = self._conn.fetchall(
             f"SELECT created_at, question, condensed_question, route, route_reason, answer, sources, `sql`, refused "
-            f"FROM {self._table} WHERE session_id = ? ORDER BY id", (session_id,))
-        keys = ["time", "question", "condensed_question", "route", "route_reason", "answer", "sources", "sql", "refused"]
+            f"FROM {self._table} WHERE session_id = ? ORDER BY id",
+            (session_id,),
+        )
+        keys = [
+            "time",
+            "question",
+            "condensed_question",
+            "route",
+            "route_reason",
+            "answer",
+            "sources",
+            "sql",
+            "refused",
+        ]
         turns = [dict(zip(keys, row)) for row in rows]
         for turn in turns:
             turn["sources"] = json.loads(turn["sources"]) if turn["sources"] else []
@@ -78,23 +107,32 @@ class QueryLog:
             f"SELECT DISTINCT PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY {column}) OVER (), "
             f"PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY {column}) OVER (), "
             f"PERCENTILE_CONT(0.99) WITHIN GROUP (ORDER BY {column}) OVER () "
-            f"FROM {self._table} WHERE {column} IS NOT NULL")
+            f"FROM {self._table} WHERE {column} IS NOT NULL"
+        )
         if not rows:
             return LatencyStats(None, None, None)
         return LatencyStats(*(None if v is None else float(v) for v in rows[0]))
 
     def stats(self) -> dict[str, Any]:
         """Counts by kind and route, latency percentiles, tokens by model."""
-        counts = self._conn.fetchall(f"SELECT kind, route, COUNT(*) FROM {self._table} GROUP BY kind, route ORDER BY kind, route")
+        counts = self._conn.fetchall(
+            f"SELECT kind, route, COUNT(*) FROM {self._table} GROUP BY kind, route ORDER BY kind, route"
+        )
         tokens = self._conn.fetchall(
-            f"SELECT llm_model, COUNT(*), SUM(tokens_in), SUM(tokens_out) FROM {self._table} GROUP BY llm_model ORDER BY llm_model")
+            f"SELECT llm_model, COUNT(*), SUM(tokens_in), SUM(tokens_out) FROM {self._table} GROUP BY llm_model ORDER BY llm_model"
+        )
         total, sessions, refused = self._conn.fetchall(
-            f"SELECT COUNT(*), COUNT(DISTINCT session_id), COALESCE(SUM(refused), 0) FROM {self._table}")[0]
+            f"SELECT COUNT(*), COUNT(DISTINCT session_id), COALESCE(SUM(refused), 0) FROM {self._table}"
+        )[0]
         return {
             "total": int(total),
             "sessions": int(sessions),
             "refused": int(refused),
             "by_kind_route": [{"kind": k, "route": r, "count": int(n)} for k, r, n in counts],
-            "latency_ms": {col: self._percentiles(col).__dict__ for col in ("total_ms", "retrieval_ms", "generation_ms")},
-            "tokens_by_model": [{"model": m, "calls": int(c), "in": int(i or 0), "out": int(o or 0)} for m, c, i, o in tokens],
+            "latency_ms": {
+                col: self._percentiles(col).__dict__ for col in ("total_ms", "retrieval_ms", "generation_ms")
+            },
+            "tokens_by_model": [
+                {"model": m, "calls": int(c), "in": int(i or 0), "out": int(o or 0)} for m, c, i, o in tokens
+            ],
         }

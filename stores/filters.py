@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from llama_index.core.vector_stores.types import (
     FilterCondition,
@@ -87,10 +88,17 @@ class _Compiler:
 
     def _number(self, path: str) -> str:
         """The stored value when it is a JSON number or boolean (Python: ``True == 1``), else NULL."""
-        return (f"(CASE WHEN {self._type(path)} IN ('INTEGER', 'DOUBLE', 'BOOLEAN') "
-                f"THEN CAST({self._value(path)} AS DOUBLE) END)")
+        return (
+            f"(CASE WHEN {self._type(path)} IN ('INTEGER', 'DOUBLE', 'BOOLEAN') "
+            f"THEN CAST({self._value(path)} AS DOUBLE) END)"
+        )
 
     # -- predicates (each TRUE or FALSE, never NULL) --------------------------------------------
+    @staticmethod
+    def _definite(condition: str) -> str:
+        """``condition`` with SQL's unknown (NULL: a missing key, another type) read as FALSE."""
+        return f"COALESCE({condition}, FALSE)"
+
     def _equals_any(self, path: str, values: Sequence[Any]) -> str:
         """The stored scalar equals one of ``values`` (a string never equals a number)."""
         strings = [v for v in values if isinstance(v, str)]
@@ -99,9 +107,9 @@ class _Compiler:
             raise UnsupportedFilterError(f"filter values must be strings or numbers, got {values!r}")
         parts = []
         if strings:
-            parts.append(f"COALESCE({self._string(path)} IN ({', '.join(self._bind(v) for v in strings)}), FALSE)")
+            parts.append(self._definite(f"{self._string(path)} IN ({', '.join(self._bind(v) for v in strings)})"))
         if numbers:
-            parts.append(f"COALESCE({self._number(path)} IN ({', '.join(self._bind(v) for v in numbers)}), FALSE)")
+            parts.append(self._definite(f"{self._number(path)} IN ({', '.join(self._bind(v) for v in numbers)})"))
         return "(" + " OR ".join(parts) + ")" if parts else "FALSE"
 
     def _holds(self, path: str, value: Any) -> str:
@@ -112,17 +120,21 @@ class _Compiler:
         array_case = f"WHEN 'ARRAY' THEN JSON_CONTAINS({self._raw(path)}, {self._bind(json.dumps(value))})"
         string_case = ""
         if isinstance(value, str):
-            string_case = (f" WHEN 'STRING' THEN LOCATE({self._bind(value)} COLLATE {_COLLATE}, "
-                           f"{self._value(path)} COLLATE {_COLLATE}) > 0")
-        return f"COALESCE(CASE {subject} {array_case}{string_case} END, FALSE)"
+            string_case = (
+                f" WHEN 'STRING' THEN LOCATE({self._bind(value)} COLLATE {_COLLATE}, "
+                f"{self._value(path)} COLLATE {_COLLATE}) > 0"
+            )
+        return self._definite(f"CASE {subject} {array_case}{string_case} END")
 
     def _present(self, path: str) -> str:
         """The key exists and is not JSON null."""
-        return f"COALESCE({self._type(path)} <> 'NULL', FALSE)"
+        return self._definite(f"{self._type(path)} <> 'NULL'")
 
     def _is_empty(self, path: str) -> str:
-        return (f"COALESCE({self._type(path)} IS NULL OR {self._type(path)} = 'NULL' "
-                f"OR {self._string(path)} = '' OR ({self._type(path)} = 'ARRAY' AND JSON_LENGTH({self._raw(path)}) = 0), FALSE)")
+        """Missing, JSON null, an empty string or an empty list (LlamaIndex's IS_EMPTY)."""
+        missing = f"{self._type(path)} IS NULL OR {self._type(path)} = 'NULL'"
+        empty_list = f"{self._type(path)} = 'ARRAY' AND JSON_LENGTH({self._raw(path)}) = 0"
+        return self._definite(f"{missing} OR {self._string(path)} = '' OR ({empty_list})")
 
     def leaf(self, flt: MetadataFilter) -> str:
         op = flt.operator
@@ -138,9 +150,9 @@ class _Compiler:
         if op in _NUMERIC_OPS:
             sign = _NUMERIC_OPS[op]
             if isinstance(value, str):
-                return f"COALESCE({self._string(path)} {sign} {self._bind(value)}, FALSE)"
+                return self._definite(f"{self._string(path)} {sign} {self._bind(value)}")
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return f"COALESCE({self._number(path)} {sign} {self._bind(float(value))}, FALSE)"
+                return self._definite(f"{self._number(path)} {sign} {self._bind(float(value))}")
             raise UnsupportedFilterError(f"{op.value} needs a number or a string for {flt.key!r}, got {value!r}")
         if op in (FilterOperator.IN, FilterOperator.NIN):
             values = value if isinstance(value, list) else [value]
@@ -160,9 +172,9 @@ class _Compiler:
             if not isinstance(value, str):
                 raise UnsupportedFilterError(f"{op.value} needs a string for {flt.key!r}, got {value!r}")
             if op == FilterOperator.TEXT_MATCH:
-                return f"COALESCE(LOCATE({self._bind(value)} COLLATE {_COLLATE}, {self._string(path)}) > 0, FALSE)"
-            return (f"COALESCE(LOCATE({self._bind(value.lower())} COLLATE {_COLLATE}, "
-                    f"LOWER({self._string(path)})) > 0, FALSE)")
+                return self._definite(f"LOCATE({self._bind(value)} COLLATE {_COLLATE}, {self._string(path)}) > 0")
+            needle = self._bind(value.lower())
+            return self._definite(f"LOCATE({needle} COLLATE {_COLLATE}, LOWER({self._string(path)})) > 0")
         raise UnsupportedFilterError(f"filter operator {op!r} is not supported")
 
     def group(self, filters: MetadataFilters) -> str:

@@ -16,8 +16,9 @@ in ``rescore``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Mapping, Sequence
+from typing import Literal
 
 FusionStrategy = Literal["rrf", "weighted", "text_then_vector", "vector_then_text"]
 STRATEGIES: tuple[str, ...] = ("rrf", "weighted", "text_then_vector", "vector_then_text")
@@ -88,7 +89,9 @@ def fuse(
     elif strategy == "weighted":
         norm = {name: dict(zip(r.ids, _normalise(r.scores))) for name, r in lists.items()}
         for entry in found.values():
-            entry.score = alpha * norm["vector"].get(entry.node_id, 0.0) + (1 - alpha) * norm["text"].get(entry.node_id, 0.0)
+            entry.score = alpha * norm["vector"].get(entry.node_id, 0.0) + (1 - alpha) * norm["text"].get(
+                entry.node_id, 0.0
+            )
     else:
         first, second = ("text", "vector") if strategy == "text_then_vector" else ("vector", "text")
         other = (rescore or {}).get(second)

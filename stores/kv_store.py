@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Optional
 
 from llama_index.core.storage.kvstore.types import DEFAULT_BATCH_SIZE, DEFAULT_COLLECTION, BaseKVStore
 
-from stores.connection import MariaDBConnection, quote_identifier
+from kb.stores.connection import FromParams, MariaDBConnection, quote_identifier
+from kb.stores.sql_utils import IN_BATCH, batched, placeholders
 
 _COLLECTION_MAX = 255
 _KEY_MAX = 512  # (collection, key) in utf8mb4 must fit InnoDB's 3,072-byte index key
 
 
-class MariaDBKVStore(BaseKVStore):
+class MariaDBKVStore(FromParams, BaseKVStore):
     """Key-value collections in the table ``table_name`` (created when missing)."""
 
     def __init__(self, connection: MariaDBConnection, table_name: str = "llama_index_kv") -> None:
@@ -37,10 +39,6 @@ class MariaDBKVStore(BaseKVStore):
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
         )
 
-    @classmethod
-    def from_params(cls, url: Optional[str] = None, *, table_name: str = "llama_index_kv", **params: Any) -> "MariaDBKVStore":
-        return cls(MariaDBConnection.from_params(url, **params), table_name=table_name)
-
     @property
     def connection(self) -> MariaDBConnection:
         return self._conn
@@ -54,8 +52,12 @@ class MariaDBKVStore(BaseKVStore):
     def put(self, key: str, val: dict, collection: str = DEFAULT_COLLECTION) -> None:
         self.put_all([(key, val)], collection=collection)
 
-    def put_all(self, kv_pairs: List[Tuple[str, dict]], collection: str = DEFAULT_COLLECTION,
-                batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+    def put_all(
+        self,
+        kv_pairs: list[tuple[str, dict]],
+        collection: str = DEFAULT_COLLECTION,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
         """Upsert all pairs in one transaction (batched statements)."""
         rows = []
         for key, value in kv_pairs:
@@ -63,48 +65,55 @@ class MariaDBKVStore(BaseKVStore):
             rows.append((collection, key, json.dumps(value, ensure_ascii=False)))
         if not rows:
             return
-        size = max(1, min(batch_size, 1000)) if batch_size else 1000
+        size = max(1, min(batch_size, IN_BATCH)) if batch_size else IN_BATCH
         with self._conn.cursor() as cur:
-            for start in range(0, len(rows), size):
+            for chunk in batched(rows, size):
                 cur.executemany(
                     f"INSERT INTO {self._table} (collection, `key`, value) VALUES (?, ?, ?) "
-                    "ON DUPLICATE KEY UPDATE value = VALUES(value)", rows[start:start + size])
+                    "ON DUPLICATE KEY UPDATE value = VALUES(value)",
+                    list(chunk),
+                )
 
     def get(self, key: str, collection: str = DEFAULT_COLLECTION) -> Optional[dict]:
         self._check(key, collection)
-        rows = self._conn.fetchall(f"SELECT value FROM {self._table} WHERE collection = ? AND `key` = ?",
-                                   (collection, key))
+        rows = self._conn.fetchall(
+            f"SELECT value FROM {self._table} WHERE collection = ? AND `key` = ?", (collection, key)
+        )
         return json.loads(rows[0][0]) if rows else None
 
-    def get_many(self, keys: Sequence[str], collection: str = DEFAULT_COLLECTION) -> Dict[str, dict]:
+    def get_many(self, keys: Sequence[str], collection: str = DEFAULT_COLLECTION) -> dict[str, dict]:
         """The stored values of ``keys`` (missing keys are absent from the result)."""
-        found: Dict[str, dict] = {}
+        found: dict[str, dict] = {}
         unique = list(dict.fromkeys(keys))
         with self._conn.cursor() as cur:
-            for start in range(0, len(unique), 1000):
-                chunk = unique[start:start + 1000]
-                cur.execute(f"SELECT `key`, value FROM {self._table} WHERE collection = ? "
-                            f"AND `key` IN ({', '.join('?' * len(chunk))})", (collection, *chunk))
+            for chunk in batched(unique):
+                cur.execute(
+                    f"SELECT `key`, value FROM {self._table} WHERE collection = ? "
+                    f"AND `key` IN ({placeholders(len(chunk))})",
+                    (collection, *chunk),
+                )
                 found.update((key, json.loads(value)) for key, value in cur.fetchall())
         return found
 
-    def get_all(self, collection: str = DEFAULT_COLLECTION) -> Dict[str, dict]:
+    def get_all(self, collection: str = DEFAULT_COLLECTION) -> dict[str, dict]:
         rows = self._conn.fetchall(f"SELECT `key`, value FROM {self._table} WHERE collection = ?", (collection,))
         return {key: json.loads(value) for key, value in rows}
 
     def delete(self, key: str, collection: str = DEFAULT_COLLECTION) -> bool:
         self._check(key, collection)
-        return self._conn.execute(f"DELETE FROM {self._table} WHERE collection = ? AND `key` = ?",
-                                  (collection, key)) > 0
+        return (
+            self._conn.execute(f"DELETE FROM {self._table} WHERE collection = ? AND `key` = ?", (collection, key)) > 0
+        )
 
     def delete_many(self, keys: Sequence[str], collection: str = DEFAULT_COLLECTION) -> int:
         deleted = 0
         unique = list(dict.fromkeys(keys))
         with self._conn.cursor() as cur:
-            for start in range(0, len(unique), 1000):
-                chunk = unique[start:start + 1000]
-                cur.execute(f"DELETE FROM {self._table} WHERE collection = ? AND `key` IN ({', '.join('?' * len(chunk))})",
-                            (collection, *chunk))
+            for chunk in batched(unique):
+                cur.execute(
+                    f"DELETE FROM {self._table} WHERE collection = ? AND `key` IN ({placeholders(len(chunk))})",
+                    (collection, *chunk),
+                )
                 deleted += cur.rowcount
         return deleted
 
@@ -115,18 +124,22 @@ class MariaDBKVStore(BaseKVStore):
     async def aput(self, key: str, val: dict, collection: str = DEFAULT_COLLECTION) -> None:
         await asyncio.to_thread(self.put, key, val, collection)
 
-    async def aput_all(self, kv_pairs: List[Tuple[str, dict]], collection: str = DEFAULT_COLLECTION,
-                       batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+    async def aput_all(
+        self,
+        kv_pairs: list[tuple[str, dict]],
+        collection: str = DEFAULT_COLLECTION,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
         await asyncio.to_thread(self.put_all, kv_pairs, collection, batch_size)
 
     async def aget(self, key: str, collection: str = DEFAULT_COLLECTION) -> Optional[dict]:
         return await asyncio.to_thread(self.get, key, collection)
 
-    async def aget_all(self, collection: str = DEFAULT_COLLECTION) -> Dict[str, dict]:
+    async def aget_all(self, collection: str = DEFAULT_COLLECTION) -> dict[str, dict]:
         return await asyncio.to_thread(self.get_all, collection)
 
     async def adelete(self, key: str, collection: str = DEFAULT_COLLECTION) -> bool:
         return await asyncio.to_thread(self.delete, key, collection)
 
-    async def aget_many(self, keys: Sequence[str], collection: str = DEFAULT_COLLECTION) -> Dict[str, dict]:
+    async def aget_many(self, keys: Sequence[str], collection: str = DEFAULT_COLLECTION) -> dict[str, dict]:
         return await asyncio.to_thread(self.get_many, keys, collection)

@@ -23,17 +23,53 @@ import hashlib
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import Stemmer
 
-from stores.connection import MariaDBConnection, quote_identifier
+from kb.stores.connection import MariaDBConnection, quote_identifier
+from kb.stores.fusion import Ranked
+from kb.stores.sql_utils import batched, placeholders
 
 # Lucene's English stop words (what Elasticsearch's and Anserini's BM25 baselines use).
 STOP_WORDS = frozenset(
-    "a an and are as at be but by for if in into is it no not of on or such that the their then "
-    "there these they this to was will with".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "such",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "will",
+        "with",
+    ]
 )
 _TOKEN = re.compile(r"\w+")
 _ASCII_TOKEN = re.compile(r"[a-z0-9_]+")  # the same tokens for ASCII text, found faster
@@ -141,16 +177,21 @@ class LexicalIndex:
             list(latest.values()),
         )
         new_length = sum(row[2] for row in latest.values())
-        cur.execute(f"UPDATE {self.stats_table} SET docs = docs + ?, total_length = total_length + ?, "
-                    "version = version + 1 WHERE id = 1", (len(ids) - old_docs, new_length - old_length))
+        cur.execute(
+            f"UPDATE {self.stats_table} SET docs = docs + ?, total_length = total_length + ?, "
+            "version = version + 1 WHERE id = 1",
+            (len(ids) - old_docs, new_length - old_length),
+        )
 
     def _totals_of(self, cur: Any, ids: Sequence[str]) -> tuple[int, int]:
         """How many of ``ids`` exist and their total length (rows locked until commit)."""
         docs = length = 0
-        for start in range(0, len(ids), 1000):
-            chunk = ids[start:start + 1000]
-            cur.execute(f"SELECT COUNT(*), COALESCE(SUM(length), 0) FROM {self.table} "
-                        f"WHERE node_id IN ({', '.join('?' * len(chunk))}) FOR UPDATE", tuple(chunk))
+        for chunk in batched(ids):
+            cur.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(length), 0) FROM {self.table} "
+                f"WHERE node_id IN ({placeholders(len(chunk))}) FOR UPDATE",
+                tuple(chunk),
+            )
             n, total = cur.fetchone()
             docs += int(n)
             length += int(total)
@@ -161,11 +202,13 @@ class LexicalIndex:
         if not ids:
             return
         docs, length = self._totals_of(cur, ids)
-        for start in range(0, len(ids), 1000):
-            chunk = ids[start:start + 1000]
-            cur.execute(f"DELETE FROM {self.table} WHERE node_id IN ({', '.join('?' * len(chunk))})", tuple(chunk))
-        cur.execute(f"UPDATE {self.stats_table} SET docs = docs - ?, total_length = total_length - ?, "
-                    "version = version + 1 WHERE id = 1", (docs, length))
+        for chunk in batched(ids):
+            cur.execute(f"DELETE FROM {self.table} WHERE node_id IN ({placeholders(len(chunk))})", tuple(chunk))
+        cur.execute(
+            f"UPDATE {self.stats_table} SET docs = docs - ?, total_length = total_length - ?, "
+            "version = version + 1 WHERE id = 1",
+            (docs, length),
+        )
 
     def clear(self, cur: Any) -> None:
         cur.execute(f"TRUNCATE TABLE {self.table}")
@@ -173,11 +216,15 @@ class LexicalIndex:
 
     def out_of_sync(self, cur: Any, nodes_table: str) -> tuple[list[str], list[tuple[str, str]]]:
         """Rows to remove (no chunk) and chunks to re-analyse (missing or stale) after a crash."""
-        cur.execute(f"SELECT l.node_id FROM {self.table} l LEFT JOIN {nodes_table} n ON n.node_id = l.node_id "
-                    "WHERE n.node_id IS NULL")
+        cur.execute(
+            f"SELECT l.node_id FROM {self.table} l LEFT JOIN {nodes_table} n ON n.node_id = l.node_id "
+            "WHERE n.node_id IS NULL"
+        )
         orphans = [row[0] for row in cur.fetchall()]
-        cur.execute(f"SELECT n.node_id, n.text FROM {nodes_table} n LEFT JOIN {self.table} l ON l.node_id = n.node_id "
-                    "WHERE l.node_id IS NULL OR l.text_hash <> n.text_hash")
+        cur.execute(
+            f"SELECT n.node_id, n.text FROM {nodes_table} n LEFT JOIN {self.table} l ON l.node_id = n.node_id "
+            "WHERE l.node_id IS NULL OR l.text_hash <> n.text_hash"
+        )
         return orphans, [(row[0], row[1]) for row in cur.fetchall()]
 
     # -- reads ---------------------------------------------------------------------------------
@@ -200,7 +247,8 @@ class LexicalIndex:
         if wanted:
             # Stems are word characters only, so '+stem' is a single required term.
             counts = ", ".join(
-                f"(SELECT COUNT(*) FROM {self.table} WHERE MATCH(stems) AGAINST (? IN BOOLEAN MODE))" for _ in wanted)
+                f"(SELECT COUNT(*) FROM {self.table} WHERE MATCH(stems) AGAINST (? IN BOOLEAN MODE))" for _ in wanted
+            )
             cur.execute(f"SELECT {counts}", tuple(f"+{s}" for s in wanted))
             for stem, count in zip(wanted, cur.fetchone()):
                 self._df_cache[stem] = int(count)
@@ -209,8 +257,15 @@ class LexicalIndex:
         return {s: self._df_cache.get(s, 0) for s in stems}
 
     @staticmethod
-    def bm25(query_stems: Sequence[str], doc_stems: str, doc_length: int, df: dict[str, int], docs: int,
-             avg_length: float, params: BM25Params = BM25Params()) -> float:
+    def bm25(
+        query_stems: Sequence[str],
+        doc_stems: str,
+        doc_length: int,
+        df: dict[str, int],
+        docs: int,
+        avg_length: float,
+        params: BM25Params = BM25Params(),
+    ) -> float:
         """Okapi BM25 (Lucene's variant of idf: log(1 + (N - df + 0.5) / (df + 0.5)))."""
         if not docs:
             return 0.0
@@ -225,3 +280,61 @@ class LexicalIndex:
             idf = math.log(1 + (docs - n + 0.5) / (n + 0.5))
             score += q_count * idf * tf * (params.k1 + 1) / (tf + norm)
         return score
+
+    # -- BM25 ranking ------------------------------------------------------------------------------
+    def _scores(
+        self, cur: Any, stems: list[str], candidates: Sequence[tuple[str, str, int]], params: BM25Params
+    ) -> dict[str, float]:
+        docs, avg_length, version = self.collection_stats(cur)
+        df = self.document_frequencies(cur, stems, version)
+        return {
+            node_id: self.bm25(stems, doc_stems, length, df, docs, avg_length, params)
+            for node_id, doc_stems, length in candidates
+        }
+
+    def rank(
+        self,
+        conn: MariaDBConnection,
+        query_str: str,
+        nodes_table: str,
+        where: str,
+        where_params: list[Any],
+        k: int,
+        pool: int,
+        params: BM25Params,
+    ) -> Ranked:
+        """BM25 ranking of the chunks: FULLTEXT finds ``pool`` candidates, BM25 orders them.
+
+        ``where`` restricts the chunks (alias ``n``); without a restriction the join is left out.
+        Orphan lexical rows (an interrupted add) are then possible candidates: whoever fetches the
+        chunks of the ranking drops ids that have none.
+        """
+        stems = self.analyzer.stems(query_str)
+        if not stems:
+            return Ranked(ids=[], scores=[])
+        match = " ".join(dict.fromkeys(stems))
+        join = f"JOIN {nodes_table} n ON n.node_id = l.node_id " if where != "TRUE" else ""
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT l.node_id, l.stems, l.length FROM {self.table} l {join}"
+                f"WHERE MATCH(l.stems) AGAINST (? IN NATURAL LANGUAGE MODE) AND {where} "
+                f"ORDER BY MATCH(l.stems) AGAINST (? IN NATURAL LANGUAGE MODE) DESC LIMIT {int(max(k, pool))}",
+                (match, *where_params, match),
+            )
+            scores = self._scores(cur, stems, cur.fetchall(), params)
+        best = sorted(scores.items(), key=lambda item: -item[1])[:k]
+        return Ranked(ids=[node_id for node_id, _ in best], scores=[score for _, score in best])
+
+    def scores_for(
+        self, conn: MariaDBConnection, query_str: str, node_ids: Sequence[str], params: BM25Params
+    ) -> dict[str, float]:
+        """BM25 of each given chunk for the query (0 when it shares no stem with it)."""
+        stems = self.analyzer.stems(query_str or "")
+        if not node_ids or not stems:
+            return {node_id: 0.0 for node_id in node_ids}
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT node_id, stems, length FROM {self.table} WHERE node_id IN ({placeholders(len(node_ids))})",
+                tuple(node_ids),
+            )
+            return self._scores(cur, stems, cur.fetchall(), params)

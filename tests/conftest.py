@@ -11,11 +11,11 @@ import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from kb.config import load_settings  # noqa: E402
 from kb.database import private_server  # noqa: E402
-from stores.connection import MariaDBConnection, build_url, quote_identifier  # noqa: E402
+from kb.stores.connection import MariaDBConnection, build_url, quote_identifier  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -83,12 +83,24 @@ def kb_command() -> list[str]:
 def run_kb():
     """Run the ``kb`` command as a user would; returns the CompletedProcess."""
 
-    def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            input: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    def run(
+        *args: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        input: str | None = None,
+        timeout: float = 300,
+    ) -> subprocess.CompletedProcess:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("KB_") or k.startswith("KB_TEST_")}
         full_env.update(env or {})
-        return subprocess.run([*kb_command(), *args], cwd=cwd or ROOT, env=full_env, input=input,
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [*kb_command(), *args],
+            cwd=cwd or ROOT,
+            env=full_env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     return run
 

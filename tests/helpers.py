@@ -7,6 +7,7 @@ from pathlib import Path
 
 def write_text_pdf(path: Path, lines: list[str], title: str | None = None) -> None:
     """A small valid PDF with real text (Helvetica), readable by pypdf."""
+
     def escape(text: str) -> str:
         return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
@@ -41,3 +42,10 @@ def write_docx(path: Path, paragraphs: list[str]) -> None:
     for paragraph in paragraphs:
         document.add_paragraph(paragraph)
     document.save(str(path))
+
+
+def sql_answer(engine, question: str):
+    """What the SQL engine (a LlamaIndex query engine) answers, as kb's Answer view."""
+    from kb.engines.answer import Answer
+
+    return Answer.from_response(question, engine.query(question))

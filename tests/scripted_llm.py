@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, List, Union
+from collections.abc import Callable
+from typing import Any, Union
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms import CompletionResponse, CompletionResponseGen, CustomLLM, LLMMetadata
 from llama_index.core.llms.callbacks import llm_completion_callback
 
-Script = Union[List[str], Callable[[str], str]]
+Script = Union[list[str], Callable[[str], str]]
 
 
 class ScriptedLLM(CustomLLM):

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import asyncio
 
+from scripted_llm import ScriptedLLM
+
 from kb.business import DATA
 from kb.knowledge_base import KnowledgeBase
-from scripted_llm import ScriptedLLM
 
 STANDALONE = {
     "And how many of those did we get in October 2026?": "How many returns were requested in October 2026?",
-    "Which of them were requested outside the policy's window?":
-        "How many returns were requested more than 30 days after delivery, which the return policy does not allow?",
+    "Which of them were requested outside the policy's window?": "How many returns were requested more than 30 days after delivery, which the return policy does not allow?",
 }
 SQL = {
-    "How many returns were requested in October 2026?":
-        "SELECT COUNT(*) AS n FROM returns WHERE requested_at BETWEEN '2026-10-01' AND '2026-10-31'",
-    STANDALONE["Which of them were requested outside the policy's window?"]:
-        "SELECT COUNT(*) AS late FROM returns r JOIN orders o ON o.id = r.order_id "
-        "WHERE r.requested_at > DATE_ADD(o.delivered_at, INTERVAL 30 DAY)",
+    "How many returns were requested in October 2026?": "SELECT COUNT(*) AS n FROM returns WHERE requested_at BETWEEN '2026-10-01' AND '2026-10-31'",
+    STANDALONE[
+        "Which of them were requested outside the policy's window?"
+    ]: "SELECT COUNT(*) AS late FROM returns r JOIN orders o ON o.id = r.order_id "
+    "WHERE r.requested_at > DATE_ADD(o.delivered_at, INTERVAL 30 DAY)",
 }
 
 
@@ -28,7 +28,7 @@ def script(prompt: str) -> str:
             if f"Follow Up Input: {follow_up}" in prompt:
                 return standalone
         return prompt.split("Follow Up Input:")[1].split("\n")[0].strip()  # already standalone
-    if "SQLQuery" in prompt:
+    if "one SELECT statement" in prompt:
         for question, sql in SQL.items():
             if question in prompt:
                 return sql
@@ -39,8 +39,11 @@ def script(prompt: str) -> str:
 
 
 def make_kb(db_url, business, embed, llm=None):
-    config = {"database": {"url": db_url.render_as_string(hide_password=False)},
-              "sql": {"url": business.render_as_string(hide_password=False)}, "router": {"selector": "offline"}}
+    config = {
+        "database": {"url": db_url.render_as_string(hide_password=False)},
+        "sql": {"url": business.render_as_string(hide_password=False)},
+        "router": {"selector": "offline"},
+    }
     kb = KnowledgeBase.from_config(config, llm=llm or ScriptedLLM(script), embed_model=embed)
     kb.index_directory(DATA / "docs", progress=False)
     return kb
@@ -88,15 +91,23 @@ def test_stream_chat_and_achat_are_routed(db_url, business, local_embed):
 
 
 def test_offline_session_resumed_in_a_new_process(db_url, business, run_kb):
-    env = {"KB_DATABASE__URL": db_url.render_as_string(hide_password=False),
-           "KB_SQL__URL": business.render_as_string(hide_password=False)}
+    """Routing and resuming across processes (the tiny model: offline selector, fast)."""
+    env = {
+        "KB_DATABASE__URL": db_url.render_as_string(hide_password=False),
+        "KB_SQL__URL": business.render_as_string(hide_password=False),
+        "KB_PROFILE": "tiny",
+    }
     assert run_kb("index", str(DATA / "docs"), env=env).returncode == 0
-    turns = ("What is the return policy?\nHow many orders were placed in 2025?\n"
-             "How many returns were requested more than 30 days after delivery, which the return policy does not allow?\n")
+    turns = (
+        "What is the return policy?\nHow many orders were placed in 2025?\n"
+        "How many returns were requested more than 30 days after delivery, which the return policy does not allow?\n"
+    )
     first = run_kb("chat", "--session", "e2e", input=turns, env=env, timeout=600)
     assert first.returncode == 0, first.stderr
     assert first.stdout.count("you> ") == 3
-    second = run_kb("chat", "--session", "e2e", input="How many support tickets are still open?\n", env=env, timeout=600)
+    second = run_kb(
+        "chat", "--session", "e2e", input="How many support tickets are still open?\n", env=env, timeout=600
+    )
     assert second.returncode == 0, second.stderr
     assert "Resuming session 'e2e' (3 earlier turns):" in second.stdout
     shown = run_kb("sessions", "show", "e2e", env=env)

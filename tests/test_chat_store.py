@@ -6,7 +6,7 @@ import threading
 
 from llama_index.core.llms import ChatMessage, MessageRole
 
-from stores.chat_store import MariaDBChatStore
+from kb.stores.chat_store import MariaDBChatStore
 
 
 def test_round_trip_in_order_with_roles_and_extra_fields(db_url):
@@ -44,7 +44,7 @@ def test_sessions_never_see_each_other_even_with_8_threads(db_url):
                 if i % 10 == 0:
                     seen = store.get_messages(f"session-{n}")
                     assert [m.content for m in seen] == [f"{n}:{j}" for j in range(i + 1)]
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=chatter, args=(n,)) for n in range(8)]

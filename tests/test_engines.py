@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from scripted_llm import ScriptedLLM
 
 from kb.knowledge_base import KnowledgeBase
-from scripted_llm import ScriptedLLM
 
 FILES = {
     "returns.md": "---\ntitle: Return policy\n---\nCustomers may return any item within 30 days of delivery.\n",
@@ -26,8 +26,11 @@ def docs(tmp_path):
 
 
 def make_kb(db_url, llm, embed, **engine):
-    config = {"database": {"url": db_url.render_as_string(hide_password=False)},
-              "retrieval": {"top_k": 2}, "engine": engine}
+    config = {
+        "database": {"url": db_url.render_as_string(hide_password=False)},
+        "retrieval": {"top_k": 2},
+        "engine": engine,
+    }
     return KnowledgeBase.from_config(config, llm=llm, embed_model=embed)
 
 
@@ -127,20 +130,31 @@ def test_stream_chat_and_async(db_url, local_embed, docs):
 
 
 def test_stats_on_a_known_log(db_url, local_embed, run_kb):
-    from engines.answer import Answer
+    from kb.engines.answer import Answer
 
     kb = make_kb(db_url, ScriptedLLM([]), local_embed)
     for i in range(1, 101):
-        kb.query_log.record(Answer(question=f"q{i}", text="a", timings={"total_ms": float(i), "retrieval_ms": 1.0,
-                                                                             "generation_ms": float(i) - 1},
-                                   tokens={"in": 10, "out": 2}, route="documents", session_id="s" if i % 2 else None),
-                            kind="chat" if i % 2 else "query", llm_model="m1" if i <= 60 else "m2", embed_model="e")
+        kb.query_log.record(
+            Answer(
+                question=f"q{i}",
+                text="a",
+                timings={"total_ms": float(i), "retrieval_ms": 1.0, "generation_ms": float(i) - 1},
+                tokens={"in": 10, "out": 2},
+                route="documents",
+                session_id="s" if i % 2 else None,
+            ),
+            kind="chat" if i % 2 else "query",
+            llm_model="m1" if i <= 60 else "m2",
+            embed_model="e",
+        )
     stats = kb.stats()
     assert stats["total"] == 100 and stats["sessions"] == 1
     assert stats["latency_ms"]["total_ms"]["p50"] == pytest.approx(50.5)
     assert stats["latency_ms"]["total_ms"]["p95"] == pytest.approx(95.05)
-    assert stats["tokens_by_model"] == [{"model": "m1", "calls": 60, "in": 600, "out": 120},
-                                        {"model": "m2", "calls": 40, "in": 400, "out": 80}]
+    assert stats["tokens_by_model"] == [
+        {"model": "m1", "calls": 60, "in": 600, "out": 120},
+        {"model": "m2", "calls": 40, "in": 400, "out": 80},
+    ]
     proc = run_kb("stats", env={"KB_DATABASE__URL": db_url.render_as_string(hide_password=False)})
     assert proc.returncode == 0, proc.stderr
     assert "100 questions (1 chat sessions, 0 refused)" in proc.stdout
@@ -150,19 +164,22 @@ def test_stats_on_a_known_log(db_url, local_embed, run_kb):
 
 # -- the real offline models, end to end ------------------------------------------------------------
 
-def test_end_to_end_with_the_offline_models(db_url, docs, run_kb):
+
+def test_the_default_model_answers_from_the_documents(db_url, docs, run_kb):
+    """The documents route on the default model (Qwen2.5-Coder-1.5B): the right file, the right fact."""
     env = {"KB_DATABASE__URL": db_url.render_as_string(hide_password=False)}
     assert run_kb("index", str(docs), env=env).returncode == 0
-    proc = run_kb("ask", "How often should the espresso machine be descaled?", env=env)
+    proc = run_kb("ask", "How often should the Barista Pro espresso machine be descaled?", env=env)
     assert proc.returncode == 0, proc.stderr
     sources = proc.stdout.split("Sources:")[1].strip().splitlines()
     assert sources[0].strip().startswith("1. espresso.md")
-    answer_text = proc.stdout.split("Sources:")[0].strip()
-    assert answer_text  # the 135M model wrote something
+    answer_text = proc.stdout.split("Sources:")[0].lower()
+    assert "two months" in answer_text or "2 months" in answer_text, answer_text
 
 
 def test_chat_session_resumes_in_a_new_process(db_url, docs, run_kb):
-    env = {"KB_DATABASE__URL": db_url.render_as_string(hide_password=False)}
+    """Resuming is logic, not model quality: the fast tiny model (a `small` one: concat condensing)."""
+    env = {"KB_DATABASE__URL": db_url.render_as_string(hide_password=False), "KB_PROFILE": "tiny"}
     assert run_kb("index", str(docs), env=env).returncode == 0
     first = run_kb("chat", "--session", "team", input="How long is the return window?\n", env=env)
     assert first.returncode == 0, first.stderr

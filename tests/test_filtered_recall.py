@@ -7,7 +7,7 @@ import pytest
 from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters, VectorStoreQuery
 
-from stores import MariaDBVectorStore
+from kb.stores import MariaDBVectorStore
 
 N, DIM = 20_000, 48
 
@@ -24,15 +24,20 @@ def data():
 def big_store(admin, admin_url, data):
     import secrets
 
-    from stores.connection import quote_identifier
+    from kb.stores.connection import quote_identifier
 
     name = f"kbtest_{secrets.token_hex(6)}"
     admin.execute(f"CREATE DATABASE {quote_identifier(name)}")
     vectors, groups = data
-    store = MariaDBVectorStore.from_params(admin_url.set(database=name), table_name="big", embed_dim=DIM,
-                                           full_text=False)
-    store.add([TextNode(id_=f"n{i}", text="x", metadata={"group": str(g), "i": i}, embedding=v.tolist())
-               for i, (v, g) in enumerate(zip(vectors, groups))])
+    store = MariaDBVectorStore.from_params(
+        admin_url.set(database=name), table_name="big", embed_dim=DIM, full_text=False
+    )
+    store.add(
+        [
+            TextNode(id_=f"n{i}", text="x", metadata={"group": str(g), "i": i}, embedding=v.tolist())
+            for i, (v, g) in enumerate(zip(vectors, groups))
+        ]
+    )
     yield store
     store.connection.dispose()
     admin.execute(f"DROP DATABASE {quote_identifier(name)}")
@@ -56,8 +61,9 @@ def test_one_percent_filter_returns_the_exact_top_10(big_store, data):
     rng = np.random.default_rng(5)
     for _ in range(5):
         q = rng.normal(size=DIM)
-        result = big_store.query(VectorStoreQuery(query_embedding=q.tolist(), similarity_top_k=10,
-                                                  filters=group_filter("rare")))
+        result = big_store.query(
+            VectorStoreQuery(query_embedding=q.tolist(), similarity_top_k=10, filters=group_filter("rare"))
+        )
         assert len(result.ids) == 10
         assert result.ids == exact(vectors, mask, q)
 

@@ -10,12 +10,14 @@ import pytest
 from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores.types import (
     FilterCondition,
-    FilterOperator as Op,
     MetadataFilter,
     MetadataFilters,
 )
+from llama_index.core.vector_stores.types import (
+    FilterOperator as Op,
+)
 
-from stores import MariaDBVectorStore, UnsupportedFilterError
+from kb.stores import MariaDBVectorStore, UnsupportedFilterError
 
 AUTHORS = ["ann", "Ann", "bob", "Émile", "zoë", "o'brien", "100%_done", ""]
 TAGS = ["red", "green", "blue", "Red", "x_y", "a%b"]
@@ -62,8 +64,10 @@ def _python_leaf(flt: MetadataFilter, metadata: dict) -> bool:
 
 
 def python_match(filters: MetadataFilters, metadata: dict) -> bool:
-    results = [python_match(f, metadata) if isinstance(f, MetadataFilters) else _python_leaf(f, metadata)
-               for f in filters.filters]
+    results = [
+        python_match(f, metadata) if isinstance(f, MetadataFilters) else _python_leaf(f, metadata)
+        for f in filters.filters
+    ]
     if filters.condition == FilterCondition.OR:
         return any(results)
     if filters.condition == FilterCondition.NOT:
@@ -93,9 +97,15 @@ def make_metadata(i: int, rng: random.Random) -> dict:
 @pytest.fixture(scope="module")
 def corpus():
     rng = random.Random(7)
-    return [TextNode(id_=f"node-{i}", text=f"text {i}", metadata=make_metadata(i, rng),
-                     embedding=list(np.random.default_rng(i).random(4)))
-            for i in range(80)]
+    return [
+        TextNode(
+            id_=f"node-{i}",
+            text=f"text {i}",
+            metadata=make_metadata(i, rng),
+            embedding=list(np.random.default_rng(i).random(4)),
+        )
+        for i in range(80)
+    ]
 
 
 @pytest.fixture
@@ -157,8 +167,16 @@ def test_each_operator_matches_python(store, corpus, op):
         assert ids(store.get_nodes(filters=filters)) == expected(corpus, filters), leaf
         checked += 1
     # make sure each operator got exercised on every kind of key, not just once
-    for key, value in [("author", "ann"), ("year", 2000), ("score", 0.5), ("tags", "red"), ("title", "fox"),
-                       ("mixed", 3), ("mixed", "3"), ("absent", "x")]:
+    for key, value in [
+        ("author", "ann"),
+        ("year", 2000),
+        ("score", 0.5),
+        ("tags", "red"),
+        ("title", "fox"),
+        ("mixed", 3),
+        ("mixed", "3"),
+        ("absent", "x"),
+    ]:
         if op in (Op.IN, Op.NIN, Op.ANY, Op.ALL):
             value = [value]
         if op in (Op.TEXT_MATCH, Op.TEXT_MATCH_INSENSITIVE) and not isinstance(value, str):
@@ -173,10 +191,13 @@ def test_each_operator_matches_python(store, corpus, op):
 
 @pytest.mark.parametrize("condition", list(FilterCondition))
 def test_conditions(store, corpus, condition):
-    filters = MetadataFilters(condition=condition, filters=[
-        MetadataFilter(key="year", operator=Op.GTE, value=2005),
-        MetadataFilter(key="tags", operator=Op.CONTAINS, value="red"),
-    ])
+    filters = MetadataFilters(
+        condition=condition,
+        filters=[
+            MetadataFilter(key="year", operator=Op.GTE, value=2005),
+            MetadataFilter(key="tags", operator=Op.CONTAINS, value="red"),
+        ],
+    )
     found = ids(store.get_nodes(filters=filters))
     assert found == expected(corpus, filters)
     assert 0 < len(found) < len(corpus)
@@ -195,10 +216,13 @@ def test_random_nested_trees_match_python(store, corpus):
 
 
 def test_not_of_nested_and(store, corpus):
-    inner = MetadataFilters(condition=FilterCondition.AND, filters=[
-        MetadataFilter(key="author", operator=Op.EQ, value="ann"),
-        MetadataFilter(key="flag", operator=Op.EQ, value=1),
-    ])
+    inner = MetadataFilters(
+        condition=FilterCondition.AND,
+        filters=[
+            MetadataFilter(key="author", operator=Op.EQ, value="ann"),
+            MetadataFilter(key="flag", operator=Op.EQ, value=1),
+        ],
+    )
     tree = MetadataFilters(condition=FilterCondition.NOT, filters=[inner])
     found = ids(store.get_nodes(filters=tree))
     assert found == expected(corpus, tree)
@@ -207,13 +231,17 @@ def test_not_of_nested_and(store, corpus):
 
 def test_nested_key_path(db_url):
     store = MariaDBVectorStore.from_params(db_url, table_name="nested", embed_dim=2)
-    store.add([TextNode(id_="a", text="a", metadata={"source": {"page": 3}}, embedding=[1, 0]),
-               TextNode(id_="b", text="b", metadata={"source": {"page": 9}}, embedding=[0, 1])])
+    store.add(
+        [
+            TextNode(id_="a", text="a", metadata={"source": {"page": 3}}, embedding=[1, 0]),
+            TextNode(id_="b", text="b", metadata={"source": {"page": 9}}, embedding=[0, 1]),
+        ]
+    )
     filters = MetadataFilters(filters=[MetadataFilter(key="source.page", operator=Op.GT, value=5)])
     assert ids(store.get_nodes(filters=filters)) == {"b"}
 
 
-@pytest.mark.parametrize("key", ["a b", "x') OR 1=1 --", "a\"b", "$.x", "a..b", "", "1abc", "a;b", "`k`"])
+@pytest.mark.parametrize("key", ["a b", "x') OR 1=1 --", 'a"b', "$.x", "a..b", "", "1abc", "a;b", "`k`"])
 def test_bad_keys_are_refused_not_sql(store, key):
     with pytest.raises(UnsupportedFilterError, match="invalid metadata key"):
         store.get_nodes(filters=MetadataFilters(filters=[MetadataFilter(key=key, operator=Op.EQ, value=1)]))

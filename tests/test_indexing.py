@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, List
+from typing import Any
 
 import pytest
+from helpers import write_docx, write_text_pdf
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import PrivateAttr
 
-from helpers import write_docx, write_text_pdf
 from kb.knowledge_base import KnowledgeBase
 
 
@@ -28,24 +28,23 @@ class CountingEmbedding(BaseEmbedding):
     def count(self) -> int:
         return self._count
 
-    def _get_query_embedding(self, query: str) -> List[float]:
+    def _get_query_embedding(self, query: str) -> list[float]:
         return self._inner.get_query_embedding(query)
 
-    async def _aget_query_embedding(self, query: str) -> List[float]:
+    async def _aget_query_embedding(self, query: str) -> list[float]:
         return self._get_query_embedding(query)
 
-    def _get_text_embedding(self, text: str) -> List[float]:
+    def _get_text_embedding(self, text: str) -> list[float]:
         self._count += 1
         return self._inner.get_text_embedding(text)
 
-    def _get_text_embeddings(self, texts: List[str]) -> List[List[float]]:
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         self._count += len(texts)
         return self._inner.get_text_embedding_batch(texts)
 
 
 def kb_for(db_url, embed, **extra) -> KnowledgeBase:
-    config = {"database": {"url": db_url.render_as_string(hide_password=False)},
-              "indexing": {"group_size": 4, **extra}}
+    config = {"database": {"url": db_url.render_as_string(hide_password=False)}, "indexing": {"group_size": 4, **extra}}
     kb = KnowledgeBase.from_config(config, embed_model=embed)
     kb.vector_store  # opening it measures the model's dimension with one embedding: not counted below
     embed._count = 0
@@ -56,10 +55,13 @@ def make_tree(root: Path) -> None:
     (root / "policies").mkdir(parents=True)
     (root / "policies" / "returns.md").write_text(
         "---\ntitle: Return policy\nowner: support\ntags: [policy, returns]\n---\n"
-        "# Returns\n\nCustomers may return any item within 30 days of delivery for a full refund.\n")
+        "# Returns\n\nCustomers may return any item within 30 days of delivery for a full refund.\n"
+    )
     (root / "notes.txt").write_text("The espresso machine needs descaling every two months.\n")
-    (root / "faq.html").write_text("<html><head><title>Shipping FAQ</title><script>var x=1;</script></head>"
-                                   "<body><h1>Shipping</h1><p>Orders ship within two business days.</p></body></html>")
+    (root / "faq.html").write_text(
+        "<html><head><title>Shipping FAQ</title><script>var x=1;</script></head>"
+        "<body><h1>Shipping</h1><p>Orders ship within two business days.</p></body></html>"
+    )
     (root / "prices.csv").write_text("product,price\nBarista Pro,499\nMilk Frother,79\n")
     (root / "config.json").write_text(json.dumps({"warehouse": "Tampere", "open": "08-16"}))
     write_text_pdf(root / "warranty.pdf", ["Warranty: every machine carries a two year warranty."], title="Warranty")
@@ -82,12 +84,23 @@ def test_first_run_indexes_every_supported_type_with_metadata(db_url, embed, tmp
     make_tree(tmp_path)
     kb = kb_for(db_url, embed)
     report = kb.index_directory(tmp_path)
-    assert sorted(report.added) == ["config.json", "faq.html", "notes.txt", "onboarding.docx", "policies/returns.md",
-                                    "prices.csv", "warranty.pdf"]
+    assert sorted(report.added) == [
+        "config.json",
+        "faq.html",
+        "notes.txt",
+        "onboarding.docx",
+        "policies/returns.md",
+        "prices.csv",
+        "warranty.pdf",
+    ]
     assert report.ok and report.chunks == len(chunks(kb)) and embed.count == report.embedded > 0
     nodes = {n.metadata["file_path"]: n for n in kb.vector_store.get_nodes()}
     returns = nodes["policies/returns.md"].metadata
-    assert returns["title"] == "Return policy" and returns["owner"] == "support" and returns["tags"] == ["policy", "returns"]
+    assert (
+        returns["title"] == "Return policy"
+        and returns["owner"] == "support"
+        and returns["tags"] == ["policy", "returns"]
+    )
     assert returns["file_type"] == "md" and returns["file_name"] == "returns.md"
     assert returns["file_size"] == (tmp_path / "policies" / "returns.md").stat().st_size
     assert len(returns["content_hash"]) == 64 and returns["modified"].endswith("+00:00")
@@ -176,8 +189,14 @@ def test_unreadable_files_are_reported_and_the_run_goes_on(db_url, embed, tmp_pa
     assert len(report.added) == 7 and not report.ok
     assert {path for path, _ in chunks(kb).values()} == set(report.added)
     # the same through the command line: listed with reasons, non-zero status, no traceback
-    proc = run_kb("index", str(tmp_path), env={"KB_DATABASE__URL": db_url.render_as_string(hide_password=False),
-                                               "KB_VECTOR_STORE__TABLE_NAME": "cli_nodes"})
+    proc = run_kb(
+        "index",
+        str(tmp_path),
+        env={
+            "KB_DATABASE__URL": db_url.render_as_string(hide_password=False),
+            "KB_VECTOR_STORE__TABLE_NAME": "cli_nodes",
+        },
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "FAILED latin1.txt: not valid UTF-8" in proc.stdout and "4 failed" in proc.stdout
 
@@ -193,11 +212,16 @@ def test_dry_run_changes_nothing(db_url, embed, tmp_path):
 def test_include_exclude_and_not_recursive(db_url, embed, tmp_path):
     make_tree(tmp_path)
     kb = kb_for(db_url, embed)
-    assert kb.index_directory(tmp_path, include=["*.md", "*.txt"], dry_run=True).added == ["notes.txt", "policies/returns.md"]
+    assert kb.index_directory(tmp_path, include=["*.md", "*.txt"], dry_run=True).added == [
+        "notes.txt",
+        "policies/returns.md",
+    ]
     assert "policies/returns.md" not in kb.index_directory(tmp_path, exclude=["policies/*"], dry_run=True).added
     assert kb.index_directory(tmp_path, recursive=False, include=["*.md", "*.txt"], dry_run=True).added == ["notes.txt"]
 
 
 def test_not_a_directory(db_url, embed, tmp_path, run_kb):
-    proc = run_kb("index", str(tmp_path / "missing"), env={"KB_DATABASE__URL": db_url.render_as_string(hide_password=False)})
+    proc = run_kb(
+        "index", str(tmp_path / "missing"), env={"KB_DATABASE__URL": db_url.render_as_string(hide_password=False)}
+    )
     assert proc.returncode != 0 and "is not a directory" in proc.stderr and "Traceback" not in proc.stderr

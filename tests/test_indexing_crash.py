@@ -17,14 +17,21 @@ def make_tree(root, n=300):
         (folder / f"doc{i:03d}.md").write_text(
             f"# Document {i}\n\nThis is document number {i} about topic {i % 17}. "
             f"It mentions product P{i % 23} and the year {2000 + i % 25}.\n\n"
-            + " ".join(f"filler{i}_{j}" for j in range(40)) + "\n")
+            + " ".join(f"filler{i}_{j}" for j in range(40))
+            + "\n"
+        )
 
 
 def env_for(db_url, table: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
-    env.update({"KB_DATABASE__URL": db_url.render_as_string(hide_password=False),
-                "KB_VECTOR_STORE__TABLE_NAME": f"{table}_nodes", "KB_INDEXING__KV_TABLE": f"{table}_kv",
-                "KB_INDEXING__GROUP_SIZE": "16"})
+    env.update(
+        {
+            "KB_DATABASE__URL": db_url.render_as_string(hide_password=False),
+            "KB_VECTOR_STORE__TABLE_NAME": f"{table}_nodes",
+            "KB_INDEXING__KV_TABLE": f"{table}_kv",
+            "KB_INDEXING__GROUP_SIZE": "16",
+        }
+    )
     return env
 
 
@@ -35,8 +42,13 @@ def stored(db, table):
 def test_kill_9_mid_run_then_rerun_equals_a_clean_run(db, db_url, tmp_path):
     tree = tmp_path / "tree"
     make_tree(tree)
-    proc = subprocess.Popen([*kb_command(), "index", str(tree)], cwd=ROOT, env=env_for(db_url, "crash"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*kb_command(), "index", str(tree)],
+        cwd=ROOT,
+        env=env_for(db_url, "crash"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 240
     written = 0
     while time.monotonic() < deadline and proc.poll() is None:
@@ -54,11 +66,23 @@ def test_kill_9_mid_run_then_rerun_equals_a_clean_run(db, db_url, tmp_path):
     partial = db.fetchall("SELECT COUNT(*) FROM crash_nodes")[0][0]
     assert 0 < partial < 300
 
-    rerun = subprocess.run([*kb_command(), "index", str(tree)], cwd=ROOT, env=env_for(db_url, "crash"),
-                           capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(
+        [*kb_command(), "index", str(tree)],
+        cwd=ROOT,
+        env=env_for(db_url, "crash"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert rerun.returncode == 0, rerun.stderr
-    clean = subprocess.run([*kb_command(), "index", str(tree)], cwd=ROOT, env=env_for(db_url, "clean"),
-                           capture_output=True, text=True, timeout=600)
+    clean = subprocess.run(
+        [*kb_command(), "index", str(tree)],
+        cwd=ROOT,
+        env=env_for(db_url, "clean"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert clean.returncode == 0, clean.stderr
 
     assert stored(db, "crash") == stored(db, "clean")
@@ -68,6 +92,12 @@ def test_kill_9_mid_run_then_rerun_equals_a_clean_run(db, db_url, tmp_path):
     assert db.fetchall("SELECT COUNT(*) FROM crash_nodes_lexical")[0][0] == 300
     assert db.fetchall("SELECT docs FROM crash_nodes_lexical_stats")[0][0] == 300
     # and the registry knows every file: a third run changes nothing
-    again = subprocess.run([*kb_command(), "index", str(tree)], cwd=ROOT, env=env_for(db_url, "crash"),
-                           capture_output=True, text=True, timeout=600)
+    again = subprocess.run(
+        [*kb_command(), "index", str(tree)],
+        cwd=ROOT,
+        env=env_for(db_url, "crash"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert "0 added, 0 updated, 300 unchanged, 0 deleted, 0 failed" in again.stdout

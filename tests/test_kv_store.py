@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from llama_index.core.data_structs.data_structs import IndexDict
 from llama_index.core.ingestion import IngestionCache
 from llama_index.core.schema import Document, TextNode
 from llama_index.core.storage.docstore.keyval_docstore import KVDocumentStore
 from llama_index.core.storage.index_store.keyval_index_store import KVIndexStore
-from llama_index.core.data_structs.data_structs import IndexDict
 
-from stores import MariaDBKVStore
+from kb.stores import MariaDBKVStore
 
 
 @pytest.fixture
@@ -24,8 +24,10 @@ def test_put_get_delete_collections(kv):
     kv.put_all([(f"k{i}", {"i": i, "text": "ünïcode ' \" \\ %"}) for i in range(2500)], batch_size=700)
     assert kv.get("a") == {"x": 2} and kv.get("a", "other") == {"x": 3} and kv.get("missing") is None
     assert len(kv.get_all()) == 2501 and kv.get("k7")["text"] == "ünïcode ' \" \\ %"
-    assert kv.get_many(["k1", "k2", "nope"]) == {"k1": {"i": 1, "text": "ünïcode ' \" \\ %"},
-                                                "k2": {"i": 2, "text": "ünïcode ' \" \\ %"}}
+    assert kv.get_many(["k1", "k2", "nope"]) == {
+        "k1": {"i": 1, "text": "ünïcode ' \" \\ %"},
+        "k2": {"i": 2, "text": "ünïcode ' \" \\ %"},
+    }
     assert kv.delete("a") is True and kv.delete("a") is False
     assert kv.get("a", "other") == {"x": 3}
     assert kv.delete_many(["k1", "k2", "nope"]) == 2

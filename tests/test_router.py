@@ -6,18 +6,22 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from engines.router import LLMSelector, OfflineSelector, parse_route
-from kb.business import DATA
-from kb.knowledge_base import KnowledgeBase
 from scripted_llm import ScriptedLLM
+
+from kb.business import DATA
+from kb.engines.selectors import LLMSelector, OfflineSelector, parse_route
+from kb.knowledge_base import KnowledgeBase
+from kb.stores.connection import MariaDBConnection
 
 QUESTIONS = yaml.safe_load((Path(__file__).parent / "data" / "route_questions.yaml").read_text())
 
 
 def make_kb(db_url, business, llm, embed, **router):
-    config = {"database": {"url": db_url.render_as_string(hide_password=False)},
-              "sql": {"url": business.render_as_string(hide_password=False)}, "router": router}
+    config = {
+        "database": {"url": db_url.render_as_string(hide_password=False)},
+        "sql": {"url": business.render_as_string(hide_password=False)},
+        "router": router,
+    }
     kb = KnowledgeBase.from_config(config, llm=llm, embed_model=embed)
     kb.index_directory(DATA / "docs", progress=False)
     return kb
@@ -39,16 +43,28 @@ def test_offline_selector_accuracy(db_url, business, local_embed):
     assert all(d.reason and d.selector == "offline" for _, d in decisions)
 
 
-@pytest.mark.parametrize("reply, route", [("both", "both"), ("Database.", "database"), (" documents\n", "documents"),
-                                          ("2", "database"), ("3", "both"), ("1", "documents")])
+@pytest.mark.parametrize(
+    "reply, route",
+    [
+        ("both", "both"),
+        ("Database.", "database"),
+        (" documents\n", "documents"),
+        ("2", "database"),
+        ("3", "both"),
+        ("1", "documents"),
+    ],
+)
 def test_parse_route_accepts_only_valid_choices(reply, route):
     assert parse_route(reply) == route
 
 
-@pytest.mark.parametrize("reply", ["0", "4", "-1", "", "{\"route\": 2}", "I think documents", "sql", "docs"])
+@pytest.mark.parametrize("reply", ["0", "4", "-1", "", '{"route": 2}', "I think documents", "sql", "docs"])
 def test_invalid_llm_replies_fall_back_instead_of_guessing(reply, local_embed):
-    offline = OfflineSelector(local_embed, ["orders table: id, total, ordered_at", "How many orders are there?"],
-                              ["Return Policy", "What does the return policy say?"])
+    offline = OfflineSelector(
+        local_embed,
+        ["orders table: id, total, ordered_at", "How many orders are there?"],
+        ["Return Policy", "What does the return policy say?"],
+    )
     selector = LLMSelector(ScriptedLLM([reply]), "tables", "documents", fallback=offline)
     decision = selector.select("How many orders were placed in 2025?")
     assert parse_route(reply) is None
@@ -58,9 +74,9 @@ def test_invalid_llm_replies_fall_back_instead_of_guessing(reply, local_embed):
 
 def test_llm_selector_choice_is_used(db_url, business, local_embed):
     def script(prompt: str) -> str:
-        if "Reply with exactly one word" in prompt:
+        if "Reply with one word" in prompt:
             return "both"
-        if "SQLQuery" in prompt:
+        if "one SELECT statement" in prompt:
             return "SELECT COUNT(*) AS n FROM returns"
         return "There are 162 returns; the policy allows 30 days."
 
@@ -73,7 +89,7 @@ def test_llm_selector_choice_is_used(db_url, business, local_embed):
 
 
 def test_route_decision_without_answering_and_forced_routes(db_url, business, local_embed):
-    llm = ScriptedLLM(lambda p: "SELECT COUNT(*) AS n FROM orders" if "SQLQuery" in p else "Answer.")
+    llm = ScriptedLLM(lambda p: "SELECT COUNT(*) AS n FROM orders" if "one SELECT statement" in p else "Answer.")
     kb = make_kb(db_url, business, llm, local_embed, selector="offline")
     decision = kb.route("How many orders were placed in 2025?")
     assert decision.route == "database" and "business tables" in decision.reason
@@ -86,7 +102,7 @@ def test_route_decision_without_answering_and_forced_routes(db_url, business, lo
 
 def test_a_refusal_is_an_answer_not_an_exception(db_url, business, local_embed, business_checksum):
     before = business_checksum()
-    llm = ScriptedLLM(lambda p: "DELETE FROM orders" if "SQLQuery" in p else "unused")
+    llm = ScriptedLLM(lambda p: "DELETE FROM orders" if "one SELECT statement" in p else "unused")
     kb = make_kb(db_url, business, llm, local_embed, selector="offline")
     answer = kb.query("How many orders were placed in 2025?")
     assert answer.route == "database" and answer.refused and "only SELECT" in answer.refusal_reason
@@ -94,23 +110,46 @@ def test_a_refusal_is_an_answer_not_an_exception(db_url, business, local_embed, 
     assert kb.stats()["refused"] == 1
 
 
-def test_cli_sql_route_and_ask_with_forced_route(db_url, business, run_kb):
-    env = {"KB_DATABASE__URL": db_url.render_as_string(hide_password=False),
-           "KB_SQL__URL": business.render_as_string(hide_password=False)}
+def test_cli_sql_route_and_ask_with_forced_route(db_url, business, run_kb, admin, project_settings):
+    """The database route on the default model: the SQL it shows computes the right figure."""
+    env = {
+        "KB_DATABASE__URL": db_url.render_as_string(hide_password=False),
+        "KB_SQL__URL": business.render_as_string(hide_password=False),
+    }
     routed = run_kb("route", "How many support tickets are still open?", env=env)
     assert routed.returncode == 0 and routed.stdout.startswith("database: ")
     proc = run_kb("sql", "How many orders were placed in 2025?", "--show-sql", env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "SQL" in proc.stdout  # the offline model's SQL is shown (run, or refused with the reason)
+    orders_2025 = admin.fetchall(
+        f"SELECT COUNT(*) FROM `{project_settings.sql.database}`.orders WHERE YEAR(ordered_at) = 2025"
+    )[0][0]
+    shown = proc.stdout.split("SQL: ")[1].splitlines()[0]
+    assert MariaDBConnection(business).fetchall(shown)[0][0] == orders_2025  # the SQL shown computes it
+    assert str(orders_2025) in proc.stdout.split("SQL: ")[0]  # the answer states the figure
     asked = run_kb("ask", "How many orders were placed in 2025?", "--route", "database", env=env)
     assert asked.returncode == 0 and "[route: database - forced by the caller]" in asked.stdout
+    assert str(orders_2025) in asked.stdout
 
 
-def test_the_demo_prints_three_routed_answers(run_kb, tmp_path):
+def test_the_demo_prints_correct_answers_on_all_three_routes(run_kb, admin, project_settings, business):
     env = {"KB_VECTOR_STORE__TABLE_NAME": "demo_test_nodes", "KB_ENGINE__LOG_TABLE": "demo_test_log"}
-    proc = run_kb("demo", env=env, timeout=900)
+    proc = run_kb("demo", env=env, timeout=1200)
     assert proc.returncode == 0, proc.stderr
-    for route in ("documents", "database", "both"):
-        assert f"[route: {route} - " in proc.stdout
-    assert "Sources:" in proc.stdout and "policies/return-policy.md" in proc.stdout
-    assert proc.stdout.count("Q: ") == 3
+    db = project_settings.sql.database
+    orders_2025 = admin.fetchall(f"SELECT COUNT(*) FROM `{db}`.orders WHERE YEAR(ordered_at) = 2025")[0][0]
+    late = admin.fetchall(
+        f"SELECT COUNT(*) FROM `{db}`.returns r JOIN `{db}`.orders o ON o.id = r.order_id "
+        "WHERE DATEDIFF(r.requested_at, o.delivered_at) > 30"
+    )[0][0]
+    answers = proc.stdout.split("\nQ: ")[1:]
+    assert len(answers) == 3, proc.stdout
+    routes = [a.split("[route: ")[1].split(" - ")[0] for a in answers]
+    assert routes == ["documents", "database", "both"], proc.stdout
+    text = [a.split("\nA: ")[1].split("\n")[0] for a in answers]
+    assert "30 days" in text[0] or "thirty days" in text[0].lower(), text[0]
+    assert "policies/return-policy.md" in answers[0].split("Sources:")[1]
+    assert str(orders_2025) in text[1], text[1]
+    for answer, expected in ((answers[1], orders_2025), (answers[2], late)):
+        sql = answer.split("\nSQL: ")[1].split("\n")[0]  # the SQL shown computes the figure
+        assert MariaDBConnection(business).fetchall(sql)[0][0] == expected, sql
+    assert str(late) in text[2], text[2]

@@ -12,21 +12,23 @@ from llama_index.core.vector_stores.types import (
     MetadataFilter,
     MetadataFilters,
     VectorStoreQuery,
+)
+from llama_index.core.vector_stores.types import (
     VectorStoreQueryMode as Mode,
 )
 
-from stores import MariaDBVectorStore
-from stores.lexical import Analyzer
+from kb.stores import MariaDBVectorStore
+from kb.stores.lexical import Analyzer
 
 DOCS = {
     "ssl-error": "Chrome shows ERR_SSL_PROTOCOL_ERROR when the office proxy certificate is missing; "
-                 "reinstall the corporate root certificate from the IT portal.",
+    "reinstall the corporate root certificate from the IT portal.",
     "tls-1": "TLS handshake failures and SSL protocol errors occur when client and server disagree on "
-             "protocol versions or cipher suites.",
+    "protocol versions or cipher suites.",
     "tls-2": "Secure connection errors in web browsers: how SSL and TLS negotiation fails and what the "
-             "error messages mean.",
+    "error messages mean.",
     "tls-3": "An SSL protocol error in the browser usually means the HTTPS connection could not be "
-             "established securely.",
+    "established securely.",
     "remote": "Staff may work from home up to three days in every week, agreed with their manager.",
     "parking": "The car park opens at seven; visitors register at the front desk for a parking permit.",
     "espresso": "Descale the espresso machine every two months with the citric acid tablets in the kitchen.",
@@ -43,14 +45,24 @@ def corpus_store(db_url, local_embed):
     store = MariaDBVectorStore.from_params(db_url, table_name="modes", embed_dim=384)
     texts = list(DOCS.values())
     vectors = local_embed.get_text_embedding_batch(texts)
-    store.add([TextNode(id_=key, text=text, embedding=vec, metadata={"topic": "it" if key.startswith(("ssl", "tls")) else "office"})
-               for (key, text), vec in zip(DOCS.items(), vectors)])
+    store.add(
+        [
+            TextNode(
+                id_=key,
+                text=text,
+                embedding=vec,
+                metadata={"topic": "it" if key.startswith(("ssl", "tls")) else "office"},
+            )
+            for (key, text), vec in zip(DOCS.items(), vectors)
+        ]
+    )
     return store
 
 
 def ask(store, local_embed, text, mode, k=3, **options):
-    query = VectorStoreQuery(query_str=text, query_embedding=local_embed.get_query_embedding(text),
-                             similarity_top_k=k, mode=mode)
+    query = VectorStoreQuery(
+        query_str=text, query_embedding=local_embed.get_query_embedding(text), similarity_top_k=k, mode=mode
+    )
     return store.query(query, **options)
 
 
@@ -74,7 +86,9 @@ def test_hybrid_finds_both(corpus_store, local_embed, fusion):
         result = ask(corpus_store, local_embed, question, Mode.HYBRID, k=3, fusion=fusion)
         assert answer in result.ids, (fusion, question, result.ids)
         retrieval = result.nodes[result.ids.index(answer)].metadata["retrieval"]
-        assert retrieval["fusion"] == fusion and retrieval["lists"] and set(retrieval["ranks"]) == set(retrieval["lists"])
+        assert (
+            retrieval["fusion"] == fusion and retrieval["lists"] and set(retrieval["ranks"]) == set(retrieval["lists"])
+        )
         assert "retrieval" in result.nodes[0].excluded_llm_metadata_keys
 
 
@@ -100,8 +114,13 @@ def test_rrf_scores_follow_the_formula(corpus_store, local_embed):
 
 def test_weighted_alpha_extremes_reproduce_each_side(corpus_store, local_embed):
     question = "SSL protocol error in the browser"
-    vector = VectorStoreQuery(query_str=question, query_embedding=local_embed.get_query_embedding(question),
-                              similarity_top_k=4, mode=Mode.HYBRID, alpha=1.0)
+    vector = VectorStoreQuery(
+        query_str=question,
+        query_embedding=local_embed.get_query_embedding(question),
+        similarity_top_k=4,
+        mode=Mode.HYBRID,
+        alpha=1.0,
+    )
     only_vector = corpus_store.query(vector, fusion="weighted")
     assert only_vector.ids == ask(corpus_store, local_embed, question, Mode.DEFAULT, k=4).ids
     vector.alpha = 0.0
@@ -120,7 +139,7 @@ def test_cascades(corpus_store, local_embed):
     v2t = ask(corpus_store, local_embed, question, Mode.HYBRID, k=10, fusion="vector_then_text", vector_pool=10)
     assert set(v2t.ids) == set(dense.ids)
     matched = [i for i in text.ids if i in set(dense.ids)]
-    assert v2t.ids[:len(matched)] == matched  # BM25 order first; non-matching candidates score 0 after
+    assert v2t.ids[: len(matched)] == matched  # BM25 order first; non-matching candidates score 0 after
 
 
 def test_both_boost_only_lifts_chunks_found_twice(corpus_store, local_embed):
@@ -136,9 +155,13 @@ def test_both_boost_only_lifts_chunks_found_twice(corpus_store, local_embed):
 @pytest.mark.parametrize("mode", [Mode.DEFAULT, Mode.TEXT_SEARCH, Mode.HYBRID, Mode.MMR])
 def test_filters_work_in_every_mode(corpus_store, local_embed, mode):
     question = "SSL protocol error in the HR system"
-    query = VectorStoreQuery(query_str=question, query_embedding=local_embed.get_query_embedding(question),
-                             similarity_top_k=10, mode=mode,
-                             filters=MetadataFilters(filters=[MetadataFilter(key="topic", value="office")]))
+    query = VectorStoreQuery(
+        query_str=question,
+        query_embedding=local_embed.get_query_embedding(question),
+        similarity_top_k=10,
+        mode=mode,
+        filters=MetadataFilters(filters=[MetadataFilter(key="topic", value="office")]),
+    )
     result = corpus_store.query(query)
     assert result.ids and all(not i.startswith(("ssl", "tls")) for i in result.ids)
 
@@ -153,8 +176,14 @@ def test_unknown_options_and_modes_are_errors(corpus_store, local_embed):
 
 
 def test_bm25_scores_equal_a_reference_implementation(db_url):
-    texts = ["the cat sat on the mat", "dogs and cats living together", "a mat for a dog",
-             "cats cats cats everywhere", "nothing relevant here at all", "the dog chased the cat up a tree"]
+    texts = [
+        "the cat sat on the mat",
+        "dogs and cats living together",
+        "a mat for a dog",
+        "cats cats cats everywhere",
+        "nothing relevant here at all",
+        "the dog chased the cat up a tree",
+    ]
     store = MariaDBVectorStore.from_params(db_url, table_name="bm25", embed_dim=2)
     store.add([TextNode(id_=f"d{i}", text=t, embedding=[1.0, float(i)]) for i, t in enumerate(texts)])
     analyzer = Analyzer(min_token_size=int(store.connection.fetchall("SELECT @@innodb_ft_min_token_size")[0][0]))
@@ -184,8 +213,10 @@ def test_mmr_diversifies(db_url):
     near_duplicates = [base + rng.normal(scale=0.01, size=16) for _ in range(5)]
     others = [base + rng.normal(scale=0.9, size=16) for _ in range(15)]
     store = MariaDBVectorStore.from_params(db_url, table_name="mmr", embed_dim=16, full_text=False)
-    store.add([TextNode(id_=f"dup{i}", text="d", embedding=v.tolist()) for i, v in enumerate(near_duplicates)]
-              + [TextNode(id_=f"other{i}", text="o", embedding=v.tolist()) for i, v in enumerate(others)])
+    store.add(
+        [TextNode(id_=f"dup{i}", text="d", embedding=v.tolist()) for i, v in enumerate(near_duplicates)]
+        + [TextNode(id_=f"other{i}", text="o", embedding=v.tolist()) for i, v in enumerate(others)]
+    )
     query = VectorStoreQuery(query_embedding=base.tolist(), similarity_top_k=5, mode=Mode.MMR, mmr_threshold=1.0)
     pure = store.query(query)
     dense = store.query(VectorStoreQuery(query_embedding=base.tolist(), similarity_top_k=5))

@@ -37,7 +37,7 @@ def test_server_accepts_vector_column_with_vector_index(db):
 
 
 def test_app_account_is_confined_to_its_database(server, project_settings):
-    from stores.connection import MariaDBConnection
+    from kb.stores.connection import MariaDBConnection
 
     app = MariaDBConnection(server.app_url())
     try:
@@ -52,12 +52,12 @@ def test_help_lists_commands_and_each_has_help(run_kb):
     top = run_kb("--help")
     assert top.returncode == 0
     parser = build_parser()
-    commands = parser._subparsers._group_actions[0].choices  # noqa: SLF001 - introspect our own parser
+    commands = parser._subparsers._group_actions[0].choices
     for name in commands:
         assert name in top.stdout
         sub = run_kb(name, "--help")
         assert sub.returncode == 0 and "usage: kb " + name in sub.stdout, sub.stderr
-        nested = commands[name]._subparsers  # noqa: SLF001
+        nested = commands[name]._subparsers
         if nested:
             for action in nested._group_actions[0].choices:
                 leaf = run_kb(name, action, "--help")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from conftest import BUSINESS_TABLES
-from engines.sql import SQLEngine
-from engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused
+from helpers import sql_answer
 from scripted_llm import ScriptedLLM
-from stores.connection import MariaDBConnection
+
+from kb.engines.sql import SQLEngine
+from kb.engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused
+from kb.stores.connection import MariaDBConnection
 
 HOSTILE = [
     # writes and DDL
@@ -79,18 +80,35 @@ HOSTILE = [
 
 LEGITIMATE = {
     "count": ("SELECT COUNT(*) AS n FROM orders", lambda rows: rows == [{"n": 1800}]),
-    "join + group": ("SELECT p.name, SUM(oi.quantity) AS sold FROM order_items oi JOIN products p ON p.id = oi.product_id "
-                     "GROUP BY p.name ORDER BY sold DESC", lambda rows: len(rows) == 8),
-    "window": ("SELECT customer_id, total, RANK() OVER (PARTITION BY customer_id ORDER BY total DESC) AS r "
-               "FROM orders ORDER BY customer_id, r LIMIT 5", lambda rows: rows[0]["r"] == 1),
-    "cte": ("WITH monthly AS (SELECT DATE_FORMAT(ordered_at, '%Y-%m') AS month, COUNT(*) AS n FROM orders GROUP BY month) "
-            "SELECT month, n FROM monthly ORDER BY n DESC LIMIT 3", lambda rows: len(rows) == 3),
-    "subquery": ("SELECT COUNT(*) AS late FROM returns r JOIN orders o ON o.id = r.order_id "
-                 "WHERE r.requested_at > DATE_ADD(o.delivered_at, INTERVAL 30 DAY)", lambda rows: rows[0]["late"] > 0),
-    "in subquery": ("SELECT name FROM customers WHERE id IN (SELECT customer_id FROM support_tickets WHERE priority = 'urgent') "
-                    "LIMIT 3", lambda rows: len(rows) == 3),
-    "union": ("SELECT 'orders' AS t, COUNT(*) AS n FROM orders UNION ALL SELECT 'returns', COUNT(*) FROM returns",
-              lambda rows: {r["t"] for r in rows} == {"orders", "returns"}),
+    "join + group": (
+        "SELECT p.name, SUM(oi.quantity) AS sold FROM order_items oi JOIN products p ON p.id = oi.product_id "
+        "GROUP BY p.name ORDER BY sold DESC",
+        lambda rows: len(rows) == 8,
+    ),
+    "window": (
+        "SELECT customer_id, total, RANK() OVER (PARTITION BY customer_id ORDER BY total DESC) AS r "
+        "FROM orders ORDER BY customer_id, r LIMIT 5",
+        lambda rows: rows[0]["r"] == 1,
+    ),
+    "cte": (
+        "WITH monthly AS (SELECT DATE_FORMAT(ordered_at, '%Y-%m') AS month, COUNT(*) AS n FROM orders GROUP BY month) "
+        "SELECT month, n FROM monthly ORDER BY n DESC LIMIT 3",
+        lambda rows: len(rows) == 3,
+    ),
+    "subquery": (
+        "SELECT COUNT(*) AS late FROM returns r JOIN orders o ON o.id = r.order_id "
+        "WHERE r.requested_at > DATE_ADD(o.delivered_at, INTERVAL 30 DAY)",
+        lambda rows: rows[0]["late"] > 0,
+    ),
+    "in subquery": (
+        "SELECT name FROM customers WHERE id IN (SELECT customer_id FROM support_tickets WHERE priority = 'urgent') "
+        "LIMIT 3",
+        lambda rows: len(rows) == 3,
+    ),
+    "union": (
+        "SELECT 'orders' AS t, COUNT(*) AS n FROM orders UNION ALL SELECT 'returns', COUNT(*) FROM returns",
+        lambda rows: {r["t"] for r in rows} == {"orders", "returns"},
+    ),
     "fenced": ("```sql\nSELECT COUNT(*) AS n FROM products;\n```", lambda rows: rows == [{"n": 8}]),
 }
 
@@ -104,8 +122,10 @@ def guard(project_settings):
 def engine_for(local_embed):
     def make(business, llm, **kwargs):
         readonly = MariaDBConnection(business)
-        return SQLEngine(llm, readonly, database="kb_business", tables=BUSINESS_TABLES, embed_model=local_embed,
-                         **kwargs)
+        return SQLEngine(
+            llm, readonly, database="kb_business", tables=BUSINESS_TABLES, embed_model=lambda: local_embed, **kwargs
+        )
+
     return make
 
 
@@ -125,7 +145,7 @@ def test_hostile_statements_through_the_engine_change_nothing(business, business
     started = time.perf_counter()
     for statement in HOSTILE:
         engine.writer = _Fixed(statement)
-        answer = engine.answer("do something")
+        answer = sql_answer(engine, "do something")
         assert answer.refused and answer.refusal_reason and answer.rows is None, statement
         assert "did not run" in answer.text
     assert time.perf_counter() - started < 10  # none of the SLEEP/BENCHMARK calls ran
@@ -149,7 +169,7 @@ def test_legitimate_selects_pass_and_run(business, name, engine_for):
     statement, check = LEGITIMATE[name]
     engine = engine_for(business, ScriptedLLM(["Here is the answer."]))
     engine.writer = _Fixed(statement)
-    answer = engine.answer("a question")
+    answer = sql_answer(engine, "a question")
     assert not answer.refused, answer.refusal_reason
     assert answer.rows and check(answer.rows), answer.rows
     assert answer.text == "Here is the answer."
@@ -159,7 +179,7 @@ def test_scripted_llm_answering_drop_table_leaves_the_table(business, business_c
     """The whole path: NLSQLTableQueryEngine asks the (scripted) LLM, which answers DROP TABLE orders."""
     before = business_checksum()
     engine = engine_for(business, ScriptedLLM(["SQLQuery: DROP TABLE orders"]))
-    answer = engine.answer("How many orders are there?")
+    answer = sql_answer(engine, "How many orders are there?")
     assert answer.refused and "only SELECT" in answer.refusal_reason and answer.sql == "DROP TABLE orders"
     assert business_checksum() == before
 
@@ -175,8 +195,9 @@ def test_the_account_itself_cannot_write(business):
 def test_read_only_transaction_time_limit_and_row_cap(business, admin_url, project_settings, local_embed):
     # layer 3 on its own: even a privileged account cannot write inside the READ ONLY transaction
     privileged = MariaDBConnection(admin_url.set(database=project_settings.sql.database))
-    engine = SQLEngine(ScriptedLLM([]), privileged, database="kb_business", tables=BUSINESS_TABLES,
-                       row_limit=10, timeout_s=0.5, embed_model=local_embed)
+    engine = SQLEngine(
+        ScriptedLLM([]), privileged, database="kb_business", tables=BUSINESS_TABLES, row_limit=10, timeout_s=0.5
+    )
     with pytest.raises(Exception, match="READ ONLY"):
         engine.run(CheckedSQL(original="", sql="DELETE FROM orders WHERE id < 0", tables=("orders",)))
     rows, truncated = engine.run(CheckedSQL(original="", sql="SELECT id FROM order_items", tables=("order_items",)))

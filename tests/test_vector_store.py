@@ -10,12 +10,14 @@ import pytest
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.core.vector_stores.types import (
     FilterOperator as Op,
+)
+from llama_index.core.vector_stores.types import (
     MetadataFilter,
     MetadataFilters,
     VectorStoreQuery,
 )
 
-from stores import MariaDBVectorStore, SchemaMismatch
+from kb.stores import MariaDBVectorStore, SchemaMismatch
 
 DIM = 8
 
@@ -83,7 +85,9 @@ def test_delete_nodes_by_ids_filters_and_both(store):
     store.delete_nodes(filters=MetadataFilters(filters=[MetadataFilter(key="group", value="b")]))
     assert {n.node_id for n in store.get_nodes()} == {"n2", "n3", "n4"}
     # ids AND filters: n2 is in group a, so only it goes; n3 is listed but filtered out? no: both match
-    store.delete_nodes(node_ids=["n2", "n3"], filters=MetadataFilters(filters=[MetadataFilter(key="group", value="zzz")]))
+    store.delete_nodes(
+        node_ids=["n2", "n3"], filters=MetadataFilters(filters=[MetadataFilter(key="group", value="zzz")])
+    )
     assert store.count() == 3
     store.delete_nodes()  # neither ids nor filters: deletes nothing (clear() empties the store)
     assert store.count() == 3
@@ -112,8 +116,13 @@ def test_query_honours_doc_ids_node_ids_filters_and_top_k(store):
     assert set(by_doc.ids) == {f"n{i}" for i in range(40) if i % 4 == 1}
     by_node = store.query(VectorStoreQuery(query_embedding=q, similarity_top_k=3, node_ids=["n2", "n4"]))
     assert set(by_node.ids) == {"n2", "n4"}
-    filtered = store.query(VectorStoreQuery(query_embedding=q, similarity_top_k=4, filters=MetadataFilters(
-        filters=[MetadataFilter(key="kind", value="even")])))
+    filtered = store.query(
+        VectorStoreQuery(
+            query_embedding=q,
+            similarity_top_k=4,
+            filters=MetadataFilters(filters=[MetadataFilter(key="kind", value="even")]),
+        )
+    )
     assert len(filtered.ids) == 4 and all(int(i[1:]) % 2 == 0 for i in filtered.ids)
     assert store.query(VectorStoreQuery(query_embedding=q, similarity_top_k=0)).ids == []
 
@@ -168,8 +177,21 @@ def test_invalid_table_name_is_refused(db_url):
         MariaDBVectorStore.from_params(db_url, table_name="nodes; DROP TABLE x", embed_dim=DIM)
 
 
-HOSTILE = ["it's", 'say "hi"', "back\\slash", "100%", "under_score", "'; DROP TABLE nodes; --",
-           "\" OR 1=1 --", "日本語テキスト", "emoji 🦙", "%_%", "a\\'b", "NULL", "\\x00-not-a-nul"]
+HOSTILE = [
+    "it's",
+    'say "hi"',
+    "back\\slash",
+    "100%",
+    "under_score",
+    "'; DROP TABLE nodes; --",
+    '" OR 1=1 --',
+    "日本語テキスト",
+    "emoji 🦙",
+    "%_%",
+    "a\\'b",
+    "NULL",
+    "\\x00-not-a-nul",
+]
 
 
 def test_hostile_ids_and_values_are_literal(store):
@@ -237,9 +259,9 @@ async def test_async_twins_do_not_block_the_event_loop(store):
 
 def test_works_inside_plain_llamaindex(db_url):
     from llama_index.core import Document, StorageContext, VectorStoreIndex
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
     from kb.models import local_embedding_path
-    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
     embed = HuggingFaceEmbedding(model_name=str(local_embedding_path()), device="cpu")
     store = MariaDBVectorStore.from_params(db_url, table_name="li", embed_dim=384)
@@ -248,8 +270,9 @@ def test_works_inside_plain_llamaindex(db_url):
         Document(text="Our headquarters are in Helsinki, Finland.", id_="office"),
         Document(text="Espresso machines need descaling every two months.", id_="espresso"),
     ]
-    index = VectorStoreIndex.from_documents(docs, storage_context=StorageContext.from_defaults(vector_store=store),
-                                            embed_model=embed)
+    VectorStoreIndex.from_documents(
+        docs, storage_context=StorageContext.from_defaults(vector_store=store), embed_model=embed
+    )
     assert store.count() == 3
     reopened = VectorStoreIndex.from_vector_store(store, embed_model=embed)
     hits = reopened.as_retriever(similarity_top_k=1).retrieve("How long do I have to send an item back?")

@@ -22,19 +22,69 @@ PRODUCTS = [
     (7, "NB-CON-001", "Descaler Pack", "consumable", 14.00, 0),
     (8, "NB-SUB-001", "Bean Subscription", "consumable", 29.00, 0),
 ]
-CITIES = [("Tampere", "FI"), ("Helsinki", "FI"), ("Turku", "FI"), ("Oulu", "FI"), ("Stockholm", "SE"),
-          ("Gothenburg", "SE"), ("Tallinn", "EE"), ("Tartu", "EE"), ("Berlin", "DE"), ("Hamburg", "DE"),
-          ("Copenhagen", "DK"), ("Amsterdam", "NL")]
-FIRST = ["Aino", "Eero", "Liisa", "Mikko", "Sanna", "Juha", "Elsa", "Oskar", "Maja", "Lukas", "Anna", "Karl",
-         "Freja", "Emil", "Laura", "Jonas", "Ida", "Noah", "Mia", "Leo"]
-LAST = ["Virtanen", "Korhonen", "Nieminen", "Andersson", "Johansson", "Tamm", "Saar", "Schmidt", "Jensen",
-        "de Vries", "Laine", "Heikkinen", "Lindberg", "Kask", "Weber"]
-SUBJECTS = {1: ["Error E3 on steam boiler", "Low pressure", "Group head leaking", "Descaling question"],
-            2: ["Drip tray float stuck", "Machine does not heat", "Portafilter size question"],
-            3: ["Grind too coarse", "Burr replacement", "Motor noise"],
-            4: ["Whisk does not spin", "Foam too thin"], 5: ["Temperature wrong", "Lid loose"],
-            6: ["Drip rate too fast", "Cracked glass"], 7: ["Descaler for Barista Mini?"],
-            8: ["Pause subscription", "Change delivery address"]}
+CITIES = [
+    ("Tampere", "FI"),
+    ("Helsinki", "FI"),
+    ("Turku", "FI"),
+    ("Oulu", "FI"),
+    ("Stockholm", "SE"),
+    ("Gothenburg", "SE"),
+    ("Tallinn", "EE"),
+    ("Tartu", "EE"),
+    ("Berlin", "DE"),
+    ("Hamburg", "DE"),
+    ("Copenhagen", "DK"),
+    ("Amsterdam", "NL"),
+]
+FIRST = [
+    "Aino",
+    "Eero",
+    "Liisa",
+    "Mikko",
+    "Sanna",
+    "Juha",
+    "Elsa",
+    "Oskar",
+    "Maja",
+    "Lukas",
+    "Anna",
+    "Karl",
+    "Freja",
+    "Emil",
+    "Laura",
+    "Jonas",
+    "Ida",
+    "Noah",
+    "Mia",
+    "Leo",
+]
+LAST = [
+    "Virtanen",
+    "Korhonen",
+    "Nieminen",
+    "Andersson",
+    "Johansson",
+    "Tamm",
+    "Saar",
+    "Schmidt",
+    "Jensen",
+    "de Vries",
+    "Laine",
+    "Heikkinen",
+    "Lindberg",
+    "Kask",
+    "Weber",
+]
+SUBJECTS = {
+    1: ["Error E3 on steam boiler", "Low pressure", "Group head leaking", "Descaling question"],
+    2: ["Drip tray float stuck", "Machine does not heat", "Portafilter size question"],
+    3: ["Grind too coarse", "Burr replacement", "Motor noise"],
+    4: ["Whisk does not spin", "Foam too thin"],
+    5: ["Temperature wrong", "Lid loose"],
+    6: ["Drip rate too fast", "Cracked glass"],
+    7: ["Descaler for Barista Mini?"],
+    8: ["Pause subscription", "Change delivery address"],
+}
 
 
 def _day(rng: random.Random, start: date, end: date) -> date:
@@ -53,7 +103,6 @@ def rows() -> dict[str, tuple[list[str], list[tuple]]]:
 
     orders, items, returns, tickets = [], [], [], []
     item_id = return_id = ticket_id = 0
-    weights = [8, 10, 9, 12, 10, 6, 25, 20]
     for oid in range(1, 1801):
         customer = rng.choice(customers)
         ordered = _day(rng, max(START, customer[6]), END)
@@ -77,8 +126,9 @@ def rows() -> dict[str, tuple[list[str], list[tuple]]]:
             line = rng.choice(lines)
             late = rng.random() < 0.2  # some customers ask after the 30-day window
             requested = delivered + timedelta(days=rng.randint(31, 75) if late else rng.randint(1, 30))
-            reason = rng.choices(["faulty", "wrong item", "changed mind", "damaged in transit", "other"],
-                                 weights=[35, 10, 35, 12, 8])[0]
+            reason = rng.choices(
+                ["faulty", "wrong item", "changed mind", "damaged in transit", "other"], weights=[35, 10, 35, 12, 8]
+            )[0]
             if late:
                 status_r = "approved" if reason == "faulty" else "refused"  # faulty: a warranty claim
             else:
@@ -90,18 +140,23 @@ def rows() -> dict[str, tuple[list[str], list[tuple]]]:
         ticket_id += 1
         customer = rng.choice(customers)
         product = rng.choice(PRODUCTS)
-        opened = datetime.combine(_day(rng, START, END), datetime.min.time()) + timedelta(minutes=rng.randint(480, 1080))
+        opened = datetime.combine(_day(rng, START, END), datetime.min.time()) + timedelta(
+            minutes=rng.randint(480, 1080)
+        )
         priority = rng.choices(["low", "normal", "high", "urgent"], weights=[20, 50, 25, 5])[0]
         closed = opened + timedelta(hours=rng.randint(1, 400)) if rng.random() < 0.85 else None
         status = "closed" if closed else rng.choice(["open", "pending"])
-        tickets.append((ticket_id, customer[0], product[0], opened, closed, priority, status,
-                        rng.choice(SUBJECTS[product[0]])))
+        tickets.append(
+            (ticket_id, customer[0], product[0], opened, closed, priority, status, rng.choice(SUBJECTS[product[0]]))
+        )
     return {
         "customers": (["id", "name", "email", "city", "country", "segment", "created_at"], customers),
         "products": (["id", "sku", "name", "category", "price", "warranty_months"], PRODUCTS),
         "orders": (["id", "customer_id", "ordered_at", "delivered_at", "status", "total"], orders),
         "order_items": (["id", "order_id", "product_id", "quantity", "unit_price"], items),
         "returns": (["id", "order_id", "product_id", "requested_at", "reason", "status", "refund_amount"], returns),
-        "support_tickets": (["id", "customer_id", "product_id", "opened_at", "closed_at", "priority", "status",
-                             "subject"], tickets),
+        "support_tickets": (
+            ["id", "customer_id", "product_id", "opened_at", "closed_at", "priority", "status", "subject"],
+            tickets,
+        ),
     }

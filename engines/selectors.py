@@ -1,0 +1,274 @@
+"""Which side answers a question (documents, database or both), and why.
+
+Two selectors:
+
+* ``LLMSelector`` asks the LLM to pick one of three named routes. Its reply is validated: only
+  ``documents``, ``database``, ``both`` (or 1, 2, 3) are accepted; anything else, including an
+  out-of-range number, is not guessed at but handed to the offline selector, and the reason says so
+  (LlamaIndex's own selectors silently route a 0-based or malformed answer somewhere).
+* ``OfflineSelector`` needs no LLM: the question's embedding is compared with descriptions of each
+  side (the business tables and their columns; the titles of the indexed documents) and combined
+  with language cues (counting and aggregation words point to the database; "policy", "procedure",
+  "according to" point to the documents; both kinds at once mean both).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+from llama_index.core import PromptTemplate
+
+ROUTES = ("documents", "database", "both")
+ANALYTIC = re.compile(
+    r"\b(how many(?! (?:days|weeks|months|years|hours|minutes)\b)|number of|count|counts|total|sum|average|avg|mean|median|most|least|highest|lowest|"
+    r"top \d+|top (five|ten|three)|per (month|year|week|day|country|city|product|customer)|share of|percentage|"
+    r"ratio|list the|show the|so far|last (month|year|week|quarter)|this (month|year)|in 20\d\d|since 20\d\d|"
+    r"trend|revenue|sales|sold|signed up|overdue|still open|are open|were (placed|requested|approved|refused)|"
+    r"were any|are there any|did any|have any)\b",
+    re.I,
+)
+DOCUMENT = re.compile(
+    r"\b(policy|policies|procedure|procedures|guide|manual|faq|according to|allowed|allow|rules?|"
+    r"what does .{0,40} say|says?|steps|how do i|how to|how should|why|can i|explain|recommend\w*)\b",
+    re.I,
+)
+EXPLICIT_DOCUMENT = re.compile(r"\b(policy|policies|procedure|guide|according to|say|says|under the)\b", re.I)
+
+# The fixed part first, the passage and the question last (the prompt cache reuses everything
+# before them); the examples are generic, not taken from any labelled set. The passage is the
+# documents' closest chunk: a small model cannot know what the documents hold from their titles
+# alone, and without it reads every "how many" as a database question.
+SELECT_PROMPT = PromptTemplate(
+    "Decide where the answer to a question can be found.\n"
+    "documents: {documents}. They hold rules, policies, procedures, instructions and product facts.\n"
+    "database: {database}. It holds records: questions that count, sum, average, rank or list records.\n"
+    "both: the question needs a figure or records from the database AND a rule from the documents, "
+    "e.g. counting the records that break a rule, or asking for a rule and a figure together.\n"
+    "If the passage from the documents answers the question by itself, the answer is documents.\n\n"
+    "Examples:\n"
+    "Passage: To reset your password, open Settings and choose Reset.\n"
+    "Question: How do I reset my password? -> documents\n"
+    "Passage: Employees may claim up to 40 EUR per day for meals.\n"
+    "Question: How much can I claim per day for meals? -> documents\n"
+    "Passage: Invoices are due 30 days after issue.\n"
+    "Question: How many invoices were paid late in May? -> database\n"
+    "Passage: Suppliers must be approved by purchasing.\n"
+    "Question: Which supplier sent the most shipments? -> database\n"
+    "Passage: Taxi rides are reimbursed up to 50 EUR.\n"
+    "Question: How many expense claims exceed the taxi limit set by the travel policy? -> both\n"
+    "Passage: Refunds are paid within 14 days.\n"
+    "Question: What is the refund rule, and how many refunds did we make this year? -> both\n\n"
+    "Reply with one word: documents, database or both.\n"
+    "Passage: {passage}\n"
+    "Question: {question} -> "
+)
+
+
+@dataclass
+class RouteDecision:
+    route: str
+    reason: str
+    selector: str
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+class OfflineSelector:
+    """Embedding similarity to each side's description, plus language cues. No LLM."""
+
+    def __init__(
+        self,
+        embed_model: Any,
+        database_texts: Sequence[str],
+        document_texts: Sequence[str],
+        cue_weight: float = 0.12,
+        chunk_similarity: Optional[Callable[[list[float]], float]] = None,
+    ) -> None:
+        self.embed_model = embed_model
+        self.cue_weight = cue_weight
+        # The documents are described by their titles and, when given, by their chunks themselves
+        # (the mean similarity of the nearest chunks in the vector index).
+        self.chunk_similarity = chunk_similarity
+        self._texts = {"database": list(database_texts), "documents": list(document_texts)}
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def _side(self, name: str) -> np.ndarray:
+        if name not in self._vectors:
+            texts = self._texts[name] or ["(nothing)"]
+            matrix = np.asarray(self.embed_model.get_text_embedding_batch(texts), dtype=np.float32)
+            self._vectors[name] = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+        return self._vectors[name]
+
+    def similarity(self, question: str) -> dict[str, float]:
+        raw = self.embed_model.get_query_embedding(question)
+        q = np.asarray(raw, dtype=np.float32)
+        q /= np.linalg.norm(q)
+        scores = {}
+        for name in ("database", "documents"):
+            sims = np.sort(self._side(name) @ q)[::-1]
+            scores[name] = float(sims[:3].mean())
+        if self.chunk_similarity is not None:
+            scores["documents"] = max(scores["documents"], float(self.chunk_similarity(list(raw))))
+        return scores
+
+    def select(self, question: str) -> RouteDecision:
+        scores = self.similarity(question)
+        analytic = bool(ANALYTIC.search(question))
+        documentary = bool(DOCUMENT.search(question))
+        explicit = bool(EXPLICIT_DOCUMENT.search(question))
+        db = scores["database"] + (self.cue_weight if analytic else 0.0)
+        docs = scores["documents"] + (self.cue_weight if documentary else 0.0)
+        scores.update({"database_total": db, "documents_total": docs})
+        cues = [c for c, on in (("counting/aggregation words", analytic), ("document words", documentary)) if on]
+        if analytic and explicit:
+            return RouteDecision(
+                "both", f"asks for figures and refers to the documents' rules ({', '.join(cues)})", "offline", scores
+            )
+        route = "database" if db > docs else "documents"
+        reason = (
+            f"closer to the {'business tables' if route == 'database' else 'indexed documents'} "
+            f"(similarity {db:.2f} vs {docs:.2f}" + (f"; cues: {', '.join(cues)}" if cues else "") + ")"
+        )
+        return RouteDecision(route, reason, "offline", scores)
+
+
+def parse_route(reply: str) -> Optional[str]:
+    """``documents``/``database``/``both`` or 1/2/3 (1-based) from an LLM reply; None otherwise."""
+    text = (reply or "").strip().lower()
+    words = re.findall(r"[a-z]+|-?\d+", text)
+    if not words:
+        return None
+    first = words[0]
+    if first in ROUTES:
+        return first
+    if re.fullmatch(r"-?\d+", first):
+        number = int(first)
+        return ROUTES[number - 1] if 1 <= number <= len(ROUTES) else None
+    return None
+
+
+def brief_reply(llm: Any, prompt: PromptTemplate, max_tokens: int = 8, **arguments: Any) -> str:
+    """The reply to a prompt answered in a word or two. Where the LLM takes a per-call ``max_tokens``
+    (kb's local model, OpenAI and compatible servers) generation stops there: a small local model
+    otherwise goes on for hundreds of tokens, seconds each on a CPU."""
+    text = prompt.format(llm=llm, **arguments)
+    try:
+        return str(llm.complete(text, max_tokens=max_tokens).text)
+    except TypeError:  # an LLM whose complete() takes no such argument
+        return str(llm.complete(text).text)
+
+
+class LLMSelector:
+    """The LLM picks the route; an invalid reply falls back to ``fallback`` (never a silent guess)."""
+
+    def __init__(
+        self,
+        llm: Any,
+        database_summary: str,
+        documents_summary: str,
+        fallback: Optional[OfflineSelector] = None,
+        passage: Optional[Callable[[str], str]] = None,
+    ) -> None:
+        self.llm = llm
+        self.database_summary = database_summary
+        self.documents_summary = documents_summary
+        self.fallback = fallback
+        self.passage = passage
+
+    def select(self, question: str) -> RouteDecision:
+        passage = self.passage(question) if self.passage is not None else ""
+        reply = brief_reply(
+            self.llm,
+            SELECT_PROMPT,
+            documents=self.documents_summary,
+            database=self.database_summary,
+            passage=passage or "(none)",
+            question=question,
+        )
+        route = parse_route(reply)
+        if route is not None:
+            return RouteDecision(route, f"chosen by the LLM (reply: {reply.strip()[:40]!r})", "llm")
+        if self.fallback is None:
+            return RouteDecision(
+                "documents",
+                f"the LLM's reply {reply.strip()[:40]!r} is not a route; answered from the documents",
+                "llm",
+            )
+        decision = self.fallback.select(question)
+        decision.reason = f"the LLM's reply {reply.strip()[:40]!r} is not a route; offline selector: {decision.reason}"
+        decision.selector = "llm+offline"
+        return decision
+
+
+def describe_sides(tables_info: Sequence[tuple[str, str]], titles: Sequence[str]) -> tuple[list[str], list[str]]:
+    """What each side holds, in words, for the offline selector: each table's schema and typical
+    questions over it; the titles of the indexed documents and typical questions over them."""
+    database: list[str] = []
+    for table, info in tables_info:
+        noun = table.replace("_", " ")
+        database += [
+            info,
+            f"How many {noun} are there?",
+            f"Count the {noun} per month.",
+            f"What is the total and the average in {noun}?",
+            f"Which {noun} have the highest values?",
+        ]
+        columns = re.findall(r"^\s+(\w+) ", info, re.M)
+        database += [f"{noun} by {c.replace('_', ' ')}" for c in columns[:8]]
+    documents = list(titles) + [f"What does the {t} say?" for t in titles]
+    documents += ["What is the policy?", "How do I do this?", "Explain the procedure.", "Why does this happen?"]
+    return database, documents
+
+
+def closest_sentence(embed_model: Any, question: str, text: str, title: str = "", limit: int = 240) -> str:
+    """The sentence of ``text`` nearest the question, after the document's title: the evidence the
+    LLM selector reads, a few dozen tokens rather than a whole chunk (each token costs prompt time)."""
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if len(s.split()) >= 3]
+    if not sentences:
+        return title
+    sentences = [" ".join(s.lstrip("#-* ").split())[:limit] for s in sentences[:60]]
+    matrix = np.asarray(embed_model.get_text_embedding_batch(sentences), dtype=np.float32)
+    query = np.asarray(embed_model.get_query_embedding(question), dtype=np.float32)
+    best = sentences[int(np.argmax(matrix @ query))]
+    return f"{title}: {best}" if title else best
+
+
+def build_selector(mode: str, *, llm: Any, embed_model: Any, store: Any, database: Any) -> Any:
+    """The configured selector: ``offline``, or ``llm`` with the offline one as its validated fallback.
+
+    ``database`` is the SQL engine (or why there is none); ``store`` the documents' vector store.
+    """
+    from llama_index.core.vector_stores.types import VectorStoreQuery
+
+    tables = getattr(database, "tables", [])
+    tables_info = [(t, database.sql_database.get_single_table_info(t)) for t in tables]
+    titles = [str(t) for t in store.distinct_metadata("title", limit=300)]
+    database_texts, document_texts = describe_sides(tables_info, titles)
+
+    def chunk_similarity(embedding: list[float]) -> float:
+        hits = store.query(VectorStoreQuery(query_embedding=embedding, similarity_top_k=1)).similarities or []
+        return hits[0] if hits else 0.0
+
+    def passage(question: str) -> str:
+        result = store.query(
+            VectorStoreQuery(query_embedding=embed_model.get_query_embedding(question), similarity_top_k=1)
+        )
+        if not result.nodes:
+            return ""
+        node = result.nodes[0]
+        return closest_sentence(embed_model, question, node.get_content(), str(node.metadata.get("title", "")))
+
+    offline = OfflineSelector(embed_model, database_texts, document_texts, chunk_similarity=chunk_similarity)
+    if mode == "offline":
+        return offline
+    examples = "; ".join(titles[:12])
+    return LLMSelector(
+        llm,
+        f"the business database (tables {', '.join(tables) or 'none'})",
+        "the indexed documents" + (f" (e.g. {examples})" if examples else ""),
+        fallback=offline,
+        passage=passage,
+    )

@@ -1,0 +1,244 @@
+"""The business tables described for an LLM that writes SQL: compact DDL with what it cannot guess.
+
+A small model writes joins and filters from what the prompt shows it, so each table is shown as the
+``CREATE TABLE`` text code models were trained on, plus what the bare schema hides:
+
+* table and column comments (what a column means, which date a window starts from);
+* foreign keys, declared or, where none are declared, inferred from ``<name>_id`` columns, written
+  as ``REFERENCES other(id)`` on the column, so that a column living in another table is reached
+  by a JOIN instead of being invented;
+* the values of ENUM columns, and of short text columns with few distinct values (read from a
+  bounded sample of rows, so describing a huge table stays cheap), so that ``country = 'DE'``
+  is written instead of ``country = 'Germany'``.
+
+When the server answers "Unknown column", :meth:`SchemaDescriber.hint_for` names the table that has
+the column and the join that reaches it: the correction a small model most often cannot find alone.
+
+``DescribedSQLDatabase`` is LlamaIndex's ``SQLDatabase`` with this description as its table info,
+so LlamaIndex's own ``NLSQLTableQueryEngine`` puts it into the prompt. Descriptions are computed
+once per table and kept: the prompt's schema part is then the same for every question, which is
+what lets the LLM's prompt cache reuse it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from llama_index.core import SQLDatabase
+from sqlalchemy import MetaData
+
+from kb.stores.connection import MariaDBConnection, quote_identifier
+
+SAMPLE_ROWS = 10_000  # rows looked at per column for its distinct values
+MAX_LISTED = 25  # a column with more distinct values than this gets two examples instead of a list
+_SAMPLED_TYPES = ("char", "varchar", "nvarchar")
+_UNKNOWN_COLUMN = re.compile(r"Unknown column '(?:([^'.]+)\.)?([^'.]+)'", re.I)
+_UNKNOWN_TABLE = re.compile(
+    r"table '([^']+)' is not one of the allowed tables|Table '[^'.]*\.?([^']+)' doesn't exist", re.I
+)
+
+
+def _quoted(value: Any) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+@dataclass
+class Column:
+    name: str
+    type_text: str
+    primary: bool = False
+    references: Optional[tuple[str, str]] = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Table:
+    name: str
+    comment: str
+    columns: list[Column]
+
+    def ddl(self) -> str:
+        lines = [f"CREATE TABLE {self.name} (" + (f"  -- {self.comment}" if self.comment else "")]
+        for i, col in enumerate(self.columns):
+            definition = f"  {col.name} {col.type_text}" + (" PRIMARY KEY" if col.primary else "")
+            if col.references:
+                definition += f" REFERENCES {col.references[0]}({col.references[1]})"
+            comma = "," if i < len(self.columns) - 1 else ""
+            lines.append(definition + comma + (f"  -- {'; '.join(col.notes)}" if col.notes else ""))
+        return "\n".join(lines) + "\n);"
+
+
+class SchemaDescriber:
+    """Reads ``information_schema`` and a sample of each short text column, through the given account."""
+
+    def __init__(self, connection: MariaDBConnection, database: str, tables: Sequence[str]) -> None:
+        self._conn = connection
+        self.database = database
+        self.tables = list(tables)
+        self._tables: dict[str, Table] = {}
+
+    def _values(self, table: str, column: str) -> tuple[list[Any], bool]:
+        """The most frequent values of a column in a sample of rows; True when that is all of them."""
+        col = quote_identifier(column)
+        rows = self._conn.fetchall(
+            f"SELECT v, COUNT(*) AS n FROM (SELECT {col} AS v FROM {quote_identifier(self.database)}."
+            f"{quote_identifier(table)} WHERE {col} IS NOT NULL LIMIT {SAMPLE_ROWS}) s GROUP BY v ORDER BY n DESC, v "
+            f"LIMIT {MAX_LISTED + 1}"
+        )
+        values = [row[0] for row in rows]
+        return values[:MAX_LISTED], len(values) <= MAX_LISTED
+
+    def _inferred_reference(self, column: str, own: str) -> Optional[tuple[str, str]]:
+        """``customer_id`` -> customers(id) when the schema declares no foreign key for it."""
+        match = re.fullmatch(r"(\w+?)_?(id|Id|ID)", column)
+        if not match or not match[1]:
+            return None
+        stem = match[1].lower()
+        for candidate in self.tables:
+            if candidate != own and candidate.lower() in (stem, stem + "s", stem + "es", stem.rstrip("y") + "ies"):
+                return candidate, "id" if match[2] == "id" else column
+        return None
+
+    def table(self, name: str) -> Table:
+        if name in self._tables:
+            return self._tables[name]
+        declared = {
+            col: (ref_table, ref_col)
+            for col, ref_table, ref_col in self._conn.fetchall(
+                "SELECT COLUMN_NAME, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
+                "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND REFERENCED_TABLE_NAME IS NOT NULL",
+                (self.database, name),
+            )
+        }
+        comment = self._conn.fetchall(
+            "SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (self.database, name),
+        )
+        columns = []
+        for col_name, column_type, data_type, key, col_comment, max_length in self._conn.fetchall(
+            "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, COLUMN_KEY, COLUMN_COMMENT, CHARACTER_MAXIMUM_LENGTH "
+            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (self.database, name),
+        ):
+            shown = re.sub(r"^(\w*int)\(\d+\)", r"\1", column_type)  # INT(11): the width is noise
+            shown = data_type.upper() + shown[len(data_type) :] if data_type in ("enum", "set") else shown.upper()
+            column = Column(col_name, shown, primary=key == "PRI", notes=[col_comment] if col_comment else [])
+            column.references = declared.get(col_name) or (
+                None if column.primary else self._inferred_reference(col_name, name)
+            )
+            if data_type in _SAMPLED_TYPES and (max_length or 0) <= 100 and not column.primary:
+                values, complete = self._values(name, col_name)
+                if values:
+                    listed = values if complete else values[:2]
+                    column.notes.append(("values: " if complete else "e.g. ") + ", ".join(_quoted(v) for v in listed))
+            columns.append(column)
+        self._tables[name] = Table(name, comment[0][0] if comment and comment[0][0] else "", columns)
+        return self._tables[name]
+
+    def describe(self, name: str) -> str:
+        return self.table(name).ddl()
+
+    # -- corrections -----------------------------------------------------------------------------------
+    def _join_path(self, start: str, goal: str) -> list[tuple[str, str, str, str]]:
+        """The shortest chain of foreign keys from ``start`` to ``goal``: (table, column, ref_table, ref_column)."""
+        edges: dict[str, list[tuple[str, str, str, str]]] = {t: [] for t in self.tables}
+        for t in self.tables:
+            for col in self.table(t).columns:
+                if col.references and col.references[0] in edges:
+                    ref_table, ref_col = col.references
+                    edges[t].append((t, col.name, ref_table, ref_col))
+                    edges[ref_table].append((ref_table, ref_col, t, col.name))
+        previous: dict[str, tuple[str, tuple[str, str, str, str]]] = {}
+        queue, seen = deque([start]), {start}
+        while queue:
+            here = queue.popleft()
+            if here == goal:
+                path = []
+                while here != start:
+                    here, edge = previous[here]
+                    path.append(edge)
+                return path[::-1]
+            for edge in edges.get(here, []):
+                if edge[2] not in seen:
+                    seen.add(edge[2])
+                    previous[edge[2]] = (here, edge)
+                    queue.append(edge[2])
+        return []
+
+    @staticmethod
+    def _table_of(sql: str, qualifier: str) -> Optional[str]:
+        """The table an alias (or a table name) stands for in ``sql``."""
+        import sqlglot
+        from sqlglot import exp
+
+        try:
+            tree = sqlglot.parse_one(sql, read="mysql")
+        except Exception:  # the failed statement may not parse: no alias to resolve then
+            return None
+        for table in tree.find_all(exp.Table):
+            if qualifier.lower() in (table.alias_or_name.lower(), table.name.lower()):
+                return table.name
+        return None
+
+    def hint_for(self, error: str, used_tables: Sequence[str], sql: str = "") -> str:
+        """What to say besides the error: where an unknown column lives and the join that reaches it
+        from the table the statement wrongly took it from; for an unknown table, the columns that
+        look like it."""
+        table = _UNKNOWN_TABLE.search(error or "")
+        if table:
+            return self._hint_for_table(table[1] or table[2])
+        match = _UNKNOWN_COLUMN.search(error or "")
+        if not match:
+            return ""
+        qualifier, column = match[1], match[2]
+        owners = [t for t in self.tables if any(c.name.lower() == column.lower() for c in self.table(t).columns)]
+        if not owners:
+            return f"There is no column {column} in any table; use only the columns listed above."
+        wrong = self._table_of(sql, qualifier) if qualifier and sql else None
+        starts = [wrong] if wrong else [t for t in used_tables if t not in owners]
+        best: Optional[tuple[str, str, list[tuple[str, str, str, str]]]] = None
+        for start in starts:
+            for owner in owners:
+                path = self._join_path(start, owner)
+                if path and (best is None or len(path) < len(best[2])):
+                    best = (start, owner, path)
+        hint = f"{column} is a column of {', '.join(owners)}" + (f", not of {wrong}" if wrong else "") + "."
+        if best:
+            joins = " ".join(f"JOIN {b} ON {b}.{bc} = {a}.{ac}" for a, ac, b, bc in best[2])
+            hint += f" From {best[0]}: {joins}, then use {best[1]}.{column}."
+        return hint
+
+    def _hint_for_table(self, name: str) -> str:
+        """The real tables, and those tables and columns whose names share a word with ``name``."""
+        words = {w.lower().rstrip("s") for w in re.split(r"[_\W]+|(?<=[a-z])(?=[A-Z])", name) if len(w) >= 4}
+        tables = [t for t in self.tables if any(w in t.lower() for w in words)]
+        columns = [
+            f"{t}.{c.name}"
+            for t in self.tables
+            for c in self.table(t).columns
+            if not c.primary and any(w in c.name.lower() for w in words)
+        ]
+        hint = f"There is no table {name}; the tables are {', '.join(self.tables)}."
+        if tables:
+            hint += f" Tables like it: {', '.join(tables)}."
+        return hint + (f" Columns like it: {', '.join(columns[:6])}." if columns else "")
+
+
+class DescribedSQLDatabase(SQLDatabase):
+    """LlamaIndex's ``SQLDatabase`` whose table info is :class:`SchemaDescriber`'s description."""
+
+    def __init__(self, connection: MariaDBConnection, database: str, tables: Sequence[str]) -> None:
+        # Reflected without following foreign keys first: SQLAlchemy's default reflects each
+        # referenced table too, which the read-only account may not be allowed to see (its grants
+        # are the allow-list); LlamaIndex's reflection then finds these tables loaded and stops.
+        metadata = MetaData()
+        metadata.reflect(bind=connection.engine, only=list(tables), resolve_fks=False)
+        super().__init__(connection.engine, metadata=metadata, include_tables=list(tables), sample_rows_in_table_info=0)
+        self.describer = SchemaDescriber(connection, database, tables)
+
+    def get_single_table_info(self, table_name: str) -> str:
+        return self.describer.describe(table_name)

@@ -1,0 +1,107 @@
+"""What the ``kb`` command prints: answers with what they stand on, search hits, sessions, stats.
+
+Names that come from users or files (paths, titles, session names) are printed with their control
+characters escaped, so that a crafted name cannot forge lines of the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Out = Callable[[str], Any]
+
+
+def shown(value: object) -> str:
+    """A name fit for one line of output: newlines, tabs and other control characters escaped."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def print_answer_tail(answer: Any, out: Out = print, *, route: bool = True, sql: bool = True) -> None:
+    """Route (when not plain documents), SQL attempts, rows, sources: what the answer stands on."""
+    if route and (answer.route != "documents" or answer.route_reason):
+        out(f"[route: {answer.route}{' - ' + answer.route_reason if answer.route_reason else ''}]")
+    if answer.refused:
+        out(f"[refused: {answer.refusal_reason}]")
+    if len(answer.attempts) > 1 and (sql or answer.refused):
+        for number, attempt in enumerate(answer.attempts[:-1], start=1):
+            out(f"SQL attempt {number} (failed: {attempt.error}): {attempt.sql}")
+    if answer.sql and (sql or answer.refused):
+        out(f"SQL{' (refused, not run)' if answer.refused else ''}: {answer.sql}")
+    if answer.rows:
+        from kb.engines.sql import format_rows
+
+        out(f"Rows ({len(answer.rows)}):")
+        for line in format_rows(answer.rows, limit=10).splitlines():
+            out(f"  {line}")
+    if answer.sources:
+        out("Sources:")
+        for i, source in enumerate(answer.sources, start=1):
+            score = f" (score {source.score:.3f})" if source.score is not None else ""
+            title = f" - {shown(source.title)}" if source.title and source.title != source.label() else ""
+            out(f"  {i}. {shown(source.label())}{title}{score}")
+
+
+def emit(streaming: Any, stream: bool) -> Any:
+    """Print a StreamingAnswer: token by token on a terminal, at once otherwise; returns its answer."""
+    if stream:
+        for chunk in streaming:
+            print(chunk, end="", flush=True)
+        print()
+    else:
+        for _ in streaming:
+            pass
+        print(streaming.answer.text)
+    return streaming.answer
+
+
+def print_hits(hits: list[Any]) -> None:
+    if not hits:
+        print("no matching chunks")
+    for rank, hit in enumerate(hits, start=1):
+        md = hit.node.metadata
+        where = md.get("file_path") or hit.node.ref_doc_id or hit.node.node_id
+        text = " ".join(hit.node.get_content().split())
+        print(f"{rank}. [{hit.score:.3f}] {shown(where)} - {shown(md.get('title', ''))}\n   {text[:240]}")
+
+
+def print_sessions(sessions: list[dict[str, Any]]) -> None:
+    if not sessions:
+        print("no chat sessions")
+    for s in sessions:
+        print(f"{shown(s['session'])}\t{s['messages'] // 2} turns\tlast {s['last']:%Y-%m-%d %H:%M:%S}")
+
+
+def print_turns(turns: list[dict[str, Any]], messages: list[Any]) -> None:
+    for i, turn in enumerate(turns, start=1):
+        print(f"turn {i} [{turn['route']}] {turn['time']:%Y-%m-%d %H:%M:%S}")
+        print(f"  you: {turn['question']}")
+        if turn["condensed_question"] and turn["condensed_question"] != turn["question"]:
+            print(f"  (as: {turn['condensed_question']})")
+        if turn["sql"]:
+            print(f"  SQL: {turn['sql']}")
+        print(f"  kb: {turn['answer']}")
+        if turn["sources"]:
+            names = dict.fromkeys(shown(src["path"] or src["node_id"]) for src in turn["sources"])
+            print("  sources: " + ", ".join(names))
+    if not turns:  # messages written by another tool, without kb's log
+        for message in messages:
+            print(f"  {getattr(message.role, 'value', message.role)}: {message.content}")
+
+
+def print_stats(stats: dict[str, Any]) -> None:
+    print(f"{stats['total']} questions ({stats['sessions']} chat sessions, {stats['refused']} refused)")
+    for row in stats["by_kind_route"]:
+        print(f"  {row['kind']:<6} {row['route']:<10} {row['count']}")
+    print("latency (ms)      p50      p95      p99")
+    for name, values in stats["latency_ms"].items():
+        cells = " ".join(
+            f"{v:8.1f}" if v is not None else "       -" for v in (values["p50"], values["p95"], values["p99"])
+        )
+        print(f"  {name.replace('_ms', ''):<14} {cells}")
+    print("tokens by model")
+    for row in stats["tokens_by_model"]:
+        print(f"  {row['model']}: {row['calls']} calls, {row['in']} in, {row['out']} out")

@@ -1,0 +1,173 @@
+"""A LlamaIndex LLM for local GGUF files through llama.cpp (llama-cpp-python).
+
+kb writes its own instead of using LlamaIndex's ``LlamaCPP`` because that class
+
+* loads a new copy of the model for every instance (every KnowledgeBase, every engine of a server);
+* keeps the per-call streaming flag in state shared by all calls, and lets two threads use one
+  llama.cpp context at once, which corrupts the context (a server answers many questions at once);
+* re-evaluates every prompt from its first token.
+
+Here one ``llama_cpp.Llama`` is loaded per (file, context size, threads) and process and shared by
+every instance; generations on it take turns under a lock; and the KV states of earlier prompts are
+kept (:mod:`kb.prompt_cache`, in RAM and on disk), so a long fixed prefix (the schema at the start of
+every SQL prompt) is evaluated once and restored afterwards, in this process and the next. Prompts
+use ChatML, the template of both Qwen2.5 and SmolLM2.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+)
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.custom import CustomLLM
+
+STOP = ["<|im_end|>", "<|endoftext|>"]
+_LOADED: dict[tuple[Any, ...], tuple[Any, threading.Lock]] = {}
+_LOADING = threading.Lock()
+
+
+def chatml(messages: Sequence[ChatMessage]) -> str:
+    """Messages in ChatML, ending with an open assistant turn."""
+    parts = []
+    for message in messages:
+        role = getattr(message.role, "value", message.role)
+        parts.append(f"<|im_start|>{role}\n{message.content or ''}<|im_end|>")
+    parts.append("<|im_start|>assistant\n")
+    return "\n".join(parts)
+
+
+def _shared_model(
+    path: str, n_ctx: int, n_threads: int, cache_mb: int, cache_dir: Optional[str]
+) -> tuple[Any, threading.Lock]:
+    key = (path, n_ctx, n_threads, cache_mb, cache_dir)
+    with _LOADING:
+        if key not in _LOADED:
+            from llama_cpp import Llama
+
+            model = Llama(
+                model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, n_batch=512, verbose=False
+            )
+            if cache_mb > 0:
+                from kb.prompt_cache import PromptStateCache
+
+                folder = Path(cache_dir) / f"{Path(path).name}-ctx{n_ctx}" if cache_dir else None
+                model.set_cache(PromptStateCache(cache_mb * 1024 * 1024, folder, n_ctx=n_ctx))
+            _LOADED[key] = (model, threading.Lock())
+        return _LOADED[key]
+
+
+class LocalLlamaCPP(CustomLLM):
+    """A GGUF model on the CPU, loaded once per process and shared; safe to call from many threads."""
+
+    model_path: str = Field(description="path of the GGUF file (verified by kb before it gets here)")
+    context_window: int = Field(default=8192, ge=256, description="tokens of prompt and answer together")
+    max_new_tokens: int = Field(default=256, ge=1, description="tokens generated at most per call")
+    temperature: float = Field(default=0.1, ge=0.0)
+    n_threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    prompt_cache_mb: int = Field(default=512, ge=0, description="room for cached prompt states; 0: none")
+    prompt_cache_dir: Optional[str] = Field(default=None, description="keep them on disk here (else in RAM)")
+
+    _model: Any = PrivateAttr()
+    _lock: threading.Lock = PrivateAttr()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._model, self._lock = _shared_model(
+            str(Path(self.model_path)), self.context_window, self.n_threads, self.prompt_cache_mb, self.prompt_cache_dir
+        )
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "LocalLlamaCPP"
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(
+            context_window=self.context_window,
+            num_output=self.max_new_tokens,
+            is_chat_model=True,
+            model_name=Path(self.model_path).name,
+        )
+
+    def tokenize(self, text: str) -> list[int]:
+        return self._model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def _options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "max_tokens": int(kwargs.get("max_tokens") or self.max_new_tokens),
+            "temperature": float(kwargs.get("temperature", self.temperature)),
+            "stop": STOP + list(kwargs.get("stop") or []),
+            "seed": 0,
+        }
+
+    def _prompt(self, prompt: str, formatted: bool) -> str:
+        if formatted:
+            return prompt
+        messages = [ChatMessage(role=MessageRole.USER, content=prompt)]
+        if self.system_prompt:
+            messages.insert(0, ChatMessage(role=MessageRole.SYSTEM, content=self.system_prompt))
+        return chatml(messages)
+
+    def _generate(self, text: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            return self._model.create_completion(text, **self._options(kwargs))
+
+    def _stream(self, text: str, kwargs: dict[str, Any]) -> CompletionResponseGen:
+        options = self._options(kwargs)
+
+        def gen() -> CompletionResponseGen:
+            # The lock is held while the caller consumes the stream; closing the generator early
+            # (or dropping it) releases it.
+            with self._lock:
+                so_far = ""
+                for piece in self._model.create_completion(text, stream=True, **options):
+                    delta = piece["choices"][0]["text"]
+                    so_far += delta
+                    yield CompletionResponse(text=so_far, delta=delta, raw=piece)
+
+        return gen()
+
+    # The public methods each report one LLM event to the callback manager (token counting):
+    # chat() does not go through complete(), which would report a second one.
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        result = self._generate(self._prompt(prompt, formatted), kwargs)
+        return CompletionResponse(text=result["choices"][0]["text"], raw=result)
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        return self._stream(self._prompt(prompt, formatted), kwargs)
+
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        result = self._generate(chatml(messages), kwargs)
+        text = result["choices"][0]["text"]
+        return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), raw=result)
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        pieces = self._stream(chatml(messages), kwargs)
+
+        def gen() -> ChatResponseGen:
+            for piece in pieces:
+                yield ChatResponse(
+                    message=ChatMessage(role=MessageRole.ASSISTANT, content=piece.text),
+                    delta=piece.delta,
+                    raw=piece.raw,
+                )
+
+        return gen()

@@ -1,0 +1,143 @@
+"""llama.cpp prompt states kept for reuse: in RAM, and on disk across processes.
+
+On two CPU cores a 1.5B model reads a prompt at about 20 tokens a second, so the fixed start of a
+prompt (the 800-token schema of every SQL question) costs 40 s each time it is evaluated from
+scratch. llama-cpp-python restores the state of the longest cached prefix of a new prompt and
+evaluates only the rest; this module is the store it asks. Written here because the library's own
+stores do not fit: each state they keep carries the logits buffer (n_batch x vocabulary floats,
+311 MB for Qwen2.5 at n_batch 512, never read back since a restored state is re-evaluated from its
+last token), ``LlamaDiskCache`` removes an entry when it is read, prints to stderr and stores
+pickles (code, when loaded).
+
+States are plain files without pickle: ``<digest>.tokens.npy`` (the token ids) and
+``<digest>.state`` (llama.cpp's own state bytes), in a folder per model file and context size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from llama_cpp.llama_cache import BaseLlamaCache
+
+MIN_DISK_TOKENS = 256  # shorter prompts are cheap to evaluate again: not worth a file
+MAX_DISK_FILES = 8
+
+
+def _longest_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class PromptStateCache(BaseLlamaCache):
+    """Token prefix -> llama state, least recently used evicted first (RAM bounded by bytes)."""
+
+    def __init__(self, capacity_bytes: int, directory: Optional[Path] = None, n_ctx: int = 4096) -> None:
+        super().__init__(capacity_bytes)
+        self._n_ctx = n_ctx  # a restored state's token buffer must be as long as the context
+        self._ram: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self._dir = Path(directory) if directory else None
+        self._lock = threading.Lock()
+        if self._dir:
+            self._dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def cache_size(self) -> int:
+        return sum(state.llama_state_size for state in self._ram.values())
+
+    # -- disk ----------------------------------------------------------------------------------------
+    def _disk_keys(self) -> dict[tuple[int, ...], Path]:
+        if not self._dir:
+            return {}
+        keys = {}
+        for path in self._dir.glob("*.tokens.npy"):
+            try:
+                keys[tuple(int(t) for t in np.load(path, allow_pickle=False))] = path
+            except (OSError, ValueError):
+                continue  # half-written or damaged: ignored, replaced by the next write
+        return keys
+
+    def _load(self, tokens_path: Path) -> Any:
+        from llama_cpp.llama import LlamaState
+
+        tokens = np.load(tokens_path, allow_pickle=False)
+        data = tokens_path.with_name(tokens_path.name.replace(".tokens.npy", ".state")).read_bytes()
+        os.utime(tokens_path)  # recently used: evicted last
+        input_ids = np.zeros(max(self._n_ctx, len(tokens)), dtype=np.intc)
+        input_ids[: len(tokens)] = tokens
+        return LlamaState(
+            input_ids=input_ids,
+            scores=np.zeros((1, 1), dtype=np.single),
+            n_tokens=len(tokens),
+            llama_state=data,
+            llama_state_size=len(data),
+            seed=0,
+        )
+
+    def _store(self, key: tuple[int, ...], state: Any) -> None:
+        assert self._dir is not None
+        digest = hashlib.sha1(np.asarray(key, dtype=np.int32).tobytes()).hexdigest()[:20]
+        tokens_path = self._dir / f"{digest}.tokens.npy"
+        for path, payload in ((self._dir / f"{digest}.state", state.llama_state), (tokens_path, None)):
+            partial = path.with_name(path.name + ".partial")
+            with open(partial, "wb") as handle:
+                if payload is None:
+                    np.save(handle, np.asarray(key, dtype=np.int32), allow_pickle=False)
+                else:
+                    handle.write(payload)
+            os.replace(partial, path)  # the tokens file is written last: it is what makes an entry
+        entries = sorted(self._dir.glob("*.tokens.npy"), key=lambda p: p.stat().st_mtime)
+        for old in entries[:-MAX_DISK_FILES]:
+            old.unlink(missing_ok=True)
+            old.with_name(old.name.replace(".tokens.npy", ".state")).unlink(missing_ok=True)
+
+    # -- the cache protocol llama-cpp-python uses ---------------------------------------------------
+    def _find(self, key: tuple[int, ...]) -> tuple[int, Optional[tuple[int, ...]], Optional[Path]]:
+        best, best_key, best_path = 0, None, None
+        for candidate in self._ram:
+            n = _longest_prefix(candidate, key)
+            if n > best:
+                best, best_key, best_path = n, candidate, None
+        for candidate, path in self._disk_keys().items():
+            n = _longest_prefix(candidate, key)
+            if n > best:
+                best, best_key, best_path = n, candidate, path
+        return best, best_key, best_path
+
+    def __getitem__(self, key: Sequence[int]) -> Any:
+        with self._lock:
+            _, found, path = self._find(tuple(key))
+            if found is None:
+                raise KeyError("no cached prefix")
+            if path is not None:
+                self._ram[found] = self._load(path)
+            self._ram.move_to_end(found)
+            return self._ram[found]
+
+    def __contains__(self, key: Sequence[int]) -> bool:
+        with self._lock:
+            return self._find(tuple(key))[1] is not None
+
+    def __setitem__(self, key: Sequence[int], value: Any) -> None:
+        key = tuple(key)
+        value.scores = np.zeros((1, value.scores.shape[-1]), dtype=np.single)  # see the module docstring
+        with self._lock:
+            self._ram[key] = value
+            self._ram.move_to_end(key)
+            while self.cache_size > self.capacity_bytes and len(self._ram) > 1:
+                self._ram.popitem(last=False)
+            if self._dir and len(key) >= MIN_DISK_TOKENS:
+                try:
+                    self._store(key, value)
+                except OSError:  # a full or read-only disk costs speed, never an answer
+                    pass

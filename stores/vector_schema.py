@@ -1,0 +1,78 @@
+"""The chunks table of ``MariaDBVectorStore``: its DDL, and the check that an existing table fits.
+
+One row per chunk: an integer primary key (a vector index needs a key of at most 256 bytes), the
+node id as a separate unique key (so ids can be any string), the document id in its own indexed
+column, the text (MEDIUMTEXT: 16 MB), user metadata as JSON (what filters see), the serialized node,
+``VECTOR(dim) NOT NULL`` under a ``VECTOR INDEX``, the embedding model's name and timestamps.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from kb.stores.connection import MariaDBConnection, SchemaMismatch
+
+ID_MAX = 255
+DOC_ID_MAX = 512  # document ids are often paths; 512 utf8mb4 characters still fit an index key
+COLUMNS = (
+    "id",
+    "node_id",
+    "ref_doc_id",
+    "text",
+    "text_hash",
+    "metadata",
+    "node_content",
+    "embedding",
+    "embed_model",
+    "created_at",
+    "updated_at",
+)
+
+
+def create_table(cur: Any, table_sql: str, dim: int, hnsw_m: int, distance: str) -> None:
+    cur.execute(
+        f"""CREATE TABLE IF NOT EXISTS {table_sql} (
+            id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            node_id VARCHAR({ID_MAX}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            ref_doc_id VARCHAR({DOC_ID_MAX}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+            text MEDIUMTEXT CHARACTER SET utf8mb4 NOT NULL,
+            text_hash BINARY(16) NOT NULL,
+            metadata JSON NOT NULL,
+            node_content JSON NOT NULL,
+            embedding VECTOR({int(dim)}) NOT NULL,
+            embed_model VARCHAR(255) NULL,
+            created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+            updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+                ON UPDATE CURRENT_TIMESTAMP(6),
+            UNIQUE KEY node_id (node_id),
+            KEY ref_doc_id (ref_doc_id),
+            VECTOR INDEX embedding (embedding) M={int(hnsw_m)} DISTANCE={distance}
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+    )
+
+
+def check_table(conn: MariaDBConnection, table_name: str, table_sql: str, dim: int, distance: str) -> None:
+    """Refuse a table whose dimension, distance or columns differ from the store's."""
+    with conn.cursor() as cur:
+        cur.execute(f"SHOW CREATE TABLE {table_sql}")
+        ddl = cur.fetchone()[1]
+    missing = [c for c in COLUMNS if not re.search(rf"^\s*`{c}`", ddl, re.M)]
+    if missing:
+        raise SchemaMismatch(
+            f"table {table_name} exists but was not created by MariaDBVectorStore "
+            f"(missing columns: {', '.join(missing)}); choose another table_name"
+        )
+    found_dim = re.search(r"`embedding` vector\((\d+)\)", ddl, re.I)
+    if found_dim and int(found_dim[1]) != dim:
+        raise SchemaMismatch(
+            f"table {table_name} holds {found_dim[1]}-dimensional vectors but this store was given "
+            f"embed_dim={dim} (a different embedding model?); use another table_name, or re-index into a new table"
+        )
+    found = re.search(r"VECTOR KEY[^\n]*`?DISTANCE`?=`?(\w+)", ddl, re.I)
+    found_distance = found[1].lower() if found else "euclidean"
+    if found_distance != distance:
+        raise SchemaMismatch(
+            f"table {table_name} has a {found_distance} vector index but this store was given "
+            f"distance={distance!r}; use distance={found_distance!r} or another table_name"
+        )

@@ -1,0 +1,135 @@
+"""The SQL engine's logic around the model (scripted): the schema it shows, corrections, empty results."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import BUSINESS_TABLES
+from helpers import sql_answer
+from scripted_llm import ScriptedLLM
+
+from kb.engines.sql import EMPTY_HINT, SQLEngine
+from kb.engines.sql_schema import SchemaDescriber
+from kb.stores.connection import MariaDBConnection
+
+LATE = "How many returns were requested more than 30 days after delivery?"
+WRONG = "SELECT COUNT(*) FROM returns WHERE requested_at > DATE_ADD(delivered_at, INTERVAL 30 DAY)"
+RIGHT = (
+    "SELECT COUNT(*) AS late FROM returns r JOIN orders o ON o.id = r.order_id "
+    "WHERE DATEDIFF(r.requested_at, o.delivered_at) > 30"
+)
+
+
+@pytest.fixture
+def engine_with(business):
+    def make(script, **kwargs) -> tuple[SQLEngine, ScriptedLLM]:
+        llm = ScriptedLLM(script)
+        return SQLEngine(
+            llm, MariaDBConnection(business), database="kb_business", tables=BUSINESS_TABLES, **kwargs
+        ), llm
+
+    return make
+
+
+@pytest.fixture
+def late_returns(admin, project_settings) -> int:
+    db = project_settings.sql.database
+    return admin.fetchall(
+        f"SELECT COUNT(*) FROM `{db}`.returns r JOIN `{db}`.orders o ON o.id = r.order_id "
+        "WHERE DATEDIFF(r.requested_at, o.delivered_at) > 30"
+    )[0][0]
+
+
+def test_the_prompt_shows_what_the_model_cannot_guess(engine_with):
+    engine, llm = engine_with(["SELECT COUNT(*) AS n FROM orders", "There are 1800 orders."])
+    sql_answer(engine, "How many orders are there?")
+    prompt = llm.prompts[0]
+    assert "CREATE TABLE orders (  -- customer orders" in prompt
+    assert "customer_id INT REFERENCES customers(id)" in prompt  # the join path
+    assert "status ENUM('placed','shipped','delivered','cancelled')" in prompt
+    assert "values: 'FI'" in prompt and "ISO country code" in prompt  # comments and sampled values
+    assert "DATEDIFF(later, earlier)" in prompt and "DAYOFWEEK" in prompt  # MariaDB date functions
+    assert prompt.rstrip().endswith("Question: How many orders are there?\nSQL:")  # the question last: cacheable
+
+
+def test_a_failed_first_attempt_is_corrected_with_the_error_and_a_join_hint(engine_with, late_returns):
+    def script(prompt: str) -> str:
+        if "Write a corrected statement" in prompt:
+            assert "Unknown column 'delivered_at'" in prompt and WRONG.split(" WHERE ")[0] in prompt
+            assert "delivered_at is a column of orders" in prompt
+            assert "JOIN orders ON orders.id = returns.order_id" in prompt
+            return RIGHT
+        if prompt.rstrip().endswith("SQL:"):
+            return WRONG
+        return f"{late_returns} returns came more than 30 days after delivery."
+
+    engine, llm = engine_with(script)
+    answer = sql_answer(engine, LATE)
+    assert [a.error is None for a in answer.attempts] == [False, True]
+    assert "Unknown column 'delivered_at'" in answer.attempts[0].error
+    assert answer.attempts[0].sql.startswith("SELECT COUNT(*) FROM returns WHERE")
+    assert answer.sql == answer.attempts[1].sql and "JOIN orders" in answer.sql
+    assert answer.rows == [{"late": late_returns}] and not answer.refused
+    assert answer.text.startswith(str(late_returns))
+
+
+def test_corrections_stop_after_three_attempts(engine_with):
+    engine, llm = engine_with(lambda prompt: WRONG)
+    answer = sql_answer(engine, LATE)
+    assert len(answer.attempts) == 3 and all("Unknown column" in a.error for a in answer.attempts)
+    assert answer.rows == [] and "failed on the server after 3 attempts" in answer.text
+    # each correction that repeats a failed statement is asked for once more, sampling; no answer is
+    # written from rows that do not exist
+    assert len(llm.prompts) == 5 and not any("Result (" in prompt for prompt in llm.prompts)
+
+
+def test_a_refused_write_is_not_retried(engine_with, business_checksum):
+    before = business_checksum()
+    engine, llm = engine_with(lambda prompt: "DELETE FROM orders")
+    answer = sql_answer(engine, "Delete the orders")
+    assert len(answer.attempts) == 1 and answer.refused and "only SELECT" in answer.refusal_reason
+    assert business_checksum() == before
+
+
+def test_an_unparseable_reply_is_retried(engine_with):
+    replies = ["Sure! Here you go: SELECT COUNT(* FROM orders", "SELECT COUNT(*) AS n FROM orders", "1800 orders."]
+    engine, llm = engine_with(replies)
+    answer = sql_answer(engine, "How many orders are there?")
+    assert len(answer.attempts) == 2 and "refused by the guard" in answer.attempts[0].error
+    assert answer.rows == [{"n": 1800}] and answer.text == "1800 orders." and not answer.refused
+
+
+def test_an_empty_result_is_an_answer(engine_with):
+    engine, llm = engine_with(["SELECT id FROM orders WHERE YEAR(ordered_at) = 2019", "There were no orders in 2019."])
+    answer = sql_answer(engine, "Which orders were placed in 2019?")
+    assert answer.rows == [] and not answer.refused and len(answer.attempts) == 1
+    assert answer.text == "There were no orders in 2019."
+    assert EMPTY_HINT.strip() in llm.prompts[-1] and "(no rows)" in llm.prompts[-1]
+
+
+def test_references_are_inferred_where_none_are_declared(db):
+    db.execute("CREATE TABLE authors (id INT PRIMARY KEY, name VARCHAR(80))")
+    db.execute("CREATE TABLE books (id INT PRIMARY KEY, author_id INT, title VARCHAR(200), genre VARCHAR(20))")
+    db.execute("INSERT INTO authors VALUES (1, 'Tove Jansson')")
+    db.execute("INSERT INTO books VALUES (1, 1, 'Comet in Moominland', 'novel'), (2, 1, 'The Summer Book', 'novel')")
+    database = db.fetchall("SELECT DATABASE()")[0][0]
+    describer = SchemaDescriber(db, database, ["authors", "books"])
+    books = describer.describe("books")
+    assert "author_id INT REFERENCES authors(id)" in books
+    assert "genre VARCHAR(20)  -- values: 'novel'" in books
+    assert describer.hint_for("Unknown column 'name' in 'field list'", ["books"]) == (
+        "name is a column of authors. From books: JOIN authors ON authors.id = books.author_id, then use authors.name."
+    )
+
+
+def test_a_hallucinated_table_gets_a_hint_with_the_columns_like_it(engine_with):
+    def script(prompt: str) -> str:
+        if "Write a corrected statement" in prompt:
+            assert "There is no table customer_orders" in prompt and "orders.customer_id" in prompt
+            return "SELECT COUNT(*) AS n FROM orders"
+        if prompt.rstrip().endswith("SQL:"):
+            return "SELECT COUNT(*) FROM customer_orders"
+        return "1800 orders."
+
+    engine, _ = engine_with(script)
+    answer = sql_answer(engine, "How many orders are there?")
+    assert "not one of the allowed tables" in answer.attempts[0].error and answer.rows == [{"n": 1800}]
