@@ -38,33 +38,24 @@ DOCUMENT = re.compile(
 )
 EXPLICIT_DOCUMENT = re.compile(r"\b(policy|policies|procedure|guide|according to|say|says|under the)\b", re.I)
 
-# The fixed part first, the passage and the question last (the prompt cache reuses everything
-# before them); the examples are generic, not taken from any labelled set. The passage is the
-# documents' closest chunk: a small model cannot know what the documents hold from their titles
-# alone, and without it reads every "how many" as a database question.
+# The fixed part first and the question last (the prompt cache reuses everything before it); the
+# examples are generic, not taken from any labelled set. (Tried and measured worse on the 1.5B
+# model: the documents' closest sentence as evidence in the prompt, and two yes/no questions.)
 SELECT_PROMPT = PromptTemplate(
     "Decide where the answer to a question can be found.\n"
     "documents: {documents}. They hold rules, policies, procedures, instructions and product facts.\n"
     "database: {database}. It holds records: questions that count, sum, average, rank or list records.\n"
     "both: the question needs a figure or records from the database AND a rule from the documents, "
-    "e.g. counting the records that break a rule, or asking for a rule and a figure together.\n"
-    "If the passage from the documents answers the question by itself, the answer is documents.\n\n"
+    "e.g. counting the records that break a rule, or asking for a rule and a figure together.\n\n"
     "Examples:\n"
-    "Passage: To reset your password, open Settings and choose Reset.\n"
-    "Question: How do I reset my password? -> documents\n"
-    "Passage: Employees may claim up to 40 EUR per day for meals.\n"
-    "Question: How much can I claim per day for meals? -> documents\n"
-    "Passage: Invoices are due 30 days after issue.\n"
-    "Question: How many invoices were paid late in May? -> database\n"
-    "Passage: Suppliers must be approved by purchasing.\n"
-    "Question: Which supplier sent the most shipments? -> database\n"
-    "Passage: Taxi rides are reimbursed up to 50 EUR.\n"
-    "Question: How many expense claims exceed the taxi limit set by the travel policy? -> both\n"
-    "Passage: Refunds are paid within 14 days.\n"
-    "Question: What is the refund rule, and how many refunds did we make this year? -> both\n\n"
+    "How do I reset my password? -> documents\n"
+    "What does the travel policy say about taxis? -> documents\n"
+    "How many invoices were paid late in May? -> database\n"
+    "Which supplier sent the most shipments? -> database\n"
+    "How many expense claims exceed the limit set by the travel policy? -> both\n"
+    "What is the refund rule, and how many refunds did we make this year? -> both\n\n"
     "Reply with one word: documents, database or both.\n"
-    "Passage: {passage}\n"
-    "Question: {question} -> "
+    "{question} -> "
 )
 
 
@@ -170,23 +161,15 @@ class LLMSelector:
         database_summary: str,
         documents_summary: str,
         fallback: Optional[OfflineSelector] = None,
-        passage: Optional[Callable[[str], str]] = None,
     ) -> None:
         self.llm = llm
         self.database_summary = database_summary
         self.documents_summary = documents_summary
         self.fallback = fallback
-        self.passage = passage
 
     def select(self, question: str) -> RouteDecision:
-        passage = self.passage(question) if self.passage is not None else ""
         reply = brief_reply(
-            self.llm,
-            SELECT_PROMPT,
-            documents=self.documents_summary,
-            database=self.database_summary,
-            passage=passage or "(none)",
-            question=question,
+            self.llm, SELECT_PROMPT, documents=self.documents_summary, database=self.database_summary, question=question
         )
         route = parse_route(reply)
         if route is not None:
@@ -223,19 +206,6 @@ def describe_sides(tables_info: Sequence[tuple[str, str]], titles: Sequence[str]
     return database, documents
 
 
-def closest_sentence(embed_model: Any, question: str, text: str, title: str = "", limit: int = 240) -> str:
-    """The sentence of ``text`` nearest the question, after the document's title: the evidence the
-    LLM selector reads, a few dozen tokens rather than a whole chunk (each token costs prompt time)."""
-    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if len(s.split()) >= 3]
-    if not sentences:
-        return title
-    sentences = [" ".join(s.lstrip("#-* ").split())[:limit] for s in sentences[:60]]
-    matrix = np.asarray(embed_model.get_text_embedding_batch(sentences), dtype=np.float32)
-    query = np.asarray(embed_model.get_query_embedding(question), dtype=np.float32)
-    best = sentences[int(np.argmax(matrix @ query))]
-    return f"{title}: {best}" if title else best
-
-
 def build_selector(mode: str, *, llm: Any, embed_model: Any, store: Any, database: Any) -> Any:
     """The configured selector: ``offline``, or ``llm`` with the offline one as its validated fallback.
 
@@ -252,15 +222,6 @@ def build_selector(mode: str, *, llm: Any, embed_model: Any, store: Any, databas
         hits = store.query(VectorStoreQuery(query_embedding=embedding, similarity_top_k=1)).similarities or []
         return hits[0] if hits else 0.0
 
-    def passage(question: str) -> str:
-        result = store.query(
-            VectorStoreQuery(query_embedding=embed_model.get_query_embedding(question), similarity_top_k=1)
-        )
-        if not result.nodes:
-            return ""
-        node = result.nodes[0]
-        return closest_sentence(embed_model, question, node.get_content(), str(node.metadata.get("title", "")))
-
     offline = OfflineSelector(embed_model, database_texts, document_texts, chunk_similarity=chunk_similarity)
     if mode == "offline":
         return offline
@@ -270,5 +231,4 @@ def build_selector(mode: str, *, llm: Any, embed_model: Any, store: Any, databas
         f"the business database (tables {', '.join(tables) or 'none'})",
         "the indexed documents" + (f" (e.g. {examples})" if examples else ""),
         fallback=offline,
-        passage=passage,
     )

@@ -55,10 +55,11 @@ _SQL_INSTRUCTIONS = (
     "- Select only what the question asks for, no extra columns: COUNT(*) when it asks how many records "
     "there are; the stored value when it asks for one (how many seats a room has: its seats column); "
     'names or values, not a count, for "which" or "what".\n'
-    "- Compare text with the exact values listed above.\n"
+    "- Compare text with the exact values listed above. A status column holds a record's current state: "
+    "filter on it only when the question asks for records in that state.\n"
     "- Dates: YEAR(col) = 2025; col BETWEEN '2025-03-01' AND '2025-03-31'; DATEDIFF(later, earlier) is a "
     "number of days; DATE_ADD(col, INTERVAL 30 DAY); MONTH(col); DAYOFWEEK(col) is 1 on Sunday and 7 on "
-    "Saturday; today is CURDATE().\n\n"
+    "Saturday; today is CURDATE().\n\n{examples}"
 )
 TEXT_TO_SQL_PROMPT = PromptTemplate(_SQL_INSTRUCTIONS + "Question: {query_str}\nSQL: ")
 CORRECTION_PROMPT = PromptTemplate(
@@ -94,6 +95,18 @@ def _normalized(sql: str) -> str:
         return sqlglot.parse_one(clean(sql), read="mysql").sql(dialect="mysql")
     except Exception:  # not parseable: compare the text
         return " ".join(clean(sql).split())
+
+
+def format_examples(examples: Sequence[tuple[str, str]], guard: ReadOnlyGuard) -> str:
+    """The examples as the prompt shows them; an example the guard refuses is a configuration error."""
+    lines = []
+    for question, sql in examples:
+        try:
+            checked = guard.check(sql)
+        except SQLRefused as refusal:
+            raise SQLRefused(f"the SQL example for {question!r} is refused: {refusal}") from None
+        lines.append(f"Question: {question}\nSQL: {checked.sql}\n")
+    return ("Examples of good SQL for these tables:\n" + "\n".join(lines) + "\n") if lines else ""
 
 
 def format_rows(rows: Sequence[dict[str, Any]], limit: int = 20) -> str:
@@ -138,11 +151,15 @@ def _sql_writer(
     tables: list[str],
     max_tables_in_prompt: int,
     embed_model: Optional[Callable[[], BaseEmbedding]],
+    examples_text: str = "",
 ) -> Any:
     """LlamaIndex's NLSQL engine in ``sql_only`` mode, with kb's prompt: all tables in the prompt, or,
     above ``max_tables_in_prompt``, those an embedding index retrieves for each question."""
     options: dict[str, Any] = dict(
-        llm=llm, sql_only=True, synthesize_response=False, text_to_sql_prompt=TEXT_TO_SQL_PROMPT
+        llm=llm,
+        sql_only=True,
+        synthesize_response=False,
+        text_to_sql_prompt=TEXT_TO_SQL_PROMPT.partial_format(examples=examples_text),
     )
     if len(tables) <= max_tables_in_prompt or embed_model is None:
         # LlamaIndex's default embedding model is OpenAI's; none is used on this path.
@@ -179,6 +196,7 @@ class SQLEngine(CustomQueryEngine):
     guard: ReadOnlyGuard = Field(exclude=True, description="checks every statement before it runs")
     sql_database: DescribedSQLDatabase = Field(exclude=True, description="the tables, as the prompt shows them")
     writer: Any = Field(exclude=True, description="writes the first statement: LlamaIndex's NLSQL engine, sql_only")
+    examples_text: str = Field(default="", description="the question/SQL examples as the prompts show them")
 
     def __init__(
         self,
@@ -189,20 +207,27 @@ class SQLEngine(CustomQueryEngine):
         tables: Sequence[str],
         max_tables_in_prompt: int = 16,
         embed_model: Optional[Callable[[], BaseEmbedding]] = None,
+        examples: Sequence[tuple[str, str]] = (),
         **kwargs: Any,
     ) -> None:
         """``embed_model`` (a function returning one, so that it is loaded only when needed) picks the
-        tables of each question when there are more than ``max_tables_in_prompt``."""
+        tables of each question when there are more than ``max_tables_in_prompt``. ``examples`` are
+        good (question, SQL) pairs for this database, shown to the model after the rules (Vanna's
+        and LangChain's few-shot idea: what the schema cannot say, such as which column a verb
+        means); each must pass the guard."""
         tables = list(tables)
         sql_database = DescribedSQLDatabase(readonly, database, tables)
+        guard = ReadOnlyGuard(tables, database)
+        shown = format_examples(examples, guard)
         super().__init__(
             llm=llm,
             readonly=readonly,
             database=database,
             tables=tables,
-            guard=ReadOnlyGuard(tables, database),
+            guard=guard,
             sql_database=sql_database,
-            writer=_sql_writer(llm, sql_database, tables, max_tables_in_prompt, embed_model),
+            writer=_sql_writer(llm, sql_database, tables, max_tables_in_prompt, embed_model, shown),
+            examples_text=shown,
             **kwargs,
         )
 
@@ -218,9 +243,13 @@ class SQLEngine(CustomQueryEngine):
         return str(response.metadata.get("sql_query") or response.response or "")
 
     def correct_sql(self, question: str, failed: Attempt, tables: Sequence[str] = (), tried: Sequence[str] = ()) -> str:
-        """A rewrite of a failed statement, given its error, the schema again and, for an unknown
-        column or table, where the column is and how to join to it. A small model often writes the
+        """A rewrite of a failed statement: for a column of a table the statement did not join, the
+        join along the foreign keys; otherwise the LLM's, given the error, the schema again and, for
+        an unknown column or table, where the column is and how to join to it. A small model often writes the
         failed statement again: then it is asked once more, sampling (temperature 0.8), for another."""
+        joined = self.sql_database.describer.add_missing_join(failed.sql, failed.error or "")
+        if joined and _normalized(joined) not in {_normalized(sql) for sql in tried}:
+            return joined
         hint = self.sql_database.describer.hint_for(failed.error or "", tables, failed.sql)
         prompt = CORRECTION_PROMPT.format(
             dialect=self.sql_database.dialect,
@@ -229,6 +258,7 @@ class SQLEngine(CustomQueryEngine):
             sql=failed.sql,
             error=failed.error,
             hint=f"Hint: {hint}\n" if hint else "",
+            examples=self.examples_text,
         )
         rewrite = str(self.llm.complete(prompt).text)
         if _normalized(rewrite) in {_normalized(sql) for sql in tried}:

@@ -212,6 +212,45 @@ class SchemaDescriber:
             hint += f" From {best[0]}: {joins}, then use {best[1]}.{column}."
         return hint
 
+    def add_missing_join(self, sql: str, error: str) -> Optional[str]:
+        """The statement with the join it lacks, when the server says a column is unknown and that
+        column lives in exactly one table that the statement's single table reaches through foreign
+        keys; None otherwise. A small model, told where the column is, often writes the same
+        statement again; a join along declared keys is what it meant, so kb writes it itself (the
+        guard checks the result like any other attempt)."""
+        import sqlglot
+        from sqlglot import exp
+
+        match = _UNKNOWN_COLUMN.search(error or "")
+        if not match:
+            return None
+        qualifier, column = (match[1] or "").lower(), match[2].lower()
+        owners = [t for t in self.tables if any(c.name.lower() == column for c in self.table(t).columns)]
+        try:
+            tree = sqlglot.parse_one(sql, read="mysql")
+        except Exception:  # not parseable: the LLM rewrites it
+            return None
+        select = tree.find(exp.Select)
+        tables = list(tree.find_all(exp.Table))
+        if len(owners) != 1 or select is None or len(tables) != 1 or tables[0].name not in self.tables:
+            return None
+        start, owner = tables[0].name, owners[0]
+        path = self._join_path(start, owner)
+        if not path:
+            return None
+        alias = tables[0].alias_or_name
+        own_columns = {c.name.lower() for c in self.table(start).columns}
+        for col in tree.find_all(exp.Column):  # qualify the others, which the join could make ambiguous
+            name, table = col.name.lower(), col.table.lower()
+            if name == column and table in ("", qualifier):
+                col.set("table", exp.to_identifier(owner))
+            elif not table and name in own_columns:
+                col.set("table", exp.to_identifier(alias))
+        for a, a_col, b, b_col in path:
+            left = alias if a == start else a
+            select.join(b, on=f"{b}.{b_col} = {left}.{a_col}", dialect="mysql", copy=False)
+        return tree.sql(dialect="mysql")
+
     def _hint_for_table(self, name: str) -> str:
         """The real tables, and those tables and columns whose names share a word with ``name``."""
         words = {w.lower().rstrip("s") for w in re.split(r"[_\W]+|(?<=[a-z])(?=[A-Z])", name) if len(w) >= 4}

@@ -36,10 +36,12 @@ from kb.engines.retriever import StoreRetriever
 from kb.engines.router import DatabaseSide, RoutedQueryEngine, Unavailable
 from kb.engines.selectors import RouteDecision, build_selector
 from kb.engines.sql import SQLEngine
+from kb.engines.sql_guard import SQLRefused
 from kb.errors import KBError
 from kb.indexing import DirectoryIndexer, IndexReport
 from kb.query_log import QueryLog
 from kb.retrieval import build_retriever, rerankers
+from kb.sql_examples import load_sql_examples
 from kb.stores import MariaDBConnection, MariaDBKVStore, MariaDBVectorStore, StoreError
 from kb.stores.chat_store import MariaDBChatStore
 from kb.tokens import TokenCounter, attach
@@ -182,9 +184,14 @@ class KnowledgeBase:
                 timeout_s=sql.timeout_s,
                 max_tables_in_prompt=sql.max_tables_in_prompt,
                 embed_model=lambda: self.embed_model,
+                examples=load_sql_examples(sql.examples) if sql.examples else (),
                 callback_manager=self.llm.callback_manager,
             )
+        except SQLRefused as exc:
+            raise KBError(f"sql.examples ({sql.examples}): {exc}; fix or remove that example") from None
         except KBError as exc:  # a configuration without a business database: the documents still answer
+            if "sql.examples" in str(exc):
+                raise
             return Unavailable(str(exc))
         except (StoreError, SQLAlchemyError, mariadb.Error) as exc:  # reported in every routing decision instead
             return Unavailable(
@@ -193,9 +200,9 @@ class KnowledgeBase:
 
     @cached_property
     def selector(self) -> Any:
-        mode = self.settings.router.selector
-        if mode == "auto":
-            mode = "offline" if self.small_llm else "llm"
+        mode = self.settings.route_selector
+        if self._llm_given and self.settings.router.selector == "auto":
+            mode = "llm"  # an LLM handed in by the application: the profile's measurement is not about it
         return build_selector(
             mode, llm=self.llm, embed_model=self.embed_model, store=self.vector_store, database=self.sql_engine
         )

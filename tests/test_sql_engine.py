@@ -51,35 +51,69 @@ def test_the_prompt_shows_what_the_model_cannot_guess(engine_with):
     assert prompt.rstrip().endswith("Question: How many orders are there?\nSQL:")  # the question last: cacheable
 
 
+def test_a_column_of_a_table_not_joined_gets_the_join_without_asking_the_model_again(engine_with, late_returns):
+    engine, llm = engine_with([WRONG, f"{late_returns} returns came more than 30 days after delivery."])
+    answer = sql_answer(engine, LATE)
+    assert [a.error is None for a in answer.attempts] == [False, True]
+    assert "Unknown column 'delivered_at'" in answer.attempts[0].error
+    assert answer.attempts[0].sql.startswith("SELECT COUNT(*) FROM returns WHERE")
+    assert answer.sql == (
+        "SELECT COUNT(*) FROM returns JOIN orders ON orders.id = returns.order_id "
+        "WHERE returns.requested_at > DATE_ADD(orders.delivered_at, INTERVAL '30' DAY)"
+    )
+    assert answer.rows == [{"COUNT(*)": late_returns}] and not answer.refused
+    assert len(llm.prompts) == 2  # the first statement and the answer: the join was kb's, along the keys
+
+
+WRONG_JOIN = (
+    "SELECT COUNT(*) FROM returns r JOIN products p ON p.id = r.product_id "
+    "WHERE DATEDIFF(r.requested_at, r.delivered_at) > 30"
+)
+
+
 def test_a_failed_first_attempt_is_corrected_with_the_error_and_a_join_hint(engine_with, late_returns):
     def script(prompt: str) -> str:
         if "Write a corrected statement" in prompt:
-            assert "Unknown column 'delivered_at'" in prompt and WRONG.split(" WHERE ")[0] in prompt
-            assert "delivered_at is a column of orders" in prompt
+            assert "Unknown column 'r.delivered_at'" in prompt and "JOIN products AS p ON p.id = r.product_id" in prompt
+            assert "delivered_at is a column of orders, not of returns" in prompt
             assert "JOIN orders ON orders.id = returns.order_id" in prompt
             return RIGHT
         if prompt.rstrip().endswith("SQL:"):
-            return WRONG
+            return WRONG_JOIN
         return f"{late_returns} returns came more than 30 days after delivery."
 
     engine, llm = engine_with(script)
     answer = sql_answer(engine, LATE)
     assert [a.error is None for a in answer.attempts] == [False, True]
-    assert "Unknown column 'delivered_at'" in answer.attempts[0].error
-    assert answer.attempts[0].sql.startswith("SELECT COUNT(*) FROM returns WHERE")
+    assert "Unknown column 'r.delivered_at'" in answer.attempts[0].error
     assert answer.sql == answer.attempts[1].sql and "JOIN orders" in answer.sql
     assert answer.rows == [{"late": late_returns}] and not answer.refused
     assert answer.text.startswith(str(late_returns))
 
 
 def test_corrections_stop_after_three_attempts(engine_with):
-    engine, llm = engine_with(lambda prompt: WRONG)
+    engine, llm = engine_with(lambda prompt: WRONG_JOIN)
     answer = sql_answer(engine, LATE)
     assert len(answer.attempts) == 3 and all("Unknown column" in a.error for a in answer.attempts)
     assert answer.rows == [] and "failed on the server after 3 attempts" in answer.text
     # each correction that repeats a failed statement is asked for once more, sampling; no answer is
     # written from rows that do not exist
     assert len(llm.prompts) == 5 and not any("Result (" in prompt for prompt in llm.prompts)
+
+
+def test_examples_are_shown_after_the_schema_and_checked_by_the_guard(engine_with, tmp_path):
+    from kb.engines.sql_guard import SQLRefused
+
+    examples = [
+        ("How many returns were requested in May 2026?", "SELECT COUNT(*) FROM returns WHERE MONTH(requested_at) = 5")
+    ]
+    engine, llm = engine_with(["SELECT COUNT(*) AS n FROM orders", "1800."], examples=examples)
+    sql_answer(engine, "How many orders are there?")
+    prompt = llm.prompts[0]
+    assert "Examples of good SQL for these tables:\nQuestion: How many returns were requested in May 2026?" in prompt
+    assert prompt.index("CREATE TABLE") < prompt.index("Examples of good SQL") < prompt.index("How many orders")
+    with pytest.raises(SQLRefused, match="the SQL example for 'Wipe' is refused"):
+        engine_with(["unused"], examples=[("Wipe", "DELETE FROM orders")])
 
 
 def test_a_refused_write_is_not_retried(engine_with, business_checksum):

@@ -42,7 +42,7 @@ CREATE TABLE returns (
     product_id INT NOT NULL,
     requested_at DATE NOT NULL COMMENT 'when the customer asked to return the product',
     reason ENUM('faulty', 'wrong item', 'changed mind', 'damaged in transit', 'other') NOT NULL,
-    status ENUM('requested', 'approved', 'refused', 'refunded') NOT NULL,
+    status ENUM('requested', 'approved', 'refused', 'refunded') NOT NULL COMMENT 'the decision so far: requested = not decided yet (every return was requested, whatever its status)',
     refund_amount DECIMAL(10, 2) NOT NULL DEFAULT 0 COMMENT 'EUR refunded; 0 when not refunded',
     KEY (order_id), KEY (requested_at),
     FOREIGN KEY (order_id) REFERENCES orders (id),
