@@ -135,3 +135,14 @@ def sync_reader_grants(settings: Settings, admin: MariaDBConnection | None = Non
     finally:
         if own:
             admin.dispose()
+
+
+def sql_examples_file(settings: Settings) -> str | None:
+    """``sql.examples``, or for the demo business database on the private server its own examples
+    (``data/business/sql-examples.yaml``), wherever kb is run from."""
+    sql = settings.sql
+    if sql.examples:
+        return sql.examples
+    if not sql.url and not settings.database.url and sql.database == type(sql).model_fields["database"].default:
+        return str(DATA / "business" / "sql-examples.yaml")
+    return None

@@ -23,14 +23,10 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from kb.config_sources import ENV_CONFIG_FILE, describe_error, env_overrides, merge
 from kb.errors import ConfigError
 from kb.secret_types import DatabaseURL, Secret
 
-ENV_PREFIX = "KB_"
-ENV_CONFIG_FILE = "KB_CONFIG"
-# KB_ variables that are not settings: the config file's path, the install script's venv, the tests' server.
-NOT_SETTINGS = {ENV_CONFIG_FILE, "KB_VENV"}
-NOT_SETTINGS_PREFIXES = ("KB_TEST_",)
 DEFAULT_CONFIG_NAME = "config.yaml"
 
 
@@ -172,7 +168,9 @@ class LLMSettings(_Strict):
     api_base: str | None = None
     api_key: Optional[Secret] = Field(None, description="prefer api_key_env: keeps secrets out of files")
     api_key_env: str | None = None
-    temperature: float = Field(0.1, ge=0.0, le=2.0)
+    temperature: float = Field(
+        0.0, ge=0.0, le=2.0, description="0: the same question gets the same SQL and answer (greedy decoding)"
+    )
     max_tokens: int = Field(256, ge=1)
     context_window: int = Field(8192, ge=256)
     request_timeout: float = Field(120.0, gt=0)
@@ -338,75 +336,6 @@ class Settings(_Strict):
                 )
 
 
-def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
-    """Nested overrides from ``KB_*`` variables, and which variable set each dotted key."""
-    top_level = set(Settings.model_fields)
-    overrides: dict[str, Any] = {}
-    origins: dict[tuple[str, ...], str] = {}
-    for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS or name.startswith(NOT_SETTINGS_PREFIXES):
-            continue
-        rest = name[len(ENV_PREFIX) :].lower()
-        if "__" not in rest and rest not in top_level:
-            import difflib
-
-            known = [f"KB_{key.upper()}" for key in sorted(top_level)]
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"top-level settings are {', '.join(known)}"
-            raise ConfigError(
-                f"{name} is not a kb setting ({hint}); nested keys take two underscores, e.g. KB_DATABASE__URL"
-            )
-        path = [part for part in rest.split("__")]
-        if any(not part for part in path):
-            raise ConfigError(f"{name}: empty key segment; use KB_SECTION__KEY, e.g. KB_DATABASE__URL")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            value = raw
-        if isinstance(value, dict):
-            value = raw  # a mapping's structure comes from the variable's name, not its value
-        node = overrides
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{name}: conflicts with another KB_ variable setting {part!r}")
-        node[path[-1]] = value
-        origins[tuple(path)] = name
-    return overrides, origins
-
-
-def _describe(error: Mapping[str, Any], origins: Mapping[tuple[str, ...], str], source: str) -> str:
-    loc = tuple(str(part) for part in error["loc"])
-    if not loc and "profile" in error.get("msg", ""):
-        loc = ("profile",)  # the model-level check of the chosen profile: report where the choice came from
-    dotted = ".".join(loc) or "(top level)"
-    where = origins.get(loc) or next((var for key, var in origins.items() if loc[: len(key)] == key), None)
-    if where is None and loc:  # a check across a section's keys: the variables that set any of them
-        where = ", ".join(var for key, var in origins.items() if key[: len(loc)] == loc) or None
-    where = f"environment {'variables' if where and ',' in where else 'variable'} {where}" if where else source
-    if error["type"] == "extra_forbidden":
-        return f"{dotted}: unknown key (from {where}); remove it or check its spelling"
-    if error["type"] == "missing":
-        return f"{dotted}: required key is missing (from {where})"
-    given = error.get("input")
-    message = error["msg"]
-    if message.startswith("Value error, "):
-        message = message[len("Value error, ") :]
-    if isinstance(given, (str, int, float, bool)) and error["type"] != "value_error":
-        return f"{dotted}: {message}, got {given!r} (from {where})"
-    return f"{dotted}: {message} (from {where})"
-
-
 def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     """The file to read: ``explicit``, else ``$KB_CONFIG``, else ``./config.yaml`` if it exists."""
     if explicit:
@@ -446,17 +375,17 @@ def load_settings(
             data = loaded or {}
             origin = str(path)
             base_dir = path.resolve().parent
-    overrides, origins = _env_overrides(environ)
-    merged = _merge(_merge({}, data), overrides)
+    overrides, origins = env_overrides(environ, set(Settings.model_fields))
+    merged = merge(merge({}, data), overrides)
     # A profile given in the file replaces the built-in one with the same name only where it says
     # so: merge it over the default so that a file can change one model without restating the rest.
     defaults = {name: p.model_dump() for name, p in _default_profiles().items()}
     if isinstance(merged.get("profiles"), Mapping):
-        merged["profiles"] = _merge(defaults, merged["profiles"])
+        merged["profiles"] = merge(defaults, merged["profiles"])
     try:
         settings = Settings.model_validate(merged)
     except ValidationError as exc:
-        lines = [_describe(err, origins, origin) for err in exc.errors()]
+        lines = [describe_error(err, origins, origin) for err in exc.errors()]
         raise ConfigError("invalid configuration: " + "; ".join(lines)) from None
     settings._source = origin
     settings._base_dir = base_dir

@@ -162,7 +162,7 @@ class KnowledgeBase:
     @cached_property
     def sql_engine(self) -> DatabaseSide:
         """The NL->SQL engine, or :class:`Unavailable` with the reason there is none."""
-        from kb.business import readonly_url, sync_reader_grants
+        from kb.business import readonly_url, sql_examples_file, sync_reader_grants
 
         sql = self.settings.sql
         if not sql.enabled:
@@ -184,11 +184,11 @@ class KnowledgeBase:
                 timeout_s=sql.timeout_s,
                 max_tables_in_prompt=sql.max_tables_in_prompt,
                 embed_model=lambda: self.embed_model,
-                examples=load_sql_examples(sql.examples) if sql.examples else (),
+                examples=load_sql_examples(examples) if (examples := sql_examples_file(self.settings)) else (),
                 callback_manager=self.llm.callback_manager,
             )
         except SQLRefused as exc:
-            raise KBError(f"sql.examples ({sql.examples}): {exc}; fix or remove that example") from None
+            raise KBError(f"sql.examples: {exc}; fix or remove that example") from None
         except KBError as exc:  # a configuration without a business database: the documents still answer
             if "sql.examples" in str(exc):
                 raise

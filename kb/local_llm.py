@@ -76,7 +76,7 @@ class LocalLlamaCPP(CustomLLM):
     model_path: str = Field(description="path of the GGUF file (verified by kb before it gets here)")
     context_window: int = Field(default=8192, ge=256, description="tokens of prompt and answer together")
     max_new_tokens: int = Field(default=256, ge=1, description="tokens generated at most per call")
-    temperature: float = Field(default=0.1, ge=0.0)
+    temperature: float = Field(default=0.0, ge=0.0)
     n_threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))
     prompt_cache_mb: int = Field(default=512, ge=0, description="room for cached prompt states; 0: none")
     prompt_cache_dir: Optional[str] = Field(default=None, description="keep them on disk here (else in RAM)")

@@ -139,3 +139,27 @@ def business_checksum(admin, project_settings):
         return admin.fetchall("CHECKSUM TABLE " + ", ".join(f"`{db}`.`{t}`" for t in BUSINESS_TABLES))
 
     return checksum
+
+
+@pytest.fixture(scope="session")
+def start_spare_server(server, tmp_path_factory):
+    """A function starting another private server bootstrapped from scratch by today's code (same
+    binaries, a new data directory) on ``server.port + offset``; all are stopped at the end."""
+    from kb.server import PrivateServer
+
+    started = []
+
+    def start(offset: int):
+        if server is None:
+            pytest.fail("these tests need kb's private server; run them without KB_TEST_DATABASE_URL")
+        home = tmp_path_factory.mktemp("kbhome")
+        (home / "mariadb").mkdir()
+        (home / "mariadb" / "prefix").symlink_to(server.prefix)
+        spare = PrivateServer(home, port=server.port + offset, database="kb")
+        spare.start()
+        started.append(spare)
+        return spare
+
+    yield start
+    for spare in started:
+        spare.stop()

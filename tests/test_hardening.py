@@ -16,7 +16,6 @@ from scripted_llm import ScriptedLLM
 
 from kb import KnowledgeBase
 from kb.errors import KBError
-from kb.server import PrivateServer
 from kb.stores.errors import DatabaseUnavailable
 
 
@@ -164,19 +163,8 @@ def test_a_question_longer_than_the_model_takes_is_refused(db_url, local_embed):
 
 
 # -- 15: a server that goes away -----------------------------------------------------------------
-@pytest.fixture
-def doomed_server(server, tmp_path_factory):
-    """A private server of its own, which the test stops while kb is using it."""
-    home = tmp_path_factory.mktemp("doomed")
-    (home / "mariadb").mkdir()
-    (home / "mariadb" / "prefix").symlink_to(server.prefix)
-    srv = PrivateServer(home, port=server.port + 23, database="kb")
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-def test_sql_on_a_server_that_went_away_raises_database_unavailable(doomed_server, local_embed):
+def test_sql_on_a_server_that_went_away_raises_database_unavailable(start_spare_server, local_embed):
+    doomed_server = start_spare_server(23)
     admin = doomed_server.admin_url()
     conn = mariadb.connect(
         user=admin.username, password=admin.password, unix_socket=str(doomed_server.socket_path), autocommit=True

@@ -12,17 +12,9 @@ from kb.stores.connection import MariaDBConnection
 
 
 @pytest.fixture(scope="module")
-def fresh_server(server, tmp_path_factory):
-    """A second private server bootstrapped from scratch by today's code (same binaries, new data)."""
-    if server is None:
-        pytest.fail("these tests need kb's private server; run them without KB_TEST_DATABASE_URL")
-    home = tmp_path_factory.mktemp("kbhome")
-    (home / "mariadb").mkdir()
-    (home / "mariadb" / "prefix").symlink_to(server.prefix)
-    fresh = PrivateServer(home, port=server.port + 17, database="kb")
-    fresh.start()
-    yield fresh
-    fresh.stop()
+def fresh_server(start_spare_server):
+    """A second private server bootstrapped from scratch by today's code."""
+    return start_spare_server(17)
 
 
 def accounts(srv: PrivateServer) -> set[tuple[str, str]]:

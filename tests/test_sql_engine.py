@@ -167,3 +167,17 @@ def test_a_hallucinated_table_gets_a_hint_with_the_columns_like_it(engine_with):
     engine, _ = engine_with(script)
     answer = sql_answer(engine, "How many orders are there?")
     assert "not one of the allowed tables" in answer.attempts[0].error and answer.rows == [{"n": 1800}]
+
+
+def test_an_examples_file_that_is_not_a_list_of_pairs_is_a_clear_error(tmp_path):
+    from kb.errors import KBError
+    from kb.sql_examples import load_sql_examples
+
+    good = tmp_path / "good.yaml"
+    good.write_text("- q: How many orders?\n  sql: SELECT COUNT(*) FROM orders\n")
+    assert load_sql_examples(str(good)) == [("How many orders?", "SELECT COUNT(*) FROM orders")]
+    (tmp_path / "bad.yaml").write_text("- q: How many orders?\n")
+    with pytest.raises(KBError, match="item 1 of .*bad.yaml needs a q and an sql"):
+        load_sql_examples(str(tmp_path / "bad.yaml"))
+    with pytest.raises(KBError, match="cannot read .*missing.yaml"):
+        load_sql_examples(str(tmp_path / "missing.yaml"))
