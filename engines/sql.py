@@ -247,8 +247,9 @@ class SQLEngine(CustomQueryEngine):
         join along the foreign keys; otherwise the LLM's, given the error, the schema again and, for
         an unknown column or table, where the column is and how to join to it. A small model often writes the
         failed statement again: then it is asked once more, sampling (temperature 0.8), for another."""
+        tried_forms = {_normalized(sql) for sql in tried}
         joined = self.sql_database.describer.add_missing_join(failed.sql, failed.error or "")
-        if joined and _normalized(joined) not in {_normalized(sql) for sql in tried}:
+        if joined and _normalized(joined) not in tried_forms:
             return joined
         hint = self.sql_database.describer.hint_for(failed.error or "", tables, failed.sql)
         prompt = CORRECTION_PROMPT.format(
@@ -261,7 +262,7 @@ class SQLEngine(CustomQueryEngine):
             examples=self.examples_text,
         )
         rewrite = str(self.llm.complete(prompt).text)
-        if _normalized(rewrite) in {_normalized(sql) for sql in tried}:
+        if _normalized(rewrite) in tried_forms:
             try:
                 rewrite = str(self.llm.complete(prompt, temperature=0.8).text)
             except TypeError:  # an LLM whose complete() takes no temperature: keep the first rewrite

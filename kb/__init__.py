@@ -6,7 +6,9 @@ that the ``kb`` command starts in a fraction of a second (``kb --help``, ``kb db
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from kb.stores.lazy import lazy_exports
 
 __all__ = ["KnowledgeBase", "Answer", "KBError", "load_settings"]
 
@@ -16,17 +18,12 @@ if TYPE_CHECKING:
     from kb.errors import KBError
     from kb.knowledge_base import KnowledgeBase
 
-_WHERE = {
-    "KnowledgeBase": "kb.knowledge_base",
-    "Answer": "kb.engines.answer",
-    "KBError": "kb.errors",
-    "load_settings": "kb.config",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'kb' has no attribute {name!r}")
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "KnowledgeBase": "kb.knowledge_base",
+        "Answer": "kb.engines.answer",
+        "KBError": "kb.errors",
+        "load_settings": "kb.config",
+    },
+)

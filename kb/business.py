@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
-from kb.config import Settings
+from kb.config import Settings, SqlSettings
 from kb.database import private_server, uses_private_server
 from kb.errors import KBError
 from kb.stores.connection import MariaDBConnection, quote_identifier
@@ -137,12 +137,15 @@ def sync_reader_grants(settings: Settings, admin: MariaDBConnection | None = Non
             admin.dispose()
 
 
+DEMO_DATABASE = SqlSettings.model_fields["database"].default  # where `kb demo` loads the business data
+
+
 def sql_examples_file(settings: Settings) -> str | None:
     """``sql.examples``, or for the demo business database on the private server its own examples
     (``data/business/sql-examples.yaml``), wherever kb is run from."""
     sql = settings.sql
     if sql.examples:
         return sql.examples
-    if not sql.url and not settings.database.url and sql.database == type(sql).model_fields["database"].default:
+    if not sql.url and uses_private_server(settings) and sql.database == DEMO_DATABASE:
         return str(DATA / "business" / "sql-examples.yaml")
     return None

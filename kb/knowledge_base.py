@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from kb import models
 from kb.config import Settings, load_settings
-from kb.database import connect
+from kb.database import connect, uses_private_server
 from kb.engines.answer import Answer, StreamingAnswer
 from kb.engines.chat import SessionChatEngine
 from kb.engines.documents import DocumentsQueryEngine
@@ -161,16 +161,19 @@ class KnowledgeBase:
 
     @cached_property
     def sql_engine(self) -> DatabaseSide:
-        """The NL->SQL engine, or :class:`Unavailable` with the reason there is none."""
+        """The NL->SQL engine, or :class:`Unavailable` with the reason there is none. A bad examples
+        file is a configuration mistake and raised; a database that cannot be read is a reason."""
         from kb.business import readonly_url, sql_examples_file, sync_reader_grants
 
         sql = self.settings.sql
         if not sql.enabled:
             return Unavailable("sql.enabled is false")
+        examples_file = sql_examples_file(self.settings)
+        examples = load_sql_examples(examples_file) if examples_file else []
         try:
-            if not sql.url:
+            if not sql.url and uses_private_server(self.settings):
                 self.connection  # the private server is started (and checked) first
-                sync_reader_grants(self.settings)  # the account reads exactly the allowed tables
+                sync_reader_grants(self.settings)  # its reader reads exactly the allowed tables
             readonly = MariaDBConnection(readonly_url(self.settings), pool_size=2)
             tables = list(sql.tables) or [row[0] for row in readonly.fetchall("SHOW TABLES")]
             if not tables:
@@ -184,14 +187,12 @@ class KnowledgeBase:
                 timeout_s=sql.timeout_s,
                 max_tables_in_prompt=sql.max_tables_in_prompt,
                 embed_model=lambda: self.embed_model,
-                examples=load_sql_examples(examples) if (examples := sql_examples_file(self.settings)) else (),
+                examples=examples,
                 callback_manager=self.llm.callback_manager,
             )
         except SQLRefused as exc:
-            raise KBError(f"sql.examples: {exc}; fix or remove that example") from None
-        except KBError as exc:  # a configuration without a business database: the documents still answer
-            if "sql.examples" in str(exc):
-                raise
+            raise KBError(f"sql.examples ({examples_file}): {exc}; fix or remove that example") from None
+        except KBError as exc:  # no business database configured: the documents still answer
             return Unavailable(str(exc))
         except (StoreError, SQLAlchemyError, mariadb.Error) as exc:  # reported in every routing decision instead
             return Unavailable(

@@ -5,9 +5,10 @@ Imported lazily: ``from kb.stores import MariaDBVectorStore`` loads LlamaIndex o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kb.stores.errors import DatabaseUnavailable, SchemaMismatch, ServerTooOld, StoreError
+from kb.stores.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from kb.stores.chat_store import MariaDBChatStore
@@ -28,19 +29,14 @@ __all__ = [
     "UnsupportedFilterError",
     "quote_identifier",
 ]
-_WHERE = {
-    "MariaDBChatStore": "chat_store",
-    "MariaDBConnection": "connection",
-    "quote_identifier": "connection",
-    "UnsupportedFilterError": "filters",
-    "MariaDBKVStore": "kv_store",
-    "MariaDBVectorStore": "vector_store",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(f"kb.stores.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'kb.stores' has no attribute {name!r}")
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "MariaDBChatStore": ".chat_store",
+        "MariaDBConnection": ".connection",
+        "quote_identifier": ".connection",
+        "UnsupportedFilterError": ".filters",
+        "MariaDBKVStore": ".kv_store",
+        "MariaDBVectorStore": ".vector_store",
+    },
+)

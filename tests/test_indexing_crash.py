@@ -35,6 +35,18 @@ def env_for(db_url, table: str) -> dict[str, str]:
     return env
 
 
+def index_run(db_url, tree, table) -> subprocess.CompletedProcess:
+    """``kb index tree`` into ``table``'s store, run to the end."""
+    return subprocess.run(
+        [*kb_command(), "index", str(tree)],
+        cwd=ROOT,
+        env=env_for(db_url, table),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 def stored(db, table):
     return set(db.fetchall(f"SELECT node_id, ref_doc_id, text, text_hash FROM {table}_nodes"))
 
@@ -66,23 +78,9 @@ def test_kill_9_mid_run_then_rerun_equals_a_clean_run(db, db_url, tmp_path):
     partial = db.fetchall("SELECT COUNT(*) FROM crash_nodes")[0][0]
     assert 0 < partial < 300
 
-    rerun = subprocess.run(
-        [*kb_command(), "index", str(tree)],
-        cwd=ROOT,
-        env=env_for(db_url, "crash"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    rerun = index_run(db_url, tree, "crash")
     assert rerun.returncode == 0, rerun.stderr
-    clean = subprocess.run(
-        [*kb_command(), "index", str(tree)],
-        cwd=ROOT,
-        env=env_for(db_url, "clean"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    clean = index_run(db_url, tree, "clean")
     assert clean.returncode == 0, clean.stderr
 
     assert stored(db, "crash") == stored(db, "clean")
@@ -92,12 +90,5 @@ def test_kill_9_mid_run_then_rerun_equals_a_clean_run(db, db_url, tmp_path):
     assert db.fetchall("SELECT COUNT(*) FROM crash_nodes_lexical")[0][0] == 300
     assert db.fetchall("SELECT docs FROM crash_nodes_lexical_stats")[0][0] == 300
     # and the registry knows every file: a third run changes nothing
-    again = subprocess.run(
-        [*kb_command(), "index", str(tree)],
-        cwd=ROOT,
-        env=env_for(db_url, "crash"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    again = index_run(db_url, tree, "crash")
     assert "0 added, 0 updated, 300 unchanged, 0 deleted, 0 failed" in again.stdout
