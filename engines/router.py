@@ -25,13 +25,13 @@ from llama_index.core.schema import QueryBundle
 
 from kb.engines.answer import timed_stream
 from kb.engines.documents import DocumentsQueryEngine
-from kb.engines.selectors import ROUTES, RouteDecision
+from kb.engines.selectors import ROUTES, RouteDecision, database_part
 from kb.engines.sql import SQLEngine, format_rows
 
 BOTH_PROMPT = PromptTemplate(
-    "Answer the question using the document excerpts and the database result below. Be brief; say which "
-    "figures come from the database and which rules come from the documents. Use the figures exactly as "
-    "they are in the result.\n\n"
+    "Answer the question in one or two sentences from the document excerpts and the database result "
+    "below: the figure from the result, exactly as it is there, and the rule from the documents that it "
+    "concerns.\n\n"
     "Documents:\n{context}\n\nDatabase (SQL: {sql}):\n{rows}\n\nQuestion: {question}\nAnswer: "
 )
 
@@ -110,7 +110,7 @@ class RoutedQueryEngine(CustomQueryEngine):
         t = time.perf_counter()
         nodes = self.documents.retrieve(QueryBundle(question))
         retrieval_ms = (time.perf_counter() - t) * 1000
-        outcome = self.database.compute(question)
+        outcome = self.database.compute(database_part(question))
         metadata = outcome.metadata()
         metadata["timings"]["retrieval_ms"] = round(metadata["timings"].get("retrieval_ms", 0.0) + retrieval_ms, 2)
         context = (

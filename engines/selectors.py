@@ -126,6 +126,19 @@ class OfflineSelector:
         return RouteDecision(route, reason, "offline", scores)
 
 
+def database_part(question: str) -> str:
+    """What the database is asked on the both-route: the question without its clauses that only
+    point at the documents ("..., which the return policy does not allow"). Given those, a small
+    model turns the rule's words into a filter (``status <> 'approved'``); the rule itself is the
+    documents' side, and the answer is written from both."""
+    clauses = re.split(r",\s*(?:and\s+)?|\s+and\s+(?=how|what|which|when|who)", question.strip())
+    kept = [c for c in clauses if not (EXPLICIT_DOCUMENT.search(c) and not ANALYTIC.search(c))]
+    if not kept or len(kept) == len(clauses):
+        return question
+    text = ", ".join(c.strip() for c in kept).rstrip("?.! ")
+    return text[0].upper() + text[1:] + "?"
+
+
 def parse_route(reply: str) -> Optional[str]:
     """``documents``/``database``/``both`` or 1/2/3 (1-based) from an LLM reply; None otherwise."""
     text = (reply or "").strip().lower()

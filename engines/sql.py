@@ -57,9 +57,10 @@ _SQL_INSTRUCTIONS = (
     'names or values, not a count, for "which" or "what".\n'
     "- Compare text with the exact values listed above. A status column holds a record's current state: "
     "filter on it only when the question asks for records in that state.\n"
-    "- Dates: YEAR(col) = 2025; col BETWEEN '2025-03-01' AND '2025-03-31'; DATEDIFF(later, earlier) is a "
-    "number of days; DATE_ADD(col, INTERVAL 30 DAY); MONTH(col); DAYOFWEEK(col) is 1 on Sunday and 7 on "
-    "Saturday; today is CURDATE().\n\n{examples}"
+    "- Dates: YEAR(col) = 2025; col BETWEEN '2025-03-01' AND '2025-03-31'; more than 30 days after an "
+    "event: later_col > DATE_ADD(event_col, INTERVAL 30 DAY); within 7 days of it: later_col <= "
+    "DATE_ADD(event_col, INTERVAL 7 DAY); DATEDIFF(later, earlier) is a number of days; MONTH(col); "
+    "DAYOFWEEK(col) is 1 on Sunday and 7 on Saturday; today is CURDATE().\n\n{examples}"
 )
 TEXT_TO_SQL_PROMPT = PromptTemplate(_SQL_INSTRUCTIONS + "Question: {query_str}\nSQL: ")
 CORRECTION_PROMPT = PromptTemplate(

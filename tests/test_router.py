@@ -84,6 +84,9 @@ def test_llm_selector_choice_is_used(db_url, business, local_embed):
     answer = kb.query("What is our return policy, and how many returns have we had?")
     assert answer.route == "both" and "chosen by the LLM" in answer.route_reason
     assert answer.sql == "SELECT COUNT(*) AS n FROM returns" and answer.rows == [{"n": 162}]
+    # the database was asked the question without the clause that points at the documents
+    (sql_prompt,) = [p for p in kb.llm.prompts if "one SELECT statement" in p]
+    assert sql_prompt.rstrip().endswith("Question: How many returns have we had?\nSQL:")
     assert answer.sources and answer.sources[0].path == "policies/return-policy.md"
     assert answer.text == "There are 162 returns; the policy allows 30 days."
 
@@ -153,3 +156,30 @@ def test_the_demo_prints_correct_answers_on_all_three_routes(run_kb, admin, proj
         sql = answer.split("\nSQL: ")[1].split("\n")[0]  # the SQL shown computes the figure
         assert MariaDBConnection(business).fetchall(sql)[0][0] == expected, sql
     assert str(late) in text[2], text[2]
+
+
+@pytest.mark.parametrize(
+    "question, asked",
+    [
+        (
+            "How many returns were requested more than 30 days after delivery, which the return policy does not allow?",
+            "How many returns were requested more than 30 days after delivery?",
+        ),
+        (
+            "What is our return policy, and how many returns did we get in October 2026?",
+            "How many returns did we get in October 2026?",
+        ),
+        (
+            "According to the ticket escalation procedure, how many open tickets are overdue?",
+            "How many open tickets are overdue?",
+        ),
+        (  # one clause with both kinds of words: kept whole
+            "How many orders qualify for free shipping under the shipping policy?",
+            "How many orders qualify for free shipping under the shipping policy?",
+        ),
+    ],
+)
+def test_the_database_is_asked_the_question_without_its_document_clauses(question, asked):
+    from kb.engines.selectors import database_part
+
+    assert database_part(question) == asked
