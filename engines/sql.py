@@ -99,12 +99,16 @@ def _normalized(sql: str) -> str:
 
 
 def format_examples(examples: Sequence[tuple[str, str]], guard: ReadOnlyGuard) -> str:
-    """The examples as the prompt shows them; an example the guard refuses is a configuration error."""
+    """The examples as the prompt shows them. One over a table outside the allow-list is left out
+    (``sql.tables`` may narrow what a shared examples file covers); any other refusal is a
+    configuration error."""
     lines = []
     for question, sql in examples:
         try:
             checked = guard.check(sql)
         except SQLRefused as refusal:
+            if refusal.table is not None:
+                continue
             raise SQLRefused(f"the SQL example for {question!r} is refused: {refusal}") from None
         lines.append(f"Question: {question}\nSQL: {checked.sql}\n")
     return ("Examples of good SQL for these tables:\n" + "\n".join(lines) + "\n") if lines else ""

@@ -67,9 +67,10 @@ class SQLRefused(Exception):
     is refused for good.
     """
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, table: str | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.table = table  # a table outside the allow-list, when that is the reason
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class ReadOnlyGuard:
             raise SQLRefused("SELECT ... INTO (files or variables) is not allowed")
         try:
             statements = [s for s in sqlglot.parse(sql, read="mysql") if s is not None]
-        except sqlglot.errors.ParseError as exc:
+        except sqlglot.errors.SqlglotError as exc:  # a parse or a tokenizer error (an unclosed quote)
             raise SQLRefused(
                 f"the statement could not be parsed as MySQL/MariaDB SQL ({str(exc).splitlines()[0][:120]})",
                 retryable=True,
@@ -186,6 +187,7 @@ class ReadOnlyGuard:
                 raise SQLRefused(
                     f"table {name!r} is not one of the allowed tables ({', '.join(sorted(self.allowed))})",
                     retryable=True,
+                    table=name,
                 )
             used.add(name)
         return used

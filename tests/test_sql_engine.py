@@ -114,6 +114,11 @@ def test_examples_are_shown_after_the_schema_and_checked_by_the_guard(engine_wit
     assert prompt.index("CREATE TABLE") < prompt.index("Examples of good SQL") < prompt.index("How many orders")
     with pytest.raises(SQLRefused, match="the SQL example for 'Wipe' is refused"):
         engine_with(["unused"], examples=[("Wipe", "DELETE FROM orders")])
+    # an example over a table outside the allow-list is left out, not an error
+    narrowed = SQLEngine(
+        ScriptedLLM(["unused"]), engine.readonly, database="kb_business", tables=["orders"], examples=examples
+    )
+    assert narrowed.examples_text == ""
 
 
 def test_a_refused_write_is_not_retried(engine_with, business_checksum):

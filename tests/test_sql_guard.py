@@ -133,6 +133,13 @@ def test_corpus_is_large_enough():
     assert len(HOSTILE) >= 40
 
 
+def test_a_statement_sqlglot_cannot_tokenize_is_a_retryable_refusal(guard):
+    # an unclosed quote (the 1.5B model wrote one in a chat) makes sqlglot's tokenizer raise, not its parser
+    with pytest.raises(SQLRefused, match="could not be parsed") as refused:
+        guard.check("SELECT COUNT(*) FROM returns WHERE status = 'open")
+    assert refused.value.retryable
+
+
 @pytest.mark.parametrize("statement", HOSTILE)
 def test_hostile_statement_is_refused(guard, statement):
     with pytest.raises(SQLRefused):
