@@ -15,9 +15,9 @@ STANDALONE = {
 }
 SQL = {
     "How many returns were requested in October 2026?": "SELECT COUNT(*) AS n FROM returns WHERE requested_at BETWEEN '2026-10-01' AND '2026-10-31'",
-    STANDALONE[
-        "Which of them were requested outside the policy's window?"
-    ]: "SELECT COUNT(*) AS late FROM returns r JOIN orders o ON o.id = r.order_id "
+    # on the both-route the database is asked the standalone question without its clause about the policy
+    "Question: How many returns were requested more than 30 days after delivery?\n": "SELECT COUNT(*) AS late "
+    "FROM returns r JOIN orders o ON o.id = r.order_id "
     "WHERE r.requested_at > DATE_ADD(o.delivered_at, INTERVAL 30 DAY)",
 }
 
