@@ -12,6 +12,7 @@ demo: install
 	@$(KB) demo
 
 test: install lint
+	@scripts/install-browser.sh
 	@$(KB) db start
 	@$(PY) -m pytest $(PYTEST_ARGS)
 

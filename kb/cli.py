@@ -13,7 +13,18 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import get_args
 
-from kb.cli_output import emit, print_answer_tail, print_hits, print_sessions, print_stats, print_turns, shown
+from kb.cli_output import (
+    emit,
+    print_access,
+    print_answer_tail,
+    print_hits,
+    print_sessions,
+    print_stats,
+    print_turns,
+    shown,
+)
+from kb.cli_service import add_service_commands
+from kb.collections import DEFAULT_COLLECTION
 from kb.config import FusionName, RetrievalMode, Settings, load_settings
 from kb.errors import KBError
 from kb.stores.errors import StoreError
@@ -141,6 +152,7 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
             exclude=args.exclude or None,
             recursive=False if args.no_recursive else None,
             dry_run=args.dry_run,
+            collection=args.collection,
             echo=lambda line: print(line, file=sys.stderr, flush=True),
         )
         print(report.summary(), flush=True)
@@ -236,7 +248,11 @@ def _cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
-    print_stats(_knowledge_base(settings).stats())
+    from kb.service.access_log import AccessLog
+
+    kb = _knowledge_base(settings)
+    print_stats(kb.stats())
+    print_access(AccessLog(kb.connection, settings.serve.access_log_table).stats())
     return 0
 
 
@@ -301,6 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--exclude", action="append", metavar="GLOB", help="skip paths matching (repeatable)")
     index.add_argument("--no-recursive", action="store_true", help="only the folder itself, not sub-folders")
     index.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+    index.add_argument(
+        "--collection",
+        default=DEFAULT_COLLECTION,
+        metavar="NAME",
+        help="tag every chunk with this collection (API keys see only their collections); default: default",
+    )
     index.add_argument(
         "--forget", action="store_true", help="remove everything indexed from these folders (they may be gone)"
     )
@@ -372,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "stats", help="query log summary: counts, latency percentiles, tokens", description="Summarise the query log."
     ).set_defaults(handler=_cmd_stats)
+
+    add_service_commands(commands)
 
     commands.add_parser(
         "demo",

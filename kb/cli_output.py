@@ -105,3 +105,13 @@ def print_stats(stats: dict[str, Any]) -> None:
     print("tokens by model")
     for row in stats["tokens_by_model"]:
         print(f"  {row['model']}: {row['calls']} calls, {row['in']} in, {row['out']} out")
+
+
+def print_access(rows: list[dict[str, Any]]) -> None:
+    """``kb stats``: the service's requests per API key (nothing when ``kb serve`` never ran)."""
+    if not rows:
+        return
+    print("kb serve requests by key   requests  refused  errors   tokens  cache hits")
+    for r in rows:
+        hits = f"{r['cache_hits']}/{r['cacheable']}" if r["cacheable"] else "-"
+        print(f"  {r['key']:<24} {r['requests']:>8} {r['refused']:>8} {r['errors']:>7} {r['tokens']:>8}  {hits}")

@@ -157,6 +157,31 @@ LLMProvider = Literal["llama_cpp", "openai", "ollama", "openai_like"]
 EmbeddingProvider = Literal["local", "huggingface", "openai", "openai_like"]
 
 
+class ServeSettings(_Strict):
+    """``kb serve``: the HTTP API (see :mod:`kb.service`)."""
+
+    host: str = Field("127.0.0.1", description="address to listen on; 0.0.0.0 exposes it to the network")
+    port: int = Field(8420, ge=1, le=65535)
+    requests_per_minute: int = Field(60, ge=1, description="per key, unless the key sets its own")
+    tokens_per_minute: int = Field(50000, ge=1, description="LLM tokens per key, unless the key sets its own")
+    max_request_kb: int = Field(256, ge=1, le=65536, description="larger request bodies get 413")
+    index_roots: list[str] = Field(
+        default_factory=list, description="folders POST /v1/index may index (and below); empty = API indexing off"
+    )
+    keys_table: str = Field("kb_api_keys", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    access_log_table: str = Field("kb_access_log", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+class CacheSettings(_Strict):
+    """Answers and question embeddings, reused until the collections they come from are re-indexed."""
+
+    enabled: bool = True
+    redis_url: Optional[Secret] = Field(None, description="redis://127.0.0.1:6379/0; empty = a MariaDB table")
+    answer_ttl_s: int = Field(3600, ge=1, description="how long an answer is reused at most")
+    embedding_ttl_s: int = Field(86400, ge=1)
+    table: str = Field("kb_cache", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", description="used without Redis")
+
+
 class LLMSettings(_Strict):
     provider: LLMProvider
     model: str = Field(
@@ -261,6 +286,8 @@ class Settings(_Strict):
     sql: SqlSettings = SqlSettings()
     router: RouterSettings = RouterSettings()
     models: ModelFilesSettings = ModelFilesSettings()
+    serve: ServeSettings = ServeSettings()
+    cache: CacheSettings = CacheSettings()
     profiles: dict[str, ProfileSettings] = Field(default_factory=_default_profiles)
 
     # Where the settings were read from: for messages and for resolving relative paths.

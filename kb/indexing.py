@@ -36,6 +36,7 @@ from llama_index.core.node_parser import SentenceSplitter, TokenTextSplitter
 from llama_index.core.schema import BaseNode, MetadataMode
 
 from kb import readers
+from kb.collections import DEFAULT_COLLECTION, CollectionVersions, check_collection
 from kb.config import IndexingSettings
 from kb.embedding_cache import EmbeddingCache
 from kb.errors import KBError
@@ -44,8 +45,16 @@ from kb.stores import MariaDBKVStore, MariaDBVectorStore
 
 log = logging.getLogger("kb.indexing")
 FILES = "files"  # registry collection prefix; one registry per chunks table
-_HIDDEN_FOR_EMBEDDING = ["file_size", "modified", "content_hash", "root", "file_type"]
-_HIDDEN_FOR_LLM = ["file_size", "modified", "content_hash", "root", "file_name", "file_type"]  # file_path says it
+_HIDDEN_FOR_EMBEDDING = ["file_size", "modified", "content_hash", "root", "file_type", "collection"]
+_HIDDEN_FOR_LLM = [
+    "file_size",
+    "modified",
+    "content_hash",
+    "root",
+    "file_name",
+    "file_type",
+    "collection",
+]  # file_path says it
 
 
 @dataclass
@@ -140,6 +149,7 @@ class DirectoryIndexer:
             chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap, id_func=_chunk_id
         )
         self.files = f"{FILES}/{store.table_name}"
+        self.versions = CollectionVersions(kv, store.table_name)
 
     # -- the run ---------------------------------------------------------------------------------
     def index(
@@ -150,8 +160,11 @@ class DirectoryIndexer:
         exclude: Sequence[str] | None = None,
         recursive: bool | None = None,
         dry_run: bool = False,
+        collection: str = DEFAULT_COLLECTION,
     ) -> IndexReport:
+        """Index ``root`` into ``collection``; a file indexed before under another collection moves."""
         started = time.perf_counter()
+        check_collection(collection)
         base = Path(root).expanduser().resolve()
         if not base.is_dir():
             raise KBError(
@@ -160,7 +173,7 @@ class DirectoryIndexer:
             )
         report = IndexReport(root=str(base), dry_run=dry_run)
         if dry_run:
-            return self._run(base, report, include, exclude, recursive, dry_run, started)
+            return self._run(base, report, include, exclude, recursive, dry_run, started, collection)
         lock = f"kb_index:{self.store.connection.url.database}.{self.store.table_name}:{base}"
         with self.store.connection.named_lock(lock, 0) as held:
             if not held:
@@ -168,7 +181,7 @@ class DirectoryIndexer:
                     f"another kb index is indexing {base} into table {self.store.table_name} right now; "
                     "wait for it to finish (its work would be done twice)"
                 )
-            return self._run(base, report, include, exclude, recursive, dry_run, started)
+            return self._run(base, report, include, exclude, recursive, dry_run, started, collection)
 
     def _run(
         self,
@@ -179,6 +192,7 @@ class DirectoryIndexer:
         recursive: bool | None,
         dry_run: bool,
         started: float,
+        collection: str,
     ) -> IndexReport:
         s = self.settings
         files = scan(
@@ -210,7 +224,14 @@ class DirectoryIndexer:
                     )
                     continue
                 known = registry.get(doc_id)
-                if known and known.get("size") == stat.st_size and known.get("mtime_ns") == stat.st_mtime_ns:
+                # A file indexed into another collection (or before collections existed) is re-tagged.
+                moved = known is not None and known.get("collection") != collection
+                if (
+                    known
+                    and not moved
+                    and known.get("size") == stat.st_size
+                    and known.get("mtime_ns") == stat.st_mtime_ns
+                ):
                     report.unchanged.append(rel)
                     continue
                 content_hash = _sha256(path)
@@ -230,8 +251,9 @@ class DirectoryIndexer:
                 "mtime_ns": stat.st_mtime_ns,
                 "root": str(base),
                 "path": rel,
+                "collection": collection,
             }
-            if known and known.get("hash") == content_hash:
+            if known and not moved and known.get("hash") == content_hash:
                 report.unchanged.append(rel)
                 if not dry_run:  # same content, new mtime: remember it so the next run skips the read
                     self.kv.put(doc_id, {**known, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}, self.files)
@@ -251,6 +273,10 @@ class DirectoryIndexer:
             if parsed.doc_id in failed_ids:
                 (report.added if parsed.rel in report.added else report.updated).remove(parsed.rel)
         self._delete_documents(gone, report)
+        if report.added or report.updated or report.deleted:  # cached answers drawn from these are stale now
+            touched = [registry[d].get("collection", DEFAULT_COLLECTION) for d in gone if d in registry]
+            touched += [registry[p.doc_id].get("collection", DEFAULT_COLLECTION) for p in todo if p.doc_id in registry]
+            self.versions.bump([collection, *touched])
         report.elapsed = time.perf_counter() - started
         return report
 
@@ -258,9 +284,11 @@ class DirectoryIndexer:
         """Remove everything indexed from under ``root`` (which may no longer exist); the documents removed."""
         base = Path(root).expanduser().resolve()
         prefix = str(base) + os.sep
-        registry = [key for key in self.kv.get_all(self.files) if key.startswith(prefix)]
+        registry = {k: v for k, v in self.kv.get_all(self.files).items() if k.startswith(prefix)}
         gone = sorted(set(registry) | set(self.store.ref_doc_ids(prefix)))
         self._delete_documents(gone, IndexReport(root=str(base)))
+        if gone:
+            self.versions.bump(v.get("collection", DEFAULT_COLLECTION) for v in registry.values())
         return gone
 
     def _delete_documents(self, doc_ids: Sequence[str], report: IndexReport) -> None:
@@ -294,6 +322,7 @@ class DirectoryIndexer:
             "modified": modified,
             "content_hash": record["hash"],
             "root": record["root"],
+            "collection": record["collection"],
         }
         document = Document(
             text=content.text,

@@ -12,7 +12,7 @@ part does not break commands that do not need it. Every question method has an a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from os import PathLike
 from typing import Any, Optional
@@ -27,6 +27,7 @@ from llama_index.core.vector_stores.types import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from kb import models
+from kb.collections import DEFAULT_COLLECTION, CollectionVersions
 from kb.config import Settings, load_settings
 from kb.database import connect, uses_private_server
 from kb.engines.answer import Answer, StreamingAnswer
@@ -58,6 +59,9 @@ class KnowledgeBase:
         self._embed_model = embed_model
         self._llm_given = llm is not None
         self._embed_given = embed_model is not None
+        # Set before first use to put something around the embedding model (the service caches
+        # question embeddings this way); the index keeps the model's own name.
+        self.wrap_embed_model: Optional[Callable[[BaseEmbedding], BaseEmbedding]] = None
 
     @classmethod
     def from_config(
@@ -82,7 +86,8 @@ class KnowledgeBase:
     @property
     def embed_model(self) -> BaseEmbedding:
         if self._embed_model is None:
-            self._embed_model = models.build_embedding(self.settings)
+            model = models.build_embedding(self.settings)
+            self._embed_model = self.wrap_embed_model(model) if self.wrap_embed_model else model
         return self._embed_model
 
     @cached_property
@@ -156,6 +161,11 @@ class KnowledgeBase:
         return QueryLog(self.connection, self.settings.engine.log_table)
 
     @cached_property
+    def collection_versions(self) -> CollectionVersions:
+        """Changes with every indexing run that touches a collection: what cached answers are keyed by."""
+        return CollectionVersions(self.kv_store, self.settings.vector_store.table_name)
+
+    @cached_property
     def chat_store(self) -> MariaDBChatStore:
         return MariaDBChatStore(self.connection, table_name=self.settings.engine.chat_table)
 
@@ -219,10 +229,13 @@ class KnowledgeBase:
         dry_run: bool = False,
         progress: bool | None = None,
         echo: Any = None,
+        collection: str = DEFAULT_COLLECTION,
     ) -> IndexReport:
-        """Index a folder incrementally (see :mod:`kb.indexing`); returns what was done."""
+        """Index a folder incrementally into ``collection`` (see :mod:`kb.indexing`); returns what was done."""
         indexer = self._indexer(progress=progress, echo=echo)
-        return indexer.index(path, include=include, exclude=exclude, recursive=recursive, dry_run=dry_run)
+        return indexer.index(
+            path, include=include, exclude=exclude, recursive=recursive, dry_run=dry_run, collection=collection
+        )
 
     def _indexer(self, *, progress: bool | None = None, echo: Any = None) -> DirectoryIndexer:
         return DirectoryIndexer(
@@ -281,13 +294,14 @@ class KnowledgeBase:
             callback_manager=self.llm.callback_manager,
         )
 
-    def as_query_engine(self, *, streaming: bool = False, **options: Any) -> RoutedQueryEngine:
+    def as_query_engine(self, *, streaming: bool = False, database: bool = True, **options: Any) -> RoutedQueryEngine:
         """kb's routed query engine (documents | database | both), a LlamaIndex ``BaseQueryEngine``:
-        usable as a ``QueryEngineTool``, under LlamaIndex's own ``RouterQueryEngine``, by its evaluators."""
+        usable as a ``QueryEngineTool``, under LlamaIndex's own ``RouterQueryEngine``, by its evaluators.
+        ``database=False`` leaves the business database out (an API key without that grant)."""
         return RoutedQueryEngine(
             select=lambda question: self.selector.select(question),
             documents=self.documents_engine(**options),
-            database=self.sql_engine,
+            database=self.sql_engine if database else Unavailable("not granted to this API key"),
             llm=self.llm,
             streaming=streaming,
             callback_manager=self.llm.callback_manager,
@@ -396,24 +410,27 @@ class KnowledgeBase:
         return await asyncio.to_thread(self.sql, question)
 
     # -- chat --------------------------------------------------------------------------------------
-    def chat(self, session_id: str, message: str) -> Answer:
-        """One chat turn: condensed with the session's history, routed, answered, remembered."""
+    def chat(self, session_id: str, message: str, **options: Any) -> Answer:
+        """One chat turn: condensed with the session's history, routed, answered, remembered.
+        Options as :meth:`as_query_engine` (``filters``, ``database``, ...)."""
+        self._check_question(message)
+        counts = self.token_counter.start()
+        response = self.as_chat_engine(session_id, **options).chat(message)
+        answer = Answer.from_response(message, response)
+        answer.tokens = counts.as_dict()
+        return answer
+
+    async def achat(self, session_id: str, message: str, **options: Any) -> Answer:
+        return await asyncio.to_thread(self.chat, session_id, message, **options)
+
+    def stream_chat(self, session_id: str, message: str, **options: Any) -> StreamingAnswer:
         self._check_question(message)
         self.token_counter.start()
-        response = self.as_chat_engine(session_id).chat(message)
-        return Answer.from_response(message, response)
-
-    async def achat(self, session_id: str, message: str) -> Answer:
-        return await asyncio.to_thread(self.chat, session_id, message)
-
-    def stream_chat(self, session_id: str, message: str) -> StreamingAnswer:
-        self._check_question(message)
-        self.token_counter.start()
-        turn = self.as_chat_engine(session_id).stream_chat(message)
+        turn = self.as_chat_engine(session_id, **options).stream_chat(message)
         return StreamingAnswer(message, turn, pieces=turn.response_gen)
 
-    async def astream_chat(self, session_id: str, message: str) -> StreamingAnswer:
-        return await asyncio.to_thread(self.stream_chat, session_id, message)
+    async def astream_chat(self, session_id: str, message: str, **options: Any) -> StreamingAnswer:
+        return await asyncio.to_thread(self.stream_chat, session_id, message, **options)
 
     def sessions(self) -> list[dict[str, Any]]:
         """Every chat session: name, number of messages, first and last activity."""

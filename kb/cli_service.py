@@ -1,0 +1,97 @@
+"""The ``kb serve`` and ``kb keys`` commands (the HTTP service and its API keys)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from kb.config import Settings
+
+
+def _keys(settings: Settings) -> Any:
+    from kb.database import connect
+    from kb.service.keys import KeyStore
+
+    return KeyStore(connect(settings), settings.serve.keys_table)
+
+
+def _cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    from kb.collections import parse_collections
+
+    key, secret = _keys(settings).create(
+        args.name,
+        collections=parse_collections(args.collections),
+        scope=args.scope,
+        sql=args.sql,
+        requests_per_minute=args.requests_per_minute,
+        tokens_per_minute=args.tokens_per_minute,
+    )
+    print(secret)
+    print(
+        f"key {key.name!r} created: scope {key.scope}, collections {', '.join(key.collections)}, "
+        f"database {'yes' if key.sql else 'no'}. The key above is shown only now: store it safely.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    keys = _keys(settings).list()
+    if not keys:
+        print("no keys yet: kb keys create NAME --collections a,b")
+    for key in keys:
+        state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+        limits = f"{key.requests_per_minute or '-'} req/min, {key.tokens_per_minute or '-'} tokens/min"
+        print(
+            f"{key.name:<20} {key.scope:<6} {','.join(key.collections):<24} "
+            f"sql={'yes' if key.sql else 'no':<4} {limits:<32} {state}"
+        )
+    return 0
+
+
+def _cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    if not _keys(settings).revoke(args.name):
+        print(f"kb: error: no active key named {args.name!r} (kb keys list)", file=sys.stderr)
+        return 1
+    print(f"key {args.name!r} revoked: its next request is refused")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from kb.service import serve
+
+    serve(settings, host=args.host, port=args.port)
+    return 0
+
+
+def add_service_commands(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="serve the knowledge base over HTTP (OpenAI-compatible API, keys, web page)",
+        description="Serve kb over HTTP: /v1/chat/completions (OpenAI-compatible), /v1/query, /v1/retrieve, "
+        "/v1/sql, /v1/route, sessions, indexing jobs, /metrics, and a web page at /. Every request needs a key "
+        "(kb keys create).",
+    )
+    serve.add_argument("--host", default=None, help="address to listen on (default: serve.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default: serve.port, 8420)")
+    serve.set_defaults(handler=_cmd_serve)
+
+    keys = commands.add_parser(
+        "keys", help="create, list and revoke API keys of kb serve", description="API keys of kb serve."
+    )
+    actions = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    create = actions.add_parser("create", help="create a key and print it (once)")
+    create.add_argument("name")
+    create.add_argument(
+        "--collections", required=True, metavar="A,B", help="collections the key sees; * for all of them"
+    )
+    create.add_argument("--scope", choices=["read", "write", "admin"], default="read")
+    create.add_argument("--sql", action="store_true", help="may query the business database")
+    create.add_argument("--requests-per-minute", type=int, default=None, metavar="N")
+    create.add_argument("--tokens-per-minute", type=int, default=None, metavar="N")
+    create.set_defaults(handler=_cmd_keys_create)
+    actions.add_parser("list", help="every key (never the secrets)").set_defaults(handler=_cmd_keys_list)
+    revoke = actions.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("name")
+    revoke.set_defaults(handler=_cmd_keys_revoke)

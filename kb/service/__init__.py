@@ -1,0 +1,40 @@
+"""``kb serve``: the knowledge base as an HTTP service (see :mod:`kb.service.app` for the endpoints).
+
+One process holds one :class:`~kb.knowledge_base.KnowledgeBase` (its models loaded once) behind a
+FastAPI app under uvicorn; run several processes on one database (and Redis) for more throughput:
+keys, rate limits, the cache, sessions and indexing jobs are shared through them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+from kb.config import Settings
+
+
+def build_app(kb: Any) -> Any:
+    """The FastAPI app over a :class:`KnowledgeBase` (its models may be given: tests, benchmarks)."""
+    from kb.service.app import create_app
+    from kb.service.service import Service
+
+    service = Service(kb)
+    service.warm_up()
+    return create_app(service)
+
+
+def serve(settings: Settings, *, host: Optional[str] = None, port: Optional[int] = None, kb: Any = None) -> None:
+    """Run the service until interrupted (``kb serve``)."""
+    import uvicorn
+
+    from kb.knowledge_base import KnowledgeBase
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    knowledge_base = kb if kb is not None else KnowledgeBase(settings)
+    app = build_app(knowledge_base)
+    host, port = host or settings.serve.host, port or settings.serve.port
+    print(f"kb serve: http://{host}:{port}/ (API docs at /docs); Ctrl-C stops", flush=True)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        knowledge_base.close()

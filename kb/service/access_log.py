@@ -1,0 +1,75 @@
+"""The service's access log: one MariaDB row per HTTP request (who, what, route, status, latency).
+
+Kept apart from the query log (:mod:`kb.query_log`), which records answers whatever asked for them;
+this one records requests, including the refused ones (401, 403, 429), which never reach an engine.
+``kb stats`` shows both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from kb.stores.connection import MariaDBConnection, quote_identifier
+
+
+@dataclass
+class AccessRecord:
+    key_name: Optional[str]
+    method: str
+    path: str
+    status: int
+    latency_ms: float
+    route: Optional[str] = None
+    tokens: int = 0
+    cache: Optional[str] = None  # "hit" | "miss" | None (not cacheable)
+
+
+class AccessLog:
+    def __init__(self, connection: MariaDBConnection, table_name: str = "kb_access_log") -> None:
+        self._conn = connection
+        self._table = quote_identifier(table_name)
+        self._conn.execute(
+            f"""CREATE TABLE IF NOT EXISTS {self._table} (
+                id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+                key_name VARCHAR(100) NULL,
+                method VARCHAR(8) CHARACTER SET ascii NOT NULL,
+                path VARCHAR(255) NOT NULL,
+                route VARCHAR(16) NULL,
+                status SMALLINT UNSIGNED NOT NULL,
+                latency_ms DOUBLE NOT NULL,
+                tokens INT UNSIGNED NOT NULL DEFAULT 0,
+                cache VARCHAR(8) NULL,
+                KEY by_time (created_at),
+                KEY by_key (key_name, created_at)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+        )
+
+    def record(self, r: AccessRecord) -> None:
+        self._conn.execute(
+            f"INSERT INTO {self._table} (key_name, method, path, route, status, latency_ms, tokens, cache) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (r.key_name, r.method, r.path[:255], r.route, r.status, r.latency_ms, r.tokens, r.cache),
+        )
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Per key: requests, refused (4xx), errors (5xx), p50 latency, tokens, cache hits."""
+        rows = self._conn.fetchall(
+            f"SELECT COALESCE(key_name, '(no key)'), COUNT(*), SUM(status BETWEEN 400 AND 499), SUM(status >= 500), "
+            "SUM(tokens), SUM(cache = 'hit'), SUM(cache IS NOT NULL), MAX(created_at) "
+            f"FROM {self._table} GROUP BY key_name ORDER BY COUNT(*) DESC"
+        )
+        return [
+            {
+                "key": key,
+                "requests": int(n),
+                "refused": int(refused or 0),
+                "errors": int(errors or 0),
+                "tokens": int(tokens or 0),
+                "cache_hits": int(hits or 0),
+                "cacheable": int(cacheable or 0),
+                "last": last,
+            }
+            for key, n, refused, errors, tokens, hits, cacheable, last in rows
+        ]

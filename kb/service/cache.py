@@ -1,0 +1,178 @@
+"""The service's cache: whole answers and question embeddings, in Redis when configured, else MariaDB.
+
+An answer is keyed by everything it depends on: the kind of request, the question and its options,
+the key's collections and those collections' current versions (see :mod:`kb.collections`), and the
+models. Any indexing run that changes a collection gives it a new version, so the next lookup misses
+exactly for the answers that could have drawn on it; the stale entries age out with their TTL.
+A question embedding is keyed by the model and the text alone: it does not depend on the index.
+
+Values are JSON (answers) or float32 bytes (vectors). Both backends are shared by every ``kb serve``
+process on the same database or Redis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Optional, Protocol
+
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from pydantic import PrivateAttr
+
+from kb.stores.connection import MariaDBConnection, quote_identifier
+from kb.stores.sql_utils import from_bytes, to_bytes
+
+log = logging.getLogger("kb.service")
+
+
+class CacheBackend(Protocol):
+    def get(self, key: str) -> Optional[bytes]: ...
+
+    def set(self, key: str, value: bytes, ttl_s: int) -> None: ...
+
+
+class RedisCache:
+    def __init__(self, url: str, prefix: str = "kb:cache:") -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.prefix = prefix
+
+    def get(self, key: str) -> Optional[bytes]:
+        value = self.client.get(self.prefix + key)
+        return value if isinstance(value, bytes) else None
+
+    def set(self, key: str, value: bytes, ttl_s: int) -> None:
+        self.client.set(self.prefix + key, value, ex=ttl_s)
+
+
+class MariaDBCache:
+    """A table of (key, value, expiry); expired rows are ignored on read and purged now and then."""
+
+    def __init__(self, connection: MariaDBConnection, table_name: str = "kb_cache") -> None:
+        self._conn = connection
+        self._table = quote_identifier(table_name)
+        self._writes = 0
+        self._conn.execute(
+            f"""CREATE TABLE IF NOT EXISTS {self._table} (
+                cache_key VARCHAR(80) CHARACTER SET ascii NOT NULL PRIMARY KEY,
+                value LONGBLOB NOT NULL,
+                expires_at DOUBLE NOT NULL,
+                KEY by_expiry (expires_at)
+            ) ENGINE=InnoDB"""
+        )
+
+    def get(self, key: str) -> Optional[bytes]:
+        rows = self._conn.fetchall(
+            f"SELECT value FROM {self._table} WHERE cache_key = ? AND expires_at > ?", (key, time.time())
+        )
+        return bytes(rows[0][0]) if rows else None
+
+    def set(self, key: str, value: bytes, ttl_s: int) -> None:
+        self._conn.execute(
+            f"INSERT INTO {self._table} (cache_key, value, expires_at) VALUES (?, ?, ?) "
+            "ON DUPLICATE KEY UPDATE value = VALUES(value), expires_at = VALUES(expires_at)",
+            (key, value, time.time() + ttl_s),
+        )
+        self._writes += 1
+        if self._writes % 500 == 0:
+            self._conn.execute(f"DELETE FROM {self._table} WHERE expires_at < ?", (time.time(),))
+
+
+def cache_key(*parts: Any) -> str:
+    """A fixed-length key for any JSON-able parts (the order of dict keys does not matter)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+class ServiceCache:
+    """Answers and question embeddings; counts hits and misses for ``/metrics``."""
+
+    def __init__(
+        self,
+        backend: CacheBackend,
+        *,
+        answer_ttl_s: int,
+        embedding_ttl_s: int,
+        on_lookup: Optional[Callable[[str, bool], None]] = None,
+    ) -> None:
+        self.backend = backend
+        self.answer_ttl_s = answer_ttl_s
+        self.embedding_ttl_s = embedding_ttl_s
+        self.on_lookup = on_lookup or (lambda kind, hit: None)
+
+    # A cache that fails (Redis restarting, say) costs speed, never an answer: errors are logged and
+    # the lookup counts as a miss.
+    def _get(self, key: str) -> Optional[bytes]:
+        try:
+            return self.backend.get(key)
+        except Exception as exc:
+            log.warning("cache read failed: %s", exc)
+            return None
+
+    def _set(self, key: str, value: bytes, ttl_s: int) -> None:
+        try:
+            self.backend.set(key, value, ttl_s)
+        except Exception as exc:
+            log.warning("cache write failed: %s", exc)
+
+    def get_answer(self, key: str) -> Optional[dict[str, Any]]:
+        raw = self._get("a:" + key)
+        self.on_lookup("answer", raw is not None)
+        return json.loads(raw) if raw is not None else None
+
+    def put_answer(self, key: str, answer: dict[str, Any]) -> None:
+        self._set("a:" + key, json.dumps(answer, default=str).encode("utf-8"), self.answer_ttl_s)
+
+    def query_embedding(self, model: str, text: str, compute: Callable[[], Sequence[float]]) -> list[float]:
+        key = "e:" + cache_key(model, text)
+        raw = self._get(key)
+        self.on_lookup("embedding", raw is not None)
+        if raw is not None:
+            return from_bytes(raw).tolist()
+        vector = list(compute())
+        self._set(key, to_bytes(vector), self.embedding_ttl_s)
+        return vector
+
+    def wrap_embedding(self, model_name: str) -> Callable[[BaseEmbedding], BaseEmbedding]:
+        """What :attr:`KnowledgeBase.wrap_embed_model` takes: the model, its question side cached."""
+        return lambda inner: CachedQueryEmbedding(inner=inner, cache=self, cache_name=model_name)
+
+
+class CachedQueryEmbedding(BaseEmbedding):
+    """A LlamaIndex embedding model whose *question* embeddings go through the service's cache.
+
+    Chunk (text) embeddings pass straight through: indexing has its own cache by chunk text.
+    """
+
+    inner: BaseEmbedding
+    cache_name: str
+    _cache: ServiceCache = PrivateAttr()
+
+    def __init__(self, *, inner: BaseEmbedding, cache: ServiceCache, cache_name: str) -> None:
+        super().__init__(
+            inner=inner, cache_name=cache_name, model_name=inner.model_name, embed_batch_size=inner.embed_batch_size
+        )
+        self._cache = cache
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._cache.query_embedding(self.cache_name, query, lambda: self.inner.get_query_embedding(query))
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self.inner.get_text_embedding(text)
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self.inner.get_text_embedding_batch(texts)
+
+
+def build_backend(settings: Any, connection: Callable[[], MariaDBConnection]) -> CacheBackend:
+    """Redis when ``cache.redis_url`` is set, else a table in kb's MariaDB."""
+    c = settings.cache
+    if c.redis_url is not None:
+        return RedisCache(c.redis_url.get_secret_value())
+    return MariaDBCache(connection(), c.table)

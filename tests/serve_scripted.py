@@ -1,0 +1,48 @@
+"""Run ``kb serve`` with a scripted LLM: the service's tests and benchmark start it as a real process.
+
+The LLM is the one part replaced (the point is the service around it); the database, the embedding
+model, HTTP and everything else are real. Its documents answer repeats the context it was given, so
+a chunk of a collection the key may not see would show in the answer text, not only in the sources.
+
+    python tests/serve_scripted.py CONFIG.json PORT
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from scripted_llm import ScriptedLLM
+
+from kb.config import load_settings
+from kb.knowledge_base import KnowledgeBase
+from kb.service import serve
+
+
+def script(prompt: str) -> str:
+    if "Standalone question" in prompt:
+        return prompt.split("Follow Up Input:")[1].split("\n")[0].strip()
+    if "one SELECT statement" in prompt:
+        return "SELECT COUNT(*) AS n FROM orders"
+    if "Database (SQL" in prompt:
+        return "Combined answer."
+    if "Context:\n" in prompt:
+        context = prompt.split("Context:\n", 1)[1].split("\n\nQuestion:", 1)[0]
+        return "From the context: " + " ".join(context.split())[:600]
+    return "Written answer."
+
+
+def main() -> None:
+    config, port = json.loads(Path(sys.argv[1]).read_text()), int(sys.argv[2])
+    settings = load_settings(config, environ={})
+    kb = KnowledgeBase(settings, llm=ScriptedLLM(script, token_delay=float(os.environ.get("KB_TEST_TOKEN_DELAY", "0"))))
+    serve(settings, port=port, kb=kb)
+
+
+if __name__ == "__main__":
+    main()

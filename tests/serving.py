@@ -1,0 +1,65 @@
+"""Start real ``kb serve`` processes (scripted LLM, real everything else) for the service's tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServedKB:
+    """One ``kb serve`` process on loopback; ``url`` is its base address."""
+
+    def __init__(self, config: dict[str, Any], workdir: Path, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config_file = workdir / f"serve-{self.port}.json"
+        config_file.write_text(json.dumps(config))
+        self.log = workdir / f"serve-{self.port}.log"
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
+        full_env.update(env or {})
+        self.process = subprocess.Popen(
+            [sys.executable, str(HERE / "serve_scripted.py"), str(config_file), str(self.port)],
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+            env=full_env,
+        )
+
+    def wait_ready(self, timeout: float = 180) -> ServedKB:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"kb serve exited ({self.process.returncode}):\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"kb serve did not answer within {timeout} s:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
