@@ -143,7 +143,7 @@ def main() -> None:
                 server.stop()
         kb.close()
 
-    print(f"\n{args.clients} concurrent clients, {args.requests} requests each, scripted LLM, demo documents")
+    print(f"\n{args.clients} concurrent clients, {args.requests} requests per row, scripted LLM, demo documents")
     print(f"{'endpoint':<10} {'how':<20} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'errors':>7} {'direct/served':>14}")
     for endpoint, rows in results.items():
         direct = rows["direct"]["rps"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from kb.engines.answer import Answer
-from kb.stores.connection import MariaDBConnection, quote_identifier
+from kb.stores.connection import MariaDBConnection, create_table
 
 
 @dataclass
@@ -20,9 +20,10 @@ class LatencyStats:
 class QueryLog:
     def __init__(self, connection: MariaDBConnection, table_name: str = "kb_query_log") -> None:
         self._conn = connection
-        self._table = quote_identifier(table_name)
-        self._conn.execute(
-            f"""CREATE TABLE IF NOT EXISTS {self._table} (
+        self._table = create_table(
+            self._conn,
+            table_name,
+            """
                 id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
                 created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
                 kind VARCHAR(16) NOT NULL,
@@ -45,7 +46,7 @@ class QueryLog:
                 embed_model VARCHAR(255) NULL,
                 KEY by_time (created_at),
                 KEY by_session (session_id, id)
-            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+            """,
         )
 
     def record(self, answer: Answer, *, kind: str, llm_model: str, embed_model: str) -> None:

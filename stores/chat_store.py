@@ -16,7 +16,7 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms import ChatMessage
 from llama_index.core.storage.chat_store.base import BaseChatStore
 
-from kb.stores.connection import FromParams, MariaDBConnection, quote_identifier
+from kb.stores.connection import FromParams, MariaDBConnection, create_table
 
 _KEY_MAX = 255
 
@@ -32,9 +32,10 @@ class MariaDBChatStore(FromParams, BaseChatStore):
     def __init__(self, connection: MariaDBConnection, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._conn = connection
-        self._table = quote_identifier(self.table_name)
-        self._conn.execute(
-            f"""CREATE TABLE IF NOT EXISTS {self._table} (
+        self._table = create_table(
+            self._conn,
+            self.table_name,
+            f"""
                 id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
                 session_key VARCHAR({_KEY_MAX}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
                 role VARCHAR(32) NOT NULL,
@@ -42,7 +43,7 @@ class MariaDBChatStore(FromParams, BaseChatStore):
                 message JSON NOT NULL,
                 created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
                 KEY session_order (session_key, id)
-            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+            """,
         )
 
     @classmethod

@@ -53,6 +53,14 @@ def quote_identifier(name: str) -> str:
     return f"`{name}`"
 
 
+def create_table(connection: MariaDBConnection, table_name: str, columns: str) -> str:
+    """Create ``table_name`` with ``columns`` unless it exists; returns its quoted name. The one
+    place for what every kb table shares: a validated, quoted name, InnoDB, utf8mb4."""
+    table = quote_identifier(table_name)
+    connection.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
+    return table
+
+
 def build_url(
     url: str | URL | None = None,
     *,

@@ -15,7 +15,7 @@ from typing import Optional
 
 from llama_index.core.storage.kvstore.types import DEFAULT_BATCH_SIZE, DEFAULT_COLLECTION, BaseKVStore
 
-from kb.stores.connection import FromParams, MariaDBConnection, quote_identifier
+from kb.stores.connection import FromParams, MariaDBConnection, create_table
 from kb.stores.sql_utils import IN_BATCH, batched, placeholders
 
 _COLLECTION_MAX = 255
@@ -28,15 +28,16 @@ class MariaDBKVStore(FromParams, BaseKVStore):
     def __init__(self, connection: MariaDBConnection, table_name: str = "llama_index_kv") -> None:
         self._conn = connection
         self.table_name = table_name
-        self._table = quote_identifier(table_name)
-        self._conn.execute(
-            f"""CREATE TABLE IF NOT EXISTS {self._table} (
+        self._table = create_table(
+            self._conn,
+            table_name,
+            f"""
                 collection VARCHAR({_COLLECTION_MAX}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
                 `key` VARCHAR({_KEY_MAX}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
                 value JSON NOT NULL,
                 updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
                 PRIMARY KEY (collection, `key`)
-            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+            """,
         )
 
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from kb.stores.connection import MariaDBConnection, quote_identifier
+from kb.stores.connection import MariaDBConnection, create_table
 
 
 @dataclass
@@ -28,9 +28,10 @@ class AccessRecord:
 class AccessLog:
     def __init__(self, connection: MariaDBConnection, table_name: str = "kb_access_log") -> None:
         self._conn = connection
-        self._table = quote_identifier(table_name)
-        self._conn.execute(
-            f"""CREATE TABLE IF NOT EXISTS {self._table} (
+        self._table = create_table(
+            self._conn,
+            table_name,
+            """
                 id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
                 created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
                 key_name VARCHAR(100) NULL,
@@ -43,7 +44,7 @@ class AccessLog:
                 cache VARCHAR(8) NULL,
                 KEY by_time (created_at),
                 KEY by_key (key_name, created_at)
-            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+            """,
         )
 
     def record(self, r: AccessRecord) -> None:

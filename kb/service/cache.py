@@ -22,7 +22,7 @@ from typing import Any, Optional, Protocol
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
-from kb.stores.connection import MariaDBConnection, quote_identifier
+from kb.stores.connection import MariaDBConnection, create_table
 from kb.stores.sql_utils import from_bytes, to_bytes
 
 log = logging.getLogger("kb.service")
@@ -54,15 +54,16 @@ class MariaDBCache:
 
     def __init__(self, connection: MariaDBConnection, table_name: str = "kb_cache") -> None:
         self._conn = connection
-        self._table = quote_identifier(table_name)
         self._writes = 0
-        self._conn.execute(
-            f"""CREATE TABLE IF NOT EXISTS {self._table} (
+        self._table = create_table(
+            self._conn,
+            table_name,
+            """
                 cache_key VARCHAR(80) CHARACTER SET ascii NOT NULL PRIMARY KEY,
                 value LONGBLOB NOT NULL,
                 expires_at DOUBLE NOT NULL,
                 KEY by_expiry (expires_at)
-            ) ENGINE=InnoDB"""
+            """,
         )
 
     def get(self, key: str) -> Optional[bytes]:

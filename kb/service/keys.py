@@ -23,7 +23,7 @@ import mariadb
 
 from kb.collections import ALL_COLLECTIONS
 from kb.errors import KBError
-from kb.stores.connection import MariaDBConnection, quote_identifier
+from kb.stores.connection import MariaDBConnection, create_table
 
 SCOPES = ("read", "write", "admin")
 PREFIX = "kb-"
@@ -76,9 +76,10 @@ class KeyStore:
 
     def __init__(self, connection: MariaDBConnection, table_name: str = "kb_api_keys") -> None:
         self._conn = connection
-        self._table = quote_identifier(table_name)
-        self._conn.execute(
-            f"""CREATE TABLE IF NOT EXISTS {self._table} (
+        self._table = create_table(
+            self._conn,
+            table_name,
+            """
                 id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
                 name VARCHAR(100) NOT NULL,
                 key_hash CHAR(64) CHARACTER SET ascii NOT NULL,
@@ -91,7 +92,7 @@ class KeyStore:
                 revoked_at TIMESTAMP(6) NULL,
                 UNIQUE KEY by_name (name),
                 UNIQUE KEY by_hash (key_hash)
-            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+            """,
         )
 
     def create(

@@ -12,7 +12,7 @@ import time
 from typing import Optional, Protocol
 
 from kb.config import Settings
-from kb.stores.connection import MariaDBConnection, quote_identifier
+from kb.stores.connection import MariaDBConnection, create_table
 
 WINDOW_S = 60
 
@@ -47,15 +47,16 @@ class RedisCounter:
 class MariaDBCounter:
     def __init__(self, connection: MariaDBConnection, table_name: str = "kb_rate_limits") -> None:
         self._conn = connection
-        self._table = quote_identifier(table_name)
         self._calls = 0
-        self._conn.execute(
-            f"""CREATE TABLE IF NOT EXISTS {self._table} (
+        self._table = create_table(
+            self._conn,
+            table_name,
+            """
                 name VARCHAR(128) CHARACTER SET ascii NOT NULL,
                 minute BIGINT NOT NULL,
                 used BIGINT NOT NULL,
                 PRIMARY KEY (name, minute)
-            ) ENGINE=InnoDB"""
+            """,
         )
 
     def add(self, name: str, amount: int, window: int) -> int:
