@@ -120,6 +120,19 @@ def test_a_named_session_remembers_and_belongs_to_its_key(site):
     assert get(site, "/v1/sessions", "reader").json()["sessions"] == []
 
 
+def test_clients_leaving_streams_early_do_not_block_the_model(site):
+    url, headers = site["servers"][1].url + "/v1/chat/completions", bearer(site["keys"]["reader"])
+    body = {"stream": True, "messages": [{"role": "user", "content": RETURN_QUESTION}]}
+    for leave_after in (0, 1, 2):  # before the first event, after the role event, after some text
+        with httpx.stream("POST", url, json=body, headers=headers, timeout=60) as response:
+            assert response.status_code == 200
+            for _, _line in zip(range(leave_after), response.iter_lines()):
+                pass
+    # each stream held the one-at-a-time model lock; a question after them is answered at once
+    later = post(site, "/v1/query", "reader", {"question": "Who pays for return shipping? (after streams)"}, server=1)
+    assert later.status_code == 200 and later.json()["cache"] == "miss"
+
+
 def test_requests_without_a_valid_key_are_refused(site):
     for key_header in ({}, bearer("kb-not-a-key"), {"Authorization": "Basic abc"}):
         r = httpx.post(site["servers"][0].url + "/v1/query", json={"question": "x"}, headers=key_header, timeout=30)

@@ -231,7 +231,10 @@ def create_app(service: Service) -> FastAPI:
                     return answer, named
 
                 yield from CompletionStream().events(pieces, done)
-            except Exception as exc:  # the status line is sent: the error goes in the stream
+            except KBError as exc:  # the status line is sent: the error goes in the stream
+                status = 400
+                yield error_event(str(exc), status)
+            except Exception as exc:
                 status = 503 if _is_database_down(exc) else 500
                 log.exception("stream failed")
                 yield error_event(f"the answer failed ({type(exc).__name__})", status)

@@ -88,10 +88,7 @@ class Service:
     def warm_up(self) -> None:
         """Load the models and open the stores before the first request, not during it."""
         kb = self.kb
-        kb.vector_store, kb.embed_model, kb.llm, kb.chat_store, kb.query_log
-        if not kb.small_llm or kb.settings.route_selector:
-            kb.sql_engine
-            kb.selector
+        kb.vector_store, kb.embed_model, kb.llm, kb.chat_store, kb.query_log, kb.sql_engine, kb.selector
 
     # -- who is asking -----------------------------------------------------------------------------
     def authenticate(self, authorization: Optional[str]) -> ApiKey:
@@ -224,31 +221,31 @@ class Service:
 
     def stream_chat(self, key: ApiKey, request: ChatCompletionRequest, session: Optional[str]) -> tuple[Any, Any]:
         """The text pieces, and a ``finish()`` returning (Answer, session) once they are consumed.
-        The model lock is held from the first piece to the last (released also if the client leaves)."""
+
+        Nothing happens until the first piece is asked for: a client that leaves before the stream
+        starts leaves no lock held and no session behind. The model lock is held from the condensing
+        call to the last piece and released however the stream ends (a generator's ``with`` exits
+        on close)."""
         question = self._question(request)
-        stored, throwaway = self.chat_session(key, request, session)
-        self._model_lock.acquire()
-        try:
-            streamed = self.kb.stream_chat(stored, question, **self.options(key, None))
-        except BaseException:
-            self._model_lock.release()
-            if throwaway:
-                self.kb.delete_session(stored)
-            raise
+        if session:
+            self.session_name(key, session)  # a bad name is refused before the stream (and its 200) starts
+        turn: dict[str, Any] = {}
 
         def pieces() -> Iterator[str]:
+            stored, throwaway = self.chat_session(key, request, session)
             try:
-                yield from streamed
+                with self._model_lock:
+                    turn["streamed"] = self.kb.stream_chat(stored, question, **self.options(key, None))
+                    yield from turn["streamed"]
             finally:
-                self._model_lock.release()
                 if throwaway:
                     self.kb.delete_session(stored)
+            turn["session"] = None if throwaway else session
 
         def finish() -> tuple[Answer, Optional[str]]:
-            answer = streamed.answer
-            answer.tokens = dict(answer.tokens)
+            answer = turn["streamed"].answer
             self.count(key, answer)
-            return answer, None if throwaway else session
+            return answer, turn["session"]
 
         return pieces(), finish
 
