@@ -425,9 +425,11 @@ class KnowledgeBase:
 
     def stream_chat(self, session_id: str, message: str, **options: Any) -> StreamingAnswer:
         self._check_question(message)
-        self.token_counter.start()
+        counts = self.token_counter.start()  # the turn's generation thread runs in a copy of this context
         turn = self.as_chat_engine(session_id, **options).stream_chat(message)
-        return StreamingAnswer(message, turn, pieces=turn.response_gen)
+        return StreamingAnswer(
+            message, turn, pieces=turn.response_gen, finish=lambda answer: setattr(answer, "tokens", counts.as_dict())
+        )
 
     async def astream_chat(self, session_id: str, message: str, **options: Any) -> StreamingAnswer:
         return await asyncio.to_thread(self.stream_chat, session_id, message, **options)

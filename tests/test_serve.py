@@ -86,6 +86,7 @@ def test_openai_client_streams_and_completes_a_chat(site):
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert len(chunks) >= 3 and "30 days" in text
     assert chunks[-1].choices[0].finish_reason == "stop"
+    assert chunks[-1].usage.total_tokens > 0  # counted, so streams spend the key's token budget too
     extra = chunks[-1].model_extra["kb"]
     assert extra["route"] == "documents" and extra["sources"][0]["path"] == "policies/return-policy.md"
 
@@ -250,8 +251,42 @@ def test_bad_requests_get_json_errors(site):
     assert get(site, "/v1/nothing-here", "reader").status_code == 404
     chat = post(site, "/v1/chat/completions", "reader", {"messages": [{"role": "assistant", "content": "hi"}]})
     assert chat.status_code == 422 and "user" in chat.json()["error"]["message"]
-    for r in (big, chat):
-        assert "Traceback" not in r.text
+    too_long = post(site, "/v1/query", "reader", {"question": "why " * 2500})  # over the model's window
+    assert too_long.status_code == 400 and "characters" in too_long.json()["error"]["message"]
+    for r in (big, chat, too_long):
+        assert "Traceback" not in r.text and set(r.json()["error"]) == {"message", "type", "code"}
+
+
+def test_openapi_documents_every_endpoint(site):
+    assert httpx.get(site["servers"][0].url + "/docs", timeout=30).status_code == 200
+    paths = httpx.get(site["servers"][0].url + "/openapi.json", timeout=30).json()["paths"]
+    for path in (
+        "/v1/chat/completions",
+        "/v1/query",
+        "/v1/retrieve",
+        "/v1/sql",
+        "/v1/route",
+        "/v1/sessions",
+        "/v1/sessions/{session}",
+        "/v1/index",
+        "/v1/jobs/{job_id}",
+        "/healthz",
+        "/metrics",
+    ):
+        assert path in paths
+
+
+def test_the_token_limit_refuses_once_spent(site):
+    store = KeyStore(MariaDBConnection(site["config"]["database"]["url"]))
+    _, secret = store.create("thrifty", collections=["public"], tokens_per_minute=50)
+    left = WINDOW_S - time.time() % WINDOW_S
+    if left < 8:
+        time.sleep(left + 0.5)
+    url = site["servers"][0].url + "/v1/query"
+    spent = httpx.post(url, json={"question": RETURN_QUESTION + " (thrifty)"}, headers=bearer(secret), timeout=60)
+    assert spent.status_code == 200 and sum(spent.json()["tokens"].values()) > 50  # one answer spends the minute
+    refused = httpx.post(url, json={"question": "Anything else?"}, headers=bearer(secret), timeout=60)
+    assert refused.status_code == 429 and "Retry-After" in refused.headers
 
 
 def test_access_log_and_stats(site, run_kb, tmp_path):
