@@ -128,6 +128,10 @@ def evaluate(name: str, questions: list[dict], engine: SQLEngine, plain: Any) ->
             f"({seconds['kb']:.0f} s / {seconds['plain']:.0f} s so far) {item['q'][:70]}",
             flush=True,
         )
+        if not kb_ok:  # shown as it happens, so a long run can be read while it goes on
+            print(
+                "      kb tried: " + " | ".join(f"{a.sql} -> {a.error or 'ran'}" for a in outcome.attempts), flush=True
+            )
     return {
         "results": results,
         "seconds": seconds,

@@ -54,9 +54,11 @@ _SQL_INSTRUCTIONS = (
     "through the REFERENCES shown.\n"
     "- Select only what the question asks for, no extra columns: COUNT(*) when it asks how many records "
     "there are; the stored value when it asks for one (how many seats a room has: its seats column); "
-    'names or values, not a count, for "which" or "what".\n'
+    'names or values, not a count, for "which" or "what". "Which X" asks for the name column of X\'s own '
+    "table (JOIN it when the query groups by X's id), not an id and not another table's name.\n"
     "- Compare text with the exact values listed above. A status column holds a record's current state: "
     "filter on it only when the question asks for records in that state.\n"
+    "- Negations: not closed is <> 'closed' (every other value).\n"
     "- Dates: YEAR(col) = 2025; col BETWEEN '2025-03-01' AND '2025-03-31'; more than 30 days after an "
     "event: later_col > DATE_ADD(event_col, INTERVAL 30 DAY); within 7 days of it: later_col <= "
     "DATE_ADD(event_col, INTERVAL 7 DAY); DATEDIFF(later, earlier) is a number of days; MONTH(col); "
@@ -248,12 +250,17 @@ class SQLEngine(CustomQueryEngine):
         return str(response.metadata.get("sql_query") or response.response or "")
 
     def correct_sql(self, question: str, failed: Attempt, tables: Sequence[str] = (), tried: Sequence[str] = ()) -> str:
-        """A rewrite of a failed statement: for a column of a table the statement did not join, the
+        """A rewrite of a failed statement: for a value compared with the wrong column of its table,
+        the column that holds it; for a column of a table the statement did not join, the
         join along the foreign keys; otherwise the LLM's, given the error, the schema again and, for
         an unknown column or table, where the column is and how to join to it. A small model often writes the
         failed statement again: then it is asked once more, sampling (temperature 0.8), for another."""
         tried_forms = {_normalized(sql) for sql in tried}
-        joined = self.sql_database.describer.add_missing_join(failed.sql, failed.error or "")
+        describer = self.sql_database.describer
+        misplaced = describer.misplaced_value(failed.sql)
+        if misplaced and _normalized(misplaced[1]) not in tried_forms:
+            return misplaced[1]
+        joined = describer.add_missing_join(failed.sql, failed.error or "")
         if joined and _normalized(joined) not in tried_forms:
             return joined
         hint = self.sql_database.describer.hint_for(failed.error or "", tables, failed.sql)
@@ -313,6 +320,10 @@ class SQLEngine(CustomQueryEngine):
                 continue
             attempt.sql, used_tables = checked.sql, checked.tables
             outcome.refused, outcome.refusal_reason = False, None
+            misplaced = self.sql_database.describer.misplaced_value(checked.sql)
+            if misplaced and number < self.max_attempts - 1:  # it would run and silently find nothing
+                attempt.error = f"not run: {misplaced[0]}"
+                continue
             t = time.perf_counter()
             try:
                 outcome.rows, outcome.truncated = self.run(checked)

@@ -119,13 +119,15 @@ class SchemaDescriber:
             (self.database, name),
         )
         columns = []
-        for col_name, column_type, data_type, key, col_comment, max_length in self._conn.fetchall(
-            "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, COLUMN_KEY, COLUMN_COMMENT, CHARACTER_MAXIMUM_LENGTH "
+        for col_name, column_type, data_type, key, col_comment, max_length, nullable in self._conn.fetchall(
+            "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, COLUMN_KEY, COLUMN_COMMENT, CHARACTER_MAXIMUM_LENGTH, IS_NULLABLE "
             "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (self.database, name),
         ):
             shown = re.sub(r"^(\w*int)\(\d+\)", r"\1", column_type)  # INT(11): the width is noise
             shown = data_type.upper() + shown[len(data_type) :] if data_type in ("enum", "set") else shown.upper()
+            if nullable == "NO" and key != "PRI":  # `IS NULL` on it would find nothing: say so
+                shown += " NOT NULL"
             column = Column(col_name, shown, primary=key == "PRI", notes=[col_comment] if col_comment else [])
             column.references = declared.get(col_name) or (
                 None if column.primary else self._inferred_reference(col_name, name)
@@ -212,12 +214,31 @@ class SchemaDescriber:
             hint += f" From {best[0]}: {joins}, then use {best[1]}.{column}."
         return hint
 
+    def _nearest_owner(self, start: str, column: str) -> Optional[tuple[str, list[tuple[str, str, str, str]]]]:
+        """The one table holding ``column`` that is fewest foreign keys away from ``start``, and the path."""
+        reachable = []
+        for owner in self.tables:
+            if owner != start and any(c.name.lower() == column for c in self.table(owner).columns):
+                path = self._join_path(start, owner)
+                if path:
+                    reachable.append((len(path), owner, path))
+        reachable.sort(key=lambda r: r[0])
+        if not reachable or (len(reachable) > 1 and reachable[0][0] == reachable[1][0]):
+            return None  # none, or two equally near: which one was meant is the model's call
+        return reachable[0][1], reachable[0][2]
+
     def add_missing_join(self, sql: str, error: str) -> Optional[str]:
-        """The statement with the join it lacks, when the server says a column is unknown and that
-        column lives in exactly one table that the statement's single table reaches through foreign
-        keys; None otherwise. A small model, told where the column is, often writes the same
-        statement again; a join along declared keys is what it meant, so kb writes it itself (the
-        guard checks the result like any other attempt)."""
+        """The statement repaired along the foreign keys when the server says a column is unknown; None
+        when there is no single obvious repair. A small model, told where the column is, often writes
+        the same statement again; these repairs are what it meant, so kb writes them itself (the guard
+        checks the result like any other attempt):
+
+        * the column is qualified with the wrong table while the query has one table holding it
+          (``T2.Name`` where ``T1`` is that table, or ``InvoiceLine.Quantity`` where it is ``T2``):
+          the qualifier is corrected;
+        * otherwise the table it was taken from (its qualifier's, or the query's only table; a
+          subquery keeps its own) reaches the nearest table holding it through foreign keys: that
+          join is added."""
         import sqlglot
         from sqlglot import exp
 
@@ -225,31 +246,119 @@ class SchemaDescriber:
         if not match:
             return None
         qualifier, column = (match[1] or "").lower(), match[2].lower()
-        owners = [t for t in self.tables if any(c.name.lower() == column for c in self.table(t).columns)]
         try:
             tree = sqlglot.parse_one(sql, read="mysql")
         except Exception:  # not parseable: the LLM rewrites it
             return None
-        select = tree.find(exp.Select)
-        tables = list(tree.find_all(exp.Table))
-        if len(owners) != 1 or select is None or len(tables) != 1 or tables[0].name not in self.tables:
+        select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
+        if select is None:
             return None
-        start, owner = tables[0].name, owners[0]
-        path = self._join_path(start, owner)
-        if not path:
+        outer = [t for t in select.find_all(exp.Table) if t.find_ancestor(exp.Select) is select]
+        if not outer or any(t.name not in self.tables for t in outer):
             return None
-        alias = tables[0].alias_or_name
-        own_columns = {c.name.lower() for c in self.table(start).columns}
-        for col in tree.find_all(exp.Column):  # qualify the others, which the join could make ambiguous
-            name, table = col.name.lower(), col.table.lower()
-            if name == column and table in ("", qualifier):
-                col.set("table", exp.to_identifier(owner))
-            elif not table and name in own_columns:
-                col.set("table", exp.to_identifier(alias))
+
+        def has(table: str) -> bool:
+            return any(c.name.lower() == column for c in self.table(table).columns)
+
+        def outer_columns() -> list[Any]:
+            return [
+                c
+                for c in select.find_all(exp.Column)
+                if c.find_ancestor(exp.Select) is select
+                and c.name.lower() == column
+                and c.table.lower() in ("", qualifier)
+            ]
+
+        holders = [t for t in outer if has(t.name)]
+        named = [t for t in outer if qualifier in (t.alias_or_name.lower(), t.name.lower())]
+        if qualifier and len(holders) == 1 and (not named or not has(named[0].name)):
+            for col in outer_columns():
+                col.set("table", exp.to_identifier(holders[0].alias_or_name))
+            return tree.sql(dialect="mysql")
+        if holders:
+            return None  # a table of the query has it: the error is about something else
+        start = named[0] if qualifier and named else (outer[0] if not qualifier and len(outer) == 1 else None)
+        if start is None:
+            return None
+        nearest = self._nearest_owner(start.name, column)
+        if nearest is None:
+            return None
+        owner, path = nearest
+        alias = start.alias_or_name
+        for col in outer_columns():
+            col.set("table", exp.to_identifier(owner))
+        if len(outer) == 1:  # the others are qualified, as the join could make them ambiguous
+            own_columns = {c.name.lower() for c in self.table(start.name).columns}
+            for col in select.find_all(exp.Column):
+                if col.find_ancestor(exp.Select) is select and not col.table and col.name.lower() in own_columns:
+                    col.set("table", exp.to_identifier(alias))
         for a, a_col, b, b_col in path:
-            left = alias if a == start else a
+            left = alias if a == start.name else a
             select.join(b, on=f"{b}.{b_col} = {left}.{a_col}", dialect="mysql", copy=False)
         return tree.sql(dialect="mysql")
+
+    def misplaced_value(self, sql: str) -> Optional[tuple[str, str]]:
+        """A text value compared with a column whose values are all known and do not include it, while
+        another column of the same table holds exactly that value (``status = 'urgent'`` where
+        ``priority`` has 'urgent'): what is wrong, and the statement comparing the right column.
+        Such a statement runs and silently counts nothing; small models confuse sibling columns."""
+        import sqlglot
+        from sqlglot import exp
+
+        try:
+            tree = sqlglot.parse_one(sql, read="mysql")
+        except Exception:
+            return None
+        for comparison in tree.find_all(exp.EQ, exp.NEQ, exp.In):
+            col = comparison.this if isinstance(comparison.this, exp.Column) else None
+            others = comparison.expressions if isinstance(comparison, exp.In) else [comparison.expression]
+            if col is None or not others or not all(isinstance(o, exp.Literal) and o.is_string for o in others):
+                continue
+            table = self._column_table(tree, col)
+            if table is None:
+                continue
+            wanted = {str(o.this).lower() for o in others}
+            known = self._known_values(table, col.name)
+            if known is None or wanted <= known:
+                continue
+            holders = [
+                c.name
+                for c in self.table(table).columns
+                if c.name.lower() != col.name.lower()
+                and (values := self._known_values(table, c.name))
+                and wanted <= values
+            ]
+            if len(holders) != 1:
+                continue
+            problem = f"{table}.{col.name} has no value {', '.join(sorted(wanted))}; {table}.{holders[0]} has"
+            col.set("this", exp.to_identifier(holders[0]))
+            return problem, tree.sql(dialect="mysql")
+        return None
+
+    def _known_values(self, table: str, column: str) -> Optional[set[str]]:
+        """Every value of a column, lower-cased, when the description lists them all; else None."""
+        for col in self.table(table).columns:
+            if col.name.lower() == column.lower():
+                listed = [col.type_text] if col.type_text.startswith(("ENUM(", "SET(")) else []
+                listed += [note[len("values: ") :] for note in col.notes if note.startswith("values: ")]
+                if listed:
+                    return {v.replace("''", "'").lower() for v in re.findall(r"'((?:[^']|'')*)'", listed[0])}
+        return None
+
+    def _column_table(self, tree: Any, col: Any) -> Optional[str]:
+        """The table a column of ``tree`` belongs to: its qualifier's, or the one table of its query having it."""
+        from sqlglot import exp
+
+        if col.table:
+            return self._table_of(tree.sql(dialect="mysql"), col.table)
+        scope = col.find_ancestor(exp.Select)
+        if scope is None:
+            return None
+        names = [
+            t.name for t in scope.find_all(exp.Table) if t.find_ancestor(exp.Select) is scope and t.name in self.tables
+        ]
+        having = [t for t in names if any(c.name.lower() == col.name.lower() for c in self.table(t).columns)]
+        return having[0] if len(having) == 1 else None
 
     def _hint_for_table(self, name: str) -> str:
         """The real tables, and those tables and columns whose names share a word with ``name``."""

@@ -44,7 +44,7 @@ def test_the_prompt_shows_what_the_model_cannot_guess(engine_with):
     sql_answer(engine, "How many orders are there?")
     prompt = llm.prompts[0]
     assert "CREATE TABLE orders (  -- customer orders" in prompt
-    assert "customer_id INT REFERENCES customers(id)" in prompt  # the join path
+    assert "customer_id INT NOT NULL REFERENCES customers(id)" in prompt  # the join path; never NULL
     assert "status ENUM('placed','shipped','delivered','cancelled')" in prompt
     assert "values: 'FI'" in prompt and "ISO country code" in prompt  # comments and sampled values
     assert "DATEDIFF(later, earlier)" in prompt and "DAYOFWEEK" in prompt  # MariaDB date functions
@@ -65,17 +65,52 @@ def test_a_column_of_a_table_not_joined_gets_the_join_without_asking_the_model_a
     assert len(llm.prompts) == 2  # the first statement and the answer: the join was kb's, along the keys
 
 
+def test_a_subquery_filter_on_a_column_of_another_table_gets_the_join(engine_with, admin, project_settings):
+    db = project_settings.sql.database
+    gold = admin.fetchall(
+        f"SELECT COUNT(*) FROM `{db}`.returns r JOIN `{db}`.orders o ON o.id = r.order_id "
+        f"JOIN `{db}`.customers c ON c.id = o.customer_id WHERE c.country = 'FI'"
+    )[0][0]
+    wrong = "SELECT COUNT(*) FROM returns WHERE customer_id IN (SELECT id FROM customers WHERE country = 'FI')"
+    engine, llm = engine_with([wrong, "Answer."])
+    answer = sql_answer(engine, "How many returns came from customers in Finland?")
+    assert [a.error is None for a in answer.attempts] == [False, True]
+    assert answer.sql == (  # the outer query joins orders; the subquery's own id stays the customers' id
+        "SELECT COUNT(*) FROM returns JOIN orders ON orders.id = returns.order_id "
+        "WHERE orders.customer_id IN (SELECT id FROM customers WHERE country = 'FI')"
+    )
+    assert answer.rows == [{"COUNT(*)": gold}] and len(llm.prompts) == 2
+
+
+def test_a_value_compared_with_the_wrong_column_moves_to_the_column_that_has_it(engine_with, admin, project_settings):
+    gold = admin.fetchall(
+        f"SELECT COUNT(*) FROM `{project_settings.sql.database}`.support_tickets WHERE priority = 'urgent'"
+    )[0][0]
+    engine, llm = engine_with(["SELECT COUNT(*) FROM support_tickets WHERE status = 'urgent'", "Answer."])
+    answer = sql_answer(engine, "How many urgent support tickets are there?")
+    assert answer.attempts[0].error == (
+        "not run: support_tickets.status has no value urgent; support_tickets.priority has"
+    )
+    assert answer.sql == "SELECT COUNT(*) FROM support_tickets WHERE priority = 'urgent'"
+    assert answer.rows == [{"COUNT(*)": gold}] and gold > 0 and len(llm.prompts) == 2
+    # a value the column does hold is left alone, and so is one no column holds
+    describer = engine.sql_database.describer
+    assert describer.misplaced_value("SELECT COUNT(*) FROM support_tickets WHERE status = 'open'") is None
+    assert describer.misplaced_value("SELECT COUNT(*) FROM support_tickets WHERE status = 'lost'") is None
+
+
+# Two tables and an unqualified column neither has: which table it was meant from is the model's call
 WRONG_JOIN = (
     "SELECT COUNT(*) FROM returns r JOIN products p ON p.id = r.product_id "
-    "WHERE DATEDIFF(r.requested_at, r.delivered_at) > 30"
+    "WHERE DATEDIFF(r.requested_at, delivered_at) > 30"
 )
 
 
 def test_a_failed_first_attempt_is_corrected_with_the_error_and_a_join_hint(engine_with, late_returns):
     def script(prompt: str) -> str:
         if "Write a corrected statement" in prompt:
-            assert "Unknown column 'r.delivered_at'" in prompt and "JOIN products AS p ON p.id = r.product_id" in prompt
-            assert "delivered_at is a column of orders, not of returns" in prompt
+            assert "Unknown column 'delivered_at'" in prompt and "JOIN products AS p ON p.id = r.product_id" in prompt
+            assert "delivered_at is a column of orders." in prompt
             assert "JOIN orders ON orders.id = returns.order_id" in prompt
             return RIGHT
         if prompt.rstrip().endswith("SQL:"):
@@ -85,10 +120,27 @@ def test_a_failed_first_attempt_is_corrected_with_the_error_and_a_join_hint(engi
     engine, llm = engine_with(script)
     answer = sql_answer(engine, LATE)
     assert [a.error is None for a in answer.attempts] == [False, True]
-    assert "Unknown column 'r.delivered_at'" in answer.attempts[0].error
+    assert "Unknown column 'delivered_at'" in answer.attempts[0].error
     assert answer.sql == answer.attempts[1].sql and "JOIN orders" in answer.sql
     assert answer.rows == [{"late": late_returns}] and not answer.refused
     assert answer.text.startswith(str(late_returns))
+
+
+def test_a_column_qualified_with_the_wrong_table_is_repaired_without_the_model(engine_with, late_returns):
+    # taken from a joined table that lacks it: the join to the table that has it is added
+    engine, llm = engine_with([WRONG_JOIN.replace(", delivered_at)", ", r.delivered_at)"), "Answer."])
+    answer = sql_answer(engine, LATE)
+    assert answer.sql == (
+        "SELECT COUNT(*) FROM returns AS r JOIN products AS p ON p.id = r.product_id "
+        "JOIN orders ON orders.id = r.order_id WHERE DATEDIFF(r.requested_at, orders.delivered_at) > 30"
+    )
+    assert answer.rows == [{"COUNT(*)": late_returns}] and len(llm.prompts) == 2
+    # qualified with the wrong one of the query's own tables: the qualifier is corrected
+    wrong = "SELECT r.name, COUNT(*) AS n FROM returns r JOIN products p ON p.id = r.product_id GROUP BY r.name"
+    engine, llm = engine_with([wrong + " ORDER BY n DESC LIMIT 1", "Answer."])
+    answer = sql_answer(engine, "Which product was returned most often?")
+    assert answer.sql.startswith("SELECT p.name, COUNT(*) AS n FROM returns AS r JOIN products AS p")
+    assert "GROUP BY p.name" in answer.sql and answer.rows and "name" in answer.rows[0]
 
 
 def test_corrections_stop_after_three_attempts(engine_with):
