@@ -322,7 +322,8 @@ class KnowledgeBase:
             token_limit=limit,
             tokenizer_fn=self.token_counter.tokenizer,
             condense_with_llm=condense == "llm",
-            on_turn=lambda a: self._log(a, "chat"),
+            # the turn's LLM calls (condensing, SQL, answer) are done when it is logged: its count is complete
+            on_turn=lambda a: self._log(a, "chat", self.token_counter.current()),
         )
 
     # -- questions -----------------------------------------------------------------------------------

@@ -42,6 +42,11 @@ class TokenCounter(BaseCallbackHandler):
         self.tokenizer = self._payload_counter.tokenizer
 
     @staticmethod
+    def current() -> Optional[Counts]:
+        """The count of the question or turn being answered in this context (None outside one)."""
+        return _CURRENT.get()
+
+    @staticmethod
     def start() -> Counts:
         """A fresh count for the question or turn about to be answered in this context."""
         counts = Counts()

@@ -68,6 +68,11 @@ def test_three_turns_documents_database_both(db_url, business, local_embed):
     assert [t["route"] for t in turns] == ["documents", "database", "both"]
     assert turns[1]["condensed_question"] == "How many returns were requested in October 2026?"
     assert turns[1]["sql"] and turns[2]["sql"]
+    # each turn is logged with the tokens of all its LLM calls (condensing, SQL, answer)
+    logged = kb.stats()["tokens_by_model"]
+    assert third.tokens["in"] > 0 and sum(r["in"] for r in logged) == sum(
+        t.tokens["in"] for t in (first, second, third)
+    )
 
 
 def test_a_chat_turn_cannot_talk_the_sql_engine_into_writing(db_url, business, local_embed, business_checksum):
