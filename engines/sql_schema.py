@@ -53,6 +53,7 @@ class Column:
     primary: bool = False
     references: Optional[tuple[str, str]] = None
     notes: list[str] = field(default_factory=list)
+    values: Optional[list[str]] = None  # every value it holds, when known (ENUM members, a complete sample)
 
 
 @dataclass
@@ -132,11 +133,14 @@ class SchemaDescriber:
             column.references = declared.get(col_name) or (
                 None if column.primary else self._inferred_reference(col_name, name)
             )
+            if data_type in ("enum", "set"):
+                column.values = [v.replace("''", "'") for v in re.findall(r"'((?:[^']|'')*)'", column_type)]
             if data_type in _SAMPLED_TYPES and (max_length or 0) <= 100 and not column.primary:
                 values, complete = self._values(name, col_name)
                 if values:
                     listed = values if complete else values[:2]
                     column.notes.append(("values: " if complete else "e.g. ") + ", ".join(_quoted(v) for v in listed))
+                    column.values = [str(v) for v in values] if complete else None
             columns.append(column)
         self._tables[name] = Table(name, comment[0][0] if comment and comment[0][0] else "", columns)
         return self._tables[name]
@@ -336,13 +340,10 @@ class SchemaDescriber:
         return None
 
     def _known_values(self, table: str, column: str) -> Optional[set[str]]:
-        """Every value of a column, lower-cased, when the description lists them all; else None."""
+        """Every value of a column, lower-cased (MariaDB compares case-insensitively), when known."""
         for col in self.table(table).columns:
-            if col.name.lower() == column.lower():
-                listed = [col.type_text] if col.type_text.startswith(("ENUM(", "SET(")) else []
-                listed += [note[len("values: ") :] for note in col.notes if note.startswith("values: ")]
-                if listed:
-                    return {v.replace("''", "'").lower() for v in re.findall(r"'((?:[^']|'')*)'", listed[0])}
+            if col.name.lower() == column.lower() and col.values is not None:
+                return {v.lower() for v in col.values}
         return None
 
     def _column_table(self, tree: Any, col: Any) -> Optional[str]:

@@ -358,13 +358,14 @@ class KnowledgeBase:
         self._check_question(question)
         return await self.as_retriever(**options).aretrieve(QueryBundle(question))
 
-    def route(self, question: str) -> RouteDecision:
-        """Where ``question`` would go (documents, database or both) and why, without answering."""
+    def route(self, question: str, **options: Any) -> RouteDecision:
+        """Where ``question`` would go (documents, database or both) and why, without answering
+        (options as :meth:`as_query_engine`: ``database=False`` leaves the database out)."""
         self._check_question(question)
-        return self._engine({}).decide(question)
+        return self._engine(options).decide(question)
 
-    async def aroute(self, question: str) -> RouteDecision:
-        return await asyncio.to_thread(self.route, question)
+    async def aroute(self, question: str, **options: Any) -> RouteDecision:
+        return await asyncio.to_thread(self.route, question, **options)
 
     def query(self, question: str, *, route: Optional[str] = None, **options: Any) -> Answer:
         """Answer ``question`` from the documents, the database or both, as the router decides

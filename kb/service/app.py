@@ -120,10 +120,7 @@ def create_app(service: Service) -> FastAPI:
                 getattr(state, "tokens", 0),
                 getattr(state, "cache", None),
             )
-            try:
-                service.access_log.record(record)
-            except Exception as exc:  # the log must not fail the request it logs (e.g. the database is down)
-                log.warning("access log not written: %s", exc)
+            service.log_access(record)
         return response
 
     def current_key(request: Request, authorization: Optional[str] = Header(None)) -> ApiKey:
@@ -248,10 +245,7 @@ def create_app(service: Service) -> FastAPI:
                     route,
                     tokens,
                 )
-                try:
-                    service.access_log.record(record)
-                except Exception as exc:
-                    log.warning("access log not written: %s", exc)
+                service.log_access(record)
 
         return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 

@@ -27,7 +27,6 @@ class IndexJobs:
     def __init__(self, kb: KnowledgeBase, roots: list[str]) -> None:
         self.kb = kb
         self.roots = [kb.settings.resolve_path(r).resolve() for r in roots]
-        self._threads: dict[str, threading.Thread] = {}
 
     def check_path(self, path: str) -> Path:
         """The folder to index, if it lies under an allowed root; else a clear refusal."""
@@ -62,9 +61,7 @@ class IndexJobs:
             "error": None,
         }
         self._save(job)
-        thread = threading.Thread(target=self._run, args=(job, options), name=f"kb-index-{job['id'][:8]}", daemon=True)
-        self._threads[job["id"]] = thread
-        thread.start()
+        threading.Thread(target=self._run, args=(job, options), name=f"kb-index-{job['id'][:8]}", daemon=True).start()
         return job
 
     def _run(self, job: dict[str, Any], options: dict[str, Any]) -> None:
@@ -84,9 +81,3 @@ class IndexJobs:
             log.exception("index job %s failed", job["id"])
             job.update(status="failed", error=str(exc).splitlines()[0][:500], finished=time.time())
         self._save(job)
-
-    def wait(self, job_id: str, timeout: float) -> None:
-        """For tests and shutdown: wait for a job this process runs."""
-        thread = self._threads.get(job_id)
-        if thread is not None:
-            thread.join(timeout)

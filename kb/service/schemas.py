@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
-from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
+from llama_index.core.vector_stores.types import MetadataFilters
 from pydantic import BaseModel, ConfigDict, Field
 
 from kb.config import RetrievalMode
+from kb.retrieval import filters_from
 
 Route = Literal["documents", "database", "both"]
 
@@ -48,6 +49,4 @@ def parse_filters(raw: Optional[dict[str, Any]]) -> Optional[MetadataFilters]:
     """LlamaIndex ``MetadataFilters`` JSON (``{"filters": [...], "condition": "and"}``) or ``{key: value}``."""
     if not raw:
         return None
-    if "filters" in raw:
-        return MetadataFilters.model_validate(raw)
-    return MetadataFilters(filters=[MetadataFilter(key=k, value=v) for k, v in raw.items()])
+    return MetadataFilters.model_validate(raw) if "filters" in raw else filters_from(raw)

@@ -13,6 +13,7 @@ that generate take a process-wide lock; retrieval and everything else run concur
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from kb.collections import restrict
 from kb.engines.answer import Answer, Source
 from kb.errors import KBError
 from kb.knowledge_base import KnowledgeBase
-from kb.service.access_log import AccessLog
+from kb.service.access_log import AccessLog, AccessRecord
 from kb.service.cache import ServiceCache, build_backend, cache_key
 from kb.service.jobs import IndexJobs
 from kb.service.keys import ApiKey, KeyStore
@@ -37,6 +38,7 @@ from kb.service.openai_chat import ChatCompletionRequest
 from kb.service.ratelimit import RateLimiter, build_counter
 from kb.service.schemas import QueryRequest, RetrieveRequest
 
+log = logging.getLogger("kb.service")
 _END = object()  # the end of a streamed turn's pieces
 
 
@@ -134,6 +136,13 @@ class Service:
         self.metrics.count_tokens(tokens_in, tokens_out)
         return tokens_in + tokens_out
 
+    def log_access(self, record: AccessRecord) -> None:
+        """One access-log row; a failure is logged, never the request's (the database may be down)."""
+        try:
+            self.access_log.record(record)
+        except Exception as exc:
+            log.warning("access log not written: %s", exc)
+
     # -- answers -----------------------------------------------------------------------------------
     def _answer_key(self, kind: str, key: ApiKey, body: dict[str, Any]) -> str:
         versions = self.kb.collection_versions.current(key.collections)
@@ -182,10 +191,8 @@ class Service:
         return answer_dict(answer)
 
     def route(self, key: ApiKey, question: str) -> dict[str, Any]:
-        if not key.sql:
-            return {"route": "documents", "reason": "this key may not query the business database", "selector": "none"}
         with self.generating():
-            decision = self.kb.route(question)
+            decision = self.kb.route(question, database=key.sql)
         return {"route": decision.route, "reason": decision.reason, "selector": decision.selector}
 
     # -- chat --------------------------------------------------------------------------------------
