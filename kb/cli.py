@@ -39,7 +39,7 @@ def _cmd_db_start(args: argparse.Namespace, settings: Settings) -> int:
         conn = connect(settings)
         print(f"database.url is set: kb uses the MariaDB {conn.server_version()} at {conn.where}; nothing to start")
         return 0
-    print(private_server(settings).start().describe())
+    print(private_server(settings).start(replicas=args.replicas).describe())
     return 0
 
 
@@ -60,6 +60,12 @@ def _cmd_db_status(args: argparse.Namespace, settings: Settings) -> int:
     if not uses_private_server(settings):
         conn = connect(settings)
         print(f"external MariaDB {conn.server_version()} at {conn.where} (database.url)")
+        for replica in conn.replica_status():
+            lag = "unknown" if replica["lag_s"] is None else f"{replica['lag_s']:g} s"
+            print(
+                f"replica {replica['replica']}: {replica['state']}, lag {lag}"
+                + (f" ({replica['error']})" if replica["error"] else "")
+            )
         return 0
     status = private_server(settings).status()
     print(status.describe())
@@ -85,24 +91,23 @@ def _cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _profile_model_file(settings: Settings):
-    from kb import model_files
-
-    llm = settings.active_profile.llm
-    known = model_files.known_file(llm.model) if llm.provider == "llama_cpp" else None
-    if known is None:
-        raise KBError(
-            f"profile {settings.profile!r} uses no model file kb fetches ({llm.provider}: {llm.model}); nothing to do"
-        )
-    return known
-
-
 def _cmd_model_fetch(args: argparse.Namespace, settings: Settings) -> int:
-    from kb import model_files
+    """The profile's model files: the GGUF fetched and verified, the embedding's ONNX export made."""
+    from kb import model_files, models
 
-    known = _profile_model_file(settings)
-    path = model_files.ensure(known, settings.model_cache_path, source=args.source or settings.models.source)
-    print(f"{known.name}: {path} ({known.size:,} bytes, SHA-256 {known.sha256[:16]}... verified)")
+    llm, embedding = settings.active_profile.llm, settings.active_profile.embedding
+    known = model_files.known_file(llm.model) if llm.provider == "llama_cpp" else None
+    onnx = models.uses_onnx(embedding)
+    if known is None and not onnx:
+        raise KBError(
+            f"profile {settings.profile!r} uses no model file kb fetches ({llm.provider}: {llm.model}; "
+            f"{embedding.provider}: {embedding.model}); nothing to do"
+        )
+    if known is not None:
+        path = model_files.ensure(known, settings.model_cache_path, source=args.source or settings.models.source)
+        print(f"{known.name}: {path} ({known.size:,} bytes, SHA-256 {known.sha256[:16]}... verified)")
+    if onnx:
+        print(f"{embedding.model} for ONNX Runtime (int8): {models.local_onnx_path(settings)}")
     return 0
 
 
@@ -270,13 +275,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Manage kb's private MariaDB 11.8 (unused when database.url is set).",
     )
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
-    db_commands.add_parser("start", help="provision (first time) and start the server; idempotent").set_defaults(
-        handler=_cmd_db_start
+    start = db_commands.add_parser(
+        "start",
+        help="provision (first time) and start the server and its replicas; idempotent",
+        description="Provision (first time) and start kb's private MariaDB and every replica provisioned before.",
     )
-    db_commands.add_parser("stop", help="stop the server").set_defaults(handler=_cmd_db_stop)
-    db_commands.add_parser("status", help="print the server version and where it listens").set_defaults(
-        handler=_cmd_db_status
+    start.add_argument(
+        "--replicas",
+        type=int,
+        default=0,
+        metavar="N",
+        help="make sure replicas 1..N exist (GTID replication, ports port+1..port+N, data under the home "
+        "folder); a new replica costs the primary a stop of a few seconds for the copy",
     )
+    start.set_defaults(handler=_cmd_db_start)
+    db_commands.add_parser("stop", help="stop the server and its replicas").set_defaults(handler=_cmd_db_stop)
+    db_commands.add_parser(
+        "status", help="print the server version, where it listens, and each replica's state and lag"
+    ).set_defaults(handler=_cmd_db_status)
 
     config = commands.add_parser(
         "config",

@@ -52,6 +52,19 @@ class DatabaseSettings(_Strict):
     connect_timeout: int = Field(5, ge=1, le=300)
     pool_size: int = Field(5, ge=1, le=100)
     server: ServerSettings = ServerSettings()
+    replicas: Optional[list[DatabaseURL]] = Field(
+        None,
+        description="URLs of read replicas of database.url; unset means the private server's own "
+        "replicas (`kb db start --replicas N`), [] means none",
+    )
+    replica_consistency: Literal["own_writes", "global"] = Field(
+        "own_writes",
+        description="own_writes: a replica read waits for this process's writes; global: for every "
+        "write the primary has (one more query per read)",
+    )
+    replica_wait_s: float = Field(1.0, ge=0, le=60, description="how long a read waits for a replica to catch up")
+    replica_max_lag_s: float = Field(30.0, gt=0, description="a replica further behind is left out")
+    replica_retry_s: float = Field(10.0, gt=0, description="how soon a replica left out is tried again")
 
 
 class VectorStoreSettings(_Strict):
@@ -218,6 +231,15 @@ class EmbeddingSettings(_Strict):
     api_key: Optional[Secret] = Field(None, description="prefer api_key_env: keeps secrets out of files")
     api_key_env: str | None = None
     batch_size: int = Field(64, ge=1, le=2048)
+    runtime: Literal["auto", "onnx", "torch"] = Field(
+        "auto",
+        description="provider local: onnx (ONNX Runtime, int8), torch (sentence-transformers), or auto: onnx "
+        "where the CPU has int8 dot-product instructions (VNNI, Arm dotprod), else torch",
+    )
+    concurrency: int = Field(4, ge=1, le=64, description="remote providers: batches in flight at once")
+    max_retries: int = Field(
+        6, ge=0, le=20, description="remote providers: retries of a batch on 429 and 5xx, with exponential backoff"
+    )
 
 
 class ModelFilesSettings(_Strict):

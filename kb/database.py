@@ -10,6 +10,7 @@ from kb.config import Settings
 from kb.server import PrivateServer
 from kb.stores.connection import MariaDBConnection
 from kb.stores.errors import DatabaseUnavailable, ServerTooOld
+from kb.stores.replication import ReplicatedConnection
 
 # When a server dies mid-call, SQLAlchemy's pool logs each broken connection with a traceback before
 # kb's one-line error; kb reports the failure itself.
@@ -37,16 +38,35 @@ def connect(settings: Settings, *, start: bool = True) -> MariaDBConnection:
     With no ``database.url``, kb's private server is started first when ``start`` is true (it is
     idempotent and takes a few seconds), so that every command works on a fresh machine.
     """
-    if settings.database.url:
-        url: str | URL = settings.database.url.get_secret_value()
+    database = settings.database
+    replicas: list[str | URL]
+    if database.url:
+        url: str | URL = database.url.get_secret_value()
+        replicas = [r.get_secret_value() for r in database.replicas or ()]
     else:
         server = private_server(settings)
         if start:
             server.start()
         url = server.app_url()
-    connection = MariaDBConnection(
-        url, pool_size=settings.database.pool_size, connect_timeout=settings.database.connect_timeout
-    )
+        replicas = (
+            [r.get_secret_value() for r in database.replicas]
+            if database.replicas is not None
+            else [r.app_url() for r in server.provisioned_replicas()]
+        )
+    connection: MariaDBConnection
+    if replicas:
+        connection = ReplicatedConnection(
+            url,
+            replicas,
+            pool_size=database.pool_size,
+            connect_timeout=database.connect_timeout,
+            max_lag_s=database.replica_max_lag_s,
+            wait_s=database.replica_wait_s,
+            retry_s=database.replica_retry_s,
+            consistency=database.replica_consistency,
+        )
+    else:
+        connection = MariaDBConnection(url, pool_size=database.pool_size, connect_timeout=database.connect_timeout)
     try:
         connection.check_vector_support()
     except DatabaseUnavailable as exc:

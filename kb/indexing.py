@@ -41,6 +41,7 @@ from kb.config import IndexingSettings
 from kb.embedding_cache import EmbeddingCache
 from kb.errors import KBError
 from kb.index_report import FileFailure, IndexReport
+from kb.models import embed_texts
 from kb.stores import MariaDBKVStore, MariaDBVectorStore
 
 log = logging.getLogger("kb.indexing")
@@ -386,7 +387,7 @@ class DirectoryIndexer:
         missing = sorted({text for text in texts if EmbeddingCache.key(text) not in cached})
         if missing:
             t = time.perf_counter()
-            vectors = self._embed_model().get_text_embedding_batch(missing, show_progress=False)
+            vectors = embed_texts(self._embed_model(), missing)
             report.seconds["embed"] += time.perf_counter() - t
             report.embedded += len(missing)
             t = time.perf_counter()

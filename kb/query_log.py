@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from kb.engines.answer import Answer
-from kb.stores.connection import MariaDBConnection, create_table
+from kb.stores.connection import MariaDBConnection, create_table, replica_read
 
 
 @dataclass
@@ -78,6 +78,7 @@ class QueryLog:
             ),
         )
 
+    @replica_read
     def turns(self, session_id: str) -> list[dict[str, Any]]:
         rows = self._conn.fetchall(
             f"SELECT created_at, question, condensed_question, route, route_reason, answer, sources, `sql`, refused "
@@ -114,6 +115,7 @@ class QueryLog:
             return LatencyStats(None, None, None)
         return LatencyStats(*(None if v is None else float(v) for v in rows[0]))
 
+    @replica_read
     def stats(self) -> dict[str, Any]:
         """Counts by kind and route, latency percentiles, tokens by model."""
         counts = self._conn.fetchall(

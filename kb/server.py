@@ -7,7 +7,8 @@ run through that prefix's own dynamic loader. Nothing outside ``<home>`` is writ
 
 Layout under ``<home>/mariadb``: ``apt/`` (private apt lists and .deb cache), ``prefix/`` (the
 unpacked packages), ``data/`` (the data directory), ``run/`` (socket and pid file), ``server.log``,
-``credentials.json`` (generated passwords, mode 0600).
+``credentials.json`` (generated passwords, mode 0600), and ``replicas/N/`` (``data/``, ``run/``,
+``server.log`` of local replica N: see :mod:`kb.server_replication`).
 """
 
 from __future__ import annotations
@@ -33,15 +34,11 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 
 from kb.errors import ServerError
+from kb.server_accounts import ADMIN_USER, APP_USER, KB_ACCOUNTS, READONLY_USER, SYSTEM_ACCOUNT
 from kb.server_install import EXTERNAL_HELP, tail, unpack_mariadb
+from kb.server_replication import ReplicaStatus, ReplicationMixin
 from kb.stores.connection import MariaDBConnection, StoreError, quote_identifier
 
-ADMIN_USER = "kb_admin"
-APP_USER = "kb"
-READONLY_USER = "kb_reader"
-KB_ACCOUNTS = (ADMIN_USER, APP_USER, READONLY_USER)
-# The locked account that owns the system views (mysql.user is a view); it cannot log in.
-SYSTEM_ACCOUNT = "mariadb.sys"
 _ARCHES = {
     "x86_64": ("amd64", "x86_64-linux-gnu", "ld-linux-x86-64.so.2"),
     "aarch64": ("arm64", "aarch64-linux-gnu", "ld-linux-aarch64.so.1"),
@@ -57,35 +54,50 @@ class ServerStatus:
     pid: int | None
     datadir: str
     notes: tuple[str, ...] = ()  # what start() repaired, for the user to read
+    replicas: tuple[ReplicaStatus, ...] = ()
 
     def describe(self) -> str:
         if not self.running:
-            return f"kb's MariaDB is not running (data directory {self.datadir}); start it with `kb db start`"
-        lines = [
-            f"kb's MariaDB {self.version} is running (pid {self.pid}), listening on "
-            f"127.0.0.1:{self.port} and socket {self.socket}; data in {self.datadir}"
-        ]
+            lines = [f"kb's MariaDB is not running (data directory {self.datadir}); start it with `kb db start`"]
+        else:
+            lines = [
+                f"kb's MariaDB {self.version} is running (pid {self.pid}), listening on "
+                f"127.0.0.1:{self.port} and socket {self.socket}; data in {self.datadir}"
+            ]
+        lines += [replica.describe() for replica in self.replicas]
         return "\n".join([*lines, *self.notes])
 
 
-class PrivateServer:
+class PrivateServer(ReplicationMixin):
     """The MariaDB server that belongs to one kb home folder."""
 
     def __init__(
-        self, home: Path, *, port: int, database: str = "kb", vector_cache_mb: int = 1024, buffer_pool_mb: int = 512
+        self,
+        home: Path,
+        *,
+        port: int,
+        database: str = "kb",
+        vector_cache_mb: int = 1024,
+        buffer_pool_mb: int = 512,
+        replica: int = 0,
     ) -> None:
+        self.home = Path(home)
         self.root = Path(home).resolve() / "mariadb"
         self.port = port
         self.database = database
         self.vector_cache_mb = vector_cache_mb
         self.buffer_pool_mb = buffer_pool_mb
+        self.replica_number = replica  # 0: the primary
+        self.instance = self.root if replica == 0 else self.root / "replicas" / str(replica)
         self.prefix = self.root / "prefix"
-        self.datadir = self.root / "data"
-        self.rundir = self.root / "run"
-        self.log_path = self.root / "server.log"
+        self.datadir = self.instance / "data"
+        self.rundir = self.instance / "run"
+        self.log_path = self.instance / "server.log"
         self.pid_path = self.rundir / "mariadbd.pid"
         self.credentials_path = self.root / "credentials.json"
-        self.files_dir = self.root / "files"  # secure_file_priv: the only folder the server may read or write
+        self.files_dir = self.instance / "files"  # secure_file_priv: the only folder the server may read or write
+        # Present once a replica was provisioned: the primary then writes a binary log.
+        self.replication_marker = self.root / "replication"
         self.notes: list[str] = []
 
     # -- paths ------------------------------------------------------------------------------
@@ -96,7 +108,7 @@ class PrivateServer:
         path = self.rundir / "mariadbd.sock"
         if len(str(path)) < 100:  # sun_path holds 108 bytes
             return path
-        digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:12]
+        digest = hashlib.sha1(str(self.instance).encode()).hexdigest()[:12]
         return Path(tempfile.gettempdir()) / f"kb-mariadb-{digest}" / "mariadbd.sock"
 
     def _arch(self) -> tuple[str, str, str]:
@@ -126,16 +138,23 @@ class PrivateServer:
     def _credentials(self) -> dict[str, str]:
         if self.credentials_path.is_file():
             return json.loads(self.credentials_path.read_text())
-        creds = {
-            ADMIN_USER: secrets.token_hex(16),
-            APP_USER: secrets.token_hex(16),
-            READONLY_USER: secrets.token_hex(16),
-        }
+        creds = {user: secrets.token_hex(16) for user in KB_ACCOUNTS}
+        self._write_credentials(creds)
+        return creds
+
+    def _write_credentials(self, creds: dict[str, str]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.credentials_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(creds, handle)
-        return creds
+
+    def _password(self, user: str) -> str:
+        """``user``'s generated password; made now for an account newer than the credentials file."""
+        creds = self._credentials()
+        if user not in creds:
+            creds[user] = secrets.token_hex(16)
+            self._write_credentials(creds)
+        return creds[user]
 
     def _base_args(self, datadir: Path | None = None) -> list[str]:
         args = [f"--datadir={datadir or self.datadir}", f"--lc-messages-dir={self.prefix / 'usr/share/mariadb'}"]
@@ -220,22 +239,28 @@ class PrivateServer:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "w") as handle:
+        self.instance.mkdir(parents=True, exist_ok=True)
+        with open(self.instance / ".lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def start(self, *, timeout: float = 120.0) -> ServerStatus:
-        """Provision if needed, start if not running, create kb's database and accounts. Idempotent."""
+    def start(self, *, replicas: int = 0, timeout: float = 120.0) -> ServerStatus:
+        """Provision if needed, start if not running, create kb's database and accounts; provision
+        replicas 1..``replicas`` that do not exist yet and start every provisioned one. Idempotent."""
         with self._locked():
             if self._pid() is None:
                 self.install()
                 self._initialize_datadir()
                 self._launch(timeout)
             self._ensure_database()
+            new = [self.replica(n) for n in range(1, replicas + 1) if not self.replica(n).provisioned]
+            if new:
+                self._provision(new, timeout)
+        for replica in self.provisioned_replicas():
+            replica.start_replica(self, timeout=timeout)
         return self.status()
 
     def _launch(self, timeout: float) -> None:
@@ -270,6 +295,7 @@ class PrivateServer:
             "--character-set-server=utf8mb4",
             "--max-connections=300",
             "--skip-name-resolve",
+            *self._replication_args(),
         ]
         with open(self.log_path, "ab") as log:
             proc = subprocess.Popen(
@@ -321,7 +347,7 @@ class PrivateServer:
         """Drop anonymous and password-less accounts (a data directory made by kb before 0.2 has
         four password-less roots). Accounts a user added with a password are left alone."""
         cur.execute(
-            "SELECT User, Host FROM mysql.global_priv WHERE User NOT IN (?, ?, ?, ?) AND ("
+            f"SELECT User, Host FROM mysql.global_priv WHERE User NOT IN ({', '.join('?' * (len(KB_ACCOUNTS) + 1))}) AND ("
             "User = '' OR (COALESCE(JSON_VALUE(Priv, '$.account_locked'), 'false') NOT IN ('true', '1') "
             "AND COALESCE(JSON_VALUE(Priv, '$.authentication_string'), '') = '' "
             "AND COALESCE(JSON_VALUE(Priv, '$.plugin'), 'mysql_native_password') "
@@ -339,19 +365,25 @@ class PrivateServer:
             )
 
     def stop(self, *, timeout: float = 60.0) -> bool:
-        """Stop the server if it runs; True when it was running."""
+        """Stop the server (a primary: its replicas first) if it runs; True when the server was running."""
+        if self.replica_number == 0:
+            for replica in self.provisioned_replicas():
+                replica.stop(timeout=timeout)
         with self._locked():
-            pid = self._pid()
-            if pid is None:
-                return False
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self._pid() is not None:
-                time.sleep(0.1)
-            if self._pid() is not None:
-                os.kill(pid, signal.SIGKILL)
-                time.sleep(0.5)
-            return True
+            return self._stop_process(timeout)
+
+    def _stop_process(self, timeout: float = 60.0) -> bool:
+        pid = self._pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._pid() is not None:
+            time.sleep(0.1)
+        if self._pid() is not None:
+            os.kill(pid, signal.SIGKILL)
+            time.sleep(0.5)
+        return True
 
     def status(self) -> ServerStatus:
         pid = self._pid()
@@ -372,6 +404,7 @@ class PrivateServer:
             pid=pid,
             datadir=str(self.datadir),
             notes=tuple(self.notes),
+            replicas=tuple(r.replica_status() for r in self.provisioned_replicas()) if self.replica_number == 0 else (),
         )
 
 

@@ -16,7 +16,7 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms import ChatMessage
 from llama_index.core.storage.chat_store.base import BaseChatStore
 
-from kb.stores.connection import FromParams, MariaDBConnection, create_table
+from kb.stores.connection import FromParams, MariaDBConnection, create_table, replica_read
 
 _KEY_MAX = 255
 
@@ -71,6 +71,7 @@ class MariaDBChatStore(FromParams, BaseChatStore):
                     [self._row(key, m) for m in messages],
                 )
 
+    @replica_read
     def get_messages(self, key: str) -> list[ChatMessage]:
         self._check(key)
         rows = self._conn.fetchall(f"SELECT message FROM {self._table} WHERE session_key = ? ORDER BY id", (key,))
@@ -113,6 +114,7 @@ class MariaDBChatStore(FromParams, BaseChatStore):
             cur.execute(f"DELETE FROM {self._table} WHERE id = ?", (row[0],))
             return ChatMessage.model_validate(json.loads(row[1]))
 
+    @replica_read
     def get_keys(self) -> list[str]:
         return [
             row[0]
@@ -121,6 +123,7 @@ class MariaDBChatStore(FromParams, BaseChatStore):
             )
         ]
 
+    @replica_read
     def sessions(self) -> list[dict[str, Any]]:
         """Each session with its message count and last activity, most recent first."""
         rows = self._conn.fetchall(

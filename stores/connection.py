@@ -9,12 +9,13 @@ straight into a ``VECTOR`` column. Everything that turns a name into SQL text go
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import mariadb
 import sqlalchemy
@@ -32,11 +33,13 @@ __all__ = [
     "build_url",
     "describe_url",
     "quote_identifier",
+    "replica_read",
 ]
 
 MIN_VECTOR_VERSION = (11, 7)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _DRIVER = "mariadb+mariadbconnector"
+T = TypeVar("T")
 
 
 def quote_identifier(name: str) -> str:
@@ -162,6 +165,7 @@ class MariaDBConnection:
         try:
             yield conn
             conn.commit()
+            self._committed(conn)
         except BaseException:
             try:
                 conn.rollback()
@@ -170,6 +174,19 @@ class MariaDBConnection:
             raise
         finally:
             conn.close()
+
+    def _committed(self, conn: Any) -> None:
+        """Called on the connection right after each commit (a replicated connection records the
+        transaction's GTID here for read-your-writes)."""
+
+    def read(self, fn: Callable[[], T]) -> T:
+        """Run ``fn``, whose statements only read. A plain connection runs it here; a
+        :class:`~kb.stores.replication.ReplicatedConnection` runs it on a replica."""
+        return fn()
+
+    def replica_status(self) -> list[dict[str, Any]]:
+        """Each read replica's state and lag (none here; see ``ReplicatedConnection``)."""
+        return []
 
     @contextmanager
     def cursor(self) -> Iterator[Any]:
@@ -232,6 +249,17 @@ class MariaDBConnection:
 
     def dispose(self) -> None:
         self._engine.dispose()
+
+
+def replica_read(method: Callable[..., T]) -> Callable[..., T]:
+    """Mark a store method that only reads: it runs through its connection's :meth:`~MariaDBConnection.read`
+    (on a replica when the store's connection has them). The store keeps its pool in ``self._conn``."""
+
+    @functools.wraps(method)
+    def reading(self: Any, *args: Any, **kwargs: Any) -> T:
+        return self._conn.read(lambda: method(self, *args, **kwargs))
+
+    return reading
 
 
 def _driver_message(exc: BaseException) -> str:

@@ -19,7 +19,7 @@ from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQu
 from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
 from kb.stores import dense
-from kb.stores.connection import MariaDBConnection
+from kb.stores.connection import MariaDBConnection, replica_read
 from kb.stores.filters import compile_filters
 from kb.stores.fusion import Ranked, fuse
 from kb.stores.lexical import BM25Params, LexicalIndex
@@ -78,6 +78,7 @@ class SearchModes:
         return to_bytes(embedding)
 
     # -- queries ------------------------------------------------------------------------------
+    @replica_read
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """Run a query in any supported mode; ``kwargs`` override the store's search settings.
 

@@ -28,7 +28,7 @@ from llama_index.core.vector_stores.types import (
 )
 from llama_index.core.vector_stores.utils import node_to_metadata_dict
 
-from kb.stores.connection import FromParams, MariaDBConnection, StoreError, quote_identifier
+from kb.stores.connection import FromParams, MariaDBConnection, StoreError, quote_identifier, replica_read
 from kb.stores.filters import compile_filters, json_path
 from kb.stores.fusion import FusionStrategy
 from kb.stores.lexical import Analyzer, BM25Params, LexicalIndex, text_hash
@@ -319,6 +319,7 @@ class MariaDBVectorStore(FromParams, SearchModes, BasePydanticVectorStore):
         for chunk in batched(list(dict.fromkeys(node_ids))):
             yield f"node_id IN ({placeholders(len(chunk))}) AND {filter_sql}", [*chunk, *filter_params]
 
+    @replica_read
     def get_nodes(
         self, node_ids: Optional[list[str]] = None, filters: Optional[MetadataFilters] = None
     ) -> list[BaseNode]:
@@ -352,6 +353,7 @@ class MariaDBVectorStore(FromParams, SearchModes, BasePydanticVectorStore):
             )
         return [row[0] for row in rows]
 
+    @replica_read
     def distinct_metadata(self, key: str, limit: int = 1000) -> list[Any]:
         """The distinct values of one metadata key (e.g. the titles of the indexed documents)."""
         rows = self._conn.fetchall(
@@ -372,6 +374,7 @@ class MariaDBVectorStore(FromParams, SearchModes, BasePydanticVectorStore):
                 found[ref].append(node_id)
         return found
 
+    @replica_read
     def count(self, filters: Optional[MetadataFilters] = None) -> int:
         where, params = compile_filters(filters)
         return int(self._conn.fetchall(f"SELECT COUNT(*) FROM {self._table} WHERE {where}", params)[0][0])

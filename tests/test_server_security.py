@@ -8,6 +8,7 @@ import mariadb
 import pytest
 
 from kb.server import KB_ACCOUNTS, SYSTEM_ACCOUNT, PrivateServer
+from kb.server_accounts import REPLICATION_USER
 from kb.stores.connection import MariaDBConnection
 
 
@@ -33,7 +34,8 @@ def login_fails(**params) -> str:
 
 def test_a_new_server_has_only_kb_accounts(fresh_server):
     found = accounts(fresh_server)
-    assert {user for user, _ in found} == {*KB_ACCOUNTS, SYSTEM_ACCOUNT}
+    # the replication account appears with the first replica (`kb db start --replicas N`)
+    assert {user for user, _ in found} == {*KB_ACCOUNTS, SYSTEM_ACCOUNT} - {REPLICATION_USER}
     admin = MariaDBConnection(fresh_server.admin_url(), pool_size=1)
     try:
         locked = admin.fetchall(

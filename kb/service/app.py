@@ -135,12 +135,18 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
-        """Liveness and the database: 200 when kb can reach MariaDB, 503 when it cannot (no key needed)."""
+        """Liveness and the database: 200 when kb can reach the primary MariaDB, 503 when it cannot
+        (no key needed). Each read replica's state and lag are listed; one down costs speed, not
+        answers (its reads go to the primary), so it does not make the service unhealthy."""
         try:
             service.kb.connection.fetchall("SELECT 1")
         except Exception as exc:
             return JSONResponse({"status": "degraded", "database": str(exc)[:200]}, status_code=503)
-        return JSONResponse({"status": "ok", "database": "ok"})
+        body: dict[str, Any] = {"status": "ok", "database": "ok"}
+        replicas = service.kb.connection.replica_status()
+        if replicas:
+            body["replicas"] = replicas
+        return JSONResponse(body)
 
     @app.get("/metrics", response_class=Response)
     def metrics(key: ApiKey = Depends(current_key)) -> Response:
