@@ -39,6 +39,8 @@ def _cmd_db_start(args: argparse.Namespace, settings: Settings) -> int:
         conn = connect(settings)
         print(f"database.url is set: kb uses the MariaDB {conn.server_version()} at {conn.where}; nothing to start")
         return 0
+    if args.replicas < 0:
+        raise KBError(f"--replicas {args.replicas}: give the number of replicas, 0 or more")
     print(private_server(settings).start(replicas=args.replicas).describe())
     return 0
 

