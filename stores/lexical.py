@@ -29,7 +29,7 @@ from typing import Any
 
 import Stemmer
 
-from kb.stores.connection import MariaDBConnection, quote_identifier
+from kb.stores.connection import MariaDBConnection, quote_identifier, table_exists
 from kb.stores.fusion import Ranked
 from kb.stores.sql_utils import batched, placeholders
 
@@ -138,6 +138,12 @@ class LexicalIndex:
     def create(self, cur: Any) -> None:
         # InnoDB's own stop word list would silently drop stems like "about"; ours applies instead.
         cur.execute("SET SESSION innodb_ft_enable_stopword = OFF")
+        if not table_exists(cur, self.stats_table):  # made last: when it exists, both do
+            self._create_tables(cur)
+        cur.execute("SELECT @@innodb_ft_min_token_size")
+        self.analyzer.set_min_token_size(int(cur.fetchone()[0]))
+
+    def _create_tables(self, cur: Any) -> None:
         cur.execute(
             f"""CREATE TABLE IF NOT EXISTS {self.table} (
                 node_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
@@ -156,8 +162,6 @@ class LexicalIndex:
             ) ENGINE=InnoDB"""
         )
         cur.execute(f"INSERT IGNORE INTO {self.stats_table} (id, docs, total_length) VALUES (1, 0, 0)")
-        cur.execute("SELECT @@innodb_ft_min_token_size")
-        self.analyzer.set_min_token_size(int(cur.fetchone()[0]))
 
     # -- writes (each inside the caller's transaction) -----------------------------------------
     def upsert(self, cur: Any, items: Sequence[tuple[str, str]]) -> None:

@@ -210,9 +210,12 @@ class ReplicatedConnection(MariaDBConnection):
         return False  # timed out: the primary answers this read; the replica stays in rotation
 
     # -- health -------------------------------------------------------------------------------
-    def check(self, replica: Replica) -> None:
-        """Ask the replica how its replication is doing (``SHOW REPLICA STATUS``)."""
+    def check(self, replica: Replica, *, force: bool = False) -> None:
+        """Ask the replica how its replication is doing (``SHOW REPLICA STATUS``), unless another
+        thread just did (``force`` asks anyway)."""
         with replica.lock:
+            if not force and time.monotonic() - replica.checked_at < self.check_s:
+                return
             try:
                 with replica.connection.cursor() as cur:
                     cur.execute("SHOW REPLICA STATUS")
@@ -255,7 +258,7 @@ class ReplicatedConnection(MariaDBConnection):
     def replica_status(self) -> list[dict[str, Any]]:
         """Each replica's state, lag and reads served, checked now (``kb db status``, ``/healthz``)."""
         for replica in self.replicas:
-            self.check(replica)
+            self.check(replica, force=True)
             if replica.healthy:
                 replica.down_until = 0.0
         return [replica.describe() for replica in self.replicas]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kb.stores.connection import MariaDBConnection, SchemaMismatch
+from kb.stores.connection import MariaDBConnection, SchemaMismatch, table_exists
 
 ID_MAX = 255
 DOC_ID_MAX = 512  # document ids are often paths; 512 utf8mb4 characters still fit an index key
@@ -31,6 +31,8 @@ COLUMNS = (
 
 
 def create_table(cur: Any, table_sql: str, dim: int, hnsw_m: int, distance: str) -> None:
+    if table_exists(cur, table_sql):
+        return
     cur.execute(
         f"""CREATE TABLE IF NOT EXISTS {table_sql} (
             id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,

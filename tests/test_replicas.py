@@ -135,16 +135,35 @@ def test_a_chat_turn_is_read_back_at_once_and_a_stalled_replica_is_bypassed(star
         assert [m.content for m in chats.get_messages("s1")] == ["first turn"]
         assert conn.replicas[0].reads == 1 and conn.primary_reads == 0
 
-        replica_admin.execute("STOP SLAVE SQL_THREAD")  # the replica stops applying: it falls behind
-        chats.add_message("s1", ChatMessage(role="assistant", content="second turn"))
-        assert [m.content for m in chats.get_messages("s1")] == ["first turn", "second turn"]
-        assert conn.primary_reads == 1, "the replica had not applied the turn: the primary answered"
+        with replica_admin.connection() as held:
+            # The replica's applier waits for this global read lock: it falls behind while its
+            # replication status still says running (a lagging, not a broken, replica).
+            lock = held.cursor()
+            lock.execute("FLUSH TABLES WITH READ LOCK")
+            try:
+                chats.add_message("s1", ChatMessage(role="assistant", content="second turn"))
+                assert [m.content for m in chats.get_messages("s1")] == ["first turn", "second turn"]
+                assert conn.primary_reads == 1, "the replica had not applied the turn: the primary answered"
 
-        replica_admin.execute("START SLAVE SQL_THREAD")
+                # Another process that has written nothing: with own_writes it reads the lagging
+                # replica; with global it waits for the primary's position, times out, reads the primary.
+                for consistency, expected in (
+                    ("own_writes", ["first turn"]),
+                    ("global", ["first turn", "second turn"]),
+                ):
+                    other = replicated(primary, wait_s=0.3, consistency=consistency)
+                    try:
+                        other_chats = MariaDBChatStore(other, table_name="rep_chat")
+                        assert [m.content for m in other_chats.get_messages("s1")] == expected, consistency
+                    finally:
+                        other.dispose()
+            finally:
+                lock.execute("UNLOCK TABLES")
+                lock.close()
+
         assert [m.content for m in chats.get_messages("s1")] == ["first turn", "second turn"]
         assert conn.replicas[0].reads == 2, "caught up: back on the replica"
     finally:
-        replica_admin.execute("START SLAVE")
         replica_admin.dispose()
         conn.dispose()
 
