@@ -18,7 +18,6 @@ KV store) remembers each file's content hash, size and modification time. A run:
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import logging
 import os
@@ -40,6 +39,7 @@ from kb.collections import DEFAULT_COLLECTION, CollectionVersions, check_collect
 from kb.config import IndexingSettings
 from kb.embedding_cache import EmbeddingCache
 from kb.errors import KBError
+from kb.file_scan import file_sha256, scan
 from kb.index_report import FileFailure, IndexReport
 from kb.models import embed_texts
 from kb.stores import MariaDBKVStore, MariaDBVectorStore
@@ -89,36 +89,6 @@ def fit_metadata(document: Document, exclude_first: dict[str, Any], budget: int)
             for excluded in (document.excluded_embed_metadata_keys, document.excluded_llm_metadata_keys):
                 if key not in excluded:
                     excluded.append(key)
-
-
-def _matches(rel: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(Path(rel).name, p) for p in patterns)
-
-
-def scan(root: Path, include: Sequence[str] = (), exclude: Sequence[str] = (), recursive: bool = True) -> list[str]:
-    """Supported, non-hidden files under ``root`` (relative POSIX paths, sorted)."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
-        for name in filenames:
-            if name.startswith("."):
-                continue
-            rel = Path(dirpath, name).relative_to(root).as_posix()
-            if include and not _matches(rel, include):
-                continue
-            if exclude and _matches(rel, exclude):
-                continue
-            if readers.is_supported(Path(name)):
-                found.append(rel)
-    return sorted(found)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class DirectoryIndexer:
@@ -235,7 +205,7 @@ class DirectoryIndexer:
                 ):
                     report.unchanged.append(rel)
                     continue
-                content_hash = _sha256(path)
+                content_hash = file_sha256(path)
             except OSError as exc:
                 report.failed.append(
                     FileFailure(

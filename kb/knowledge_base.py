@@ -17,19 +17,17 @@ from functools import cached_property
 from os import PathLike
 from typing import Any, Optional
 
-import mariadb
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.llms import LLM
 from llama_index.core.schema import NodeWithScore, QueryBundle
 from llama_index.core.vector_stores.types import (
     MetadataFilters,
 )
-from sqlalchemy.exc import SQLAlchemyError
 
 from kb import models
 from kb.collections import DEFAULT_COLLECTION, CollectionVersions
 from kb.config import Settings, load_settings
-from kb.database import connect, uses_private_server
+from kb.database import connect
 from kb.engines.answer import Answer, StreamingAnswer
 from kb.engines.chat import SessionChatEngine
 from kb.engines.documents import DocumentsQueryEngine
@@ -37,13 +35,12 @@ from kb.engines.retriever import StoreRetriever
 from kb.engines.router import DatabaseSide, RoutedQueryEngine, Unavailable
 from kb.engines.selectors import RouteDecision, build_selector
 from kb.engines.sql import SQLEngine
-from kb.engines.sql_guard import SQLRefused
 from kb.errors import KBError
 from kb.indexing import DirectoryIndexer, IndexReport
 from kb.query_log import QueryLog
 from kb.retrieval import build_retriever, rerankers
-from kb.sql_examples import load_sql_examples
-from kb.stores import MariaDBConnection, MariaDBKVStore, MariaDBVectorStore, StoreError
+from kb.sql_side import build_database_side
+from kb.stores import MariaDBConnection, MariaDBKVStore, MariaDBVectorStore
 from kb.stores.chat_store import MariaDBChatStore
 from kb.tokens import TokenCounter, attach
 
@@ -171,43 +168,11 @@ class KnowledgeBase:
 
     @cached_property
     def sql_engine(self) -> DatabaseSide:
-        """The NL->SQL engine, or :class:`Unavailable` with the reason there is none. A bad examples
-        file is a configuration mistake and raised; a database that cannot be read is a reason."""
-        from kb.business import readonly_url, sql_examples_file, sync_reader_grants
-
-        sql = self.settings.sql
-        if not sql.enabled:
-            return Unavailable("sql.enabled is false")
-        examples_file = sql_examples_file(self.settings)
-        examples = load_sql_examples(examples_file) if examples_file else []
-        try:
-            if not sql.url and uses_private_server(self.settings):
-                self.connection  # the private server is started (and checked) first
-                sync_reader_grants(self.settings)  # its reader reads exactly the allowed tables
-            readonly = MariaDBConnection(readonly_url(self.settings), pool_size=2)
-            tables = list(sql.tables) or [row[0] for row in readonly.fetchall("SHOW TABLES")]
-            if not tables:
-                return Unavailable(f"the account has no table to read in {sql.database}")
-            return SQLEngine(
-                self.llm,
-                readonly,
-                database=sql.database,
-                tables=tables,
-                row_limit=sql.row_limit,
-                timeout_s=sql.timeout_s,
-                max_tables_in_prompt=sql.max_tables_in_prompt,
-                embed_model=lambda: self.embed_model,
-                examples=examples,
-                callback_manager=self.llm.callback_manager,
-            )
-        except SQLRefused as exc:
-            raise KBError(f"sql.examples ({examples_file}): {exc}; fix or remove that example") from None
-        except KBError as exc:  # no business database configured: the documents still answer
-            return Unavailable(str(exc))
-        except (StoreError, SQLAlchemyError, mariadb.Error) as exc:  # reported in every routing decision instead
-            return Unavailable(
-                f"cannot read {sql.database}: {str(exc).splitlines()[0][:200]}; run `kb demo` or set sql.url"
-            )
+        """The NL->SQL engine, or :class:`Unavailable` with the reason there is none (see
+        :func:`kb.sql_side.build_database_side`)."""
+        return build_database_side(
+            self.settings, llm=lambda: self.llm, embed_model=lambda: self.embed_model, connect=lambda: self.connection
+        )
 
     @cached_property
     def selector(self) -> Any:
