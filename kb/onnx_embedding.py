@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
+import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,13 +64,19 @@ def export_onnx(model_dir: Path, target: Path, precision: Precision = "int8") ->
             partial = target.with_suffix(".partial")
             # Weights only (MatMulConstBOnly: the attention products of two activations stay fp32), one
             # scale per output channel: vectors within ~0.99 cosine of fp32 (per-tensor: ~0.94).
-            quantize_dynamic(
-                str(fp32),
-                str(partial),
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                extra_options={"MatMulConstBOnly": True},
-            )
+            root = logging.getLogger()
+            level = root.level
+            root.setLevel(logging.ERROR)  # its advice to pre-process is for static quantization
+            try:
+                quantize_dynamic(
+                    str(fp32),
+                    str(partial),
+                    weight_type=QuantType.QInt8,
+                    per_channel=True,
+                    extra_options={"MatMulConstBOnly": True},
+                )
+            finally:
+                root.setLevel(level)
             partial.rename(target)
     return target
 
@@ -94,7 +102,10 @@ def _export_fp32(model_dir: Path, target: Path) -> None:
     sample = {name: torch.ones((2, 8), dtype=torch.long) for name in _INPUTS}
     axes = {name: {0: "batch", 1: "tokens"} for name in _INPUTS}
     partial = target.with_suffix(".partial")
-    with torch.no_grad():
+    # The TorchScript exporter (dynamo=False) needs no onnxscript; its deprecation notice is not
+    # for kb's users.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
             (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]),

@@ -174,6 +174,8 @@ class ReplicationMixin:
                 cur.execute("SHOW REPLICA STATUS")
                 names = [d[0] for d in cur.description or ()]
                 row = cur.fetchone()
+                cur.execute("SELECT @@global.gtid_slave_pos")  # what it has applied
+                applied = cur.fetchone()[0] or ""
         except StoreError as exc:
             return ReplicaStatus(self.replica_number, self.port, running=False, error=str(exc))
         finally:
@@ -193,6 +195,6 @@ class ReplicationMixin:
             running=True,
             replicating=running,
             lag_s=None if lag is None else float(lag),
-            position=str(status.get("Gtid_Slave_Pos") or ""),
+            position=applied,
             error=(status.get("Last_SQL_Error") or status.get("Last_IO_Error") or None) if status else "not configured",
         )
