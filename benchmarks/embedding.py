@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import cached_embeddings, doc_text, load_scifact
 from retrieval_quality import ndcg_at
 
-from kb.config import load_settings
+from kb.config import Settings, load_settings
 from kb.models import local_embedding_path, quiet_huggingface
 from kb.onnx_embedding import OnnxEmbedding, cpu_has_vnni, export_onnx, onnx_model_path
 
@@ -48,11 +48,10 @@ def chunks(corpus: list[dict], chunk_size: int, overlap: int) -> list[str]:
     return texts
 
 
-def models(batch_size: int) -> dict[str, object]:
+def models(settings: Settings, batch_size: int) -> dict[str, object]:
     quiet_huggingface(offline=True)
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
-    settings = load_settings(ROOT / "config.yaml", environ={})
     folder = local_embedding_path()
     built = {"torch": HuggingFaceEmbedding(model_name=str(folder), device="cpu", embed_batch_size=batch_size)}
     for name, precision in (("onnx", "int8"), ("onnx fp32", "fp32")):
@@ -70,7 +69,7 @@ def main() -> None:
         f"{len(texts):,} SciFact chunks (kb's splitter), batch size {batch}, {os.cpu_count()} cores, "
         f"int8 dot-product instructions (VNNI/dotprod): {'yes' if cpu_has_vnni() else 'no'}"
     )
-    built = models(batch)
+    built = models(settings, batch)
     rates: dict[str, float] = {}
     print(f"\n{'path':<12} {'chunks/s':>9} {'vs torch':>9}")
     for name, model in built.items():

@@ -39,20 +39,19 @@ def connect(settings: Settings, *, start: bool = True) -> MariaDBConnection:
     idempotent and takes a few seconds), so that every command works on a fresh machine.
     """
     database = settings.database
-    replicas: list[str | URL]
+    listed: list[str | URL] | None = None
+    if database.replicas is not None:
+        listed = [r.get_secret_value() for r in database.replicas]
     if database.url:
         url: str | URL = database.url.get_secret_value()
-        replicas = [r.get_secret_value() for r in database.replicas or ()]
+        replicas = listed or []
     else:
         server = private_server(settings)
         if start:
             server.start()
         url = server.app_url()
-        replicas = (
-            [r.get_secret_value() for r in database.replicas]
-            if database.replicas is not None
-            else [r.app_url() for r in server.provisioned_replicas()]
-        )
+        # unset: the private server's own replicas (`kb db start --replicas N`)
+        replicas = listed if listed is not None else [r.app_url() for r in server.provisioned_replicas()]
     connection: MariaDBConnection
     if replicas:
         connection = ReplicatedConnection(

@@ -170,7 +170,7 @@ class PrivateServer(ReplicationMixin):
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         share = self.prefix / "usr/share/mariadb"
-        admin_password = self._credentials()[ADMIN_USER]
+        admin_password = self._password(ADMIN_USER)
         # Bootstrap mode takes one statement per line.
         script = "\n".join(
             [
@@ -219,7 +219,7 @@ class PrivateServer(ReplicationMixin):
         return URL.create(
             "mariadb+mariadbconnector",
             username=ADMIN_USER,
-            password=self._credentials()[ADMIN_USER],
+            password=self._password(ADMIN_USER),
             host="localhost",
             query={"unix_socket": str(self.socket_path)},
         )
@@ -228,14 +228,14 @@ class PrivateServer(ReplicationMixin):
         return URL.create(
             "mariadb+mariadbconnector",
             username=APP_USER,
-            password=self._credentials()[APP_USER],
+            password=self._password(APP_USER),
             host="localhost",
             database=self.database,
             query={"unix_socket": str(self.socket_path)},
         )
 
     def readonly_credentials(self) -> tuple[str, str]:
-        return READONLY_USER, self._credentials()[READONLY_USER]
+        return READONLY_USER, self._password(READONLY_USER)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

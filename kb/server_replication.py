@@ -19,6 +19,7 @@ from sqlalchemy.engine import URL
 
 from kb.server_accounts import APP_USER, REPLICATION_USER
 from kb.stores.connection import MariaDBConnection, StoreError
+from kb.stores.replication import ReplicationState
 
 
 @dataclass(frozen=True)
@@ -123,10 +124,9 @@ class ReplicationMixin:
             if not configured.exists():
                 self._follow(primary)
                 configured.touch()
+        # Connecting to the primary takes a moment; `kb db start` should report the state it reached.
         deadline = time.monotonic() + min(timeout, 30.0)
-        while not (status := self.replica_status()).replicating and time.monotonic() < deadline:
-            if status.error and "connecting" not in status.error:
-                break  # a real error (wrong password, stopped SQL thread): the status says it
+        while not self.replica_status().replicating and time.monotonic() < deadline:
             time.sleep(0.2)
 
     def _follow(self, primary: Any) -> None:
@@ -171,30 +171,17 @@ class ReplicationMixin:
         admin = MariaDBConnection(self.admin_url(), pool_size=1, connect_timeout=2)
         try:
             with admin.cursor() as cur:
-                cur.execute("SHOW REPLICA STATUS")
-                names = [d[0] for d in cur.description or ()]
-                row = cur.fetchone()
-                cur.execute("SELECT @@global.gtid_slave_pos")  # what it has applied
-                applied = cur.fetchone()[0] or ""
+                state = ReplicationState.read(cur)
         except StoreError as exc:
             return ReplicaStatus(self.replica_number, self.port, running=False, error=str(exc))
         finally:
             admin.dispose()
-        status = dict(zip(names, row)) if row else {}
-        running = status.get("Slave_IO_Running") == "Yes" and status.get("Slave_SQL_Running") == "Yes"
-        if status and not running and not (status.get("Last_SQL_Error") or status.get("Last_IO_Error")):
-            status["Last_IO_Error"] = (
-                "connecting to the primary"
-                if status.get("Slave_IO_Running") == "Connecting"
-                else "replication is stopped"
-            )
-        lag = status.get("Seconds_Behind_Master")
         return ReplicaStatus(
             self.replica_number,
             self.port,
             running=True,
-            replicating=running,
-            lag_s=None if lag is None else float(lag),
-            position=applied,
-            error=(status.get("Last_SQL_Error") or status.get("Last_IO_Error") or None) if status else "not configured",
+            replicating=state.replicating,
+            lag_s=state.lag_s,
+            position=state.applied,
+            error=state.error,
         )

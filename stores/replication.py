@@ -67,6 +67,39 @@ def covers(reached: str, target: str) -> bool:
     return all(domain in have and have[domain][1] >= seq for domain, (_, seq) in parse_gtids(target).items())
 
 
+@dataclass(frozen=True)
+class ReplicationState:
+    """What a replica says of its replication (``SHOW REPLICA STATUS`` and ``@@gtid_slave_pos``)."""
+
+    replicating: bool  # both its threads run: it receives from the primary and applies
+    lag_s: float | None  # Seconds_Behind_Master; None when unknown
+    applied: str  # the GTID position it has applied
+    error: str | None  # why it is not replicating
+
+    @classmethod
+    def read(cls, cur: Any) -> ReplicationState:
+        """Needs REPLICA MONITOR (a mariadb.Error without it)."""
+        cur.execute("SHOW REPLICA STATUS")
+        names = [d[0] for d in cur.description or ()]
+        row = cur.fetchone()
+        cur.execute("SELECT @@global.gtid_slave_pos")
+        applied = cur.fetchone()[0] or ""
+        if not row:
+            return cls(False, None, applied, "not replicating from any primary")
+        status = dict(zip(names, row))
+        lag = status.get("Seconds_Behind_Master")
+        io, sql = status.get("Slave_IO_Running"), status.get("Slave_SQL_Running")
+        if sql != "Yes":
+            error = status.get("Last_SQL_Error") or "its SQL thread is stopped"
+        elif io != "Yes":
+            error = status.get("Last_IO_Error") or (
+                "connecting to the primary" if io == "Connecting" else "not connected to the primary"
+            )
+        else:
+            error = None
+        return cls(error is None, None if lag is None else float(lag), applied, error)
+
+
 @dataclass
 class Replica:
     """One replica's pool and what kb last learnt of it."""
@@ -218,11 +251,7 @@ class ReplicatedConnection(MariaDBConnection):
                 return
             try:
                 with replica.connection.cursor() as cur:
-                    cur.execute("SHOW REPLICA STATUS")
-                    names = [d[0] for d in cur.description or ()]
-                    row = cur.fetchone()
-                    cur.execute("SELECT @@gtid_slave_pos")
-                    applied = cur.fetchone()[0] or ""
+                    state = ReplicationState.read(cur)
             except _LOST as exc:
                 self._mark(replica, "down", exc)
                 return
@@ -231,18 +260,12 @@ class ReplicatedConnection(MariaDBConnection):
                 replica.healthy, replica.state, replica.lag_s, replica.error = True, "ok", None, str(exc)
                 return
             replica.checked_at = time.monotonic()
-            status = dict(zip(names, row)) if row else {}
-            lag = status.get("Seconds_Behind_Master")
-            replica.lag_s = None if lag is None else float(lag)
-            replica.reached = merge_gtids(replica.reached, applied)
-            if not status:
-                self._mark(replica, "stopped", "the server is not replicating from any primary")
-            elif status.get("Slave_SQL_Running") != "Yes":
-                self._mark(replica, "stopped", status.get("Last_SQL_Error") or "its SQL thread is not running")
-            elif status.get("Slave_IO_Running") != "Yes":
-                self._mark(replica, "stopped", status.get("Last_IO_Error") or "it is not connected to the primary")
-            elif replica.lag_s is not None and replica.lag_s > self.max_lag_s:
-                self._mark(replica, "lagging", f"{replica.lag_s:.0f} s behind the primary (limit {self.max_lag_s:g} s)")
+            replica.lag_s = state.lag_s
+            replica.reached = merge_gtids(replica.reached, state.applied)
+            if not state.replicating:
+                self._mark(replica, "stopped", state.error or "not replicating")
+            elif state.lag_s is not None and state.lag_s > self.max_lag_s:
+                self._mark(replica, "lagging", f"{state.lag_s:.0f} s behind the primary (limit {self.max_lag_s:g} s)")
             else:
                 replica.healthy, replica.state, replica.error = True, "ok", None
 
