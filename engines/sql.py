@@ -10,7 +10,9 @@ Every statement then passes the read-only guard and runs through a SELECT-only a
 ONLY transaction with a time limit and a row cap. When the server rejects it (unknown column, bad
 join, syntax) or the guard cannot parse it, the model gets the error and the schema again and
 writes a correction, up to ``max_attempts`` statements in all, as LangChain's SQL agent and Vanna
-do; each attempt passes the guard, and the response lists every attempt with its error. A statement
+do; where the schema alone decides the repair, kb writes it (:mod:`kb.engines.sql_repairs`), also
+for a statement that would run but answer another question. Each attempt passes the guard, and
+the response lists every attempt with its error. A statement
 the guard refuses for what it would do (a write, a lock, a file) is not retried. An empty result
 is an answer ("there were no orders in 2019"), not a failure.
 
@@ -37,7 +39,9 @@ from llama_index.core.query_engine import CustomQueryEngine, NLSQLTableQueryEngi
 
 from kb.engines.answer import Attempt, timed_stream
 from kb.engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean
+from kb.engines.sql_repairs import StatementRepairs
 from kb.engines.sql_schema import DescribedSQLDatabase
+from kb.engines.sql_ties import tie_probe, with_ties
 from kb.stores.connection import MariaDBConnection
 from kb.stores.errors import DatabaseUnavailable
 
@@ -73,9 +77,10 @@ CORRECTION_PROMPT = PromptTemplate(
 ANSWER_PROMPT = PromptTemplate(
     "Question: {question}\nSQL: {sql}\nResult ({count} rows{more}):\n{rows}\n\n"
     "Answer the question from the result in one or two sentences. Use the values exactly as they are in the "
-    "result and add no figure that is not in it.{empty}\nAnswer: "
+    "result and add no figure that is not in it.{hint}\nAnswer: "
 )
 EMPTY_HINT = " The query found no rows: say that there are none (for example, no such orders)."
+TIES_HINT = " The last {ties} rows tie with the row before them: name every one of them."
 NOT_RETRIED = ("max_statement_time", "Query execution was interrupted")  # a slow query stays slow
 LOST = ("Lost connection", "Server has gone away", "Can't connect", "Connection refused")  # the server, not the SQL
 
@@ -137,6 +142,7 @@ class SQLOutcome:
     refused: bool = False
     refusal_reason: Optional[str] = None
     failure: Optional[str] = None  # why there are no rows to answer from (refusal or server error)
+    ties: int = 0  # rows past the statement's LIMIT added because they tie with its last row
     timings: dict[str, float] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
@@ -148,6 +154,7 @@ class SQLOutcome:
             "attempts": [asdict(a) for a in self.attempts],
             "refused": self.refused,
             "refusal_reason": self.refusal_reason,
+            "ties": self.ties,
             "timings": dict(self.timings),
         }
 
@@ -202,6 +209,7 @@ class SQLEngine(CustomQueryEngine):
 
     guard: ReadOnlyGuard = Field(exclude=True, description="checks every statement before it runs")
     sql_database: DescribedSQLDatabase = Field(exclude=True, description="the tables, as the prompt shows them")
+    repairs: StatementRepairs = Field(exclude=True, description="what kb mends in a statement itself")
     writer: Any = Field(exclude=True, description="writes the first statement: LlamaIndex's NLSQL engine, sql_only")
     examples_text: str = Field(default="", description="the question/SQL examples as the prompts show them")
 
@@ -233,6 +241,7 @@ class SQLEngine(CustomQueryEngine):
             tables=tables,
             guard=guard,
             sql_database=sql_database,
+            repairs=StatementRepairs(sql_database.describer),
             writer=_sql_writer(llm, sql_database, tables, max_tables_in_prompt, embed_model, shown),
             examples_text=shown,
             **kwargs,
@@ -250,20 +259,21 @@ class SQLEngine(CustomQueryEngine):
         return str(response.metadata.get("sql_query") or response.response or "")
 
     def correct_sql(self, question: str, failed: Attempt, tables: Sequence[str] = (), tried: Sequence[str] = ()) -> str:
-        """A rewrite of a failed statement: for a value compared with the wrong column of its table,
-        the column that holds it; for a column of a table the statement did not join, the
-        join along the foreign keys; otherwise the LLM's, given the error, the schema again and, for
-        an unknown column or table, where the column is and how to join to it. A small model often writes the
-        failed statement again: then it is asked once more, sampling (temperature 0.8), for another."""
+        """A rewrite of a failed statement: kb's own repair where the schema decides it
+        (:mod:`kb.engines.sql_repairs`: a value compared with the wrong column, a filter on the
+        first state where the question names the event, an id for a name, a unit; for a column of a
+        table the statement did not join, the join along the foreign keys); otherwise the LLM's,
+        given the error, the schema again and, for an unknown column or table, where the column is
+        and how to join to it. A small model often writes the failed statement again: then it is
+        asked once more, sampling (temperature 0.8), for another."""
         tried_forms = {_normalized(sql) for sql in tried}
-        describer = self.sql_database.describer
-        misplaced = describer.misplaced_value(failed.sql)
-        if misplaced and _normalized(misplaced[1]) not in tried_forms:
-            return misplaced[1]
-        joined = describer.add_missing_join(failed.sql, failed.error or "")
+        repaired = self.repairs.before_running(question, failed.sql)
+        if repaired and _normalized(repaired[1]) not in tried_forms:
+            return repaired[1]
+        joined = self.repairs.add_missing_join(failed.sql, failed.error or "")
         if joined and _normalized(joined) not in tried_forms:
             return joined
-        hint = self.sql_database.describer.hint_for(failed.error or "", tables, failed.sql)
+        hint = self.repairs.hint_for(failed.error or "", tables, failed.sql)
         prompt = CORRECTION_PROMPT.format(
             dialect=self.sql_database.dialect,
             schema=self.schema_text,
@@ -294,6 +304,20 @@ class SQLEngine(CustomQueryEngine):
         rows = [{c: _plain(v) for c, v in zip(columns, row)} for row in fetched[: self.row_limit]]
         return rows, len(fetched) > self.row_limit
 
+    def _with_ties(self, checked: CheckedSQL, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+        """The rows, with those a ``LIMIT`` cut although they tie with its last row
+        (:mod:`kb.engines.sql_ties`), and how many were added."""
+        probe = tie_probe(checked.sql)
+        if probe is None or len(rows) < probe[1]:
+            return rows, 0
+        try:
+            probe_rows, _ = self.run(self.guard.check(probe[0]))
+        except Exception:  # kb's own second look failed: the statement's rows stand as they are
+            logging.getLogger(__name__).debug("tie probe failed: %s", probe[0], exc_info=True)
+            return rows, 0
+        completed = with_ties(rows, probe_rows, probe[1])
+        return completed, len(completed) - len(rows)
+
     def compute(self, question: str) -> SQLOutcome:
         """Write, check and run (and correct) the SQL for ``question``; no answer is written yet."""
         started = time.perf_counter()
@@ -320,13 +344,14 @@ class SQLEngine(CustomQueryEngine):
                 continue
             attempt.sql, used_tables = checked.sql, checked.tables
             outcome.refused, outcome.refusal_reason = False, None
-            misplaced = self.sql_database.describer.misplaced_value(checked.sql)
-            if misplaced and number < self.max_attempts - 1:  # it would run and silently find nothing
-                attempt.error = f"not run: {misplaced[0]}"
+            repaired = self.repairs.before_running(question, checked.sql)
+            if repaired and number < self.max_attempts - 1:  # it would run and answer another question
+                attempt.error = f"not run: {repaired[0]}"
                 continue
             t = time.perf_counter()
             try:
                 outcome.rows, outcome.truncated = self.run(checked)
+                outcome.rows, outcome.ties = self._with_ties(checked, outcome.rows)
             except DatabaseUnavailable:
                 raise  # the server is down: nothing a rewrite of the statement could change
             except Exception as exc:  # the server refused it: unknown column, time limit, no privilege...
@@ -366,7 +391,7 @@ class SQLEngine(CustomQueryEngine):
             count=len(rows),
             more=f", cut at {self.row_limit}" if outcome.truncated else "",
             rows=format_rows(rows),
-            empty="" if rows else EMPTY_HINT,
+            hint=EMPTY_HINT if not rows else TIES_HINT.format(ties=outcome.ties) if outcome.ties else "",
         )
 
     def respond(

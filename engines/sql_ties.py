@@ -1,0 +1,69 @@
+"""Rows that tie with the last one a ``LIMIT`` kept: a "which X has the most" answer names them all.
+
+"Which city has the most customers?" becomes ``... ORDER BY COUNT(*) DESC LIMIT 1``; when three
+cities have 41 customers each, the server returns whichever it meets first, and the answer names
+one city as if it were the only one. SQL has no portable ``WITH TIES`` (MariaDB has none), so kb
+asks again with the ORDER BY values as extra columns and a little more room, and keeps the rows
+whose values equal the last kept row's. Tied rows that would read the same ("how many customers
+live in the biggest city": 41, 41, 41) add nothing and are left out.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+ROOM = 20  # tied rows looked for past the limit; more than that is a list, not a tie
+_KEY = "kb_tie_key_"
+
+
+def tie_probe(sql: str) -> Optional[tuple[str, int]]:
+    """The statement with its ORDER BY values selected as extra columns and ``ROOM`` more rows,
+    and its limit; None when it has no ORDER BY with a LIMIT (or an OFFSET, or is not one SELECT)."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(sql, read="mysql")
+    except Exception:
+        return None
+    limit, order = tree.args.get("limit"), tree.args.get("order")
+    if not isinstance(tree, exp.Select) or limit is None or order is None or tree.args.get("offset"):
+        return None
+    count = limit.expression
+    if not (isinstance(count, exp.Literal) and count.is_int) or int(count.this) < 1:
+        return None
+    aliases = {p.alias.lower(): p.this for p in tree.expressions if isinstance(p, exp.Alias)}
+    for i, ordered in enumerate(order.expressions):
+        key = ordered.this
+        if isinstance(key, exp.Literal) and key.is_int:  # ORDER BY 2: the second column
+            position = int(key.this) - 1
+            if not 0 <= position < len(tree.expressions):
+                return None
+            key = tree.expressions[position]
+        elif isinstance(key, exp.Column) and not key.table and key.name.lower() in aliases:
+            key = aliases[key.name.lower()]  # an alias cannot be selected again; its expression can
+        key = key.this if isinstance(key, exp.Alias) else key
+        tree.select(exp.alias_(key.copy(), f"{_KEY}{i}"), copy=False)
+    limit.set("expression", exp.Literal.number(int(count.this) + ROOM))
+    return tree.sql(dialect="mysql"), int(count.this)
+
+
+def with_ties(rows: list[dict[str, Any]], probe_rows: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """``rows``, or, when rows past ``limit`` tie with the last kept one (equal ORDER BY values) and
+    read differently from every kept row, the probe's rows up to and with those (ORDER BY columns
+    dropped)."""
+    if len(rows) < limit or len(probe_rows) <= limit:
+        return rows
+
+    def key(row: dict[str, Any]) -> tuple:
+        return tuple(v for k, v in row.items() if k.startswith(_KEY))
+
+    def shown(row: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in row.items() if not k.startswith(_KEY)}
+
+    last = key(probe_rows[limit - 1])
+    kept = [shown(r) for r in probe_rows[:limit]]
+    extra = [shown(r) for r in probe_rows[limit:] if key(r) == last and shown(r) not in kept]
+    # The probe's first rows, not ``rows``: tied rows come in no fixed order, and together with the
+    # tied ones past the limit they are the same set whichever of them a run met first.
+    return kept + extra if extra else rows
