@@ -204,7 +204,9 @@ class SQLEngine(CustomQueryEngine):
     tables: list[str]
     row_limit: int = Field(default=200, ge=1)
     timeout_s: float = Field(default=5.0, gt=0)
-    max_attempts: int = Field(default=3, ge=1, description="statements written per question, corrections included")
+    max_attempts: int = Field(
+        default=3, ge=1, description="statements run per question, corrections included (kb's pre-run repairs free)"
+    )
     streaming: bool = False
 
     guard: ReadOnlyGuard = Field(exclude=True, description="checks every statement before it runs")
@@ -259,17 +261,12 @@ class SQLEngine(CustomQueryEngine):
         return str(response.metadata.get("sql_query") or response.response or "")
 
     def correct_sql(self, question: str, failed: Attempt, tables: Sequence[str] = (), tried: Sequence[str] = ()) -> str:
-        """A rewrite of a failed statement: kb's own repair where the schema decides it
-        (:mod:`kb.engines.sql_repairs`: a value compared with the wrong column, a filter on the
-        first state where the question names the event, an id for a name, a unit; for a column of a
-        table the statement did not join, the join along the foreign keys); otherwise the LLM's,
+        """A rewrite of a failed statement: for a column of a table the statement did not join, kb's
+        join along the foreign keys (:mod:`kb.engines.sql_repairs`); otherwise the LLM's,
         given the error, the schema again and, for an unknown column or table, where the column is
         and how to join to it. A small model often writes the failed statement again: then it is
         asked once more, sampling (temperature 0.8), for another."""
         tried_forms = {_normalized(sql) for sql in tried}
-        repaired = self.repairs.before_running(question, failed.sql)
-        if repaired and _normalized(repaired[1]) not in tried_forms:
-            return repaired[1]
         joined = self.repairs.add_missing_join(failed.sql, failed.error or "")
         if joined and _normalized(joined) not in tried_forms:
             return joined
@@ -318,6 +315,18 @@ class SQLEngine(CustomQueryEngine):
         completed = with_ties(rows, probe_rows, probe[1])
         return completed, len(completed) - len(rows)
 
+    def _repaired(self, question: str, checked: CheckedSQL) -> Optional[tuple[str, CheckedSQL]]:
+        """What is wrong with a statement that would run, and kb's repair of it, checked by the guard
+        (:meth:`StatementRepairs.before_running`); None when nothing is, or the guard refuses the
+        repair (a join to a table outside the allow-list): the statement then runs as written."""
+        repaired = self.repairs.before_running(question, checked.sql)
+        if repaired is None:
+            return None
+        try:
+            return repaired[0], self.guard.check(repaired[1])
+        except SQLRefused:
+            return None
+
     def compute(self, question: str) -> SQLOutcome:
         """Write, check and run (and correct) the SQL for ``question``; no answer is written yet."""
         started = time.perf_counter()
@@ -344,10 +353,13 @@ class SQLEngine(CustomQueryEngine):
                 continue
             attempt.sql, used_tables = checked.sql, checked.tables
             outcome.refused, outcome.refusal_reason = False, None
-            repaired = self.repairs.before_running(question, checked.sql)
-            if repaired and number < self.max_attempts - 1:  # it would run and answer another question
+            repaired = self._repaired(question, checked)
+            if repaired:  # it would run and answer another question: kb's repair runs instead
                 attempt.error = f"not run: {repaired[0]}"
-                continue
+                checked = repaired[1]
+                attempt = Attempt(sql=checked.sql)
+                outcome.attempts.append(attempt)
+                used_tables = checked.tables
             t = time.perf_counter()
             try:
                 outcome.rows, outcome.truncated = self.run(checked)
