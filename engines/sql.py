@@ -41,7 +41,7 @@ from kb.engines.answer import Attempt, timed_stream
 from kb.engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean
 from kb.engines.sql_repairs import StatementRepairs
 from kb.engines.sql_schema import DescribedSQLDatabase
-from kb.engines.sql_ties import tie_probe, with_ties
+from kb.engines.sql_ties import Tie, tie_probe, with_ties
 from kb.stores.connection import MariaDBConnection
 from kb.stores.errors import DatabaseUnavailable
 
@@ -77,10 +77,9 @@ CORRECTION_PROMPT = PromptTemplate(
 ANSWER_PROMPT = PromptTemplate(
     "Question: {question}\nSQL: {sql}\nResult ({count} rows{more}):\n{rows}\n\n"
     "Answer the question from the result in one or two sentences. Use the values exactly as they are in the "
-    "result and add no figure that is not in it.{hint}\nAnswer: "
+    "result and add no figure that is not in it.{empty}\nAnswer: "
 )
 EMPTY_HINT = " The query found no rows: say that there are none (for example, no such orders)."
-TIES_HINT = " The last {ties} rows tie with the row before them: name every one of them."
 NOT_RETRIED = ("max_statement_time", "Query execution was interrupted")  # a slow query stays slow
 LOST = ("Lost connection", "Server has gone away", "Can't connect", "Connection refused")  # the server, not the SQL
 
@@ -142,8 +141,12 @@ class SQLOutcome:
     refused: bool = False
     refusal_reason: Optional[str] = None
     failure: Optional[str] = None  # why there are no rows to answer from (refusal or server error)
-    ties: int = 0  # rows past the statement's LIMIT added because they tie with its last row
+    tie: Optional[Tie] = None  # rows the statement's LIMIT cut although they tie with its last row
     timings: dict[str, float] = field(default_factory=dict)
+
+    def own_text(self) -> Optional[str]:
+        """The answer kb writes itself, without the LLM: why there are no rows, or the tied rows."""
+        return self.failure or (self.tie.sentence() if self.tie else None)
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -154,7 +157,7 @@ class SQLOutcome:
             "attempts": [asdict(a) for a in self.attempts],
             "refused": self.refused,
             "refusal_reason": self.refusal_reason,
-            "ties": self.ties,
+            "ties": len(self.tie.tied) if self.tie else 0,
             "timings": dict(self.timings),
         }
 
@@ -301,19 +304,17 @@ class SQLEngine(CustomQueryEngine):
         rows = [{c: _plain(v) for c, v in zip(columns, row)} for row in fetched[: self.row_limit]]
         return rows, len(fetched) > self.row_limit
 
-    def _with_ties(self, checked: CheckedSQL, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-        """The rows, with those a ``LIMIT`` cut although they tie with its last row
-        (:mod:`kb.engines.sql_ties`), and how many were added."""
+    def _tie(self, checked: CheckedSQL, rows: list[dict[str, Any]]) -> Optional[Tie]:
+        """Rows a ``LIMIT`` cut although they tie with its last row (:mod:`kb.engines.sql_ties`)."""
         probe = tie_probe(checked.sql)
         if probe is None or len(rows) < probe[1]:
-            return rows, 0
+            return None
         try:
             probe_rows, _ = self.run(self.guard.check(probe[0]))
         except Exception:  # kb's own second look failed: the statement's rows stand as they are
             logging.getLogger(__name__).debug("tie probe failed: %s", probe[0], exc_info=True)
-            return rows, 0
-        completed = with_ties(rows, probe_rows, probe[1])
-        return completed, len(completed) - len(rows)
+            return None
+        return with_ties(rows, probe_rows, probe[1], probe[2])
 
     def _repaired(self, question: str, checked: CheckedSQL) -> Optional[tuple[str, CheckedSQL]]:
         """What is wrong with a statement that would run, and kb's repair of it, checked by the guard
@@ -363,7 +364,8 @@ class SQLEngine(CustomQueryEngine):
             t = time.perf_counter()
             try:
                 outcome.rows, outcome.truncated = self.run(checked)
-                outcome.rows, outcome.ties = self._with_ties(checked, outcome.rows)
+                outcome.tie = self._tie(checked, outcome.rows)
+                outcome.rows = outcome.tie.rows if outcome.tie else outcome.rows
             except DatabaseUnavailable:
                 raise  # the server is down: nothing a rewrite of the statement could change
             except Exception as exc:  # the server refused it: unknown column, time limit, no privilege...
@@ -403,25 +405,25 @@ class SQLEngine(CustomQueryEngine):
             count=len(rows),
             more=f", cut at {self.row_limit}" if outcome.truncated else "",
             rows=format_rows(rows),
-            hint=EMPTY_HINT if not rows else TIES_HINT.format(ties=outcome.ties) if outcome.ties else "",
+            empty="" if rows else EMPTY_HINT,
         )
 
     def respond(
         self, outcome: SQLOutcome, *, streaming: Optional[bool] = None, started: Optional[float] = None
     ) -> RESPONSE_TYPE:
-        """The response to an outcome: the failure as it is, or an answer the LLM writes from the rows."""
+        """The response to an outcome: kb's own text (a failure, tied rows), or an answer the LLM
+        writes from the rows."""
         started = time.perf_counter() if started is None else started
         streaming = self.streaming if streaming is None else streaming
         metadata = outcome.metadata()
         if streaming:
+            own = outcome.own_text()
             pieces: Iterator[str] = (
-                iter([outcome.failure])
-                if outcome.failure
-                else self.llm.stream(ANSWER_PROMPT, **self._answer_arguments(outcome))
+                iter([own]) if own else self.llm.stream(ANSWER_PROMPT, **self._answer_arguments(outcome))
             )
             return StreamingResponse(response_gen=timed_stream(pieces, metadata, started), metadata=metadata)
         generation_started = time.perf_counter()
-        text = outcome.failure or str(self.llm.predict(ANSWER_PROMPT, **self._answer_arguments(outcome))).strip()
+        text = outcome.own_text() or str(self.llm.predict(ANSWER_PROMPT, **self._answer_arguments(outcome))).strip()
         now = time.perf_counter()
         timings = metadata["timings"]
         timings["generation_ms"] = round(timings.get("generation_ms", 0.0) + (now - generation_started) * 1000, 2)

@@ -6,19 +6,24 @@ one city as if it were the only one. SQL has no portable ``WITH TIES`` (MariaDB 
 asks again with the ORDER BY values as extra columns and a little more room, and keeps the rows
 whose values equal the last kept row's. Tied rows that would read the same ("how many customers
 live in the biggest city": 41, 41, 41) add nothing and are left out.
+
+The answer to tied rows is kb's own sentence (:meth:`Tie.sentence`), not the LLM's: shown three
+tied cities and told they tie, the offline 1.5B model still names the first one alone (tried with
+the tie in the result's header, the ORDER BY values shown, the values merged into one row).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional
 
 ROOM = 20  # tied rows looked for past the limit; more than that is a list, not a tie
 _KEY = "kb_tie_key_"
 
 
-def tie_probe(sql: str) -> Optional[tuple[str, int]]:
+def tie_probe(sql: str) -> Optional[tuple[str, int, list[str]]]:
     """The statement with its ORDER BY values selected as extra columns and ``ROOM`` more rows,
-    and its limit; None when it has no ORDER BY with a LIMIT (or an OFFSET, or is not one SELECT)."""
+    its limit and the ORDER BY expressions' text; None when it has no ORDER BY with a LIMIT (or an OFFSET, or is not one SELECT)."""
     import sqlglot
     from sqlglot import exp
 
@@ -33,6 +38,7 @@ def tie_probe(sql: str) -> Optional[tuple[str, int]]:
     if not (isinstance(count, exp.Literal) and count.is_int) or int(count.this) < 1:
         return None
     aliases = {p.alias.lower(): p.this for p in tree.expressions if isinstance(p, exp.Alias)}
+    labels = []
     for i, ordered in enumerate(order.expressions):
         key = ordered.this
         if isinstance(key, exp.Literal) and key.is_int:  # ORDER BY 2: the second column
@@ -43,17 +49,42 @@ def tie_probe(sql: str) -> Optional[tuple[str, int]]:
         elif isinstance(key, exp.Column) and not key.table and key.name.lower() in aliases:
             key = aliases[key.name.lower()]  # an alias cannot be selected again; its expression can
         key = key.this if isinstance(key, exp.Alias) else key
+        labels.append(key.sql(dialect="mysql"))
         tree.select(exp.alias_(key.copy(), f"{_KEY}{i}"), copy=False)
     limit.set("expression", exp.Literal.number(int(count.this) + ROOM))
-    return tree.sql(dialect="mysql"), int(count.this)
+    return tree.sql(dialect="mysql"), int(count.this), labels
 
 
-def with_ties(rows: list[dict[str, Any]], probe_rows: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-    """``rows``, or, when rows past ``limit`` tie with the last kept one (equal ORDER BY values) and
-    read differently from every kept row, the probe's rows up to and with those (ORDER BY columns
-    dropped)."""
+@dataclass
+class Tie:
+    """Rows a LIMIT would have cut because they tie with its last row."""
+
+    rows: list[dict[str, Any]]  # the rows up to the limit, then the tied ones past it
+    tied: list[dict[str, Any]]  # the last kept row and those tying with it
+    labels: list[str]  # the ORDER BY expressions
+    values: tuple  # their value, the same for every tied row
+
+    def sentence(self) -> str:
+        """The answer: every row, and which of them tie on what."""
+
+        def listed(rows: list[dict[str, Any]]) -> str:
+            names = [" ".join(str(v) for v in row.values()) for row in rows]
+            return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+
+        on = ", ".join(f"{label} = {value}" for label, value in zip(self.labels, self.values))
+        tied = f"{listed(self.tied)} are tied ({on} each)."
+        return tied if len(self.tied) == len(self.rows) else f"{listed(self.rows)}; {tied}"
+
+
+def with_ties(
+    rows: list[dict[str, Any]], probe_rows: list[dict[str, Any]], limit: int, labels: list[str]
+) -> Optional[Tie]:
+    """The tie when rows past ``limit`` tie with the last kept one (equal ORDER BY values) and read
+    differently from every kept row; None otherwise. Its rows are the probe's (ORDER BY columns
+    dropped), not ``rows``: tied rows come in no fixed order, and together with the tied ones past
+    the limit they are the same set whichever of them a run met first."""
     if len(rows) < limit or len(probe_rows) <= limit:
-        return rows
+        return None
 
     def key(row: dict[str, Any]) -> tuple:
         return tuple(v for k, v in row.items() if k.startswith(_KEY))
@@ -64,6 +95,7 @@ def with_ties(rows: list[dict[str, Any]], probe_rows: list[dict[str, Any]], limi
     last = key(probe_rows[limit - 1])
     kept = [shown(r) for r in probe_rows[:limit]]
     extra = [shown(r) for r in probe_rows[limit:] if key(r) == last and shown(r) not in kept]
-    # The probe's first rows, not ``rows``: tied rows come in no fixed order, and together with the
-    # tied ones past the limit they are the same set whichever of them a run met first.
-    return kept + extra if extra else rows
+    if not extra:
+        return None
+    tied = [shown(r) for r in probe_rows[:limit] if key(r) == last] + extra
+    return Tie(rows=kept + extra, tied=tied, labels=labels, values=last)

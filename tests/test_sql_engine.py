@@ -322,11 +322,13 @@ def test_rows_that_tie_with_the_last_one_a_limit_kept_are_answered_too(engine_wi
     engine, llm = engine_with([most, "Answer."])
     answer = sql_answer(engine, "Which city has the most customers?")
     assert sorted(r["city"] for r in answer.rows) == sorted(top) and answer.sql == most
-    assert f"The last {len(top) - 1} rows tie with the row before them" in llm.prompts[-1]
+    # kb writes the sentence: the offline model, told of the tie, still names one city
+    assert all(city in answer.text for city in top) and f"are tied (COUNT(*) = {counts[0][1]} each)" in answer.text
+    assert len(llm.prompts) == 1
     # tied rows that read the same add nothing; an alias or a position in ORDER BY is followed
     how_many = "SELECT COUNT(*) AS n FROM customers GROUP BY city ORDER BY n DESC LIMIT 1"
     engine, llm = engine_with([how_many, "Answer."])
     answer = sql_answer(engine, "How many customers live in the city that has the most customers?")
-    assert answer.rows == [{"n": counts[0][1]}] and "tie with" not in llm.prompts[-1]
+    assert answer.rows == [{"n": counts[0][1]}] and answer.text == "Answer." and len(llm.prompts) == 2
     engine, _ = engine_with(["SELECT city, COUNT(*) FROM customers GROUP BY city ORDER BY 2 DESC LIMIT 1", "A."])
     assert len(sql_answer(engine, "Which city has the most customers?").rows) == len(top)
