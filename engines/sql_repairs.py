@@ -122,15 +122,17 @@ class StatementRepairs:
         return []
 
     @staticmethod
-    def _table_of(sql: str, qualifier: str) -> Optional[str]:
-        """The table an alias (or a table name) stands for in ``sql``."""
+    def _table_of(statement: Any, qualifier: str) -> Optional[str]:
+        """The table an alias (or a table name) stands for in a statement (its text, or parsed)."""
         import sqlglot
         from sqlglot import exp
 
-        try:
-            tree = sqlglot.parse_one(sql, read="mysql")
-        except Exception:  # the failed statement may not parse: no alias to resolve then
-            return None
+        tree = statement
+        if isinstance(statement, str):
+            try:
+                tree = sqlglot.parse_one(statement, read="mysql")
+            except Exception:  # the failed statement may not parse: no alias to resolve then
+                return None
         for table in tree.find_all(exp.Table):
             if qualifier.lower() in (table.alias_or_name.lower(), table.name.lower()):
                 return table.name
@@ -147,7 +149,7 @@ class StatementRepairs:
         if not match:
             return ""
         qualifier, column = match[1], match[2]
-        owners = [t for t in self.tables if any(c.name.lower() == column.lower() for c in self.table(t).columns)]
+        owners = [t for t in self.tables if self._column(t, column)]
         if not owners:
             return f"There is no column {column} in any table; use only the columns listed above."
         wrong = self._table_of(sql, qualifier) if qualifier and sql else None
@@ -168,7 +170,7 @@ class StatementRepairs:
         """The one table holding ``column`` that is fewest foreign keys away from ``start``, and the path."""
         reachable = []
         for owner in self.tables:
-            if owner != start and any(c.name.lower() == column for c in self.table(owner).columns):
+            if owner != start and self._column(owner, column):
                 path = self._join_path(start, owner)
                 if path:
                     reachable.append((len(path), owner, path))
@@ -208,7 +210,7 @@ class StatementRepairs:
             return None
 
         def has(table: str) -> bool:
-            return any(c.name.lower() == column for c in self.table(table).columns)
+            return self._column(table, column) is not None
 
         def outer_columns() -> list[Any]:
             return [
@@ -402,6 +404,7 @@ class StatementRepairs:
                 col.set("table", exp.to_identifier(alias))
 
     def _column(self, table: str, name: str) -> Optional[Column]:
+        """A table's column by name, as MariaDB matches names: case-insensitively."""
         return next((c for c in self.table(table).columns if c.name.lower() == name.lower()), None)
 
     def _name_column(self, table: str) -> Optional[str]:
@@ -413,24 +416,22 @@ class StatementRepairs:
 
     def _known_values(self, table: str, column: str) -> Optional[set[str]]:
         """Every value of a column, lower-cased (MariaDB compares case-insensitively), when known."""
-        for col in self.table(table).columns:
-            if col.name.lower() == column.lower() and col.values is not None:
-                return {v.lower() for v in col.values}
-        return None
+        col = self._column(table, column)
+        return {v.lower() for v in col.values} if col and col.values is not None else None
 
     def _column_table(self, tree: Any, col: Any) -> Optional[str]:
         """The table a column of ``tree`` belongs to: its qualifier's, or the one table of its query having it."""
         from sqlglot import exp
 
         if col.table:
-            return self._table_of(tree.sql(dialect="mysql"), col.table)
+            return self._table_of(tree, col.table)
         scope = col.find_ancestor(exp.Select)
         if scope is None:
             return None
         names = [
             t.name for t in scope.find_all(exp.Table) if t.find_ancestor(exp.Select) is scope and t.name in self.tables
         ]
-        having = [t for t in names if any(c.name.lower() == col.name.lower() for c in self.table(t).columns)]
+        having = [t for t in names if self._column(t, col.name)]
         return having[0] if len(having) == 1 else None
 
     def _hint_for_table(self, name: str) -> str:
