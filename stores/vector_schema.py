@@ -54,6 +54,14 @@ def create_table(cur: Any, table_sql: str, dim: int, hnsw_m: int, distance: str)
     )
 
 
+def index_distance(ddl: str) -> str:
+    """The distance of the vector index in a ``SHOW CREATE TABLE`` text (euclidean when unstated).
+    MariaDB 11.8 releases differ in how they print it: ``DISTANCE=cosine`` in earlier ones, the name
+    in backquotes and the value in quotes in 11.8.9."""
+    found = re.search(r"VECTOR KEY[^\n]*?\bDISTANCE`?\s*=\s*['\"`]?(\w+)", ddl, re.I)
+    return found[1].lower() if found else "euclidean"
+
+
 def check_table(conn: MariaDBConnection, table_name: str, table_sql: str, dim: int, distance: str) -> None:
     """Refuse a table whose dimension, distance or columns differ from the store's."""
     with conn.cursor() as cur:
@@ -71,8 +79,7 @@ def check_table(conn: MariaDBConnection, table_name: str, table_sql: str, dim: i
             f"table {table_name} holds {found_dim[1]}-dimensional vectors but this store was given "
             f"embed_dim={dim} (a different embedding model?); use another table_name, or re-index into a new table"
         )
-    found = re.search(r"VECTOR KEY[^\n]*`?DISTANCE`?=`?(\w+)", ddl, re.I)
-    found_distance = found[1].lower() if found else "euclidean"
+    found_distance = index_distance(ddl)
     if found_distance != distance:
         raise SchemaMismatch(
             f"table {table_name} has a {found_distance} vector index but this store was given "

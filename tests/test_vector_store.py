@@ -18,6 +18,7 @@ from llama_index.core.vector_stores.types import (
 )
 
 from kb.stores import MariaDBVectorStore, SchemaMismatch
+from kb.stores.vector_schema import index_distance
 
 DIM = 8
 
@@ -162,6 +163,19 @@ def test_existing_table_with_other_dimension_or_distance(db_url, store):
         MariaDBVectorStore.from_params(db_url, table_name="nodes", embed_dim=16)
     with pytest.raises(SchemaMismatch, match="cosine vector index.*euclidean"):
         MariaDBVectorStore.from_params(db_url, table_name="nodes", embed_dim=DIM, distance="euclidean")
+
+
+@pytest.mark.parametrize(
+    ("line", "distance"),
+    [
+        ("VECTOR KEY `embedding` (`embedding`) `M`='16' `DISTANCE`='cosine'", "cosine"),  # 11.8.9
+        ("VECTOR KEY `embedding` (`embedding`) M=16 DISTANCE=cosine", "cosine"),  # earlier 11.8
+        ("VECTOR KEY `embedding` (`embedding`) `M`='16'", "euclidean"),  # the default is not printed
+        ("KEY `distance` (`distance`)", "euclidean"),
+    ],
+)
+def test_the_index_distance_is_read_from_either_ddl_style(line, distance):
+    assert index_distance(f"CREATE TABLE `t` (\n  `id` int,\n  {line}\n) ENGINE=InnoDB") == distance
 
 
 def test_euclidean_store(db_url):
