@@ -24,7 +24,7 @@ from kb.cli_output import (
     shown,
 )
 from kb.cli_service import add_service_commands
-from kb.collections import DEFAULT_COLLECTION
+from kb.collections import ALL_COLLECTIONS, DEFAULT_COLLECTION
 from kb.config import FusionName, RetrievalMode, Settings, load_settings
 from kb.errors import KBError
 from kb.stores.errors import StoreError
@@ -160,6 +160,7 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
             recursive=False if args.no_recursive else None,
             dry_run=args.dry_run,
             collection=args.collection,
+            may_write=[ALL_COLLECTIONS],  # the operator: a file indexed under another collection moves
             echo=lambda line: print(line, file=sys.stderr, flush=True),
         )
         print(report.summary(), flush=True)

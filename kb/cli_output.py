@@ -28,9 +28,13 @@ def print_answer_tail(answer: Any, out: Out = print, *, route: bool = True, sql:
         out(f"[refused: {answer.refusal_reason}]")
     if len(answer.attempts) > 1 and (sql or answer.refused):
         for number, attempt in enumerate(answer.attempts[:-1], start=1):
-            out(f"SQL attempt {number} (failed: {attempt.error}): {attempt.sql}")
+            verdict = attempt.error if (attempt.error or "").startswith("outvoted") else f"failed: {attempt.error}"
+            out(f"SQL attempt {number} ({verdict}): {attempt.sql}")
     if answer.sql and (sql or answer.refused):
         out(f"SQL{' (refused, not run)' if answer.refused else ''}: {answer.sql}")
+    if answer.candidates and answer.candidates.get("ran", 0) > 1:
+        c = answer.candidates
+        out(f"[{c['agreeing']} of {c['ran']} candidate statements gave these rows]")
     if answer.rows:
         from kb.engines.sql import format_rows
 
@@ -42,7 +46,8 @@ def print_answer_tail(answer: Any, out: Out = print, *, route: bool = True, sql:
         for i, source in enumerate(answer.sources, start=1):
             score = f" (score {source.score:.3f})" if source.score is not None else ""
             title = f" - {shown(source.title)}" if source.title and source.title != source.label() else ""
-            out(f"  {i}. {shown(source.label())}{title}{score}")
+            unread = " (retrieved, not given to the model)" if source.in_prompt is False else ""
+            out(f"  {i}. {shown(source.label())}{title}{score}{unread}")
 
 
 def emit(streaming: Any, stream: bool) -> Any:
@@ -102,6 +107,16 @@ def print_stats(stats: dict[str, Any]) -> None:
             f"{v:8.1f}" if v is not None else "       -" for v in (values["p50"], values["p95"], values["p99"])
         )
         print(f"  {name.replace('_ms', ''):<14} {cells}")
+    print("by route        answers  mean s   max s  mean tokens in  chunks read  chunk tokens")
+    for row in stats["by_route"]:
+        columns = [
+            f"{row['mean_total_ms'] / 1000:7.1f}" if row["mean_total_ms"] is not None else "      -",
+            f"{row['max_total_ms'] / 1000:7.1f}" if row["max_total_ms"] is not None else "      -",
+            f"{row['mean_tokens_in']:14.0f}" if row["mean_tokens_in"] is not None else "             -",
+            f"{row['mean_context_chunks']:11.1f}" if row["mean_context_chunks"] is not None else "          -",
+            f"{row['mean_context_tokens']:13.0f}" if row["mean_context_tokens"] is not None else "            -",
+        ]
+        print(f"  {row['route']:<13} {row['count']:>7} " + " ".join(columns))
     print("tokens by model")
     for row in stats["tokens_by_model"]:
         print(f"  {row['model']}: {row['calls']} calls, {row['in']} in, {row['out']} out")

@@ -1,4 +1,18 @@
-"""Which files under a folder kb indexes, and each file's content hash (incremental indexing)."""
+"""Which files under a folder kb indexes, and each file's content hash (incremental indexing).
+
+Symbolic links are where a folder reaches outside itself: a link inside an indexed folder to
+``~/.ssh/id_rsa`` or to kb's own credentials file would put that file's text into the index, where
+every key that reads the collection can retrieve it. So:
+
+* with ``follow_symlinks`` off (the default) a link, to a file or a folder, is never followed;
+* with it on, a link is followed only when its target lies inside the indexed folder (and each
+  real folder is walked once, so a link to an ancestor cannot loop);
+* nothing under a protected folder (kb's home: the private server's data and passwords, the models,
+  the caches) is ever indexed, whichever way it is reached.
+
+:func:`checked_path` repeats the check just before a file is hashed or read, so a file swapped for a
+link after the scan is refused too.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +20,101 @@ import fnmatch
 import hashlib
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kb import readers
+
+
+class UnsafePath(Exception):
+    """A path that indexing must not read (a link leaving the root, a protected folder)."""
+
+
+@dataclass
+class ScanResult:
+    """The files to index (relative POSIX paths, sorted) and what was passed over on purpose, with why."""
+
+    files: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _matches(rel: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(Path(rel).name, p) for p in patterns)
 
 
-def scan(root: Path, include: Sequence[str] = (), exclude: Sequence[str] = (), recursive: bool = True) -> list[str]:
-    """Supported, non-hidden files under ``root`` (relative POSIX paths, sorted)."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
+def _is_within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def checked_path(root: Path, rel: str, *, follow_symlinks: bool = False, protected: Sequence[Path] = ()) -> Path:
+    """``root / rel`` if indexing may read it, else :class:`UnsafePath` saying why.
+
+    ``root`` must be resolved already. Without ``follow_symlinks`` the path may contain no link at
+    all (its resolved form is itself); with it, its target must still lie inside ``root``.
+    """
+    path = root / rel
+    real = path.resolve()
+    if not follow_symlinks and real != path:
+        raise UnsafePath("symbolic link (not followed: indexing.follow_symlinks is off)")
+    if not _is_within(real, root):
+        raise UnsafePath("symbolic link to a file outside the indexed folder (never followed)")
+    if any(_is_within(real, p) for p in protected):
+        raise UnsafePath("inside kb's own home folder (never indexed)")
+    return path
+
+
+def scan(
+    root: Path,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    recursive: bool = True,
+    *,
+    follow_symlinks: bool = False,
+    protected: Sequence[Path] = (),
+) -> ScanResult:
+    """Supported, non-hidden files under ``root`` (resolved), minus links and protected folders
+    as the module docstring says."""
+    result = ScanResult()
+    protected = [p.resolve() for p in protected]
+    seen_dirs: set[Path] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_symlinks):
+        here = Path(dirpath)
+        real_here = here.resolve()
+        if real_here in seen_dirs:  # reached a second time through a link: walked already
+            dirnames[:] = []
+            continue
+        seen_dirs.add(real_here)
+        kept = []
+        for name in sorted(dirnames) if recursive else []:
+            if name.startswith("."):
+                continue
+            rel = (here / name).relative_to(root).as_posix()
+            try:
+                checked_path(root, rel, follow_symlinks=follow_symlinks, protected=protected)
+            except UnsafePath as exc:
+                result.skipped.append((rel + "/", str(exc)))
+                continue
+            kept.append(name)
+        dirnames[:] = kept
         for name in filenames:
             if name.startswith("."):
                 continue
-            rel = Path(dirpath, name).relative_to(root).as_posix()
+            rel = (here / name).relative_to(root).as_posix()
             if include and not _matches(rel, include):
                 continue
             if exclude and _matches(rel, exclude):
                 continue
-            if readers.is_supported(Path(name)):
-                found.append(rel)
-    return sorted(found)
+            if not readers.is_supported(Path(name)):
+                continue
+            try:
+                checked_path(root, rel, follow_symlinks=follow_symlinks, protected=protected)
+            except UnsafePath as exc:
+                result.skipped.append((rel, str(exc)))
+                continue
+            result.files.append(rel)
+    result.files.sort()
+    result.skipped.sort()
+    return result
 
 
 def file_sha256(path: Path) -> str:

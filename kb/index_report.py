@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 
 @dataclass
-class FileFailure:
+class FileNote:
+    """A file a run did not index, and why."""
+
     path: str
     reason: str
 
@@ -21,7 +23,9 @@ class IndexReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
-    failed: list[FileFailure] = field(default_factory=list)
+    failed: list[FileNote] = field(default_factory=list)
+    # Passed over on purpose, not failures: links not followed, kb's home, other collections' files.
+    skipped: list[FileNote] = field(default_factory=list)
     chunks: int = 0
     embedded: int = 0
     embeddings_cached: int = 0
@@ -36,7 +40,7 @@ class IndexReport:
         verb = "would be " if self.dry_run else ""
         lines = [
             f"{self.root}: {len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
-            f"{len(self.deleted)} deleted, {len(self.failed)} failed {verb}"
+            f"{len(self.deleted)} deleted, {len(self.failed)} failed, {len(self.skipped)} skipped {verb}"
             + (
                 ""
                 if self.dry_run
@@ -49,4 +53,6 @@ class IndexReport:
                 lines += [f"  {label} {p}" for p in paths]
         for failure in self.failed:
             lines.append(f"  FAILED {failure.path}: {failure.reason}")
+        for skipped in self.skipped:
+            lines.append(f"  skipped {skipped.path}: {skipped.reason}")
         return "\n".join(lines)

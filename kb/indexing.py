@@ -14,6 +14,15 @@ KV store) remembers each file's content hash, size and modification time. A run:
    are removed on the rerun; a changed file is searchable (old or new version) at every moment;
 5. removes the documents under this root that are gone from disk (known to the registry or only
    to the store, e.g. after a crash), and only those: other roots are never touched.
+
+A run writes into one collection and may change only documents of the collections it is allowed to
+write (``may_write``; by default only its own). A file under the root that is already indexed in
+another collection is left exactly as it is (not moved, not re-read, not deleted when it is gone or
+excluded) and reported as skipped: an API key that may write collection ``a`` cannot take over or
+delete collection ``b``'s documents by indexing the folder they live in. The operator's ``kb index``
+passes ``["*"]``: a file indexed again under another collection moves there.
+
+What the scan never reads (links leaving the root, kb's own home) is in :mod:`kb.file_scan`.
 """
 
 from __future__ import annotations
@@ -35,12 +44,12 @@ from llama_index.core.node_parser import SentenceSplitter, TokenTextSplitter
 from llama_index.core.schema import BaseNode, MetadataMode
 
 from kb import readers
-from kb.collections import DEFAULT_COLLECTION, CollectionVersions, check_collection
+from kb.collections import ALL_COLLECTIONS, DEFAULT_COLLECTION, CollectionVersions, check_collection
 from kb.config import IndexingSettings
 from kb.embedding_cache import EmbeddingCache
 from kb.errors import KBError
-from kb.file_scan import file_sha256, scan
-from kb.index_report import FileFailure, IndexReport
+from kb.file_scan import UnsafePath, checked_path, file_sha256, scan
+from kb.index_report import FileNote, IndexReport
 from kb.models import embed_texts
 from kb.stores import MariaDBKVStore, MariaDBVectorStore
 
@@ -91,6 +100,20 @@ def fit_metadata(document: Document, exclude_first: dict[str, Any], budget: int)
                     excluded.append(key)
 
 
+class _Scope:
+    """Which collections one run may add to, change or remove from."""
+
+    def __init__(self, may_write: Sequence[str], collection: str = DEFAULT_COLLECTION) -> None:
+        self.collection = collection  # where the run's files go
+        self.writable = set(may_write)
+
+    def allows(self, collection: str) -> bool:
+        return ALL_COLLECTIONS in self.writable or collection in self.writable
+
+
+_OTHER_COLLECTION = "indexed in a collection this run may not write (left as it is)"
+
+
 class DirectoryIndexer:
     """Indexes directory trees into one vector store (see the module docstring for the rules)."""
 
@@ -102,6 +125,7 @@ class DirectoryIndexer:
         embed_model_name: str,
         settings: IndexingSettings,
         *,
+        protected: Sequence[Path] = (),
         progress: bool | None = None,
         echo: Callable[[str], None] | None = None,
     ) -> None:
@@ -110,6 +134,7 @@ class DirectoryIndexer:
         self._embed_model = embed_model  # a provider: a run with nothing to embed never loads the model
         self.cache = EmbeddingCache(kv, embed_model_name)
         self.settings = settings
+        self.protected = [Path(p).resolve() for p in protected]  # never indexed (kb's home)
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.echo = echo or (lambda message: log.info(message))
         self.splitter = SentenceSplitter(
@@ -132,11 +157,17 @@ class DirectoryIndexer:
         recursive: bool | None = None,
         dry_run: bool = False,
         collection: str = DEFAULT_COLLECTION,
+        may_write: Sequence[str] | None = None,
     ) -> IndexReport:
-        """Index ``root`` into ``collection``; a file indexed before under another collection moves."""
+        """Index ``root`` into ``collection``.
+
+        ``may_write``: the other collections whose documents under ``root`` this run may move into
+        ``collection`` or remove (``["*"]``: any); by default none, so their files are skipped.
+        """
         started = time.perf_counter()
         check_collection(collection)
-        base = Path(root).expanduser().resolve()
+        scope = _Scope([collection, *(may_write or ())], collection)
+        base = self._root(root)
         if not base.is_dir():
             raise KBError(
                 f"{root} is not a directory; give the folder to index (to drop what was indexed from a folder "
@@ -144,7 +175,7 @@ class DirectoryIndexer:
             )
         report = IndexReport(root=str(base), dry_run=dry_run)
         if dry_run:
-            return self._run(base, report, include, exclude, recursive, dry_run, started, collection)
+            return self._run(base, report, include, exclude, recursive, dry_run, started, scope)
         lock = f"kb_index:{self.store.connection.url.database}.{self.store.table_name}:{base}"
         with self.store.connection.named_lock(lock, 0) as held:
             if not held:
@@ -152,7 +183,31 @@ class DirectoryIndexer:
                     f"another kb index is indexing {base} into table {self.store.table_name} right now; "
                     "wait for it to finish (its work would be done twice)"
                 )
-            return self._run(base, report, include, exclude, recursive, dry_run, started, collection)
+            return self._run(base, report, include, exclude, recursive, dry_run, started, scope)
+
+    def _root(self, root: str | os.PathLike[str]) -> Path:
+        """The folder a run works on, resolved; kb's own home (or a folder inside it) is refused."""
+        try:
+            base = Path(root).expanduser().resolve()
+        except (OSError, ValueError) as exc:
+            raise KBError(f"{str(root)[:200]!r} is not a usable path ({exc})") from None
+        for home in self.protected:
+            if base == home or home in base.parents:
+                raise KBError(f"{root} is inside kb's own home folder ({home}), which is never indexed")
+        return base
+
+    def _known_documents(self, prefix: str) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """Under ``prefix``: the registry's records, and every document's collection (registry first,
+        else the collection its stored chunks carry, for documents a crash left unregistered)."""
+        registry = {k: v for k, v in self.kv.get_all(self.files).items() if k.startswith(prefix)}
+        collections = {
+            doc_id: str(value) if value is not None else DEFAULT_COLLECTION
+            for doc_id, value in self.store.ref_doc_values("collection", prefix).items()
+        }
+        collections.update(
+            {doc_id: record.get("collection", DEFAULT_COLLECTION) for doc_id, record in registry.items()}
+        )
+        return registry, collections
 
     def _run(
         self,
@@ -163,31 +218,38 @@ class DirectoryIndexer:
         recursive: bool | None,
         dry_run: bool,
         started: float,
-        collection: str,
+        scope: _Scope,
     ) -> IndexReport:
         s = self.settings
-        files = scan(
+        scanned = scan(
             base,
             include if include is not None else s.include,
             exclude if exclude is not None else s.exclude,
             s.recursive if recursive is None else recursive,
+            follow_symlinks=s.follow_symlinks,
+            protected=self.protected,
         )
+        report.skipped += [FileNote(rel, reason) for rel, reason in scanned.skipped]
         prefix = str(base) + os.sep
-        registry = {k: v for k, v in self.kv.get_all(self.files).items() if k.startswith(prefix)}
+        registry, collections = self._known_documents(prefix)
         todo: list[_Parsed] = []
         on_disk = set()
-        for rel in files:
+        for rel in scanned.files:
             path = base / rel
             doc_id = str(path)
             on_disk.add(doc_id)
+            if doc_id in collections and not scope.allows(collections[doc_id]):
+                report.skipped.append(FileNote(rel, _OTHER_COLLECTION))
+                continue
             if len(doc_id) > 512:
-                report.failed.append(FileFailure(rel, "absolute path longer than 512 characters; move or rename it"))
+                report.failed.append(FileNote(rel, "absolute path longer than 512 characters; move or rename it"))
                 continue
             try:
+                checked_path(base, rel, follow_symlinks=s.follow_symlinks, protected=self.protected)
                 stat = path.stat()
                 if stat.st_size > s.max_file_mb * 1024 * 1024:
                     report.failed.append(
-                        FileFailure(
+                        FileNote(
                             rel,
                             f"{stat.st_size / 1024 / 1024:.1f} MB is over indexing.max_file_mb "
                             f"({s.max_file_mb:g} MB); raise the limit to index it",
@@ -196,7 +258,7 @@ class DirectoryIndexer:
                     continue
                 known = registry.get(doc_id)
                 # A file indexed into another collection (or before collections existed) is re-tagged.
-                moved = known is not None and known.get("collection") != collection
+                moved = known is not None and known.get("collection") != scope.collection
                 if (
                     known
                     and not moved
@@ -206,9 +268,12 @@ class DirectoryIndexer:
                     report.unchanged.append(rel)
                     continue
                 content_hash = file_sha256(path)
+            except UnsafePath as exc:  # became a link since the scan
+                report.skipped.append(FileNote(rel, str(exc)))
+                continue
             except OSError as exc:
                 report.failed.append(
-                    FileFailure(
+                    FileNote(
                         rel,
                         "permission denied"
                         if isinstance(exc, PermissionError)
@@ -222,7 +287,7 @@ class DirectoryIndexer:
                 "mtime_ns": stat.st_mtime_ns,
                 "root": str(base),
                 "path": rel,
-                "collection": collection,
+                "collection": scope.collection,
             }
             if known and not moved and known.get("hash") == content_hash:
                 report.unchanged.append(rel)
@@ -232,9 +297,14 @@ class DirectoryIndexer:
             (report.updated if known else report.added).append(rel)
             todo.append(_Parsed(rel, doc_id, record))
 
-        stored_docs = set(self.store.ref_doc_ids(prefix))
-        gone = sorted((set(registry) | stored_docs) - on_disk)
-        report.deleted = [str(Path(d).relative_to(base)) if d.startswith(prefix) else d for d in gone]
+        gone = []
+        for doc_id in sorted(set(collections) - on_disk):
+            rel = str(Path(doc_id).relative_to(base)) if doc_id.startswith(prefix) else doc_id
+            if scope.allows(collections[doc_id]):
+                gone.append(doc_id)
+                report.deleted.append(rel)
+            else:
+                report.skipped.append(FileNote(rel, _OTHER_COLLECTION))
         if dry_run:
             report.elapsed = time.perf_counter() - started
             return report
@@ -245,21 +315,23 @@ class DirectoryIndexer:
                 (report.added if parsed.rel in report.added else report.updated).remove(parsed.rel)
         self._delete_documents(gone, report)
         if report.added or report.updated or report.deleted:  # cached answers drawn from these are stale now
-            touched = [registry[d].get("collection", DEFAULT_COLLECTION) for d in gone if d in registry]
-            touched += [registry[p.doc_id].get("collection", DEFAULT_COLLECTION) for p in todo if p.doc_id in registry]
-            self.versions.bump([collection, *touched])
+            touched = [collections[d] for d in gone]
+            touched += [collections[p.doc_id] for p in todo if p.doc_id in collections]
+            self.versions.bump([scope.collection, *touched])
         report.elapsed = time.perf_counter() - started
         return report
 
-    def forget(self, root: str | os.PathLike[str]) -> list[str]:
-        """Remove everything indexed from under ``root`` (which may no longer exist); the documents removed."""
-        base = Path(root).expanduser().resolve()
+    def forget(self, root: str | os.PathLike[str], *, may_write: Sequence[str] = (ALL_COLLECTIONS,)) -> list[str]:
+        """Remove everything indexed from under ``root`` (which may no longer exist) in the collections
+        of ``may_write`` (default: all); the documents removed."""
+        base = self._root(root)
         prefix = str(base) + os.sep
-        registry = {k: v for k, v in self.kv.get_all(self.files).items() if k.startswith(prefix)}
-        gone = sorted(set(registry) | set(self.store.ref_doc_ids(prefix)))
+        _, collections = self._known_documents(prefix)
+        scope = _Scope(may_write)
+        gone = sorted(doc_id for doc_id, c in collections.items() if scope.allows(c))
         self._delete_documents(gone, IndexReport(root=str(base)))
         if gone:
-            self.versions.bump(v.get("collection", DEFAULT_COLLECTION) for v in registry.values())
+            self.versions.bump(collections[doc_id] for doc_id in gone)
         return gone
 
     def _delete_documents(self, doc_ids: Sequence[str], report: IndexReport) -> None:
@@ -274,7 +346,13 @@ class DirectoryIndexer:
     # -- reading, embedding, writing ---------------------------------------------------------------
     def _parse(self, base: Path, parsed: _Parsed) -> _Parsed:
         try:
-            content = readers.read(base / parsed.rel)
+            path = checked_path(
+                base, parsed.rel, follow_symlinks=self.settings.follow_symlinks, protected=self.protected
+            )
+            content = readers.read(path)
+        except UnsafePath as exc:  # swapped for a link since it was hashed
+            parsed.error = str(exc)
+            return parsed
         except readers.UnreadableFile as exc:
             parsed.error = str(exc)
             return parsed
@@ -335,7 +413,7 @@ class DirectoryIndexer:
         done = 0
         for parsed in self._parsed_stream(base, todo):
             if parsed.error:
-                report.failed.append(FileFailure(parsed.rel, parsed.error))
+                report.failed.append(FileNote(parsed.rel, parsed.error))
                 failed.add(parsed.doc_id)
             else:
                 group.append(parsed)

@@ -112,10 +112,10 @@ def build_embedding(settings: Settings) -> Any:
         )
     if part.provider in ("local", "huggingface"):
         quiet_huggingface(offline=part.provider == "local")
-        from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+        from kb.local_embedding import LocalHuggingFaceEmbedding
 
         model = str(local_embedding_path()) if part.provider == "local" else part.model
-        return HuggingFaceEmbedding(model_name=model, embed_batch_size=part.batch_size, device="cpu")
+        return LocalHuggingFaceEmbedding(model_name=model, embed_batch_size=part.batch_size, device="cpu")
     if part.provider in ("openai", "openai_like"):
         from llama_index.embeddings.openai import OpenAIEmbedding
 

@@ -27,6 +27,8 @@ import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
+from kb.coalescer import Coalescer
+
 Precision = Literal["fp32", "int8"]
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -133,6 +135,7 @@ class OnnxEmbedding(BaseEmbedding):
     _session: Any = PrivateAttr()
     _tokenizer: Any = PrivateAttr()
     _inputs: list[str] = PrivateAttr()
+    _questions: Coalescer[str, list[float]] = PrivateAttr()  # concurrent questions, embedded in batches
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -147,6 +150,7 @@ class OnnxEmbedding(BaseEmbedding):
         self._tokenizer = Tokenizer.from_file(str(Path(self.model_dir) / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length=self._max_seq_length())
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self._questions = Coalescer(self._embed)
 
     def _max_seq_length(self) -> int:
         """The folder's own limit (sentence_bert_config.json), else ``max_length``."""
@@ -181,7 +185,7 @@ class OnnxEmbedding(BaseEmbedding):
         return result.tolist()
 
     def _get_query_embedding(self, query: str) -> list[float]:
-        return self._embed([query])[0]
+        return self._questions(query)
 
     def _get_text_embedding(self, text: str) -> list[float]:
         return self._embed([text])[0]

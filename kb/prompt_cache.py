@@ -10,12 +10,15 @@ last token), ``LlamaDiskCache`` removes an entry when it is read, prints to stde
 pickles (code, when loaded).
 
 States are plain files without pickle: ``<digest>.tokens.npy`` (the token ids) and
-``<digest>.state`` (llama.cpp's own state bytes), in a folder per model file and context size.
+``<digest>.state`` (llama.cpp's own state bytes), in a folder per model file and context size. A
+state holds a whole prompt, chunks of whichever collection it was answered from included, so the
+folders are owner-only (0700) and the files 0600, like the rest of kb's home.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import threading
 from collections import OrderedDict
@@ -25,6 +28,8 @@ from typing import Any, Optional
 
 import numpy as np
 from llama_cpp.llama_cache import BaseLlamaCache
+
+from kb.private_dirs import make_private_dir, write_private_file
 
 MIN_DISK_TOKENS = 256  # shorter prompts are cheap to evaluate again: not worth a file
 MAX_DISK_FILES = 8
@@ -42,14 +47,21 @@ def _longest_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 class PromptStateCache(BaseLlamaCache):
     """Token prefix -> llama state, least recently used evicted first (RAM bounded by bytes)."""
 
-    def __init__(self, capacity_bytes: int, directory: Optional[Path] = None, n_ctx: int = 4096) -> None:
+    def __init__(
+        self, capacity_bytes: int, directory: Optional[Path] = None, n_ctx: int = 4096, home: Optional[Path] = None
+    ) -> None:
+        """``directory``: where states are kept on disk (none: RAM only); it and the folders between
+        ``home`` and it are made owner-only, and files left readable by an older kb are tightened."""
         super().__init__(capacity_bytes)
         self._n_ctx = n_ctx  # a restored state's token buffer must be as long as the context
         self._ram: OrderedDict[tuple[int, ...], Any] = OrderedDict()
         self._dir = Path(directory) if directory else None
         self._lock = threading.Lock()
         if self._dir:
-            self._dir.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self._dir, below=home)
+            for path in self._dir.iterdir():
+                if path.is_file() and path.stat().st_mode & 0o077:
+                    path.chmod(0o600)
 
     @property
     def cache_size(self) -> int:
@@ -88,14 +100,10 @@ class PromptStateCache(BaseLlamaCache):
         assert self._dir is not None
         digest = hashlib.sha1(np.asarray(key, dtype=np.int32).tobytes()).hexdigest()[:20]
         tokens_path = self._dir / f"{digest}.tokens.npy"
-        for path, payload in ((self._dir / f"{digest}.state", state.llama_state), (tokens_path, None)):
-            partial = path.with_name(path.name + ".partial")
-            with open(partial, "wb") as handle:
-                if payload is None:
-                    np.save(handle, np.asarray(key, dtype=np.int32), allow_pickle=False)
-                else:
-                    handle.write(payload)
-            os.replace(partial, path)  # the tokens file is written last: it is what makes an entry
+        tokens = io.BytesIO()
+        np.save(tokens, np.asarray(key, dtype=np.int32), allow_pickle=False)
+        write_private_file(self._dir / f"{digest}.state", state.llama_state)
+        write_private_file(tokens_path, tokens.getvalue())  # written last: it is what makes an entry
         entries = sorted(self._dir.glob("*.tokens.npy"), key=lambda p: p.stat().st_mtime)
         for old in entries[:-MAX_DISK_FILES]:
             old.unlink(missing_ok=True)

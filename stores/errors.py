@@ -17,3 +17,23 @@ class ServerTooOld(StoreError):
 
 class SchemaMismatch(StoreError):
     """An existing table does not have the shape this store was asked to use."""
+
+
+# MariaDB/MySQL error codes that mean the server cannot be reached or dropped the connection (not
+# that a statement was wrong): server shutdown, connection killed; client: cannot connect, server
+# gone away, lost connection, SSL connection error, connection closed.
+_UNREACHABLE = frozenset({1053, 1927, 2002, 2003, 2005, 2006, 2013, 2026, 2055})
+
+
+def is_database_down(exc: BaseException) -> bool:
+    """Whether ``exc`` (kb's, the driver's, or SQLAlchemy's wrapping of it) means the database is
+    unreachable, rather than that a statement failed."""
+    if isinstance(exc, DatabaseUnavailable):
+        return True
+    original = getattr(exc, "orig", None) or exc  # SQLAlchemy keeps the driver's error here
+    if getattr(original, "errno", None) in _UNREACHABLE:
+        return True
+    import mariadb  # only when there is something to classify: importing this module stays free
+
+    # The driver raises InterfaceError for a connection it has closed itself (no error code).
+    return isinstance(original, mariadb.InterfaceError)

@@ -341,24 +341,29 @@ class MariaDBVectorStore(FromParams, SearchModes, BasePydanticVectorStore):
             nodes.sort(key=lambda n: order.get(n.node_id, len(order)))
         return nodes
 
-    def ref_doc_ids(self, prefix: Optional[str] = None) -> list[str]:
-        """The ids of the documents that have chunks here, optionally only those starting with
-        ``prefix`` (matched literally: LIKE wildcards in it are escaped)."""
-        if prefix is None:
-            rows = self._conn.fetchall(f"SELECT DISTINCT ref_doc_id FROM {self._table} WHERE ref_doc_id IS NOT NULL")
-        else:
-            pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            rows = self._conn.fetchall(
-                f"SELECT DISTINCT ref_doc_id FROM {self._table} WHERE ref_doc_id LIKE ? ESCAPE '\\\\'", (pattern,)
-            )
-        return [row[0] for row in rows]
+    def ref_doc_values(self, key: str, prefix: Optional[str] = None) -> dict[str, Any]:
+        """The ids of the documents that have chunks here, each with the value of metadata ``key`` in
+        its chunks (None where they lack it); optionally only ids starting with ``prefix`` (matched
+        literally: LIKE wildcards in it are escaped)."""
+        where, params = "ref_doc_id IS NOT NULL", [json_path(key)]
+        if prefix is not None:
+            where = "ref_doc_id LIKE ? ESCAPE '\\\\'"
+            params.append(prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        rows = self._conn.fetchall(
+            f"SELECT ref_doc_id, MIN(JSON_VALUE(metadata, ?)) FROM {self._table} WHERE {where} GROUP BY ref_doc_id",
+            params,
+        )
+        return {row[0]: row[1] for row in rows}
 
     @replica_read
-    def distinct_metadata(self, key: str, limit: int = 1000) -> list[Any]:
-        """The distinct values of one metadata key (e.g. the titles of the indexed documents)."""
+    def distinct_metadata(self, key: str, limit: int = 1000, filters: Optional[MetadataFilters] = None) -> list[Any]:
+        """The distinct values of one metadata key (e.g. the titles of the indexed documents) among
+        the chunks that match ``filters``."""
+        where, params = compile_filters(filters)
         rows = self._conn.fetchall(
-            f"SELECT DISTINCT JSON_VALUE(metadata, ?) AS v FROM {self._table} HAVING v IS NOT NULL LIMIT {int(limit)}",
-            (json_path(key),),
+            f"SELECT DISTINCT JSON_VALUE(metadata, ?) AS v FROM {self._table} WHERE {where} "
+            f"HAVING v IS NOT NULL LIMIT {int(limit)}",
+            (json_path(key), *params),
         )
         return [row[0] for row in rows]
 

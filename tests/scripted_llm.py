@@ -10,20 +10,28 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms import CompletionResponse, CompletionResponseGen, CustomLLM, LLMMetadata
 from llama_index.core.llms.callbacks import llm_completion_callback
 
+from kb.engines.answer import GenerationStopped, generation_stopped
+
 Script = Union[list[str], Callable[[str], str]]
 
 
 class ScriptedLLM(CustomLLM):
-    """Answers from a list (in order) or a function of the prompt; records every prompt."""
+    """Answers from a list (in order) or a function of the prompt; records every prompt.
+
+    ``delay_for(prompt)`` (else ``token_delay``) is the time each word takes to "generate", in
+    ``complete`` too; like kb's local model, generation ends early when kb's generation-stop hook
+    (``kb.local_llm.GENERATION_STOP``) says so."""
 
     context_window: int = Field(default=4096)
     token_delay: float = Field(default=0.0, description="seconds between streamed words")
     _script: Any = PrivateAttr()
     _prompts: list = PrivateAttr(default_factory=list)
+    _delay_for: Any = PrivateAttr(default=None)
 
-    def __init__(self, script: Script, **kwargs: Any) -> None:
+    def __init__(self, script: Script, delay_for: Callable[[str], float] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._script = list(script) if isinstance(script, list) else script
+        self._delay_for = delay_for
 
     @property
     def prompts(self) -> list[str]:
@@ -41,20 +49,27 @@ class ScriptedLLM(CustomLLM):
             raise AssertionError(f"the scripted LLM ran out of answers; prompt was:\n{prompt}")
         return self._script.pop(0)
 
+    def _words(self, prompt: str, text: str):
+        """The answer's words as they are "generated" (delayed; stopped by kb's hook as its local model is)."""
+        delay = self._delay_for(prompt) if self._delay_for else self.token_delay
+        for i, word in enumerate(text.split(" ")):
+            if delay:
+                time.sleep(delay)
+            if generation_stopped():
+                raise GenerationStopped("scripted generation stopped")
+            yield word if i == 0 else " " + word
+
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        return CompletionResponse(text=self._next(prompt))
+        return CompletionResponse(text="".join(self._words(prompt, self._next(prompt))))
 
     @llm_completion_callback()
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
-        text = self._next(prompt)
+        words = self._words(prompt, self._next(prompt))
 
         def gen():
             so_far = ""
-            for i, word in enumerate(text.split(" ")):
-                if self.token_delay:
-                    time.sleep(self.token_delay)
-                delta = word if i == 0 else " " + word
+            for delta in words:
                 so_far += delta
                 yield CompletionResponse(text=so_far, delta=delta)
 

@@ -23,8 +23,15 @@ from kb.config import load_settings
 from kb.knowledge_base import KnowledgeBase
 from kb.service import serve
 
+SLOW_ANSWER = " ".join(f"word{i}" for i in range(400))  # answers to questions saying SLOW: 400 words
+
 
 def script(prompt: str) -> str:
+    question = prompt.rsplit("Question:", 1)[-1]
+    if "CRASH" in question:
+        raise RuntimeError("the scripted model was asked to fail")
+    if "SLOW" in question and "Context:\n" in prompt:
+        return SLOW_ANSWER
     if "Standalone question" in prompt:
         return prompt.split("Follow Up Input:")[1].split("\n")[0].strip()
     if "one SELECT statement" in prompt:
@@ -40,7 +47,13 @@ def script(prompt: str) -> str:
 def main() -> None:
     config, port = json.loads(Path(sys.argv[1]).read_text()), int(sys.argv[2])
     settings = load_settings(config, environ={})
-    kb = KnowledgeBase(settings, llm=ScriptedLLM(script, token_delay=float(os.environ.get("KB_TEST_TOKEN_DELAY", "0"))))
+    slow = float(os.environ.get("KB_TEST_SLOW_TOKEN_S", "0.05"))  # per word of a SLOW answer
+    delay = float(os.environ.get("KB_TEST_TOKEN_DELAY", "0"))
+
+    def delay_for(prompt: str) -> float:
+        return slow if "SLOW" in prompt.rsplit("Question:", 1)[-1] else delay
+
+    kb = KnowledgeBase(settings, llm=ScriptedLLM(script, delay_for=delay_for))
     serve(settings, port=port, kb=kb)
 
 

@@ -63,3 +63,26 @@ class ServedKB:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+async def raw_request(
+    port: int, method: str, path: str, headers: dict[str, str] | None = None, body: Any = None
+) -> tuple[int, bytes]:
+    """One HTTP/1.1 request on a fresh loopback connection: the status and the body.
+
+    A load generator that costs the client almost nothing (httpx's client spends about as much CPU
+    per request as kb serve does, which on two cores would measure the client, not the server)."""
+    import asyncio
+
+    payload = json.dumps(body).encode() if body is not None else b""
+    head = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close", f"Content-Length: {len(payload)}"]
+    if body is not None:
+        head.append("Content-Type: application/json")
+    head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
+    await writer.drain()
+    response = await reader.read()  # Connection: close, so the body ends with the connection
+    writer.close()
+    status_line, _, rest = response.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]

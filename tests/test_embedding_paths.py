@@ -160,3 +160,39 @@ def test_remote_embeddings_run_concurrently_and_survive_429_and_503(db_url, tmp_
         assert state["embedded"] == 24 + 2, "the question was embedded by the same provider"
     finally:
         kb.close()
+
+
+def test_concurrent_single_calls_are_served_in_batches_with_their_own_results():
+    import threading
+    import time
+
+    from kb.coalescer import Coalescer
+
+    sizes = []
+
+    def batch(values):
+        sizes.append(len(values))
+        time.sleep(0.05)
+        if "bad" in values:
+            raise ValueError("a bad item")
+        return [v.upper() for v in values]
+
+    coalesce = Coalescer(batch, max_batch=8)
+    results, errors = {}, {}
+
+    def ask(value):
+        try:
+            results[value] = coalesce(value)
+        except ValueError as exc:
+            errors[value] = exc
+
+    threads = [threading.Thread(target=ask, args=(f"q{i}",)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {f"q{i}": f"Q{i}" for i in range(20)} and not errors
+    assert sum(sizes) == 20 and max(sizes) > 1 and max(sizes) <= 8  # batched, within the bound
+    assert coalesce("alone") == "ALONE" and sizes[-1] == 1  # one caller: a batch of one, no waiting
+    with pytest.raises(ValueError, match="a bad item"):
+        coalesce("bad")

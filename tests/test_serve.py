@@ -324,7 +324,11 @@ def test_index_tags_chunks_with_their_collection_and_moves_them(db_url, tmp_path
     before = kb.collection_versions.current(["manuals"])
     kb.index_directory(folder, progress=False)
     assert {n.metadata["collection"] for n in kb.vector_store.get_nodes()} == {DEFAULT_COLLECTION}
-    report = kb.index_directory(folder, collection="manuals", progress=False)
+    # without the right to write the file's own collection, it stays where it is
+    kept = kb.index_directory(folder, collection="manuals", progress=False)
+    assert kept.updated == [] and [s.path for s in kept.skipped] == ["a.md"]
+    assert {n.metadata["collection"] for n in kb.vector_store.get_nodes()} == {DEFAULT_COLLECTION}
+    report = kb.index_directory(folder, collection="manuals", may_write=[DEFAULT_COLLECTION], progress=False)
     assert report.updated == ["a.md"]  # unchanged on disk, but moved to another collection
     assert {n.metadata["collection"] for n in kb.vector_store.get_nodes()} == {"manuals"}
     assert kb.collection_versions.current(["manuals"]) != before

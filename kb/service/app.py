@@ -14,10 +14,11 @@ driver and the models.
 from __future__ import annotations
 
 import logging
-import time
 from importlib import resources
 from typing import Any, Optional
 
+import anyio
+from anyio.to_thread import run_sync
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -25,29 +26,19 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kb.errors import KBError
-from kb.service.access_log import AccessRecord
+from kb.service.gate import ApiError, RequestGate, error_body
 from kb.service.keys import ApiKey
 from kb.service.openai_chat import MODEL_NAME, ChatCompletionRequest, CompletionStream, completion, error_event
 from kb.service.schemas import IndexRequest, QueryRequest, Question, RetrieveRequest
-from kb.service.service import ApiError, Service
-from kb.stores.errors import DatabaseUnavailable
+from kb.service.service import Service
+from kb.stores.errors import DatabaseUnavailable, is_database_down
+from kb.stores.filters import UnsupportedFilterError
 
 log = logging.getLogger("kb.service")
-_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-    503: "service_unavailable",
-}
 
 
 def error_response(status: int, message: str, headers: Optional[dict[str, str]] = None) -> JSONResponse:
-    body = {"error": {"message": message, "type": _TYPES.get(status, "server_error"), "code": status}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(error_body(status, message), status_code=status, headers=headers)
 
 
 def create_app(service: Service) -> FastAPI:
@@ -57,7 +48,18 @@ def create_app(service: Service) -> FastAPI:
         version="0.1.0",
     )
     app.state.service = service
-    max_bytes = service.kb.settings.serve.max_request_kb * 1024
+    serve = service.kb.settings.serve
+    app.add_middleware(
+        RequestGate,
+        identify=service.identify,
+        admit=service.admit,
+        record=service.access_log.record,
+        observe=service.metrics.observe,
+        is_unavailable=is_database_down,
+        max_body_bytes=serve.max_request_kb * 1024,
+        timeout_s=serve.request_timeout_s,
+    )
+    health_threads = anyio.CapacityLimiter(2)  # /healthz never waits behind other requests' threads
 
     # -- errors ------------------------------------------------------------------------------------
     @app.exception_handler(ApiError)
@@ -83,49 +85,20 @@ def create_app(service: Service) -> FastAPI:
     def _kb_error(request: Request, exc: KBError) -> JSONResponse:
         return error_response(400, str(exc))
 
+    @app.exception_handler(UnsupportedFilterError)
+    def _bad_filter(request: Request, exc: UnsupportedFilterError) -> JSONResponse:
+        return error_response(400, str(exc))
+
     @app.exception_handler(DatabaseUnavailable)
     def _database_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
-        log.warning("database unavailable: %s", exc)
-        return error_response(503, f"the database is unavailable, retry shortly ({exc})", {"Retry-After": "5"})
+        log.warning("database unavailable: %s", exc)  # where and who, for the operator; not for the client
+        return error_response(503, "the database is unavailable; retry shortly", {"Retry-After": "5"})
 
-    @app.exception_handler(Exception)
-    def _bug(request: Request, exc: Exception) -> JSONResponse:
-        if _is_database_down(exc):
-            return error_response(503, "the database is unavailable, retry shortly", {"Retry-After": "5"})
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, f"internal error ({type(exc).__name__}); the server log has the details")
-
-    # -- every request: size limit, access log, metrics ---------------------------------------------
-    @app.middleware("http")
-    async def _around(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_bytes:
-            response: Response = error_response(413, f"request body over {max_bytes // 1024} KB (serve.max_request_kb)")
-        else:
-            response = await call_next(request)
-        elapsed = time.perf_counter() - started
-        endpoint = request.scope.get("route").path if request.scope.get("route") else "unmatched"  # type: ignore[union-attr]
-        state = request.state
-        service.metrics.observe(endpoint, response.status_code, elapsed, getattr(state, "route", None))
-        if endpoint.startswith("/v1") and not getattr(state, "streaming", False):
-            key: Optional[ApiKey] = getattr(state, "key", None)
-            record = AccessRecord(
-                key.name if key else None,
-                request.method,
-                request.url.path,
-                response.status_code,
-                round(elapsed * 1000, 2),
-                getattr(state, "route", None),
-                getattr(state, "tokens", 0),
-                getattr(state, "cache", None),
-            )
-            service.log_access(record)
-        return response
-
-    def current_key(request: Request, authorization: Optional[str] = Header(None)) -> ApiKey:
-        key = service.authenticate(authorization)
-        request.state.key = key
+    def current_key(request: Request) -> ApiKey:
+        """The key the gate identified (every /v1 request passes it first)."""
+        key: Optional[ApiKey] = request.scope.get("state", {}).get("key")
+        if key is None:
+            raise ApiError(401, "missing API key: send the header 'Authorization: Bearer kb-...' (kb keys create)")
         return key
 
     # -- kb's endpoints ------------------------------------------------------------------------------
@@ -134,18 +107,20 @@ def create_app(service: Service) -> FastAPI:
         return HTMLResponse(resources.files("kb.service").joinpath("static/index.html").read_text(encoding="utf-8"))
 
     @app.get("/healthz")
-    def healthz() -> JSONResponse:
+    async def healthz() -> JSONResponse:
         """Liveness and the database: 200 when kb can reach the primary MariaDB, 503 when it cannot
-        (no key needed). Each read replica's state and lag are listed; one down costs speed, not
-        answers (its reads go to the primary), so it does not make the service unhealthy."""
+        (no key needed; no detail of where the database is). Each read replica's state is listed;
+        one down costs speed, not answers (its reads go to the primary), so it does not make the
+        service unhealthy. Runs on threads of its own: it never waits behind other requests."""
         try:
-            service.kb.connection.fetchall("SELECT 1")
+            await run_sync(service.kb.connection.fetchall, "SELECT 1", limiter=health_threads)
         except Exception as exc:
-            return JSONResponse({"status": "degraded", "database": str(exc)[:200]}, status_code=503)
+            log.warning("health check: database unreachable: %s", exc)
+            return JSONResponse({"status": "degraded", "database": "unreachable"}, status_code=503)
         body: dict[str, Any] = {"status": "ok", "database": "ok"}
-        replicas = service.kb.connection.replica_status()
+        replicas = await run_sync(service.kb.connection.replica_status, limiter=health_threads)
         if replicas:
-            body["replicas"] = replicas
+            body["replicas"] = [{k: v for k, v in r.items() if k not in ("url", "host", "port")} for r in replicas]
         return JSONResponse(body)
 
     @app.get("/metrics", response_class=Response)
@@ -197,12 +172,16 @@ def create_app(service: Service) -> FastAPI:
             folder = service.jobs.check_path(body.path)
         except PermissionError as exc:
             raise ApiError(403, str(exc)) from None
-        return service.jobs.start(folder, body.collection, key.name, include=body.include, exclude=body.exclude)
+        return service.jobs.start(
+            folder, body.collection, key.name, key.collections, include=body.include, exclude=body.exclude
+        )
 
     @app.get("/v1/jobs/{job_id}")
     def job(job_id: str, key: ApiKey = Depends(current_key)) -> dict[str, Any]:
         found = service.jobs.get(job_id)
-        if found is None or (found.get("key") != key.name and not key.allows("admin")):
+        mine = found is not None and found.get("key") == key.name
+        overseen = found is not None and key.allows("admin") and key.sees(str(found.get("collection")))
+        if found is None or not (mine or overseen):
             raise ApiError(404, f"no job {job_id!r}")
         return found
 
@@ -219,50 +198,23 @@ def create_app(service: Service) -> FastAPI:
             answer, named = service.chat(key, body, session)
             request.state.route, request.state.tokens = answer.route, int(sum(answer.tokens.values()))
             return completion(answer, named)
-        pieces, finish = service.stream_chat(key, body, session)
-        request.state.streaming = True
-        started = time.perf_counter()
+        stream = service.stream_chat(key, body, session)
+        request.scope["state"]["settle"] = stream.settle  # the gate logs the stream once it has ended
 
         def events() -> Any:
-            status, route, tokens = 200, None, 0
             try:
-
-                def done() -> Any:
-                    nonlocal route, tokens
-                    answer, named = finish()
-                    route, tokens = answer.route, int(sum(answer.tokens.values()))
-                    return answer, named
-
-                yield from CompletionStream().events(pieces, done)
+                yield from CompletionStream().events(stream, stream.outcome)
             except KBError as exc:  # the status line is sent: the error goes in the stream
-                status = 400
-                yield error_event(str(exc), status)
+                stream.status = 400
+                yield error_event(str(exc), 400)
+            except ApiError as exc:
+                stream.status = exc.status
+                yield error_event(exc.message, exc.status)
             except Exception as exc:
-                status = 503 if _is_database_down(exc) else 500
+                stream.status = 503 if is_database_down(exc) else 500
                 log.exception("stream failed")
-                yield error_event(f"the answer failed ({type(exc).__name__})", status)
-            finally:
-                record = AccessRecord(
-                    key.name,
-                    "POST",
-                    "/v1/chat/completions",
-                    status,
-                    round((time.perf_counter() - started) * 1000, 2),
-                    route,
-                    tokens,
-                )
-                service.log_access(record)
+                yield error_event(f"the answer failed ({type(exc).__name__})", stream.status)
 
         return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     return app
-
-
-def _is_database_down(exc: BaseException) -> bool:
-    """A MariaDB connection lost mid-request (the pool's connection died with the server)."""
-    import mariadb
-    import sqlalchemy.exc
-
-    if isinstance(exc, DatabaseUnavailable | sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
-        return True
-    return isinstance(exc, mariadb.OperationalError | mariadb.InterfaceError)

@@ -3,12 +3,19 @@
 A job runs in a thread of the process that accepted it; its state (queued, running, done, failed,
 the last progress line, the report) is written to the KV store, so ``GET /v1/jobs/{id}`` answers
 from any ``kb serve`` process on the same database. Only folders under ``serve.index_roots`` may be
-indexed through the API: a key must not be able to read arbitrary server files into a collection.
+indexed through the API: a key must not be able to read arbitrary server files into a collection
+(nor learn where those folders are: refusals do not name them). A job changes only documents of the
+collections its key may write (see :mod:`kb.indexing`).
+
+A running job's process writes a heartbeat every few seconds. A job whose process is gone (its
+heartbeat stale, or its process id dead on this host) is reported, and recorded, as failed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
@@ -21,6 +28,19 @@ from kb.knowledge_base import KnowledgeBase
 
 log = logging.getLogger("kb.service")
 _JOBS = "service_jobs"
+HEARTBEAT_S = 5.0
+STALE_AFTER_S = 30.0  # a running job not heard of for this long has lost its process
+_PROCESS = {"host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 class IndexJobs:
@@ -32,30 +52,55 @@ class IndexJobs:
         """The folder to index, if it lies under an allowed root; else a clear refusal."""
         if not self.roots:
             raise PermissionError("indexing through the API is off: list the folders it may index in serve.index_roots")
-        folder = Path(path).expanduser()
-        if not folder.is_absolute():
-            folder = self.roots[0] / folder
-        folder = folder.resolve()
+        try:
+            folder = Path(path)
+            if not folder.is_absolute():
+                folder = self.roots[0] / folder
+            folder = folder.resolve()
+        except (OSError, ValueError, RuntimeError) as exc:  # NUL, too long, a link loop
+            raise KBError(f"{path[:200]!r} is not a usable path ({type(exc).__name__})") from None
         if not any(folder == root or root in folder.parents for root in self.roots):
-            raise PermissionError(f"{path} is not under serve.index_roots ({', '.join(map(str, self.roots))})")
+            raise PermissionError(f"{path[:200]} is not under the folders this server may index (serve.index_roots)")
         if not folder.is_dir():
-            raise KBError(f"{path} is not a folder on the server")
+            raise KBError(f"{path[:200]} is not a folder on the server")
         return folder
 
     def _save(self, job: dict[str, Any]) -> None:
         self.kb.kv_store.put(job["id"], job, _JOBS)
 
     def get(self, job_id: str) -> Optional[dict[str, Any]]:
-        return self.kb.kv_store.get(job_id, _JOBS)
+        """The job's record; one whose process is gone is marked failed (here and in the store)."""
+        job = self.kb.kv_store.get(job_id, _JOBS)
+        if job is not None and job["status"] in ("queued", "running") and self._orphaned(job):
+            job.update(status="failed", error="its kb serve process stopped before the job finished; start it again")
+            job["finished"] = time.time()
+            self._save(job)
+        return job
 
-    def start(self, folder: Path, collection: str, key_name: str, **options: Any) -> dict[str, Any]:
+    @staticmethod
+    def _orphaned(job: dict[str, Any]) -> bool:
+        owner = job.get("owner") or {}
+        if owner.get("token") == _PROCESS["token"]:
+            return False  # this process runs it
+        if owner.get("host") == _PROCESS["host"] and isinstance(owner.get("pid"), int) and not _pid_alive(owner["pid"]):
+            return True
+        return time.time() - float(job.get("heartbeat") or job.get("created") or 0) > STALE_AFTER_S
+
+    def start(
+        self, folder: Path, collection: str, key_name: str, may_write: tuple[str, ...], **options: Any
+    ) -> dict[str, Any]:
+        """Index ``folder`` into ``collection`` in the background; only documents of the collections
+        ``may_write`` (the key's) are added, changed or removed."""
         job = {
             "id": uuid.uuid4().hex,
             "status": "queued",
             "path": str(folder),
             "collection": collection,
+            "may_write": list(may_write),
             "key": key_name,
+            "owner": _PROCESS,
             "created": time.time(),
+            "heartbeat": time.time(),
             "progress": None,
             "report": None,
             "error": None,
@@ -67,17 +112,39 @@ class IndexJobs:
     def _run(self, job: dict[str, Any], options: dict[str, Any]) -> None:
         job["status"] = "running"
         self._save(job)
+        saving = threading.Lock()
+        ended = threading.Event()
+
+        def save() -> None:
+            with saving:
+                job["heartbeat"] = time.time()
+                self._save(job)
 
         def progress(line: str) -> None:
             job["progress"] = line
-            self._save(job)
+            save()
+
+        def beat() -> None:
+            while not ended.wait(HEARTBEAT_S):
+                try:
+                    save()
+                except Exception as exc:  # the database may be down for a moment
+                    log.warning("index job %s: heartbeat not written: %s", job["id"], exc)
+
+        threading.Thread(target=beat, name=f"kb-index-beat-{job['id'][:8]}", daemon=True).start()
 
         try:
             report = self.kb.index_directory(
-                job["path"], collection=job["collection"], progress=False, echo=progress, **options
+                job["path"],
+                collection=job["collection"],
+                may_write=job["may_write"],
+                progress=False,
+                echo=progress,
+                **options,
             )
             job.update(status="done" if report.ok else "failed", report=asdict(report), finished=time.time())
         except Exception as exc:  # reported in the job: the request that started it has long returned
             log.exception("index job %s failed", job["id"])
             job.update(status="failed", error=str(exc).splitlines()[0][:500], finished=time.time())
-        self._save(job)
+        ended.set()
+        save()

@@ -6,7 +6,7 @@ do not share or clash over counters.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -29,6 +29,18 @@ class ServiceMetrics:
             "kb_cache_lookups",
             "cache lookups by kind (answer, embedding) and result",
             ["kind", "result"],
+            registry=self.registry,
+        )
+
+        self.model_queue = Gauge(
+            "kb_model_queue_length", "requests waiting for the local model", registry=self.registry
+        )
+        self.model_wait = Histogram(
+            "kb_model_wait_seconds", "time spent waiting for the model", buckets=LATENCY_BUCKETS, registry=self.registry
+        )
+        self.model_refused = Counter(
+            "kb_model_queue_refused",
+            "requests refused (503) because the model's queue was full",
             registry=self.registry,
         )
 

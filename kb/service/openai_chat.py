@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -109,14 +109,15 @@ class CompletionStream:
         }
         return f"data: {json.dumps(chunk, default=str, ensure_ascii=False)}\n\n"
 
-    def events(self, pieces: Iterator[str], finish: Any) -> Iterator[str]:
-        """``finish()`` is called after the last piece and returns the completed Answer and session."""
+    def events(self, pieces: Iterable[str], finish: Callable[[], tuple[Answer, Optional[str], str]]) -> Iterator[str]:
+        """``finish()`` is called after the last piece and returns the completed Answer, its session
+        and the finish reason ("stop", or "length" when generation was cut short)."""
         yield self._event({"role": "assistant", "content": ""})
         for piece in pieces:
             if piece:
                 yield self._event({"content": piece})
-        answer, session_id = finish()
-        yield self._event({}, "stop", usage=usage(answer), kb=kb_fields(answer, session_id))
+        answer, session_id, reason = finish()
+        yield self._event({}, reason, usage=usage(answer), kb=kb_fields(answer, session_id))
         yield "data: [DONE]\n\n"
 
 

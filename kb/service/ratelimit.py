@@ -99,6 +99,10 @@ class RateLimiter:
             return retry_after
         return None
 
+    def tokens_used(self, key_id: int) -> int:
+        """The LLM tokens ``key_id`` has used in the current window."""
+        return self.counter.value(f"t:{key_id}", self._window()[0])
+
     def add_tokens(self, key_id: int, tokens: int) -> None:
         if tokens > 0:
             self.counter.add(f"t:{key_id}", tokens, self._window()[0])

@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Any, Literal, Optional
 
 from llama_index.core.vector_stores.types import MetadataFilters
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from kb.collections import check_collection
 from kb.config import RetrievalMode
+from kb.errors import KBError
 from kb.retrieval import filters_from
 
 Route = Literal["documents", "database", "both"]
@@ -39,10 +41,30 @@ class QueryRequest(RetrieveRequest):
 
 
 class IndexRequest(_Body):
-    path: str = Field(..., min_length=1, max_length=4096, description="a folder under one of serve.index_roots")
-    collection: str = "default"
-    include: Optional[list[str]] = None
-    exclude: Optional[list[str]] = None
+    path: str = Field(
+        ...,
+        min_length=1,
+        max_length=1024,
+        description="a folder under one of serve.index_roots (relative to the first)",
+    )
+    collection: str = Field("default", description="1 to 64 letters, digits, '_', '.' or '-'")
+    include: Optional[list[str]] = Field(None, max_length=100)
+    exclude: Optional[list[str]] = Field(None, max_length=100)
+
+    @field_validator("collection")
+    @classmethod
+    def _valid_collection(cls, name: str) -> str:
+        try:
+            return check_collection(name)
+        except KBError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("path")
+    @classmethod
+    def _valid_path(cls, path: str) -> str:
+        if "\x00" in path:
+            raise ValueError("a path cannot contain a NUL character")
+        return path
 
 
 def parse_filters(raw: Optional[dict[str, Any]]) -> Optional[MetadataFilters]:

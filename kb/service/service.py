@@ -8,17 +8,20 @@ unless the key has that grant, and with chat sessions named inside the key's own
 client's filters can narrow what it sees, never widen it; another key's sessions do not exist for it.
 
 The local LLM answers one prompt at a time (llama.cpp's context is not thread-safe), so questions
-that generate take a process-wide lock; retrieval and everything else run concurrently.
+that generate take turns in :class:`~kb.service.model_queue.ModelQueue`, a line of bounded length
+whose waits end with the request's deadline; retrieval, routing without the LLM and health checks
+never wait for it.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from queue import Queue
+from contextlib import AbstractContextManager
+from queue import Empty, Queue
 from typing import Any, Optional
 
 from llama_index.core.llms import ChatMessage as LlamaChatMessage
@@ -29,27 +32,20 @@ from kb.collections import restrict
 from kb.engines.answer import Answer, Source
 from kb.errors import KBError
 from kb.knowledge_base import KnowledgeBase
-from kb.service.access_log import AccessLog, AccessRecord
+from kb.service.access_log import AccessLog
 from kb.service.cache import ServiceCache, build_backend, cache_key
+from kb.service.gate import ApiError, RequestBudget, current_budget
 from kb.service.jobs import IndexJobs
 from kb.service.keys import ApiKey, KeyStore
 from kb.service.metrics import ServiceMetrics
+from kb.service.model_queue import ModelQueue
 from kb.service.openai_chat import ChatCompletionRequest
 from kb.service.ratelimit import RateLimiter, build_counter
 from kb.service.schemas import QueryRequest, RetrieveRequest
+from kb.tokens import TokenCounter
 
 log = logging.getLogger("kb.service")
 _END = object()  # the end of a streamed turn's pieces
-
-
-class ApiError(Exception):
-    """A request refused with an HTTP status and a message saying what to do."""
-
-    def __init__(self, status: int, message: str, headers: Optional[dict[str, str]] = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
 
 
 def source_dict(source: Source) -> dict[str, Any]:
@@ -60,6 +56,7 @@ def source_dict(source: Source) -> dict[str, Any]:
         "score": source.score,
         "text": source.text,
         "collection": source.metadata.get("collection"),
+        "in_prompt": source.in_prompt,
     }
 
 
@@ -88,29 +85,35 @@ class Service:
         self.limiter = RateLimiter(build_counter(settings, kb.connection))
         self.access_log = AccessLog(kb.connection, settings.serve.access_log_table)
         self.jobs = IndexJobs(kb, settings.serve.index_roots)
-        self._model_lock = threading.Lock()
+        self.model_queue = ModelQueue(settings.serve.model_queue, self.metrics)
 
     def warm_up(self) -> None:
         """Load the models and open the stores before the first request, not during it."""
-        kb = self.kb
-        kb.vector_store, kb.embed_model, kb.llm, kb.chat_store, kb.query_log, kb.sql_engine, kb.selector
+        self.kb.warm_up()
 
     # -- who is asking -----------------------------------------------------------------------------
-    def authenticate(self, authorization: Optional[str]) -> ApiKey:
+    def identify(self, authorization: Optional[str]) -> ApiKey:
+        """The active key of an ``Authorization: Bearer kb-...`` header, or 401."""
         if not authorization or not authorization.lower().startswith("bearer "):
             raise ApiError(401, "missing API key: send the header 'Authorization: Bearer kb-...' (kb keys create)")
         key = self.keys.authenticate(authorization[7:].strip())
         if key is None:
             raise ApiError(401, "unknown or revoked API key")
+        return key
+
+    def admit(self, key: ApiKey) -> None:
+        """Count one request of ``key``; 429 with ``Retry-After`` when it is over a limit."""
         s = self.kb.settings.serve
         retry = self.limiter.check_request(
-            key.id, key.requests_per_minute or s.requests_per_minute, key.tokens_per_minute or s.tokens_per_minute
+            key.id, key.requests_per_minute or s.requests_per_minute, self._token_limit(key)
         )
         if retry is not None:
             raise ApiError(
                 429, f"rate limit of key {key.name!r} reached; retry in {retry} s", {"Retry-After": str(retry)}
             )
-        return key
+
+    def _token_limit(self, key: ApiKey) -> int:
+        return key.tokens_per_minute or self.kb.settings.serve.tokens_per_minute
 
     @staticmethod
     def require(key: ApiKey, scope: str) -> None:
@@ -125,23 +128,15 @@ class Service:
         if route in ("database", "both") and not key.sql:
             raise ApiError(403, f"key {key.name!r} may not query the business database (kb keys create --sql)")
 
-    @contextmanager
-    def generating(self) -> Iterator[None]:
-        with self._model_lock:
-            yield
+    def generating(self, budget: Optional[RequestBudget] = None) -> AbstractContextManager[None]:
+        """Hold the model (after waiting for it, within the request's budget)."""
+        return self.model_queue.turn(budget)
 
     def count(self, key: ApiKey, answer: Answer) -> int:
         tokens_in, tokens_out = int(answer.tokens.get("in", 0)), int(answer.tokens.get("out", 0))
         self.limiter.add_tokens(key.id, tokens_in + tokens_out)
         self.metrics.count_tokens(tokens_in, tokens_out)
         return tokens_in + tokens_out
-
-    def log_access(self, record: AccessRecord) -> None:
-        """One access-log row; a failure is logged, never the request's (the database may be down)."""
-        try:
-            self.access_log.record(record)
-        except Exception as exc:
-            log.warning("access log not written: %s", exc)
 
     # -- answers -----------------------------------------------------------------------------------
     def _answer_key(self, kind: str, key: ApiKey, body: dict[str, Any]) -> str:
@@ -191,8 +186,14 @@ class Service:
         return answer_dict(answer)
 
     def route(self, key: ApiKey, question: str) -> dict[str, Any]:
-        with self.generating():
-            decision = self.kb.route(question, database=key.sql)
+        """Where the question would go for this key: judged within its collections; the model is
+        waited for only when the selector asks it."""
+        options = self.options(key, None)
+        if self.kb.routes_with_llm:
+            with self.generating():
+                decision = self.kb.route(question, **options)
+        else:
+            decision = self.kb.route(question, **options)
         return {"route": decision.route, "reason": decision.reason, "selector": decision.selector}
 
     # -- chat --------------------------------------------------------------------------------------
@@ -225,53 +226,20 @@ class Service:
                 answer = self.kb.chat(stored, question, **self.options(key, None))
         finally:
             if throwaway:
-                self.kb.delete_session(stored)
+                self.kb.delete_session(stored, keep_log=True)
         self.count(key, answer)
         return answer, None if throwaway else session
 
-    def stream_chat(self, key: ApiKey, request: ChatCompletionRequest, session: Optional[str]) -> tuple[Any, Any]:
-        """The text pieces, and a ``finish()`` returning (Answer, session) once they are consumed.
-
-        The turn is generated by a thread of its own, started when the first piece is asked for, which
-        holds the model lock from the condensing call to the last token and then releases it, whether
-        or not anyone still reads: a client that leaves mid-stream cannot leave the lock held (a
-        generator abandoned by the server would release it only when garbage-collected), and llama.cpp
-        is never asked for a second answer while the first one is still being generated."""
+    def stream_chat(self, key: ApiKey, request: ChatCompletionRequest, session: Optional[str]) -> ChatStream:
+        """A streamed turn, generated by a thread of its own (see :class:`ChatStream`). Returns once
+        that thread holds the model: a full queue (503), the deadline (504) or a client gone (499)
+        is refused before the response's status line is sent."""
         question = self._question(request)
         if session:
             self.session_name(key, session)  # a bad name is refused before the stream (and its 200) starts
-        turn: dict[str, Any] = {"session": session}
-        queue: Queue[Any] = Queue()
-
-        def produce() -> None:
-            try:
-                stored, throwaway = self.chat_session(key, request, session)
-                try:
-                    with self._model_lock:
-                        turn["streamed"] = self.kb.stream_chat(stored, question, **self.options(key, None))
-                        for piece in turn["streamed"]:
-                            queue.put(piece)
-                finally:
-                    if throwaway:
-                        turn["session"] = None
-                        self.kb.delete_session(stored)
-            except BaseException as exc:  # handed to the reader, which raises it in the response
-                queue.put(exc)
-            queue.put(_END)
-
-        def pieces() -> Iterator[str]:
-            threading.Thread(target=produce, name="kb-stream", daemon=True).start()
-            while (item := queue.get()) is not _END:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-
-        def finish() -> tuple[Answer, Optional[str]]:
-            answer = turn["streamed"].answer
-            self.count(key, answer)
-            return answer, turn["session"]
-
-        return pieces(), finish
+        stream = ChatStream(self, key, request, question, session, current_budget())
+        stream.start()
+        return stream
 
     @staticmethod
     def _question(request: ChatCompletionRequest) -> str:
@@ -305,6 +273,140 @@ class Service:
 
     def close(self) -> None:
         self.kb.close()
+
+
+class ChatStream:
+    """One streamed chat turn of ``kb serve``.
+
+    A thread of its own, started in the request's context, waits for the model, then holds it from
+    the condensing call to the last token and always releases it. The reader (the HTTP response)
+    takes the pieces from a queue. Generation stops, the model is released and the turn is not
+    remembered, when the request's budget is over (deadline passed, client gone) or the key's
+    tokens-per-minute runs out; the tokens are counted against the key's limit as they are produced
+    (every ``_COUNT_EVERY`` pieces), so a stream cannot escape the limit by being abandoned.
+    """
+
+    _COUNT_EVERY = 16
+
+    def __init__(
+        self,
+        service: Service,
+        key: ApiKey,
+        request: ChatCompletionRequest,
+        question: str,
+        session: Optional[str],
+        budget: Optional[RequestBudget],
+    ) -> None:
+        self.service, self.key, self.request = service, key, request
+        self.question, self.session, self.budget = question, session, budget
+        self.pieces: Queue[Any] = Queue()
+        self.answer: Optional[Answer] = None
+        self.stopped_by: Optional[str] = None  # "deadline", "client", "token limit"
+        self.tokens = 0  # counted against the key so far
+        self.status: Optional[int] = None  # an error status the response reported mid-stream
+        self._admitted = threading.Event()
+        self._done = threading.Event()
+        self._refusal: Optional[BaseException] = None
+
+    def start(self) -> None:
+        context = contextvars.copy_context()  # the budget, and the turn's token count, follow the thread
+        threading.Thread(target=context.run, args=(self._produce,), name="kb-stream", daemon=True).start()
+        self._admitted.wait()
+        if self._refusal is not None:
+            raise self._refusal
+
+    def _why_stop(self) -> Optional[str]:
+        if self.budget is not None and self.budget.cancelled.is_set():
+            return "client"
+        if self.budget is not None and self.budget.expired:
+            return "deadline"
+        limiter = self.service.limiter
+        if limiter.tokens_used(self.key.id) >= self.service._token_limit(self.key):
+            return "token limit"
+        return None
+
+    def _count(self, total: int) -> None:
+        """Bring the tokens counted against the key up to ``total``."""
+        if total > self.tokens:
+            self.service.limiter.add_tokens(self.key.id, total - self.tokens)
+            self.tokens = total
+
+    def _produce(self) -> None:
+        service, kb = self.service, self.service.kb
+        try:
+            with service.generating(self.budget):
+                self._admitted.set()
+                stored, throwaway = service.chat_session(self.key, self.request, self.session)
+                try:
+                    streamed = kb.stream_chat(stored, self.question, **service.options(self.key, None))
+                    counts = TokenCounter.current()  # the turn's, started by stream_chat in this context
+                    tokenize = kb.token_counter.tokenizer
+                    produced = 0
+                    for i, piece in enumerate(streamed, 1):
+                        if self.stopped_by:
+                            continue  # the generating thread stops at its next piece; these are dropped
+                        self.pieces.put(piece)
+                        produced += len(tokenize(piece)) if piece else 0
+                        if i % self._COUNT_EVERY == 0:
+                            self._count(counts.total + produced if counts else produced)
+                            self.stopped_by = self._why_stop()
+                        elif self.budget is not None and self.budget.over:
+                            self.stopped_by = self._why_stop()
+                        if self.stopped_by:
+                            streamed.stop()
+                    if streamed.response.metadata.get("stopped") and not self.stopped_by:
+                        self.stopped_by = self._why_stop() or "client"  # the model itself was told to stop
+                    self.answer = streamed.answer
+                    if counts is not None:
+                        self.answer.tokens = counts.as_dict()
+                        self._count(counts.total)
+                    service.metrics.count_tokens(int(self.answer.tokens["in"]), int(self.answer.tokens["out"]))
+                finally:
+                    if throwaway:
+                        self.session = None
+                        kb.delete_session(stored, keep_log=True)
+        except BaseException as exc:  # handed to the reader, which raises it in the response
+            if self._admitted.is_set():
+                self.pieces.put(exc)
+            else:
+                self._refusal = exc
+        finally:
+            self._admitted.set()
+            self._done.set()
+            self.pieces.put(_END)
+
+    def outcome(self) -> tuple[Answer, Optional[str], str]:
+        """After the last piece: the answer, the session it belongs to and OpenAI's finish reason;
+        raises the refusal that ended the stream early (deadline 504, client gone 499)."""
+        if self.stopped_by == "deadline":
+            raise ApiError(504, "the answer ran out of time (serve.request_timeout_s); it stops here")
+        if self.stopped_by == "client":
+            raise ApiError(499, "the client closed the request")
+        assert self.answer is not None
+        return self.answer, self.session, "length" if self.stopped_by == "token limit" else "stop"
+
+    def settle(self, wait_s: float = 10.0) -> dict[str, Any]:
+        """Once generation has ended (at most ``wait_s`` later): what the access log records."""
+        self._done.wait(wait_s)
+        status = self.status or {"client": 499, "deadline": 504}.get(self.stopped_by or "")
+        return {
+            "route": self.answer.route if self.answer else None,
+            "tokens": self.tokens,
+            **({"status_override": status} if status else {}),
+        }
+
+    def __iter__(self) -> Iterator[str]:
+        """The pieces as they come; raises what stopped the turn, if it failed."""
+        while True:
+            try:
+                item = self.pieces.get(timeout=0.5)
+            except Empty:
+                continue  # the producer always ends (its budget), and always puts _END
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
 
 __all__ = ["ApiError", "KBError", "Service", "answer_dict"]

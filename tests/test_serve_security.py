@@ -1,0 +1,547 @@
+"""``kb serve`` under attack and overload: real ``kb serve`` processes on loopback, a real MariaDB, a
+scripted LLM (questions saying SLOW get a 400-word answer generated word by word; CRASH makes the
+model fail). One test per defect of the security review, each failing before its fix, then the
+bounded overload test and a property-based client of the OpenAPI document (schemathesis).
+
+Collections: ``a`` (the demo documents) and ``b`` (a secret note), plus files in a folder shared by
+both collections.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from serving import ServedKB, bearer, raw_request
+
+from kb.business import DATA
+from kb.knowledge_base import KnowledgeBase
+from kb.service.keys import KeyStore
+from kb.stores.connection import MariaDBConnection, quote_identifier
+
+MARKER = "WALRUS-42"
+SECRET = f"# Vault\n\nThe {MARKER} vault combination is 7719. Never share the {MARKER} combination.\n"
+SECRET_QUESTION = "What is the vault combination?"
+CREDENTIALS_MARKER = "PASSWORD-OF-THE-DATABASE-9931"
+
+
+def wait_job(server, key, job_id, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{server.url}/v1/jobs/{job_id}", headers=bearer(key), timeout=30).json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+def access_rows(site, where="1=1", params=()):
+    conn = MariaDBConnection(site["url"])
+    try:
+        return conn.fetchall(
+            f"SELECT key_name, path, status, tokens FROM kb_access_log WHERE {where} ORDER BY id", params
+        )
+    finally:
+        conn.dispose()
+
+
+def process_rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.fixture(scope="module")
+def site(admin, admin_url, business, tmp_path_factory):
+    """Collections a and b indexed, keys of every scope, and a `kb serve` process on them."""
+    name = f"kbtest_{secrets.token_hex(6)}"
+    admin.execute(f"CREATE DATABASE {quote_identifier(name)} CHARACTER SET utf8mb4")
+    work = tmp_path_factory.mktemp("secure")
+    roots = work / "roots"
+    home = work / "kbhome"
+    (home / "mariadb").mkdir(parents=True)
+    (home / "mariadb" / "credentials.json").write_text(json.dumps({"admin": CREDENTIALS_MARKER}))
+    outside = work / "outside"
+    outside.mkdir()
+    (outside / "secret.md").write_text(f"# Outside\n\nThe {MARKER} text outside the roots.\n")
+    shutil.copytree(DATA / "docs", roots / "a")
+    (roots / "b").mkdir()
+    (roots / "b" / "vault.md").write_text(SECRET)
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    config = {
+        "home": str(home),
+        "database": {"url": url},
+        "sql": {"url": business.render_as_string(hide_password=False)},
+        "router": {"selector": "offline"},
+        "serve": {"index_roots": [str(roots)], "request_timeout_s": 20, "model_queue": 2},
+    }
+    kb = KnowledgeBase.from_config(config)
+    kb.index_directory(roots / "a", collection="a", progress=False)
+    kb.index_directory(roots / "b", collection="b", progress=False)
+    keys = KeyStore(kb.connection)
+    made = {
+        "reader_a": keys.create("reader_a", collections=["a"], requests_per_minute=10000)[1],
+        "analyst_a": keys.create("analyst_a", collections=["a"], sql=True, requests_per_minute=10000)[1],
+        "writer_a": keys.create("writer_a", collections=["a"], scope="write", requests_per_minute=10000)[1],
+        "admin_a": keys.create("admin_a", collections=["a"], scope="admin", requests_per_minute=10000)[1],
+        "admin": keys.create("admin", collections=["*"], scope="admin", sql=True, requests_per_minute=100000)[1],
+        "stingy": keys.create("stingy", collections=["a"], requests_per_minute=10000, tokens_per_minute=300)[1],
+        "limited": keys.create("limited", collections=["a"], requests_per_minute=2)[1],
+    }
+    kb.close()
+    server = ServedKB(config, work).wait_ready()
+    try:
+        yield {
+            "server": server,
+            "keys": made,
+            "config": config,
+            "url": url,
+            "roots": roots,
+            "home": home,
+            "outside": outside,
+            "work": work,
+            "db": name,
+        }
+    finally:
+        server.stop()
+        admin.execute(f"DROP DATABASE IF EXISTS {quote_identifier(name)}")
+
+
+def call(site, method, path, key=None, **kwargs):
+    headers = {**(bearer(site["keys"][key]) if key else {}), **kwargs.pop("headers", {})}
+    return httpx.request(
+        method, site["server"].url + path, headers=headers, timeout=kwargs.pop("timeout", 60), **kwargs
+    )
+
+
+def secret_visible(site, key):
+    hits = call(site, "POST", "/v1/retrieve", key, json={"question": SECRET_QUESTION, "top_k": 50}).json()["chunks"]
+    return any(MARKER in h["text"] for h in hits)
+
+
+# -- 1. HIGH: indexing cannot move or delete another collection's documents -----------------------------
+def test_a_write_key_cannot_take_over_or_delete_another_collections_documents(site):
+    assert not secret_visible(site, "reader_a") and secret_visible(site, "admin")
+    for body in (
+        {"path": "b", "collection": "a"},  # re-tag b's files into a
+        {"path": "b", "collection": "a", "include": ["nothing-matches-*"]},  # delete them as "gone"
+        {"path": ".", "collection": "a"},  # everything under the roots
+        {"path": ".", "collection": "a", "include": ["nothing-matches-*"]},
+    ):
+        started = call(site, "POST", "/v1/index", "writer_a", json=body)
+        assert started.status_code == 202, started.text
+        job = wait_job(site["server"], site["keys"]["writer_a"], started.json()["id"])
+        report = job["report"]
+        skipped = {s["path"] for s in report["skipped"]}
+        assert any(p.endswith("vault.md") for p in skipped), report
+        assert not any("vault.md" in p for p in report["deleted"] + report["added"] + report["updated"])
+        assert not secret_visible(site, "reader_a"), body  # never readable by a's keys
+        assert secret_visible(site, "admin"), body  # and still there, in b
+    # a's own documents were the writer's to remove: the include that matched nothing removed them
+    assert report["deleted"] and all(p.startswith("a/") for p in report["deleted"])
+    restored = call(site, "POST", "/v1/index", "writer_a", json={"path": "a", "collection": "a"})
+    assert wait_job(site["server"], site["keys"]["writer_a"], restored.json()["id"])["status"] == "done"
+    assert call(site, "POST", "/v1/retrieve", "reader_a", json={"question": "return policy"}).json()["chunks"]
+
+
+# -- 2. HIGH: symbolic links and kb's home -------------------------------------------------------------
+def test_indexing_never_follows_links_out_of_the_root_nor_reads_kb_home(site):
+    folder = site["roots"] / "linked"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "plain.md").write_text("# Plain\n\nAn ordinary note about espresso grind sizes.\n")
+    (folder / "creds.json").symlink_to(site["home"] / "mariadb" / "credentials.json")
+    (folder / "outside.md").symlink_to(site["outside"] / "secret.md")
+    (folder / "outside-folder").symlink_to(site["outside"], target_is_directory=True)
+    (folder / "sub" / "inner.md").symlink_to(folder / "plain.md")  # inside the root: still a link
+    started = call(site, "POST", "/v1/index", "writer_a", json={"path": "linked", "collection": "a"})
+    report = wait_job(site["server"], site["keys"]["writer_a"], started.json()["id"])["report"]
+    assert report["added"] == ["plain.md"]
+    skipped = {s["path"]: s["reason"] for s in report["skipped"]}
+    assert set(skipped) == {"creds.json", "outside.md", "outside-folder/", "sub/inner.md"}
+    assert all("link" in reason for reason in skipped.values())
+    for question in ("database password admin credentials", SECRET_QUESTION, "text outside the roots"):
+        for mode in ("dense", "text"):
+            hits = call(site, "POST", "/v1/retrieve", "admin", json={"question": question, "mode": mode, "top_k": 100})
+            text = hits.text
+            assert CREDENTIALS_MARKER not in text and "outside the roots" not in text
+
+    # An operator's follow_symlinks follows links that stay inside the root, never the others.
+    follow = KnowledgeBase.from_config({**site["config"], "indexing": {"follow_symlinks": True}})
+    try:
+        local = follow.index_directory(folder, collection="a", progress=False)
+        assert local.added == ["sub/inner.md"]
+        assert {s.path for s in local.skipped} == {"creds.json", "outside.md", "outside-folder/"}
+        with pytest.raises(Exception, match="kb's own home"):
+            follow.index_directory(site["home"], collection="a", progress=False)
+    finally:
+        follow.close()
+
+
+# -- 3. MEDIUM: bodies are capped whatever their encoding, and the key comes first ---------------------
+def _raw_chunked(port, headers, chunk, stop_after_bytes):
+    """POST a chunked body until the server answers (or ``stop_after_bytes``); its status line and the
+    bytes sent."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    head = "POST /v1/query HTTP/1.1\r\nHost: kb\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+    sock.sendall((head + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode())
+    sent = 0
+    try:
+        while sent < stop_after_bytes:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:
+                break
+            sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            sent += len(chunk)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    sock.settimeout(30)
+    reply = sock.recv(65536).split(b"\r\n", 1)[0].decode()
+    sock.close()
+    return reply, sent
+
+
+def test_chunked_bodies_are_capped_and_the_key_is_checked_before_the_body(site):
+    port = site["server"].port
+    pid = site["server"].process.pid
+    before = process_rss_kb(pid)
+    # no key: refused after the headers, before the body (one 64 KB chunk sent, not 300 MB)
+    reply, sent = _raw_chunked(port, {}, b"x" * 65536, 300 * 1024 * 1024)
+    assert reply.startswith("HTTP/1.1 401"), reply
+    assert sent < 8 * 1024 * 1024
+    # a valid key: read as it comes, refused with 413 once over serve.max_request_kb (256 KB)
+    for _ in range(3):
+        reply, sent = _raw_chunked(port, bearer(site["keys"]["admin"]), b"y" * 65536, 300 * 1024 * 1024)
+        assert reply.startswith("HTTP/1.1 413"), reply
+        assert sent < 8 * 1024 * 1024
+    assert process_rss_kb(pid) - before < 40 * 1024  # KB: nothing large was buffered
+    big = call(
+        site, "POST", "/v1/query", "admin", content=b"z" * (300 * 1024), headers={"Content-Type": "application/json"}
+    )
+    assert big.status_code == 413 and big.json()["error"]["type"] == "request_too_large"
+
+
+# -- 4. MEDIUM: routing is judged within the key's collections -----------------------------------------
+def _documents_similarity(reason):
+    found = re.search(r"similarity ([0-9.]+) vs ([0-9.]+)", reason)
+    assert found, reason
+    return found
+
+
+def test_a_route_reason_says_nothing_about_other_collections(site):
+    question = f"The {MARKER} vault combination is 7719"  # the secret's own words
+    admin = call(site, "POST", "/v1/route", "admin", json={"question": question}).json()
+    reader = call(site, "POST", "/v1/route", "analyst_a", json={"question": question}).json()
+    best_visible = call(
+        site, "POST", "/v1/retrieve", "reader_a", json={"question": question, "mode": "dense", "top_k": 1}
+    ).json()["chunks"][0]["score"]
+    admin_docs = max(map(float, _documents_similarity(admin["reason"]).groups()))
+    reader_docs = max(map(float, _documents_similarity(reader["reason"]).groups()))
+    figures = (admin["reason"], reader["reason"], best_visible)
+    assert admin_docs > 0.6, figures  # the secret chunk itself
+    assert reader_docs <= best_visible + 0.13, figures  # what a's documents give (plus a cue), not the secret
+    assert admin_docs - reader_docs > 0.2, figures
+
+
+# -- 5. MEDIUM: abandoned streams stop, are counted and logged ------------------------------------------
+def _stream_some_then_leave(site, key, question, events=5):
+    url = site["server"].url + "/v1/chat/completions"
+    body = {"stream": True, "messages": [{"role": "user", "content": question}]}
+    with httpx.stream("POST", url, json=body, headers=bearer(site["keys"][key]), timeout=60) as response:
+        assert response.status_code == 200
+        for _, _line in zip(range(events * 2), response.iter_lines()):
+            pass
+
+
+def test_an_abandoned_stream_stops_generating_and_is_logged_with_its_tokens(site):
+    question = "SLOW: How many days do customers have to return a product? (abandoned)"
+    started = time.monotonic()
+    _stream_some_then_leave(site, "reader_a", question)
+    # the full answer takes 400 words x 0.05 s = 20 s; a question right after is answered at once
+    after = call(site, "POST", "/v1/query", "reader_a", json={"question": "Who pays return shipping? (after)"})
+    assert after.status_code == 200 and time.monotonic() - started < 12
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        rows = access_rows(site, "path = '/v1/chat/completions' AND key_name = 'reader_a' AND status = 499")
+        if rows:
+            break
+        time.sleep(0.3)
+    assert len(rows) == 1, access_rows(site, "path = '/v1/chat/completions'")
+    (row,) = rows
+    assert 0 < row[3] < 2000  # its prompt and the words produced, not the 400 it would have made
+
+
+def test_a_stream_ends_at_the_keys_token_limit(site):
+    url = site["server"].url + "/v1/chat/completions"
+    body = {"stream": True, "messages": [{"role": "user", "content": "SLOW: What is the warranty? (limit)"}]}
+    with httpx.stream("POST", url, json=body, headers=bearer(site["keys"]["stingy"]), timeout=60) as response:
+        events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {")]
+    last = events[-1]
+    assert last["choices"][0]["finish_reason"] == "length"
+    words = sum(1 for e in events if "word" in (e["choices"][0]["delta"].get("content") or ""))
+    assert words < 300  # stopped well before the answer's 400 words
+    assert call(site, "POST", "/v1/query", "stingy", json={"question": "and more?"}).status_code == 429
+
+
+# -- 6. MEDIUM: deadlines, a bounded queue, and what never waits for the model ---------------------------
+@pytest.fixture(scope="module")
+def tight(site):
+    """A second process on the same database: 4 s deadline, one request may wait for the model."""
+    config = json.loads(json.dumps(site["config"]))
+    config["serve"].update(request_timeout_s=4, model_queue=1)
+    server = ServedKB(config, site["work"]).wait_ready()
+    yield server
+    server.stop()
+
+
+def test_deadlines_a_bounded_queue_and_health_that_never_waits(site, tight):
+    key = bearer(site["keys"]["admin"])
+    url = tight.url
+
+    def ask(tag):
+        t = time.monotonic()
+        r = httpx.post(
+            url + "/v1/query",
+            json={"question": f"SLOW: What is the return policy? ({tag})", "route": "documents"},
+            headers=key,
+            timeout=60,
+        )
+        return r, time.monotonic() - t
+
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(ask, "holder")
+        time.sleep(0.5)
+        others = [pool.submit(ask, f"waiter {i}") for i in range(3)]
+        time.sleep(0.5)
+        quick = [
+            httpx.get(url + "/healthz", timeout=5),
+            httpx.post(url + "/v1/retrieve", json={"question": "return policy"}, headers=key, timeout=5),
+            httpx.post(url + "/v1/route", json={"question": "How many orders in 2025?"}, headers=key, timeout=5),
+        ]
+        assert [r.status_code for r in quick] == [200, 200, 200]
+        assert all(r.elapsed.total_seconds() < 1.5 for r in quick), [r.elapsed for r in quick]
+        results = [first.result()] + [f.result() for f in others]
+    statuses = sorted(r.status_code for r, _ in results)
+    assert statuses.count(503) == 2 and statuses.count(504) >= 1, statuses  # one waits (then times out), two refused
+    for r, seconds in results:
+        assert seconds < 4 + 2, seconds
+        assert r.json()["error"]["type"] in ("service_unavailable", "timeout")
+        if r.status_code == 503:
+            assert r.headers["Retry-After"]
+    metrics = httpx.get(url + "/metrics", headers=key, timeout=10).text
+    assert "kb_model_queue_refused_total 2.0" in metrics and "kb_model_wait_seconds_count" in metrics
+    assert "kb_model_queue_length 0.0" in metrics
+
+
+def test_overload_one_slow_generation_and_a_hundred_mixed_requests(site, tight):
+    """Bounded: /healthz and /v1/retrieve keep answering within a second; every model request ends
+    within its deadline with 200, 503 or 504; every request is in the access log. The load comes from
+    one asyncio client (a hundred requests in flight at once from one thread)."""
+    import asyncio
+
+    key = bearer(site["keys"]["admin"])
+    marker = secrets.token_hex(4)
+
+    async def burst():
+        port = tight.port
+        slow = asyncio.ensure_future(
+            raw_request(port, "POST", "/v1/query", key, {"question": f"SLOW: policy {marker}", "route": "documents"})
+        )
+        await asyncio.sleep(0.5)
+
+        async def request(i):
+            kind = ("health", "retrieve", "query", "route", "chat")[i % 5]
+            t = time.monotonic()
+            if kind == "health":
+                status, _ = await raw_request(port, "GET", "/healthz")
+            elif kind == "retrieve":
+                status, _ = await raw_request(port, "POST", "/v1/retrieve", key, {"question": f"returns {marker} {i}"})
+            elif kind == "route":
+                status, _ = await raw_request(port, "POST", "/v1/route", key, {"question": f"How many orders {i}?"})
+            elif kind == "query":
+                body = {"question": f"SLOW warranty {i}", "route": "documents"}
+                status, _ = await raw_request(port, "POST", "/v1/query", key, body)
+            else:
+                body = {"messages": [{"role": "user", "content": f"hi {i}"}]}
+                status, _ = await raw_request(port, "POST", "/v1/chat/completions", key, body)
+            return kind, status, time.monotonic() - t
+
+        outcomes = await asyncio.gather(*(request(i) for i in range(100)))
+        return outcomes, (await slow)[0]
+
+    before = len(access_rows(site))
+    outcomes, slow_status = asyncio.run(burst())
+    for kind, status, seconds in outcomes:
+        if kind in ("health", "retrieve"):
+            assert status == 200 and seconds < 1.0, (kind, status, seconds)
+        elif kind == "route":
+            assert status == 200, (kind, status, seconds)
+        else:
+            assert status in (200, 503, 504) and seconds < 4 + 2, (kind, status, seconds)
+    assert slow_status in (200, 504)
+    time.sleep(1.5)  # the last rows are written after their responses
+    logged = len(access_rows(site)) - before
+    assert logged == 1 + 100 - 20  # the slow one and the burst; /healthz is not an API request
+
+
+# -- 7. MEDIUM: the prompt cache is owner-only ---------------------------------------------------------
+def test_prompt_cache_files_and_folders_are_owner_only(tmp_path):
+    import numpy as np
+
+    from kb.prompt_cache import PromptStateCache
+
+    home = tmp_path / "home"
+    old = home / "cache" / "prompts" / "model-ctx4096"
+    old.mkdir(parents=True)
+    for folder in (home / "cache" / "prompts", old):
+        folder.chmod(0o755)
+    (old / "x.state").write_bytes(b"old")
+    (old / "x.state").chmod(0o644)
+
+    class State:
+        llama_state = b"state bytes of a prompt with another collection's chunk"
+        llama_state_size = len(llama_state)
+        scores = np.zeros((1, 8), dtype=np.single)
+
+    cache = PromptStateCache(1 << 20, old, home=home / "cache")
+    cache[list(range(300))] = State()
+    for path in [home / "cache" / "prompts", old]:
+        assert path.stat().st_mode & 0o777 == 0o700, path
+    files = list(old.iterdir())
+    assert len(files) == 3 and all(f.stat().st_mode & 0o777 == 0o600 for f in files), files
+
+
+# -- 8. LOW-MEDIUM: every error is logged, counted and in OpenAI's shape -------------------------------
+def test_errors_are_logged_counted_and_shaped(site):
+    crash = call(site, "POST", "/v1/query", "admin", json={"question": "CRASH now", "route": "documents"})
+    assert crash.status_code == 500 and crash.json()["error"]["type"] == "server_error"
+    assert "Traceback" not in crash.text
+    time.sleep(0.5)
+    assert access_rows(site, "status = 500 AND path = '/v1/query'")
+    metrics = call(site, "GET", "/metrics", "admin").text
+    assert 'kb_requests_total{endpoint="/v1/query",status="500"}' in metrics
+    bad_filter = call(
+        site,
+        "POST",
+        "/v1/retrieve",
+        "admin",
+        json={"question": "x", "filters": {"filters": [{"key": "a'b", "value": "x"}]}},
+    )
+    assert bad_filter.status_code == 400 and "invalid metadata key" in bad_filter.json()["error"]["message"]
+    for body in ({"path": "a\x00b"}, {"path": "a/" + "x" * 4000}, {"path": "a", "collection": "no way!"}):
+        r = call(site, "POST", "/v1/index", "writer_a", json=body)
+        assert r.status_code in (400, 422) and r.json()["error"]["type"] == "invalid_request_error", (body, r.text)
+    wrong_method = call(site, "PUT", "/v1/query", "admin", json={})
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["type"] == "invalid_request_error"
+
+
+# -- 9. LOW ------------------------------------------------------------------------------------------------
+def test_a_job_whose_process_died_is_reported_failed(site):
+    conn = MariaDBConnection(site["url"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    job = {
+        "id": secrets.token_hex(16),
+        "status": "running",
+        "path": str(site["roots"] / "a"),
+        "collection": "a",
+        "may_write": ["a"],
+        "key": "writer_a",
+        "owner": {"host": socket.gethostname(), "pid": dead.pid, "token": "gone"},
+        "created": time.time(),
+        "heartbeat": time.time(),
+        "progress": None,
+        "report": None,
+        "error": None,
+    }
+    stale = {
+        **job,
+        "id": secrets.token_hex(16),
+        "owner": {"host": "elsewhere", "pid": 1, "token": "x"},
+        "heartbeat": time.time() - 120,
+    }
+    from kb.stores import MariaDBKVStore
+
+    kv = MariaDBKVStore(conn, table_name="kb_kv")
+    kv.put(job["id"], job, "service_jobs")
+    kv.put(stale["id"], stale, "service_jobs")
+    for record in (job, stale):
+        seen = call(site, "GET", f"/v1/jobs/{record['id']}", "writer_a").json()
+        assert seen["status"] == "failed" and "process stopped" in seen["error"]
+        assert kv.get(record["id"], "service_jobs")["status"] == "failed"  # recorded, not only shown
+    conn.dispose()
+
+
+def test_refusals_sessions_and_bodies_say_only_what_they_should(site):
+    # 429s are logged with the key's name (kb stats counts them)
+    for _ in range(4):
+        last = call(site, "POST", "/v1/retrieve", "limited", json={"question": "returns"})
+    assert last.status_code == 429
+    time.sleep(0.5)
+    assert access_rows(site, "key_name = 'limited' AND status = 429")
+    # a chat turn without a session stays in the query log
+    conn = MariaDBConnection(site["url"])
+    before = conn.fetchall("SELECT COUNT(*) FROM kb_query_log WHERE kind = 'chat'")[0][0]
+    turn = call(
+        site,
+        "POST",
+        "/v1/chat/completions",
+        "reader_a",
+        json={"messages": [{"role": "user", "content": "What is the warranty? (no session)"}]},
+    )
+    assert turn.status_code == 200
+    assert conn.fetchall("SELECT COUNT(*) FROM kb_query_log WHERE kind = 'chat'")[0][0] == before + 1
+    conn.dispose()
+    # a 403 does not show the server's folders
+    outside = call(site, "POST", "/v1/index", "writer_a", json={"path": "/etc", "collection": "a"})
+    assert outside.status_code == 403 and str(site["roots"]) not in outside.text
+    # an admin limited to a does not read the job reports of b
+    b_job = call(site, "POST", "/v1/index", "admin", json={"path": "b", "collection": "b"}).json()
+    assert call(site, "GET", f"/v1/jobs/{b_job['id']}", "admin_a").status_code == 404
+    assert call(site, "GET", f"/v1/jobs/{b_job['id']}", "admin").status_code == 200
+
+
+# -- the OpenAPI document, explored by a property-based client ----------------------------------------
+def test_no_operation_of_the_openapi_document_answers_500(site):
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, settings
+
+    schema = schemathesis.openapi.from_url(site["server"].url + "/openapi.json")
+    headers = bearer(site["keys"]["admin"])
+    failures, calls, operations = [], [], 0
+    started = time.monotonic()
+    for result in schema.get_all_operations():
+        operations += 1
+        operation = result.ok()
+
+        @settings(
+            max_examples=12,
+            deadline=None,
+            database=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        def exercise(case):
+            response = case.call(base_url=site["server"].url, headers=headers, timeout=30)
+            calls.append(response.status_code)
+            if response.status_code >= 500 or "Traceback" in response.text:
+                failures.append((case.method, case.formatted_path, response.status_code, response.text[:300]))
+
+        from hypothesis import given
+
+        given(operation.as_strategy())(exercise)()
+        assert time.monotonic() - started < 240  # bounded
+    assert not failures, failures
+    print(f"schemathesis: {len(calls)} calls over {operations} operations, statuses {sorted(set(calls))}")
+    assert operations >= 12 and len(calls) >= 5 * operations
