@@ -1,71 +1,132 @@
-"""Router accuracy on the 45 labelled demo questions: the LLM selector and the offline one, same run.
+"""Router accuracy: the LLM selector and the offline one, same run, in two domains.
 
-The LLM selector is what the default profile uses; the offline selector (embeddings and language
-cues, no LLM) is its fallback when a reply is not a route, and the choice for a ``small`` model.
-Run: ``.venv/bin/python benchmarks/router_accuracy.py`` (KB_PROFILE picks the model).
+* demo: the demo documents (data/docs) and the demo business database; 45 labelled questions
+  (tests/data/route_questions.yaml) in a ``dev`` part (may be studied) and a ``test`` part (scored);
+* mariadb-docs + classicmodels: the MariaDB Server documentation (1,278 pages from ../shared/eval,
+  indexed once into a kept benchmark database) and the classicmodels sample database; 40 questions
+  written before the router ever ran on them (benchmarks/data), ``test`` only.
+
+Misses are printed question by question for ``dev`` parts only.
+Run: ``.venv/bin/python benchmarks/router_accuracy.py [--domains demo,docs] [--selectors offline,llm]``.
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import yaml
-from common import ROOT, scratch_database
+from common import ROOT, SHARED, kept_database, scratch_database
+from sample_databases import load_sample
 
 from kb.business import DATA as DEMO_DATA
 from kb.business import load_demo_data, readonly_url
 from kb.config import load_settings
+from kb.database import private_server
 from kb.knowledge_base import KnowledgeBase
 
-QUESTIONS = ROOT / "tests" / "data" / "route_questions.yaml"
+DEMO_QUESTIONS = ROOT / "tests" / "data" / "route_questions.yaml"
+DOCS_QUESTIONS = Path(__file__).parent / "data" / "route_questions_docs_classicmodels.yaml"
+MARIADB_DOCS = SHARED / "eval" / "mariadb-docs"
+ROUTES = ("documents", "database", "both")
+
+
+@dataclass
+class Tally:
+    confusion: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+    fallbacks: int = 0
+
+    @property
+    def n(self) -> int:
+        return sum(self.confusion.values())
+
+    @property
+    def correct(self) -> int:
+        return sum(v for (want, got), v in self.confusion.items() if want == got)
+
+
+def measure(kb: KnowledgeBase, questions: list[dict], selector: str, domain: str) -> dict[str, Tally]:
+    tallies: dict[str, Tally] = {}
+    for item in questions:
+        part = item.get("part", "test")
+        tally = tallies.setdefault(part, Tally())
+        started = time.perf_counter()
+        decision = kb.route(item["q"])
+        tally.seconds += time.perf_counter() - started
+        tally.confusion[(item["route"], decision.route)] += 1
+        tally.fallbacks += decision.selector == "llm+offline"
+        if part == "dev" and decision.route != item["route"]:  # test parts are scored, not read
+            print(
+                f"  {domain} {selector}: {item['q']!r}: expected {item['route']}, got {decision.route} ({decision.reason})"
+            )
+    return tallies
+
+
+def config_for(base: dict[str, Any], database_url: Any, sql_url: Any, selector: str, sql_database: str) -> dict:
+    return {
+        **base,
+        "database": {"url": database_url.render_as_string(hide_password=False)},
+        "sql": {"url": sql_url.render_as_string(hide_password=False), "database": sql_database},
+        "router": {"selector": selector},
+    }
 
 
 def main() -> None:
-    questions = yaml.safe_load(QUESTIONS.read_text())
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--domains", default="demo,docs")
+    parser.add_argument("--selectors", default="offline,llm")
+    args = parser.parse_args()
+    domains, selectors = args.domains.split(","), args.selectors.split(",")
     project = load_settings(ROOT / "config.yaml")
-    load_demo_data(project)
     base = yaml.safe_load((ROOT / "config.yaml").read_text()) or {}
-    with scratch_database() as (url, _):
-        results = {}
-        llm = None
-        for selector in ("offline", "llm"):
-            config = {
-                **base,
-                "database": {"url": url.render_as_string(hide_password=False)},
-                "sql": {"url": readonly_url(project).render_as_string(hide_password=False)},
-                "router": {"selector": selector},
-            }
-            kb = KnowledgeBase.from_config(config, llm=llm)
-            kb.index_directory(DEMO_DATA / "docs", progress=False)
-            llm = kb.llm  # one model for both runs
-            confusion: Counter = Counter()
-            fallbacks = 0
-            started = time.perf_counter()
-            for item in questions:
-                decision = kb.route(item["q"])
-                confusion[(item["route"], decision.route)] += 1
-                fallbacks += decision.selector == "llm+offline"
-                if decision.route != item["route"]:
-                    print(
-                        f"  {selector}: {item['q']!r}: expected {item['route']}, got {decision.route} ({decision.reason})"
-                    )
-            seconds = (time.perf_counter() - started) / len(questions)
-            correct = sum(n for (want, got), n in confusion.items() if want == got)
-            results[selector] = (correct, seconds, fallbacks, confusion)
+    results: dict[tuple[str, str, str], Tally] = {}
+    llm = None
+    if "demo" in domains:
+        load_demo_data(project)
+        questions = yaml.safe_load(DEMO_QUESTIONS.read_text())
+        with scratch_database() as (url, _):
+            for selector in selectors:
+                kb = KnowledgeBase.from_config(
+                    config_for(base, url, readonly_url(project), selector, project.sql.database), llm=llm
+                )
+                kb.index_directory(DEMO_DATA / "docs", progress=False)
+                llm = kb.llm  # one model for every run
+                for part, tally in measure(kb, questions, selector, "demo").items():
+                    results[("demo", part, selector)] = tally
+                kb.close()
+    if "docs" in domains:
+        server = private_server(project)
+        database = load_sample(server, "classicmodels")
+        questions = yaml.safe_load(DOCS_QUESTIONS.read_text())
+        url = kept_database("kbbench_mariadb_docs")
+        for selector in selectors:
+            kb = KnowledgeBase.from_config(
+                config_for(base, url, readonly_url(project).set(database=database), selector, database), llm=llm
+            )
+            report = kb.index_directory(MARIADB_DOCS, progress=False)  # incremental: built once, then skipped
+            print(
+                f"  MariaDB docs: {len(report.added) + len(report.updated)} indexed, {len(report.unchanged)} unchanged"
+            )
+            llm = kb.llm
+            for part, tally in measure(kb, questions, selector, "docs").items():
+                results[("mariadb-docs + classicmodels", part, selector)] = tally
             kb.close()
-    n = len(questions)
-    print(f"\n{n} labelled questions (tests/data/route_questions.yaml); model {project.active_profile.llm.model}")
-    print("| selector | accuracy | documents | database | both | s / question | fell back to offline |")
-    print("|---|---|---|---|---|---|---|")
-    for selector, (correct, seconds, fallbacks, confusion) in results.items():
+    print(f"\nmodel {project.active_profile.llm.model}, {time.strftime('%Y-%m-%d')}")
+    print("| domain | part | selector | accuracy | documents | database | both | s / question | fell back to offline |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (domain, part, selector), tally in sorted(results.items()):
         per_route = []
-        for route in ("documents", "database", "both"):
-            total = sum(v for (want, _), v in confusion.items() if want == route)
-            per_route.append(f"{confusion[(route, route)]}/{total}")
+        for route in ROUTES:
+            total = sum(v for (want, _), v in tally.confusion.items() if want == route)
+            per_route.append(f"{tally.confusion[(route, route)]}/{total}")
         print(
-            f"| {selector} | {100 * correct / n:.1f}% ({correct}/{n}) | {' | '.join(per_route)} | {seconds:.2f} | "
-            f"{fallbacks if selector == 'llm' else '-'} |"
+            f"| {domain} | {part} | {selector} | {100 * tally.correct / tally.n:.1f}% ({tally.correct}/{tally.n}) | "
+            f"{' | '.join(per_route)} | {tally.seconds / tally.n:.2f} | {tally.fallbacks if selector == 'llm' else '-'} |"
         )
 
 

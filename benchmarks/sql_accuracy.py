@@ -1,72 +1,72 @@
 """Text-to-SQL execution accuracy: kb's SQL engine against plain LlamaIndex, same model, same run.
 
-Two labelled sets with gold SQL (benchmarks/data): 64 questions over the demo business database and
-42 over Chinook (a database nobody on kb wrote, ../shared/eval/chinook). For each question:
+Four labelled sets with gold SQL (benchmarks/data):
 
-* kb: ``SQLEngine`` (kb's schema description and prompt, the read-only guard, up to 2 corrections);
+* the demo business database (64 questions) and Chinook (42), each split into a ``dev`` part (may be
+  studied to change kb's rules and prompts) and a ``test`` part (only scored);
+* Northwind (45) and classicmodels (46), written before kb ever ran on them: ``test`` only.
+
+The sample databases are read from ../shared/eval (benchmarks/sample_databases.py). For each question:
+
+* kb: ``SQLEngine`` (kb's schema description and prompt, value linking, execution-guided selection
+  over ``sql.candidates`` statements, the read-only guard, corrections);
+* kb's first statement as written: the model's greedy statement alone, before any correction;
 * plain LlamaIndex: ``NLSQLTableQueryEngine(sql_only=True)`` with its own prompt and table info, its
   SQL run read-only (LlamaIndex itself would run it as it is).
 
 A question counts as correct when the rows equal the gold rows as multisets (values compared after
 rounding numbers to 2 decimals; the order of columns is free, the set of columns is not). Also
-printed: kb's accuracy on its first attempt alone, time per question, and how many gold (legitimate)
-SELECTs the guard refuses (target 0).
+printed: time per question, and how many gold (legitimate) SELECTs the guard refuses (target 0).
+Failures are printed question by question for ``dev`` parts only.
 
-Run: ``.venv/bin/python benchmarks/sql_accuracy.py [--only demo|chinook] [--limit N]``
-(KB_PROFILE picks the model, the offline default unless set).
+Run: ``.venv/bin/python benchmarks/sql_accuracy.py [--sets demo,chinook,northwind,classicmodels]
+[--parts dev,test] [--candidates N] [--limit N] [--json FILE]`` (KB_PROFILE picks the model).
 """
 
 from __future__ import annotations
 
 import argparse
-import re
+import json
 import time
 from collections import Counter
-from decimal import Decimal
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
-from common import ROOT, SHARED
+from common import ROOT
+from sample_databases import load_sample
 
 from kb.business import load_demo_data, readonly_url
 from kb.config import load_settings
 from kb.database import private_server
-from kb.engines.sql import SQLEngine
+from kb.engines.sql import SQLEngine, result_key
 from kb.engines.sql_guard import CheckedSQL, SQLRefused, clean
 from kb.models import build_llm
-from kb.stores.connection import MariaDBConnection, quote_identifier
+from kb.stores.connection import MariaDBConnection
 
 DATA = Path(__file__).parent / "data"
-CHINOOK_SQL = SHARED / "eval" / "chinook" / "Chinook_MySql.sql"
-CHINOOK = "Chinook"
 
 
-def load_chinook(server: Any) -> None:
-    """Create the Chinook database on kb's private server once, readable by kb's read-only account."""
-    admin = MariaDBConnection(server.admin_url(), pool_size=1)
-    try:
-        present = admin.fetchall("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (CHINOOK,))
-        if present[0][0] < 11:
-            script = re.sub(r"/\*.*?\*/", "", CHINOOK_SQL.read_text(encoding="utf-8"), flags=re.S)
-            with admin.cursor() as cur:
-                for statement in (s.strip() for s in re.split(r";\s*\n", script)):
-                    if statement:
-                        cur.execute(statement)
-        user, _ = server.readonly_credentials()
-        for host in ("localhost", "127.0.0.1"):
-            admin.execute(f"GRANT SELECT ON {quote_identifier(CHINOOK)}.* TO '{user}'@'{host}'")
-    finally:
-        admin.dispose()
+@dataclass(frozen=True)
+class SqlSet:
+    key: str
+    title: str
+    file: str
+    sample: Optional[str]  # a sample database of ../shared/eval; None: the demo database
+
+
+SETS = [
+    SqlSet("demo", "demo business database", "sql_demo.yaml", None),
+    SqlSet("chinook", "Chinook", "sql_chinook.yaml", "chinook"),
+    SqlSet("northwind", "Northwind (held out)", "sql_northwind.yaml", "northwind"),
+    SqlSet("classicmodels", "classicmodels (held out)", "sql_classicmodels.yaml", "classicmodels"),
+]
 
 
 def normalize(rows: list[dict[str, Any]] | list[tuple]) -> Counter:
-    def value(v: Any) -> str:
-        if isinstance(v, (int, float, Decimal)) and not isinstance(v, bool):
-            return f"{float(v):.2f}"
-        return re.sub(r"^(\d{4}-\d{2}-\d{2})[T ]00:00:00$", r"\1", str(v))  # midnight datetime = the date
-
-    return Counter(tuple(sorted(value(v) for v in (r.values() if isinstance(r, dict) else r))) for r in rows)
+    """Rows as the engine compares results (kb.engines.sql.result_key): one notion of "the same rows"."""
+    return result_key([r if isinstance(r, dict) else dict(enumerate(r)) for r in rows])
 
 
 def run_statement(engine: SQLEngine, sql: str) -> list[dict[str, Any]]:
@@ -91,124 +91,152 @@ def plain_llamaindex(engine: SQLEngine, llm: Any) -> Any:
     )
 
 
-def evaluate(name: str, questions: list[dict], engine: SQLEngine, plain: Any) -> dict[str, Any]:
-    results = {"kb": [], "kb_first": [], "plain": []}
-    seconds = {"kb": 0.0, "plain": 0.0}
-    gold_refused = 0
-    by_kind: dict[str, Counter] = {}
-    failures = []
+@dataclass
+class Tally:
+    """One (set, part): how many questions each system got right, and their time."""
+
+    n: int = 0
+    kb: int = 0
+    kb_first: int = 0
+    plain: int = 0
+    gold_refused: int = 0
+    seconds_kb: float = 0.0
+    seconds_plain: float = 0.0
+    candidates: int = 0  # candidate statements that ran, over the questions
+    by_kind: dict[str, Counter] = field(default_factory=dict)
+
+    def row(self) -> dict[str, Any]:
+        pct = {k: round(100.0 * getattr(self, k) / self.n, 1) for k in ("kb", "kb_first", "plain")}
+        return {
+            "n": self.n,
+            **{f"{k}_correct": getattr(self, k) for k in ("kb", "kb_first", "plain")},
+            **{f"{k}_pct": v for k, v in pct.items()},
+            "difference": round(pct["kb"] - pct["plain"], 1),
+            "gold_refused": self.gold_refused,
+            "seconds_per_question_kb": round(self.seconds_kb / self.n, 2),
+            "seconds_per_question_plain": round(self.seconds_plain / self.n, 2),
+            "candidates_per_question": round(self.candidates / self.n, 2),
+        }
+
+
+def evaluate(sql_set: SqlSet, questions: list[dict], engine: SQLEngine, plain: Any) -> dict[str, Tally]:
+    tallies: dict[str, Tally] = {}
     for number, item in enumerate(questions, start=1):
+        part = item.get("part", "test")
+        tally = tallies.setdefault(part, Tally())
         gold = normalize(run_statement(engine, item["sql"]))
         try:
             engine.guard.check(item["sql"])
         except SQLRefused as refusal:
-            gold_refused += 1
+            tally.gold_refused += 1
             print(f"  guard refused the gold SQL of {item['q']!r}: {refusal}")
         t = time.perf_counter()
         outcome = engine.compute(item["q"])  # the SQL and its rows; no answer text is written (none is scored)
-        seconds["kb"] += time.perf_counter() - t
+        tally.seconds_kb += time.perf_counter() - t
         kb_ok = outcome.failure is None and outcome.rows is not None and normalize(outcome.rows) == gold
-        first_ok = kb_ok and len(outcome.attempts) == 1
-        t = time.perf_counter()
-        plain_sql = str(plain.query(item["q"]).metadata.get("sql_query", ""))
-        try:
-            plain_rows = run_statement(engine, clean(plain_sql))
-            plain_ok = normalize(plain_rows) == gold
-        except Exception:  # the server rejected it
-            plain_ok = False
-        seconds["plain"] += time.perf_counter() - t
-        for key, ok in (("kb", kb_ok), ("kb_first", first_ok), ("plain", plain_ok)):
-            results[key].append(ok)
-        kind = by_kind.setdefault(item["kind"], Counter())
+        first = outcome.first_statement
+        first_ok = first is not None and first.rows is not None and normalize(first.rows) == gold
+        plain_ok = False
+        if plain is not None:
+            t = time.perf_counter()
+            plain_sql = str(plain.query(item["q"]).metadata.get("sql_query", ""))
+            try:
+                plain_ok = normalize(run_statement(engine, clean(plain_sql))) == gold
+            except Exception:  # the server rejected it
+                plain_ok = False
+            tally.seconds_plain += time.perf_counter() - t
+        tally.n += 1
+        tally.kb += kb_ok
+        tally.kb_first += first_ok
+        tally.plain += plain_ok
+        tally.candidates += outcome.votes.ran if outcome.votes else 1
+        kind = tally.by_kind.setdefault(item["kind"], Counter())
         kind.update({"n": 1, "kb": kb_ok, "plain": plain_ok})
-        if not kb_ok:
-            failures.append((item["q"], [(a.sql, a.error) for a in outcome.attempts], item["sql"]))
-        print(
-            f"  [{name} {number}/{len(questions)}] kb {'ok ' if kb_ok else 'NO '} plain {'ok ' if plain_ok else 'NO '}"
-            f"({seconds['kb']:.0f} s / {seconds['plain']:.0f} s so far) {item['q'][:70]}",
-            flush=True,
+        verdict = (
+            f"kb {'ok ' if kb_ok else 'NO '} first {'ok ' if first_ok else 'NO '} plain {'ok ' if plain_ok else 'NO '}"
         )
-        if not kb_ok:  # shown as it happens, so a long run can be read while it goes on
-            print(
-                "      kb tried: " + " | ".join(f"{a.sql} -> {a.error or 'ran'}" for a in outcome.attempts), flush=True
-            )
-    return {
-        "results": results,
-        "seconds": seconds,
-        "gold_refused": gold_refused,
-        "by_kind": by_kind,
-        "failures": failures,
-        "n": len(questions),
-    }
+        print(f"  [{sql_set.key} {part} {number}/{len(questions)}] {verdict}", flush=True)
+        if part == "dev":  # test parts are scored, never read question by question
+            print(f"      {item['q']}", flush=True)
+            if not kb_ok:
+                print("      gold: " + item["sql"], flush=True)
+                print("      kb tried: " + " | ".join(f"{a.sql} -> {a.error or 'ran'}" for a in outcome.attempts))
+                if outcome.votes:
+                    print(f"      candidates: {outcome.votes.sentence()}", flush=True)
+    return tallies
 
 
-def report(name: str, outcome: dict[str, Any]) -> None:
-    n = outcome["n"]
-    r = outcome["results"]
-    pct = {key: 100.0 * sum(values) / n for key, values in r.items()}
-    print(f"\n{name}: {n} questions")
-    print("| system | execution accuracy | first attempt | s / question |")
-    print("|---|---|---|---|")
-    print(
-        f"| kb SQLEngine | {pct['kb']:.1f}% ({sum(r['kb'])}/{n}) | {pct['kb_first']:.1f}% | "
-        f"{outcome['seconds']['kb'] / n:.1f} |"
-    )
-    print(
-        f"| plain LlamaIndex NLSQLTableQueryEngine | {pct['plain']:.1f}% ({sum(r['plain'])}/{n}) | - | "
-        f"{outcome['seconds']['plain'] / n:.1f} |"
-    )
-    print(
-        f"kb - plain: {pct['kb'] - pct['plain']:+.1f} points; gold SELECTs refused by the guard: "
-        f"{outcome['gold_refused']}/{n}"
-    )
-    print(
-        "by kind: "
-        + ", ".join(
-            f"{k} kb {c['kb']}/{c['n']} plain {c['plain']}/{c['n']}" for k, c in sorted(outcome["by_kind"].items())
+def table(results: dict[tuple[str, str], Tally]) -> str:
+    lines = [
+        "| set | part | n | kb | kb, first statement as written | plain LlamaIndex | kb - plain | gold SELECTs refused "
+        "| s / question kb vs plain |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    titles = {s.key: s.title for s in SETS}
+    for (key, part), tally in results.items():
+        r = tally.row()
+        lines.append(
+            f"| {titles[key]} | {part} | {r['n']} | {r['kb_pct']}% ({r['kb_correct']}) | {r['kb_first_pct']}% | "
+            f"{r['plain_pct']}% ({r['plain_correct']}) | {r['difference']:+.1f} | {r['gold_refused']} | "
+            f"{r['seconds_per_question_kb']} vs {r['seconds_per_question_plain']} |"
         )
-    )
-    for question, attempts, gold in outcome["failures"]:
-        print(f"  kb missed: {question}\n    gold: {gold}")
-        for sql, error in attempts:
-            print(f"    tried: {sql}" + (f"  -> {error}" if error else ""))
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", choices=["demo", "chinook"])
+    parser.add_argument("--sets", default=",".join(s.key for s in SETS))
+    parser.add_argument("--parts", default="dev,test")
+    parser.add_argument("--candidates", type=int, default=None, help="candidate statements (default: sql.candidates)")
     parser.add_argument("--limit", type=int, default=0, help="first N questions of each set (a quick look)")
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument("--no-plain", action="store_true", help="kb only (a quicker look while developing on dev)")
+    parser.add_argument("--temperature", type=float, default=None, help="the candidates' sampling temperature")
+    parser.add_argument("--no-values", action="store_true", help="without value linking")
     args = parser.parse_args()
+    wanted_sets, wanted_parts = set(args.sets.split(",")), set(args.parts.split(","))
     settings = load_settings(ROOT / "config.yaml")
+    candidates = args.candidates or settings.sql.candidates
     server = private_server(settings)
     server.start()
     load_demo_data(settings)
     llm = build_llm(settings)
-    print(f"model: {settings.active_profile.llm.model} ({settings.profile}); machine: 2 cores (see README)")
-    sets = []
-    if args.only in (None, "demo"):
-        readonly = MariaDBConnection(readonly_url(settings))
+    print(f"model: {settings.active_profile.llm.model} ({settings.profile}); candidates: {candidates}")
+    results: dict[tuple[str, str], Tally] = {}
+    for sql_set in SETS:
+        if sql_set.key not in wanted_sets:
+            continue
+        database = load_sample(server, sql_set.sample) if sql_set.sample else settings.sql.database
+        readonly = MariaDBConnection(readonly_url(settings).set(database=database))
         tables = [row[0] for row in readonly.fetchall("SHOW TABLES")]
-        sets.append(("demo business database", "sql_demo.yaml", readonly, settings.sql.database, tables))
-    if args.only in (None, "chinook"):
-        if not CHINOOK_SQL.is_file():
-            raise SystemExit(f"Chinook not found at {CHINOOK_SQL}: the benchmarks read ../shared/eval")
-        load_chinook(server)
-        readonly = MariaDBConnection(readonly_url(settings).set(database=CHINOOK))
-        tables = [row[0] for row in readonly.fetchall("SHOW TABLES")]
-        sets.append(("Chinook", "sql_chinook.yaml", readonly, CHINOOK, tables))
-    outcomes = []
-    for name, file, readonly, database, tables in sets:
-        questions = yaml.safe_load((DATA / file).read_text())
+        questions = [
+            q for q in yaml.safe_load((DATA / sql_set.file).read_text()) if q.get("part", "test") in wanted_parts
+        ]
         if args.limit:
             questions = questions[: args.limit]
-        engine = SQLEngine(llm, readonly, database=database, tables=tables, row_limit=10_000, timeout_s=10)
-        outcomes.append((name, evaluate(name, questions, engine, plain_llamaindex(engine, llm))))
-        report(name, outcomes[-1][1])  # as soon as a set is done
-    if len(outcomes) > 1:
-        print("\nsummary:")
-        for name, outcome in outcomes:
-            n, r = outcome["n"], outcome["results"]
-            print(f"  {name}: kb {100 * sum(r['kb']) / n:.1f}%, plain LlamaIndex {100 * sum(r['plain']) / n:.1f}%")
+        engine = SQLEngine(
+            llm,
+            readonly,
+            database=database,
+            tables=tables,
+            row_limit=10_000,
+            timeout_s=10,
+            candidates=candidates,
+            value_linking=not args.no_values,
+        )
+        if args.temperature is not None:
+            engine.sample_temperature = args.temperature
+        plain = None if args.no_plain else plain_llamaindex(engine, llm)
+        for part, tally in evaluate(sql_set, questions, engine, plain).items():
+            results[(sql_set.key, part)] = tally
+        print("\n" + table(results), flush=True)  # as soon as a set is done
+    print(f"\nfinal ({time.strftime('%Y-%m-%d')}, candidates {candidates}):\n" + table(results))
+    for (key, part), tally in results.items():
+        kinds = ", ".join(f"{k} {c['kb']}/{c['plain']}/{c['n']}" for k, c in sorted(tally.by_kind.items()))
+        print(f"  {key} {part} by kind (kb/plain/n): {kinds}")
+    if args.json:
+        figures = {f"{key}/{part}": tally.row() for (key, part), tally in results.items()}
+        args.json.write_text(json.dumps({"candidates": candidates, "sets": figures}, indent=2))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ any LlamaIndex component (a tool, a router, an evaluator) passes it along untouc
 * ``route``, ``route_reason``, ``selector``: which side answered (documents, database, both) and why;
 * ``sql_query`` (LlamaIndex's own key for it), ``rows``, ``attempts``, ``refused``, ``refusal_reason``:
   the database side's final statement, its rows, every statement tried with its error, and whether
-  the read-only guard refused it;
+  the read-only guard refused it; ``candidates``: how the candidate statements voted, when there
+  were several;
 * ``timings``: retrieval, generation and total milliseconds.
 
 The cited chunks are the response's ``source_nodes``. :class:`Answer` (for the CLI, the query log
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Union
 
@@ -25,6 +27,22 @@ from llama_index.core.chat_engine.types import AgentChatResponse
 from llama_index.core.schema import NodeWithScore
 
 AnyResponse = Union[RESPONSE_TYPE, AgentChatResponse]
+
+# Set by whoever runs an answer for someone who may stop wanting it (kb serve: the request's deadline
+# and its client's disconnect). An LLM that honours it (kb's local model) asks it after every token
+# and, when it says True, ends the generation by raising GenerationStopped: a cut answer is never
+# passed on as a complete one (a chat turn stopped so is not remembered).
+GENERATION_STOP: ContextVar[Optional[Callable[[], bool]]] = ContextVar("kb_generation_stop", default=None)
+
+
+class GenerationStopped(Exception):
+    """The LLM stopped generating because :data:`GENERATION_STOP` said the answer is no longer wanted."""
+
+
+def generation_stopped() -> bool:
+    """Whether the current context's answer is no longer wanted."""
+    stop = GENERATION_STOP.get()
+    return stop is not None and bool(stop())
 
 
 @dataclass
@@ -37,9 +55,10 @@ class Source:
     path: Optional[str] = None
     title: Optional[str] = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    in_prompt: Optional[bool] = None  # whether the LLM read it (None: not known)
 
     @classmethod
-    def from_node(cls, hit: NodeWithScore) -> Source:
+    def from_node(cls, hit: NodeWithScore, in_prompt: Optional[bool] = None) -> Source:
         md = dict(hit.node.metadata)
         return cls(
             node_id=hit.node.node_id,
@@ -48,6 +67,7 @@ class Source:
             path=md.get("file_path") or hit.node.ref_doc_id,
             title=md.get("title"),
             metadata=md,
+            in_prompt=in_prompt,
         )
 
     def label(self) -> str:
@@ -76,6 +96,8 @@ class Answer:
     refused: bool = False
     refusal_reason: Optional[str] = None
     attempts: list[Attempt] = field(default_factory=list)
+    candidates: Optional[dict[str, Any]] = None  # written, ran, agreeing, greedy_chosen (several candidates)
+    context: Optional[dict[str, Any]] = None  # documents read by the LLM: retrieved, in_prompt (ids), tokens
     condensed_question: Optional[str] = None
     session_id: Optional[str] = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -84,6 +106,11 @@ class Answer:
     @classmethod
     def from_response(cls, question: str, response: AnyResponse) -> Answer:
         md = dict(response.metadata or {})
+        in_prompt = set((md.get("context") or {}).get("in_prompt", []))
+
+        def read(hit: NodeWithScore) -> Optional[bool]:
+            return hit.node.node_id in in_prompt if md.get("context") else None
+
         if isinstance(response, StreamingResponse):
             text = response.response_txt or ""
         else:  # Response, AgentChatResponse (and LlamaIndex's other response kinds: their text, if any)
@@ -91,7 +118,7 @@ class Answer:
         return cls(
             question=question,
             text=text.strip(),
-            sources=[Source.from_node(n) for n in response.source_nodes],
+            sources=[Source.from_node(n, read(n)) for n in response.source_nodes],
             route=md.get("route", "documents"),
             route_reason=md.get("route_reason", ""),
             sql=md.get("sql_query"),
@@ -99,6 +126,8 @@ class Answer:
             refused=bool(md.get("refused")),
             refusal_reason=md.get("refusal_reason"),
             attempts=[a if isinstance(a, Attempt) else Attempt(**a) for a in md.get("attempts", [])],
+            candidates=md.get("candidates"),
+            context=md.get("context"),
             condensed_question=md.get("condensed_question"),
             session_id=md.get("session_id"),
             timings=dict(md.get("timings", {})),
@@ -130,12 +159,18 @@ def timed_stream(
     pieces: Iterable[str], metadata: dict[str, Any], started: float, on_end: Optional[Callable[[str], object]] = None
 ) -> Generator[str, None, None]:
     """Pass ``pieces`` through; when they end, complete ``metadata['timings']`` (generation and
-    total time are only known then) and call ``on_end`` with the whole text."""
+    total time are only known then) and call ``on_end`` with the whole text. Closed early, it closes
+    ``pieces`` at once: an LLM's stream stops generating (and releases the model) when it is closed."""
     generation_started = time.perf_counter()
     text = []
-    for piece in pieces:
-        text.append(piece)
-        yield piece
+    try:
+        for piece in pieces:
+            text.append(piece)
+            yield piece
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
     now = time.perf_counter()
     timings = metadata.setdefault("timings", {})
     timings["generation_ms"] = round(timings.get("generation_ms", 0.0) + (now - generation_started) * 1000, 2)
@@ -166,6 +201,15 @@ class StreamingAnswer:
     @property
     def sources(self) -> list[Source]:
         return self.answer.sources
+
+    def stop(self) -> None:
+        """Stop generating: the text so far is all there will be (a chat turn stopped so is not remembered)."""
+        stop = getattr(self.response, "stop", None)
+        if stop is not None:
+            stop()
+        close = getattr(self._pieces, "close", None)
+        if close is not None and not hasattr(self.response, "stop"):
+            close()
 
     def __iter__(self) -> Iterator[str]:
         if self._done:

@@ -10,6 +10,10 @@ Two selectors:
   side (the business tables and their columns; the titles of the indexed documents) and combined
   with language cues (counting and aggregation words point to the database; "policy", "procedure",
   "according to" point to the documents; both kinds at once mean both).
+
+Both take the asker's metadata filters (an API key's collections): the documents side is described
+by the titles of the documents within them and compared with the nearest chunk within them, so a
+route decision (and the similarity its reason shows) says nothing about text the asker cannot read.
 """
 
 from __future__ import annotations
@@ -21,14 +25,16 @@ from typing import Any, Optional
 
 import numpy as np
 from llama_index.core import PromptTemplate
+from llama_index.core.vector_stores.types import MetadataFilters
 
 ROUTES = ("documents", "database", "both")
+# Language cues, in general language only: no word taken from a labelled question or from one
+# domain's records (asking for a quantity, an extreme, a share, a list, a period of time).
 ANALYTIC = re.compile(
-    r"\b(how many(?! (?:days|weeks|months|years|hours|minutes)\b)|number of|count|counts|total|sum|average|avg|mean|median|most|least|highest|lowest|"
-    r"top \d+|top (five|ten|three)|per (month|year|week|day|country|city|product|customer)|share of|percentage|"
+    r"\b(how many(?! (?:days|weeks|months|years|hours|minutes)\b)|number of|count|counts|total|sum|average|avg|mean|"
+    r"median|most|least|highest|lowest|top \d+|top (five|ten|three)|per (?!cent\b)\w+|share of|percentage|"
     r"ratio|list the|show the|so far|last (month|year|week|quarter)|this (month|year)|in 20\d\d|since 20\d\d|"
-    r"trend|revenue|sales|sold|signed up|overdue|still open|are open|were (placed|requested|approved|refused)|"
-    r"were any|are there any|did any|have any)\b",
+    r"trend|were any|are there any|did any|have any)\b",
     re.I,
 )
 DOCUMENT = re.compile(
@@ -65,6 +71,14 @@ class RouteDecision:
     reason: str
     selector: str
     scores: dict[str, float] = field(default_factory=dict)
+    embedding: Optional[list[float]] = None  # the question's, when deciding computed it: retrieval reuses it
+
+
+DocumentTexts = Callable[[Optional[MetadataFilters]], Sequence[str]]
+
+
+def _fixed(texts: Sequence[str]) -> DocumentTexts:
+    return lambda filters: texts
 
 
 class OfflineSelector:
@@ -74,39 +88,48 @@ class OfflineSelector:
         self,
         embed_model: Any,
         database_texts: Sequence[str],
-        document_texts: Sequence[str],
+        document_texts: Sequence[str] | DocumentTexts,
         cue_weight: float = 0.12,
-        chunk_similarity: Optional[Callable[[list[float]], float]] = None,
+        chunk_similarity: Optional[Callable[[list[float], Optional[MetadataFilters]], float]] = None,
     ) -> None:
         self.embed_model = embed_model
         self.cue_weight = cue_weight
         # The documents are described by their titles and, when given, by their chunks themselves
-        # (the mean similarity of the nearest chunks in the vector index).
+        # (the similarity of the nearest chunk in the vector index), both within the asker's filters.
         self.chunk_similarity = chunk_similarity
-        self._texts = {"database": list(database_texts), "documents": list(document_texts)}
-        self._vectors: dict[str, np.ndarray] = {}
+        self.database_texts = list(database_texts)
+        self.document_texts = document_texts if callable(document_texts) else _fixed(list(document_texts))
+        self._vectors: dict[tuple[str, ...], np.ndarray] = {}
 
-    def _side(self, name: str) -> np.ndarray:
-        if name not in self._vectors:
-            texts = self._texts[name] or ["(nothing)"]
-            matrix = np.asarray(self.embed_model.get_text_embedding_batch(texts), dtype=np.float32)
-            self._vectors[name] = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
-        return self._vectors[name]
+    def _matrix(self, texts: Sequence[str]) -> np.ndarray:
+        key = tuple(texts) or ("(nothing)",)
+        if key not in self._vectors:
+            matrix = np.asarray(self.embed_model.get_text_embedding_batch(list(key)), dtype=np.float32)
+            self._vectors[key] = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+        return self._vectors[key]
 
-    def similarity(self, question: str) -> dict[str, float]:
-        raw = self.embed_model.get_query_embedding(question)
+    def warm_up(self) -> None:
+        """Embed the descriptions of both sides now (unfiltered), not in the first question's time."""
+        self._matrix(self.database_texts)
+        self._matrix(self.document_texts(None))
+
+    def similarity(
+        self, question: str, filters: Optional[MetadataFilters] = None, embedding: Optional[list[float]] = None
+    ) -> dict[str, float]:
+        raw = embedding if embedding is not None else self.embed_model.get_query_embedding(question)
         q = np.asarray(raw, dtype=np.float32)
         q /= np.linalg.norm(q)
         scores = {}
-        for name in ("database", "documents"):
-            sims = np.sort(self._side(name) @ q)[::-1]
+        for name, texts in (("database", self.database_texts), ("documents", self.document_texts(filters))):
+            sims = np.sort(self._matrix(texts) @ q)[::-1]
             scores[name] = float(sims[:3].mean())
         if self.chunk_similarity is not None:
-            scores["documents"] = max(scores["documents"], float(self.chunk_similarity(list(raw))))
+            scores["documents"] = max(scores["documents"], float(self.chunk_similarity(list(raw), filters)))
         return scores
 
-    def select(self, question: str) -> RouteDecision:
-        scores = self.similarity(question)
+    def select(self, question: str, filters: Optional[MetadataFilters] = None) -> RouteDecision:
+        embedding = list(self.embed_model.get_query_embedding(question))
+        scores = self.similarity(question, filters, embedding)
         analytic = bool(ANALYTIC.search(question))
         documentary = bool(DOCUMENT.search(question))
         explicit = bool(EXPLICIT_DOCUMENT.search(question))
@@ -115,15 +138,14 @@ class OfflineSelector:
         scores.update({"database_total": db, "documents_total": docs})
         cues = [c for c, on in (("counting/aggregation words", analytic), ("document words", documentary)) if on]
         if analytic and explicit:
-            return RouteDecision(
-                "both", f"asks for figures and refers to the documents' rules ({', '.join(cues)})", "offline", scores
-            )
+            reason = f"asks for figures and refers to the documents' rules ({', '.join(cues)})"
+            return RouteDecision("both", reason, "offline", scores, embedding)
         route = "database" if db > docs else "documents"
         reason = (
             f"closer to the {'business tables' if route == 'database' else 'indexed documents'} "
             f"(similarity {db:.2f} vs {docs:.2f}" + (f"; cues: {', '.join(cues)}" if cues else "") + ")"
         )
-        return RouteDecision(route, reason, "offline", scores)
+        return RouteDecision(route, reason, "offline", scores, embedding)
 
 
 def database_part(question: str) -> str:
@@ -172,17 +194,27 @@ class LLMSelector:
         self,
         llm: Any,
         database_summary: str,
-        documents_summary: str,
+        documents_summary: str | Callable[[Optional[MetadataFilters]], str],
         fallback: Optional[OfflineSelector] = None,
     ) -> None:
         self.llm = llm
         self.database_summary = database_summary
-        self.documents_summary = documents_summary
+        self.documents_summary = (
+            documents_summary if callable(documents_summary) else (lambda filters: documents_summary)
+        )
         self.fallback = fallback
 
-    def select(self, question: str) -> RouteDecision:
+    def warm_up(self) -> None:
+        if self.fallback is not None:
+            self.fallback.warm_up()
+
+    def select(self, question: str, filters: Optional[MetadataFilters] = None) -> RouteDecision:
         reply = brief_reply(
-            self.llm, SELECT_PROMPT, documents=self.documents_summary, database=self.database_summary, question=question
+            self.llm,
+            SELECT_PROMPT,
+            documents=self.documents_summary(filters),
+            database=self.database_summary,
+            question=question,
         )
         route = parse_route(reply)
         if route is not None:
@@ -193,15 +225,15 @@ class LLMSelector:
                 f"the LLM's reply {reply.strip()[:40]!r} is not a route; answered from the documents",
                 "llm",
             )
-        decision = self.fallback.select(question)
+        decision = self.fallback.select(question, filters)
         decision.reason = f"the LLM's reply {reply.strip()[:40]!r} is not a route; offline selector: {decision.reason}"
         decision.selector = "llm+offline"
         return decision
 
 
-def describe_sides(tables_info: Sequence[tuple[str, str]], titles: Sequence[str]) -> tuple[list[str], list[str]]:
-    """What each side holds, in words, for the offline selector: each table's schema and typical
-    questions over it; the titles of the indexed documents and typical questions over them."""
+def describe_database(tables_info: Sequence[tuple[str, str]]) -> list[str]:
+    """What the database holds, in words, for the offline selector: each table's schema and typical
+    questions over it."""
     database: list[str] = []
     for table, info in tables_info:
         noun = table.replace("_", " ")
@@ -214,9 +246,29 @@ def describe_sides(tables_info: Sequence[tuple[str, str]], titles: Sequence[str]
         ]
         columns = re.findall(r"^\s+(\w+) ", info, re.M)
         database += [f"{noun} by {c.replace('_', ' ')}" for c in columns[:8]]
+    return database
+
+
+def describe_documents(titles: Sequence[str]) -> list[str]:
+    """What the documents hold, in words: their titles and typical questions over them."""
     documents = list(titles) + [f"What does the {t} say?" for t in titles]
-    documents += ["What is the policy?", "How do I do this?", "Explain the procedure.", "Why does this happen?"]
-    return database, documents
+    return documents + ["What is the policy?", "How do I do this?", "Explain the procedure.", "Why does this happen?"]
+
+
+class DocumentTitles:
+    """The titles of the indexed documents within a filter, read once per distinct filter."""
+
+    def __init__(self, store: Any, limit: int = 300) -> None:
+        self.store = store
+        self.limit = limit
+        self._seen: dict[str, list[str]] = {}
+
+    def __call__(self, filters: Optional[MetadataFilters]) -> list[str]:
+        key = filters.model_dump_json() if filters is not None else ""
+        if key not in self._seen:
+            found = self.store.distinct_metadata("title", limit=self.limit, filters=filters)
+            self._seen[key] = sorted(str(t) for t in found)
+        return self._seen[key]
 
 
 def build_selector(mode: str, *, llm: Any, embed_model: Any, store: Any, database: Any) -> Any:
@@ -228,20 +280,26 @@ def build_selector(mode: str, *, llm: Any, embed_model: Any, store: Any, databas
 
     tables = getattr(database, "tables", [])
     tables_info = [(t, database.sql_database.get_single_table_info(t)) for t in tables]
-    titles = [str(t) for t in store.distinct_metadata("title", limit=300)]
-    database_texts, document_texts = describe_sides(tables_info, titles)
+    titles = DocumentTitles(store)
 
-    def chunk_similarity(embedding: list[float]) -> float:
-        hits = store.query(VectorStoreQuery(query_embedding=embedding, similarity_top_k=1)).similarities or []
+    def chunk_similarity(embedding: list[float], filters: Optional[MetadataFilters]) -> float:
+        query = VectorStoreQuery(query_embedding=embedding, similarity_top_k=1, filters=filters)
+        hits = store.query(query).similarities or []
         return hits[0] if hits else 0.0
 
-    offline = OfflineSelector(embed_model, database_texts, document_texts, chunk_similarity=chunk_similarity)
+    offline = OfflineSelector(
+        embed_model,
+        describe_database(tables_info),
+        lambda filters: describe_documents(titles(filters)),
+        chunk_similarity=chunk_similarity,
+    )
     if mode == "offline":
         return offline
-    examples = "; ".join(titles[:12])
+
+    def documents_summary(filters: Optional[MetadataFilters]) -> str:
+        examples = "; ".join(titles(filters)[:12])
+        return "the indexed documents" + (f" (e.g. {examples})" if examples else "")
+
     return LLMSelector(
-        llm,
-        f"the business database (tables {', '.join(tables) or 'none'})",
-        "the indexed documents" + (f" (e.g. {examples})" if examples else ""),
-        fallback=offline,
+        llm, f"the business database (tables {', '.join(tables) or 'none'})", documents_summary, fallback=offline
     )

@@ -6,15 +6,25 @@ tables than fit a prompt) writes the first statement in ``sql_only`` mode: it do
 kb's description of the tables (:mod:`kb.engines.sql_schema`) and its prompt kb's, with MariaDB's
 date functions spelled out.
 
+The prompt also says where the values the question names live and how the data spells them
+(:mod:`kb.engines.sql_values`: "'Hamburg' is a value of customers.city").
+
 Every statement then passes the read-only guard and runs through a SELECT-only account in a READ
 ONLY transaction with a time limit and a row cap. When the server rejects it (unknown column, bad
 join, syntax) or the guard cannot parse it, the model gets the error and the schema again and
 writes a correction, up to ``max_attempts`` statements in all, as LangChain's SQL agent and Vanna
-do; where the schema alone decides the repair, kb writes it (:mod:`kb.engines.sql_repairs`), also
-for a statement that would run but answer another question. Each attempt passes the guard, and
-the response lists every attempt with its error. A statement
-the guard refuses for what it would do (a write, a lock, a file) is not retried. An empty result
-is an answer ("there were no orders in 2019"), not a failure.
+do; where the server's error and the schema alone decide the repair (a join along the foreign keys
+for an unknown column), kb writes it (:mod:`kb.engines.sql_repairs`). A statement that runs is never
+rewritten into another meaning. Each attempt passes the guard, and the response lists every attempt
+with its error. A statement the guard refuses for what it would do (a write, a lock, a file) is not
+retried. An empty result is an answer ("there were no orders in 2019"), not a failure.
+
+**Execution-guided selection.** With ``candidates`` above 1, the model also writes sampled statements
+(temperature ``sample_temperature``, each its own seed) for the same prompt, so a prompt cache makes
+each cost only its own tokens. Every candidate passes the guard and runs read-only; candidates are
+grouped by their rows, and the answer comes from the largest group (the greedy statement's group
+wins a tie). Candidates the guard refuses, or the server rejects, are not counted. Writing stops as
+soon as no remaining candidate could change the vote. The response says how many agreed.
 
 ``SQLEngine`` is a LlamaIndex ``CustomQueryEngine``: its ``Response`` carries the SQL, rows and
 attempts in its metadata (:mod:`kb.engines.answer`).
@@ -24,7 +34,9 @@ from __future__ import annotations
 
 import decimal
 import logging
+import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
@@ -33,7 +45,7 @@ from typing import Any, Optional
 from llama_index.core import MockEmbedding, PromptTemplate
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.base.response.schema import RESPONSE_TYPE, Response, StreamingResponse
-from llama_index.core.bridge.pydantic import Field
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms import LLM
 from llama_index.core.query_engine import CustomQueryEngine, NLSQLTableQueryEngine
 
@@ -42,8 +54,9 @@ from kb.engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean
 from kb.engines.sql_repairs import StatementRepairs
 from kb.engines.sql_schema import DescribedSQLDatabase
 from kb.engines.sql_ties import Tie, tie_probe, with_ties
+from kb.engines.sql_values import ValueIndex
 from kb.stores.connection import MariaDBConnection
-from kb.stores.errors import DatabaseUnavailable
+from kb.stores.errors import DatabaseUnavailable, is_database_down
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 logging.getLogger("llama_index.core.indices.struct_store").setLevel(logging.WARNING)  # logs the schema per query
@@ -81,7 +94,6 @@ ANSWER_PROMPT = PromptTemplate(
 )
 EMPTY_HINT = " The query found no rows: say that there are none (for example, no such orders)."
 NOT_RETRIED = ("max_statement_time", "Query execution was interrupted")  # a slow query stays slow
-LOST = ("Lost connection", "Server has gone away", "Can't connect", "Connection refused")  # the server, not the SQL
 
 
 def _plain(value: Any) -> Any:
@@ -129,6 +141,45 @@ def format_rows(rows: Sequence[dict[str, Any]], limit: int = 20) -> str:
     return "\n".join(lines)
 
 
+def result_key(rows: Sequence[dict[str, Any]]) -> Counter:
+    """What two results must share to be the same answer: their rows as a multiset, each row's values
+    in any column order, numbers to 2 decimals, a midnight datetime as its date (column names aside:
+    ``COUNT(*)`` and ``n`` name the same figure)."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, (int, float, decimal.Decimal)) and not isinstance(v, bool):
+            return f"{float(v):.2f}"
+        return re.sub(r"^(\d{4}-\d{2}-\d{2})[T ]00:00:00$", r"\1", str(v))
+
+    return Counter(tuple(sorted(value(v) for v in row.values())) for row in rows)
+
+
+@dataclass
+class Statement:
+    """One statement that was run, and what it gave."""
+
+    sql: str
+    rows: Optional[list[dict[str, Any]]] = None  # None: it did not run (refused, rejected)
+    truncated: bool = False
+    error: Optional[str] = None
+
+
+@dataclass
+class Votes:
+    """How the candidate statements of a question agreed (execution-guided selection)."""
+
+    written: int  # candidate statements the model wrote, the greedy one included
+    ran: int  # those that passed the guard and ran
+    agreeing: int  # those that gave the chosen rows
+    greedy_chosen: bool  # the chosen rows are the greedy statement's
+
+    def sentence(self) -> str:
+        return f"{self.agreeing} of {self.ran} candidate statements that ran gave these rows ({self.written} written)"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class SQLOutcome:
     """What the database side found for a question, before any answer is written from it."""
@@ -142,6 +193,9 @@ class SQLOutcome:
     refusal_reason: Optional[str] = None
     failure: Optional[str] = None  # why there are no rows to answer from (refusal or server error)
     tie: Optional[Tie] = None  # rows the statement's LIMIT cut although they tie with its last row
+    first_statement: Optional[Statement] = None  # the model's greedy statement as written, and its rows
+    votes: Optional[Votes] = None  # with several candidates: how they agreed
+    value_hint: str = ""  # what value linking told the model
     timings: dict[str, float] = field(default_factory=dict)
 
     def own_text(self) -> Optional[str]:
@@ -158,6 +212,7 @@ class SQLOutcome:
             "refused": self.refused,
             "refusal_reason": self.refusal_reason,
             "ties": len(self.tie.tied) if self.tie else 0,
+            "candidates": self.votes.as_dict() if self.votes else None,
             "timings": dict(self.timings),
         }
 
@@ -207,9 +262,11 @@ class SQLEngine(CustomQueryEngine):
     tables: list[str]
     row_limit: int = Field(default=200, ge=1)
     timeout_s: float = Field(default=5.0, gt=0)
-    max_attempts: int = Field(
-        default=3, ge=1, description="statements run per question, corrections included (kb's pre-run repairs free)"
+    max_attempts: int = Field(default=3, ge=1, description="statements run per question, corrections included")
+    candidates: int = Field(
+        default=1, ge=1, description="statements written per question and voted on by their rows (1: greedy only)"
     )
+    sample_temperature: float = Field(default=0.7, gt=0, description="temperature of the candidates after the first")
     streaming: bool = False
 
     guard: ReadOnlyGuard = Field(exclude=True, description="checks every statement before it runs")
@@ -217,6 +274,10 @@ class SQLEngine(CustomQueryEngine):
     repairs: StatementRepairs = Field(exclude=True, description="what kb mends in a statement itself")
     writer: Any = Field(exclude=True, description="writes the first statement: LlamaIndex's NLSQL engine, sql_only")
     examples_text: str = Field(default="", description="the question/SQL examples as the prompts show them")
+    values: Optional[ValueIndex] = Field(default=None, exclude=True, description="value linking (None: off)")
+
+    _writer_options: tuple[int, Any] = PrivateAttr()  # max_tables_in_prompt, embed_model: for sampled writers
+    _sampled_writers: dict[int, Any] = PrivateAttr(default_factory=dict)  # by seed
 
     def __init__(
         self,
@@ -228,13 +289,15 @@ class SQLEngine(CustomQueryEngine):
         max_tables_in_prompt: int = 16,
         embed_model: Optional[Callable[[], BaseEmbedding]] = None,
         examples: Sequence[tuple[str, str]] = (),
+        value_linking: bool = True,
         **kwargs: Any,
     ) -> None:
         """``embed_model`` (a function returning one, so that it is loaded only when needed) picks the
         tables of each question when there are more than ``max_tables_in_prompt``. ``examples`` are
         good (question, SQL) pairs for this database, shown to the model after the rules (Vanna's
         and LangChain's few-shot idea: what the schema cannot say, such as which column a verb
-        means); each must pass the guard."""
+        means); each must pass the guard. ``value_linking`` tells the model where the values the
+        question names are stored (:mod:`kb.engines.sql_values`)."""
         tables = list(tables)
         sql_database = DescribedSQLDatabase(readonly, database, tables)
         guard = ReadOnlyGuard(tables, database)
@@ -249,8 +312,10 @@ class SQLEngine(CustomQueryEngine):
             repairs=StatementRepairs(sql_database.describer),
             writer=_sql_writer(llm, sql_database, tables, max_tables_in_prompt, embed_model, shown),
             examples_text=shown,
+            values=ValueIndex(readonly, database, tables) if value_linking else None,
             **kwargs,
         )
+        self._writer_options = (max_tables_in_prompt, embed_model)
 
     @property
     def schema_text(self) -> str:
@@ -258,12 +323,30 @@ class SQLEngine(CustomQueryEngine):
         return "\n\n".join(self.sql_database.get_single_table_info(t) for t in self.tables)
 
     # -- writing and running SQL -----------------------------------------------------------------------
-    def write_sql(self, question: str) -> str:
-        """The statement the LLM proposes (not run, not yet checked)."""
-        response = self.writer.query(question)
+    def _asked(self, question: str, hint: str) -> str:
+        """The question as the prompts show it: with value linking's line under it."""
+        return f"{question}\n{hint}" if hint else question
+
+    def _sampled_writer(self, seed: int) -> Any:
+        """A writer on a copy of the LLM that samples (``sample_temperature``, its own seed)."""
+        if seed not in self._sampled_writers:
+            fields = type(self.llm).model_fields
+            update = {k: v for k, v in (("temperature", self.sample_temperature), ("seed", seed)) if k in fields}
+            llm = self.llm.model_copy(update=update)
+            self._sampled_writers[seed] = _sql_writer(
+                llm, self.sql_database, self.tables, *self._writer_options, self.examples_text
+            )
+        return self._sampled_writers[seed]
+
+    def write_sql(self, question: str, hint: str = "", seed: Optional[int] = None) -> str:
+        """The statement the LLM proposes (not run, not yet checked): greedy, or sampled with ``seed``."""
+        writer = self.writer if seed is None else self._sampled_writer(seed)
+        response = writer.query(self._asked(question, hint))
         return str(response.metadata.get("sql_query") or response.response or "")
 
-    def correct_sql(self, question: str, failed: Attempt, tables: Sequence[str] = (), tried: Sequence[str] = ()) -> str:
+    def correct_sql(
+        self, question: str, failed: Attempt, tables: Sequence[str] = (), tried: Sequence[str] = (), hint: str = ""
+    ) -> str:
         """A rewrite of a failed statement: for a column of a table the statement did not join, kb's
         join along the foreign keys (:mod:`kb.engines.sql_repairs`); otherwise the LLM's,
         given the error, the schema again and, for an unknown column or table, where the column is
@@ -273,14 +356,14 @@ class SQLEngine(CustomQueryEngine):
         joined = self.repairs.add_missing_join(failed.sql, failed.error or "")
         if joined and _normalized(joined) not in tried_forms:
             return joined
-        hint = self.repairs.hint_for(failed.error or "", tables, failed.sql)
+        advice = self.repairs.hint_for(failed.error or "", tables, failed.sql)
         prompt = CORRECTION_PROMPT.format(
             dialect=self.sql_database.dialect,
             schema=self.schema_text,
-            query_str=question,
+            query_str=self._asked(question, hint),
             sql=failed.sql,
             error=failed.error,
-            hint=f"Hint: {hint}\n" if hint else "",
+            hint=f"Hint: {advice}\n" if advice else "",
             examples=self.examples_text,
         )
         rewrite = str(self.llm.complete(prompt).text)
@@ -304,6 +387,21 @@ class SQLEngine(CustomQueryEngine):
         rows = [{c: _plain(v) for c, v in zip(columns, row)} for row in fetched[: self.row_limit]]
         return rows, len(fetched) > self.row_limit
 
+    def _run_checked(self, checked: CheckedSQL) -> Statement:
+        """Run a checked statement: its rows, or the server's error (a server that is down is raised)."""
+        try:
+            rows, truncated = self.run(checked)
+        except DatabaseUnavailable:
+            raise  # the server is down: nothing a rewrite of the statement could change
+        except Exception as exc:  # the server refused it: unknown column, time limit, no privilege...
+            error = str(getattr(exc, "orig", exc)).splitlines()[0][:300]
+            if is_database_down(exc):
+                raise DatabaseUnavailable(
+                    f"the business database at {self.readonly.where} stopped answering: {error}"
+                ) from None
+            return Statement(checked.sql, error=error)
+        return Statement(checked.sql, rows, truncated)
+
     def _tie(self, checked: CheckedSQL, rows: list[dict[str, Any]]) -> Optional[Tie]:
         """Rows a ``LIMIT`` cut although they tie with its last row (:mod:`kb.engines.sql_ties`)."""
         probe = tie_probe(checked.sql)
@@ -316,30 +414,19 @@ class SQLEngine(CustomQueryEngine):
             return None
         return with_ties(rows, probe_rows, probe[1], probe[2])
 
-    def _repaired(self, question: str, checked: CheckedSQL) -> Optional[tuple[str, CheckedSQL]]:
-        """What is wrong with a statement that would run, and kb's repair of it, checked by the guard
-        (:meth:`StatementRepairs.before_running`); None when nothing is, or the guard refuses the
-        repair (a join to a table outside the allow-list): the statement then runs as written."""
-        repaired = self.repairs.before_running(question, checked.sql)
-        if repaired is None:
-            return None
-        try:
-            return repaired[0], self.guard.check(repaired[1])
-        except SQLRefused:
-            return None
-
-    def compute(self, question: str) -> SQLOutcome:
-        """Write, check and run (and correct) the SQL for ``question``; no answer is written yet."""
-        started = time.perf_counter()
-        outcome = SQLOutcome(question=question)
+    def _attempts(self, question: str, hint: str, outcome: SQLOutcome) -> tuple[Optional[Statement], float, float]:
+        """The greedy statement and its corrections, until one runs (at most ``max_attempts``): the
+        statement that ran (None: none did), and the seconds spent writing and running."""
         writing = running = 0.0
         used_tables: tuple[str, ...] = ()
         for number in range(self.max_attempts):
             t = time.perf_counter()
             proposed = (
-                self.write_sql(question)
+                self.write_sql(question, hint)
                 if number == 0
-                else self.correct_sql(question, outcome.attempts[-1], used_tables, [a.sql for a in outcome.attempts])
+                else self.correct_sql(
+                    question, outcome.attempts[-1], used_tables, [a.sql for a in outcome.attempts], hint
+                )
             )
             writing += time.perf_counter() - t
             attempt = Attempt(sql=clean(proposed) or proposed)
@@ -349,39 +436,97 @@ class SQLEngine(CustomQueryEngine):
             except SQLRefused as refusal:
                 attempt.error = f"refused by the guard: {refusal}"
                 outcome.refused, outcome.refusal_reason = True, str(refusal)
+                if number == 0:
+                    outcome.first_statement = Statement(attempt.sql, error=attempt.error)
                 if not refusal.retryable:
                     break
                 continue
             attempt.sql, used_tables = checked.sql, checked.tables
             outcome.refused, outcome.refusal_reason = False, None
-            repaired = self._repaired(question, checked)
-            if repaired:  # it would run and answer another question: kb's repair runs instead
-                attempt.error = f"not run: {repaired[0]}"
-                checked = repaired[1]
-                attempt = Attempt(sql=checked.sql)
-                outcome.attempts.append(attempt)
-                used_tables = checked.tables
             t = time.perf_counter()
+            ran = self._run_checked(checked)
+            running += time.perf_counter() - t
+            if number == 0:
+                outcome.first_statement = ran
+            if ran.rows is not None:
+                return ran, writing, running
+            attempt.error = ran.error
+            if any(marker in (ran.error or "") for marker in NOT_RETRIED):
+                break
+        return None, writing, running
+
+    def _sampled(self, question: str, hint: str, seed: int) -> Optional[Statement]:
+        """One sampled candidate, checked and run (kb's join added once if the server names an unknown
+        column); None when the guard refuses it or it does not run."""
+        proposed = self.write_sql(question, hint, seed=seed)
+        try:
+            checked = self.guard.check(proposed)
+        except SQLRefused:
+            return None
+        ran = self._run_checked(checked)
+        if ran.rows is None:
+            joined = self.repairs.add_missing_join(checked.sql, ran.error or "")
+            if joined is None:
+                return None
             try:
-                outcome.rows, outcome.truncated = self.run(checked)
-                outcome.tie = self._tie(checked, outcome.rows)
-                outcome.rows = outcome.tie.rows if outcome.tie else outcome.rows
-            except DatabaseUnavailable:
-                raise  # the server is down: nothing a rewrite of the statement could change
-            except Exception as exc:  # the server refused it: unknown column, time limit, no privilege...
-                attempt.error = str(getattr(exc, "orig", exc)).splitlines()[0][:300]
-                if any(marker in attempt.error for marker in LOST):
-                    raise DatabaseUnavailable(
-                        f"the business database at {self.readonly.where} stopped answering: {attempt.error}"
-                    ) from None
-                if any(marker in attempt.error for marker in NOT_RETRIED):
-                    break
+                ran = self._run_checked(self.guard.check(joined))
+            except SQLRefused:
+                return None
+        return ran if ran.rows is not None else None
+
+    def _vote(self, question: str, hint: str, greedy: Optional[Statement]) -> tuple[Optional[Statement], Votes, float]:
+        """Execution-guided selection (see the module docstring): the statement whose rows the most
+        candidates gave, how they voted, and the seconds spent on the extra candidates."""
+        started = time.perf_counter()
+        groups: list[list[Statement]] = [[greedy]] if greedy is not None else []
+        written = 1
+        for seed in range(1, self.candidates):
+            left = self.candidates - written
+            sizes = sorted((len(g) for g in groups), reverse=True) + [0, 0]
+            if sizes[0] > sizes[1] + left:
+                break  # no remaining candidate can change the vote
+            candidate = self._sampled(question, hint, seed)
+            written += 1
+            if candidate is None:
                 continue
-            finally:
-                running += time.perf_counter() - t
-            break
-        outcome.sql = outcome.attempts[-1].sql
-        if outcome.rows is None or outcome.attempts[-1].error:
+            key = result_key(candidate.rows or [])
+            same = next((g for g in groups if result_key(g[0].rows or []) == key), None)
+            if same is None:
+                groups.append([candidate])
+            else:
+                same.append(candidate)
+        ran = sum(len(g) for g in groups)
+        if not groups:
+            return None, Votes(written, 0, 0, False), time.perf_counter() - started
+        best = max(len(g) for g in groups)
+        leaders = [g for g in groups if len(g) == best]
+        chosen = next((g for g in leaders if greedy is not None and g[0] is greedy), leaders[0])
+        votes = Votes(written, ran, best, greedy is not None and chosen[0] is greedy)
+        return chosen[0], votes, time.perf_counter() - started
+
+    def compute(self, question: str) -> SQLOutcome:
+        """Write, check and run (and correct) the SQL for ``question``; no answer is written yet."""
+        started = time.perf_counter()
+        outcome = SQLOutcome(question=question)
+        outcome.value_hint = self.values.hint(question) if self.values is not None else ""
+        chosen, writing, running = self._attempts(question, outcome.value_hint, outcome)
+        if self.candidates > 1 and not (outcome.refused and chosen is None and not outcome.attempts[-1].error):
+            voted, outcome.votes, seconds = self._vote(question, outcome.value_hint, chosen)
+            writing += seconds
+            if voted is not None and voted is not chosen:
+                if chosen is not None:  # it ran, but the other candidates' rows won the vote
+                    outcome.attempts[-1].error = f"outvoted: {outcome.votes.sentence()}"
+                outcome.attempts.append(Attempt(sql=voted.sql))  # the rows most candidates gave
+                outcome.refused, outcome.refusal_reason = False, None
+                chosen = voted
+        if chosen is not None:
+            t = time.perf_counter()
+            outcome.rows, outcome.truncated = chosen.rows, chosen.truncated
+            outcome.tie = self._tie(CheckedSQL(original=chosen.sql, sql=chosen.sql, tables=()), outcome.rows or [])
+            outcome.rows = outcome.tie.rows if outcome.tie else outcome.rows
+            running += time.perf_counter() - t
+        outcome.sql = chosen.sql if chosen is not None else outcome.attempts[-1].sql
+        if chosen is None:
             outcome.rows = None if outcome.refused else []
             tries = f" after {len(outcome.attempts)} attempts" if len(outcome.attempts) > 1 else ""
             outcome.failure = (
@@ -390,7 +535,7 @@ class SQLEngine(CustomQueryEngine):
                 else f"The query failed on the server{tries}: {outcome.attempts[-1].error}"
             )
         outcome.timings = {
-            "retrieval_ms": round(running * 1000, 2),
+            "query_ms": round(running * 1000, 2),
             "generation_ms": round(writing * 1000, 2),
             "total_ms": round((time.perf_counter() - started) * 1000, 2),
         }

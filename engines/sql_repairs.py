@@ -1,17 +1,19 @@
-"""Repairs of LLM-written statements that kb makes itself, before or after the server sees them.
+"""Repairs of LLM-written statements that kb makes itself, after the server rejected them.
 
 A 1.5B model makes a few mistakes again and again, and told about one it often writes the same
-statement once more. Where the repair follows from the schema alone, kb writes it (the guard checks
-the result like any other attempt, and the response lists both):
+statement once more. Where the server's error and the schema alone decide the repair, kb writes it
+(the guard checks the result like any other attempt, and the response lists both). The trigger is
+always the server's "Unknown column" for a statement that could not run, never the question's words:
 
-* after the server's "Unknown column": the join along the foreign keys to the table that has the
-  column (placed before the join whose ON clause needed it), or the right table's alias;
-* before running (a statement that would run and silently answer something else): a text value
-  compared with the wrong column of its table; a filter on the state every record starts in, where
-  the question names the event ("orders placed in 2025" counts every order, whatever its status
-  now); an id selected where a "which"/"what" question asks for the thing's name.
+* the column is qualified with the wrong table of the statement while exactly one of its tables has
+  it: the qualifier is corrected;
+* otherwise the join along the foreign keys to the one nearest table that has the column is added
+  (placed before the join whose ON clause needed it).
 
-Everything else goes back to the model with the error and :meth:`StatementRepairs.hint_for`'s hint.
+A statement that runs is never rewritten here: what it means is the model's (the prompt's rules and
+value linking, :mod:`kb.engines.sql_values`, inform it; execution-guided selection votes between
+its candidates). Everything else goes back to the model with the error and
+:meth:`StatementRepairs.hint_for`'s hint.
 """
 
 from __future__ import annotations
@@ -27,59 +29,6 @@ _UNKNOWN_COLUMN = re.compile(r"Unknown column '(?:([^'.]+)\.)?([^'.]+)'", re.I)
 _UNKNOWN_TABLE = re.compile(
     r"table '([^']+)' is not one of the allowed tables|Table '[^'.]*\.?([^']+)' doesn't exist", re.I
 )
-
-_STATE_COLUMN = re.compile(r"(^|_)(status|state)$", re.I)
-_ABOUT_STATE = re.compile(r"\b(status|state|still|currently|yet|remain\w*)\b", re.I)
-_ASKS_WHICH = re.compile(r"\s*(which|what)\b", re.I)
-_ASKS_ID = re.compile(r"\b(ids?|identifiers?|numbers?|codes?|sku)\b", re.I)
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(milliseconds?|ms|seconds?|secs?|minutes?|mins?|hours?)\b", re.I)
-_UNIT_SECONDS = {"millisecond": 0.001, "ms": 0.001, "second": 1, "sec": 1, "minute": 60, "min": 60, "hour": 3600}
-
-
-def _seconds_per(unit: str) -> Optional[float]:
-    unit = unit.lower()
-    return _UNIT_SECONDS.get(unit if unit == "ms" else unit.rstrip("s"))
-
-
-def _column_unit(name: str) -> Optional[float]:
-    """Seconds per unit of a column named after its unit (Milliseconds, duration_ms, length_seconds)."""
-    words = [w for w in re.split(r"_|(?<=[a-z])(?=[A-Z])", name) if w]
-    return next((unit for word in reversed(words) if (unit := _seconds_per(word)) is not None), None)
-
-
-def _participle(state: str) -> str:
-    """The event's word for a state: placed -> placed, open -> opened, close -> closed."""
-    return state if state.endswith("ed") else state + ("d" if state.endswith("e") else "ed")
-
-
-def _names_event(question: str, state: str) -> bool:
-    """The question uses a state's word as the event ("were placed", "opened"), not as a state ("are open")."""
-    for match in re.finditer(rf"\b{re.escape(_participle(state))}\b", question, re.I):
-        if not re.search(r"\b(is|are)\s+$", question[: match.start()], re.I):
-            return True
-    return False
-
-
-def _drop_conjunct(condition: Any) -> bool:
-    """Remove a condition ANDed into a WHERE clause; False (nothing removed) anywhere else."""
-    from sqlglot import exp
-
-    node, parent = condition, condition.parent
-    while isinstance(parent, exp.Paren):
-        node, parent = parent, parent.parent
-    if isinstance(parent, exp.And):
-        other = parent.expression if parent.this is node else parent.this
-        above: Any = parent
-        while isinstance(above.parent, (exp.And, exp.Paren)):
-            above = above.parent
-        if not isinstance(above.parent, exp.Where):
-            return False
-        parent.replace(other)
-        return True
-    if isinstance(parent, exp.Where):
-        parent.pop()
-        return True
-    return False
 
 
 class StatementRepairs:
@@ -254,145 +203,6 @@ class StatementRepairs:
             joins[:] = joins[: needing[0]] + joins[existing:] + joins[needing[0] : existing]
         return tree.sql(dialect="mysql")
 
-    def before_running(self, question: str, sql: str) -> Optional[tuple[str, str]]:
-        """What is wrong with a statement that would run but answer something else than ``question``
-        asks, and the repaired statement; None when nothing is. Each repair below looks at the
-        parsed statement and mends it in place."""
-        import sqlglot
-
-        try:
-            tree = sqlglot.parse_one(sql, read="mysql")
-        except Exception:
-            return None
-        problems = [
-            problem
-            for repair in (self._misplaced_value, self._initial_state_filter, self._names_for_ids, self._units)
-            if (problem := repair(question, tree))
-        ]
-        return ("; ".join(problems), tree.sql(dialect="mysql")) if problems else None
-
-    def _misplaced_value(self, question: str, tree: Any) -> Optional[str]:
-        """A text value compared with a column whose values are all known and do not include it, while
-        another column of the same table holds exactly that value (``status = 'urgent'`` where
-        ``priority`` has 'urgent'): the statement then compares the right column. Such a statement
-        runs and silently counts nothing; small models confuse sibling columns."""
-        from sqlglot import exp
-
-        for comparison in tree.find_all(exp.EQ, exp.NEQ, exp.In):
-            col = comparison.this if isinstance(comparison.this, exp.Column) else None
-            others = comparison.expressions if isinstance(comparison, exp.In) else [comparison.expression]
-            if col is None or not others or not all(isinstance(o, exp.Literal) and o.is_string for o in others):
-                continue
-            table = self._column_table(tree, col)
-            if table is None:
-                continue
-            wanted = {str(o.this).lower() for o in others}
-            known = self._known_values(table, col.name)
-            if known is None or wanted <= known:
-                continue
-            holders = [
-                c.name
-                for c in self.table(table).columns
-                if c.name.lower() != col.name.lower()
-                and (values := self._known_values(table, c.name))
-                and wanted <= values
-            ]
-            if len(holders) != 1:
-                continue
-            problem = f"{table}.{col.name} has no value {', '.join(sorted(wanted))}; {table}.{holders[0]} has"
-            col.set("this", exp.to_identifier(holders[0]))
-            return problem
-        return None
-
-    def _initial_state_filter(self, question: str, tree: Any) -> Optional[str]:
-        """``status = 'placed'`` where 'placed' is the first value of a status ENUM (the state every
-        record is created in) and the question names that event ("orders placed in 2025", "tickets
-        opened by business customers"): the question counts every record the event happened to,
-        whatever its state now, so the filter is dropped. Kept when the question asks about the
-        state (status, still, currently, yet, remain) or uses the word as a state ("open tickets")."""
-        from sqlglot import exp
-
-        if _ABOUT_STATE.search(question):
-            return None
-        for comparison in list(tree.find_all(exp.EQ)):
-            col, value = comparison.this, comparison.expression
-            if not (isinstance(col, exp.Column) and isinstance(value, exp.Literal) and value.is_string):
-                continue
-            table = self._column_table(tree, col)
-            column = self._column(table, col.name) if table else None
-            if column is None or not _STATE_COLUMN.search(column.name) or not column.type_text.startswith("ENUM("):
-                continue
-            first = (column.values or [""])[0]
-            if str(value.this).lower() != first.lower() or not _names_event(question, first):
-                continue
-            if _drop_conjunct(comparison):
-                return (
-                    f"{table}.{column.name} = '{first}' keeps only the records still in their first state; "
-                    f"the question asks about every record {_participle(first)}"
-                )
-        return None
-
-    def _names_for_ids(self, question: str, tree: Any) -> Optional[str]:
-        """An id selected where a "which"/"what" question asks for the thing: the thing's name
-        instead (its table's one ``name`` or ``title`` column; the join added for a foreign key)."""
-        from sqlglot import exp
-
-        if not _ASKS_WHICH.match(question) or _ASKS_ID.search(question) or not isinstance(tree, exp.Select):
-            return None
-        own = [t for t in tree.find_all(exp.Table) if t.find_ancestor(exp.Select) is tree]
-        changed = []
-        for projection in tree.expressions:
-            col = projection.this if isinstance(projection, exp.Alias) else projection
-            table = self._column_table(tree, col) if isinstance(col, exp.Column) else None
-            column = self._column(table, col.name) if table else None
-            if table is None or column is None:
-                continue
-            target = (table, column.name) if column.primary else column.references
-            name_column = self._name_column(target[0]) if target else None
-            if target is None or name_column is None:
-                continue
-            grouped = [g for g in (tree.args.get("group") or exp.Group()).expressions if g == col]
-            if len(own) == 1:  # a join may come: the query's own columns are qualified first
-                self._qualify(tree, own[0].name, own[0].alias_or_name)
-            joined = [t for t in own if t.name == target[0]]
-            if column.primary or joined:
-                qualifier = col.table if column.primary and col.table else (joined or own)[0].alias_or_name
-            else:
-                qualifier = target[0]
-                tree.join(
-                    qualifier, on=f"{qualifier}.{target[1]} = {col.sql(dialect='mysql')}", dialect="mysql", copy=False
-                )
-            name = exp.column(name_column, table=qualifier)
-            if grouped:  # grouped by the id: by its name too
-                tree.args["group"].append("expressions", name.copy())
-            col.replace(name)
-            changed.append(f"{target[0]}.{name_column}, not {table}.{column.name}")
-        return f"the question asks which: {'; '.join(changed)}" if changed else None
-
-    def _units(self, question: str, tree: Any) -> Optional[str]:
-        """A duration in the question compared, in the wrong unit, with a column whose name gives its
-        unit (``Milliseconds > 50000`` for "longer than 5 minutes"): the number converted."""
-        from sqlglot import exp
-
-        quantities = _DURATION.findall(question)
-        if len(quantities) != 1:
-            return None
-        amount, unit = float(quantities[0][0]), _seconds_per(quantities[0][1]) or 1.0
-        for comparison in tree.find_all(exp.GT, exp.GTE, exp.LT, exp.LTE, exp.EQ):
-            col, number = comparison.this, comparison.expression
-            if not (isinstance(col, exp.Column) and isinstance(number, exp.Literal) and not number.is_string):
-                continue
-            column_unit = _column_unit(col.name)
-            if column_unit is None:
-                continue
-            wanted = amount * unit / column_unit
-            if float(number.this) == wanted:
-                return None
-            shown = str(int(wanted)) if wanted == int(wanted) else str(wanted)
-            number.replace(exp.Literal.number(shown))
-            return f"{quantities[0][0]} {quantities[0][1]} is {shown} in {col.name}, not {number.this}"
-        return None
-
     def _qualify(self, select: Any, table: str, alias: str) -> None:
         """Qualify a query's unqualified columns of ``table`` with ``alias``: a join about to be added
         could make them ambiguous."""
@@ -406,33 +216,6 @@ class StatementRepairs:
     def _column(self, table: str, name: str) -> Optional[Column]:
         """A table's column by name, as MariaDB matches names: case-insensitively."""
         return next((c for c in self.table(table).columns if c.name.lower() == name.lower()), None)
-
-    def _name_column(self, table: str) -> Optional[str]:
-        """The column that names a table's records: its one ``name`` or ``title`` column."""
-        if table not in self.tables:
-            return None
-        names = [c.name for c in self.table(table).columns if c.name.lower() in ("name", "title")]
-        return names[0] if len(names) == 1 else None
-
-    def _known_values(self, table: str, column: str) -> Optional[set[str]]:
-        """Every value of a column, lower-cased (MariaDB compares case-insensitively), when known."""
-        col = self._column(table, column)
-        return {v.lower() for v in col.values} if col and col.values is not None else None
-
-    def _column_table(self, tree: Any, col: Any) -> Optional[str]:
-        """The table a column of ``tree`` belongs to: its qualifier's, or the one table of its query having it."""
-        from sqlglot import exp
-
-        if col.table:
-            return self._table_of(tree, col.table)
-        scope = col.find_ancestor(exp.Select)
-        if scope is None:
-            return None
-        names = [
-            t.name for t in scope.find_all(exp.Table) if t.find_ancestor(exp.Select) is scope and t.name in self.tables
-        ]
-        having = [t for t in names if self._column(t, col.name)]
-        return having[0] if len(having) == 1 else None
 
     def _hint_for_table(self, name: str) -> str:
         """The real tables, and those tables and columns whose names share a word with ``name``."""

@@ -109,6 +109,11 @@ class IndexingSettings(_Strict):
     group_size: int = Field(64, ge=1, le=10000, description="files embedded and written together")
     kv_table: str = Field("kb_kv", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     max_file_mb: float = Field(50.0, gt=0, description="larger files are reported and not indexed")
+    follow_symlinks: bool = Field(
+        False,
+        description="follow symbolic links whose target lies inside the indexed folder; links leaving "
+        "it are never followed, and kb's home is never indexed",
+    )
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> IndexingSettings:
@@ -125,6 +130,16 @@ class EngineSettings(_Strict):
     response_mode: Literal["compact", "refine", "tree_summarize", "simple_summarize"] = "compact"
     reranker: str | None = Field(None, description="none; 'llm'; or a sentence-transformers cross-encoder path")
     rerank_candidates: int = Field(3, ge=1, le=20, description="retrieve top_k times this many before reranking")
+    context_tokens: int = Field(
+        512,
+        ge=0,
+        le=100_000,
+        description="chunk text given to the LLM per answer, in tokens (the best chunks first; 0: every "
+        "retrieved chunk): the speed/quality trade-off of the documents route (benchmarks/answer_quality.py)",
+    )
+    min_relative_score: float = Field(
+        0.0, ge=0.0, le=1.0, description="chunks scoring below this share of the best one stay out of the prompt"
+    )
     memory_tokens: int = Field(1024, ge=64, description="chat history kept for a session, in tokens")
     condense: Literal["auto", "llm", "concat"] = Field(
         "auto",
@@ -156,6 +171,16 @@ class SqlSettings(_Strict):
         description="a YAML file of good question/SQL pairs for this database ([{q: ..., sql: ...}]), "
         "shown to the model with the schema; relative paths are from the current directory",
     )
+    candidates: int = Field(
+        3,
+        ge=1,
+        le=16,
+        description="statements written per question (the greedy one, then samples) and voted on by the rows "
+        "they give; 1: the greedy statement only",
+    )
+    value_linking: bool = Field(
+        True, description="tell the model which column holds each stored value the question names"
+    )
 
 
 class RouterSettings(_Strict):
@@ -180,6 +205,12 @@ class ServeSettings(_Strict):
     max_request_kb: int = Field(256, ge=1, le=65536, description="larger request bodies get 413")
     index_roots: list[str] = Field(
         default_factory=list, description="folders POST /v1/index may index (and below); empty = API indexing off"
+    )
+    request_timeout_s: float = Field(
+        120.0, gt=0, le=3600, description="a request not answered by then gets 504; its work is stopped"
+    )
+    model_queue: int = Field(
+        8, ge=0, le=1000, description="requests that may wait for the local model; more get 503 with Retry-After"
     )
     keys_table: str = Field("kb_api_keys", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     access_log_table: str = Field("kb_access_log", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")

@@ -35,6 +35,8 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
 
+from kb.engines.answer import GENERATION_STOP, GenerationStopped, generation_stopped
+
 STOP = ["<|im_end|>", "<|endoftext|>"]
 _LOADED: dict[tuple[Any, ...], tuple[Any, threading.Lock]] = {}
 _LOADING = threading.Lock()
@@ -65,7 +67,8 @@ def _shared_model(
                 from kb.prompt_cache import PromptStateCache
 
                 folder = Path(cache_dir) / f"{Path(path).name}-ctx{n_ctx}" if cache_dir else None
-                model.set_cache(PromptStateCache(cache_mb * 1024 * 1024, folder, n_ctx=n_ctx))
+                below = Path(cache_dir).parent if cache_dir else None  # cache_dir itself is made owner-only too
+                model.set_cache(PromptStateCache(cache_mb * 1024 * 1024, folder, n_ctx=n_ctx, home=below))
             _LOADED[key] = (model, threading.Lock())
         return _LOADED[key]
 
@@ -77,6 +80,7 @@ class LocalLlamaCPP(CustomLLM):
     context_window: int = Field(default=8192, ge=256, description="tokens of prompt and answer together")
     max_new_tokens: int = Field(default=256, ge=1, description="tokens generated at most per call")
     temperature: float = Field(default=0.0, ge=0.0)
+    seed: int = Field(default=0, description="sampling seed: with temperature > 0, another seed gives another sample")
     n_threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))
     prompt_cache_mb: int = Field(default=512, ge=0, description="room for cached prompt states; 0: none")
     prompt_cache_dir: Optional[str] = Field(default=None, description="keep them on disk here (else in RAM)")
@@ -107,12 +111,17 @@ class LocalLlamaCPP(CustomLLM):
         return self._model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
     def _options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        return {
+        options: dict[str, Any] = {
             "max_tokens": int(kwargs.get("max_tokens") or self.max_new_tokens),
             "temperature": float(kwargs.get("temperature", self.temperature)),
             "stop": STOP + list(kwargs.get("stop") or []),
-            "seed": 0,
+            "seed": int(kwargs.get("seed", self.seed)),
         }
+        if GENERATION_STOP.get() is not None:  # asked after every token (see kb.engines.answer)
+            from llama_cpp import StoppingCriteriaList
+
+            options["stopping_criteria"] = StoppingCriteriaList([lambda input_ids, logits: generation_stopped()])
+        return options
 
     def _prompt(self, prompt: str, formatted: bool) -> str:
         if formatted:
@@ -124,7 +133,10 @@ class LocalLlamaCPP(CustomLLM):
 
     def _generate(self, text: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            return self._model.create_completion(text, **self._options(kwargs))
+            result = self._model.create_completion(text, **self._options(kwargs))
+        if generation_stopped():
+            raise GenerationStopped("the answer was no longer wanted; generation stopped")
+        return result
 
     def _stream(self, text: str, kwargs: dict[str, Any]) -> CompletionResponseGen:
         options = self._options(kwargs)
@@ -138,6 +150,8 @@ class LocalLlamaCPP(CustomLLM):
                     delta = piece["choices"][0]["text"]
                     so_far += delta
                     yield CompletionResponse(text=so_far, delta=delta, raw=piece)
+            if generation_stopped():
+                raise GenerationStopped("the answer was no longer wanted; generation stopped")
 
         return gen()
 

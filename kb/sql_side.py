@@ -55,6 +55,8 @@ def build_database_side(
             max_tables_in_prompt=sql.max_tables_in_prompt,
             embed_model=embed_model,
             examples=examples,
+            candidates=sql.candidates,
+            value_linking=sql.value_linking,
             callback_manager=model.callback_manager,
         )
     except SQLRefused as exc:

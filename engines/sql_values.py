@@ -1,0 +1,204 @@
+"""Value linking: which column holds a value the question names, read from the data.
+
+A question says "orders from Hamburg" or "tracks in the Rock genre"; the model has to know that
+'Hamburg' is a value of ``customers.city`` (not of ``orders``) and how the data spells it. The
+schema's description lists a column's values when it has few (ENUM and SET members, text columns
+of at most ``MAX_LISTED`` values: :mod:`kb.engines.sql_schema`); this index holds the distinct values
+of the other text columns, those with up to ``MAX_VALUES`` of them (names, titles, cities), and finds
+those the question names: its words, case and punctuation aside,
+equal to a stored value's words (a one-word value also in the singular or plural; in a column of
+many distinct values, such as names and titles, a one-word value only where the question writes it
+capitalized, so that "belong" does not name a track called "Belong"). The prompt then
+says where each named value lives and how it is spelled ("'Hamburg' is a value of customers.city"),
+which the model may use or not: nothing in the statement is changed by it. Values the schema
+already lists are not repeated: a state's word in a question is often its event's verb ("orders
+placed in May" against ``status = 'placed'``), and a line saying the question names that value
+pushes the model into a filter the question did not ask for.
+
+The index is built on the first question and rebuilt when the tables change (their row counts or
+last update time in ``information_schema``, looked at most once a ``refresh_s``).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from kb.engines.sql_schema import MAX_LISTED
+from kb.stores.connection import MariaDBConnection, quote_identifier
+
+MAX_VALUES = 5000  # a column with more distinct values is free text or an identifier: not indexed
+MAX_VALUE_LENGTH = 80
+MAX_WORDS = 8  # the longest value matched, in words
+MAX_HINTS = 8  # values named in one prompt at most
+CATEGORICAL = 100  # a column with at most this many distinct values holds categories, not names
+_TEXT_TYPES = ("char", "varchar", "tinytext")  # ENUM and SET members are listed by the schema itself
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# Values that are only these words name nothing in particular ('a', 'no', 'other'): never linked.
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "do",
+        "does",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "many",
+        "much",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "other",
+        "the",
+        "their",
+        "there",
+        "this",
+        "to",
+        "was",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "with",
+        "yes",
+        "none",
+        "all",
+    ]
+)
+
+
+def words(text: str) -> tuple[str, ...]:
+    """Lower-cased words of ``text``, punctuation and underscores dropped."""
+    return tuple(_WORD.findall(text.casefold()))
+
+
+@dataclass(frozen=True)
+class ValueLink:
+    """A stored value the question names, and the columns that hold it."""
+
+    value: str  # as stored
+    columns: tuple[str, ...]  # "table.column"
+    categorical: bool = True  # one of its columns has few distinct values
+
+    def sentence(self) -> str:
+        where = " and ".join(self.columns) if len(self.columns) <= 3 else ", ".join(self.columns[:3]) + ", ..."
+        return f"'{self.value}' is a value of {where}"
+
+
+class ValueIndex:
+    """The linkable values of some tables of one database, read through the given (read-only) account."""
+
+    def __init__(
+        self, connection: MariaDBConnection, database: str, tables: Sequence[str], *, refresh_s: float = 60.0
+    ) -> None:
+        self._conn = connection
+        self.database = database
+        self.tables = list(tables)
+        self.refresh_s = refresh_s
+        self._lock = threading.Lock()
+        self._by_words: dict[
+            tuple[str, ...], dict[str, set[tuple[str, bool]]]
+        ] = {}  # words -> value -> (column, categorical)
+        self._signature: tuple | None = None
+        self._checked = 0.0
+
+    # -- building ----------------------------------------------------------------------------------
+    def _current_signature(self) -> tuple:
+        if not self.tables:
+            return ()
+        rows = self._conn.fetchall(
+            "SELECT TABLE_NAME, TABLE_ROWS, UPDATE_TIME, CREATE_TIME FROM information_schema.TABLES "
+            f"WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN ({', '.join('?' for _ in self.tables)}) ORDER BY TABLE_NAME",
+            (self.database, *self.tables),
+        )
+        return tuple(tuple(str(v) for v in row) for row in rows)
+
+    def _build(self) -> dict[tuple[str, ...], dict[str, set[tuple[str, bool]]]]:
+        index: dict[tuple[str, ...], dict[str, set[tuple[str, bool]]]] = {}
+        schema = quote_identifier(self.database)
+        for table in self.tables:
+            columns = self._conn.fetchall(
+                "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE FROM information_schema.COLUMNS "
+                "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND DATA_TYPE IN "
+                f"({', '.join('?' for _ in _TEXT_TYPES)}) AND COALESCE(CHARACTER_MAXIMUM_LENGTH, 0) <= 255",
+                (self.database, table, *_TEXT_TYPES),
+            )
+            for column, _, _ in columns:
+                col = quote_identifier(column)
+                rows = self._conn.fetchall(
+                    f"SELECT DISTINCT {col} FROM {schema}.{quote_identifier(table)} WHERE {col} IS NOT NULL "
+                    f"LIMIT {MAX_VALUES + 1}"
+                )
+                if len(rows) <= MAX_LISTED or len(rows) > MAX_VALUES:
+                    continue  # listed by the schema already, or free text and identifiers
+                values = [str(row[0]) for row in rows]
+                for value in values:
+                    key = words(value)
+                    if not key or len(key) > MAX_WORDS or len(value) > MAX_VALUE_LENGTH:
+                        continue
+                    if all(w in _STOP or w.isdigit() for w in key):
+                        continue
+                    where = (f"{table}.{column}", len(values) <= CATEGORICAL)
+                    index.setdefault(key, {}).setdefault(value, set()).add(where)
+        return index
+
+    def _index(self) -> dict[tuple[str, ...], dict[str, set[tuple[str, bool]]]]:
+        with self._lock:
+            now = time.monotonic()
+            if self._signature is None or now - self._checked >= self.refresh_s:
+                signature = self._current_signature()
+                if signature != self._signature:
+                    self._by_words = self._build()
+                    self._signature = signature
+                self._checked = now
+            return self._by_words
+
+    # -- linking -----------------------------------------------------------------------------------
+    def links(self, question: str) -> list[ValueLink]:
+        """The stored values the question names, longest first; a value inside a longer one named is left out."""
+        index = self._index()
+        said = words(question)
+        written = _WORD.findall(question)  # the same words as the question writes them
+        found: list[tuple[int, int, ValueLink]] = []
+        for size in range(min(MAX_WORDS, len(said)), 0, -1):
+            for start in range(len(said) - size + 1):
+                if any(s <= start and start + size <= e for s, e, _ in found):
+                    continue  # part of a longer value already named
+                key = said[start : start + size]
+                stored = index.get(key)
+                if stored is None and size == 1:  # one word: singular or plural of a stored value
+                    stored = index.get((key[0][:-1],)) if key[0].endswith("s") else index.get((key[0] + "s",))
+                for value, places in sorted((stored or {}).items()):
+                    categorical = any(c for _, c in places)
+                    if size == 1 and not categorical and not written[start][:1].isupper():
+                        continue  # a lower-case word matching one name among many: a word, not the name
+                    columns = tuple(sorted(column for column, _ in places))
+                    found.append((start, start + size, ValueLink(value, columns, categorical)))
+        found.sort(key=lambda item: item[0])
+        return [link for _, _, link in found[:MAX_HINTS]]
+
+    def hint(self, question: str) -> str:
+        """One line for the prompt, or "" when the question names no stored value."""
+        links = self.links(question)
+        return ("Values named in the question: " + "; ".join(link.sentence() for link in links) + ".") if links else ""
