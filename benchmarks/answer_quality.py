@@ -1,29 +1,48 @@
-"""Answer quality over the demo documents: kb's documents engine against plain LlamaIndex, same run.
+"""Answers from documents: kb's documents route against plain LlamaIndex, same model, same store, same run.
 
-46 questions over data/docs (benchmarks/data/answer_quality.yaml), each with the fact its answer must
-contain and the file it comes from. Both systems use the same LLM, the same embedding model and the
-same ``MariaDBVectorStore`` (indexed once by kb):
+Two labelled sets, each question with the fact its answer must contain and the file it comes from:
 
-* kb: ``KnowledgeBase.query(question, route="documents")`` (hybrid retrieval, kb's prompt);
-* plain LlamaIndex: ``VectorStoreIndex.from_vector_store(store).as_query_engine()`` with its defaults.
+* demo (benchmarks/data/answer_quality.yaml, 46 questions over data/docs), in a ``dev`` part (may be
+  studied to choose settings) and a ``test`` part (only scored);
+* mariadb-docs (benchmarks/data/answer_quality_mariadb_docs.yaml, 32 questions over the 1,278 pages of
+  ../shared/eval/mariadb-docs, indexed once into a kept benchmark database): ``test`` only, written
+  before kb answered any of them.
 
-Printed: fact present (%), first source correct (%), seconds per question, for each system.
-Run: ``.venv/bin/python benchmarks/answer_quality.py [--limit N]`` (KB_PROFILE picks the model).
+Systems, both streamed so that the first token is timed:
+
+* kb: ``KnowledgeBase.stream_query(question, route="documents")`` (hybrid retrieval, the question
+  embedded once, ``engine.context_tokens`` of chunk text in the prompt), for each value given with
+  ``--context-tokens`` (the curve that chooses the default);
+* plain LlamaIndex: ``VectorStoreIndex.from_vector_store(store).as_query_engine(streaming=True)`` with
+  its defaults (dense, top 2).
+
+Printed per set and part: fact present, first source correct, first token and total seconds (medians
+and means). Misses are printed question by question for ``dev`` only.
+Run: ``.venv/bin/python benchmarks/answer_quality.py [--sets demo,docs] [--parts dev,test]
+[--context-tokens 256,512] [--limit N] [--json FILE]`` (KB_PROFILE picks the model).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
-from common import ROOT, scratch_database
+from common import ROOT, SHARED, kept_database, scratch_database
 
 from kb.business import DATA as DEMO_DATA
 from kb.knowledge_base import KnowledgeBase
 
-QUESTIONS = Path(__file__).parent / "data" / "answer_quality.yaml"
+DATA = Path(__file__).parent / "data"
+SETS = {
+    "demo": (DATA / "answer_quality.yaml", DEMO_DATA / "docs"),
+    "docs": (DATA / "answer_quality_mariadb_docs.yaml", SHARED / "eval" / "mariadb-docs"),
+}
 
 
 def has_fact(text: str, facts: list[str]) -> bool:
@@ -31,68 +50,146 @@ def has_fact(text: str, facts: list[str]) -> bool:
     return any(str(fact).lower() in lowered for fact in facts)
 
 
+@dataclass
+class Tally:
+    fact: int = 0
+    source: int = 0
+    first_token: list[float] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
+    chunks: list[int] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        n = len(self.total)
+        return {
+            "n": n,
+            "fact_pct": round(100 * self.fact / n, 1),
+            "fact": self.fact,
+            "source_pct": round(100 * self.source / n, 1),
+            "source": self.source,
+            "first_token_median_s": round(statistics.median(self.first_token), 2),
+            "first_token_mean_s": round(statistics.fmean(self.first_token), 2),
+            "total_median_s": round(statistics.median(self.total), 2),
+            "total_mean_s": round(statistics.fmean(self.total), 2),
+            "chunks_in_prompt": round(statistics.fmean(self.chunks), 2) if self.chunks else None,
+        }
+
+
+def timed(pieces: Any) -> tuple[str, float, float]:
+    """Consume a stream of text pieces: the text, the seconds to the first non-empty piece, the total."""
+    started = time.perf_counter()
+    first = None
+    text = []
+    for piece in pieces:
+        if first is None and str(piece).strip():
+            first = time.perf_counter() - started
+        text.append(str(piece))
+    total = time.perf_counter() - started
+    return "".join(text), first if first is not None else total, total
+
+
+def ask_kb(kb: KnowledgeBase, question: str) -> tuple[str, str | None, float, float, int]:
+    started = time.perf_counter()
+    streaming = kb.stream_query(question, route="documents")
+    text, first, _ = timed(streaming)
+    total = time.perf_counter() - started
+    first += total - _  # the stream started after retrieval: time to first token counts from the question
+    answer = streaming.answer
+    chunks = sum(1 for s in answer.sources if s.in_prompt is not False)
+    return text, answer.sources[0].path if answer.sources else None, first, total, chunks
+
+
+def ask_plain(plain: Any, question: str) -> tuple[str, str | None, float, float]:
+    started = time.perf_counter()
+    response = plain.query(question)
+    text, first, _ = timed(response.response_gen)
+    total = time.perf_counter() - started
+    first += total - _
+    nodes = response.source_nodes
+    return text, nodes[0].node.metadata.get("file_path") if nodes else None, first, total
+
+
+def table(results: dict[tuple[str, str, str], Tally]) -> str:
+    lines = [
+        "| set | part | system | n | fact present | first source correct | first token s (median / mean) "
+        "| total s (median / mean) | chunks in prompt |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (key, part, system), tally in results.items():
+        r = tally.row()
+        lines.append(
+            f"| {key} | {part} | {system} | {r['n']} | {r['fact_pct']}% ({r['fact']}) | {r['source_pct']}% "
+            f"({r['source']}) | {r['first_token_median_s']} / {r['first_token_mean_s']} | {r['total_median_s']} / "
+            f"{r['total_mean_s']} | {r['chunks_in_prompt'] if r['chunks_in_prompt'] is not None else '-'} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--sets", default="demo,docs")
+    parser.add_argument("--parts", default="dev,test")
+    parser.add_argument("--context-tokens", default="", help="values of engine.context_tokens to compare (a curve)")
+    parser.add_argument("--no-plain", action="store_true")
     parser.add_argument("--limit", type=int, default=0)
-    parser.add_argument("--top-k", type=int, default=0, help="chunks given to kb's LLM (default: retrieval.top_k)")
+    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    questions = yaml.safe_load(QUESTIONS.read_text())[: args.limit or None]
-    with scratch_database() as (url, _):
-        config = {"database": {"url": url.render_as_string(hide_password=False)}, "sql": {"enabled": False}}
-        if args.top_k:
-            config["retrieval"] = {"top_k": args.top_k}
-        kb = KnowledgeBase.from_config({**_project_config(), **config})
-        report = kb.index_directory(DEMO_DATA / "docs", progress=False)
-        print(report.summary().splitlines()[0])
-        from llama_index.core import VectorStoreIndex
+    parts = set(args.parts.split(","))
+    base = yaml.safe_load((ROOT / "config.yaml").read_text()) or {}
+    budgets = [int(v) for v in args.context_tokens.split(",") if v] or [None]
+    results: dict[tuple[str, str, str], Tally] = {}
+    llm = None
+    for key in args.sets.split(","):
+        file, folder = SETS[key]
+        questions = [q for q in yaml.safe_load(file.read_text()) if q.get("part", "test") in parts]
+        questions = questions[: args.limit or None]
+        with scratch_database() as (scratch, _):
+            url = scratch if key == "demo" else kept_database("kbbench_mariadb_docs")
+            config = {**base, "database": {"url": url.render_as_string(hide_password=False)}, "sql": {"enabled": False}}
+            kbs = {}
+            for budget in budgets:
+                engine = {**base.get("engine", {}), **({"context_tokens": budget} if budget is not None else {})}
+                kbs[budget] = KnowledgeBase.from_config({**config, "engine": engine}, llm=llm)
+                llm = kbs[budget].llm  # one model for every system
+            first_kb = next(iter(kbs.values()))
+            report = first_kb.index_directory(folder, progress=False)  # incremental: the kept index is reused
+            print(report.summary().splitlines()[0], flush=True)
+            from llama_index.core import VectorStoreIndex
 
-        plain = VectorStoreIndex.from_vector_store(kb.vector_store, embed_model=kb.embed_model).as_query_engine(
-            llm=kb.llm
-        )
-        scores = {"kb": [0, 0, 0.0], "plain": [0, 0, 0.0]}
-        for number, item in enumerate(questions, start=1):
-            t = time.perf_counter()
-            answer = kb.query(item["q"], route="documents")
-            kb_time = time.perf_counter() - t
-            kb_first = answer.sources[0].path if answer.sources else None
-            t = time.perf_counter()
-            response = plain.query(item["q"])
-            plain_time = time.perf_counter() - t
-            plain_first = response.source_nodes[0].node.metadata.get("file_path") if response.source_nodes else None
-            for name, text, first, seconds in (
-                ("kb", answer.text, kb_first, kb_time),
-                ("plain", str(response), plain_first, plain_time),
-            ):
-                scores[name][0] += has_fact(text, item["fact"])
-                scores[name][1] += first == item["source"]
-                scores[name][2] += seconds
-            print(
-                f"  [{number}/{len(questions)}] kb fact {'ok' if has_fact(answer.text, item['fact']) else 'NO'} "
-                f"source {'ok' if kb_first == item['source'] else 'NO'} | plain fact "
-                f"{'ok' if has_fact(str(response), item['fact']) else 'NO'} source "
-                f"{'ok' if plain_first == item['source'] else 'NO'} | {item['q']}\n"
-                f"      kb: {answer.text[:160]!r}\n      plain: {str(response)[:160]!r}",
-                flush=True,
-            )
-        n = len(questions)
-        print(f"\n{n} questions over data/docs; model {kb.llm_model_name}; embeddings {kb.embed_model_name}")
-        print("| system | fact present | first source correct | s / question |")
-        print("|---|---|---|---|")
-        for name, label in (
-            ("kb", f"kb documents engine (hybrid, top {kb.settings.retrieval.top_k})"),
-            ("plain", "plain LlamaIndex as_query_engine() (dense, top 2)"),
-        ):
-            fact, source, seconds = scores[name]
-            print(
-                f"| {label} | {100 * fact / n:.1f}% ({fact}/{n}) | {100 * source / n:.1f}% ({source}/{n}) | "
-                f"{seconds / n:.1f} |"
-            )
-        kb.close()
-
-
-def _project_config() -> dict:
-    """The project's config.yaml (profiles, models) as the base of the benchmark's configuration."""
-    return yaml.safe_load((ROOT / "config.yaml").read_text()) or {}
+            plain = VectorStoreIndex.from_vector_store(
+                first_kb.vector_store, embed_model=first_kb.embed_model
+            ).as_query_engine(llm=first_kb.llm, streaming=True)
+            for number, item in enumerate(questions, start=1):
+                part = item.get("part", "test")
+                lines = []
+                for budget, kb in kbs.items():
+                    name = f"kb (context_tokens {budget if budget is not None else kb.settings.engine.context_tokens})"
+                    text, first_path, first, total, chunks = ask_kb(kb, item["q"])
+                    tally = results.setdefault((key, part, name), Tally())
+                    ok = has_fact(text, item["fact"])
+                    tally.fact += ok
+                    tally.source += first_path == item["source"]
+                    tally.first_token.append(first)
+                    tally.total.append(total)
+                    tally.chunks.append(chunks)
+                    lines.append(f"{name}: fact {'ok' if ok else 'NO'} {first:.1f}/{total:.1f} s {text[:120]!r}")
+                if not args.no_plain:
+                    text, first_path, first, total = ask_plain(plain, item["q"])
+                    tally = results.setdefault((key, part, "plain LlamaIndex (dense, top 2)"), Tally())
+                    ok = has_fact(text, item["fact"])
+                    tally.fact += ok
+                    tally.source += first_path == item["source"]
+                    tally.first_token.append(first)
+                    tally.total.append(total)
+                    lines.append(f"plain: fact {'ok' if ok else 'NO'} {first:.1f}/{total:.1f} s {text[:120]!r}")
+                print(f"  [{key} {part} {number}/{len(questions)}]", flush=True)
+                if part == "dev":  # test parts are scored, never read question by question
+                    print(f"      {item['q']}\n      " + "\n      ".join(lines), flush=True)
+            for kb in kbs.values():
+                kb.close()
+        print("\n" + table(results), flush=True)
+    print(f"\nfinal ({time.strftime('%Y-%m-%d')}):\n" + table(results))
+    if args.json:
+        args.json.write_text(json.dumps({"/".join(k): t.row() for k, t in results.items()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import re
+import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.storage.chat_store.base import BaseChatStore
 
-from kb.engines.answer import Answer
+from kb.engines.answer import Answer, GenerationStopped
 from kb.engines.router import RoutedQueryEngine
 
 CONDENSE_PROMPT = PromptTemplate(DEFAULT_CONDENSE_PROMPT_TEMPLATE)
@@ -68,9 +69,16 @@ def sanitize_condensed(condensed: str, message: str, history: list[ChatMessage])
 
 @dataclass
 class StreamingChatTurn(StreamingAgentChatResponse):
-    """LlamaIndex's streaming chat response, plus kb's metadata (route, SQL, rows, condensed question)."""
+    """LlamaIndex's streaming chat response, plus kb's metadata (route, SQL, rows, condensed question)
+    and :meth:`stop`."""
 
     metadata: dict[str, Any] = field(default_factory=dict)
+    stopped: threading.Event = field(default_factory=threading.Event)
+
+    def stop(self) -> None:
+        """Stop generating after the current piece (the reader went away, a deadline passed): the
+        LLM's stream is closed, which releases the model, and the turn is not remembered."""
+        self.stopped.set()
 
 
 class SessionChatEngine(BaseChatEngine):
@@ -87,12 +95,16 @@ class SessionChatEngine(BaseChatEngine):
         tokenizer_fn: Optional[Callable[[str], list]] = None,
         condense_with_llm: bool = True,
         on_turn: Optional[Callable[[Answer], object]] = None,
+        on_stopped: Optional[Callable[[str], object]] = None,
     ) -> None:
+        """``on_turn`` is called with each completed turn's answer; ``on_stopped`` with the text a
+        stopped stream had produced (see :meth:`StreamingChatTurn.stop`)."""
         self.session_id = session_id
         self.router = router
         self.llm = llm
         self.condense_with_llm = condense_with_llm
         self._on_turn = on_turn or (lambda answer: None)
+        self._on_stopped = on_stopped or (lambda text: None)
         self.memory = ChatMemoryBuffer.from_defaults(
             token_limit=token_limit, chat_store=chat_store, chat_store_key=session_id, tokenizer_fn=tokenizer_fn
         )
@@ -146,9 +158,19 @@ class SessionChatEngine(BaseChatEngine):
 
         def deltas() -> Generator[ChatResponse, None, None]:
             text = ""
-            for piece in streaming.response_gen:
-                text += piece
-                yield ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=piece)
+            try:
+                for piece in streaming.response_gen:
+                    if turn.stopped.is_set():
+                        break
+                    text += piece
+                    yield ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=piece)
+            except GenerationStopped:  # the LLM was told the answer is no longer wanted
+                turn.stopped.set()
+            if turn.stopped.is_set():
+                streaming.response_gen.close()
+                turn.metadata["stopped"] = True
+                self._on_stopped(text)
+                return
             streaming.response_txt = text
             self._complete(message, standalone, streaming, started, condense_ms)
 

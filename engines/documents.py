@@ -5,7 +5,9 @@ synthesizer, node postprocessors), so that it works with any LlamaIndex LLM and 
 engine fits (a tool, a router, an evaluator). It returns a ``Response`` (a ``StreamingResponse``
 with ``streaming=True``) whose ``source_nodes`` are the cited chunks and whose metadata carries the
 route and the timings (see :mod:`kb.engines.answer`). The prompt is short: small local models read
-it in seconds, not tens of seconds.
+it in seconds, not tens of seconds; with a :class:`~kb.engines.context.ContextBudget` it holds only
+the chunks the budget chooses, while every retrieved chunk stays a source (``metadata["context"]``
+says which were read, and how many tokens they were).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from llama_index.core.llms import LLM
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.query_engine import CustomQueryEngine
 from llama_index.core.response_synthesizers import ResponseMode
-from llama_index.core.schema import NodeWithScore, QueryBundle
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from kb.engines.answer import timed_stream
+from kb.engines.context import ContextBudget, token_counter
 
 QA_PROMPT = PromptTemplate(
     "Answer the question using only the context below. Be brief and factual. "
@@ -42,6 +45,7 @@ class DocumentsQueryEngine(CustomQueryEngine):
     response_mode: str = Field(default="compact", description="how the synthesizer packs the chunks")
     qa_prompt: PromptTemplate = Field(default=QA_PROMPT)
     node_postprocessors: list[BaseNodePostprocessor] = Field(default_factory=list)
+    context: Optional[ContextBudget] = Field(default=None, description="which chunks the prompt gets (None: all)")
     streaming: bool = False
 
     # LlamaIndex's BaseQueryEngine.retrieve: the cited chunks of a question, postprocessed.
@@ -55,6 +59,21 @@ class DocumentsQueryEngine(CustomQueryEngine):
         for postprocessor in self.node_postprocessors:
             nodes = postprocessor.postprocess_nodes(nodes, query_bundle=query_bundle)
         return nodes
+
+    def prompt_nodes(self, nodes: Sequence[NodeWithScore]) -> list[NodeWithScore]:
+        """The retrieved chunks the answer prompt gets (all of them without a context budget)."""
+        if self.context is None:
+            return list(nodes)
+        return self.context.choose(nodes, token_counter(self.llm))
+
+    def context_report(self, nodes: Sequence[NodeWithScore], read: Sequence[NodeWithScore]) -> dict[str, Any]:
+        """What ``metadata["context"]`` says: the chunks read, out of those retrieved, and their tokens."""
+        count = token_counter(self.llm)
+        return {
+            "retrieved": len(nodes),
+            "in_prompt": [n.node.node_id for n in read],
+            "tokens": sum(count(n.node.get_content(metadata_mode=MetadataMode.LLM)) for n in read),
+        }
 
     def _synthesizer(self, streaming: bool) -> Any:
         return get_response_synthesizer(
@@ -79,10 +98,12 @@ class DocumentsQueryEngine(CustomQueryEngine):
         streaming = self.streaming if streaming is None else streaming
         metadata: dict[str, Any] = {"route": "documents", "timings": {"retrieval_ms": round(retrieval_ms, 2)}}
         nodes = list(nodes)
+        read = self.prompt_nodes(nodes)
+        metadata["context"] = self.context_report(nodes, read)
         if streaming:
             pieces = (
-                self._synthesizer(True).synthesize(QueryBundle(question), nodes=nodes).response_gen
-                if nodes
+                self._synthesizer(True).synthesize(QueryBundle(question), nodes=read).response_gen
+                if read
                 else iter([NOTHING_FOUND])
             )
             return StreamingResponse(
@@ -90,8 +111,8 @@ class DocumentsQueryEngine(CustomQueryEngine):
             )
         generation_started = time.perf_counter()
         text = (
-            str(self._synthesizer(False).synthesize(QueryBundle(question), nodes=nodes).response or "").strip()
-            if nodes
+            str(self._synthesizer(False).synthesize(QueryBundle(question), nodes=read).response or "").strip()
+            if read
             else NOTHING_FOUND
         )
         now = time.perf_counter()
@@ -111,14 +132,16 @@ class DocumentsQueryEngine(CustomQueryEngine):
         retrieval_ms = (time.perf_counter() - started) * 1000
         if self.streaming or not nodes:
             return self.answer_from(query_str, nodes, started=started, retrieval_ms=retrieval_ms)
+        read = self.prompt_nodes(nodes)
         generation_started = time.perf_counter()
-        response = await self._synthesizer(False).asynthesize(QueryBundle(query_str), nodes=nodes)
+        response = await self._synthesizer(False).asynthesize(QueryBundle(query_str), nodes=read)
         now = time.perf_counter()
         return Response(
             response=str(response.response or "").strip(),
             source_nodes=nodes,
             metadata={
                 "route": "documents",
+                "context": self.context_report(nodes, read),
                 "timings": {
                     "retrieval_ms": round(retrieval_ms, 2),
                     "generation_ms": round((now - generation_started) * 1000, 2),

@@ -12,8 +12,10 @@ The selectors (:mod:`kb.engines.selectors`) decide; :func:`build_selector` makes
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
@@ -54,7 +56,7 @@ class RoutedQueryEngine(CustomQueryEngine):
     database: Any  # DatabaseSide
     llm: LLM
     streaming: bool = False
-    context_chunks: int = 3  # chunks shown with the rows on the both-route
+    context_chunks: int = 3  # chunks shown with the rows on the both-route, at most (within the documents' budget)
 
     def decide(self, question: str) -> RouteDecision:
         if isinstance(self.database, Unavailable):
@@ -73,16 +75,17 @@ class RoutedQueryEngine(CustomQueryEngine):
     def _respond(self, question: str, route: Optional[str], streaming: bool) -> RESPONSE_TYPE:
         started = time.perf_counter()
         decision = self._decision(question, route)
+        bundle = QueryBundle(question, embedding=decision.embedding)  # embedded once, by the selector
         if decision.route == "documents":
             t = time.perf_counter()
-            nodes = self.documents.retrieve(QueryBundle(question))
+            nodes = self.documents.retrieve(bundle)
             response = self.documents.answer_from(
                 question, nodes, streaming=streaming, started=started, retrieval_ms=(time.perf_counter() - t) * 1000
             )
         elif decision.route == "database":
             response = self.database.respond(self.database.compute(question), streaming=streaming, started=started)
         else:
-            response = self._both(question, streaming, started)
+            response = self._both(bundle, streaming, started)
         response.metadata = {
             **(response.metadata or {}),
             "route": decision.route,
@@ -106,18 +109,22 @@ class RoutedQueryEngine(CustomQueryEngine):
     def custom_query(self, query_str: str) -> RESPONSE_TYPE:
         return self._respond(query_str, None, self.streaming)
 
-    def _both(self, question: str, streaming: bool, started: float) -> RESPONSE_TYPE:
-        t = time.perf_counter()
-        nodes = self.documents.retrieve(QueryBundle(question))
-        retrieval_ms = (time.perf_counter() - t) * 1000
-        outcome = self.database.compute(database_part(question))
+    def _both(self, bundle: QueryBundle, streaming: bool, started: float) -> RESPONSE_TYPE:
+        """The database side runs in a thread of its own (in this context: token counts, deadlines)
+        while the documents are retrieved; one answer is written from both."""
+        question = bundle.query_str
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-both") as pool:
+            database = pool.submit(contextvars.copy_context().run, self.database.compute, database_part(question))
+            t = time.perf_counter()
+            nodes = self.documents.retrieve(bundle)
+            retrieval_ms = (time.perf_counter() - t) * 1000
+            outcome = database.result()
         metadata = outcome.metadata()
-        metadata["timings"]["retrieval_ms"] = round(metadata["timings"].get("retrieval_ms", 0.0) + retrieval_ms, 2)
+        metadata["timings"]["retrieval_ms"] = round(retrieval_ms, 2)
+        read = self.documents.prompt_nodes(nodes)[: self.context_chunks]
+        metadata["context"] = self.documents.context_report(nodes, read)
         context = (
-            "\n\n".join(
-                f"[{n.node.metadata.get('file_path') or n.node.node_id}] {n.node.get_content()}"
-                for n in nodes[: self.context_chunks]
-            )
+            "\n\n".join(f"[{n.node.metadata.get('file_path') or n.node.node_id}] {n.node.get_content()}" for n in read)
             or "(nothing found)"
         )
         rows = f"(not available: {outcome.failure})" if outcome.failure else format_rows(outcome.rows or [])

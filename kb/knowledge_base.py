@@ -12,7 +12,7 @@ part does not break commands that do not need it. Every question method has an a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from os import PathLike
 from typing import Any, Optional
@@ -25,20 +25,22 @@ from llama_index.core.vector_stores.types import (
 )
 
 from kb import models
-from kb.collections import DEFAULT_COLLECTION, CollectionVersions
+from kb.collections import ALL_COLLECTIONS, DEFAULT_COLLECTION, CollectionVersions
 from kb.config import Settings, load_settings
 from kb.database import connect
 from kb.engines.answer import Answer, StreamingAnswer
 from kb.engines.chat import SessionChatEngine
+from kb.engines.context import ContextBudget
 from kb.engines.documents import DocumentsQueryEngine
 from kb.engines.retriever import StoreRetriever
 from kb.engines.router import DatabaseSide, RoutedQueryEngine, Unavailable
-from kb.engines.selectors import RouteDecision, build_selector
+from kb.engines.selectors import LLMSelector, RouteDecision, build_selector
 from kb.engines.sql import SQLEngine
 from kb.errors import KBError
+from kb.evaluation import EvalQuestion, EvalReport, Setting, evaluate, load_questions
 from kb.indexing import DirectoryIndexer, IndexReport
 from kb.query_log import QueryLog
-from kb.retrieval import build_retriever, rerankers
+from kb.retrieval import build_retriever, filters_from, rerankers
 from kb.sql_side import build_database_side
 from kb.stores import MariaDBConnection, MariaDBKVStore, MariaDBVectorStore
 from kb.stores.chat_store import MariaDBChatStore
@@ -174,6 +176,11 @@ class KnowledgeBase:
             self.settings, llm=lambda: self.llm, embed_model=lambda: self.embed_model, connect=lambda: self.connection
         )
 
+    @property
+    def routes_with_llm(self) -> bool:
+        """Whether choosing a route asks the LLM (else it needs no model time at all)."""
+        return isinstance(self.selector, LLMSelector)
+
     @cached_property
     def selector(self) -> Any:
         mode = self.settings.route_selector
@@ -182,6 +189,13 @@ class KnowledgeBase:
         return build_selector(
             mode, llm=self.llm, embed_model=self.embed_model, store=self.vector_store, database=self.sql_engine
         )
+
+    def warm_up(self) -> None:
+        """Load the models, open the stores and prepare the router now, so that the first question
+        does not pay for it (``kb serve`` calls this before it accepts requests)."""
+        self.vector_store, self.llm, self.chat_store, self.query_log, self.sql_engine  # built now
+        self.embed_model.get_query_embedding("warm up")
+        self.selector.warm_up()
 
     # -- indexing ----------------------------------------------------------------------------------
     def index_directory(
@@ -195,11 +209,21 @@ class KnowledgeBase:
         progress: bool | None = None,
         echo: Any = None,
         collection: str = DEFAULT_COLLECTION,
+        may_write: Sequence[str] | None = None,
     ) -> IndexReport:
-        """Index a folder incrementally into ``collection`` (see :mod:`kb.indexing`); returns what was done."""
+        """Index a folder incrementally into ``collection`` (see :mod:`kb.indexing`); returns what was done.
+
+        Files under ``path`` already indexed in another collection are left alone and reported as
+        skipped, unless that collection is in ``may_write`` (``["*"]``: any), which moves them."""
         indexer = self._indexer(progress=progress, echo=echo)
         return indexer.index(
-            path, include=include, exclude=exclude, recursive=recursive, dry_run=dry_run, collection=collection
+            path,
+            include=include,
+            exclude=exclude,
+            recursive=recursive,
+            dry_run=dry_run,
+            collection=collection,
+            may_write=may_write,
         )
 
     def _indexer(self, *, progress: bool | None = None, echo: Any = None) -> DirectoryIndexer:
@@ -209,16 +233,20 @@ class KnowledgeBase:
             lambda: self.embed_model,
             self.embed_model_name,
             self.settings.indexing,
+            protected=[self.settings.home_path, self.settings.model_cache_path],
             progress=progress,
             echo=echo,
         )
 
-    def forget_directory(self, path: str | PathLike[str]) -> list[str]:
-        """Remove everything indexed from under ``path`` (a folder that may be gone); the document ids removed."""
-        return self._indexer().forget(path)
+    def forget_directory(
+        self, path: str | PathLike[str], *, may_write: Sequence[str] = (ALL_COLLECTIONS,)
+    ) -> list[str]:
+        """Remove everything indexed from under ``path`` (a folder that may be gone) in the collections
+        of ``may_write`` (default: every collection); the document ids removed."""
+        return self._indexer().forget(path, may_write=may_write)
 
-    async def aforget_directory(self, path: str | PathLike[str]) -> list[str]:
-        return await asyncio.to_thread(self.forget_directory, path)
+    async def aforget_directory(self, path: str | PathLike[str], **options: Any) -> list[str]:
+        return await asyncio.to_thread(self.forget_directory, path, **options)
 
     async def aindex_directory(self, path: str | PathLike[str], **options: Any) -> IndexReport:
         return await asyncio.to_thread(self.index_directory, path, **options)
@@ -255,6 +283,7 @@ class KnowledgeBase:
             llm=self.llm,
             response_mode=e.response_mode,
             node_postprocessors=rerankers(self.settings, lambda: self.llm),
+            context=ContextBudget(e.context_tokens, e.min_relative_score) if e.context_tokens else None,
             streaming=streaming,
             callback_manager=self.llm.callback_manager,
         )
@@ -263,8 +292,9 @@ class KnowledgeBase:
         """kb's routed query engine (documents | database | both), a LlamaIndex ``BaseQueryEngine``:
         usable as a ``QueryEngineTool``, under LlamaIndex's own ``RouterQueryEngine``, by its evaluators.
         ``database=False`` leaves the business database out (an API key without that grant)."""
+        filters = filters_from(options.get("filters"))  # the documents side is judged within them too
         return RoutedQueryEngine(
-            select=lambda question: self.selector.select(question),
+            select=lambda question: self.selector.select(question, filters),
             documents=self.documents_engine(**options),
             database=self.sql_engine if database else Unavailable("not granted to this API key"),
             llm=self.llm,
@@ -289,6 +319,7 @@ class KnowledgeBase:
             condense_with_llm=condense == "llm",
             # the turn's LLM calls (condensing, SQL, answer) are done when it is logged: its count is complete
             on_turn=lambda a: self._log(a, "chat", self.token_counter.current()),
+            on_stopped=self.token_counter.add_unfinished,  # a stream stopped early still spent its tokens
         )
 
     # -- questions -----------------------------------------------------------------------------------
@@ -412,14 +443,44 @@ class KnowledgeBase:
         """A session's turns as logged: question, condensed question, route, answer, sources, SQL."""
         return self.query_log.turns(session_id)
 
-    def delete_session(self, session_id: str) -> bool:
-        """Forget a session (its messages and its log rows); False when there was none."""
+    def delete_session(self, session_id: str, *, keep_log: bool = False) -> bool:
+        """Forget a session: its messages, and its query-log rows unless ``keep_log`` (a throw-away
+        session's turns stay in the log, for ``kb stats``); False when there was none."""
         existed = self.chat_store.delete_messages(session_id) is not None
-        self.query_log.delete_session(session_id)
+        if not keep_log:
+            self.query_log.delete_session(session_id)
         return existed
 
     def stats(self) -> dict[str, Any]:
         return self.query_log.stats()
+
+    # -- evaluation --------------------------------------------------------------------------------
+    def evaluate(
+        self,
+        questions: str | PathLike[str] | Sequence[EvalQuestion],
+        settings: Sequence[Setting] | None = None,
+        *,
+        answers: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> EvalReport:
+        """Score retrieval settings (a :func:`kb.evaluation.grid`; default: the configured one) on an
+        operator's questions (an evaluation file or :class:`EvalQuestion` s); with ``answers``, also
+        answer each question with the best setting. See :mod:`kb.evaluation`."""
+        items = load_questions(questions) if isinstance(questions, (str, PathLike)) else list(questions)
+        r = self.settings.retrieval
+        chosen = list(settings) if settings else [Setting(r.mode, fusion=r.fusion if r.mode == "hybrid" else None)]
+
+        def answer(question: str, setting: Setting) -> Answer:
+            return self.query(question, route="documents", mode=setting.mode, **setting.options())
+
+        return evaluate(
+            items,
+            chosen,
+            retrieve=self.retrieve,
+            route=self.route if any(q.route for q in items) else None,
+            answer=answer if answers else None,
+            progress=progress,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def close(self) -> None:

@@ -17,6 +17,10 @@ class LatencyStats:
     p99: Optional[float]
 
 
+def _number(value: Any) -> Optional[float]:
+    return None if value is None else round(float(value), 1)
+
+
 class QueryLog:
     def __init__(self, connection: MariaDBConnection, table_name: str = "kb_query_log") -> None:
         self._conn = connection
@@ -47,15 +51,21 @@ class QueryLog:
                 KEY by_time (created_at),
                 KEY by_session (session_id, id)
             """,
+            added_columns=[("context_chunks", "SMALLINT UNSIGNED NULL"), ("context_tokens", "INT UNSIGNED NULL")],
         )
 
     def record(self, answer: Answer, *, kind: str, llm_model: str, embed_model: str) -> None:
-        sources = [{"path": s.path, "title": s.title, "score": s.score, "node_id": s.node_id} for s in answer.sources]
+        sources = [
+            {"path": s.path, "title": s.title, "score": s.score, "node_id": s.node_id, "in_prompt": s.in_prompt}
+            for s in answer.sources
+        ]
         t = answer.timings
+        context = answer.context or {}
         self._conn.execute(
             f"INSERT INTO {self._table} (kind, session_id, question, condensed_question, route, route_reason, answer, "
             "sources, `sql`, refused, retrieval_ms, generation_ms, total_ms, best_score, tokens_in, tokens_out, "
-            "llm_model, embed_model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "llm_model, embed_model, context_chunks, context_tokens) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 kind,
                 answer.session_id,
@@ -75,6 +85,8 @@ class QueryLog:
                 int(answer.tokens.get("out", 0)),
                 llm_model,
                 embed_model,
+                len(context["in_prompt"]) if "in_prompt" in context else None,
+                context.get("tokens"),
             ),
         )
 
@@ -124,6 +136,10 @@ class QueryLog:
         tokens = self._conn.fetchall(
             f"SELECT llm_model, COUNT(*), SUM(tokens_in), SUM(tokens_out) FROM {self._table} GROUP BY llm_model ORDER BY llm_model"
         )
+        routes = self._conn.fetchall(
+            f"SELECT route, COUNT(*), AVG(total_ms), MAX(total_ms), AVG(tokens_in), AVG(context_chunks), "
+            f"AVG(context_tokens) FROM {self._table} GROUP BY route ORDER BY route"
+        )
         total, sessions, refused = self._conn.fetchall(
             f"SELECT COUNT(*), COUNT(DISTINCT session_id), COALESCE(SUM(refused), 0) FROM {self._table}"
         )[0]
@@ -135,6 +151,18 @@ class QueryLog:
             "latency_ms": {
                 col: self._percentiles(col).__dict__ for col in ("total_ms", "retrieval_ms", "generation_ms")
             },
+            "by_route": [
+                {
+                    "route": route,
+                    "count": int(n),
+                    "mean_total_ms": _number(mean_ms),
+                    "max_total_ms": _number(max_ms),
+                    "mean_tokens_in": _number(tokens_in),
+                    "mean_context_chunks": _number(chunks),
+                    "mean_context_tokens": _number(context_tokens),
+                }
+                for route, n, mean_ms, max_ms, tokens_in, chunks, context_tokens in routes
+            ],
             "tokens_by_model": [
                 {"model": m, "calls": int(c), "in": int(i or 0), "out": int(o or 0)} for m, c, i, o in tokens
             ],

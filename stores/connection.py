@@ -13,7 +13,7 @@ import functools
 import hashlib
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -67,13 +67,34 @@ def table_exists(cur: Any, table_sql: str) -> bool:
     return cur.fetchone() is not None
 
 
-def create_table(connection: MariaDBConnection, table_name: str, columns: str) -> str:
+def create_table(
+    connection: MariaDBConnection,
+    table_name: str,
+    columns: str,
+    *,
+    added_columns: Sequence[tuple[str, str]] = (),
+) -> str:
     """Create ``table_name`` with ``columns`` unless it exists; returns its quoted name. The one
-    place for what every kb table shares: a validated, quoted name, InnoDB, utf8mb4."""
+    place for what every kb table shares: a validated, quoted name, InnoDB, utf8mb4.
+
+    ``added_columns`` are (name, definition) pairs added to the table since it was first made: a
+    new table has them, and a table made by an older kb gets those it lacks (an ALTER only then:
+    every ALTER is a write a replica must apply)."""
     table = quote_identifier(table_name)
+    added = "".join(f", {quote_identifier(name)} {definition}" for name, definition in added_columns)
     with connection.cursor() as cur:
         if not table_exists(cur, table):
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns}{added}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
+        elif added_columns:
+            cur.execute(
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                (table_name,),
+            )
+            present = {row[0].lower() for row in cur.fetchall()}
+            missing = [(n, d) for n, d in added_columns if n.lower() not in present]
+            if missing:
+                additions = ", ".join(f"ADD COLUMN IF NOT EXISTS {quote_identifier(n)} {d}" for n, d in missing)
+                cur.execute(f"ALTER TABLE {table} {additions}")
     return table
 
 

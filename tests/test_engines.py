@@ -49,6 +49,66 @@ def test_query_cites_sources_and_prompts_with_the_chunks(db_url, local_embed, do
     assert answer.tokens["in"] > 0 and answer.tokens["out"] > 0
 
 
+def test_the_prompt_gets_the_chunks_the_budget_chooses_and_the_sources_stay_the_retrieved_ones(
+    db_url, local_embed, docs
+):
+    (docs / "returns-again.md").write_text(FILES["returns.md"].replace("title: Return policy", "title: Copy"))
+    llm = ScriptedLLM(lambda prompt: "Answer.")
+    kb = make_kb(db_url, llm, local_embed, context_tokens=40)  # room for about one chunk
+    kb.index_directory(docs)
+    answer = kb.query("How long do customers have to return an item?", top_k=4)
+    retrieved = kb.retrieve("How long do customers have to return an item?", top_k=4)
+    assert [s.node_id for s in answer.sources] == [h.node.node_id for h in retrieved]  # all of them, no more
+    read = [s for s in answer.sources if s.in_prompt]
+    left_out = [s for s in answer.sources if s.in_prompt is False]
+    assert len(read) == 1 and read[0].path in ("returns.md", "returns-again.md") and left_out
+    prompt = llm.prompts[0]
+    assert prompt.count("30 days of delivery") == 1  # the duplicate paragraph is not read twice
+    for source in left_out:
+        if source.text != read[0].text:  # the duplicate aside, nothing left out reached the model
+            assert source.text not in prompt
+    # without a budget (context_tokens: 0) every retrieved chunk is read, duplicates included
+    llm = ScriptedLLM(lambda prompt: "Answer.")
+    kb = make_kb(db_url, llm, local_embed, context_tokens=0)
+    answer = kb.query("How long do customers have to return an item?", top_k=4)
+    assert len(answer.sources) == 4 and all(s.in_prompt for s in answer.sources)
+    assert llm.prompts[0].count("30 days of delivery") == 2
+
+
+def test_a_routed_question_is_embedded_once(db_url, local_embed, docs, business):
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+
+    class Counting(BaseEmbedding):
+        calls: int = 0
+
+        def _get_query_embedding(self, query: str) -> list[float]:
+            self.calls += 1
+            return local_embed.get_query_embedding(query)
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return self._get_query_embedding(query)
+
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return local_embed.get_text_embedding(text)
+
+    counting = Counting(model_name="counting")
+    config = {
+        "database": {"url": db_url.render_as_string(hide_password=False)},
+        "sql": {"url": business.render_as_string(hide_password=False)},
+        "router": {"selector": "offline"},
+    }
+    kb = KnowledgeBase.from_config(config, llm=ScriptedLLM(lambda prompt: "Answer."), embed_model=counting)
+    kb.index_directory(docs)
+    kb.warm_up()
+    for question, route in (
+        ("How often should the Barista Pro be descaled?", "documents"),
+        ("What does the return policy say, and how many returns were there in 2025?", "both"),
+    ):
+        before = counting.calls
+        answer = kb.query(question)
+        assert answer.route == route and counting.calls - before == 1, (route, counting.calls - before)
+
+
 def test_nothing_retrieved_does_not_call_the_llm(db_url, local_embed):
     llm = ScriptedLLM([])
     kb = make_kb(db_url, llm, local_embed)
@@ -155,11 +215,46 @@ def test_stats_on_a_known_log(db_url, local_embed, run_kb):
         {"model": "m1", "calls": 60, "in": 600, "out": 120},
         {"model": "m2", "calls": 40, "in": 400, "out": 80},
     ]
+    kb.query_log.record(
+        Answer(
+            question="from the documents, with a budget",
+            text="a",
+            timings={"total_ms": 2000.0},
+            route="documents",
+            context={"retrieved": 5, "in_prompt": ["n1", "n2"], "tokens": 300},
+        ),
+        kind="query",
+        llm_model="m1",
+        embed_model="e",
+    )
+    by_route = {row["route"]: row for row in kb.stats()["by_route"]}
+    assert by_route["documents"]["count"] == 101
+    assert by_route["documents"]["mean_context_chunks"] == 2 and by_route["documents"]["mean_context_tokens"] == 300
     proc = run_kb("stats", env={"KB_DATABASE__URL": db_url.render_as_string(hide_password=False)})
     assert proc.returncode == 0, proc.stderr
-    assert "100 questions (1 chat sessions, 0 refused)" in proc.stdout
-    assert "total              50.5     95.0     99.0" in proc.stdout
-    assert "m1: 60 calls, 600 in, 120 out" in proc.stdout
+    assert "101 questions (1 chat sessions, 0 refused)" in proc.stdout
+    assert "m1: 61 calls, 600 in, 120 out" in proc.stdout
+    assert "  documents         101" in proc.stdout and proc.stdout.rstrip().count("300") >= 1
+
+
+def test_a_query_log_made_by_an_older_kb_gets_the_new_columns(db):
+    from kb.query_log import QueryLog
+
+    db.execute(
+        "CREATE TABLE old_log (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, created_at TIMESTAMP(6) "
+        "NOT NULL DEFAULT CURRENT_TIMESTAMP(6), kind VARCHAR(16) NOT NULL, session_id VARCHAR(255) NULL, question "
+        "MEDIUMTEXT NOT NULL, condensed_question MEDIUMTEXT NULL, route VARCHAR(16) NOT NULL, route_reason TEXT NULL, "
+        "answer MEDIUMTEXT NULL, sources JSON NULL, `sql` MEDIUMTEXT NULL, refused BOOLEAN NOT NULL DEFAULT FALSE, "
+        "retrieval_ms DOUBLE NULL, generation_ms DOUBLE NULL, total_ms DOUBLE NULL, best_score DOUBLE NULL, "
+        "tokens_in INT UNSIGNED NOT NULL DEFAULT 0, tokens_out INT UNSIGNED NOT NULL DEFAULT 0, llm_model VARCHAR(255) "
+        "NULL, embed_model VARCHAR(255) NULL)"
+    )
+    db.execute("INSERT INTO old_log (kind, question, route) VALUES ('query', 'before', 'documents')")
+    log = QueryLog(db, "old_log")
+    columns = {r[0] for r in db.fetchall("SHOW COLUMNS FROM old_log")}
+    assert {"context_chunks", "context_tokens"} <= columns
+    assert db.fetchall("SELECT question FROM old_log") == [("before",)]  # nothing lost
+    assert log.stats()["by_route"][0]["count"] == 1
 
 
 # -- the real offline models, end to end ------------------------------------------------------------
