@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import get_args
 
+from kb.cli_operator import add_operator_commands
 from kb.cli_output import (
     emit,
     print_access,
@@ -415,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(handler=_cmd_stats)
 
     add_service_commands(commands)
+    add_operator_commands(commands)
 
     commands.add_parser(
         "demo",

@@ -9,6 +9,8 @@ and the route that should answer it::
       fact: [30 days, thirty days]           # optional: any of these, case-insensitive
       route: documents                       # optional: documents | database | both
 
+A question with ``route: database`` may name no file: it scores the route only.
+
 For each retrieval setting (a grid of modes, fusions, alphas, RRF k and top_k), every question is
 retrieved once and scored at the level of documents: the retrieved chunks, in rank order, are
 collapsed into the files they come from (first appearance), and a file the question names counts as
@@ -73,14 +75,17 @@ def load_questions(path: str | PathLike[str]) -> list[EvalQuestion]:
         if not isinstance(item, dict) or not str(item.get("q") or "").strip():
             raise KBError(f"{where}: each entry needs a question under 'q'")
         files = item.get("files", item.get("file", item.get("source")))
-        files = [files] if isinstance(files, str) else files
-        if not files or not all(isinstance(f, str) and f for f in files):
-            raise KBError(f"{where}: give the file(s) that answer it under 'files' (paths as indexed)")
-        fact = item.get("fact") or ()
-        fact = (fact,) if isinstance(fact, str) else tuple(str(f) for f in fact)
+        files = [files] if isinstance(files, str) else files or []
         route = item.get("route")
         if route is not None and route not in ROUTES:
             raise KBError(f"{where}: route must be one of {', '.join(ROUTES)}, not {route!r}")
+        if not all(isinstance(f, str) and f for f in files) or (not files and route != "database"):
+            raise KBError(
+                f"{where}: give the file(s) that answer it under 'files' (paths as indexed); "
+                "only a question with route: database may have none"
+            )
+        fact = item.get("fact") or ()
+        fact = (fact,) if isinstance(fact, str) else tuple(str(f) for f in fact)
         questions.append(EvalQuestion(str(item["q"]).strip(), tuple(files), fact, route))
     return questions
 
@@ -220,13 +225,16 @@ def evaluate(
     ``answer(question, setting)`` an ``Answer`` (kb's)."""
     if not settings:
         raise KBError("no retrieval setting to evaluate")
-    total = len(settings) * len(questions) + (len(questions) if answer else 0)
+    documented = [q for q in questions if q.files]  # a database question names no file: route only
+    if not documented:
+        raise KBError("no question names a file that answers it: nothing to score retrieval on")
+    total = len(settings) * len(documented) + (len(documented) if answer else 0)
     done = 0
     scores = []
     for setting in settings:
         score = SettingScore(setting)
         started = time.perf_counter()
-        for item in questions:
+        for item in documented:
             hits = retrieve(item.question, mode=setting.mode, top_k=setting.top_k, **setting.options())
             files = ranked_files(h.node.metadata.get("file_path") for h in hits)
             relevant = set(item.files)
@@ -237,14 +245,14 @@ def evaluate(
             done += 1
             if progress:
                 progress(done, total)
-        n = len(questions)
+        n = len(documented)
         score.seconds = (time.perf_counter() - started) / n
         for name in ("hit_1", "hit_5", "mrr_10", "ndcg_10"):
             setattr(score, name, getattr(score, name) / n)
         scores.append(score)
-    report = EvalReport(len(questions), scores)
+    report = EvalReport(len(documented), scores)
     best = report.best.setting
-    for item in questions:
+    for item in documented:
         hits = retrieve(item.question, mode=best.mode, top_k=best.top_k, **best.options())
         files = ranked_files(h.node.metadata.get("file_path") for h in hits)
         if not hit_at(files, set(item.files), 5):
@@ -255,9 +263,9 @@ def evaluate(
         report.route_accuracy, report.routes_scored = right / len(routed), len(routed)
     if answer is not None:
         facts = sources = 0
-        scored_facts = sum(1 for q in questions if q.fact)
+        scored_facts = sum(1 for q in documented if q.fact)
         started = time.perf_counter()
-        for item in questions:
+        for item in documented:
             reply = answer(item.question, best)
             text = reply.text.lower()
             facts += bool(item.fact) and any(f.lower() in text for f in item.fact)
@@ -265,7 +273,7 @@ def evaluate(
             done += 1
             if progress:
                 progress(done, total)
-        n = len(questions)
+        n = len(documented)
         report.answers = {
             "fact_present": facts / scored_facts if scored_facts else None,
             "facts_scored": scored_facts,

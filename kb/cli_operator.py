@@ -1,0 +1,134 @@
+"""The ``kb eval`` command: an operator's own questions, scored against the retrieval settings they
+want to compare (:mod:`kb.evaluation`), as a table, the best setting's config lines and JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Optional, get_args
+
+from kb.config import FusionName, RetrievalMode, Settings
+from kb.errors import KBError
+from kb.evaluation import EvalReport, grid, load_questions
+
+DEFAULT_MODES = "dense,text,hybrid"
+DEFAULT_FUSIONS = "rrf,weighted"
+DEFAULT_ALPHAS = "0.3,0.5,0.7"
+
+
+def _floats(text: str, option: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise KBError(f"{option} {text!r}: give numbers separated by commas, e.g. 0.3,0.5,0.7") from None
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator[Optional[Callable[[int, int], None]]]:
+    """A rich progress bar on a terminal; nothing otherwise (the table is the output)."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+    ) as progress:
+        task = progress.add_task("eval", total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+def print_report(report: EvalReport, answer_top_k: int) -> None:
+    """The settings as a rich table (best first), then route and answer scores and the config lines."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    table = Table(title=f"retrieval on {report.questions} questions (document level)")
+    for name in ("setting", "hit@1", "hit@5", "MRR@10", "nDCG@10", "s / question"):
+        table.add_column(name, justify="left" if name == "setting" else "right", no_wrap=True)
+    best = report.best
+    for score in sorted(report.settings, key=lambda s: (s.ndcg_10, s.mrr_10, s.hit_1), reverse=True):
+        marker = " (best)" if score is best else ""
+        table.add_row(
+            score.setting.label + marker,
+            f"{score.hit_1:.3f}",
+            f"{score.hit_5:.3f}",
+            f"{score.mrr_10:.3f}",
+            f"{score.ndcg_10:.3f}",
+            f"{score.seconds:.3f}",
+        )
+    console.print(table)
+    if report.route_accuracy is not None:
+        console.print(f"routes: {report.route_accuracy:.1%} right ({report.routes_scored} questions name a route)")
+    if report.answers:
+        a = report.answers
+        fact = f"{a['fact_present']:.1%} of {a['facts_scored']}" if a["fact_present"] is not None else "no facts given"
+        console.print(
+            f"answers with the best setting: fact present {fact}, first source right "
+            f"{a['first_source_right']:.1%}, {a['seconds_per_question']:.1f} s / question"
+        )
+    for miss in report.misses:
+        console.print(f"not in the first 5: {miss['q']!r} (wanted {', '.join(miss['files'])})")
+    console.print("\nto use the best setting, put these lines in config.yaml:")
+    console.print(best.setting.config_lines(answer_top_k), markup=False)
+
+
+def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from kb.knowledge_base import KnowledgeBase
+
+    modes = _names(args.modes)
+    unknown = [m for m in modes if m not in get_args(RetrievalMode)]
+    if unknown:
+        raise KBError(
+            f"--modes: unknown mode(s) {', '.join(unknown)}; choose from {', '.join(get_args(RetrievalMode))}"
+        )
+    fusions = _names(args.fusions)
+    known = get_args(FusionName)
+    bad = [f for f in fusions if f not in known]
+    if bad:
+        raise KBError(f"--fusions: unknown fusion(s) {', '.join(bad)}; choose from {', '.join(known)}")
+    settings_grid = grid(modes, fusions, _floats(args.alphas, "--alphas"), _floats(args.rrf_k, "--rrf-k"))
+    if args.top_k < 1 or args.top_k > 1000:
+        raise KBError(f"--top-k {args.top_k}: give a number from 1 to 1000")
+    settings_grid = [replace(s, top_k=args.top_k) for s in settings_grid]
+    questions = load_questions(args.file)  # a bad file is refused before anything is opened
+    with KnowledgeBase(settings) as kb, _progress_bar(sys.stderr.isatty()) as progress:
+        report = kb.evaluate(questions, settings_grid, answers=args.answers, progress=progress)
+    print_report(report, settings.retrieval.top_k)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_dict(settings.retrieval.top_k), indent=2) + "\n")
+        print(f"\nfigures written to {args.json}")
+    return 0
+
+
+def add_operator_commands(commands: Any) -> None:
+    evaluate = commands.add_parser(
+        "eval",
+        help="score retrieval settings on your own questions (hit@k, MRR, nDCG)",
+        description="Score retrieval settings on an evaluation file: a YAML list (or JSON lines) of "
+        "{q: question, files: [paths as indexed], fact: optional text, route: optional route}. "
+        "Prints a table, the best setting and the config lines that select it.",
+    )
+    evaluate.add_argument("file", help="the evaluation file (.yaml or .jsonl)")
+    evaluate.add_argument("--modes", default=DEFAULT_MODES, help=f"modes to compare (default {DEFAULT_MODES})")
+    evaluate.add_argument("--fusions", default=DEFAULT_FUSIONS, help=f"hybrid fusions (default {DEFAULT_FUSIONS})")
+    evaluate.add_argument("--alphas", default=DEFAULT_ALPHAS, help=f"weighted fusion alphas (default {DEFAULT_ALPHAS})")
+    evaluate.add_argument("--rrf-k", default="60", help="RRF constants (default 60)")
+    evaluate.add_argument("--top-k", type=int, default=10, help="chunks retrieved per question (default 10)")
+    evaluate.add_argument("--answers", action="store_true", help="also answer each question with the best setting")
+    evaluate.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    evaluate.set_defaults(handler=_cmd_eval)
