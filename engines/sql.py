@@ -266,7 +266,7 @@ class SQLEngine(CustomQueryEngine):
     candidates: int = Field(
         default=1, ge=1, description="statements written per question and voted on by their rows (1: greedy only)"
     )
-    sample_temperature: float = Field(default=0.7, gt=0, description="temperature of the candidates after the first")
+    sample_temperature: float = Field(default=0.3, gt=0, description="temperature of the candidates after the first")
     streaming: bool = False
 
     guard: ReadOnlyGuard = Field(exclude=True, description="checks every statement before it runs")

@@ -172,11 +172,14 @@ class SqlSettings(_Strict):
         "shown to the model with the schema; relative paths are from the current directory",
     )
     candidates: int = Field(
-        3,
+        1,
         ge=1,
         le=16,
         description="statements written per question (the greedy one, then samples) and voted on by the rows "
         "they give; 1: the greedy statement only",
+    )
+    sample_temperature: float = Field(
+        0.3, gt=0, le=2, description="the sampling temperature of the candidates after the greedy one"
     )
     value_linking: bool = Field(
         True, description="tell the model which column holds each stored value the question names"

@@ -56,6 +56,7 @@ def build_database_side(
             embed_model=embed_model,
             examples=examples,
             candidates=sql.candidates,
+            sample_temperature=sql.sample_temperature,
             value_linking=sql.value_linking,
             callback_manager=model.callback_manager,
         )
