@@ -100,6 +100,7 @@ class Answer:
     context: Optional[dict[str, Any]] = None  # documents read by the LLM: retrieved, in_prompt (ids), tokens
     condensed_question: Optional[str] = None
     session_id: Optional[str] = None
+    answer_id: Optional[str] = None  # given when the answer is logged: what feedback names it by
     timings: dict[str, float] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=lambda: {"in": 0, "out": 0})
 
@@ -124,6 +125,7 @@ class Answer:
             sql=md.get("sql_query"),
             rows=md.get("rows"),
             refused=bool(md.get("refused")),
+            answer_id=md.get("answer_id"),
             refusal_reason=md.get("refusal_reason"),
             attempts=[a if isinstance(a, Attempt) else Attempt(**a) for a in md.get("attempts", [])],
             candidates=md.get("candidates"),

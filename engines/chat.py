@@ -131,6 +131,7 @@ class SessionChatEngine(BaseChatEngine):
         self.memory.put(ChatMessage(role=MessageRole.USER, content=message))
         self.memory.put(ChatMessage(role=MessageRole.ASSISTANT, content=answer.memory_text()))
         self._on_turn(answer)
+        metadata["answer_id"] = answer.answer_id  # given when the turn was logged; what feedback names
         return answer
 
     def _begin(self, message: str) -> tuple[str, float, float]:

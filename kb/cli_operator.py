@@ -1,5 +1,6 @@
-"""The ``kb eval`` command: an operator's own questions, scored against the retrieval settings they
-want to compare (:mod:`kb.evaluation`), as a table, the best setting's config lines and JSON."""
+"""The operator's commands: ``kb eval`` (an operator's own questions, scored against the retrieval
+settings they want to compare (:mod:`kb.evaluation`), as a table, the best setting's config lines
+and JSON) and ``kb feedback`` (rated answers: list them, rate one)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any, Optional, get_args
 
 from kb.config import FusionName, RetrievalMode, Settings
 from kb.errors import KBError
-from kb.evaluation import EvalReport, grid, load_questions
+from kb.evaluation import EvalReport, feedback_questions, grid, load_questions
 
 DEFAULT_MODES = "dense,text,hybrid"
 DEFAULT_FUSIONS = "rrf,weighted"
@@ -87,9 +88,33 @@ def print_report(report: EvalReport, answer_top_k: int) -> None:
     console.print(best.setting.config_lines(answer_top_k), markup=False)
 
 
+def _cmd_eval_from_feedback(settings: Settings, target: str) -> int:
+    """Rated answers -> an evaluation file to extend by hand (never overwrites one)."""
+    import yaml
+
+    from kb.knowledge_base import KnowledgeBase
+
+    path = Path(target)
+    if path.exists():
+        raise KBError(f"{path} exists; name a new file for the questions from feedback")
+    with KnowledgeBase(settings) as kb:
+        entries = feedback_questions(kb.feedback(limit=1000))
+    if not entries:
+        raise KBError("no rated answers yet: rate answers (kb feedback rate, POST /v1/feedback) first")
+    header = (
+        "# Questions from rated answers (kb eval --from-feedback). Check each before using the file:\n"
+        "# a positive rating says its files answered it; for a negative one, put the right files.\n"
+    )
+    path.write_text(header + yaml.safe_dump(entries, sort_keys=False, allow_unicode=True))
+    print(f"{len(entries)} rated answers written to {path}; edit the files and facts, then: kb eval {path}")
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from kb.knowledge_base import KnowledgeBase
 
+    if args.from_feedback:
+        return _cmd_eval_from_feedback(settings, args.file)
     modes = _names(args.modes)
     unknown = [m for m in modes if m not in get_args(RetrievalMode)]
     if unknown:
@@ -115,6 +140,26 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_feedback_list(args: argparse.Namespace, settings: Settings) -> int:
+    from kb.cli_output import print_feedback
+    from kb.knowledge_base import KnowledgeBase
+
+    if args.limit < 1:
+        raise KBError(f"--limit {args.limit}: give a number of 1 or more")
+    with KnowledgeBase(settings) as kb:
+        print_feedback(kb.feedback(rating="negative" if args.negative else None, limit=args.limit))
+    return 0
+
+
+def _cmd_feedback_rate(args: argparse.Namespace, settings: Settings) -> int:
+    from kb.knowledge_base import KnowledgeBase
+
+    with KnowledgeBase(settings) as kb:
+        kb.rate(args.answer_id, args.rating, args.comment)
+    print(f"answer {args.answer_id} rated {args.rating}")
+    return 0
+
+
 def add_operator_commands(commands: Any) -> None:
     evaluate = commands.add_parser(
         "eval",
@@ -123,7 +168,10 @@ def add_operator_commands(commands: Any) -> None:
         "{q: question, files: [paths as indexed], fact: optional text, route: optional route}. "
         "Prints a table, the best setting and the config lines that select it.",
     )
-    evaluate.add_argument("file", help="the evaluation file (.yaml or .jsonl)")
+    evaluate.add_argument("file", help="the evaluation file (.yaml or .jsonl); with --from-feedback, the file to write")
+    evaluate.add_argument(
+        "--from-feedback", action="store_true", help="write rated answers as an evaluation file to extend by hand"
+    )
     evaluate.add_argument("--modes", default=DEFAULT_MODES, help=f"modes to compare (default {DEFAULT_MODES})")
     evaluate.add_argument("--fusions", default=DEFAULT_FUSIONS, help=f"hybrid fusions (default {DEFAULT_FUSIONS})")
     evaluate.add_argument("--alphas", default=DEFAULT_ALPHAS, help=f"weighted fusion alphas (default {DEFAULT_ALPHAS})")
@@ -132,3 +180,19 @@ def add_operator_commands(commands: Any) -> None:
     evaluate.add_argument("--answers", action="store_true", help="also answer each question with the best setting")
     evaluate.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     evaluate.set_defaults(handler=_cmd_eval)
+
+    feedback = commands.add_parser(
+        "feedback",
+        help="list rated answers, or rate one",
+        description="Feedback on answers: `kb feedback list [--negative]`, `kb feedback rate ANSWER_ID RATING`.",
+    )
+    actions = feedback.add_subparsers(dest="feedback_command", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="rated answers, newest first")
+    listing.add_argument("--negative", action="store_true", help="only negative ratings")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    listing.set_defaults(handler=_cmd_feedback_list)
+    rate = actions.add_parser("rate", help="rate an answer by its id (printed under every answer)")
+    rate.add_argument("answer_id")
+    rate.add_argument("rating", help="positive, negative or neutral")
+    rate.add_argument("--comment", help="what was right or wrong")
+    rate.set_defaults(handler=_cmd_feedback_rate)

@@ -48,6 +48,8 @@ def print_answer_tail(answer: Any, out: Out = print, *, route: bool = True, sql:
             title = f" - {shown(source.title)}" if source.title and source.title != source.label() else ""
             unread = " (retrieved, not given to the model)" if source.in_prompt is False else ""
             out(f"  {i}. {shown(source.label())}{title}{score}{unread}")
+    if getattr(answer, "answer_id", None):
+        out(f"[answer id {answer.answer_id}: kb feedback rate {answer.answer_id} positive|negative|neutral]")
 
 
 def emit(streaming: Any, stream: bool) -> Any:
@@ -117,6 +119,13 @@ def print_stats(stats: dict[str, Any]) -> None:
             f"{row['mean_context_tokens']:13.0f}" if row["mean_context_tokens"] is not None else "            -",
         ]
         print(f"  {row['route']:<13} {row['count']:>7} " + " ".join(columns))
+    if stats["satisfaction_by_route"]:
+        print("feedback        positive  negative  neutral  satisfaction")
+        for label, rows in (("route", stats["satisfaction_by_route"]), ("day", stats["satisfaction_by_day"])):
+            for row in rows:
+                name = row[label]
+                share = f"{row['satisfaction']:.0%}" if row["satisfaction"] is not None else "-"
+                print(f"  {name:<13} {row['positive']:>8} {row['negative']:>9} {row['neutral']:>8}  {share:>12}")
     print("tokens by model")
     for row in stats["tokens_by_model"]:
         print(f"  {row['model']}: {row['calls']} calls, {row['in']} in, {row['out']} out")
@@ -130,3 +139,15 @@ def print_access(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         hits = f"{r['cache_hits']}/{r['cacheable']}" if r["cacheable"] else "-"
         print(f"  {r['key']:<24} {r['requests']:>8} {r['refused']:>8} {r['errors']:>7} {r['tokens']:>8}  {hits}")
+
+
+def print_feedback(entries: list[dict[str, Any]]) -> None:
+    """``kb feedback list``: rated answers, newest first."""
+    if not entries:
+        print("no rated answers")
+        return
+    for e in entries:
+        comment = f" - {shown(e['comment'])}" if e["comment"] else ""
+        who = f" by {e['asked_by']}" if e["asked_by"] else ""
+        print(f"{e['rated_at']:%Y-%m-%d %H:%M} {e['rating']:<8} [{e['route']}] {shown(e['question'])}{comment}{who}")
+        print(f"  answer {e['answer_id']}: {shown((e['answer'] or '')[:200])}")

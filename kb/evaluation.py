@@ -290,7 +290,9 @@ def feedback_questions(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     entries = []
     for row in rows:
         sources = [s.get("path") for s in row.get("sources") or [] if s.get("path")]
-        entry: dict[str, Any] = {"q": row["question"], "files": list(dict.fromkeys(sources))[:3] or ["?"]}
+        entry: dict[str, Any] = {"q": row["question"]}
+        if row.get("route") != "database":  # a database answer has no file to name
+            entry["files"] = list(dict.fromkeys(sources))[:3] or ["?"]
         entry["route"] = row.get("route")
         entry["rating"] = row.get("rating")
         if row.get("comment"):

@@ -454,6 +454,23 @@ class KnowledgeBase:
     def stats(self) -> dict[str, Any]:
         return self.query_log.stats()
 
+    # -- feedback --------------------------------------------------------------------------------------
+    def rate(self, answer_id: str, rating: str, comment: Optional[str] = None) -> None:
+        """Rate a logged answer (``Answer.answer_id``): positive, negative or neutral, with an optional
+        comment; a later rating replaces an earlier one. ``kb stats`` shows satisfaction from them."""
+        if comment is not None and len(comment) > 2000:
+            raise KBError("a feedback comment is limited to 2,000 characters")
+        try:
+            found = self.query_log.rate(answer_id, rating, comment)
+        except ValueError as exc:
+            raise KBError(str(exc)) from None
+        if not found:
+            raise KBError(f"no answer {answer_id!r} in the query log")
+
+    def feedback(self, *, rating: Optional[str] = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Rated answers, newest first (only those rated ``rating``: positive, negative or neutral)."""
+        return self.query_log.feedback(rating=rating, limit=limit)
+
     # -- evaluation --------------------------------------------------------------------------------
     def evaluate(
         self,

@@ -1,13 +1,46 @@
-"""One row per query or chat turn: what was asked, which route answered, what it cost; and `kb stats`."""
+"""One row per query or chat turn: what was asked, which route answered, what it cost; its rating;
+and `kb stats`.
+
+Every answer logged gets an id (``Answer.answer_id``) that the client sees. Feedback is the rating
+of one answer (positive, negative or neutral, with an optional comment), stored on its row. When
+``kb serve`` answers, the row also names the key that asked (:func:`asked_by`), and only that key
+may rate it; an answer served from the cache is logged again under a new id for the key it was
+served to.
+"""
 
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from kb.engines.answer import Answer
 from kb.stores.connection import MariaDBConnection, create_table, replica_read
+
+Rating = Literal["positive", "negative", "neutral"]
+RATINGS: tuple[str, ...] = ("positive", "negative", "neutral")
+
+# The API key on whose behalf answers are being logged (kb serve sets it around each request; a
+# context variable, so that concurrent requests, and the threads they start, each keep their own).
+_ASKER: ContextVar[Optional[str]] = ContextVar("kb_asker", default=None)
+
+
+@contextmanager
+def asked_by(key_name: Optional[str]) -> Iterator[None]:
+    """Log the answers given inside this block as asked by ``key_name``."""
+    token = _ASKER.set(key_name)
+    try:
+        yield
+    finally:
+        _ASKER.reset(token)
+
+
+def new_answer_id() -> str:
+    return uuid.uuid4().hex
 
 
 @dataclass
@@ -19,6 +52,12 @@ class LatencyStats:
 
 def _number(value: Any) -> Optional[float]:
     return None if value is None else round(float(value), 1)
+
+
+def _ratings(positive: Any, negative: Any, neutral: Any) -> dict[str, Any]:
+    """Counts of each rating and satisfaction: positive / (positive + negative), None without either."""
+    p, n, u = int(positive or 0), int(negative or 0), int(neutral or 0)
+    return {"positive": p, "negative": n, "neutral": u, "satisfaction": round(p / (p + n), 3) if p + n else None}
 
 
 class QueryLog:
@@ -51,10 +90,21 @@ class QueryLog:
                 KEY by_time (created_at),
                 KEY by_session (session_id, id)
             """,
-            added_columns=[("context_chunks", "SMALLINT UNSIGNED NULL"), ("context_tokens", "INT UNSIGNED NULL")],
+            added_columns=[
+                ("context_chunks", "SMALLINT UNSIGNED NULL"),
+                ("context_tokens", "INT UNSIGNED NULL"),
+                ("answer_id", "CHAR(32) CHARACTER SET ascii NULL"),
+                ("asked_by", "VARCHAR(100) NULL"),
+                ("rating", "VARCHAR(8) CHARACTER SET ascii NULL"),
+                ("rating_comment", "TEXT NULL"),
+                ("rated_at", "TIMESTAMP(6) NULL"),
+            ],
+            added_indexes=[("by_answer", "answer_id")],
         )
 
     def record(self, answer: Answer, *, kind: str, llm_model: str, embed_model: str) -> None:
+        """Log ``answer`` (giving it an id if it has none yet)."""
+        answer.answer_id = answer.answer_id or new_answer_id()
         sources = [
             {"path": s.path, "title": s.title, "score": s.score, "node_id": s.node_id, "in_prompt": s.in_prompt}
             for s in answer.sources
@@ -64,8 +114,8 @@ class QueryLog:
         self._conn.execute(
             f"INSERT INTO {self._table} (kind, session_id, question, condensed_question, route, route_reason, answer, "
             "sources, `sql`, refused, retrieval_ms, generation_ms, total_ms, best_score, tokens_in, tokens_out, "
-            "llm_model, embed_model, context_chunks, context_tokens) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "llm_model, embed_model, context_chunks, context_tokens, answer_id, asked_by) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 kind,
                 answer.session_id,
@@ -87,8 +137,61 @@ class QueryLog:
                 embed_model,
                 len(context["in_prompt"]) if "in_prompt" in context else None,
                 context.get("tokens"),
+                answer.answer_id,
+                _ASKER.get(),
             ),
         )
+
+    def served_again(self, answer_id: str) -> Optional[str]:
+        """Log a cached answer served once more (to the current asker): a copy of its row under a new
+        id, with no latency of its own; the new id, or None when ``answer_id`` is not logged."""
+        new_id = new_answer_id()
+        copied = self._conn.execute(
+            f"INSERT INTO {self._table} (kind, session_id, question, condensed_question, route, route_reason, answer, "
+            "sources, `sql`, refused, best_score, llm_model, embed_model, context_chunks, context_tokens, "
+            "answer_id, asked_by) "
+            "SELECT 'cached', session_id, question, condensed_question, route, route_reason, answer, sources, `sql`, "
+            "refused, best_score, llm_model, embed_model, context_chunks, context_tokens, ?, ? "
+            f"FROM {self._table} WHERE answer_id = ? ORDER BY id LIMIT 1",
+            (new_id, _ASKER.get(), answer_id),
+        )
+        return new_id if copied else None
+
+    def rate(self, answer_id: str, rating: str, comment: Optional[str] = None, *, asker: Optional[str] = None) -> bool:
+        """Store the rating of an answer (a later rating replaces it). With ``asker`` (a key's name),
+        only an answer that key asked for is rated. False when there is no such answer."""
+        if rating not in RATINGS:
+            raise ValueError(f"rating must be one of {', '.join(RATINGS)}, not {rating!r}")
+        where, params = "answer_id = ?", [answer_id]
+        if asker is not None:
+            where += " AND asked_by = ?"
+            params.append(asker)
+        found = self._conn.fetchall(f"SELECT id FROM {self._table} WHERE {where} LIMIT 1", params)
+        if not found:
+            return False
+        self._conn.execute(
+            f"UPDATE {self._table} SET rating = ?, rating_comment = ?, rated_at = CURRENT_TIMESTAMP(6) WHERE id = ?",
+            (rating, comment, found[0][0]),
+        )
+        return True
+
+    @replica_read
+    def feedback(self, *, rating: Optional[str] = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Rated answers, newest rating first (only those rated ``rating`` when given)."""
+        where, params = "rating IS NOT NULL", []
+        if rating is not None:
+            where += " AND rating = ?"
+            params.append(rating)
+        rows = self._conn.fetchall(
+            f"SELECT answer_id, rated_at, rating, rating_comment, route, question, answer, sources, asked_by "
+            f"FROM {self._table} WHERE {where} ORDER BY rated_at DESC, id DESC LIMIT {int(limit)}",
+            params,
+        )
+        keys = ["answer_id", "rated_at", "rating", "comment", "route", "question", "answer", "sources", "asked_by"]
+        entries = [dict(zip(keys, row)) for row in rows]
+        for entry in entries:
+            entry["sources"] = json.loads(entry["sources"]) if entry["sources"] else []
+        return entries
 
     @replica_read
     def turns(self, session_id: str) -> list[dict[str, Any]]:
@@ -140,6 +243,14 @@ class QueryLog:
             f"SELECT route, COUNT(*), AVG(total_ms), MAX(total_ms), AVG(tokens_in), AVG(context_chunks), "
             f"AVG(context_tokens) FROM {self._table} GROUP BY route ORDER BY route"
         )
+        satisfaction = self._conn.fetchall(
+            f"SELECT route, SUM(rating = 'positive'), SUM(rating = 'negative'), SUM(rating = 'neutral') "
+            f"FROM {self._table} WHERE rating IS NOT NULL GROUP BY route ORDER BY route"
+        )
+        daily = self._conn.fetchall(
+            f"SELECT DATE(rated_at), SUM(rating = 'positive'), SUM(rating = 'negative'), SUM(rating = 'neutral') "
+            f"FROM {self._table} WHERE rating IS NOT NULL GROUP BY DATE(rated_at) ORDER BY DATE(rated_at) DESC LIMIT 30"
+        )
         total, sessions, refused = self._conn.fetchall(
             f"SELECT COUNT(*), COUNT(DISTINCT session_id), COALESCE(SUM(refused), 0) FROM {self._table}"
         )[0]
@@ -163,6 +274,8 @@ class QueryLog:
                 }
                 for route, n, mean_ms, max_ms, tokens_in, chunks, context_tokens in routes
             ],
+            "satisfaction_by_route": [{"route": r, **_ratings(p, n, u)} for r, p, n, u in satisfaction],
+            "satisfaction_by_day": [{"day": str(d), **_ratings(p, n, u)} for d, p, n, u in daily],
             "tokens_by_model": [
                 {"model": m, "calls": int(c), "in": int(i or 0), "out": int(o or 0)} for m, c, i, o in tokens
             ],

@@ -73,15 +73,18 @@ def create_table(
     columns: str,
     *,
     added_columns: Sequence[tuple[str, str]] = (),
+    added_indexes: Sequence[tuple[str, str]] = (),
 ) -> str:
     """Create ``table_name`` with ``columns`` unless it exists; returns its quoted name. The one
     place for what every kb table shares: a validated, quoted name, InnoDB, utf8mb4.
 
     ``added_columns`` are (name, definition) pairs added to the table since it was first made: a
     new table has them, and a table made by an older kb gets those it lacks (an ALTER only then:
-    every ALTER is a write a replica must apply)."""
+    every ALTER is a write a replica must apply). ``added_indexes`` are (name, column) pairs: indexes
+    on added columns, made with them."""
     table = quote_identifier(table_name)
     added = "".join(f", {quote_identifier(name)} {definition}" for name, definition in added_columns)
+    added += "".join(f", KEY {quote_identifier(name)} ({quote_identifier(column)})" for name, column in added_indexes)
     with connection.cursor() as cur:
         if not table_exists(cur, table):
             cur.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns}{added}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
@@ -93,8 +96,11 @@ def create_table(
             present = {row[0].lower() for row in cur.fetchall()}
             missing = [(n, d) for n, d in added_columns if n.lower() not in present]
             if missing:
-                additions = ", ".join(f"ADD COLUMN IF NOT EXISTS {quote_identifier(n)} {d}" for n, d in missing)
-                cur.execute(f"ALTER TABLE {table} {additions}")
+                additions = [f"ADD COLUMN IF NOT EXISTS {quote_identifier(n)} {d}" for n, d in missing]
+                additions += [
+                    f"ADD KEY IF NOT EXISTS {quote_identifier(n)} ({quote_identifier(c)})" for n, c in added_indexes
+                ]
+                cur.execute(f"ALTER TABLE {table} {', '.join(additions)}")
     return table
 
 

@@ -238,6 +238,7 @@ def test_stats_on_a_known_log(db_url, local_embed, run_kb):
 
 
 def test_a_query_log_made_by_an_older_kb_gets_the_new_columns(db):
+    from kb.engines.answer import Answer
     from kb.query_log import QueryLog
 
     db.execute(
@@ -252,9 +253,16 @@ def test_a_query_log_made_by_an_older_kb_gets_the_new_columns(db):
     db.execute("INSERT INTO old_log (kind, question, route) VALUES ('query', 'before', 'documents')")
     log = QueryLog(db, "old_log")
     columns = {r[0] for r in db.fetchall("SHOW COLUMNS FROM old_log")}
-    assert {"context_chunks", "context_tokens"} <= columns
+    assert {"context_chunks", "context_tokens", "answer_id", "asked_by", "rating", "rating_comment"} <= columns
+    assert "by_answer" in {r[2] for r in db.fetchall("SHOW INDEX FROM old_log")}
     assert db.fetchall("SELECT question FROM old_log") == [("before",)]  # nothing lost
     assert log.stats()["by_route"][0]["count"] == 1
+    answer = Answer(question="after", text="an answer")
+    log.record(answer, kind="query", llm_model="m", embed_model="e")
+    assert log.rate(answer.answer_id, "positive") and not log.rate("0" * 32, "positive")
+    assert log.stats()["satisfaction_by_route"] == [
+        {"route": "documents", "positive": 1, "negative": 0, "neutral": 0, "satisfaction": 1.0}
+    ]
 
 
 # -- the real offline models, end to end ------------------------------------------------------------

@@ -14,6 +14,7 @@ import time
 import httpx
 import openai
 import pytest
+import yaml
 from serving import ServedKB, bearer
 
 from kb.business import DATA
@@ -297,6 +298,51 @@ def test_access_log_and_stats(site, run_kb, tmp_path):
     assert "kb serve requests by key" in out.stdout and "reader" in out.stdout
 
 
+def test_feedback_is_stored_shown_and_only_the_asking_key_may_rate(site, run_kb, tmp_path):
+    ask = {"question": "How long is the warranty on espresso machines?", "route": "documents"}
+    first = post(site, "/v1/query", "reader", ask).json()
+    answer_id = first["answer_id"]
+    assert len(answer_id) == 32
+    rated = post(site, "/v1/feedback", "reader", {"answer_id": answer_id, "rating": "negative", "comment": "too long"})
+    assert rated.status_code == 204
+    # another key with the same collections was not given that answer: it may not rate it, nor learn it exists
+    other = post(site, "/v1/feedback", "writer", {"answer_id": answer_id, "rating": "positive"})
+    assert other.status_code == 404 and answer_id in other.json()["error"]["message"]
+    assert post(site, "/v1/feedback", "writer", {"answer_id": "f" * 32, "rating": "positive"}).status_code == 404
+    assert post(site, "/v1/feedback", "reader", {"answer_id": answer_id, "rating": "great"}).status_code == 422
+    # the writer is served the cached answer under an id of its own, which it may rate
+    cached = post(site, "/v1/query", "writer", ask, server=1).json()
+    assert cached["cache"] == "hit" and cached["answer_id"] != answer_id
+    assert (
+        post(site, "/v1/feedback", "writer", {"answer_id": cached["answer_id"], "rating": "positive"}).status_code
+        == 204
+    )
+    streamed = post(
+        site,
+        "/v1/chat/completions",
+        "reader",
+        {"model": "kb", "messages": [{"role": "user", "content": ask["question"]}]},
+    )
+    chat_id = streamed.json()["kb"]["answer_id"]
+    assert post(site, "/v1/feedback", "reader", {"answer_id": chat_id, "rating": "neutral"}).status_code == 204
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database:\n  url: {site['config']['database']['url']}\n")
+    stats = run_kb("--config", str(config), "stats")
+    assert stats.returncode == 0, stats.stderr
+    line = next(line for line in stats.stdout.splitlines() if line.strip().startswith("documents") and "%" in line)
+    assert line.split()[1:5] == ["1", "1", "1", "50%"]  # positive, negative, neutral, satisfaction
+    negative = run_kb("--config", str(config), "feedback", "list", "--negative")
+    assert negative.returncode == 0 and "too long" in negative.stdout and answer_id in negative.stdout
+    assert "positive" not in negative.stdout
+    written = tmp_path / "from-feedback.yaml"
+    made = run_kb("--config", str(config), "eval", "--from-feedback", str(written))
+    assert made.returncode == 0, made.stderr
+    entries = yaml.safe_load(written.read_text())
+    assert {e["rating"] for e in entries} == {"positive", "negative", "neutral"}
+    assert all(e["q"] == ask["question"] and e["files"] for e in entries)
+
+
 def test_keys_cli_creates_lists_and_revokes(run_kb, tmp_path, site):
     config = tmp_path / "config.yaml"
     config.write_text(f"database:\n  url: {site['config']['database']['url']}\n")
@@ -372,6 +418,8 @@ def test_web_page_in_a_real_browser(site, tmp_path):
         assert second.locator(".route").text_content() == "database"
         assert "SELECT COUNT(*)" in second.locator(".sql pre").text_content()
         assert second.locator("table.rows td").count() == 1
+        second.locator(".rate button[data-rating=positive]").click()
+        second.locator(".rate span").filter(has_text="thanks").wait_for(timeout=10_000)
         shot = page.screenshot(path=str(tmp_path / "web-page.png"), full_page=True)
         browser.close()
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 20_000  # a rendered page, not a blank one

@@ -29,7 +29,7 @@ from kb.errors import KBError
 from kb.service.gate import ApiError, RequestGate, error_body
 from kb.service.keys import ApiKey
 from kb.service.openai_chat import MODEL_NAME, ChatCompletionRequest, CompletionStream, completion, error_event
-from kb.service.schemas import IndexRequest, QueryRequest, Question, RetrieveRequest
+from kb.service.schemas import FeedbackRequest, IndexRequest, QueryRequest, Question, RetrieveRequest
 from kb.service.service import Service
 from kb.stores.errors import DatabaseUnavailable, is_database_down
 from kb.stores.filters import UnsupportedFilterError
@@ -146,6 +146,12 @@ def create_app(service: Service) -> FastAPI:
     def sql(body: Question, request: Request, key: ApiKey = Depends(current_key)) -> dict[str, Any]:
         request.state.route = "database"
         return service.sql(key, body.question)
+
+    @app.post("/v1/feedback", status_code=204)
+    def feedback(body: FeedbackRequest, key: ApiKey = Depends(current_key)) -> Response:
+        """Rate an answer this key was given (its ``answer_id``): positive, negative or neutral."""
+        service.rate(key, body.answer_id, body.rating, body.comment)
+        return Response(status_code=204)
 
     @app.post("/v1/route")
     def route(body: Question, key: ApiKey = Depends(current_key)) -> dict[str, Any]:

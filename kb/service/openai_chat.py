@@ -70,6 +70,7 @@ def kb_fields(answer: Answer, session_id: Optional[str]) -> dict[str, Any]:
         "rows": answer.rows,
         "refused": answer.refused,
         "session_id": session_id,
+        "answer_id": answer.answer_id,  # what POST /v1/feedback rates
     }
 
 

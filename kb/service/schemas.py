@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from kb.collections import check_collection
 from kb.config import RetrievalMode
 from kb.errors import KBError
+from kb.query_log import Rating
 from kb.retrieval import filters_from
 
 Route = Literal["documents", "database", "both"]
@@ -38,6 +39,12 @@ class RetrieveRequest(Question):
 
 class QueryRequest(RetrieveRequest):
     route: Optional[Route] = None
+
+
+class FeedbackRequest(_Body):
+    answer_id: str = Field(..., pattern=r"^[0-9a-f]{32}$", description="the answer_id of an answer this key was given")
+    rating: Rating
+    comment: Optional[str] = Field(None, max_length=2000)
 
 
 class IndexRequest(_Body):

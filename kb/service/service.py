@@ -32,6 +32,7 @@ from kb.collections import restrict
 from kb.engines.answer import Answer, Source
 from kb.errors import KBError
 from kb.knowledge_base import KnowledgeBase
+from kb.query_log import asked_by
 from kb.service.access_log import AccessLog
 from kb.service.cache import ServiceCache, build_backend, cache_key
 from kb.service.gate import ApiError, RequestBudget, current_budget
@@ -170,13 +171,21 @@ class Service:
 
         def compute() -> dict[str, Any]:
             nonlocal tokens
-            with self.generating():
+            with self.generating(), asked_by(key.name):
                 answer = self.kb.query(req.question, route=req.route, **options, **extra)
             tokens = self.count(key, answer)
             return answer_dict(answer)
 
         result, state = self.cached("query", key, req.model_dump(), compute)
+        if state == "hit" and result.get("answer_id"):  # logged again, for this key to rate
+            with asked_by(key.name):
+                result = {**result, "answer_id": self.kb.query_log.served_again(result["answer_id"])}
         return result, state, tokens
+
+    def rate(self, key: ApiKey, answer_id: str, rating: str, comment: Optional[str]) -> None:
+        """Rate an answer this key was given; 404 for any other (whether it exists is not said)."""
+        if not self.kb.query_log.rate(answer_id, rating, comment, asker=key.name):
+            raise ApiError(404, f"no answer {answer_id!r} was given to key {key.name!r}")
 
     def sql(self, key: ApiKey, question: str) -> dict[str, Any]:
         self.check_route(key, "database")
@@ -222,7 +231,7 @@ class Service:
         question = self._question(request)
         stored, throwaway = self.chat_session(key, request, session)
         try:
-            with self.generating():
+            with self.generating(), asked_by(key.name):
                 answer = self.kb.chat(stored, question, **self.options(key, None))
         finally:
             if throwaway:
@@ -334,7 +343,7 @@ class ChatStream:
     def _produce(self) -> None:
         service, kb = self.service, self.service.kb
         try:
-            with service.generating(self.budget):
+            with service.generating(self.budget), asked_by(self.key.name):
                 self._admitted.set()
                 stored, throwaway = service.chat_session(self.key, self.request, self.session)
                 try:
