@@ -160,6 +160,41 @@ def _cmd_feedback_rate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_cost_estimate(args: argparse.Namespace, settings: Settings) -> int:
+    """A month of indexing and questions, for every profile, from the documents' tokens and the
+    tokens an answer took in the query log (or typical figures when it is empty)."""
+    from llama_index.core.utils import get_tokenizer
+
+    from kb.cli_output import dollars
+    from kb.cost import document_tokens, estimate_month
+
+    if args.questions_per_day < 0:
+        raise KBError(f"--questions-per-day {args.questions_per_day}: give 0 or more")
+    tokenizer = get_tokenizer()
+    tokens, files = document_tokens(Path(args.docs), lambda text: len(tokenizer(text)))
+    per_question, source = (1500.0, 150.0), "typical figures: the query log is empty"
+    try:
+        from kb.database import connect
+        from kb.query_log import QueryLog
+
+        observed = QueryLog(connect(settings)).mean_tokens()
+        if observed is not None:
+            per_question, source = observed, "the query log's mean"
+    except Exception as exc:  # no database reachable: the estimate still stands on typical figures
+        source += f"; query log not read: {str(exc).splitlines()[0][:120]}"
+    print(
+        f"{files} files, {tokens:,} tokens to embed; {args.questions_per_day:g} questions a day of "
+        f"{per_question[0]:,.0f} tokens in and {per_question[1]:,.0f} out ({source})"
+    )
+    print(f"{'profile':<14} {'indexing once':>14} {'per question':>14} {'questions / 30 days':>20} {'month':>12}")
+    for e in estimate_month(settings, tokens, args.questions_per_day, per_question):
+        print(
+            f"{e.profile:<14} {dollars(e.indexing):>14} {dollars(e.per_question):>14} "
+            f"{dollars(e.questions):>20} {dollars(e.total):>12}"
+        )
+    return 0
+
+
 def add_operator_commands(commands: Any) -> None:
     evaluate = commands.add_parser(
         "eval",
@@ -196,3 +231,14 @@ def add_operator_commands(commands: Any) -> None:
     rate.add_argument("rating", help="positive, negative or neutral")
     rate.add_argument("--comment", help="what was right or wrong")
     rate.set_defaults(handler=_cmd_feedback_rate)
+
+    cost = commands.add_parser(
+        "cost", help="estimate a month's cost for each profile", description="What indexing and questions cost."
+    )
+    cost_actions = cost.add_subparsers(dest="cost_command", metavar="ACTION", required=True)
+    estimate = cost_actions.add_parser(
+        "estimate", help="a month of indexing DIR and N questions a day, for every profile"
+    )
+    estimate.add_argument("--docs", required=True, metavar="DIR", help="the folder of documents you would index")
+    estimate.add_argument("--questions-per-day", type=float, required=True, metavar="N")
+    estimate.set_defaults(handler=_cmd_cost_estimate)

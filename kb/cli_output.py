@@ -7,7 +7,7 @@ characters escaped, so that a crafted name cannot forge lines of the output.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Optional
 
 Out = Callable[[str], Any]
 
@@ -99,6 +99,15 @@ def print_turns(turns: list[dict[str, Any]], messages: list[Any]) -> None:
             print(f"  {getattr(message.role, 'value', message.role)}: {message.content}")
 
 
+def dollars(amount: Optional[float]) -> str:
+    """US dollars with the precision small amounts need; "unknown" where a price is unknown."""
+    if amount is None:
+        return "unknown"
+    if amount == 0:
+        return "$0"
+    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.6f}"
+
+
 def print_stats(stats: dict[str, Any]) -> None:
     print(f"{stats['total']} questions ({stats['sessions']} chat sessions, {stats['refused']} refused)")
     for row in stats["by_kind_route"]:
@@ -128,17 +137,26 @@ def print_stats(stats: dict[str, Any]) -> None:
                 print(f"  {name:<13} {row['positive']:>8} {row['negative']:>9} {row['neutral']:>8}  {share:>12}")
     print("tokens by model")
     for row in stats["tokens_by_model"]:
-        print(f"  {row['model']}: {row['calls']} calls, {row['in']} in, {row['out']} out")
+        print(
+            f"  {row['model']}: {row['calls']} calls, {row['in']} in, {row['out']} out, cost {dollars(row['cost_usd'])}"
+        )
+    if stats["cost_by_day"]:
+        print("cost by day")
+        for row in stats["cost_by_day"]:
+            print(f"  {row['day']}  {row['answers']:>6} answers  {dollars(row['cost_usd'])}")
 
 
 def print_access(rows: list[dict[str, Any]]) -> None:
     """``kb stats``: the service's requests per API key (nothing when ``kb serve`` never ran)."""
     if not rows:
         return
-    print("kb serve requests by key   requests  refused  errors   tokens  cache hits")
+    print("kb serve requests by key   requests  refused  errors   tokens  cache hits        cost")
     for r in rows:
         hits = f"{r['cache_hits']}/{r['cacheable']}" if r["cacheable"] else "-"
-        print(f"  {r['key']:<24} {r['requests']:>8} {r['refused']:>8} {r['errors']:>7} {r['tokens']:>8}  {hits}")
+        print(
+            f"  {r['key']:<24} {r['requests']:>8} {r['refused']:>8} {r['errors']:>7} {r['tokens']:>8}  {hits:<10} "
+            f"{dollars(r['cost_usd']):>10}"
+        )
 
 
 def print_feedback(entries: list[dict[str, Any]]) -> None:

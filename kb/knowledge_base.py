@@ -27,6 +27,7 @@ from llama_index.core.vector_stores.types import (
 from kb import models
 from kb.collections import ALL_COLLECTIONS, DEFAULT_COLLECTION, CollectionVersions
 from kb.config import Settings, load_settings
+from kb.cost import Prices
 from kb.database import connect
 from kb.engines.answer import Answer, StreamingAnswer
 from kb.engines.chat import SessionChatEngine
@@ -333,9 +334,18 @@ class KnowledgeBase:
                 f"characters with this model's {window:,}-token context window"
             )
 
+    @cached_property
+    def prices(self) -> Prices:
+        """What the active profile's models cost per 1,000 tokens (:mod:`kb.cost`; also for a model
+        passed in as ``llm=``: the profile's prices are the operator's statement of what it costs)."""
+        return Prices.of(self.settings.active_profile)
+
     def _log(self, answer: Answer, kind: str, counts: Any = None) -> Answer:
         if counts is not None:
             answer.tokens = counts.as_dict()
+        llm_cost = self.prices.llm_cost(int(answer.tokens.get("in", 0)), int(answer.tokens.get("out", 0)))
+        embed_cost = self.prices.embedding_cost(len(self.token_counter.tokenizer(answer.question)))
+        answer.cost_usd = None if llm_cost is None or embed_cost is None else round(llm_cost + embed_cost, 8)
         self.query_log.record(answer, kind=kind, llm_model=self.llm_model_name, embed_model=self.embed_model_name)
         return answer
 

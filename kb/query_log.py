@@ -98,6 +98,7 @@ class QueryLog:
                 ("rating", "VARCHAR(8) CHARACTER SET ascii NULL"),
                 ("rating_comment", "TEXT NULL"),
                 ("rated_at", "TIMESTAMP(6) NULL"),
+                ("cost_usd", "DOUBLE NULL"),
             ],
             added_indexes=[("by_answer", "answer_id")],
         )
@@ -114,8 +115,8 @@ class QueryLog:
         self._conn.execute(
             f"INSERT INTO {self._table} (kind, session_id, question, condensed_question, route, route_reason, answer, "
             "sources, `sql`, refused, retrieval_ms, generation_ms, total_ms, best_score, tokens_in, tokens_out, "
-            "llm_model, embed_model, context_chunks, context_tokens, answer_id, asked_by) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "llm_model, embed_model, context_chunks, context_tokens, answer_id, asked_by, cost_usd) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 kind,
                 answer.session_id,
@@ -139,6 +140,7 @@ class QueryLog:
                 context.get("tokens"),
                 answer.answer_id,
                 _ASKER.get(),
+                answer.cost_usd,
             ),
         )
 
@@ -149,9 +151,9 @@ class QueryLog:
         copied = self._conn.execute(
             f"INSERT INTO {self._table} (kind, session_id, question, condensed_question, route, route_reason, answer, "
             "sources, `sql`, refused, best_score, llm_model, embed_model, context_chunks, context_tokens, "
-            "answer_id, asked_by) "
+            "answer_id, asked_by, cost_usd) "
             "SELECT 'cached', session_id, question, condensed_question, route, route_reason, answer, sources, `sql`, "
-            "refused, best_score, llm_model, embed_model, context_chunks, context_tokens, ?, ? "
+            "refused, best_score, llm_model, embed_model, context_chunks, context_tokens, ?, ?, 0 "
             f"FROM {self._table} WHERE answer_id = ? ORDER BY id LIMIT 1",
             (new_id, _ASKER.get(), answer_id),
         )
@@ -231,13 +233,26 @@ class QueryLog:
         return LatencyStats(*(None if v is None else float(v) for v in rows[0]))
 
     @replica_read
+    def mean_tokens(self) -> Optional[tuple[float, float]]:
+        """The mean LLM tokens (in, out) of the answers that used the LLM; None before any."""
+        row = self._conn.fetchall(
+            f"SELECT AVG(tokens_in), AVG(tokens_out), COUNT(*) FROM {self._table} WHERE tokens_in > 0 AND kind <> 'cached'"
+        )[0]
+        return None if not row[2] else (float(row[0]), float(row[1]))
+
+    @replica_read
     def stats(self) -> dict[str, Any]:
         """Counts by kind and route, latency percentiles, tokens by model."""
         counts = self._conn.fetchall(
             f"SELECT kind, route, COUNT(*) FROM {self._table} GROUP BY kind, route ORDER BY kind, route"
         )
         tokens = self._conn.fetchall(
-            f"SELECT llm_model, COUNT(*), SUM(tokens_in), SUM(tokens_out) FROM {self._table} GROUP BY llm_model ORDER BY llm_model"
+            f"SELECT llm_model, COUNT(*), SUM(tokens_in), SUM(tokens_out), SUM(cost_usd), COUNT(cost_usd) "
+            f"FROM {self._table} GROUP BY llm_model ORDER BY llm_model"
+        )
+        cost_daily = self._conn.fetchall(
+            f"SELECT DATE(created_at), COUNT(*), SUM(cost_usd) FROM {self._table} "
+            f"GROUP BY DATE(created_at) ORDER BY DATE(created_at) DESC LIMIT 30"
         )
         routes = self._conn.fetchall(
             f"SELECT route, COUNT(*), AVG(total_ms), MAX(total_ms), AVG(tokens_in), AVG(context_chunks), "
@@ -277,6 +292,17 @@ class QueryLog:
             "satisfaction_by_route": [{"route": r, **_ratings(p, n, u)} for r, p, n, u in satisfaction],
             "satisfaction_by_day": [{"day": str(d), **_ratings(p, n, u)} for d, p, n, u in daily],
             "tokens_by_model": [
-                {"model": m, "calls": int(c), "in": int(i or 0), "out": int(o or 0)} for m, c, i, o in tokens
+                {
+                    "model": m,
+                    "calls": int(c),
+                    "in": int(i or 0),
+                    "out": int(o or 0),
+                    "cost_usd": float(cost) if priced else None,  # None: no answer of it had a known price
+                }
+                for m, c, i, o, cost, priced in tokens
+            ],
+            "cost_by_day": [
+                {"day": str(d), "answers": int(n), "cost_usd": None if c is None else float(c)}
+                for d, n, c in cost_daily
             ],
         }

@@ -23,6 +23,7 @@ class AccessRecord:
     route: Optional[str] = None
     tokens: int = 0
     cache: Optional[str] = None  # "hit" | "miss" | None (not cacheable)
+    cost_usd: Optional[float] = None  # what the models cost for it (kb.cost); None: unknown or none used
 
 
 class AccessLog:
@@ -45,20 +46,21 @@ class AccessLog:
                 KEY by_time (created_at),
                 KEY by_key (key_name, created_at)
             """,
+            added_columns=[("cost_usd", "DOUBLE NULL")],
         )
 
     def record(self, r: AccessRecord) -> None:
         self._conn.execute(
-            f"INSERT INTO {self._table} (key_name, method, path, route, status, latency_ms, tokens, cache) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (r.key_name, r.method, r.path[:255], r.route, r.status, r.latency_ms, r.tokens, r.cache),
+            f"INSERT INTO {self._table} (key_name, method, path, route, status, latency_ms, tokens, cache, cost_usd) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (r.key_name, r.method, r.path[:255], r.route, r.status, r.latency_ms, r.tokens, r.cache, r.cost_usd),
         )
 
     def stats(self) -> list[dict[str, Any]]:
-        """Per key: requests, refused (4xx), errors (5xx), p50 latency, tokens, cache hits."""
+        """Per key: requests, refused (4xx), errors (5xx), tokens, cache hits, cost (US dollars)."""
         rows = self._conn.fetchall(
             f"SELECT COALESCE(key_name, '(no key)'), COUNT(*), SUM(status BETWEEN 400 AND 499), SUM(status >= 500), "
-            "SUM(tokens), SUM(cache = 'hit'), SUM(cache IS NOT NULL), MAX(created_at) "
+            "SUM(tokens), SUM(cache = 'hit'), SUM(cache IS NOT NULL), MAX(created_at), SUM(cost_usd) "
             f"FROM {self._table} GROUP BY key_name ORDER BY COUNT(*) DESC"
         )
         return [
@@ -71,6 +73,7 @@ class AccessLog:
                 "cache_hits": int(hits or 0),
                 "cacheable": int(cacheable or 0),
                 "last": last,
+                "cost_usd": None if cost is None else float(cost),
             }
-            for key, n, refused, errors, tokens, hits, cacheable, last in rows
+            for key, n, refused, errors, tokens, hits, cacheable, last, cost in rows
         ]

@@ -140,12 +140,15 @@ def create_app(service: Service) -> FastAPI:
     def query(body: QueryRequest, request: Request, key: ApiKey = Depends(current_key)) -> dict[str, Any]:
         result, cache, tokens = service.query(key, body)
         request.state.route, request.state.cache, request.state.tokens = result.get("route"), cache, tokens
+        request.state.cost = 0.0 if cache == "hit" else result.get("cost_usd")
         return {**result, "cache": cache}
 
     @app.post("/v1/sql")
     def sql(body: Question, request: Request, key: ApiKey = Depends(current_key)) -> dict[str, Any]:
         request.state.route = "database"
-        return service.sql(key, body.question)
+        result = service.sql(key, body.question)
+        request.state.cost = result.get("cost_usd")
+        return result
 
     @app.post("/v1/feedback", status_code=204)
     def feedback(body: FeedbackRequest, key: ApiKey = Depends(current_key)) -> Response:
@@ -203,6 +206,7 @@ def create_app(service: Service) -> FastAPI:
         if not body.stream:
             answer, named = service.chat(key, body, session)
             request.state.route, request.state.tokens = answer.route, int(sum(answer.tokens.values()))
+            request.state.cost = answer.cost_usd
             return completion(answer, named)
         stream = service.stream_chat(key, body, session)
         request.scope["state"]["settle"] = stream.settle  # the gate logs the stream once it has ended

@@ -328,6 +328,7 @@ class RequestGate:
             state.get("route"),
             int(state.get("tokens") or 0),
             state.get("cache"),
+            state.get("cost"),
         )
         try:
             await self._in_thread(self.record, record)

@@ -401,6 +401,7 @@ class ChatStream:
         return {
             "route": self.answer.route if self.answer else None,
             "tokens": self.tokens,
+            "cost": self.answer.cost_usd if self.answer else None,
             **({"status_override": status} if status else {}),
         }
 
