@@ -22,6 +22,7 @@ from kb.cli_output import (
     print_sessions,
     print_stats,
     print_turns,
+    print_variants,
     shown,
 )
 from kb.cli_service import add_service_commands
@@ -260,6 +261,9 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     from kb.service.access_log import AccessLog
 
     kb = _knowledge_base(settings)
+    if args.by == "variant":
+        print_variants(kb.query_log.by_variant())
+        return 0
     print_stats(kb.stats())
     print_access(AccessLog(kb.connection, settings.serve.access_log_table).stats())
     return 0
@@ -411,9 +415,13 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("name", nargs="?", help="session name (for show and delete)")
     sessions.set_defaults(handler=_cmd_sessions)
 
-    commands.add_parser(
-        "stats", help="query log summary: counts, latency percentiles, tokens", description="Summarise the query log."
-    ).set_defaults(handler=_cmd_stats)
+    stats = commands.add_parser(
+        "stats",
+        help="query log summary: counts, latency percentiles, tokens, cost, satisfaction",
+        description="Summarise the query log.",
+    )
+    stats.add_argument("--by", choices=["variant"], help="variant: compare the A/B variants of serve.experiments")
+    stats.set_defaults(handler=_cmd_stats)
 
     add_service_commands(commands)
     add_operator_commands(commands)

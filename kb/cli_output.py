@@ -169,3 +169,19 @@ def print_feedback(entries: list[dict[str, Any]]) -> None:
         who = f" by {e['asked_by']}" if e["asked_by"] else ""
         print(f"{e['rated_at']:%Y-%m-%d %H:%M} {e['rating']:<8} [{e['route']}] {shown(e['question'])}{comment}{who}")
         print(f"  answer {e['answer_id']}: {shown((e['answer'] or '')[:200])}")
+
+
+def print_variants(rows: list[dict[str, Any]]) -> None:
+    """``kb stats --by variant``: the A/B variants side by side."""
+    if not rows:
+        print("no answers with a variant yet (serve.experiments is empty, or kb serve has not answered)")
+        return
+    print("variant          answers   mean s  tokens in  tokens out        cost  positive  negative  satisfaction")
+    for r in rows:
+        seconds = f"{r['mean_total_ms'] / 1000:8.1f}" if r["mean_total_ms"] is not None else "       -"
+        share = f"{r['satisfaction']:.0%}" if r["satisfaction"] is not None else "-"
+        print(
+            f"  {r['variant']:<14} {r['answers']:>7} {seconds} {r['mean_tokens_in'] or 0:>10.0f} "
+            f"{r['mean_tokens_out'] or 0:>11.0f} {dollars(r['cost_usd']):>11} {r['positive']:>9} {r['negative']:>9}"
+            f"  {share:>12}"
+        )

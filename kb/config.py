@@ -198,6 +198,29 @@ LLMProvider = Literal["llama_cpp", "openai", "ollama", "openai_like"]
 EmbeddingProvider = Literal["local", "huggingface", "openai", "openai_like"]
 
 
+class ExperimentRetrieval(_Strict):
+    """The retrieval settings a variant changes (unset: the configured ones)."""
+
+    mode: Optional[RetrievalMode] = None
+    top_k: Optional[int] = Field(None, ge=1, le=100)
+    fusion: Optional[FusionName] = None
+    alpha: Optional[float] = Field(None, ge=0, le=1)
+    rrf_k: Optional[float] = Field(None, gt=0)
+
+    def options(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class ExperimentSettings(_Strict):
+    """One variant of an A/B test: ``share`` of the keys (or chat sessions) get its retrieval settings,
+    the same ones every time (assigned by a hash of the key, or of the key and session)."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    share: float = Field(..., gt=0, le=1, description="the share of keys (or sessions) served this variant")
+    unit: Literal["key", "session"] = Field("key", description="what is assigned: an API key, or a chat session")
+    retrieval: ExperimentRetrieval
+
+
 class ServeSettings(_Strict):
     """``kb serve``: the HTTP API (see :mod:`kb.service`)."""
 
@@ -217,6 +240,19 @@ class ServeSettings(_Strict):
     )
     keys_table: str = Field("kb_api_keys", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     access_log_table: str = Field("kb_access_log", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    experiments: list[ExperimentSettings] = Field(
+        default_factory=list,
+        description="A/B variants of the retrieval settings (empty: off); see kb.service.experiments",
+    )
+
+    @model_validator(mode="after")
+    def _experiments_fit(self) -> ServeSettings:
+        names = [e.name for e in self.experiments]
+        if len(set(names)) != len(names) or "control" in names:
+            raise ValueError("serve.experiments: each variant needs its own name, and 'control' is taken")
+        if sum(e.share for e in self.experiments) > 1 + 1e-9:
+            raise ValueError("serve.experiments: the shares add up to more than 1")
+        return self
 
 
 class CacheSettings(_Strict):

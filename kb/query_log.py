@@ -24,15 +24,16 @@ from kb.stores.connection import MariaDBConnection, create_table, replica_read
 Rating = Literal["positive", "negative", "neutral"]
 RATINGS: tuple[str, ...] = ("positive", "negative", "neutral")
 
-# The API key on whose behalf answers are being logged (kb serve sets it around each request; a
-# context variable, so that concurrent requests, and the threads they start, each keep their own).
-_ASKER: ContextVar[Optional[str]] = ContextVar("kb_asker", default=None)
+# The API key on whose behalf answers are being logged, and the A/B variant it was served (kb serve
+# sets them around each request; a context variable, so that concurrent requests, and the threads
+# they start, each keep their own).
+_ASKER: ContextVar[tuple[Optional[str], Optional[str]]] = ContextVar("kb_asker", default=(None, None))
 
 
 @contextmanager
-def asked_by(key_name: Optional[str]) -> Iterator[None]:
-    """Log the answers given inside this block as asked by ``key_name``."""
-    token = _ASKER.set(key_name)
+def asked_by(key_name: Optional[str], variant: Optional[str] = None) -> Iterator[None]:
+    """Log the answers given inside this block as asked by ``key_name``, served ``variant``."""
+    token = _ASKER.set((key_name, variant))
     try:
         yield
     finally:
@@ -99,6 +100,7 @@ class QueryLog:
                 ("rating_comment", "TEXT NULL"),
                 ("rated_at", "TIMESTAMP(6) NULL"),
                 ("cost_usd", "DOUBLE NULL"),
+                ("variant", "VARCHAR(40) NULL"),
             ],
             added_indexes=[("by_answer", "answer_id")],
         )
@@ -106,6 +108,7 @@ class QueryLog:
     def record(self, answer: Answer, *, kind: str, llm_model: str, embed_model: str) -> None:
         """Log ``answer`` (giving it an id if it has none yet)."""
         answer.answer_id = answer.answer_id or new_answer_id()
+        asker, variant = _ASKER.get()
         sources = [
             {"path": s.path, "title": s.title, "score": s.score, "node_id": s.node_id, "in_prompt": s.in_prompt}
             for s in answer.sources
@@ -115,8 +118,8 @@ class QueryLog:
         self._conn.execute(
             f"INSERT INTO {self._table} (kind, session_id, question, condensed_question, route, route_reason, answer, "
             "sources, `sql`, refused, retrieval_ms, generation_ms, total_ms, best_score, tokens_in, tokens_out, "
-            "llm_model, embed_model, context_chunks, context_tokens, answer_id, asked_by, cost_usd) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "llm_model, embed_model, context_chunks, context_tokens, answer_id, asked_by, cost_usd, variant) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 kind,
                 answer.session_id,
@@ -139,8 +142,9 @@ class QueryLog:
                 len(context["in_prompt"]) if "in_prompt" in context else None,
                 context.get("tokens"),
                 answer.answer_id,
-                _ASKER.get(),
+                asker,
                 answer.cost_usd,
+                variant,
             ),
         )
 
@@ -151,11 +155,11 @@ class QueryLog:
         copied = self._conn.execute(
             f"INSERT INTO {self._table} (kind, session_id, question, condensed_question, route, route_reason, answer, "
             "sources, `sql`, refused, best_score, llm_model, embed_model, context_chunks, context_tokens, "
-            "answer_id, asked_by, cost_usd) "
+            "answer_id, asked_by, variant, cost_usd) "
             "SELECT 'cached', session_id, question, condensed_question, route, route_reason, answer, sources, `sql`, "
-            "refused, best_score, llm_model, embed_model, context_chunks, context_tokens, ?, ?, 0 "
+            "refused, best_score, llm_model, embed_model, context_chunks, context_tokens, ?, ?, ?, 0 "
             f"FROM {self._table} WHERE answer_id = ? ORDER BY id LIMIT 1",
-            (new_id, _ASKER.get(), answer_id),
+            (new_id, *_ASKER.get(), answer_id),
         )
         return new_id if copied else None
 
@@ -231,6 +235,27 @@ class QueryLog:
         if not rows:
             return LatencyStats(None, None, None)
         return LatencyStats(*(None if v is None else float(v) for v in rows[0]))
+
+    @replica_read
+    def by_variant(self) -> list[dict[str, Any]]:
+        """Per A/B variant (``serve.experiments``): answers, latency, tokens, cost and satisfaction."""
+        rows = self._conn.fetchall(
+            f"SELECT variant, COUNT(*), AVG(total_ms), AVG(tokens_in), AVG(tokens_out), SUM(cost_usd), "
+            f"SUM(rating = 'positive'), SUM(rating = 'negative'), SUM(rating = 'neutral') "
+            f"FROM {self._table} WHERE variant IS NOT NULL GROUP BY variant ORDER BY variant"
+        )
+        return [
+            {
+                "variant": variant,
+                "answers": int(n),
+                "mean_total_ms": _number(total_ms),
+                "mean_tokens_in": _number(tokens_in),
+                "mean_tokens_out": _number(tokens_out),
+                "cost_usd": None if cost is None else float(cost),
+                **_ratings(p, neg, neu),
+            }
+            for variant, n, total_ms, tokens_in, tokens_out, cost, p, neg, neu in rows
+        ]
 
     @replica_read
     def mean_tokens(self) -> Optional[tuple[float, float]]:

@@ -35,6 +35,7 @@ from kb.knowledge_base import KnowledgeBase
 from kb.query_log import asked_by
 from kb.service.access_log import AccessLog
 from kb.service.cache import ServiceCache, build_backend, cache_key
+from kb.service.experiments import Experiments
 from kb.service.gate import ApiError, RequestBudget, current_budget
 from kb.service.jobs import IndexJobs
 from kb.service.keys import ApiKey, KeyStore
@@ -87,6 +88,7 @@ class Service:
         self.access_log = AccessLog(kb.connection, settings.serve.access_log_table)
         self.jobs = IndexJobs(kb, settings.serve.index_roots)
         self.model_queue = ModelQueue(settings.serve.model_queue, self.metrics)
+        self.experiments = Experiments(settings.serve.experiments)
 
     def warm_up(self) -> None:
         """Load the models and open the stores before the first request, not during it."""
@@ -166,21 +168,29 @@ class Service:
     def query(self, key: ApiKey, req: QueryRequest) -> tuple[dict[str, Any], str, int]:
         self.check_route(key, req.route)
         options = self.options(key, req.metadata_filters())
-        extra = {k: v for k, v in (("top_k", req.top_k), ("mode", req.mode)) if v is not None}
+        variant, tried = self.experiments.assign(key.id)
+        asked = {k: v for k, v in (("top_k", req.top_k), ("mode", req.mode)) if v is not None}
+        extra = {**tried, **asked}  # what the request sets itself wins over its variant's settings
         tokens = 0
 
         def compute() -> dict[str, Any]:
             nonlocal tokens
-            with self.generating(), asked_by(key.name):
+            with self.generating(), asked_by(key.name, variant):
                 answer = self.kb.query(req.question, route=req.route, **options, **extra)
             tokens = self.count(key, answer)
             return answer_dict(answer)
 
-        result, state = self.cached("query", key, req.model_dump(), compute)
+        body = {**req.model_dump(), "variant": variant}  # a variant's answers are cached apart
+        result, state = self.cached("query", key, body, compute)
         if state == "hit" and result.get("answer_id"):  # logged again, for this key to rate
-            with asked_by(key.name):
+            with asked_by(key.name, variant):
                 result = {**result, "answer_id": self.kb.query_log.served_again(result["answer_id"])}
-        return result, state, tokens
+        return {**result, "variant": variant}, state, tokens
+
+    def chat_options(self, key: ApiKey, session: Optional[str]) -> tuple[Optional[str], dict[str, Any]]:
+        """A chat turn's A/B variant (by key or session) and the engine options it is answered with."""
+        variant, tried = self.experiments.assign(key.id, session)
+        return variant, {**self.options(key, None), **tried}
 
     def rate(self, key: ApiKey, answer_id: str, rating: str, comment: Optional[str]) -> None:
         """Rate an answer this key was given; 404 for any other (whether it exists is not said)."""
@@ -231,8 +241,9 @@ class Service:
         question = self._question(request)
         stored, throwaway = self.chat_session(key, request, session)
         try:
-            with self.generating(), asked_by(key.name):
-                answer = self.kb.chat(stored, question, **self.options(key, None))
+            variant, options = self.chat_options(key, session)
+            with self.generating(), asked_by(key.name, variant):
+                answer = self.kb.chat(stored, question, **options)
         finally:
             if throwaway:
                 self.kb.delete_session(stored, keep_log=True)
@@ -343,11 +354,12 @@ class ChatStream:
     def _produce(self) -> None:
         service, kb = self.service, self.service.kb
         try:
-            with service.generating(self.budget), asked_by(self.key.name):
+            variant, options = service.chat_options(self.key, self.session)
+            with service.generating(self.budget), asked_by(self.key.name, variant):
                 self._admitted.set()
                 stored, throwaway = service.chat_session(self.key, self.request, self.session)
                 try:
-                    streamed = kb.stream_chat(stored, self.question, **service.options(self.key, None))
+                    streamed = kb.stream_chat(stored, self.question, **options)
                     counts = TokenCounter.current()  # the turn's, started by stream_chat in this context
                     tokenize = kb.token_counter.tokenizer
                     produced = 0
