@@ -16,7 +16,8 @@ Systems, both streamed so that the first token is timed:
 * plain LlamaIndex: ``VectorStoreIndex.from_vector_store(store).as_query_engine(streaming=True)`` with
   its defaults (dense, top 2).
 
-Printed per set and part: fact present, first source correct, first token and total seconds (medians
+Every answer is timed cold (the model's context and prompt cache emptied before it: the prompt cache
+on disk under kb's home is emptied too). Printed per set and part: fact present, first source correct, first token and total seconds (medians
 and means). Misses are printed question by question for ``dev`` only.
 Run: ``.venv/bin/python benchmarks/answer_quality.py [--sets demo,docs] [--parts dev,test]
 [--context-tokens 256,512] [--limit N] [--json FILE]`` (KB_PROFILE picks the model).
@@ -151,6 +152,9 @@ def main() -> None:
                 kbs[budget] = KnowledgeBase.from_config({**config, "engine": engine}, llm=llm)
                 llm = kbs[budget].llm  # one model for every system
             first_kb = next(iter(kbs.values()))
+            # every answer is timed cold: another system's prompt for the same question (the same first
+            # chunk, say) must not be reused from llama.cpp's context or kb's prompt cache
+            cold = getattr(first_kb.llm, "forget_prompts", lambda: None)
             report = first_kb.index_directory(folder, progress=False)  # incremental: the kept index is reused
             print(report.summary().splitlines()[0], flush=True)
             from llama_index.core import VectorStoreIndex
@@ -163,6 +167,7 @@ def main() -> None:
                 lines = []
                 for budget, kb in kbs.items():
                     name = f"kb (context_tokens {budget if budget is not None else kb.settings.engine.context_tokens})"
+                    cold()
                     text, first_path, first, total, chunks = ask_kb(kb, item["q"])
                     tally = results.setdefault((key, part, name), Tally())
                     ok = has_fact(text, item["fact"])
@@ -173,6 +178,7 @@ def main() -> None:
                     tally.chunks.append(chunks)
                     lines.append(f"{name}: fact {'ok' if ok else 'NO'} {first:.1f}/{total:.1f} s {text[:120]!r}")
                 if not args.no_plain:
+                    cold()
                     text, first_path, first, total = ask_plain(plain, item["q"])
                     tally = results.setdefault((key, part, "plain LlamaIndex (dense, top 2)"), Tally())
                     ok = has_fact(text, item["fact"])

@@ -98,6 +98,14 @@ class LocalLlamaCPP(CustomLLM):
     def class_name(cls) -> str:
         return "LocalLlamaCPP"
 
+    def forget_prompts(self) -> None:
+        """Evaluate the next prompt from scratch: the model's context and the prompt cache are emptied
+        (benchmarks measure cold answers with it)."""
+        with self._lock:
+            self._model.reset()
+            if self._model.cache is not None:
+                self._model.cache.clear()
+
     @property
     def metadata(self) -> LLMMetadata:
         return LLMMetadata(

@@ -109,6 +109,15 @@ class PromptStateCache(BaseLlamaCache):
             old.unlink(missing_ok=True)
             old.with_name(old.name.replace(".tokens.npy", ".state")).unlink(missing_ok=True)
 
+    def clear(self) -> None:
+        """Forget every kept state, in RAM and on disk (the next prompts are evaluated in full)."""
+        with self._lock:
+            self._ram.clear()
+            if self._dir:
+                for path in self._dir.glob("*.tokens.npy"):
+                    path.unlink(missing_ok=True)
+                    path.with_name(path.name.replace(".tokens.npy", ".state")).unlink(missing_ok=True)
+
     # -- the cache protocol llama-cpp-python uses ---------------------------------------------------
     def _find(self, key: tuple[int, ...]) -> tuple[int, Optional[tuple[int, ...]], Optional[Path]]:
         best, best_key, best_path = 0, None, None

@@ -420,6 +420,9 @@ def test_prompt_cache_files_and_folders_are_owner_only(tmp_path):
         assert path.stat().st_mode & 0o777 == 0o700, path
     files = list(old.iterdir())
     assert len(files) == 3 and all(f.stat().st_mode & 0o777 == 0o600 for f in files), files
+    assert list(range(300)) in cache
+    cache.clear()  # what benchmarks do to time cold answers
+    assert list(range(300)) not in cache and [f.name for f in old.iterdir()] == ["x.state"]
 
 
 # -- 8. LOW-MEDIUM: every error is logged, counted and in OpenAI's shape -------------------------------
