@@ -212,8 +212,8 @@ def test_stats_on_a_known_log(db_url, local_embed, run_kb):
     assert stats["latency_ms"]["total_ms"]["p50"] == pytest.approx(50.5)
     assert stats["latency_ms"]["total_ms"]["p95"] == pytest.approx(95.05)
     assert stats["tokens_by_model"] == [
-        {"model": "m1", "calls": 60, "in": 600, "out": 120},
-        {"model": "m2", "calls": 40, "in": 400, "out": 80},
+        {"model": "m1", "calls": 60, "in": 600, "out": 120, "cost_usd": None},  # no price known: not logged
+        {"model": "m2", "calls": 40, "in": 400, "out": 80, "cost_usd": None},
     ]
     kb.query_log.record(
         Answer(
