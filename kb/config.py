@@ -131,7 +131,7 @@ class EngineSettings(_Strict):
     reranker: str | None = Field(None, description="none; 'llm'; or a sentence-transformers cross-encoder path")
     rerank_candidates: int = Field(3, ge=1, le=20, description="retrieve top_k times this many before reranking")
     context_tokens: int = Field(
-        512,
+        256,
         ge=0,
         le=100_000,
         description="chunk text given to the LLM per answer, in tokens (the best chunks first; 0: every "
