@@ -55,6 +55,9 @@ def _number(value: Any) -> Optional[float]:
     return None if value is None else round(float(value), 1)
 
 
+_RATING_COUNTS = "SUM(rating = 'positive'), SUM(rating = 'negative'), SUM(rating = 'neutral')"  # -> _ratings
+
+
 def _ratings(positive: Any, negative: Any, neutral: Any) -> dict[str, Any]:
     """Counts of each rating and satisfaction: positive / (positive + negative), None without either."""
     p, n, u = int(positive or 0), int(negative or 0), int(neutral or 0)
@@ -241,7 +244,7 @@ class QueryLog:
         """Per A/B variant (``serve.experiments``): answers, latency, tokens, cost and satisfaction."""
         rows = self._conn.fetchall(
             f"SELECT variant, COUNT(*), AVG(total_ms), AVG(tokens_in), AVG(tokens_out), SUM(cost_usd), "
-            f"SUM(rating = 'positive'), SUM(rating = 'negative'), SUM(rating = 'neutral') "
+            f"{_RATING_COUNTS} "
             f"FROM {self._table} WHERE variant IS NOT NULL GROUP BY variant ORDER BY variant"
         )
         return [
@@ -284,11 +287,10 @@ class QueryLog:
             f"AVG(context_tokens) FROM {self._table} GROUP BY route ORDER BY route"
         )
         satisfaction = self._conn.fetchall(
-            f"SELECT route, SUM(rating = 'positive'), SUM(rating = 'negative'), SUM(rating = 'neutral') "
-            f"FROM {self._table} WHERE rating IS NOT NULL GROUP BY route ORDER BY route"
+            f"SELECT route, {_RATING_COUNTS} FROM {self._table} WHERE rating IS NOT NULL GROUP BY route ORDER BY route"
         )
         daily = self._conn.fetchall(
-            f"SELECT DATE(rated_at), SUM(rating = 'positive'), SUM(rating = 'negative'), SUM(rating = 'neutral') "
+            f"SELECT DATE(rated_at), {_RATING_COUNTS} "
             f"FROM {self._table} WHERE rating IS NOT NULL GROUP BY DATE(rated_at) ORDER BY DATE(rated_at) DESC LIMIT 30"
         )
         total, sessions, refused = self._conn.fetchall(
