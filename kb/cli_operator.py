@@ -1,6 +1,7 @@
 """The operator's commands: ``kb eval`` (an operator's own questions, scored against the retrieval
 settings they want to compare (:mod:`kb.evaluation`), as a table, the best setting's config lines
-and JSON) and ``kb feedback`` (rated answers: list them, rate one)."""
+and JSON), ``kb feedback`` (rated answers: list them, rate one), ``kb cost`` and ``kb reembed``
+(move the index to another embedding model without downtime, :mod:`kb.reembedding`)."""
 
 from __future__ import annotations
 
@@ -195,6 +196,52 @@ def _cmd_cost_estimate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_reembed(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from kb.knowledge_base import KnowledgeBase
+
+    if not args.profile and not args.drop_old:
+        raise KBError("give --profile NAME (the profile whose embedding model to move to), --drop-old, or both")
+    with KnowledgeBase(settings) as kb:
+        if args.profile:
+            with Progress(
+                TextColumn("re-embedding"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                transient=True,
+                disable=not sys.stderr.isatty(),
+            ) as bar:
+                task = bar.add_task("reembed", total=None)
+                report = kb.reembed(
+                    args.profile, progress=lambda done, total: bar.update(task, completed=done, total=total)
+                )
+            live = report.live
+            if not report.switched:
+                print(
+                    f"the knowledge base already answers from {live.model} vectors (table {live.table}); nothing to do"
+                )
+            else:
+                print(
+                    f"switched from {report.previous.model} (table {report.previous.table}) to {live.model} "
+                    f"(table {live.table}, version {live.version}): {report.chunks:,} chunks, {report.copied:,} "
+                    f"copied, {report.embedded:,} embedded{' (resumed)' if report.resumed else ''} in "
+                    f"{report.seconds:.1f} s"
+                )
+                if settings.profile != args.profile:
+                    print(
+                        f"questions are embedded with profile {args.profile}'s model now; its LLM is used only "
+                        f"if you also select it (profile: {args.profile} in the config, or KB_PROFILE={args.profile})"
+                    )
+        if args.drop_old:
+            dropped = kb.drop_old_generations()
+            print(f"dropped {', '.join(dropped)}" if dropped else "no old tables to drop")
+        elif args.profile and report.switched:
+            print(f"the old table {report.previous.table} is kept: kb reembed --drop-old removes it")
+    return 0
+
+
 def add_operator_commands(commands: Any) -> None:
     evaluate = commands.add_parser(
         "eval",
@@ -231,6 +278,18 @@ def add_operator_commands(commands: Any) -> None:
     rate.add_argument("rating", help="positive, negative or neutral")
     rate.add_argument("--comment", help="what was right or wrong")
     rate.set_defaults(handler=_cmd_feedback_rate)
+
+    reembed = commands.add_parser(
+        "reembed",
+        help="move the index to another embedding model without downtime",
+        description="Build the vectors of another profile's embedding model into a table beside the live one "
+        "(resumable; reuses the chunks' text, reads no file), then switch every process to it at once. "
+        "Questions are answered from the old table until the switch, which is kept until --drop-old.",
+        epilog="example: kb reembed --profile openai && kb reembed --drop-old",
+    )
+    reembed.add_argument("--profile", help="the profile whose embedding model to move to")
+    reembed.add_argument("--drop-old", action="store_true", help="drop the tables of vectors no longer live")
+    reembed.set_defaults(handler=_cmd_reembed)
 
     cost = commands.add_parser(
         "cost", help="estimate a month's cost for each profile", description="What indexing and questions cost."

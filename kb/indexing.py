@@ -125,6 +125,7 @@ class DirectoryIndexer:
         embed_model_name: str,
         settings: IndexingSettings,
         *,
+        registry: str | None = None,
         protected: Sequence[Path] = (),
         progress: bool | None = None,
         echo: Callable[[str], None] | None = None,
@@ -144,8 +145,10 @@ class DirectoryIndexer:
         self.fallback_splitter = TokenTextSplitter(
             chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap, id_func=_chunk_id
         )
-        self.files = f"{FILES}/{store.table_name}"
-        self.versions = CollectionVersions(kv, store.table_name)
+        # the file registry and collection versions belong to the knowledge base (its configured table
+        # name), not to the table of one generation of vectors (kb.reembedding)
+        self.files = f"{FILES}/{registry or store.table_name}"
+        self.versions = CollectionVersions(kv, registry or store.table_name)
 
     # -- the run ---------------------------------------------------------------------------------
     def index(

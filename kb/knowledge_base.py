@@ -12,7 +12,10 @@ part does not break commands that do not need it. Every question method has an a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from os import PathLike
 from typing import Any, Optional
@@ -26,7 +29,7 @@ from llama_index.core.vector_stores.types import (
 
 from kb import models
 from kb.collections import ALL_COLLECTIONS, DEFAULT_COLLECTION, CollectionVersions
-from kb.config import Settings, load_settings
+from kb.config import RetrievalSettings, Settings, VectorStoreSettings, load_settings
 from kb.cost import Prices
 from kb.database import connect
 from kb.engines.answer import Answer, StreamingAnswer
@@ -37,15 +40,30 @@ from kb.engines.retriever import StoreRetriever
 from kb.engines.router import DatabaseSide, RoutedQueryEngine, Unavailable
 from kb.engines.selectors import LLMSelector, RouteDecision, build_selector
 from kb.engines.sql import SQLEngine
-from kb.errors import KBError
+from kb.errors import ConfigError, KBError
 from kb.evaluation import EvalQuestion, EvalReport, Setting, evaluate, load_questions
 from kb.indexing import DirectoryIndexer, IndexReport
 from kb.query_log import QueryLog
+from kb.reembedding import (
+    REFRESH_S,
+    Generation,
+    GenerationRecord,
+    GenerationRegistry,
+    Reembedding,
+    ReembedReport,
+    generation_lock,
+    table_for,
+    wait_for_followers,
+)
 from kb.retrieval import build_retriever, filters_from, rerankers
 from kb.sql_side import build_database_side
 from kb.stores import MariaDBConnection, MariaDBKVStore, MariaDBVectorStore
 from kb.stores.chat_store import MariaDBChatStore
+from kb.stores.connection import SchemaMismatch, quote_identifier
+from kb.stores.vector_schema import table_dimension
 from kb.tokens import TokenCounter, attach
+
+log = logging.getLogger(__name__)
 
 
 class KnowledgeBase:
@@ -56,12 +74,17 @@ class KnowledgeBase:
     ) -> None:
         self.settings = settings
         self._llm = llm
-        self._embed_model = embed_model
+        self._given_embed_model = embed_model
         self._llm_given = llm is not None
         self._embed_given = embed_model is not None
-        # Set before first use to put something around the embedding model (the service caches
-        # question embeddings this way); the index keeps the model's own name.
-        self.wrap_embed_model: Optional[Callable[[BaseEmbedding], BaseEmbedding]] = None
+        # Set before first use to put something around each embedding model, given the model and
+        # its name (the service caches question embeddings this way); the index keeps the model's name.
+        self.wrap_embed_model: Optional[Callable[[BaseEmbedding, str], BaseEmbedding]] = None
+        self._live: Optional[Generation] = None
+        self._live_read_at = 0.0
+        self._embed_models: dict[str, BaseEmbedding] = {}
+        self._stores: dict[str, MariaDBVectorStore] = {}
+        self._selector: Optional[tuple[int, Any]] = None
 
     @classmethod
     def from_config(
@@ -83,12 +106,130 @@ class KnowledgeBase:
     def connection(self) -> MariaDBConnection:
         return connect(self.settings)
 
+    # -- the live generation of vectors (kb.reembedding) ---------------------------------------------
+    @cached_property
+    def generations(self) -> GenerationRegistry:
+        return GenerationRegistry(self.kv_store, self.settings.vector_store.table_name)
+
+    def live_generation(self, *, fresh: bool = False) -> Generation:
+        """The table and embedding model questions are answered from: the record ``kb reembed``
+        keeps, read again at most every :data:`~kb.reembedding.REFRESH_S` seconds (``fresh``: now);
+        with no record, the configured table and model."""
+        now = time.monotonic()
+        if fresh or self._live is None or now - self._live_read_at > REFRESH_S:
+            record = self.generations.read()
+            self._live = record.live if record else self._first_generation
+            self._live_read_at = now
+        return self._live
+
+    @cached_property
+    def _first_generation(self) -> Generation:
+        """The configured table and model, before any switch (measuring an unknown model's dimension once)."""
+        return Generation(
+            version=1,
+            table=self.settings.vector_store.table_name,
+            profile=None,
+            model=self._configured_model_name(),
+            dim=models.embedding_dimension(self.settings, self._given_embed_model),
+        )
+
+    def _configured_model_name(self) -> str:
+        if not self._embed_given:
+            return models.embedding_model_name(self.settings)
+        name = getattr(self._given_embed_model, "model_name", None) or type(self._given_embed_model).__name__
+        return f"custom:{name}"
+
+    def embedding_for(self, generation: Generation) -> BaseEmbedding:
+        """The embedding model that made ``generation``'s vectors (built once per process)."""
+        model = self._embed_models.get(generation.model)
+        if model is not None:
+            return model
+        if generation.model == self._configured_model_name() and (
+            generation.profile is None or self._embed_given or generation.profile == self.settings.profile
+        ):
+            model = self._given_embed_model or models.build_embedding(self.settings)
+        elif generation.profile is None:
+            raise KBError(
+                f"the index in table {generation.table} was built with {generation.model}, but the configured "
+                f"embedding model is {self._configured_model_name()}: vectors from different models cannot be "
+                "compared. Switch back, or move the index to the new model with kb reembed --profile NAME"
+            )
+        else:
+            try:
+                name = models.embedding_model_name(self.settings, generation.profile)
+            except ConfigError:
+                raise KBError(
+                    f"the knowledge base answers from vectors of {generation.model} (profile "
+                    f"{generation.profile!r}, switched to by kb reembed), and this configuration has no profile "
+                    f"{generation.profile!r}: add it, or kb reembed --profile to a configured one"
+                ) from None
+            if name != generation.model:
+                raise KBError(
+                    f"the knowledge base answers from vectors of {generation.model} (profile "
+                    f"{generation.profile!r}), but that profile's embedding model is now {name}: change it back, "
+                    f"or move the index to it with kb reembed --profile {generation.profile}"
+                )
+            model = models.build_embedding(self.settings, generation.profile)
+        if self.wrap_embed_model is not None:
+            model = self.wrap_embed_model(model, generation.model)
+        self._embed_models[generation.model] = model
+        return model
+
+    def store_for(self, generation: Generation) -> MariaDBVectorStore:
+        """The vector store of ``generation``'s table (opened once per process)."""
+        store = self._stores.get(generation.table)
+        if store is not None:
+            return store
+        vs, r = self.settings.vector_store, self.settings.retrieval
+        try:
+            store = self._open_store(generation, vs, r)
+        except SchemaMismatch as exc:
+            if "dimensional" not in str(exc):
+                raise
+            raise KBError(
+                f"{exc}; or move the index to this model: kb reembed --profile {self.settings.profile}"
+            ) from None
+        found = {name for name in store.embedding_models() if name}
+        if found and generation.model not in found:
+            raise KBError(
+                f"the index in table {store.table_name} was built with {', '.join(sorted(found))}, but the "
+                f"configured embedding model is {generation.model}: vectors from different models cannot "
+                "be compared. Switch back, or move the index to the new model with kb reembed --profile NAME"
+            )
+        self._stores[generation.table] = store
+        return store
+
+    def _open_store(self, generation: Generation, vs: VectorStoreSettings, r: RetrievalSettings) -> MariaDBVectorStore:
+        return MariaDBVectorStore(
+            self.connection,
+            table_name=generation.table,
+            embed_dim=generation.dim,
+            distance=vs.distance,
+            hnsw_m=vs.hnsw_m,
+            ef_search=vs.ef_search,
+            embed_model_name=generation.model,
+            hybrid_fusion=r.fusion,
+            rrf_k=r.rrf_k,
+            rrf_weights=r.rrf_weights,
+            both_boost=r.both_boost,
+            sparse_top_k=r.sparse_top_k,
+            vector_pool=r.vector_pool,
+            text_candidates=r.text_candidates,
+        )
+
     @property
     def embed_model(self) -> BaseEmbedding:
-        if self._embed_model is None:
-            model = models.build_embedding(self.settings)
-            self._embed_model = self.wrap_embed_model(model) if self.wrap_embed_model else model
-        return self._embed_model
+        """The live generation's embedding model (it changes with ``kb reembed``)."""
+        return self.embedding_for(self.live_generation())
+
+    @property
+    def vector_store(self) -> MariaDBVectorStore:
+        """The live generation's vector store (it changes with ``kb reembed``)."""
+        return self.store_for(self.live_generation())
+
+    @property
+    def embed_model_name(self) -> str:
+        return self.live_generation().model
 
     @cached_property
     def token_counter(self) -> TokenCounter:
@@ -110,46 +251,11 @@ class KnowledgeBase:
         return not self._llm_given and self.settings.small_llm
 
     @cached_property
-    def embed_model_name(self) -> str:
-        if not self._embed_given:
-            return models.embedding_model_name(self.settings)
-        name = getattr(self._embed_model, "model_name", None) or type(self._embed_model).__name__
-        return f"custom:{name}"
-
-    @cached_property
     def llm_model_name(self) -> str:
         if not self._llm_given:
             llm = self.settings.active_profile.llm
             return f"{llm.provider}:{llm.model}"
         return f"custom:{getattr(self._llm, 'model', None) or type(self._llm).__name__}"
-
-    @cached_property
-    def vector_store(self) -> MariaDBVectorStore:
-        vs, r = self.settings.vector_store, self.settings.retrieval
-        store = MariaDBVectorStore(
-            self.connection,
-            table_name=vs.table_name,
-            embed_dim=models.embedding_dimension(self.settings, self._embed_model),
-            distance=vs.distance,
-            hnsw_m=vs.hnsw_m,
-            ef_search=vs.ef_search,
-            embed_model_name=self.embed_model_name,
-            hybrid_fusion=r.fusion,
-            rrf_k=r.rrf_k,
-            rrf_weights=r.rrf_weights,
-            both_boost=r.both_boost,
-            sparse_top_k=r.sparse_top_k,
-            vector_pool=r.vector_pool,
-            text_candidates=r.text_candidates,
-        )
-        found = {name for name in store.embedding_models() if name}
-        if found and self.embed_model_name not in found:
-            raise KBError(
-                f"the index in table {store.table_name} was built with {', '.join(sorted(found))}, but the "
-                f"configured embedding model is {self.embed_model_name}: vectors from different models cannot "
-                "be compared. Switch back, or re-index into another table (vector_store.table_name)"
-            )
-        return store
 
     @cached_property
     def kv_store(self) -> MariaDBKVStore:
@@ -182,14 +288,23 @@ class KnowledgeBase:
         """Whether choosing a route asks the LLM (else it needs no model time at all)."""
         return isinstance(self.selector, LLMSelector)
 
-    @cached_property
+    @property
     def selector(self) -> Any:
-        mode = self.settings.route_selector
-        if self._llm_given and self.settings.router.selector == "auto":
-            mode = "llm"  # an LLM handed in by the application: the profile's measurement is not about it
-        return build_selector(
-            mode, llm=self.llm, embed_model=self.embed_model, store=self.vector_store, database=self.sql_engine
-        )
+        """The route selector, built for the live generation's store and embedding model."""
+        generation = self.live_generation()
+        if self._selector is None or self._selector[0] != generation.version:
+            mode = self.settings.route_selector
+            if self._llm_given and self.settings.router.selector == "auto":
+                mode = "llm"  # an LLM handed in by the application: the profile's measurement is not about it
+            selector = build_selector(
+                mode,
+                llm=self.llm,
+                embed_model=self.embedding_for(generation),
+                store=self.store_for(generation),
+                database=self.sql_engine,
+            )
+            self._selector = (generation.version, selector)
+        return self._selector[1]
 
     def warm_up(self) -> None:
         """Load the models, open the stores and prepare the router now, so that the first question
@@ -216,24 +331,42 @@ class KnowledgeBase:
 
         Files under ``path`` already indexed in another collection are left alone and reported as
         skipped, unless that collection is in ``may_write`` (``["*"]``: any), which moves them."""
-        indexer = self._indexer(progress=progress, echo=echo)
-        return indexer.index(
-            path,
-            include=include,
-            exclude=exclude,
-            recursive=recursive,
-            dry_run=dry_run,
-            collection=collection,
-            may_write=may_write,
-        )
+        with self._writing(echo) as generation:
+            return self._indexer(generation, progress=progress, echo=echo).index(
+                path,
+                include=include,
+                exclude=exclude,
+                recursive=recursive,
+                dry_run=dry_run,
+                collection=collection,
+                may_write=may_write,
+            )
 
-    def _indexer(self, *, progress: bool | None = None, echo: Any = None) -> DirectoryIndexer:
+    @contextmanager
+    def _writing(self, echo: Optional[Callable[[str], None]] = None) -> Iterator[Generation]:
+        """Hold the generation lock while writing chunks, and yield the live generation as it is
+        then: ``kb reembed`` switches only between indexing runs, and indexing runs of one knowledge
+        base take turns (each waits for the one before, saying so)."""
+        store = self.store_for(self.live_generation())
+        name = generation_lock(store, self.settings.vector_store.table_name)
+        with store.connection.named_lock(name, 0) as held:
+            if held:
+                yield self.live_generation(fresh=True)
+                return
+        (echo or log.warning)("waiting for another indexing run or kb reembed on this knowledge base to finish")
+        with store.connection.named_lock(name, 3600) as held:
+            if not held:
+                raise KBError("another indexing run or kb reembed has held the knowledge base for an hour; try later")
+            yield self.live_generation(fresh=True)
+
+    def _indexer(self, generation: Generation, *, progress: bool | None = None, echo: Any = None) -> DirectoryIndexer:
         return DirectoryIndexer(
-            self.vector_store,
+            self.store_for(generation),
             self.kv_store,
-            lambda: self.embed_model,
-            self.embed_model_name,
+            lambda: self.embedding_for(generation),
+            generation.model,
             self.settings.indexing,
+            registry=self.settings.vector_store.table_name,
             protected=[self.settings.home_path, self.settings.model_cache_path],
             progress=progress,
             echo=echo,
@@ -244,13 +377,113 @@ class KnowledgeBase:
     ) -> list[str]:
         """Remove everything indexed from under ``path`` (a folder that may be gone) in the collections
         of ``may_write`` (default: every collection); the document ids removed."""
-        return self._indexer().forget(path, may_write=may_write)
+        with self._writing() as generation:
+            return self._indexer(generation).forget(path, may_write=may_write)
 
     async def aforget_directory(self, path: str | PathLike[str], **options: Any) -> list[str]:
         return await asyncio.to_thread(self.forget_directory, path, **options)
 
     async def aindex_directory(self, path: str | PathLike[str], **options: Any) -> IndexReport:
         return await asyncio.to_thread(self.index_directory, path, **options)
+
+    # -- changing embedding models (kb.reembedding) ------------------------------------------------
+    def _recorded_generations(self) -> GenerationRecord:
+        """The generation record; before the first switch, one made from the table as it is (its
+        vectors' model, whatever the configuration says now)."""
+        record = self.generations.read()
+        if record is not None:
+            return record
+        table = self.settings.vector_store.table_name
+        dim = table_dimension(self.connection, quote_identifier(table))
+        if dim is None:
+            raise KBError(
+                "nothing is indexed yet, so there is nothing to re-embed: index with the profile you want "
+                "(KB_PROFILE=NAME kb index DIR)"
+            )
+        store = MariaDBVectorStore(self.connection, table_name=table, embed_dim=dim, perform_setup=False)
+        stored = [name for name in store.embedding_models() if name]
+        if len(stored) > 1:
+            raise KBError(f"table {table} mixes vectors of {', '.join(sorted(stored))}; re-index it into a new table")
+        model = stored[0] if stored else self._configured_model_name()
+        names = {name: models.embedding_model_name(self.settings, name) for name in self.settings.profiles}
+        candidates = [self.settings.profile, *sorted(names)]
+        profile = next((name for name in candidates if names.get(name) == model), None)
+        return GenerationRecord(live=Generation(version=1, table=table, profile=profile, model=model, dim=dim))
+
+    def reembed(self, profile: str, *, progress: Optional[Callable[[int, int], None]] = None) -> ReembedReport:
+        """Move the knowledge base to ``profile``'s embedding model without downtime: build its
+        vectors in a table beside the live one, then switch (see :mod:`kb.reembedding`). Resumes a
+        build that was cut off; switching back to a model whose table was kept catches it up."""
+        started = time.perf_counter()
+        try:
+            target_model = models.embedding_model_name(self.settings, profile)
+        except ConfigError as exc:
+            raise KBError(str(exc)) from None
+        logical = self.settings.vector_store.table_name
+        with self.connection.named_lock(f"kb_reembed:{self.connection.url.database}.{logical}", 0) as held:
+            if not held:
+                raise KBError("another kb reembed of this knowledge base is running; wait for it to finish")
+            record = self._recorded_generations()
+            previous = record.live
+            if previous.model == target_model:
+                return ReembedReport(previous=previous, live=previous, chunks=self.store_for(previous).count())
+            target = next(
+                (g for g in [record.building, *record.old] if g is not None and g.model == target_model), None
+            )
+            if record.building is not None and record.building is not target:
+                self.store_for(record.building).drop()  # a build for another model, abandoned
+                record.building = None
+            resumed = target is not None
+            if target is None:
+                version = 1 + max(g.version for g in [previous, *record.old])
+                target = Generation(
+                    version=version,
+                    table=table_for(logical, version),
+                    profile=profile,
+                    model=target_model,
+                    dim=models.embedding_dimension(self.settings, None, profile),
+                )
+            target = target.model_copy(update={"profile": profile})
+            build = Reembedding(
+                registry=self.generations,
+                record=record,
+                live=self.store_for(previous),
+                target=target,
+                embed_model=self.embedding_for(target),
+                open_store=self.store_for,
+                lock=lambda wait: self.connection.named_lock(generation_lock(self.vector_store, logical), wait),
+            )
+            build.run(progress)
+        self.live_generation(fresh=True)
+        versions = self.collection_versions
+        versions.bump(versions.current([ALL_COLLECTIONS]))  # cached answers came from the old vectors
+        return ReembedReport(
+            previous=previous,
+            live=target,
+            chunks=self.store_for(target).count(),
+            copied=build.copied,
+            embedded=build.embedded,
+            resumed=resumed,
+            seconds=time.perf_counter() - started,
+        )
+
+    def drop_old_generations(self) -> list[str]:
+        """Drop the tables of vectors kept after switches (``kb reembed --drop-old``); their names.
+        Waits until every process has followed the last switch."""
+        record = self.generations.read()
+        if record is None or not record.old:
+            return []
+        wait_for_followers()
+        dropped = []
+        for generation in record.old:
+            MariaDBVectorStore(
+                self.connection, table_name=generation.table, embed_dim=generation.dim, perform_setup=False
+            ).drop()
+            self._stores.pop(generation.table, None)
+            dropped.append(generation.table)
+        record.old = []
+        self.generations.write(record)
+        return dropped
 
     # -- LlamaIndex objects --------------------------------------------------------------------------
     def as_retriever(

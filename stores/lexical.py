@@ -218,6 +218,10 @@ class LexicalIndex:
         cur.execute(f"TRUNCATE TABLE {self.table}")
         cur.execute(f"UPDATE {self.stats_table} SET docs = 0, total_length = 0, version = version + 1 WHERE id = 1")
 
+    def drop(self, cur: Any) -> None:
+        cur.execute(f"DROP TABLE IF EXISTS {self.table}, {self.stats_table}")
+        self._df_cache.clear()
+
     def out_of_sync(self, cur: Any, nodes_table: str) -> tuple[list[str], list[tuple[str, str]]]:
         """Rows to remove (no chunk) and chunks to re-analyse (missing or stale) after a crash."""
         cur.execute(

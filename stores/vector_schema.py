@@ -62,21 +62,38 @@ def index_distance(ddl: str) -> str:
     return found[1].lower() if found else "euclidean"
 
 
-def check_table(conn: MariaDBConnection, table_name: str, table_sql: str, dim: int, distance: str) -> None:
-    """Refuse a table whose dimension, distance or columns differ from the store's."""
+def _ddl(conn: MariaDBConnection, table_sql: str) -> str:
     with conn.cursor() as cur:
         cur.execute(f"SHOW CREATE TABLE {table_sql}")
-        ddl = cur.fetchone()[1]
+        return cur.fetchone()[1]
+
+
+def _dimension(ddl: str) -> int | None:
+    found = re.search(r"`embedding` vector\((\d+)\)", ddl, re.I)
+    return int(found[1]) if found else None
+
+
+def table_dimension(conn: MariaDBConnection, table_sql: str) -> int | None:
+    """The vector dimension of an existing chunks table; None when there is no such table."""
+    with conn.cursor() as cur:
+        if not table_exists(cur, table_sql):
+            return None
+    return _dimension(_ddl(conn, table_sql))
+
+
+def check_table(conn: MariaDBConnection, table_name: str, table_sql: str, dim: int, distance: str) -> None:
+    """Refuse a table whose dimension, distance or columns differ from the store's."""
+    ddl = _ddl(conn, table_sql)
     missing = [c for c in COLUMNS if not re.search(rf"^\s*`{c}`", ddl, re.M)]
     if missing:
         raise SchemaMismatch(
             f"table {table_name} exists but was not created by MariaDBVectorStore "
             f"(missing columns: {', '.join(missing)}); choose another table_name"
         )
-    found_dim = re.search(r"`embedding` vector\((\d+)\)", ddl, re.I)
-    if found_dim and int(found_dim[1]) != dim:
+    found_dim = _dimension(ddl)
+    if found_dim is not None and found_dim != dim:
         raise SchemaMismatch(
-            f"table {table_name} holds {found_dim[1]}-dimensional vectors but this store was given "
+            f"table {table_name} holds {found_dim}-dimensional vectors but this store was given "
             f"embed_dim={dim} (a different embedding model?); use another table_name, or re-index into a new table"
         )
     found_distance = index_distance(ddl)

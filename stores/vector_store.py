@@ -158,7 +158,8 @@ class MariaDBVectorStore(FromParams, SearchModes, BasePydanticVectorStore):
         "INSERT INTO {table} (node_id, ref_doc_id, text, text_hash, metadata, node_content, embedding, embed_model) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE ref_doc_id = VALUES(ref_doc_id), "
         "text = VALUES(text), text_hash = VALUES(text_hash), metadata = VALUES(metadata), "
-        "node_content = VALUES(node_content), embedding = VALUES(embedding), embed_model = VALUES(embed_model)"
+        "node_content = VALUES(node_content), embedding = VALUES(embedding), embed_model = VALUES(embed_model), "
+        "updated_at = CURRENT_TIMESTAMP(6)"  # every write counts as a change, even of equal values (differences())
     )
 
     @property
@@ -306,6 +307,28 @@ class MariaDBVectorStore(FromParams, SearchModes, BasePydanticVectorStore):
             cur.execute(f"TRUNCATE TABLE {self._table}")
             if self._lexical:
                 self._lexical.clear(cur)
+
+    def drop(self) -> None:
+        """Remove the tables themselves (chunks and lexical side): what ``kb reembed --drop-old`` does
+        to a table of vectors no longer in use."""
+        with self._conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {self._table}")
+            if self._lexical:
+                self._lexical.drop(cur)
+
+    def differences(self, copy: MariaDBVectorStore) -> tuple[list[str], list[str]]:
+        """Against ``copy``, a table holding this one's chunks under other vectors (same database):
+        the ids of chunks missing there or changed here after they were copied (a later
+        ``updated_at``), in table order; and the ids there of chunks that are no longer here."""
+        stale = self._conn.fetchall(
+            f"SELECT s.node_id FROM {self._table} s LEFT JOIN {copy._table} c ON c.node_id = s.node_id "
+            "WHERE c.id IS NULL OR s.updated_at > c.updated_at ORDER BY s.id"
+        )
+        gone = self._conn.fetchall(
+            f"SELECT c.node_id FROM {copy._table} c LEFT JOIN {self._table} s ON s.node_id = c.node_id "
+            "WHERE s.id IS NULL ORDER BY c.id"
+        )
+        return [row[0] for row in stale], [row[0] for row in gone]
 
     # -- reads --------------------------------------------------------------------------------
     def _where_batches(

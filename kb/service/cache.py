@@ -137,9 +137,10 @@ class ServiceCache:
         self._set(key, to_bytes(vector), self.embedding_ttl_s)
         return vector
 
-    def wrap_embedding(self, model_name: str) -> Callable[[BaseEmbedding], BaseEmbedding]:
-        """What :attr:`KnowledgeBase.wrap_embed_model` takes: the model, its question side cached."""
-        return lambda inner: CachedQueryEmbedding(inner=inner, cache=self, cache_name=model_name)
+    def wrap_embedding(self, inner: BaseEmbedding, model_name: str) -> BaseEmbedding:
+        """What :attr:`KnowledgeBase.wrap_embed_model` takes: the model, its question side cached
+        under its own name (a switch of models with ``kb reembed`` never mixes their vectors)."""
+        return CachedQueryEmbedding(inner=inner, cache=self, cache_name=model_name)
 
 
 class CachedQueryEmbedding(BaseEmbedding):

@@ -82,7 +82,7 @@ class Service:
                 on_lookup=self.metrics.cache_lookup,
             )
             if kb.wrap_embed_model is None:
-                kb.wrap_embed_model = self.cache.wrap_embedding(kb.embed_model_name)
+                kb.wrap_embed_model = self.cache.wrap_embedding
         self.keys = KeyStore(kb.connection, settings.serve.keys_table)
         self.limiter = RateLimiter(build_counter(settings, kb.connection))
         self.access_log = AccessLog(kb.connection, settings.serve.access_log_table)
