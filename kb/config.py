@@ -194,8 +194,10 @@ class RouterSettings(_Strict):
     )
 
 
-LLMProvider = Literal["llama_cpp", "openai", "ollama", "openai_like"]
-EmbeddingProvider = Literal["local", "huggingface", "openai", "openai_like"]
+LLMProvider = Literal["llama_cpp", "openai", "ollama", "openai_like", "anthropic", "transformers"]
+EmbeddingProvider = Literal["local", "huggingface", "openai", "openai_like", "voyageai"]
+# Hosted providers whose client needs a key, and the environment variable their own SDK reads.
+KEY_ENV_OF_PROVIDER = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "voyageai": "VOYAGE_API_KEY"}
 
 
 class ExperimentRetrieval(_Strict):
@@ -371,6 +373,19 @@ def _default_profiles() -> dict[str, ProfileSettings]:
             llm=LLMSettings(provider="openai_like", model="local-model", api_base="http://localhost:1234/v1"),
             embedding=local_embed,
         ),
+        "claude": ProfileSettings(
+            llm=LLMSettings(
+                provider="anthropic", model="claude-sonnet-4-5", api_key_env="ANTHROPIC_API_KEY", context_window=200_000
+            ),
+            embedding=EmbeddingSettings(provider="voyageai", model="voyage-3.5", api_key_env="VOYAGE_API_KEY"),
+        ),
+        "transformers": ProfileSettings(
+            # Hugging Face Transformers in this process (torch, CPU): a Hub id or a local folder.
+            llm=LLMSettings(
+                provider="transformers", model="Qwen/Qwen2.5-1.5B-Instruct", context_window=4096, selector="offline"
+            ),
+            embedding=local_embed,
+        ),
     }
 
 
@@ -446,20 +461,30 @@ class Settings(_Strict):
         """The API key of an LLM or embedding section: inline value, else its environment variable."""
         if part.api_key:
             return part.api_key.get_secret_value()
-        if part.api_key_env:
-            return os.environ.get(part.api_key_env) or None
-        return None
+        env = part.api_key_env or KEY_ENV_OF_PROVIDER.get(part.provider)
+        return (os.environ.get(env) or None) if env else None
 
-    def require_api_keys(self) -> None:
-        """Fail early, naming the variable to set, when the active profile needs a key it lacks."""
-        profile = self.active_profile
-        for section, part in (("llm", profile.llm), ("embedding", profile.embedding)):
-            if part.provider != "openai":
+    def profile_settings(self, name: str | None = None) -> ProfileSettings:
+        """The profile called ``name`` (default: the active one); a name not configured is an error."""
+        if name is None:
+            return self.active_profile
+        if name not in self.profiles:
+            raise ConfigError(f"no profile {name!r}; the configured profiles are {', '.join(sorted(self.profiles))}")
+        return self.profiles[name]
+
+    def require_api_keys(self, profile: str | None = None, sections: tuple[str, ...] = ("llm", "embedding")) -> None:
+        """Fail early, naming the variable to set, when ``profile`` (default: the active one) needs a
+        key it lacks in one of ``sections``."""
+        name = profile or self.profile
+        chosen = self.profile_settings(name)
+        for section in sections:
+            part = chosen.llm if section == "llm" else chosen.embedding
+            if part.provider not in KEY_ENV_OF_PROVIDER:
                 continue
             if not self.api_key_for(part):
-                env = part.api_key_env or "OPENAI_API_KEY"
+                env = part.api_key_env or KEY_ENV_OF_PROVIDER[part.provider]
                 raise ConfigError(
-                    f"profile {self.profile!r} needs an API key for profiles.{self.profile}.{section}: "
+                    f"profile {name!r} needs an API key for profiles.{name}.{section}: "
                     f"set the environment variable {env} (or choose another profile, e.g. KB_PROFILE=local)"
                 )
 

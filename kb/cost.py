@@ -16,8 +16,8 @@ from typing import Any, Optional
 
 from kb.config import ProfileSettings, Settings
 
-LOCAL_LLM_PROVIDERS = ("llama_cpp", "ollama", "openai_like")
-LOCAL_EMBEDDING_PROVIDERS = ("local",)
+LOCAL_LLM_PROVIDERS = ("llama_cpp", "ollama", "openai_like", "transformers")
+LOCAL_EMBEDDING_PROVIDERS = ("local", "huggingface")
 
 # Published list prices, US dollars per 1,000 tokens: (input, output) for LLMs, one figure for embeddings.
 PUBLISHED_LLM_PRICES: dict[str, tuple[float, float]] = {
@@ -27,6 +27,8 @@ PUBLISHED_LLM_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4.1": (0.002, 0.008),
     "claude-3-5-haiku-latest": (0.0008, 0.004),
     "claude-3-5-sonnet-latest": (0.003, 0.015),
+    "claude-sonnet-4-5": (0.003, 0.015),
+    "claude-haiku-4-5": (0.001, 0.005),
 }
 PUBLISHED_EMBEDDING_PRICES: dict[str, float] = {
     "text-embedding-3-small": 0.00002,
@@ -34,6 +36,8 @@ PUBLISHED_EMBEDDING_PRICES: dict[str, float] = {
     "text-embedding-ada-002": 0.0001,
     "voyage-3": 0.00006,
     "voyage-3-lite": 0.00002,
+    "voyage-3.5": 0.00006,
+    "voyage-3.5-lite": 0.00002,
 }
 
 

