@@ -284,7 +284,7 @@ def add_operator_commands(commands: Any) -> None:
         help="move the index to another embedding model without downtime",
         description="Build the vectors of another profile's embedding model into a table beside the live one "
         "(resumable; reuses the chunks' text, reads no file), then switch every process to it at once. "
-        "Questions are answered from the old table until the switch, which is kept until --drop-old.",
+        "Questions are answered from the old table until the switch; the old table is kept until --drop-old.",
         epilog="example: kb reembed --profile openai && kb reembed --drop-old",
     )
     reembed.add_argument("--profile", help="the profile whose embedding model to move to")
