@@ -13,13 +13,17 @@ says which were read, and how many tokens they were).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Optional
 
 from llama_index.core import PromptTemplate, get_response_synthesizer
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.base.response.schema import RESPONSE_TYPE, Response, StreamingResponse
 from llama_index.core.bridge.pydantic import Field
+from llama_index.core.callbacks.base_handler import BaseCallbackHandler
+from llama_index.core.callbacks.schema import CBEventType, EventPayload
 from llama_index.core.llms import LLM
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.query_engine import CustomQueryEngine
@@ -35,6 +39,62 @@ QA_PROMPT = PromptTemplate(
     "Context:\n{context_str}\n\nQuestion: {query_str}\nAnswer: "
 )
 NOTHING_FOUND = "I found nothing in the indexed documents about that."
+_LLM_ERRORS: ContextVar[Optional[list[BaseException]]] = ContextVar("kb_llm_errors", default=None)
+
+
+class _LLMErrorRecorder(BaseCallbackHandler):
+    """Records the exceptions of the LLM calls made in the current context while
+    :func:`llm_errors_raised` watches (LlamaIndex ends a failed call's event with its exception)."""
+
+    def __init__(self) -> None:
+        super().__init__(event_starts_to_ignore=[], event_ends_to_ignore=[])
+
+    def on_event_start(
+        self,
+        event_type: CBEventType,
+        payload: Optional[dict[str, Any]] = None,
+        event_id: str = "",
+        parent_id: str = "",
+        **kwargs: Any,
+    ) -> str:
+        return event_id
+
+    def on_event_end(
+        self, event_type: CBEventType, payload: Optional[dict[str, Any]] = None, event_id: str = "", **kwargs: Any
+    ) -> None:
+        seen = _LLM_ERRORS.get()
+        if seen is not None and payload and EventPayload.EXCEPTION in payload:  # an LLM event that failed
+            error = payload.get(EventPayload.EXCEPTION)
+            if isinstance(error, BaseException):
+                seen.append(error)
+
+    def start_trace(self, trace_id: Optional[str] = None) -> None:
+        pass
+
+    def end_trace(self, trace_id: Optional[str] = None, trace_map: Optional[dict[str, list[str]]] = None) -> None:
+        pass
+
+
+_RECORDER = _LLMErrorRecorder()
+
+
+@contextmanager
+def llm_errors_raised(llm: LLM) -> Iterator[None]:
+    """Re-raise the first error of an LLM call made inside the block. LlamaIndex's refine
+    synthesizer (behind every response mode) catches a ValueError or TypeError from the LLM and
+    answers "Empty Response": a context window exceeded, or a client library's own error, would
+    reach the user as an empty answer instead of the model's error."""
+    manager = llm.callback_manager
+    if not any(handler is _RECORDER for handler in manager.handlers):
+        manager.add_handler(_RECORDER)
+    seen: list[BaseException] = []
+    token = _LLM_ERRORS.set(seen)
+    try:
+        yield
+    finally:
+        _LLM_ERRORS.reset(token)
+    if seen:
+        raise seen[0]
 
 
 class DocumentsQueryEngine(CustomQueryEngine):
@@ -110,11 +170,11 @@ class DocumentsQueryEngine(CustomQueryEngine):
                 response_gen=timed_stream(pieces, metadata, started), source_nodes=nodes, metadata=metadata
             )
         generation_started = time.perf_counter()
-        text = (
-            str(self._synthesizer(False).synthesize(QueryBundle(question), nodes=read).response or "").strip()
-            if read
-            else NOTHING_FOUND
-        )
+        text = NOTHING_FOUND
+        if read:
+            with llm_errors_raised(self.llm):
+                text = str(self._synthesizer(False).synthesize(QueryBundle(question), nodes=read).response or "")
+            text = text.strip()
         now = time.perf_counter()
         metadata["timings"].update(
             generation_ms=round((now - generation_started) * 1000, 2), total_ms=round((now - started) * 1000, 2)
@@ -134,7 +194,8 @@ class DocumentsQueryEngine(CustomQueryEngine):
             return self.answer_from(query_str, nodes, started=started, retrieval_ms=retrieval_ms)
         read = self.prompt_nodes(nodes)
         generation_started = time.perf_counter()
-        response = await self._synthesizer(False).asynthesize(QueryBundle(query_str), nodes=read)
+        with llm_errors_raised(self.llm):
+            response = await self._synthesizer(False).asynthesize(QueryBundle(query_str), nodes=read)
         now = time.perf_counter()
         return Response(
             response=str(response.response or "").strip(),

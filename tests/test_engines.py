@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 from scripted_llm import ScriptedLLM
 
+from kb.errors import KBError
 from kb.knowledge_base import KnowledgeBase
 
 FILES = {
@@ -47,6 +49,24 @@ def test_query_cites_sources_and_prompts_with_the_chunks(db_url, local_embed, do
     assert "content_hash" not in llm.prompts[0]  # bookkeeping metadata is kept out of the prompt
     assert answer.timings["retrieval_ms"] > 0 and answer.timings["total_ms"] >= answer.timings["generation_ms"]
     assert answer.tokens["in"] > 0 and answer.tokens["out"] > 0
+
+
+def test_a_model_error_is_reported_not_turned_into_an_empty_answer(db_url, local_embed, docs):
+    # LlamaIndex's refine synthesizer catches a ValueError from the LLM and answers "Empty Response"
+    def fail(prompt: str) -> str:
+        if "Answer the question using only the context" in prompt:
+            raise ValueError("Requested tokens (5000) exceed context window of 4096")
+        return "documents"
+
+    kb = make_kb(db_url, ScriptedLLM(fail), local_embed)
+    kb.index_directory(docs)
+    with pytest.raises(KBError, match="exceed context window of 4096"):
+        kb.query("How long do customers have to return an item?", route="documents")
+    with pytest.raises(KBError, match="exceed context window"):
+        asyncio.run(kb.aquery("How long do customers have to return an item?", route="documents"))
+    # where the model does answer, nothing changes
+    fine = make_kb(db_url, ScriptedLLM(lambda prompt: "Within 30 days."), local_embed)
+    assert fine.query("How long do customers have to return an item?", route="documents").text == "Within 30 days."
 
 
 def test_the_prompt_gets_the_chunks_the_budget_chooses_and_the_sources_stay_the_retrieved_ones(
