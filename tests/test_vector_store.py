@@ -133,9 +133,14 @@ def test_query_matches_exact_search(store):
     store.add([TextNode(id_=f"v{i}", text="x", embedding=v.tolist()) for i, v in enumerate(vectors)])
     q = np.random.default_rng(99).normal(size=DIM)
     normed = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    exact = [f"v{i}" for i in np.argsort(-(normed @ (q / np.linalg.norm(q))))[:10]]
+    cosine = {f"v{i}": float(c) for i, c in enumerate(normed @ (q / np.linalg.norm(q)))}
+    exact = sorted(cosine, key=cosine.get, reverse=True)[:10]
     result = store.query(VectorStoreQuery(query_embedding=q.tolist(), similarity_top_k=10), ef_search=200)
-    assert result.ids == exact
+    # HNSW is approximate and MariaDB builds its graph at random: one of ten may be missed (seen once
+    # in many runs), never more at this size; what is returned is in the exact order, with cosine scores
+    assert len(result.ids) == 10 and len(set(result.ids) & set(exact)) >= 9, (result.ids, exact)
+    assert [cosine[i] for i in result.ids] == sorted((cosine[i] for i in result.ids), reverse=True)
+    assert np.allclose(result.similarities, [cosine[i] for i in result.ids], atol=1e-4)
 
 
 def test_explain_uses_vector_index(store):
