@@ -384,7 +384,9 @@ def test_overload_one_slow_generation_and_a_hundred_mixed_requests(site, tight):
     outcomes, slow_status = asyncio.run(burst())
     for kind, status, seconds in outcomes:
         if kind in ("health", "retrieve"):
-            assert status == 200 and seconds < 1.0, (kind, status, seconds)
+            # not queued behind the slow generation (4 s): half of that leaves room for a loaded machine
+            # (a 1.0 s bound failed at 1.02 s once); their speed is measured in benchmarks/serve.py
+            assert status == 200 and seconds < 2.0, (kind, status, seconds)
         elif kind == "route":
             assert status == 200, (kind, status, seconds)
         else:
