@@ -29,7 +29,7 @@ from llama_index.core.vector_stores.types import (
 
 from kb import models
 from kb.collections import ALL_COLLECTIONS, DEFAULT_COLLECTION, CollectionVersions
-from kb.config import RetrievalSettings, Settings, VectorStoreSettings, load_settings
+from kb.config import Settings, load_settings
 from kb.cost import Prices
 from kb.database import connect
 from kb.engines.answer import Answer, StreamingAnswer
@@ -51,7 +51,6 @@ from kb.reembedding import (
     GenerationRegistry,
     Reembedding,
     ReembedReport,
-    generation_lock,
     table_for,
     wait_for_followers,
 )
@@ -59,7 +58,8 @@ from kb.retrieval import build_retriever, filters_from, rerankers
 from kb.sql_side import build_database_side
 from kb.stores import MariaDBConnection, MariaDBKVStore, MariaDBVectorStore
 from kb.stores.chat_store import MariaDBChatStore
-from kb.stores.connection import SchemaMismatch, quote_identifier
+from kb.stores.connection import quote_identifier
+from kb.stores.errors import DimensionMismatch
 from kb.stores.vector_schema import table_dimension
 from kb.tokens import TokenCounter, attach
 
@@ -182,10 +182,23 @@ class KnowledgeBase:
             return store
         vs, r = self.settings.vector_store, self.settings.retrieval
         try:
-            store = self._open_store(generation, vs, r)
-        except SchemaMismatch as exc:
-            if "dimensional" not in str(exc):
-                raise
+            store = MariaDBVectorStore(
+                self.connection,
+                table_name=generation.table,
+                embed_dim=generation.dim,
+                distance=vs.distance,
+                hnsw_m=vs.hnsw_m,
+                ef_search=vs.ef_search,
+                embed_model_name=generation.model,
+                hybrid_fusion=r.fusion,
+                rrf_k=r.rrf_k,
+                rrf_weights=r.rrf_weights,
+                both_boost=r.both_boost,
+                sparse_top_k=r.sparse_top_k,
+                vector_pool=r.vector_pool,
+                text_candidates=r.text_candidates,
+            )
+        except DimensionMismatch as exc:
             raise KBError(
                 f"{exc}; or move the index to this model: kb reembed --profile {self.settings.profile}"
             ) from None
@@ -198,24 +211,6 @@ class KnowledgeBase:
             )
         self._stores[generation.table] = store
         return store
-
-    def _open_store(self, generation: Generation, vs: VectorStoreSettings, r: RetrievalSettings) -> MariaDBVectorStore:
-        return MariaDBVectorStore(
-            self.connection,
-            table_name=generation.table,
-            embed_dim=generation.dim,
-            distance=vs.distance,
-            hnsw_m=vs.hnsw_m,
-            ef_search=vs.ef_search,
-            embed_model_name=generation.model,
-            hybrid_fusion=r.fusion,
-            rrf_k=r.rrf_k,
-            rrf_weights=r.rrf_weights,
-            both_boost=r.both_boost,
-            sparse_top_k=r.sparse_top_k,
-            vector_pool=r.vector_pool,
-            text_candidates=r.text_candidates,
-        )
 
     @property
     def embed_model(self) -> BaseEmbedding:
@@ -347,14 +342,12 @@ class KnowledgeBase:
         """Hold the generation lock while writing chunks, and yield the live generation as it is
         then: ``kb reembed`` switches only between indexing runs, and indexing runs of one knowledge
         base take turns (each waits for the one before, saying so)."""
-        store = self.store_for(self.live_generation())
-        name = generation_lock(store, self.settings.vector_store.table_name)
-        with store.connection.named_lock(name, 0) as held:
+        with self.generations.lock(0) as held:
             if held:
                 yield self.live_generation(fresh=True)
                 return
         (echo or log.warning)("waiting for another indexing run or kb reembed on this knowledge base to finish")
-        with store.connection.named_lock(name, 3600) as held:
+        with self.generations.lock(3600) as held:
             if not held:
                 raise KBError("another indexing run or kb reembed has held the knowledge base for an hour; try later")
             yield self.live_generation(fresh=True)
@@ -420,7 +413,7 @@ class KnowledgeBase:
         except ConfigError as exc:
             raise KBError(str(exc)) from None
         logical = self.settings.vector_store.table_name
-        with self.connection.named_lock(f"kb_reembed:{self.connection.url.database}.{logical}", 0) as held:
+        with self.generations.build_lock() as held:
             if not held:
                 raise KBError("another kb reembed of this knowledge base is running; wait for it to finish")
             record = self._recorded_generations()
@@ -450,8 +443,7 @@ class KnowledgeBase:
                 live=self.store_for(previous),
                 target=target,
                 embed_model=self.embedding_for(target),
-                open_store=self.store_for,
-                lock=lambda wait: self.connection.named_lock(generation_lock(self.vector_store, logical), wait),
+                new=self.store_for(target),
             )
             build.run(progress)
         self.live_generation(fresh=True)

@@ -57,11 +57,6 @@ class GenerationRecord(BaseModel):
     old: list[Generation] = []
 
 
-def generation_lock(store: MariaDBVectorStore, logical_table: str) -> str:
-    """The name of the lock that indexing runs and the switch of ``logical_table`` hold."""
-    return f"kb_generation:{store.connection.url.database}.{logical_table}"
-
-
 class GenerationRegistry:
     """The generation record of one knowledge base (its configured table name) in the KV store."""
 
@@ -75,6 +70,17 @@ class GenerationRegistry:
 
     def write(self, record: GenerationRecord) -> None:
         self.kv.put(self.key, record.model_dump(mode="json"), _REGISTRY)
+
+    def lock(self, wait: float) -> AbstractContextManager[bool]:
+        """The generation lock: every indexing run holds it while it writes, the switch while it
+        switches (yields False when it could not be had within ``wait`` seconds)."""
+        connection = self.kv.connection
+        return connection.named_lock(f"kb_generation:{connection.url.database}.{self.key}", wait)
+
+    def build_lock(self) -> AbstractContextManager[bool]:
+        """Held by the one ``kb reembed`` of this knowledge base that may run (taken without waiting)."""
+        connection = self.kv.connection
+        return connection.named_lock(f"kb_reembed:{connection.url.database}.{self.key}", 0)
 
 
 def table_for(logical_table: str, version: int) -> str:
@@ -110,8 +116,8 @@ class ReembedReport:
 class Reembedding:
     """Builds the next generation of a knowledge base's vectors and switches to it.
 
-    ``live`` is the live generation's store; ``target`` the new generation (its table is created
-    when missing); ``embed_model`` the new model, ``open_store`` opens a store for a generation.
+    ``live`` is the live generation's store, ``new`` the store of ``target`` (the new generation),
+    ``embed_model`` the new generation's model.
     """
 
     def __init__(
@@ -120,19 +126,17 @@ class Reembedding:
         registry: GenerationRegistry,
         record: GenerationRecord,
         live: MariaDBVectorStore,
+        new: MariaDBVectorStore,
         target: Generation,
         embed_model: Any,
-        open_store: Callable[[Generation], MariaDBVectorStore],
-        lock: Callable[[float], AbstractContextManager[bool]],
     ) -> None:
         self.registry = registry
         self.record = record
         self.live = live
+        self.new = new
         self.target = target
         self.embed_model = embed_model
-        self.new = open_store(target)
         self.cache = EmbeddingCache(registry.kv, target.model)
-        self._lock = lock
         self.embedded = 0  # texts the model embedded (the rest came from the cache)
         self.copied = 0  # chunks written to the new table
 
@@ -140,16 +144,15 @@ class Reembedding:
         """Copy and embed every chunk, catch up with indexing, switch; returns the new record."""
         self.record.building = self.target
         self.registry.write(self.record)  # a run that dies now is resumed into the same table
+        stale, gone = self.live.differences(self.new)
         total = self.live.count()
-        done = total - len(self.live.differences(self.new)[0])
+        done = total - len(stale)  # a resumed build has copied the rest
         if progress:
             progress(done, total)
-        while True:  # passes: indexing may add chunks while one runs
-            stale, gone = self.live.differences(self.new)
-            if len(stale) <= FINAL_PASS_MAX:
-                break
+        while len(stale) > FINAL_PASS_MAX:  # passes: indexing may add chunks while one runs
             done = self._copy(stale, gone, progress, done, total)
-        with self._lock(_LOCK_WAIT_S) as held:
+            stale, gone = self.live.differences(self.new)
+        with self.registry.lock(_LOCK_WAIT_S) as held:
             if not held:
                 raise KBError("an indexing run held the knowledge base for an hour; run kb reembed again later")
             for _attempt in range(3):  # a read replica may lag behind what differences() saw

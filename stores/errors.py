@@ -19,6 +19,10 @@ class SchemaMismatch(StoreError):
     """An existing table does not have the shape this store was asked to use."""
 
 
+class DimensionMismatch(SchemaMismatch):
+    """An existing table holds vectors of another dimension (another embedding model's)."""
+
+
 # MariaDB/MySQL error codes that mean the server cannot be reached or dropped the connection (not
 # that a statement was wrong): server shutdown, connection killed; client: cannot connect, server
 # gone away, lost connection, SSL connection error, connection closed.

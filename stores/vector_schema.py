@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from kb.stores.connection import MariaDBConnection, SchemaMismatch, table_exists
+from kb.stores.errors import DimensionMismatch
 
 ID_MAX = 255
 DOC_ID_MAX = 512  # document ids are often paths; 512 utf8mb4 characters still fit an index key
@@ -92,7 +93,7 @@ def check_table(conn: MariaDBConnection, table_name: str, table_sql: str, dim: i
         )
     found_dim = _dimension(ddl)
     if found_dim is not None and found_dim != dim:
-        raise SchemaMismatch(
+        raise DimensionMismatch(
             f"table {table_name} holds {found_dim}-dimensional vectors but this store was given "
             f"embed_dim={dim} (a different embedding model?); use another table_name, or re-index into a new table"
         )
