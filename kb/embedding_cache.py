@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from typing import Optional
+
+from llama_index.core.schema import BaseNode, MetadataMode
 
 from kb.stores import MariaDBKVStore
 from kb.stores.sql_utils import from_bytes, to_bytes
@@ -25,6 +29,34 @@ class EmbeddingCache:
     def get_many(self, texts: Sequence[str]) -> dict[str, list[float]]:
         stored = self.kv.get_many([self.key(t) for t in texts], self.collection)
         return {k: from_bytes(base64.b64decode(v["v"])).tolist() for k, v in stored.items()}
+
+    def fill(
+        self,
+        nodes: Sequence[BaseNode],
+        embed: Callable[[list[str]], list[list[float]]],
+        seconds: Optional[dict[str, float]] = None,
+    ) -> int:
+        """Give every node the vector of the text it is embedded by (``MetadataMode.EMBED``): from
+        the cache, else from ``embed`` (called once, each missing text once), which is then cached.
+        Returns how many texts ``embed`` embedded; adds the time spent to ``seconds["database"]``
+        and ``seconds["embed"]`` when given."""
+        clock = seconds if seconds is not None else {"database": 0.0, "embed": 0.0}
+        t = time.perf_counter()
+        texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
+        cached = self.get_many(texts)
+        clock["database"] += time.perf_counter() - t
+        missing = sorted({text for text in texts if self.key(text) not in cached})
+        if missing:
+            t = time.perf_counter()
+            vectors = embed(missing)
+            clock["embed"] += time.perf_counter() - t
+            t = time.perf_counter()
+            self.put_many(list(zip(missing, vectors)))
+            clock["database"] += time.perf_counter() - t
+            cached.update((self.key(text), list(vector)) for text, vector in zip(missing, vectors))
+        for node, text in zip(nodes, texts):
+            node.embedding = cached[self.key(text)]
+        return len(missing)
 
     def put_many(self, items: Sequence[tuple[str, Sequence[float]]]) -> None:
         self.kv.put_all(

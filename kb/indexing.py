@@ -431,23 +431,9 @@ class DirectoryIndexer:
         return failed
 
     def _embed(self, nodes: list[BaseNode], report: IndexReport) -> None:
-        t = time.perf_counter()
-        texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
-        cached = self.cache.get_many(texts)
-        report.seconds["database"] += time.perf_counter() - t
-        missing = sorted({text for text in texts if EmbeddingCache.key(text) not in cached})
-        if missing:
-            t = time.perf_counter()
-            vectors = embed_texts(self._embed_model(), missing)
-            report.seconds["embed"] += time.perf_counter() - t
-            report.embedded += len(missing)
-            t = time.perf_counter()
-            self.cache.put_many(list(zip(missing, vectors)))
-            report.seconds["database"] += time.perf_counter() - t
-            cached.update((EmbeddingCache.key(text), list(vec)) for text, vec in zip(missing, vectors))
-        report.embeddings_cached += len(texts) - len(missing)
-        for node, text in zip(nodes, texts):
-            node.embedding = cached[EmbeddingCache.key(text)]
+        embedded = self.cache.fill(nodes, lambda texts: embed_texts(self._embed_model(), texts), report.seconds)
+        report.embedded += embedded
+        report.embeddings_cached += len(nodes) - embedded
 
     def _write_group(self, group: list[_Parsed], report: IndexReport) -> None:
         nodes = [node for parsed in group for node in parsed.nodes or []]

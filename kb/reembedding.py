@@ -26,7 +26,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from llama_index.core.schema import BaseNode, MetadataMode
+from llama_index.core.schema import BaseNode
 from pydantic import BaseModel
 
 from kb.embedding_cache import EmbeddingCache
@@ -185,16 +185,7 @@ class Reembedding:
 
     def _embed(self, nodes: list[BaseNode]) -> None:
         """The new model's vectors for ``nodes``, from the same text the indexer embeds."""
-        texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
-        cached = self.cache.get_many(texts)
-        missing = sorted({t for t in texts if EmbeddingCache.key(t) not in cached})
-        if missing:
-            vectors = embed_texts(self.embed_model, missing)
-            self.cache.put_many(list(zip(missing, vectors)))
-            cached.update((EmbeddingCache.key(t), list(v)) for t, v in zip(missing, vectors))
-            self.embedded += len(missing)
-        for node, text in zip(nodes, texts):
-            node.embedding = cached[EmbeddingCache.key(text)]
+        self.embedded += self.cache.fill(nodes, lambda texts: embed_texts(self.embed_model, texts))
 
 
 def wait_for_followers() -> None:
