@@ -9,7 +9,13 @@ A small model writes joins and filters from what the prompt shows it, so each ta
   by a JOIN instead of being invented;
 * the values of ENUM columns, and of short text columns with few distinct values (read from a
   bounded sample of rows, so describing a huge table stays cheap), so that ``country = 'DE'``
-  is written instead of ``country = 'Germany'``.
+  is written instead of ``country = 'Germany'``;
+* that a name does not identify a row where the data says so: a short text column whose name
+  contains ``name``, with more distinct values than are listed, in a table with a one-column
+  primary key, where some value is held by two rows or more of the sample. Grouped by such a
+  name, "which customer placed the most orders" adds up the orders of every customer who shares
+  it; the note says to group by the key. Columns of few values (cities, categories) are listed
+  instead and get no such note: grouping by them is what a question about them means.
 
 What kb repairs in a statement written from this description is :mod:`kb.engines.sql_repairs`.
 
@@ -87,6 +93,15 @@ class SchemaDescriber:
         values = [row[0] for row in rows]
         return values[:MAX_LISTED], len(values) <= MAX_LISTED
 
+    def _shared_values(self, table: str, column: str) -> tuple[int, int]:
+        """(rows, distinct values) of a column in a sample of its non-NULL rows."""
+        col = quote_identifier(column)
+        rows = self._conn.fetchall(
+            f"SELECT COUNT(*), COUNT(DISTINCT v) FROM (SELECT {col} AS v FROM {quote_identifier(self.database)}."
+            f"{quote_identifier(table)} WHERE {col} IS NOT NULL LIMIT {SAMPLE_ROWS}) s"
+        )
+        return int(rows[0][0]), int(rows[0][1])
+
     def _inferred_reference(self, column: str, own: str) -> Optional[tuple[str, str]]:
         """``customer_id`` -> customers(id) when the schema declares no foreign key for it."""
         match = re.fullmatch(r"(\w+?)_?(id|Id|ID)", column)
@@ -113,7 +128,8 @@ class SchemaDescriber:
             "SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
             (self.database, name),
         )
-        columns = []
+        columns: list[Column] = []
+        many_valued_names: list[Column] = []  # checked for shared values once the key is known
         for col_name, column_type, data_type, key, col_comment, max_length, nullable in self._conn.fetchall(
             "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, COLUMN_KEY, COLUMN_COMMENT, CHARACTER_MAXIMUM_LENGTH, IS_NULLABLE "
             "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
@@ -135,7 +151,18 @@ class SchemaDescriber:
                     listed = values if complete else values[:2]
                     column.notes.append(("values: " if complete else "e.g. ") + ", ".join(_quoted(v) for v in listed))
                     column.values = [str(v) for v in values] if complete else None
+                    if not complete and "name" in col_name.lower():
+                        many_valued_names.append(column)
             columns.append(column)
+        keys = [column for column in columns if column.primary]
+        if len(keys) == 1:
+            for column in many_valued_names:
+                rows, distinct = self._shared_values(name, column.name)
+                if distinct < rows:
+                    column.notes.append(
+                        f"not unique ({distinct} values in {rows} rows): to count or rank single {name} rows, "
+                        f"GROUP BY {keys[0].name}"
+                    )
         self._tables[name] = Table(name, comment[0][0] if comment and comment[0][0] else "", columns)
         return self._tables[name]
 

@@ -297,6 +297,49 @@ def test_references_are_inferred_where_none_are_declared(db):
     )
 
 
+def test_a_name_that_several_rows_share_is_described_as_not_unique_and_nothing_else_is(db):
+    db.execute(
+        "CREATE TABLE people (id INT PRIMARY KEY, name VARCHAR(80), city VARCHAR(40), email VARCHAR(80), "
+        "nickname VARCHAR(40))"
+    )
+    db.execute("CREATE TABLE pets (id INT PRIMARY KEY, name VARCHAR(80))")
+    db.execute("CREATE TABLE visits (person_id INT, day_name VARCHAR(20), PRIMARY KEY (person_id, day_name))")
+    people = [
+        (i, f"Person {i % 30}", f"City {i % 3}", f"p{i}@example.org", f"Nick {i}") for i in range(40)
+    ]  # 30 names in 40 rows; 3 cities; unique e-mails and nicknames
+    for table, rows in (
+        ("people", people),
+        ("pets", [(i, f"Pet {i}") for i in range(40)]),  # unique names
+        ("visits", [(i, f"Day {i % 30}") for i in range(40)]),  # shared names, but no one-column key
+    ):
+        marks = ", ".join("(" + ", ".join("?" * len(rows[0])) + ")" for _ in rows)
+        db.execute(f"INSERT INTO {table} VALUES {marks}", [value for row in rows for value in row])
+    database = db.fetchall("SELECT DATABASE()")[0][0]
+    describer = SchemaDescriber(db, database, ["people", "pets", "visits"])
+    described = {t: describer.describe(t) for t in ("people", "pets", "visits")}
+    name_line = next(line for line in described["people"].splitlines() if line.strip().startswith("name "))
+    assert "not unique (30 values in 40 rows): to count or rank single people rows, GROUP BY id" in name_line
+    assert described["people"].count("not unique") == 1  # not the listed city, the unique nickname or e-mail
+    assert "not unique" not in described["pets"]  # every pet's name is its own
+    assert "not unique" not in described["visits"]  # no one-column key to group by
+
+
+def test_a_question_over_a_shared_name_is_answered_by_the_key(engine_with, admin, project_settings):
+    db = project_settings.sql.database
+    top = admin.fetchall(
+        f"SELECT c.id, c.name FROM `{db}`.orders o JOIN `{db}`.customers c ON c.id = o.customer_id "
+        "GROUP BY c.id ORDER BY COUNT(*) DESC, c.id LIMIT 1"
+    )[0]
+    by_key = (
+        "SELECT c.name, COUNT(*) AS orders FROM orders o JOIN customers c ON c.id = o.customer_id "
+        "GROUP BY c.id ORDER BY orders DESC, c.id LIMIT 1"
+    )
+    engine, llm = engine_with([by_key, f"{top[1]} placed the most orders."])
+    answer = sql_answer(engine, "Which customer placed the most orders?")
+    assert "GROUP BY id" in llm.prompts[0]  # the demo's customer names repeat: the prompt says so
+    assert answer.rows[0]["name"] == top[1] and "GROUP BY c.id" in answer.sql
+
+
 def test_a_hallucinated_table_gets_a_hint_with_the_columns_like_it(engine_with):
     def script(prompt: str) -> str:
         if "Write a corrected statement" in prompt:
