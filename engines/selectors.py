@@ -31,7 +31,7 @@ ROUTES = ("documents", "database", "both")
 # Language cues, in general language only: no word taken from a labelled question or from one
 # domain's records (asking for a quantity, an extreme, a share, a list, a period of time).
 ANALYTIC = re.compile(
-    r"\b(how many(?! (?:days|weeks|months|years|hours|minutes)\b)|number of|count|counts|total|sum|average|avg|mean|"
+    r"\b(how many(?! (?:days|weeks|months|years|hours|minutes)\b)|number of|count|counts|total|sum|average|avg|the mean|mean (?:of|value)|"
     r"median|most|least|highest|lowest|top \d+|top (five|ten|three)|per (?!cent\b)\w+|share of|percentage|"
     r"ratio|list the|show the|so far|last (month|year|week|quarter)|this (month|year)|in 20\d\d|since 20\d\d|"
     r"trend|were any|are there any|did any|have any)\b",
@@ -129,6 +129,26 @@ class OfflineSelector:
 
     def select(self, question: str, filters: Optional[MetadataFilters] = None) -> RouteDecision:
         embedding = list(self.embed_model.get_query_embedding(question))
+        decision = self._decide(question, filters, embedding)
+        if decision.route == "both":
+            return decision
+        parts = questions_within(question)
+        if len(parts) > 1:
+            sides = [(part, self._decide(part, filters, None)) for part in parts]
+            routes = {d.route for _, d in sides}
+            if "both" in routes or routes == {"documents", "database"}:
+                asked = "; ".join(f"{part!r} -> {d.route}" for part, d in sides)
+                return RouteDecision(
+                    "both", f"its questions ask different sides ({asked})", "offline", decision.scores, embedding
+                )
+        return decision
+
+    def _decide(
+        self, question: str, filters: Optional[MetadataFilters], embedding: Optional[list[float]]
+    ) -> RouteDecision:
+        """One question's route from its similarity to each side and its cues."""
+        if embedding is None:
+            embedding = list(self.embed_model.get_query_embedding(question))
         scores = self.similarity(question, filters, embedding)
         analytic = bool(ANALYTIC.search(question))
         documentary = bool(DOCUMENT.search(question))
@@ -146,6 +166,23 @@ class OfflineSelector:
             f"(similarity {db:.2f} vs {docs:.2f}" + (f"; cues: {', '.join(cues)}" if cues else "") + ")"
         )
         return RouteDecision(route, reason, "offline", scores, embedding)
+
+
+# A question that asks two things joins them with a comma or "and" before the second's question
+# word or auxiliary verb ("What is the refund rule, and how many refunds did we make?").
+_QUESTION_START = r"(?:how|what|which|when|who|whom|whose|where|why|is|are|was|were|does|do|did|can|could|should)\b"
+_JOINS = re.compile(r"\s*,\s*(?:and\s+)?(?=" + _QUESTION_START + r")|\s+and\s+(?=" + _QUESTION_START + r")", re.I)
+
+
+def questions_within(question: str) -> list[str]:
+    """The questions a sentence asks, when it asks more than one, each starting with a question word
+    or an auxiliary verb; ``[question]`` otherwise. Each part is routed on its own: a question whose
+    parts go to different sides needs both."""
+    parts = [p.strip(" ?.!") for p in _JOINS.split(question.strip())]
+    parts = [p for p in parts if p]
+    if len(parts) < 2 or not all(re.match(_QUESTION_START, p, re.I) for p in parts):
+        return [question]
+    return [p[0].upper() + p[1:] + "?" for p in parts]
 
 
 def database_part(question: str) -> str:

@@ -185,3 +185,46 @@ def test_the_database_is_asked_the_question_without_its_document_clauses(questio
     from kb.engines.selectors import database_part
 
     assert database_part(question) == asked
+
+
+def small_offline_selector(embed) -> OfflineSelector:
+    return OfflineSelector(
+        embed,
+        ["orders table: id, customer_id, total, ordered_at", "How many orders are there?", "customers by city"],
+        ["Barista Pro Descaling Guide", "What does the descaling guide say?", "How do I do this?"],
+    )
+
+
+@pytest.mark.parametrize(
+    "question, route",
+    [
+        # two questions, one for each side, with no word that names the documents: both
+        ("How do I descale the Barista Pro, and how many orders were placed in 2025?", "both"),
+        ("How many orders were placed in 2025 and why does the machine need descaling?", "both"),
+        # must not fire: one question, or two that ask the same side
+        ("How many orders and customers are there in 2025?", "database"),
+        ("Which city has the most customers, and how many orders did they place?", "database"),
+        ("How do I descale the Barista Pro, and why does it need it?", "documents"),
+        ("List the orders of 2025, ordered by total", "database"),
+    ],
+)
+def test_a_sentence_asking_one_question_of_each_side_goes_to_both(local_embed, question, route):
+    decision = small_offline_selector(local_embed).select(question)
+    assert decision.route == route, decision.reason
+    if route == "both":
+        assert "its questions ask different sides" in decision.reason
+
+
+@pytest.mark.parametrize(
+    "question, counts",
+    [
+        ("What does error E3 mean on the espresso machine?", False),  # "mean" the verb
+        ("What does this setting mean for the warranty?", False),
+        ("What is the mean order total?", True),  # "mean" the statistic
+        ("What is the mean of the refunds?", True),
+    ],
+)
+def test_mean_is_a_counting_cue_only_as_a_statistic(question, counts):
+    from kb.engines.selectors import ANALYTIC
+
+    assert bool(ANALYTIC.search(question)) is counts
