@@ -187,9 +187,16 @@ def questions_within(question: str) -> list[str]:
 
 def database_part(question: str) -> str:
     """What the database is asked on the both-route: the question without its clauses that only
-    point at the documents ("..., which the return policy does not allow"). Given those, a small
-    model turns the rule's words into a filter (``status <> 'approved'``); the rule itself is the
-    documents' side, and the answer is written from both."""
+    point at the documents ("..., which the return policy does not allow"), or, in a sentence of
+    several questions, without those with a document cue and no counting cue ("How do I descale it,
+    and how many ...?"). Given those, a small model turns the rule's words into a filter
+    (``status <> 'approved'``); the rule itself is the documents' side, and the answer is written
+    from both."""
+    parts = questions_within(question)
+    if len(parts) > 1:  # a sentence of several questions: those asking the documents only are left out
+        asked = [p for p in parts if ANALYTIC.search(p) or not DOCUMENT.search(p)]
+        if asked and len(asked) < len(parts):
+            return " ".join(asked)
     clauses = re.split(r",\s*(?:and\s+)?|\s+and\s+(?=how|what|which|when|who)", question.strip())
     kept = [c for c in clauses if not (EXPLICIT_DOCUMENT.search(c) and not ANALYTIC.search(c))]
     if not kept or len(kept) == len(clauses):

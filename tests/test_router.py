@@ -175,6 +175,10 @@ def test_the_demo_prints_correct_answers_on_all_three_routes(run_kb, admin, proj
             "According to the ticket escalation procedure, how many open tickets are overdue?",
             "How many open tickets are overdue?",
         ),
+        (  # two questions, the first asking the documents only (no word naming them)
+            "How do I descale the Barista Pro, and how many orders were placed in 2025?",
+            "How many orders were placed in 2025?",
+        ),
         (  # one clause with both kinds of words: kept whole
             "How many orders qualify for free shipping under the shipping policy?",
             "How many orders qualify for free shipping under the shipping policy?",
