@@ -195,7 +195,7 @@ class SQLOutcome:
     tie: Optional[Tie] = None  # rows the statement's LIMIT cut although they tie with its last row
     first_statement: Optional[Statement] = None  # the model's greedy statement as written, and its rows
     votes: Optional[Votes] = None  # with several candidates: how they agreed
-    value_hint: str = ""  # what value linking told the model
+    question_hint: str = ""  # the line the prompt shows right above the question: value linking, shared names
     timings: dict[str, float] = field(default_factory=dict)
 
     def own_text(self) -> Optional[str]:
@@ -324,8 +324,8 @@ class SQLEngine(CustomQueryEngine):
 
     # -- writing and running SQL -----------------------------------------------------------------------
     def _asked(self, question: str, hint: str) -> str:
-        """The question as the prompts show it: with value linking's line under it."""
-        return f"{question}\n{hint}" if hint else question
+        """The question as the prompts show it: with the hint line (value linking, shared names) under it."""
+        return f"{hint}\n{question}" if hint else question
 
     def _sampled_writer(self, seed: int) -> Any:
         """A writer on a copy of the LLM that samples (``sample_temperature``, its own seed)."""
@@ -508,10 +508,17 @@ class SQLEngine(CustomQueryEngine):
         """Write, check and run (and correct) the SQL for ``question``; no answer is written yet."""
         started = time.perf_counter()
         outcome = SQLOutcome(question=question)
-        outcome.value_hint = self.values.hint(question) if self.values is not None else ""
-        chosen, writing, running = self._attempts(question, outcome.value_hint, outcome)
+        outcome.question_hint = " ".join(
+            hint
+            for hint in (
+                self.values.hint(question) if self.values is not None else "",
+                self.sql_database.describer.shared_name_hint(question),
+            )
+            if hint
+        )
+        chosen, writing, running = self._attempts(question, outcome.question_hint, outcome)
         if self.candidates > 1 and not (outcome.refused and chosen is None and not outcome.attempts[-1].error):
-            voted, outcome.votes, seconds = self._vote(question, outcome.value_hint, chosen)
+            voted, outcome.votes, seconds = self._vote(question, outcome.question_hint, chosen)
             writing += seconds
             if voted is not None and voted is not chosen:
                 if chosen is not None:  # it ran, but the other candidates' rows won the vote

@@ -42,6 +42,22 @@ MAX_LISTED = 25  # a column with more distinct values than this gets two example
 _SAMPLED_TYPES = ("char", "varchar", "nvarchar")
 
 
+def mentions_table(question: str, table: str) -> bool:
+    """Whether the question names the table's rows: its name as words (``support_tickets`` as
+    "support tickets"), in the singular or the plural."""
+    noun = table.lower().replace("_", " ")
+    forms = {noun, noun + "s", noun + "es"}
+    if noun.endswith("ies"):
+        forms.add(noun[:-3] + "y")
+    elif noun.endswith("y"):
+        forms.add(noun[:-1] + "ies")
+    if noun.endswith("es"):
+        forms.add(noun[:-2])
+    if noun.endswith("s"):
+        forms.add(noun[:-1])
+    return any(re.search(rf"\b{re.escape(form)}\b", question, re.I) for form in forms)
+
+
 def _quoted(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
@@ -54,6 +70,7 @@ class Column:
     references: Optional[tuple[str, str]] = None
     notes: list[str] = field(default_factory=list)
     values: Optional[list[str]] = None  # every value it holds, when known (ENUM members, a complete sample)
+    shared: Optional[str] = None  # a name several rows share: the key that tells those rows apart
 
 
 @dataclass
@@ -159,6 +176,7 @@ class SchemaDescriber:
             for column in many_valued_names:
                 rows, distinct = self._shared_values(name, column.name)
                 if distinct < rows:
+                    column.shared = keys[0].name
                     column.notes.append(
                         f"not unique ({distinct} values in {rows} rows): to count or rank single {name} rows, "
                         f"GROUP BY {keys[0].name}"
@@ -168,6 +186,19 @@ class SchemaDescriber:
 
     def describe(self, name: str) -> str:
         return self.table(name).ddl()
+
+    def shared_name_hint(self, question: str) -> str:
+        """One line for right above the question when it names a table (its name, singular or plural, as
+        words) one of whose names several rows share; "" otherwise. A small model follows a line
+        beside the question where it overlooks the same note in the schema."""
+        lines = []
+        for name in self.tables:
+            if not mentions_table(question, name):
+                continue
+            for column in self.table(name).columns:
+                if column.shared:
+                    lines.append(f"Rows can share a {name}.{column.name}: group by {name}.{column.shared}.")
+        return " ".join(lines)
 
 
 class DescribedSQLDatabase(SQLDatabase):

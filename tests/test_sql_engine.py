@@ -101,7 +101,8 @@ def test_value_linking_names_the_column_that_holds_a_value_and_changes_nothing_i
     engine, llm = engine_with([written, "None."])
     answer = sql_answer(engine, "How many orders has ida andersson placed?")
     assert "Values named in the question: 'Ida Andersson' is a value of customers.name." in llm.prompts[0]
-    assert llm.prompts[0].rstrip().endswith("customers.name.\nSQL:")  # after the question: the prefix stays cacheable
+    # right above the question, which stays last: the prefix before "Question:" stays cacheable
+    assert llm.prompts[0].rstrip().endswith("customers.name.\nHow many orders has ida andersson placed?\nSQL:")
     assert answer.sql == written and len(answer.attempts) == 1
     # values the schema lists already (ENUM states, short lists) are not repeated: "placed" is a verb here
     engine, llm = engine_with(["SELECT COUNT(*) FROM orders", "1800."])
@@ -336,7 +337,12 @@ def test_a_question_over_a_shared_name_is_answered_by_the_key(engine_with, admin
     )
     engine, llm = engine_with([by_key, f"{top[1]} placed the most orders."])
     answer = sql_answer(engine, "Which customer placed the most orders?")
-    assert "GROUP BY id" in llm.prompts[0]  # the demo's customer names repeat: the prompt says so
+    assert "GROUP BY id" in llm.prompts[0]  # the demo's customer names repeat: the schema says so
+    # and so does a line right above the question, which names the table's rows
+    assert "Rows can share a customers.name: group by customers.id.\nWhich customer placed" in llm.prompts[0]
+    _, other = engine_with(["SELECT COUNT(*) FROM products", "8."])
+    sql_answer(_, "How many products are there?")
+    assert "Rows can share" not in other.prompts[0]  # a question about products: no such line
     assert answer.rows[0]["name"] == top[1] and "GROUP BY c.id" in answer.sql
 
 
@@ -387,3 +393,20 @@ def test_rows_that_tie_with_the_last_one_a_limit_kept_are_answered_too(engine_wi
     assert answer.rows == [{"n": counts[0][1]}] and answer.text == "Answer." and len(llm.prompts) == 2
     engine, _ = engine_with(["SELECT city, COUNT(*) FROM customers GROUP BY city ORDER BY 2 DESC LIMIT 1", "A."])
     assert len(sql_answer(engine, "Which city has the most customers?").rows) == len(top)
+
+
+@pytest.mark.parametrize(
+    "question, table, named",
+    [
+        ("How many support tickets are open?", "support_tickets", True),
+        ("Which customer spent the most?", "Customer", True),
+        ("Which customers spent the most?", "Customer", True),
+        ("Which category has the most products?", "categories", True),
+        ("Is this customary?", "customers", False),
+        ("How many orders are there?", "customers", False),
+    ],
+)
+def test_a_question_names_a_table_by_its_rows_noun(question, table, named):
+    from kb.engines.sql_schema import mentions_table
+
+    assert mentions_table(question, table) is named
