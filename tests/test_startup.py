@@ -29,7 +29,8 @@ def test_help_starts_about_as_fast_as_importing_sqlalchemy():
     for args in (["--help"], ["config", "show"], ["db", "status"]):
         seconds = best_of([*kb_command(), *args])
         print(f"kb {' '.join(args)}: {seconds:.2f} s; import sqlalchemy: {reference:.2f} s")
-        assert seconds < 1.0 and seconds / reference < 3.0, (args, seconds, reference)
+        # a ratio to a reference measured in the same run: the machines are shared, absolute times are not
+        assert seconds / reference < 3.0, (args, seconds, reference)
 
 
 def test_kb_help_imports_no_model_framework():
