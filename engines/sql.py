@@ -324,7 +324,7 @@ class SQLEngine(CustomQueryEngine):
 
     # -- writing and running SQL -----------------------------------------------------------------------
     def _asked(self, question: str, hint: str) -> str:
-        """The question as the prompts show it: with the hint line (value linking, shared names) under it."""
+        """The question as the prompts show it: the hint line (value linking, shared names) right above it."""
         return f"{hint}\n{question}" if hint else question
 
     def _sampled_writer(self, seed: int) -> Any:

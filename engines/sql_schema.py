@@ -42,10 +42,10 @@ MAX_LISTED = 25  # a column with more distinct values than this gets two example
 _SAMPLED_TYPES = ("char", "varchar", "nvarchar")
 
 
-def mentions_table(question: str, table: str) -> bool:
-    """Whether the question names the table's rows: its name as words (``support_tickets`` as
-    "support tickets"), in the singular or the plural."""
-    noun = table.lower().replace("_", " ")
+def noun_forms(noun: str) -> set[str]:
+    """A noun (a table's name) in the singular and the plural, lower case: ``categories`` gives
+    category and categories, ``order`` gives order and orders."""
+    noun = noun.lower()
     forms = {noun, noun + "s", noun + "es"}
     if noun.endswith("ies"):
         forms.add(noun[:-3] + "y")
@@ -55,6 +55,13 @@ def mentions_table(question: str, table: str) -> bool:
         forms.add(noun[:-2])
     if noun.endswith("s"):
         forms.add(noun[:-1])
+    return forms
+
+
+def mentions_table(question: str, table: str) -> bool:
+    """Whether the question names the table's rows: its name as words (``support_tickets`` as
+    "support tickets"), in the singular or the plural."""
+    forms = noun_forms(table.replace("_", " "))
     return any(re.search(rf"\b{re.escape(form)}\b", question, re.I) for form in forms)
 
 
@@ -126,7 +133,7 @@ class SchemaDescriber:
             return None
         stem = match[1].lower()
         for candidate in self.tables:
-            if candidate != own and candidate.lower() in (stem, stem + "s", stem + "es", stem.rstrip("y") + "ies"):
+            if candidate != own and stem in noun_forms(candidate):
                 return candidate, "id" if match[2] == "id" else column
         return None
 
