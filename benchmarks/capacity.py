@@ -23,7 +23,7 @@ from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores.types import VectorStoreQuery
 
 from kb.config import load_settings
-from kb.database import private_server
+from kb.server.database import private_server
 from kb.stores.connection import MariaDBConnection
 from kb.stores.vector_store import MariaDBVectorStore
 

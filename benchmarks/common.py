@@ -20,7 +20,7 @@ SCIFACT = SHARED / "eval" / "scifact"
 sys.path.insert(0, str(ROOT))
 
 from kb.config import load_settings  # noqa: E402
-from kb.database import private_server  # noqa: E402
+from kb.server.database import private_server  # noqa: E402
 from kb.stores.connection import MariaDBConnection, quote_identifier  # noqa: E402
 
 
@@ -50,7 +50,7 @@ def embed_model():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
-    from kb.models import local_embedding_path
+    from kb.models.factories import local_embedding_path
 
     return HuggingFaceEmbedding(model_name=str(local_embedding_path()), device="cpu", embed_batch_size=64)
 

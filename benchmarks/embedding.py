@@ -28,8 +28,8 @@ from common import cached_embeddings, doc_text, load_scifact
 from retrieval_quality import ndcg_at
 
 from kb.config import Settings, load_settings
-from kb.models import local_embedding_path, quiet_huggingface
-from kb.onnx_embedding import OnnxEmbedding, cpu_has_vnni, export_onnx, onnx_model_path
+from kb.models.factories import local_embedding_path, quiet_huggingface
+from kb.models.onnx_embedding import OnnxEmbedding, cpu_has_vnni, export_onnx, onnx_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHUNKS = 2000

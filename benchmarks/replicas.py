@@ -34,8 +34,8 @@ from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores.types import VectorStoreQuery
 
 from kb.config import load_settings
-from kb.database import private_server
-from kb.server import PrivateServer
+from kb.server.database import private_server
+from kb.server.private_server import PrivateServer
 from kb.stores.chat_store import MariaDBChatStore
 from kb.stores.connection import MariaDBConnection
 from kb.stores.replication import ReplicatedConnection, covers

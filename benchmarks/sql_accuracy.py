@@ -37,12 +37,12 @@ import yaml
 from common import ROOT
 from sample_databases import load_sample
 
-from kb.business import load_demo_data, readonly_url
 from kb.config import load_settings
-from kb.database import private_server
 from kb.engines.sql import SQLEngine, result_key
 from kb.engines.sql_guard import CheckedSQL, SQLRefused, clean
-from kb.models import build_llm
+from kb.models.factories import build_llm
+from kb.server.database import private_server
+from kb.sql.business_database import load_demo_data, readonly_url
 from kb.stores.connection import MariaDBConnection
 
 DATA = Path(__file__).parent / "data"

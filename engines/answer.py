@@ -101,7 +101,7 @@ class Answer:
     condensed_question: Optional[str] = None
     session_id: Optional[str] = None
     answer_id: Optional[str] = None  # given when the answer is logged: what feedback names it by
-    cost_usd: Optional[float] = None  # given when the answer is logged (kb.cost); None: a price is unknown
+    cost_usd: Optional[float] = None  # given when the answer is logged (kb.operations.cost); None: a price is unknown
     timings: dict[str, float] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=lambda: {"in": 0, "out": 0})
 

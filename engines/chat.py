@@ -178,7 +178,7 @@ class SessionChatEngine(BaseChatEngine):
         # LlamaIndex's own consumer thread fills the response's queue; the scratch memory it writes
         # the final message into is discarded: kb remembers the turn itself (with sources and SQL).
         turn.chat_stream = deltas()
-        context = contextvars.copy_context()  # the thread's LLM calls count for this turn (kb.tokens)
+        context = contextvars.copy_context()  # the thread's LLM calls count for this turn (kb.models.token_counts)
         thread = Thread(
             target=context.run, args=(turn.write_response_to_history, ChatMemoryBuffer.from_defaults()), daemon=True
         )

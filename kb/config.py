@@ -284,10 +284,14 @@ class LLMSettings(_Strict):
     max_tokens: int = Field(256, ge=1)
     context_window: int = Field(8192, ge=256)
     price_in_per_1k: Optional[float] = Field(
-        None, ge=0, description="US dollars per 1,000 input tokens; empty: the published price (kb.cost), 0 if local"
+        None,
+        ge=0,
+        description="US dollars per 1,000 input tokens; empty: the published price (kb.operations.cost), 0 if local",
     )
     price_out_per_1k: Optional[float] = Field(
-        None, ge=0, description="US dollars per 1,000 output tokens; empty: the published price (kb.cost), 0 if local"
+        None,
+        ge=0,
+        description="US dollars per 1,000 output tokens; empty: the published price (kb.operations.cost), 0 if local",
     )
     request_timeout: float = Field(120.0, gt=0)
     small: bool = Field(
@@ -310,7 +314,9 @@ class EmbeddingSettings(_Strict):
     api_key_env: str | None = None
     batch_size: int = Field(64, ge=1, le=2048)
     price_per_1k: Optional[float] = Field(
-        None, ge=0, description="US dollars per 1,000 tokens; empty: the published price (kb.cost), 0 if local"
+        None,
+        ge=0,
+        description="US dollars per 1,000 tokens; empty: the published price (kb.operations.cost), 0 if local",
     )
     runtime: Literal["auto", "onnx", "torch"] = Field(
         "auto",

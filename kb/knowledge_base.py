@@ -27,11 +27,8 @@ from llama_index.core.vector_stores.types import (
     MetadataFilters,
 )
 
-from kb import models
 from kb.collections import ALL_COLLECTIONS, DEFAULT_COLLECTION, CollectionVersions
 from kb.config import Settings, load_settings
-from kb.cost import Prices
-from kb.database import connect
 from kb.engines.answer import Answer, StreamingAnswer
 from kb.engines.chat import SessionChatEngine
 from kb.engines.context import ContextBudget
@@ -41,10 +38,8 @@ from kb.engines.router import DatabaseSide, RoutedQueryEngine, Unavailable
 from kb.engines.selectors import LLMSelector, RouteDecision, build_selector
 from kb.engines.sql import SQLEngine
 from kb.errors import ConfigError, KBError
-from kb.evaluation import EvalQuestion, EvalReport, Setting, evaluate, load_questions
-from kb.indexing import DirectoryIndexer, IndexReport
-from kb.query_log import QueryLog
-from kb.reembedding import (
+from kb.ingest.indexing import DirectoryIndexer, IndexReport
+from kb.ingest.reembedding import (
     REFRESH_S,
     Generation,
     GenerationRecord,
@@ -54,14 +49,19 @@ from kb.reembedding import (
     table_for,
     wait_for_followers,
 )
+from kb.models import factories
+from kb.models.token_counts import TokenCounter, attach
+from kb.operations.cost import Prices
+from kb.operations.evaluation import EvalQuestion, EvalReport, Setting, evaluate, load_questions
+from kb.operations.query_log import QueryLog
 from kb.retrieval import build_retriever, filters_from, rerankers
-from kb.sql_side import build_database_side
+from kb.server.database import connect
+from kb.sql.engine_setup import build_database_side
 from kb.stores import MariaDBConnection, MariaDBKVStore, MariaDBVectorStore
 from kb.stores.chat_store import MariaDBChatStore
 from kb.stores.connection import quote_identifier
 from kb.stores.errors import DimensionMismatch
 from kb.stores.vector_schema import table_dimension
-from kb.tokens import TokenCounter, attach
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +106,14 @@ class KnowledgeBase:
     def connection(self) -> MariaDBConnection:
         return connect(self.settings)
 
-    # -- the live generation of vectors (kb.reembedding) ---------------------------------------------
+    # -- the live generation of vectors (kb.ingest.reembedding) ---------------------------------------------
     @cached_property
     def generations(self) -> GenerationRegistry:
         return GenerationRegistry(self.kv_store, self.settings.vector_store.table_name)
 
     def live_generation(self, *, fresh: bool = False) -> Generation:
         """The table and embedding model questions are answered from: the record ``kb reembed``
-        keeps, read again at most every :data:`~kb.reembedding.REFRESH_S` seconds (``fresh``: now);
+        keeps, read again at most every :data:`~kb.ingest.reembedding.REFRESH_S` seconds (``fresh``: now);
         with no record, the configured table and model."""
         now = time.monotonic()
         if fresh or self._live is None or now - self._live_read_at > REFRESH_S:
@@ -130,12 +130,12 @@ class KnowledgeBase:
             table=self.settings.vector_store.table_name,
             profile=None,
             model=self._configured_model_name(),
-            dim=models.embedding_dimension(self.settings, self._given_embed_model),
+            dim=factories.embedding_dimension(self.settings, self._given_embed_model),
         )
 
     def _configured_model_name(self) -> str:
         if not self._embed_given:
-            return models.embedding_model_name(self.settings)
+            return factories.embedding_model_name(self.settings)
         name = getattr(self._given_embed_model, "model_name", None) or type(self._given_embed_model).__name__
         return f"custom:{name}"
 
@@ -147,7 +147,7 @@ class KnowledgeBase:
         if generation.model == self._configured_model_name() and (
             generation.profile is None or self._embed_given or generation.profile == self.settings.profile
         ):
-            model = self._given_embed_model or models.build_embedding(self.settings)
+            model = self._given_embed_model or factories.build_embedding(self.settings)
         elif generation.profile is None:
             raise KBError(
                 f"the index in table {generation.table} was built with {generation.model}, but the configured "
@@ -156,7 +156,7 @@ class KnowledgeBase:
             )
         else:
             try:
-                name = models.embedding_model_name(self.settings, generation.profile)
+                name = factories.embedding_model_name(self.settings, generation.profile)
             except ConfigError:
                 raise KBError(
                     f"the knowledge base answers from vectors of {generation.model} (profile "
@@ -169,7 +169,7 @@ class KnowledgeBase:
                     f"{generation.profile!r}), but that profile's embedding model is now {name}: change it back, "
                     f"or move the index to it with kb reembed --profile {generation.profile}"
                 )
-            model = models.build_embedding(self.settings, generation.profile)
+            model = factories.build_embedding(self.settings, generation.profile)
         if self.wrap_embed_model is not None:
             model = self.wrap_embed_model(model, generation.model)
         self._embed_models[generation.model] = model
@@ -228,14 +228,14 @@ class KnowledgeBase:
 
     @cached_property
     def token_counter(self) -> TokenCounter:
-        """Counts every LLM call into the question or turn that made it (see :mod:`kb.tokens`)."""
+        """Counts every LLM call into the question or turn that made it (see :mod:`kb.models.token_counts`)."""
         tokenize = getattr(self._llm if self._llm is not None else None, "tokenize", None)
         return TokenCounter(tokenizer=tokenize)
 
     @property
     def llm(self) -> LLM:
         if self._llm is None:
-            self._llm = models.build_llm(self.settings)
+            self._llm = factories.build_llm(self.settings)
             self.__dict__.pop("token_counter", None)  # now the model's own tokenizer can count
         attach(self._llm, self.token_counter)  # added beside the caller's own handlers, never instead
         return self._llm
@@ -273,7 +273,7 @@ class KnowledgeBase:
     @cached_property
     def sql_engine(self) -> DatabaseSide:
         """The NL->SQL engine, or :class:`Unavailable` with the reason there is none (see
-        :func:`kb.sql_side.build_database_side`)."""
+        :func:`kb.sql.engine_setup.build_database_side`)."""
         return build_database_side(
             self.settings, llm=lambda: self.llm, embed_model=lambda: self.embed_model, connect=lambda: self.connection
         )
@@ -322,7 +322,7 @@ class KnowledgeBase:
         collection: str = DEFAULT_COLLECTION,
         may_write: Sequence[str] | None = None,
     ) -> IndexReport:
-        """Index a folder incrementally into ``collection`` (see :mod:`kb.indexing`); returns what was done.
+        """Index a folder incrementally into ``collection`` (see :mod:`kb.ingest.indexing`); returns what was done.
 
         Files under ``path`` already indexed in another collection are left alone and reported as
         skipped, unless that collection is in ``may_write`` (``["*"]``: any), which moves them."""
@@ -379,7 +379,7 @@ class KnowledgeBase:
     async def aindex_directory(self, path: str | PathLike[str], **options: Any) -> IndexReport:
         return await asyncio.to_thread(self.index_directory, path, **options)
 
-    # -- changing embedding models (kb.reembedding) ------------------------------------------------
+    # -- changing embedding models (kb.ingest.reembedding) ------------------------------------------------
     def _recorded_generations(self) -> GenerationRecord:
         """The generation record; before the first switch, one made from the table as it is (its
         vectors' model, whatever the configuration says now)."""
@@ -398,18 +398,18 @@ class KnowledgeBase:
         if len(stored) > 1:
             raise KBError(f"table {table} mixes vectors of {', '.join(sorted(stored))}; re-index it into a new table")
         model = stored[0] if stored else self._configured_model_name()
-        names = {name: models.embedding_model_name(self.settings, name) for name in self.settings.profiles}
+        names = {name: factories.embedding_model_name(self.settings, name) for name in self.settings.profiles}
         candidates = [self.settings.profile, *sorted(names)]
         profile = next((name for name in candidates if names.get(name) == model), None)
         return GenerationRecord(live=Generation(version=1, table=table, profile=profile, model=model, dim=dim))
 
     def reembed(self, profile: str, *, progress: Optional[Callable[[int, int], None]] = None) -> ReembedReport:
         """Move the knowledge base to ``profile``'s embedding model without downtime: build its
-        vectors in a table beside the live one, then switch (see :mod:`kb.reembedding`). Resumes a
+        vectors in a table beside the live one, then switch (see :mod:`kb.ingest.reembedding`). Resumes a
         build that was cut off; switching back to a model whose table was kept catches it up."""
         started = time.perf_counter()
         try:
-            target_model = models.embedding_model_name(self.settings, profile)
+            target_model = factories.embedding_model_name(self.settings, profile)
         except ConfigError as exc:
             raise KBError(str(exc)) from None
         logical = self.settings.vector_store.table_name
@@ -434,7 +434,7 @@ class KnowledgeBase:
                     table=table_for(logical, version),
                     profile=profile,
                     model=target_model,
-                    dim=models.embedding_dimension(self.settings, None, profile),
+                    dim=factories.embedding_dimension(self.settings, None, profile),
                 )
             target = target.model_copy(update={"profile": profile})
             build = Reembedding(
@@ -561,7 +561,7 @@ class KnowledgeBase:
 
     @cached_property
     def prices(self) -> Prices:
-        """What the active profile's models cost per 1,000 tokens (:mod:`kb.cost`; also for a model
+        """What the active profile's models cost per 1,000 tokens (:mod:`kb.operations.cost`; also for a model
         passed in as ``llm=``: the profile's prices are the operator's statement of what it costs)."""
         return Prices.of(self.settings.active_profile)
 
@@ -715,9 +715,9 @@ class KnowledgeBase:
         answers: bool = False,
         progress: Callable[[int, int], None] | None = None,
     ) -> EvalReport:
-        """Score retrieval settings (a :func:`kb.evaluation.grid`; default: the configured one) on an
+        """Score retrieval settings (a :func:`kb.operations.evaluation.grid`; default: the configured one) on an
         operator's questions (an evaluation file or :class:`EvalQuestion` s); with ``answers``, also
-        answer each question with the best setting. See :mod:`kb.evaluation`."""
+        answer each question with the best setting. See :mod:`kb.operations.evaluation`."""
         items = load_questions(questions) if isinstance(questions, (str, PathLike)) else list(questions)
         r = self.settings.retrieval
         chosen = list(settings) if settings else [Setting(r.mode, fusion=r.fusion if r.mode == "hybrid" else None)]

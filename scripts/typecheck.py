@@ -18,8 +18,8 @@ def main() -> int:
         package = Path(tmp) / "kb"
         package.mkdir()
         for item in (ROOT / "kb").iterdir():
-            if item.suffix in (".py", ".txt"):
-                (package / item.name).symlink_to(item)
+            if item.suffix in (".py", ".txt") or (item / "__init__.py").is_file():
+                (package / item.name).symlink_to(item, target_is_directory=item.is_dir())
         (package / "stores").symlink_to(ROOT / "stores", target_is_directory=True)
         (package / "engines").symlink_to(ROOT / "engines", target_is_directory=True)
         proc = subprocess.run(

@@ -22,7 +22,7 @@ SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(ROOT))
 
 from kb.config import load_settings  # noqa: E402
-from kb.database import private_server  # noqa: E402
+from kb.server.database import private_server  # noqa: E402
 from kb.stores.connection import MariaDBConnection, build_url, quote_identifier  # noqa: E402
 
 
@@ -76,7 +76,7 @@ def db(db_url) -> Iterator[MariaDBConnection]:
 def kb_command() -> list[str]:
     """The installed ``kb`` console script of this interpreter's environment."""
     script = Path(sys.executable).parent / "kb"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "kb.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "kb.cli.main"]
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def local_embed():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
-    from kb.models import local_embedding_path
+    from kb.models.factories import local_embedding_path
 
     return HuggingFaceEmbedding(model_name=str(local_embedding_path()), device="cpu")
 
@@ -122,7 +122,7 @@ BUSINESS_TABLES = ["customers", "products", "orders", "order_items", "returns", 
 @pytest.fixture(scope="session")
 def business(server, project_settings):
     """The demo business database on the private server, and its read-only account's URL."""
-    from kb.business import load_demo_data, readonly_url
+    from kb.sql.business_database import load_demo_data, readonly_url
 
     if server is None:
         pytest.fail("the business database tests use kb's private server; run them without KB_TEST_DATABASE_URL")
@@ -145,7 +145,7 @@ def business_checksum(admin, project_settings):
 def start_spare_server(server, tmp_path_factory):
     """A function starting another private server bootstrapped from scratch by today's code (same
     binaries, a new data directory) on ``server.port + offset``; all are stopped at the end."""
-    from kb.server import PrivateServer
+    from kb.server.private_server import PrivateServer
 
     started = []
 

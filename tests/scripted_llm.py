@@ -20,7 +20,7 @@ class ScriptedLLM(CustomLLM):
 
     ``delay_for(prompt)`` (else ``token_delay``) is the time each word takes to "generate", in
     ``complete`` too; like kb's local model, generation ends early when kb's generation-stop hook
-    (``kb.local_llm.GENERATION_STOP``) says so."""
+    (``kb.models.local_llm.GENERATION_STOP``) says so."""
 
     context_window: int = Field(default=4096)
     token_delay: float = Field(default=0.0, description="seconds between streamed words")

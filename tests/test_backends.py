@@ -10,9 +10,9 @@ import json
 import pytest
 from standins import anthropic_messages, serve
 
-from kb.cost import Prices
 from kb.errors import ConfigError
 from kb.knowledge_base import KnowledgeBase
+from kb.operations.cost import Prices
 
 POLICY = "# Returns\n\nProducts can be returned within 30 days of delivery, with the receipt.\n"
 HOURS = "# Hours\n\nThe shop opens at nine o'clock on weekdays and at ten on Saturdays.\n"

@@ -6,8 +6,8 @@ import pytest
 from scripted_llm import ScriptedLLM
 
 from kb.config import load_settings
-from kb.cost import Prices
 from kb.knowledge_base import KnowledgeBase
+from kb.operations.cost import Prices
 
 PRICES = {"llm": {"price_in_per_1k": 1.0, "price_out_per_1k": 2.0}, "embedding": {"price_per_1k": 0.5}}
 

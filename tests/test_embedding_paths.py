@@ -14,7 +14,7 @@ import pytest
 from scripted_llm import ScriptedLLM
 
 from kb.knowledge_base import KnowledgeBase
-from kb.onnx_embedding import OnnxEmbedding
+from kb.models.onnx_embedding import OnnxEmbedding
 
 TEXTS = [
     "Products can be returned within 30 days of delivery.",
@@ -166,7 +166,7 @@ def test_concurrent_single_calls_are_served_in_batches_with_their_own_results():
     import threading
     import time
 
-    from kb.coalescer import Coalescer
+    from kb.models.coalescer import Coalescer
 
     sizes = []
 

@@ -214,7 +214,7 @@ def test_stats_on_a_known_log(db_url, local_embed, run_kb):
 
     kb = make_kb(db_url, ScriptedLLM([]), local_embed)
     for i in range(1, 101):
-        kb.query_log.record(
+        kb.operations.query_log.record(
             Answer(
                 question=f"q{i}",
                 text="a",
@@ -235,7 +235,7 @@ def test_stats_on_a_known_log(db_url, local_embed, run_kb):
         {"model": "m1", "calls": 60, "in": 600, "out": 120, "cost_usd": None},  # no price known: not logged
         {"model": "m2", "calls": 40, "in": 400, "out": 80, "cost_usd": None},
     ]
-    kb.query_log.record(
+    kb.operations.query_log.record(
         Answer(
             question="from the documents, with a budget",
             text="a",
@@ -259,7 +259,7 @@ def test_stats_on_a_known_log(db_url, local_embed, run_kb):
 
 def test_a_query_log_made_by_an_older_kb_gets_the_new_columns(db):
     from kb.engines.answer import Answer
-    from kb.query_log import QueryLog
+    from kb.operations.query_log import QueryLog
 
     db.execute(
         "CREATE TABLE old_log (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, created_at TIMESTAMP(6) "

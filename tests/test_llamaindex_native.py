@@ -15,7 +15,7 @@ from llama_index.core.chat_engine.types import AgentChatResponse, BaseChatEngine
 from scripted_llm import ScriptedLLM
 
 from kb import KnowledgeBase
-from kb.business import DATA
+from kb.sql.business_database import DATA
 
 
 def script(prompt: str) -> str:

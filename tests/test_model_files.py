@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kb import model_files
-from kb.model_files import ModelFile, ModelFileError
+from kb.models import files as model_files
+from kb.models.files import ModelFile, ModelFileError
 
 
 def write_wheel(folder: Path, number: int, payload: bytes, version: str = "0.1.0") -> Path:

@@ -1,4 +1,4 @@
-"""Changing embedding models without downtime (kb.reembedding): the offline model's index moved to
+"""Changing embedding models without downtime (kb.ingest.reembedding): the offline model's index moved to
 a second model (an OpenAI-compatible stand-in on loopback, word-hash vectors) while questions keep
 being asked and files keep being indexed; a build killed with SIGKILL resumes; the old table stays
 until --drop-old. Real MariaDB, the real offline embedding model, real HTTP."""
@@ -18,10 +18,10 @@ from conftest import kb_command
 from scripted_llm import ScriptedLLM
 from standins import WORD_HASH_DIM, openai_embeddings, serve
 
-from kb import reembedding
 from kb.errors import KBError
+from kb.ingest import reembedding
+from kb.ingest.reembedding import REFRESH_S
 from kb.knowledge_base import KnowledgeBase
-from kb.reembedding import REFRESH_S
 from kb.stores.connection import table_exists
 
 WORDS = ["amber", "basalt", "cobalt", "dune", "ember", "fjord", "garnet", "harbor", "indigo", "jasper"]

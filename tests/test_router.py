@@ -8,9 +8,9 @@ import pytest
 import yaml
 from scripted_llm import ScriptedLLM
 
-from kb.business import DATA
 from kb.engines.selectors import LLMSelector, OfflineSelector, parse_route
 from kb.knowledge_base import KnowledgeBase
+from kb.sql.business_database import DATA
 from kb.stores.connection import MariaDBConnection
 
 QUESTIONS = yaml.safe_load((Path(__file__).parent / "data" / "route_questions.yaml").read_text())

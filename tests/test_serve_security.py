@@ -25,9 +25,9 @@ import httpx
 import pytest
 from serving import ServedKB, bearer, raw_request
 
-from kb.business import DATA
 from kb.knowledge_base import KnowledgeBase
 from kb.service.keys import KeyStore
+from kb.sql.business_database import DATA
 from kb.stores.connection import MariaDBConnection, quote_identifier
 
 MARKER = "WALRUS-42"
@@ -401,7 +401,7 @@ def test_overload_one_slow_generation_and_a_hundred_mixed_requests(site, tight):
 def test_prompt_cache_files_and_folders_are_owner_only(tmp_path):
     import numpy as np
 
-    from kb.prompt_cache import PromptStateCache
+    from kb.models.prompt_cache import PromptStateCache
 
     home = tmp_path / "home"
     old = home / "cache" / "prompts" / "model-ctx4096"

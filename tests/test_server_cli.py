@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from kb.cli import build_parser
+from kb.cli.main import build_parser
 
 
 def test_db_status_reports_11_8(run_kb, server):

@@ -7,8 +7,8 @@ import stat
 import mariadb
 import pytest
 
-from kb.server import KB_ACCOUNTS, SYSTEM_ACCOUNT, PrivateServer
-from kb.server_accounts import REPLICATION_USER
+from kb.server.accounts import REPLICATION_USER
+from kb.server.private_server import KB_ACCOUNTS, SYSTEM_ACCOUNT, PrivateServer
 from kb.stores.connection import MariaDBConnection
 
 

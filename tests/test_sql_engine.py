@@ -362,7 +362,7 @@ def test_a_hallucinated_table_gets_a_hint_with_the_columns_like_it(engine_with):
 
 def test_an_examples_file_that_is_not_a_list_of_pairs_is_a_clear_error(tmp_path):
     from kb.errors import KBError
-    from kb.sql_examples import load_sql_examples
+    from kb.sql.examples import load_sql_examples
 
     good = tmp_path / "good.yaml"
     good.write_text("- q: How many orders?\n  sql: SELECT COUNT(*) FROM orders\n")

@@ -35,7 +35,7 @@ def test_help_starts_about_as_fast_as_importing_sqlalchemy():
 
 def test_kb_help_imports_no_model_framework():
     code = (
-        "import sys\nfrom kb.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "import sys\nfrom kb.cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "print([m for m in ('llama_index.core', 'torch', 'transformers', 'llama_cpp', 'sqlalchemy') "
         "if m in sys.modules])"
     )
@@ -55,7 +55,7 @@ def test_text_search_never_loads_the_embedding_model(db_url, tmp_path):
     )
     assert index.returncode == 0, index.stderr
     code = (
-        "import sys, json\nfrom kb.cli import main\n"
+        "import sys, json\nfrom kb.cli.main import main\n"
         "status = main(['search', 'ERR_SSL_PROTOCOL_ERROR', '--mode', 'text'])\n"
         "print(json.dumps([status] + [m for m in ('sentence_transformers', 'torch', "
         "'llama_index.embeddings.huggingface') if m in sys.modules]))"

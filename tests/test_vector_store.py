@@ -280,7 +280,7 @@ def test_works_inside_plain_llamaindex(db_url):
     from llama_index.core import Document, StorageContext, VectorStoreIndex
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
-    from kb.models import local_embedding_path
+    from kb.models.factories import local_embedding_path
 
     embed = HuggingFaceEmbedding(model_name=str(local_embedding_path()), device="cpu")
     store = MariaDBVectorStore.from_params(db_url, table_name="li", embed_dim=384)

@@ -1,6 +1,6 @@
 """The service's access log: one MariaDB row per HTTP request (who, what, route, status, latency).
 
-Kept apart from the query log (:mod:`kb.query_log`), which records answers whatever asked for them;
+Kept apart from the query log (:mod:`kb.operations.query_log`), which records answers whatever asked for them;
 this one records requests, including the refused ones (401, 403, 429), which never reach an engine.
 ``kb stats`` shows both.
 """
@@ -23,7 +23,7 @@ class AccessRecord:
     route: Optional[str] = None
     tokens: int = 0
     cache: Optional[str] = None  # "hit" | "miss" | None (not cacheable)
-    cost_usd: Optional[float] = None  # what the models cost for it (kb.cost); None: unknown or none used
+    cost_usd: Optional[float] = None  # what the models cost for it (kb.operations.cost); None: unknown or none used
 
 
 class AccessLog:

@@ -4,7 +4,7 @@ Each variant gets a fixed share of the API keys (``unit: key``) or of the chat s
 session``; a request without a session counts as its key). Assignment is sticky and needs no
 table: a unit's SHA-256 is read as a number in [0, 1) and the variants take consecutive slices of
 that range in the configured order; what no variant takes is ``control`` (the configured settings).
-Every answer is logged with its variant (:func:`kb.query_log.asked_by`), and ``kb stats --by
+Every answer is logged with its variant (:func:`kb.operations.query_log.asked_by`), and ``kb stats --by
 variant`` compares satisfaction, latency, tokens and cost.
 """
 

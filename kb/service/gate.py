@@ -181,8 +181,8 @@ class RequestGate:
         except ApiError as refusal:
             await self._answer(send, exchange, refusal.status, refusal.message, refusal.headers)
         except Exception as error:  # the gate's own steps (the key lookup) or a handler's failure
-            refusal = self._refusal_for(scope, error)
-            await self._answer(send, exchange, refusal.status, refusal.message, refusal.headers)
+            mapped = self._refusal_for(scope, error)
+            await self._answer(send, exchange, mapped.status, mapped.message, mapped.headers)
         finally:
             if not exchange.logged:
                 exchange.logged = True

@@ -5,7 +5,7 @@ the last progress line, the report) is written to the KV store, so ``GET /v1/job
 from any ``kb serve`` process on the same database. Only folders under ``serve.index_roots`` may be
 indexed through the API: a key must not be able to read arbitrary server files into a collection
 (nor learn where those folders are: refusals do not name them). A job changes only documents of the
-collections its key may write (see :mod:`kb.indexing`).
+collections its key may write (see :mod:`kb.ingest.indexing`).
 
 A running job's process writes a heartbeat every few seconds. A job whose process is gone (its
 heartbeat stale, or its process id dead on this host) is reported, and recorded, as failed.
@@ -91,7 +91,7 @@ class IndexJobs:
     ) -> dict[str, Any]:
         """Index ``folder`` into ``collection`` in the background; only documents of the collections
         ``may_write`` (the key's) are added, changed or removed."""
-        job = {
+        job: dict[str, Any] = {
             "id": uuid.uuid4().hex,
             "status": "queued",
             "path": str(folder),

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from kb.collections import check_collection
 from kb.config import RetrievalMode
 from kb.errors import KBError
-from kb.query_log import Rating
+from kb.operations.query_log import Rating
 from kb.retrieval import filters_from
 
 Route = Literal["documents", "database", "both"]

@@ -32,7 +32,8 @@ from kb.collections import restrict
 from kb.engines.answer import Answer, Source
 from kb.errors import KBError
 from kb.knowledge_base import KnowledgeBase
-from kb.query_log import asked_by
+from kb.models.token_counts import TokenCounter
+from kb.operations.query_log import asked_by
 from kb.service.access_log import AccessLog
 from kb.service.cache import ServiceCache, build_backend, cache_key
 from kb.service.experiments import Experiments
@@ -44,7 +45,6 @@ from kb.service.model_queue import ModelQueue
 from kb.service.openai_chat import ChatCompletionRequest
 from kb.service.ratelimit import RateLimiter, build_counter
 from kb.service.schemas import QueryRequest, RetrieveRequest
-from kb.tokens import TokenCounter
 
 log = logging.getLogger("kb.service")
 _END = object()  # the end of a streamed turn's pieces

@@ -9,7 +9,7 @@ kb writes its own instead of using LlamaIndex's ``LlamaCPP`` because that class
 
 Here one ``llama_cpp.Llama`` is loaded per (file, context size, threads) and process and shared by
 every instance; generations on it take turns under a lock; and the KV states of earlier prompts are
-kept (:mod:`kb.prompt_cache`, in RAM and on disk), so a long fixed prefix (the schema at the start of
+kept (:mod:`kb.models.prompt_cache`, in RAM and on disk), so a long fixed prefix (the schema at the start of
 every SQL prompt) is evaluated once and restored afterwards, in this process and the next. Prompts
 use ChatML, the template of both Qwen2.5 and SmolLM2.
 """
@@ -64,7 +64,7 @@ def _shared_model(
                 model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, n_batch=512, verbose=False
             )
             if cache_mb > 0:
-                from kb.prompt_cache import PromptStateCache
+                from kb.models.prompt_cache import PromptStateCache
 
                 folder = Path(cache_dir) / f"{Path(path).name}-ctx{n_ctx}" if cache_dir else None
                 below = Path(cache_dir).parent if cache_dir else None  # cache_dir itself is made owner-only too

@@ -7,7 +7,7 @@ import logging
 from sqlalchemy.engine import URL
 
 from kb.config import Settings
-from kb.server import PrivateServer
+from kb.server.private_server import PrivateServer
 from kb.stores.connection import MariaDBConnection
 from kb.stores.errors import DatabaseUnavailable, ServerTooOld
 from kb.stores.replication import ReplicatedConnection

@@ -9,12 +9,12 @@ import mariadb
 from sqlalchemy.exc import SQLAlchemyError
 
 from kb.config import Settings
-from kb.database import uses_private_server
 from kb.engines.router import DatabaseSide, Unavailable
 from kb.engines.sql import SQLEngine
 from kb.engines.sql_guard import SQLRefused
 from kb.errors import KBError
-from kb.sql_examples import load_sql_examples
+from kb.server.database import uses_private_server
+from kb.sql.examples import load_sql_examples
 from kb.stores import MariaDBConnection, StoreError
 
 
@@ -29,7 +29,7 @@ def build_database_side(
     file is a configuration mistake and raised; a database that cannot be read is a reason (the
     documents still answer). The models and the kb connection are given as providers: they are
     made only when the engine is."""
-    from kb.business import readonly_url, sql_examples_file, sync_reader_grants
+    from kb.sql.business_database import readonly_url, sql_examples_file, sync_reader_grants
 
     sql = settings.sql
     if not sql.enabled:

@@ -9,9 +9,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kb import model_files
 from kb.config import EmbeddingSettings, LLMSettings, Settings
 from kb.errors import ConfigError
+from kb.models import files as model_files
 
 KNOWN_DIMENSIONS = {
     "all-MiniLM-L6-v2": 384,
@@ -30,7 +30,7 @@ def local_onnx_path(settings: Settings) -> Path:
     """The int8 ONNX export of the shipped embedding model, made on first need (``kb model fetch``
     makes it at install time)."""
     quiet_huggingface(offline=True)
-    from kb.onnx_embedding import export_onnx, onnx_model_path
+    from kb.models.onnx_embedding import export_onnx, onnx_model_path
 
     folder = local_embedding_path()
     return export_onnx(folder, onnx_model_path(folder, settings.model_cache_path))
@@ -42,7 +42,7 @@ def uses_onnx(part: EmbeddingSettings) -> bool:
         return False
     if part.runtime == "onnx":
         return True
-    from kb.onnx_embedding import cpu_has_vnni
+    from kb.models.onnx_embedding import cpu_has_vnni
 
     return cpu_has_vnni()
 
@@ -104,7 +104,7 @@ def build_embedding(settings: Settings, profile: str | None = None) -> Any:
     settings.require_api_keys(profile, sections=("embedding",))
     part: EmbeddingSettings = settings.profile_settings(profile).embedding
     if uses_onnx(part):
-        from kb.onnx_embedding import OnnxEmbedding
+        from kb.models.onnx_embedding import OnnxEmbedding
 
         return OnnxEmbedding(
             model_dir=str(local_embedding_path()),
@@ -113,7 +113,7 @@ def build_embedding(settings: Settings, profile: str | None = None) -> Any:
         )
     if part.provider in ("local", "huggingface"):
         quiet_huggingface(offline=part.provider == "local")
-        from kb.local_embedding import LocalHuggingFaceEmbedding
+        from kb.models.local_embedding import LocalHuggingFaceEmbedding
 
         model = str(local_embedding_path()) if part.provider == "local" else part.model
         return LocalHuggingFaceEmbedding(model_name=model, embed_batch_size=part.batch_size, device="cpu")
@@ -172,7 +172,7 @@ def build_llm(settings: Settings) -> Any:
     settings.require_api_keys()
     part: LLMSettings = settings.active_profile.llm
     if part.provider == "llama_cpp":
-        from kb.local_llm import LocalLlamaCPP
+        from kb.models.local_llm import LocalLlamaCPP
 
         return LocalLlamaCPP(
             model_path=str(local_llm_path(settings, part)),

@@ -1,7 +1,7 @@
 """LlamaIndex's ``HuggingFaceEmbedding`` with concurrent question embeddings computed in batches.
 
 A server embeds one question per request, from many threads at once; on a CPU a batch costs far less
-per question (see :mod:`kb.coalescer`). Chunk embeddings (indexing) are batched by LlamaIndex already.
+per question (see :mod:`kb.models.coalescer`). Chunk embeddings (indexing) are batched by LlamaIndex already.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
-from kb.coalescer import Coalescer
+from kb.models.coalescer import Coalescer
 
 
 class LocalHuggingFaceEmbedding(HuggingFaceEmbedding):

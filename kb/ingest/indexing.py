@@ -22,7 +22,7 @@ excluded) and reported as skipped: an API key that may write collection ``a`` ca
 delete collection ``b``'s documents by indexing the folder they live in. The operator's ``kb index``
 passes ``["*"]``: a file indexed again under another collection moves there.
 
-What the scan never reads (links leaving the root, kb's own home) is in :mod:`kb.file_scan`.
+What the scan never reads (links leaving the root, kb's own home) is in :mod:`kb.ingest.file_scan`.
 """
 
 from __future__ import annotations
@@ -43,17 +43,17 @@ from llama_index.core import Document
 from llama_index.core.node_parser import SentenceSplitter, TokenTextSplitter
 from llama_index.core.schema import BaseNode, MetadataMode
 
-from kb import readers
 from kb.collections import ALL_COLLECTIONS, DEFAULT_COLLECTION, CollectionVersions, check_collection
 from kb.config import IndexingSettings
-from kb.embedding_cache import EmbeddingCache
 from kb.errors import KBError
-from kb.file_scan import UnsafePath, checked_path, file_sha256, scan
-from kb.index_report import FileNote, IndexReport
-from kb.models import embed_texts
+from kb.ingest import readers
+from kb.ingest.embedding_cache import EmbeddingCache
+from kb.ingest.file_scan import UnsafePath, checked_path, file_sha256, scan
+from kb.ingest.report import FileNote, IndexReport
+from kb.models.factories import embed_texts
 from kb.stores import MariaDBKVStore, MariaDBVectorStore
 
-log = logging.getLogger("kb.indexing")
+log = logging.getLogger("kb.ingest.indexing")
 FILES = "files"  # registry collection prefix; one registry per chunks table
 _HIDDEN_FOR_EMBEDDING = ["file_size", "modified", "content_hash", "root", "file_type", "collection"]
 _HIDDEN_FOR_LLM = [
@@ -146,7 +146,7 @@ class DirectoryIndexer:
             chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap, id_func=_chunk_id
         )
         # the file registry and collection versions belong to the knowledge base (its configured table
-        # name), not to the table of one generation of vectors (kb.reembedding)
+        # name), not to the table of one generation of vectors (kb.ingest.reembedding)
         self.files = f"{FILES}/{registry or store.table_name}"
         self.versions = CollectionVersions(kv, registry or store.table_name)
 

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import get_args
 
-from kb.cli_operator import add_operator_commands
-from kb.cli_output import (
+from kb.cli.operator import add_operator_commands
+from kb.cli.output import (
     emit,
     print_access,
     print_answer_tail,
@@ -25,7 +25,7 @@ from kb.cli_output import (
     print_variants,
     shown,
 )
-from kb.cli_service import add_service_commands
+from kb.cli.service import add_service_commands
 from kb.collections import ALL_COLLECTIONS, DEFAULT_COLLECTION
 from kb.config import FusionName, RetrievalMode, Settings, load_settings
 from kb.errors import KBError
@@ -35,7 +35,7 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def _cmd_db_start(args: argparse.Namespace, settings: Settings) -> int:
-    from kb.database import connect, private_server, uses_private_server
+    from kb.server.database import connect, private_server, uses_private_server
 
     if not uses_private_server(settings):
         conn = connect(settings)
@@ -48,7 +48,7 @@ def _cmd_db_start(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_db_stop(args: argparse.Namespace, settings: Settings) -> int:
-    from kb.database import private_server, uses_private_server
+    from kb.server.database import private_server, uses_private_server
 
     if not uses_private_server(settings):
         print("database.url is set: kb does not manage that server; nothing to stop")
@@ -59,7 +59,7 @@ def _cmd_db_stop(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_db_status(args: argparse.Namespace, settings: Settings) -> int:
-    from kb.database import connect, private_server, uses_private_server
+    from kb.server.database import connect, private_server, uses_private_server
 
     if not uses_private_server(settings):
         conn = connect(settings)
@@ -84,7 +84,7 @@ def _cmd_config_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
-    from kb.database import connect
+    from kb.server.database import connect
 
     settings.require_api_keys()
     conn = connect(settings)
@@ -97,11 +97,12 @@ def _cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_model_fetch(args: argparse.Namespace, settings: Settings) -> int:
     """The profile's model files: the GGUF fetched and verified, the embedding's ONNX export made."""
-    from kb import model_files, models
+    from kb.models import factories
+    from kb.models import files as model_files
 
     llm, embedding = settings.active_profile.llm, settings.active_profile.embedding
     known = model_files.known_file(llm.model) if llm.provider == "llama_cpp" else None
-    onnx = models.uses_onnx(embedding)
+    onnx = factories.uses_onnx(embedding)
     if known is None and not onnx:
         raise KBError(
             f"profile {settings.profile!r} uses no model file kb fetches ({llm.provider}: {llm.model}; "
@@ -111,12 +112,12 @@ def _cmd_model_fetch(args: argparse.Namespace, settings: Settings) -> int:
         path = model_files.ensure(known, settings.model_cache_path, source=args.source or settings.models.source)
         print(f"{known.name}: {path} ({known.size:,} bytes, SHA-256 {known.sha256[:16]}... verified)")
     if onnx:
-        print(f"{embedding.model} for ONNX Runtime (int8): {models.local_onnx_path(settings)}")
+        print(f"{embedding.model} for ONNX Runtime (int8): {factories.local_onnx_path(settings)}")
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from kb.demo import run
+    from kb.cli.demo import run
 
     run(settings)
     return 0
@@ -262,7 +263,7 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
 
     kb = _knowledge_base(settings)
     if args.by == "variant":
-        print_variants(kb.query_log.by_variant())
+        print_variants(kb.operations.query_log.by_variant())
         return 0
     print_stats(kb.stats())
     print_access(AccessLog(kb.connection, settings.serve.access_log_table).stats())

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kb import readers
+from kb.ingest import readers
 
 
 class UnsafePath(Exception):

@@ -1,7 +1,7 @@
 """The operator's commands: ``kb eval`` (an operator's own questions, scored against the retrieval
-settings they want to compare (:mod:`kb.evaluation`), as a table, the best setting's config lines
+settings they want to compare (:mod:`kb.operations.evaluation`), as a table, the best setting's config lines
 and JSON), ``kb feedback`` (rated answers: list them, rate one), ``kb cost`` and ``kb reembed``
-(move the index to another embedding model without downtime, :mod:`kb.reembedding`)."""
+(move the index to another embedding model without downtime, :mod:`kb.ingest.reembedding`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any, Optional, get_args
 
 from kb.config import FusionName, RetrievalMode, Settings
 from kb.errors import KBError
-from kb.evaluation import EvalReport, feedback_questions, grid, load_questions
+from kb.operations.evaluation import EvalReport, feedback_questions, grid, load_questions
 
 DEFAULT_MODES = "dense,text,hybrid"
 DEFAULT_FUSIONS = "rrf,weighted"
@@ -142,7 +142,7 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_feedback_list(args: argparse.Namespace, settings: Settings) -> int:
-    from kb.cli_output import print_feedback
+    from kb.cli.output import print_feedback
     from kb.knowledge_base import KnowledgeBase
 
     if args.limit < 1:
@@ -166,8 +166,8 @@ def _cmd_cost_estimate(args: argparse.Namespace, settings: Settings) -> int:
     tokens an answer took in the query log (or typical figures when it is empty)."""
     from llama_index.core.utils import get_tokenizer
 
-    from kb.cli_output import dollars
-    from kb.cost import document_tokens, estimate_month
+    from kb.cli.output import dollars
+    from kb.operations.cost import document_tokens, estimate_month
 
     if args.questions_per_day < 0:
         raise KBError(f"--questions-per-day {args.questions_per_day}: give 0 or more")
@@ -175,8 +175,8 @@ def _cmd_cost_estimate(args: argparse.Namespace, settings: Settings) -> int:
     tokens, files = document_tokens(Path(args.docs), lambda text: len(tokenizer(text)))
     per_question, source = (1500.0, 150.0), "typical figures: the query log is empty"
     try:
-        from kb.database import connect
-        from kb.query_log import QueryLog
+        from kb.operations.query_log import QueryLog
+        from kb.server.database import connect
 
         observed = QueryLog(connect(settings)).mean_tokens()
         if observed is not None:

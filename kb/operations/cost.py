@@ -92,8 +92,8 @@ class MonthlyEstimate:
 
 def document_tokens(folder: Path, count_tokens: Any) -> tuple[int, int]:
     """Tokens of the text kb would index under ``folder`` (read as indexing reads it), and the files."""
-    from kb.file_scan import scan
-    from kb.readers import UnreadableFile, read
+    from kb.ingest.file_scan import scan
+    from kb.ingest.readers import UnreadableFile, read
 
     if not folder.is_dir():
         from kb.errors import KBError

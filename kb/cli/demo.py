@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 
-from kb.business import DATA, load_demo_data
 from kb.config import Settings
-from kb.database import private_server, uses_private_server
+from kb.server.database import private_server, uses_private_server
+from kb.sql.business_database import DATA, load_demo_data
 
 QUESTIONS = [
     ("How many days do customers have to return a product?", "documents"),
@@ -24,7 +24,7 @@ QUESTIONS = [
 
 
 def run(settings: Settings, out=print) -> None:
-    from kb.cli_output import print_answer_tail
+    from kb.cli.output import print_answer_tail
     from kb.knowledge_base import KnowledgeBase
 
     if uses_private_server(settings):

@@ -10,7 +10,7 @@ from kb.config import Settings
 
 
 def _keys(settings: Settings) -> Any:
-    from kb.database import connect
+    from kb.server.database import connect
     from kb.service.keys import KeyStore
 
     return KeyStore(connect(settings), settings.serve.keys_table)

@@ -3,7 +3,7 @@
 Debian 12 ships MariaDB 10.11, which has no VECTOR type, and installing Debian 13 packages into the
 system would drag in a new libc. So the server and the libraries it needs are downloaded with a
 private apt state (its own lists, cache and status file) and unpacked with ``dpkg -x`` into a prefix
-folder; :mod:`kb.server` runs every binary through that prefix's own dynamic loader.
+folder; :mod:`kb.server.private_server` runs every binary through that prefix's own dynamic loader.
 """
 
 from __future__ import annotations

@@ -29,9 +29,9 @@ from typing import Any, Optional
 from llama_index.core.schema import BaseNode
 from pydantic import BaseModel
 
-from kb.embedding_cache import EmbeddingCache
 from kb.errors import KBError
-from kb.models import embed_texts
+from kb.ingest.embedding_cache import EmbeddingCache
+from kb.models.factories import embed_texts
 from kb.stores import MariaDBKVStore, MariaDBVectorStore
 
 REFRESH_S = 1.0  # how long a process may keep answering from a generation after a switch

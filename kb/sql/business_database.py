@@ -19,12 +19,12 @@ from typing import Any
 from sqlalchemy.engine import URL
 
 from kb.config import Settings, SqlSettings
-from kb.database import private_server, uses_private_server
 from kb.errors import KBError
+from kb.server.database import private_server, uses_private_server
 from kb.stores.connection import MariaDBConnection, quote_identifier
 from kb.stores.sql_utils import placeholders
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 def readonly_url(settings: Settings) -> URL | str:
