@@ -1,6 +1,6 @@
 """The query modes of ``MariaDBVectorStore``: DEFAULT, TEXT_SEARCH, HYBRID and MMR.
 
-A mixin of the store class, kept apart because searching is a job of its own: dense search goes
+The store builds a :class:`ChunkSearch` per query from its current settings. Dense search goes
 through :mod:`kb.stores.dense` (index or exact scan), full-text ranking through :mod:`kb.stores.lexical`
 (BM25), HYBRID fuses the two (:mod:`kb.stores.fusion`) and MMR is LlamaIndex's own
 ``get_top_k_mmr_embeddings`` over the stored vectors.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -19,7 +20,7 @@ from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQu
 from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
 from kb.stores import dense
-from kb.stores.connection import MariaDBConnection, replica_read
+from kb.stores.connection import MariaDBConnection, quote_identifier
 from kb.stores.filters import compile_filters
 from kb.stores.fusion import Ranked, fuse
 from kb.stores.lexical import BM25Params, LexicalIndex
@@ -40,13 +41,10 @@ QUERY_OPTIONS = {
 }
 
 
-class SearchModes:
-    """Queries over the chunks table and its lexical side (the store supplies the settings)."""
+@dataclass(frozen=True)
+class SearchSettings:
+    """The store's search settings as they are when a query runs (the store's fields may change)."""
 
-    _conn: MariaDBConnection
-    _table: str
-    _lexical: Optional[LexicalIndex]
-    table_name: str
     embed_dim: int
     distance: str
     ef_search: int
@@ -61,33 +59,46 @@ class SearchModes:
     mmr_pool: int
     bm25: BM25Params
 
-    def _to_node(self, node_id: str, text: str, metadata: Any, content: Any) -> BaseNode:
-        try:
-            stored = json.loads(content) if isinstance(content, (str, bytes)) else content
-            node = metadata_dict_to_node(stored, text=text)
-        except Exception:  # a row written by another tool: keep what we can
-            node = TextNode(id_=node_id, text=text)
-        node.metadata = json.loads(metadata) if isinstance(metadata, (str, bytes)) else dict(metadata or {})
-        return node
+
+def row_to_node(node_id: str, text: str, metadata: Any, content: Any) -> BaseNode:
+    """A stored row (node_id, text, metadata, node_content) as the LlamaIndex node it was written from."""
+    try:
+        stored = json.loads(content) if isinstance(content, (str, bytes)) else content
+        node = metadata_dict_to_node(stored, text=text)
+    except Exception:  # a row written by another tool: keep what we can
+        node = TextNode(id_=node_id, text=text)
+    node.metadata = json.loads(metadata) if isinstance(metadata, (str, bytes)) else dict(metadata or {})
+    return node
+
+
+class ChunkSearch:
+    """One query's search over a chunks table and its lexical side (``None``: the store keeps none)."""
+
+    def __init__(
+        self,
+        connection: MariaDBConnection,
+        table_name: str,
+        lexical: Optional[LexicalIndex],
+        settings: SearchSettings,
+    ) -> None:
+        self._conn = connection
+        self.table_name = table_name
+        self._table = quote_identifier(table_name)
+        self._lexical = lexical
+        self.settings = settings
 
     def _vector_bytes(self, embedding: Optional[Sequence[float]]) -> bytes:
         if embedding is None:
             raise ValueError("this query mode needs query_embedding")
-        if len(embedding) != self.embed_dim:
-            raise ValueError(f"query embedding has {len(embedding)} dimensions; this store holds {self.embed_dim}")
+        if len(embedding) != self.settings.embed_dim:
+            raise ValueError(
+                f"query embedding has {len(embedding)} dimensions; this store holds {self.settings.embed_dim}"
+            )
         return to_bytes(embedding)
 
     # -- queries ------------------------------------------------------------------------------
-    @replica_read
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        """Run a query in any supported mode; ``kwargs`` override the store's search settings.
-
-        Modes: DEFAULT (HNSW, exact when a filter leaves few rows), TEXT_SEARCH (BM25 over the
-        FULLTEXT candidates), HYBRID (both, fused: ``fusion=``, ``rrf_k=``, ``weights=``,
-        ``alpha`` of the query, ``both_boost=``, ``sparse_top_k`` and ``vector_pool=`` for the
-        pools), MMR (``mmr_threshold`` = lambda, ``mmr_pool=``). Per-query settings:
-        ``ef_search=``, ``exact_scan_max=``, ``text_candidates=``.
-        """
+        """:meth:`MariaDBVectorStore.query`: ``kwargs`` override the settings (:data:`QUERY_OPTIONS`)."""
         unknown = set(kwargs) - QUERY_OPTIONS
         if unknown:
             raise ValueError(
@@ -140,17 +151,17 @@ class SearchModes:
             where,
             params,
             k,
-            int(kwargs.get("ef_search") or self.ef_search),
-            int(kwargs.get("exact_scan_max", self.exact_scan_max)),
+            int(kwargs.get("ef_search") or self.settings.ef_search),
+            int(kwargs.get("exact_scan_max", self.settings.exact_scan_max)),
         )
-        return dense.statement(self._table, self.distance, columns, where, k, planned), [vector, *params]
+        return dense.statement(self._table, self.settings.distance, columns, where, k, planned), [vector, *params]
 
     def _dense_result(self, query: VectorStoreQuery, k: int, kwargs: dict) -> VectorStoreQueryResult:
         sql, params = self._dense_sql(query, k, kwargs, "node_id, text, metadata, node_content")
         nodes, similarities, ids = [], [], []
         for node_id, text, metadata, content, distance in self._conn.fetchall(sql, params):
-            nodes.append(self._to_node(node_id, text, metadata, content))
-            similarities.append(dense.similarity(self.distance, distance))
+            nodes.append(row_to_node(node_id, text, metadata, content))
+            similarities.append(dense.similarity(self.settings.distance, distance))
             ids.append(node_id)
         return VectorStoreQueryResult(nodes=nodes, similarities=similarities, ids=ids)
 
@@ -159,11 +170,13 @@ class SearchModes:
     ) -> tuple[Ranked, dict[str, np.ndarray]]:
         sql, params = self._dense_sql(query, k, kwargs, "node_id, embedding" if with_vectors else "node_id")
         rows = self._conn.fetchall(sql, params)
-        ranked = Ranked(ids=[r[0] for r in rows], scores=[dense.similarity(self.distance, r[-1]) for r in rows])
+        ranked = Ranked(
+            ids=[r[0] for r in rows], scores=[dense.similarity(self.settings.distance, r[-1]) for r in rows]
+        )
         return ranked, ({r[0]: from_bytes(r[1]) for r in rows} if with_vectors else {})
 
     def explain(self, query: VectorStoreQuery, **kwargs: Any) -> list[dict[str, Any]]:
-        """MariaDB's EXPLAIN of the statement a DEFAULT :meth:`query` runs (is the index used?)."""
+        """The EXPLAIN rows of the statement :meth:`query` runs for ``query`` in DEFAULT mode."""
         sql, params = self._dense_sql(query, int(query.similarity_top_k), kwargs, "node_id")
         sql = sql.replace(" FOR SELECT ", " FOR EXPLAIN SELECT ", 1)
         with self._conn.cursor() as cur:
@@ -188,14 +201,14 @@ class SearchModes:
             where,
             params,
             k,
-            int(kwargs.get("text_candidates", self.text_candidates)),
-            self.bm25,
+            int(kwargs.get("text_candidates", self.settings.text_candidates)),
+            self.settings.bm25,
         )
 
     def _hybrid_result(self, query: VectorStoreQuery, k: int, kwargs: dict) -> VectorStoreQueryResult:
-        strategy = kwargs.get("fusion", self.hybrid_fusion)
-        sparse_k = int(query.sparse_top_k or self.sparse_top_k)
-        vector_k = int(kwargs.get("vector_pool", self.vector_pool))
+        strategy = kwargs.get("fusion", self.settings.hybrid_fusion)
+        sparse_k = int(query.sparse_top_k or self.settings.sparse_top_k)
+        vector_k = int(kwargs.get("vector_pool", self.settings.vector_pool))
         dense_ranking, _ = self._dense_ranking(query, max(k, vector_k), kwargs)
         text = self._text_ranking(query, max(k, sparse_k), kwargs) if query.query_str else Ranked([], [])
         rescore: dict[str, dict[str, float]] = {}
@@ -203,17 +216,17 @@ class SearchModes:
             rescore["vector"] = self._vector_scores(query, text.ids)
         elif strategy == "vector_then_text":
             rescore["text"] = self._require_lexical().scores_for(
-                self._conn, query.query_str or "", dense_ranking.ids, self.bm25
+                self._conn, query.query_str or "", dense_ranking.ids, self.settings.bm25
             )
         alpha = 0.5 if query.alpha is None else float(query.alpha)
         fused = fuse(
             dense_ranking,
             text,
             strategy=strategy,
-            rrf_k=float(kwargs.get("rrf_k", self.rrf_k)),
-            weights=tuple(kwargs.get("weights", self.rrf_weights)),
+            rrf_k=float(kwargs.get("rrf_k", self.settings.rrf_k)),
+            weights=tuple(kwargs.get("weights", self.settings.rrf_weights)),
             alpha=alpha,
-            both_boost=float(kwargs.get("both_boost", self.both_boost)),
+            both_boost=float(kwargs.get("both_boost", self.settings.both_boost)),
             rescore=rescore,
         )[:k]
         result = self._fetch_result([f.node_id for f in fused], [f.score for f in fused])
@@ -234,15 +247,15 @@ class SearchModes:
         if not node_ids:
             return {}
         rows = self._conn.fetchall(
-            f"SELECT node_id, {dense.distance_function(self.distance)}(embedding, ?) FROM {self._table} "
+            f"SELECT node_id, {dense.distance_function(self.settings.distance)}(embedding, ?) FROM {self._table} "
             f"WHERE node_id IN ({placeholders(len(node_ids))})",
             [self._vector_bytes(query.query_embedding), *node_ids],
         )
-        return {node_id: dense.similarity(self.distance, distance) for node_id, distance in rows}
+        return {node_id: dense.similarity(self.settings.distance, distance) for node_id, distance in rows}
 
     def _mmr_result(self, query: VectorStoreQuery, k: int, kwargs: dict) -> VectorStoreQueryResult:
         """Maximal marginal relevance (LlamaIndex's) over a pool of nearest chunks' stored vectors."""
-        pool = max(k, int(kwargs.get("mmr_pool", self.mmr_pool)))
+        pool = max(k, int(kwargs.get("mmr_pool", self.settings.mmr_pool)))
         ranked, vectors = self._dense_ranking(query, pool, kwargs, with_vectors=True)
         if not ranked.ids:
             return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
@@ -267,7 +280,7 @@ class SearchModes:
             f"WHERE node_id IN ({placeholders(len(ids))})",
             list(ids),
         )
-        by_id = {row[0]: self._to_node(*row) for row in rows}
+        by_id = {row[0]: row_to_node(*row) for row in rows}
         kept = [(i, s) for i, s in zip(ids, scores) if i in by_id]  # deleted meanwhile: skipped
         return VectorStoreQueryResult(
             nodes=[by_id[i] for i, _ in kept], similarities=[s for _, s in kept], ids=[i for i, _ in kept]

@@ -12,6 +12,7 @@ LlamaIndex's own over the stored vectors.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -34,13 +35,13 @@ from kb.stores.fusion import FusionStrategy
 from kb.stores.lexical import Analyzer, BM25Params, LexicalIndex, text_hash
 from kb.stores.sql_utils import as_matrix, batched, from_bytes, placeholders
 from kb.stores.vector_schema import DOC_ID_MAX, ID_MAX, check_table, create_table
-from kb.stores.vector_search import RETRIEVAL_KEY, SearchModes
+from kb.stores.vector_search import RETRIEVAL_KEY, ChunkSearch, SearchSettings, row_to_node
 
 Distance = Literal["cosine", "euclidean"]
 _WRITE_LOCK_WAIT = 3600.0  # seconds a writer waits for another writer of the same table
 
 
-class MariaDBVectorStore(FromParams, SearchModes, BasePydanticVectorStore):
+class MariaDBVectorStore(FromParams, BasePydanticVectorStore):
     """LlamaIndex vector store on MariaDB >= 11.7 (VECTOR + HNSW), usable on its own.
 
     Build it with :meth:`from_params` (a URL or host/port/user/... parameters) or give it a
@@ -356,7 +357,7 @@ class MariaDBVectorStore(FromParams, SearchModes, BasePydanticVectorStore):
                     params,
                 )
                 for node_id, text, metadata, content, embedding in cur.fetchall():
-                    node = self._to_node(node_id, text, metadata, content)
+                    node = row_to_node(node_id, text, metadata, content)
                     node.embedding = from_bytes(embedding).tolist()
                     nodes.append(node)
         if node_ids is not None:
@@ -411,6 +412,27 @@ class MariaDBVectorStore(FromParams, SearchModes, BasePydanticVectorStore):
         """How many chunks each embedding model produced: more than one key means mixed vectors."""
         rows = self._conn.fetchall(f"SELECT embed_model, COUNT(*) FROM {self._table} GROUP BY embed_model")
         return {model: int(n) for model, n in rows}
+
+    # -- search: the modes live in kb.stores.vector_search --------------------------------------
+    @replica_read
+    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        """Run a query in any supported mode; ``kwargs`` override the store's search settings.
+
+        Modes: DEFAULT (HNSW, exact when a filter leaves few rows), TEXT_SEARCH (BM25 over the
+        FULLTEXT candidates), HYBRID (both, fused: ``fusion=``, ``rrf_k=``, ``weights=``,
+        ``alpha`` of the query, ``both_boost=``, ``sparse_top_k`` and ``vector_pool=`` for the
+        pools), MMR (``mmr_threshold`` = lambda, ``mmr_pool=``). Per-query settings:
+        ``ef_search=``, ``exact_scan_max=``, ``text_candidates=``.
+        """
+        return self._chunk_search().query(query, **kwargs)
+
+    def explain(self, query: VectorStoreQuery, **kwargs: Any) -> list[dict[str, Any]]:
+        """MariaDB's EXPLAIN of the statement a DEFAULT :meth:`query` runs (is the index used?)."""
+        return self._chunk_search().explain(query, **kwargs)
+
+    def _chunk_search(self) -> ChunkSearch:
+        settings = SearchSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(SearchSettings)})
+        return ChunkSearch(self._conn, self.table_name, self._lexical, settings)
 
     # -- async twins: the driver is blocking, so each call runs in a worker thread ---------------
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
