@@ -31,12 +31,10 @@ import sqlalchemy
 from sqlalchemy.engine import URL
 
 from kb.stores.connection import MariaDBConnection
-from kb.stores.errors import DatabaseUnavailable
+from kb.stores.errors import is_database_down
 
 T = TypeVar("T")
 Consistency = Literal["own_writes", "global"]
-# What a dead or unreachable replica raises; a read that hits one of these is retried on the primary.
-_LOST = (DatabaseUnavailable, mariadb.InterfaceError, mariadb.OperationalError, sqlalchemy.exc.DBAPIError)
 
 
 def parse_gtids(position: str) -> dict[int, tuple[int, int]]:
@@ -199,7 +197,9 @@ class ReplicatedConnection(MariaDBConnection):
             token = self._reading.set(replica.connection)
             try:
                 result = fn()
-            except _LOST as exc:
+            except Exception as exc:
+                if not is_database_down(exc):  # the statement's own error: the primary would raise it too
+                    raise
                 self._mark(replica, "down", exc)
             else:
                 replica.reads += 1
@@ -234,7 +234,9 @@ class ReplicatedConnection(MariaDBConnection):
             return True
         try:
             waited = replica.connection.fetchall("SELECT MASTER_GTID_WAIT(?, ?)", (target, float(self.wait_s)))[0][0]
-        except _LOST as exc:
+        except Exception as exc:
+            if not is_database_down(exc):
+                raise
             self._mark(replica, "down", exc)
             return False
         if waited == 0:
@@ -252,10 +254,13 @@ class ReplicatedConnection(MariaDBConnection):
             try:
                 with replica.connection.cursor() as cur:
                     state = ReplicationState.read(cur)
-            except _LOST as exc:
-                self._mark(replica, "down", exc)
-                return
-            except mariadb.Error as exc:  # no REPLICA MONITOR privilege: reachable is all we know
+            except Exception as exc:
+                if is_database_down(exc):
+                    self._mark(replica, "down", exc)
+                    return
+                if not isinstance(exc, (mariadb.Error, sqlalchemy.exc.DBAPIError)):
+                    raise
+                # No REPLICA MONITOR privilege: reachable is all we know.
                 replica.checked_at = time.monotonic()
                 replica.healthy, replica.state, replica.lag_s, replica.error = True, "ok", None, str(exc)
                 return
