@@ -214,7 +214,7 @@ def test_stats_on_a_known_log(db_url, local_embed, run_kb):
 
     kb = make_kb(db_url, ScriptedLLM([]), local_embed)
     for i in range(1, 101):
-        kb.operations.query_log.record(
+        kb.query_log.record(
             Answer(
                 question=f"q{i}",
                 text="a",
@@ -235,7 +235,7 @@ def test_stats_on_a_known_log(db_url, local_embed, run_kb):
         {"model": "m1", "calls": 60, "in": 600, "out": 120, "cost_usd": None},  # no price known: not logged
         {"model": "m2", "calls": 40, "in": 400, "out": 80, "cost_usd": None},
     ]
-    kb.operations.query_log.record(
+    kb.query_log.record(
         Answer(
             question="from the documents, with a budget",
             text="a",

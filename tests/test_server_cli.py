@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import shlex
 
 import numpy as np
 
+from kb.cli.examples import EXAMPLES, commands_of
 from kb.cli.main import build_parser
 
 
@@ -57,8 +59,22 @@ def test_help_lists_commands_and_each_has_help(run_kb):
         assert name in top.stdout
         sub = run_kb(name, "--help")
         assert sub.returncode == 0 and "usage: kb " + name in sub.stdout, sub.stderr
+        assert f"examples:\n  kb {name}" in sub.stdout, f"kb {name} --help shows no example"
         nested = commands[name]._subparsers
         if nested:
             for action in nested._group_actions[0].choices:
                 leaf = run_kb(name, action, "--help")
                 assert leaf.returncode == 0 and f"usage: kb {name} {action}" in leaf.stdout
+                assert f"examples:\n  kb {name} {action}" in leaf.stdout, f"kb {name} {action} --help shows no example"
+
+
+def test_every_help_example_is_a_command_line_the_parser_accepts():
+    parser = build_parser()
+    paths = [path for path, _ in commands_of(parser)]
+    assert set(paths) == set(EXAMPLES), "every command has examples, and no example names a command that is gone"
+    for path in paths:
+        for example in EXAMPLES[path]:
+            words = shlex.split(example)
+            assert words[0] == "kb" and " ".join(words[1:]).startswith(path), (path, example)
+            args = parser.parse_args(words[1:])  # exits (a test failure) on an unknown option or value
+            assert callable(args.handler), example

@@ -13,9 +13,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import get_args
 
+from kb.cli.examples import add_examples
 from kb.cli.operator import add_operator_commands
 from kb.cli.output import (
     emit,
+    one_line,
     print_access,
     print_answer_tail,
     print_hits,
@@ -23,7 +25,6 @@ from kb.cli.output import (
     print_stats,
     print_turns,
     print_variants,
-    shown,
 )
 from kb.cli.service import add_service_commands
 from kb.collections import ALL_COLLECTIONS, DEFAULT_COLLECTION
@@ -152,9 +153,9 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         if args.forget:
             removed = kb.forget_directory(path)
             for doc_id in removed:
-                print(f"  forgot {shown(doc_id)}")
+                print(f"  forgot {one_line(doc_id)}")
             noun = "document" if len(removed) == 1 else "documents"
-            print(f"{shown(str(path))}: {len(removed)} {noun} forgotten (their chunks are no longer searchable)")
+            print(f"{one_line(str(path))}: {len(removed)} {noun} forgotten (their chunks are no longer searchable)")
             continue
         report = kb.index_directory(
             path,
@@ -263,7 +264,7 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
 
     kb = _knowledge_base(settings)
     if args.by == "variant":
-        print_variants(kb.operations.query_log.by_variant())
+        print_variants(kb.query_log.by_variant())
         return 0
     print_stats(kb.stats())
     print_access(AccessLog(kb.connection, settings.serve.access_log_table).stats())
@@ -432,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the demo on the offline default models",
         description="Start kb's server and show that kb works end to end.",
     ).set_defaults(handler=_cmd_demo)
+    add_examples(parser)
     return parser
 
 

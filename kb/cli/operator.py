@@ -285,7 +285,6 @@ def add_operator_commands(commands: Any) -> None:
         description="Build the vectors of another profile's embedding model into a table beside the live one "
         "(resumable; reuses the chunks' text, reads no file), then switch every process to it at once. "
         "Questions are answered from the old table until the switch; the old table is kept until --drop-old.",
-        epilog="example: kb reembed --profile openai && kb reembed --drop-old",
     )
     reembed.add_argument("--profile", help="the profile whose embedding model to move to")
     reembed.add_argument("--drop-old", action="store_true", help="drop the tables of vectors no longer live")

@@ -12,7 +12,7 @@ from typing import Any, Optional
 Out = Callable[[str], Any]
 
 
-def shown(value: object) -> str:
+def one_line(value: object) -> str:
     """A name fit for one line of output: newlines, tabs and other control characters escaped."""
     text = str(value)
     if text.isprintable():
@@ -45,9 +45,9 @@ def print_answer_tail(answer: Any, out: Out = print, *, route: bool = True, sql:
         out("Sources:")
         for i, source in enumerate(answer.sources, start=1):
             score = f" (score {source.score:.3f})" if source.score is not None else ""
-            title = f" - {shown(source.title)}" if source.title and source.title != source.label() else ""
+            title = f" - {one_line(source.title)}" if source.title and source.title != source.label() else ""
             unread = " (retrieved, not given to the model)" if source.in_prompt is False else ""
-            out(f"  {i}. {shown(source.label())}{title}{score}{unread}")
+            out(f"  {i}. {one_line(source.label())}{title}{score}{unread}")
     if getattr(answer, "answer_id", None):
         out(f"[answer id {answer.answer_id}: kb feedback rate {answer.answer_id} positive|negative|neutral]")
 
@@ -72,14 +72,14 @@ def print_hits(hits: list[Any]) -> None:
         md = hit.node.metadata
         where = md.get("file_path") or hit.node.ref_doc_id or hit.node.node_id
         text = " ".join(hit.node.get_content().split())
-        print(f"{rank}. [{hit.score:.3f}] {shown(where)} - {shown(md.get('title', ''))}\n   {text[:240]}")
+        print(f"{rank}. [{hit.score:.3f}] {one_line(where)} - {one_line(md.get('title', ''))}\n   {text[:240]}")
 
 
 def print_sessions(sessions: list[dict[str, Any]]) -> None:
     if not sessions:
         print("no chat sessions")
     for s in sessions:
-        print(f"{shown(s['session'])}\t{s['messages'] // 2} turns\tlast {s['last']:%Y-%m-%d %H:%M:%S}")
+        print(f"{one_line(s['session'])}\t{s['messages'] // 2} turns\tlast {s['last']:%Y-%m-%d %H:%M:%S}")
 
 
 def print_turns(turns: list[dict[str, Any]], messages: list[Any]) -> None:
@@ -92,7 +92,7 @@ def print_turns(turns: list[dict[str, Any]], messages: list[Any]) -> None:
             print(f"  SQL: {turn['sql']}")
         print(f"  kb: {turn['answer']}")
         if turn["sources"]:
-            names = dict.fromkeys(shown(src["path"] or src["node_id"]) for src in turn["sources"])
+            names = dict.fromkeys(one_line(src["path"] or src["node_id"]) for src in turn["sources"])
             print("  sources: " + ", ".join(names))
     if not turns:  # messages written by another tool, without kb's log
         for message in messages:
@@ -165,10 +165,10 @@ def print_feedback(entries: list[dict[str, Any]]) -> None:
         print("no rated answers")
         return
     for e in entries:
-        comment = f" - {shown(e['comment'])}" if e["comment"] else ""
+        comment = f" - {one_line(e['comment'])}" if e["comment"] else ""
         who = f" by {e['asked_by']}" if e["asked_by"] else ""
-        print(f"{e['rated_at']:%Y-%m-%d %H:%M} {e['rating']:<8} [{e['route']}] {shown(e['question'])}{comment}{who}")
-        print(f"  answer {e['answer_id']}: {shown((e['answer'] or '')[:200])}")
+        print(f"{e['rated_at']:%Y-%m-%d %H:%M} {e['rating']:<8} [{e['route']}] {one_line(e['question'])}{comment}{who}")
+        print(f"  answer {e['answer_id']}: {one_line((e['answer'] or '')[:200])}")
 
 
 def print_variants(rows: list[dict[str, Any]]) -> None:
