@@ -22,6 +22,7 @@ def main() -> int:
                 (package / item.name).symlink_to(item, target_is_directory=item.is_dir())
         (package / "stores").symlink_to(ROOT / "stores", target_is_directory=True)
         (package / "engines").symlink_to(ROOT / "engines", target_is_directory=True)
+        (package / "demo_data").symlink_to(ROOT / "data", target_is_directory=True)
         proc = subprocess.run(
             [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"), "-p", "kb"],
             cwd=tmp,

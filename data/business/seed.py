@@ -107,10 +107,11 @@ def rows() -> dict[str, tuple[list[str], list[tuple]]]:
         customer = rng.choice(customers)
         ordered = _day(rng, max(START, customer[6]), END)
         roll = rng.random()
-        delivered = ordered + timedelta(days=rng.randint(2, 7))
+        arrival = ordered + timedelta(days=rng.randint(2, 7))
+        delivered: date | None = arrival
         if roll < 0.03:
             status, delivered = "cancelled", None
-        elif delivered > END:
+        elif arrival > END:
             status, delivered = "shipped", None
         else:
             status = "delivered"

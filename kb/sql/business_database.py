@@ -11,20 +11,21 @@ server, ``sql.url`` must name such an account; kb does not create it there:
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.engine import URL
 
+from kb import demo_data
 from kb.config import Settings, SqlSettings
+from kb.demo_data.business import seed
 from kb.errors import KBError
 from kb.server.database import private_server, uses_private_server
 from kb.stores.connection import MariaDBConnection, quote_identifier
 from kb.stores.sql_utils import placeholders
 
-DATA = Path(__file__).resolve().parents[2] / "data"
+# data/ of a checkout, or kb/demo_data/ of an installed kb (pyproject maps one to the other).
+DATA = Path(demo_data.__file__).resolve().parent
 
 
 def readonly_url(settings: Settings) -> URL | str:
@@ -47,14 +48,6 @@ def readonly_url(settings: Settings) -> URL | str:
     )
 
 
-def _seed_module() -> Any:
-    spec = importlib.util.spec_from_file_location("kb_demo_seed", DATA / "business" / "seed.py")
-    assert spec is not None and spec.loader is not None, "data/business/seed.py is missing"
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def demo_data_version() -> str:
     """Changes whenever the demo schema or its seed changes: an older copy is then reloaded."""
     digest = hashlib.sha256()
@@ -74,7 +67,7 @@ def load_demo_data(settings: Settings, *, force: bool = False) -> dict[str, int]
     server.start()
     admin = MariaDBConnection(server.admin_url(), pool_size=1)
     db = quote_identifier(settings.sql.database)
-    rows = _seed_module().rows()
+    rows = seed.rows()
     version = demo_data_version()
     try:
         comment = admin.fetchall(
