@@ -264,7 +264,11 @@ class CacheSettings(_Strict):
     redis_url: Optional[Secret] = Field(None, description="redis://127.0.0.1:6379/0; empty = a MariaDB table")
     answer_ttl_s: int = Field(3600, ge=1, description="how long an answer is reused at most")
     embedding_ttl_s: int = Field(86400, ge=1)
-    table: str = Field("kb_cache", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", description="used without Redis")
+    table: str = Field(
+        "kb_cache",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+        description="the cache and rate-limit counters without Redis",
+    )
 
 
 class LLMSettings(_Strict):

@@ -9,9 +9,11 @@ import httpx
 from serving import ServedKB, bearer
 
 from kb.knowledge_base import KnowledgeBase
-from kb.service.cache import RedisCache, ServiceCache
+from kb.service.cache import ServiceCache
 from kb.service.keys import KeyStore
-from kb.service.ratelimit import WINDOW_S, RateLimiter, RedisCounter
+from kb.service.ratelimit import WINDOW_S, RateLimiter
+from kb.service.shared_state import MariaDBState, RedisState
+from kb.stores.connection import MariaDBConnection
 
 REDIS = "redis://127.0.0.1:6379/0"
 
@@ -61,7 +63,7 @@ def test_redis_counts_one_limit_for_every_process():
     left = WINDOW_S - time.time() % WINDOW_S
     if left < 3:
         time.sleep(left + 0.2)
-    processes = [RateLimiter(RedisCounter(REDIS, prefix=prefix)) for _ in range(2)]  # two clients, as two servers
+    processes = [RateLimiter(RedisState(REDIS, prefix=prefix)) for _ in range(2)]  # two clients, as two servers
     verdicts = [processes[i % 2].check_request(7, requests_per_minute=3, tokens_per_minute=1000) for i in range(4)]
     assert verdicts[:3] == [None, None, None] and isinstance(verdicts[3], int) and verdicts[3] >= 1
     processes[0].add_tokens(8, 500)
@@ -72,7 +74,7 @@ def test_redis_counts_one_limit_for_every_process():
 def test_redis_cache_keeps_answers_and_embeddings_with_their_ttl():
     prefix = f"kbtest:{secrets.token_hex(4)}:"
     lookups = []
-    backend = RedisCache(REDIS, prefix=prefix)
+    backend = RedisState(REDIS, prefix=prefix)
     cache = ServiceCache(
         backend, answer_ttl_s=30, embedding_ttl_s=60, on_lookup=lambda k, hit: lookups.append((k, hit))
     )
@@ -86,3 +88,43 @@ def test_redis_cache_keeps_answers_and_embeddings_with_their_ttl():
         assert vector == [0.5, 0.25]
     assert computed == [1]  # embedded once, read back the second time
     assert lookups == [("answer", False), ("answer", True), ("embedding", False), ("embedding", True)]
+
+
+def test_mariadb_state_counts_every_process_and_restarts_an_expired_counter(db_url):
+    import threading
+
+    connections = [MariaDBConnection(db_url, pool_size=4) for _ in range(2)]  # two processes' pools
+    try:
+        states = [MariaDBState(c, "kb_cache") for c in connections]
+        totals: list[int] = []
+
+        def add_many(state: MariaDBState) -> None:
+            totals.extend(state.add("rate:r:1:100", 3, 60) for _ in range(25))
+
+        threads = [threading.Thread(target=add_many, args=(states[i % 2],)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert int(states[1].get("rate:r:1:100") or 0) == 4 * 25 * 3  # no increment lost
+        assert sorted(totals) == list(range(3, 301, 3))  # each add saw its own new value
+        states[0].put("answer", b"30 days", 60)  # values and counters share the table
+        assert states[1].get("answer") == b"30 days"
+        assert states[0].add("rate:t:2:100", 5, -1) == 5  # already expired when written
+        assert states[0].get("rate:t:2:100") is None
+        assert states[0].add("rate:t:2:100", 7, 60) == 7  # an expired counter starts again
+    finally:
+        for connection in connections:
+            connection.dispose()
+
+
+def test_the_rate_limiter_on_mariadb_refuses_the_request_over_the_limit(db):
+    limiter = RateLimiter(MariaDBState(db, "kb_cache"))
+    left = WINDOW_S - time.time() % WINDOW_S
+    if left < 3:
+        time.sleep(left + 0.2)
+    verdicts = [limiter.check_request(9, requests_per_minute=2, tokens_per_minute=100) for _ in range(3)]
+    assert verdicts[:2] == [None, None] and isinstance(verdicts[2], int) and 1 <= verdicts[2] <= WINDOW_S
+    limiter.add_tokens(10, 100)
+    assert limiter.tokens_used(10) == 100
+    assert limiter.check_request(10, requests_per_minute=100, tokens_per_minute=100) is not None

@@ -1,4 +1,4 @@
-"""The service's cache: whole answers and question embeddings, in Redis when configured, else MariaDB.
+"""The service's cache: whole answers and question embeddings, in the shared state (:mod:`kb.service.shared_state`).
 
 An answer is keyed by everything it depends on: the kind of request, the question and its options,
 the key's collections and those collections' current versions (see :mod:`kb.collections`), and the
@@ -6,8 +6,8 @@ models. Any indexing run that changes a collection gives it a new version, so th
 exactly for the answers that could have drawn on it; the stale entries age out with their TTL.
 A question embedding is keyed by the model and the text alone: it does not depend on the index.
 
-Values are JSON (answers) or float32 bytes (vectors). Both backends are shared by every ``kb serve``
-process on the same database or Redis.
+Values are JSON (answers) or float32 bytes (vectors), shared by every ``kb serve`` process on the same
+database or Redis.
 """
 
 from __future__ import annotations
@@ -15,72 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
-from typing import Any, Optional, Protocol
+from typing import Any, Optional
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
-from kb.stores.connection import MariaDBConnection, create_table
+from kb.service.shared_state import SharedState
 from kb.stores.sql_utils import from_bytes, to_bytes
 
 log = logging.getLogger("kb.service")
-
-
-class CacheBackend(Protocol):
-    def get(self, key: str) -> Optional[bytes]: ...
-
-    def set(self, key: str, value: bytes, ttl_s: int) -> None: ...
-
-
-class RedisCache:
-    def __init__(self, url: str, prefix: str = "kb:cache:") -> None:
-        import redis
-
-        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-        self.prefix = prefix
-
-    def get(self, key: str) -> Optional[bytes]:
-        value = self.client.get(self.prefix + key)
-        return value if isinstance(value, bytes) else None
-
-    def set(self, key: str, value: bytes, ttl_s: int) -> None:
-        self.client.set(self.prefix + key, value, ex=ttl_s)
-
-
-class MariaDBCache:
-    """A table of (key, value, expiry); expired rows are ignored on read and purged now and then."""
-
-    def __init__(self, connection: MariaDBConnection, table_name: str = "kb_cache") -> None:
-        self._conn = connection
-        self._writes = 0
-        self._table = create_table(
-            self._conn,
-            table_name,
-            """
-                cache_key VARCHAR(80) CHARACTER SET ascii NOT NULL PRIMARY KEY,
-                value LONGBLOB NOT NULL,
-                expires_at DOUBLE NOT NULL,
-                KEY by_expiry (expires_at)
-            """,
-        )
-
-    def get(self, key: str) -> Optional[bytes]:
-        rows = self._conn.fetchall(
-            f"SELECT value FROM {self._table} WHERE cache_key = ? AND expires_at > ?", (key, time.time())
-        )
-        return bytes(rows[0][0]) if rows else None
-
-    def set(self, key: str, value: bytes, ttl_s: int) -> None:
-        self._conn.execute(
-            f"INSERT INTO {self._table} (cache_key, value, expires_at) VALUES (?, ?, ?) "
-            "ON DUPLICATE KEY UPDATE value = VALUES(value), expires_at = VALUES(expires_at)",
-            (key, value, time.time() + ttl_s),
-        )
-        self._writes += 1
-        if self._writes % 500 == 0:
-            self._conn.execute(f"DELETE FROM {self._table} WHERE expires_at < ?", (time.time(),))
 
 
 def cache_key(*parts: Any) -> str:
@@ -93,7 +37,7 @@ class ServiceCache:
 
     def __init__(
         self,
-        backend: CacheBackend,
+        backend: SharedState,
         *,
         answer_ttl_s: int,
         embedding_ttl_s: int,
@@ -115,7 +59,7 @@ class ServiceCache:
 
     def _set(self, key: str, value: bytes, ttl_s: int) -> None:
         try:
-            self.backend.set(key, value, ttl_s)
+            self.backend.put(key, value, ttl_s)
         except Exception as exc:
             log.warning("cache write failed: %s", exc)
 
@@ -170,11 +114,3 @@ class CachedQueryEmbedding(BaseEmbedding):
 
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         return self.inner.get_text_embedding_batch(texts)
-
-
-def build_backend(settings: Any, connection: Callable[[], MariaDBConnection]) -> CacheBackend:
-    """Redis when ``cache.redis_url`` is set, else a table in kb's MariaDB."""
-    c = settings.cache
-    if c.redis_url is not None:
-        return RedisCache(c.redis_url.get_secret_value())
-    return MariaDBCache(connection(), c.table)

@@ -35,7 +35,7 @@ from kb.knowledge_base import KnowledgeBase
 from kb.models.token_counts import TokenCounter
 from kb.operations.query_log import asked_by
 from kb.service.access_log import AccessLog
-from kb.service.cache import ServiceCache, build_backend, cache_key
+from kb.service.cache import ServiceCache, cache_key
 from kb.service.experiments import Experiments
 from kb.service.gate import ApiError, RequestBudget, current_budget
 from kb.service.jobs import IndexJobs
@@ -43,8 +43,9 @@ from kb.service.keys import ApiKey, KeyStore
 from kb.service.metrics import ServiceMetrics
 from kb.service.model_queue import ModelQueue
 from kb.service.openai_chat import ChatCompletionRequest
-from kb.service.ratelimit import RateLimiter, build_counter
+from kb.service.ratelimit import RateLimiter
 from kb.service.schemas import QueryRequest, RetrieveRequest
+from kb.service.shared_state import build_shared_state
 
 log = logging.getLogger("kb.service")
 _END = object()  # the end of a streamed turn's pieces
@@ -73,10 +74,11 @@ class Service:
         self.kb = kb
         settings = kb.settings
         self.metrics = ServiceMetrics()
+        shared = build_shared_state(settings, lambda: kb.connection)  # the cache's and the rate limits'
         self.cache: Optional[ServiceCache] = None
         if settings.cache.enabled:
             self.cache = ServiceCache(
-                build_backend(settings, lambda: kb.connection),
+                shared,
                 answer_ttl_s=settings.cache.answer_ttl_s,
                 embedding_ttl_s=settings.cache.embedding_ttl_s,
                 on_lookup=self.metrics.cache_lookup,
@@ -84,7 +86,7 @@ class Service:
             if kb.wrap_embed_model is None:
                 kb.wrap_embed_model = self.cache.wrap_embedding
         self.keys = KeyStore(kb.connection, settings.serve.keys_table)
-        self.limiter = RateLimiter(build_counter(settings, kb.connection))
+        self.limiter = RateLimiter(shared)
         self.access_log = AccessLog(kb.connection, settings.serve.access_log_table)
         self.jobs = IndexJobs(kb, settings.serve.index_roots)
         self.model_queue = ModelQueue(settings.serve.model_queue, self.metrics)
