@@ -12,7 +12,6 @@ says which were read, and how many tokens they were).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -22,7 +21,6 @@ from llama_index.core import PromptTemplate, get_response_synthesizer
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.base.response.schema import RESPONSE_TYPE, Response, StreamingResponse
 from llama_index.core.bridge.pydantic import Field
-from llama_index.core.callbacks.base_handler import BaseCallbackHandler
 from llama_index.core.callbacks.schema import CBEventType, EventPayload
 from llama_index.core.llms import LLM
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
@@ -31,7 +29,9 @@ from llama_index.core.response_synthesizers import ResponseMode
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from kb.engines.answer import timed_stream
+from kb.engines.callbacks import EventHandler, add_handler_once
 from kb.engines.context import ContextBudget, token_counter
+from kb.engines.timing import Stopwatch
 
 QA_PROMPT = PromptTemplate(
     "Answer the question using only the context below. Be brief and factual. "
@@ -42,22 +42,9 @@ NOTHING_FOUND = "I found nothing in the indexed documents about that."
 _LLM_ERRORS: ContextVar[Optional[list[BaseException]]] = ContextVar("kb_llm_errors", default=None)
 
 
-class _LLMErrorRecorder(BaseCallbackHandler):
+class _LLMErrorRecorder(EventHandler):
     """Records the exceptions of the LLM calls made in the current context while
     :func:`llm_errors_raised` watches (LlamaIndex ends a failed call's event with its exception)."""
-
-    def __init__(self) -> None:
-        super().__init__(event_starts_to_ignore=[], event_ends_to_ignore=[])
-
-    def on_event_start(
-        self,
-        event_type: CBEventType,
-        payload: Optional[dict[str, Any]] = None,
-        event_id: str = "",
-        parent_id: str = "",
-        **kwargs: Any,
-    ) -> str:
-        return event_id
 
     def on_event_end(
         self, event_type: CBEventType, payload: Optional[dict[str, Any]] = None, event_id: str = "", **kwargs: Any
@@ -67,12 +54,6 @@ class _LLMErrorRecorder(BaseCallbackHandler):
             error = payload.get(EventPayload.EXCEPTION)
             if isinstance(error, BaseException):
                 seen.append(error)
-
-    def start_trace(self, trace_id: Optional[str] = None) -> None:
-        pass
-
-    def end_trace(self, trace_id: Optional[str] = None, trace_map: Optional[dict[str, list[str]]] = None) -> None:
-        pass
 
 
 _RECORDER = _LLMErrorRecorder()
@@ -84,9 +65,7 @@ def llm_errors_raised(llm: LLM) -> Iterator[None]:
     synthesizer (behind every response mode) catches a ValueError or TypeError from the LLM and
     answers "Empty Response": a context window exceeded, or a client library's own error, would
     reach the user as an empty answer instead of the model's error."""
-    manager = llm.callback_manager
-    if not any(handler is _RECORDER for handler in manager.handlers):
-        manager.add_handler(_RECORDER)
+    add_handler_once(llm, _RECORDER)
     seen: list[BaseException] = []
     token = _LLM_ERRORS.set(seen)
     try:
@@ -150,13 +129,12 @@ class DocumentsQueryEngine(CustomQueryEngine):
         nodes: Sequence[NodeWithScore],
         *,
         streaming: Optional[bool] = None,
-        started: Optional[float] = None,
-        retrieval_ms: float = 0.0,
+        clock: Optional[Stopwatch] = None,
     ) -> RESPONSE_TYPE:
-        """The response written from ``nodes`` (already retrieved)."""
-        started = time.perf_counter() if started is None else started
+        """The response written from ``nodes`` (already retrieved; ``clock`` timed the retrieval)."""
+        clock = Stopwatch() if clock is None else clock
         streaming = self.streaming if streaming is None else streaming
-        metadata: dict[str, Any] = {"route": "documents", "timings": {"retrieval_ms": round(retrieval_ms, 2)}}
+        metadata: dict[str, Any] = {"route": "documents", "timings": clock.milliseconds()}
         nodes = list(nodes)
         read = self.prompt_nodes(nodes)
         metadata["context"] = self.context_report(nodes, read)
@@ -167,46 +145,38 @@ class DocumentsQueryEngine(CustomQueryEngine):
                 else iter([NOTHING_FOUND])
             )
             return StreamingResponse(
-                response_gen=timed_stream(pieces, metadata, started), source_nodes=nodes, metadata=metadata
+                response_gen=timed_stream(pieces, metadata, clock), source_nodes=nodes, metadata=metadata
             )
-        generation_started = time.perf_counter()
         text = NOTHING_FOUND
-        if read:
-            with llm_errors_raised(self.llm):
-                text = str(self._synthesizer(False).synthesize(QueryBundle(question), nodes=read).response or "")
-            text = text.strip()
-        now = time.perf_counter()
-        metadata["timings"].update(
-            generation_ms=round((now - generation_started) * 1000, 2), total_ms=round((now - started) * 1000, 2)
-        )
+        with clock.step("generation"):
+            if read:
+                with llm_errors_raised(self.llm):
+                    text = str(self._synthesizer(False).synthesize(QueryBundle(question), nodes=read).response or "")
+                text = text.strip()
+        metadata["timings"].update(clock.milliseconds())
         return Response(response=text, source_nodes=nodes, metadata=metadata)
 
     def custom_query(self, query_str: str) -> RESPONSE_TYPE:
-        started = time.perf_counter()
-        nodes = self.retrieve(QueryBundle(query_str))
-        return self.answer_from(query_str, nodes, started=started, retrieval_ms=(time.perf_counter() - started) * 1000)
+        clock = Stopwatch()
+        with clock.step("retrieval"):
+            nodes = self.retrieve(QueryBundle(query_str))
+        return self.answer_from(query_str, nodes, clock=clock)
 
     async def acustom_query(self, query_str: str) -> RESPONSE_TYPE:
-        started = time.perf_counter()
-        nodes = await self.aretrieve(QueryBundle(query_str))
-        retrieval_ms = (time.perf_counter() - started) * 1000
+        clock = Stopwatch()
+        with clock.step("retrieval"):
+            nodes = await self.aretrieve(QueryBundle(query_str))
         if self.streaming or not nodes:
-            return self.answer_from(query_str, nodes, started=started, retrieval_ms=retrieval_ms)
+            return self.answer_from(query_str, nodes, clock=clock)
         read = self.prompt_nodes(nodes)
-        generation_started = time.perf_counter()
-        with llm_errors_raised(self.llm):
+        with clock.step("generation"), llm_errors_raised(self.llm):
             response = await self._synthesizer(False).asynthesize(QueryBundle(query_str), nodes=read)
-        now = time.perf_counter()
         return Response(
             response=str(response.response or "").strip(),
             source_nodes=nodes,
             metadata={
                 "route": "documents",
                 "context": self.context_report(nodes, read),
-                "timings": {
-                    "retrieval_ms": round(retrieval_ms, 2),
-                    "generation_ms": round((now - generation_started) * 1000, 2),
-                    "total_ms": round((now - started) * 1000, 2),
-                },
+                "timings": clock.milliseconds(),
             },
         )

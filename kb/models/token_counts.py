@@ -20,10 +20,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from llama_index.core.callbacks.base_handler import BaseCallbackHandler
 from llama_index.core.callbacks.schema import CBEventType, EventPayload
 from llama_index.core.callbacks.token_counting import get_llm_token_counts
 from llama_index.core.utilities.token_counting import TokenCounter as PayloadTokenCounter
+
+from kb.engines.callbacks import EventHandler
 
 _CURRENT: ContextVar[Optional[Counts]] = ContextVar("kb_token_counts", default=None)
 
@@ -43,11 +44,11 @@ class Counts:
         return {"in": self.prompt, "out": self.completion}
 
 
-class TokenCounter(BaseCallbackHandler):
+class TokenCounter(EventHandler):
     """Adds every LLM call's tokens to the current context's :class:`Counts`."""
 
     def __init__(self, tokenizer: Optional[Callable[[str], list]] = None) -> None:
-        super().__init__(event_starts_to_ignore=[], event_ends_to_ignore=[])
+        super().__init__()
         self._payload_counter = PayloadTokenCounter(tokenizer=tokenizer)
         self.tokenizer = self._payload_counter.tokenizer
 
@@ -107,16 +108,3 @@ class TokenCounter(BaseCallbackHandler):
             return
         counts.prompt += event.prompt_token_count - counts.open_calls.pop(event_id, 0)
         counts.completion += event.completion_token_count
-
-    def start_trace(self, trace_id: Optional[str] = None) -> None:
-        return None
-
-    def end_trace(self, trace_id: Optional[str] = None, trace_map: Optional[dict[str, list[str]]] = None) -> None:
-        return None
-
-
-def attach(llm: Any, counter: TokenCounter) -> None:
-    """Add kb's counter to the LLM's own callback manager, keeping the handlers it already has."""
-    manager = llm.callback_manager
-    if not any(handler is counter for handler in manager.handlers):
-        manager.add_handler(counter)
