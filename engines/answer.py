@@ -16,7 +16,6 @@ and the Python API's ``query()``) is built from a response with :meth:`Answer.fr
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,8 @@ from typing import Any, Optional, Union
 from llama_index.core.base.response.schema import RESPONSE_TYPE, StreamingResponse
 from llama_index.core.chat_engine.types import AgentChatResponse
 from llama_index.core.schema import NodeWithScore
+
+from kb.engines.timing import Stopwatch
 
 AnyResponse = Union[RESPONSE_TYPE, AgentChatResponse]
 
@@ -159,25 +160,26 @@ class Answer:
 
 
 def timed_stream(
-    pieces: Iterable[str], metadata: dict[str, Any], started: float, on_end: Optional[Callable[[str], object]] = None
+    pieces: Iterable[str],
+    metadata: dict[str, Any],
+    clock: Stopwatch,
+    on_end: Optional[Callable[[str], object]] = None,
 ) -> Generator[str, None, None]:
-    """Pass ``pieces`` through; when they end, complete ``metadata['timings']`` (generation and
-    total time are only known then) and call ``on_end`` with the whole text. Closed early, it closes
-    ``pieces`` at once: an LLM's stream stops generating (and releases the model) when it is closed."""
-    generation_started = time.perf_counter()
+    """Pass ``pieces`` through as the step "generation" of ``clock``; when they end, write the clock
+    into ``metadata['timings']`` (generation and total time are only known then) and call ``on_end``
+    with the whole text. Closed early, it closes ``pieces`` at once: an LLM's stream stops generating
+    (and releases the model) when it is closed."""
     text = []
-    try:
-        for piece in pieces:
-            text.append(piece)
-            yield piece
-    finally:
-        close = getattr(pieces, "close", None)
-        if close is not None:
-            close()
-    now = time.perf_counter()
-    timings = metadata.setdefault("timings", {})
-    timings["generation_ms"] = round(timings.get("generation_ms", 0.0) + (now - generation_started) * 1000, 2)
-    timings["total_ms"] = round((now - started) * 1000, 2)
+    with clock.step("generation"):
+        try:
+            for piece in pieces:
+                text.append(piece)
+                yield piece
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
+    metadata.setdefault("timings", {}).update(clock.milliseconds())
     if on_end:
         on_end("".join(text))
 

@@ -18,7 +18,6 @@ import asyncio
 import contextvars
 import re
 import threading
-import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from threading import Thread
@@ -34,6 +33,7 @@ from llama_index.core.storage.chat_store.base import BaseChatStore
 
 from kb.engines.answer import Answer, GenerationStopped
 from kb.engines.router import RoutedQueryEngine
+from kb.engines.timing import Stopwatch
 
 CONDENSE_PROMPT = PromptTemplate(DEFAULT_CONDENSE_PROMPT_TEMPLATE)
 FOLLOW_UP = re.compile(
@@ -120,13 +120,12 @@ class SessionChatEngine(BaseChatEngine):
         condensed = self.llm.predict(CONDENSE_PROMPT, chat_history=history_text(history), question=message)
         return sanitize_condensed(condensed, message, history)
 
-    def _complete(self, message: str, standalone: str, response: Any, started: float, condense_ms: float) -> Answer:
-        """Stamp the turn onto its response and answer, remember both sides, report it."""
+    def _complete(self, message: str, standalone: str, response: Any, clock: Stopwatch) -> Answer:
+        """Stamp the turn onto its response and answer, remember both sides, report it. ``clock``
+        timed the condensing; the turn's total time runs from its start."""
         metadata = response.metadata if response.metadata is not None else {}
         metadata.update(condensed_question=standalone, session_id=self.session_id)
-        timings = metadata.setdefault("timings", {})
-        timings["condense_ms"] = round(condense_ms, 2)
-        timings["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        metadata.setdefault("timings", {}).update(clock.milliseconds())
         answer = Answer.from_response(message, response)
         self.memory.put(ChatMessage(role=MessageRole.USER, content=message))
         self.memory.put(ChatMessage(role=MessageRole.ASSISTANT, content=answer.memory_text()))
@@ -134,18 +133,19 @@ class SessionChatEngine(BaseChatEngine):
         metadata["answer_id"] = answer.answer_id  # given when the turn was logged; what feedback names
         return answer
 
-    def _begin(self, message: str) -> tuple[str, float, float]:
-        started = time.perf_counter()
-        standalone = self.condense(message)
-        return standalone, started, (time.perf_counter() - started) * 1000
+    def _begin(self, message: str) -> tuple[str, Stopwatch]:
+        clock = Stopwatch()
+        with clock.step("condense"):
+            standalone = self.condense(message)
+        return standalone, clock
 
     # -- BaseChatEngine --------------------------------------------------------------------------------------
     def chat(self, message: str, chat_history: Optional[list[ChatMessage]] = None) -> AgentChatResponse:
         if chat_history is not None:
             self.memory.set(chat_history)
-        standalone, started, condense_ms = self._begin(message)
+        standalone, clock = self._begin(message)
         response = self.router.answer(standalone)
-        self._complete(message, standalone, response, started, condense_ms)
+        self._complete(message, standalone, response, clock)
         return AgentChatResponse(
             response=str(response.response or ""), source_nodes=response.source_nodes, metadata=response.metadata
         )
@@ -153,7 +153,7 @@ class SessionChatEngine(BaseChatEngine):
     def stream_chat(self, message: str, chat_history: Optional[list[ChatMessage]] = None) -> StreamingChatTurn:
         if chat_history is not None:
             self.memory.set(chat_history)
-        standalone, started, condense_ms = self._begin(message)
+        standalone, clock = self._begin(message)
         streaming = self.router.stream(standalone)
         turn = StreamingChatTurn(source_nodes=streaming.source_nodes, metadata=streaming.metadata or {})
 
@@ -173,7 +173,7 @@ class SessionChatEngine(BaseChatEngine):
                 self._on_stopped(text)
                 return
             streaming.response_txt = text
-            self._complete(message, standalone, streaming, started, condense_ms)
+            self._complete(message, standalone, streaming, clock)
 
         # LlamaIndex's own consumer thread fills the response's queue; the scratch memory it writes
         # the final message into is discarded: kb remembers the turn itself (with sources and SQL).

@@ -13,7 +13,6 @@ The selectors (:mod:`kb.engines.selectors`) decide; :func:`build_selector` makes
 from __future__ import annotations
 
 import contextvars
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from kb.engines.answer import timed_stream
 from kb.engines.documents import DocumentsQueryEngine
 from kb.engines.selectors import ROUTES, RouteDecision, database_part
 from kb.engines.sql import SQLEngine, format_rows
+from kb.engines.timing import Stopwatch
 
 BOTH_PROMPT = PromptTemplate(
     "Answer the question in one or two sentences from the document excerpts and the database result "
@@ -73,19 +73,18 @@ class RoutedQueryEngine(CustomQueryEngine):
         return RouteDecision(route, "forced by the caller", "forced")
 
     def _respond(self, question: str, route: Optional[str], streaming: bool) -> RESPONSE_TYPE:
-        started = time.perf_counter()
+        clock = Stopwatch()
         decision = self._decision(question, route)
         bundle = QueryBundle(question, embedding=decision.embedding)  # embedded once, by the selector
         if decision.route == "documents":
-            t = time.perf_counter()
-            nodes = self.documents.retrieve(bundle)
-            response = self.documents.answer_from(
-                question, nodes, streaming=streaming, started=started, retrieval_ms=(time.perf_counter() - t) * 1000
-            )
+            with clock.step("retrieval"):
+                nodes = self.documents.retrieve(bundle)
+            response = self.documents.answer_from(question, nodes, streaming=streaming, clock=clock)
         elif decision.route == "database":
-            response = self.database.respond(self.database.compute(question), streaming=streaming, started=started)
+            outcome = self.database.compute(question, clock=clock)
+            response = self.database.respond(outcome, streaming=streaming, clock=clock)
         else:
-            response = self._both(bundle, streaming, started)
+            response = self._both(bundle, streaming, clock)
         response.metadata = {
             **(response.metadata or {}),
             "route": decision.route,
@@ -109,18 +108,19 @@ class RoutedQueryEngine(CustomQueryEngine):
     def custom_query(self, query_str: str) -> RESPONSE_TYPE:
         return self._respond(query_str, None, self.streaming)
 
-    def _both(self, bundle: QueryBundle, streaming: bool, started: float) -> RESPONSE_TYPE:
+    def _both(self, bundle: QueryBundle, streaming: bool, clock: Stopwatch) -> RESPONSE_TYPE:
         """The database side runs in a thread of its own (in this context: token counts, deadlines)
         while the documents are retrieved; one answer is written from both."""
         question = bundle.query_str
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-both") as pool:
-            database = pool.submit(contextvars.copy_context().run, self.database.compute, database_part(question))
-            t = time.perf_counter()
-            nodes = self.documents.retrieve(bundle)
-            retrieval_ms = (time.perf_counter() - t) * 1000
+            database = pool.submit(
+                contextvars.copy_context().run, self.database.compute, database_part(question), clock=clock
+            )
+            with clock.step("retrieval"):
+                nodes = self.documents.retrieve(bundle)
             outcome = database.result()
         metadata = outcome.metadata()
-        metadata["timings"]["retrieval_ms"] = round(retrieval_ms, 2)
+        metadata["timings"] = clock.milliseconds()
         read = self.documents.prompt_nodes(nodes)[: self.context_chunks]
         metadata["context"] = self.documents.context_report(nodes, read)
         context = (
@@ -131,14 +131,11 @@ class RoutedQueryEngine(CustomQueryEngine):
         arguments = dict(context=context, sql=outcome.sql or "-", rows=rows, question=question)
         if streaming:
             return StreamingResponse(
-                response_gen=timed_stream(self.llm.stream(BOTH_PROMPT, **arguments), metadata, started),
+                response_gen=timed_stream(self.llm.stream(BOTH_PROMPT, **arguments), metadata, clock),
                 source_nodes=nodes,
                 metadata=metadata,
             )
-        generation_started = time.perf_counter()
-        text = str(self.llm.predict(BOTH_PROMPT, **arguments)).strip()
-        now = time.perf_counter()
-        timings = metadata["timings"]
-        timings["generation_ms"] = round(timings.get("generation_ms", 0.0) + (now - generation_started) * 1000, 2)
-        timings["total_ms"] = round((now - started) * 1000, 2)
+        with clock.step("generation"):
+            text = str(self.llm.predict(BOTH_PROMPT, **arguments)).strip()
+        metadata["timings"].update(clock.milliseconds())
         return Response(response=text, source_nodes=nodes, metadata=metadata)

@@ -35,7 +35,6 @@ from __future__ import annotations
 import decimal
 import logging
 import re
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -55,6 +54,7 @@ from kb.engines.sql_repairs import StatementRepairs
 from kb.engines.sql_schema import DescribedSQLDatabase
 from kb.engines.sql_ties import Tie, tie_probe, with_ties
 from kb.engines.sql_values import ValueIndex
+from kb.engines.timing import Stopwatch
 from kb.stores.connection import MariaDBConnection
 from kb.stores.errors import DatabaseUnavailable, is_database_down
 
@@ -198,7 +198,7 @@ class SQLOutcome:
     question_hint: str = ""  # the line the prompt shows right above the question: value linking, shared names
     timings: dict[str, float] = field(default_factory=dict)
 
-    def own_text(self) -> Optional[str]:
+    def text_without_llm(self) -> Optional[str]:
         """The answer kb writes itself, without the LLM: why there are no rows, or the tied rows."""
         return self.failure or (self.tie.sentence() if self.tie else None)
 
@@ -301,7 +301,7 @@ class SQLEngine(CustomQueryEngine):
         tables = list(tables)
         sql_database = DescribedSQLDatabase(readonly, database, tables)
         guard = ReadOnlyGuard(tables, database)
-        shown = format_examples(examples, guard)
+        example_lines = format_examples(examples, guard)
         super().__init__(
             llm=llm,
             readonly=readonly,
@@ -310,8 +310,8 @@ class SQLEngine(CustomQueryEngine):
             guard=guard,
             sql_database=sql_database,
             repairs=StatementRepairs(sql_database.describer),
-            writer=_sql_writer(llm, sql_database, tables, max_tables_in_prompt, embed_model, shown),
-            examples_text=shown,
+            writer=_sql_writer(llm, sql_database, tables, max_tables_in_prompt, embed_model, example_lines),
+            examples_text=example_lines,
             values=ValueIndex(readonly, database, tables) if value_linking else None,
             **kwargs,
         )
@@ -414,21 +414,19 @@ class SQLEngine(CustomQueryEngine):
             return None
         return with_ties(rows, probe_rows, probe[1], probe[2])
 
-    def _attempts(self, question: str, hint: str, outcome: SQLOutcome) -> tuple[Optional[Statement], float, float]:
+    def _attempts(self, question: str, hint: str, outcome: SQLOutcome, clock: Stopwatch) -> Optional[Statement]:
         """The greedy statement and its corrections, until one runs (at most ``max_attempts``): the
-        statement that ran (None: none did), and the seconds spent writing and running."""
-        writing = running = 0.0
+        statement that ran (None: none did). Writing is the clock's step "generation", running "query"."""
         used_tables: tuple[str, ...] = ()
         for number in range(self.max_attempts):
-            t = time.perf_counter()
-            proposed = (
-                self.write_sql(question, hint)
-                if number == 0
-                else self.correct_sql(
-                    question, outcome.attempts[-1], used_tables, [a.sql for a in outcome.attempts], hint
+            with clock.step("generation"):
+                proposed = (
+                    self.write_sql(question, hint)
+                    if number == 0
+                    else self.correct_sql(
+                        question, outcome.attempts[-1], used_tables, [a.sql for a in outcome.attempts], hint
+                    )
                 )
-            )
-            writing += time.perf_counter() - t
             attempt = Attempt(sql=clean(proposed) or proposed)
             outcome.attempts.append(attempt)
             try:
@@ -443,17 +441,16 @@ class SQLEngine(CustomQueryEngine):
                 continue
             attempt.sql, used_tables = checked.sql, checked.tables
             outcome.refused, outcome.refusal_reason = False, None
-            t = time.perf_counter()
-            ran = self._run_checked(checked)
-            running += time.perf_counter() - t
+            with clock.step("query"):
+                ran = self._run_checked(checked)
             if number == 0:
                 outcome.first_statement = ran
             if ran.rows is not None:
-                return ran, writing, running
+                return ran
             attempt.error = ran.error
             if any(marker in (ran.error or "") for marker in NOT_RETRIED):
                 break
-        return None, writing, running
+        return None
 
     def _sampled(self, question: str, hint: str, seed: int) -> Optional[Statement]:
         """One sampled candidate, checked and run (kb's join added once if the server names an unknown
@@ -474,10 +471,9 @@ class SQLEngine(CustomQueryEngine):
                 return None
         return ran if ran.rows is not None else None
 
-    def _vote(self, question: str, hint: str, greedy: Optional[Statement]) -> tuple[Optional[Statement], Votes, float]:
+    def _vote(self, question: str, hint: str, greedy: Optional[Statement]) -> tuple[Optional[Statement], Votes]:
         """Execution-guided selection (see the module docstring): the statement whose rows the most
-        candidates gave, how they voted, and the seconds spent on the extra candidates."""
-        started = time.perf_counter()
+        candidates gave, and how they voted."""
         groups: list[list[Statement]] = [[greedy]] if greedy is not None else []
         written = 1
         for seed in range(1, self.candidates):
@@ -497,16 +493,17 @@ class SQLEngine(CustomQueryEngine):
                 same.append(candidate)
         ran = sum(len(g) for g in groups)
         if not groups:
-            return None, Votes(written, 0, 0, False), time.perf_counter() - started
+            return None, Votes(written, 0, 0, False)
         best = max(len(g) for g in groups)
         leaders = [g for g in groups if len(g) == best]
         chosen = next((g for g in leaders if greedy is not None and g[0] is greedy), leaders[0])
         votes = Votes(written, ran, best, greedy is not None and chosen[0] is greedy)
-        return chosen[0], votes, time.perf_counter() - started
+        return chosen[0], votes
 
-    def compute(self, question: str) -> SQLOutcome:
-        """Write, check and run (and correct) the SQL for ``question``; no answer is written yet."""
-        started = time.perf_counter()
+    def compute(self, question: str, clock: Optional[Stopwatch] = None) -> SQLOutcome:
+        """Write, check and run (and correct) the SQL for ``question``; no answer is written yet.
+        ``clock`` (a new one by default) times writing as "generation" and running as "query"."""
+        clock = Stopwatch() if clock is None else clock
         outcome = SQLOutcome(question=question)
         outcome.question_hint = " ".join(
             hint
@@ -516,10 +513,10 @@ class SQLEngine(CustomQueryEngine):
             )
             if hint
         )
-        chosen, writing, running = self._attempts(question, outcome.question_hint, outcome)
+        chosen = self._attempts(question, outcome.question_hint, outcome, clock)
         if self.candidates > 1 and not (outcome.refused and chosen is None and not outcome.attempts[-1].error):
-            voted, outcome.votes, seconds = self._vote(question, outcome.question_hint, chosen)
-            writing += seconds
+            with clock.step("generation"):  # the extra candidates: written and run
+                voted, outcome.votes = self._vote(question, outcome.question_hint, chosen)
             if voted is not None and voted is not chosen:
                 if chosen is not None:  # it ran, but the other candidates' rows won the vote
                     outcome.attempts[-1].error = f"outvoted: {outcome.votes.sentence()}"
@@ -527,11 +524,10 @@ class SQLEngine(CustomQueryEngine):
                 outcome.refused, outcome.refusal_reason = False, None
                 chosen = voted
         if chosen is not None:
-            t = time.perf_counter()
-            outcome.rows, outcome.truncated = chosen.rows, chosen.truncated
-            outcome.tie = self._tie(CheckedSQL(original=chosen.sql, sql=chosen.sql, tables=()), outcome.rows or [])
-            outcome.rows = outcome.tie.rows if outcome.tie else outcome.rows
-            running += time.perf_counter() - t
+            with clock.step("query"):
+                outcome.rows, outcome.truncated = chosen.rows, chosen.truncated
+                outcome.tie = self._tie(CheckedSQL(original=chosen.sql, sql=chosen.sql, tables=()), outcome.rows or [])
+                outcome.rows = outcome.tie.rows if outcome.tie else outcome.rows
         outcome.sql = chosen.sql if chosen is not None else outcome.attempts[-1].sql
         if chosen is None:
             outcome.rows = None if outcome.refused else []
@@ -541,11 +537,7 @@ class SQLEngine(CustomQueryEngine):
                 if outcome.refused
                 else f"The query failed on the server{tries}: {outcome.attempts[-1].error}"
             )
-        outcome.timings = {
-            "query_ms": round(running * 1000, 2),
-            "generation_ms": round(writing * 1000, 2),
-            "total_ms": round((time.perf_counter() - started) * 1000, 2),
-        }
+        outcome.timings = clock.milliseconds()
         return outcome
 
     # -- answering ---------------------------------------------------------------------------------------
@@ -561,27 +553,31 @@ class SQLEngine(CustomQueryEngine):
         )
 
     def respond(
-        self, outcome: SQLOutcome, *, streaming: Optional[bool] = None, started: Optional[float] = None
+        self, outcome: SQLOutcome, *, streaming: Optional[bool] = None, clock: Optional[Stopwatch] = None
     ) -> RESPONSE_TYPE:
         """The response to an outcome: kb's own text (a failure, tied rows), or an answer the LLM
-        writes from the rows."""
-        started = time.perf_counter() if started is None else started
+        writes from the rows. ``clock``: the one :meth:`compute` ran on (the answer's total time)."""
+        clock = Stopwatch() if clock is None else clock
         streaming = self.streaming if streaming is None else streaming
         metadata = outcome.metadata()
         if streaming:
-            own = outcome.own_text()
+            fixed = outcome.text_without_llm()
             pieces: Iterator[str] = (
-                iter([own]) if own else self.llm.stream(ANSWER_PROMPT, **self._answer_arguments(outcome))
+                iter([fixed]) if fixed else self.llm.stream(ANSWER_PROMPT, **self._answer_arguments(outcome))
             )
-            return StreamingResponse(response_gen=timed_stream(pieces, metadata, started), metadata=metadata)
-        generation_started = time.perf_counter()
-        text = outcome.own_text() or str(self.llm.predict(ANSWER_PROMPT, **self._answer_arguments(outcome))).strip()
-        now = time.perf_counter()
-        timings = metadata["timings"]
-        timings["generation_ms"] = round(timings.get("generation_ms", 0.0) + (now - generation_started) * 1000, 2)
-        timings["total_ms"] = round((now - started) * 1000, 2)
+            return StreamingResponse(response_gen=timed_stream(pieces, metadata, clock), metadata=metadata)
+        with clock.step("generation"):
+            text = (
+                outcome.text_without_llm()
+                or str(self.llm.predict(ANSWER_PROMPT, **self._answer_arguments(outcome))).strip()
+            )
+        metadata["timings"].update(clock.milliseconds())
         return Response(response=text, metadata=metadata)
 
+    def close(self) -> None:
+        """Release the read-only account's connections (the engine cannot run SQL afterwards)."""
+        self.readonly.dispose()
+
     def custom_query(self, query_str: str) -> RESPONSE_TYPE:
-        started = time.perf_counter()
-        return self.respond(self.compute(query_str), started=started)
+        clock = Stopwatch()
+        return self.respond(self.compute(query_str, clock), clock=clock)

@@ -30,6 +30,7 @@ from llama_index.core.vector_stores.types import (
 from kb.collections import ALL_COLLECTIONS, DEFAULT_COLLECTION, CollectionVersions
 from kb.config import Settings, load_settings
 from kb.engines.answer import Answer, StreamingAnswer
+from kb.engines.callbacks import add_handler_once
 from kb.engines.chat import SessionChatEngine
 from kb.engines.context import ContextBudget
 from kb.engines.documents import DocumentsQueryEngine
@@ -37,6 +38,7 @@ from kb.engines.retriever import StoreRetriever
 from kb.engines.router import DatabaseSide, RoutedQueryEngine, Unavailable
 from kb.engines.selectors import LLMSelector, RouteDecision, build_selector
 from kb.engines.sql import SQLEngine
+from kb.engines.timing import Stopwatch
 from kb.errors import ConfigError, KBError
 from kb.ingest.indexing import DirectoryIndexer, IndexReport
 from kb.ingest.reembedding import (
@@ -50,11 +52,11 @@ from kb.ingest.reembedding import (
     wait_for_followers,
 )
 from kb.models import factories
-from kb.models.token_counts import TokenCounter, attach
+from kb.models.token_counts import TokenCounter
 from kb.operations.cost import Prices
 from kb.operations.evaluation import EvalQuestion, EvalReport, Setting, evaluate, load_questions
 from kb.operations.query_log import QueryLog
-from kb.retrieval import build_retriever, filters_from, rerankers
+from kb.retrieval import build_retriever, candidates_to_retrieve, filters_from, rerankers
 from kb.server.database import connect
 from kb.sql.engine_setup import build_database_side
 from kb.stores import MariaDBConnection, MariaDBKVStore, MariaDBVectorStore
@@ -237,7 +239,7 @@ class KnowledgeBase:
         if self._llm is None:
             self._llm = factories.build_llm(self.settings)
             self.__dict__.pop("token_counter", None)  # now the model's own tokenizer can count
-        attach(self._llm, self.token_counter)  # added beside the caller's own handlers, never instead
+        add_handler_once(self._llm, self.token_counter)  # added beside the caller's own handlers, never instead
         return self._llm
 
     @property
@@ -407,7 +409,7 @@ class KnowledgeBase:
         """Move the knowledge base to ``profile``'s embedding model without downtime: build its
         vectors in a table beside the live one, then switch (see :mod:`kb.ingest.reembedding`). Resumes a
         build that was cut off; switching back to a model whose table was kept catches it up."""
-        started = time.perf_counter()
+        clock = Stopwatch()
         try:
             target_model = factories.embedding_model_name(self.settings, profile)
         except ConfigError as exc:
@@ -456,7 +458,7 @@ class KnowledgeBase:
             copied=build.copied,
             embedded=build.embedded,
             resumed=resumed,
-            seconds=time.perf_counter() - started,
+            seconds=clock.elapsed(),
         )
 
     def drop_old_generations(self) -> list[str]:
@@ -502,8 +504,7 @@ class KnowledgeBase:
     def documents_engine(self, *, streaming: bool = False, **options: Any) -> DocumentsQueryEngine:
         """The documents side alone, a LlamaIndex query engine (retrieval options as :meth:`as_retriever`)."""
         e = self.settings.engine
-        if e.reranker:  # the reranker chooses top_k among more candidates
-            options["top_k"] = (options.get("top_k") or self.settings.retrieval.top_k) * e.rerank_candidates
+        options["top_k"] = candidates_to_retrieve(self.settings, options.get("top_k"))
         return DocumentsQueryEngine(
             retriever=self.as_retriever(**options),
             llm=self.llm,
@@ -740,7 +741,7 @@ class KnowledgeBase:
             self.connection.dispose()
         engine = self.__dict__.get("sql_engine")
         if isinstance(engine, SQLEngine):
-            engine.readonly.dispose()
+            engine.close()
 
     def __enter__(self) -> KnowledgeBase:
         return self

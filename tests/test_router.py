@@ -91,6 +91,10 @@ def test_llm_selector_choice_is_used(db_url, business, local_embed):
     )
     assert answer.sources and answer.sources[0].path == "policies/return-policy.md"
     assert answer.text == "There are 162 returns; the policy allows 30 days."
+    # one clock for the whole answer: the database side ran while the documents were retrieved
+    t = answer.timings
+    assert t["retrieval_ms"] > 0 and t["query_ms"] > 0 and t["generation_ms"] > 0
+    assert t["total_ms"] >= max(t["retrieval_ms"], t["query_ms"], t["generation_ms"])
 
 
 def test_route_decision_without_answering_and_forced_routes(db_url, business, local_embed):

@@ -7,9 +7,8 @@ the answer, the sources and the SQL with its rows.
 
 from __future__ import annotations
 
-import time
-
 from kb.config import Settings
+from kb.engines.timing import Stopwatch
 from kb.server.database import private_server, uses_private_server
 from kb.sql.business_database import DATA, load_demo_data
 
@@ -35,9 +34,9 @@ def run(settings: Settings, out=print) -> None:
     try:
         report = kb.index_directory(DATA / "docs", progress=False)
         out(report.summary())
-        started = time.perf_counter()
+        loading = Stopwatch()
         kb.llm  # loaded (and verified) once, before the first question's clock starts
-        out(f"model {kb.llm_model_name} loaded in {time.perf_counter() - started:.1f} s")
+        out(f"model {kb.llm_model_name} loaded in {loading.elapsed():.1f} s")
         for question, _ in QUESTIONS:
             out("")
             out(f"Q: {question}")

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
 from collections.abc import Callable, Sequence
 from typing import Optional
 
 from llama_index.core.schema import BaseNode, MetadataMode
 
+from kb.engines.timing import Stopwatch
 from kb.stores import MariaDBKVStore
 from kb.stores.sql_utils import from_bytes, to_bytes
 
@@ -34,25 +34,22 @@ class EmbeddingCache:
         self,
         nodes: Sequence[BaseNode],
         embed: Callable[[list[str]], list[list[float]]],
-        seconds: Optional[dict[str, float]] = None,
+        clock: Optional[Stopwatch] = None,
     ) -> int:
         """Give every node the vector of the text it is embedded by (``MetadataMode.EMBED``): from
         the cache, else from ``embed`` (called once, each missing text once), which is then cached.
-        Returns how many texts ``embed`` embedded; adds the time spent to ``seconds["database"]``
-        and ``seconds["embed"]`` when given."""
-        clock = seconds if seconds is not None else {"database": 0.0, "embed": 0.0}
-        t = time.perf_counter()
-        texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
-        cached = self.get_many(texts)
-        clock["database"] += time.perf_counter() - t
+        Returns how many texts ``embed`` embedded; the time spent goes to the steps "database" and
+        "embed" of ``clock`` when given."""
+        clock = Stopwatch() if clock is None else clock
+        with clock.step("database"):
+            texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
+            cached = self.get_many(texts)
         missing = sorted({text for text in texts if self.key(text) not in cached})
         if missing:
-            t = time.perf_counter()
-            vectors = embed(missing)
-            clock["embed"] += time.perf_counter() - t
-            t = time.perf_counter()
-            self.put_many(list(zip(missing, vectors)))
-            clock["database"] += time.perf_counter() - t
+            with clock.step("embed"):
+                vectors = embed(missing)
+            with clock.step("database"):
+                self.put_many(list(zip(missing, vectors)))
             cached.update((self.key(text), list(vector)) for text, vector in zip(missing, vectors))
         for node, text in zip(nodes, texts):
             node.embedding = cached[self.key(text)]

@@ -31,7 +31,6 @@ import hashlib
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from llama_index.core.schema import BaseNode, MetadataMode
 
 from kb.collections import ALL_COLLECTIONS, DEFAULT_COLLECTION, CollectionVersions, check_collection
 from kb.config import IndexingSettings
+from kb.engines.timing import Stopwatch
 from kb.errors import KBError
 from kb.ingest import readers
 from kb.ingest.embedding_cache import EmbeddingCache
@@ -167,7 +167,6 @@ class DirectoryIndexer:
         ``may_write``: the other collections whose documents under ``root`` this run may move into
         ``collection`` or remove (``["*"]``: any); by default none, so their files are skipped.
         """
-        started = time.perf_counter()
         check_collection(collection)
         scope = _Scope([collection, *(may_write or ())], collection)
         base = self._root(root)
@@ -177,8 +176,9 @@ class DirectoryIndexer:
                 f"that is gone: kb index --forget {root})"
             )
         report = IndexReport(root=str(base), dry_run=dry_run)
+        clock = Stopwatch(report.seconds)  # the report keeps the steps' times
         if dry_run:
-            return self._run(base, report, include, exclude, recursive, dry_run, started, scope)
+            return self._run(base, report, include, exclude, recursive, dry_run, clock, scope)
         lock = f"kb_index:{self.store.connection.url.database}.{self.store.table_name}:{base}"
         with self.store.connection.named_lock(lock, 0) as held:
             if not held:
@@ -186,7 +186,7 @@ class DirectoryIndexer:
                     f"another kb index is indexing {base} into table {self.store.table_name} right now; "
                     "wait for it to finish (its work would be done twice)"
                 )
-            return self._run(base, report, include, exclude, recursive, dry_run, started, scope)
+            return self._run(base, report, include, exclude, recursive, dry_run, clock, scope)
 
     def _root(self, root: str | os.PathLike[str]) -> Path:
         """The folder a run works on, resolved; kb's own home (or a folder inside it) is refused."""
@@ -220,7 +220,7 @@ class DirectoryIndexer:
         exclude: Sequence[str] | None,
         recursive: bool | None,
         dry_run: bool,
-        started: float,
+        clock: Stopwatch,
         scope: _Scope,
     ) -> IndexReport:
         s = self.settings
@@ -309,19 +309,19 @@ class DirectoryIndexer:
             else:
                 report.skipped.append(FileNote(rel, _OTHER_COLLECTION))
         if dry_run:
-            report.elapsed = time.perf_counter() - started
+            report.elapsed = clock.elapsed()
             return report
 
-        failed_ids = self._process(base, todo, report)
+        failed_ids = self._process(base, todo, report, clock)
         for parsed in todo:
             if parsed.doc_id in failed_ids:
                 (report.added if parsed.rel in report.added else report.updated).remove(parsed.rel)
-        self._delete_documents(gone, report)
+        self._delete_documents(gone, clock)
         if report.added or report.updated or report.deleted:  # cached answers drawn from these are stale now
             touched = [collections[d] for d in gone]
             touched += [collections[p.doc_id] for p in todo if p.doc_id in collections]
             self.versions.bump([scope.collection, *touched])
-        report.elapsed = time.perf_counter() - started
+        report.elapsed = clock.elapsed()
         return report
 
     def forget(self, root: str | os.PathLike[str], *, may_write: Sequence[str] = (ALL_COLLECTIONS,)) -> list[str]:
@@ -332,19 +332,18 @@ class DirectoryIndexer:
         _, collections = self._known_documents(prefix)
         scope = _Scope(may_write)
         gone = sorted(doc_id for doc_id, c in collections.items() if scope.allows(c))
-        self._delete_documents(gone, IndexReport(root=str(base)))
+        self._delete_documents(gone, Stopwatch())
         if gone:
             self.versions.bump(collections[doc_id] for doc_id in gone)
         return gone
 
-    def _delete_documents(self, doc_ids: Sequence[str], report: IndexReport) -> None:
+    def _delete_documents(self, doc_ids: Sequence[str], clock: Stopwatch) -> None:
         if not doc_ids:
             return
-        t = time.perf_counter()
-        for doc_id in doc_ids:
-            self.store.delete(doc_id)  # chunks first: a crash here is finished by the next run
-        self.kv.delete_many(doc_ids, self.files)
-        report.seconds["database"] += time.perf_counter() - t
+        with clock.step("database"):
+            for doc_id in doc_ids:
+                self.store.delete(doc_id)  # chunks first: a crash here is finished by the next run
+            self.kv.delete_many(doc_ids, self.files)
 
     # -- reading, embedding, writing ---------------------------------------------------------------
     def _parse(self, base: Path, parsed: _Parsed) -> _Parsed:
@@ -406,15 +405,19 @@ class DirectoryIndexer:
                     next_index += 1
                 yield result
 
-    def _process(self, base: Path, todo: list[_Parsed], report: IndexReport) -> set[str]:
+    def _process(self, base: Path, todo: list[_Parsed], report: IndexReport, clock: Stopwatch) -> set[str]:
         failed: set[str] = set()
         if not todo:
             return failed
         bar = self._progress(len(todo))
         group: list[_Parsed] = []
-        read_started = time.perf_counter()
         done = 0
-        for parsed in self._parsed_stream(base, todo):
+        parsed_files = self._parsed_stream(base, todo)
+        while True:
+            with clock.step("read"):
+                parsed = next(parsed_files, None)
+            if parsed is None:
+                break
             if parsed.error:
                 report.failed.append(FileNote(parsed.rel, parsed.error))
                 failed.add(parsed.doc_id)
@@ -422,40 +425,38 @@ class DirectoryIndexer:
                 group.append(parsed)
             done += 1
             if len(group) >= self.settings.group_size or (done == len(todo) and group):
-                report.seconds["read"] += time.perf_counter() - read_started
-                self._write_group(group, report)
+                self._write_group(group, report, clock)
                 group = []
-                read_started = time.perf_counter()
             bar(done, report.chunks)
         bar(None, report.chunks)
         return failed
 
-    def _embed(self, nodes: list[BaseNode], report: IndexReport) -> None:
-        embedded = self.cache.fill(nodes, lambda texts: embed_texts(self._embed_model(), texts), report.seconds)
+    def _embed(self, nodes: list[BaseNode], report: IndexReport, clock: Stopwatch) -> None:
+        embedded = self.cache.fill(nodes, lambda texts: embed_texts(self._embed_model(), texts), clock)
         report.embedded += embedded
         report.embeddings_cached += len(nodes) - embedded
 
-    def _write_group(self, group: list[_Parsed], report: IndexReport) -> None:
+    def _write_group(self, group: list[_Parsed], report: IndexReport, clock: Stopwatch) -> None:
         nodes = [node for parsed in group for node in parsed.nodes or []]
-        self._embed(nodes, report)
-        t = time.perf_counter()
-        self.store.add(nodes)  # 1. the new version is in
-        existing = self.store.node_ids_of([p.doc_id for p in group])
-        stale = [
-            node_id
-            for p in group
-            for node_id in existing[p.doc_id]
-            if node_id not in {n.node_id for n in p.nodes or []}
-        ]
-        if stale:
-            self.store.delete_nodes(node_ids=stale)  # 2. then the old one goes
-        self.kv.put_all([(p.doc_id, {**p.record, "chunks": len(p.nodes or [])}) for p in group], self.files)  # 3.
-        report.seconds["database"] += time.perf_counter() - t
+        self._embed(nodes, report, clock)
+        with clock.step("database"):
+            self.store.add(nodes)  # 1. the new version is in
+            existing = self.store.node_ids_of([p.doc_id for p in group])
+            stale = [
+                node_id
+                for p in group
+                for node_id in existing[p.doc_id]
+                if node_id not in {n.node_id for n in p.nodes or []}
+            ]
+            if stale:
+                self.store.delete_nodes(node_ids=stale)  # 2. then the old one goes
+            kept = [(p.doc_id, {**p.record, "chunks": len(p.nodes or [])}) for p in group]
+            self.kv.put_all(kept, self.files)  # 3.
         report.chunks += len(nodes)
 
     def _progress(self, total: int) -> Callable[[int | None, int], None]:
         """A rich progress bar on a terminal, else a log line every few seconds."""
-        started = time.perf_counter()
+        clock = Stopwatch()
         if self.progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -474,22 +475,22 @@ class DirectoryIndexer:
                 if done is None:
                     progress.stop()
                     return
-                elapsed = max(time.perf_counter() - started, 1e-6)
+                elapsed = max(clock.elapsed(), 1e-6)
                 progress.update(
                     task, completed=done, rate=f"{done / elapsed:.1f} files/s {chunks / elapsed:.0f} chunks/s"
                 )
 
             return update
 
-        last = [started]
+        last = [0.0]
 
         def log_line(done: int | None, chunks: int) -> None:
-            now = time.perf_counter()
+            now = clock.elapsed()
             if done is not None and now - last[0] < 5 and done != total:
                 return
             last[0] = now
             if done is not None:
-                elapsed = max(now - started, 1e-6)
+                elapsed = max(now, 1e-6)
                 self.echo(
                     f"indexed {done}/{total} files, {chunks} chunks ({done / elapsed:.1f} files/s, "
                     f"{chunks / elapsed:.0f} chunks/s)"

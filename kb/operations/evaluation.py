@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from os import PathLike
@@ -40,6 +39,7 @@ from typing import Any, Optional
 
 import yaml
 
+from kb.engines.timing import Stopwatch
 from kb.errors import KBError
 
 ROUTES = ("documents", "database", "both")
@@ -233,7 +233,7 @@ def evaluate(
     scores = []
     for setting in settings:
         score = SettingScore(setting)
-        started = time.perf_counter()
+        clock = Stopwatch()
         for item in documented:
             hits = retrieve(item.question, mode=setting.mode, top_k=setting.top_k, **setting.options())
             files = ranked_files(h.node.metadata.get("file_path") for h in hits)
@@ -246,7 +246,7 @@ def evaluate(
             if progress:
                 progress(done, total)
         n = len(documented)
-        score.seconds = (time.perf_counter() - started) / n
+        score.seconds = clock.elapsed() / n
         for name in ("hit_1", "hit_5", "mrr_10", "ndcg_10"):
             setattr(score, name, getattr(score, name) / n)
         scores.append(score)
@@ -264,7 +264,7 @@ def evaluate(
     if answer is not None:
         facts = sources = 0
         scored_facts = sum(1 for q in documented if q.fact)
-        started = time.perf_counter()
+        clock = Stopwatch()
         for item in documented:
             reply = answer(item.question, best)
             text = reply.text.lower()
@@ -278,7 +278,7 @@ def evaluate(
             "fact_present": facts / scored_facts if scored_facts else None,
             "facts_scored": scored_facts,
             "first_source_right": sources / n,
-            "seconds_per_question": (time.perf_counter() - started) / n,
+            "seconds_per_question": clock.elapsed() / n,
         }
     return report
 

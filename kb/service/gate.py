@@ -38,6 +38,7 @@ from anyio.to_thread import run_sync
 from starlette.requests import ClientDisconnect
 
 from kb.engines.answer import GENERATION_STOP
+from kb.engines.timing import Stopwatch
 from kb.service.access_log import AccessRecord
 
 log = logging.getLogger("kb.service")
@@ -159,7 +160,7 @@ class RequestGate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
+        clock = Stopwatch()
         budget = RequestBudget(deadline=time.monotonic() + self.timeout_s)
         state = scope.setdefault("state", {})
         state["budget"] = budget
@@ -186,7 +187,7 @@ class RequestGate:
         finally:
             if not exchange.logged:
                 exchange.logged = True
-                await self._log(scope, exchange.status or 500, started)
+                await self._log(scope, exchange.status or 500, clock)
 
     # -- the steps ---------------------------------------------------------------------------------
     async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -303,7 +304,7 @@ class RequestGate:
         except OSError:  # the client is gone
             pass
 
-    async def _log(self, scope: Scope, status: int, started: float) -> None:
+    async def _log(self, scope: Scope, status: int, clock: Stopwatch) -> None:
         state = scope.get("state", {})
         settle = state.pop("settle", None)
         if settle is not None:  # a stream: its tokens and outcome are known once its generation ended
@@ -311,7 +312,7 @@ class RequestGate:
                 state.update(await self._in_thread(settle))
             except Exception as exc:
                 log.warning("stream outcome unknown: %s", exc)
-        elapsed = time.perf_counter() - started
+        elapsed = clock.elapsed()
         route = scope.get("route")
         endpoint = getattr(route, "path", None) or "unmatched"
         status = int(state.get("status_override") or status)

@@ -12,11 +12,11 @@ need it take turns here, in a line of bounded length.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Optional
 
+from kb.engines.timing import Stopwatch
 from kb.service.gate import ApiError, RequestBudget, current_budget
 from kb.service.metrics import ServiceMetrics
 
@@ -40,7 +40,7 @@ class ModelQueue:
         """Hold the model for the block's duration, after waiting for it within ``budget`` (the current
         request's by default)."""
         budget = budget or current_budget()
-        asked = time.perf_counter()
+        waiting = Stopwatch()
         with self._condition:
             if self._busy and self._waiting >= self.max_waiting:
                 self.metrics.model_refused.inc()
@@ -60,7 +60,7 @@ class ModelQueue:
             finally:
                 self._waiting -= 1
                 self.metrics.model_queue.set(self._waiting)
-        self.metrics.model_wait.observe(time.perf_counter() - asked)
+        self.metrics.model_wait.observe(waiting.elapsed())
         try:
             yield
         finally:
