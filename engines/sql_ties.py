@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-ROOM = 20  # tied rows looked for past the limit; more than that is a list, not a tie
+TIED_ROWS_PAST_LIMIT = 20  # tied rows looked for past the limit; more than that is a list, not a tie
 _KEY = "kb_tie_key_"
 
 
 def tie_probe(sql: str) -> Optional[tuple[str, int, list[str]]]:
-    """The statement with its ORDER BY values selected as extra columns and ``ROOM`` more rows,
+    """The statement with its ORDER BY values selected as extra columns and ``TIED_ROWS_PAST_LIMIT`` more rows,
     its limit and the ORDER BY expressions' text; None when it has no ORDER BY with a LIMIT (or an OFFSET, or is not one SELECT)."""
     import sqlglot
     from sqlglot import exp
@@ -51,7 +51,7 @@ def tie_probe(sql: str) -> Optional[tuple[str, int, list[str]]]:
         key = key.this if isinstance(key, exp.Alias) else key
         labels.append(key.sql(dialect="mysql"))
         tree.select(exp.alias_(key.copy(), f"{_KEY}{i}"), copy=False)
-    limit.set("expression", exp.Literal.number(int(count.this) + ROOM))
+    limit.set("expression", exp.Literal.number(int(count.this) + TIED_ROWS_PAST_LIMIT))
     return tree.sql(dialect="mysql"), int(count.this), labels
 
 
@@ -89,13 +89,15 @@ def with_ties(
     def key(row: dict[str, Any]) -> tuple:
         return tuple(v for k, v in row.items() if k.startswith(_KEY))
 
-    def shown(row: dict[str, Any]) -> dict[str, Any]:
+    def without_probe_columns(row: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in row.items() if not k.startswith(_KEY)}
 
     last = key(probe_rows[limit - 1])
-    kept = [shown(r) for r in probe_rows[:limit]]
-    extra = [shown(r) for r in probe_rows[limit:] if key(r) == last and shown(r) not in kept]
+    kept = [without_probe_columns(r) for r in probe_rows[:limit]]
+    extra = [
+        without_probe_columns(r) for r in probe_rows[limit:] if key(r) == last and without_probe_columns(r) not in kept
+    ]
     if not extra:
         return None
-    tied = [shown(r) for r in probe_rows[:limit] if key(r) == last] + extra
+    tied = [without_probe_columns(r) for r in probe_rows[:limit] if key(r) == last] + extra
     return Tie(rows=kept + extra, tied=tied, labels=labels, values=last)

@@ -1,5 +1,10 @@
 """Where each setting comes from: ``KB_*`` environment overrides (and which variable set which key),
-merging them over the file, and naming the source of a bad value in its error message."""
+merging them over the file, and naming the source of a bad value in its error message.
+
+Kept by hand rather than on pydantic-settings (``env_nested_delimiter="__"`` and a YAML source would
+read the same variables): pydantic-settings silently ignores a misspelt ``KB_`` variable, and its
+validation errors name the field, not the variable or file that set it; both are what a user needs to
+fix a configuration (tests/test_config.py holds the messages)."""
 
 from __future__ import annotations
 

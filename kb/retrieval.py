@@ -85,6 +85,14 @@ def build_retriever(
     )
 
 
+def candidates_to_retrieve(settings: Settings, top_k: int | None) -> int | None:
+    """How many chunks the documents side retrieves for ``top_k`` (None: ``retrieval.top_k``): with a
+    reranker, ``engine.rerank_candidates`` times as many, for it to choose ``top_k`` among them."""
+    if not settings.engine.reranker:
+        return top_k
+    return (top_k or settings.retrieval.top_k) * settings.engine.rerank_candidates
+
+
 def rerankers(settings: Settings, llm: Callable[[], LLM]) -> list[Any]:
     """The configured reranker as LlamaIndex node postprocessors (none, the LLM, or a cross-encoder)."""
     reranker, top_n = settings.engine.reranker, settings.retrieval.top_k
