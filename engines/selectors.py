@@ -21,11 +21,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 from llama_index.core import PromptTemplate
 from llama_index.core.vector_stores.types import MetadataFilters
+
+if TYPE_CHECKING:
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from llama_index.core.llms import LLM
+
+    from kb.engines.router import DatabaseSide
+    from kb.stores.vector_store import MariaDBVectorStore
 
 ROUTES = ("documents", "database", "both")
 # Language cues, in general language only: no word taken from a labelled question or from one
@@ -315,15 +322,24 @@ class DocumentTitles:
         return self._seen[key]
 
 
-def build_selector(mode: str, *, llm: Any, embed_model: Any, store: Any, database: Any) -> Any:
+Selector = Union[OfflineSelector, LLMSelector]
+
+
+def build_selector(
+    mode: str, *, llm: LLM, embed_model: BaseEmbedding, store: MariaDBVectorStore, database: DatabaseSide
+) -> Selector:
     """The configured selector: ``offline``, or ``llm`` with the offline one as its validated fallback.
 
     ``database`` is the SQL engine (or why there is none); ``store`` the documents' vector store.
     """
     from llama_index.core.vector_stores.types import VectorStoreQuery
 
-    tables = getattr(database, "tables", [])
-    tables_info = [(t, database.sql_database.get_single_table_info(t)) for t in tables]
+    from kb.engines.sql import SQLEngine
+
+    tables = list(database.tables) if isinstance(database, SQLEngine) else []
+    tables_info = (
+        [(t, database.sql_database.get_single_table_info(t)) for t in tables] if isinstance(database, SQLEngine) else []
+    )
     titles = DocumentTitles(store)
 
     def chunk_similarity(embedding: list[float], filters: Optional[MetadataFilters]) -> float:

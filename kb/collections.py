@@ -16,12 +16,14 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from kb.errors import KBError
 
 if TYPE_CHECKING:
     from llama_index.core.vector_stores.types import MetadataFilters
+
+    from kb.stores.kv_store import MariaDBKVStore
 
 DEFAULT_COLLECTION = "default"
 ALL_COLLECTIONS = "*"
@@ -66,7 +68,7 @@ def restrict(collections: Sequence[str], filters: Optional[MetadataFilters]) -> 
 class CollectionVersions:
     """The current version of each collection, in the KV store beside the file registry."""
 
-    def __init__(self, kv: Any, table_name: str) -> None:
+    def __init__(self, kv: MariaDBKVStore, table_name: str) -> None:
         self.kv = kv
         self.name = f"{_VERSIONS}/{table_name}"
 

@@ -36,7 +36,7 @@ from kb.engines.context import ContextBudget
 from kb.engines.documents import DocumentsQueryEngine
 from kb.engines.retriever import StoreRetriever
 from kb.engines.router import DatabaseSide, RoutedQueryEngine, Unavailable
-from kb.engines.selectors import LLMSelector, RouteDecision, build_selector
+from kb.engines.selectors import LLMSelector, RouteDecision, Selector, build_selector
 from kb.engines.sql import SQLEngine
 from kb.engines.timing import Stopwatch
 from kb.errors import ConfigError, KBError
@@ -52,7 +52,7 @@ from kb.ingest.reembedding import (
     wait_for_followers,
 )
 from kb.models import factories
-from kb.models.token_counts import TokenCounter
+from kb.models.token_counts import Counts, TokenCounter
 from kb.operations.cost import Prices
 from kb.operations.evaluation import EvalQuestion, EvalReport, Setting, evaluate, load_questions
 from kb.operations.query_log import QueryLog
@@ -86,7 +86,7 @@ class KnowledgeBase:
         self._live_read_at = 0.0
         self._embed_models: dict[str, BaseEmbedding] = {}
         self._stores: dict[str, MariaDBVectorStore] = {}
-        self._selector: Optional[tuple[int, Any]] = None
+        self._selector: Optional[tuple[int, Selector]] = None
 
     @classmethod
     def from_config(
@@ -286,7 +286,7 @@ class KnowledgeBase:
         return isinstance(self.selector, LLMSelector)
 
     @property
-    def selector(self) -> Any:
+    def selector(self) -> Selector:
         """The route selector, built for the live generation's store and embedding model."""
         generation = self.live_generation()
         if self._selector is None or self._selector[0] != generation.version:
@@ -566,7 +566,7 @@ class KnowledgeBase:
         passed in as ``llm=``: the profile's prices are the operator's statement of what it costs)."""
         return Prices.of(self.settings.active_profile)
 
-    def _log(self, answer: Answer, kind: str, counts: Any = None) -> Answer:
+    def _log(self, answer: Answer, kind: str, counts: Optional[Counts] = None) -> Answer:
         if counts is not None:
             answer.tokens = counts.as_dict()
         llm_cost = self.prices.llm_cost(int(answer.tokens.get("in", 0)), int(answer.tokens.get("out", 0)))

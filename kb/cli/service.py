@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kb.config import Settings
 
+if TYPE_CHECKING:
+    from kb.service.keys import KeyStore
 
-def _keys(settings: Settings) -> Any:
+
+def _keys(settings: Settings) -> KeyStore:
     from kb.server.database import connect
     from kb.service.keys import KeyStore
 

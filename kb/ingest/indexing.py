@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from llama_index.core import Document
+from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.node_parser import SentenceSplitter, TokenTextSplitter
 from llama_index.core.schema import BaseNode, MetadataMode
 
@@ -121,7 +122,7 @@ class DirectoryIndexer:
         self,
         store: MariaDBVectorStore,
         kv: MariaDBKVStore,
-        embed_model: Callable[[], Any],
+        embed_model: Callable[[], BaseEmbedding],
         embed_model_name: str,
         settings: IndexingSettings,
         *,

@@ -24,8 +24,9 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
+from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.schema import BaseNode
 from pydantic import BaseModel
 
@@ -128,7 +129,7 @@ class Reembedding:
         live: MariaDBVectorStore,
         new: MariaDBVectorStore,
         target: Generation,
-        embed_model: Any,
+        embed_model: BaseEmbedding,
     ) -> None:
         self.registry = registry
         self.record = record

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kb.config import EmbeddingSettings, LLMSettings, Settings
 from kb.errors import ConfigError
 from kb.models import files as model_files
+
+if TYPE_CHECKING:
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from llama_index.core.llms import LLM
 
 KNOWN_DIMENSIONS = {
     "all-MiniLM-L6-v2": 384,
@@ -99,7 +103,7 @@ def embedding_model_name(settings: Settings, profile: str | None = None) -> str:
     return f"{embedding.provider}:{embedding.model}"
 
 
-def build_embedding(settings: Settings, profile: str | None = None) -> Any:
+def build_embedding(settings: Settings, profile: str | None = None) -> BaseEmbedding:
     """The embedding model of ``profile`` (default: the active one) as a LlamaIndex ``BaseEmbedding``."""
     settings.require_api_keys(profile, sections=("embedding",))
     part: EmbeddingSettings = settings.profile_settings(profile).embedding
@@ -144,7 +148,9 @@ def build_embedding(settings: Settings, profile: str | None = None) -> Any:
     raise ConfigError(f"unknown embedding provider {part.provider!r}")
 
 
-def embedding_dimension(settings: Settings, embed_model: Any | None = None, profile: str | None = None) -> int:
+def embedding_dimension(
+    settings: Settings, embed_model: BaseEmbedding | None = None, profile: str | None = None
+) -> int:
     """The vector size of ``embed_model``, or of ``profile``'s embedding model (default: the active
     profile's): known for the usual models, else measured with one embedding."""
     part = settings.profile_settings(profile).embedding
@@ -167,7 +173,7 @@ def _optional(module: str, name: str) -> Any:
         ) from None
 
 
-def build_llm(settings: Settings) -> Any:
+def build_llm(settings: Settings) -> LLM:
     """The active profile's LLM as a LlamaIndex ``LLM``."""
     settings.require_api_keys()
     part: LLMSettings = settings.active_profile.llm

@@ -8,12 +8,17 @@ keys, rate limits, the cache, sessions and indexing jobs are shared through them
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from kb.config import Settings
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
-def build_app(kb: Any) -> Any:
+    from kb.knowledge_base import KnowledgeBase
+
+
+def build_app(kb: KnowledgeBase) -> FastAPI:
     """The FastAPI app over a :class:`KnowledgeBase` (its models may be given: tests, benchmarks)."""
     from kb.service.app import create_app
     from kb.service.service import Service
@@ -23,7 +28,9 @@ def build_app(kb: Any) -> Any:
     return create_app(service)
 
 
-def serve(settings: Settings, *, host: Optional[str] = None, port: Optional[int] = None, kb: Any = None) -> None:
+def serve(
+    settings: Settings, *, host: Optional[str] = None, port: Optional[int] = None, kb: Optional[KnowledgeBase] = None
+) -> None:
     """Run the service until interrupted (``kb serve``)."""
     import uvicorn
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import mariadb
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.llms import LLM
 from sqlalchemy.exc import SQLAlchemyError
 
 from kb.config import Settings
@@ -21,8 +22,8 @@ from kb.stores import MariaDBConnection, StoreError
 def build_database_side(
     settings: Settings,
     *,
-    llm: Callable[[], Any],
-    embed_model: Callable[[], Any],
+    llm: Callable[[], LLM],
+    embed_model: Callable[[], BaseEmbedding],
     connect: Callable[[], MariaDBConnection],
 ) -> DatabaseSide:
     """The NL->SQL engine, or :class:`Unavailable` with the reason there is none. A bad examples
