@@ -15,13 +15,14 @@ from typing import Any, Optional
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms import ChatMessage
 from llama_index.core.storage.chat_store.base import BaseChatStore
+from sqlalchemy.engine import URL
 
-from kb.stores.connection import FromParams, MariaDBConnection, create_table, replica_read
+from kb.stores.connection import MariaDBConnection, create_table, pool_from_params, replica_read
 
 _KEY_MAX = 255
 
 
-class MariaDBChatStore(FromParams, BaseChatStore):
+class MariaDBChatStore(BaseChatStore):
     """Chat histories, keyed by session, in the table ``table_name`` (created when missing)."""
 
     table_name: str = Field(default="llama_index_chat", description="table holding the messages")
@@ -45,6 +46,12 @@ class MariaDBChatStore(FromParams, BaseChatStore):
                 KEY session_order (session_key, id)
             """,
         )
+
+    @classmethod
+    def from_params(cls, url: str | URL | None = None, **kwargs: Any) -> MariaDBChatStore:
+        """The store on a connection pool of its own (:func:`~kb.stores.connection.pool_from_params`)."""
+        connection, own = pool_from_params(url, **kwargs)
+        return cls(connection, **own)
 
     @classmethod
     def class_name(cls) -> str:

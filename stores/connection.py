@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 import mariadb
 import sqlalchemy
 from sqlalchemy.engine import URL, make_url
-from typing_extensions import Self
 
 from kb.stores.errors import DatabaseUnavailable, SchemaMismatch, ServerTooOld, StoreError
 
@@ -310,16 +309,13 @@ def _driver_message(exc: BaseException) -> str:
 CONNECTION_PARAMS = frozenset({"host", "port", "user", "password", "database", "unix_socket"})
 
 
-class FromParams:
-    """``from_params``: the store on a connection pool of its own, from a URL or separate parameters
-    (``host=``, ``port=``, ``user=``, ``password=``, ``database=``, ``unix_socket=``, as
-    :func:`build_url` takes them); any other keyword is the store's own (``table_name=`` ...).
-    Shared by every store of this package."""
-
-    @classmethod
-    def from_params(
-        cls, url: str | URL | None = None, *, pool_size: int = 5, connect_timeout: int = 5, **kwargs: Any
-    ) -> Self:
-        params = {key: kwargs.pop(key) for key in CONNECTION_PARAMS & kwargs.keys()}
-        connection = MariaDBConnection.from_params(url, pool_size=pool_size, connect_timeout=connect_timeout, **params)
-        return cls(connection, **kwargs)  # type: ignore[call-arg]
+def pool_from_params(
+    url: str | URL | None = None, *, pool_size: int = 5, connect_timeout: int = 5, **kwargs: Any
+) -> tuple[MariaDBConnection, dict[str, Any]]:
+    """What every store's ``from_params`` builds on: a connection pool of its own, from a URL or
+    separate parameters (``host=``, ``port=``, ``user=``, ``password=``, ``database=``,
+    ``unix_socket=``, as :func:`build_url` takes them), and the keywords left for the store itself
+    (``table_name=`` ...)."""
+    params = {key: kwargs.pop(key) for key in CONNECTION_PARAMS & kwargs.keys()}
+    connection = MariaDBConnection.from_params(url, pool_size=pool_size, connect_timeout=connect_timeout, **params)
+    return connection, kwargs

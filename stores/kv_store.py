@@ -11,18 +11,19 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from typing import Optional
+from typing import Any, Optional
 
 from llama_index.core.storage.kvstore.types import DEFAULT_BATCH_SIZE, DEFAULT_COLLECTION, BaseKVStore
+from sqlalchemy.engine import URL
 
-from kb.stores.connection import FromParams, MariaDBConnection, create_table
+from kb.stores.connection import MariaDBConnection, create_table, pool_from_params
 from kb.stores.sql_utils import IN_BATCH, batched, placeholders
 
 _COLLECTION_MAX = 255
 _KEY_MAX = 512  # (collection, key) in utf8mb4 must fit InnoDB's 3,072-byte index key
 
 
-class MariaDBKVStore(FromParams, BaseKVStore):
+class MariaDBKVStore(BaseKVStore):
     """Key-value collections in the table ``table_name`` (created when missing)."""
 
     def __init__(self, connection: MariaDBConnection, table_name: str = "llama_index_kv") -> None:
@@ -39,6 +40,12 @@ class MariaDBKVStore(FromParams, BaseKVStore):
                 PRIMARY KEY (collection, `key`)
             """,
         )
+
+    @classmethod
+    def from_params(cls, url: str | URL | None = None, **kwargs: Any) -> MariaDBKVStore:
+        """The store on a connection pool of its own (:func:`~kb.stores.connection.pool_from_params`)."""
+        connection, own = pool_from_params(url, **kwargs)
+        return cls(connection, **own)
 
     @property
     def connection(self) -> MariaDBConnection:

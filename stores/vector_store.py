@@ -28,8 +28,9 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryResult,
 )
 from llama_index.core.vector_stores.utils import node_to_metadata_dict
+from sqlalchemy.engine import URL
 
-from kb.stores.connection import FromParams, MariaDBConnection, StoreError, quote_identifier, replica_read
+from kb.stores.connection import MariaDBConnection, StoreError, pool_from_params, quote_identifier, replica_read
 from kb.stores.filters import compile_filters, json_path
 from kb.stores.fusion import FusionStrategy
 from kb.stores.lexical import Analyzer, BM25Params, LexicalIndex, text_hash
@@ -41,7 +42,7 @@ Distance = Literal["cosine", "euclidean"]
 _WRITE_LOCK_WAIT = 3600.0  # seconds a writer waits for another writer of the same table
 
 
-class MariaDBVectorStore(FromParams, BasePydanticVectorStore):
+class MariaDBVectorStore(BasePydanticVectorStore):
     """LlamaIndex vector store on MariaDB >= 11.7 (VECTOR + HNSW), usable on its own.
 
     Build it with :meth:`from_params` (a URL or host/port/user/... parameters) or give it a
@@ -88,6 +89,12 @@ class MariaDBVectorStore(FromParams, BasePydanticVectorStore):
             self._lexical = LexicalIndex(connection, self.table_name, Analyzer())
         if self.perform_setup:
             self._setup()
+
+    @classmethod
+    def from_params(cls, url: str | URL | None = None, **kwargs: Any) -> MariaDBVectorStore:
+        """The store on a connection pool of its own (:func:`~kb.stores.connection.pool_from_params`)."""
+        connection, own = pool_from_params(url, **kwargs)
+        return cls(connection, **own)
 
     @classmethod
     def class_name(cls) -> str:
