@@ -68,6 +68,16 @@ from kb.stores.vector_schema import table_dimension
 log = logging.getLogger(__name__)
 
 
+@contextmanager
+def _user_mistakes() -> Iterator[None]:
+    """The engines and stores (which know nothing of kb's errors) raise ValueError for a caller's
+    mistake (an unknown route or option, a route without its database): kb's users get a KBError."""
+    try:
+        yield
+    except ValueError as exc:
+        raise KBError(str(exc)) from None
+
+
 class KnowledgeBase:
     """One knowledge base: its configuration, its MariaDB, its models and engines."""
 
@@ -576,10 +586,8 @@ class KnowledgeBase:
         return answer
 
     def _engine(self, options: dict[str, Any], streaming: bool = False) -> RoutedQueryEngine:
-        try:
+        with _user_mistakes():
             return self.as_query_engine(streaming=streaming, **options)
-        except ValueError as exc:
-            raise KBError(str(exc)) from None
 
     def retrieve(self, question: str, **options: Any) -> list[NodeWithScore]:
         """The chunks that best match ``question`` (see :meth:`as_retriever` for the options)."""
@@ -604,10 +612,8 @@ class KnowledgeBase:
         (``route=`` forces one). Document options as :meth:`as_retriever`."""
         self._check_question(question)
         counts = self.token_counter.start()
-        try:
+        with _user_mistakes():
             response = self._engine(options).answer(question, route)
-        except ValueError as exc:
-            raise KBError(str(exc)) from None
         return self._log(Answer.from_response(question, response), "query", counts)
 
     async def aquery(self, question: str, **options: Any) -> Answer:
@@ -617,10 +623,8 @@ class KnowledgeBase:
         """Like :meth:`query`, streamed: iterate for text; ``.sources`` first, ``.answer`` at the end."""
         self._check_question(question)
         counts = self.token_counter.start()
-        try:
+        with _user_mistakes():
             response = self._engine(options, streaming=True).stream(question, route)
-        except ValueError as exc:
-            raise KBError(str(exc)) from None
         return StreamingAnswer(question, response, finish=lambda answer: self._log(answer, "query", counts))
 
     async def astream_query(self, question: str, **options: Any) -> StreamingAnswer:
@@ -696,10 +700,7 @@ class KnowledgeBase:
         comment; a later rating replaces an earlier one. ``kb stats`` shows satisfaction from them."""
         if comment is not None and len(comment) > 2000:
             raise KBError("a feedback comment is limited to 2,000 characters")
-        try:
-            found = self.query_log.rate(answer_id, rating, comment)
-        except ValueError as exc:
-            raise KBError(str(exc)) from None
+        found = self.query_log.rate(answer_id, rating, comment)
         if not found:
             raise KBError(f"no answer {answer_id!r} in the query log")
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
 from kb.engines.answer import Answer
+from kb.errors import KBError
 from kb.stores.connection import MariaDBConnection, create_table, replica_read
 
 Rating = Literal["positive", "negative", "neutral"]
@@ -170,7 +171,7 @@ class QueryLog:
         """Store the rating of an answer (a later rating replaces it). With ``asker`` (a key's name),
         only an answer that key asked for is rated. False when there is no such answer."""
         if rating not in RATINGS:
-            raise ValueError(f"rating must be one of {', '.join(RATINGS)}, not {rating!r}")
+            raise KBError(f"rating must be one of {', '.join(RATINGS)}, not {rating!r}")
         where, params = "answer_id = ?", [answer_id]
         if asker is not None:
             where += " AND asked_by = ?"
