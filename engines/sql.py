@@ -49,7 +49,7 @@ from llama_index.core.llms import LLM
 from llama_index.core.query_engine import CustomQueryEngine, NLSQLTableQueryEngine
 
 from kb.engines.answer import Attempt, timed_stream
-from kb.engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean
+from kb.engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean, parse_statement
 from kb.engines.sql_repairs import StatementRepairs
 from kb.engines.sql_schema import DescribedSQLDatabase
 from kb.engines.sql_ties import Tie, tie_probe, with_ties
@@ -108,10 +108,9 @@ def _plain(value: Any) -> Any:
 
 def _normalized(sql: str) -> str:
     """One spelling per statement (sqlglot's), to tell whether a rewrite is a failed statement again."""
-    import sqlglot
 
     try:
-        return sqlglot.parse_one(clean(sql), read="mysql").sql(dialect="mysql")
+        return parse_statement(clean(sql)).sql(dialect="mysql")
     except Exception:  # not parseable: compare the text
         return " ".join(clean(sql).split())
 

@@ -12,6 +12,7 @@ tables only, inside a READ ONLY transaction, with a statement time limit and a r
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -80,6 +81,26 @@ class CheckedSQL:
     tables: tuple[str, ...]
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed(sql: str) -> tuple[exp.Expr, ...]:
+    return tuple(statement for statement in sqlglot.parse(sql, read="mysql") if statement is not None)
+
+
+def parse_statements(sql: str) -> list[exp.Expr]:
+    """sqlglot's MySQL parse of ``sql``, one tree per statement. A text is parsed once however many
+    steps look at it (guard, corrections, tie probe); each caller gets copies it may change. Raises
+    sqlglot's errors for a text that does not parse."""
+    return [statement.copy() for statement in _parsed(sql)]
+
+
+def parse_statement(sql: str) -> exp.Expr:
+    """The first statement of ``sql`` (:func:`parse_statements`); sqlglot's ParseError when there is none."""
+    statements = parse_statements(sql)
+    if not statements:
+        raise sqlglot.errors.ParseError(f"no statement was parsed from {sql[:80]!r}")
+    return statements[0]
+
+
 def clean(text: str) -> str:
     """Strip code fences, ``SQLQuery:`` labels, a prose lead-in ("Here is the query:"), a trailing
     ``SQLResult:`` and one final ';'."""
@@ -122,7 +143,7 @@ class ReadOnlyGuard:
         if re.search(r"\bINTO\s+(?:OUTFILE|DUMPFILE|@)", sql, re.I):
             raise SQLRefused("SELECT ... INTO (files or variables) is not allowed")
         try:
-            statements = [s for s in sqlglot.parse(sql, read="mysql") if s is not None]
+            statements = parse_statements(sql)
         except sqlglot.errors.SqlglotError as exc:  # a parse or a tokenizer error (an unclosed quote)
             raise SQLRefused(
                 f"the statement could not be parsed as MySQL/MariaDB SQL ({str(exc).splitlines()[0][:120]})",

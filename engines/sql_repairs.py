@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from kb.engines.sql_guard import parse_statement
 from kb.engines.sql_schema import Column, SchemaDescriber, Table
 
 _UNKNOWN_COLUMN = re.compile(r"Unknown column '(?:([^'.]+)\.)?([^'.]+)'", re.I)
@@ -73,13 +74,12 @@ class StatementRepairs:
     @staticmethod
     def _table_of(statement: Any, qualifier: str) -> Optional[str]:
         """The table an alias (or a table name) stands for in a statement (its text, or parsed)."""
-        import sqlglot
         from sqlglot import exp
 
         tree = statement
         if isinstance(statement, str):
             try:
-                tree = sqlglot.parse_one(statement, read="mysql")
+                tree = parse_statement(statement)
             except Exception:  # the failed statement may not parse: no alias to resolve then
                 return None
         for table in tree.find_all(exp.Table):
@@ -140,7 +140,6 @@ class StatementRepairs:
         * otherwise the table it was taken from (its qualifier's, or the query's only table; a
           subquery keeps its own) reaches the nearest table holding it through foreign keys: that
           join is added."""
-        import sqlglot
         from sqlglot import exp
 
         match = _UNKNOWN_COLUMN.search(error or "")
@@ -148,7 +147,7 @@ class StatementRepairs:
             return None
         qualifier, column = (match[1] or "").lower(), match[2].lower()
         try:
-            tree = sqlglot.parse_one(sql, read="mysql")
+            tree = parse_statement(sql)
         except Exception:  # not parseable: the LLM rewrites it
             return None
         select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from kb.engines.sql_guard import parse_statement
+
 TIED_ROWS_PAST_LIMIT = 20  # tied rows looked for past the limit; more than that is a list, not a tie
 _KEY = "kb_tie_key_"
 
@@ -24,11 +26,10 @@ _KEY = "kb_tie_key_"
 def tie_probe(sql: str) -> Optional[tuple[str, int, list[str]]]:
     """The statement with its ORDER BY values selected as extra columns and ``TIED_ROWS_PAST_LIMIT`` more rows,
     its limit and the ORDER BY expressions' text; None when it has no ORDER BY with a LIMIT (or an OFFSET, or is not one SELECT)."""
-    import sqlglot
     from sqlglot import exp
 
     try:
-        tree = sqlglot.parse_one(sql, read="mysql")
+        tree = parse_statement(sql)
     except Exception:
         return None
     limit, order = tree.args.get("limit"), tree.args.get("order")
