@@ -213,3 +213,26 @@ def test_read_only_transaction_time_limit_and_row_cap(business, admin_url, proje
         assert "max_statement_time" in str(exc) or "interrupted" in str(exc).lower()
     assert time.perf_counter() - started < 3
     privileged.dispose()
+
+
+def test_each_statement_text_is_parsed_once_per_question(business, engine_for, monkeypatch):
+    """The guard, the corrections and the tie probe share one parse of a text (sql_guard.parse_statements)."""
+    import collections
+
+    from kb.engines import sql_guard
+
+    parsed: collections.Counter = collections.Counter()
+    real_parse = sql_guard.sqlglot.parse
+
+    def counting_parse(sql, *args, **kwargs):
+        parsed[sql] += 1
+        return real_parse(sql, *args, **kwargs)
+
+    sql_guard._parsed.cache_clear()
+    monkeypatch.setattr(sql_guard.sqlglot, "parse", counting_parse)
+    engine = engine_for(business, ScriptedLLM(["Here is the answer."]))
+    # a LIMIT that cuts tied rows: the guard, the tie probe and the guard again on the probe
+    engine.writer = _Fixed("SELECT city, COUNT(*) AS n FROM customers GROUP BY city ORDER BY n DESC LIMIT 1")
+    answer = sql_answer(engine, "Which city has the most customers?")
+    assert answer.rows and len(answer.rows) > 1, answer.rows  # the tie probe ran and found the tied cities
+    assert parsed and max(parsed.values()) == 1, parsed
