@@ -89,9 +89,7 @@ class KnowledgeBase:
         self._given_embed_model = embed_model
         self._llm_given = llm is not None
         self._embed_given = embed_model is not None
-        # Set before first use to put something around each embedding model, given the model and
-        # its name (the service caches question embeddings this way); the index keeps the model's name.
-        self.wrap_embed_model: Optional[Callable[[BaseEmbedding, str], BaseEmbedding]] = None
+        self._wrap_embedding: Optional[Callable[[BaseEmbedding, str], BaseEmbedding]] = None
         self._live: Optional[Generation] = None
         self._live_read_at = 0.0
         self._embed_models: dict[str, BaseEmbedding] = {}
@@ -182,10 +180,19 @@ class KnowledgeBase:
                     f"or move the index to it with kb reembed --profile {generation.profile}"
                 )
             model = factories.build_embedding(self.settings, generation.profile)
-        if self.wrap_embed_model is not None:
-            model = self.wrap_embed_model(model, generation.model)
+        if self._wrap_embedding is not None:
+            model = self._wrap_embedding(model, generation.model)
         self._embed_models[generation.model] = model
         return model
+
+    def wrap_embedding_models(self, wrap: Callable[[BaseEmbedding, str], BaseEmbedding]) -> None:
+        """Put ``wrap(model, model_name)`` around every embedding model this knowledge base uses, those
+        already built included (``kb serve`` sends question embeddings through its shared cache this
+        way). A second wrapper goes around the first; the index keeps the inner model's name."""
+        inner = self._wrap_embedding
+        self._wrap_embedding = wrap if inner is None else (lambda model, name: wrap(inner(model, name), name))
+        self._embed_models = {name: wrap(model, name) for name, model in self._embed_models.items()}
+        self._selector = None  # it holds the model it was built with
 
     def store_for(self, generation: Generation) -> MariaDBVectorStore:
         """The vector store of ``generation``'s table (opened once per process)."""

@@ -320,3 +320,35 @@ def test_chat_session_resumes_in_a_new_process(db_url, docs, run_kb):
     assert run_kb("sessions", "delete", "team", env=env).returncode == 0
     missing = run_kb("sessions", "show", "team", env=env)
     assert missing.returncode != 0 and "no session named 'team'" in missing.stderr
+
+
+def test_embedding_wrappers_go_around_models_already_built_and_around_each_other(db_url, local_embed, docs):
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+
+    asked: list[tuple[str, str]] = []
+
+    class Tagged(BaseEmbedding):
+        inner: BaseEmbedding
+        tag: str
+
+        def _get_query_embedding(self, query: str) -> list[float]:
+            asked.append((self.tag, query))
+            return self.inner.get_query_embedding(query)
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return self._get_query_embedding(query)
+
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return self.inner.get_text_embedding(text)
+
+    kb = make_kb(db_url, ScriptedLLM([]), local_embed)
+    kb.index_directory(docs)
+    name = kb.embed_model_name
+    assert kb.embed_model is local_embed  # built before any wrapper
+    kb.wrap_embedding_models(lambda model, model_name: Tagged(inner=model, tag=f"cache:{model_name}"))
+    kb.wrap_embedding_models(lambda model, model_name: Tagged(inner=model, tag="outer"))
+    hits = kb.retrieve("How long do customers have to return an item?")
+    assert hits and hits[0].node.metadata["file_path"] == "returns.md"
+    question = "How long do customers have to return an item?"
+    assert asked == [("outer", question), (f"cache:{name}", question)]  # outermost first, each once
+    assert kb.embed_model_name == name  # the index still names the model that made its vectors

@@ -82,7 +82,7 @@ class ServiceCache:
         return vector
 
     def wrap_embedding(self, inner: BaseEmbedding, model_name: str) -> BaseEmbedding:
-        """What :attr:`KnowledgeBase.wrap_embed_model` takes: the model, its question side cached
+        """What :meth:`KnowledgeBase.wrap_embedding_models` takes: the model, its question side cached
         under its own name (a switch of models with ``kb reembed`` never mixes their vectors)."""
         return CachedQueryEmbedding(inner=inner, cache=self, cache_name=model_name)
 

@@ -83,8 +83,7 @@ class Service:
                 embedding_ttl_s=settings.cache.embedding_ttl_s,
                 on_lookup=self.metrics.cache_lookup,
             )
-            if kb.wrap_embed_model is None:
-                kb.wrap_embed_model = self.cache.wrap_embedding
+            kb.wrap_embedding_models(self.cache.wrap_embedding)
         self.keys = KeyStore(kb.connection, settings.serve.keys_table)
         self.limiter = RateLimiter(shared)
         self.access_log = AccessLog(kb.connection, settings.serve.access_log_table)
