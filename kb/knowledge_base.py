@@ -48,6 +48,7 @@ from kb.ingest.reembedding import (
     GenerationRegistry,
     Reembedding,
     ReembedReport,
+    embedding_profile_of,
     table_for,
     wait_for_followers,
 )
@@ -154,32 +155,11 @@ class KnowledgeBase:
         model = self._embed_models.get(generation.model)
         if model is not None:
             return model
-        if generation.model == self._configured_model_name() and (
-            generation.profile is None or self._embed_given or generation.profile == self.settings.profile
-        ):
+        profile = embedding_profile_of(generation, self.settings, self._configured_model_name(), self._embed_given)
+        if profile is None:
             model = self._given_embed_model or factories.build_embedding(self.settings)
-        elif generation.profile is None:
-            raise KBError(
-                f"the index in table {generation.table} was built with {generation.model}, but the configured "
-                f"embedding model is {self._configured_model_name()}: vectors from different models cannot be "
-                "compared. Switch back, or move the index to the new model with kb reembed --profile NAME"
-            )
         else:
-            try:
-                name = factories.embedding_model_name(self.settings, generation.profile)
-            except ConfigError:
-                raise KBError(
-                    f"the knowledge base answers from vectors of {generation.model} (profile "
-                    f"{generation.profile!r}, switched to by kb reembed), and this configuration has no profile "
-                    f"{generation.profile!r}: add it, or kb reembed --profile to a configured one"
-                ) from None
-            if name != generation.model:
-                raise KBError(
-                    f"the knowledge base answers from vectors of {generation.model} (profile "
-                    f"{generation.profile!r}), but that profile's embedding model is now {name}: change it back, "
-                    f"or move the index to it with kb reembed --profile {generation.profile}"
-                )
-            model = factories.build_embedding(self.settings, generation.profile)
+            model = factories.build_embedding(self.settings, profile)
         if self._wrap_embedding is not None:
             model = self._wrap_embedding(model, generation.model)
         self._embed_models[generation.model] = model

@@ -30,9 +30,10 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.schema import BaseNode
 from pydantic import BaseModel
 
-from kb.errors import KBError
+from kb.config import Settings
+from kb.errors import ConfigError, KBError
 from kb.ingest.embedding_cache import EmbeddingCache
-from kb.models.factories import embed_texts
+from kb.models.factories import embed_texts, embedding_model_name
 from kb.stores import MariaDBKVStore, MariaDBVectorStore
 
 REFRESH_S = 1.0  # how long a process may keep answering from a generation after a switch
@@ -50,6 +51,39 @@ class Generation(BaseModel):
     profile: Optional[str]  # None: the active profile's model (a knowledge base that never switched)
     model: str  # provider:model, as stored with each vector
     dim: int
+
+
+def embedding_profile_of(
+    generation: Generation, settings: Settings, configured_model: str, model_given: bool
+) -> Optional[str]:
+    """The profile whose embedding model makes vectors comparable with ``generation``'s: None for the
+    configured model (``configured_model``; ``model_given``: the application handed one in), else the
+    profile ``kb reembed`` switched to. A KBError says what to do when no model here can."""
+    if generation.model == configured_model and (
+        generation.profile is None or model_given or generation.profile == settings.profile
+    ):
+        return None
+    if generation.profile is None:
+        raise KBError(
+            f"the index in table {generation.table} was built with {generation.model}, but the configured "
+            f"embedding model is {configured_model}: vectors from different models cannot be "
+            "compared. Switch back, or move the index to the new model with kb reembed --profile NAME"
+        )
+    try:
+        name = embedding_model_name(settings, generation.profile)
+    except ConfigError:
+        raise KBError(
+            f"the knowledge base answers from vectors of {generation.model} (profile "
+            f"{generation.profile!r}, switched to by kb reembed), and this configuration has no profile "
+            f"{generation.profile!r}: add it, or kb reembed --profile to a configured one"
+        ) from None
+    if name != generation.model:
+        raise KBError(
+            f"the knowledge base answers from vectors of {generation.model} (profile "
+            f"{generation.profile!r}), but that profile's embedding model is now {name}: change it back, "
+            f"or move the index to it with kb reembed --profile {generation.profile}"
+        )
+    return generation.profile
 
 
 class GenerationRecord(BaseModel):
