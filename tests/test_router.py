@@ -27,8 +27,7 @@ def make_kb(db_url, business, llm, embed, **router):
     return kb
 
 
-def test_labelled_set_is_large_and_covers_every_route():
-    assert len(QUESTIONS) >= 40
+def test_labelled_set_covers_every_route():  # else the accuracy test below could pass on one route
     assert {q["route"] for q in QUESTIONS} == {"documents", "database", "both"}
 
 
