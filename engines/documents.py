@@ -25,7 +25,7 @@ from llama_index.core.callbacks.schema import CBEventType, EventPayload
 from llama_index.core.llms import LLM
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.query_engine import CustomQueryEngine
-from llama_index.core.response_synthesizers import ResponseMode
+from llama_index.core.response_synthesizers import BaseSynthesizer, ResponseMode
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from kb.engines.answer import timed_stream
@@ -114,7 +114,7 @@ class DocumentsQueryEngine(CustomQueryEngine):
             "tokens": sum(count(n.node.get_content(metadata_mode=MetadataMode.LLM)) for n in read),
         }
 
-    def _synthesizer(self, streaming: bool) -> Any:
+    def _synthesizer(self, streaming: bool) -> BaseSynthesizer:
         return get_response_synthesizer(
             llm=self.llm,
             response_mode=ResponseMode(self.response_mode),
@@ -122,6 +122,23 @@ class DocumentsQueryEngine(CustomQueryEngine):
             streaming=streaming,
             callback_manager=self.callback_manager,
         )
+
+    def _written(self, question: str, read: Sequence[NodeWithScore]) -> str:
+        """The model's whole answer from the chunks ``read``."""
+        response = self._synthesizer(False).synthesize(QueryBundle(question), nodes=list(read))
+        assert isinstance(response, Response)  # a synthesizer built without streaming
+        return str(response.response or "").strip()
+
+    async def _awritten(self, question: str, read: Sequence[NodeWithScore]) -> str:
+        response = await self._synthesizer(False).asynthesize(QueryBundle(question), nodes=list(read))
+        assert isinstance(response, Response)
+        return str(response.response or "").strip()
+
+    def _streamed(self, question: str, read: Sequence[NodeWithScore]) -> Iterator[str]:
+        """The model's answer from the chunks ``read``, token by token."""
+        response = self._synthesizer(True).synthesize(QueryBundle(question), nodes=list(read))
+        assert isinstance(response, StreamingResponse) and response.response_gen is not None
+        return iter(response.response_gen)
 
     def answer_from(
         self,
@@ -139,11 +156,7 @@ class DocumentsQueryEngine(CustomQueryEngine):
         read = self.prompt_nodes(nodes)
         metadata["context"] = self.context_report(nodes, read)
         if streaming:
-            pieces = (
-                self._synthesizer(True).synthesize(QueryBundle(question), nodes=read).response_gen
-                if read
-                else iter([NOTHING_FOUND])
-            )
+            pieces = self._streamed(question, read) if read else iter([NOTHING_FOUND])
             return StreamingResponse(
                 response_gen=timed_stream(pieces, metadata, clock), source_nodes=nodes, metadata=metadata
             )
@@ -151,8 +164,7 @@ class DocumentsQueryEngine(CustomQueryEngine):
         with clock.step("generation"):
             if read:
                 with llm_errors_raised(self.llm):
-                    text = str(self._synthesizer(False).synthesize(QueryBundle(question), nodes=read).response or "")
-                text = text.strip()
+                    text = self._written(question, read)
         metadata["timings"].update(clock.milliseconds())
         return Response(response=text, source_nodes=nodes, metadata=metadata)
 
@@ -170,9 +182,9 @@ class DocumentsQueryEngine(CustomQueryEngine):
             return self.answer_from(query_str, nodes, clock=clock)
         read = self.prompt_nodes(nodes)
         with clock.step("generation"), llm_errors_raised(self.llm):
-            response = await self._synthesizer(False).asynthesize(QueryBundle(query_str), nodes=read)
+            text = await self._awritten(query_str, read)
         return Response(
-            response=str(response.response or "").strip(),
+            response=text,
             source_nodes=nodes,
             metadata={
                 "route": "documents",

@@ -20,6 +20,7 @@ from llama_index.core.vector_stores.types import (
     MetadataFilters,
     VectorStoreQuery,
     VectorStoreQueryMode,
+    VectorStoreQueryResult,
 )
 
 
@@ -69,9 +70,10 @@ class StoreRetriever(BaseRetriever):
         )
 
     @staticmethod
-    def _hits(result: Any) -> list[NodeWithScore]:
-        scores = result.similarities or [None] * len(result.nodes or [])
-        return [NodeWithScore(node=node, score=score) for node, score in zip(result.nodes or [], scores)]
+    def _hits(result: VectorStoreQueryResult) -> list[NodeWithScore]:
+        nodes = result.nodes or []
+        scores: list[Optional[float]] = list(result.similarities) if result.similarities else [None] * len(nodes)
+        return [NodeWithScore(node=node, score=score) for node, score in zip(nodes, scores)]
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         embedding = query_bundle.embedding

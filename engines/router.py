@@ -16,7 +16,7 @@ import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from llama_index.core import PromptTemplate
 from llama_index.core.base.response.schema import RESPONSE_TYPE, Response, StreamingResponse
@@ -53,7 +53,7 @@ class RoutedQueryEngine(CustomQueryEngine):
 
     select: Callable[[str], RouteDecision]
     documents: DocumentsQueryEngine
-    database: Any  # DatabaseSide
+    database: DatabaseSide
     llm: LLM
     streaming: bool = False
     context_chunks: int = 3  # chunks shown with the rows on the both-route, at most (within the documents' budget)
@@ -62,6 +62,12 @@ class RoutedQueryEngine(CustomQueryEngine):
         if isinstance(self.database, Unavailable):
             return RouteDecision("documents", f"no business database ({self.database.reason})", "none")
         return self.select(question)
+
+    def _sql(self) -> SQLEngine:
+        """The database side; a decision other than "documents" is only made when there is one."""
+        if isinstance(self.database, Unavailable):
+            raise ValueError(f"no business database ({self.database.reason})")
+        return self.database
 
     def _decision(self, question: str, route: Optional[str]) -> RouteDecision:
         if route is None:
@@ -81,8 +87,8 @@ class RoutedQueryEngine(CustomQueryEngine):
                 nodes = self.documents.retrieve(bundle)
             response = self.documents.answer_from(question, nodes, streaming=streaming, clock=clock)
         elif decision.route == "database":
-            outcome = self.database.compute(question, clock=clock)
-            response = self.database.respond(outcome, streaming=streaming, clock=clock)
+            outcome = self._sql().compute(question, clock=clock)
+            response = self._sql().respond(outcome, streaming=streaming, clock=clock)
         else:
             response = self._both(bundle, streaming, clock)
         response.metadata = {
@@ -114,7 +120,7 @@ class RoutedQueryEngine(CustomQueryEngine):
         question = bundle.query_str
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-both") as pool:
             database = pool.submit(
-                contextvars.copy_context().run, self.database.compute, database_part(question), clock=clock
+                contextvars.copy_context().run, self._sql().compute, database_part(question), clock=clock
             )
             with clock.step("retrieval"):
                 nodes = self.documents.retrieve(bundle)

@@ -21,7 +21,7 @@ from os import PathLike
 from typing import Any, Optional
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.llms import LLM
+from llama_index.core.llms import LLM, ChatMessage
 from llama_index.core.schema import NodeWithScore, QueryBundle
 from llama_index.core.vector_stores.types import (
     MetadataFilters,
@@ -317,7 +317,7 @@ class KnowledgeBase:
         recursive: bool | None = None,
         dry_run: bool = False,
         progress: bool | None = None,
-        echo: Any = None,
+        echo: Optional[Callable[[str], None]] = None,
         collection: str = DEFAULT_COLLECTION,
         may_write: Sequence[str] | None = None,
     ) -> IndexReport:
@@ -351,7 +351,9 @@ class KnowledgeBase:
                 raise KBError("another indexing run or kb reembed has held the knowledge base for an hour; try later")
             yield self.live_generation(fresh=True)
 
-    def _indexer(self, generation: Generation, *, progress: bool | None = None, echo: Any = None) -> DirectoryIndexer:
+    def _indexer(
+        self, generation: Generation, *, progress: bool | None = None, echo: Optional[Callable[[str], None]] = None
+    ) -> DirectoryIndexer:
         return DirectoryIndexer(
             self.store_for(generation),
             self.kv_store,
@@ -663,7 +665,7 @@ class KnowledgeBase:
         """Every chat session: name, number of messages, first and last activity."""
         return self.chat_store.sessions()
 
-    def session_messages(self, session_id: str) -> list[Any]:
+    def session_messages(self, session_id: str) -> list[ChatMessage]:
         return self.chat_store.get_messages(session_id)
 
     def session_turns(self, session_id: str) -> list[dict[str, Any]]:

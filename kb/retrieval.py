@@ -12,6 +12,7 @@ from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.llms import LLM
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.vector_stores.types import (
     FilterOperator,
     MetadataFilter,
@@ -93,7 +94,7 @@ def candidates_to_retrieve(settings: Settings, top_k: int | None) -> int | None:
     return (top_k or settings.retrieval.top_k) * settings.engine.rerank_candidates
 
 
-def rerankers(settings: Settings, llm: Callable[[], LLM]) -> list[Any]:
+def rerankers(settings: Settings, llm: Callable[[], LLM]) -> list[BaseNodePostprocessor]:
     """The configured reranker as LlamaIndex node postprocessors (none, the LLM, or a cross-encoder)."""
     reranker, top_n = settings.engine.reranker, settings.retrieval.top_k
     if not reranker:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional, get_args
+from typing import Optional, get_args
 
 from kb.config import FusionName, RetrievalMode, Settings
 from kb.errors import KBError
@@ -242,7 +242,7 @@ def _cmd_reembed(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def add_operator_commands(commands: Any) -> None:
+def add_operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     evaluate = commands.add_parser(
         "eval",
         help="score retrieval settings on your own questions (hit@k, MRR, nDCG)",

@@ -7,7 +7,12 @@ characters escaped, so that a crafted name cannot forge lines of the output.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:  # the command line imports the engines only when it answers
+    from llama_index.core.schema import NodeWithScore
+
+    from kb.engines.answer import Answer, StreamingAnswer
 
 Out = Callable[[str], Any]
 
@@ -20,7 +25,7 @@ def one_line(value: object) -> str:
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
-def print_answer_tail(answer: Any, out: Out = print, *, route: bool = True, sql: bool = True) -> None:
+def print_answer_tail(answer: Answer, out: Out = print, *, route: bool = True, sql: bool = True) -> None:
     """Route (when not plain documents), SQL attempts, rows, sources: what the answer stands on."""
     if route and (answer.route != "documents" or answer.route_reason):
         out(f"[route: {answer.route}{' - ' + answer.route_reason if answer.route_reason else ''}]")
@@ -48,11 +53,11 @@ def print_answer_tail(answer: Any, out: Out = print, *, route: bool = True, sql:
             title = f" - {one_line(source.title)}" if source.title and source.title != source.label() else ""
             unread = " (retrieved, not given to the model)" if source.in_prompt is False else ""
             out(f"  {i}. {one_line(source.label())}{title}{score}{unread}")
-    if getattr(answer, "answer_id", None):
+    if answer.answer_id:
         out(f"[answer id {answer.answer_id}: kb feedback rate {answer.answer_id} positive|negative|neutral]")
 
 
-def emit(streaming: Any, stream: bool) -> Any:
+def emit(streaming: StreamingAnswer, stream: bool) -> Answer:
     """Print a StreamingAnswer: token by token on a terminal, at once otherwise; returns its answer."""
     if stream:
         for chunk in streaming:
@@ -65,7 +70,7 @@ def emit(streaming: Any, stream: bool) -> Any:
     return streaming.answer
 
 
-def print_hits(hits: list[Any]) -> None:
+def print_hits(hits: list[NodeWithScore]) -> None:
     if not hits:
         print("no matching chunks")
     for rank, hit in enumerate(hits, start=1):

@@ -51,7 +51,7 @@ def uses_onnx(part: EmbeddingSettings) -> bool:
     return cpu_has_vnni()
 
 
-def embed_texts(model: Any, texts: list[str]) -> list[list[float]]:
+def embed_texts(model: BaseEmbedding, texts: list[str]) -> list[list[float]]:
     """Embed ``texts`` in the model's batches, ``num_workers`` batches in flight at once (a remote
     provider's latency overlaps; its client retries each batch). Threads rather than LlamaIndex's
     async batch call: indexing also runs where an event loop is already running (``kb serve``)."""

@@ -10,9 +10,10 @@ cost 0. A hosted model kb has no price for costs ``None`` (unknown), never a mad
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from kb.config import ProfileSettings, Settings
 
@@ -90,7 +91,7 @@ class MonthlyEstimate:
         return self.indexing + self.questions
 
 
-def document_tokens(folder: Path, count_tokens: Any) -> tuple[int, int]:
+def document_tokens(folder: Path, count_tokens: Callable[[str], int]) -> tuple[int, int]:
     """Tokens of the text kb would index under ``folder`` (read as indexing reads it), and the files."""
     from kb.ingest.file_scan import scan
     from kb.ingest.readers import UnreadableFile, read

@@ -35,12 +35,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import yaml
 
 from kb.engines.timing import Stopwatch
 from kb.errors import KBError
+
+if TYPE_CHECKING:  # kb eval's command line loads the engines only when it scores
+    from llama_index.core.schema import NodeWithScore
+
+    from kb.engines.answer import Answer
+    from kb.engines.selectors import RouteDecision
 
 ROUTES = ("documents", "database", "both")
 
@@ -215,9 +221,9 @@ def evaluate(
     questions: Sequence[EvalQuestion],
     settings: Sequence[Setting],
     *,
-    retrieve: Callable[..., list[Any]],
-    route: Optional[Callable[[str], Any]] = None,
-    answer: Optional[Callable[[str, Setting], Any]] = None,
+    retrieve: Callable[..., list[NodeWithScore]],
+    route: Optional[Callable[[str], RouteDecision]] = None,
+    answer: Optional[Callable[[str, Setting], Answer]] = None,
     progress: Optional[Callable[[int, int], None]] = None,
 ) -> EvalReport:
     """Score ``settings`` on ``questions``. ``retrieve(question, mode=..., top_k=..., **options)`` returns
