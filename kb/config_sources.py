@@ -4,7 +4,10 @@ merging them over the file, and naming the source of a bad value in its error me
 Kept by hand rather than on pydantic-settings (``env_nested_delimiter="__"`` and a YAML source would
 read the same variables): pydantic-settings silently ignores a misspelt ``KB_`` variable, and its
 validation errors name the field, not the variable or file that set it; both are what a user needs to
-fix a configuration (tests/test_config.py holds the messages)."""
+fix a configuration (tests/test_config.py holds the messages). Checked with pydantic-settings 2.16.3
+(``env_prefix="KB_"``, ``env_nested_delimiter="__"``, ``extra="forbid"``): ``KB_RETRIEVL__MODE=text``
+and ``KB_PROFIL=text`` load the defaults without a word, and ``KB_RETRIEVAL__MOOD=text`` fails as
+"retrieval.mood: Extra inputs are not permitted", with no variable named."""
 
 from __future__ import annotations
 
