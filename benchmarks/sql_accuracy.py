@@ -10,7 +10,9 @@ The sample databases are read from ../shared/eval (benchmarks/sample_databases.p
 
 * kb: ``SQLEngine`` (kb's schema description and prompt, value linking, execution-guided selection
   over ``sql.candidates`` statements, the read-only guard, corrections);
-* kb's first statement as written: the model's greedy statement alone, before any correction;
+* kb's first statement as written: the model's greedy statement alone, before any correction (the
+  summary also counts the questions where a statement ran with a defect, kb.engines.sql_defects, and
+  how often the first statement and kb's answer were right there);
 * plain LlamaIndex: ``NLSQLTableQueryEngine(sql_only=True)`` with its own prompt and table info, its
   SQL run read-only (LlamaIndex itself would run it as it is).
 
@@ -38,7 +40,7 @@ from common import ROOT
 from sample_databases import load_sample
 
 from kb.config import load_settings
-from kb.engines.sql import SQLEngine, result_key
+from kb.engines.sql import RAN_WITH_DEFECT, SQLEngine, result_key
 from kb.engines.sql_guard import CheckedSQL, SQLRefused, clean
 from kb.models.factories import build_llm
 from kb.server.database import private_server
@@ -103,6 +105,7 @@ class Tally:
     seconds_kb: float = 0.0
     seconds_plain: float = 0.0
     candidates: int = 0  # candidate statements that ran, over the questions
+    defects: Counter = field(default_factory=Counter)  # questions whose statement ran with a defect: n, first, kb
     by_kind: dict[str, Counter] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
@@ -150,6 +153,8 @@ def evaluate(sql_set: SqlSet, questions: list[dict], engine: SQLEngine, plain: A
         tally.kb_first += first_ok
         tally.plain += plain_ok
         tally.candidates += outcome.votes.ran if outcome.votes else 1
+        if any((a.error or "").startswith(RAN_WITH_DEFECT) for a in outcome.attempts):
+            tally.defects.update({"n": 1, "first": first_ok, "kb": kb_ok})
         kind = tally.by_kind.setdefault(item["kind"], Counter())
         kind.update({"n": 1, "kb": kb_ok, "plain": plain_ok})
         verdict = (
@@ -234,6 +239,10 @@ def main() -> None:
     for (key, part), tally in results.items():
         kinds = ", ".join(f"{k} {c['kb']}/{c['plain']}/{c['n']}" for k, c in sorted(tally.by_kind.items()))
         print(f"  {key} {part} by kind (kb/plain/n): {kinds}")
+        d = tally.defects
+        print(
+            f"  {key} {part} a statement ran with a defect on {d['n']}: first statement right {d['first']}, kb {d['kb']}"
+        )
     if args.json:
         figures = {f"{key}/{part}": tally.row() for (key, part), tally in results.items()}
         args.json.write_text(json.dumps({"candidates": candidates, "sets": figures}, indent=2))

@@ -15,7 +15,10 @@ join, syntax) or the guard cannot parse it, the model gets the error and the sch
 writes a correction, up to ``max_attempts`` statements in all, as LangChain's SQL agent and Vanna
 do; where the server's error and the schema alone decide the repair (a join along the foreign keys
 for an unknown column), kb writes it (:mod:`kb.engines.sql_repairs`). A statement that runs is never
-rewritten into another meaning. Each attempt passes the guard, and the response lists every attempt
+rewritten into another meaning; one that runs with a defect no question could want (an aggregate
+that folds every row into one beside plain columns, a column compared with itself:
+:mod:`kb.engines.sql_defects`) is given back to the model like a failed one, and answers as written
+when no correction runs clean. Each attempt passes the guard, and the response lists every attempt
 with its error. A statement the guard refuses for what it would do (a write, a lock, a file) is not
 retried. An empty result is an answer ("there were no orders in 2019"), not a failure.
 
@@ -23,7 +26,7 @@ retried. An empty result is an answer ("there were no orders in 2019"), not a fa
 (temperature ``sample_temperature``, each its own seed) for the same prompt, so a prompt cache makes
 each cost only its own tokens. Every candidate passes the guard and runs read-only; candidates are
 grouped by their rows, and the answer comes from the largest group (the greedy statement's group
-wins a tie). Candidates the guard refuses, or the server rejects, are not counted. Writing stops as
+wins a tie). Candidates the guard refuses, the server rejects, or that have a defect are not counted. Writing stops as
 soon as no remaining candidate could change the vote. The response says how many agreed.
 
 ``SQLEngine`` is a LlamaIndex ``CustomQueryEngine``: its ``Response`` carries the SQL, rows and
@@ -49,6 +52,7 @@ from llama_index.core.llms import LLM
 from llama_index.core.query_engine import CustomQueryEngine, NLSQLTableQueryEngine
 
 from kb.engines.answer import Attempt, timed_stream
+from kb.engines.sql_defects import defects
 from kb.engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean, parse_statement
 from kb.engines.sql_repairs import StatementRepairs
 from kb.engines.sql_schema import DescribedSQLDatabase
@@ -94,6 +98,7 @@ ANSWER_PROMPT = PromptTemplate(
 )
 EMPTY_HINT = " The query found no rows: say that there are none (for example, no such orders)."
 NOT_RETRIED = ("max_statement_time", "Query execution was interrupted")  # a slow query stays slow
+RAN_WITH_DEFECT = "it ran, but "  # how an attempt that ran with a defect (kb.engines.sql_defects) is marked
 
 
 def _plain(value: Any) -> Any:
@@ -414,9 +419,12 @@ class SQLEngine(CustomQueryEngine):
         return with_ties(rows, probe_rows, probe[1], probe[2])
 
     def _attempts(self, question: str, hint: str, outcome: SQLOutcome, clock: Stopwatch) -> Optional[Statement]:
-        """The greedy statement and its corrections, until one runs (at most ``max_attempts``): the
-        statement that ran (None: none did). Writing is the clock's step "generation", running "query"."""
+        """The greedy statement and its corrections, until one runs without a defect (at most
+        ``max_attempts``): the statement that ran (None: none did). A statement that runs with a defect
+        (:mod:`kb.engines.sql_defects`) is corrected like a failed one; when no correction runs without
+        one, the first that ran answers, as written. Writing is the clock's step "generation", running "query"."""
         used_tables: tuple[str, ...] = ()
+        ran_with_defect: Optional[Statement] = None
         for number in range(self.max_attempts):
             with clock.step("generation"):
                 proposed = (
@@ -445,11 +453,18 @@ class SQLEngine(CustomQueryEngine):
             if number == 0:
                 outcome.first_statement = ran
             if ran.rows is not None:
-                return ran
+                found = defects(checked.sql)
+                if not found:
+                    return ran
+                attempt.error = RAN_WITH_DEFECT + found[0]
+                ran_with_defect = ran_with_defect or ran
+                continue
             attempt.error = ran.error
             if any(marker in (ran.error or "") for marker in NOT_RETRIED):
                 break
-        return None
+        if ran_with_defect is not None:
+            outcome.attempts.append(Attempt(sql=ran_with_defect.sql))  # no correction ran clean: as written
+        return ran_with_defect
 
     def _sampled(self, question: str, hint: str, seed: int) -> Optional[Statement]:
         """One sampled candidate, checked and run (kb's join added once if the server names an unknown
@@ -468,7 +483,7 @@ class SQLEngine(CustomQueryEngine):
                 ran = self._run_checked(self.guard.check(joined))
             except SQLRefused:
                 return None
-        return ran if ran.rows is not None else None
+        return ran if ran.rows is not None and not defects(ran.sql) else None
 
     def _vote(self, question: str, hint: str, greedy: Optional[Statement]) -> tuple[Optional[Statement], Votes]:
         """Execution-guided selection (see the module docstring): the statement whose rows the most

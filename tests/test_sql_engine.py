@@ -410,3 +410,47 @@ def test_a_question_names_a_table_by_its_rows_noun(question, table, named):
     from kb.engines.sql_schema import mentions_table
 
     assert mentions_table(question, table) is named
+
+
+COLLAPSED = "SELECT c.name FROM customers c JOIN orders o ON o.customer_id = c.id ORDER BY COUNT(*) DESC LIMIT 1"
+GROUPED = (
+    "SELECT c.name, COUNT(*) AS n FROM customers c JOIN orders o ON o.customer_id = c.id "
+    "GROUP BY c.id, c.name ORDER BY n DESC LIMIT 1"
+)
+
+
+def test_a_statement_that_folds_every_row_into_one_is_corrected_by_the_model(engine_with):
+    def script(prompt: str) -> str:
+        if "Write a corrected statement" in prompt:
+            assert (
+                "SELECT c.name FROM customers AS c JOIN orders AS o" in prompt
+                and "ORDER BY COUNT(*) DESC LIMIT 1" in prompt
+            )
+            assert "without GROUP BY beside the plain column(s) c.name" in prompt
+            return GROUPED
+        return "Answer." if "Result (" in prompt else COLLAPSED
+
+    engine, llm = engine_with(script)
+    answer = sql_answer(engine, "Which customer placed the most orders?")
+    assert [a.error is None for a in answer.attempts] == [False, True]
+    assert answer.attempts[0].error.startswith("it ran, but it uses COUNT(*) without GROUP BY")
+    assert answer.sql == GROUPED.replace(" c ", " AS c ").replace(" o ", " AS o ")
+    assert answer.rows and set(answer.rows[0]) == {"name", "n"}
+
+
+def test_a_defect_no_correction_mends_is_answered_as_written(engine_with, admin, project_settings):
+    db = project_settings.sql.database
+    written = "SELECT COUNT(*) FROM orders o JOIN customers c ON c.id = c.id WHERE o.status = 'cancelled'"
+    gold = admin.fetchall(f"SELECT COUNT(*) FROM `{db}`.orders o JOIN `{db}`.customers c WHERE o.status = 'cancelled'")
+    engine, llm = engine_with(lambda prompt: "Answer." if "Result (" in prompt else written)
+    answer = sql_answer(engine, "How many orders were cancelled?")
+    assert answer.attempts[0].error.startswith("it ran, but the condition c.id = c.id compares a column with itself")
+    assert answer.attempts[-1].error is None and answer.sql == answer.attempts[0].sql
+    assert answer.rows == [{"COUNT(*)": gold[0][0]}] and not answer.refused  # the rows of the statement as written
+
+
+def test_a_candidate_with_a_defect_is_never_counted(engine_with):
+    greedy = "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"
+    engine, llm = engine_with([greedy, COLLAPSED, COLLAPSED, "Answer."], candidates=3)
+    answer = sql_answer(engine, "How many orders were cancelled?")
+    assert answer.sql == greedy and answer.candidates == {"written": 3, "ran": 1, "agreeing": 1, "greedy_chosen": True}
