@@ -453,7 +453,7 @@ class SQLEngine(CustomQueryEngine):
             if number == 0:
                 outcome.first_statement = ran
             if ran.rows is not None:
-                found = defects(checked.sql)
+                found = defects(checked.sql, self.sql_database.describer)
                 if not found:
                     return ran
                 attempt.error = RAN_WITH_DEFECT + found[0]
@@ -483,7 +483,7 @@ class SQLEngine(CustomQueryEngine):
                 ran = self._run_checked(self.guard.check(joined))
             except SQLRefused:
                 return None
-        return ran if ran.rows is not None and not defects(ran.sql) else None
+        return ran if ran.rows is not None and not defects(ran.sql, self.sql_database.describer) else None
 
     def _vote(self, question: str, hint: str, greedy: Optional[Statement]) -> tuple[Optional[Statement], Votes]:
         """Execution-guided selection (see the module docstring): the statement whose rows the most

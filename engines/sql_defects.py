@@ -14,6 +14,15 @@ question's words or of one schema:
   column reference) in a ``WHERE``, ``ON`` or ``HAVING`` condition is true for every row (false for
   every row with ``<>``), so the join or filter it belongs to does nothing it seems to. It does not fire
   on a self-join's ``c1.city = c2.city`` (two aliases).
+* **keys that do not belong together** (with the schema): an equality between columns of two
+  different tables where one side references a table (a declared foreign key, or one inferred from
+  its name: :mod:`kb.engines.sql_schema`) and the other is the primary key of a *different* table
+  (``Customer.SupportRepId = Customer2.CustomerId`` when SupportRepId references Employee), or where
+  both sides are primary keys of two tables neither of which references the other
+  (``orders.id = customers.id``). Such a join pairs rows by coincidence of numbers. It does not fire
+  on a join along a key (``o.customer_id = c.id``), on two keys referencing the same table
+  (``o.customer_id = t.customer_id``), on columns that are not keys (``c.city = s.city``), on a
+  self-join, or on a column it cannot place in exactly one table of the statement.
 
 Neither is rewritten: :class:`kb.engines.sql.SQLEngine` gives the statement back to the model with
 the defect as its error, and answers from the statement as written when no correction runs clean.
@@ -21,15 +30,19 @@ the defect as its error, and answers from the statement as written when no corre
 
 from __future__ import annotations
 
+from typing import Optional
+
 from sqlglot import exp
 
-from kb.engines.sql_guard import parse_statement
+from kb.engines.sql_guard import parse_statement, table_named
+from kb.engines.sql_schema import Column, SchemaDescriber, Table
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ)
 
 
-def defects(sql: str) -> list[str]:
-    """What is wrong with ``sql`` although it runs (empty: nothing found, or it does not parse)."""
+def defects(sql: str, schema: Optional[SchemaDescriber] = None) -> list[str]:
+    """What is wrong with ``sql`` although it runs (empty: nothing found, or it does not parse);
+    the keys of ``schema`` (when given) tell joins that pair unrelated keys."""
     try:
         tree = parse_statement(sql)
     except Exception:  # the guard and the server report a statement that does not parse
@@ -46,6 +59,64 @@ def defects(sql: str) -> list[str]:
                 f"the condition {comparison.sql(dialect='mysql')} compares a column with itself, so it holds "
                 "for every row; compare it with the column of the other table (or the value) meant"
             )
+    if schema is not None:
+        found.extend(_unrelated_keys(tree, schema))
+    return found
+
+
+def _placed(tree: exp.Expr, column: exp.Column, schema: SchemaDescriber) -> Optional[tuple[Table, Column]]:
+    """The table and column a column reference stands for: by its qualifier, or (unqualified) the one
+    table of the statement that has a column of that name; None when that is not exactly one."""
+    tables = {name.lower(): name for name in schema.tables}
+    if column.table:
+        named = table_named(tree, column.table)
+        candidates = [tables[named.lower()]] if named and named.lower() in tables else []
+    else:
+        used = {t.name.lower() for t in tree.find_all(exp.Table)}
+        candidates = [tables[name] for name in used if name in tables]
+    found = []
+    for name in candidates:
+        table = schema.table(name)
+        match = next((c for c in table.columns if c.name.lower() == column.name.lower()), None)
+        if match is not None:
+            found.append((table, match))
+    return found[0] if len(found) == 1 else None
+
+
+def _unrelated_keys(tree: exp.Expr, schema: SchemaDescriber) -> list[str]:
+    found = []
+    for equality in tree.find_all(exp.EQ):
+        left, right = equality.left, equality.right
+        if not (isinstance(left, exp.Column) and isinstance(right, exp.Column)):
+            continue
+        a, b = _placed(tree, left, schema), _placed(tree, right, schema)
+        if a is None or b is None or a[0].name.lower() == b[0].name.lower():
+            continue
+        shown = equality.sql(dialect="mysql")
+        for (table, column), (other_table, other) in ((a, b), (b, a)):
+            if column.references and other.primary and column.references[0].lower() != other_table.name.lower():
+                if other.references and other.references[0].lower() in (
+                    table.name.lower(),
+                    column.references[0].lower(),
+                ):
+                    continue  # a key that is also a reference (a one-to-one table), back or to the same table
+                ref_table, ref_column = column.references
+                found.append(
+                    f"the join condition {shown} pairs {table.name}.{column.name}, which references "
+                    f"{ref_table}.{ref_column}, with {other_table.name}.{other.name}, the key of another table; "
+                    f"join {ref_table} ON {ref_table}.{ref_column} = {table.name}.{column.name}"
+                )
+                break
+        else:
+            (table, column), (other_table, other) = a, b
+            related = (column.references or ("",))[0].lower() == other_table.name.lower() or (
+                other.references or ("",)
+            )[0].lower() == table.name.lower()
+            if column.primary and other.primary and not related:
+                found.append(
+                    f"the join condition {shown} pairs the keys of two tables, {table.name} and {other_table.name}, "
+                    "that do not reference each other; join along a column that references the other table"
+                )
     return found
 
 

@@ -16,6 +16,7 @@ import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Optional
 
 import sqlglot
 from sqlglot import exp
@@ -99,6 +100,22 @@ def parse_statement(sql: str) -> exp.Expr:
     if not statements:
         raise sqlglot.errors.ParseError(f"no statement was parsed from {sql[:80]!r}")
     return statements[0]
+
+
+def table_named(statement: str | exp.Expr, qualifier: str) -> Optional[str]:
+    """The table an alias (or a table name) stands for in a statement (its text, or parsed), as the
+    statement spells it; None when no table of the statement goes by that name or it does not parse."""
+    if isinstance(statement, str):
+        try:
+            tree = parse_statement(statement)
+        except Exception:  # a failed statement may not parse: no alias to resolve then
+            return None
+    else:
+        tree = statement
+    for table in tree.find_all(exp.Table):
+        if qualifier.lower() in (table.alias_or_name.lower(), table.name.lower()):
+            return table.name
+    return None
 
 
 def clean(text: str) -> str:

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from kb.engines.sql_guard import parse_statement
+from kb.engines.sql_guard import parse_statement, table_named
 from kb.engines.sql_schema import Column, SchemaDescriber, Table
 
 _UNKNOWN_COLUMN = re.compile(r"Unknown column '(?:([^'.]+)\.)?([^'.]+)'", re.I)
@@ -71,22 +71,6 @@ class StatementRepairs:
                     queue.append(edge[2])
         return []
 
-    @staticmethod
-    def _table_of(statement: Any, qualifier: str) -> Optional[str]:
-        """The table an alias (or a table name) stands for in a statement (its text, or parsed)."""
-        from sqlglot import exp
-
-        tree = statement
-        if isinstance(statement, str):
-            try:
-                tree = parse_statement(statement)
-            except Exception:  # the failed statement may not parse: no alias to resolve then
-                return None
-        for table in tree.find_all(exp.Table):
-            if qualifier.lower() in (table.alias_or_name.lower(), table.name.lower()):
-                return table.name
-        return None
-
     def hint_for(self, error: str, used_tables: Sequence[str], sql: str = "") -> str:
         """What to say besides the error: where an unknown column lives and the join that reaches it
         from the table the statement wrongly took it from; for an unknown table, the columns that
@@ -101,7 +85,7 @@ class StatementRepairs:
         owners = [t for t in self.tables if self._column(t, column)]
         if not owners:
             return f"There is no column {column} in any table; use only the columns listed above."
-        wrong = self._table_of(sql, qualifier) if qualifier and sql else None
+        wrong = table_named(sql, qualifier) if qualifier and sql else None
         starts = [wrong] if wrong else [t for t in used_tables if t not in owners]
         best: Optional[tuple[str, str, list[tuple[str, str, str, str]]]] = None
         for start in starts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kb.engines.sql_defects import defects
+from kb.engines.sql_schema import SchemaDescriber
 
 
 @pytest.mark.parametrize(
@@ -65,3 +66,64 @@ def test_a_column_compared_with_itself_is_a_defect(sql):
 )
 def test_comparisons_of_different_columns_or_values_have_no_defect(sql):
     assert defects(sql) == []
+
+
+@pytest.fixture
+def keyed_schema(db) -> SchemaDescriber:
+    """Declared keys: customers' rep is an employee, invoices belong to customers, a one-to-one notes
+    table keyed by its customer, invoice lines keyed by (invoice, line)."""
+    for statement in (
+        "CREATE TABLE employees (id INT PRIMARY KEY, name VARCHAR(80), city VARCHAR(40))",
+        "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(80), city VARCHAR(40), rep_id INT, "
+        "FOREIGN KEY (rep_id) REFERENCES employees(id))",
+        "CREATE TABLE invoices (id INT PRIMARY KEY, customer_id INT, FOREIGN KEY (customer_id) REFERENCES customers(id))",
+        "CREATE TABLE customer_notes (customer_id INT PRIMARY KEY, note TEXT, "
+        "FOREIGN KEY (customer_id) REFERENCES customers(id))",
+        "CREATE TABLE invoice_lines (invoice_id INT, line_no INT, amount DECIMAL(8,2), PRIMARY KEY (invoice_id, line_no), "
+        "FOREIGN KEY (invoice_id) REFERENCES invoices(id))",
+    ):
+        db.execute(statement)
+    database = db.fetchall("SELECT DATABASE()")[0][0]
+    return SchemaDescriber(db, database, ["employees", "customers", "invoices", "customer_notes", "invoice_lines"])
+
+
+@pytest.mark.parametrize(
+    "sql, said",
+    [
+        (
+            "SELECT COUNT(*) FROM invoices i JOIN employees e ON i.customer_id = e.id",
+            "pairs invoices.customer_id, which references customers.id, with employees.id, the key of another table; "
+            "join customers ON customers.id = invoices.customer_id",
+        ),
+        (
+            "SELECT COUNT(*) FROM invoices AS i JOIN customers AS c ON i.id = c.id",
+            "pairs the keys of two tables, invoices and customers, that do not reference each other",
+        ),
+        (
+            "SELECT SUM(amount) FROM invoice_lines JOIN customers ON invoice_id = customers.id",
+            "pairs invoice_lines.invoice_id, which references invoices.id, with customers.id",
+        ),
+    ],
+)
+def test_a_join_of_keys_that_do_not_belong_together_is_a_defect(keyed_schema, sql, said):
+    found = defects(sql, keyed_schema)
+    assert len(found) == 1 and said in found[0]
+    assert defects(sql) == []  # without the schema nothing is known of keys
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT COUNT(*) FROM invoices i JOIN customers c ON i.customer_id = c.id",
+        "SELECT COUNT(*) FROM invoices JOIN customers ON customer_id = customers.id",  # unqualified, one owner
+        "SELECT c.name FROM customers c JOIN customer_notes n ON n.customer_id = c.id",  # one-to-one
+        "SELECT COUNT(*) FROM invoices i JOIN customer_notes n ON i.customer_id = n.customer_id",  # same target
+        "SELECT SUM(l.amount) FROM invoice_lines l JOIN invoices i ON l.invoice_id = i.id",  # part of a two-column key
+        "SELECT e.name FROM customers c JOIN employees e ON c.rep_id = e.id",
+        "SELECT COUNT(*) FROM customers c JOIN employees e ON c.city = e.city",  # not keys
+        "SELECT COUNT(*) FROM employees e1 JOIN employees e2 ON e1.id = e2.id",  # a self-join
+        "SELECT COUNT(*) FROM customers c JOIN invoices i ON c.id = i.id + 0",  # not two columns
+    ],
+)
+def test_joins_along_keys_or_not_on_keys_have_no_defect(keyed_schema, sql):
+    assert defects(sql, keyed_schema) == []
