@@ -154,9 +154,9 @@ def evaluate(sql_set: SqlSet, questions: list[dict], engine: SQLEngine, plain: A
         tally.plain += plain_ok
         tally.candidates += outcome.votes.ran if outcome.votes else 1
         if any((a.error or "").startswith(RAN_WITH_DEFECT) for a in outcome.attempts):
-            tally.defects.update({"n": 1, "first": first_ok, "kb": kb_ok})
+            tally.defects.update({"n": 1, "first": int(first_ok), "kb": int(kb_ok)})
         kind = tally.by_kind.setdefault(item["kind"], Counter())
-        kind.update({"n": 1, "kb": kb_ok, "plain": plain_ok})
+        kind.update({"n": 1, "kb": int(kb_ok), "plain": int(plain_ok)})
         verdict = (
             f"kb {'ok ' if kb_ok else 'NO '} first {'ok ' if first_ok else 'NO '} plain {'ok ' if plain_ok else 'NO '}"
         )
