@@ -285,7 +285,11 @@ class KnowledgeBase:
     @property
     def selector(self) -> Selector:
         """The route selector, built for the live generation's store and embedding model."""
-        generation = self.live_generation()
+        return self._selector_for(self.live_generation())
+
+    def _selector_for(self, generation: Generation) -> Selector:
+        """The route selector of ``generation`` (its store and embedding model: the question embedding
+        it makes is handed to that generation's retriever)."""
         if self._selector is None or self._selector[0] != generation.version:
             mode = self.settings.route_selector
             if self._llm_given and self.settings.router.selector == "auto":
@@ -490,10 +494,23 @@ class KnowledgeBase:
         """A LlamaIndex retriever over the chunks, with the configured defaults and any overrides
         (``fusion``, ``alpha``, ``rrf_k``, ``both_boost``, ``sparse_top_k``, ``vector_pool``,
         ``text_candidates``, ``ef_search``, ``mmr_lambda``). Full-text mode never loads the embedding model."""
+        return self._retriever(self.live_generation(), top_k=top_k, mode=mode, filters=filters, **options)
+
+    def _retriever(
+        self,
+        generation: Generation,
+        *,
+        top_k: int | None = None,
+        mode: str | None = None,
+        filters: MetadataFilters | Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> StoreRetriever:
+        """A retriever over ``generation``'s table that embeds with that generation's model: one engine
+        never pairs a question embedded by one model with vectors of another, even across a switch."""
         return build_retriever(
             self.settings.retrieval,
-            self.vector_store,
-            lambda: self.embed_model,
+            self.store_for(generation),
+            lambda: self.embedding_for(generation),
             top_k=top_k,
             mode=mode,
             filters=filters,
@@ -502,10 +519,13 @@ class KnowledgeBase:
 
     def documents_engine(self, *, streaming: bool = False, **options: Any) -> DocumentsQueryEngine:
         """The documents side alone, a LlamaIndex query engine (retrieval options as :meth:`as_retriever`)."""
+        return self._documents_engine(self.live_generation(), streaming=streaming, **options)
+
+    def _documents_engine(self, generation: Generation, *, streaming: bool, **options: Any) -> DocumentsQueryEngine:
         e = self.settings.engine
         options["top_k"] = candidates_to_retrieve(self.settings, options.get("top_k"))
         return DocumentsQueryEngine(
-            retriever=self.as_retriever(**options),
+            retriever=self._retriever(generation, **options),
             llm=self.llm,
             response_mode=e.response_mode,
             node_postprocessors=rerankers(self.settings, lambda: self.llm),
@@ -519,9 +539,10 @@ class KnowledgeBase:
         usable as a ``QueryEngineTool``, under LlamaIndex's own ``RouterQueryEngine``, by its evaluators.
         ``database=False`` leaves the business database out (an API key without that grant)."""
         filters = filters_from(options.get("filters"))  # the documents side is judged within them too
+        generation = self.live_generation()  # one for the selector and the documents: see _retriever
         return RoutedQueryEngine(
-            select=lambda question: self.selector.select(question, filters),
-            documents=self.documents_engine(**options),
+            select=lambda question: self._selector_for(generation).select(question, filters),
+            documents=self._documents_engine(generation, streaming=False, **options),
             database=self.sql_engine if database else Unavailable("not granted to this API key"),
             llm=self.llm,
             streaming=streaming,

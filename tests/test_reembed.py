@@ -129,6 +129,35 @@ def test_an_index_moves_to_another_model_while_questions_and_indexing_go_on(db_u
             asker.close()
 
 
+def test_an_engine_built_before_a_switch_answers_from_one_generation_after_it(db_url, tmp_path):
+    """The router's selector embeds the question and hands that embedding to the retriever: both must be
+    of the generation the engine was built for, or a question in flight during a switch is embedded by
+    the new model and searched in the old table (a dimension mismatch)."""
+    docs = tmp_path / "docs"
+    write_notes(docs, 12)
+    with serve(openai_embeddings) as (api_base, standin):
+        config = config_for(db_url, api_base)
+        kb = KnowledgeBase.from_config(config, llm=ScriptedLLM(lambda prompt: "Written answer."))
+        try:
+            assert kb.index_directory(docs, progress=False).chunks == 12
+            engine = kb.as_query_engine()
+            retriever = kb.as_retriever(mode="dense", top_k=3)
+            report = kb.reembed("wordhash")
+            assert report.switched and kb.live_generation(fresh=True).model == "openai_like:wordhash-embed"
+            requests = standin.requests
+            response = engine.query("Who guards vault number 7?")  # routed, then answered: the old generation
+            assert response.metadata["route"] == "documents"
+            assert response.source_nodes[0].node.metadata["file_name"] == "note007.md"
+            hits = retriever.retrieve("Who guards vault number 7?")
+            assert hits[0].node.metadata["file_name"] == "note007.md"
+            assert standin.requests == requests, "the engines built before the switch never used the new model"
+            fresh = kb.as_query_engine().query("Who guards vault number 7?")  # built after it: the new one
+            assert fresh.source_nodes[0].node.metadata["file_name"] == "note007.md"
+            assert standin.requests > requests
+        finally:
+            kb.close()
+
+
 def test_a_killed_build_resumes_and_switching_back_reuses_the_kept_table(db_url, tmp_path, run_kb):
     docs = tmp_path / "docs"
     write_notes(docs, 100)
