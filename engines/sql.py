@@ -16,8 +16,8 @@ writes a correction, up to ``max_attempts`` statements in all, as LangChain's SQ
 do; where the server's error and the schema alone decide the repair (a join along the foreign keys
 for an unknown column), kb writes it (:mod:`kb.engines.sql_repairs`). A statement that runs is never
 rewritten into another meaning; one that runs with a defect no question could want (an aggregate
-that folds every row into one beside plain columns, a column compared with itself:
-:mod:`kb.engines.sql_defects`) is given back to the model like a failed one, and answers as written
+that folds every row into one beside plain columns, a column compared with itself, a join pairing
+keys that do not belong together: :mod:`kb.engines.sql_defects`) is given back to the model like a failed one, and answers as written
 when no correction runs clean. Each attempt passes the guard, and the response lists every attempt
 with its error. A statement the guard refuses for what it would do (a write, a lock, a file) is not
 retried. An empty result is an answer ("there were no orders in 2019"), not a failure.
@@ -26,8 +26,8 @@ retried. An empty result is an answer ("there were no orders in 2019"), not a fa
 (temperature ``sample_temperature``, each its own seed) for the same prompt, so a prompt cache makes
 each cost only its own tokens. Every candidate passes the guard and runs read-only; candidates are
 grouped by their rows, and the answer comes from the largest group (the greedy statement's group
-wins a tie). Candidates the guard refuses, the server rejects, or that have a defect are not counted. Writing stops as
-soon as no remaining candidate could change the vote. The response says how many agreed.
+wins a tie). Candidates the guard refuses, the server rejects, or that have a defect are not
+counted. Writing stops as soon as no remaining candidate could change the vote. The response says how many agreed.
 
 ``SQLEngine`` is a LlamaIndex ``CustomQueryEngine``: its ``Response`` carries the SQL, rows and
 attempts in its metadata (:mod:`kb.engines.answer`).

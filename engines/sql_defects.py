@@ -1,8 +1,9 @@
-"""Defects of a statement that the server runs without complaint, decided from the statement alone.
+"""Defects of a statement that the server runs without complaint, decided from the statement and
+the schema's keys.
 
 MariaDB (without ``ONLY_FULL_GROUP_BY``) runs statements whose result no question could have asked
-for; a small model writes them often. Each defect here is a property of the SQL text, never of the
-question's words or of one schema:
+for; a small model writes them often. Each defect here is a property of the SQL text (the third also
+of the keys the schema declares or implies), never of the question's words:
 
 * **an aggregate collapses the rows**: a ``SELECT`` with an aggregate function (``COUNT``, ``SUM``,
   ``AVG``, ``MIN``, ``MAX``, ...) in its select list, ``ORDER BY`` or ``HAVING``, no ``GROUP BY``, and a
@@ -24,7 +25,7 @@ question's words or of one schema:
   (``o.customer_id = t.customer_id``), on columns that are not keys (``c.city = s.city``), on a
   self-join, or on a column it cannot place in exactly one table of the statement.
 
-Neither is rewritten: :class:`kb.engines.sql.SQLEngine` gives the statement back to the model with
+None is rewritten: :class:`kb.engines.sql.SQLEngine` gives the statement back to the model with
 the defect as its error, and answers from the statement as written when no correction runs clean.
 """
 
@@ -64,59 +65,76 @@ def defects(sql: str, schema: Optional[SchemaDescriber] = None) -> list[str]:
     return found
 
 
-def _placed(tree: exp.Expr, column: exp.Column, schema: SchemaDescriber) -> Optional[tuple[Table, Column]]:
-    """The table and column a column reference stands for: by its qualifier, or (unqualified) the one
-    table of the statement that has a column of that name; None when that is not exactly one."""
-    tables = {name.lower(): name for name in schema.tables}
-    if column.table:
-        named = table_named(tree, column.table)
-        candidates = [tables[named.lower()]] if named and named.lower() in tables else []
-    else:
-        used = {t.name.lower() for t in tree.find_all(exp.Table)}
-        candidates = [tables[name] for name in used if name in tables]
-    found = []
-    for name in candidates:
-        table = schema.table(name)
-        match = next((c for c in table.columns if c.name.lower() == column.name.lower()), None)
-        if match is not None:
-            found.append((table, match))
-    return found[0] if len(found) == 1 else None
+class _Scope:
+    """The schema's tables as one statement names them, to place its column references."""
+
+    def __init__(self, tree: exp.Expr, schema: SchemaDescriber) -> None:
+        self.tree, self.schema = tree, schema
+        self.tables = {name.lower(): name for name in schema.tables}
+        self.used = [self.tables[t.name.lower()] for t in tree.find_all(exp.Table) if t.name.lower() in self.tables]
+
+    def place(self, column: exp.Column) -> Optional[tuple[Table, Column]]:
+        """The table and column a reference stands for: by its qualifier, or (unqualified) the one table
+        of the statement that has a column of that name; None when that is not exactly one."""
+        if column.table:
+            named = table_named(self.tree, column.table)
+            candidates = [self.tables[named.lower()]] if named and named.lower() in self.tables else []
+        else:
+            candidates = list(dict.fromkeys(self.used))
+        found = []
+        for name in candidates:
+            table = self.schema.table(name)
+            match = next((c for c in table.columns if c.name.lower() == column.name.lower()), None)
+            if match is not None:
+                found.append((table, match))
+        return found[0] if len(found) == 1 else None
+
+
+def _references(column: Column) -> str:
+    return column.references[0].lower() if column.references else ""
+
+
+def _mismatched_reference(a: tuple[Table, Column], b: tuple[Table, Column], shown: str) -> str:
+    """``a``'s column references a table, ``b``'s column is the key of another one (and not itself a
+    reference to ``a``'s table or to the same table: a one-to-one table)."""
+    (table, column), (other_table, other) = a, b
+    target = _references(column)
+    if not target or not other.primary or target == other_table.name.lower():
+        return ""
+    if _references(other) in (table.name.lower(), target):
+        return ""
+    ref_table, ref_column = column.references or ("", "")
+    return (
+        f"the join condition {shown} pairs {table.name}.{column.name}, which references {ref_table}.{ref_column}, "
+        f"with {other_table.name}.{other.name}, the key of another table; "
+        f"join {ref_table} ON {ref_table}.{ref_column} = {table.name}.{column.name}"
+    )
 
 
 def _unrelated_keys(tree: exp.Expr, schema: SchemaDescriber) -> list[str]:
+    scope = _Scope(tree, schema)
     found = []
     for equality in tree.find_all(exp.EQ):
         left, right = equality.left, equality.right
         if not (isinstance(left, exp.Column) and isinstance(right, exp.Column)):
             continue
-        a, b = _placed(tree, left, schema), _placed(tree, right, schema)
+        a, b = scope.place(left), scope.place(right)
         if a is None or b is None or a[0].name.lower() == b[0].name.lower():
             continue
         shown = equality.sql(dialect="mysql")
-        for (table, column), (other_table, other) in ((a, b), (b, a)):
-            if column.references and other.primary and column.references[0].lower() != other_table.name.lower():
-                if other.references and other.references[0].lower() in (
-                    table.name.lower(),
-                    column.references[0].lower(),
-                ):
-                    continue  # a key that is also a reference (a one-to-one table), back or to the same table
-                ref_table, ref_column = column.references
-                found.append(
-                    f"the join condition {shown} pairs {table.name}.{column.name}, which references "
-                    f"{ref_table}.{ref_column}, with {other_table.name}.{other.name}, the key of another table; "
-                    f"join {ref_table} ON {ref_table}.{ref_column} = {table.name}.{column.name}"
-                )
-                break
-        else:
-            (table, column), (other_table, other) = a, b
-            related = (column.references or ("",))[0].lower() == other_table.name.lower() or (
-                other.references or ("",)
-            )[0].lower() == table.name.lower()
-            if column.primary and other.primary and not related:
-                found.append(
-                    f"the join condition {shown} pairs the keys of two tables, {table.name} and {other_table.name}, "
-                    "that do not reference each other; join along a column that references the other table"
-                )
+        mismatch = _mismatched_reference(a, b, shown) or _mismatched_reference(b, a, shown)
+        if mismatch:
+            found.append(mismatch)
+        elif (
+            a[1].primary
+            and b[1].primary
+            and _references(a[1]) != b[0].name.lower()
+            and _references(b[1]) != a[0].name.lower()
+        ):
+            found.append(
+                f"the join condition {shown} pairs the keys of two tables, {a[0].name} and {b[0].name}, "
+                "that do not reference each other; join along a column that references the other table"
+            )
     return found
 
 
