@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from kb.stores.vector_store import MariaDBVectorStore
 
 ROUTES = ("documents", "database", "both")
+# HNSW search width for the nearest chunk a route reason shows (the store's default is 40).
+ROUTE_EF_SEARCH = 200
 # Language cues, in general language only: no word taken from a labelled question or from one
 # domain's records (asking for a quantity, an extreme, a share, a list, a period of time).
 ANALYTIC = re.compile(
@@ -170,7 +172,7 @@ class OfflineSelector:
         route = "database" if db > docs else "documents"
         reason = (
             f"closer to the {'business tables' if route == 'database' else 'indexed documents'} "
-            f"(similarity {db:.2f} vs {docs:.2f}" + (f"; cues: {', '.join(cues)}" if cues else "") + ")"
+            f"(similarity: tables {db:.2f}, documents {docs:.2f}" + (f"; cues: {', '.join(cues)}" if cues else "") + ")"
         )
         return RouteDecision(route, reason, "offline", scores, embedding)
 
@@ -344,7 +346,9 @@ def build_selector(
 
     def chunk_similarity(embedding: list[float], filters: Optional[MetadataFilters]) -> float:
         query = VectorStoreQuery(query_embedding=embedding, similarity_top_k=1, filters=filters)
-        hits = store.query(query).similarities or []
+        # A route reason reports this figure: search the graph wider than a top-1 search would
+        # (HNSW at ef 40 missed the nearest chunk of a small collection once), so it is the true one.
+        hits = store.query(query, ef_search=ROUTE_EF_SEARCH).similarities or []
         return hits[0] if hits else 0.0
 
     offline = OfflineSelector(

@@ -234,7 +234,7 @@ def test_chunked_bodies_are_capped_and_the_key_is_checked_before_the_body(site):
 
 # -- 4. MEDIUM: routing is judged within the key's collections -----------------------------------------
 def _documents_similarity(reason):
-    found = re.search(r"similarity ([0-9.]+) vs ([0-9.]+)", reason)
+    found = re.search(r"similarity: tables ([0-9.]+), documents ([0-9.]+)", reason)
     assert found, reason
     return found
 
@@ -246,8 +246,8 @@ def test_a_route_reason_says_nothing_about_other_collections(site):
     best_visible = call(
         site, "POST", "/v1/retrieve", "reader_a", json={"question": question, "mode": "dense", "top_k": 1}
     ).json()["chunks"][0]["score"]
-    admin_docs = max(map(float, _documents_similarity(admin["reason"]).groups()))
-    reader_docs = max(map(float, _documents_similarity(reader["reason"]).groups()))
+    admin_docs = float(_documents_similarity(admin["reason"]).group(2))
+    reader_docs = float(_documents_similarity(reader["reason"]).group(2))
     figures = (admin["reason"], reader["reason"], best_visible)
     assert admin_docs > 0.6, figures  # the secret chunk itself
     assert reader_docs <= best_visible + 0.13, figures  # what a's documents give (plus a cue), not the secret
