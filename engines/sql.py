@@ -420,7 +420,8 @@ class SQLEngine(CustomQueryEngine):
 
     def _attempts(self, question: str, hint: str, outcome: SQLOutcome, clock: Stopwatch) -> Optional[Statement]:
         """The greedy statement and its corrections, until one runs without a defect (at most
-        ``max_attempts``): the statement that ran (None: none did). A statement that runs with a defect
+        ``max_attempts``, and no further once a correction repeats a statement already tried): the
+        statement that ran (None: none did). A statement that runs with a defect
         (:mod:`kb.engines.sql_defects`) is corrected like a failed one; when no correction runs without
         one, the first that ran answers, as written. Writing is the clock's step "generation", running "query"."""
         used_tables: tuple[str, ...] = ()
@@ -434,6 +435,8 @@ class SQLEngine(CustomQueryEngine):
                         question, outcome.attempts[-1], used_tables, [a.sql for a in outcome.attempts], hint
                     )
                 )
+            if number and _normalized(proposed) in {_normalized(a.sql) for a in outcome.attempts}:
+                break  # the model wrote a statement already tried (even sampling): running it again changes nothing
             attempt = Attempt(sql=clean(proposed) or proposed)
             outcome.attempts.append(attempt)
             try:

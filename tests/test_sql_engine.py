@@ -230,13 +230,22 @@ def test_a_column_qualified_with_the_wrong_table_is_repaired_without_the_model(e
 
 
 def test_corrections_stop_after_three_attempts(engine_with):
-    engine, llm = engine_with(lambda prompt: WRONG_JOIN)
+    def different_each_time(prompt, wrong=iter(range(100))):
+        return WRONG_JOIN.replace("> 30", f"> {30 + next(wrong)}")
+
+    engine, llm = engine_with(different_each_time)
     answer = sql_answer(engine, LATE)
     assert len(answer.attempts) == 3 and all("Unknown column" in a.error for a in answer.attempts)
     assert answer.rows == [] and "failed on the server after 3 attempts" in answer.text
-    # each correction that repeats a failed statement is asked for once more, sampling; no answer is
-    # written from rows that do not exist
-    assert len(llm.prompts) == 5 and not any("Result (" in prompt for prompt in llm.prompts)
+    assert len(llm.prompts) == 3 and not any("Result (" in prompt for prompt in llm.prompts)  # no rows, no answer
+
+
+def test_a_correction_that_repeats_a_tried_statement_is_not_run_again(engine_with):
+    engine, llm = engine_with(lambda prompt: WRONG_JOIN)
+    answer = sql_answer(engine, LATE)
+    # the correction repeated the failed statement, and so did the sampled second try: nothing new to run
+    assert len(answer.attempts) == 1 and "Unknown column" in answer.attempts[0].error
+    assert len(llm.prompts) == 3 and "The query failed on the server: " in answer.text
 
 
 def test_examples_are_shown_after_the_schema_and_checked_by_the_guard(engine_with, tmp_path):
