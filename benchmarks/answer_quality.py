@@ -4,9 +4,10 @@ Two labelled sets, each question with the fact its answer must contain and the f
 
 * demo (benchmarks/data/answer_quality.yaml, 46 questions over data/docs), in a ``dev`` part (may be
   studied to choose settings) and a ``test`` part (only scored);
-* mariadb-docs (benchmarks/data/answer_quality_mariadb_docs.yaml, 32 questions over the 1,278 pages of
-  ../shared/eval/mariadb-docs, indexed once into a kept benchmark database): ``test`` only, written
-  before kb answered any of them.
+* mariadb-docs (benchmarks/data/answer_quality_mariadb_docs.yaml, over the 1,278 pages of
+  ../shared/eval/mariadb-docs, indexed once into a kept benchmark database): a ``dev`` part (26
+  questions from pages no test question uses) and a ``test`` part (32, written before kb answered
+  any of them).
 
 Systems, both streamed so that the first token is timed:
 
