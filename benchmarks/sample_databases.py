@@ -1,14 +1,16 @@
-"""The public sample databases of ../shared/eval (Chinook, Northwind, classicmodels), loaded once into
-kb's private server and made readable by kb's read-only account. The repository keeps only the
-questions about them (benchmarks/data); the databases are read from ../shared/eval."""
+"""The sample databases of the SQL benchmark, loaded once into kb's private server and made readable
+by kb's read-only account: the public ones of ../shared/eval (Chinook, Northwind, classicmodels; the
+repository keeps only the questions about them, in benchmarks/data) and the university database
+that benchmarks/university_database.py generates."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
-from common import SHARED
+import university_database
+from common import ROOT, SHARED
 
 from kb.stores.connection import MariaDBConnection, quote_identifier
 
@@ -20,6 +22,7 @@ class SampleDatabase:
     name: str  # the database the scripts create
     scripts: tuple[Path, ...]  # run in order
     tables: int  # how many tables a complete load has
+    generate: Optional[Callable[[], str]] = None  # writes scripts[0] when given (a generated database)
 
 
 SAMPLES = {
@@ -28,12 +31,21 @@ SAMPLES = {
         "northwind", (EVAL / "northwind" / "northwind.sql", EVAL / "northwind" / "northwind-data.sql"), 20
     ),
     "classicmodels": SampleDatabase("classicmodels", (EVAL / "classicmodels" / "mysqlsampledatabase.sql",), 8),
+    "university": SampleDatabase(
+        university_database.NAME,
+        (ROOT / ".kb" / "cache" / "benchmarks" / "university.sql",),
+        6,
+        university_database.script,
+    ),
 }
 
 
 def load_sample(server: Any, key: str) -> str:
-    """Load sample ``key`` (chinook, northwind, classicmodels) unless it is there; its database name."""
+    """Load sample ``key`` (a key of SAMPLES) unless it is there; its database name."""
     sample = SAMPLES[key]
+    if sample.generate is not None:
+        sample.scripts[0].parent.mkdir(parents=True, exist_ok=True)
+        sample.scripts[0].write_text(sample.generate())
     missing = [p for p in sample.scripts if not p.is_file()]
     if missing:
         raise SystemExit(f"{missing[0]} not found: the benchmarks read the sample databases from ../shared/eval")

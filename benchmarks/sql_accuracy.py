@@ -1,12 +1,13 @@
 """Text-to-SQL execution accuracy: kb's SQL engine against plain LlamaIndex, same model, same run.
 
-Four labelled sets with gold SQL (benchmarks/data):
+Five labelled sets with gold SQL (benchmarks/data):
 
-* the demo business database (64 questions) and Chinook (42), each split into a ``dev`` part (may be
-  studied to change kb's rules and prompts) and a ``test`` part (only scored);
+* the demo business database (64 questions), Chinook (42) and the generated university database
+  (40, benchmarks/university_database.py), each split into a ``dev`` part (may be studied to change
+  kb's rules and prompts) and a ``test`` part (only scored);
 * Northwind (45) and classicmodels (46), written before kb ever ran on them: ``test`` only.
 
-The sample databases are read from ../shared/eval (benchmarks/sample_databases.py). For each question:
+The public sample databases are read from ../shared/eval (benchmarks/sample_databases.py). For each question:
 
 * kb: ``SQLEngine`` (kb's schema description and prompt, value linking, execution-guided selection
   over ``sql.candidates`` statements, the read-only guard, corrections);
@@ -21,7 +22,7 @@ rounding numbers to 2 decimals; the order of columns is free, the set of columns
 printed: time per question, and how many gold (legitimate) SELECTs the guard refuses (target 0).
 Failures are printed question by question for ``dev`` parts only.
 
-Run: ``.venv/bin/python benchmarks/sql_accuracy.py [--sets demo,chinook,northwind,classicmodels]
+Run: ``.venv/bin/python benchmarks/sql_accuracy.py [--sets demo,chinook,university,northwind,classicmodels]
 [--parts dev,test] [--candidates N] [--limit N] [--json FILE]`` (KB_PROFILE picks the model).
 """
 
@@ -61,6 +62,7 @@ class SqlSet:
 SETS = [
     SqlSet("demo", "demo business database", "sql_demo.yaml", None),
     SqlSet("chinook", "Chinook", "sql_chinook.yaml", "chinook"),
+    SqlSet("university", "university (generated)", "sql_university.yaml", "university"),
     SqlSet("northwind", "Northwind (held out)", "sql_northwind.yaml", "northwind"),
     SqlSet("classicmodels", "classicmodels (held out)", "sql_classicmodels.yaml", "classicmodels"),
 ]
