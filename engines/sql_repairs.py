@@ -5,8 +5,11 @@ statement once more. Where the server's error and the schema alone decide the re
 (the guard checks the result like any other attempt, and the response lists both). The trigger is
 always the server's "Unknown column" for a statement that could not run, never the question's words:
 
+* a join's condition pairs two tables as if they were neighbours (``course.course_id =
+  enrollment.course_id``, where enrollments belong to sections of courses): the one shortest chain
+  of foreign keys between them, through a table that has the column, replaces the condition;
 * the column is qualified with the wrong table of the statement while exactly one of its tables has
-  it: the qualifier is corrected;
+  it: the qualifier is corrected (unless that would compare a column with itself);
 * otherwise the join along the foreign keys to the one nearest table that has the column is added
   (placed before the join whose ON clause needed it).
 
@@ -45,8 +48,8 @@ class StatementRepairs:
     def table(self, name: str) -> Table:
         return self.schema.table(name)
 
-    def _join_path(self, start: str, goal: str) -> list[tuple[str, str, str, str]]:
-        """The shortest chain of foreign keys from ``start`` to ``goal``: (table, column, ref_table, ref_column)."""
+    def _edges(self) -> dict[str, list[tuple[str, str, str, str]]]:
+        """Each table's foreign keys, both ways: (table, column, other table, its column)."""
         edges: dict[str, list[tuple[str, str, str, str]]] = {t: [] for t in self.tables}
         for t in self.tables:
             for col in self.table(t).columns:
@@ -54,6 +57,27 @@ class StatementRepairs:
                     ref_table, ref_col = col.references
                     edges[t].append((t, col.name, ref_table, ref_col))
                     edges[ref_table].append((ref_table, ref_col, t, col.name))
+        return edges
+
+    def _shortest_paths(self, start: str, goal: str) -> int:
+        """How many different shortest chains of foreign keys lead from ``start`` to ``goal`` (0: none)."""
+        edges = self._edges()
+        distance, count, frontier = {start: 0}, {start: 1}, [start]
+        while frontier and goal not in distance:
+            reached: list[str] = []
+            for here in frontier:
+                for _, _, there, _ in edges.get(here, []):
+                    if distance.get(there, distance[here] + 1) == distance[here] + 1:
+                        if there not in distance:
+                            distance[there], count[there] = distance[here] + 1, 0
+                            reached.append(there)
+                        count[there] += count[here]
+            frontier = reached
+        return count.get(goal, 0)
+
+    def _join_path(self, start: str, goal: str) -> list[tuple[str, str, str, str]]:
+        """The shortest chain of foreign keys from ``start`` to ``goal``: (table, column, ref_table, ref_column)."""
+        edges = self._edges()
         previous: dict[str, tuple[str, tuple[str, str, str, str]]] = {}
         queue, seen = deque([start]), {start}
         while queue:
@@ -141,6 +165,10 @@ class StatementRepairs:
         if not outer or any(t.name not in self.tables for t in outer):
             return None
 
+        bridged = self._bridge(select, qualifier, column, outer)
+        if bridged:
+            return tree.sql(dialect="mysql")
+
         def has(table: str) -> bool:
             return self._column(table, column) is not None
 
@@ -158,6 +186,8 @@ class StatementRepairs:
         if qualifier and len(holders) == 1 and (not named or not has(named[0].name)):
             for col in outer_columns():
                 col.set("table", exp.to_identifier(holders[0].alias_or_name))
+            if any(eq.left == eq.right for eq in select.find_all(exp.EQ)):
+                return None  # the corrected qualifier would compare a column with itself: not what was meant
             return tree.sql(dialect="mysql")
         if holders:
             return None  # a table of the query has it: the error is about something else
@@ -185,6 +215,71 @@ class StatementRepairs:
             joins = select.args["joins"]
             joins[:] = joins[: needing[0]] + joins[existing:] + joins[needing[0] : existing]
         return tree.sql(dialect="mysql")
+
+    def _bridge(self, select: Any, qualifier: str, column: str, outer: list[Any]) -> bool:
+        """Join two tables through the tables between them, in place; False when this repair does not apply.
+
+        It applies when the unknown column ``qualifier.column`` is one side of a join's whole ON
+        condition ``B.y = A.x`` (B the qualifier's table, which has no ``y``; A another table of the
+        query, which has ``x``), A and B are not linked by a foreign key of their own but by exactly
+        one shortest chain of foreign keys, that chain leaves A through ``x`` and passes only through
+        tables the query does not use, one of which has ``y``. The model joined two tables as if they were neighbours
+        (``course JOIN enrollment ON course.course_id = enrollment.course_id`` where enrollments
+        belong to sections of courses); the chain's joins replace that condition."""
+        from sqlglot import exp
+
+        if not qualifier:
+            return False
+        by_alias = {t.alias_or_name.lower(): t for t in outer}
+        joins = select.args.get("joins") or []
+        for position, join in enumerate(joins):
+            on = join.args.get("on")
+            if not isinstance(on, exp.EQ) or not all(isinstance(side, exp.Column) for side in (on.left, on.right)):
+                continue
+            sides = [(by_alias.get(side.table.lower()), side.name) for side in (on.left, on.right)]
+            unknown = [
+                i
+                for i, side in enumerate((on.left, on.right))
+                if (side.table.lower(), side.name.lower()) == (qualifier, column)
+            ]
+            if len(unknown) != 1 or any(table is None for table, _ in sides):
+                continue
+            (b_table, _), (a_table, a_column) = sides[unknown[0]], sides[1 - unknown[0]]
+            if (
+                b_table.name == a_table.name
+                or self._column(b_table.name, column)
+                or not self._column(a_table.name, a_column)
+            ):
+                return False
+            joined = join.this
+            if joined is not b_table and joined is not a_table:
+                return False
+            earlier, later = (a_table, b_table) if joined is b_table else (b_table, a_table)
+            if self._shortest_paths(earlier.name, later.name) != 1:
+                return False
+            path = self._join_path(earlier.name, later.name)
+            between = {edge[2] for edge in path[:-1]}
+            used = {t.name for t in outer}
+            if len(path) < 2 or between & used or not any(self._column(t, column) for t in between):
+                return False  # neighbours, a table already used, or a chain not through the column's table
+            a_edge = path[0] if earlier is a_table else path[-1]
+            a_side = (a_edge[0], a_edge[1]) if earlier is a_table else (a_edge[2], a_edge[3])
+            if a_side != (a_table.name, self._column(a_table.name, a_column).name):
+                return False  # the chain does not start from the column the model named
+            name = {earlier.name: earlier.alias_or_name, later.name: later.alias_or_name}
+            added = []
+            for here, here_col, there, there_col in path[:-1]:
+                added.append(
+                    exp.Join(
+                        this=exp.to_table(there),
+                        on=exp.condition(f"{there}.{there_col} = {name.get(here, here)}.{here_col}", dialect="mysql"),
+                    )
+                )
+            here, here_col, there, there_col = path[-1]
+            join.set("on", exp.condition(f"{name[there]}.{there_col} = {here}.{here_col}", dialect="mysql"))
+            select.set("joins", [*joins[:position], *added, *joins[position:]])
+            return True
+        return False
 
     def _qualify(self, select: Any, table: str, alias: str) -> None:
         """Qualify a query's unqualified columns of ``table`` with ``alias``: a join about to be added

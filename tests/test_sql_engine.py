@@ -74,10 +74,10 @@ def test_a_column_of_a_table_not_joined_gets_the_join_without_asking_the_model_a
             "SELECT COUNT(*) FROM returns JOIN orders ON orders.id = returns.order_id "
             "WHERE orders.customer_id IN (SELECT id FROM customers WHERE country = 'FI')",
         ),
-        (  # an ON clause: orders comes before the join that uses it (the server reads joins in order)
+        (  # an ON clause joining two tables as neighbours: orders, between them, comes before the join
             "SELECT COUNT(*) FROM returns T1 JOIN customers T2 ON T1.customer_id = T2.id WHERE T2.country = 'FI'",
             "SELECT COUNT(*) FROM returns AS T1 JOIN orders ON orders.id = T1.order_id "
-            "JOIN customers AS T2 ON orders.customer_id = T2.id WHERE T2.country = 'FI'",
+            "JOIN customers AS T2 ON T2.id = orders.customer_id WHERE T2.country = 'FI'",
         ),
     ],
     ids=["subquery", "on-clause"],
@@ -92,6 +92,25 @@ def test_a_column_of_a_table_two_keys_away_gets_the_join(engine_with, admin, pro
     answer = sql_answer(engine, "How many returns came from customers in Finland?")
     assert [a.error is None for a in answer.attempts] == [False, True]
     assert "Unknown column" in answer.attempts[0].error and answer.sql == repaired
+    assert answer.rows == [{"COUNT(*)": gold}] and gold > 0 and len(llm.prompts) == 2
+
+
+def test_two_tables_joined_as_neighbours_get_the_table_between_without_asking_the_model(
+    engine_with, admin, project_settings
+):
+    db = project_settings.sql.database
+    gold = admin.fetchall(
+        f"SELECT COUNT(*) FROM `{db}`.returns r JOIN `{db}`.orders o ON o.id = r.order_id "
+        f"JOIN `{db}`.customers c ON c.id = o.customer_id WHERE c.country = 'FI'"
+    )[0][0]
+    written = "SELECT COUNT(*) FROM customers c JOIN returns r ON c.id = r.customer_id WHERE c.country = 'FI'"
+    engine, llm = engine_with([written, "Answer."])
+    answer = sql_answer(engine, "How many returns came from customers in Finland?")
+    assert "Unknown column 'r.customer_id'" in answer.attempts[0].error
+    assert answer.sql == (
+        "SELECT COUNT(*) FROM customers AS c JOIN orders ON orders.customer_id = c.id "
+        "JOIN returns AS r ON r.order_id = orders.id WHERE c.country = 'FI'"
+    )
     assert answer.rows == [{"COUNT(*)": gold}] and gold > 0 and len(llm.prompts) == 2
 
 

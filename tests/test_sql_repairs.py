@@ -1,0 +1,78 @@
+"""kb's own repairs of statements the server refused (kb.engines.sql_repairs): where a join through
+the tables between two tables is written, and where it must not be."""
+
+from __future__ import annotations
+
+import pytest
+
+from kb.engines.sql_repairs import StatementRepairs
+from kb.engines.sql_schema import SchemaDescriber
+
+
+@pytest.fixture
+def lending(db) -> StatementRepairs:
+    """A lending library: copies of books kept at branches, members of a branch, loans of a copy to a member."""
+    for statement in (
+        "CREATE TABLE branches (id INT PRIMARY KEY, city VARCHAR(40))",
+        "CREATE TABLE books (id INT PRIMARY KEY, title VARCHAR(80))",
+        "CREATE TABLE members (id INT PRIMARY KEY, name VARCHAR(80), branch_id INT, "
+        "FOREIGN KEY (branch_id) REFERENCES branches(id))",
+        "CREATE TABLE copies (id INT PRIMARY KEY, book_id INT, branch_id INT, "
+        "FOREIGN KEY (book_id) REFERENCES books(id), FOREIGN KEY (branch_id) REFERENCES branches(id))",
+        "CREATE TABLE loans (id INT PRIMARY KEY, copy_id INT, member_id INT, "
+        "FOREIGN KEY (copy_id) REFERENCES copies(id), FOREIGN KEY (member_id) REFERENCES members(id))",
+    ):
+        db.execute(statement)
+    database = db.fetchall("SELECT DATABASE()")[0][0]
+    return StatementRepairs(SchemaDescriber(db, database, ["branches", "books", "members", "copies", "loans"]))
+
+
+def unknown(column: str) -> str:
+    return f"(1054, \"Unknown column '{column}' in 'ON'\")"
+
+
+@pytest.mark.parametrize(
+    "sql, column, repaired",
+    [
+        (  # the joined table is the far one
+            "SELECT b.title, COUNT(*) FROM books b JOIN loans l ON b.id = l.book_id GROUP BY b.id, b.title",
+            "l.book_id",
+            "SELECT b.title, COUNT(*) FROM books AS b JOIN copies ON copies.book_id = b.id "
+            "JOIN loans AS l ON l.copy_id = copies.id GROUP BY b.id, b.title",
+        ),
+        (  # the joined table is the near one, the condition written the other way round
+            "SELECT COUNT(*) FROM loans JOIN books ON loans.book_id = books.id WHERE books.title = 'Emma'",
+            "loans.book_id",
+            "SELECT COUNT(*) FROM loans JOIN copies ON copies.id = loans.copy_id "
+            "JOIN books ON books.id = copies.book_id WHERE books.title = 'Emma'",
+        ),
+    ],
+    ids=["far", "near"],
+)
+def test_two_tables_joined_as_neighbours_are_joined_through_the_table_between(lending, db, sql, column, repaired):
+    assert lending.add_missing_join(sql, unknown(column)) == repaired
+    db.fetchall(repaired)  # it runs
+
+
+@pytest.mark.parametrize(
+    "sql, column",
+    [
+        # two equally short chains (through members, through copies): which was meant is the model's call
+        ("SELECT COUNT(*) FROM branches br JOIN loans l ON br.id = l.branch_id", "l.branch_id"),
+        # the one chain passes through no table with the column the model wrote
+        ("SELECT COUNT(*) FROM books b JOIN loans l ON b.id = l.title_id", "l.title_id"),
+        # neighbours: the model named the key wrongly, not a table too few
+        ("SELECT COUNT(*) FROM copies c JOIN loans l ON c.id = l.copy_ref", "l.copy_ref"),
+        # correcting the qualifier would compare copies.book_id with itself
+        ("SELECT COUNT(*) FROM copies c JOIN members m ON c.book_id = m.book_id", "m.book_id"),
+    ],
+    ids=["two-chains", "not-through-the-column", "neighbours", "self-comparison"],
+)
+def test_no_repair_where_the_schema_does_not_decide_it(lending, sql, column):
+    assert lending.add_missing_join(sql, unknown(column)) is None
+
+
+def test_a_chain_through_a_table_the_query_already_uses_is_not_added(lending):
+    sql = "SELECT COUNT(*) FROM books b JOIN copies c ON c.book_id = b.id JOIN loans l ON b.id = l.book_id"
+    repaired = lending.add_missing_join(sql, unknown("l.book_id"))
+    assert repaired is None or repaired.count("JOIN copies") == 1
