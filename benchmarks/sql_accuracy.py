@@ -3,7 +3,7 @@
 Five labelled sets with gold SQL (benchmarks/data):
 
 * the demo business database (64 questions), Chinook (42) and the generated university database
-  (40, benchmarks/university_database.py), each split into a ``dev`` part (may be studied to change
+  (51, benchmarks/university_database.py), each split into a ``dev`` part (may be studied to change
   kb's rules and prompts) and a ``test`` part (only scored);
 * Northwind (45) and classicmodels (46), written before kb ever ran on them: ``test`` only.
 
