@@ -207,6 +207,8 @@ class StatementRepairs:
         joins = select.args.get("joins") or []
         # A join's ON clause that used the column needs the new joins before it, not after
         needing = [i for i, join in enumerate(joins) if any(col.find_ancestor(exp.Join) is join for col in wrong)]
+        if any(joins[i].this is start for i in needing):
+            return None  # the join needing the column brings in the table the new joins start from
         existing = len(joins)
         for a, a_col, b, b_col in path:
             left = alias if a == start.name else a
@@ -252,8 +254,8 @@ class StatementRepairs:
             ):
                 return False
             joined = join.this
-            if joined is not b_table and joined is not a_table:
-                return False
+            if (joined is not b_table and joined is not a_table) or join.side or join.kind not in ("", "INNER"):
+                return False  # an outer join keeps rows an inner chain would drop: the model's to mend
             earlier, later = (a_table, b_table) if joined is b_table else (b_table, a_table)
             if self._shortest_paths(earlier.name, later.name) != 1:
                 return False

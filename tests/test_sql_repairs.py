@@ -65,8 +65,10 @@ def test_two_tables_joined_as_neighbours_are_joined_through_the_table_between(le
         ("SELECT COUNT(*) FROM copies c JOIN loans l ON c.id = l.copy_ref", "l.copy_ref"),
         # correcting the qualifier would compare copies.book_id with itself
         ("SELECT COUNT(*) FROM copies c JOIN members m ON c.book_id = m.book_id", "m.book_id"),
+        # an outer join: an inner chain would drop the books never lent
+        ("SELECT b.title, COUNT(l.id) FROM books b LEFT JOIN loans l ON b.id = l.book_id GROUP BY b.id", "l.book_id"),
     ],
-    ids=["two-chains", "not-through-the-column", "neighbours", "self-comparison"],
+    ids=["two-chains", "not-through-the-column", "neighbours", "self-comparison", "outer-join"],
 )
 def test_no_repair_where_the_schema_does_not_decide_it(lending, sql, column):
     assert lending.add_missing_join(sql, unknown(column)) is None
