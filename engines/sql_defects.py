@@ -15,6 +15,10 @@ of the keys the schema declares or implies), never of the question's words:
   column reference) in a ``WHERE``, ``ON`` or ``HAVING`` condition is true for every row (false for
   every row with ``<>``), so the join or filter it belongs to does nothing it seems to. It does not fire
   on a self-join's ``c1.city = c2.city`` (two aliases).
+* **a join whose condition ignores the joined table**: ``JOIN t ON ...`` where every column of the
+  condition is qualified and none is ``t``'s (``JOIN loans l ON b.id = c.book_id``): every row of
+  ``t`` is paired with every row before it. It does not fire on a condition with an unqualified
+  column (it may be ``t``'s), on a condition with a subquery, or on ``USING``/``CROSS JOIN``.
 * **keys that do not belong together** (with the schema): an equality between columns of two
   different tables where one side references a table (a declared foreign key, or one inferred from
   its name: :mod:`kb.engines.sql_schema`) and the other is the primary key of a *different* table
@@ -60,9 +64,28 @@ def defects(sql: str, schema: Optional[SchemaDescriber] = None) -> list[str]:
                 f"the condition {comparison.sql(dialect='mysql')} compares a column with itself, so it holds "
                 "for every row; compare it with the column of the other table (or the value) meant"
             )
+    for join in tree.find_all(exp.Join):
+        ignored = _condition_ignoring_its_table(join)
+        if ignored:
+            found.append(ignored)
     if schema is not None:
         found.extend(_unrelated_keys(tree, schema))
     return found
+
+
+def _condition_ignoring_its_table(join: exp.Join) -> str:
+    on, joined = join.args.get("on"), join.this
+    if on is None or on.find(exp.Select) or not isinstance(joined, (exp.Table, exp.Subquery)):
+        return ""
+    columns = list(on.find_all(exp.Column))
+    name = joined.alias_or_name.lower()
+    if not columns or any(not c.table for c in columns) or any(c.table.lower() == name for c in columns):
+        return ""
+    return (
+        f"the join of {joined.sql(dialect='mysql')} has the condition ON {on.sql(dialect='mysql')}, which names "
+        f"none of its columns, so every row of it is paired with every row before it; join it on its own "
+        "column that matches the other table's key (or the key it refers to)"
+    )
 
 
 class _Scope:

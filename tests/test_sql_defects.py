@@ -52,7 +52,37 @@ def test_statements_without_a_collapsing_aggregate_have_no_defect(sql):
 )
 def test_a_column_compared_with_itself_is_a_defect(sql):
     found = defects(sql)
-    assert len(found) == 1 and "compares a column with itself" in found[0]
+    assert sum("compares a column with itself" in f for f in found) == 1, found
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT COUNT(*) FROM orders o JOIN customers c ON c.id = o.customer_id JOIN returns r ON o.id = c.id",
+        "SELECT COUNT(*) FROM orders o LEFT JOIN returns r ON o.status = 'delivered'",
+        "SELECT COUNT(*) FROM orders o JOIN (SELECT order_id FROM returns) AS r ON o.id = o.customer_id",
+    ],
+)
+def test_a_join_whose_condition_ignores_the_joined_table_is_a_defect(sql):
+    found = [f for f in defects(sql) if "names none of its columns" in f]
+    assert len(found) == 1, defects(sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT COUNT(*) FROM orders o JOIN returns r ON r.order_id = o.id",
+        "SELECT COUNT(*) FROM orders o JOIN returns r ON r.reason = 'damaged'",  # a filter on its own column
+        "SELECT COUNT(*) FROM orders JOIN returns ON order_id = orders.id",  # unqualified: may be its own
+        "SELECT COUNT(*) FROM orders o JOIN (SELECT order_id FROM returns) AS r ON r.order_id = o.id",
+        "SELECT COUNT(*) FROM orders o JOIN returns r USING (id)",
+        "SELECT COUNT(*) FROM orders o CROSS JOIN customers c",
+        "SELECT COUNT(*) FROM orders o JOIN returns r ON o.id IN (SELECT r2.order_id FROM returns r2)",
+        "SELECT COUNT(*) FROM customers c1 JOIN customers c2 ON c1.city = c2.city AND c1.id < c2.id",
+    ],
+)
+def test_joins_whose_condition_names_the_joined_table_have_no_such_defect(sql):
+    assert not [f for f in defects(sql) if "names none of its columns" in f]
 
 
 @pytest.mark.parametrize(
