@@ -5,9 +5,10 @@ that benchmarks/university_database.py generates."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import university_database
 from common import ROOT, SHARED

@@ -85,13 +85,54 @@ DEPARTMENTS = [
     ("Biology", "Darwin Labs"),
     ("Philosophy", "Bloch House"),
 ]
-FIRST = (
-    "Ada Alan Grace Emmy Marie Niels Rosa Carl Hannah Ibn Mei Sofia Omar Lena Tomas Yuki Ravi Ines Kofi Zara".split()
-)
-LAST = (
-    "Lovelace Hopper Noether Curie Bohr Franklin Gauss Arendt Khaldun Chen Kovalevskaya Haddad Berg Novak "
-    "Tanaka Patel Duarte Mensah Ahmed Okafor Schmidt Rossi Dubois Larsen"
-).split()
+FIRST = [
+    "Ada",
+    "Alan",
+    "Grace",
+    "Emmy",
+    "Marie",
+    "Niels",
+    "Rosa",
+    "Carl",
+    "Hannah",
+    "Ibn",
+    "Mei",
+    "Sofia",
+    "Omar",
+    "Lena",
+    "Tomas",
+    "Yuki",
+    "Ravi",
+    "Ines",
+    "Kofi",
+    "Zara",
+]
+LAST = [
+    "Lovelace",
+    "Hopper",
+    "Noether",
+    "Curie",
+    "Bohr",
+    "Franklin",
+    "Gauss",
+    "Arendt",
+    "Khaldun",
+    "Chen",
+    "Kovalevskaya",
+    "Haddad",
+    "Berg",
+    "Novak",
+    "Tanaka",
+    "Patel",
+    "Duarte",
+    "Mensah",
+    "Ahmed",
+    "Okafor",
+    "Schmidt",
+    "Rossi",
+    "Dubois",
+    "Larsen",
+]
 RANKS = ["Lecturer", "Assistant Professor", "Associate Professor", "Professor"]
 COUNTRIES = ["Germany", "France", "India", "Nigeria", "Japan", "Brazil", "Canada", "Italy"]
 COURSE_WORDS = {
