@@ -9,9 +9,12 @@ always the server's "Unknown column" for a statement that could not run, never t
   enrollment.course_id``, where enrollments belong to sections of courses): the one shortest chain
   of foreign keys between them, through a table that has the column, replaces the condition;
 * the column is qualified with the wrong table of the statement while exactly one of its tables has
-  it: the qualifier is corrected (unless that would compare a column with itself);
+  it: the qualifier is corrected;
 * otherwise the join along the foreign keys to the one nearest table that has the column is added
   (placed before the join whose ON clause needed it).
+
+kb never writes a statement with a defect (:mod:`kb.engines.sql_defects`, such as a column compared
+with itself) that the model's statement did not have: such a repair is not made.
 
 A statement that runs is never rewritten here: what it means is the model's (the prompt's rules and
 value linking, :mod:`kb.engines.sql_values`, inform it; execution-guided selection votes between
@@ -26,6 +29,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from kb.engines.sql_defects import defects
 from kb.engines.sql_guard import parse_statement, table_named
 from kb.engines.sql_schema import Column, SchemaDescriber, Table
 
@@ -138,16 +142,26 @@ class StatementRepairs:
 
     def add_missing_join(self, sql: str, error: str) -> Optional[str]:
         """The statement repaired along the foreign keys when the server says a column is unknown; None
-        when there is no single obvious repair. A small model, told where the column is, often writes
-        the same statement again; these repairs are what it meant, so kb writes them itself (the guard
-        checks the result like any other attempt):
+        when there is no single obvious repair, or when the repair would run with a defect the statement
+        did not have (:mod:`kb.engines.sql_defects`: kb never writes one itself). A small model, told
+        where the column is, often writes the same statement again; these repairs are what it meant,
+        so kb writes them itself (the guard checks the result like any other attempt):
 
+        * a join's whole condition pairs two tables as neighbours through a column one of them lacks:
+          the tables between them are joined (:meth:`_bridge`);
         * the column is qualified with the wrong table while the query has one table holding it
           (``T2.Name`` where ``T1`` is that table, or ``InvoiceLine.Quantity`` where it is ``T2``):
           the qualifier is corrected;
         * otherwise the table it was taken from (its qualifier's, or the query's only table; a
           subquery keeps its own) reaches the nearest table holding it through foreign keys: that
           join is added."""
+        repaired = self._repaired(sql, error)
+        if repaired is None or (defects(repaired, self.schema) and not defects(sql, self.schema)):
+            return None
+        return repaired
+
+    def _repaired(self, sql: str, error: str) -> Optional[str]:
+        """:meth:`add_missing_join`'s repair, before its check for defects."""
         from sqlglot import exp
 
         match = _UNKNOWN_COLUMN.search(error or "")
@@ -186,8 +200,6 @@ class StatementRepairs:
         if qualifier and len(holders) == 1 and (not named or not has(named[0].name)):
             for col in outer_columns():
                 col.set("table", exp.to_identifier(holders[0].alias_or_name))
-            if any(eq.left == eq.right for eq in select.find_all(exp.EQ)):
-                return None  # the corrected qualifier would compare a column with itself: not what was meant
             return tree.sql(dialect="mysql")
         if holders:
             return None  # a table of the query has it: the error is about something else
@@ -236,22 +248,20 @@ class StatementRepairs:
         joins = select.args.get("joins") or []
         for position, join in enumerate(joins):
             on = join.args.get("on")
-            if not isinstance(on, exp.EQ) or not all(isinstance(side, exp.Column) for side in (on.left, on.right)):
+            if not isinstance(on, exp.EQ):
                 continue
-            sides = [(by_alias.get(side.table.lower()), side.name) for side in (on.left, on.right)]
-            unknown = [
-                i
-                for i, side in enumerate((on.left, on.right))
-                if (side.table.lower(), side.name.lower()) == (qualifier, column)
-            ]
-            if len(unknown) != 1 or any(table is None for table, _ in sides):
+            unknown, known = on.left, on.right
+            if not isinstance(unknown, exp.Column) or not isinstance(known, exp.Column):
                 continue
-            (b_table, _), (a_table, a_column) = sides[unknown[0]], sides[1 - unknown[0]]
-            if (
-                b_table.name == a_table.name
-                or self._column(b_table.name, column)
-                or not self._column(a_table.name, a_column)
-            ):
+            if (known.table.lower(), known.name.lower()) == (qualifier, column):
+                unknown, known = known, unknown
+            if (unknown.table.lower(), unknown.name.lower()) != (qualifier, column):
+                continue
+            b_table, a_table = by_alias.get(unknown.table.lower()), by_alias.get(known.table.lower())
+            a_column = self._column(a_table.name, known.name) if a_table is not None else None
+            if b_table is None or a_table is None or a_column is None:
+                continue
+            if b_table.name == a_table.name or self._column(b_table.name, column):
                 return False
             joined = join.this
             if (joined is not b_table and joined is not a_table) or join.side or join.kind not in ("", "INNER"):
@@ -266,7 +276,7 @@ class StatementRepairs:
                 return False  # neighbours, a table already used, or a chain not through the column's table
             a_edge = path[0] if earlier is a_table else path[-1]
             a_side = (a_edge[0], a_edge[1]) if earlier is a_table else (a_edge[2], a_edge[3])
-            if a_side != (a_table.name, self._column(a_table.name, a_column).name):
+            if a_side != (a_table.name, a_column.name):
                 return False  # the chain does not start from the column the model named
             name = {earlier.name: earlier.alias_or_name, later.name: later.alias_or_name}
             added = []

@@ -76,5 +76,5 @@ def test_no_repair_where_the_schema_does_not_decide_it(lending, sql, column):
 
 def test_a_chain_through_a_table_the_query_already_uses_is_not_added(lending):
     sql = "SELECT COUNT(*) FROM books b JOIN copies c ON c.book_id = b.id JOIN loans l ON b.id = l.book_id"
-    repaired = lending.add_missing_join(sql, unknown("l.book_id"))
-    assert repaired is None or repaired.count("JOIN copies") == 1
+    # nor the qualifier corrected: ON b.id = c.book_id would name none of loans' columns (a defect)
+    assert lending.add_missing_join(sql, unknown("l.book_id")) is None
