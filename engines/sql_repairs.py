@@ -25,7 +25,6 @@ its candidates). Everything else goes back to the model with the error and
 from __future__ import annotations
 
 import re
-from collections import deque
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -63,41 +62,36 @@ class StatementRepairs:
                     edges[ref_table].append((ref_table, ref_col, t, col.name))
         return edges
 
-    def _shortest_paths(self, start: str, goal: str) -> int:
-        """How many different shortest chains of foreign keys lead from ``start`` to ``goal`` (0: none)."""
+    def _chains(self, start: str, goal: str) -> tuple[list[tuple[str, str, str, str]], int]:
+        """The shortest chain of foreign keys from ``start`` to ``goal`` ((table, column, ref_table,
+        ref_column) steps; empty: none, or start is goal) and how many different shortest chains there
+        are (0: none). One breadth-first search, layer by layer, so every chain of a layer is counted."""
         edges = self._edges()
-        distance, count, frontier = {start: 0}, {start: 1}, [start]
+        distance, count = {start: 0}, {start: 1}
+        previous: dict[str, tuple[str, tuple[str, str, str, str]]] = {}
+        frontier = [start]
         while frontier and goal not in distance:
             reached: list[str] = []
             for here in frontier:
-                for _, _, there, _ in edges.get(here, []):
-                    if distance.get(there, distance[here] + 1) == distance[here] + 1:
-                        if there not in distance:
-                            distance[there], count[there] = distance[here] + 1, 0
-                            reached.append(there)
+                for edge in edges.get(here, []):
+                    there = edge[2]
+                    if there not in distance:
+                        distance[there], count[there], previous[there] = distance[here] + 1, 0, (here, edge)
+                        reached.append(there)
+                    if distance[there] == distance[here] + 1:
                         count[there] += count[here]
             frontier = reached
-        return count.get(goal, 0)
+        if goal not in distance:
+            return [], 0
+        path, here = [], goal
+        while here != start:
+            here, edge = previous[here]
+            path.append(edge)
+        return path[::-1], count[goal]
 
     def _join_path(self, start: str, goal: str) -> list[tuple[str, str, str, str]]:
-        """The shortest chain of foreign keys from ``start`` to ``goal``: (table, column, ref_table, ref_column)."""
-        edges = self._edges()
-        previous: dict[str, tuple[str, tuple[str, str, str, str]]] = {}
-        queue, seen = deque([start]), {start}
-        while queue:
-            here = queue.popleft()
-            if here == goal:
-                path = []
-                while here != start:
-                    here, edge = previous[here]
-                    path.append(edge)
-                return path[::-1]
-            for edge in edges.get(here, []):
-                if edge[2] not in seen:
-                    seen.add(edge[2])
-                    previous[edge[2]] = (here, edge)
-                    queue.append(edge[2])
-        return []
+        """The shortest chain of foreign keys from ``start`` to ``goal`` (:meth:`_chains`)."""
+        return self._chains(start, goal)[0]
 
     def hint_for(self, error: str, used_tables: Sequence[str], sql: str = "") -> str:
         """What to say besides the error: where an unknown column lives and the join that reaches it
@@ -267,9 +261,9 @@ class StatementRepairs:
             if (joined is not b_table and joined is not a_table) or join.side or join.kind not in ("", "INNER"):
                 return False  # an outer join keeps rows an inner chain would drop: the model's to mend
             earlier, later = (a_table, b_table) if joined is b_table else (b_table, a_table)
-            if self._shortest_paths(earlier.name, later.name) != 1:
+            path, chains = self._chains(earlier.name, later.name)
+            if chains != 1:
                 return False
-            path = self._join_path(earlier.name, later.name)
             between = {edge[2] for edge in path[:-1]}
             used = {t.name for t in outer}
             if len(path) < 2 or between & used or not any(self._column(t, column) for t in between):
