@@ -44,10 +44,7 @@ SAMPLES = {
 def load_sample(server: Any, key: str) -> str:
     """Load sample ``key`` (a key of SAMPLES) unless it is there; its database name."""
     sample = SAMPLES[key]
-    if sample.generate is not None:
-        sample.scripts[0].parent.mkdir(parents=True, exist_ok=True)
-        sample.scripts[0].write_text(sample.generate())
-    missing = [p for p in sample.scripts if not p.is_file()]
+    missing = [p for p in sample.scripts if not p.is_file()] if sample.generate is None else []
     if missing:
         raise SystemExit(f"{missing[0]} not found: the benchmarks read the sample databases from ../shared/eval")
     admin = MariaDBConnection(server.admin_url(), pool_size=1)
@@ -56,6 +53,9 @@ def load_sample(server: Any, key: str) -> str:
             "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (sample.name,)
         )[0][0]
         if present < sample.tables:
+            if sample.generate is not None:  # written only when it is loaded
+                sample.scripts[0].parent.mkdir(parents=True, exist_ok=True)
+                sample.scripts[0].write_text(sample.generate())
             for script in sample.scripts:
                 server.run_script(script)
         user, _ = server.readonly_credentials()
