@@ -1,7 +1,7 @@
 """The sample databases of the SQL benchmark, loaded once into kb's private server and made readable
 by kb's read-only account: the public ones of ../shared/eval (Chinook, Northwind, classicmodels; the
-repository keeps only the questions about them, in benchmarks/data) and the university database
-that benchmarks/university_database.py generates."""
+repository keeps only the questions about them, in benchmarks/data) and the university and airline
+databases that benchmarks/university_database.py and benchmarks/airline_database.py generate."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+import airline_database
 import university_database
 from common import ROOT, SHARED
 
@@ -37,6 +38,12 @@ SAMPLES = {
         (ROOT / ".kb" / "cache" / "benchmarks" / "university.sql",),
         6,
         university_database.script,
+    ),
+    "airline": SampleDatabase(
+        airline_database.NAME,
+        (ROOT / ".kb" / "cache" / "benchmarks" / "airline.sql",),
+        6,
+        airline_database.script,
     ),
 }
 

@@ -1,9 +1,9 @@
 """Text-to-SQL execution accuracy: kb's SQL engine against plain LlamaIndex, same model, same run.
 
-Five labelled sets with gold SQL (benchmarks/data):
+Six labelled sets with gold SQL (benchmarks/data):
 
-* the demo business database (64 questions), Chinook (42) and the generated university database
-  (51, benchmarks/university_database.py), each split into a ``dev`` part (may be studied to change
+* the demo business database (64 questions), Chinook (42) and the generated university (51,
+  benchmarks/university_database.py) and airline (43, benchmarks/airline_database.py) databases, each split into a ``dev`` part (may be studied to change
   kb's rules and prompts) and a ``test`` part (only scored);
 * Northwind (45) and classicmodels (46), written before kb ever ran on them: ``test`` only.
 
@@ -22,7 +22,7 @@ rounding numbers to 2 decimals; the order of columns is free, the set of columns
 printed: time per question, and how many gold (legitimate) SELECTs the guard refuses (target 0).
 Failures are printed question by question for ``dev`` parts only.
 
-Run: ``.venv/bin/python benchmarks/sql_accuracy.py [--sets demo,chinook,university,northwind,classicmodels]
+Run: ``.venv/bin/python benchmarks/sql_accuracy.py [--sets demo,chinook,university,airline,northwind,classicmodels]
 [--parts dev,test] [--candidates N] [--limit N] [--json FILE]`` (KB_PROFILE picks the model).
 """
 
@@ -63,6 +63,7 @@ SETS = [
     SqlSet("demo", "demo business database", "sql_demo.yaml", None),
     SqlSet("chinook", "Chinook", "sql_chinook.yaml", "chinook"),
     SqlSet("university", "university (generated)", "sql_university.yaml", "university"),
+    SqlSet("airline", "airline (generated)", "sql_airline.yaml", "airline"),
     SqlSet("northwind", "Northwind (held out)", "sql_northwind.yaml", "northwind"),
     SqlSet("classicmodels", "classicmodels (held out)", "sql_classicmodels.yaml", "classicmodels"),
 ]

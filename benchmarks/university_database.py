@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 
+from sql_script import insert_statement
+
 NAME = "university"
 
 SCHEMA = """
@@ -157,19 +159,6 @@ TERMS = ["2023-Fall", "2024-Spring", "2024-Fall", "2025-Spring", "2025-Fall"]
 GRADES = ["A", "A", "B", "B", "B", "C", "C", "D", "F"]
 
 
-def _quoted(value: object) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _insert(table: str, rows: list[tuple]) -> str:
-    values = ",\n".join("(" + ", ".join(_quoted(v) for v in row) + ")" for row in rows)
-    return f"INSERT INTO {table} VALUES\n{values};\n"
-
-
 def script(seed: int = 2026) -> str:
     """The database as one SQL script: schema, then every row (the same for the same ``seed``)."""
     rng = random.Random(seed)
@@ -234,12 +223,12 @@ def script(seed: int = 2026) -> str:
             enrollments.append((len(enrollments) + 1, student[0], section[0], when.isoformat(sep=" "), grade))
     return (
         SCHEMA
-        + _insert("department", departments)
-        + _insert("instructor", instructors)
-        + _insert("course", courses)
-        + _insert("section", sections)
-        + _insert("student", students)
-        + _insert("enrollment", enrollments)
+        + insert_statement("department", departments)
+        + insert_statement("instructor", instructors)
+        + insert_statement("course", courses)
+        + insert_statement("section", sections)
+        + insert_statement("student", students)
+        + insert_statement("enrollment", enrollments)
     )
 
 
