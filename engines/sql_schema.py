@@ -10,12 +10,15 @@ A small model writes joins and filters from what the prompt shows it, so each ta
 * the values of ENUM columns, and of short text columns with few distinct values (read from a
   bounded sample of rows, so describing a huge table stays cheap), so that ``country = 'DE'``
   is written instead of ``country = 'Germany'``;
-* that a name does not identify a row where the data says so: a short text column whose name
-  contains ``name``, with more distinct values than are listed, in a table with a one-column
-  primary key, where some value is held by two rows or more of the sample. Grouped by such a
-  name, "which customer placed the most orders" adds up the orders of every customer who shares
-  it; the note says to group by the key. Columns of few values (cities, categories) are listed
-  instead and get no such note: grouping by them is what a question about them means.
+* that a name does not identify a row where the data says so: in a table with a one-column
+  primary key, a short text column whose name contains ``name``, with more distinct values than are
+  listed, where some value is held by two rows or more of the sample; or, when a table has several
+  such columns that are each listed in full (``firstName``, ``lastName``), their combination, when it
+  takes more distinct values than are listed and some combination is held by two rows or more.
+  Grouped by such a name, "which customer placed the most orders" adds up the orders of every
+  customer who shares it; the note says to group by the key. A column of few values (cities,
+  categories) alone is listed instead and gets no such note: grouping by it is what a question
+  about it means.
 
 What kb repairs in a statement written from this description is :mod:`kb.engines.sql_repairs`.
 
@@ -117,12 +120,17 @@ class SchemaDescriber:
         values = [row[0] for row in rows]
         return values[:MAX_LISTED], len(values) <= MAX_LISTED
 
-    def _shared_values(self, table: str, column: str) -> tuple[int, int]:
-        """(rows, distinct values) of a column in a sample of its non-NULL rows."""
-        col = quote_identifier(column)
+    def _shared_values(self, table: str, columns: Sequence[str]) -> tuple[int, int]:
+        """(rows, distinct values) of a column, or of several columns together, in a sample of the rows
+        where none of them is NULL."""
+        cols = [quote_identifier(column) for column in columns]
+        aliases = [f"v{i}" for i in range(len(cols))]
+        selected = ", ".join(f"{col} AS {alias}" for col, alias in zip(cols, aliases))
         rows = self._conn.fetchall(
-            f"SELECT COUNT(*), COUNT(DISTINCT v) FROM (SELECT {col} AS v FROM {quote_identifier(self.database)}."
-            f"{quote_identifier(table)} WHERE {col} IS NOT NULL LIMIT {SAMPLE_ROWS}) s"
+            f"SELECT COUNT(*), COUNT(DISTINCT {', '.join(aliases)}) FROM (SELECT {selected} FROM "
+            f"{quote_identifier(self.database)}.{quote_identifier(table)} WHERE "
+            + " AND ".join(f"{col} IS NOT NULL" for col in cols)
+            + f" LIMIT {SAMPLE_ROWS}) s"
         )
         return int(rows[0][0]), int(rows[0][1])
 
@@ -154,6 +162,7 @@ class SchemaDescriber:
         )
         columns: list[Column] = []
         many_valued_names: list[Column] = []  # checked for shared values once the key is known
+        listed_names: list[Column] = []  # name columns listed in full: checked together (first and last names)
         for col_name, column_type, data_type, key, col_comment, max_length, nullable in self._conn.fetchall(
             "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, COLUMN_KEY, COLUMN_COMMENT, CHARACTER_MAXIMUM_LENGTH, IS_NULLABLE "
             "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
@@ -175,18 +184,29 @@ class SchemaDescriber:
                     listed = values if complete else values[:2]
                     column.notes.append(("values: " if complete else "e.g. ") + ", ".join(_quoted(v) for v in listed))
                     column.values = [str(v) for v in values] if complete else None
-                    if not complete and "name" in col_name.lower():
-                        many_valued_names.append(column)
+                    if "name" in col_name.lower():
+                        (listed_names if complete else many_valued_names).append(column)
             columns.append(column)
         keys = [column for column in columns if column.primary]
         if len(keys) == 1:
+            key = keys[0].name
             for column in many_valued_names:
-                rows, distinct = self._shared_values(name, column.name)
+                rows, distinct = self._shared_values(name, [column.name])
                 if distinct < rows:
-                    column.shared = keys[0].name
+                    column.shared = key
                     column.notes.append(
                         f"not unique ({distinct} values in {rows} rows): to count or rank single {name} rows, "
-                        f"GROUP BY {keys[0].name}"
+                        f"GROUP BY {key}"
+                    )
+            if len(listed_names) > 1:
+                rows, distinct = self._shared_values(name, [column.name for column in listed_names])
+                if MAX_LISTED < distinct < rows:
+                    together = ", ".join(column.name for column in listed_names)
+                    for column in listed_names:
+                        column.shared = key
+                    listed_names[0].notes.append(
+                        f"({together}) not unique ({distinct} combinations in {rows} rows): to count or rank "
+                        f"single {name} rows, GROUP BY {key}"
                     )
         self._tables[name] = Table(name, comment[0][0] if comment and comment[0][0] else "", columns)
         return self._tables[name]
@@ -202,9 +222,10 @@ class SchemaDescriber:
         for name in self.tables:
             if not mentions_table(question, name):
                 continue
-            for column in self.table(name).columns:
-                if column.shared:
-                    lines.append(f"Rows can share a {name}.{column.name}: group by {name}.{column.shared}.")
+            shared = [column for column in self.table(name).columns if column.shared]
+            if shared:
+                names = " and ".join(f"{name}.{column.name}" for column in shared)
+                lines.append(f"Rows can share a {names}: group by {name}.{shared[0].shared}.")
         return " ".join(lines)
 
 

@@ -353,6 +353,34 @@ def test_a_name_that_several_rows_share_is_described_as_not_unique_and_nothing_e
     assert "not unique" not in described["visits"]  # no one-column key to group by
 
 
+def test_first_and_last_names_that_several_rows_share_together_are_described_as_not_unique(db):
+    """Each of a person's name columns has few values (every one is listed), so neither alone is a name
+    that identifies a row; together they do, unless rows share them. Few combinations (a league and a
+    division) are categories, and unique combinations identify their rows: no note for either."""
+    for table in ("pilots", "crew", "teams"):
+        first, last = ("league_name", "division_name") if table == "teams" else ("first_name", "last_name")
+        db.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY, {first} VARCHAR(40), {last} VARCHAR(40))")
+    combination = {"pilots": lambda i: i % 30, "crew": lambda i: i, "teams": lambda i: i % 6}
+    for table, of in combination.items():
+        rows = [(i, f"First {of(i) % 8}", f"Last {of(i) // 8}") for i in range(40)]
+        marks = ", ".join("(?, ?, ?)" for _ in rows)
+        db.execute(f"INSERT INTO {table} VALUES {marks}", [value for row in rows for value in row])
+    database = db.fetchall("SELECT DATABASE()")[0][0]
+    describer = SchemaDescriber(db, database, list(combination))
+    described = {t: describer.describe(t) for t in combination}
+    assert (
+        "(first_name, last_name) not unique (30 combinations in 40 rows): to count or rank single pilots rows, "
+        "GROUP BY id" in described["pilots"]
+    )
+    assert "values: 'First 0'" in described["pilots"]  # each column is still listed in full
+    assert "not unique" not in described["crew"]  # every pair of names is its own
+    assert "not unique" not in described["teams"]  # 6 combinations: categories, grouped by as they are
+    assert describer.shared_name_hint("Which pilot flew the most?") == (
+        "Rows can share a pilots.first_name and pilots.last_name: group by pilots.id."
+    )
+    assert describer.shared_name_hint("Which crew member flew the most?") == ""
+
+
 def test_a_question_over_a_shared_name_is_answered_by_the_key(engine_with, admin, project_settings):
     db = project_settings.sql.database
     top = admin.fetchall(
