@@ -75,8 +75,7 @@ def normalize(rows: list[dict[str, Any]] | list[tuple]) -> Counter:
 
 
 def run_statement(engine: SQLEngine, sql: str) -> list[dict[str, Any]]:
-    rows, _ = engine.run(CheckedSQL(original=sql, sql=sql, tables=()))
-    return rows
+    return engine.run(CheckedSQL(original=sql, sql=sql, tables=())).rows or []
 
 
 def plain_llamaindex(engine: SQLEngine, llm: Any) -> Any:

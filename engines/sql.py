@@ -17,8 +17,9 @@ do; where the server's error and the schema alone decide the repair (a join alon
 for an unknown column), kb writes it (:mod:`kb.engines.sql_repairs`). A statement that runs is never
 rewritten into another meaning; one that runs with a defect no question could want (an aggregate
 that folds every row into one beside plain columns, a column compared with itself, a join pairing
-keys that do not belong together: :mod:`kb.engines.sql_defects`) is given back to the model like a failed one, and answers as written
-when no correction runs clean. Each attempt passes the guard, and the response lists every attempt
+keys that do not belong together: :mod:`kb.engines.sql_defects`), or on values the server warned it
+could not convert (``YEAR()`` of a flight number, a name summed: MariaDB's warnings 1292 and 1366),
+is given back to the model like a failed one, and answers as written when no correction runs clean. Each attempt passes the guard, and the response lists every attempt
 with its error. A statement the guard refuses for what it would do (a write, a lock, a file) is not
 retried. An empty result is an answer ("there were no orders in 2019"), not a failure.
 
@@ -26,8 +27,8 @@ retried. An empty result is an answer ("there were no orders in 2019"), not a fa
 (temperature ``sample_temperature``, each its own seed) for the same prompt, so a prompt cache makes
 each cost only its own tokens. Every candidate passes the guard and runs read-only; candidates are
 grouped by their rows, and the answer comes from the largest group (the greedy statement's group
-wins a tie). Candidates the guard refuses, the server rejects, or that have a defect are not
-counted. Writing stops as soon as no remaining candidate could change the vote. The response says how many agreed.
+wins a tie). Candidates the guard refuses, the server rejects, or that have a defect or a conversion
+warning are not counted. Writing stops as soon as no remaining candidate could change the vote. The response says how many agreed.
 
 ``SQLEngine`` is a LlamaIndex ``CustomQueryEngine``: its ``Response`` carries the SQL, rows and
 attempts in its metadata (:mod:`kb.engines.answer`).
@@ -99,6 +100,10 @@ ANSWER_PROMPT = PromptTemplate(
 EMPTY_HINT = " The query found no rows: say that there are none (for example, no such orders)."
 NOT_RETRIED = ("max_statement_time", "Query execution was interrupted")  # a slow query stays slow
 RAN_WITH_DEFECT = "it ran, but "  # how an attempt that ran with a defect (kb.engines.sql_defects) is marked
+# The server's warnings that a value could not be read as the type an expression needs ("Incorrect
+# datetime value: 'KB121' for column flights.flightNumber", "Truncated incorrect DOUBLE value: 'Ines'"):
+# the statement ran on values the server replaced by NULL or 0, so it answers another question.
+CONVERSION_WARNINGS = (1292, 1366)
 
 
 def _plain(value: Any) -> Any:
@@ -166,6 +171,7 @@ class Statement:
     rows: Optional[list[dict[str, Any]]] = None  # None: it did not run (refused, rejected)
     truncated: bool = False
     error: Optional[str] = None
+    warning: Optional[str] = None  # the server's first warning that it could not convert a value
 
 
 @dataclass
@@ -378,23 +384,41 @@ class SQLEngine(CustomQueryEngine):
                 pass
         return rewrite
 
-    def run(self, checked: CheckedSQL) -> tuple[list[dict[str, Any]], bool]:
-        """Rows of a checked statement (at most ``row_limit``; True when there were more)."""
+    def run(self, checked: CheckedSQL) -> Statement:
+        """A checked statement run read-only: its rows (at most ``row_limit``; ``truncated`` when there
+        were more) and the server's first conversion warning (``CONVERSION_WARNINGS``); the server's
+        error is raised."""
+        warning = None
         with self.readonly.cursor() as cur:
             cur.execute("START TRANSACTION READ ONLY")
             try:
                 cur.execute(f"SET STATEMENT max_statement_time = {float(self.timeout_s)} FOR {checked.sql}")
                 columns = [d[0] for d in cur.description or []]
                 fetched = cur.fetchmany(self.row_limit + 1)
+                if getattr(cur, "warnings", 0):
+                    cur.execute("SHOW WARNINGS LIMIT 5")
+                    warning = next((str(m) for _, code, m in cur.fetchall() if code in CONVERSION_WARNINGS), None)
             finally:
                 cur.execute("ROLLBACK")
         rows = [{c: _plain(v) for c, v in zip(columns, row)} for row in fetched[: self.row_limit]]
-        return rows, len(fetched) > self.row_limit
+        return Statement(checked.sql, rows, len(fetched) > self.row_limit, warning=warning)
+
+    def problems(self, ran: Statement) -> list[str]:
+        """Why a statement that ran answers another question than it seems to: its defects
+        (:mod:`kb.engines.sql_defects`) and the server's conversion warning; empty: none found."""
+        found = defects(ran.sql, self.sql_database.describer)
+        if ran.warning:
+            found.append(
+                f"the server warned: {ran.warning} (a value it could not read as the type the expression "
+                "needs, replaced by NULL or 0); use the column that holds that kind of value, or a value of "
+                "the column's own type"
+            )
+        return found
 
     def _run_checked(self, checked: CheckedSQL) -> Statement:
         """Run a checked statement: its rows, or the server's error (a server that is down is raised)."""
         try:
-            rows, truncated = self.run(checked)
+            return self.run(checked)
         except DatabaseUnavailable:
             raise  # the server is down: nothing a rewrite of the statement could change
         except Exception as exc:  # the server refused it: unknown column, time limit, no privilege...
@@ -404,7 +428,6 @@ class SQLEngine(CustomQueryEngine):
                     f"the business database at {self.readonly.where} stopped answering: {error}"
                 ) from None
             return Statement(checked.sql, error=error)
-        return Statement(checked.sql, rows, truncated)
 
     def _tie(self, checked: CheckedSQL, rows: list[dict[str, Any]]) -> Optional[Tie]:
         """Rows a ``LIMIT`` cut although they tie with its last row (:mod:`kb.engines.sql_ties`)."""
@@ -412,7 +435,7 @@ class SQLEngine(CustomQueryEngine):
         if probe is None or len(rows) < probe[1]:
             return None
         try:
-            probe_rows, _ = self.run(self.guard.check(probe[0]))
+            probe_rows = self.run(self.guard.check(probe[0])).rows or []
         except Exception:  # kb's own second look failed: the statement's rows stand as they are
             logging.getLogger(__name__).debug("tie probe failed: %s", probe[0], exc_info=True)
             return None
@@ -456,7 +479,7 @@ class SQLEngine(CustomQueryEngine):
             if number == 0:
                 outcome.first_statement = ran
             if ran.rows is not None:
-                found = defects(checked.sql, self.sql_database.describer)
+                found = self.problems(ran)
                 if not found:
                     return ran
                 attempt.error = RAN_WITH_DEFECT + found[0]
@@ -486,7 +509,7 @@ class SQLEngine(CustomQueryEngine):
                 ran = self._run_checked(self.guard.check(joined))
             except SQLRefused:
                 return None
-        return ran if ran.rows is not None and not defects(ran.sql, self.sql_database.describer) else None
+        return ran if ran.rows is not None and not self.problems(ran) else None
 
     def _vote(self, question: str, hint: str, greedy: Optional[Statement]) -> tuple[Optional[Statement], Votes]:
         """Execution-guided selection (see the module docstring): the statement whose rows the most

@@ -15,6 +15,11 @@ of the keys the schema declares or implies), never of the question's words:
   column reference) in a ``WHERE``, ``ON`` or ``HAVING`` condition is true for every row (false for
   every row with ``<>``), so the join or filter it belongs to does nothing it seems to. It does not fire
   on a self-join's ``c1.city = c2.city`` (two aliases).
+* **a column compared with itself moved by a constant**: ``d < DATE_ADD(d, INTERVAL 60 MINUTE)``,
+  ``x + 5 > x`` (one side a column, the other that same column plus or minus a constant or an
+  interval, and no other column) holds for every row or for none, whatever the data. It does not fire
+  when the other side has another column (``actual > DATE_ADD(scheduled, ...)``), on other functions of
+  the column (``name <> TRIM(name)`` finds untrimmed names), or on two aliases of a self-join.
 * **a join whose condition ignores the joined table**: ``JOIN t ON ...`` where every column of the
   condition is qualified and none is ``t``'s (``JOIN loans l ON b.id = c.book_id``): every row of
   ``t`` is paired with every row before it. It does not fire on a condition with an unqualified
@@ -64,6 +69,10 @@ def defects(sql: str, schema: Optional[SchemaDescriber] = None) -> list[str]:
                 f"the condition {comparison.sql(dialect='mysql')} compares a column with itself, so it holds "
                 "for every row; compare it with the column of the other table (or the value) meant"
             )
+    for comparison in tree.find_all(*_COMPARISONS):
+        shifted = _shifted_self_comparison(comparison)
+        if shifted:
+            found.append(shifted)
     for join in tree.find_all(exp.Join):
         ignored = _condition_ignoring_its_table(join)
         if ignored:
@@ -71,6 +80,33 @@ def defects(sql: str, schema: Optional[SchemaDescriber] = None) -> list[str]:
     if schema is not None:
         found.extend(_unrelated_keys(tree, schema))
     return found
+
+
+_SHIFTS = (exp.Add, exp.Sub, exp.DateAdd, exp.DateSub, exp.TimestampAdd, exp.TimestampSub)
+_SHIFT_FUNCTIONS = {"ADDDATE", "SUBDATE", "ADDTIME", "SUBTIME"}  # parsed as anonymous functions
+
+
+def _is_shift_of(side: exp.Expression, column: exp.Column) -> bool:
+    """Whether ``side`` is ``column`` plus or minus something without columns (a number, an interval)."""
+    shift = isinstance(side, _SHIFTS) or (
+        isinstance(side, exp.Anonymous) and str(side.this).upper() in _SHIFT_FUNCTIONS
+    )
+    if not shift or side.find(exp.Select):
+        return False
+    columns = list(side.find_all(exp.Column))
+    return len(columns) == 1 and columns[0] == column
+
+
+def _shifted_self_comparison(comparison: exp.Expression) -> str:
+    left, right = comparison.left, comparison.right
+    for column, other in ((left, right), (right, left)):
+        if isinstance(column, exp.Column) and _is_shift_of(other, column):
+            return (
+                f"the condition {comparison.sql(dialect='mysql')} compares {column.sql(dialect='mysql')} with "
+                "itself moved by a constant, so it holds for every row or for none; compare it with the other "
+                "column meant (another date or amount of the same row), or with a value"
+            )
+    return ""
 
 
 def _condition_ignoring_its_table(join: exp.Join) -> str:

@@ -98,6 +98,36 @@ def test_comparisons_of_different_columns_or_values_have_no_defect(sql):
     assert defects(sql) == []
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT COUNT(*) FROM flights WHERE scheduled < DATE_ADD(scheduled, INTERVAL '60' MINUTE)",
+        "SELECT COUNT(*) FROM flights WHERE scheduled + INTERVAL 1 DAY > scheduled",
+        "SELECT COUNT(*) FROM flights f WHERE f.scheduled >= TIMESTAMPADD(MINUTE, 30, f.scheduled)",
+        "SELECT COUNT(*) FROM orders WHERE total > total - 5",
+        "SELECT COUNT(*) FROM orders WHERE ordered_on < ADDDATE(ordered_on, 30)",
+    ],
+)
+def test_a_column_compared_with_itself_moved_by_a_constant_is_a_defect(sql):
+    found = defects(sql)
+    assert sum("with itself moved by a constant" in f for f in found) == 1, found
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT COUNT(*) FROM flights WHERE actual > DATE_ADD(scheduled, INTERVAL 60 MINUTE)",
+        "SELECT COUNT(*) FROM flights WHERE TIMESTAMPDIFF(MINUTE, scheduled, actual) > 60",
+        "SELECT COUNT(*) FROM customers WHERE name <> TRIM(name)",  # untrimmed names: a real question
+        "SELECT COUNT(*) FROM orders WHERE total > total * 2",  # not a shift (negative totals differ)
+        "SELECT COUNT(*) FROM orders a JOIN orders b ON b.ordered_on < a.ordered_on + INTERVAL 7 DAY",
+        "SELECT COUNT(*) FROM orders WHERE ordered_on < NOW() - INTERVAL 30 DAY",
+    ],
+)
+def test_shifts_against_other_columns_or_values_have_no_such_defect(sql):
+    assert not [f for f in defects(sql) if "moved by a constant" in f]
+
+
 @pytest.fixture
 def keyed_schema(db) -> SchemaDescriber:
     """Declared keys: customers' rep is an employee, invoices belong to customers, a one-to-one notes

@@ -505,6 +505,36 @@ def test_a_defect_no_correction_mends_is_answered_as_written(engine_with, admin,
     assert answer.rows == [{"COUNT(*)": gold[0][0]}] and not answer.refused  # the rows of the statement as written
 
 
+def test_a_statement_on_values_the_server_could_not_convert_is_corrected_by_the_model(engine_with):
+    """YEAR() of a text column runs, with a warning per row: the model is told what the server said."""
+    wrong = "SELECT COUNT(*) FROM customers WHERE YEAR(email) = 2024"
+    right = "SELECT COUNT(*) FROM customers WHERE YEAR(created_at) = 2024"
+
+    def script(prompt: str) -> str:
+        if "Write a corrected statement" in prompt:
+            assert "the server warned: Incorrect datetime value" in prompt and "email" in prompt
+            return right
+        return "Answer." if "Result (" in prompt else wrong
+
+    engine, llm = engine_with(script)
+    answer = sql_answer(engine, "How many customers signed up in 2024?")
+    assert answer.attempts[0].error.startswith("it ran, but the server warned: Incorrect datetime value")
+    assert answer.attempts[-1].error is None and answer.sql == right
+    assert answer.rows and answer.rows[0]["COUNT(*)"] > 0  # the demo has 2024 sign-ups; the wrong one counted 0
+
+
+def test_statements_the_server_converts_without_loss_have_no_warning(engine_with):
+    """A date written as a string, a number compared with a DECIMAL, a text column's own function: no
+    value is lost, so no warning and nothing to correct."""
+    engine, _ = engine_with([])
+    for sql in (
+        "SELECT COUNT(*) FROM orders WHERE ordered_at >= '2025-01-01' AND total > 100",
+        "SELECT COUNT(*) FROM customers WHERE YEAR(created_at) = '2024' AND name <> TRIM(name)",
+    ):
+        ran = engine.run(engine.guard.check(sql))
+        assert ran.rows is not None and ran.warning is None and engine.problems(ran) == []
+
+
 def test_a_candidate_with_a_defect_is_never_counted(engine_with):
     greedy = "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"
     engine, llm = engine_with([greedy, COLLAPSED, COLLAPSED, "Answer."], candidates=3)

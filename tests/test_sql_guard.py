@@ -204,8 +204,8 @@ def test_read_only_transaction_time_limit_and_row_cap(business, admin_url, proje
     )
     with pytest.raises(Exception, match="READ ONLY"):
         engine.run(CheckedSQL(original="", sql="DELETE FROM orders WHERE id < 0", tables=("orders",)))
-    rows, truncated = engine.run(CheckedSQL(original="", sql="SELECT id FROM order_items", tables=("order_items",)))
-    assert len(rows) == 10 and truncated
+    ran = engine.run(CheckedSQL(original="", sql="SELECT id FROM order_items", tables=("order_items",)))
+    assert ran.rows is not None and len(ran.rows) == 10 and ran.truncated
     started = time.perf_counter()
     try:
         engine.run(CheckedSQL(original="", sql="SELECT SLEEP(5) AS s", tables=()))
