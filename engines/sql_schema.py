@@ -12,13 +12,15 @@ A small model writes joins and filters from what the prompt shows it, so each ta
   is written instead of ``country = 'Germany'``;
 * that a name does not identify a row where the data says so: in a table with a one-column
   primary key, a short text column whose name contains ``name``, with more distinct values than are
-  listed, where some value is held by two rows or more of the sample; or, when a table has several
-  such columns that are each listed in full (``firstName``, ``lastName``), their combination, when it
-  takes more distinct values than are listed and some combination is held by two rows or more.
-  Grouped by such a name, "which customer placed the most orders" adds up the orders of every
-  customer who shares it; the note says to group by the key. A column of few values (cities,
-  categories) alone is listed instead and gets no such note: grouping by it is what a question
-  about it means.
+  listed, where some value is held by two rows or more of the sample. Grouped by such a name,
+  "which customer placed the most orders" adds up the orders of every customer who shares it; the
+  note says to group by the key. A column of few values (cities, categories) alone is listed
+  instead and gets no such note: grouping by it is what a question about it means. When a table has
+  several such columns that are each listed in full (``firstName``, ``lastName``), their combination
+  is checked the same way (more distinct combinations than are listed, one held by two rows or
+  more); it gets no note in the schema (a note there changed how the 1.5B model read unrelated
+  questions about the table on the airline dev part), only the line above a question that asks
+  which of the table's rows (:meth:`SchemaDescriber.shared_name_hint`).
 
 What kb repairs in a statement written from this description is :mod:`kb.engines.sql_repairs`.
 
@@ -61,11 +63,18 @@ def noun_forms(noun: str) -> set[str]:
     return forms
 
 
-def mentions_table(question: str, table: str) -> bool:
-    """Whether the question names the table's rows: its name as words (``support_tickets`` as
-    "support tickets"), in the singular or the plural."""
-    forms = noun_forms(table.replace("_", " "))
-    return any(re.search(rf"\b{re.escape(form)}\b", question, re.I) for form in forms)
+def asks_which(question: str, table: str) -> bool:
+    """Whether the question asks which of the table's rows: its name as words (``support_tickets``
+    as "support tickets"), in the singular or the plural, after an interrogative ``which``/``what``
+    (up to two words between: "which two customers") or before a relative ``who``/``that``/``with``
+    ("the customer who ..."). "At which airport are the most pilots based?" asks which airport, not
+    which pilot."""
+    for form in noun_forms(table.replace("_", " ")):
+        noun = re.escape(form)
+        pattern = rf"\b(?:which|what)\s+(?:\w+\s+){{0,2}}?{noun}\b|\bthe\s+{noun}\s+(?:who|that|with)\b"
+        if re.search(pattern, question, re.I):
+            return True
+    return False
 
 
 def _quoted(value: Any) -> str:
@@ -200,14 +209,9 @@ class SchemaDescriber:
                     )
             if len(listed_names) > 1:
                 rows, distinct = self._shared_values(name, [column.name for column in listed_names])
-                if MAX_LISTED < distinct < rows:
-                    together = ", ".join(column.name for column in listed_names)
-                    for column in listed_names:
+                if MAX_LISTED < distinct < rows:  # only the line above a question asking which row: the
+                    for column in listed_names:  # schema text stays as it was for every other question
                         column.shared = key
-                    listed_names[0].notes.append(
-                        f"({together}) not unique ({distinct} combinations in {rows} rows): to count or rank "
-                        f"single {name} rows, GROUP BY {key}"
-                    )
         self._tables[name] = Table(name, comment[0][0] if comment and comment[0][0] else "", columns)
         return self._tables[name]
 
@@ -215,12 +219,12 @@ class SchemaDescriber:
         return self.table(name).ddl()
 
     def shared_name_hint(self, question: str) -> str:
-        """One line for right above the question when it names a table (its name, singular or plural, as
-        words) one of whose names several rows share; "" otherwise. A small model follows a line
-        beside the question where it overlooks the same note in the schema."""
+        """One line for right above the question when it asks which rows of a table (:func:`asks_which`)
+        one of whose names several rows share; "" otherwise. A small model follows a line beside the
+        question where it overlooks the same note in the schema."""
         lines = []
         for name in self.tables:
-            if not mentions_table(question, name):
+            if not asks_which(question, name):
                 continue
             shared = [column for column in self.table(name).columns if column.shared]
             if shared:
