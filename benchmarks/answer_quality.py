@@ -21,7 +21,7 @@ Every answer is timed cold (the model's context and prompt cache emptied before 
 on disk under kb's home is emptied too). Printed per set and part: fact present, first source correct, first token and total seconds (medians
 and means). Misses are printed question by question for ``dev`` only.
 Run: ``.venv/bin/python benchmarks/answer_quality.py [--sets demo,docs] [--parts dev,test]
-[--context-tokens 256,512] [--limit N] [--json FILE]`` (KB_PROFILE picks the model).
+[--context-tokens 256,512] [--chunk-size 128] [--limit N] [--json FILE]`` (KB_PROFILE picks the model).
 """
 
 from __future__ import annotations
@@ -131,6 +131,9 @@ def main() -> None:
     parser.add_argument("--sets", default="demo,docs")
     parser.add_argument("--parts", default="dev,test")
     parser.add_argument("--context-tokens", default="", help="values of engine.context_tokens to compare (a curve)")
+    parser.add_argument(
+        "--chunk-size", type=int, default=0, help="indexing.chunk_size to index with (its own kept index; overlap 1/8)"
+    )
     parser.add_argument("--no-plain", action="store_true")
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--json", type=Path)
@@ -145,8 +148,12 @@ def main() -> None:
         questions = [q for q in yaml.safe_load(file.read_text()) if q.get("part", "test") in parts]
         questions = questions[: args.limit or None]
         with scratch_database() as (scratch, _):
-            url = scratch if key == "demo" else kept_database("kbbench_mariadb_docs")
+            suffix = f"_c{args.chunk_size}" if args.chunk_size else ""
+            url = scratch if key == "demo" else kept_database(f"kbbench_mariadb_docs{suffix}")
             config = {**base, "database": {"url": url.render_as_string(hide_password=False)}, "sql": {"enabled": False}}
+            if args.chunk_size:
+                sizes = {"chunk_size": args.chunk_size, "chunk_overlap": args.chunk_size // 8}
+                config["indexing"] = {**base.get("indexing", {}), **sizes}
             kbs = {}
             for budget in budgets:
                 engine = {**base.get("engine", {}), **({"context_tokens": budget} if budget is not None else {})}
