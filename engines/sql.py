@@ -104,6 +104,7 @@ RAN_WITH_DEFECT = "it ran, but "  # how an attempt that ran with a defect (kb.en
 # datetime value: 'KB121' for column flights.flightNumber", "Truncated incorrect DOUBLE value: 'Ines'"):
 # the statement ran on values the server replaced by NULL or 0, so it answers another question.
 CONVERSION_WARNINGS = (1292, 1366)
+_NOT_A_DATE = re.compile(r"Incorrect (?:datetime|date|time) value: .* for column `[^`]*`\.`([^`]*)`\.`[^`]*`")
 
 
 def _plain(value: Any) -> Any:
@@ -408,11 +409,20 @@ class SQLEngine(CustomQueryEngine):
         (:mod:`kb.engines.sql_defects`) and the server's conversion warning; empty: none found."""
         found = defects(ran.sql, self.sql_database.describer)
         if ran.warning:
-            found.append(
+            said = (
                 f"the server warned: {ran.warning} (a value it could not read as the type the expression "
                 "needs, replaced by NULL or 0); use the column that holds that kind of value, or a value of "
                 "the column's own type"
             )
+            describer = self.sql_database.describer
+            not_a_date = _NOT_A_DATE.search(ran.warning)
+            named = next((t for t in describer.tables if not_a_date and t.lower() == not_a_date[1].lower()), None)
+            if named is not None:
+                table = describer.table(named)
+                dates = table.columns_of_kind("time")
+                if dates:
+                    said += f" ({table.name}'s date/time columns: {', '.join(dates)})"
+            found.append(said)
         return found
 
     def _run_checked(self, checked: CheckedSQL) -> Statement:

@@ -69,8 +69,9 @@ def defects(sql: str, schema: Optional[SchemaDescriber] = None) -> list[str]:
                 f"the condition {comparison.sql(dialect='mysql')} compares a column with itself, so it holds "
                 "for every row; compare it with the column of the other table (or the value) meant"
             )
+    scope = _Scope(tree, schema) if schema is not None else None
     for comparison in tree.find_all(*_COMPARISONS):
-        shifted = _shifted_self_comparison(comparison)
+        shifted = _shifted_self_comparison(comparison, scope)
         if shifted:
             found.append(shifted)
     for join in tree.find_all(exp.Join):
@@ -97,15 +98,23 @@ def _is_shift_of(side: exp.Expression, column: exp.Column) -> bool:
     return len(columns) == 1 and columns[0] == column
 
 
-def _shifted_self_comparison(comparison: exp.Expression) -> str:
+def _shifted_self_comparison(comparison: exp.Expression, scope: Optional[_Scope]) -> str:
     left, right = comparison.left, comparison.right
     for column, other in ((left, right), (right, left)):
         if isinstance(column, exp.Column) and _is_shift_of(other, column):
-            return (
+            said = (
                 f"the condition {comparison.sql(dialect='mysql')} compares {column.sql(dialect='mysql')} with "
                 "itself moved by a constant, so it holds for every row or for none; compare it with the other "
                 "column meant (another date or amount of the same row), or with a value"
             )
+            placed = scope.place(column) if scope is not None else None
+            if placed is not None:
+                table, own = placed
+                others = table.columns_of_kind(own.kind, but=own.name)
+                if others and own.kind != "text":
+                    said += f" ({table.name}'s other {'date/time' if own.kind == 'time' else 'number'} columns: "
+                    said += ", ".join(others) + ")"
+            return said
     return ""
 
 

@@ -45,6 +45,19 @@ from kb.stores.connection import MariaDBConnection, quote_identifier
 SAMPLE_ROWS = 10_000  # rows looked at per column for its distinct values
 MAX_LISTED = 25  # a column with more distinct values than this gets two examples instead of a list
 _SAMPLED_TYPES = ("char", "varchar", "nvarchar")
+_TEMPORAL_TYPES = {"DATE", "DATETIME", "TIMESTAMP", "TIME", "YEAR"}
+_NUMBER_TYPES = {
+    "TINYINT",
+    "SMALLINT",
+    "MEDIUMINT",
+    "INT",
+    "INTEGER",
+    "BIGINT",
+    "DECIMAL",
+    "NUMERIC",
+    "FLOAT",
+    "DOUBLE",
+}
 
 
 def noun_forms(noun: str) -> set[str]:
@@ -91,12 +104,29 @@ class Column:
     values: Optional[list[str]] = None  # every value it holds, when known (ENUM members, a complete sample)
     shared: Optional[str] = None  # a name several rows share: the key that tells those rows apart
 
+    @property
+    def kind(self) -> str:
+        """ "time" (a date or time type), "number" or "text": what a comparison or function can do with it."""
+        base = self.type_text.split("(")[0].split()[0].upper()
+        if base in _TEMPORAL_TYPES:
+            return "time"
+        return "number" if base in _NUMBER_TYPES else "text"
+
 
 @dataclass
 class Table:
     name: str
     comment: str
     columns: list[Column]
+
+    def columns_of_kind(self, kind: str, but: str = "") -> list[str]:
+        """The names of this table's columns of ``kind`` (:attr:`Column.kind`) that are not keys (a key
+        is not a date or an amount to compare), ``but`` one left out."""
+        return [
+            c.name
+            for c in self.columns
+            if c.kind == kind and not c.primary and not c.references and c.name.lower() != but.lower()
+        ]
 
     def ddl(self) -> str:
         lines = [f"CREATE TABLE {self.name} (" + (f"  -- {self.comment}" if self.comment else "")]

@@ -128,6 +128,20 @@ def test_shifts_against_other_columns_or_values_have_no_such_defect(sql):
     assert not [f for f in defects(sql) if "moved by a constant" in f]
 
 
+def test_a_shifted_self_comparison_names_the_tables_other_columns_of_its_kind(db):
+    db.execute(
+        "CREATE TABLE flights (id INT PRIMARY KEY, code VARCHAR(8), scheduled DATETIME, actual DATETIME, "
+        "distance INT, fare DECIMAL(8,2))"
+    )
+    schema = SchemaDescriber(db, db.fetchall("SELECT DATABASE()")[0][0], ["flights"])
+    [dates] = defects("SELECT COUNT(*) FROM flights WHERE scheduled < scheduled + INTERVAL 1 HOUR", schema)
+    assert dates.endswith("(flights's other date/time columns: actual)")
+    [numbers] = defects("SELECT COUNT(*) FROM flights f WHERE f.distance > f.distance - 100", schema)
+    assert numbers.endswith("(flights's other number columns: fare)")  # not the key
+    [text] = defects("SELECT COUNT(*) FROM flights WHERE code < code + 1", schema)
+    assert text.endswith("or with a value")  # no columns named for a text column
+
+
 @pytest.fixture
 def keyed_schema(db) -> SchemaDescriber:
     """Declared keys: customers' rep is an employee, invoices belong to customers, a one-to-one notes

@@ -515,6 +515,7 @@ def test_a_statement_on_values_the_server_could_not_convert_is_corrected_by_the_
     def script(prompt: str) -> str:
         if "Write a corrected statement" in prompt:
             assert "the server warned: Incorrect datetime value" in prompt and "email" in prompt
+            assert "(customers's date/time columns: created_at)" in prompt  # the schema's, named
             return right
         return "Answer." if "Result (" in prompt else wrong
 
