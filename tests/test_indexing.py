@@ -158,6 +158,23 @@ def test_unchanged_chunks_of_an_edited_file_come_from_the_cache(db_url, embed, t
     assert second.embeddings_cached == second.chunks - second.embedded and second.chunks > 10
 
 
+def test_changing_the_chunk_size_rechunks_every_file_on_the_next_run(db_url, embed, tmp_path):
+    paragraphs = [f"Section {i}. " + " ".join(f"word{i}x{j}" for j in range(120)) for i in range(6)]
+    (tmp_path / "long.md").write_text("\n\n".join(paragraphs))
+    (tmp_path / "short.txt").write_text("The espresso machine needs descaling every two months.\n")
+    before = kb_for(db_url, embed, chunk_size=256, chunk_overlap=0)
+    assert sorted(before.index_directory(tmp_path).added) == ["long.md", "short.txt"]
+    old = [text for path, text in chunks(before).values() if path == "long.md"]
+    kb = kb_for(db_url, embed, chunk_size=128, chunk_overlap=0)
+    second = kb.index_directory(tmp_path)
+    assert sorted(second.updated) == ["long.md", "short.txt"] and not second.unchanged
+    new = [text for path, text in chunks(kb).values() if path == "long.md"]
+    assert len(new) > len(old) >= 3  # smaller chunks, more of them; the old ones are gone
+    assert max(len(text) for text in new) < max(len(text) for text in old)
+    third = kb.index_directory(tmp_path)  # the same settings again: nothing to do
+    assert sorted(third.unchanged) == ["long.md", "short.txt"] and third.chunks == 0
+
+
 def test_two_roots_are_independent(db_url, embed, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for root, name in ((a, "alpha"), (b, "beta")):

@@ -5,7 +5,9 @@ KV store) remembers each file's content hash, size and modification time. A run:
 
 1. scans the root (include/exclude globs, hidden files and folders skipped);
 2. skips files whose size and mtime are unchanged, or whose content hash is (nothing is read
-   further, nothing embedded);
+   further, nothing embedded), unless they were chunked with another ``chunk_size``/``chunk_overlap``
+   than the settings' (a file recorded before the registry kept them counts as chunked with these):
+   changing the chunking in the configuration re-chunks every file on the next run;
 3. reads, chunks and embeds new and changed files in groups (reading runs ahead in worker
    threads; embeddings come from the cache when the same chunk text was embedded before);
 4. for each group: upserts the new chunks, *then* deletes the document's chunks that are not among
@@ -139,6 +141,7 @@ class DirectoryIndexer:
         self.protected = [Path(p).resolve() for p in protected]  # never indexed (kb's home)
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.echo = echo or (lambda message: log.info(message))
+        self.chunking = f"{settings.chunk_size}/{settings.chunk_overlap}"  # recorded with every file
         self.splitter = SentenceSplitter(
             chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap, id_func=_chunk_id
         )
@@ -263,9 +266,11 @@ class DirectoryIndexer:
                 known = registry.get(doc_id)
                 # A file indexed into another collection (or before collections existed) is re-tagged.
                 moved = known is not None and known.get("collection") != scope.collection
+                rechunk = known is not None and known.get("chunking", self.chunking) != self.chunking
                 if (
                     known
                     and not moved
+                    and not rechunk
                     and known.get("size") == stat.st_size
                     and known.get("mtime_ns") == stat.st_mtime_ns
                 ):
@@ -292,8 +297,9 @@ class DirectoryIndexer:
                 "root": str(base),
                 "path": rel,
                 "collection": scope.collection,
+                "chunking": self.chunking,
             }
-            if known and not moved and known.get("hash") == content_hash:
+            if known and not moved and not rechunk and known.get("hash") == content_hash:
                 report.unchanged.append(rel)
                 if not dry_run:  # same content, new mtime: remember it so the next run skips the read
                     self.kv.put(doc_id, {**known, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}, self.files)
