@@ -8,10 +8,17 @@ always the server's "Unknown column" for a statement that could not run, never t
 * a join's condition pairs two tables as if they were neighbours (``course.course_id =
   enrollment.course_id``, where enrollments belong to sections of courses): the one shortest chain
   of foreign keys between them, through a table that has the column, replaces the condition;
+* a join's condition names, on one side, a column its table lacks and, on the other, a column that
+  references that table (``Employee.SupportRepId = Customer.SupportRepId`` where
+  ``Customer.SupportRepId`` references ``Employee(EmployeeId)``): the referenced key takes its place;
 * the column is qualified with the wrong table of the statement while exactly one of its tables has
   it: the qualifier is corrected;
 * otherwise the join along the foreign keys to the one nearest table that has the column is added
   (placed before the join whose ON clause needed it).
+
+Once one column is repaired, every other qualified column of the statement whose table lacks it
+(the schema tells, before the server would) is repaired the same way, so a statement with two such
+mistakes costs one attempt, not two.
 
 kb never writes a statement with a defect (:mod:`kb.engines.sql_defects`, such as a column compared
 with itself) that the model's statement did not have: such a repair is not made.
@@ -32,6 +39,7 @@ from kb.engines.sql_defects import defects
 from kb.engines.sql_guard import parse_statement, table_named
 from kb.engines.sql_schema import Column, SchemaDescriber, Table
 
+_FURTHER_REPAIRS = 3  # other unknown columns of the same statement repaired in one attempt
 _UNKNOWN_COLUMN = re.compile(r"Unknown column '(?:([^'.]+)\.)?([^'.]+)'", re.I)
 _UNKNOWN_TABLE = re.compile(
     r"table '([^']+)' is not one of the allowed tables|Table '[^'.]*\.?([^']+)' doesn't exist", re.I
@@ -150,9 +158,38 @@ class StatementRepairs:
           subquery keeps its own) reaches the nearest table holding it through foreign keys: that
           join is added."""
         repaired = self._repaired(sql, error)
+        for _ in range(_FURTHER_REPAIRS):
+            missing = self._unknown_column(repaired) if repaired is not None else None
+            further = self._repaired(repaired, f"Unknown column '{missing}'") if missing and repaired else None
+            if further is None:
+                break
+            repaired = further
         if repaired is None or (defects(repaired, self.schema) and not defects(sql, self.schema)):
             return None
         return repaired
+
+    def _unknown_column(self, sql: str) -> Optional[str]:
+        """The first column of the statement's outer query qualified with one of its tables that lacks it
+        (``T1.SupportRepId`` where T1 is Employee), as the server would name it; None: none."""
+        from sqlglot import exp
+
+        try:
+            tree = parse_statement(sql)
+        except Exception:
+            return None
+        select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
+        if select is None:
+            return None
+        outer = {
+            t.alias_or_name.lower(): t.name
+            for t in select.find_all(exp.Table)
+            if t.find_ancestor(exp.Select) is select and t.name in self.tables
+        }
+        for col in select.find_all(exp.Column):
+            table = outer.get(col.table.lower()) if col.table else None
+            if table and col.find_ancestor(exp.Select) is select and self._column(table, col.name) is None:
+                return f"{col.table}.{col.name}"
+        return None
 
     def _repaired(self, sql: str, error: str) -> Optional[str]:
         """:meth:`add_missing_join`'s repair, before its check for defects."""
@@ -173,8 +210,7 @@ class StatementRepairs:
         if not outer or any(t.name not in self.tables for t in outer):
             return None
 
-        bridged = self._bridge(select, qualifier, column, outer)
-        if bridged:
+        if self._bridge(select, qualifier, column, outer) or self._along_reference(select, qualifier, column, outer):
             return tree.sql(dialect="mysql")
 
         def has(table: str) -> bool:
@@ -285,6 +321,38 @@ class StatementRepairs:
             join.set("on", exp.condition(f"{name[there]}.{there_col} = {here}.{here_col}", dialect="mysql"))
             select.set("joins", [*joins[:position], *added, *joins[position:]])
             return True
+        return False
+
+    def _along_reference(self, select: Any, qualifier: str, column: str, outer: list[Any]) -> bool:
+        """Put the referenced key in place of an unknown column, in place; False when this repair does
+        not apply. It applies when ``qualifier.column`` is one side of a join's whole ON equality, its
+        table lacks the column, and the other side is a column of another table of the query that
+        references the qualifier's table: ``ON T1.SupportRepId = T2.SupportRepId`` (T1 Employee, T2
+        Customer, Customer.SupportRepId referencing Employee(EmployeeId)) becomes ``ON T1.EmployeeId =
+        T2.SupportRepId``."""
+        from sqlglot import exp
+
+        if not qualifier:
+            return False
+        by_alias = {t.alias_or_name.lower(): t for t in outer}
+        for join in select.args.get("joins") or []:
+            on = join.args.get("on")
+            if not isinstance(on, exp.EQ) or not all(isinstance(side, exp.Column) for side in (on.left, on.right)):
+                continue
+            for unknown, known in ((on.left, on.right), (on.right, on.left)):
+                if (unknown.table.lower(), unknown.name.lower()) != (qualifier, column):
+                    continue
+                lacking, referencing = by_alias.get(qualifier), by_alias.get(known.table.lower())
+                if lacking is None or referencing is None or lacking.name == referencing.name:
+                    continue
+                if self._column(lacking.name, column) is not None:
+                    return False  # its table has it: the error is about something else
+                reference = self._column(referencing.name, known.name)
+                target = reference.references if reference is not None else None
+                if target is None or target[0].lower() != lacking.name.lower():
+                    continue
+                unknown.set("this", exp.to_identifier(target[1]))
+                return True
         return False
 
     def _qualify(self, select: Any, table: str, alias: str) -> None:

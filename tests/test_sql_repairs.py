@@ -78,3 +78,37 @@ def test_a_chain_through_a_table_the_query_already_uses_is_not_added(lending):
     sql = "SELECT COUNT(*) FROM books b JOIN copies c ON c.book_id = b.id JOIN loans l ON b.id = l.book_id"
     # nor the qualifier corrected: ON b.id = c.book_id would name none of loans' columns (a defect)
     assert lending.add_missing_join(sql, unknown("l.book_id")) is None
+
+
+def test_a_key_named_after_the_column_that_references_it_is_replaced_by_the_referenced_key(lending, db):
+    sql = "SELECT COUNT(*) FROM branches b JOIN members m ON b.branch_id = m.branch_id WHERE b.city = 'Oulu'"
+    repaired = lending.add_missing_join(sql, unknown("b.branch_id"))
+    assert (
+        repaired == "SELECT COUNT(*) FROM branches AS b JOIN members AS m ON b.id = m.branch_id WHERE b.city = 'Oulu'"
+    )
+    db.fetchall(repaired)  # it runs
+
+
+@pytest.mark.parametrize(
+    "sql, column",
+    [
+        # members.branch_id references branches, not books: nothing says which key of books was meant
+        ("SELECT COUNT(*) FROM books b JOIN members m ON b.branch_id = m.branch_id", "b.branch_id"),
+        # the other side is no reference at all
+        ("SELECT COUNT(*) FROM branches b JOIN members m ON b.member_name = m.name", "b.member_name"),
+    ],
+    ids=["references-another-table", "not-a-reference"],
+)
+def test_no_key_is_put_in_where_the_other_side_does_not_reference_the_table(lending, sql, column):
+    assert lending.add_missing_join(sql, unknown(column)) is None
+
+
+def test_every_column_the_schema_shows_misplaced_is_repaired_in_one_attempt(lending, db):
+    """The server names only the first unknown column; the schema shows the second, so one repair
+    mends both (the qualifier of m.city, then the key of b.branch_id)."""
+    sql = "SELECT m.city, COUNT(*) FROM branches b JOIN members m ON b.branch_id = m.branch_id GROUP BY m.city"
+    repaired = lending.add_missing_join(sql, "(1054, \"Unknown column 'm.city' in 'SELECT'\")")
+    assert repaired == (
+        "SELECT b.city, COUNT(*) FROM branches AS b JOIN members AS m ON b.id = m.branch_id GROUP BY b.city"
+    )
+    db.fetchall(repaired)
