@@ -87,7 +87,7 @@ _SHIFTS = (exp.Add, exp.Sub, exp.DateAdd, exp.DateSub, exp.TimestampAdd, exp.Tim
 _SHIFT_FUNCTIONS = {"ADDDATE", "SUBDATE", "ADDTIME", "SUBTIME"}  # parsed as anonymous functions
 
 
-def _is_shift_of(side: exp.Expression, column: exp.Column) -> bool:
+def _is_shift_of(side: exp.Expr, column: exp.Column) -> bool:
     """Whether ``side`` is ``column`` plus or minus something without columns (a number, an interval)."""
     shift = isinstance(side, _SHIFTS) or (
         isinstance(side, exp.Anonymous) and str(side.this).upper() in _SHIFT_FUNCTIONS
@@ -98,7 +98,7 @@ def _is_shift_of(side: exp.Expression, column: exp.Column) -> bool:
     return len(columns) == 1 and columns[0] == column
 
 
-def _shifted_self_comparison(comparison: exp.Expression, scope: Optional[_Scope]) -> str:
+def _shifted_self_comparison(comparison: exp.Binary, scope: Optional[_Scope]) -> str:
     left, right = comparison.left, comparison.right
     for column, other in ((left, right), (right, left)):
         if isinstance(column, exp.Column) and _is_shift_of(other, column):

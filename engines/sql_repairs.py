@@ -337,9 +337,14 @@ class StatementRepairs:
         by_alias = {t.alias_or_name.lower(): t for t in outer}
         for join in select.args.get("joins") or []:
             on = join.args.get("on")
-            if not isinstance(on, exp.EQ) or not all(isinstance(side, exp.Column) for side in (on.left, on.right)):
+            if (
+                not isinstance(on, exp.EQ)
+                or not isinstance(on.left, exp.Column)
+                or not isinstance(on.right, exp.Column)
+            ):
                 continue
-            for unknown, known in ((on.left, on.right), (on.right, on.left)):
+            left, right = on.left, on.right
+            for unknown, known in ((left, right), (right, left)):
                 if (unknown.table.lower(), unknown.name.lower()) != (qualifier, column):
                     continue
                 lacking, referencing = by_alias.get(qualifier), by_alias.get(known.table.lower())
