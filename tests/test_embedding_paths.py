@@ -153,7 +153,9 @@ def test_remote_embeddings_run_concurrently_and_survive_429_and_503(db_url, tmp_
     try:
         report = kb.index_directory(docs_folder(tmp_path, 24), progress=False)
         assert report.embedded == 24 and report.chunks == 24
-        assert state["refused"] == [429, 503], "both refusals happened and were retried"
+        assert sorted(state["refused"]) == [429, 503], (
+            "both refusals happened (in either order: concurrent) and were retried"
+        )
         assert state["max_in_flight"] >= 2, "batches were in flight at once"
         assert state["embedded"] == 24 + 1  # every chunk once, plus the dimension probe
         assert len(kb.retrieve("Which code word has fact 7?", mode="dense")) == 5
