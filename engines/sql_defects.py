@@ -62,6 +62,7 @@ def defects(sql: str, schema: Optional[SchemaDescriber] = None) -> list[str]:
         collapsed = _collapsing_aggregate(select)
         if collapsed:
             found.append(collapsed)
+    scope = _Scope(tree, schema) if schema is not None else None
     for comparison in tree.find_all(*_COMPARISONS):
         left, right = comparison.left, comparison.right
         if isinstance(left, exp.Column) and isinstance(right, exp.Column) and left == right:
@@ -69,8 +70,6 @@ def defects(sql: str, schema: Optional[SchemaDescriber] = None) -> list[str]:
                 f"the condition {comparison.sql(dialect='mysql')} compares a column with itself, so it holds "
                 "for every row; compare it with the column of the other table (or the value) meant"
             )
-    scope = _Scope(tree, schema) if schema is not None else None
-    for comparison in tree.find_all(*_COMPARISONS):
         shifted = _shifted_self_comparison(comparison, scope)
         if shifted:
             found.append(shifted)
@@ -78,8 +77,8 @@ def defects(sql: str, schema: Optional[SchemaDescriber] = None) -> list[str]:
         ignored = _condition_ignoring_its_table(join)
         if ignored:
             found.append(ignored)
-    if schema is not None:
-        found.extend(_unrelated_keys(tree, schema))
+    if scope is not None:
+        found.extend(_unrelated_keys(scope))
     return found
 
 
@@ -179,10 +178,9 @@ def _mismatched_reference(a: tuple[Table, Column], b: tuple[Table, Column], show
     )
 
 
-def _unrelated_keys(tree: exp.Expr, schema: SchemaDescriber) -> list[str]:
-    scope = _Scope(tree, schema)
+def _unrelated_keys(scope: _Scope) -> list[str]:
     found = []
-    for equality in tree.find_all(exp.EQ):
+    for equality in scope.tree.find_all(exp.EQ):
         left, right = equality.left, equality.right
         if not (isinstance(left, exp.Column) and isinstance(right, exp.Column)):
             continue

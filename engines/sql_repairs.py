@@ -277,16 +277,10 @@ class StatementRepairs:
         by_alias = {t.alias_or_name.lower(): t for t in outer}
         joins = select.args.get("joins") or []
         for position, join in enumerate(joins):
-            on = join.args.get("on")
-            if not isinstance(on, exp.EQ):
+            sides = _unknown_side(join, qualifier, column)
+            if sides is None:
                 continue
-            unknown, known = on.left, on.right
-            if not isinstance(unknown, exp.Column) or not isinstance(known, exp.Column):
-                continue
-            if (known.table.lower(), known.name.lower()) == (qualifier, column):
-                unknown, known = known, unknown
-            if (unknown.table.lower(), unknown.name.lower()) != (qualifier, column):
-                continue
+            unknown, known = sides
             b_table, a_table = by_alias.get(unknown.table.lower()), by_alias.get(known.table.lower())
             a_column = self._column(a_table.name, known.name) if a_table is not None else None
             if b_table is None or a_table is None or a_column is None:
@@ -336,28 +330,21 @@ class StatementRepairs:
             return False
         by_alias = {t.alias_or_name.lower(): t for t in outer}
         for join in select.args.get("joins") or []:
-            on = join.args.get("on")
-            if (
-                not isinstance(on, exp.EQ)
-                or not isinstance(on.left, exp.Column)
-                or not isinstance(on.right, exp.Column)
-            ):
+            sides = _unknown_side(join, qualifier, column)
+            if sides is None:
                 continue
-            left, right = on.left, on.right
-            for unknown, known in ((left, right), (right, left)):
-                if (unknown.table.lower(), unknown.name.lower()) != (qualifier, column):
-                    continue
-                lacking, referencing = by_alias.get(qualifier), by_alias.get(known.table.lower())
-                if lacking is None or referencing is None or lacking.name == referencing.name:
-                    continue
-                if self._column(lacking.name, column) is not None:
-                    return False  # its table has it: the error is about something else
-                reference = self._column(referencing.name, known.name)
-                target = reference.references if reference is not None else None
-                if target is None or target[0].lower() != lacking.name.lower():
-                    continue
-                unknown.set("this", exp.to_identifier(target[1]))
-                return True
+            unknown, known = sides
+            lacking, referencing = by_alias.get(qualifier), by_alias.get(known.table.lower())
+            if lacking is None or referencing is None or lacking.name == referencing.name:
+                continue
+            if self._column(lacking.name, column) is not None:
+                return False  # its table has it: the error is about something else
+            reference = self._column(referencing.name, known.name)
+            target = reference.references if reference is not None else None
+            if target is None or target[0].lower() != lacking.name.lower():
+                continue
+            unknown.set("this", exp.to_identifier(target[1]))
+            return True
         return False
 
     def _qualify(self, select: Any, table: str, alias: str) -> None:
@@ -388,3 +375,17 @@ class StatementRepairs:
         if tables:
             hint += f" Tables like it: {', '.join(tables)}."
         return hint + (f" Columns like it: {', '.join(columns[:6])}." if columns else "")
+
+
+def _unknown_side(join: Any, qualifier: str, column: str) -> Optional[tuple[Any, Any]]:
+    """(the unknown ``qualifier.column``, the column on the other side) when a join's whole ON condition
+    is one equality of two columns with that unknown column on either side; None otherwise."""
+    from sqlglot import exp
+
+    on = join.args.get("on")
+    if not isinstance(on, exp.EQ) or not isinstance(on.left, exp.Column) or not isinstance(on.right, exp.Column):
+        return None
+    for unknown, known in ((on.left, on.right), (on.right, on.left)):
+        if (unknown.table.lower(), unknown.name.lower()) == (qualifier, column):
+            return unknown, known
+    return None
