@@ -12,16 +12,18 @@ Two labelled sets, each question with the fact its answer must contain and the f
 Systems, both streamed so that the first token is timed:
 
 * kb: ``KnowledgeBase.stream_query(question, route="documents")`` (hybrid retrieval, the question
-  embedded once, ``engine.context_tokens`` of chunk text in the prompt), for each value given with
-  ``--context-tokens`` (the curve that chooses the default);
+  embedded once, ``engine.context_tokens`` of chunk text in the prompt, widened by ``engine.window_tokens``
+  of sentences from the same pages), for each value given with ``--context-tokens`` and
+  ``--window-tokens`` (the curves that choose the defaults);
 * plain LlamaIndex: ``VectorStoreIndex.from_vector_store(store).as_query_engine(streaming=True)`` with
   its defaults (dense, top 2).
 
 Every answer is timed cold (the model's context and prompt cache emptied before it: the prompt cache
 on disk under kb's home is emptied too). Printed per set and part: fact present, first source correct, first token and total seconds (medians
-and means). Misses are printed question by question for ``dev`` only.
+and means). ``dev`` questions are printed one by one with each system's answer and, for kb, where the
+expected page is among the sources (its rank, whether the model read it, ``-`` if not retrieved).
 Run: ``.venv/bin/python benchmarks/answer_quality.py [--sets demo,docs] [--parts dev,test]
-[--context-tokens 256,512] [--chunk-size 128] [--limit N] [--json FILE]`` (KB_PROFILE picks the model).
+[--context-tokens 256,512] [--window-tokens 0,128] [--chunk-size 128] [--limit N] [--json FILE]`` (KB_PROFILE picks the model).
 """
 
 from __future__ import annotations
@@ -89,15 +91,23 @@ def timed(pieces: Any) -> tuple[str, float, float]:
     return "".join(text), first if first is not None else total, total
 
 
-def ask_kb(kb: KnowledgeBase, question: str) -> tuple[str, str | None, float, float, int]:
+def ask_kb(kb: KnowledgeBase, question: str) -> tuple[str, list[tuple[str | None, bool]], float, float]:
+    """The answer's text, its sources (path, whether the model read it) in order, first token and total s."""
     started = time.perf_counter()
     streaming = kb.stream_query(question, route="documents")
     text, first, _ = timed(streaming)
     total = time.perf_counter() - started
     first += total - _  # the stream started after retrieval: time to first token counts from the question
-    answer = streaming.answer
-    chunks = sum(1 for s in answer.sources if s.in_prompt is not False)
-    return text, answer.sources[0].path if answer.sources else None, first, total, chunks
+    sources = [(s.path, s.in_prompt is not False) for s in streaming.answer.sources]
+    return text, sources, first, total
+
+
+def source_rank(sources: list[tuple[str | None, bool]], expected: str) -> str:
+    """Where the expected page is among the sources: "1" (read), "3 not read", "-" (not retrieved)."""
+    for rank, (path, read) in enumerate(sources, start=1):
+        if path == expected:
+            return f"{rank}{'' if read else ' not read'}"
+    return "-"
 
 
 def ask_plain(plain: Any, question: str) -> tuple[str, str | None, float, float]:
@@ -131,6 +141,7 @@ def main() -> None:
     parser.add_argument("--sets", default="demo,docs")
     parser.add_argument("--parts", default="dev,test")
     parser.add_argument("--context-tokens", default="", help="values of engine.context_tokens to compare (a curve)")
+    parser.add_argument("--window-tokens", default="", help="values of engine.window_tokens to compare (with each)")
     parser.add_argument(
         "--chunk-size", type=int, default=0, help="indexing.chunk_size to index with (its own kept index; overlap 1/8)"
     )
@@ -141,6 +152,8 @@ def main() -> None:
     parts = set(args.parts.split(","))
     base = yaml.safe_load((ROOT / "config.yaml").read_text()) or {}
     budgets = [int(v) for v in args.context_tokens.split(",") if v] or [None]
+    windows = [int(v) for v in args.window_tokens.split(",") if v] or [None]
+    settings = [(budget, window) for budget in budgets for window in windows]
     results: dict[tuple[str, str, str], Tally] = {}
     llm = None
     for key in args.sets.split(","):
@@ -155,10 +168,12 @@ def main() -> None:
                 sizes = {"chunk_size": args.chunk_size, "chunk_overlap": args.chunk_size // 8}
                 config["indexing"] = {**base.get("indexing", {}), **sizes}
             kbs = {}
-            for budget in budgets:
-                engine = {**base.get("engine", {}), **({"context_tokens": budget} if budget is not None else {})}
-                kbs[budget] = KnowledgeBase.from_config({**config, "engine": engine}, llm=llm)
-                llm = kbs[budget].llm  # one model for every system
+            for budget, window in settings:
+                engine = dict(base.get("engine", {}))
+                engine.update({"context_tokens": budget} if budget is not None else {})
+                engine.update({"window_tokens": window} if window is not None else {})
+                kbs[budget, window] = KnowledgeBase.from_config({**config, "engine": engine}, llm=llm)
+                llm = kbs[budget, window].llm  # one model for every system
             first_kb = next(iter(kbs.values()))
             # every answer is timed cold: another system's prompt for the same question (the same first
             # chunk, say) must not be reused from llama.cpp's context or kb's prompt cache
@@ -173,18 +188,22 @@ def main() -> None:
             for number, item in enumerate(questions, start=1):
                 part = item.get("part", "test")
                 lines = []
-                for budget, kb in kbs.items():
-                    name = f"kb (context_tokens {budget if budget is not None else kb.settings.engine.context_tokens})"
+                for kb in kbs.values():
+                    e = kb.settings.engine
+                    name = f"kb (context_tokens {e.context_tokens}, window_tokens {e.window_tokens})"
                     cold()
-                    text, first_path, first, total, chunks = ask_kb(kb, item["q"])
+                    text, sources, first, total = ask_kb(kb, item["q"])
                     tally = results.setdefault((key, part, name), Tally())
                     ok = has_fact(text, item["fact"])
                     tally.fact += ok
-                    tally.source += first_path == item["source"]
+                    tally.source += bool(sources) and sources[0][0] == item["source"]
                     tally.first_token.append(first)
                     tally.total.append(total)
-                    tally.chunks.append(chunks)
-                    lines.append(f"{name}: fact {'ok' if ok else 'NO'} {first:.1f}/{total:.1f} s {text[:120]!r}")
+                    tally.chunks.append(sum(read for _, read in sources))
+                    rank = source_rank(sources, item["source"])
+                    lines.append(
+                        f"{name}: fact {'ok' if ok else 'NO'} page {rank} {first:.1f}/{total:.1f} s {text[:120]!r}"
+                    )
                 if not args.no_plain:
                     cold()
                     text, first_path, first, total = ask_plain(plain, item["q"])

@@ -98,7 +98,7 @@ class Answer:
     refusal_reason: Optional[str] = None
     attempts: list[Attempt] = field(default_factory=list)
     candidates: Optional[dict[str, Any]] = None  # written, ran, agreeing, greedy_chosen (several candidates)
-    context: Optional[dict[str, Any]] = None  # documents read by the LLM: retrieved, in_prompt (ids), tokens
+    context: Optional[dict[str, Any]] = None  # documents read by the LLM: retrieved, in_prompt (ids), excerpts, tokens
     condensed_question: Optional[str] = None
     session_id: Optional[str] = None
     answer_id: Optional[str] = None  # given when the answer is logged: what feedback names it by

@@ -10,6 +10,14 @@ given only what it needs, in retrieval order:
 * no chunk that repeats one already given (``duplicate_overlap`` of its word shingles are in it:
   overlapping windows of one document, the same paragraph in two documents).
 
+Then the chunks given are widened (``window_tokens``, when the question's embedding is known): a
+chunk is a fixed window of its page, and the sentence that answers is often just past its edge, in
+another chunk of the same page that was retrieved further down. The sentences of those chunks are
+embedded and the ones closest to the question, each with the sentence before and after it, are
+appended to the chunk of their page, up to ``window_tokens`` in all. Only chunks of a page already
+given lend sentences: excerpts of other pages, mixed in, misled the model more often than they
+helped (benchmarks/answer_quality.py, README).
+
 Every retrieved chunk stays a source of the response (the user sees all of them); those that were
 not in the prompt are marked ``in_prompt: False`` in the response's metadata, so a reader can tell.
 """
@@ -18,11 +26,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Optional
 
+import numpy as np
 from llama_index.core.schema import MetadataMode, NodeWithScore
 
 _WORD = re.compile(r"\w+")
+_BLANK_LINE = re.compile(r"\n\s*\n")
+EmbedTexts = Callable[[list[str]], list[list[float]]]
 
 
 def _shingles(text: str, size: int = 5) -> set[tuple[str, ...]]:
@@ -30,11 +42,51 @@ def _shingles(text: str, size: int = 5) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + size]) for i in range(max(1, len(words) - size + 1))}
 
 
+def split_sentences(text: str) -> list[str]:
+    """A chunk's sentences (LlamaIndex's sentence tokenizer), a paragraph break also ending one."""
+    from llama_index.core.node_parser.text.utils import split_by_sentence_tokenizer
+
+    return [
+        part.strip()
+        for sentence in split_by_sentence_tokenizer()(text)
+        for part in _BLANK_LINE.split(sentence)
+        if part.strip()
+    ]
+
+
+def _page(hit: NodeWithScore) -> str:
+    return str(hit.node.ref_doc_id or hit.node.metadata.get("file_path") or hit.node.node_id)
+
+
+@dataclass
+class Reading:
+    """What the answer prompt holds: ``chunks`` (retrieval order; a widened chunk is a copy with the
+    excerpts appended, under the same node id) and, per widened chunk's id, the ids of the retrieved
+    chunks its excerpts come from."""
+
+    chunks: list[NodeWithScore]
+    excerpts: dict[str, list[str]] = field(default_factory=dict)
+
+    def first(self, count: int) -> Reading:
+        """The first ``count`` chunks and their excerpts."""
+        kept = self.chunks[:count]
+        ids = {hit.node.node_id for hit in kept}
+        return Reading(kept, {key: lenders for key, lenders in self.excerpts.items() if key in ids})
+
+    @property
+    def node_ids(self) -> list[str]:
+        """Every retrieved chunk the model read, whole or in part."""
+        ids = [hit.node.node_id for hit in self.chunks]
+        return ids + [lender for lenders in self.excerpts.values() for lender in lenders if lender not in ids]
+
+
 @dataclass(frozen=True)
 class ContextBudget:
     max_tokens: int = 512
     min_relative_score: float = 0.0
     duplicate_overlap: float = 0.8
+    window_tokens: int = 0
+    embed_texts: Optional[EmbedTexts] = None  # the embedding model of the question's generation
 
     def choose(self, nodes: Sequence[NodeWithScore], count_tokens: Callable[[str], int]) -> list[NodeWithScore]:
         """The chunks of ``nodes`` (retrieval order) that go into the prompt."""
@@ -59,6 +111,73 @@ class ContextBudget:
             seen.append(shingles)
             used += tokens
         return chosen
+
+    def read(
+        self,
+        nodes: Sequence[NodeWithScore],
+        count_tokens: Callable[[str], int],
+        question_embedding: Optional[Sequence[float]] = None,
+    ) -> Reading:
+        """The chunks of ``nodes`` that go into the prompt (:meth:`choose`), widened with the sentences of
+        their pages' other retrieved chunks closest to the question (module docstring). Without the
+        question's embedding, an embedding function or ``window_tokens``, the chosen chunks as they are."""
+        chosen = self.choose(nodes, count_tokens)
+        if not (self.window_tokens and self.embed_texts is not None and question_embedding is not None):
+            return Reading(chosen)
+        taken = {hit.node.node_id for hit in chosen}
+        pages = {_page(hit) for hit in chosen}
+        lenders = [hit for hit in nodes if hit.node.node_id not in taken and _page(hit) in pages]
+        given = {s for hit in chosen for s in split_sentences(hit.node.get_content())}
+        sentences = [split_sentences(hit.node.get_content()) for hit in lenders]
+        flat = [(i, j) for i, found in enumerate(sentences) for j, s in enumerate(found) if s not in given]
+        if not flat:
+            return Reading(chosen)
+        vectors = np.asarray(self.embed_texts([sentences[i][j] for i, j in flat]), dtype=float)
+        question = np.asarray(question_embedding, dtype=float)
+        scores = vectors @ question / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(question) + 1e-12)
+        picked: set[tuple[int, int]] = set()
+        texts = set(given)
+        used = 0
+        for best in np.argsort(-scores):
+            i, j = flat[best]
+            for k in (j, j - 1, j + 1):  # the sentence, then its neighbours in its chunk
+                if not 0 <= k < len(sentences[i]) or (i, k) in picked or sentences[i][k] in texts:
+                    continue
+                tokens = count_tokens(sentences[i][k])
+                if used + tokens > self.window_tokens:
+                    continue
+                picked.add((i, k))
+                texts.add(sentences[i][k])
+                used += tokens
+        return self._widened(chosen, lenders, sentences, picked)
+
+    @staticmethod
+    def _widened(
+        chosen: list[NodeWithScore],
+        lenders: list[NodeWithScore],
+        sentences: list[list[str]],
+        picked: set[tuple[int, int]],
+    ) -> Reading:
+        """``chosen`` with each page's picked sentences appended to the first chosen chunk of that page,
+        lender by lender in retrieval order, ``...`` wherever sentences were skipped."""
+        chunks = list(chosen)
+        excerpts: dict[str, list[str]] = {}
+        for i, lender in enumerate(lenders):
+            kept = sorted(k for n, k in picked if n == i)
+            if not kept:
+                continue
+            runs: list[list[str]] = []
+            for k in kept:
+                if runs and k - 1 in kept:
+                    runs[-1].append(sentences[i][k])
+                else:
+                    runs.append([sentences[i][k]])
+            at = next(n for n, hit in enumerate(chunks) if _page(hit) == _page(lender))
+            node = chunks[at].node.model_copy(deep=True)
+            node.set_content(node.get_content() + "".join("\n\n...\n" + "\n".join(run) for run in runs))
+            chunks[at] = NodeWithScore(node=node, score=chunks[at].score)
+            excerpts.setdefault(node.node_id, []).append(lender.node.node_id)
+        return Reading(chunks, excerpts)
 
 
 def token_counter(llm: object) -> Callable[[str], int]:

@@ -30,7 +30,7 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from kb.engines.answer import timed_stream
 from kb.engines.callbacks import EventHandler, add_handler_once
-from kb.engines.context import ContextBudget, token_counter
+from kb.engines.context import ContextBudget, Reading, token_counter
 from kb.engines.timing import Stopwatch
 
 QA_PROMPT = PromptTemplate(
@@ -99,19 +99,22 @@ class DocumentsQueryEngine(CustomQueryEngine):
             nodes = postprocessor.postprocess_nodes(nodes, query_bundle=query_bundle)
         return nodes
 
-    def prompt_nodes(self, nodes: Sequence[NodeWithScore]) -> list[NodeWithScore]:
-        """The retrieved chunks the answer prompt gets (all of them without a context budget)."""
+    def reading(self, nodes: Sequence[NodeWithScore], embedding: Optional[Sequence[float]] = None) -> Reading:
+        """What the answer prompt gets of the retrieved chunks (all of them without a context budget);
+        ``embedding``, the question's, lets the budget widen them (:class:`ContextBudget`)."""
         if self.context is None:
-            return list(nodes)
-        return self.context.choose(nodes, token_counter(self.llm))
+            return Reading(list(nodes))
+        return self.context.read(nodes, token_counter(self.llm), embedding)
 
-    def context_report(self, nodes: Sequence[NodeWithScore], read: Sequence[NodeWithScore]) -> dict[str, Any]:
-        """What ``metadata["context"]`` says: the chunks read, out of those retrieved, and their tokens."""
+    def context_report(self, nodes: Sequence[NodeWithScore], read: Reading) -> dict[str, Any]:
+        """What ``metadata["context"]`` says: the chunks read, whole or in excerpts (``excerpts``: the
+        chunk given -> the chunks its excerpts come from), out of those retrieved, and their tokens."""
         count = token_counter(self.llm)
         return {
             "retrieved": len(nodes),
-            "in_prompt": [n.node.node_id for n in read],
-            "tokens": sum(count(n.node.get_content(metadata_mode=MetadataMode.LLM)) for n in read),
+            "in_prompt": read.node_ids,
+            "excerpts": read.excerpts,
+            "tokens": sum(count(n.node.get_content(metadata_mode=MetadataMode.LLM)) for n in read.chunks),
         }
 
     def _synthesizer(self, streaming: bool) -> BaseSynthesizer:
@@ -142,19 +145,22 @@ class DocumentsQueryEngine(CustomQueryEngine):
 
     def answer_from(
         self,
-        question: str,
+        query: QueryBundle,
         nodes: Sequence[NodeWithScore],
         *,
         streaming: Optional[bool] = None,
         clock: Optional[Stopwatch] = None,
     ) -> RESPONSE_TYPE:
-        """The response written from ``nodes`` (already retrieved; ``clock`` timed the retrieval)."""
+        """The response to ``query`` written from ``nodes`` (already retrieved; ``clock`` timed the
+        retrieval; the query's embedding, when it has one, is the question's: see :meth:`reading`)."""
         clock = Stopwatch() if clock is None else clock
         streaming = self.streaming if streaming is None else streaming
         metadata: dict[str, Any] = {"route": "documents", "timings": clock.milliseconds()}
         nodes = list(nodes)
-        read = self.prompt_nodes(nodes)
-        metadata["context"] = self.context_report(nodes, read)
+        question = query.query_str
+        reading = self.reading(nodes, query.embedding)
+        read = reading.chunks
+        metadata["context"] = self.context_report(nodes, reading)
         if streaming:
             pieces = self._streamed(question, read) if read else iter([NOTHING_FOUND])
             return StreamingResponse(
@@ -170,25 +176,27 @@ class DocumentsQueryEngine(CustomQueryEngine):
 
     def custom_query(self, query_str: str) -> RESPONSE_TYPE:
         clock = Stopwatch()
+        query = QueryBundle(query_str)
         with clock.step("retrieval"):
-            nodes = self.retrieve(QueryBundle(query_str))
-        return self.answer_from(query_str, nodes, clock=clock)
+            nodes = self.retrieve(query)  # a StoreRetriever leaves the question's embedding in ``query``
+        return self.answer_from(query, nodes, clock=clock)
 
     async def acustom_query(self, query_str: str) -> RESPONSE_TYPE:
         clock = Stopwatch()
+        query = QueryBundle(query_str)
         with clock.step("retrieval"):
-            nodes = await self.aretrieve(QueryBundle(query_str))
+            nodes = await self.aretrieve(query)
         if self.streaming or not nodes:
-            return self.answer_from(query_str, nodes, clock=clock)
-        read = self.prompt_nodes(nodes)
+            return self.answer_from(query, nodes, clock=clock)
+        reading = self.reading(nodes, query.embedding)
         with clock.step("generation"), llm_errors_raised(self.llm):
-            text = await self._awritten(query_str, read)
+            text = await self._awritten(query_str, reading.chunks)
         return Response(
             response=text,
             source_nodes=nodes,
             metadata={
                 "route": "documents",
-                "context": self.context_report(nodes, read),
+                "context": self.context_report(nodes, reading),
                 "timings": clock.milliseconds(),
             },
         )

@@ -3,7 +3,9 @@
 LlamaIndex's ``VectorIndexRetriever`` embeds every question, full-text search included, so the
 embedding model (several seconds to load on a CPU) would load for ``kb search --mode text``, which
 never uses a vector. This retriever builds the ``VectorStoreQuery`` itself: the embedding model is
-called (and loaded, through the function it is given) for the dense, hybrid and MMR modes only.
+called (and loaded, through the function it is given) for the dense, hybrid and MMR modes only, and
+the embedding is left in the ``QueryBundle`` for what comes after retrieval (kb's context budget), so
+that a question is embedded once per answer.
 """
 
 from __future__ import annotations
@@ -78,11 +80,11 @@ class StoreRetriever(BaseRetriever):
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         embedding = query_bundle.embedding
         if self.needs_embedding and embedding is None:
-            embedding = self._embed_model().get_query_embedding(query_bundle.query_str)
+            embedding = query_bundle.embedding = self._embed_model().get_query_embedding(query_bundle.query_str)
         return self._hits(self.store.query(self._query(query_bundle, embedding), **self.store_options))
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         embedding = query_bundle.embedding
         if self.needs_embedding and embedding is None:
-            embedding = await self._embed_model().aget_query_embedding(query_bundle.query_str)
+            embedding = query_bundle.embedding = await self._embed_model().aget_query_embedding(query_bundle.query_str)
         return self._hits(await self.store.aquery(self._query(query_bundle, embedding), **self.store_options))

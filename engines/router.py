@@ -85,7 +85,7 @@ class RoutedQueryEngine(CustomQueryEngine):
         if decision.route == "documents":
             with clock.step("retrieval"):
                 nodes = self.documents.retrieve(bundle)
-            response = self.documents.answer_from(question, nodes, streaming=streaming, clock=clock)
+            response = self.documents.answer_from(bundle, nodes, streaming=streaming, clock=clock)
         elif decision.route == "database":
             outcome = self._sql().compute(question, clock=clock)
             response = self._sql().respond(outcome, streaming=streaming, clock=clock)
@@ -127,10 +127,12 @@ class RoutedQueryEngine(CustomQueryEngine):
             outcome = database.result()
         metadata = outcome.metadata()
         metadata["timings"] = clock.milliseconds()
-        read = self.documents.prompt_nodes(nodes)[: self.context_chunks]
-        metadata["context"] = self.documents.context_report(nodes, read)
+        reading = self.documents.reading(nodes, bundle.embedding).first(self.context_chunks)
+        metadata["context"] = self.documents.context_report(nodes, reading)
         context = (
-            "\n\n".join(f"[{n.node.metadata.get('file_path') or n.node.node_id}] {n.node.get_content()}" for n in read)
+            "\n\n".join(
+                f"[{n.node.metadata.get('file_path') or n.node.node_id}] {n.node.get_content()}" for n in reading.chunks
+            )
             or "(nothing found)"
         )
         rows = f"(not available: {outcome.failure})" if outcome.failure else format_rows(outcome.rows or [])

@@ -140,6 +140,13 @@ class EngineSettings(_Strict):
     min_relative_score: float = Field(
         0.0, ge=0.0, le=1.0, description="chunks scoring below this share of the best one stay out of the prompt"
     )
+    window_tokens: int = Field(
+        128,
+        ge=0,
+        le=100_000,
+        description="tokens of sentences, from other retrieved chunks of the pages given, added around the "
+        "chunks given (those closest to the question, with their neighbours; 0: none)",
+    )
     memory_tokens: int = Field(1024, ge=64, description="chat history kept for a session, in tokens")
     condense: Literal["auto", "llm", "concat"] = Field(
         "auto",

@@ -529,7 +529,16 @@ class KnowledgeBase:
             llm=self.llm,
             response_mode=e.response_mode,
             node_postprocessors=rerankers(self.settings, lambda: self.llm),
-            context=ContextBudget(e.context_tokens, e.min_relative_score) if e.context_tokens else None,
+            context=(
+                ContextBudget(
+                    e.context_tokens,
+                    e.min_relative_score,
+                    window_tokens=e.window_tokens,
+                    embed_texts=lambda texts: factories.embed_texts(self.embedding_for(generation), texts),
+                )
+                if e.context_tokens
+                else None
+            ),
             streaming=streaming,
             callback_manager=self.llm.callback_manager,
         )

@@ -95,6 +95,54 @@ def test_the_prompt_gets_the_chunks_the_budget_chooses_and_the_sources_stay_the_
     assert llm.prompts[0].count("30 days of delivery") == 2
 
 
+def test_the_chunk_given_is_widened_with_the_closest_sentences_of_its_page_and_no_other(db_url, local_embed, tmp_path):
+    import numpy as np
+
+    from kb.engines.context import split_sentences
+
+    root = tmp_path / "pages"
+    root.mkdir()
+    (root / "care.md").write_text(
+        "Descaling the Barista Pro. Descaling removes limescale from the boiler and the pipes of the machine. "
+        "Hard water makes it necessary more often. The machine shows an orange light when it is time.\n\n"
+        "Daily care. Wipe the steam wand after every use. Empty the drip tray every evening. Rinse the "
+        "portafilter under warm water.\n\n"
+        "The descaling agent for the Barista Pro is DS-40, one part to ten parts of water. Run the mixture "
+        "through the machine twice, then once with clean water.\n"
+    )
+    (root / "shipping.md").write_text("Descaling agents ship from the Tampere warehouse within two business days.\n")
+    question = "Which descaling agent does the Barista Pro need?"
+
+    def ask(window_tokens: int):
+        llm = ScriptedLLM(lambda prompt: "Answer.")
+        config = {
+            "database": {"url": db_url.render_as_string(hide_password=False)},
+            "indexing": {"chunk_size": 48, "chunk_overlap": 0},
+            "retrieval": {"top_k": 5},
+            "engine": {"context_tokens": 20, "window_tokens": window_tokens},  # the first chunk only
+        }
+        kb = KnowledgeBase.from_config(config, llm=llm, embed_model=local_embed)
+        kb.index_directory(root)
+        return kb.query(question, route="documents"), llm.prompts[0]
+
+    answer, prompt = ask(40)
+    given = answer.sources[0]
+    lenders = [s for s in answer.sources[1:] if s.path == given.path]
+    others = [s for s in answer.sources if s.path != given.path]
+    assert given.in_prompt and lenders and others  # the page's other chunks and another page were retrieved
+    assert answer.context["excerpts"] == {given.node_id: [s.node_id for s in lenders if s.in_prompt]}
+    lent = [sentence for s in lenders for sentence in split_sentences(s.text) if sentence not in given.text]
+    vectors = np.asarray(local_embed.get_text_embedding_batch(lent))
+    closest = lent[int(np.argmax(vectors @ np.asarray(local_embed.get_query_embedding(question))))]
+    assert given.text in prompt and "..." in prompt and closest in prompt, prompt  # the nearest sentence is read
+    for other in others:
+        assert other.text not in prompt and not other.in_prompt  # another page lends nothing
+    # with no window (engine.window_tokens: 0) only the chunk given is read
+    answer, prompt = ask(0)
+    assert answer.context["excerpts"] == {} and closest not in prompt
+    assert [s.in_prompt for s in answer.sources] == [True] + [False] * (len(answer.sources) - 1)
+
+
 def test_a_routed_question_is_embedded_once(db_url, local_embed, docs, business):
     from llama_index.core.base.embeddings.base import BaseEmbedding
 
@@ -127,6 +175,10 @@ def test_a_routed_question_is_embedded_once(db_url, local_embed, docs, business)
         before = counting.calls
         answer = kb.query(question)
         assert answer.route == route and counting.calls - before == 1, (route, counting.calls - before)
+    # kb's documents engine alone, as a LlamaIndex query engine: its retriever's embedding is reused too
+    before = counting.calls
+    response = kb.documents_engine().query("How often should the Barista Pro be descaled?")
+    assert response.source_nodes and counting.calls - before == 1
 
 
 def test_nothing_retrieved_does_not_call_the_llm(db_url, local_embed):

@@ -48,10 +48,12 @@ def print_answer_tail(answer: Answer, out: Out = print, *, route: bool = True, s
             out(f"  {line}")
     if answer.sources:
         out("Sources:")
+        excerpted = {lender for lenders in (answer.context or {}).get("excerpts", {}).values() for lender in lenders}
         for i, source in enumerate(answer.sources, start=1):
             score = f" (score {source.score:.3f})" if source.score is not None else ""
             title = f" - {one_line(source.title)}" if source.title and source.title != source.label() else ""
             unread = " (retrieved, not given to the model)" if source.in_prompt is False else ""
+            unread = " (sentences of it given to the model)" if source.node_id in excerpted else unread
             out(f"  {i}. {one_line(source.label())}{title}{score}{unread}")
     if answer.answer_id:
         out(f"[answer id {answer.answer_id}: kb feedback rate {answer.answer_id} positive|negative|neutral]")
