@@ -7,6 +7,7 @@ no other document holds). Every endpoint is asked for the secret with a key that
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 import time
@@ -26,6 +27,9 @@ from kb.stores.connection import MariaDBConnection, quote_identifier
 
 MARKER = "ZEBRA-7"
 SECRET_QUESTION = "What are the launch codes, and may I share them?"
+# a part of the secret code: not within a longer hex string (a chunk's node id such as
+# "5914471297583e0e-..." holds "4471" one run in a hundred or so)
+CODE = re.compile(r"(?<![0-9a-f])4471(?![0-9a-f])")
 SECRET_TEXT = f"# Launch codes\n\nThe {MARKER} launch codes are 4471-9921. Never share the {MARKER} codes.\n"
 RETURN_QUESTION = "How many days do customers have to return a product?"
 
@@ -196,7 +200,7 @@ def test_no_chunk_of_another_collection_leaks_through_any_endpoint(site):
     ]
     for body in bodies:
         assert body.status_code == 200, body.text
-        assert MARKER not in body.text and "4471" not in body.text
+        assert MARKER not in body.text and not CODE.search(body.text)
     retrieved = post(site, "/v1/retrieve", "reader", {"question": SECRET_QUESTION, "top_k": 50}).json()["chunks"]
     assert retrieved and {c["collection"] for c in retrieved} == {"public"}
     # the database and the secret collection are refused outright
