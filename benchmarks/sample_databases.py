@@ -1,7 +1,8 @@
 """The sample databases of the SQL benchmark, loaded once into kb's private server and made readable
 by kb's read-only account: the public ones of ../shared/eval (Chinook, Northwind, classicmodels; the
-repository keeps only the questions about them, in benchmarks/data) and the university and airline
-databases that benchmarks/university_database.py and benchmarks/airline_database.py generate."""
+repository keeps only the questions about them, in benchmarks/data) and the university, airline and
+clinic databases that benchmarks/university_database.py, airline_database.py and clinic_database.py
+generate."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import airline_database
+import clinic_database
 import university_database
 from common import ROOT, SHARED
 
@@ -44,6 +46,12 @@ SAMPLES = {
         (ROOT / ".kb" / "cache" / "benchmarks" / "airline.sql",),
         6,
         airline_database.script,
+    ),
+    "clinic": SampleDatabase(
+        clinic_database.NAME,
+        (ROOT / ".kb" / "cache" / "benchmarks" / "clinic.sql",),
+        7,
+        clinic_database.script,
     ),
 }
 

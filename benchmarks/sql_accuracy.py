@@ -64,6 +64,7 @@ SETS = [
     SqlSet("chinook", "Chinook", "sql_chinook.yaml", "chinook"),
     SqlSet("university", "university (generated)", "sql_university.yaml", "university"),
     SqlSet("airline", "airline (generated)", "sql_airline.yaml", "airline"),
+    SqlSet("clinic", "clinic (generated)", "sql_clinic.yaml", "clinic"),
     SqlSet("northwind", "Northwind (held out)", "sql_northwind.yaml", "northwind"),
     SqlSet("classicmodels", "classicmodels (held out)", "sql_classicmodels.yaml", "classicmodels"),
 ]
@@ -142,6 +143,7 @@ def evaluate(sql_set: SqlSet, questions: list[dict], engine: SQLEngine, plain: A
         first = outcome.first_statement
         first_ok = first is not None and first.rows is not None and normalize(first.rows) == gold
         plain_ok = False
+        plain_sql = ""
         if plain is not None:
             t = time.perf_counter()
             plain_sql = str(plain.query(item["q"]).metadata.get("sql_query", ""))
@@ -170,6 +172,8 @@ def evaluate(sql_set: SqlSet, questions: list[dict], engine: SQLEngine, plain: A
                 print("      kb tried: " + " | ".join(f"{a.sql} -> {a.error or 'ran'}" for a in outcome.attempts))
                 if outcome.votes:
                     print(f"      candidates: {outcome.votes.sentence()}", flush=True)
+                if plain_ok:
+                    print("      plain wrote: " + " ".join(clean(plain_sql).split()), flush=True)
     return tallies
 
 
