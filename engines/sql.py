@@ -17,7 +17,8 @@ do; where the server's error and the schema alone decide the repair (a join alon
 for an unknown column), kb writes it (:mod:`kb.engines.sql_repairs`). A statement that runs is never
 rewritten into another meaning; one that runs with a defect no question could want (an aggregate
 that folds every row into one beside plain columns, a column compared with itself, a join pairing
-keys that do not belong together: :mod:`kb.engines.sql_defects`), or on values the server warned it
+keys that do not belong together, a count of groups that are single rows, a ranking led by the group
+of NULLs: :mod:`kb.engines.sql_defects`), or on values the server warned it
 could not convert (``YEAR()`` of a flight number, a name summed: MariaDB's warnings 1292 and 1366),
 is given back to the model like a failed one, and answers as written when no correction runs clean. Each attempt passes the guard, and the response lists every attempt
 with its error. A statement the guard refuses for what it would do (a write, a lock, a file) is not
@@ -53,7 +54,7 @@ from llama_index.core.llms import LLM
 from llama_index.core.query_engine import CustomQueryEngine, NLSQLTableQueryEngine
 
 from kb.engines.answer import Attempt, timed_stream
-from kb.engines.sql_defects import defects
+from kb.engines.sql_defects import defects, result_defects
 from kb.engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean, parse_statement
 from kb.engines.sql_repairs import StatementRepairs
 from kb.engines.sql_schema import DescribedSQLDatabase
@@ -407,7 +408,7 @@ class SQLEngine(CustomQueryEngine):
     def problems(self, ran: Statement) -> list[str]:
         """Why a statement that ran answers another question than it seems to: its defects
         (:mod:`kb.engines.sql_defects`) and the server's conversion warning; empty: none found."""
-        found = defects(ran.sql, self.sql_database.describer)
+        found = defects(ran.sql, self.sql_database.describer) + result_defects(ran.sql, ran.rows or [])
         if ran.warning:
             said = (
                 f"the server warned: {ran.warning} (a value it could not read as the type the expression "

@@ -34,13 +34,32 @@ of the keys the schema declares or implies), never of the question's words:
   (``o.customer_id = t.customer_id``), on columns that are not keys (``c.city = s.city``), on a
   self-join, or on a column it cannot place in exactly one table of the statement.
 
+* **a count of groups that are single rows** (with the schema): a ``SELECT`` over one table (no join,
+  no derived table) that groups by a column each of whose values one row holds (the one-column
+  primary key, a ``UNIQUE`` column, or a column the data shows so: :attr:`Column.unique`) and has a
+  ``COUNT`` in its select list, ``ORDER BY`` or ``HAVING``. Every group is one row, so every count is
+  1: ``SELECT MedicationName FROM Medications GROUP BY MedicationName ORDER BY COUNT(*) DESC LIMIT 1``
+  ranks nothing and names an arbitrary medication. What is counted per row lives in a table that
+  references it; the message names those. It does not fire with a join (the count is of the joined
+  rows), on a column that rows share (``GROUP BY City``), on a ``COUNT`` inside a subquery, or on
+  other aggregates (``SUM(price)`` of one row is that row's price).
+
+And one decided from the rows a statement returned (:func:`result_defects`):
+
+* **a ranking led by the group of NULLs**: a ``SELECT`` with ``GROUP BY``, an aggregate in its
+  ``ORDER BY`` and a ``LIMIT``, whose first row has NULL in a selected column it groups by.
+  "Which insurance provider covers the most patients?" answered by the group of patients with no
+  provider names no provider. It does not fire without a ``LIMIT`` (a list of every group may show
+  the NULL group among the others), on a NULL in a column that is not grouped by (an aggregate of
+  nothing, a missing date), or when the NULL row is not the first.
+
 None is rewritten: :class:`kb.engines.sql.SQLEngine` gives the statement back to the model with
 the defect as its error, and answers from the statement as written when no correction runs clean.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from sqlglot import exp
 
@@ -62,6 +81,9 @@ def defects(sql: str, schema: Optional[SchemaDescriber] = None) -> list[str]:
         collapsed = _collapsing_aggregate(select)
         if collapsed:
             found.append(collapsed)
+        single_rows = _count_of_single_rows(select, schema) if schema is not None else ""
+        if single_rows:
+            found.append(single_rows)
     scope = _Scope(tree, schema) if schema is not None else None
     for comparison in tree.find_all(*_COMPARISONS):
         left, right = comparison.left, comparison.right
@@ -240,3 +262,66 @@ def _collapsing_aggregate(select: exp.Select) -> str:
         "rows into one and takes those values from an arbitrary row; GROUP BY what is counted per item "
         "(its id), or drop the plain columns"
     )
+
+
+def _count_of_single_rows(select: exp.Select, schema: SchemaDescriber) -> str:
+    group, source = select.args.get("group"), select.args.get("from_")
+    if group is None or source is None or select.args.get("joins") or not isinstance(source.this, exp.Table):
+        return ""
+    places = [*select.expressions, select.args.get("order"), select.args.get("having")]
+    counts = [c for place in places if place is not None for c in place.find_all(exp.Count) if _own(c, select)]
+    table_name = next((t for t in schema.tables if t.lower() == source.this.name.lower()), None)
+    if not counts or table_name is None:
+        return ""
+    table = schema.table(table_name)
+    qualifiers = {"", source.this.name.lower(), source.this.alias_or_name.lower()}
+    for key in group.expressions:
+        if not isinstance(key, exp.Column) or key.table.lower() not in qualifiers:
+            continue
+        column = next((c for c in table.columns if c.name.lower() == key.name.lower()), None)
+        if column is None or not column.unique:
+            continue
+        referencing = [
+            f"{other}.{c.name}"
+            for other in schema.tables
+            if other != table.name
+            for c in schema.table(other).columns
+            if c.references and c.references[0].lower() == table.name.lower()
+        ]
+        said = (
+            f"it groups {table.name} by {column.name}, which is different in every row, so each group is one row "
+            f"and {counts[0].sql(dialect='mysql')} is 1 in every group; to count what belongs to each {table.name} "
+            "row, JOIN the table that records it"
+        )
+        return said + (f" ({', '.join(referencing)} references {table.name})" if referencing else "")
+    return ""
+
+
+def result_defects(sql: str, rows: list[dict[str, Any]]) -> list[str]:
+    """What is wrong with the rows ``sql`` returned although it ran (empty: nothing found): a ranking
+    whose first row is the group of NULLs (see the module docstring)."""
+    try:
+        tree = parse_statement(sql)
+    except Exception:
+        return []
+    if not isinstance(tree, exp.Select) or not rows or tree.args.get("limit") is None:
+        return []
+    group, order = tree.args.get("group"), tree.args.get("order")
+    if group is None or order is None or not any(_own(a, tree) for a in order.find_all(exp.AggFunc)):
+        return []
+    grouped = {key.name.lower() for key in group.expressions if isinstance(key, exp.Column)}
+    first = list(rows[0].values())
+    for position, projection in enumerate(tree.expressions):
+        column = projection.this if isinstance(projection, exp.Alias) else projection
+        if (
+            isinstance(column, exp.Column)
+            and column.name.lower() in grouped
+            and position < len(first)
+            and first[position] is None
+        ):
+            name = column.name
+            return [
+                f"its first row is the group of rows whose {name} is NULL (no value), so the answer names no "
+                f"{name}; unless the question asks about missing values, leave them out (WHERE {name} IS NOT NULL)"
+            ]
+    return []

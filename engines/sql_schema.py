@@ -103,6 +103,7 @@ class Column:
     notes: list[str] = field(default_factory=list)
     values: Optional[list[str]] = None  # every value it holds, when known (ENUM members, a complete sample)
     shared: Optional[str] = None  # a name several rows share: the key that tells those rows apart
+    unique: bool = False  # every row holds its own value: the one-column key, a UNIQUE column, or data seen so
 
     @property
     def kind(self) -> str:
@@ -148,8 +149,10 @@ class SchemaDescriber:
         self.tables = list(tables)
         self._tables: dict[str, Table] = {}
 
-    def _values(self, table: str, column: str) -> tuple[list[Any], bool]:
-        """The most frequent values of a column in a sample of rows; True when that is all of them."""
+    def _values(self, table: str, column: str) -> tuple[list[Any], bool, bool]:
+        """The most frequent values of a column in a sample of rows; True when that is all of them; True
+        when each of them is held by one row (with all of them listed, the sample was the whole table:
+        ``MAX_LISTED`` rows at most, far fewer than ``SAMPLE_ROWS``)."""
         col = quote_identifier(column)
         rows = self._conn.fetchall(
             f"SELECT v, COUNT(*) AS n FROM (SELECT {col} AS v FROM {quote_identifier(self.database)}."
@@ -157,7 +160,7 @@ class SchemaDescriber:
             f"LIMIT {MAX_LISTED + 1}"
         )
         values = [row[0] for row in rows]
-        return values[:MAX_LISTED], len(values) <= MAX_LISTED
+        return values[:MAX_LISTED], len(values) <= MAX_LISTED, all(int(row[1]) == 1 for row in rows)
 
     def _shared_values(self, table: str, columns: Sequence[str]) -> tuple[int, int]:
         """(rows, distinct values) of a column, or of several columns together, in a sample of the rows
@@ -212,13 +215,15 @@ class SchemaDescriber:
             if nullable == "NO" and key != "PRI":  # `IS NULL` on it would find nothing: say so
                 shown += " NOT NULL"
             column = Column(col_name, shown, primary=key == "PRI", notes=[col_comment] if col_comment else [])
+            column.unique = key == "UNI"
             column.references = declared.get(col_name) or (
                 None if column.primary else self._inferred_reference(col_name, name)
             )
             if data_type in ("enum", "set"):
                 column.values = [v.replace("''", "'") for v in re.findall(r"'((?:[^']|'')*)'", column_type)]
             if data_type in _SAMPLED_TYPES and (max_length or 0) <= 100 and not column.primary:
-                values, complete = self._values(name, col_name)
+                values, complete, each_once = self._values(name, col_name)
+                column.unique = column.unique or (complete and each_once and bool(values))
                 if values:
                     listed = values if complete else values[:2]
                     column.notes.append(("values: " if complete else "e.g. ") + ", ".join(_quoted(v) for v in listed))
@@ -228,9 +233,11 @@ class SchemaDescriber:
             columns.append(column)
         keys = [column for column in columns if column.primary]
         if len(keys) == 1:
+            keys[0].unique = True
             key = keys[0].name
             for column in many_valued_names:
                 rows, distinct = self._shared_values(name, [column.name])
+                column.unique = column.unique or (distinct == rows and rows < SAMPLE_ROWS)
                 if distinct < rows:
                     column.shared = key
                     column.notes.append(

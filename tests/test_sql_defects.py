@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kb.engines.sql_defects import defects
+from kb.engines.sql_defects import defects, result_defects
 from kb.engines.sql_schema import SchemaDescriber
 
 
@@ -201,3 +201,81 @@ def test_a_join_of_keys_that_do_not_belong_together_is_a_defect(keyed_schema, sq
 )
 def test_joins_along_keys_or_not_on_keys_have_no_defect(keyed_schema, sql):
     assert defects(sql, keyed_schema) == []
+
+
+@pytest.fixture
+def counted_schema(db) -> SchemaDescriber:
+    """Medications with a declared key, a UNIQUE code and names each held by one row (the data says so,
+    not a constraint), a form several rows share; prescriptions reference medications."""
+    for statement in (
+        "CREATE TABLE medications (id INT PRIMARY KEY, code CHAR(4) UNIQUE, name VARCHAR(40), form VARCHAR(20))",
+        "CREATE TABLE prescriptions (id INT PRIMARY KEY, medication_id INT, quantity INT, "
+        "FOREIGN KEY (medication_id) REFERENCES medications(id))",
+        "INSERT INTO medications VALUES (1, 'A1', 'Ibuprofen', 'tablet'), (2, 'B2', 'Salbutamol', 'syrup'), "
+        "(3, 'C3', 'Paracetamol', 'tablet')",
+        "INSERT INTO prescriptions VALUES (1, 1, 10), (2, 1, 20), (3, 2, 10)",
+    ):
+        db.execute(statement)
+    database = db.fetchall("SELECT DATABASE()")[0][0]
+    return SchemaDescriber(db, database, ["medications", "prescriptions"])
+
+
+@pytest.mark.parametrize(
+    "sql, grouped",
+    [
+        ("SELECT name FROM medications GROUP BY name ORDER BY COUNT(*) DESC LIMIT 1", "name"),  # unique in the data
+        ("SELECT m.id, COUNT(*) FROM medications m GROUP BY m.id", "id"),  # the key
+        ("SELECT code FROM medications GROUP BY code HAVING COUNT(id) > 1", "code"),  # a UNIQUE column
+    ],
+)
+def test_a_count_of_groups_that_are_single_rows_is_a_defect(counted_schema, sql, grouped):
+    [found] = defects(sql, counted_schema)
+    assert f"it groups medications by {grouped}, which is different in every row" in found
+    assert found.endswith("(prescriptions.medication_id references medications)")
+    assert defects(sql) == []  # without the schema nothing is known of uniqueness
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT m.name FROM medications m JOIN prescriptions p ON p.medication_id = m.id GROUP BY m.name "
+        "ORDER BY COUNT(*) DESC LIMIT 1",  # the joined rows are counted
+        "SELECT form, COUNT(*) FROM medications GROUP BY form",  # rows share a form
+        "SELECT name, SUM(id) FROM medications GROUP BY name",  # not a count
+        "SELECT COUNT(*) FROM (SELECT name FROM medications GROUP BY name) AS names",  # the count is outside
+        "SELECT medication_id, COUNT(*) FROM prescriptions GROUP BY medication_id",  # a reference repeats
+    ],
+)
+def test_counts_of_groups_of_several_rows_have_no_such_defect(counted_schema, sql):
+    assert defects(sql, counted_schema) == []
+
+
+RANKING = "SELECT insurer FROM patients GROUP BY insurer ORDER BY COUNT(*) DESC LIMIT 1"
+
+
+def test_a_ranking_led_by_the_group_of_nulls_is_a_defect():
+    [found] = result_defects(RANKING, [{"insurer": None}])
+    assert found.startswith("its first row is the group of rows whose insurer is NULL")
+    assert "WHERE insurer IS NOT NULL" in found
+    aliased = "SELECT p.insurer AS who, COUNT(*) AS n FROM patients p GROUP BY p.insurer ORDER BY n DESC LIMIT 2"
+    assert result_defects(
+        aliased.replace("ORDER BY n", "ORDER BY COUNT(*)"), [{"who": None, "n": 9}, {"who": "A", "n": 3}]
+    )
+
+
+@pytest.mark.parametrize(
+    "sql, rows",
+    [
+        (RANKING, [{"insurer": "OEGK"}]),  # a value leads
+        (RANKING.replace(" LIMIT 1", ""), [{"insurer": None}, {"insurer": "OEGK"}]),  # every group listed
+        (RANKING.replace("LIMIT 1", "LIMIT 2"), [{"insurer": "OEGK"}, {"insurer": None}]),  # not first
+        (
+            "SELECT insurer, MAX(born) FROM patients GROUP BY insurer ORDER BY MAX(born) LIMIT 1",
+            [{"insurer": "A", "m": None}],
+        ),
+        ("SELECT insurer FROM patients ORDER BY born LIMIT 1", [{"insurer": None}]),  # no groups, no aggregate
+        (RANKING, []),  # no rows
+    ],
+)
+def test_rankings_not_led_by_a_null_group_have_no_such_defect(sql, rows):
+    assert result_defects(sql, rows) == []

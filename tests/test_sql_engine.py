@@ -543,3 +543,57 @@ def test_a_candidate_with_a_defect_is_never_counted(engine_with):
     engine, llm = engine_with([greedy, COLLAPSED, COLLAPSED, "Answer."], candidates=3)
     answer = sql_answer(engine, "How many orders were cancelled?")
     assert answer.sql == greedy and answer.candidates == {"written": 3, "ran": 1, "agreeing": 1, "greedy_chosen": True}
+
+
+def test_a_count_of_single_row_groups_is_given_back_with_the_tables_that_reference_it(
+    engine_with, admin, project_settings
+):
+    """Products' names are each one row's: counting them ranks nothing; the model is told which tables
+    record what belongs to a product, and its correction answers."""
+    db = project_settings.sql.database
+    written = "SELECT name FROM products GROUP BY name ORDER BY COUNT(*) DESC LIMIT 1"
+    corrected = (
+        "SELECT p.name FROM products p JOIN returns r ON r.product_id = p.id GROUP BY p.id, p.name "
+        "ORDER BY COUNT(*) DESC LIMIT 1"
+    )
+
+    def script(prompt: str) -> str:
+        if "Write a corrected statement" in prompt:
+            assert "it groups products by name, which is different in every row" in prompt
+            assert "returns.product_id" in prompt  # a table that references products, named
+            return corrected
+        return "Answer." if "Result (" in prompt else written
+
+    engine, llm = engine_with(script)
+    answer = sql_answer(engine, "Which product was returned most often?")
+    assert answer.attempts[0].error.startswith("it ran, but it groups products by name")
+    top = admin.fetchall(
+        f"SELECT p.name, COUNT(*) AS n FROM `{db}`.products p JOIN `{db}`.returns r ON r.product_id = p.id "
+        "GROUP BY p.id, p.name ORDER BY n DESC"
+    )
+    assert answer.rows and answer.rows[0]["name"] == top[0][0]
+
+
+def test_a_ranking_led_by_the_null_group_is_given_back_and_else_answered_as_written(engine_with):
+    """Orders not delivered yet have no delivery date; most orders share that NULL, so "the date with the
+    most deliveries" written without IS NOT NULL names no date. Told so, the model adds it; a
+    ranking led by a value is not given back (must not fire)."""
+    written = "SELECT delivered_at FROM orders GROUP BY delivered_at ORDER BY COUNT(*) DESC LIMIT 1"
+    corrected = (
+        "SELECT delivered_at FROM orders WHERE delivered_at IS NOT NULL GROUP BY delivered_at "
+        "ORDER BY COUNT(*) DESC LIMIT 1"
+    )
+
+    def script(prompt: str) -> str:
+        if "Write a corrected statement" in prompt:
+            assert "whose delivered_at is NULL" in prompt
+            return corrected
+        return "Answer." if "Result (" in prompt else written
+
+    engine, llm = engine_with(script)
+    answer = sql_answer(engine, "On which date were the most orders delivered?")
+    assert answer.attempts[0].error.startswith("it ran, but its first row is the group of rows whose delivered_at")
+    assert answer.attempts[-1].error is None and answer.rows and answer.rows[0]["delivered_at"] is not None
+    engine, llm = engine_with(lambda prompt: "Answer." if "Result (" in prompt else corrected)
+    answer = sql_answer(engine, "On which date were the most orders delivered?")
+    assert len(answer.attempts) == 1 and answer.attempts[0].error is None
