@@ -7,7 +7,9 @@ always the server's "Unknown column" for a statement that could not run, never t
 
 * a join's condition pairs two tables as if they were neighbours (``course.course_id =
   enrollment.course_id``, where enrollments belong to sections of courses): the one shortest chain
-  of foreign keys between them, through a table that has the column, replaces the condition;
+  of foreign keys between them, through a table that has the column, replaces the condition (of
+  several, the one made only of foreign keys named after what they reference: an appointment's
+  ``DoctorID``, not its ``ReferredByID``);
 * a join's condition names, on one side, a column its table lacks and, on the other, a column that
   references that table (``Employee.SupportRepId = Customer.SupportRepId`` where
   ``Customer.SupportRepId`` references ``Employee(EmployeeId)``): the referenced key takes its place;
@@ -37,7 +39,7 @@ from typing import Any, Optional
 
 from kb.engines.sql_defects import defects
 from kb.engines.sql_guard import parse_statement, table_named
-from kb.engines.sql_schema import Column, SchemaDescriber, Table
+from kb.engines.sql_schema import Column, SchemaDescriber, Table, noun_forms
 
 _FURTHER_REPAIRS = 3  # other unknown columns of the same statement repaired in one attempt
 _UNKNOWN_COLUMN = re.compile(r"Unknown column '(?:([^'.]+)\.)?([^'.]+)'", re.I)
@@ -59,22 +61,26 @@ class StatementRepairs:
     def table(self, name: str) -> Table:
         return self.schema.table(name)
 
-    def _edges(self) -> dict[str, list[tuple[str, str, str, str]]]:
-        """Each table's foreign keys, both ways: (table, column, other table, its column)."""
+    def _edges(self, named_only: bool = False) -> dict[str, list[tuple[str, str, str, str]]]:
+        """Each table's foreign keys, both ways: (table, column, other table, its column); with
+        ``named_only``, only those named after what they reference (:func:`_named_after_target`)."""
         edges: dict[str, list[tuple[str, str, str, str]]] = {t: [] for t in self.tables}
         for t in self.tables:
             for col in self.table(t).columns:
+                if named_only and not _named_after_target(col):
+                    continue
                 if col.references and col.references[0] in edges:
                     ref_table, ref_col = col.references
                     edges[t].append((t, col.name, ref_table, ref_col))
                     edges[ref_table].append((ref_table, ref_col, t, col.name))
         return edges
 
-    def _chains(self, start: str, goal: str) -> tuple[list[tuple[str, str, str, str]], int]:
+    def _chains(self, start: str, goal: str, named_only: bool = False) -> tuple[list[tuple[str, str, str, str]], int]:
         """The shortest chain of foreign keys from ``start`` to ``goal`` ((table, column, ref_table,
         ref_column) steps; empty: none, or start is goal) and how many different shortest chains there
-        are (0: none). One breadth-first search, layer by layer, so every chain of a layer is counted."""
-        edges = self._edges()
+        are (0: none). One breadth-first search, layer by layer, so every chain of a layer is counted.
+        ``named_only``: through foreign keys named after what they reference only."""
+        edges = self._edges(named_only)
         distance, count = {start: 0}, {start: 1}
         previous: dict[str, tuple[str, tuple[str, str, str, str]]] = {}
         frontier = [start]
@@ -266,7 +272,8 @@ class StatementRepairs:
         It applies when the unknown column ``qualifier.column`` is one side of a join's whole ON
         condition ``B.y = A.x`` (B the qualifier's table, which has no ``y``; A another table of the
         query, which has ``x``), A and B are not linked by a foreign key of their own but by exactly
-        one shortest chain of foreign keys, that chain leaves A through ``x`` and passes only through
+        one shortest chain of foreign keys (or, of several, exactly one made only of foreign keys named
+        after what they reference: :func:`_named_after_target`), that chain leaves A through ``x`` and passes only through
         tables the query does not use, one of which has ``y``. The model joined two tables as if they were neighbours
         (``course JOIN enrollment ON course.course_id = enrollment.course_id`` where enrollments
         belong to sections of courses); the chain's joins replace that condition."""
@@ -292,6 +299,9 @@ class StatementRepairs:
                 return False  # an outer join keeps rows an inner chain would drop: the model's to mend
             earlier, later = (a_table, b_table) if joined is b_table else (b_table, a_table)
             path, chains = self._chains(earlier.name, later.name)
+            if chains > 1:  # one of them along the tables' own references only (DoctorID, not ReferredByID)?
+                named, named_chains = self._chains(earlier.name, later.name, named_only=True)
+                path, chains = (named, 1) if named_chains == 1 and len(named) == len(path) else (path, chains)
             if chains != 1:
                 return False
             between = {edge[2] for edge in path[:-1]}
@@ -375,6 +385,19 @@ class StatementRepairs:
         if tables:
             hint += f" Tables like it: {', '.join(tables)}."
         return hint + (f" Columns like it: {', '.join(columns[:6])}." if columns else "")
+
+
+def _named_after_target(column: Column) -> bool:
+    """Whether a foreign key is named after the table or key it references: ``DoctorID`` and
+    ``customer_id`` are, a role such as ``ReferredByID``, ``SupervisorID`` or ``captainId`` (to pilots) is
+    not. Between two tables linked by both kinds, the named one is the rows' own link (an appointment's
+    doctor), the other a role some rows play (the doctor who referred it)."""
+    if not column.references:
+        return False
+    name = column.name.replace("_", "").lower()
+    table, key = column.references
+    key = key.replace("_", "").lower()
+    return (key != "id" and key in name) or any(form.replace("_", "") in name for form in noun_forms(table))
 
 
 def _unknown_side(join: Any, qualifier: str, column: str) -> Optional[tuple[Any, Any]]:

@@ -112,3 +112,45 @@ def test_every_column_the_schema_shows_misplaced_is_repaired_in_one_attempt(lend
         "SELECT b.city, COUNT(*) FROM branches AS b JOIN members AS m ON b.id = m.branch_id GROUP BY b.city"
     )
     db.fetchall(repaired)
+
+
+@pytest.fixture
+def clinic(db) -> StatementRepairs:
+    """Departments' doctors see appointments, which another doctor may have referred; each appointment
+    has an invoice. Flights have a captain and a first officer, both pilots, and bookings."""
+    for statement in (
+        "CREATE TABLE departments (id INT PRIMARY KEY, name VARCHAR(40))",
+        "CREATE TABLE doctors (id INT PRIMARY KEY, department_id INT, FOREIGN KEY (department_id) REFERENCES departments(id))",
+        "CREATE TABLE appointments (id INT PRIMARY KEY, doctor_id INT, referred_by_id INT, "
+        "FOREIGN KEY (doctor_id) REFERENCES doctors(id), FOREIGN KEY (referred_by_id) REFERENCES doctors(id))",
+        "CREATE TABLE invoices (id INT PRIMARY KEY, appointment_id INT, amount DECIMAL(8,2), "
+        "FOREIGN KEY (appointment_id) REFERENCES appointments(id))",
+        "CREATE TABLE pilots (id INT PRIMARY KEY, base VARCHAR(3))",
+        "CREATE TABLE flights (id INT PRIMARY KEY, captain INT, first_officer INT, "
+        "FOREIGN KEY (captain) REFERENCES pilots(id), FOREIGN KEY (first_officer) REFERENCES pilots(id))",
+        "CREATE TABLE bookings (id INT PRIMARY KEY, flight_id INT, FOREIGN KEY (flight_id) REFERENCES flights(id))",
+    ):
+        db.execute(statement)
+    database = db.fetchall("SELECT DATABASE()")[0][0]
+    tables = ["departments", "doctors", "appointments", "invoices", "pilots", "flights", "bookings"]
+    return StatementRepairs(SchemaDescriber(db, database, tables))
+
+
+def test_of_two_chains_the_one_along_references_named_after_their_tables_is_joined(clinic, db):
+    """Appointments reach doctors by doctor_id and by referred_by_id: the department of an invoice is its
+    appointment's doctor's, the chain named after the tables it references."""
+    sql = "SELECT d.name, AVG(i.amount) FROM departments d JOIN invoices i ON d.id = i.department_id GROUP BY d.name"
+    repaired = clinic.add_missing_join(sql, unknown("i.department_id"))
+    assert repaired == (
+        "SELECT d.name, AVG(i.amount) FROM departments AS d JOIN doctors ON doctors.department_id = d.id "
+        "JOIN appointments ON appointments.doctor_id = doctors.id JOIN invoices AS i ON i.appointment_id = "
+        "appointments.id GROUP BY d.name"
+    )
+    db.fetchall(repaired)  # it runs
+
+
+def test_two_chains_through_roles_are_left_to_the_model(clinic):
+    """A flight's captain and first officer are both pilots, neither column named after pilots: which
+    one a booking's pilot means is the model's call."""
+    sql = "SELECT p.base, COUNT(*) FROM pilots p JOIN bookings b ON p.id = b.captain GROUP BY p.base"
+    assert clinic.add_missing_join(sql, unknown("b.captain")) is None
