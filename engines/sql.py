@@ -18,7 +18,7 @@ for an unknown column), kb writes it (:mod:`kb.engines.sql_repairs`). A statemen
 rewritten into another meaning; one that runs with a defect no question could want (an aggregate
 that folds every row into one beside plain columns, a column compared with itself, a join pairing
 keys that do not belong together, a count of groups that are single rows, a ranking led by the group
-of NULLs: :mod:`kb.engines.sql_defects`), or on values the server warned it
+of NULLs, ids where the question asks which rows: :mod:`kb.engines.sql_defects`), or on values the server warned it
 could not convert (``YEAR()`` of a flight number, a name summed: MariaDB's warnings 1292 and 1366),
 is given back to the model like a failed one, and answers as written when no correction runs clean. Each attempt passes the guard, and the response lists every attempt
 with its error. A statement the guard refuses for what it would do (a write, a lock, a file) is not
@@ -54,7 +54,7 @@ from llama_index.core.llms import LLM
 from llama_index.core.query_engine import CustomQueryEngine, NLSQLTableQueryEngine
 
 from kb.engines.answer import Attempt, timed_stream
-from kb.engines.sql_defects import defects, result_defects
+from kb.engines.sql_defects import defects, ids_for_which, result_defects
 from kb.engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean, parse_statement
 from kb.engines.sql_repairs import StatementRepairs
 from kb.engines.sql_schema import DescribedSQLDatabase
@@ -405,17 +405,19 @@ class SQLEngine(CustomQueryEngine):
         rows = [{c: _plain(v) for c, v in zip(columns, row)} for row in fetched[: self.row_limit]]
         return Statement(checked.sql, rows, len(fetched) > self.row_limit, warning=warning)
 
-    def problems(self, ran: Statement) -> list[str]:
+    def problems(self, ran: Statement, question: str) -> list[str]:
         """Why a statement that ran answers another question than it seems to: its defects
-        (:mod:`kb.engines.sql_defects`) and the server's conversion warning; empty: none found."""
-        found = defects(ran.sql, self.sql_database.describer) + result_defects(ran.sql, ran.rows or [])
+        (:mod:`kb.engines.sql_defects`: of the statement, of its rows, ids where ``question`` asks which
+        rows) and the server's conversion warning; empty: none found."""
+        describer = self.sql_database.describer
+        found = defects(ran.sql, describer) + result_defects(ran.sql, ran.rows or [])
+        found += [said for said in (ids_for_which(question, ran.sql, describer),) if said]
         if ran.warning:
             said = (
                 f"the server warned: {ran.warning} (a value it could not read as the type the expression "
                 "needs, replaced by NULL or 0); use the column that holds that kind of value, or a value of "
                 "the column's own type"
             )
-            describer = self.sql_database.describer
             not_a_date = _NOT_A_DATE.search(ran.warning)
             named = next((t for t in describer.tables if not_a_date and t.lower() == not_a_date[1].lower()), None)
             if named is not None:
@@ -490,7 +492,7 @@ class SQLEngine(CustomQueryEngine):
             if number == 0:
                 outcome.first_statement = ran
             if ran.rows is not None:
-                found = self.problems(ran)
+                found = self.problems(ran, question)
                 if not found:
                     return ran
                 attempt.error = RAN_WITH_DEFECT + found[0]
@@ -520,7 +522,7 @@ class SQLEngine(CustomQueryEngine):
                 ran = self._run_checked(self.guard.check(joined))
             except SQLRefused:
                 return None
-        return ran if ran.rows is not None and not self.problems(ran) else None
+        return ran if ran.rows is not None and not self.problems(ran, question) else None
 
     def _vote(self, question: str, hint: str, greedy: Optional[Statement]) -> tuple[Optional[Statement], Votes]:
         """Execution-guided selection (see the module docstring): the statement whose rows the most

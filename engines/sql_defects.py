@@ -53,18 +53,31 @@ And one decided from the rows a statement returned (:func:`result_defects`):
   the NULL group among the others), on a NULL in a column that is not grouped by (an aggregate of
   nothing, a missing date), or when the NULL row is not the first.
 
+And one decided from the statement, the schema and whether the question asks which rows of a table
+(:func:`kb.engines.sql_schema.asks_which`: "which product", "the customer who"; general
+interrogatives, no word of any labelled question) (:func:`ids_for_which`):
+
+* **ids where the question asks which rows**: the question asks which rows of a table that has a
+  name column (a text column whose name says ``name`` or ``title``), and every column the statement
+  selects is that table's key or a column referencing it (``SELECT product_id FROM returns GROUP BY
+  product_id ...`` for "Which product was returned most often?"). The answer would be a number the
+  user cannot read. It does not fire when the statement also selects a name, when the table has no
+  name column (``Which order ...``: its id is how an order is named), or when the question does not
+  ask which rows of that table ("What is the customer_id of ...": asked for by the column's name).
+
 None is rewritten: :class:`kb.engines.sql.SQLEngine` gives the statement back to the model with
 the defect as its error, and answers from the statement as written when no correction runs clean.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 from sqlglot import exp
 
 from kb.engines.sql_guard import parse_statement, table_named
-from kb.engines.sql_schema import Column, SchemaDescriber, Table
+from kb.engines.sql_schema import Column, SchemaDescriber, Table, asks_which
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ)
 
@@ -325,3 +338,45 @@ def result_defects(sql: str, rows: list[dict[str, Any]]) -> list[str]:
                 f"{name}; unless the question asks about missing values, leave them out (WHERE {name} IS NOT NULL)"
             ]
     return []
+
+
+def _name_columns(table: Table) -> list[str]:
+    return [
+        c.name
+        for c in table.columns
+        if c.kind == "text" and not c.primary and not c.references and re.search("name|title", c.name, re.I)
+    ]
+
+
+def ids_for_which(question: str, sql: str, schema: SchemaDescriber) -> str:
+    """What is wrong when ``question`` asks which rows of a table with a name column and ``sql``
+    selects only that table's key or references to it (see the module docstring); "" otherwise."""
+    try:
+        tree = parse_statement(sql)
+    except Exception:
+        return ""
+    if not isinstance(tree, exp.Select) or not tree.expressions:
+        return ""
+    scope = _Scope(tree, schema)
+    placed = []
+    for projection in tree.expressions:
+        column = projection.this if isinstance(projection, exp.Alias) else projection
+        where = scope.place(column) if isinstance(column, exp.Column) else None
+        if where is None:
+            return ""  # an expression, an aggregate, a column kb cannot place: not a bare id
+        placed.append(where)
+    for name in schema.tables:
+        names = _name_columns(schema.table(name)) if asks_which(question, name) else []
+        if not names:
+            continue
+        ids = [
+            f"{table.name}.{column.name}"
+            for table, column in placed
+            if (column.primary and table.name == name) or _references(column) == name.lower()
+        ]
+        if len(ids) == len(placed):
+            return (
+                f"it answers with {', '.join(ids)}, ids of {name}, but the question asks which {name}: select "
+                f"{name}.{names[0]} (JOIN {name} on its key) instead of the id"
+            )
+    return ""

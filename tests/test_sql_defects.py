@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kb.engines.sql_defects import defects, result_defects
+from kb.engines.sql_defects import defects, ids_for_which, result_defects
 from kb.engines.sql_schema import SchemaDescriber
 
 
@@ -279,3 +279,46 @@ def test_a_ranking_led_by_the_group_of_nulls_is_a_defect():
 )
 def test_rankings_not_led_by_a_null_group_have_no_such_defect(sql, rows):
     assert result_defects(sql, rows) == []
+
+
+@pytest.mark.parametrize(
+    "question, sql, ids",
+    [
+        (
+            "Which customer has the most invoices?",
+            "SELECT customer_id FROM invoices GROUP BY customer_id ORDER BY COUNT(*) DESC LIMIT 1",
+            "invoices.customer_id",
+        ),
+        ("Which customers live in Oslo?", "SELECT c.id FROM customers c WHERE c.city = 'Oslo'", "customers.id"),
+        ("Name the employee who looks after customer 3.", "SELECT rep_id AS who FROM customers WHERE id = 3", ""),
+    ],
+)
+def test_ids_where_the_question_asks_which_rows_are_a_defect(keyed_schema, question, sql, ids):
+    found = ids_for_which(question, sql, keyed_schema)
+    if ids:
+        assert found.startswith(f"it answers with {ids}, ids of customers, but the question asks which customers")
+        assert "select customers.name" in found
+    else:  # "the employee who": employees' rows are asked for
+        assert "ids of employees" in found and "select employees.name" in found
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        (  # the name is selected too
+            "Which customer has the most invoices?",
+            "SELECT c.id, c.name FROM customers c JOIN invoices i ON i.customer_id = c.id GROUP BY c.id "
+            "ORDER BY COUNT(*) DESC LIMIT 1",
+        ),
+        ("Which invoice is the latest?", "SELECT MAX(id) FROM invoices"),  # invoices have no name column
+        ("Which invoices belong to customer 3?", "SELECT id FROM invoices WHERE customer_id = 3"),  # likewise
+        ("What is the customer_id of invoice 7?", "SELECT customer_id FROM invoices WHERE id = 7"),  # asked by name
+        (
+            "How many invoices does each customer have?",
+            "SELECT customer_id, COUNT(*) FROM invoices GROUP BY customer_id",
+        ),
+        ("Which customer has the most invoices?", "SELECT COUNT(*) FROM invoices"),  # not an id
+    ],
+)
+def test_ids_where_no_row_names_are_asked_for_have_no_such_defect(keyed_schema, question, sql):
+    assert ids_for_which(question, sql, keyed_schema) == ""

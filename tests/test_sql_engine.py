@@ -535,7 +535,7 @@ def test_statements_the_server_converts_without_loss_have_no_warning(engine_with
         "SELECT COUNT(*) FROM customers WHERE YEAR(created_at) = '2024' AND name <> TRIM(name)",
     ):
         ran = engine.run(engine.guard.check(sql))
-        assert ran.rows is not None and ran.warning is None and engine.problems(ran) == []
+        assert ran.rows is not None and ran.warning is None and engine.problems(ran, "How many?") == []
 
 
 def test_a_candidate_with_a_defect_is_never_counted(engine_with):
@@ -596,4 +596,34 @@ def test_a_ranking_led_by_the_null_group_is_given_back_and_else_answered_as_writ
     assert answer.attempts[-1].error is None and answer.rows and answer.rows[0]["delivered_at"] is not None
     engine, llm = engine_with(lambda prompt: "Answer." if "Result (" in prompt else corrected)
     answer = sql_answer(engine, "On which date were the most orders delivered?")
+    assert len(answer.attempts) == 1 and answer.attempts[0].error is None
+
+
+def test_ids_answering_which_rows_are_given_back_and_a_named_answer_is_not(engine_with, admin, project_settings):
+    """ "Which product ..." answered with product ids goes back to the model, told to select the name;
+    the same ids for "How many returns per product" are an answer (must not fire)."""
+    db = project_settings.sql.database
+    ids = "SELECT product_id FROM returns GROUP BY product_id ORDER BY COUNT(*) DESC LIMIT 1"
+    named = (
+        "SELECT p.name FROM products p JOIN returns r ON r.product_id = p.id GROUP BY p.id, p.name "
+        "ORDER BY COUNT(*) DESC LIMIT 1"
+    )
+
+    def script(prompt: str) -> str:
+        if "Write a corrected statement" in prompt:
+            assert "select products.name (JOIN products on its key) instead of the id" in prompt
+            return named
+        return "Answer." if "Result (" in prompt else ids
+
+    engine, llm = engine_with(script)
+    answer = sql_answer(engine, "Which product was returned most often?")
+    assert answer.attempts[0].error.startswith("it ran, but it answers with returns.product_id, ids of products")
+    top = admin.fetchall(
+        f"SELECT p.name FROM `{db}`.products p JOIN `{db}`.returns r ON r.product_id = p.id "
+        "GROUP BY p.id, p.name ORDER BY COUNT(*) DESC LIMIT 1"
+    )
+    assert answer.sql and answer.rows and answer.rows[0]["name"] == top[0][0]
+    per_product = "SELECT product_id, COUNT(*) FROM returns GROUP BY product_id"
+    engine, llm = engine_with(lambda prompt: "Answer." if "Result (" in prompt else per_product)
+    answer = sql_answer(engine, "How many returns were there per product?")
     assert len(answer.attempts) == 1 and answer.attempts[0].error is None
