@@ -59,9 +59,9 @@ interrogatives, no word of any labelled question) (:func:`ids_for_which`):
 
 * **ids where the question asks which rows**: the question asks which rows of a table that has a
   name column (a text column whose name says ``name`` or ``title``), and every column the statement
-  selects is that table's key or a column referencing it (``SELECT product_id FROM returns GROUP BY
-  product_id ...`` for "Which product was returned most often?"). The answer would be a number the
-  user cannot read. It does not fire when the statement also selects a name, when the table has no
+  selects, aggregates aside, is that table's key or a column referencing it (``SELECT product_id,
+  COUNT(*) FROM returns GROUP BY product_id ...`` for "Which product was returned most often?"). The
+  answer would be a number the user cannot read. It does not fire when the statement also selects a name, when the table has no
   name column (``Which order ...``: its id is how an order is named), or when the question does not
   ask which rows of that table ("What is the customer_id of ...": asked for by the column's name).
 
@@ -361,10 +361,14 @@ def ids_for_which(question: str, sql: str, schema: SchemaDescriber) -> str:
     placed = []
     for projection in tree.expressions:
         column = projection.this if isinstance(projection, exp.Alias) else projection
+        if isinstance(column, exp.AggFunc):
+            continue  # the count or total beside the ids ("product_id, COUNT(*)")
         where = scope.place(column) if isinstance(column, exp.Column) else None
         if where is None:
-            return ""  # an expression, an aggregate, a column kb cannot place: not a bare id
+            return ""  # an expression, a column kb cannot place: not a bare id
         placed.append(where)
+    if not placed:
+        return ""
     for name in schema.tables:
         names = _name_columns(schema.table(name)) if asks_which(question, name) else []
         if not names:

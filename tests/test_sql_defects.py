@@ -290,6 +290,11 @@ def test_rankings_not_led_by_a_null_group_have_no_such_defect(sql, rows):
             "invoices.customer_id",
         ),
         ("Which customers live in Oslo?", "SELECT c.id FROM customers c WHERE c.city = 'Oslo'", "customers.id"),
+        (  # the count beside the id
+            "Which customer has the most invoices?",
+            "SELECT customer_id, COUNT(*) AS n FROM invoices GROUP BY customer_id ORDER BY n DESC LIMIT 1",
+            "invoices.customer_id",
+        ),
         ("Name the employee who looks after customer 3.", "SELECT rep_id AS who FROM customers WHERE id = 3", ""),
     ],
 )

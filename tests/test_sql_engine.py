@@ -545,33 +545,43 @@ def test_a_candidate_with_a_defect_is_never_counted(engine_with):
     assert answer.sql == greedy and answer.candidates == {"written": 3, "ran": 1, "agreeing": 1, "greedy_chosen": True}
 
 
-def test_a_count_of_single_row_groups_is_given_back_with_the_tables_that_reference_it(
-    engine_with, admin, project_settings
-):
-    """Products' names are each one row's: counting them ranks nothing; the model is told which tables
-    record what belongs to a product, and its correction answers."""
-    db = project_settings.sql.database
-    written = "SELECT name FROM products GROUP BY name ORDER BY COUNT(*) DESC LIMIT 1"
-    corrected = (
-        "SELECT p.name FROM products p JOIN returns r ON r.product_id = p.id GROUP BY p.id, p.name "
-        "ORDER BY COUNT(*) DESC LIMIT 1"
-    )
+def corrected_by_the_model(written: str, corrected: str, *told: str):
+    """A scripted model that writes ``written``, and ``corrected`` when the correction prompt says all of ``told``."""
 
     def script(prompt: str) -> str:
         if "Write a corrected statement" in prompt:
-            assert "it groups products by name, which is different in every row" in prompt
-            assert "returns.product_id" in prompt  # a table that references products, named
+            assert all(said in prompt for said in told), prompt
             return corrected
         return "Answer." if "Result (" in prompt else written
 
-    engine, llm = engine_with(script)
+    return script
+
+
+@pytest.fixture
+def most_returned(admin, project_settings) -> str:
+    """The name of the product returned most often, by the server's own count."""
+    db = project_settings.sql.database
+    return admin.fetchall(
+        f"SELECT p.name FROM `{db}`.products p JOIN `{db}`.returns r ON r.product_id = p.id "
+        "GROUP BY p.id, p.name ORDER BY COUNT(*) DESC LIMIT 1"
+    )[0][0]
+
+
+MOST_RETURNED = (
+    "SELECT p.name FROM products p JOIN returns r ON r.product_id = p.id GROUP BY p.id, p.name "
+    "ORDER BY COUNT(*) DESC LIMIT 1"
+)
+
+
+def test_a_count_of_single_row_groups_is_given_back_with_the_tables_that_reference_it(engine_with, most_returned):
+    """Products' names are each one row's: counting them ranks nothing; the model is told which tables
+    record what belongs to a product, and its correction answers."""
+    written = "SELECT name FROM products GROUP BY name ORDER BY COUNT(*) DESC LIMIT 1"
+    told = ("it groups products by name, which is different in every row", "returns.product_id")
+    engine, llm = engine_with(corrected_by_the_model(written, MOST_RETURNED, *told))
     answer = sql_answer(engine, "Which product was returned most often?")
     assert answer.attempts[0].error.startswith("it ran, but it groups products by name")
-    top = admin.fetchall(
-        f"SELECT p.name, COUNT(*) AS n FROM `{db}`.products p JOIN `{db}`.returns r ON r.product_id = p.id "
-        "GROUP BY p.id, p.name ORDER BY n DESC"
-    )
-    assert answer.rows and answer.rows[0]["name"] == top[0][0]
+    assert answer.rows and answer.rows[0]["name"] == most_returned
 
 
 def test_a_ranking_led_by_the_null_group_is_given_back_and_else_answered_as_written(engine_with):
@@ -579,51 +589,26 @@ def test_a_ranking_led_by_the_null_group_is_given_back_and_else_answered_as_writ
     most deliveries" written without IS NOT NULL names no date. Told so, the model adds it; a
     ranking led by a value is not given back (must not fire)."""
     written = "SELECT delivered_at FROM orders GROUP BY delivered_at ORDER BY COUNT(*) DESC LIMIT 1"
-    corrected = (
-        "SELECT delivered_at FROM orders WHERE delivered_at IS NOT NULL GROUP BY delivered_at "
-        "ORDER BY COUNT(*) DESC LIMIT 1"
-    )
-
-    def script(prompt: str) -> str:
-        if "Write a corrected statement" in prompt:
-            assert "whose delivered_at is NULL" in prompt
-            return corrected
-        return "Answer." if "Result (" in prompt else written
-
-    engine, llm = engine_with(script)
+    corrected = written.replace("GROUP BY", "WHERE delivered_at IS NOT NULL GROUP BY")
+    engine, llm = engine_with(corrected_by_the_model(written, corrected, "whose delivered_at is NULL"))
     answer = sql_answer(engine, "On which date were the most orders delivered?")
     assert answer.attempts[0].error.startswith("it ran, but its first row is the group of rows whose delivered_at")
     assert answer.attempts[-1].error is None and answer.rows and answer.rows[0]["delivered_at"] is not None
-    engine, llm = engine_with(lambda prompt: "Answer." if "Result (" in prompt else corrected)
+    engine, llm = engine_with(corrected_by_the_model(corrected, "", "nothing: never asked"))
     answer = sql_answer(engine, "On which date were the most orders delivered?")
     assert len(answer.attempts) == 1 and answer.attempts[0].error is None
 
 
-def test_ids_answering_which_rows_are_given_back_and_a_named_answer_is_not(engine_with, admin, project_settings):
+def test_ids_answering_which_rows_are_given_back_and_a_named_answer_is_not(engine_with, most_returned):
     """ "Which product ..." answered with product ids goes back to the model, told to select the name;
     the same ids for "How many returns per product" are an answer (must not fire)."""
-    db = project_settings.sql.database
     ids = "SELECT product_id FROM returns GROUP BY product_id ORDER BY COUNT(*) DESC LIMIT 1"
-    named = (
-        "SELECT p.name FROM products p JOIN returns r ON r.product_id = p.id GROUP BY p.id, p.name "
-        "ORDER BY COUNT(*) DESC LIMIT 1"
-    )
-
-    def script(prompt: str) -> str:
-        if "Write a corrected statement" in prompt:
-            assert "select products.name (JOIN products on its key) instead of the id" in prompt
-            return named
-        return "Answer." if "Result (" in prompt else ids
-
-    engine, llm = engine_with(script)
+    told = "select products.name (JOIN products on its key) instead of the id"
+    engine, llm = engine_with(corrected_by_the_model(ids, MOST_RETURNED, told))
     answer = sql_answer(engine, "Which product was returned most often?")
     assert answer.attempts[0].error.startswith("it ran, but it answers with returns.product_id, ids of products")
-    top = admin.fetchall(
-        f"SELECT p.name FROM `{db}`.products p JOIN `{db}`.returns r ON r.product_id = p.id "
-        "GROUP BY p.id, p.name ORDER BY COUNT(*) DESC LIMIT 1"
-    )
-    assert answer.sql and answer.rows and answer.rows[0]["name"] == top[0][0]
+    assert answer.rows and answer.rows[0]["name"] == most_returned
     per_product = "SELECT product_id, COUNT(*) FROM returns GROUP BY product_id"
-    engine, llm = engine_with(lambda prompt: "Answer." if "Result (" in prompt else per_product)
+    engine, llm = engine_with(corrected_by_the_model(per_product, "", "nothing: never asked"))
     answer = sql_answer(engine, "How many returns were there per product?")
     assert len(answer.attempts) == 1 and answer.attempts[0].error is None
