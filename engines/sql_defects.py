@@ -61,9 +61,10 @@ interrogatives, no word of any labelled question) (:func:`ids_for_which`):
   name column (a text column whose name says ``name`` or ``title``), and every column the statement
   selects, aggregates aside, is that table's key or a column referencing it (``SELECT product_id,
   COUNT(*) FROM returns GROUP BY product_id ...`` for "Which product was returned most often?"). The
-  answer would be a number the user cannot read. It does not fire when the statement also selects a name, when the table has no
-  name column (``Which order ...``: its id is how an order is named), or when the question does not
-  ask which rows of that table ("What is the customer_id of ...": asked for by the column's name).
+  answer would be a number the user cannot read. It does not fire when the statement also selects a
+  name, when the table has no name column (``Which order ...``: its id is how an order is named), or
+  when the question does not ask which rows of that table ("What is the customer_id of ...": asked
+  for by the column's name).
 
 None is rewritten: :class:`kb.engines.sql.SQLEngine` gives the statement back to the model with
 the defect as its error, and answers from the statement as written when no correction runs clean.
