@@ -54,7 +54,7 @@ from llama_index.core.llms import LLM
 from llama_index.core.query_engine import CustomQueryEngine, NLSQLTableQueryEngine
 
 from kb.engines.answer import Attempt, timed_stream
-from kb.engines.sql_defects import defects, ids_for_which, result_defects
+from kb.engines.sql_defects import defects
 from kb.engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean, parse_statement
 from kb.engines.sql_repairs import StatementRepairs
 from kb.engines.sql_schema import DescribedSQLDatabase
@@ -410,8 +410,7 @@ class SQLEngine(CustomQueryEngine):
         (:mod:`kb.engines.sql_defects`: of the statement, of its rows, ids where ``question`` asks which
         rows) and the server's conversion warning; empty: none found."""
         describer = self.sql_database.describer
-        found = defects(ran.sql, describer) + result_defects(ran.sql, ran.rows or [])
-        found += [said for said in (ids_for_which(question, ran.sql, describer),) if said]
+        found = defects(ran.sql, describer, rows=ran.rows or [], question=question)
         if ran.warning:
             said = (
                 f"the server warned: {ran.warning} (a value it could not read as the type the expression "

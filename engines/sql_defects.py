@@ -44,7 +44,7 @@ of the keys the schema declares or implies), never of the question's words:
   rows), on a column that rows share (``GROUP BY City``), on a ``COUNT`` inside a subquery, or on
   other aggregates (``SUM(price)`` of one row is that row's price).
 
-And one decided from the rows a statement returned (:func:`result_defects`):
+And one decided from the rows a statement returned (``rows``):
 
 * **a ranking led by the group of NULLs**: a ``SELECT`` with ``GROUP BY``, an aggregate in its
   ``ORDER BY`` and a ``LIMIT``, whose first row has NULL in a selected column it groups by.
@@ -55,7 +55,7 @@ And one decided from the rows a statement returned (:func:`result_defects`):
 
 And one decided from the statement, the schema and whether the question asks which rows of a table
 (:func:`kb.engines.sql_schema.asks_which`: "which product", "the customer who"; general
-interrogatives, no word of any labelled question) (:func:`ids_for_which`):
+interrogatives, no word of any labelled question) (``question``):
 
 * **ids where the question asks which rows**: the question asks which rows of a table that has a
   name column (a text column whose name says ``name`` or ``title``), and every column the statement
@@ -72,7 +72,7 @@ the defect as its error, and answers from the statement as written when no corre
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from typing import Any, Optional
 
 from sqlglot import exp
@@ -83,9 +83,16 @@ from kb.engines.sql_schema import Column, SchemaDescriber, Table, asks_which
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ)
 
 
-def defects(sql: str, schema: Optional[SchemaDescriber] = None) -> list[str]:
-    """What is wrong with ``sql`` although it runs (empty: nothing found, or it does not parse);
-    the keys of ``schema`` (when given) tell joins that pair unrelated keys."""
+def defects(
+    sql: str,
+    schema: Optional[SchemaDescriber] = None,
+    rows: Sequence[dict[str, Any]] = (),
+    question: str = "",
+) -> list[str]:
+    """What is wrong with ``sql`` although it runs (empty: nothing found, or it does not parse),
+    parsed once: the keys of ``schema`` (when given) tell joins that pair unrelated keys and counts of
+    single rows; the ``rows`` it returned tell a ranking led by NULLs; with ``question`` and
+    ``schema``, ids where the question asks which rows."""
     try:
         tree = parse_statement(sql)
     except Exception:  # the guard and the server report a statement that does not parse
@@ -115,6 +122,9 @@ def defects(sql: str, schema: Optional[SchemaDescriber] = None) -> list[str]:
             found.append(ignored)
     if scope is not None:
         found.extend(_unrelated_keys(scope))
+    found += [said for said in (_null_group_first(tree, rows),) if said]
+    if scope is not None and question:
+        found += [said for said in (_ids_for_which(question, scope),) if said]
     return found
 
 
@@ -311,18 +321,12 @@ def _count_of_single_rows(select: exp.Select, schema: SchemaDescriber) -> str:
     return ""
 
 
-def result_defects(sql: str, rows: list[dict[str, Any]]) -> list[str]:
-    """What is wrong with the rows ``sql`` returned although it ran (empty: nothing found): a ranking
-    whose first row is the group of NULLs (see the module docstring)."""
-    try:
-        tree = parse_statement(sql)
-    except Exception:
-        return []
+def _null_group_first(tree: exp.Expr, rows: Sequence[dict[str, Any]]) -> str:
     if not isinstance(tree, exp.Select) or not rows or tree.args.get("limit") is None:
-        return []
+        return ""
     group, order = tree.args.get("group"), tree.args.get("order")
     if group is None or order is None or not any(_own(a, tree) for a in order.find_all(exp.AggFunc)):
-        return []
+        return ""
     grouped = {key.name.lower() for key in group.expressions if isinstance(key, exp.Column)}
     first = list(rows[0].values())
     for position, projection in enumerate(tree.expressions):
@@ -334,31 +338,17 @@ def result_defects(sql: str, rows: list[dict[str, Any]]) -> list[str]:
             and first[position] is None
         ):
             name = column.name
-            return [
+            return (
                 f"its first row is the group of rows whose {name} is NULL (no value), so the answer names no "
                 f"{name}; unless the question asks about missing values, leave them out (WHERE {name} IS NOT NULL)"
-            ]
-    return []
+            )
+    return ""
 
 
-def _name_columns(table: Table) -> list[str]:
-    return [
-        c.name
-        for c in table.columns
-        if c.kind == "text" and not c.primary and not c.references and re.search("name|title", c.name, re.I)
-    ]
-
-
-def ids_for_which(question: str, sql: str, schema: SchemaDescriber) -> str:
-    """What is wrong when ``question`` asks which rows of a table with a name column and ``sql``
-    selects only that table's key or references to it (see the module docstring); "" otherwise."""
-    try:
-        tree = parse_statement(sql)
-    except Exception:
-        return ""
+def _ids_for_which(question: str, scope: _Scope) -> str:
+    tree, schema = scope.tree, scope.schema
     if not isinstance(tree, exp.Select) or not tree.expressions:
         return ""
-    scope = _Scope(tree, schema)
     placed = []
     for projection in tree.expressions:
         column = projection.this if isinstance(projection, exp.Alias) else projection
@@ -371,7 +361,7 @@ def ids_for_which(question: str, sql: str, schema: SchemaDescriber) -> str:
     if not placed:
         return ""
     for name in schema.tables:
-        names = _name_columns(schema.table(name)) if asks_which(question, name) else []
+        names = schema.table(name).name_columns() if asks_which(question, name) else []
         if not names:
             continue
         ids = [

@@ -129,6 +129,15 @@ class Table:
             if c.kind == kind and not c.primary and not c.references and c.name.lower() != but.lower()
         ]
 
+    def name_columns(self) -> list[str]:
+        """The columns that name a row to a reader: text columns, not keys, whose name says ``name`` or
+        ``title`` (``name``, ``MedicationName``, ``title``), in the table's order."""
+        return [
+            c.name
+            for c in self.columns
+            if c.kind == "text" and not c.primary and not c.references and re.search("name|title", c.name, re.I)
+        ]
+
     def ddl(self) -> str:
         lines = [f"CREATE TABLE {self.name} (" + (f"  -- {self.comment}" if self.comment else "")]
         for i, col in enumerate(self.columns):

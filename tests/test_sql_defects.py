@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kb.engines.sql_defects import defects, ids_for_which, result_defects
+from kb.engines.sql_defects import defects
 from kb.engines.sql_schema import SchemaDescriber
 
 
@@ -254,12 +254,12 @@ RANKING = "SELECT insurer FROM patients GROUP BY insurer ORDER BY COUNT(*) DESC 
 
 
 def test_a_ranking_led_by_the_group_of_nulls_is_a_defect():
-    [found] = result_defects(RANKING, [{"insurer": None}])
+    [found] = defects(RANKING, rows=[{"insurer": None}])
     assert found.startswith("its first row is the group of rows whose insurer is NULL")
     assert "WHERE insurer IS NOT NULL" in found
     aliased = "SELECT p.insurer AS who, COUNT(*) AS n FROM patients p GROUP BY p.insurer ORDER BY n DESC LIMIT 2"
-    assert result_defects(
-        aliased.replace("ORDER BY n", "ORDER BY COUNT(*)"), [{"who": None, "n": 9}, {"who": "A", "n": 3}]
+    assert defects(
+        aliased.replace("ORDER BY n", "ORDER BY COUNT(*)"), rows=[{"who": None, "n": 9}, {"who": "A", "n": 3}]
     )
 
 
@@ -278,7 +278,7 @@ def test_a_ranking_led_by_the_group_of_nulls_is_a_defect():
     ],
 )
 def test_rankings_not_led_by_a_null_group_have_no_such_defect(sql, rows):
-    assert result_defects(sql, rows) == []
+    assert defects(sql, rows=rows) == []
 
 
 @pytest.mark.parametrize(
@@ -299,7 +299,7 @@ def test_rankings_not_led_by_a_null_group_have_no_such_defect(sql, rows):
     ],
 )
 def test_ids_where_the_question_asks_which_rows_are_a_defect(keyed_schema, question, sql, ids):
-    found = ids_for_which(question, sql, keyed_schema)
+    [found] = defects(sql, keyed_schema, question=question)
     if ids:
         assert found.startswith(f"it answers with {ids}, ids of customers, but the question asks which customers")
         assert "select customers.name" in found
@@ -326,4 +326,4 @@ def test_ids_where_the_question_asks_which_rows_are_a_defect(keyed_schema, quest
     ],
 )
 def test_ids_where_no_row_names_are_asked_for_have_no_such_defect(keyed_schema, question, sql):
-    assert ids_for_which(question, sql, keyed_schema) == ""
+    assert defects(sql, keyed_schema, question=question) == []
