@@ -14,7 +14,8 @@ always the server's "Unknown column" for a statement that could not run, never t
   references that table (``Employee.SupportRepId = Customer.SupportRepId`` where
   ``Customer.SupportRepId`` references ``Employee(EmployeeId)``): the referenced key takes its place;
 * the column is qualified with the wrong table of the statement while exactly one of its tables has
-  it: the qualifier is corrected;
+  it, or with its table's name where the statement gave that table an alias (``products.name`` beside
+  ``products AS p``): the qualifier is corrected;
 * otherwise the join along the foreign keys to the one nearest table that has the column is added
   (placed before the join whose ON clause needed it).
 
@@ -233,6 +234,10 @@ class StatementRepairs:
 
         holders = [t for t in outer if has(t.name)]
         named = [t for t in outer if qualifier in (t.alias_or_name.lower(), t.name.lower())]
+        if len(named) == 1 and has(named[0].name) and named[0].alias_or_name.lower() != qualifier:
+            for col in outer_columns():  # the table's name where the statement calls it by its alias
+                col.set("table", exp.to_identifier(named[0].alias_or_name))
+            return tree.sql(dialect="mysql")
         if qualifier and len(holders) == 1 and (not named or not has(named[0].name)):
             for col in outer_columns():
                 col.set("table", exp.to_identifier(holders[0].alias_or_name))

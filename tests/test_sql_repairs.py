@@ -154,3 +154,16 @@ def test_two_chains_through_roles_are_left_to_the_model(clinic):
     one a booking's pilot means is the model's call."""
     sql = "SELECT p.base, COUNT(*) FROM pilots p JOIN bookings b ON p.id = b.captain GROUP BY p.base"
     assert clinic.add_missing_join(sql, unknown("b.captain")) is None
+
+
+def test_a_table_named_where_the_statement_aliased_it_gets_the_alias(lending, db):
+    """The server knows an aliased table only by its alias: ``books.title`` beside ``books AS b`` is
+    unknown to it; the alias is what was meant (an equivalent repair of a statement that could not run)."""
+    sql = "SELECT books.title FROM loans l JOIN copies c ON c.id = l.copy_id JOIN books b ON b.id = c.book_id"
+    repaired = lending.add_missing_join(sql, "(1054, \"Unknown column 'books.title' in 'SELECT'\")")
+    assert repaired == (
+        "SELECT b.title FROM loans AS l JOIN copies AS c ON c.id = l.copy_id JOIN books AS b ON b.id = c.book_id"
+    )
+    db.fetchall(repaired)  # it runs
+    by_alias = "SELECT b.title FROM books AS b"  # already by its alias: the error is about something else
+    assert lending.add_missing_join(by_alias, "(1054, \"Unknown column 'b.title' in 'SELECT'\")") is None
