@@ -4,7 +4,12 @@ On a CPU, reading the prompt is most of an answer's time: a 1.5B model on two co
 hundred tokens a second, so five 256-token chunks cost seconds before the first word. The model is
 given only what it needs, in retrieval order:
 
-* chunks until ``max_tokens`` of chunk text is reached (the first chunk always, even alone over it);
+* whole chunks, in retrieval order, until the next one does not fit in ``max_tokens`` of chunk text
+  (the first chunk always, even alone over it); that chunk is given in part: its sentences closest
+  to the question (each with its neighbours, as below) up to the tokens left, when the question's
+  embedding is known. Nothing ranked below it is given: a lower-ranked chunk that happens to be
+  shorter is often a near miss (the same fact for another product), and taking it in place of the
+  chunk above it gave wrong answers;
 * none scoring below ``min_relative_score`` times the best chunk's score (a chunk far below the best
   is rarely the answer and always costs its tokens);
 * no chunk that repeats one already given (``duplicate_overlap`` of its word shingles are in it:
@@ -89,7 +94,14 @@ class ContextBudget:
     embed_texts: Optional[EmbedTexts] = None  # the embedding model of the question's generation
 
     def choose(self, nodes: Sequence[NodeWithScore], count_tokens: Callable[[str], int]) -> list[NodeWithScore]:
-        """The chunks of ``nodes`` (retrieval order) that go into the prompt."""
+        """The chunks of ``nodes`` (retrieval order) that go into the prompt whole."""
+        return self._whole(nodes, count_tokens)[0]
+
+    def _whole(
+        self, nodes: Sequence[NodeWithScore], count_tokens: Callable[[str], int]
+    ) -> tuple[list[NodeWithScore], Optional[NodeWithScore], int]:
+        """The chunks given whole, the first chunk that did not fit (None: none was left out for the
+        budget) and the tokens the chunks given hold."""
         chosen: list[NodeWithScore] = []
         seen: list[set[tuple[str, ...]]] = []
         used = 0
@@ -106,11 +118,11 @@ class ContextBudget:
                 continue
             tokens = count_tokens(text)
             if chosen and used + tokens > self.max_tokens:
-                continue  # a shorter chunk further down may still fit
+                return chosen, hit, used
             chosen.append(hit)
             seen.append(shingles)
             used += tokens
-        return chosen
+        return chosen, None, used
 
     def read(
         self,
@@ -118,22 +130,48 @@ class ContextBudget:
         count_tokens: Callable[[str], int],
         question_embedding: Optional[Sequence[float]] = None,
     ) -> Reading:
-        """The chunks of ``nodes`` that go into the prompt (:meth:`choose`), widened with the sentences of
-        their pages' other retrieved chunks closest to the question (module docstring). Without the
-        question's embedding, an embedding function or ``window_tokens``, the chosen chunks as they are."""
-        chosen = self.choose(nodes, count_tokens)
-        if not (self.window_tokens and self.embed_texts is not None and question_embedding is not None):
+        """The chunks of ``nodes`` that go into the prompt (module docstring): those given whole
+        (:meth:`choose`), the part of the next one that fits, and the sentences of their pages' other
+        retrieved chunks closest to the question. Without the question's embedding or an embedding
+        function, the chunks given whole as they are."""
+        chosen, cut, used = self._whole(nodes, count_tokens)
+        if self.embed_texts is None or question_embedding is None:
+            return Reading(chosen)
+        question = np.asarray(question_embedding, dtype=float)
+        if cut is not None:
+            header = count_tokens(cut.node.get_content(metadata_mode=MetadataMode.LLM)) - count_tokens(
+                cut.node.get_content()
+            )
+            sentences = [split_sentences(cut.node.get_content())]
+            picked = self._closest(sentences, set(), question, count_tokens, self.max_tokens - used - header)
+            if picked:
+                chosen = [*chosen, *self._widened([], [cut], sentences, picked).chunks]
+        if not self.window_tokens:
             return Reading(chosen)
         taken = {hit.node.node_id for hit in chosen}
         pages = {_page(hit) for hit in chosen}
         lenders = [hit for hit in nodes if hit.node.node_id not in taken and _page(hit) in pages]
         given = {s for hit in chosen for s in split_sentences(hit.node.get_content())}
         sentences = [split_sentences(hit.node.get_content()) for hit in lenders]
+        picked = self._closest(sentences, given, question, count_tokens, self.window_tokens)
+        return self._widened(chosen, lenders, sentences, picked) if picked else Reading(chosen)
+
+    def _closest(
+        self,
+        sentences: list[list[str]],
+        given: set[str],
+        question: np.ndarray,
+        count_tokens: Callable[[str], int],
+        budget: int,
+    ) -> set[tuple[int, int]]:
+        """Which sentences (chunk index, sentence index) of ``sentences`` to give, up to ``budget``
+        tokens: the closest to the question first, each followed by the one before and after it in its
+        chunk; none already ``given``."""
+        assert self.embed_texts is not None
         flat = [(i, j) for i, found in enumerate(sentences) for j, s in enumerate(found) if s not in given]
-        if not flat:
-            return Reading(chosen)
+        if not flat or budget <= 0:
+            return set()
         vectors = np.asarray(self.embed_texts([sentences[i][j] for i, j in flat]), dtype=float)
-        question = np.asarray(question_embedding, dtype=float)
         scores = vectors @ question / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(question) + 1e-12)
         picked: set[tuple[int, int]] = set()
         texts = set(given)
@@ -144,12 +182,12 @@ class ContextBudget:
                 if not 0 <= k < len(sentences[i]) or (i, k) in picked or sentences[i][k] in texts:
                     continue
                 tokens = count_tokens(sentences[i][k])
-                if used + tokens > self.window_tokens:
+                if used + tokens > budget:
                     continue
                 picked.add((i, k))
                 texts.add(sentences[i][k])
                 used += tokens
-        return self._widened(chosen, lenders, sentences, picked)
+        return picked
 
     @staticmethod
     def _widened(
@@ -159,7 +197,9 @@ class ContextBudget:
         picked: set[tuple[int, int]],
     ) -> Reading:
         """``chosen`` with each page's picked sentences appended to the first chosen chunk of that page,
-        lender by lender in retrieval order, ``...`` wherever sentences were skipped."""
+        lender by lender in retrieval order, ``...`` wherever sentences were skipped. A lender whose page
+        has no chunk in ``chosen`` (the chunk given in part) is added after them as a copy holding only
+        its picked sentences."""
         chunks = list(chosen)
         excerpts: dict[str, list[str]] = {}
         for i, lender in enumerate(lenders):
@@ -172,7 +212,12 @@ class ContextBudget:
                     runs[-1].append(sentences[i][k])
                 else:
                     runs.append([sentences[i][k]])
-            at = next(n for n, hit in enumerate(chunks) if _page(hit) == _page(lender))
+            at = next((n for n, hit in enumerate(chunks) if _page(hit) == _page(lender)), None)
+            if at is None:
+                node = lender.node.model_copy(deep=True)
+                node.set_content("\n...\n".join("\n".join(run) for run in runs))
+                chunks.append(NodeWithScore(node=node, score=lender.score))
+                continue
             node = chunks[at].node.model_copy(deep=True)
             node.set_content(node.get_content() + "".join("\n\n...\n" + "\n".join(run) for run in runs))
             chunks[at] = NodeWithScore(node=node, score=chunks[at].score)

@@ -90,3 +90,37 @@ def test_a_chunk_given_whole_does_not_lend_and_first_keeps_only_its_chunks_excer
     moved = [HITS[1], *HITS[:1], *HITS[2:]]  # the widened chunk second: first(1) keeps no excerpt
     second = ContextBudget(max_tokens=22, window_tokens=30, embed_texts=embed).read(moved, words, QUESTION)
     assert second.excerpts == {"a1": ["a2", "a3"]} and second.first(1).excerpts == {}
+
+
+NEAR_MISS = [
+    chunk("pack", "pack.txt", "One pack descales a Pro once.", 0.96),
+    chunk(
+        "pro",
+        "pro.md",
+        "The Pro has two boilers. Its tank holds two litres. Descaling agent: one pack every two months. "
+        "The drip tray is dishwasher safe. The wand swivels.",
+        0.95,
+    ),
+    chunk("mini", "mini.md", "Mini: descaling agent every three months.", 0.7),  # shorter, and fits
+]
+
+
+def test_a_chunk_that_does_not_fit_whole_is_given_in_part_and_nothing_ranked_below_it():
+    budget = ContextBudget(max_tokens=20, window_tokens=0, embed_texts=embed)  # pack 8 words, pro 26
+    reading = budget.read(NEAR_MISS, words, QUESTION)
+    assert [hit.node.node_id for hit in reading.chunks] == ["pack", "pro"]  # never the lower-ranked mini
+    part = reading.chunks[1].node.get_content()
+    assert "Descaling agent: one pack every two months." in part  # the closest sentence
+    assert "two boilers" not in part and words(part.replace("...", "")) <= 20 - 8 - 2  # left, less pro's header
+    assert NEAR_MISS[1].node.get_content().startswith("The Pro has two boilers.")  # a copy
+    assert reading.node_ids == ["pack", "pro"] and reading.excerpts == {}
+
+
+def test_without_the_questions_embedding_the_chunks_up_to_the_first_that_does_not_fit_are_given():
+    for budget, question in (
+        (ContextBudget(max_tokens=20, window_tokens=20), QUESTION),
+        (ContextBudget(max_tokens=20, window_tokens=20, embed_texts=embed), None),
+    ):
+        assert [hit.node.node_id for hit in budget.read(NEAR_MISS, words, question).chunks] == ["pack"]
+    roomy = ContextBudget(max_tokens=100, embed_texts=embed).read(NEAR_MISS, words, QUESTION)
+    assert [hit.node.get_content() for hit in roomy.chunks] == [hit.node.get_content() for hit in NEAR_MISS]
