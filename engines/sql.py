@@ -152,6 +152,22 @@ def format_rows(rows: Sequence[dict[str, Any]], limit: int = 20) -> str:
     return "\n".join(lines)
 
 
+def distinct_column_names(names: Sequence[str]) -> list[str]:
+    """A result's column names, each once: a name that repeats one before it gets ``_2``, ``_3`` ...
+    (``d.LastName, s.LastName`` of a self-join are ``LastName`` and ``LastName_2``), so that a row as a
+    dict keeps every column; the server names a column by its expression or alias only."""
+    taken: set[str] = set()
+    distinct = []
+    for name in names:
+        unique, n = name, 1
+        while unique.lower() in taken:
+            n += 1
+            unique = f"{name}_{n}"
+        taken.add(unique.lower())
+        distinct.append(unique)
+    return distinct
+
+
 def result_key(rows: Sequence[dict[str, Any]]) -> Counter:
     """What two results must share to be the same answer: their rows as a multiset, each row's values
     in any column order, numbers to 2 decimals, a midnight datetime as its date (column names aside:
@@ -395,7 +411,7 @@ class SQLEngine(CustomQueryEngine):
             cur.execute("START TRANSACTION READ ONLY")
             try:
                 cur.execute(f"SET STATEMENT max_statement_time = {float(self.timeout_s)} FOR {checked.sql}")
-                columns = [d[0] for d in cur.description or []]
+                columns = distinct_column_names([d[0] for d in cur.description or []])
                 fetched = cur.fetchmany(self.row_limit + 1)
                 if getattr(cur, "warnings", 0):
                     cur.execute("SHOW WARNINGS LIMIT 5")

@@ -612,3 +612,30 @@ def test_ids_answering_which_rows_are_given_back_and_a_named_answer_is_not(engin
     engine, llm = engine_with(corrected_by_the_model(per_product, "", "nothing: never asked"))
     answer = sql_answer(engine, "How many returns were there per product?")
     assert len(answer.attempts) == 1 and answer.attempts[0].error is None
+
+
+def test_columns_of_one_name_are_all_answered(engine_with):
+    """A join selecting two tables' ``name`` columns keeps both in every row (a row is a dict)."""
+    both = (
+        "SELECT c.name, p.name FROM customers c JOIN orders o ON o.customer_id = c.id "
+        "JOIN order_items i ON i.order_id = o.id JOIN products p ON p.id = i.product_id ORDER BY o.id, i.id LIMIT 3"
+    )
+    engine, llm = engine_with([both, "Three purchases."])
+    answer = sql_answer(engine, "Which customers bought which products? Give three.")
+    assert answer.rows and all(set(row) == {"name", "name_2"} for row in answer.rows)
+    assert "name | name_2" in llm.prompts[-1]  # the model reads both columns too
+    products = {row[0] for row in engine.readonly.fetchall("SELECT name FROM products")}
+    assert all(row["name_2"] in products for row in answer.rows)
+
+
+def test_distinct_column_names_number_the_repeats_only():
+    from kb.engines.sql import distinct_column_names
+
+    assert distinct_column_names(["name", "Name", "id", "name_2", "name"]) == [
+        "name",
+        "Name_2",
+        "id",
+        "name_2_2",
+        "name_3",
+    ]
+    assert distinct_column_names(["a", "b"]) == ["a", "b"]
