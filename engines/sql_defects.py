@@ -65,6 +65,14 @@ interrogatives, no word of any labelled question) (``question``):
   name, when the table has no name column (``Which order ...``: its id is how an order is named), or
   when the question does not ask which rows of that table ("What is the customer_id of ...": asked
   for by the column's name).
+* **another table's name where the question asks which rows**: the question asks which rows of
+  exactly one table that has a name column, no column the statement selects (aggregates aside) is
+  that table's or references it, and one is a name column of another table (``SELECT t.Name FROM
+  Genre g JOIN Track t ... GROUP BY g.GenreId ORDER BY COUNT(*) DESC LIMIT 1`` for "Which genre has
+  the most tracks?" names a track). It does not fire when the question asks which rows of two tables
+  ("which customers are looked after by the employee with ..."), when the asked table's own column
+  or a reference to it is selected, on a possessive ("which customer's rep ..." asks which rep), or on
+  an expression it cannot place in one table.
 
 None is rewritten: :class:`kb.engines.sql.SQLEngine` gives the statement back to the model with
 the defect as its error, and answers from the statement as written when no correction runs clean.
@@ -92,7 +100,7 @@ def defects(
     """What is wrong with ``sql`` although it runs (empty: nothing found, or it does not parse),
     parsed once: the keys of ``schema`` (when given) tell joins that pair unrelated keys and counts of
     single rows; the ``rows`` it returned tell a ranking led by NULLs; with ``question`` and
-    ``schema``, ids where the question asks which rows."""
+    ``schema``, ids or another table's name where the question asks which rows."""
     try:
         tree = parse_statement(sql)
     except Exception:  # the guard and the server report a statement that does not parse
@@ -124,7 +132,7 @@ def defects(
         found.extend(_unrelated_keys(scope))
     found += [said for said in (_null_group_first(tree, rows),) if said]
     if scope is not None and question:
-        found += [said for said in (_ids_for_which(question, scope),) if said]
+        found += [said for said in (_not_the_rows_asked(question, scope),) if said]
     return found
 
 
@@ -345,7 +353,7 @@ def _null_group_first(tree: exp.Expr, rows: Sequence[dict[str, Any]]) -> str:
     return ""
 
 
-def _ids_for_which(question: str, scope: _Scope) -> str:
+def _not_the_rows_asked(question: str, scope: _Scope) -> str:
     tree, schema = scope.tree, scope.schema
     if not isinstance(tree, exp.Select) or not tree.expressions:
         return ""
@@ -360,10 +368,9 @@ def _ids_for_which(question: str, scope: _Scope) -> str:
         placed.append(where)
     if not placed:
         return ""
-    for name in schema.tables:
-        names = schema.table(name).name_columns() if asks_which(question, name) else []
-        if not names:
-            continue
+    asked = [name for name in schema.tables if asks_which(question, name) and schema.table(name).name_columns()]
+    for name in asked:
+        names = schema.table(name).name_columns()
         ids = [
             f"{table.name}.{column.name}"
             for table, column in placed
@@ -374,4 +381,15 @@ def _ids_for_which(question: str, scope: _Scope) -> str:
                 f"it answers with {', '.join(ids)}, ids of {name}, but the question asks which {name}: select "
                 f"{name}.{names[0]} (JOIN {name} on its key) instead of the id"
             )
+    if len(asked) != 1:
+        return ""
+    name = asked[0]
+    if any(table.name == name or _references(column) == name.lower() for table, column in placed):
+        return ""
+    others = [f"{table.name}.{column.name}" for table, column in placed if column.name in table.name_columns()]
+    if others:
+        return (
+            f"it answers with {', '.join(others)}, a name of another table, where the question asks which {name}: "
+            f"select {name}.{schema.table(name).name_columns()[0]} (JOIN {name} on its key) instead"
+        )
     return ""

@@ -60,6 +60,9 @@ _NUMBER_TYPES = {
 }
 
 
+_CAMEL_CASE_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
 def noun_forms(noun: str) -> set[str]:
     """A noun (a table's name) in the singular and the plural, lower case: ``categories`` gives
     category and categories, ``order`` gives order and orders."""
@@ -78,13 +81,15 @@ def noun_forms(noun: str) -> set[str]:
 
 def asks_which(question: str, table: str) -> bool:
     """Whether the question asks which of the table's rows: its name as words (``support_tickets``
-    as "support tickets"), in the singular or the plural, after an interrogative ``which``/``what``
-    (up to two words between: "which two customers") or before a relative ``who``/``that``/``with``
-    ("the customer who ..."). "At which airport are the most pilots based?" asks which airport, not
-    which pilot."""
-    for form in noun_forms(table.replace("_", " ")):
+    and ``SupportTickets`` as "support tickets"), in the singular or the plural, after an
+    interrogative ``which``/``what`` (up to two words between: "which two customers") or before a
+    relative ``who``/``that``/``with`` ("the customer who ..."), and not as a possessive ("which
+    album's tracks" asks which tracks). "At which airport are the most pilots based?" asks which
+    airport, not which pilot."""
+    words = _CAMEL_CASE_BOUNDARY.sub(" ", table).replace("_", " ")
+    for form in noun_forms(words) | noun_forms(table.replace("_", " ")):
         noun = re.escape(form)
-        pattern = rf"\b(?:which|what)\s+(?:\w+\s+){{0,2}}?{noun}\b|\bthe\s+{noun}\s+(?:who|that|with)\b"
+        pattern = rf"\b(?:which|what)\s+(?:\w+\s+){{0,2}}?{noun}\b(?!['’])|\bthe\s+{noun}\s+(?:who|that|with)\b"
         if re.search(pattern, question, re.I):
             return True
     return False

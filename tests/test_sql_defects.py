@@ -327,3 +327,37 @@ def test_ids_where_the_question_asks_which_rows_are_a_defect(keyed_schema, quest
 )
 def test_ids_where_no_row_names_are_asked_for_have_no_such_defect(keyed_schema, question, sql):
     assert defects(sql, keyed_schema, question=question) == []
+
+
+LOOKS_AFTER_MOST = "FROM customers c JOIN employees e ON c.rep_id = e.id GROUP BY e.id ORDER BY COUNT(*) DESC LIMIT 1"
+
+
+def test_another_tables_name_where_the_question_asks_which_rows_is_a_defect(keyed_schema):
+    [found] = defects(
+        f"SELECT c.name {LOOKS_AFTER_MOST}", keyed_schema, question="Which employee looks after most customers?"
+    )
+    assert found.startswith(
+        "it answers with customers.name, a name of another table, where the question asks which employees"
+    )
+    assert "select employees.name" in found
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        ("Which employee looks after most customers?", f"SELECT e.name {LOOKS_AFTER_MOST}"),  # its own name
+        ("Which employee looks after most customers?", f"SELECT c.rep_id, c.name {LOOKS_AFTER_MOST}"),  # its key too
+        (  # two tables' rows asked for: the customers are named
+            "Which customers are looked after by the employee with the most customers?",
+            "SELECT c.name FROM customers c WHERE c.rep_id = 2",
+        ),
+        (  # a possessive: which rep
+            "Which customer's rep lives in Oslo?",
+            "SELECT e.name FROM employees e JOIN customers c ON c.rep_id = e.id WHERE e.city = 'Oslo'",
+        ),
+        ("Which employee looks after most customers?", f"SELECT CONCAT(c.name, '') {LOOKS_AFTER_MOST}"),
+        ("How many customers does each employee look after?", f"SELECT c.name, COUNT(*) {LOOKS_AFTER_MOST}"),
+    ],
+)
+def test_another_tables_name_where_it_is_asked_for_or_no_rows_are_has_no_such_defect(keyed_schema, question, sql):
+    assert defects(sql, keyed_schema, question=question) == []

@@ -462,6 +462,9 @@ def test_rows_that_tie_with_the_last_one_a_limit_kept_are_answered_too(engine_wi
         ("Which category has the most products?", "products", False),
         ("Is this customary?", "customers", False),
         ("How many orders are there?", "customers", False),
+        ("Which media type has the most tracks?", "MediaType", True),  # CamelCase as words
+        ("Which album's tracks are longest?", "Album", False),  # a possessive: which tracks
+        ("Which customers' orders were refunded?", "customers", False),
     ],
 )
 def test_a_question_asks_which_rows_of_a_table_by_its_rows_noun(question, table, named):
