@@ -74,6 +74,14 @@ interrogatives, no word of any labelled question) (``question``):
   or a reference to it is selected, on a possessive ("which customer's rep ..." asks which rep), or on
   an expression it cannot place in one table.
 
+* **rows counted where the question counts what they belong to**: the question asks how many rows
+  of a table T there are (:func:`kb.engines.sql_schema.asks_how_many`: "how many students", the
+  noun in the plural), and the statement is ``SELECT COUNT(*) FROM U WHERE c IN (SELECT c FROM U
+  GROUP BY c HAVING ...)`` with ``U.c`` referencing T: it counts U's rows of the groups chosen (every
+  enrollment of the students with at least 7), not the groups. It does not fire when the question
+  counts U's rows ("how many enrollments ..."), on ``COUNT(DISTINCT ...)``, on a subquery over
+  another table or without ``GROUP BY``, or on an outer ``GROUP BY`` or join.
+
 None is rewritten: :class:`kb.engines.sql.SQLEngine` gives the statement back to the model with
 the defect as its error, and answers from the statement as written when no correction runs clean.
 """
@@ -86,7 +94,7 @@ from typing import Any, Optional
 from sqlglot import exp
 
 from kb.engines.sql_guard import parse_statement, table_named
-from kb.engines.sql_schema import Column, SchemaDescriber, Table, asks_which
+from kb.engines.sql_schema import Column, SchemaDescriber, Table, asks_how_many, asks_which
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ)
 
@@ -100,7 +108,8 @@ def defects(
     """What is wrong with ``sql`` although it runs (empty: nothing found, or it does not parse),
     parsed once: the keys of ``schema`` (when given) tell joins that pair unrelated keys and counts of
     single rows; the ``rows`` it returned tell a ranking led by NULLs; with ``question`` and
-    ``schema``, ids or another table's name where the question asks which rows."""
+    ``schema``, ids or another table's name where the question asks which rows, and rows counted
+    where it asks how many groups."""
     try:
         tree = parse_statement(sql)
     except Exception:  # the guard and the server report a statement that does not parse
@@ -132,7 +141,9 @@ def defects(
         found.extend(_unrelated_keys(scope))
     found += [said for said in (_null_group_first(tree, rows),) if said]
     if scope is not None and question:
-        found += [said for said in (_not_the_rows_asked(question, scope),) if said]
+        found += [
+            said for said in (_not_the_rows_asked(question, scope), _rows_of_groups_counted(question, scope)) if said
+        ]
     return found
 
 
@@ -391,5 +402,48 @@ def _not_the_rows_asked(question: str, scope: _Scope) -> str:
         return (
             f"it answers with {', '.join(others)}, a name of another table, where the question asks which {name}: "
             f"select {name}.{schema.table(name).name_columns()[0]} (JOIN {name} on its key) instead"
+        )
+    return ""
+
+
+def _rows_of_groups_counted(question: str, scope: _Scope) -> str:
+    tree, schema = scope.tree, scope.schema
+    if (
+        not isinstance(tree, exp.Select)
+        or tree.args.get("group")
+        or tree.args.get("joins")
+        or len(tree.expressions) != 1
+    ):
+        return ""
+    count, source, where = tree.expressions[0].unalias(), tree.args.get("from_"), tree.args.get("where")
+    if not isinstance(count, exp.Count) or isinstance(count.this, exp.Distinct) or where is None:
+        return ""
+    if source is None or not isinstance(source.this, exp.Table):
+        return ""
+    for member in where.find_all(exp.In):
+        query = member.args.get("query")
+        inner = query.this if isinstance(query, exp.Subquery) else None
+        if (
+            not isinstance(member.this, exp.Column)
+            or not isinstance(inner, exp.Select)
+            or inner.args.get("group") is None
+        ):
+            continue
+        inner_source = inner.args.get("from_")
+        if inner_source is None or not isinstance(inner_source.this, exp.Table):
+            continue
+        if inner_source.this.name.lower() != source.this.name.lower():
+            continue  # members chosen from another table
+        placed = scope.place(member.this)
+        if placed is None:
+            continue
+        table, column = placed
+        counted = next((t for t in schema.tables if t.lower() == _references(column)), None)
+        if counted is None or counted == table.name or not asks_how_many(question, counted):
+            continue
+        return (
+            f"it counts the rows of {table.name} whose {column.name} is among the subquery's groups, but the "
+            f"question asks how many {counted}: count the groups (SELECT COUNT(*) FROM (the subquery) AS g) or "
+            f"COUNT(DISTINCT {table.name}.{column.name})"
         )
     return ""

@@ -95,6 +95,29 @@ def asks_which(question: str, table: str) -> bool:
     return False
 
 
+def plural(noun: str) -> str:
+    """A noun's plural, lower case (a table named in the plural is its own): student -> students,
+    category -> categories, address -> addresses, customers -> customers."""
+    noun = noun.lower()
+    if noun.endswith("s"):
+        return noun if not noun.endswith(("ss", "us")) else noun + "es"
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return noun[:-1] + "ies"
+    return noun + ("es" if noun.endswith(("x", "ch", "sh")) else "s")
+
+
+def asks_how_many(question: str, table: str) -> bool:
+    """Whether the question asks how many of the table's rows there are: "how many", at most one word
+    ("how many different students"; two would let "how many orders did customers ..." in), then the
+    table's name as words in the plural, not as a possessive. After "how many" the noun counted is
+    plural, so a singular name is a modifier: "how many customer orders" counts orders."""
+    words = _CAMEL_CASE_BOUNDARY.sub(" ", table).replace("_", " ")
+    for form in {plural(words), plural(table.replace("_", " "))}:
+        if re.search(rf"\bhow\s+many\s+(?:\w+\s+)?{re.escape(form)}\b(?!['’])", question, re.I):
+            return True
+    return False
+
+
 def _quoted(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 

@@ -361,3 +361,39 @@ def test_another_tables_name_where_the_question_asks_which_rows_is_a_defect(keye
 )
 def test_another_tables_name_where_it_is_asked_for_or_no_rows_are_has_no_such_defect(keyed_schema, question, sql):
     assert defects(sql, keyed_schema, question=question) == []
+
+
+FREQUENT = "SELECT COUNT(*) FROM invoices WHERE customer_id IN (SELECT customer_id FROM invoices GROUP BY customer_id HAVING COUNT(*) > 3)"
+
+
+def test_rows_counted_where_the_question_counts_what_they_belong_to_is_a_defect(keyed_schema):
+    [found] = defects(FREQUENT, keyed_schema, question="How many customers have more than 3 invoices?")
+    assert found.startswith("it counts the rows of invoices whose customer_id is among the subquery's groups")
+    assert "how many customers" in found and "COUNT(DISTINCT invoices.customer_id)" in found
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        ("How many invoices belong to customers with more than 3 invoices?", FREQUENT),  # invoices counted
+        (
+            "How many customers have more than 3 invoices?",
+            FREQUENT.replace("COUNT(*) FROM", "COUNT(DISTINCT customer_id) FROM", 1),
+        ),
+        (  # the members come from another table
+            "How many customers live in Oslo?",
+            "SELECT COUNT(*) FROM invoices WHERE customer_id IN (SELECT id FROM customers WHERE city = 'Oslo')",
+        ),
+        (  # no groups in the subquery
+            "How many customers have invoices?",
+            "SELECT COUNT(*) FROM invoices WHERE customer_id IN (SELECT customer_id FROM invoices)",
+        ),
+        ("How many customers have more than 3 invoices?", FREQUENT + " GROUP BY customer_id"),  # outer groups
+        (
+            "How many customers have more than 3 invoices?",
+            "SELECT COUNT(*) FROM (SELECT customer_id FROM invoices GROUP BY customer_id HAVING COUNT(*) > 3) AS g",
+        ),
+    ],
+)
+def test_rows_counted_where_the_question_counts_them_has_no_such_defect(keyed_schema, question, sql):
+    assert defects(sql, keyed_schema, question=question) == []

@@ -449,6 +449,25 @@ def test_rows_that_tie_with_the_last_one_a_limit_kept_are_answered_too(engine_wi
 
 
 @pytest.mark.parametrize(
+    "question, table, counted",
+    [
+        ("How many students have enrolled in at least 7 sections?", "student", True),
+        ("How many different customers ordered in May?", "Customer", True),
+        ("How many media types are there?", "MediaType", True),
+        ("How many categories are there?", "category", True),
+        ("How many customer orders were refunded?", "customers", False),  # a modifier: orders are counted
+        ("How many customers' orders were late?", "customers", False),
+        ("How many orders did customers place?", "customers", False),
+        ("Which customers ordered most?", "customers", False),
+    ],
+)
+def test_a_question_asks_how_many_rows_of_a_table_by_its_plural(question, table, counted):
+    from kb.engines.sql_schema import asks_how_many
+
+    assert asks_how_many(question, table) is counted
+
+
+@pytest.mark.parametrize(
     "question, table, named",
     [
         ("Which support tickets are open?", "support_tickets", True),
