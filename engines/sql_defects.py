@@ -73,7 +73,6 @@ interrogatives, no word of any labelled question) (``question``):
   ("which customers are looked after by the employee with ..."), when the asked table's own column
   or a reference to it is selected, on a possessive ("which customer's rep ..." asks which rep), or on
   an expression it cannot place in one table.
-
 * **rows counted where the question counts what they belong to**: the question asks how many rows
   of a table T there are (:func:`kb.engines.sql_schema.asks_how_many`: "how many students", the
   noun in the plural), and the statement is ``SELECT COUNT(*) FROM U WHERE c IN (SELECT c FROM U
