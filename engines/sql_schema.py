@@ -63,6 +63,12 @@ _NUMBER_TYPES = {
 _CAMEL_CASE_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
+def _table_words(table: str) -> set[str]:
+    """A table's name as a question writes it: ``support_tickets`` and ``SupportTickets`` as
+    "support tickets" (and the name with only its underscores as spaces)."""
+    return {_CAMEL_CASE_BOUNDARY.sub(" ", table).replace("_", " "), table.replace("_", " ")}
+
+
 def noun_forms(noun: str) -> set[str]:
     """A noun (a table's name) in the singular and the plural, lower case: ``categories`` gives
     category and categories, ``order`` gives order and orders."""
@@ -86,8 +92,7 @@ def asks_which(question: str, table: str) -> bool:
     relative ``who``/``that``/``with`` ("the customer who ..."), and not as a possessive ("which
     album's tracks" asks which tracks). "At which airport are the most pilots based?" asks which
     airport, not which pilot."""
-    words = _CAMEL_CASE_BOUNDARY.sub(" ", table).replace("_", " ")
-    for form in noun_forms(words) | noun_forms(table.replace("_", " ")):
+    for form in {form for words in _table_words(table) for form in noun_forms(words)}:
         noun = re.escape(form)
         pattern = rf"\b(?:which|what)\s+(?:\w+\s+){{0,2}}?{noun}\b(?!['’])|\bthe\s+{noun}\s+(?:who|that|with)\b"
         if re.search(pattern, question, re.I):
@@ -111,8 +116,7 @@ def asks_how_many(question: str, table: str) -> bool:
     ("how many different students"; two would let "how many orders did customers ..." in), then the
     table's name as words in the plural, not as a possessive. After "how many" the noun counted is
     plural, so a singular name is a modifier: "how many customer orders" counts orders."""
-    words = _CAMEL_CASE_BOUNDARY.sub(" ", table).replace("_", " ")
-    for form in {plural(words), plural(table.replace("_", " "))}:
+    for form in {plural(words) for words in _table_words(table)}:
         if re.search(rf"\bhow\s+many\s+(?:\w+\s+)?{re.escape(form)}\b(?!['’])", question, re.I):
             return True
     return False
