@@ -43,6 +43,14 @@ of the keys the schema declares or implies), never of the question's words:
   references it; the message names those. It does not fire with a join (the count is of the joined
   rows), on a column that rows share (``GROUP BY City``), on a ``COUNT`` inside a subquery, or on
   other aggregates (``SUM(price)`` of one row is that row's price).
+* **a bare date as the end of a range on a column with times of day** (with the schema and a
+  sample of the data: :attr:`Column.times_of_day`): a ``DATETIME`` or ``TIMESTAMP`` column some of
+  whose values are not at midnight, compared as ``col BETWEEN ... AND '2025-07-31'``, ``col <=
+  '2025-07-31'`` or ``col = '2025-07-31'``. The date stands for its midnight, so the range stops at
+  the start of its last day and the equality finds only the rows at 00:00:00. It does not fire on a
+  ``DATE`` column, on a column whose values are all at midnight (the date is then exact), on a bound
+  with a time (``'2025-07-31 23:59:59'``), on ``<`` (``col < '2025-08-01'`` is how a range ends), or on
+  a function of the column (``DATE(col) = '2025-07-31'``).
 
 And one decided from the rows a statement returned (``rows``):
 
@@ -87,6 +95,8 @@ the defect as its error, and answers from the statement as written when no corre
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -138,6 +148,7 @@ def defects(
             found.append(ignored)
     if scope is not None:
         found.extend(_unrelated_keys(scope))
+        found.extend(_bare_dates_on_times(scope))
     found += [said for said in (_null_group_first(tree, rows),) if said]
     if scope is not None and question:
         found += [
@@ -265,6 +276,53 @@ def _unrelated_keys(scope: _Scope) -> list[str]:
                 f"the join condition {shown} pairs the keys of two tables, {a[0].name} and {b[0].name}, "
                 "that do not reference each other; join along a column that references the other table"
             )
+    return found
+
+
+_BARE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _bare_date(node: Optional[exp.Expr]) -> Optional[dt.date]:
+    """The date a string literal such as ``'2025-07-31'`` (a date without a time) names, else None."""
+    if not isinstance(node, exp.Literal) or not node.is_string or not _BARE_DATE.fullmatch(node.this):
+        return None
+    try:
+        return dt.date.fromisoformat(node.this)
+    except ValueError:
+        return None
+
+
+def _bare_dates_on_times(scope: _Scope) -> list[str]:
+    found = []
+    for node in scope.tree.find_all(exp.Between, exp.LTE, exp.GTE, exp.EQ):
+        if isinstance(node, exp.Between):
+            column, day = node.this, _bare_date(node.args.get("high"))
+        elif isinstance(node, exp.GTE):  # '2025-07-31' >= d
+            column, day = node.right, _bare_date(node.left)
+        elif isinstance(node, (exp.LTE, exp.EQ)):
+            column, day = node.left, _bare_date(node.right)
+            if day is None and isinstance(node, exp.EQ):
+                column, day = node.right, _bare_date(node.left)
+        else:
+            continue
+        placed = scope.place(column) if isinstance(column, exp.Column) and day is not None else None
+        if placed is None or day is None or not placed[1].times_of_day:
+            continue
+        table, own = placed
+        shown, name = node.sql(dialect="mysql"), column.sql(dialect="mysql")
+        after = (day + dt.timedelta(days=1)).isoformat()
+        holds = f"{table.name}.{own.name} holds times of day"
+        if isinstance(node, exp.EQ):
+            found.append(
+                f"the condition {shown} finds only the rows at {day} 00:00:00, but {holds}; for the rows of that "
+                f"day write DATE({name}) = '{day}' (or {name} >= '{day}' AND {name} < '{after}')"
+            )
+            continue
+        start = f"{name} >= {node.args['low'].sql(dialect='mysql')} AND " if isinstance(node, exp.Between) else ""
+        found.append(
+            f"the condition {shown} ends at {day} 00:00:00, but {holds}, so the rows of {day} after midnight are "
+            f"left out; to include that day write {start}{name} < '{after}'"
+        )
     return found
 
 

@@ -136,6 +136,7 @@ class Column:
     values: Optional[list[str]] = None  # every value it holds, when known (ENUM members, a complete sample)
     shared: Optional[str] = None  # a name several rows share: the key that tells those rows apart
     unique: bool = False  # every row holds its own value: the one-column key, a UNIQUE column, or data seen so
+    times_of_day: bool = False  # a DATETIME or TIMESTAMP column some of whose values are not at midnight
 
     @property
     def kind(self) -> str:
@@ -217,6 +218,16 @@ class SchemaDescriber:
         )
         return int(rows[0][0]), int(rows[0][1])
 
+    def _has_times_of_day(self, table: str, column: str) -> bool:
+        """Whether some value of a date-and-time column, in a sample of its rows, is not at midnight (a
+        bound written as a bare date then leaves out that day's later rows)."""
+        col = quote_identifier(column)
+        rows = self._conn.fetchall(
+            f"SELECT 1 FROM (SELECT {col} AS v FROM {quote_identifier(self.database)}.{quote_identifier(table)} "
+            f"WHERE {col} IS NOT NULL LIMIT {SAMPLE_ROWS}) s WHERE TIME(v) <> '00:00:00' LIMIT 1"
+        )
+        return bool(rows)
+
     def _inferred_reference(self, column: str, own: str) -> Optional[tuple[str, str]]:
         """``customer_id`` -> customers(id) when the schema declares no foreign key for it."""
         match = re.fullmatch(r"(\w+?)_?(id|Id|ID)", column)
@@ -260,6 +271,7 @@ class SchemaDescriber:
             column.references = declared.get(col_name) or (
                 None if column.primary else self._inferred_reference(col_name, name)
             )
+            column.times_of_day = data_type in ("datetime", "timestamp") and self._has_times_of_day(name, col_name)
             if data_type in ("enum", "set"):
                 column.values = [v.replace("''", "'") for v in re.findall(r"'((?:[^']|'')*)'", column_type)]
             if data_type in _SAMPLED_TYPES and (max_length or 0) <= 100 and not column.primary:

@@ -397,3 +397,58 @@ def test_rows_counted_where_the_question_counts_what_they_belong_to_is_a_defect(
 )
 def test_rows_counted_where_the_question_counts_them_has_no_such_defect(keyed_schema, question, sql):
     assert defects(sql, keyed_schema, question=question) == []
+
+
+@pytest.fixture
+def dated_schema(db) -> SchemaDescriber:
+    """Orders placed at times of day, shipped on days only (a DATETIME at midnight) and due on a DATE."""
+    for statement in (
+        "CREATE TABLE orders (id INT PRIMARY KEY, placed DATETIME, shipped DATETIME, due DATE)",
+        "INSERT INTO orders VALUES (1, '2025-07-31 14:05:00', '2025-08-01 00:00:00', '2025-08-10'), "
+        "(2, '2025-07-02 09:00:00', '2025-07-03 00:00:00', '2025-07-20')",
+    ):
+        db.execute(statement)
+    database = db.fetchall("SELECT DATABASE()")[0][0]
+    return SchemaDescriber(db, database, ["orders"])
+
+
+@pytest.mark.parametrize(
+    "sql, said",
+    [
+        (
+            "SELECT COUNT(*) FROM orders WHERE placed BETWEEN '2025-07-01' AND '2025-07-31'",
+            "ends at 2025-07-31 00:00:00, but orders.placed holds times of day, so the rows of 2025-07-31 after "
+            "midnight are left out; to include that day write placed >= '2025-07-01' AND placed < '2025-08-01'",
+        ),
+        (
+            "SELECT COUNT(*) FROM orders o WHERE o.placed <= '2025-12-31' AND o.id > 0",
+            "to include that day write o.placed < '2026-01-01'",
+        ),
+        ("SELECT COUNT(*) FROM orders WHERE '2025-02-28' >= placed", "write placed < '2025-03-01'"),
+        (
+            "SELECT id FROM orders WHERE placed = '2025-07-31'",
+            "finds only the rows at 2025-07-31 00:00:00, but orders.placed holds times of day; for the rows of that "
+            "day write DATE(placed) = '2025-07-31'",
+        ),
+    ],
+)
+def test_a_bare_date_ending_a_range_on_a_column_with_times_of_day_is_a_defect(dated_schema, sql, said):
+    [found] = defects(sql, dated_schema)
+    assert said in found
+    assert defects(sql) == []  # without the schema nothing is known of the column's values
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT COUNT(*) FROM orders WHERE shipped BETWEEN '2025-07-01' AND '2025-07-31'",  # always at midnight
+        "SELECT COUNT(*) FROM orders WHERE due BETWEEN '2025-07-01' AND '2025-07-31'",  # a DATE
+        "SELECT COUNT(*) FROM orders WHERE placed BETWEEN '2025-07-01' AND '2025-07-31 23:59:59'",  # a time given
+        "SELECT COUNT(*) FROM orders WHERE placed >= '2025-07-01' AND placed < '2025-08-01'",  # how a range ends
+        "SELECT COUNT(*) FROM orders WHERE DATE(placed) = '2025-07-31'",  # a function of the column
+        "SELECT COUNT(*) FROM orders WHERE placed >= '2025-07-31'",  # a start, not an end
+        "SELECT COUNT(*) FROM orders WHERE DATE(placed) <= '2025-07-31'",
+    ],
+)
+def test_ranges_that_keep_their_last_day_have_no_such_defect(dated_schema, sql):
+    assert defects(sql, dated_schema) == []
