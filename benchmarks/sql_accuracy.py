@@ -109,6 +109,7 @@ class Tally:
     seconds_plain: float = 0.0
     candidates: int = 0  # candidate statements that ran, over the questions
     defects: Counter = field(default_factory=Counter)  # questions whose statement ran with a defect: n, first, kb
+    rescues: Counter = field(default_factory=Counter)  # questions sent to rescue samples: n, answered by one, kb
     by_kind: dict[str, Counter] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
@@ -157,6 +158,8 @@ def evaluate(sql_set: SqlSet, questions: list[dict], engine: SQLEngine, plain: A
         tally.kb_first += first_ok
         tally.plain += plain_ok
         tally.candidates += outcome.votes.ran if outcome.votes else 1
+        if outcome.votes and outcome.votes.rescue:
+            tally.rescues.update({"n": 1, "answered": int(outcome.votes.agreeing > 0), "kb": int(kb_ok)})
         if any((a.error or "").startswith(RAN_WITH_DEFECT) for a in outcome.attempts):
             tally.defects.update({"n": 1, "first": int(first_ok), "kb": int(kb_ok)})
         kind = tally.by_kind.setdefault(item["kind"], Counter())
@@ -204,6 +207,7 @@ def main() -> None:
     parser.add_argument("--no-plain", action="store_true", help="kb only (a quicker look while developing on dev)")
     parser.add_argument("--temperature", type=float, default=None, help="the candidates' sampling temperature")
     parser.add_argument("--no-values", action="store_true", help="without value linking")
+    parser.add_argument("--rescue", type=int, default=None, help="rescue samples (default: sql.rescue_samples)")
     args = parser.parse_args()
     wanted_sets, wanted_parts = set(args.sets.split(",")), set(args.parts.split(","))
     settings = load_settings(ROOT / "config.yaml")
@@ -233,6 +237,9 @@ def main() -> None:
             row_limit=10_000,
             timeout_s=10,
             candidates=candidates,
+            sample_temperature=settings.sql.sample_temperature,
+            rescue_samples=settings.sql.rescue_samples if args.rescue is None else args.rescue,
+            rescue_temperature=settings.sql.rescue_temperature,
             value_linking=not args.no_values,
         )
         if args.temperature is not None:
@@ -245,10 +252,11 @@ def main() -> None:
     for (key, part), tally in results.items():
         kinds = ", ".join(f"{k} {c['kb']}/{c['plain']}/{c['n']}" for k, c in sorted(tally.by_kind.items()))
         print(f"  {key} {part} by kind (kb/plain/n): {kinds}")
-        d = tally.defects
+        d, r = tally.defects, tally.rescues
         print(
             f"  {key} {part} a statement ran with a defect on {d['n']}: first statement right {d['first']}, kb {d['kb']}"
         )
+        print(f"  {key} {part} rescue samples written on {r['n']}: one answered {r['answered']}, kb {r['kb']}")
     if args.json:
         figures = {f"{key}/{part}": tally.row() for (key, part), tally in results.items()}
         args.json.write_text(json.dumps({"candidates": candidates, "sets": figures}, indent=2))

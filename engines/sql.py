@@ -18,11 +18,20 @@ for an unknown column), kb writes it (:mod:`kb.engines.sql_repairs`). A statemen
 rewritten into another meaning; one that runs with a defect no question could want (an aggregate
 that folds every row into one beside plain columns, a column compared with itself, a join pairing
 keys that do not belong together, a count of groups that are single rows, a ranking led by the group
-of NULLs, ids where the question asks which rows: :mod:`kb.engines.sql_defects`), or on values the
+of NULLs, ids where the question asks which rows, a bare date ending a range on a column with times
+of day: :mod:`kb.engines.sql_defects`), or on values the
 server warned it could not convert (``YEAR()`` of a flight number, a name summed: MariaDB's warnings 1292 and 1366),
 is given back to the model like a failed one, and answers as written when no correction runs clean. Each attempt passes the guard, and the response lists every attempt
 with its error. A statement the guard refuses for what it would do (a write, a lock, a file) is not
 retried. An empty result is an answer ("there were no orders in 2019"), not a failure.
+
+**Rescue samples.** When neither the statement nor any correction runs clean (every one failed or
+ran with a defect) and the last failure is one a rewrite may mend, the model writes up to
+``rescue_samples`` more statements for the same prompt at ``rescue_temperature`` (the 1.5B model
+writes its greedy mistake again at low temperature, and again when shown it in a correction
+prompt). Each is checked, run and checked for defects like a candidate; the first rows two of them
+agree on answer, else the first that ran clean; when none does, the first statement that ran
+answers as written, as before. A question whose first statement runs clean costs nothing more.
 
 **Execution-guided selection.** With ``candidates`` above 1, the model also writes sampled statements
 (temperature ``sample_temperature``, each its own seed) for the same prompt, so a prompt cache makes
@@ -44,7 +53,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from llama_index.core import MockEmbedding, PromptTemplate
 from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -82,8 +91,8 @@ _SQL_INSTRUCTIONS = (
     "- Compare text with the exact values listed above. A status column holds a record's current state: "
     "filter on it only when the question asks for records in that state.\n"
     "- Negations: not closed is <> 'closed' (every other value).\n"
-    "- Dates: YEAR(col) = 2025; col BETWEEN '2025-03-01' AND '2025-03-31'; more than 30 days after an "
-    "event: later_col > DATE_ADD(event_col, INTERVAL 30 DAY); within 7 days of it: later_col <= "
+    "- Dates: YEAR(col) = 2025; in March 2025: col >= '2025-03-01' AND col < '2025-04-01'; more than 30 days "
+    "after an event: later_col > DATE_ADD(event_col, INTERVAL 30 DAY); within 7 days of it: later_col <= "
     "DATE_ADD(event_col, INTERVAL 7 DAY); DATEDIFF(later, earlier) is a number of days; MONTH(col); "
     "DAYOFWEEK(col) is 1 on Sunday and 7 on Saturday; today is CURDATE().\n\n{examples}"
 )
@@ -100,6 +109,7 @@ ANSWER_PROMPT = PromptTemplate(
 )
 EMPTY_HINT = " The query found no rows: say that there are none (for example, no such orders)."
 NOT_RETRIED = ("max_statement_time", "Query execution was interrupted")  # a slow query stays slow
+Verdict = Literal["clean", "mendable", "final"]  # how a question's attempts ended (SQLEngine._attempts)
 RAN_WITH_DEFECT = "it ran, but "  # how an attempt that ran with a defect (kb.engines.sql_defects) is marked
 # The server's warnings that a value could not be read as the type an expression needs ("Incorrect
 # datetime value: 'KB121' for column flights.flightNumber", "Truncated incorrect DOUBLE value: 'Ines'"):
@@ -168,6 +178,18 @@ def distinct_column_names(names: Sequence[str]) -> list[str]:
     return distinct
 
 
+def _grouped(groups: list[list[Statement]], statement: Statement) -> list[Statement]:
+    """``statement`` added to the group of ``groups`` whose rows are the same (a new group when none
+    is): the group it joined."""
+    key = result_key(statement.rows or [])
+    same = next((g for g in groups if result_key(g[0].rows or []) == key), None)
+    if same is None:
+        same = []
+        groups.append(same)
+    same.append(statement)
+    return same
+
+
 def result_key(rows: Sequence[dict[str, Any]]) -> Counter:
     """What two results must share to be the same answer: their rows as a multiset, each row's values
     in any column order, numbers to 2 decimals, a midnight datetime as its date (column names aside:
@@ -200,8 +222,14 @@ class Votes:
     ran: int  # those that passed the guard and ran
     agreeing: int  # those that gave the chosen rows
     greedy_chosen: bool  # the chosen rows are the greedy statement's
+    rescue: bool = False  # samples written because no attempt ran clean (the greedy one is not among them)
 
     def sentence(self) -> str:
+        if self.rescue:
+            return (
+                f"no attempt ran clean; {self.agreeing} of {self.ran} sampled statements that ran clean gave "
+                f"these rows ({self.written} written)"
+            )
         return f"{self.agreeing} of {self.ran} candidate statements that ran gave these rows ({self.written} written)"
 
     def as_dict(self) -> dict[str, Any]:
@@ -295,6 +323,10 @@ class SQLEngine(CustomQueryEngine):
         default=1, ge=1, description="statements written per question and voted on by their rows (1: greedy only)"
     )
     sample_temperature: float = Field(default=0.3, gt=0, description="temperature of the candidates after the first")
+    rescue_samples: int = Field(
+        default=4, ge=0, description="sampled statements written when no attempt ran clean (0: none)"
+    )
+    rescue_temperature: float = Field(default=1.0, gt=0, description="temperature of those rescue samples")
     streaming: bool = False
 
     guard: ReadOnlyGuard = Field(exclude=True, description="checks every statement before it runs")
@@ -305,7 +337,7 @@ class SQLEngine(CustomQueryEngine):
     values: Optional[ValueIndex] = Field(default=None, exclude=True, description="value linking (None: off)")
 
     _writer_options: tuple[int, Any] = PrivateAttr()  # max_tables_in_prompt, embed_model: for sampled writers
-    _sampled_writers: dict[int, Any] = PrivateAttr(default_factory=dict)  # by seed
+    _sampled_writers: dict[tuple[int, float], Any] = PrivateAttr(default_factory=dict)  # by seed, temperature
 
     def __init__(
         self,
@@ -355,20 +387,24 @@ class SQLEngine(CustomQueryEngine):
         """The question as the prompts show it: the hint line (value linking, shared names) right above it."""
         return f"{hint}\n{question}" if hint else question
 
-    def _sampled_writer(self, seed: int) -> Any:
-        """A writer on a copy of the LLM that samples (``sample_temperature``, its own seed)."""
-        if seed not in self._sampled_writers:
+    def _sampled_writer(self, seed: int, temperature: float) -> Any:
+        """A writer on a copy of the LLM that samples at ``temperature`` with its own seed."""
+        if (seed, temperature) not in self._sampled_writers:
             fields = type(self.llm).model_fields
-            update = {k: v for k, v in (("temperature", self.sample_temperature), ("seed", seed)) if k in fields}
+            update = {k: v for k, v in (("temperature", temperature), ("seed", seed)) if k in fields}
             llm = self.llm.model_copy(update=update)
-            self._sampled_writers[seed] = _sql_writer(
+            self._sampled_writers[(seed, temperature)] = _sql_writer(
                 llm, self.sql_database, self.tables, *self._writer_options, self.examples_text
             )
-        return self._sampled_writers[seed]
+        return self._sampled_writers[(seed, temperature)]
 
-    def write_sql(self, question: str, hint: str = "", seed: Optional[int] = None) -> str:
-        """The statement the LLM proposes (not run, not yet checked): greedy, or sampled with ``seed``."""
-        writer = self.writer if seed is None else self._sampled_writer(seed)
+    def write_sql(
+        self, question: str, hint: str = "", seed: Optional[int] = None, temperature: Optional[float] = None
+    ) -> str:
+        """The statement the LLM proposes (not run, not yet checked): greedy, or sampled with ``seed`` at
+        ``temperature`` (``sample_temperature`` by default)."""
+        sampling = self.sample_temperature if temperature is None else temperature
+        writer = self.writer if seed is None else self._sampled_writer(seed, sampling)
         response = writer.query(self._asked(question, hint))
         return str(response.metadata.get("sql_query") or response.response or "")
 
@@ -469,12 +505,15 @@ class SQLEngine(CustomQueryEngine):
             return None
         return with_ties(rows, probe_rows, probe[1], probe[2])
 
-    def _attempts(self, question: str, hint: str, outcome: SQLOutcome, clock: Stopwatch) -> Optional[Statement]:
+    def _attempts(
+        self, question: str, hint: str, outcome: SQLOutcome, clock: Stopwatch
+    ) -> tuple[Optional[Statement], Verdict]:
         """The greedy statement and its corrections, until one runs without a defect (at most
-        ``max_attempts``, and no further once a correction repeats a statement already tried): the
-        statement that ran (None: none did). A statement that runs with a defect
-        (:mod:`kb.engines.sql_defects`) is corrected like a failed one; when no correction runs without
-        one, the first that ran answers, as written. Writing is the clock's step "generation", running "query"."""
+        ``max_attempts``, and no further once a correction repeats a statement already tried), and how
+        they ended. The statement is the one that ran clean ("clean"), else the first that ran with a
+        defect (:mod:`kb.engines.sql_defects`: corrected like a failed one), else None; "final" when
+        the last failure is one no rewrite mends (a refusal of what the statement would do, a time
+        limit), else "mendable". Writing is the clock's step "generation", running "query"."""
         used_tables: tuple[str, ...] = ()
         ran_with_defect: Optional[Statement] = None
         for number in range(self.max_attempts):
@@ -498,7 +537,7 @@ class SQLEngine(CustomQueryEngine):
                 if number == 0:
                     outcome.first_statement = Statement(attempt.sql, error=attempt.error)
                 if not refusal.retryable:
-                    break
+                    return None, "final"
                 continue
             attempt.sql, used_tables = checked.sql, checked.tables
             outcome.refused, outcome.refusal_reason = False, None
@@ -509,21 +548,35 @@ class SQLEngine(CustomQueryEngine):
             if ran.rows is not None:
                 found = self.problems(ran, question)
                 if not found:
-                    return ran
+                    return ran, "clean"
                 attempt.error = RAN_WITH_DEFECT + found[0]
                 ran_with_defect = ran_with_defect or ran
                 continue
             attempt.error = ran.error
             if any(marker in (ran.error or "") for marker in NOT_RETRIED):
-                break
-        if ran_with_defect is not None:
-            outcome.attempts.append(Attempt(sql=ran_with_defect.sql))  # no correction ran clean: as written
-        return ran_with_defect
+                return ran_with_defect, "final"
+        return ran_with_defect, "mendable"
 
-    def _sampled(self, question: str, hint: str, seed: int) -> Optional[Statement]:
+    def _rescue(self, question: str, hint: str) -> tuple[Optional[Statement], Votes]:
+        """For a question none of whose attempts ran clean: up to ``rescue_samples`` statements sampled
+        at ``rescue_temperature`` (a small model repeats its greedy mistake at low temperature), each
+        checked, run and checked for defects like a candidate. The first rows two of them agree on
+        answer; when none agree, the first that ran clean; None when none did."""
+        groups: list[list[Statement]] = []
+        written = 0
+        for seed in range(1, self.rescue_samples + 1):
+            candidate = self._sampled(question, hint, seed, self.rescue_temperature)
+            written += 1
+            if candidate is not None and len(_grouped(groups, candidate)) == 2:
+                break
+        chosen = max(groups, key=len, default=None)  # max keeps the first of equal groups
+        votes = Votes(written, sum(len(g) for g in groups), len(chosen or ()), False, rescue=True)
+        return (chosen[0] if chosen else None), votes
+
+    def _sampled(self, question: str, hint: str, seed: int, temperature: Optional[float] = None) -> Optional[Statement]:
         """One sampled candidate, checked and run (kb's join added once if the server names an unknown
-        column); None when the guard refuses it or it does not run."""
-        proposed = self.write_sql(question, hint, seed=seed)
+        column); None when the guard refuses it, it does not run, or it runs with a defect."""
+        proposed = self.write_sql(question, hint, seed=seed, temperature=temperature)
         try:
             checked = self.guard.check(proposed)
         except SQLRefused:
@@ -551,14 +604,8 @@ class SQLEngine(CustomQueryEngine):
                 break  # no remaining candidate can change the vote
             candidate = self._sampled(question, hint, seed)
             written += 1
-            if candidate is None:
-                continue
-            key = result_key(candidate.rows or [])
-            same = next((g for g in groups if result_key(g[0].rows or []) == key), None)
-            if same is None:
-                groups.append([candidate])
-            else:
-                same.append(candidate)
+            if candidate is not None:
+                _grouped(groups, candidate)
         ran = sum(len(g) for g in groups)
         if not groups:
             return None, Votes(written, 0, 0, False)
@@ -581,7 +628,16 @@ class SQLEngine(CustomQueryEngine):
             )
             if hint
         )
-        chosen = self._attempts(question, outcome.question_hint, outcome, clock)
+        chosen, verdict = self._attempts(question, outcome.question_hint, outcome, clock)
+        if verdict == "mendable" and self.rescue_samples:
+            with clock.step("generation"):  # the rescue samples: written and run
+                rescued, outcome.votes = self._rescue(question, outcome.question_hint)
+            if rescued is not None:
+                chosen, verdict = rescued, "clean"
+                outcome.refused, outcome.refusal_reason = False, None
+                outcome.attempts.append(Attempt(sql=rescued.sql))
+        if chosen is not None and verdict != "clean":
+            outcome.attempts.append(Attempt(sql=chosen.sql))  # no correction ran clean: the first that ran, as written
         if self.candidates > 1 and not (outcome.refused and chosen is None and not outcome.attempts[-1].error):
             with clock.step("generation"):  # the extra candidates: written and run
                 voted, outcome.votes = self._vote(question, outcome.question_hint, chosen)

@@ -188,6 +188,14 @@ class SqlSettings(_Strict):
     sample_temperature: float = Field(
         0.3, gt=0, le=2, description="the sampling temperature of the candidates after the greedy one"
     )
+    rescue_samples: int = Field(
+        4,
+        ge=0,
+        le=16,
+        description="when no statement (nor correction) runs clean: sampled statements written at "
+        "rescue_temperature; the first rows two agree on answer, else the first that runs clean; 0: none",
+    )
+    rescue_temperature: float = Field(1.0, gt=0, le=2, description="the sampling temperature of the rescue samples")
     value_linking: bool = Field(
         True, description="tell the model which column holds each stored value the question names"
     )

@@ -7,6 +7,7 @@ from conftest import BUSINESS_TABLES
 from helpers import sql_answer
 from scripted_llm import ScriptedLLM
 
+from kb.cli.output import print_answer_tail
 from kb.engines.sql import EMPTY_HINT, SQLEngine
 from kb.engines.sql_repairs import StatementRepairs
 from kb.engines.sql_schema import SchemaDescriber
@@ -178,7 +179,7 @@ def test_candidates_that_disagree_are_voted_on_by_their_rows(engine_with, admin,
     engine, llm = engine_with([greedy, *others, "Answer."], candidates=3)
     answer = sql_answer(engine, "How many orders were cancelled?")
     assert answer.rows == [{"n": cancelled}] and answer.sql == others[0]
-    assert answer.candidates == {"written": 3, "ran": 3, "agreeing": 2, "greedy_chosen": False}
+    assert answer.candidates == {"written": 3, "ran": 3, "agreeing": 2, "greedy_chosen": False, "rescue": False}
     assert answer.attempts[0].sql == greedy and answer.attempts[0].error.startswith("outvoted: 2 of 3")
     # the sampled candidates were asked with the same prompt (a prompt cache serves them)
     assert llm.prompts[0] == llm.prompts[1] == llm.prompts[2]
@@ -191,16 +192,28 @@ def test_a_candidate_the_guard_refuses_is_never_counted_and_agreement_stops_earl
     script = [greedy, "DELETE FROM orders", "SELECT COUNT(*) FROM orders", same, "Answer."]
     engine, llm = engine_with(script, candidates=4)
     answer = sql_answer(engine, "How many orders were cancelled?")
-    assert answer.sql == greedy and answer.candidates == {"written": 4, "ran": 3, "agreeing": 2, "greedy_chosen": True}
+    assert answer.sql == greedy and answer.candidates == {
+        "written": 4,
+        "ran": 3,
+        "agreeing": 2,
+        "greedy_chosen": True,
+        "rescue": False,
+    }
     assert business_checksum() == before  # the refused one never ran
     # a tie (one each): the greedy statement's rows win
     engine, llm = engine_with([greedy, "SELECT COUNT(*) FROM orders", "Answer."], candidates=2)
     answer = sql_answer(engine, "How many orders were cancelled?")
-    assert answer.sql == greedy and answer.candidates == {"written": 2, "ran": 2, "agreeing": 1, "greedy_chosen": True}
+    assert answer.sql == greedy and answer.candidates == {
+        "written": 2,
+        "ran": 2,
+        "agreeing": 1,
+        "greedy_chosen": True,
+        "rescue": False,
+    }
     # two agreeing first: the third of three candidates is not written at all
     engine, llm = engine_with([greedy, same, "Answer."], candidates=3)
     answer = sql_answer(engine, "How many orders were cancelled?")
-    assert answer.candidates == {"written": 2, "ran": 2, "agreeing": 2, "greedy_chosen": True}
+    assert answer.candidates == {"written": 2, "ran": 2, "agreeing": 2, "greedy_chosen": True, "rescue": False}
     assert len(llm.prompts) == 3  # two statements and the answer
 
 
@@ -256,11 +269,13 @@ def test_corrections_stop_after_three_attempts(engine_with):
     answer = sql_answer(engine, LATE)
     assert len(answer.attempts) == 3 and all("Unknown column" in a.error for a in answer.attempts)
     assert answer.rows == [] and "failed on the server after 3 attempts" in answer.text
-    assert len(llm.prompts) == 3 and not any("Result (" in prompt for prompt in llm.prompts)  # no rows, no answer
+    # then the rescue samples, none of which ran either; no rows, no answer
+    assert len(llm.prompts) == 3 + engine.rescue_samples and not any("Result (" in prompt for prompt in llm.prompts)
+    assert answer.candidates == {"written": 4, "ran": 0, "agreeing": 0, "greedy_chosen": False, "rescue": True}
 
 
 def test_a_correction_that_repeats_a_tried_statement_is_not_run_again(engine_with):
-    engine, llm = engine_with(lambda prompt: WRONG_JOIN)
+    engine, llm = engine_with(lambda prompt: WRONG_JOIN, rescue_samples=0)
     answer = sql_answer(engine, LATE)
     # the correction repeated the failed statement, and so did the sampled second try: nothing new to run
     assert len(answer.attempts) == 1 and "Unknown column" in answer.attempts[0].error
@@ -292,6 +307,7 @@ def test_a_refused_write_is_not_retried(engine_with, business_checksum):
     engine, llm = engine_with(lambda prompt: "DELETE FROM orders")
     answer = sql_answer(engine, "Delete the orders")
     assert len(answer.attempts) == 1 and answer.refused and "only SELECT" in answer.refusal_reason
+    assert len(llm.prompts) == 1 and answer.candidates is None  # no rewrite and no rescue sample: it asked to write
     assert business_checksum() == before
 
 
@@ -564,7 +580,64 @@ def test_a_candidate_with_a_defect_is_never_counted(engine_with):
     greedy = "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"
     engine, llm = engine_with([greedy, COLLAPSED, COLLAPSED, "Answer."], candidates=3)
     answer = sql_answer(engine, "How many orders were cancelled?")
-    assert answer.sql == greedy and answer.candidates == {"written": 3, "ran": 1, "agreeing": 1, "greedy_chosen": True}
+    assert answer.sql == greedy and answer.candidates == {
+        "written": 3,
+        "ran": 1,
+        "agreeing": 1,
+        "greedy_chosen": True,
+        "rescue": False,
+    }
+
+
+OTHER_RANKING = GROUPED.replace("DESC", "ASC")  # runs clean, gives other rows than GROUPED
+
+
+def sampled_after_corrections(samples: list[str]):
+    """A scripted model whose greedy statement and every correction fold the rows into one
+    (``COLLAPSED``), and whose further writes (the rescue samples) are ``samples`` in order."""
+    writes = iter([COLLAPSED, *samples])
+
+    def script(prompt: str) -> str:
+        if "Result (" in prompt:
+            return "Answer."
+        return COLLAPSED if "Write a corrected statement" in prompt else next(writes)
+
+    return script
+
+
+def test_a_question_no_correction_mends_is_answered_by_two_agreeing_rescue_samples(engine_with, business_checksum):
+    before = business_checksum()
+    engine, llm = engine_with(sampled_after_corrections(["DELETE FROM orders", OTHER_RANKING, GROUPED, GROUPED]))
+    answer = sql_answer(engine, "Which customer placed the most orders?")
+    assert answer.attempts[0].error.startswith("it ran, but it uses COUNT(*) without GROUP BY")
+    assert answer.sql == GROUPED.replace(" c ", " AS c ").replace(" o ", " AS o ")  # not the first that ran clean
+    assert answer.attempts[-1].sql == answer.sql and answer.attempts[-1].error is None
+    # the refused sample is written but never run or counted; writing stops once two agree
+    assert answer.candidates == {"written": 4, "ran": 3, "agreeing": 2, "greedy_chosen": False, "rescue": True}
+    assert business_checksum() == before
+    shown: list[str] = []
+    print_answer_tail(answer, shown.append)  # what `kb sql` and `kb ask` print under the answer
+    assert "[no attempt ran clean: 2 of 3 statements sampled again gave these rows]" in shown
+    assert shown[1].startswith("SQL attempt 1 (failed: it ran, but it uses COUNT(*) without GROUP BY")
+
+
+def test_without_agreement_the_first_rescue_sample_that_ran_clean_answers(engine_with):
+    unknown = "SELECT c.nickname FROM customers c"  # the server rejects it: not counted
+    engine, llm = engine_with(sampled_after_corrections([unknown, COLLAPSED, OTHER_RANKING, GROUPED]))
+    answer = sql_answer(engine, "Which customer placed the most orders?")
+    assert answer.sql == OTHER_RANKING.replace(" c ", " AS c ").replace(" o ", " AS o ")
+    assert answer.candidates == {"written": 4, "ran": 2, "agreeing": 1, "greedy_chosen": False, "rescue": True}
+
+
+def test_no_rescue_sample_is_written_when_rescue_is_off_or_an_attempt_ran_clean(engine_with):
+    engine, llm = engine_with(sampled_after_corrections([GROUPED]), rescue_samples=0)
+    answer = sql_answer(engine, "Which customer placed the most orders?")
+    assert answer.sql == answer.attempts[0].sql and answer.candidates is None  # the defect, as written
+    writes = [p for p in llm.prompts if "Write a corrected statement" not in p and "Result (" not in p]
+    assert len(writes) == 1  # the greedy statement; then corrections and the answer only
+    engine, llm = engine_with(["SELECT COUNT(*) AS n FROM orders", "Answer."])
+    answer = sql_answer(engine, "How many orders are there?")
+    assert len(llm.prompts) == 2 and answer.candidates is None  # the statement and the answer
 
 
 def corrected_by_the_model(written: str, corrected: str, *told: str):

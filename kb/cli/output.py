@@ -37,8 +37,14 @@ def print_answer_tail(answer: Answer, out: Out = print, *, route: bool = True, s
             out(f"SQL attempt {number} ({verdict}): {attempt.sql}")
     if answer.sql and (sql or answer.refused):
         out(f"SQL{' (refused, not run)' if answer.refused else ''}: {answer.sql}")
-    if answer.candidates and answer.candidates.get("ran", 0) > 1:
-        c = answer.candidates
+    c = answer.candidates or {}
+    if c.get("rescue"):
+        out(
+            f"[no attempt ran clean: {c['agreeing']} of {c['ran']} statements sampled again gave these rows]"
+            if c["agreeing"]
+            else f"[no attempt ran clean, nor any of {c['written']} statements sampled again]"
+        )
+    elif c.get("ran", 0) > 1:
         out(f"[{c['agreeing']} of {c['ran']} candidate statements gave these rows]")
     if answer.rows:
         from kb.engines.sql import format_rows
