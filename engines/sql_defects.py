@@ -88,6 +88,14 @@ interrogatives, no word of any labelled question) (``question``):
   enrollment of the students with at least 7), not the groups. It does not fire when the question
   counts U's rows ("how many enrollments ..."), on ``COUNT(DISTINCT ...)``, on a subquery over
   another table or without ``GROUP BY``, or on an outer ``GROUP BY`` or join.
+* **rows of another table counted**: the question asks how many rows of exactly one table T there
+  are (:func:`kb.engines.sql_schema.asks_how_many`), and the statement is one ``COUNT`` over one
+  other table U (no join, no ``GROUP BY``) none of whose columns references T (``SELECT COUNT(*) FROM
+  pilots WHERE licenseLevel = 'training captain'`` for "How many flights had a training captain as
+  their captain?"): nothing in U's rows stands for T's. It does not fire when U is T, when a column
+  of U references T (``COUNT(*) FROM invoice_lines`` for "how many tracks were sold": each line a
+  sale of a track), on a join (the count is of the joined rows), or when the question counts no
+  table ("how many cities ...").
 
 None is rewritten: :class:`kb.engines.sql.SQLEngine` gives the statement back to the model with
 the defect as its error, and answers from the statement as written when no correction runs clean.
@@ -152,7 +160,13 @@ def defects(
     found += [said for said in (_null_group_first(tree, rows),) if said]
     if scope is not None and question:
         found += [
-            said for said in (_not_the_rows_asked(question, scope), _rows_of_groups_counted(question, scope)) if said
+            said
+            for said in (
+                _not_the_rows_asked(question, scope),
+                _rows_of_groups_counted(question, scope),
+                _count_of_another_table(question, scope),
+            )
+            if said
         ]
     return found
 
@@ -364,17 +378,25 @@ def _collapsing_aggregate(select: exp.Select) -> str:
     )
 
 
+def _single_table(select: exp.Select) -> Optional[exp.Table]:
+    """The one plain table a ``SELECT`` reads (``FROM t``, no join, no derived table), else None."""
+    source = select.args.get("from_")
+    if source is None or select.args.get("joins") or not isinstance(source.this, exp.Table):
+        return None
+    return source.this
+
+
 def _count_of_single_rows(select: exp.Select, schema: SchemaDescriber) -> str:
-    group, source = select.args.get("group"), select.args.get("from_")
-    if group is None or source is None or select.args.get("joins") or not isinstance(source.this, exp.Table):
+    group, source = select.args.get("group"), _single_table(select)
+    if group is None or source is None:
         return ""
     places = [*select.expressions, select.args.get("order"), select.args.get("having")]
     counts = [c for place in places if place is not None for c in place.find_all(exp.Count) if _own(c, select)]
-    table_name = next((t for t in schema.tables if t.lower() == source.this.name.lower()), None)
+    table_name = next((t for t in schema.tables if t.lower() == source.name.lower()), None)
     if not counts or table_name is None:
         return ""
     table = schema.table(table_name)
-    qualifiers = {"", source.this.name.lower(), source.this.alias_or_name.lower()}
+    qualifiers = {"", source.name.lower(), source.alias_or_name.lower()}
     for key in group.expressions:
         if not isinstance(key, exp.Column) or key.table.lower() not in qualifiers:
             continue
@@ -465,17 +487,10 @@ def _not_the_rows_asked(question: str, scope: _Scope) -> str:
 
 def _rows_of_groups_counted(question: str, scope: _Scope) -> str:
     tree, schema = scope.tree, scope.schema
-    if (
-        not isinstance(tree, exp.Select)
-        or tree.args.get("group")
-        or tree.args.get("joins")
-        or len(tree.expressions) != 1
-    ):
+    if not isinstance(tree, exp.Select) or tree.args.get("group") or len(tree.expressions) != 1:
         return ""
-    count, source, where = tree.expressions[0].unalias(), tree.args.get("from_"), tree.args.get("where")
-    if not isinstance(count, exp.Count) or isinstance(count.this, exp.Distinct) or where is None:
-        return ""
-    if source is None or not isinstance(source.this, exp.Table):
+    count, source, where = tree.expressions[0].unalias(), _single_table(tree), tree.args.get("where")
+    if not isinstance(count, exp.Count) or isinstance(count.this, exp.Distinct) or where is None or source is None:
         return ""
     for member in where.find_all(exp.In):
         query = member.args.get("query")
@@ -489,7 +504,7 @@ def _rows_of_groups_counted(question: str, scope: _Scope) -> str:
         inner_source = inner.args.get("from_")
         if inner_source is None or not isinstance(inner_source.this, exp.Table):
             continue
-        if inner_source.this.name.lower() != source.this.name.lower():
+        if inner_source.this.name.lower() != source.name.lower():
             continue  # members chosen from another table
         placed = scope.place(member.this)
         if placed is None:
@@ -504,3 +519,25 @@ def _rows_of_groups_counted(question: str, scope: _Scope) -> str:
             f"COUNT(DISTINCT {table.name}.{column.name})"
         )
     return ""
+
+
+def _count_of_another_table(question: str, scope: _Scope) -> str:
+    tree, schema = scope.tree, scope.schema
+    if not isinstance(tree, exp.Select) or tree.args.get("group") or len(tree.expressions) != 1:
+        return ""
+    count, source = tree.expressions[0].unalias(), _single_table(tree)
+    if not isinstance(count, exp.Count) or source is None:
+        return ""
+    counted = next((t for t in schema.tables if t.lower() == source.name.lower()), None)
+    if counted is None:
+        return ""
+    asked = [t for t in schema.tables if t != counted and asks_how_many(question, t)]
+    if len(asked) != 1:
+        return ""
+    table = schema.table(counted)
+    if any(_references(column) == asked[0].lower() for column in table.columns):
+        return ""  # its rows may stand for the asked ones ("how many tracks were sold": invoice lines)
+    return (
+        f"it counts rows of {counted}, but the question asks how many {asked[0]}, and no column of {counted} "
+        f"references {asked[0]}: count {asked[0]} rows (FROM {asked[0]}, with a JOIN to {counted} for its condition)"
+    )

@@ -399,6 +399,44 @@ def test_rows_counted_where_the_question_counts_them_has_no_such_defect(keyed_sc
     assert defects(sql, keyed_schema, question=question) == []
 
 
+@pytest.mark.parametrize(
+    "question, counted, asked",
+    [
+        ("How many customers does Ann look after?", "employees", "customers"),  # customers reference employees
+        ("How many invoices did customers in Oslo get?", "customers", "invoices"),
+    ],
+)
+def test_rows_of_another_table_counted_where_the_question_counts_a_table_is_a_defect(
+    keyed_schema, question, counted, asked
+):
+    sql = f"SELECT COUNT(*) FROM {counted} WHERE {'name' if counted == 'employees' else 'city'} = 'x'"
+    [found] = defects(sql, keyed_schema, question=question)
+    assert found.startswith(f"it counts rows of {counted}, but the question asks how many {asked}")
+    assert defects(sql, keyed_schema) == []  # without the question nothing says what is counted
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        ("How many customers live in Oslo?", "SELECT COUNT(*) FROM customers WHERE city = 'Oslo'"),  # the same table
+        ("How many customers have invoices?", "SELECT COUNT(DISTINCT customer_id) FROM invoices"),  # references them
+        ("How many customers have invoices?", "SELECT COUNT(*) FROM invoices"),  # its rows may stand for them
+        (  # a join: the count is of the joined rows
+            "How many customers does Ann look after?",
+            "SELECT COUNT(*) FROM employees e JOIN customers c ON c.rep_id = e.id WHERE e.name = 'Ann'",
+        ),
+        (  # the count of the asked table, through a subquery on the other
+            "How many customers does Ann look after?",
+            "SELECT COUNT(*) FROM customers WHERE rep_id = (SELECT id FROM employees WHERE name = 'Ann')",
+        ),
+        ("How many cities have employees?", "SELECT COUNT(DISTINCT city) FROM employees"),  # no table counted
+        ("How many customer notes are there?", "SELECT COUNT(*) FROM customer_notes"),  # "customer" a modifier
+    ],
+)
+def test_counts_of_the_asked_table_or_of_rows_standing_for_it_have_no_such_defect(keyed_schema, question, sql):
+    assert defects(sql, keyed_schema, question=question) == []
+
+
 @pytest.fixture
 def dated_schema(db) -> SchemaDescriber:
     """Orders placed at times of day, shipped on days only (a DATETIME at midnight) and due on a DATE."""
