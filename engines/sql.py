@@ -91,8 +91,8 @@ _SQL_INSTRUCTIONS = (
     "- Compare text with the exact values listed above. A status column holds a record's current state: "
     "filter on it only when the question asks for records in that state.\n"
     "- Negations: not closed is <> 'closed' (every other value).\n"
-    "- Dates: YEAR(col) = 2025; in March 2025: col >= '2025-03-01' AND col < '2025-04-01'; more than 30 days "
-    "after an event: later_col > DATE_ADD(event_col, INTERVAL 30 DAY); within 7 days of it: later_col <= "
+    "- Dates: YEAR(col) = 2025; col BETWEEN '2025-03-01' AND '2025-03-31'; more than 30 days after an "
+    "event: later_col > DATE_ADD(event_col, INTERVAL 30 DAY); within 7 days of it: later_col <= "
     "DATE_ADD(event_col, INTERVAL 7 DAY); DATEDIFF(later, earlier) is a number of days; MONTH(col); "
     "DAYOFWEEK(col) is 1 on Sunday and 7 on Saturday; today is CURDATE().\n\n{examples}"
 )
