@@ -32,6 +32,7 @@ writes its greedy mistake again at low temperature, and again when shown it in a
 prompt). Each is checked, run and checked for defects like a candidate; the first rows two of them
 agree on answer, else the first that ran clean; when none does, the first statement that ran
 answers as written, as before. A question whose first statement runs clean costs nothing more.
+With ``candidates`` above 1 as well, a question that went to rescue samples is not voted on again.
 
 **Execution-guided selection.** With ``candidates`` above 1, the model also writes sampled statements
 (temperature ``sample_temperature``, each its own seed) for the same prompt, so a prompt cache makes
@@ -638,7 +639,8 @@ class SQLEngine(CustomQueryEngine):
                 outcome.attempts.append(Attempt(sql=rescued.sql))
         if chosen is not None and verdict != "clean":
             outcome.attempts.append(Attempt(sql=chosen.sql))  # no correction ran clean: the first that ran, as written
-        if self.candidates > 1 and not (outcome.refused and chosen is None and not outcome.attempts[-1].error):
+        voting = self.candidates > 1 and outcome.votes is None  # rescue samples were their own vote
+        if voting and not (outcome.refused and chosen is None and not outcome.attempts[-1].error):
             with clock.step("generation"):  # the extra candidates: written and run
                 voted, outcome.votes = self._vote(question, outcome.question_hint, chosen)
             if voted is not None and voted is not chosen:

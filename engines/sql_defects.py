@@ -485,13 +485,22 @@ def _not_the_rows_asked(question: str, scope: _Scope) -> str:
     return ""
 
 
+def _lone_count(tree: exp.Expr) -> Optional[tuple[exp.Count, exp.Table]]:
+    """``SELECT COUNT(...) FROM t`` (one plain table, no join, no ``GROUP BY``, nothing else
+    selected): the count and the table, else None."""
+    if not isinstance(tree, exp.Select) or tree.args.get("group") or len(tree.expressions) != 1:
+        return None
+    count, source = tree.expressions[0].unalias(), _single_table(tree)
+    return (count, source) if isinstance(count, exp.Count) and source is not None else None
+
+
 def _rows_of_groups_counted(question: str, scope: _Scope) -> str:
     tree, schema = scope.tree, scope.schema
-    if not isinstance(tree, exp.Select) or tree.args.get("group") or len(tree.expressions) != 1:
+    lone = _lone_count(tree)
+    where = tree.args.get("where")
+    if lone is None or isinstance(lone[0].this, exp.Distinct) or where is None:
         return ""
-    count, source, where = tree.expressions[0].unalias(), _single_table(tree), tree.args.get("where")
-    if not isinstance(count, exp.Count) or isinstance(count.this, exp.Distinct) or where is None or source is None:
-        return ""
+    source = lone[1]
     for member in where.find_all(exp.In):
         query = member.args.get("query")
         inner = query.this if isinstance(query, exp.Subquery) else None
@@ -522,13 +531,10 @@ def _rows_of_groups_counted(question: str, scope: _Scope) -> str:
 
 
 def _count_of_another_table(question: str, scope: _Scope) -> str:
-    tree, schema = scope.tree, scope.schema
-    if not isinstance(tree, exp.Select) or tree.args.get("group") or len(tree.expressions) != 1:
+    schema, lone = scope.schema, _lone_count(scope.tree)
+    if lone is None:
         return ""
-    count, source = tree.expressions[0].unalias(), _single_table(tree)
-    if not isinstance(count, exp.Count) or source is None:
-        return ""
-    counted = next((t for t in schema.tables if t.lower() == source.name.lower()), None)
+    counted = next((t for t in schema.tables if t.lower() == lone[1].name.lower()), None)
     if counted is None:
         return ""
     asked = [t for t in schema.tables if t != counted and asks_how_many(question, t)]

@@ -621,6 +621,14 @@ def test_a_question_no_correction_mends_is_answered_by_two_agreeing_rescue_sampl
     assert shown[1].startswith("SQL attempt 1 (failed: it ran, but it uses COUNT(*) without GROUP BY")
 
 
+def test_a_question_answered_by_rescue_samples_is_not_voted_on_again(engine_with):
+    engine, llm = engine_with(sampled_after_corrections([GROUPED, GROUPED]), candidates=3)
+    answer = sql_answer(engine, "Which customer placed the most orders?")
+    assert answer.candidates == {"written": 2, "ran": 2, "agreeing": 2, "greedy_chosen": False, "rescue": True}
+    writes = [p for p in llm.prompts if "Write a corrected statement" not in p and "Result (" not in p]
+    assert len(writes) == 3  # the greedy statement and two rescue samples; no further candidates
+
+
 def test_without_agreement_the_first_rescue_sample_that_ran_clean_answers(engine_with):
     unknown = "SELECT c.nickname FROM customers c"  # the server rejects it: not counted
     engine, llm = engine_with(sampled_after_corrections([unknown, COLLAPSED, OTHER_RANKING, GROUPED]))
