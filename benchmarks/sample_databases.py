@@ -1,8 +1,8 @@
 """The sample databases of the SQL benchmark, loaded once into kb's private server and made readable
 by kb's read-only account: the public ones of ../shared/eval (Chinook, Northwind, classicmodels; the
-repository keeps only the questions about them, in benchmarks/data) and the university, airline and
-clinic databases that benchmarks/university_database.py, airline_database.py and clinic_database.py
-generate."""
+repository keeps only the questions about them, in benchmarks/data) and the university, airline,
+clinic and staff databases that benchmarks/university_database.py, airline_database.py,
+clinic_database.py and staff_database.py generate."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import airline_database
 import clinic_database
+import staff_database
 import university_database
 from common import ROOT, SHARED
 
@@ -52,6 +53,12 @@ SAMPLES = {
         (ROOT / ".kb" / "cache" / "benchmarks" / "clinic.sql",),
         7,
         clinic_database.script,
+    ),
+    "staff": SampleDatabase(
+        staff_database.NAME,
+        (ROOT / ".kb" / "cache" / "benchmarks" / "staff.sql",),
+        8,
+        staff_database.script,
     ),
 }
 

@@ -65,6 +65,7 @@ SETS = [
     SqlSet("university", "university (generated)", "sql_university.yaml", "university"),
     SqlSet("airline", "airline (generated)", "sql_airline.yaml", "airline"),
     SqlSet("clinic", "clinic (generated)", "sql_clinic.yaml", "clinic"),
+    SqlSet("staff", "staff (generated)", "sql_staff.yaml", "staff"),
     SqlSet("northwind", "Northwind (held out)", "sql_northwind.yaml", "northwind"),
     SqlSet("classicmodels", "classicmodels (held out)", "sql_classicmodels.yaml", "classicmodels"),
 ]
