@@ -122,6 +122,16 @@ def asks_how_many(question: str, table: str) -> bool:
     return False
 
 
+# Words that place a question at the present moment: general English, not taken from any labelled question.
+_NOW = re.compile(r"\b(?:current(?:ly)?|now|present(?:ly)?|today|at the moment|as of today)\b", re.I)
+
+
+def speaks_of_now(question: str) -> bool:
+    """Whether the question asks about the present: "current", "currently", "now", "at present",
+    "today", "at the moment"."""
+    return bool(_NOW.search(question))
+
+
 def _quoted(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
@@ -137,6 +147,7 @@ class Column:
     shared: Optional[str] = None  # a name several rows share: the key that tells those rows apart
     unique: bool = False  # every row holds its own value: the one-column key, a UNIQUE column, or data seen so
     times_of_day: bool = False  # a DATETIME or TIMESTAMP column some of whose values are not at midnight
+    nullable: bool = False  # it may hold NULL
 
     @property
     def kind(self) -> str:
@@ -171,14 +182,34 @@ class Table:
             if c.kind == "text" and not c.primary and not c.references and re.search("name|title", c.name, re.I)
         ]
 
+    def period_end(self) -> Optional[Column]:
+        """The column that ends each row's period when the table is a history of periods, else None: its
+        primary key has several columns, one of them a date or time (``PRIMARY KEY (emp_no, from_date)``:
+        one row per employee and start), and exactly one other date or time column may be NULL (``to_date``:
+        NULL while the period lasts, so the row in effect now is the one whose end is NULL)."""
+        keys = [c for c in self.columns if c.primary]
+        if len(keys) < 2 or not any(c.kind == "time" for c in keys):
+            return None
+        ends = [c for c in self.columns if not c.primary and c.kind == "time" and c.nullable]
+        return ends[0] if len(ends) == 1 else None
+
     def ddl(self) -> str:
-        lines = [f"CREATE TABLE {self.name} (" + (f"  -- {self.comment}" if self.comment else "")]
-        for i, col in enumerate(self.columns):
-            definition = f"  {col.name} {col.type_text}" + (" PRIMARY KEY" if col.primary else "")
+        """The table as a ``CREATE TABLE`` statement with the notes as comments. A key of one column is
+        marked on that column; a key of several (``PRIMARY KEY (emp_no, from_date)``: many rows per
+        ``emp_no``) is a constraint of its own, as a column marked ``PRIMARY KEY`` would say that column
+        alone tells the rows apart."""
+        keys = [col.name for col in self.columns if col.primary]
+        definitions = []
+        for col in self.columns:
+            definition = f"  {col.name} {col.type_text}" + (" PRIMARY KEY" if col.primary and len(keys) == 1 else "")
             if col.references:
                 definition += f" REFERENCES {col.references[0]}({col.references[1]})"
-            comma = "," if i < len(self.columns) - 1 else ""
-            lines.append(definition + comma + (f"  -- {'; '.join(col.notes)}" if col.notes else ""))
+            definitions.append((definition, f"  -- {'; '.join(col.notes)}" if col.notes else ""))
+        if len(keys) > 1:
+            definitions.append((f"  PRIMARY KEY ({', '.join(keys)})", ""))
+        lines = [f"CREATE TABLE {self.name} (" + (f"  -- {self.comment}" if self.comment else "")]
+        for i, (definition, note) in enumerate(definitions):
+            lines.append(definition + ("," if i < len(definitions) - 1 else "") + note)
         return "\n".join(lines) + "\n);"
 
 
@@ -268,6 +299,7 @@ class SchemaDescriber:
                 shown += " NOT NULL"
             column = Column(col_name, shown, primary=key == "PRI", notes=[col_comment] if col_comment else [])
             column.unique = key == "UNI"
+            column.nullable = nullable == "YES"
             column.references = declared.get(col_name) or (
                 None if column.primary else self._inferred_reference(col_name, name)
             )
