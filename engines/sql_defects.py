@@ -52,6 +52,33 @@ of the keys the schema declares or implies), never of the question's words:
   with a time (``'2025-07-31 23:59:59'``), on ``<`` (``col < '2025-08-01'`` is how a range ends), or on
   a function of the column (``DATE(col) = '2025-07-31'``).
 
+* **a NOT IN over the very rows it tests**: ``c NOT IN (SELECT c FROM t)`` in a query over ``t``
+  alone, where the subquery reads the same column of the same table with no condition of its own
+  (no ``WHERE``, ``GROUP BY``, ``HAVING`` or ``LIMIT``): every row's value is in the list, so the
+  condition is false for every row (``SELECT COUNT(*) FROM timesheets WHERE emp_no NOT IN (SELECT emp_no
+  FROM timesheets)`` for employees who logged nothing is 0 whatever the data). The rows without a
+  match are those of the table the column references; the message names it. It does not fire on a
+  subquery over another table, with a condition, on another column, or on ``IN`` without ``NOT``.
+* **a text compared with a value its column does not hold but another column does** (with the
+  schema's lists of values: :attr:`Column.values`, every value of an ENUM or of a text column with
+  few distinct values): ``emp.dept_code = 'Customer Support'`` (or ``IN (...)``) where
+  ``dept_code``'s values are codes ('SUP', ...) and 'Customer Support' is a value of
+  ``depts.dept_name``, in the table ``dept_code`` references or another table of the statement. No
+  row matches; the message names the column that holds the value and the join to it. It does not
+  fire when the column holds the value (compared as the server compares, without regard to case),
+  when its values are not all known (a sample of many), on a value no listed column holds (no
+  row may be the answer), or on ``LIKE``.
+* **the present asked of a history without its current row** (with the schema and the question:
+  :func:`kb.engines.sql_schema.speaks_of_now`, general words such as "current", "now", "today"): the
+  statement reads a table of periods (:meth:`Table.period_end`: a primary key of several columns
+  with a date among them, and one other date column that may be NULL, as in ``salaries(emp_no,
+  from_date, to_date, amount)``) and mentions that end column nowhere. Every period of the history
+  answers, where the question asks for the one in effect (``to_date IS NULL``); ``to_date IS NOT NULL``
+  keeps only the periods that ended. It does not fire when the statement uses the end column otherwise
+  (``IS NULL``, a comparison with a date), when the question does not speak of
+  the present ("the salary history"), or on a table without that shape (a one-column key, no
+  nullable date).
+
 And one decided from the rows a statement returned (``rows``):
 
 * **a ranking led by the group of NULLs**: a ``SELECT`` with ``GROUP BY``, an aggregate in its
@@ -111,7 +138,7 @@ from typing import Any, Optional
 from sqlglot import exp
 
 from kb.engines.sql_guard import parse_statement, table_named
-from kb.engines.sql_schema import Column, SchemaDescriber, Table, asks_how_many, asks_which
+from kb.engines.sql_schema import Column, SchemaDescriber, Table, asks_how_many, asks_which, speaks_of_now
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ)
 
@@ -154,9 +181,11 @@ def defects(
         ignored = _condition_ignoring_its_table(join)
         if ignored:
             found.append(ignored)
+    found.extend(_not_in_its_own_rows(tree, scope))
     if scope is not None:
         found.extend(_unrelated_keys(scope))
         found.extend(_bare_dates_on_times(scope))
+        found.extend(_value_of_another_column(scope))
     found += [said for said in (_null_group_first(tree, rows),) if said]
     if scope is not None and question:
         found += [
@@ -165,6 +194,7 @@ def defects(
                 _not_the_rows_asked(question, scope),
                 _rows_of_groups_counted(question, scope),
                 _count_of_another_table(question, scope),
+                _history_without_current_row(question, scope),
             )
             if said
         ]
@@ -547,3 +577,121 @@ def _count_of_another_table(question: str, scope: _Scope) -> str:
         f"it counts rows of {counted}, but the question asks how many {asked[0]}, and no column of {counted} "
         f"references {asked[0]}: count {asked[0]} rows (FROM {asked[0]}, with a JOIN to {counted} for its condition)"
     )
+
+
+def _not_in_its_own_rows(tree: exp.Expr, scope: Optional[_Scope]) -> list[str]:
+    found = []
+    for negation in tree.find_all(exp.Not):
+        member = negation.this
+        query = member.args.get("query") if isinstance(member, exp.In) else None
+        inner = query.this if isinstance(query, exp.Subquery) else query
+        outer = negation.find_ancestor(exp.Select)
+        if not isinstance(member.this, exp.Column) or not isinstance(inner, exp.Select) or outer is None:
+            continue
+        inner_table, outer_table = _single_table(inner), _single_table(outer)
+        if inner_table is None or outer_table is None or len(inner.expressions) != 1:
+            continue
+        if any(inner.args.get(part) for part in ("where", "group", "having", "limit")):
+            continue
+        picked = inner.expressions[0].unalias()
+        tested = member.this
+        if (
+            not isinstance(picked, exp.Column)
+            or picked.name.lower() != tested.name.lower()
+            or inner_table.name.lower() != outer_table.name.lower()
+            or tested.table.lower() not in ("", outer_table.alias_or_name.lower(), outer_table.name.lower())
+        ):
+            continue
+        placed = scope.place(tested) if scope is not None else None
+        target = placed[1].references if placed is not None else None
+        said = (
+            f"{negation.sql(dialect='mysql')} is false for every row of {outer_table.name}: the subquery lists the "
+            f"{tested.name} of every row it tests"
+        )
+        if target:
+            said += (
+                f"; the rows with no {outer_table.name} row are those of {target[0]} (which {tested.name} "
+                f"references): SELECT ... FROM {target[0]} WHERE {target[1]} NOT IN (SELECT {tested.name} FROM "
+                f"{outer_table.name})"
+            )
+        found.append(said)
+    return found
+
+
+def _text_literals(node: exp.Expr) -> Optional[tuple[exp.Column, list[str]]]:
+    """(the column, its string literals) of ``col = 'x'``, ``'x' = col``, ``col <> 'x'`` or ``col IN ('x',
+    ...)``; None for any other comparison."""
+    if isinstance(node, exp.In):
+        items = node.expressions
+        if not isinstance(node.this, exp.Column) or not items:
+            return None
+        if not all(isinstance(i, exp.Literal) and i.is_string for i in items):
+            return None
+        return node.this, [i.this for i in items]
+    if not isinstance(node, exp.Binary):
+        return None
+    for column, literal in ((node.left, node.right), (node.right, node.left)):
+        if isinstance(column, exp.Column) and isinstance(literal, exp.Literal) and literal.is_string:
+            return column, [literal.this]
+    return None
+
+
+def _value_of_another_column(scope: _Scope) -> list[str]:
+    found = []
+    for node in scope.tree.find_all(exp.EQ, exp.NEQ, exp.In):
+        compared = _text_literals(node)
+        placed = scope.place(compared[0]) if compared is not None else None
+        if compared is None or placed is None or placed[1].values is None:
+            continue
+        table, column = placed
+        known = placed[1].values
+        held = {v.casefold() for v in known}
+        for value in compared[1]:
+            if value.casefold() in held:
+                continue
+            neighbours = [column.references[0]] if column.references else []
+            holders = [
+                (other, c)
+                for name in dict.fromkeys([*neighbours, *scope.used])
+                if name in scope.schema.tables
+                for other in (scope.schema.table(name),)
+                for c in other.columns
+                if c is not column and c.values and value.casefold() in {v.casefold() for v in c.values}
+            ]
+            if not holders:
+                continue
+            other, holder = holders[0]
+            listed = ", ".join(f"'{v}'" for v in known[:8]) + (", ..." if len(known) > 8 else "")
+            said = (
+                f"'{value}' is not a value of {table.name}.{column.name} (its values: {listed}), so it matches no "
+                f"row in {node.sql(dialect='mysql')}; it is a value of {other.name}.{holder.name}"
+            )
+            if column.references and other.name.lower() == column.references[0].lower():
+                said += (
+                    f": JOIN {other.name} ON {other.name}.{column.references[1]} = {table.name}.{column.name} and "
+                    f"compare {other.name}.{holder.name}"
+                )
+            found.append(said)
+    return found
+
+
+def _history_without_current_row(question: str, scope: _Scope) -> str:
+    if not speaks_of_now(question):
+        return ""
+    for name in dict.fromkeys(scope.used):
+        table = scope.schema.table(name)
+        end = table.period_end()
+        if end is None:
+            continue
+        uses = [c for c in scope.tree.find_all(exp.Column) if c.name.lower() == end.name.lower()]
+        ended = [c for c in uses if isinstance(c.parent, exp.Is) and isinstance(c.parent.parent, exp.Not)]
+        if len(ended) < len(uses) or (uses and not ended):
+            continue  # IS NULL, or compared with a date: the statement chose its periods
+        keys = [c.name for c in table.columns if c.primary]
+        reads = f"keeps only the periods that have ended ({end.name} IS NOT NULL)" if ended else "reads every period"
+        return (
+            f"the question asks about the present, but each row of {table.name} is a period (key "
+            f"{', '.join(keys)}; {end.name} is NULL while it lasts) and the statement {reads}: the row in effect "
+            f"now has {table.name}.{end.name} IS NULL"
+        )
+    return ""

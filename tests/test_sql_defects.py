@@ -490,3 +490,145 @@ def test_a_bare_date_ending_a_range_on_a_column_with_times_of_day_is_a_defect(da
 )
 def test_ranges_that_keep_their_last_day_have_no_such_defect(dated_schema, sql):
     assert defects(sql, dated_schema) == []
+
+
+@pytest.fixture
+def staff_schema(db) -> SchemaDescriber:
+    """Departments with a code and a name, staff, and a salary history keyed by employee and start."""
+    for statement in (
+        "CREATE TABLE depts (dept_code CHAR(4) PRIMARY KEY, dept_name VARCHAR(40) NOT NULL)",
+        "CREATE TABLE emp (emp_no INT PRIMARY KEY, last_name VARCHAR(30), dept_code CHAR(4) NOT NULL, "
+        "exit_date DATE NULL, FOREIGN KEY (dept_code) REFERENCES depts (dept_code))",
+        "CREATE TABLE salaries (emp_no INT NOT NULL, from_date DATE NOT NULL, to_date DATE NULL, amount INT, "
+        "PRIMARY KEY (emp_no, from_date), FOREIGN KEY (emp_no) REFERENCES emp (emp_no))",
+        "CREATE TABLE timesheets (ts_id INT PRIMARY KEY, emp_no INT NOT NULL, hrs DECIMAL(4, 2), "
+        "FOREIGN KEY (emp_no) REFERENCES emp (emp_no))",
+        "INSERT INTO depts VALUES ('ENG', 'Engineering'), ('SUP', 'Customer Support')",
+        "INSERT INTO emp VALUES (1, 'Patel', 'ENG', NULL), (2, 'Jones', 'SUP', NULL), (3, 'Khan', 'SUP', '2024-05-01')",
+        "INSERT INTO salaries VALUES (1, '2020-01-01', '2023-01-01', 50000), (1, '2023-01-01', NULL, 56000), "
+        "(2, '2021-03-01', NULL, 41000), (3, '2019-02-01', '2024-05-01', 39000)",
+        "INSERT INTO timesheets VALUES (1, 1, 7.5), (2, 1, 4.0)",
+    ):
+        db.execute(statement)
+    database = db.fetchall("SELECT DATABASE()")[0][0]
+    return SchemaDescriber(db, database, ["depts", "emp", "salaries", "timesheets"])
+
+
+@pytest.mark.parametrize(
+    "sql, said",
+    [
+        (
+            "SELECT COUNT(*) FROM timesheets WHERE NOT emp_no IN (SELECT emp_no FROM timesheets)",
+            "NOT emp_no IN (SELECT emp_no FROM timesheets) is false for every row of timesheets: the subquery lists "
+            "the emp_no of every row it tests; the rows with no timesheets row are those of emp (which emp_no "
+            "references): SELECT ... FROM emp WHERE emp_no NOT IN (SELECT emp_no FROM timesheets)",
+        ),
+        (
+            "SELECT COUNT(*) FROM timesheets t WHERE t.emp_no NOT IN (SELECT emp_no AS e FROM timesheets)",
+            "is false for every row of timesheets",
+        ),
+    ],
+)
+def test_a_not_in_over_the_rows_it_tests_is_a_defect(staff_schema, db, sql, said):
+    [found] = defects(sql, staff_schema)
+    assert said in found
+    assert db.fetchall(sql)[0][0] == 0  # whatever the data: the defect is real
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT COUNT(*) FROM emp WHERE emp_no NOT IN (SELECT emp_no FROM timesheets)",  # another table
+        "SELECT COUNT(*) FROM timesheets WHERE emp_no NOT IN (SELECT emp_no FROM timesheets WHERE hrs > 5)",
+        "SELECT COUNT(*) FROM timesheets WHERE emp_no NOT IN (SELECT ts_id FROM timesheets)",  # another column
+        "SELECT COUNT(*) FROM timesheets WHERE emp_no IN (SELECT emp_no FROM timesheets)",  # no NOT
+        "SELECT COUNT(*) FROM timesheets t JOIN emp e ON e.emp_no = t.emp_no "
+        "WHERE t.emp_no NOT IN (SELECT emp_no FROM timesheets)",  # the outer query is a join
+    ],
+)
+def test_not_in_over_other_rows_has_no_such_defect(staff_schema, sql):
+    assert defects(sql, staff_schema) == []
+
+
+@pytest.mark.parametrize(
+    "sql, said",
+    [
+        (
+            "SELECT COUNT(*) FROM emp WHERE dept_code = 'Customer Support'",
+            "'Customer Support' is not a value of emp.dept_code (its values: 'SUP', 'ENG'), so it matches no row in "
+            "dept_code = 'Customer Support'; it is a value of depts.dept_name: JOIN depts ON depts.dept_code = "
+            "emp.dept_code and compare depts.dept_name",
+        ),
+        ("SELECT last_name FROM emp e WHERE e.dept_code IN ('ENG', 'Customer Support')", "depts.dept_name"),
+        ("SELECT COUNT(*) FROM emp WHERE 'Engineering' = dept_code", "it is a value of depts.dept_name"),
+    ],
+)
+def test_a_value_of_another_column_compared_with_a_column_is_a_defect(staff_schema, sql, said):
+    [found] = defects(sql, staff_schema)
+    assert said in found
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT COUNT(*) FROM emp WHERE dept_code = 'SUP'",  # a value it holds
+        "SELECT COUNT(*) FROM emp WHERE dept_code = 'sup'",  # compared without regard to case, as the server does
+        "SELECT COUNT(*) FROM emp WHERE dept_code = 'Marketing'",  # no listed column holds it: no row may be right
+        "SELECT COUNT(*) FROM emp e JOIN depts d ON d.dept_code = e.dept_code WHERE d.dept_name = 'Customer Support'",
+        "SELECT COUNT(*) FROM emp WHERE dept_code LIKE '%Support%'",
+    ],
+)
+def test_values_a_column_holds_or_no_column_holds_have_no_such_defect(staff_schema, sql):
+    assert defects(sql, staff_schema) == []
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        ("What is the current salary of employee 1?", "SELECT amount FROM salaries WHERE emp_no = 1"),
+        (
+            "What do the staff of Customer Support earn now?",
+            "SELECT SUM(s.amount) FROM salaries s JOIN emp e ON e.emp_no = s.emp_no WHERE e.dept_code = 'SUP'",
+        ),
+    ],
+)
+def test_the_present_asked_of_a_history_without_its_current_row_is_a_defect(staff_schema, db, question, sql):
+    [found] = defects(sql, staff_schema, question=question)
+    assert "each row of salaries is a period (key emp_no, from_date; to_date is NULL while it lasts)" in found
+    assert found.endswith("the statement reads every period: the row in effect now has salaries.to_date IS NULL")
+    assert len(db.fetchall(sql)) >= 1  # it ran, on every period
+
+
+def test_the_present_asked_of_a_history_read_for_its_ended_periods_is_a_defect(staff_schema):
+    """A correction told to keep the current row wrote the opposite."""
+    sql = "SELECT SUM(amount) FROM salaries s WHERE NOT s.to_date IS NULL"
+    [found] = defects(sql, staff_schema, question="What is the current salary bill?")
+    assert "keeps only the periods that have ended (to_date IS NOT NULL)" in found
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        (
+            "What is the current salary of employee 1?",
+            "SELECT amount FROM salaries WHERE emp_no = 1 AND to_date IS NULL",
+        ),
+        (
+            "What is the salary now of employee 1?",
+            "SELECT amount FROM salaries WHERE emp_no = 1 AND to_date > CURDATE()",
+        ),
+        ("What salaries has employee 1 had?", "SELECT amount FROM salaries WHERE emp_no = 1"),  # the whole history
+        ("Which employees are currently employed?", "SELECT last_name FROM emp WHERE exit_date IS NULL"),  # no periods
+        ("How many hours has employee 1 logged up to now?", "SELECT SUM(hrs) FROM timesheets WHERE emp_no = 1"),
+    ],
+)
+def test_histories_read_with_their_end_or_not_asked_about_now_have_no_such_defect(staff_schema, question, sql):
+    assert defects(sql, staff_schema, question=question) == []
+
+
+def test_a_key_of_several_columns_is_shown_as_a_constraint_of_its_own(staff_schema):
+    ddl = staff_schema.describe("salaries")
+    assert "  emp_no INT NOT NULL REFERENCES emp(emp_no)," in ddl or "  emp_no INT REFERENCES emp(emp_no)," in ddl
+    assert "PRIMARY KEY (emp_no, from_date)" in ddl
+    assert "emp_no INT PRIMARY KEY" not in ddl and "from_date DATE PRIMARY KEY" not in ddl
+    assert "  emp_no INT PRIMARY KEY," in staff_schema.describe("emp")  # a key of one column stays on it
