@@ -172,7 +172,7 @@ def script(seed: int = 2028) -> str:
             until = changes[i + 1] if i + 1 < len(changes) else left
             salaries.append((emp_no, since.isoformat(), until.isoformat() if until else None, amount))
             amount += rng.randrange(1, 9) * 1000
-        title_changes = changes[:: 2] if len(changes) > 2 else changes[:1]
+        title_changes = changes[::2] if len(changes) > 2 else changes[:1]
         for i, since in enumerate(title_changes):
             until = title_changes[i + 1] if i + 1 < len(title_changes) else left
             level = min(i + (1 if manager is None else 0), 2)

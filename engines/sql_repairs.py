@@ -251,6 +251,7 @@ class StatementRepairs:
         if nearest is None:
             return None
         owner, path = nearest
+        start, path = self._own_link(start, owner, path, outer)
         alias = start.alias_or_name
         wrong = outer_columns()
         for col in wrong:
@@ -260,8 +261,8 @@ class StatementRepairs:
         joins = select.args.get("joins") or []
         # A join's ON clause that used the column needs the new joins before it, not after
         needing = [i for i, join in enumerate(joins) if any(col.find_ancestor(exp.Join) is join for col in wrong)]
-        if any(joins[i].this is start for i in needing):
-            return None  # the join needing the column brings in the table the new joins start from
+        if needing and any(join.this is start for join in joins[needing[0] :]):
+            return None  # the new joins would come before the join that brings in the table they start from
         existing = len(joins)
         for a, a_col, b, b_col in path:
             left = alias if a == start.name else a
@@ -270,6 +271,27 @@ class StatementRepairs:
             joins = select.args["joins"]
             joins[:] = joins[: needing[0]] + joins[existing:] + joins[needing[0] : existing]
         return tree.sql(dialect="mysql")
+
+    def _own_link(
+        self, start: Any, owner: str, path: list[tuple[str, str, str, str]], outer: list[Any]
+    ) -> tuple[Any, list[tuple[str, str, str, str]]]:
+        """The table of the query to join ``owner`` from, and the chain: ``start`` (the table the column
+        was taken from) and its ``path``, unless that chain passes through a role (a foreign key not
+        named after what it references, :func:`_named_after_target`: ``projects.lead_no``) while exactly
+        one other table of the query reaches ``owner`` as near along foreign keys named after their
+        tables only (``assignments.emp_no``). The model took the column from a table that lacks it;
+        of the two links to ``owner``, the rows' own is the named one, the role is what some rows play
+        (the project's lead, where the question asks who is assigned)."""
+        if len(self._chains(start.name, owner, named_only=True)[0]) == len(path):
+            return start, path
+        others = []
+        for table in outer:
+            if table.name == start.name:
+                continue
+            chain, count = self._chains(table.name, owner, named_only=True)
+            if chain and count == 1 and len(chain) <= len(path):
+                others.append((table, chain))
+        return others[0] if len(others) == 1 else (start, path)
 
     def _bridge(self, select: Any, qualifier: str, column: str, outer: list[Any]) -> bool:
         """Join two tables through the tables between them, in place; False when this repair does not apply.

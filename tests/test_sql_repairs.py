@@ -156,6 +156,57 @@ def test_two_chains_through_roles_are_left_to_the_model(clinic):
     assert clinic.add_missing_join(sql, unknown("b.captain")) is None
 
 
+@pytest.fixture
+def staffing(db) -> StatementRepairs:
+    """Employees are assigned to projects; each project has a lead, another employee (a role)."""
+    for statement in (
+        "CREATE TABLE emp (emp_no INT PRIMARY KEY, last_name VARCHAR(30))",
+        "CREATE TABLE projects (proj_id INT PRIMARY KEY, proj_name VARCHAR(40), lead_no INT, "
+        "FOREIGN KEY (lead_no) REFERENCES emp (emp_no))",
+        "CREATE TABLE assignments (emp_no INT, proj_id INT, role VARCHAR(20), PRIMARY KEY (emp_no, proj_id), "
+        "FOREIGN KEY (emp_no) REFERENCES emp (emp_no), FOREIGN KEY (proj_id) REFERENCES projects (proj_id))",
+        "INSERT INTO emp VALUES (1, 'Patel'), (2, 'Jones'), (3, 'Khan')",
+        "INSERT INTO projects VALUES (10, 'Atlas', 1)",
+        "INSERT INTO assignments VALUES (2, 10, 'developer'), (3, 10, 'tester')",
+    ):
+        db.execute(statement)
+    database = db.fetchall("SELECT DATABASE()")[0][0]
+    return StatementRepairs(SchemaDescriber(db, database, ["emp", "projects", "assignments"]))
+
+
+def test_a_column_taken_from_a_table_linked_only_by_a_role_is_joined_along_the_other_tables_own_link(staffing, db):
+    """``T1.last_name`` on projects, which reaches emp only through its lead; assignments, also in the
+    query, reaches emp through emp_no: who is assigned is asked, so that is the join."""
+    sql = (
+        "SELECT T1.last_name FROM projects AS T1 JOIN assignments AS T2 ON T1.proj_id = T2.proj_id "
+        "WHERE T2.role = 'developer' AND T1.proj_name = 'Atlas'"
+    )
+    repaired = staffing.add_missing_join(sql, unknown("T1.last_name"))
+    assert repaired == (
+        "SELECT emp.last_name FROM projects AS T1 JOIN assignments AS T2 ON T1.proj_id = T2.proj_id "
+        "JOIN emp ON emp.emp_no = T2.emp_no WHERE T2.role = 'developer' AND T1.proj_name = 'Atlas'"
+    )
+    assert db.fetchall(repaired) == [("Jones",)]  # the developer, not the project's lead (Patel)
+
+
+@pytest.mark.parametrize(
+    "sql, joined",
+    [
+        # the table the column was taken from is the only one of the query: its role is the link
+        ("SELECT T1.last_name FROM projects AS T1 WHERE T1.proj_name = 'Atlas'", "emp.emp_no = T1.lead_no"),
+        # taken from the table with the named link: that one
+        (
+            "SELECT T2.last_name FROM projects AS T1 JOIN assignments AS T2 ON T1.proj_id = T2.proj_id",
+            "emp.emp_no = T2.emp_no",
+        ),
+    ],
+)
+def test_the_table_the_column_was_taken_from_keeps_the_join_when_no_other_table_is_linked_by_name(
+    staffing, sql, joined
+):
+    assert joined in staffing.add_missing_join(sql, unknown(sql.split()[1]))
+
+
 def test_a_table_named_where_the_statement_aliased_it_gets_the_alias(lending, db):
     """The server knows an aliased table only by its alias: ``books.title`` beside ``books AS b`` is
     unknown to it; the alias is what was meant (an equivalent repair of a statement that could not run)."""
