@@ -1,10 +1,11 @@
 """Text-to-SQL execution accuracy: kb's SQL engine against plain LlamaIndex, same model, same run.
 
-Six labelled sets with gold SQL (benchmarks/data):
+Eight labelled sets with gold SQL (benchmarks/data):
 
 * the demo business database (64 questions), Chinook (42) and the generated university (51,
-  benchmarks/university_database.py) and airline (43, benchmarks/airline_database.py) databases, each split into a ``dev`` part (may be studied to change
-  kb's rules and prompts) and a ``test`` part (only scored);
+  benchmarks/university_database.py), airline (43, airline_database.py), clinic (44,
+  clinic_database.py) and staff (56, staff_database.py) databases, each split into a ``dev`` part
+  (may be studied to change kb's rules and prompts) and a ``test`` part (only scored);
 * Northwind (45) and classicmodels (46), written before kb ever ran on them: ``test`` only.
 
 The public sample databases are read from ../shared/eval (benchmarks/sample_databases.py). For each question:
@@ -19,10 +20,12 @@ The public sample databases are read from ../shared/eval (benchmarks/sample_data
 
 A question counts as correct when the rows equal the gold rows as multisets (values compared after
 rounding numbers to 2 decimals; the order of columns is free, the set of columns is not). Also
-printed: time per question, and how many gold (legitimate) SELECTs the guard refuses (target 0).
+printed: time per question, how many gold (legitimate) SELECTs the guard refuses (target 0), and in
+how many gold statements one of kb's defect checks fires (each a check firing where it must not;
+target 0).
 Failures are printed question by question for ``dev`` parts only.
 
-Run: ``.venv/bin/python benchmarks/sql_accuracy.py [--sets demo,chinook,university,airline,northwind,classicmodels]
+Run: ``.venv/bin/python benchmarks/sql_accuracy.py [--sets demo,chinook,university,airline,clinic,staff,northwind,classicmodels]
 [--parts dev,test] [--candidates N] [--limit N] [--json FILE]`` (KB_PROFILE picks the model).
 """
 
@@ -42,6 +45,7 @@ from sample_databases import load_sample
 
 from kb.config import load_settings
 from kb.engines.sql import RAN_WITH_DEFECT, SQLEngine, result_key
+from kb.engines.sql_defects import defects
 from kb.engines.sql_guard import CheckedSQL, SQLRefused, clean
 from kb.models.factories import build_llm
 from kb.server.database import private_server
@@ -106,6 +110,7 @@ class Tally:
     kb_first: int = 0
     plain: int = 0
     gold_refused: int = 0
+    gold_flagged: int = 0  # gold statements kb's defect checks find a defect in: each a check firing wrongly
     seconds_kb: float = 0.0
     seconds_plain: float = 0.0
     candidates: int = 0  # candidate statements that ran, over the questions
@@ -121,6 +126,7 @@ class Tally:
             **{f"{k}_pct": v for k, v in pct.items()},
             "difference": round(pct["kb"] - pct["plain"], 1),
             "gold_refused": self.gold_refused,
+            "gold_flagged": self.gold_flagged,
             "seconds_per_question_kb": round(self.seconds_kb / self.n, 2),
             "seconds_per_question_plain": round(self.seconds_plain / self.n, 2),
             "candidates_per_question": round(self.candidates / self.n, 2),
@@ -132,7 +138,10 @@ def evaluate(sql_set: SqlSet, questions: list[dict], engine: SQLEngine, plain: A
     for number, item in enumerate(questions, start=1):
         part = item.get("part", "test")
         tally = tallies.setdefault(part, Tally())
-        gold = normalize(run_statement(engine, item["sql"]))
+        gold_rows = run_statement(engine, item["sql"])
+        gold = normalize(gold_rows)
+        flagged = defects(item["sql"], engine.sql_database.describer, rows=gold_rows, question=item["q"])
+        tally.gold_flagged += bool(flagged)
         try:
             engine.guard.check(item["sql"])
         except SQLRefused as refusal:
@@ -171,6 +180,8 @@ def evaluate(sql_set: SqlSet, questions: list[dict], engine: SQLEngine, plain: A
         print(f"  [{sql_set.key} {part} {number}/{len(questions)}] {verdict}", flush=True)
         if part == "dev":  # test parts are scored, never read question by question
             print(f"      {item['q']}", flush=True)
+            if flagged:
+                print("      gold flagged: " + " | ".join(flagged), flush=True)
             if not kb_ok:
                 print("      gold: " + item["sql"], flush=True)
                 print("      kb tried: " + " | ".join(f"{a.sql} -> {a.error or 'ran'}" for a in outcome.attempts))
@@ -258,6 +269,7 @@ def main() -> None:
             f"  {key} {part} a statement ran with a defect on {d['n']}: first statement right {d['first']}, kb {d['kb']}"
         )
         print(f"  {key} {part} rescue samples written on {r['n']}: one answered {r['answered']}, kb {r['kb']}")
+        print(f"  {key} {part} gold statements in which a defect check fires (wrongly): {tally.gold_flagged}")
     if args.json:
         figures = {f"{key}/{part}": tally.row() for (key, part), tally in results.items()}
         args.json.write_text(json.dumps({"candidates": candidates, "sets": figures}, indent=2))
