@@ -667,8 +667,9 @@ def _value_of_another_column(scope: _Scope) -> list[str]:
                 f"row in {node.sql(dialect='mysql')}; it is a value of {other.name}.{holder.name}"
             )
             if column.references and other.name.lower() == column.references[0].lower():
+                written = compared[0].table or table.name  # the statement's own name for the table (an alias)
                 said += (
-                    f": JOIN {other.name} ON {other.name}.{column.references[1]} = {table.name}.{column.name} and "
+                    f": JOIN {other.name} ON {other.name}.{column.references[1]} = {written}.{column.name} and "
                     f"compare {other.name}.{holder.name}"
                 )
             found.append(said)
@@ -690,7 +691,7 @@ def _history_without_current_row(question: str, scope: _Scope) -> str:
         keys = [c.name for c in table.columns if c.primary]
         reads = f"keeps only the periods that have ended ({end.name} IS NOT NULL)" if ended else "reads every period"
         return (
-            f"the question asks about the present, but each row of {table.name} is a period (key "
+            f"the question asks about the present, and each row of {table.name} is a period (key "
             f"{', '.join(keys)}; {end.name} is NULL while it lasts) and the statement {reads}: the row in effect "
             f"now has {table.name}.{end.name} IS NULL"
         )

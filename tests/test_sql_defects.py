@@ -559,7 +559,10 @@ def test_not_in_over_other_rows_has_no_such_defect(staff_schema, sql):
             "dept_code = 'Customer Support'; it is a value of depts.dept_name: JOIN depts ON depts.dept_code = "
             "emp.dept_code and compare depts.dept_name",
         ),
-        ("SELECT last_name FROM emp e WHERE e.dept_code IN ('ENG', 'Customer Support')", "depts.dept_name"),
+        (
+            "SELECT last_name FROM emp e WHERE e.dept_code IN ('ENG', 'Customer Support')",
+            "JOIN depts ON depts.dept_code = e.dept_code and compare depts.dept_name",
+        ),
         ("SELECT COUNT(*) FROM emp WHERE 'Engineering' = dept_code", "it is a value of depts.dept_name"),
     ],
 )
