@@ -636,6 +636,21 @@ def _text_literals(node: exp.Expr) -> Optional[tuple[exp.Column, list[str]]]:
     return None
 
 
+def _listed_holder(value: str, column: Column, scope: _Scope) -> Optional[tuple[Table, Column]]:
+    """The first column other than ``column``, in the table ``column`` references or a table the
+    statement reads, whose listed values hold ``value`` (compared without regard to case, as the
+    server compares); None: none does."""
+    wanted = value.casefold()
+    nearby = [column.references[0]] if column.references else []
+    tables = {name.lower(): name for name in scope.schema.tables}
+    for name in dict.fromkeys(tables[n.lower()] for n in [*nearby, *scope.used] if n.lower() in tables):
+        table = scope.schema.table(name)
+        for other in table.columns:
+            if other is not column and other.values and wanted in {v.casefold() for v in other.values}:
+                return table, other
+    return None
+
+
 def _value_of_another_column(scope: _Scope) -> list[str]:
     found = []
     for node in scope.tree.find_all(exp.EQ, exp.NEQ, exp.In):
@@ -644,23 +659,13 @@ def _value_of_another_column(scope: _Scope) -> list[str]:
         if compared is None or placed is None or placed[1].values is None:
             continue
         table, column = placed
-        known = placed[1].values
+        known = column.values or []
         held = {v.casefold() for v in known}
         for value in compared[1]:
-            if value.casefold() in held:
+            found_in = _listed_holder(value, column, scope) if value.casefold() not in held else None
+            if found_in is None:
                 continue
-            neighbours = [column.references[0]] if column.references else []
-            holders = [
-                (other, c)
-                for name in dict.fromkeys([*neighbours, *scope.used])
-                if name in scope.schema.tables
-                for other in (scope.schema.table(name),)
-                for c in other.columns
-                if c is not column and c.values and value.casefold() in {v.casefold() for v in c.values}
-            ]
-            if not holders:
-                continue
-            other, holder = holders[0]
+            other, holder = found_in
             listed = ", ".join(f"'{v}'" for v in known[:8]) + (", ..." if len(known) > 8 else "")
             said = (
                 f"'{value}' is not a value of {table.name}.{column.name} (its values: {listed}), so it matches no "
@@ -686,7 +691,7 @@ def _history_without_current_row(question: str, scope: _Scope) -> str:
             continue
         uses = [c for c in scope.tree.find_all(exp.Column) if c.name.lower() == end.name.lower()]
         ended = [c for c in uses if isinstance(c.parent, exp.Is) and isinstance(c.parent.parent, exp.Not)]
-        if len(ended) < len(uses) or (uses and not ended):
+        if len(ended) < len(uses):
             continue  # IS NULL, or compared with a date: the statement chose its periods
         keys = [c.name for c in table.columns if c.primary]
         reads = f"keeps only the periods that have ended ({end.name} IS NOT NULL)" if ended else "reads every period"
