@@ -1,8 +1,8 @@
 """The sample databases of the SQL benchmark, loaded once into kb's private server and made readable
 by kb's read-only account: the public ones of ../shared/eval (Chinook, Northwind, classicmodels; the
 repository keeps only the questions about them, in benchmarks/data) and the university, airline,
-clinic and staff databases that benchmarks/university_database.py, airline_database.py,
-clinic_database.py and staff_database.py generate."""
+clinic, staff and rental databases that benchmarks/university_database.py, airline_database.py,
+clinic_database.py, staff_database.py and rental_database.py generate."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import airline_database
 import clinic_database
+import rental_database
 import staff_database
 import university_database
 from common import ROOT, SHARED
@@ -59,6 +60,12 @@ SAMPLES = {
         (ROOT / ".kb" / "cache" / "benchmarks" / "staff.sql",),
         8,
         staff_database.script,
+    ),
+    "rental": SampleDatabase(
+        rental_database.NAME,
+        (ROOT / ".kb" / "cache" / "benchmarks" / "rental.sql",),
+        10,
+        rental_database.script,
     ),
 }
 

@@ -1,11 +1,12 @@
 """Text-to-SQL execution accuracy: kb's SQL engine against plain LlamaIndex, same model, same run.
 
-Eight labelled sets with gold SQL (benchmarks/data):
+Nine labelled sets with gold SQL (benchmarks/data):
 
 * the demo business database (64 questions), Chinook (42) and the generated university (51,
   benchmarks/university_database.py), airline (43, airline_database.py), clinic (44,
-  clinic_database.py) and staff (56, staff_database.py) databases, each split into a ``dev`` part
-  (may be studied to change kb's rules and prompts) and a ``test`` part (only scored);
+  clinic_database.py), staff (56, staff_database.py) and rental (56, rental_database.py) databases,
+  each split into a ``dev`` part (may be studied to change kb's rules and prompts) and a ``test``
+  part (only scored);
 * Northwind (45) and classicmodels (46), written before kb ever ran on them: ``test`` only.
 
 The public sample databases are read from ../shared/eval (benchmarks/sample_databases.py). For each question:
@@ -25,7 +26,7 @@ how many gold statements one of kb's defect checks fires (each a check firing wh
 target 0).
 Failures are printed question by question for ``dev`` parts only.
 
-Run: ``.venv/bin/python benchmarks/sql_accuracy.py [--sets demo,chinook,university,airline,clinic,staff,northwind,classicmodels]
+Run: ``.venv/bin/python benchmarks/sql_accuracy.py [--sets demo,chinook,university,airline,clinic,staff,rental,northwind,classicmodels]
 [--parts dev,test] [--candidates N] [--limit N] [--json FILE]`` (KB_PROFILE picks the model).
 """
 
@@ -70,6 +71,7 @@ SETS = [
     SqlSet("airline", "airline (generated)", "sql_airline.yaml", "airline"),
     SqlSet("clinic", "clinic (generated)", "sql_clinic.yaml", "clinic"),
     SqlSet("staff", "staff (generated)", "sql_staff.yaml", "staff"),
+    SqlSet("rental", "rental (generated)", "sql_rental.yaml", "rental"),
     SqlSet("northwind", "Northwind (held out)", "sql_northwind.yaml", "northwind"),
     SqlSet("classicmodels", "classicmodels (held out)", "sql_classicmodels.yaml", "classicmodels"),
 ]
