@@ -93,6 +93,20 @@ def words(text: str) -> tuple[str, ...]:
     return tuple(_WORD.findall(text.casefold()))
 
 
+def other_number(word: str) -> str:
+    """The plural of a singular ``word`` or the singular of a plural one, by its final "s" alone
+    ("van" and "vans", "sales" and "sale"): enough to match a one-word value against a question."""
+    return word[:-1] if word.endswith("s") else word + "s"
+
+
+def mentions(question: str, value: str) -> bool:
+    """Whether the question names ``value``: the value's words in a row among the question's, case
+    and punctuation aside (a one-word value also in the other number: :func:`other_number`)."""
+    said, wanted = words(question), words(value)
+    forms = {wanted, (other_number(wanted[0]),)} if len(wanted) == 1 else {wanted}
+    return bool(wanted) and any(said[i : i + len(wanted)] in forms for i in range(len(said) - len(wanted) + 1))
+
+
 @dataclass(frozen=True)
 class ValueLink:
     """A stored value the question names, and the columns that hold it."""
@@ -188,7 +202,7 @@ class ValueIndex:
                 key = said[start : start + size]
                 stored = index.get(key)
                 if stored is None and size == 1:  # one word: singular or plural of a stored value
-                    stored = index.get((key[0][:-1],)) if key[0].endswith("s") else index.get((key[0] + "s",))
+                    stored = index.get((other_number(key[0]),))
                 for value, places in sorted((stored or {}).items()):
                     categorical = any(c for _, c in places)
                     if size == 1 and not categorical and not written[start][:1].isupper():
