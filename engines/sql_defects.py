@@ -2,8 +2,8 @@
 the schema's keys.
 
 MariaDB (without ``ONLY_FULL_GROUP_BY``) runs statements whose result no question could have asked
-for; a small model writes them often. Each defect here is a property of the SQL text (the third also
-of the keys the schema declares or implies), never of the question's words:
+for; a small model writes them often. Most defects here are properties of the SQL text and the
+schema's keys and values; those decided with the question's words come last:
 
 * **an aggregate collapses the rows**: a ``SELECT`` with an aggregate function (``COUNT``, ``SUM``,
   ``AVG``, ``MIN``, ``MAX``, ...) in its select list, ``ORDER BY`` or ``HAVING``, no ``GROUP BY``, and a
@@ -79,7 +79,26 @@ of the keys the schema declares or implies), never of the question's words:
   the present ("the salary history"), or on a table without that shape (a one-column key, no
   nullable date).
 
-And one decided from the rows a statement returned (``rows``):
+* **a word compared with a number column** (with the schema): ``Rentals.StatusID = 'Cancelled'``
+  where the column is a number and a listed column of the table it references (or of a table the
+  statement reads) holds the word. The server reads the word as 0, without an error or a warning,
+  so no row matches; the message names the column that holds the word and the join. It does not fire
+  on a number written as a string (``StatusID = '4'``) or on a word no listed column holds.
+* **a join that only repeats rows** (with the schema): an inner ``JOIN`` of a table none of whose
+  columns the statement uses outside the join's own ``ON``, which pairs its reference with the key
+  of the table it references (``Customers c JOIN Rentals r ON r.CustomerCode = c.CustomerCode``), in
+  a statement without an aggregate, ``GROUP BY`` or ``DISTINCT``: every row of the referenced table
+  comes back once per referencing row. The message gives the statement without the join. It does
+  not fire when a column of the joined table is selected or filtered on, when the join goes to the
+  referenced side (each row meets at most one), on ``DISTINCT``, an aggregate or ``GROUP BY``.
+* **an answer the statement fixes itself**: every selected column is tied by the equalities of the
+  ``WHERE`` and of inner joins' ``ON`` to a constant, through at least one other column
+  (``SELECT s2.SupervisorID FROM Staff s1 JOIN Staff s2 ON s1.StaffID = s2.SupervisorID WHERE
+  s1.StaffID = 108`` can only answer 108). The message names the row the constant picks. It does not
+  fire on a column fixed by its own condition alone (``SELECT id FROM t WHERE id = 5`` tests that the
+  row exists), on a column another condition does not fix, or through an outer join.
+
+And two decided from the rows a statement returned (``rows``):
 
 * **a ranking led by the group of NULLs**: a ``SELECT`` with ``GROUP BY``, an aggregate in its
   ``ORDER BY`` and a ``LIMIT``, whose first row has NULL in a selected column it groups by.
@@ -87,6 +106,11 @@ And one decided from the rows a statement returned (``rows``):
   provider names no provider. It does not fire without a ``LIMIT`` (a list of every group may show
   the NULL group among the others), on a NULL in a column that is not grouped by (an aggregate of
   nothing, a missing date), or when the NULL row is not the first.
+* **figures of groups that do not say whose they are**: a ``SELECT`` with ``GROUP BY`` whose every
+  selected expression is an aggregate, and that returned several rows (``SELECT COUNT(*) FROM
+  RentalItems GROUP BY RentalID HAVING COUNT(*) > 2`` for "how many rentals have more than two
+  items?"): no row can be read on its own. The message gives the statement that counts the groups.
+  It does not fire when a group key (or any plain column) is selected, or on a single row.
 
 And one decided from the statement, the schema and whether the question asks which rows of a table
 (:func:`kb.engines.sql_schema.asks_which`: "which product", "the customer who"; general
@@ -123,6 +147,13 @@ interrogatives, no word of any labelled question) (``question``):
   of U references T (``COUNT(*) FROM invoice_lines`` for "how many tracks were sold": each line a
   sale of a track), on a join (the count is of the joined rows), or when the question counts no
   table ("how many cities ...").
+* **an id where the question names the row's value**: the statement compares a column that
+  references a table with a number (``Rentals.StatusID = 1``), the question does not give that
+  number, and it names a value of a listed text column of the referenced table ("cancelled":
+  ``RentalStatuses.StatusName`` holds 'Cancelled') that the statement does not read. The id was
+  guessed; the message gives the statement that joins the table and compares the name. It does not
+  fire when the question gives the number, names no value of that table, or when the statement
+  compares the name column too, nor on a column that references nothing (a row's own key).
 
 None is rewritten: :class:`kb.engines.sql.SQLEngine` gives the statement back to the model with
 the defect as its error, and answers from the statement as written when no correction runs clean.
@@ -139,7 +170,9 @@ from sqlglot import exp
 
 from kb.engines.sql_guard import parse_statement, table_named
 from kb.engines.sql_schema import Column, SchemaDescriber, Table, asks_how_many, asks_which, speaks_of_now
+from kb.engines.sql_values import mentions, words
 
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ)
 
 
@@ -182,11 +215,13 @@ def defects(
         if ignored:
             found.append(ignored)
     found.extend(_not_in_its_own_rows(tree, scope))
+    found += [said for said in (_answer_fixed_by_its_conditions(tree),) if said]
     if scope is not None:
         found.extend(_unrelated_keys(scope))
         found.extend(_bare_dates_on_times(scope))
         found.extend(_value_of_another_column(scope))
-    found += [said for said in (_null_group_first(tree, rows),) if said]
+        found += [said for said in (_join_that_repeats_rows(scope),) if said]
+    found += [said for said in (_null_group_first(tree, rows), _counts_without_their_groups(tree, rows)) if said]
     if scope is not None and question:
         found += [
             said
@@ -198,6 +233,7 @@ def defects(
             )
             if said
         ]
+        found.extend(_id_for_a_named_value(question, scope))
     return found
 
 
@@ -653,22 +689,28 @@ def _listed_holder(value: str, column: Column, scope: _Scope) -> Optional[tuple[
 
 def _value_of_another_column(scope: _Scope) -> list[str]:
     found = []
-    for node in scope.tree.find_all(exp.EQ, exp.NEQ, exp.In):
+    for position, node in enumerate(scope.tree.find_all(exp.EQ, exp.NEQ, exp.In)):
         compared = _text_literals(node)
         placed = scope.place(compared[0]) if compared is not None else None
-        if compared is None or placed is None or placed[1].values is None:
+        if compared is None or placed is None:
             continue
         table, column = placed
+        numeric = column.kind == "number"  # a word compared with a number column is read as 0
+        if column.values is None and not numeric:
+            continue  # its values are not all known
         known = column.values or []
         held = {v.casefold() for v in known}
         for value in compared[1]:
-            found_in = _listed_holder(value, column, scope) if value.casefold() not in held else None
+            if value.casefold() in held or (numeric and _NUMBER.fullmatch(value.strip())):
+                continue
+            found_in = _listed_holder(value, column, scope)
             if found_in is None:
                 continue
             other, holder = found_in
             listed = ", ".join(f"'{v}'" for v in known[:8]) + (", ..." if len(known) > 8 else "")
             said = (
-                f"'{value}' is not a value of {table.name}.{column.name} (its values: {listed}), so it matches no "
+                f"'{value}' is not a value of {table.name}.{column.name} "
+                f"({'a number column' if numeric else f'its values: {listed}'}), so it matches no "
                 f"row in {node.sql(dialect='mysql')}; it is a value of {other.name}.{holder.name}"
             )
             if column.references and other.name.lower() == column.references[0].lower():
@@ -677,8 +719,27 @@ def _value_of_another_column(scope: _Scope) -> list[str]:
                     f": JOIN {other.name} ON {other.name}.{column.references[1]} = {written}.{column.name} and "
                     f"compare {other.name}.{holder.name}"
                 )
+                key = _label_key(other, holder, value)
+                if key is not None and len(compared[1]) == 1 and not isinstance(node, exp.In):
+                    literal = exp.Literal.number(key) if numeric else exp.Literal.string(key)
+                    rewritten = scope.tree.copy()
+                    target = list(rewritten.find_all(exp.EQ, exp.NEQ, exp.In))[position]
+                    target.replace(target.__class__(this=compared[0].copy(), expression=literal))
+                    said += (
+                        f"; or compare the key: '{value}' is {other.name}.{column.references[1]} "
+                        f"{literal.sql(dialect='mysql')}: {rewritten.sql(dialect='mysql')}"
+                    )
             found.append(said)
     return found
+
+
+def _label_key(lookup: Table, column: Column, value: str) -> Optional[str]:
+    """The key of the row of small lookup table ``lookup`` (:attr:`Table.labels`) whose name in
+    ``column`` is ``value`` (compared as the server compares, without regard to case); None when
+    ``lookup`` is not such a table or no row has that name."""
+    if lookup.label_column != column.name:
+        return None
+    return next((key for key, label in lookup.labels.items() if label.casefold() == value.casefold()), None)
 
 
 def _history_without_current_row(question: str, scope: _Scope) -> str:
@@ -701,3 +762,244 @@ def _history_without_current_row(question: str, scope: _Scope) -> str:
             f"now has {table.name}.{end.name} IS NULL"
         )
     return ""
+
+
+def _counts_without_their_groups(tree: exp.Expr, rows: Sequence[dict[str, Any]]) -> str:
+    if not isinstance(tree, exp.Select) or len(rows) < 2 or not tree.expressions:
+        return ""
+    group = tree.args.get("group")
+    if group is None:
+        return ""
+    for projection in tree.expressions:
+        aggregates = [a for a in projection.find_all(exp.AggFunc) if _own(a, tree)]
+        loose = [c for c in projection.find_all(exp.Column) if _own(c, tree) and c.find_ancestor(exp.AggFunc) is None]
+        if not aggregates or loose:
+            return ""  # a group key (or another plain column) is selected: each row says whose figure it is
+    keys = ", ".join(key.sql(dialect="mysql") for key in group.expressions)
+    shown = tree.expressions[0].unalias().sql(dialect="mysql")
+    return (
+        f"it returns {len(rows)} rows, one {shown} per group of {keys}, and selects nothing that says which group "
+        f"a row is; to answer with one number, count the groups: SELECT COUNT(*) FROM ({tree.sql(dialect='mysql')}) "
+        f"AS g; to answer per group, select {keys} beside {shown}"
+    )
+
+
+def _conjuncts(condition: Optional[exp.Expr]) -> list[exp.Expr]:
+    """The parts of ``condition`` joined by AND (the whole condition when it has no AND)."""
+    if condition is None:
+        return []
+    if isinstance(condition, exp.Paren):
+        return _conjuncts(condition.this)
+    if isinstance(condition, exp.And):
+        return _conjuncts(condition.left) + _conjuncts(condition.right)
+    return [condition]
+
+
+def _inner(join: exp.Join) -> bool:
+    """Whether ``join`` is an inner join (``JOIN``, ``INNER JOIN``): no side, no CROSS, no USING."""
+    return (
+        not join.args.get("side")
+        and (join.args.get("kind") or "INNER").upper() == "INNER"
+        and not join.args.get("using")
+    )
+
+
+def _answer_fixed_by_its_conditions(tree: exp.Expr) -> str:
+    if not isinstance(tree, exp.Select) or not tree.expressions or tree.args.get("group"):
+        return ""
+    where = tree.args.get("where")
+    conditions = _conjuncts(where.this if where is not None else None)
+    for join in tree.args.get("joins") or []:
+        if _inner(join):  # its ON holds for every row
+            conditions += _conjuncts(join.args.get("on"))
+
+    def key(column: exp.Column) -> tuple[str, str]:
+        return column.table.lower(), column.name.lower()
+
+    equal: dict[tuple[str, str], set[tuple[str, str]]] = {}  # a column -> the columns an equality pairs it with
+    constant: dict[tuple[str, str], str] = {}  # a column -> the literal an equality sets it to
+    written: dict[tuple[str, str], str] = {}  # a column -> as the statement writes it
+    for condition in conditions:
+        left, right = (condition.left, condition.right) if isinstance(condition, exp.EQ) else (None, None)
+        for side in (left, right):
+            if isinstance(side, exp.Column):
+                written[key(side)] = side.sql(dialect="mysql")
+        if isinstance(left, exp.Column) and isinstance(right, exp.Column):
+            equal.setdefault(key(left), set()).add(key(right))
+            equal.setdefault(key(right), set()).add(key(left))
+        for column, literal in ((left, right), (right, left)):
+            if isinstance(column, exp.Column) and isinstance(literal, exp.Literal):
+                constant[key(column)] = literal.sql(dialect="mysql")
+    fixed = []
+    for projection in tree.expressions:
+        if not isinstance(projection, exp.Column):
+            return ""
+        reached, frontier = {key(projection)}, [key(projection)]
+        while frontier:
+            for other in equal.get(frontier.pop(), set()) - reached:
+                reached.add(other)
+                frontier.append(other)
+        value = next((constant[c] for c in sorted(reached) if c in constant), None)
+        if value is None or len(reached) < 2:
+            return ""  # not fixed, or fixed by its own condition alone ("SELECT id FROM t WHERE id = 5")
+        fixed.append((projection, value, reached))
+    projection, value, reached = fixed[0]
+    shown = projection.sql(dialect="mysql")
+    through = " = ".join(written[c] for c in sorted(reached - {key(projection)}))
+    said = (
+        f"every row it returns has {shown} = {value}, a value the statement fixes itself ({shown} = {through} = "
+        f"{value}): it answers with the question's own value"
+    )
+    fixing = next(c for c in sorted(reached) if c in constant and constant[c] == value)
+    qualifier, column = fixing[0], written[fixing].split(".")[-1]
+    table = table_named(tree, qualifier) if qualifier else None
+    if table:
+        asked = projection.name if table.lower() == (table_named(tree, projection.table) or "").lower() else "..."
+        said += (
+            f"; the row the question means is the {table} row whose {column} is {value}: select what the question "
+            f"asks from that row alone (SELECT {asked} FROM {table} WHERE {column} = {value})"
+        )
+    return said
+
+
+def _join_that_repeats_rows(scope: _Scope) -> str:
+    tree = scope.tree
+    if not isinstance(tree, exp.Select) or tree.args.get("group") or tree.args.get("distinct"):
+        return ""
+    if any(_own(a, tree) for p in tree.expressions for a in p.find_all(exp.AggFunc)):
+        return ""  # an aggregate counts or totals the joined rows: another check's matter
+    if any(not c.table and scope.place(c) is None for c in tree.find_all(exp.Column)):
+        return ""  # a column kb cannot place might be the joined table's
+    for join in tree.args.get("joins") or []:
+        joined, on = join.this, join.args.get("on")
+        if not isinstance(joined, exp.Table) or not isinstance(on, exp.EQ) or not _inner(join):
+            continue
+        if not all(isinstance(side, exp.Column) and side.table for side in (on.left, on.right)):
+            continue
+        mine = joined.alias_or_name.lower()
+        own = [side for side in (on.left, on.right) if side.table.lower() == mine]
+        other = [side for side in (on.left, on.right) if side.table.lower() != mine]
+        if len(own) != 1 or len(other) != 1:
+            continue
+        placed_own, placed_other = scope.place(own[0]), scope.place(other[0])
+        if placed_own is None or placed_other is None:
+            continue
+        (many, reference), (one, key) = placed_own, placed_other
+        if many.name == one.name or _references(reference) != one.name.lower() or reference.unique:
+            continue
+        if not (key.primary or key.unique):
+            continue
+        used = [
+            c
+            for c in tree.find_all(exp.Column)
+            if c.find_ancestor(exp.Join) is not join
+            and (scope.place(c) or (one,))[0] is many
+            and (c.table.lower() == mine or not c.table)
+        ]
+        if used:
+            continue  # the joined table's columns are selected or filtered on
+        where = tree.args.get("where")
+        fixed = [
+            c
+            for c in _conjuncts(where.this if where is not None else None)
+            if isinstance(c, exp.EQ)
+            and any(
+                isinstance(side, exp.Column)
+                and side.name.lower() == key.name.lower()
+                and side.table.lower() in ("", other[0].table.lower())
+                for side in (c.left, c.right)
+            )
+            and any(isinstance(side, exp.Literal) for side in (c.left, c.right))
+        ]
+        if not fixed:
+            continue  # a list of rows: whether repeating them is wrong depends on what is asked
+        exact = tree.copy()
+        exact.args["joins"][tree.args["joins"].index(join)].pop()
+        exists = exp.Exists(this=exp.select("1").from_(joined.copy()).where(on.copy()))
+        exact = exact.where(exists)
+        return (
+            f"the JOIN of {many.name} is used by nothing but its ON condition, and {many.name}.{reference.name} "
+            f"references {one.name}, so the one {one.name} row the WHERE picks comes back once for every "
+            f"{many.name} row of it; test for those rows instead of joining them: {exact.sql(dialect='mysql')}"
+        )
+    return ""
+
+
+def _number_literals(node: exp.Expr) -> Optional[tuple[exp.Column, list[str]]]:
+    """(the column, its number literals) of ``col = 3``, ``3 = col`` or ``col IN (3, ...)``; else None."""
+    if isinstance(node, exp.In):
+        items = node.expressions
+        if (
+            isinstance(node.this, exp.Column)
+            and items
+            and all(isinstance(i, exp.Literal) and not i.is_string for i in items)
+        ):
+            return node.this, [i.this for i in items]
+        return None
+    if isinstance(node, exp.EQ):
+        for column, literal in ((node.left, node.right), (node.right, node.left)):
+            if isinstance(column, exp.Column) and isinstance(literal, exp.Literal) and not literal.is_string:
+                return column, [literal.this]
+    return None
+
+
+def _id_for_a_named_value(question: str, scope: _Scope) -> list[str]:
+    found = []
+    said = set(words(question))
+    read = {c.name.lower() for c in scope.tree.find_all(exp.Column)}
+    read_tables = {t.lower() for t in scope.used}
+    for position, node in enumerate(scope.tree.find_all(exp.EQ, exp.In)):
+        compared = _number_literals(node)
+        placed = scope.place(compared[0]) if compared is not None else None
+        if compared is None or placed is None or not placed[1].references:
+            continue
+        if any(number in said for number in compared[1]):
+            continue  # the question gives the id itself
+        table, column = placed
+        target = scope.tables.get(_references(column))
+        if target is None:
+            continue
+        lookup = scope.schema.table(target)
+        for holder in lookup.columns:
+            if holder.primary or holder.references or not holder.values or holder.name.lower() in read:
+                continue
+            named = [value for value in holder.values if mentions(question, value)]
+            if not named:
+                continue
+            labels = lookup.labels if lookup.label_column == holder.name else {}
+            if labels and all(
+                labels.get(number, "").casefold() in {v.casefold() for v in named} for number in compared[1]
+            ):
+                continue  # the ids of the very values the question names
+            written = compared[0].table or table.name
+            join = f"{lookup.name}.{column.references[1]} = {written}.{column.name}"
+            said = (
+                f"the question names '{named[0]}', a value of {lookup.name}.{holder.name}, but the statement "
+                f"compares {written}.{column.name} with the id {', '.join(compared[1])}"
+            )
+            rewritten = scope.tree.copy()
+            target = list(rewritten.find_all(exp.EQ, exp.In))[position]
+            key = _label_key(lookup, holder, named[0])
+            if key is not None and _NUMBER.fullmatch(key):  # the lookup table is small: the named value's id
+                said += f", which is {', '.join(repr(labels.get(n, '?')) for n in compared[1])}; '{named[0]}' is {key}"
+                if len(compared[1]) == 1:
+                    target.replace(exp.EQ(this=compared[0].copy(), expression=exp.Literal.number(key)))
+                    said += f": {rewritten.sql(dialect='mysql')}"
+            else:
+                said += (
+                    f", which the question does not give: JOIN {lookup.name} ON {join} and compare "
+                    f"{lookup.name}.{holder.name} = '{named[0]}'"
+                )
+                if (
+                    isinstance(rewritten, exp.Select)
+                    and len(compared[1]) == 1
+                    and lookup.name.lower() not in read_tables
+                ):
+                    by_name = exp.EQ(
+                        this=exp.column(holder.name, table=lookup.name), expression=exp.Literal.string(named[0])
+                    )
+                    target.replace(by_name)
+                    said += f": {rewritten.join(lookup.name, on=join).sql(dialect='mysql')}"
+            found.append(said)
+            break
+    return found

@@ -163,6 +163,10 @@ class Table:
     name: str
     comment: str
     columns: list[Column]
+    # A small lookup table's rows: its key (as text) -> its one name, in key order; empty for any other
+    # table (see SchemaDescriber.table). ``label_column`` is the column the names are read from.
+    labels: dict[str, str] = field(default_factory=dict)
+    label_column: str = ""
 
     def columns_of_kind(self, kind: str, but: str = "") -> list[str]:
         """The names of this table's columns of ``kind`` (:attr:`Column.kind`) that are not keys (a key
@@ -334,8 +338,33 @@ class SchemaDescriber:
                 if MAX_LISTED < distinct < rows:  # only the line above a question asking which row: the
                     for column in listed_names:  # schema text stays as it was for every other question
                         column.shared = key
-        self._tables[name] = Table(name, comment[0][0] if comment and comment[0][0] else "", columns)
-        return self._tables[name]
+        table = Table(name, comment[0][0] if comment and comment[0][0] else "", columns)
+        table.label_column, table.labels = self._labels(table)
+        self._tables[name] = table
+        return table
+
+    def _labels(self, table: Table) -> tuple[str, dict[str, str]]:
+        """("the name column", {key: name}) when ``table`` is a small lookup table: a one-column primary
+        key, exactly one name column (:meth:`Table.name_columns`), whose values are all listed and each
+        held by one row (statuses, shipping methods, categories); ("", {}) otherwise. The defect checks
+        use it to tell which id a named value has (:mod:`kb.engines.sql_defects`). It is not shown in
+        the schema text: written beside each column that references such a table ("1 = 'Reserved', 2 =
+        'On Hire', ..."), it lost 5 of 185 dev questions (the model filtered on states the question
+        named as verbs, and read text keys wrongly) for 1 gained."""
+        keys = [c for c in table.columns if c.primary]
+        names = table.name_columns()
+        if len(keys) != 1 or len(names) != 1:
+            return "", {}
+        label = next(c for c in table.columns if c.name == names[0])
+        if label.values is None or not label.unique:
+            return "", {}
+        rows = self._conn.fetchall(
+            f"SELECT {quote_identifier(keys[0].name)}, {quote_identifier(label.name)} FROM "
+            f"{quote_identifier(self.database)}.{quote_identifier(table.name)} ORDER BY 1 LIMIT {MAX_LISTED + 1}"
+        )
+        if len(rows) > MAX_LISTED or any(label is None for _, label in rows):
+            return "", {}
+        return label.name, {str(key): str(label) for key, label in rows}
 
     def describe(self, name: str) -> str:
         return self.table(name).ddl()

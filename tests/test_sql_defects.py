@@ -571,6 +571,16 @@ def test_a_value_of_another_column_compared_with_a_column_is_a_defect(staff_sche
     assert said in found
 
 
+def test_a_name_compared_with_a_small_lookup_tables_key_is_given_its_key(staff_schema, db):
+    sql = "SELECT COUNT(*) FROM emp WHERE dept_code = 'Customer Support'"
+    [found] = defects(sql, staff_schema)
+    suggested = found.rsplit("; or compare the key: 'Customer Support' is depts.dept_code 'SUP': ", 1)[1]
+    assert suggested == "SELECT COUNT(*) FROM emp WHERE dept_code = 'SUP'"
+    assert db.fetchall(sql)[0][0] == 0 and db.fetchall(suggested)[0][0] == 2
+    [listed] = defects("SELECT COUNT(*) FROM emp WHERE dept_code IN ('ENG', 'Customer Support')", staff_schema)
+    assert "or compare the key" not in listed  # several values: the join is the one suggestion
+
+
 @pytest.mark.parametrize(
     "sql",
     [
@@ -635,3 +645,168 @@ def test_a_key_of_several_columns_is_shown_as_a_constraint_of_its_own(staff_sche
     assert "PRIMARY KEY (emp_no, from_date)" in ddl
     assert "emp_no INT PRIMARY KEY" not in ddl and "from_date DATE PRIMARY KEY" not in ddl
     assert "  emp_no INT PRIMARY KEY," in staff_schema.describe("emp")  # a key of one column stays on it
+
+
+@pytest.fixture
+def rental_schema(db) -> SchemaDescriber:
+    """Rentals with a status looked up by id, a customer by a text code and a booking clerk; staff
+    with supervisors."""
+    for statement in (
+        "CREATE TABLE statuses (status_id TINYINT PRIMARY KEY, status_name VARCHAR(20) NOT NULL)",
+        "CREATE TABLE customers (code CHAR(4) PRIMARY KEY, company VARCHAR(40) NOT NULL)",
+        "CREATE TABLE staff (staff_id INT PRIMARY KEY, last_name VARCHAR(30) NOT NULL, supervisor_id INT NULL, "
+        "FOREIGN KEY (supervisor_id) REFERENCES staff (staff_id))",
+        "CREATE TABLE methods (method_id INT PRIMARY KEY, method_name VARCHAR(20), short_name VARCHAR(8))",
+        "CREATE TABLE rentals (rental_id INT PRIMARY KEY, customer_code CHAR(4) NOT NULL, status_id TINYINT NOT NULL, "
+        "booked_by INT NOT NULL, method_id INT NOT NULL, FOREIGN KEY (customer_code) REFERENCES customers (code), "
+        "FOREIGN KEY (status_id) REFERENCES statuses (status_id), FOREIGN KEY (booked_by) REFERENCES staff (staff_id), "
+        "FOREIGN KEY (method_id) REFERENCES methods (method_id))",
+        "INSERT INTO statuses VALUES (1, 'Reserved'), (2, 'On Hire'), (3, 'Returned'), (4, 'Cancelled')",
+        "INSERT INTO customers VALUES ('AB01', 'Bakker Infra'), ('CD02', 'Claes Events')",
+        "INSERT INTO staff VALUES (1, 'Peeters', NULL), (2, 'Jansen', 1), (3, 'Maes', 1)",
+        "INSERT INTO methods VALUES (1, 'Customer Pickup', 'pickup'), (2, 'Van Delivery', 'van')",
+        "INSERT INTO rentals VALUES (1, 'AB01', 1, 2, 1), (2, 'AB01', 4, 2, 2), (3, 'AB01', 3, 3, 2), "
+        "(4, 'CD02', 4, 3, 1)",
+    ):
+        db.execute(statement)
+    database = db.fetchall("SELECT DATABASE()")[0][0]
+    return SchemaDescriber(db, database, ["statuses", "customers", "staff", "methods", "rentals"])
+
+
+def test_a_small_lookup_tables_ids_and_names_are_known_but_not_shown(rental_schema):
+    statuses = rental_schema.table("statuses")
+    assert statuses.labels == {"1": "Reserved", "2": "On Hire", "3": "Returned", "4": "Cancelled"}
+    assert statuses.label_column == "status_name"
+    assert rental_schema.table("staff").labels == {"1": "Peeters", "2": "Jansen", "3": "Maes"}
+    assert rental_schema.table("methods").labels == {}  # two name columns: which one names a row?
+    assert rental_schema.table("customers").labels == {}  # no name column
+    assert rental_schema.table("rentals").labels == {}  # no name column either
+    assert "'Cancelled'" not in rental_schema.describe("rentals")  # the schema text is unchanged
+
+
+def test_an_id_of_another_value_than_the_question_names_is_a_defect(rental_schema, db):
+    question = "How many rentals have been cancelled?"
+    [found] = defects("SELECT COUNT(*) FROM rentals WHERE status_id = 1", rental_schema, question=question)
+    assert "the question names 'Cancelled', a value of statuses.status_name" in found
+    assert "compares rentals.status_id with the id 1, which is 'Reserved'; 'Cancelled' is 4" in found
+    suggested = found.rsplit(": ", 1)[1]
+    assert suggested == "SELECT COUNT(*) FROM rentals WHERE status_id = 4"
+    assert db.fetchall(suggested)[0][0] == 2  # the rows the question means
+
+
+def test_a_guessed_id_where_the_question_names_the_rows_value_is_a_defect(rental_schema, db):
+    question = "How many rentals were delivered by van delivery?"
+    [found] = defects("SELECT COUNT(*) FROM rentals WHERE method_id = 3", rental_schema, question=question)
+    assert "compares rentals.method_id with the id 3, which the question does not give" in found
+    suggested = found.rsplit(": ", 1)[1]
+    assert suggested == (
+        "SELECT COUNT(*) FROM rentals JOIN methods ON methods.method_id = rentals.method_id "
+        "WHERE methods.method_name = 'Van Delivery'"
+    )
+    assert db.fetchall(suggested)[0][0] == 2
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        ("How many rentals have status 1?", "SELECT COUNT(*) FROM rentals WHERE status_id = 1"),  # the id is given
+        ("How many rentals have been cancelled?", "SELECT COUNT(*) FROM rentals WHERE status_id = 4"),  # its id
+        ("How many are reserved or cancelled?", "SELECT COUNT(*) FROM rentals WHERE status_id IN (4, 1)"),
+        ("How many rentals were booked by clerk 2?", "SELECT COUNT(*) FROM rentals WHERE booked_by = 2"),
+        ("How many rentals have the first status?", "SELECT COUNT(*) FROM rentals WHERE status_id = 1"),  # no name
+        (
+            "How many rentals have been cancelled?",  # the name is compared too
+            "SELECT COUNT(*) FROM rentals r JOIN statuses s ON s.status_id = r.status_id "
+            "WHERE s.status_name = 'Cancelled' AND r.status_id = 4",
+        ),
+        ("Which customer made the cancelled rental?", "SELECT customer_code FROM rentals WHERE rental_id = 2"),  # a key
+    ],
+)
+def test_ids_the_question_gives_or_names_it_does_not_have_no_such_defect(rental_schema, question, sql):
+    assert defects(sql, rental_schema, question=question) == []
+
+
+def test_a_word_compared_with_a_number_column_is_a_defect(rental_schema, db):
+    sql = "SELECT COUNT(*) FROM rentals WHERE status_id = 'Cancelled'"
+    [found] = defects(sql, rental_schema)
+    assert "'Cancelled' is not a value of rentals.status_id (a number column), so it matches no row" in found
+    assert "it is a value of statuses.status_name: JOIN statuses ON statuses.status_id = rentals.status_id" in found
+    suggested = found.rsplit("; or compare the key: 'Cancelled' is statuses.status_id 4: ", 1)[1]
+    assert suggested == "SELECT COUNT(*) FROM rentals WHERE status_id = 4" and db.fetchall(suggested)[0][0] == 2
+    assert db.fetchall(sql)[0][0] == 0  # the server reads the word as 0, without an error or a warning
+    assert defects("SELECT COUNT(*) FROM rentals WHERE status_id = '4'", rental_schema) == []  # a number
+
+
+def test_a_join_used_only_by_its_condition_that_repeats_rows_is_a_defect(rental_schema, db):
+    sql = "SELECT c.company FROM customers c INNER JOIN rentals r ON r.customer_code = c.code WHERE c.code = 'AB01'"
+    [found] = defects(sql, rental_schema)
+    assert "the JOIN of rentals is used by nothing but its ON condition" in found
+    assert "the one customers row the WHERE picks comes back once for every rentals row of it" in found
+    exact = found.rsplit("joining them: ", 1)[1]
+    assert exact == (
+        "SELECT c.company FROM customers AS c WHERE c.code = 'AB01' AND EXISTS(SELECT 1 FROM rentals AS r "
+        "WHERE r.customer_code = c.code)"
+    )
+    assert len(db.fetchall(sql)) == 3 and db.fetchall(exact) == [("Bakker Infra",)]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT c.company FROM customers c JOIN rentals r ON r.customer_code = c.code WHERE r.status_id = 4",
+        "SELECT DISTINCT c.company FROM customers c JOIN rentals r ON r.customer_code = c.code",
+        "SELECT c.company, r.rental_id FROM customers c JOIN rentals r ON r.customer_code = c.code",
+        "SELECT r.rental_id FROM rentals r JOIN customers c ON c.code = r.customer_code",  # at most one customer each
+        "SELECT COUNT(*) FROM customers c JOIN rentals r ON r.customer_code = c.code",  # the count is of the join
+        "SELECT c.company FROM customers c JOIN rentals r ON r.customer_code = c.code",  # a list: no row picked
+        "SELECT c.company FROM customers c JOIN rentals r ON r.customer_code = c.code WHERE c.company = 'Claes Events'",
+        "SELECT c.company FROM customers c JOIN rentals r ON r.customer_code = c.code GROUP BY c.code, c.company",
+    ],
+)
+def test_joins_whose_rows_are_used_or_not_repeated_have_no_such_defect(rental_schema, sql):
+    assert defects(sql, rental_schema) == []
+
+
+def test_an_answer_the_statement_fixes_to_its_own_value_is_a_defect(rental_schema, db):
+    sql = "SELECT s2.supervisor_id FROM staff s1 JOIN staff s2 ON s1.staff_id = s2.supervisor_id WHERE s1.staff_id = 1"
+    [found] = defects(sql, rental_schema, question="Who supervises staff member 1?")
+    assert "every row it returns has s2.supervisor_id = 1, a value the statement fixes itself" in found
+    assert "(SELECT supervisor_id FROM staff WHERE staff_id = 1)" in found
+    assert {row[0] for row in db.fetchall(sql)} == {1}  # whatever the data: only the value it was given
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT supervisor_id FROM staff WHERE staff_id = 2",
+        "SELECT staff_id FROM staff WHERE staff_id = 2",  # fixed by its own condition: a test that the row exists
+        "SELECT s2.last_name FROM staff s1 JOIN staff s2 ON s1.staff_id = s2.supervisor_id WHERE s1.staff_id = 1",
+        "SELECT s2.supervisor_id FROM staff s1 LEFT JOIN staff s2 ON s1.staff_id = s2.supervisor_id "
+        "WHERE s1.staff_id = 1",  # NULL where no row joins
+        "SELECT r.booked_by FROM rentals r JOIN staff s ON s.staff_id = r.booked_by WHERE s.last_name = 'Maes'",
+    ],
+)
+def test_answers_the_conditions_do_not_fix_have_no_such_defect(rental_schema, sql):
+    assert defects(sql, rental_schema) == []
+
+
+def test_counts_of_groups_that_do_not_say_whose_they_are_are_a_defect(rental_schema, db):
+    sql = "SELECT COUNT(*) FROM rentals GROUP BY customer_code HAVING COUNT(*) >= 1"
+    rows = [{"COUNT(*)": n} for (n,) in db.fetchall(sql)]
+    [found] = defects(sql, rental_schema, rows=rows)
+    assert found.startswith("it returns 2 rows, one COUNT(*) per group of customer_code")
+    wrapped = f"SELECT COUNT(*) FROM ({sql}) AS g"
+    assert wrapped in found and db.fetchall(wrapped)[0][0] == 2
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT customer_code, COUNT(*) FROM rentals GROUP BY customer_code",  # says whose each count is
+        "SELECT COUNT(*) FROM rentals",
+        "SELECT COUNT(*) FROM rentals GROUP BY customer_code HAVING COUNT(*) > 2",  # one row: one number
+    ],
+)
+def test_counts_that_say_whose_they_are_or_are_one_number_have_no_such_defect(rental_schema, db, sql):
+    rows = [dict(enumerate(row)) for row in db.fetchall(sql)]
+    assert defects(sql, rental_schema, rows=rows) == []
