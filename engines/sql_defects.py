@@ -83,14 +83,19 @@ schema's keys and values; those decided with the question's words come last:
   where the column is a number and a listed column of the table it references (or of a table the
   statement reads) holds the word. The server reads the word as 0, without an error or a warning,
   so no row matches; the message names the column that holds the word and the join. It does not fire
-  on a number written as a string (``StatusID = '4'``) or on a word no listed column holds.
+  on a number written as a string (``StatusID = '4'``) or on a word no listed column holds. (With a
+  small lookup table, this check and the text-value check above also give the statement with the
+  word's key.)
 * **a join that only repeats rows** (with the schema): an inner ``JOIN`` of a table none of whose
   columns the statement uses outside the join's own ``ON``, which pairs its reference with the key
   of the table it references (``Customers c JOIN Rentals r ON r.CustomerCode = c.CustomerCode``), in
-  a statement without an aggregate, ``GROUP BY`` or ``DISTINCT``: every row of the referenced table
-  comes back once per referencing row. The message gives the statement without the join. It does
-  not fire when a column of the joined table is selected or filtered on, when the join goes to the
-  referenced side (each row meets at most one), on ``DISTINCT``, an aggregate or ``GROUP BY``.
+  a statement whose ``WHERE`` picks one row of the referenced table by its key (``c.CustomerCode =
+  'BAKK36'``) and that has no aggregate, ``GROUP BY`` or ``DISTINCT``: that one row comes back once per
+  referencing row. The message gives the statement with ``EXISTS`` in place of the join (the same
+  rows, once). It does not fire on a list of rows (no key fixed: whether repeating them is wrong
+  depends on what is asked), when a column of the joined table is selected or filtered on, when the
+  join goes to the referenced side (each row meets at most one), on ``DISTINCT``, an aggregate or
+  ``GROUP BY``.
 * **an answer the statement fixes itself**: every selected column is tied by the equalities of the
   ``WHERE`` and of inner joins' ``ON`` to a constant, through at least one other column
   (``SELECT s2.SupervisorID FROM Staff s1 JOIN Staff s2 ON s1.StaffID = s2.SupervisorID WHERE
@@ -151,9 +156,12 @@ interrogatives, no word of any labelled question) (``question``):
   references a table with a number (``Rentals.StatusID = 1``), the question does not give that
   number, and it names a value of a listed text column of the referenced table ("cancelled":
   ``RentalStatuses.StatusName`` holds 'Cancelled') that the statement does not read. The id was
-  guessed; the message gives the statement that joins the table and compares the name. It does not
-  fire when the question gives the number, names no value of that table, or when the statement
-  compares the name column too, nor on a column that references nothing (a row's own key).
+  guessed; for a small lookup table (:attr:`kb.engines.sql_schema.Table.labels`) the message says
+  which row the id is and gives the statement with the named value's id, otherwise the statement
+  that joins the table and compares the name. It does not fire when the id is the named value's
+  own (a small lookup table), when the question gives the number or names no value of that table,
+  when the statement compares the name column too, nor on a column that references nothing (a
+  row's own key).
 
 None is rewritten: :class:`kb.engines.sql.SQLEngine` gives the statement back to the model with
 the defect as its error, and answers from the statement as written when no correction runs clean.
@@ -945,7 +953,7 @@ def _number_literals(node: exp.Expr) -> Optional[tuple[exp.Column, list[str]]]:
 
 def _id_for_a_named_value(question: str, scope: _Scope) -> list[str]:
     found = []
-    said = set(words(question))
+    asked = set(words(question))
     read = {c.name.lower() for c in scope.tree.find_all(exp.Column)}
     read_tables = {t.lower() for t in scope.used}
     for position, node in enumerate(scope.tree.find_all(exp.EQ, exp.In)):
@@ -953,13 +961,13 @@ def _id_for_a_named_value(question: str, scope: _Scope) -> list[str]:
         placed = scope.place(compared[0]) if compared is not None else None
         if compared is None or placed is None or not placed[1].references:
             continue
-        if any(number in said for number in compared[1]):
+        if any(number in asked for number in compared[1]):
             continue  # the question gives the id itself
         table, column = placed
-        target = scope.tables.get(_references(column))
-        if target is None:
+        referenced = scope.tables.get(_references(column))
+        if referenced is None:
             continue
-        lookup = scope.schema.table(target)
+        lookup = scope.schema.table(referenced)
         for holder in lookup.columns:
             if holder.primary or holder.references or not holder.values or holder.name.lower() in read:
                 continue
@@ -978,12 +986,13 @@ def _id_for_a_named_value(question: str, scope: _Scope) -> list[str]:
                 f"compares {written}.{column.name} with the id {', '.join(compared[1])}"
             )
             rewritten = scope.tree.copy()
-            target = list(rewritten.find_all(exp.EQ, exp.In))[position]
+            comparison = list(rewritten.find_all(exp.EQ, exp.In))[position]
             key = _label_key(lookup, holder, named[0])
             if key is not None and _NUMBER.fullmatch(key):  # the lookup table is small: the named value's id
-                said += f", which is {', '.join(repr(labels.get(n, '?')) for n in compared[1])}; '{named[0]}' is {key}"
+                which = ", ".join(f"'{labels.get(n, '?')}'" for n in compared[1])
+                said += f", which is {which}; '{named[0]}' is {key}"
                 if len(compared[1]) == 1:
-                    target.replace(exp.EQ(this=compared[0].copy(), expression=exp.Literal.number(key)))
+                    comparison.replace(exp.EQ(this=compared[0].copy(), expression=exp.Literal.number(key)))
                     said += f": {rewritten.sql(dialect='mysql')}"
             else:
                 said += (
@@ -998,7 +1007,7 @@ def _id_for_a_named_value(question: str, scope: _Scope) -> list[str]:
                     by_name = exp.EQ(
                         this=exp.column(holder.name, table=lookup.name), expression=exp.Literal.string(named[0])
                     )
-                    target.replace(by_name)
+                    comparison.replace(by_name)
                     said += f": {rewritten.join(lookup.name, on=join).sql(dialect='mysql')}"
             found.append(said)
             break
