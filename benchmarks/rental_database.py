@@ -178,7 +178,11 @@ def script(seed: int = 2029) -> str:
         city, country = rng.choice(PLACES)
         name = f"{rng.choice(LAST).title().replace(' ', '')} {word}"
         code = (name.replace(" ", "").upper()[:4] + f"{i:02d}")[:6]
-        phone = None if rng.random() < 0.2 else f"+{rng.randrange(31, 50)} {rng.randrange(10, 99)} {rng.randrange(100000, 999999)}"
+        phone = (
+            None
+            if rng.random() < 0.2
+            else f"+{rng.randrange(31, 50)} {rng.randrange(10, 99)} {rng.randrange(100000, 999999)}"
+        )
         customers.append((code, name, f"{rng.choice(FIRST)} {rng.choice(LAST)}", city, country, phone))
     equipment: list[tuple[object, ...]] = []
     for asset_id in range(1, 91):
@@ -239,7 +243,11 @@ def script(seed: int = 2029) -> str:
             total += rate * (1 - discount) * ((returned_on or due) - start).days
         if status == 3 and returned_on is not None:
             issued = returned_on + dt.timedelta(days=rng.randrange(0, 4))
-            paid = issued + dt.timedelta(days=rng.randrange(3, 60)) if issued < dt.date(2025, 10, 1) or rng.random() < 0.3 else None
+            paid = (
+                issued + dt.timedelta(days=rng.randrange(3, 60))
+                if issued < dt.date(2025, 10, 1) or rng.random() < 0.3
+                else None
+            )
             fee = METHODS[method - 1][2]
             invoices.append(
                 (

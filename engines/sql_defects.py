@@ -859,13 +859,13 @@ def _answer_fixed_by_its_conditions(tree: exp.Expr) -> str:
         f"{value}): it answers with the question's own value"
     )
     fixing = next(c for c in sorted(reached) if c in constant and constant[c] == value)
-    qualifier, column = fixing[0], written[fixing].split(".")[-1]
-    table = table_named(tree, qualifier) if qualifier else None
-    if table:
-        asked = projection.name if table.lower() == (table_named(tree, projection.table) or "").lower() else "..."
+    qualifier, fixed_name = fixing[0], written[fixing].split(".")[-1]
+    picked = table_named(tree, qualifier) if qualifier else None
+    if picked:
+        asked = projection.name if picked.lower() == (table_named(tree, projection.table) or "").lower() else "..."
         said += (
-            f"; the row the question means is the {table} row whose {column} is {value}: select what the question "
-            f"asks from that row alone (SELECT {asked} FROM {table} WHERE {column} = {value})"
+            f"; the row the question means is the {picked} row whose {fixed_name} is {value}: select what the "
+            f"question asks from that row alone (SELECT {asked} FROM {picked} WHERE {fixed_name} = {value})"
         )
     return said
 
@@ -882,11 +882,12 @@ def _join_that_repeats_rows(scope: _Scope) -> str:
         joined, on = join.this, join.args.get("on")
         if not isinstance(joined, exp.Table) or not isinstance(on, exp.EQ) or not _inner(join):
             continue
-        if not all(isinstance(side, exp.Column) and side.table for side in (on.left, on.right)):
+        sides = [side for side in (on.left, on.right) if isinstance(side, exp.Column) and side.table]
+        if len(sides) != 2:
             continue
         mine = joined.alias_or_name.lower()
-        own = [side for side in (on.left, on.right) if side.table.lower() == mine]
-        other = [side for side in (on.left, on.right) if side.table.lower() != mine]
+        own = [side for side in sides if side.table.lower() == mine]
+        other = [side for side in sides if side.table.lower() != mine]
         if len(own) != 1 or len(other) != 1:
             continue
         placed_own, placed_other = scope.place(own[0]), scope.place(other[0])
@@ -959,12 +960,13 @@ def _id_for_a_named_value(question: str, scope: _Scope) -> list[str]:
     for position, node in enumerate(scope.tree.find_all(exp.EQ, exp.In)):
         compared = _number_literals(node)
         placed = scope.place(compared[0]) if compared is not None else None
-        if compared is None or placed is None or not placed[1].references:
+        if compared is None or placed is None or placed[1].references is None:
             continue
         if any(number in asked for number in compared[1]):
             continue  # the question gives the id itself
         table, column = placed
-        referenced = scope.tables.get(_references(column))
+        referenced_table, referenced_key = placed[1].references
+        referenced = scope.tables.get(referenced_table.lower())
         if referenced is None:
             continue
         lookup = scope.schema.table(referenced)
@@ -980,7 +982,7 @@ def _id_for_a_named_value(question: str, scope: _Scope) -> list[str]:
             ):
                 continue  # the ids of the very values the question names
             written = compared[0].table or table.name
-            join = f"{lookup.name}.{column.references[1]} = {written}.{column.name}"
+            join = f"{lookup.name}.{referenced_key} = {written}.{column.name}"
             said = (
                 f"the question names '{named[0]}', a value of {lookup.name}.{holder.name}, but the statement "
                 f"compares {written}.{column.name} with the id {', '.join(compared[1])}"
