@@ -156,7 +156,7 @@ interrogatives, no word of any labelled question) (``question``):
   references a table with a number (``Rentals.StatusID = 1``), the question does not give that
   number, and it names a value of a listed text column of the referenced table ("cancelled":
   ``RentalStatuses.StatusName`` holds 'Cancelled') that the statement does not read. The id was
-  guessed; for a small lookup table (:attr:`kb.engines.sql_schema.Table.labels`) the message says
+  guessed; for a small lookup table (:meth:`kb.engines.sql_schema.SchemaDescriber.labels`) the message says
   which row the id is and gives the statement with the named value's id, otherwise the statement
   that joins the table and compares the name. It does not fire when the id is the named value's
   own (a small lookup table), when the question gives the number or names no value of that table,
@@ -662,22 +662,41 @@ def _not_in_its_own_rows(tree: exp.Expr, scope: Optional[_Scope]) -> list[str]:
     return found
 
 
-def _text_literals(node: exp.Expr) -> Optional[tuple[exp.Column, list[str]]]:
-    """(the column, its string literals) of ``col = 'x'``, ``'x' = col``, ``col <> 'x'`` or ``col IN ('x',
-    ...)``; None for any other comparison."""
+def _compared_literals(node: exp.Expr, *, text: bool) -> Optional[tuple[exp.Column, list[str]]]:
+    """(the column, its literals) of ``col = x``, ``x = col``, ``col <> x`` (any two-sided comparison) or
+    ``col IN (x, ...)``, where every literal is a string (``text``) or every one a number; None for any
+    other comparison."""
     if isinstance(node, exp.In):
         items = node.expressions
         if not isinstance(node.this, exp.Column) or not items:
             return None
-        if not all(isinstance(i, exp.Literal) and i.is_string for i in items):
+        if not all(isinstance(i, exp.Literal) and i.is_string == text for i in items):
             return None
         return node.this, [i.this for i in items]
     if not isinstance(node, exp.Binary):
         return None
     for column, literal in ((node.left, node.right), (node.right, node.left)):
-        if isinstance(column, exp.Column) and isinstance(literal, exp.Literal) and literal.is_string:
+        if isinstance(column, exp.Column) and isinstance(literal, exp.Literal) and literal.is_string == text:
             return column, [literal.this]
     return None
+
+
+def _rewritten(tree: exp.Expr, kinds: tuple[type[exp.Expr], ...], position: int, replacement: exp.Expr) -> exp.Expr:
+    """A copy of ``tree`` whose ``position``-th node of ``kinds`` (in ``find_all`` order) is ``replacement``:
+    the statement a message suggests, built from the one the model wrote."""
+    copy = tree.copy()
+    list(copy.find_all(*kinds))[position].replace(replacement)
+    return copy
+
+
+def _label_key(schema: SchemaDescriber, lookup: Table, column: Column, value: str) -> Optional[str]:
+    """The key of the row of small lookup table ``lookup`` (:meth:`SchemaDescriber.labels`) whose name in
+    ``column`` is ``value`` (compared as the server compares, without regard to case); None when
+    ``lookup`` is not such a table or no row has that name."""
+    label_column, labels = schema.labels(lookup.name)
+    if label_column != column.name:
+        return None
+    return next((key for key, label in labels.items() if label.casefold() == value.casefold()), None)
 
 
 def _listed_holder(value: str, column: Column, scope: _Scope) -> Optional[tuple[Table, Column]]:
@@ -697,8 +716,9 @@ def _listed_holder(value: str, column: Column, scope: _Scope) -> Optional[tuple[
 
 def _value_of_another_column(scope: _Scope) -> list[str]:
     found = []
-    for position, node in enumerate(scope.tree.find_all(exp.EQ, exp.NEQ, exp.In)):
-        compared = _text_literals(node)
+    kinds = (exp.EQ, exp.NEQ, exp.In)
+    for position, node in enumerate(scope.tree.find_all(*kinds)):
+        compared = _compared_literals(node, text=True)
         placed = scope.place(compared[0]) if compared is not None else None
         if compared is None or placed is None:
             continue
@@ -727,27 +747,18 @@ def _value_of_another_column(scope: _Scope) -> list[str]:
                     f": JOIN {other.name} ON {other.name}.{column.references[1]} = {written}.{column.name} and "
                     f"compare {other.name}.{holder.name}"
                 )
-                key = _label_key(other, holder, value)
+                key = _label_key(scope.schema, other, holder, value)
                 if key is not None and len(compared[1]) == 1 and not isinstance(node, exp.In):
                     literal = exp.Literal.number(key) if numeric else exp.Literal.string(key)
-                    rewritten = scope.tree.copy()
-                    target = list(rewritten.find_all(exp.EQ, exp.NEQ, exp.In))[position]
-                    target.replace(target.__class__(this=compared[0].copy(), expression=literal))
+                    by_key = _rewritten(
+                        scope.tree, kinds, position, type(node)(this=compared[0].copy(), expression=literal)
+                    )
                     said += (
                         f"; or compare the key: '{value}' is {other.name}.{column.references[1]} "
-                        f"{literal.sql(dialect='mysql')}: {rewritten.sql(dialect='mysql')}"
+                        f"{literal.sql(dialect='mysql')}: {by_key.sql(dialect='mysql')}"
                     )
             found.append(said)
     return found
-
-
-def _label_key(lookup: Table, column: Column, value: str) -> Optional[str]:
-    """The key of the row of small lookup table ``lookup`` (:attr:`Table.labels`) whose name in
-    ``column`` is ``value`` (compared as the server compares, without regard to case); None when
-    ``lookup`` is not such a table or no row has that name."""
-    if lookup.label_column != column.name:
-        return None
-    return next((key for key, label in lookup.labels.items() if label.casefold() == value.casefold()), None)
 
 
 def _history_without_current_row(question: str, scope: _Scope) -> str:
@@ -838,7 +849,7 @@ def _answer_fixed_by_its_conditions(tree: exp.Expr) -> str:
         for column, literal in ((left, right), (right, left)):
             if isinstance(column, exp.Column) and isinstance(literal, exp.Literal):
                 constant[key(column)] = literal.sql(dialect="mysql")
-    fixed = []
+    first: Optional[tuple[exp.Column, str, set[tuple[str, str]]]] = None  # a selected column, its value, its equals
     for projection in tree.expressions:
         if not isinstance(projection, exp.Column):
             return ""
@@ -850,8 +861,10 @@ def _answer_fixed_by_its_conditions(tree: exp.Expr) -> str:
         value = next((constant[c] for c in sorted(reached) if c in constant), None)
         if value is None or len(reached) < 2:
             return ""  # not fixed, or fixed by its own condition alone ("SELECT id FROM t WHERE id = 5")
-        fixed.append((projection, value, reached))
-    projection, value, reached = fixed[0]
+        first = first or (projection, value, reached)
+    if first is None:
+        return ""
+    projection, value, reached = first  # every selected column is fixed; the message speaks of the first
     shown = projection.sql(dialect="mysql")
     through = " = ".join(written[c] for c in sorted(reached - {key(projection)}))
     said = (
@@ -934,31 +947,14 @@ def _join_that_repeats_rows(scope: _Scope) -> str:
     return ""
 
 
-def _number_literals(node: exp.Expr) -> Optional[tuple[exp.Column, list[str]]]:
-    """(the column, its number literals) of ``col = 3``, ``3 = col`` or ``col IN (3, ...)``; else None."""
-    if isinstance(node, exp.In):
-        items = node.expressions
-        if (
-            isinstance(node.this, exp.Column)
-            and items
-            and all(isinstance(i, exp.Literal) and not i.is_string for i in items)
-        ):
-            return node.this, [i.this for i in items]
-        return None
-    if isinstance(node, exp.EQ):
-        for column, literal in ((node.left, node.right), (node.right, node.left)):
-            if isinstance(column, exp.Column) and isinstance(literal, exp.Literal) and not literal.is_string:
-                return column, [literal.this]
-    return None
-
-
 def _id_for_a_named_value(question: str, scope: _Scope) -> list[str]:
     found = []
     asked = set(words(question))
     read = {c.name.lower() for c in scope.tree.find_all(exp.Column)}
     read_tables = {t.lower() for t in scope.used}
-    for position, node in enumerate(scope.tree.find_all(exp.EQ, exp.In)):
-        compared = _number_literals(node)
+    kinds = (exp.EQ, exp.In)
+    for position, node in enumerate(scope.tree.find_all(*kinds)):
+        compared = _compared_literals(node, text=False)
         placed = scope.place(compared[0]) if compared is not None else None
         if compared is None or placed is None or placed[1].references is None:
             continue
@@ -976,10 +972,9 @@ def _id_for_a_named_value(question: str, scope: _Scope) -> list[str]:
             named = [value for value in holder.values if mentions(question, value)]
             if not named:
                 continue
-            labels = lookup.labels if lookup.label_column == holder.name else {}
-            if labels and all(
-                labels.get(number, "").casefold() in {v.casefold() for v in named} for number in compared[1]
-            ):
+            label_column, labels = scope.schema.labels(lookup.name)
+            names = {v.casefold() for v in named}
+            if label_column == holder.name and all(labels.get(n, "").casefold() in names for n in compared[1]):
                 continue  # the ids of the very values the question names
             written = compared[0].table or table.name
             join = f"{lookup.name}.{referenced_key} = {written}.{column.name}"
@@ -987,30 +982,26 @@ def _id_for_a_named_value(question: str, scope: _Scope) -> list[str]:
                 f"the question names '{named[0]}', a value of {lookup.name}.{holder.name}, but the statement "
                 f"compares {written}.{column.name} with the id {', '.join(compared[1])}"
             )
-            rewritten = scope.tree.copy()
-            comparison = list(rewritten.find_all(exp.EQ, exp.In))[position]
-            key = _label_key(lookup, holder, named[0])
+            key = _label_key(scope.schema, lookup, holder, named[0])
+            single = len(compared[1]) == 1
             if key is not None and _NUMBER.fullmatch(key):  # the lookup table is small: the named value's id
                 which = ", ".join(f"'{labels.get(n, '?')}'" for n in compared[1])
                 said += f", which is {which}; '{named[0]}' is {key}"
-                if len(compared[1]) == 1:
-                    comparison.replace(exp.EQ(this=compared[0].copy(), expression=exp.Literal.number(key)))
-                    said += f": {rewritten.sql(dialect='mysql')}"
+                if single:
+                    by_key = exp.EQ(this=compared[0].copy(), expression=exp.Literal.number(key))
+                    said += f": {_rewritten(scope.tree, kinds, position, by_key).sql(dialect='mysql')}"
             else:
                 said += (
                     f", which the question does not give: JOIN {lookup.name} ON {join} and compare "
                     f"{lookup.name}.{holder.name} = '{named[0]}'"
                 )
-                if (
-                    isinstance(rewritten, exp.Select)
-                    and len(compared[1]) == 1
-                    and lookup.name.lower() not in read_tables
-                ):
+                if single and lookup.name.lower() not in read_tables:
                     by_name = exp.EQ(
                         this=exp.column(holder.name, table=lookup.name), expression=exp.Literal.string(named[0])
                     )
-                    comparison.replace(by_name)
-                    said += f": {rewritten.join(lookup.name, on=join).sql(dialect='mysql')}"
+                    by_join = _rewritten(scope.tree, kinds, position, by_name)
+                    if isinstance(by_join, exp.Select):
+                        said += f": {by_join.join(lookup.name, on=join).sql(dialect='mysql')}"
             found.append(said)
             break
     return found

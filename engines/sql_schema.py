@@ -163,10 +163,6 @@ class Table:
     name: str
     comment: str
     columns: list[Column]
-    # A small lookup table's rows: its key (as text) -> its one name, in key order; empty for any other
-    # table (see SchemaDescriber.table). ``label_column`` is the column the names are read from.
-    labels: dict[str, str] = field(default_factory=dict)
-    label_column: str = ""
 
     def columns_of_kind(self, kind: str, but: str = "") -> list[str]:
         """The names of this table's columns of ``kind`` (:attr:`Column.kind`) that are not keys (a key
@@ -225,6 +221,7 @@ class SchemaDescriber:
         self.database = database
         self.tables = list(tables)
         self._tables: dict[str, Table] = {}
+        self._labels: dict[str, tuple[str, dict[str, str]]] = {}  # SchemaDescriber.labels, read on first use
 
     def _values(self, table: str, column: str) -> tuple[list[Any], bool, bool]:
         """The most frequent values of a column in a sample of rows; True when that is all of them; True
@@ -338,33 +335,37 @@ class SchemaDescriber:
                 if MAX_LISTED < distinct < rows:  # only the line above a question asking which row: the
                     for column in listed_names:  # schema text stays as it was for every other question
                         column.shared = key
-        table = Table(name, comment[0][0] if comment and comment[0][0] else "", columns)
-        table.label_column, table.labels = self._labels(table)
-        self._tables[name] = table
-        return table
+        self._tables[name] = Table(name, comment[0][0] if comment and comment[0][0] else "", columns)
+        return self._tables[name]
 
-    def _labels(self, table: Table) -> tuple[str, dict[str, str]]:
-        """("the name column", {key: name}) when ``table`` is a small lookup table: a one-column primary
-        key, exactly one name column (:meth:`Table.name_columns`), whose values are all listed and each
-        held by one row (statuses, shipping methods, categories); ("", {}) otherwise. The defect checks
-        use it to tell which id a named value has (:mod:`kb.engines.sql_defects`). It is not shown in
-        the schema text: written beside each column that references such a table ("1 = 'Reserved', 2 =
-        'On Hire', ..."), it lost 5 of 185 dev questions (the model filtered on states the question
-        named as verbs, and read text keys wrongly) for 1 gained."""
+    def labels(self, name: str) -> tuple[str, dict[str, str]]:
+        """("the name column", {key as text: name}, in key order) when table ``name`` is a small lookup
+        table: a one-column primary key, exactly one name column (:meth:`Table.name_columns`), whose
+        values are all listed and each held by one row (statuses, shipping methods, categories); ("",
+        {}) otherwise. Read on first use and kept: only the defect checks' messages need it, to tell
+        which id a named value has (:mod:`kb.engines.sql_defects`). It is not shown in the schema text:
+        written beside each column that references such a table ("1 = 'Reserved', 2 = 'On Hire', ..."),
+        it lost 5 of 185 dev questions (the model filtered on states the question named as verbs, and
+        read text keys wrongly) for 1 gained."""
+        if name not in self._labels:
+            self._labels[name] = self._read_labels(self.table(name))
+        return self._labels[name]
+
+    def _read_labels(self, table: Table) -> tuple[str, dict[str, str]]:
         keys = [c for c in table.columns if c.primary]
         names = table.name_columns()
         if len(keys) != 1 or len(names) != 1:
             return "", {}
-        label = next(c for c in table.columns if c.name == names[0])
-        if label.values is None or not label.unique:
+        name_column = next(c for c in table.columns if c.name == names[0])
+        if name_column.values is None or not name_column.unique:
             return "", {}
         rows = self._conn.fetchall(
-            f"SELECT {quote_identifier(keys[0].name)}, {quote_identifier(label.name)} FROM "
+            f"SELECT {quote_identifier(keys[0].name)}, {quote_identifier(name_column.name)} FROM "
             f"{quote_identifier(self.database)}.{quote_identifier(table.name)} ORDER BY 1 LIMIT {MAX_LISTED + 1}"
         )
         if len(rows) > MAX_LISTED or any(label is None for _, label in rows):
             return "", {}
-        return label.name, {str(key): str(label) for key, label in rows}
+        return name_column.name, {str(key): str(label) for key, label in rows}
 
     def describe(self, name: str) -> str:
         return self.table(name).ddl()

@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kb.engines.sql_schema import MAX_LISTED
+from kb.engines.sql_schema import MAX_LISTED, noun_forms
 from kb.stores.connection import MariaDBConnection, quote_identifier
 
 MAX_VALUES = 5000  # a column with more distinct values is free text or an identifier: not indexed
@@ -93,17 +93,12 @@ def words(text: str) -> tuple[str, ...]:
     return tuple(_WORD.findall(text.casefold()))
 
 
-def other_number(word: str) -> str:
-    """The plural of a singular ``word`` or the singular of a plural one, by its final "s" alone
-    ("van" and "vans", "sales" and "sale"): enough to match a one-word value against a question."""
-    return word[:-1] if word.endswith("s") else word + "s"
-
-
 def mentions(question: str, value: str) -> bool:
     """Whether the question names ``value``: the value's words in a row among the question's, case
-    and punctuation aside (a one-word value also in the other number: :func:`other_number`)."""
+    and punctuation aside (a one-word value also in the singular or plural:
+    :func:`kb.engines.sql_schema.noun_forms`)."""
     said, wanted = words(question), words(value)
-    forms = {wanted, (other_number(wanted[0]),)} if len(wanted) == 1 else {wanted}
+    forms = {(form,) for form in noun_forms(wanted[0])} if len(wanted) == 1 else {wanted}
     return bool(wanted) and any(said[i : i + len(wanted)] in forms for i in range(len(said) - len(wanted) + 1))
 
 
@@ -202,7 +197,7 @@ class ValueIndex:
                 key = said[start : start + size]
                 stored = index.get(key)
                 if stored is None and size == 1:  # one word: singular or plural of a stored value
-                    stored = index.get((other_number(key[0]),))
+                    stored = index.get((key[0][:-1],)) if key[0].endswith("s") else index.get((key[0] + "s",))
                 for value, places in sorted((stored or {}).items()):
                     categorical = any(c for _, c in places)
                     if size == 1 and not categorical and not written[start][:1].isupper():

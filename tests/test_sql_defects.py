@@ -674,13 +674,13 @@ def rental_schema(db) -> SchemaDescriber:
 
 
 def test_a_small_lookup_tables_ids_and_names_are_known_but_not_shown(rental_schema):
-    statuses = rental_schema.table("statuses")
-    assert statuses.labels == {"1": "Reserved", "2": "On Hire", "3": "Returned", "4": "Cancelled"}
-    assert statuses.label_column == "status_name"
-    assert rental_schema.table("staff").labels == {"1": "Peeters", "2": "Jansen", "3": "Maes"}
-    assert rental_schema.table("methods").labels == {}  # two name columns: which one names a row?
-    assert rental_schema.table("customers").labels == {}  # no name column
-    assert rental_schema.table("rentals").labels == {}  # no name column either
+    label_column, labels = rental_schema.labels("statuses")
+    assert labels == {"1": "Reserved", "2": "On Hire", "3": "Returned", "4": "Cancelled"}
+    assert label_column == "status_name"
+    assert rental_schema.labels("staff")[1] == {"1": "Peeters", "2": "Jansen", "3": "Maes"}
+    assert rental_schema.labels("methods")[1] == {}  # two name columns: which one names a row?
+    assert rental_schema.labels("customers")[1] == {}  # no name column
+    assert rental_schema.labels("rentals")[1] == {}  # no name column either
     assert "'Cancelled'" not in rental_schema.describe("rentals")  # the schema text is unchanged
 
 
