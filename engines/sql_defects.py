@@ -105,12 +105,15 @@ schema's keys and values; those decided with the question's words come last:
 
 And two decided from the rows a statement returned (``rows``):
 
-* **a ranking led by the group of NULLs**: a ``SELECT`` with ``GROUP BY``, an aggregate in its
-  ``ORDER BY`` and a ``LIMIT``, whose first row has NULL in a selected column it groups by.
-  "Which insurance provider covers the most patients?" answered by the group of patients with no
-  provider names no provider. It does not fire without a ``LIMIT`` (a list of every group may show
-  the NULL group among the others), on a NULL in a column that is not grouped by (an aggregate of
-  nothing, a missing date), or when the NULL row is not the first.
+* **a group of NULLs among the groups**: a ``SELECT`` with ``GROUP BY`` that returned a row with NULL
+  in a selected column it groups by. In a ranking (an aggregate in its ``ORDER BY`` and a ``LIMIT``)
+  only the first row counts: "Which insurance provider covers the most patients?" answered by the
+  group of patients with no provider names no provider. In a list of groups, any row: "What is the
+  total invoiced for each payment method?" lists the invoices with no method as if NULL were one.
+  The message tells the model to leave them out unless the question asks about missing values. It
+  does not fire on a NULL in a column that is not grouped by (an aggregate of nothing, a missing
+  date), on a ranking whose NULL row is not the first, under ``WITH ROLLUP`` (its NULLs are the
+  totals), or when the statement tests the column for NULL itself (``OR client IS NULL``: it chose).
 * **figures of groups that do not say whose they are**: a ``SELECT`` with ``GROUP BY`` whose every
   selected expression is an aggregate, and that returned several rows (``SELECT COUNT(*) FROM
   RentalItems GROUP BY RentalID HAVING COUNT(*) > 2`` for "how many rentals have more than two
@@ -162,6 +165,17 @@ interrogatives, no word of any labelled question) (``question``):
   own (a small lookup table), when the question gives the number or names no value of that table,
   when the statement compares the name column too, nor on a column that references nothing (a
   row's own key).
+* **a state where the question speaks of an event every row had**: the statement compares a column
+  of listed values with one (``status = 'open'``, ``State = 'Filed'``), the same table has a date
+  or time column that is never NULL and named for that value as an event (``opened_at``,
+  ``FiledOn``: the name's first word is the value, or the value with -ed/-d, the others time words),
+  and the question names that event ("tickets opened by ...", "returns requested more than 30 days
+  after delivery"). Every row had the event, whatever its state is now; the condition keeps only
+  the rows still in that state. The message gives the statement without the condition. It does not
+  fire when the question names the state only ("how many tickets are open?") or besides the event
+  ("How many tickets opened in 2025 are open?"), when the event's
+  column may be NULL (``closed_at``: not every ticket was closed), or for a value no such column
+  is named for.
 
 None is rewritten: :class:`kb.engines.sql.SQLEngine` gives the statement back to the model with
 the defect as its error, and answers from the statement as written when no correction runs clean.
@@ -177,7 +191,15 @@ from typing import Any, Optional
 from sqlglot import exp
 
 from kb.engines.sql_guard import parse_statement, table_named
-from kb.engines.sql_schema import Column, SchemaDescriber, Table, asks_how_many, asks_which, speaks_of_now
+from kb.engines.sql_schema import (
+    Column,
+    SchemaDescriber,
+    Table,
+    asks_how_many,
+    asks_which,
+    name_words,
+    speaks_of_now,
+)
 from kb.engines.sql_values import mentions, words
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -192,7 +214,7 @@ def defects(
 ) -> list[str]:
     """What is wrong with ``sql`` although it runs (empty: nothing found, or it does not parse),
     parsed once: the keys of ``schema`` (when given) tell joins that pair unrelated keys and counts of
-    single rows; the ``rows`` it returned tell a ranking led by NULLs; with ``question`` and
+    single rows; the ``rows`` it returned tell a group of NULLs; with ``question`` and
     ``schema``, ids or another table's name where the question asks which rows, and rows counted
     where it asks how many groups."""
     try:
@@ -229,7 +251,7 @@ def defects(
         found.extend(_bare_dates_on_times(scope))
         found.extend(_value_of_another_column(scope))
         found += [said for said in (_join_that_repeats_rows(scope),) if said]
-    found += [said for said in (_null_group_first(tree, rows), _counts_without_their_groups(tree, rows)) if said]
+    found += [said for said in (_null_group(tree, rows), _counts_without_their_groups(tree, rows)) if said]
     if scope is not None and question:
         found += [
             said
@@ -242,6 +264,7 @@ def defects(
             if said
         ]
         found.extend(_id_for_a_named_value(question, scope))
+        found.extend(_state_for_an_event(question, scope))
     return found
 
 
@@ -493,26 +516,35 @@ def _count_of_single_rows(select: exp.Select, schema: SchemaDescriber) -> str:
     return ""
 
 
-def _null_group_first(tree: exp.Expr, rows: Sequence[dict[str, Any]]) -> str:
-    if not isinstance(tree, exp.Select) or not rows or tree.args.get("limit") is None:
+def _null_group(tree: exp.Expr, rows: Sequence[dict[str, Any]]) -> str:
+    if not isinstance(tree, exp.Select) or not rows:
         return ""
     group, order = tree.args.get("group"), tree.args.get("order")
-    if group is None or order is None or not any(_own(a, tree) for a in order.find_all(exp.AggFunc)):
-        return ""
+    if group is None or any(group.args.get(k) for k in ("rollup", "cube", "grouping_sets", "totals")):
+        return ""  # ROLLUP's and CUBE's NULLs are the totals' rows
+    ranking = (
+        tree.args.get("limit") is not None
+        and order is not None
+        and any(_own(a, tree) for a in order.find_all(exp.AggFunc))
+    )
     grouped = {key.name.lower() for key in group.expressions if isinstance(key, exp.Column)}
-    first = list(rows[0].values())
+    tested = {node.this.name.lower() for node in tree.find_all(exp.Is) if isinstance(node.this, exp.Column)}
     for position, projection in enumerate(tree.expressions):
         column = projection.this if isinstance(projection, exp.Alias) else projection
-        if (
-            isinstance(column, exp.Column)
-            and column.name.lower() in grouped
-            and position < len(first)
-            and first[position] is None
-        ):
-            name = column.name
+        if not isinstance(column, exp.Column) or column.name.lower() not in grouped - tested:
+            continue
+        values = [list(row.values())[position] if position < len(row) else "" for row in rows]
+        name = column.name
+        if ranking and values[0] is None:
             return (
                 f"its first row is the group of rows whose {name} is NULL (no value), so the answer names no "
                 f"{name}; unless the question asks about missing values, leave them out (WHERE {name} IS NOT NULL)"
+            )
+        if not ranking and None in values:
+            return (
+                f"one of its rows is the group of rows whose {name} is NULL (no value), which is no {name}; "
+                f"unless the question asks about rows without a {name} too, leave them out "
+                f"(WHERE {name} IS NOT NULL)"
             )
     return ""
 
@@ -1002,6 +1034,51 @@ def _id_for_a_named_value(question: str, scope: _Scope) -> list[str]:
                     by_join = _rewritten(scope.tree, kinds, position, by_name)
                     if isinstance(by_join, exp.Select):
                         said += f": {by_join.join(lookup.name, on=join).sql(dialect='mysql')}"
+            found.append(said)
+            break
+    return found
+
+
+_TIME_WORDS = {"at", "on", "date", "time", "datetime", "timestamp", "ts", "when"}  # requested_at, OpenedOn
+
+
+def _event_of(column: Column) -> Optional[str]:
+    """The event a date/time column records, as its name's first word (``requested_at``: "requested";
+    ``finished``: "finished"); None for a column whose other words are not time words."""
+    said = name_words(column.name)
+    if column.kind != "time" or not said or not set(said[1:]) <= _TIME_WORDS:
+        return None
+    return said[0]
+
+
+def _state_for_an_event(question: str, scope: _Scope) -> list[str]:
+    found = []
+    for node in scope.tree.find_all(exp.EQ, exp.In):
+        compared = _compared_literals(node, text=True)
+        placed = scope.place(compared[0]) if compared is not None else None
+        if compared is None or placed is None or placed[1].values is None:
+            continue
+        table, status = placed
+        events = {_event_of(c): c for c in table.columns if not c.nullable and _event_of(c)}
+        for value in compared[1]:
+            event = next((events[e] for e in events if e in {value.casefold() + end for end in ("", "ed", "d")}), None)
+            said_words = list(words(question))
+            if event is None or _event_of(event) not in said_words:
+                continue
+            said_words.remove(_event_of(event) or "")
+            if mentions(" ".join(said_words), value):
+                continue  # the question names the state besides the event ("opened in 2025 are open")
+            said = (
+                f"{node.sql(dialect='mysql')} keeps only the {table.name} rows whose {status.name} is still "
+                f"'{value}', but every {table.name} row has its {event.name} (never NULL): every one was "
+                f"{_event_of(event)}, whatever its {status.name} is now; unless the question asks for the rows "
+                f"that are '{value}' now, leave that condition out ({event.name} says when it happened)"
+            )
+            parent = node.parent
+            if isinstance(parent, exp.And) and isinstance(node, exp.EQ):  # the statement without the condition
+                kept = parent.right if parent.left is node else parent.left
+                position = list(scope.tree.find_all(exp.And)).index(parent)
+                said += f": {_rewritten(scope.tree, (exp.And,), position, kept.copy()).sql(dialect='mysql')}"
             found.append(said)
             break
     return found

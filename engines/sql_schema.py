@@ -63,10 +63,15 @@ _NUMBER_TYPES = {
 _CAMEL_CASE_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
+def name_words(name: str) -> list[str]:
+    """An identifier's words, lower case: ``requested_at`` and ``RequestedAt`` give requested, at."""
+    return _CAMEL_CASE_BOUNDARY.sub(" ", name).replace("_", " ").lower().split()
+
+
 def _table_words(table: str) -> set[str]:
     """A table's name as a question writes it: ``support_tickets`` and ``SupportTickets`` as
     "support tickets" (and the name with only its underscores as spaces)."""
-    return {_CAMEL_CASE_BOUNDARY.sub(" ", table).replace("_", " "), table.replace("_", " ")}
+    return {" ".join(name_words(table)), table.replace("_", " ")}
 
 
 def noun_forms(noun: str) -> set[str]:

@@ -263,11 +263,33 @@ def test_a_ranking_led_by_the_group_of_nulls_is_a_defect():
     )
 
 
+def test_a_list_of_groups_with_the_group_of_nulls_among_them_is_a_defect():
+    listed = "SELECT method, SUM(amount) AS total FROM invoices GROUP BY method"
+    [found] = defects(listed, rows=[{"method": "card", "total": 9.0}, {"method": None, "total": 4.0}])
+    assert found.startswith("one of its rows is the group of rows whose method is NULL (no value), which is no method")
+    assert "WHERE method IS NOT NULL" in found
+    ranked = RANKING.replace(" LIMIT 1", "")  # an ORDER BY without a LIMIT lists every group
+    assert defects(ranked, rows=[{"insurer": "OEGK"}, {"insurer": None}])
+
+
 @pytest.mark.parametrize(
     "sql, rows",
     [
         (RANKING, [{"insurer": "OEGK"}]),  # a value leads
-        (RANKING.replace(" LIMIT 1", ""), [{"insurer": None}, {"insurer": "OEGK"}]),  # every group listed
+        (RANKING.replace(" LIMIT 1", ""), [{"insurer": "A"}, {"insurer": "OEGK"}]),  # every group listed, none NULL
+        (  # the totals' rows of ROLLUP
+            "SELECT insurer, COUNT(*) FROM patients GROUP BY insurer WITH ROLLUP",
+            [{"insurer": "A", "n": 2}, {"insurer": None, "n": 2}],
+        ),
+        (  # the statement keeps the rows without a value on purpose
+            "SELECT insurer, COUNT(*) FROM patients WHERE insurer IS NULL OR born > 1990 GROUP BY insurer",
+            [{"insurer": "A", "n": 2}, {"insurer": None, "n": 2}],
+        ),
+        (  # NULL in an aggregate, not in a group key
+            "SELECT insurer, MAX(left_on) FROM patients GROUP BY insurer",
+            [{"insurer": "A", "m": None}],
+        ),
+        ("SELECT insurer, born FROM patients", [{"insurer": None, "born": 1990}]),  # no groups
         (RANKING.replace("LIMIT 1", "LIMIT 2"), [{"insurer": "OEGK"}, {"insurer": None}]),  # not first
         (
             "SELECT insurer, MAX(born) FROM patients GROUP BY insurer ORDER BY MAX(born) LIMIT 1",
@@ -277,7 +299,7 @@ def test_a_ranking_led_by_the_group_of_nulls_is_a_defect():
         (RANKING, []),  # no rows
     ],
 )
-def test_rankings_not_led_by_a_null_group_have_no_such_defect(sql, rows):
+def test_groups_without_a_null_group_first_or_listed_have_no_such_defect(sql, rows):
     assert defects(sql, rows=rows) == []
 
 
@@ -810,3 +832,53 @@ def test_counts_of_groups_that_do_not_say_whose_they_are_are_a_defect(rental_sch
 def test_counts_that_say_whose_they_are_or_are_one_number_have_no_such_defect(rental_schema, db, sql):
     rows = [dict(enumerate(row)) for row in db.fetchall(sql)]
     assert defects(sql, rental_schema, rows=rows) == []
+
+
+@pytest.fixture
+def ticket_schema(db) -> SchemaDescriber:
+    """Tickets with a status and the time each was opened (never NULL) and closed (NULL while open);
+    CamelCase claims with the day each was filed."""
+    for statement in (
+        "CREATE TABLE tickets (id INT PRIMARY KEY, priority ENUM('low','urgent') NOT NULL, "
+        "status ENUM('open','pending','closed') NOT NULL, opened_at DATETIME NOT NULL, closed_at DATETIME NULL)",
+        "CREATE TABLE Claims (ClaimID INT PRIMARY KEY, State ENUM('Filed','Paid','Rejected') NOT NULL, "
+        "FiledOn DATE NOT NULL)",
+    ):
+        db.execute(statement)
+    database = db.fetchall("SELECT DATABASE()")[0][0]
+    return SchemaDescriber(db, database, ["tickets", "Claims"])
+
+
+def test_a_state_compared_where_the_question_speaks_of_the_event_every_row_had_is_a_defect(ticket_schema):
+    question = "How many urgent tickets were opened in 2025?"
+    sql = "SELECT COUNT(*) FROM tickets WHERE status = 'open' AND priority = 'urgent' AND YEAR(opened_at) = 2025"
+    [found] = defects(sql, ticket_schema, question=question)
+    assert found.startswith("status = 'open' keeps only the tickets rows whose status is still 'open'")
+    assert "every tickets row has its opened_at (never NULL)" in found
+    assert found.endswith(": SELECT COUNT(*) FROM tickets WHERE priority = 'urgent' AND YEAR(opened_at) = 2025")
+    [found] = defects(
+        "SELECT COUNT(*) FROM Claims WHERE State = 'Filed'", ticket_schema, question="How many claims were filed?"
+    )
+    assert "every Claims row has its FiledOn (never NULL): every one was filed" in found
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        ("How many tickets are open?", "SELECT COUNT(*) FROM tickets WHERE status = 'open'"),  # the state asked
+        (  # the state asked besides the event
+            "How many tickets opened in 2025 are open?",
+            "SELECT COUNT(*) FROM tickets WHERE YEAR(opened_at) = 2025 AND status = 'open'",
+        ),
+        ("How many claims filed in May are still filed?", "SELECT COUNT(*) FROM Claims WHERE State = 'Filed'"),
+        (  # closed_at may be NULL: not every ticket was closed
+            "How many tickets were closed in 2025?",
+            "SELECT COUNT(*) FROM tickets WHERE status = 'closed' AND YEAR(closed_at) = 2025",
+        ),
+        ("How many tickets were opened?", "SELECT COUNT(*) FROM tickets WHERE status = 'pending'"),  # no such event
+        ("How many claims were paid?", "SELECT COUNT(*) FROM Claims WHERE State = 'Paid'"),  # no PaidOn column
+        ("How many tickets were opened?", "SELECT COUNT(*) FROM tickets WHERE status <> 'open'"),  # not this state
+    ],
+)
+def test_states_compared_without_an_event_every_row_had_have_no_such_defect(ticket_schema, question, sql):
+    assert defects(sql, ticket_schema, question=question) == []

@@ -702,6 +702,40 @@ def test_a_ranking_led_by_the_null_group_is_given_back_and_else_answered_as_writ
     assert len(answer.attempts) == 1 and answer.attempts[0].error is None
 
 
+def test_a_list_of_groups_with_the_null_group_is_given_back_and_one_without_is_not(engine_with):
+    """Orders not delivered yet have no delivery date: "how many orders were delivered on each date"
+    grouped without IS NOT NULL lists them as one more date. Told so, the model leaves them out; a
+    list grouped by a column that is never NULL is answered as written (must not fire)."""
+    written = "SELECT delivered_at, COUNT(*) AS n FROM orders GROUP BY delivered_at"
+    corrected = written.replace("GROUP BY", "WHERE delivered_at IS NOT NULL GROUP BY")
+    engine, llm = engine_with(corrected_by_the_model(written, corrected, "which is no delivered_at"))
+    answer = sql_answer(engine, "How many orders were delivered on each date?")
+    assert answer.attempts[0].error.startswith("it ran, but one of its rows is the group of rows whose delivered_at")
+    assert answer.attempts[-1].error is None and answer.rows
+    assert all(row["delivered_at"] is not None for row in answer.rows)
+    by_status = "SELECT status, COUNT(*) AS n FROM orders GROUP BY status"
+    engine, llm = engine_with(corrected_by_the_model(by_status, "", "nothing: never asked"))
+    answer = sql_answer(engine, "How many orders are there in each status?")
+    assert len(answer.attempts) == 1 and answer.attempts[0].error is None and len(answer.rows) > 1
+
+
+def test_a_state_where_the_question_speaks_of_an_event_is_given_back_with_the_statement_without_it(engine_with):
+    """Every support ticket was opened (opened_at is never NULL), whatever its status now: "tickets
+    opened by ..." written with status = 'open' counts only those still open. Told so, with the
+    statement without that condition, the model writes it; "how many tickets are open?" keeps it
+    (must not fire)."""
+    written = "SELECT COUNT(*) FROM support_tickets WHERE status = 'open' AND priority = 'urgent'"
+    corrected = "SELECT COUNT(*) FROM support_tickets WHERE priority = 'urgent'"
+    told = "every support_tickets row has its opened_at (never NULL): every one was opened, whatever its status is now"
+    engine, llm = engine_with(corrected_by_the_model(written, corrected, told, corrected))
+    answer = sql_answer(engine, "How many urgent support tickets were opened?")
+    assert answer.attempts[0].error.startswith("it ran, but status = 'open' keeps only the support_tickets rows")
+    assert answer.sql == corrected and answer.attempts[-1].error is None
+    engine, llm = engine_with(corrected_by_the_model("SELECT COUNT(*) FROM support_tickets WHERE status = 'open'", ""))
+    answer = sql_answer(engine, "How many support tickets are open?")
+    assert len(answer.attempts) == 1 and answer.attempts[0].error is None
+
+
 def test_ids_answering_which_rows_are_given_back_and_a_named_answer_is_not(engine_with, most_returned):
     """ "Which product ..." answered with product ids goes back to the model, told to select the name;
     the same ids for "How many returns per product" are an answer (must not fire)."""
