@@ -17,9 +17,10 @@ do; where the server's error and the schema alone decide the repair (a join alon
 for an unknown column), kb writes it (:mod:`kb.engines.sql_repairs`). A statement that runs is never
 rewritten into another meaning; one that runs with a defect no question could want (an aggregate
 that folds every row into one beside plain columns, a column compared with itself, a join pairing
-keys that do not belong together, a count of groups that are single rows, a group
-of NULLs among the groups, ids where the question asks which rows, a bare date ending a range on a column with times
-of day: :mod:`kb.engines.sql_defects`), or on values the
+keys that do not belong together, a count of groups that are single rows, a group of NULLs among
+the groups, ids where the question asks which rows, a bare date ending a range on a column with
+times of day, a state where the question speaks of an event every row had:
+:mod:`kb.engines.sql_defects`), or on values the
 server warned it could not convert (``YEAR()`` of a flight number, a name summed: MariaDB's warnings 1292 and 1366),
 is given back to the model like a failed one, and answers as written when no correction runs clean. Each attempt passes the guard, and the response lists every attempt
 with its error. A statement the guard refuses for what it would do (a write, a lock, a file) is not

@@ -1059,20 +1059,21 @@ def _state_for_an_event(question: str, scope: _Scope) -> list[str]:
         if compared is None or placed is None or placed[1].values is None:
             continue
         table, status = placed
-        events = {_event_of(c): c for c in table.columns if not c.nullable and _event_of(c)}
+        events = {word: c for c in table.columns if not c.nullable and (word := _event_of(c))}  # word -> column
         for value in compared[1]:
-            event = next((events[e] for e in events if e in {value.casefold() + end for end in ("", "ed", "d")}), None)
-            said_words = list(words(question))
-            if event is None or _event_of(event) not in said_words:
+            word = next((w for w in events if w in {value.casefold() + end for end in ("", "ed", "d")}), None)
+            asked = list(words(question))
+            if word is None or word not in asked:
                 continue
-            said_words.remove(_event_of(event) or "")
-            if mentions(" ".join(said_words), value):
+            asked.remove(word)
+            if mentions(" ".join(asked), value):
                 continue  # the question names the state besides the event ("opened in 2025 are open")
+            event = events[word].name
             said = (
                 f"{node.sql(dialect='mysql')} keeps only the {table.name} rows whose {status.name} is still "
-                f"'{value}', but every {table.name} row has its {event.name} (never NULL): every one was "
-                f"{_event_of(event)}, whatever its {status.name} is now; unless the question asks for the rows "
-                f"that are '{value}' now, leave that condition out ({event.name} says when it happened)"
+                f"'{value}', but every {table.name} row has its {event} (never NULL): every one was {word}, "
+                f"whatever its {status.name} is now; unless the question asks for the rows that are '{value}' "
+                f"now, leave that condition out ({event} says when it happened)"
             )
             parent = node.parent
             if isinstance(parent, exp.And) and isinstance(node, exp.EQ):  # the statement without the condition
