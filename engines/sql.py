@@ -28,9 +28,12 @@ retried. An empty result is an answer ("there were no orders in 2019"), not a fa
 
 **Rescue samples.** When neither the statement nor any correction runs clean (every one failed or
 ran with a defect) and the last failure is one a rewrite may mend, the model writes up to
-``rescue_samples`` more statements for the same prompt at ``rescue_temperature`` (the 1.5B model
-writes its greedy mistake again at low temperature, and again when shown it in a correction
-prompt). Each is checked, run and checked for defects like a candidate; the first rows two of them
+``rescue_samples`` more statements at ``rescue_temperature`` (the 1.5B model writes its greedy
+mistake again at low temperature, and again when shown it in a correction prompt): for the
+question's own prompt; when none of those runs clean and a statement ran with a defect, as many
+more for the correction prompt that shows that statement and its defect (whose message may end with
+the statement to write, which the greedy correction ignored: ``StatusID = 'Cancelled'`` written
+twice beside ``StatusID = 4``). Each is checked, run and checked for defects like a candidate; the first rows two of them
 agree on answer, else the first that ran clean; when none does, the first statement that ran
 answers as written, as before. A question whose first statement runs clean costs nothing more.
 With ``candidates`` above 1 as well, a question that went to rescue samples is not voted on again.
@@ -389,14 +392,21 @@ class SQLEngine(CustomQueryEngine):
         """The question as the prompts show it: the hint line (value linking, shared names) right above it."""
         return f"{hint}\n{question}" if hint else question
 
+    def _sampled_llm(self, seed: int, temperature: float) -> LLM:
+        """A copy of the LLM that samples at ``temperature`` with its own seed (where it has those fields)."""
+        fields = type(self.llm).model_fields
+        update = {k: v for k, v in (("temperature", temperature), ("seed", seed)) if k in fields}
+        return self.llm.model_copy(update=update)
+
     def _sampled_writer(self, seed: int, temperature: float) -> Any:
-        """A writer on a copy of the LLM that samples at ``temperature`` with its own seed."""
+        """A writer on :meth:`_sampled_llm`."""
         if (seed, temperature) not in self._sampled_writers:
-            fields = type(self.llm).model_fields
-            update = {k: v for k, v in (("temperature", temperature), ("seed", seed)) if k in fields}
-            llm = self.llm.model_copy(update=update)
             self._sampled_writers[(seed, temperature)] = _sql_writer(
-                llm, self.sql_database, self.tables, *self._writer_options, self.examples_text
+                self._sampled_llm(seed, temperature),
+                self.sql_database,
+                self.tables,
+                *self._writer_options,
+                self.examples_text,
             )
         return self._sampled_writers[(seed, temperature)]
 
@@ -422,8 +432,20 @@ class SQLEngine(CustomQueryEngine):
         joined = self.repairs.add_missing_join(failed.sql, failed.error or "")
         if joined and _normalized(joined) not in tried_forms:
             return joined
+        prompt = self._correction_prompt(question, failed, tables, hint)
+        rewrite = str(self.llm.complete(prompt).text)
+        if _normalized(rewrite) in tried_forms:
+            try:
+                rewrite = str(self.llm.complete(prompt, temperature=0.8).text)
+            except TypeError:  # an LLM whose complete() takes no temperature: keep the first rewrite
+                pass
+        return rewrite
+
+    def _correction_prompt(self, question: str, failed: Attempt, tables: Sequence[str], hint: str) -> str:
+        """The prompt that asks for a rewrite of ``failed``: the schema, the question, the statement, its
+        error and, for an unknown column or table (:meth:`StatementRepairs.hint_for`), where to find it."""
         advice = self.repairs.hint_for(failed.error or "", tables, failed.sql)
-        prompt = CORRECTION_PROMPT.format(
+        return CORRECTION_PROMPT.format(
             dialect=self.sql_database.dialect,
             schema=self.schema_text,
             query_str=self._asked(question, hint),
@@ -432,13 +454,6 @@ class SQLEngine(CustomQueryEngine):
             hint=f"Hint: {advice}\n" if advice else "",
             examples=self.examples_text,
         )
-        rewrite = str(self.llm.complete(prompt).text)
-        if _normalized(rewrite) in tried_forms:
-            try:
-                rewrite = str(self.llm.complete(prompt, temperature=0.8).text)
-            except TypeError:  # an LLM whose complete() takes no temperature: keep the first rewrite
-                pass
-        return rewrite
 
     def run(self, checked: CheckedSQL) -> Statement:
         """A checked statement run read-only: its rows (at most ``row_limit``; ``truncated`` when there
@@ -559,26 +574,44 @@ class SQLEngine(CustomQueryEngine):
                 return ran_with_defect, "final"
         return ran_with_defect, "mendable"
 
-    def _rescue(self, question: str, hint: str) -> tuple[Optional[Statement], Votes]:
+    def _rescue(self, question: str, hint: str, mending: Optional[Attempt] = None) -> tuple[Optional[Statement], Votes]:
         """For a question none of whose attempts ran clean: up to ``rescue_samples`` statements sampled
-        at ``rescue_temperature`` (a small model repeats its greedy mistake at low temperature), each
-        checked, run and checked for defects like a candidate. The first rows two of them agree on
-        answer; when none agree, the first that ran clean; None when none did."""
+        at ``rescue_temperature`` (a small model repeats its greedy mistake at low temperature) for
+        the question's own prompt, each checked, run and checked for defects like a candidate. When
+        none of them runs clean and ``mending`` is given (the attempt that ran with a defect and
+        would otherwise answer), up to ``rescue_samples`` more for the correction prompt that shows
+        it with its defect (whose message may carry the statement to write). The first rows two of
+        them agree on answer; when none agree, the first that ran clean; None when none did."""
         groups: list[list[Statement]] = []
         written = 0
-        for seed in range(1, self.rescue_samples + 1):
-            candidate = self._sampled(question, hint, seed, self.rescue_temperature)
-            written += 1
-            if candidate is not None and len(_grouped(groups, candidate)) == 2:
-                break
+        for shown in [None] if mending is None else [None, mending]:
+            if groups:
+                break  # a sample for the question's own prompt ran clean
+            for seed in range(1, self.rescue_samples + 1):
+                candidate = self._sampled(question, hint, seed, self.rescue_temperature, shown)
+                written += 1
+                if candidate is not None and len(_grouped(groups, candidate)) == 2:
+                    break
         chosen = max(groups, key=len, default=None)  # max keeps the first of equal groups
         votes = Votes(written, sum(len(g) for g in groups), len(chosen or ()), False, rescue=True)
         return (chosen[0] if chosen else None), votes
 
-    def _sampled(self, question: str, hint: str, seed: int, temperature: Optional[float] = None) -> Optional[Statement]:
-        """One sampled candidate, checked and run (kb's join added once if the server names an unknown
-        column); None when the guard refuses it, it does not run, or it runs with a defect."""
-        proposed = self.write_sql(question, hint, seed=seed, temperature=temperature)
+    def _sampled(
+        self,
+        question: str,
+        hint: str,
+        seed: int,
+        temperature: Optional[float] = None,
+        mending: Optional[Attempt] = None,
+    ) -> Optional[Statement]:
+        """One sampled candidate (a rewrite of ``mending`` when given), checked and run (kb's join added
+        once if the server names an unknown column); None when the guard refuses it, it does not run,
+        or it runs with a defect."""
+        if mending is None:
+            proposed = self.write_sql(question, hint, seed=seed, temperature=temperature)
+        else:
+            sampler = self._sampled_llm(seed, self.sample_temperature if temperature is None else temperature)
+            proposed = str(sampler.complete(self._correction_prompt(question, mending, (), hint)).text)
         try:
             checked = self.guard.check(proposed)
         except SQLRefused:
@@ -633,7 +666,10 @@ class SQLEngine(CustomQueryEngine):
         chosen, verdict = self._attempts(question, outcome.question_hint, outcome, clock)
         if verdict == "mendable" and self.rescue_samples:
             with clock.step("generation"):  # the rescue samples: written and run
-                rescued, outcome.votes = self._rescue(question, outcome.question_hint)
+                mending = next(
+                    (a for a in outcome.attempts if chosen is not None and a.sql == chosen.sql and a.error), None
+                )
+                rescued, outcome.votes = self._rescue(question, outcome.question_hint, mending)
             if rescued is not None:
                 chosen, verdict = rescued, "clean"
                 outcome.refused, outcome.refusal_reason = False, None

@@ -629,6 +629,24 @@ def test_a_question_answered_by_rescue_samples_is_not_voted_on_again(engine_with
     assert len(writes) == 3  # the greedy statement and two rescue samples; no further candidates
 
 
+def test_when_no_rescue_sample_runs_clean_more_are_written_for_the_correction_prompt_with_its_defect(engine_with):
+    corrections = iter([COLLAPSED, COLLAPSED, GROUPED, GROUPED])  # the greedy correction, its retry, then samples
+
+    def script(prompt: str) -> str:
+        if "Result (" in prompt:
+            return "Answer."
+        return next(corrections) if "Write a corrected statement" in prompt else COLLAPSED
+
+    engine, llm = engine_with(script)
+    answer = sql_answer(engine, "Which customer placed the most orders?")
+    assert answer.sql == GROUPED.replace(" c ", " AS c ").replace(" o ", " AS o ")
+    # four samples for the question's own prompt ran with the defect; two for the correction prompt agreed
+    assert answer.candidates == {"written": 6, "ran": 2, "agreeing": 2, "greedy_chosen": False, "rescue": True}
+    shown = [p for p in llm.prompts if "Write a corrected statement" in p][2:]
+    assert len(shown) == 2
+    assert all("Error: it ran, but it uses COUNT(*) without GROUP BY" in p and "ORDER BY COUNT(*)" in p for p in shown)
+
+
 def test_without_agreement_the_first_rescue_sample_that_ran_clean_answers(engine_with):
     unknown = "SELECT c.nickname FROM customers c"  # the server rejects it: not counted
     engine, llm = engine_with(sampled_after_corrections([unknown, COLLAPSED, OTHER_RANKING, GROUPED]))
