@@ -176,6 +176,14 @@ interrogatives, no word of any labelled question) (``question``):
   ("How many tickets opened in 2025 are open?"), when the event's
   column may be NULL (``closed_at``: not every ticket was closed), or for a value no such column
   is named for.
+* **an amount of time in another unit than its column holds**: the question states amounts of time
+  ("longer than 5 minutes", "between 3 and 5 minutes", "an hour"), and the statement compares a
+  number column whose name ends with a unit of time (``Milliseconds``, ``duration_ms``,
+  ``running_minutes``, ``hrs``) with a number that is none of those amounts in that unit
+  (``Milliseconds > 50000``). The message gives each amount in the column's unit and, for one
+  amount, the statement with it. It does not fire on the amounts converted right, on a column whose
+  name states no unit (``length``, ``min_price``: a minimum), or when the question states no
+  amount of time.
 
 None is rewritten: :class:`kb.engines.sql.SQLEngine` gives the statement back to the model with
 the defect as its error, and answers from the statement as written when no correction runs clean.
@@ -265,6 +273,7 @@ def defects(
         ]
         found.extend(_id_for_a_named_value(question, scope))
         found.extend(_state_for_an_event(question, scope))
+        found += [said for said in (_amount_in_another_unit(question, scope),) if said]
     return found
 
 
@@ -1083,3 +1092,68 @@ def _state_for_an_event(question: str, scope: _Scope) -> list[str]:
             found.append(said)
             break
     return found
+
+
+# Units of time a number column's name may end with, in seconds: general English, no labelled question's.
+_UNIT_SECONDS = {
+    **dict.fromkeys(("milliseconds", "millisecond", "millis", "ms", "msec"), 0.001),
+    **dict.fromkeys(("seconds", "second", "secs", "sec"), 1.0),
+    **dict.fromkeys(("minutes", "minute", "mins"), 60.0),
+    **dict.fromkeys(("hours", "hour", "hrs", "hr"), 3600.0),
+    **dict.fromkeys(("days", "day"), 86400.0),
+}
+_AMOUNT = r"(\d+(?:\.\d+)?|an?|one)"
+_UNIT = r"(milliseconds?|seconds?|minutes?|hours?|days?)"
+_AMOUNTS_OF_TIME = re.compile(rf"\b{_AMOUNT}(?:\s*(?:and|to|or|-)\s*{_AMOUNT})?\s+{_UNIT}\b", re.IGNORECASE)
+
+
+def _amounts_of_time(question: str) -> list[tuple[str, float]]:
+    """The amounts of time the question states, as written and in seconds: "longer than 5 minutes"
+    gives ("5 minutes", 300.0); "between 3 and 5 minutes" gives both; "an hour" is one."""
+    found = []
+    for match in _AMOUNTS_OF_TIME.finditer(question):
+        unit = _UNIT_SECONDS[match[3].lower()]
+        for amount in (match[1], match[2]):
+            if amount:
+                number = float(amount) if amount[0].isdigit() else 1.0
+                found.append((f"{amount} {match[3]}", number * unit))
+    return found
+
+
+def _amount_in_another_unit(question: str, scope: _Scope) -> str:
+    amounts = _amounts_of_time(question)
+    if not amounts:
+        return ""
+    kinds = (exp.GT, exp.GTE, exp.LT, exp.LTE, exp.EQ, exp.NEQ, exp.Between)
+    for position, node in enumerate(scope.tree.find_all(*kinds)):
+        if isinstance(node, exp.Between):
+            bounds = [node.args.get("low"), node.args.get("high")]
+            column = node.this
+            numbers = [b.this for b in bounds if isinstance(b, exp.Literal) and not b.is_string]
+            if len(numbers) < 2:
+                continue
+        else:
+            compared = _compared_literals(node, text=False)
+            if compared is None:
+                continue
+            column, numbers = compared
+        placed = scope.place(column) if isinstance(column, exp.Column) else None
+        unit_word = (name_words(placed[1].name) or [""])[-1] if placed is not None else ""
+        if placed is None or placed[1].kind != "number" or unit_word not in _UNIT_SECONDS:
+            continue
+        expected = {said: round(seconds / _UNIT_SECONDS[unit_word], 6) for said, seconds in amounts}
+        wrong = [n for n in numbers if float(n) not in expected.values()]
+        if not wrong:
+            continue
+        shown = {said: exp.Literal.number(int(v) if v == int(v) else v) for said, v in expected.items()}
+        said = (
+            f"{placed[0].name}.{placed[1].name} holds an amount in {unit_word} (its name says so); the question's "
+            + " and ".join(f"{amount} is {n.sql(dialect='mysql')}" for amount, n in shown.items())
+            + f" of them, but the statement compares it with {', '.join(wrong)}"
+        )
+        if len(shown) == 1 and not isinstance(node, exp.Between):  # the statement with the converted amount
+            fixed = node.copy()
+            fixed.set("expression" if node.this is column else "this", next(iter(shown.values())))
+            said += f": {_rewritten(scope.tree, kinds, position, fixed).sql(dialect='mysql')}"
+        return said
+    return ""

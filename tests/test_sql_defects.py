@@ -882,3 +882,54 @@ def test_a_state_compared_where_the_question_speaks_of_the_event_every_row_had_i
 )
 def test_states_compared_without_an_event_every_row_had_have_no_such_defect(ticket_schema, question, sql):
     assert defects(sql, ticket_schema, question=question) == []
+
+
+@pytest.fixture
+def timed_schema(db) -> SchemaDescriber:
+    """Tracks whose length is a number of milliseconds, films whose running time is in minutes, and
+    columns whose names state no unit of time (``min_price``: a minimum)."""
+    for statement in (
+        "CREATE TABLE Track (TrackId INT PRIMARY KEY, Milliseconds INT NOT NULL, Bytes INT)",
+        "CREATE TABLE films (id INT PRIMARY KEY, running_minutes INT, length INT, min_price INT)",
+    ):
+        db.execute(statement)
+    database = db.fetchall("SELECT DATABASE()")[0][0]
+    return SchemaDescriber(db, database, ["Track", "films"])
+
+
+def test_an_amount_of_time_compared_in_another_unit_than_its_column_holds_is_a_defect(timed_schema):
+    question = "How many tracks are longer than 5 minutes?"
+    [found] = defects("SELECT COUNT(*) FROM Track WHERE Milliseconds > 50000", timed_schema, question=question)
+    assert found == (
+        "Track.Milliseconds holds an amount in milliseconds (its name says so); the question's 5 minutes is "
+        "300000 of them, but the statement compares it with 50000: SELECT COUNT(*) FROM Track WHERE Milliseconds > 300000"
+    )
+    [found] = defects(
+        "SELECT COUNT(*) FROM Track WHERE Milliseconds BETWEEN 180 AND 300",
+        timed_schema,
+        question="How many tracks are between 3 and 5 minutes long?",
+    )
+    assert "3 minutes is 180000 and 5 minutes is 300000 of them, but the statement compares it with 180, 300" in found
+    [found] = defects(
+        "SELECT COUNT(*) FROM films WHERE running_minutes > 2", timed_schema, question="Which films run over 2 hours?"
+    )
+    assert "the question's 2 hours is 120 of them" in found and found.endswith("WHERE running_minutes > 120")
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        ("How many tracks are longer than 5 minutes?", "SELECT COUNT(*) FROM Track WHERE Milliseconds > 300000"),
+        (  # the issue's counterexample: converted right, both bounds
+            "How many tracks are between 3 and 5 minutes long?",
+            "SELECT COUNT(*) FROM Track WHERE Milliseconds >= 180000 AND Milliseconds <= 300000",
+        ),
+        ("How many tracks are longer than 300000?", "SELECT COUNT(*) FROM Track WHERE Milliseconds > 300000"),
+        ("How many tracks are larger than 5 minutes?", "SELECT COUNT(*) FROM Track WHERE Bytes > 5"),  # no unit
+        ("Which films are longer than 2 hours?", "SELECT id FROM films WHERE length > 2"),  # the name states none
+        ("Which films cost at least 5 days' pay?", "SELECT id FROM films WHERE min_price >= 5"),  # min: a minimum
+        ("Which films run over 90 minutes?", "SELECT id FROM films WHERE running_minutes > 90"),
+    ],
+)
+def test_amounts_of_time_in_the_columns_unit_or_columns_without_one_have_no_such_defect(timed_schema, question, sql):
+    assert defects(sql, timed_schema, question=question) == []
