@@ -33,9 +33,9 @@ mistake again at low temperature, and again when shown it in a correction prompt
 question's own prompt; when none of those runs clean and a statement ran with a defect, as many
 more for the correction prompt that shows that statement and its defect (whose message may end with
 the statement to write, which the greedy correction ignored: ``StatusID = 'Cancelled'`` written
-twice beside ``StatusID = 4``). Each is checked, run and checked for defects like a candidate; the first rows two of them
-agree on answer, else the first that ran clean; when none does, the first statement that ran
-answers as written, as before. A question whose first statement runs clean costs nothing more.
+twice beside ``StatusID = 4``). Each is checked, run and checked for defects like a candidate;
+the first rows two of them agree on answer, else the first that ran clean; when none does, the
+first statement that ran answers as written, as before. A question whose first statement runs clean costs nothing more.
 With ``candidates`` above 1 as well, a question that went to rescue samples is not voted on again.
 
 **Execution-guided selection.** With ``candidates`` above 1, the model also writes sampled statements

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from kb.engines.sql_defects import defects
@@ -142,23 +144,31 @@ def test_a_shifted_self_comparison_names_the_tables_other_columns_of_its_kind(db
     assert text.endswith("or with a value")  # no columns named for a text column
 
 
+def described(db, statements: Sequence[str], tables: list[str]) -> SchemaDescriber:
+    """``tables``, created (and filled) by ``statements`` in the test's database, as kb describes them."""
+    for statement in statements:
+        db.execute(statement)
+    return SchemaDescriber(db, db.fetchall("SELECT DATABASE()")[0][0], tables)
+
+
 @pytest.fixture
 def keyed_schema(db) -> SchemaDescriber:
     """Declared keys: customers' rep is an employee, invoices belong to customers, a one-to-one notes
     table keyed by its customer, invoice lines keyed by (invoice, line)."""
-    for statement in (
-        "CREATE TABLE employees (id INT PRIMARY KEY, name VARCHAR(80), city VARCHAR(40))",
-        "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(80), city VARCHAR(40), rep_id INT, "
-        "FOREIGN KEY (rep_id) REFERENCES employees(id))",
-        "CREATE TABLE invoices (id INT PRIMARY KEY, customer_id INT, FOREIGN KEY (customer_id) REFERENCES customers(id))",
-        "CREATE TABLE customer_notes (customer_id INT PRIMARY KEY, note TEXT, "
-        "FOREIGN KEY (customer_id) REFERENCES customers(id))",
-        "CREATE TABLE invoice_lines (invoice_id INT, line_no INT, amount DECIMAL(8,2), PRIMARY KEY (invoice_id, line_no), "
-        "FOREIGN KEY (invoice_id) REFERENCES invoices(id))",
-    ):
-        db.execute(statement)
-    database = db.fetchall("SELECT DATABASE()")[0][0]
-    return SchemaDescriber(db, database, ["employees", "customers", "invoices", "customer_notes", "invoice_lines"])
+    return described(
+        db,
+        (
+            "CREATE TABLE employees (id INT PRIMARY KEY, name VARCHAR(80), city VARCHAR(40))",
+            "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(80), city VARCHAR(40), rep_id INT, "
+            "FOREIGN KEY (rep_id) REFERENCES employees(id))",
+            "CREATE TABLE invoices (id INT PRIMARY KEY, customer_id INT, FOREIGN KEY (customer_id) REFERENCES customers(id))",
+            "CREATE TABLE customer_notes (customer_id INT PRIMARY KEY, note TEXT, "
+            "FOREIGN KEY (customer_id) REFERENCES customers(id))",
+            "CREATE TABLE invoice_lines (invoice_id INT, line_no INT, amount DECIMAL(8,2), PRIMARY KEY (invoice_id, line_no), "
+            "FOREIGN KEY (invoice_id) REFERENCES invoices(id))",
+        ),
+        ["employees", "customers", "invoices", "customer_notes", "invoice_lines"],
+    )
 
 
 @pytest.mark.parametrize(
@@ -207,17 +217,18 @@ def test_joins_along_keys_or_not_on_keys_have_no_defect(keyed_schema, sql):
 def counted_schema(db) -> SchemaDescriber:
     """Medications with a declared key, a UNIQUE code and names each held by one row (the data says so,
     not a constraint), a form several rows share; prescriptions reference medications."""
-    for statement in (
-        "CREATE TABLE medications (id INT PRIMARY KEY, code CHAR(4) UNIQUE, name VARCHAR(40), form VARCHAR(20))",
-        "CREATE TABLE prescriptions (id INT PRIMARY KEY, medication_id INT, quantity INT, "
-        "FOREIGN KEY (medication_id) REFERENCES medications(id))",
-        "INSERT INTO medications VALUES (1, 'A1', 'Ibuprofen', 'tablet'), (2, 'B2', 'Salbutamol', 'syrup'), "
-        "(3, 'C3', 'Paracetamol', 'tablet')",
-        "INSERT INTO prescriptions VALUES (1, 1, 10), (2, 1, 20), (3, 2, 10)",
-    ):
-        db.execute(statement)
-    database = db.fetchall("SELECT DATABASE()")[0][0]
-    return SchemaDescriber(db, database, ["medications", "prescriptions"])
+    return described(
+        db,
+        (
+            "CREATE TABLE medications (id INT PRIMARY KEY, code CHAR(4) UNIQUE, name VARCHAR(40), form VARCHAR(20))",
+            "CREATE TABLE prescriptions (id INT PRIMARY KEY, medication_id INT, quantity INT, "
+            "FOREIGN KEY (medication_id) REFERENCES medications(id))",
+            "INSERT INTO medications VALUES (1, 'A1', 'Ibuprofen', 'tablet'), (2, 'B2', 'Salbutamol', 'syrup'), "
+            "(3, 'C3', 'Paracetamol', 'tablet')",
+            "INSERT INTO prescriptions VALUES (1, 1, 10), (2, 1, 20), (3, 2, 10)",
+        ),
+        ["medications", "prescriptions"],
+    )
 
 
 @pytest.mark.parametrize(
@@ -462,14 +473,15 @@ def test_counts_of_the_asked_table_or_of_rows_standing_for_it_have_no_such_defec
 @pytest.fixture
 def dated_schema(db) -> SchemaDescriber:
     """Orders placed at times of day, shipped on days only (a DATETIME at midnight) and due on a DATE."""
-    for statement in (
-        "CREATE TABLE orders (id INT PRIMARY KEY, placed DATETIME, shipped DATETIME, due DATE)",
-        "INSERT INTO orders VALUES (1, '2025-07-31 14:05:00', '2025-08-01 00:00:00', '2025-08-10'), "
-        "(2, '2025-07-02 09:00:00', '2025-07-03 00:00:00', '2025-07-20')",
-    ):
-        db.execute(statement)
-    database = db.fetchall("SELECT DATABASE()")[0][0]
-    return SchemaDescriber(db, database, ["orders"])
+    return described(
+        db,
+        (
+            "CREATE TABLE orders (id INT PRIMARY KEY, placed DATETIME, shipped DATETIME, due DATE)",
+            "INSERT INTO orders VALUES (1, '2025-07-31 14:05:00', '2025-08-01 00:00:00', '2025-08-10'), "
+            "(2, '2025-07-02 09:00:00', '2025-07-03 00:00:00', '2025-07-20')",
+        ),
+        ["orders"],
+    )
 
 
 @pytest.mark.parametrize(
@@ -517,23 +529,24 @@ def test_ranges_that_keep_their_last_day_have_no_such_defect(dated_schema, sql):
 @pytest.fixture
 def staff_schema(db) -> SchemaDescriber:
     """Departments with a code and a name, staff, and a salary history keyed by employee and start."""
-    for statement in (
-        "CREATE TABLE depts (dept_code CHAR(4) PRIMARY KEY, dept_name VARCHAR(40) NOT NULL)",
-        "CREATE TABLE emp (emp_no INT PRIMARY KEY, last_name VARCHAR(30), dept_code CHAR(4) NOT NULL, "
-        "exit_date DATE NULL, FOREIGN KEY (dept_code) REFERENCES depts (dept_code))",
-        "CREATE TABLE salaries (emp_no INT NOT NULL, from_date DATE NOT NULL, to_date DATE NULL, amount INT, "
-        "PRIMARY KEY (emp_no, from_date), FOREIGN KEY (emp_no) REFERENCES emp (emp_no))",
-        "CREATE TABLE timesheets (ts_id INT PRIMARY KEY, emp_no INT NOT NULL, hrs DECIMAL(4, 2), "
-        "FOREIGN KEY (emp_no) REFERENCES emp (emp_no))",
-        "INSERT INTO depts VALUES ('ENG', 'Engineering'), ('SUP', 'Customer Support')",
-        "INSERT INTO emp VALUES (1, 'Patel', 'ENG', NULL), (2, 'Jones', 'SUP', NULL), (3, 'Khan', 'SUP', '2024-05-01')",
-        "INSERT INTO salaries VALUES (1, '2020-01-01', '2023-01-01', 50000), (1, '2023-01-01', NULL, 56000), "
-        "(2, '2021-03-01', NULL, 41000), (3, '2019-02-01', '2024-05-01', 39000)",
-        "INSERT INTO timesheets VALUES (1, 1, 7.5), (2, 1, 4.0)",
-    ):
-        db.execute(statement)
-    database = db.fetchall("SELECT DATABASE()")[0][0]
-    return SchemaDescriber(db, database, ["depts", "emp", "salaries", "timesheets"])
+    return described(
+        db,
+        (
+            "CREATE TABLE depts (dept_code CHAR(4) PRIMARY KEY, dept_name VARCHAR(40) NOT NULL)",
+            "CREATE TABLE emp (emp_no INT PRIMARY KEY, last_name VARCHAR(30), dept_code CHAR(4) NOT NULL, "
+            "exit_date DATE NULL, FOREIGN KEY (dept_code) REFERENCES depts (dept_code))",
+            "CREATE TABLE salaries (emp_no INT NOT NULL, from_date DATE NOT NULL, to_date DATE NULL, amount INT, "
+            "PRIMARY KEY (emp_no, from_date), FOREIGN KEY (emp_no) REFERENCES emp (emp_no))",
+            "CREATE TABLE timesheets (ts_id INT PRIMARY KEY, emp_no INT NOT NULL, hrs DECIMAL(4, 2), "
+            "FOREIGN KEY (emp_no) REFERENCES emp (emp_no))",
+            "INSERT INTO depts VALUES ('ENG', 'Engineering'), ('SUP', 'Customer Support')",
+            "INSERT INTO emp VALUES (1, 'Patel', 'ENG', NULL), (2, 'Jones', 'SUP', NULL), (3, 'Khan', 'SUP', '2024-05-01')",
+            "INSERT INTO salaries VALUES (1, '2020-01-01', '2023-01-01', 50000), (1, '2023-01-01', NULL, 56000), "
+            "(2, '2021-03-01', NULL, 41000), (3, '2019-02-01', '2024-05-01', 39000)",
+            "INSERT INTO timesheets VALUES (1, 1, 7.5), (2, 1, 4.0)",
+        ),
+        ["depts", "emp", "salaries", "timesheets"],
+    )
 
 
 @pytest.mark.parametrize(
@@ -673,26 +686,27 @@ def test_a_key_of_several_columns_is_shown_as_a_constraint_of_its_own(staff_sche
 def rental_schema(db) -> SchemaDescriber:
     """Rentals with a status looked up by id, a customer by a text code and a booking clerk; staff
     with supervisors."""
-    for statement in (
-        "CREATE TABLE statuses (status_id TINYINT PRIMARY KEY, status_name VARCHAR(20) NOT NULL)",
-        "CREATE TABLE customers (code CHAR(4) PRIMARY KEY, company VARCHAR(40) NOT NULL)",
-        "CREATE TABLE staff (staff_id INT PRIMARY KEY, last_name VARCHAR(30) NOT NULL, supervisor_id INT NULL, "
-        "FOREIGN KEY (supervisor_id) REFERENCES staff (staff_id))",
-        "CREATE TABLE methods (method_id INT PRIMARY KEY, method_name VARCHAR(20), short_name VARCHAR(8))",
-        "CREATE TABLE rentals (rental_id INT PRIMARY KEY, customer_code CHAR(4) NOT NULL, status_id TINYINT NOT NULL, "
-        "booked_by INT NOT NULL, method_id INT NOT NULL, FOREIGN KEY (customer_code) REFERENCES customers (code), "
-        "FOREIGN KEY (status_id) REFERENCES statuses (status_id), FOREIGN KEY (booked_by) REFERENCES staff (staff_id), "
-        "FOREIGN KEY (method_id) REFERENCES methods (method_id))",
-        "INSERT INTO statuses VALUES (1, 'Reserved'), (2, 'On Hire'), (3, 'Returned'), (4, 'Cancelled')",
-        "INSERT INTO customers VALUES ('AB01', 'Bakker Infra'), ('CD02', 'Claes Events')",
-        "INSERT INTO staff VALUES (1, 'Peeters', NULL), (2, 'Jansen', 1), (3, 'Maes', 1)",
-        "INSERT INTO methods VALUES (1, 'Customer Pickup', 'pickup'), (2, 'Van Delivery', 'van')",
-        "INSERT INTO rentals VALUES (1, 'AB01', 1, 2, 1), (2, 'AB01', 4, 2, 2), (3, 'AB01', 3, 3, 2), "
-        "(4, 'CD02', 4, 3, 1)",
-    ):
-        db.execute(statement)
-    database = db.fetchall("SELECT DATABASE()")[0][0]
-    return SchemaDescriber(db, database, ["statuses", "customers", "staff", "methods", "rentals"])
+    return described(
+        db,
+        (
+            "CREATE TABLE statuses (status_id TINYINT PRIMARY KEY, status_name VARCHAR(20) NOT NULL)",
+            "CREATE TABLE customers (code CHAR(4) PRIMARY KEY, company VARCHAR(40) NOT NULL)",
+            "CREATE TABLE staff (staff_id INT PRIMARY KEY, last_name VARCHAR(30) NOT NULL, supervisor_id INT NULL, "
+            "FOREIGN KEY (supervisor_id) REFERENCES staff (staff_id))",
+            "CREATE TABLE methods (method_id INT PRIMARY KEY, method_name VARCHAR(20), short_name VARCHAR(8))",
+            "CREATE TABLE rentals (rental_id INT PRIMARY KEY, customer_code CHAR(4) NOT NULL, status_id TINYINT NOT NULL, "
+            "booked_by INT NOT NULL, method_id INT NOT NULL, FOREIGN KEY (customer_code) REFERENCES customers (code), "
+            "FOREIGN KEY (status_id) REFERENCES statuses (status_id), FOREIGN KEY (booked_by) REFERENCES staff (staff_id), "
+            "FOREIGN KEY (method_id) REFERENCES methods (method_id))",
+            "INSERT INTO statuses VALUES (1, 'Reserved'), (2, 'On Hire'), (3, 'Returned'), (4, 'Cancelled')",
+            "INSERT INTO customers VALUES ('AB01', 'Bakker Infra'), ('CD02', 'Claes Events')",
+            "INSERT INTO staff VALUES (1, 'Peeters', NULL), (2, 'Jansen', 1), (3, 'Maes', 1)",
+            "INSERT INTO methods VALUES (1, 'Customer Pickup', 'pickup'), (2, 'Van Delivery', 'van')",
+            "INSERT INTO rentals VALUES (1, 'AB01', 1, 2, 1), (2, 'AB01', 4, 2, 2), (3, 'AB01', 3, 3, 2), "
+            "(4, 'CD02', 4, 3, 1)",
+        ),
+        ["statuses", "customers", "staff", "methods", "rentals"],
+    )
 
 
 def test_a_small_lookup_tables_ids_and_names_are_known_but_not_shown(rental_schema):
@@ -838,15 +852,16 @@ def test_counts_that_say_whose_they_are_or_are_one_number_have_no_such_defect(re
 def ticket_schema(db) -> SchemaDescriber:
     """Tickets with a status and the time each was opened (never NULL) and closed (NULL while open);
     CamelCase claims with the day each was filed."""
-    for statement in (
-        "CREATE TABLE tickets (id INT PRIMARY KEY, priority ENUM('low','urgent') NOT NULL, "
-        "status ENUM('open','pending','closed') NOT NULL, opened_at DATETIME NOT NULL, closed_at DATETIME NULL)",
-        "CREATE TABLE Claims (ClaimID INT PRIMARY KEY, State ENUM('Filed','Paid','Rejected') NOT NULL, "
-        "FiledOn DATE NOT NULL)",
-    ):
-        db.execute(statement)
-    database = db.fetchall("SELECT DATABASE()")[0][0]
-    return SchemaDescriber(db, database, ["tickets", "Claims"])
+    return described(
+        db,
+        (
+            "CREATE TABLE tickets (id INT PRIMARY KEY, priority ENUM('low','urgent') NOT NULL, "
+            "status ENUM('open','pending','closed') NOT NULL, opened_at DATETIME NOT NULL, closed_at DATETIME NULL)",
+            "CREATE TABLE Claims (ClaimID INT PRIMARY KEY, State ENUM('Filed','Paid','Rejected') NOT NULL, "
+            "FiledOn DATE NOT NULL)",
+        ),
+        ["tickets", "Claims"],
+    )
 
 
 def test_a_state_compared_where_the_question_speaks_of_the_event_every_row_had_is_a_defect(ticket_schema):
@@ -888,13 +903,14 @@ def test_states_compared_without_an_event_every_row_had_have_no_such_defect(tick
 def timed_schema(db) -> SchemaDescriber:
     """Tracks whose length is a number of milliseconds, films whose running time is in minutes, and
     columns whose names state no unit of time (``min_price``: a minimum)."""
-    for statement in (
-        "CREATE TABLE Track (TrackId INT PRIMARY KEY, Milliseconds INT NOT NULL, Bytes INT)",
-        "CREATE TABLE films (id INT PRIMARY KEY, running_minutes INT, length INT, min_price INT)",
-    ):
-        db.execute(statement)
-    database = db.fetchall("SELECT DATABASE()")[0][0]
-    return SchemaDescriber(db, database, ["Track", "films"])
+    return described(
+        db,
+        (
+            "CREATE TABLE Track (TrackId INT PRIMARY KEY, Milliseconds INT NOT NULL, Bytes INT)",
+            "CREATE TABLE films (id INT PRIMARY KEY, running_minutes INT, length INT, min_price INT)",
+        ),
+        ["Track", "films"],
+    )
 
 
 def test_an_amount_of_time_compared_in_another_unit_than_its_column_holds_is_a_defect(timed_schema):
