@@ -584,7 +584,8 @@ class SQLEngine(CustomQueryEngine):
         them agree on answer; when none agree, the first that ran clean; None when none did."""
         groups: list[list[Statement]] = []
         written = 0
-        for shown in [None] if mending is None else [None, mending]:
+        correction = self._correction_prompt(question, mending, (), hint) if mending is not None else None
+        for shown in [None] if correction is None else [None, correction]:
             if groups:
                 break  # a sample for the question's own prompt ran clean
             for seed in range(1, self.rescue_samples + 1):
@@ -602,16 +603,16 @@ class SQLEngine(CustomQueryEngine):
         hint: str,
         seed: int,
         temperature: Optional[float] = None,
-        mending: Optional[Attempt] = None,
+        correction: Optional[str] = None,
     ) -> Optional[Statement]:
-        """One sampled candidate (a rewrite of ``mending`` when given), checked and run (kb's join added
-        once if the server names an unknown column); None when the guard refuses it, it does not run,
-        or it runs with a defect."""
-        if mending is None:
+        """One sampled candidate (for the question's own prompt, or the ``correction`` prompt when
+        given), checked and run (kb's join added once if the server names an unknown column); None
+        when the guard refuses it, it does not run, or it runs with a defect."""
+        if correction is None:
             proposed = self.write_sql(question, hint, seed=seed, temperature=temperature)
         else:
             sampler = self._sampled_llm(seed, self.sample_temperature if temperature is None else temperature)
-            proposed = str(sampler.complete(self._correction_prompt(question, mending, (), hint)).text)
+            proposed = str(sampler.complete(correction).text)
         try:
             checked = self.guard.check(proposed)
         except SQLRefused:

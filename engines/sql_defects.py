@@ -1048,18 +1048,6 @@ def _id_for_a_named_value(question: str, scope: _Scope) -> list[str]:
     return found
 
 
-_TIME_WORDS = {"at", "on", "date", "time", "datetime", "timestamp", "ts", "when"}  # requested_at, OpenedOn
-
-
-def _event_of(column: Column) -> Optional[str]:
-    """The event a date/time column records, as its name's first word (``requested_at``: "requested";
-    ``finished``: "finished"); None for a column whose other words are not time words."""
-    said = name_words(column.name)
-    if column.kind != "time" or not said or not set(said[1:]) <= _TIME_WORDS:
-        return None
-    return said[0]
-
-
 def _state_for_an_event(question: str, scope: _Scope) -> list[str]:
     found = []
     for node in scope.tree.find_all(exp.EQ, exp.In):
@@ -1068,7 +1056,7 @@ def _state_for_an_event(question: str, scope: _Scope) -> list[str]:
         if compared is None or placed is None or placed[1].values is None:
             continue
         table, status = placed
-        events = {word: c for c in table.columns if not c.nullable and (word := _event_of(c))}  # word -> column
+        events = table.events()
         for value in compared[1]:
             word = next((w for w in events if w in {value.casefold() + end for end in ("", "ed", "d")}), None)
             asked = list(words(question))

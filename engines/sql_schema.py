@@ -63,6 +63,9 @@ _NUMBER_TYPES = {
 _CAMEL_CASE_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
+_TIME_WORDS = {"at", "on", "date", "time", "datetime", "timestamp", "ts", "when"}  # requested_at, OpenedOn
+
+
 def name_words(name: str) -> list[str]:
     """An identifier's words, lower case: ``requested_at`` and ``RequestedAt`` give requested, at."""
     return _CAMEL_CASE_BOUNDARY.sub(" ", name).replace("_", " ").lower().split()
@@ -197,6 +200,18 @@ class Table:
             return None
         ends = [c for c in self.columns if not c.primary and c.kind == "time" and c.nullable]
         return ends[0] if len(ends) == 1 else None
+
+    def events(self) -> dict[str, Column]:
+        """The events every row of this table had, each by the word that names it -> the date or time
+        column that records it: a column that is never NULL whose name's first word is the event and
+        whose other words are time words (``requested_at``: "requested"; ``FiledOn``: "filed";
+        ``finished`` if it were never NULL)."""
+        found = {}
+        for column in self.columns:
+            said = name_words(column.name)
+            if column.kind == "time" and not column.nullable and said and set(said[1:]) <= _TIME_WORDS:
+                found[said[0]] = column
+        return found
 
     def ddl(self) -> str:
         """The table as a ``CREATE TABLE`` statement with the notes as comments. A key of one column is

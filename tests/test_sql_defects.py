@@ -144,6 +144,11 @@ def test_a_shifted_self_comparison_names_the_tables_other_columns_of_its_kind(db
     assert text.endswith("or with a value")  # no columns named for a text column
 
 
+def suggested_statement(message: str) -> str:
+    """The statement a defect message ends with (after its last ": SELECT")."""
+    return "SELECT" + message.rsplit(": SELECT", 1)[1]
+
+
 def described(db, statements: Sequence[str], tables: list[str]) -> SchemaDescriber:
     """``tables``, created (and filled) by ``statements`` in the test's database, as kb describes them."""
     for statement in statements:
@@ -609,7 +614,8 @@ def test_a_value_of_another_column_compared_with_a_column_is_a_defect(staff_sche
 def test_a_name_compared_with_a_small_lookup_tables_key_is_given_its_key(staff_schema, db):
     sql = "SELECT COUNT(*) FROM emp WHERE dept_code = 'Customer Support'"
     [found] = defects(sql, staff_schema)
-    suggested = found.rsplit("; or compare the key: 'Customer Support' is depts.dept_code 'SUP': ", 1)[1]
+    assert "; or compare the key: 'Customer Support' is depts.dept_code 'SUP': " in found
+    suggested = suggested_statement(found)
     assert suggested == "SELECT COUNT(*) FROM emp WHERE dept_code = 'SUP'"
     assert db.fetchall(sql)[0][0] == 0 and db.fetchall(suggested)[0][0] == 2
     [listed] = defects("SELECT COUNT(*) FROM emp WHERE dept_code IN ('ENG', 'Customer Support')", staff_schema)
@@ -725,7 +731,7 @@ def test_an_id_of_another_value_than_the_question_names_is_a_defect(rental_schem
     [found] = defects("SELECT COUNT(*) FROM rentals WHERE status_id = 1", rental_schema, question=question)
     assert "the question names 'Cancelled', a value of statuses.status_name" in found
     assert "compares rentals.status_id with the id 1, which is 'Reserved'; 'Cancelled' is 4" in found
-    suggested = found.rsplit(": ", 1)[1]
+    suggested = suggested_statement(found)
     assert suggested == "SELECT COUNT(*) FROM rentals WHERE status_id = 4"
     assert db.fetchall(suggested)[0][0] == 2  # the rows the question means
 
@@ -734,7 +740,7 @@ def test_a_guessed_id_where_the_question_names_the_rows_value_is_a_defect(rental
     question = "How many rentals were delivered by van delivery?"
     [found] = defects("SELECT COUNT(*) FROM rentals WHERE method_id = 3", rental_schema, question=question)
     assert "compares rentals.method_id with the id 3, which the question does not give" in found
-    suggested = found.rsplit(": ", 1)[1]
+    suggested = suggested_statement(found)
     assert suggested == (
         "SELECT COUNT(*) FROM rentals JOIN methods ON methods.method_id = rentals.method_id "
         "WHERE methods.method_name = 'Van Delivery'"
@@ -767,7 +773,8 @@ def test_a_word_compared_with_a_number_column_is_a_defect(rental_schema, db):
     [found] = defects(sql, rental_schema)
     assert "'Cancelled' is not a value of rentals.status_id (a number column), so it matches no row" in found
     assert "it is a value of statuses.status_name: JOIN statuses ON statuses.status_id = rentals.status_id" in found
-    suggested = found.rsplit("; or compare the key: 'Cancelled' is statuses.status_id 4: ", 1)[1]
+    assert "; or compare the key: 'Cancelled' is statuses.status_id 4: " in found
+    suggested = suggested_statement(found)
     assert suggested == "SELECT COUNT(*) FROM rentals WHERE status_id = 4" and db.fetchall(suggested)[0][0] == 2
     assert db.fetchall(sql)[0][0] == 0  # the server reads the word as 0, without an error or a warning
     assert defects("SELECT COUNT(*) FROM rentals WHERE status_id = '4'", rental_schema) == []  # a number
@@ -778,7 +785,8 @@ def test_a_join_used_only_by_its_condition_that_repeats_rows_is_a_defect(rental_
     [found] = defects(sql, rental_schema)
     assert "the JOIN of rentals is used by nothing but its ON condition" in found
     assert "the one customers row the WHERE picks comes back once for every rentals row of it" in found
-    exact = found.rsplit("joining them: ", 1)[1]
+    assert "joining them: " in found
+    exact = suggested_statement(found)
     assert exact == (
         "SELECT c.company FROM customers AS c WHERE c.code = 'AB01' AND EXISTS(SELECT 1 FROM rentals AS r "
         "WHERE r.customer_code = c.code)"
