@@ -24,10 +24,16 @@ rounding numbers to 2 decimals; the order of columns is free, the set of columns
 printed: time per question, how many gold (legitimate) SELECTs the guard refuses (target 0), and in
 how many gold statements one of kb's defect checks fires (each a check firing where it must not;
 target 0).
-Failures are printed question by question for ``dev`` parts only.
+Also counted: the questions where a check fires on a statement whose rows are right (kb's first,
+plain's, and with ``--audit-samples N`` that many statements sampled per question: a larger pool of
+right statements written otherwise than gold, to measure the checks' precision on), and those whose
+first statement was right and kb's answer is not. ``--first-only`` scores kb's first statement alone
+(no correction, rescue or plain), a quick A/B of a prompt change on the dev parts.
+Failures, and those statements, are printed question by question for ``dev`` parts only.
 
 Run: ``.venv/bin/python benchmarks/sql_accuracy.py [--sets demo,chinook,university,airline,clinic,staff,rental,northwind,classicmodels]
-[--parts dev,test] [--candidates N] [--limit N] [--json FILE]`` (KB_PROFILE picks the model).
+[--parts dev,test] [--candidates N] [--limit N] [--first-only] [--audit-samples N] [--json FILE]`` (KB_PROFILE picks
+the model).
 """
 
 from __future__ import annotations
@@ -113,6 +119,11 @@ class Tally:
     plain: int = 0
     gold_refused: int = 0
     gold_flagged: int = 0  # gold statements kb's defect checks find a defect in: each a check firing wrongly
+    right_flagged: int = (
+        0  # questions where a check fires on a statement whose rows are right (kb's first, plain's, audit samples)
+    )
+    right_statements: int = 0  # statements whose rows are right that the checks were tried on
+    first_lost: int = 0  # questions whose first statement was right and kb's answer is not
     seconds_kb: float = 0.0
     seconds_plain: float = 0.0
     candidates: int = 0  # candidate statements that ran, over the questions
@@ -129,13 +140,38 @@ class Tally:
             "difference": round(pct["kb"] - pct["plain"], 1),
             "gold_refused": self.gold_refused,
             "gold_flagged": self.gold_flagged,
+            "right_flagged": self.right_flagged,
+            "right_statements": self.right_statements,
+            "first_lost": self.first_lost,
             "seconds_per_question_kb": round(self.seconds_kb / self.n, 2),
             "seconds_per_question_plain": round(self.seconds_plain / self.n, 2),
             "candidates_per_question": round(self.candidates / self.n, 2),
         }
 
 
-def evaluate(sql_set: SqlSet, questions: list[dict], engine: SQLEngine, plain: Any) -> dict[str, Tally]:
+def right_samples(
+    engine: SQLEngine, question: str, hint: str, gold: Counter, samples: int, temperature: float
+) -> list[str]:
+    """Statements sampled for the question (kb's prompt, ``temperature``) whose rows are the gold rows: more
+    right statements, written otherwise than gold, to try the defect checks on (a check must not fire on one)."""
+    right = []
+    for seed in range(1, samples + 1):
+        try:
+            checked = engine.guard.check(engine.write_sql(question, hint, seed=seed, temperature=temperature))
+            rows = engine.run(checked).rows
+        except Exception:  # refused or rejected: not a right statement
+            continue
+        if rows is not None and normalize(rows) == gold:
+            right.append(checked.sql)
+    return right
+
+
+def evaluate(
+    sql_set: SqlSet, questions: list[dict], engine: SQLEngine, plain: Any, audit: tuple[int, float] = (0, 1.0)
+) -> dict[str, Tally]:
+    """Every question of the set asked of kb (and of plain LlamaIndex unless ``plain`` is None); with
+    ``audit`` = (samples, temperature), that many statements are also sampled per question and those
+    whose rows are right tried on the defect checks."""
     tallies: dict[str, Tally] = {}
     for number, item in enumerate(questions, start=1):
         part = item.get("part", "test")
@@ -165,6 +201,18 @@ def evaluate(sql_set: SqlSet, questions: list[dict], engine: SQLEngine, plain: A
             except Exception:  # the server rejected it
                 plain_ok = False
             tally.seconds_plain += time.perf_counter() - t
+        # A check that fires on a statement whose rows are right fires where it must not (as on gold).
+        right_statements = [s for s, ok in ((first.sql if first else "", first_ok), (clean(plain_sql), plain_ok)) if ok]
+        if audit[0]:
+            right_statements += right_samples(engine, item["q"], outcome.question_hint, gold, *audit)
+        tally.right_statements += len(set(right_statements))
+        misfires = [
+            (sql, found)
+            for sql in dict.fromkeys(right_statements)
+            if (found := defects(sql, engine.sql_database.describer, rows=gold_rows, question=item["q"]))
+        ]
+        tally.right_flagged += bool(misfires)
+        tally.first_lost += first_ok and not kb_ok
         tally.n += 1
         tally.kb += kb_ok
         tally.kb_first += first_ok
@@ -184,6 +232,11 @@ def evaluate(sql_set: SqlSet, questions: list[dict], engine: SQLEngine, plain: A
             print(f"      {item['q']}", flush=True)
             if flagged:
                 print("      gold flagged: " + " | ".join(flagged), flush=True)
+            for sql, found in misfires:
+                print(f"      right statement flagged: {' '.join(sql.split())} -> {' | '.join(found)}", flush=True)
+            if plain_ok and not first_ok and first is not None:
+                print(f"      first statement: {' '.join(first.sql.split())} -> {first.error or 'ran'}", flush=True)
+                print(f"      plain's (right): {' '.join(clean(plain_sql).split())}", flush=True)
             if not kb_ok:
                 print("      gold: " + item["sql"], flush=True)
                 print("      kb tried: " + " | ".join(f"{a.sql} -> {a.error or 'ran'}" for a in outcome.attempts))
@@ -222,6 +275,18 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=None, help="the candidates' sampling temperature")
     parser.add_argument("--no-values", action="store_true", help="without value linking")
     parser.add_argument("--rescue", type=int, default=None, help="rescue samples (default: sql.rescue_samples)")
+    parser.add_argument(
+        "--audit-samples",
+        type=int,
+        default=0,
+        help="statements sampled per question whose right ones the defect checks are tried on (precision)",
+    )
+    parser.add_argument("--audit-temperature", type=float, default=1.0, help="their sampling temperature")
+    parser.add_argument(
+        "--first-only",
+        action="store_true",
+        help="kb's first statement only: no correction, rescue or plain (a quick A/B of the prompt on dev)",
+    )
     args = parser.parse_args()
     wanted_sets, wanted_parts = set(args.sets.split(",")), set(args.parts.split(","))
     settings = load_settings(ROOT / "config.yaml")
@@ -252,14 +317,21 @@ def main() -> None:
             timeout_s=10,
             candidates=candidates,
             sample_temperature=settings.sql.sample_temperature,
-            rescue_samples=settings.sql.rescue_samples if args.rescue is None else args.rescue,
+            rescue_samples=0
+            if args.first_only
+            else settings.sql.rescue_samples
+            if args.rescue is None
+            else args.rescue,
+            **({"max_attempts": 1} if args.first_only else {}),
             rescue_temperature=settings.sql.rescue_temperature,
             value_linking=not args.no_values,
         )
         if args.temperature is not None:
             engine.sample_temperature = args.temperature
-        plain = None if args.no_plain else plain_llamaindex(engine, llm)
-        for part, tally in evaluate(sql_set, questions, engine, plain).items():
+        plain = None if args.no_plain or args.first_only else plain_llamaindex(engine, llm)
+        for part, tally in evaluate(
+            sql_set, questions, engine, plain, (args.audit_samples, args.audit_temperature)
+        ).items():
             results[(sql_set.key, part)] = tally
         print("\n" + table(results), flush=True)  # as soon as a set is done
     print(f"\nfinal ({time.strftime('%Y-%m-%d')}, candidates {candidates}):\n" + table(results))
@@ -272,6 +344,11 @@ def main() -> None:
         )
         print(f"  {key} {part} rescue samples written on {r['n']}: one answered {r['answered']}, kb {r['kb']}")
         print(f"  {key} {part} gold statements in which a defect check fires (wrongly): {tally.gold_flagged}")
+        print(
+            f"  {key} {part} questions where a check fires on a statement whose rows are right: {tally.right_flagged} "
+            f"(of {tally.right_statements} right statements tried); first statement right, kb's answer not: "
+            f"{tally.first_lost}"
+        )
     if args.json:
         figures = {f"{key}/{part}": tally.row() for (key, part), tally in results.items()}
         args.json.write_text(json.dumps({"candidates": candidates, "sets": figures}, indent=2))
