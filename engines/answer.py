@@ -77,12 +77,10 @@ class Source:
 
 @dataclass
 class Attempt:
-    """One SQL statement the model wrote for a question, and why it did not answer (None: it did);
-    ``note``: what kb found in a statement that answered anyway (a defect that does not change its rows)."""
+    """One SQL statement the model wrote for a question, and why it did not answer (None: it did)."""
 
     sql: str
     error: Optional[str] = None
-    note: Optional[str] = None
 
 
 @dataclass

@@ -22,11 +22,7 @@ the groups, ids where the question asks which rows, a bare date ending a range o
 times of day, a state where the question speaks of an event every row had:
 :mod:`kb.engines.sql_defects`), or on values the
 server warned it could not convert (``YEAR()`` of a flight number, a name summed: MariaDB's warnings 1292 and 1366),
-is given back to the model like a failed one, and answers as written when no correction runs clean.
-A defect whose check writes the statement without it (``Defect.mended``: the range that keeps its last
-day, the lookup's key for a named value) goes back only when that statement, checked and run, gives
-other rows: with the same rows the answer is the same either way, so the statement answers as written
-with a note saying so, and no correction round (whose rewrite may answer another question) is risked. Each attempt passes the guard, and the response lists every attempt
+is given back to the model like a failed one, and answers as written when no correction runs clean. Each attempt passes the guard, and the response lists every attempt
 with its error. A statement the guard refuses for what it would do (a write, a lock, a file) is not
 retried. An empty result is an answer ("there were no orders in 2019"), not a failure.
 
@@ -72,7 +68,7 @@ from llama_index.core.llms import LLM
 from llama_index.core.query_engine import CustomQueryEngine, NLSQLTableQueryEngine
 
 from kb.engines.answer import Attempt, timed_stream
-from kb.engines.sql_defects import Defect, defects
+from kb.engines.sql_defects import defects
 from kb.engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean, parse_statement
 from kb.engines.sql_repairs import StatementRepairs
 from kb.engines.sql_schema import DescribedSQLDatabase
@@ -478,7 +474,7 @@ class SQLEngine(CustomQueryEngine):
         rows = [{c: _plain(v) for c, v in zip(columns, row)} for row in fetched[: self.row_limit]]
         return Statement(checked.sql, rows, len(fetched) > self.row_limit, warning=warning)
 
-    def problems(self, ran: Statement, question: str) -> list[Defect]:
+    def problems(self, ran: Statement, question: str) -> list[str]:
         """Why a statement that ran answers another question than it seems to: its defects
         (:mod:`kb.engines.sql_defects`: of the statement, of its rows, ids where ``question`` asks which
         rows) and the server's conversion warning; empty: none found."""
@@ -497,31 +493,8 @@ class SQLEngine(CustomQueryEngine):
                 dates = table.columns_of_kind("time")
                 if dates:
                     said += f" ({table.name}'s date/time columns: {', '.join(dates)})"
-            found.append(Defect(said))
+            found.append(said)
         return found
-
-    def weighed_problems(self, ran: Statement, question: str) -> tuple[list[Defect], Optional[str]]:
-        """:meth:`problems` that change what ``ran`` answers, and a note when it has problems that do
-        not. Problems do not change the answer when each is a defect whose check wrote the mended
-        statement (:attr:`Defect.mended`) and each mended statement, checked and run like any other,
-        gives the same rows (neither truncated): on this data the answer is the same either way, so the
-        statement answers as written, and no correction round (whose rewrite may answer something else)
-        is risked. Any other problem is returned whole."""
-        found = self.problems(ran, question)
-        if not found or ran.truncated or any(d.mended is None for d in found):
-            return found, None
-        for defect in found:
-            try:
-                mended = self._run_checked(self.guard.check(defect.mended or ""))
-            except SQLRefused:
-                return found, None
-            if mended.rows is None or mended.truncated or result_key(mended.rows) != result_key(ran.rows or []):
-                return found, None
-        return [], (
-            f"it has {'a defect that does' if len(found) == 1 else f'{len(found)} defects that do'} not change its "
-            f"rows here ({'; '.join(found)}); the statement without {'it' if len(found) == 1 else 'them'} gave the "
-            "same rows"
-        )
 
     def _run_checked(self, checked: CheckedSQL) -> Statement:
         """Run a checked statement: its rows, or the server's error (a server that is down is raised)."""
@@ -590,8 +563,7 @@ class SQLEngine(CustomQueryEngine):
             if number == 0:
                 outcome.first_statement = ran
             if ran.rows is not None:
-                with clock.step("query"):  # the statements that mend its defects, if any, run too
-                    found, attempt.note = self.weighed_problems(ran, question)
+                found = self.problems(ran, question)
                 if not found:
                     return ran, "clean"
                 attempt.error = RAN_WITH_DEFECT + found[0]
@@ -654,7 +626,7 @@ class SQLEngine(CustomQueryEngine):
                 ran = self._run_checked(self.guard.check(joined))
             except SQLRefused:
                 return None
-        return ran if ran.rows is not None and not self.weighed_problems(ran, question)[0] else None
+        return ran if ran.rows is not None and not self.problems(ran, question) else None
 
     def _vote(self, question: str, hint: str, greedy: Optional[Statement]) -> tuple[Optional[Statement], Votes]:
         """Execution-guided selection (see the module docstring): the statement whose rows the most

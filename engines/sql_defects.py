@@ -2,9 +2,7 @@
 the schema's keys.
 
 MariaDB (without ``ONLY_FULL_GROUP_BY``) runs statements whose result no question could have asked
-for; a small model writes them often. Each defect found is a :class:`Defect`: the message the model is
-shown and, where the check can write it, the statement without that defect (``mended``), which the
-message ends with. Most defects here are properties of the SQL text and the
+for; a small model writes them often. Most defects here are properties of the SQL text and the
 schema's keys and values; those decided with the question's words come last:
 
 * **an aggregate collapses the rows**: a ``SELECT`` with an aggregate function (``COUNT``, ``SUM``,
@@ -216,27 +214,14 @@ _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ)
 
 
-class Defect(str):
-    """What is wrong with a statement, as the message the model is shown; ``mended`` is the statement
-    without that defect when the check can write it (the message then shows it too), else None. A
-    ``str``, so that a defect reads, compares and joins as its message."""
-
-    mended: Optional[str]
-
-    def __new__(cls, message: str, mended: Optional[str] = None) -> Defect:
-        made = super().__new__(cls, message)
-        made.mended = mended
-        return made
-
-
 def defects(
     sql: str,
     schema: Optional[SchemaDescriber] = None,
     rows: Sequence[dict[str, Any]] = (),
     question: str = "",
-) -> list[Defect]:
+) -> list[str]:
     """What is wrong with ``sql`` although it runs (empty: nothing found, or it does not parse),
-    each a :class:`Defect` (with its mended statement where the check writes one), parsed once: the keys of ``schema`` (when given) tell joins that pair unrelated keys and counts of
+    parsed once: the keys of ``schema`` (when given) tell joins that pair unrelated keys and counts of
     single rows; the ``rows`` it returned tell a group of NULLs; with ``question`` and
     ``schema``, ids or another table's name where the question asks which rows, and rows counted
     where it asks how many groups."""
@@ -289,7 +274,7 @@ def defects(
         found.extend(_id_for_a_named_value(question, scope))
         found.extend(_state_for_an_event(question, scope))
         found += [said for said in (_amount_in_another_unit(question, scope),) if said]
-    return [said if isinstance(said, Defect) else Defect(said) for said in found]
+    return found
 
 
 _SHIFTS = (exp.Add, exp.Sub, exp.DateAdd, exp.DateSub, exp.TimestampAdd, exp.TimestampSub)
@@ -428,9 +413,8 @@ def _bare_date(node: Optional[exp.Expr]) -> Optional[dt.date]:
 
 
 def _bare_dates_on_times(scope: _Scope) -> list[str]:
-    found: list[str] = []
-    kinds = (exp.Between, exp.LTE, exp.GTE, exp.EQ)
-    for position, node in enumerate(scope.tree.find_all(*kinds)):
+    found = []
+    for node in scope.tree.find_all(exp.Between, exp.LTE, exp.GTE, exp.EQ):
         if isinstance(node, exp.Between):
             column, day = node.this, _bare_date(node.args.get("high"))
         elif isinstance(node, exp.GTE):  # '2025-07-31' >= d
@@ -448,26 +432,17 @@ def _bare_dates_on_times(scope: _Scope) -> list[str]:
         shown, name = node.sql(dialect="mysql"), column.sql(dialect="mysql")
         after = (day + dt.timedelta(days=1)).isoformat()
         holds = f"{table.name}.{own.name} holds times of day"
-        before_next_day = exp.LT(this=column.copy(), expression=exp.Literal.string(after))
-        low = exp.Literal.string(day.isoformat()) if isinstance(node, exp.EQ) else node.args.get("low")
-        whole_days = (
-            exp.Paren(this=exp.And(this=exp.GTE(this=column.copy(), expression=low.copy()), expression=before_next_day))
-            if isinstance(node, (exp.EQ, exp.Between)) and low is not None
-            else before_next_day
-        )
-        mended = _rewritten(scope.tree, kinds, position, whole_days).sql(dialect="mysql")
         if isinstance(node, exp.EQ):
-            message = (
+            found.append(
                 f"the condition {shown} finds only the rows at {day} 00:00:00, but {holds}; for the rows of that "
                 f"day write DATE({name}) = '{day}' (or {name} >= '{day}' AND {name} < '{after}')"
             )
-        else:
-            start = f"{name} >= {node.args['low'].sql(dialect='mysql')} AND " if isinstance(node, exp.Between) else ""
-            message = (
-                f"the condition {shown} ends at {day} 00:00:00, but {holds}, so the rows of {day} after midnight "
-                f"are left out; to include that day write {start}{name} < '{after}'"
-            )
-        found.append(Defect(message, mended))
+            continue
+        start = f"{name} >= {node.args['low'].sql(dialect='mysql')} AND " if isinstance(node, exp.Between) else ""
+        found.append(
+            f"the condition {shown} ends at {day} 00:00:00, but {holds}, so the rows of {day} after midnight are "
+            f"left out; to include that day write {start}{name} < '{after}'"
+        )
     return found
 
 
@@ -818,11 +793,10 @@ def _value_of_another_column(scope: _Scope) -> list[str]:
                     literal = exp.Literal.number(key) if numeric else exp.Literal.string(key)
                     by_key = _rewritten(
                         scope.tree, kinds, position, type(node)(this=compared[0].copy(), expression=literal)
-                    ).sql(dialect="mysql")
-                    said = Defect(
-                        f"{said}; or compare the key: '{value}' is {other.name}.{column.references[1]} "
-                        f"{literal.sql(dialect='mysql')}: {by_key}",
-                        by_key,
+                    )
+                    said += (
+                        f"; or compare the key: '{value}' is {other.name}.{column.references[1]} "
+                        f"{literal.sql(dialect='mysql')}: {by_key.sql(dialect='mysql')}"
                     )
             found.append(said)
     return found
@@ -1006,12 +980,10 @@ def _join_that_repeats_rows(scope: _Scope) -> str:
         exact.args["joins"][tree.args["joins"].index(join)].pop()
         exists = exp.Exists(this=exp.select("1").from_(joined.copy()).where(on.copy()))
         exact = exact.where(exists)
-        mended = exact.sql(dialect="mysql")
-        return Defect(
+        return (
             f"the JOIN of {many.name} is used by nothing but its ON condition, and {many.name}.{reference.name} "
             f"references {one.name}, so the one {one.name} row the WHERE picks comes back once for every "
-            f"{many.name} row of it; test for those rows instead of joining them: {mended}",
-            mended,
+            f"{many.name} row of it; test for those rows instead of joining them: {exact.sql(dialect='mysql')}"
         )
     return ""
 
@@ -1058,8 +1030,7 @@ def _id_for_a_named_value(question: str, scope: _Scope) -> list[str]:
                 said += f", which is {which}; '{named[0]}' is {key}"
                 if single:
                     by_key = exp.EQ(this=compared[0].copy(), expression=exp.Literal.number(key))
-                    mended = _rewritten(scope.tree, kinds, position, by_key).sql(dialect="mysql")
-                    said = Defect(f"{said}: {mended}", mended)
+                    said += f": {_rewritten(scope.tree, kinds, position, by_key).sql(dialect='mysql')}"
             else:
                 said += (
                     f", which the question does not give: JOIN {lookup.name} ON {join} and compare "
@@ -1071,8 +1042,7 @@ def _id_for_a_named_value(question: str, scope: _Scope) -> list[str]:
                     )
                     by_join = _rewritten(scope.tree, kinds, position, by_name)
                     if isinstance(by_join, exp.Select):
-                        mended = by_join.join(lookup.name, on=join).sql(dialect="mysql")
-                        said = Defect(f"{said}: {mended}", mended)
+                        said += f": {by_join.join(lookup.name, on=join).sql(dialect='mysql')}"
             found.append(said)
             break
     return found
@@ -1106,8 +1076,7 @@ def _state_for_an_event(question: str, scope: _Scope) -> list[str]:
             if isinstance(parent, exp.And) and isinstance(node, exp.EQ):  # the statement without the condition
                 kept = parent.right if parent.left is node else parent.left
                 position = list(scope.tree.find_all(exp.And)).index(parent)
-                mended = _rewritten(scope.tree, (exp.And,), position, kept.copy()).sql(dialect="mysql")
-                said = Defect(f"{said}: {mended}", mended)
+                said += f": {_rewritten(scope.tree, (exp.And,), position, kept.copy()).sql(dialect='mysql')}"
             found.append(said)
             break
     return found
@@ -1173,7 +1142,6 @@ def _amount_in_another_unit(question: str, scope: _Scope) -> str:
         if len(shown) == 1 and not isinstance(node, exp.Between):  # the statement with the converted amount
             fixed = node.copy()
             fixed.set("expression" if node.this is column else "this", next(iter(shown.values())))
-            mended = _rewritten(scope.tree, kinds, position, fixed).sql(dialect="mysql")
-            return Defect(f"{said}: {mended}", mended)
+            said += f": {_rewritten(scope.tree, kinds, position, fixed).sql(dialect='mysql')}"
         return said
     return ""

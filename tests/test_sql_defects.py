@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from kb.engines.sql_defects import Defect, defects
+from kb.engines.sql_defects import defects
 from kb.engines.sql_schema import SchemaDescriber
 
 
@@ -144,10 +144,9 @@ def test_a_shifted_self_comparison_names_the_tables_other_columns_of_its_kind(db
     assert text.endswith("or with a value")  # no columns named for a text column
 
 
-def suggested_statement(found: Defect) -> str:
-    """The statement without the defect, which its message shows the model as its last words."""
-    assert found.mended is not None and found.endswith(f": {found.mended}")
-    return found.mended
+def suggested_statement(message: str) -> str:
+    """The statement a defect message ends with (after its last ": SELECT")."""
+    return "SELECT" + message.rsplit(": SELECT", 1)[1]
 
 
 def described(db, statements: Sequence[str], tables: list[str]) -> SchemaDescriber:
@@ -491,43 +490,29 @@ def dated_schema(db) -> SchemaDescriber:
 
 
 @pytest.mark.parametrize(
-    "sql, said, mended",
+    "sql, said",
     [
         (
             "SELECT COUNT(*) FROM orders WHERE placed BETWEEN '2025-07-01' AND '2025-07-31'",
             "ends at 2025-07-31 00:00:00, but orders.placed holds times of day, so the rows of 2025-07-31 after "
             "midnight are left out; to include that day write placed >= '2025-07-01' AND placed < '2025-08-01'",
-            "SELECT COUNT(*) FROM orders WHERE (placed >= '2025-07-01' AND placed < '2025-08-01')",
         ),
         (
-            "SELECT COUNT(*) FROM orders o WHERE o.placed <= '2025-07-31' AND o.id > 0",
-            "to include that day write o.placed < '2025-08-01'",
-            "SELECT COUNT(*) FROM orders AS o WHERE o.placed < '2025-08-01' AND o.id > 0",
+            "SELECT COUNT(*) FROM orders o WHERE o.placed <= '2025-12-31' AND o.id > 0",
+            "to include that day write o.placed < '2026-01-01'",
         ),
-        (
-            "SELECT COUNT(*) FROM orders WHERE '2025-07-31' >= placed",
-            "write placed < '2025-08-01'",
-            "SELECT COUNT(*) FROM orders WHERE placed < '2025-08-01'",
-        ),
+        ("SELECT COUNT(*) FROM orders WHERE '2025-02-28' >= placed", "write placed < '2025-03-01'"),
         (
             "SELECT id FROM orders WHERE placed = '2025-07-31'",
             "finds only the rows at 2025-07-31 00:00:00, but orders.placed holds times of day; for the rows of that "
             "day write DATE(placed) = '2025-07-31'",
-            "SELECT id FROM orders WHERE (placed >= '2025-07-31' AND placed < '2025-08-01')",
         ),
     ],
 )
-def test_a_bare_date_ending_a_range_on_a_column_with_times_of_day_is_a_defect(dated_schema, db, sql, said, mended):
+def test_a_bare_date_ending_a_range_on_a_column_with_times_of_day_is_a_defect(dated_schema, sql, said):
     [found] = defects(sql, dated_schema)
     assert said in found
-    assert found.mended == mended and defects(mended, dated_schema) == []  # the statement without the defect
-    assert db.fetchall(mended) != db.fetchall(sql)  # it finds order 1, placed on 2025-07-31 at 14:05
     assert defects(sql) == []  # without the schema nothing is known of the column's values
-
-
-def test_a_defect_no_check_can_mend_itself_has_no_mended_statement(dated_schema):
-    [found] = defects("SELECT COUNT(*) FROM orders o WHERE o.id = o.id", dated_schema)
-    assert found.startswith("the condition o.id = o.id compares a column with itself") and found.mended is None
 
 
 @pytest.mark.parametrize(
@@ -893,10 +878,7 @@ def test_a_state_compared_where_the_question_speaks_of_the_event_every_row_had_i
     [found] = defects(sql, ticket_schema, question=question)
     assert found.startswith("status = 'open' keeps only the tickets rows whose status is still 'open'")
     assert "every tickets row has its opened_at (never NULL)" in found
-    assert (
-        suggested_statement(found)
-        == "SELECT COUNT(*) FROM tickets WHERE priority = 'urgent' AND YEAR(opened_at) = 2025"
-    )
+    assert found.endswith(": SELECT COUNT(*) FROM tickets WHERE priority = 'urgent' AND YEAR(opened_at) = 2025")
     [found] = defects(
         "SELECT COUNT(*) FROM Claims WHERE State = 'Filed'", ticket_schema, question="How many claims were filed?"
     )
@@ -946,7 +928,6 @@ def test_an_amount_of_time_compared_in_another_unit_than_its_column_holds_is_a_d
         "Track.Milliseconds holds an amount in milliseconds (its name says so); the question's 5 minutes is "
         "300000 of them, but the statement compares it with 50000: SELECT COUNT(*) FROM Track WHERE Milliseconds > 300000"
     )
-    assert suggested_statement(found) == "SELECT COUNT(*) FROM Track WHERE Milliseconds > 300000"
     [found] = defects(
         "SELECT COUNT(*) FROM Track WHERE Milliseconds BETWEEN 180 AND 300",
         timed_schema,

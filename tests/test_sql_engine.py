@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-
 import pytest
 from conftest import BUSINESS_TABLES
 from helpers import sql_answer
@@ -796,54 +794,3 @@ def test_distinct_column_names_number_the_repeats_only():
         "name_3",
     ]
     assert distinct_column_names(["a", "b"]) == ["a", "b"]
-
-
-@pytest.fixture
-def last_ticket_day(admin, project_settings) -> tuple[str, int, int]:
-    """The day the last support ticket was opened, how many tickets were opened up to its midnight, and
-    how many in all (some on that day after midnight: the bare date as a range's end loses them)."""
-    db = project_settings.sql.database
-    [(day, before, total)] = admin.fetchall(
-        f"SELECT DATE(MAX(opened_at)), (SELECT COUNT(*) FROM `{db}`.support_tickets t "
-        f"WHERE t.opened_at <= DATE((SELECT MAX(opened_at) FROM `{db}`.support_tickets))), COUNT(*) "
-        f"FROM `{db}`.support_tickets"
-    )
-    assert before < total  # tickets of the last day after midnight: the bare date matters on that day
-    return day.isoformat(), before, total
-
-
-def test_a_defect_whose_mended_statement_gives_the_same_rows_is_answered_as_written_with_a_note(
-    engine_with, last_ticket_day
-):
-    """A range ending at a bare date on opened_at (which has times of day) is a defect, but when no row
-    of that day comes after midnight, the mended statement (kb's, checked and run) gives the same rows:
-    the statement answers as written, no correction is asked for, and the answer says what kb found."""
-    day, _, total = last_ticket_day
-    next_day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
-    written = f"SELECT COUNT(*) FROM support_tickets WHERE opened_at BETWEEN '2020-01-01' AND '{next_day}'"
-    engine, llm = engine_with(corrected_by_the_model(written, "SELECT 'a correction was asked for'"))
-    answer = sql_answer(engine, "How many support tickets were opened from 2020 on?")
-    assert not any("Write a corrected statement" in p for p in llm.prompts)
-    assert len(answer.attempts) == 1 and answer.attempts[0].error is None
-    assert answer.sql == answer.attempts[0].sql and "BETWEEN '2020-01-01' AND" in answer.sql  # as written
-    assert answer.rows == [{"COUNT(*)": total}]
-    note = answer.attempts[0].note or ""
-    assert note.startswith("it has a defect that does not change its rows here (the condition opened_at BETWEEN")
-    assert note.endswith("the statement without it gave the same rows")
-    shown: list[str] = []
-    print_answer_tail(answer, shown.append)  # what `kb sql --show-sql` prints under the answer
-    assert f"[{note}]" in shown
-
-
-def test_a_defect_whose_mended_statement_gives_other_rows_goes_back_to_the_model(engine_with, last_ticket_day):
-    """The same defect where it matters (tickets of the last day after midnight): the model is told,
-    with the range that keeps that day, and its correction answers (must not be taken as moot)."""
-    day, before, total = last_ticket_day
-    after = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
-    written = f"SELECT COUNT(*) FROM support_tickets WHERE opened_at BETWEEN '2020-01-01' AND '{day}'"
-    corrected = f"SELECT COUNT(*) FROM support_tickets WHERE opened_at >= '2020-01-01' AND opened_at < '{after}'"
-    engine, llm = engine_with(corrected_by_the_model(written, corrected, f"opened_at < '{after}'"))
-    answer = sql_answer(engine, f"How many support tickets were opened from 2020 up to {day}?")
-    assert answer.attempts[0].error.startswith(f"it ran, but the condition opened_at BETWEEN '2020-01-01' AND '{day}'")
-    assert answer.attempts[0].note is None
-    assert answer.sql == corrected and answer.rows == [{"COUNT(*)": total}] and total != before

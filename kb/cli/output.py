@@ -37,8 +37,6 @@ def print_answer_tail(answer: Answer, out: Out = print, *, route: bool = True, s
             out(f"SQL attempt {number} ({verdict}): {attempt.sql}")
     if answer.sql and (sql or answer.refused):
         out(f"SQL{' (refused, not run)' if answer.refused else ''}: {answer.sql}")
-    if answer.sql and sql and answer.attempts and answer.attempts[-1].note:
-        out(f"[{answer.attempts[-1].note}]")
     c = answer.candidates or {}
     if c.get("rescue"):
         out(
