@@ -135,7 +135,11 @@ class RoutedQueryEngine(CustomQueryEngine):
             )
             or "(nothing found)"
         )
-        rows = f"(not available: {outcome.failure})" if outcome.failure else format_rows(outcome.rows or [])
+        rows = (
+            f"(not available: {outcome.failure})"
+            if outcome.failure
+            else self._sql().column_notes(outcome.sql or "") + format_rows(outcome.rows or [])
+        )
         arguments = dict(context=context, sql=outcome.sql or "-", rows=rows, question=question)
         if streaming:
             return StreamingResponse(

@@ -66,12 +66,13 @@ from llama_index.core.base.response.schema import RESPONSE_TYPE, Response, Strea
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms import LLM
 from llama_index.core.query_engine import CustomQueryEngine, NLSQLTableQueryEngine
+from sqlglot import exp
 
 from kb.engines.answer import Attempt, timed_stream
 from kb.engines.sql_defects import defects
 from kb.engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean, parse_statement
 from kb.engines.sql_repairs import StatementRepairs
-from kb.engines.sql_schema import DescribedSQLDatabase
+from kb.engines.sql_schema import DescribedSQLDatabase, StatementScope
 from kb.engines.sql_ties import Tie, tie_probe, with_ties
 from kb.engines.sql_values import ValueIndex
 from kb.engines.timing import Stopwatch
@@ -108,9 +109,10 @@ CORRECTION_PROMPT = PromptTemplate(
     "Write a corrected statement.\nSQL: "
 )
 ANSWER_PROMPT = PromptTemplate(
-    "Question: {question}\nSQL: {sql}\nResult ({count} rows{more}):\n{rows}\n\n"
+    "Question: {question}\nSQL: {sql}\n{column_notes}Result ({count} rows{more}):\n{rows}\n\n"
     "Answer the question from the result in one or two sentences. Use the values exactly as they are in the "
-    "result and add no figure that is not in it.{empty}\nAnswer: "
+    "result and add no figure that is not in it. Name a currency or a unit only where the question, the result "
+    "or the schema's notes give it.{empty}\nAnswer: "
 )
 EMPTY_HINT = " The query found no rows: say that there are none (for example, no such orders)."
 NOT_RETRIED = ("max_statement_time", "Query execution was interrupted")  # a slow query stays slow
@@ -705,11 +707,32 @@ class SQLEngine(CustomQueryEngine):
         return outcome
 
     # -- answering ---------------------------------------------------------------------------------------
+    def column_notes(self, sql: str) -> str:
+        """What the schema's comments say of the columns a statement's result is computed from (those of
+        its select list it can place in a table: ``returns.refund_amount: EUR refunded``), as a line for
+        the answer prompt; "" when none has a comment or the statement does not parse. Without it the
+        model writes the currency it guesses ("$" for euros)."""
+        try:
+            tree = parse_statement(sql)
+        except Exception:  # kb answers from rows whatever their statement: no notes then
+            return ""
+        if not isinstance(tree, exp.Select):
+            return ""
+        scope = StatementScope(tree, self.sql_database.describer)
+        said: dict[str, str] = {}
+        for projection in tree.expressions:
+            for column in projection.find_all(exp.Column):
+                placed = scope.place(column)
+                if placed is not None and placed[1].comment:
+                    said[f"{placed[0].name}.{placed[1].name}"] = placed[1].comment
+        return ("The schema says: " + "; ".join(f"{c}: {note}" for c, note in said.items()) + "\n") if said else ""
+
     def _answer_arguments(self, outcome: SQLOutcome) -> dict[str, Any]:
         rows = outcome.rows or []
         return dict(
             question=outcome.question,
             sql=outcome.sql,
+            column_notes=self.column_notes(outcome.sql or ""),
             count=len(rows),
             more=f", cut at {self.row_limit}" if outcome.truncated else "",
             rows=format_rows(rows),

@@ -202,6 +202,7 @@ from kb.engines.sql_guard import parse_statement, table_named
 from kb.engines.sql_schema import (
     Column,
     SchemaDescriber,
+    StatementScope,
     Table,
     asks_how_many,
     asks_which,
@@ -237,7 +238,7 @@ def defects(
         single_rows = _count_of_single_rows(select, schema) if schema is not None else ""
         if single_rows:
             found.append(single_rows)
-    scope = _Scope(tree, schema) if schema is not None else None
+    scope = StatementScope(tree, schema) if schema is not None else None
     for comparison in tree.find_all(*_COMPARISONS):
         left, right = comparison.left, comparison.right
         if isinstance(left, exp.Column) and isinstance(right, exp.Column) and left == right:
@@ -292,7 +293,7 @@ def _is_shift_of(side: exp.Expr, column: exp.Column) -> bool:
     return len(columns) == 1 and columns[0] == column
 
 
-def _shifted_self_comparison(comparison: exp.Binary, scope: Optional[_Scope]) -> str:
+def _shifted_self_comparison(comparison: exp.Binary, scope: Optional[StatementScope]) -> str:
     left, right = comparison.left, comparison.right
     for column, other in ((left, right), (right, left)):
         if isinstance(column, exp.Column) and _is_shift_of(other, column):
@@ -327,31 +328,6 @@ def _condition_ignoring_its_table(join: exp.Join) -> str:
     )
 
 
-class _Scope:
-    """The schema's tables as one statement names them, to place its column references."""
-
-    def __init__(self, tree: exp.Expr, schema: SchemaDescriber) -> None:
-        self.tree, self.schema = tree, schema
-        self.tables = {name.lower(): name for name in schema.tables}
-        self.used = [self.tables[t.name.lower()] for t in tree.find_all(exp.Table) if t.name.lower() in self.tables]
-
-    def place(self, column: exp.Column) -> Optional[tuple[Table, Column]]:
-        """The table and column a reference stands for: by its qualifier, or (unqualified) the one table
-        of the statement that has a column of that name; None when that is not exactly one."""
-        if column.table:
-            named = table_named(self.tree, column.table)
-            candidates = [self.tables[named.lower()]] if named and named.lower() in self.tables else []
-        else:
-            candidates = list(dict.fromkeys(self.used))
-        found = []
-        for name in candidates:
-            table = self.schema.table(name)
-            match = next((c for c in table.columns if c.name.lower() == column.name.lower()), None)
-            if match is not None:
-                found.append((table, match))
-        return found[0] if len(found) == 1 else None
-
-
 def _references(column: Column) -> str:
     return column.references[0].lower() if column.references else ""
 
@@ -373,7 +349,7 @@ def _mismatched_reference(a: tuple[Table, Column], b: tuple[Table, Column], show
     )
 
 
-def _unrelated_keys(scope: _Scope) -> list[str]:
+def _unrelated_keys(scope: StatementScope) -> list[str]:
     found = []
     for equality in scope.tree.find_all(exp.EQ):
         left, right = equality.left, equality.right
@@ -412,7 +388,7 @@ def _bare_date(node: Optional[exp.Expr]) -> Optional[dt.date]:
         return None
 
 
-def _bare_dates_on_times(scope: _Scope) -> list[str]:
+def _bare_dates_on_times(scope: StatementScope) -> list[str]:
     found = []
     for node in scope.tree.find_all(exp.Between, exp.LTE, exp.GTE, exp.EQ):
         if isinstance(node, exp.Between):
@@ -558,7 +534,7 @@ def _null_group(tree: exp.Expr, rows: Sequence[dict[str, Any]]) -> str:
     return ""
 
 
-def _not_the_rows_asked(question: str, scope: _Scope) -> str:
+def _not_the_rows_asked(question: str, scope: StatementScope) -> str:
     tree, schema = scope.tree, scope.schema
     if not isinstance(tree, exp.Select) or not tree.expressions:
         return ""
@@ -609,7 +585,7 @@ def _lone_count(tree: exp.Expr) -> Optional[tuple[exp.Count, exp.Table]]:
     return (count, source) if isinstance(count, exp.Count) and source is not None else None
 
 
-def _rows_of_groups_counted(question: str, scope: _Scope) -> str:
+def _rows_of_groups_counted(question: str, scope: StatementScope) -> str:
     tree, schema = scope.tree, scope.schema
     lone = _lone_count(tree)
     where = tree.args.get("where")
@@ -645,7 +621,7 @@ def _rows_of_groups_counted(question: str, scope: _Scope) -> str:
     return ""
 
 
-def _count_of_another_table(question: str, scope: _Scope) -> str:
+def _count_of_another_table(question: str, scope: StatementScope) -> str:
     schema, lone = scope.schema, _lone_count(scope.tree)
     if lone is None:
         return ""
@@ -664,7 +640,7 @@ def _count_of_another_table(question: str, scope: _Scope) -> str:
     )
 
 
-def _not_in_its_own_rows(tree: exp.Expr, scope: Optional[_Scope]) -> list[str]:
+def _not_in_its_own_rows(tree: exp.Expr, scope: Optional[StatementScope]) -> list[str]:
     found = []
     for negation in tree.find_all(exp.Not):
         member = negation.this
@@ -740,7 +716,7 @@ def _label_key(schema: SchemaDescriber, lookup: Table, column: Column, value: st
     return next((key for key, label in labels.items() if label.casefold() == value.casefold()), None)
 
 
-def _listed_holder(value: str, column: Column, scope: _Scope) -> Optional[tuple[Table, Column]]:
+def _listed_holder(value: str, column: Column, scope: StatementScope) -> Optional[tuple[Table, Column]]:
     """The first column other than ``column``, in the table ``column`` references or a table the
     statement reads, whose listed values hold ``value`` (compared without regard to case, as the
     server compares); None: none does."""
@@ -755,7 +731,7 @@ def _listed_holder(value: str, column: Column, scope: _Scope) -> Optional[tuple[
     return None
 
 
-def _value_of_another_column(scope: _Scope) -> list[str]:
+def _value_of_another_column(scope: StatementScope) -> list[str]:
     found = []
     kinds = (exp.EQ, exp.NEQ, exp.In)
     for position, node in enumerate(scope.tree.find_all(*kinds)):
@@ -802,7 +778,7 @@ def _value_of_another_column(scope: _Scope) -> list[str]:
     return found
 
 
-def _history_without_current_row(question: str, scope: _Scope) -> str:
+def _history_without_current_row(question: str, scope: StatementScope) -> str:
     if not speaks_of_now(question):
         return ""
     for name in dict.fromkeys(scope.used):
@@ -924,7 +900,7 @@ def _answer_fixed_by_its_conditions(tree: exp.Expr) -> str:
     return said
 
 
-def _join_that_repeats_rows(scope: _Scope) -> str:
+def _join_that_repeats_rows(scope: StatementScope) -> str:
     tree = scope.tree
     if not isinstance(tree, exp.Select) or tree.args.get("group") or tree.args.get("distinct"):
         return ""
@@ -988,7 +964,7 @@ def _join_that_repeats_rows(scope: _Scope) -> str:
     return ""
 
 
-def _id_for_a_named_value(question: str, scope: _Scope) -> list[str]:
+def _id_for_a_named_value(question: str, scope: StatementScope) -> list[str]:
     found = []
     asked = set(words(question))
     read = {c.name.lower() for c in scope.tree.find_all(exp.Column)}
@@ -1048,7 +1024,7 @@ def _id_for_a_named_value(question: str, scope: _Scope) -> list[str]:
     return found
 
 
-def _state_for_an_event(question: str, scope: _Scope) -> list[str]:
+def _state_for_an_event(question: str, scope: StatementScope) -> list[str]:
     found = []
     for node in scope.tree.find_all(exp.EQ, exp.In):
         compared = _compared_literals(node, text=True)
@@ -1108,7 +1084,7 @@ def _amounts_of_time(question: str) -> list[tuple[str, float]]:
     return found
 
 
-def _amount_in_another_unit(question: str, scope: _Scope) -> str:
+def _amount_in_another_unit(question: str, scope: StatementScope) -> str:
     amounts = _amounts_of_time(question)
     if not amounts:
         return ""

@@ -39,7 +39,9 @@ from typing import Any, Optional
 
 from llama_index.core import SQLDatabase
 from sqlalchemy import MetaData
+from sqlglot import exp
 
+from kb.engines.sql_guard import table_named
 from kb.stores.connection import MariaDBConnection, quote_identifier
 
 SAMPLE_ROWS = 10_000  # rows looked at per column for its distinct values
@@ -151,6 +153,7 @@ class Column:
     primary: bool = False
     references: Optional[tuple[str, str]] = None
     notes: list[str] = field(default_factory=list)
+    comment: str = ""  # the schema's own comment on the column ("list price in EUR"), "" when none
     values: Optional[list[str]] = None  # every value it holds, when known (ENUM members, a complete sample)
     shared: Optional[str] = None  # a name several rows share: the key that tells those rows apart
     unique: bool = False  # every row holds its own value: the one-column key, a UNIQUE column, or data seen so
@@ -318,7 +321,13 @@ class SchemaDescriber:
             shown = data_type.upper() + shown[len(data_type) :] if data_type in ("enum", "set") else shown.upper()
             if nullable == "NO" and key != "PRI":  # `IS NULL` on it would find nothing: say so
                 shown += " NOT NULL"
-            column = Column(col_name, shown, primary=key == "PRI", notes=[col_comment] if col_comment else [])
+            column = Column(
+                col_name,
+                shown,
+                primary=key == "PRI",
+                notes=[col_comment] if col_comment else [],
+                comment=col_comment or "",
+            )
             column.unique = key == "UNI"
             column.nullable = nullable == "YES"
             column.references = declared.get(col_name) or (
@@ -403,6 +412,32 @@ class SchemaDescriber:
                 names = " and ".join(f"{name}.{column.name}" for column in shared)
                 lines.append(f"Rows can share a {names}: group by {name}.{shared[0].shared}.")
         return " ".join(lines)
+
+
+class StatementScope:
+    """The schema's tables as one statement names them, to place its column references (the defect
+    checks' and the answer writer's one way to tell which table and column a reference is)."""
+
+    def __init__(self, tree: exp.Expr, schema: SchemaDescriber) -> None:
+        self.tree, self.schema = tree, schema
+        self.tables = {name.lower(): name for name in schema.tables}
+        self.used = [self.tables[t.name.lower()] for t in tree.find_all(exp.Table) if t.name.lower() in self.tables]
+
+    def place(self, column: exp.Column) -> Optional[tuple[Table, Column]]:
+        """The table and column a reference stands for: by its qualifier, or (unqualified) the one table
+        of the statement that has a column of that name; None when that is not exactly one."""
+        if column.table:
+            named = table_named(self.tree, column.table)
+            candidates = [self.tables[named.lower()]] if named and named.lower() in self.tables else []
+        else:
+            candidates = list(dict.fromkeys(self.used))
+        found = []
+        for name in candidates:
+            table = self.schema.table(name)
+            match = next((c for c in table.columns if c.name.lower() == column.name.lower()), None)
+            if match is not None:
+                found.append((table, match))
+        return found[0] if len(found) == 1 else None
 
 
 class DescribedSQLDatabase(SQLDatabase):

@@ -119,3 +119,26 @@ def test_offline_session_resumed_in_a_new_process(db_url, business, run_kb):
     routes = [line.split("[")[1].split("]")[0] for line in shown.stdout.splitlines() if line.startswith("turn ")]
     assert routes == ["documents", "database", "both", "database"], shown.stdout
     assert "SQL" in shown.stdout
+
+
+def test_the_both_route_shows_what_the_schema_says_of_the_result_columns(db_url, business, local_embed):
+    """The answer from documents and rows is told what the schema says of the columns the rows come from
+    (refund_amount is EUR), as the database route's answer is."""
+    late = "Which of them were requested outside the policy's window?"
+    refunds = (
+        "SELECT COUNT(*) AS late, SUM(r.refund_amount) AS refunded FROM returns r JOIN orders o ON o.id = r.order_id "
+        "WHERE r.requested_at > DATE_ADD(o.delivered_at, INTERVAL 30 DAY)"
+    )
+    prompts: list[str] = []
+
+    def with_refunds(prompt: str) -> str:
+        if "one SELECT statement" in prompt and late in prompt:
+            return refunds
+        if "Database (SQL" in prompt:
+            prompts.append(prompt)
+        return script(prompt)
+
+    kb = make_kb(db_url, business, local_embed, llm=ScriptedLLM(with_refunds))
+    answer = kb.query(f"How many returns were requested in October 2026? {late}")
+    assert answer.route == "both" and answer.rows and "refunded" in answer.rows[0]
+    assert len(prompts) == 1 and "The schema says: returns.refund_amount: EUR refunded" in prompts[0]

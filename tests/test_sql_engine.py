@@ -794,3 +794,24 @@ def test_distinct_column_names_number_the_repeats_only():
         "name_3",
     ]
     assert distinct_column_names(["a", "b"]) == ["a", "b"]
+
+
+def test_the_answer_prompt_says_what_the_schema_says_of_the_result_columns(engine_with):
+    """The demo's money columns are in EUR by their comments: the model writing the answer is shown
+    that for the columns the result comes from (an alias placed in its table), and told to name a unit
+    only where it is given; a result from columns without comments gets no such line."""
+    refunded = "SELECT SUM(r.refund_amount) FROM returns r JOIN products p ON p.id = r.product_id WHERE p.name = 'x'"
+    engine, llm = engine_with([refunded, "Nothing was refunded."])
+    sql_answer(engine, "How much was refunded for returns of x?")
+    answer_prompt = llm.prompts[-1]
+    assert "The schema says: returns.refund_amount: EUR refunded; 0 when not refunded\nResult (" in answer_prompt
+    assert "Name a currency or a unit only where the question, the result or the schema's notes give it." in (
+        answer_prompt
+    )
+    engine, llm = engine_with(["SELECT COUNT(*) FROM orders WHERE status = 'placed'", "Answer."])
+    sql_answer(engine, "How many orders are placed?")
+    assert "The schema says" not in llm.prompts[-1]
+    assert engine.column_notes("SELECT c.name, o.total FROM orders o JOIN customers c ON c.id = o.customer_id") == (
+        "The schema says: orders.total: order total in EUR\n"
+    )
+    assert engine.column_notes("not a statement") == ""
