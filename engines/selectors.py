@@ -9,7 +9,10 @@ Two selectors:
 * ``OfflineSelector`` needs no LLM: the question's embedding is compared with descriptions of each
   side (the business tables and their columns; the titles of the indexed documents) and combined
   with language cues (counting and aggregation words point to the database; "policy", "procedure",
-  "according to" point to the documents; both kinds at once mean both).
+  "according to" point to the documents; both kinds at once mean both). A question that names a
+  row the database holds and one of that row's other columns ("What is the price of the Barista
+  Pro?": a value of ``products.name``, and ``products.price``) asks the database, however close its
+  words are to that product's guide, unless it also has document words.
 
 Both take the asker's metadata filters (an API key's collections): the documents side is described
 by the titles of the documents within them and compared with the nearest chunk within them, so a
@@ -100,12 +103,17 @@ class OfflineSelector:
         document_texts: Sequence[str] | DocumentTexts,
         cue_weight: float = 0.12,
         chunk_similarity: Optional[Callable[[list[float], Optional[MetadataFilters]], float]] = None,
+        fields_asked: Optional[Callable[[str], list[str]]] = None,
     ) -> None:
         self.embed_model = embed_model
         self.cue_weight = cue_weight
         # The documents are described by their titles and, when given, by their chunks themselves
         # (the similarity of the nearest chunk in the vector index), both within the asker's filters.
         self.chunk_similarity = chunk_similarity
+        # The fields of rows a question names that the database holds ("products.price of 'Barista
+        # Pro'"): such a question asks the database even without a counting word, however close its
+        # words are to a document about that row (the product's guide).
+        self.fields_asked = fields_asked
         self.database_texts = list(database_texts)
         self.document_texts = document_texts if callable(document_texts) else _fixed(list(document_texts))
         self._vectors: dict[tuple[str, ...], np.ndarray] = {}
@@ -162,11 +170,16 @@ class OfflineSelector:
         analytic = bool(ANALYTIC.search(question))
         documentary = bool(DOCUMENT.search(question))
         explicit = bool(EXPLICIT_DOCUMENT.search(question))
-        db = scores["database"] + (self.cue_weight if analytic else 0.0)
+        fields = self.fields_asked(question) if self.fields_asked is not None else []
+        if fields and not documentary:
+            reason = f"asks for what the database holds of a row it names ({'; '.join(fields[:3])})"
+            return RouteDecision("database", reason, "offline", scores, embedding)
+        db = scores["database"] + (self.cue_weight if analytic or fields else 0.0)
         docs = scores["documents"] + (self.cue_weight if documentary else 0.0)
         scores.update({"database_total": db, "documents_total": docs})
-        cues = [c for c, on in (("counting/aggregation words", analytic), ("document words", documentary)) if on]
-        if analytic and explicit:
+        named = ("a field of a row it names", bool(fields))
+        cues = [c for c, on in (("counting/aggregation words", analytic), named, ("document words", documentary)) if on]
+        if (analytic or fields) and explicit:
             reason = f"asks for figures and refers to the documents' rules ({', '.join(cues)})"
             return RouteDecision("both", reason, "offline", scores, embedding)
         route = "database" if db > docs else "documents"
@@ -356,6 +369,7 @@ def build_selector(
         describe_database(tables_info),
         lambda filters: describe_documents(titles(filters)),
         chunk_similarity=chunk_similarity,
+        fields_asked=database.fields_asked if isinstance(database, SQLEngine) else None,
     )
     if mode == "offline":
         return offline

@@ -73,7 +73,7 @@ def name_words(name: str) -> list[str]:
     return _CAMEL_CASE_BOUNDARY.sub(" ", name).replace("_", " ").lower().split()
 
 
-def _table_words(table: str) -> set[str]:
+def table_words(table: str) -> set[str]:
     """A table's name as a question writes it: ``support_tickets`` and ``SupportTickets`` as
     "support tickets" (and the name with only its underscores as spaces)."""
     return {" ".join(name_words(table)), table.replace("_", " ")}
@@ -102,7 +102,7 @@ def asks_which(question: str, table: str) -> bool:
     relative ``who``/``that``/``with`` ("the customer who ..."), and not as a possessive ("which
     album's tracks" asks which tracks). "At which airport are the most pilots based?" asks which
     airport, not which pilot."""
-    for form in {form for words in _table_words(table) for form in noun_forms(words)}:
+    for form in {form for words in table_words(table) for form in noun_forms(words)}:
         noun = re.escape(form)
         pattern = rf"\b(?:which|what)\s+(?:\w+\s+){{0,2}}?{noun}\b(?!['’])|\bthe\s+{noun}\s+(?:who|that|with)\b"
         if re.search(pattern, question, re.I):
@@ -126,7 +126,7 @@ def asks_how_many(question: str, table: str) -> bool:
     ("how many different students"; two would let "how many orders did customers ..." in), then the
     table's name as words in the plural, not as a possessive. After "how many" the noun counted is
     plural, so a singular name is a modifier: "how many customer orders" counts orders."""
-    for form in {plural(words) for words in _table_words(table)}:
+    for form in {plural(words) for words in table_words(table)}:
         if re.search(rf"\bhow\s+many\s+(?:\w+\s+)?{re.escape(form)}\b(?!['’])", question, re.I):
             return True
     return False

@@ -26,8 +26,9 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Optional
 
-from kb.engines.sql_schema import MAX_LISTED, noun_forms
+from kb.engines.sql_schema import MAX_LISTED, Table, name_words, noun_forms, table_words
 from kb.stores.connection import MariaDBConnection, quote_identifier
 
 MAX_VALUES = 5000  # a column with more distinct values is free text or an identifier: not indexed
@@ -211,3 +212,58 @@ class ValueIndex:
         """One line for the prompt, or "" when the question names no stored value."""
         links = self.links(question)
         return ("Values named in the question: " + "; ".join(link.sentence() for link in links) + ".") if links else ""
+
+
+# A row named by its table's name and a number: "order 1042", "support ticket #57", "order no. 7".
+_KEY_NUMBER = r"\s+(?:#\s*|no\.?\s*|number\s+)?(\d+)\b"
+
+
+def _says_column(said: Sequence[str], table: Table, column: str) -> bool:
+    """Whether the question's words name ``column`` of ``table``: every word of the column's name
+    that is not the table's own name (``productVendor`` of products: "vendor"; ``creditLimit``:
+    "credit" and "limit") is among them, in the singular or the plural, or begun by it ("refunded"
+    for ``refund_amount``'s "refund", for a word of four letters or more)."""
+    own = {form for words_ in table_words(table.name) for word in words_.split() for form in noun_forms(word)}
+    wanted = [word for word in name_words(column) if word not in own]
+    return bool(wanted) and all(
+        any(w in noun_forms(word) or (len(word) >= 4 and w.startswith(word)) for w in said) for word in wanted
+    )
+
+
+def fields_asked(question: str, tables: Sequence[Table], index: Optional[ValueIndex] = None) -> list[str]:
+    """The fields of rows the question names, as ``"products.price of 'Barista Pro'"``: the question
+    names a row of a table, by a value of one of its text columns ('Barista Pro', a value of
+    ``products.name``; ENUM and SET members are states and kinds, not rows) or by the table's name
+    and a number ("order 1042"), and names another column of the same table by its name's words
+    ("price", "credit limit", "email address"). Such a question asks for what a record holds, however
+    it is worded, and no counting word need appear in it ("What is the price of the Barista Pro?").
+    ``index`` adds the values of columns too many to list (:class:`ValueIndex`); the listed values
+    are the schema's own (:attr:`Column.values`)."""
+    said = words(question)
+    by_name = {table.name.lower(): table for table in tables}
+    named: list[tuple[Table, str, str]] = []  # (table, the column naming the row, how the question names it)
+    for link in index.links(question) if index is not None else []:
+        for place in link.columns:
+            table_name, column_name = place.split(".", 1)
+            if table_name.lower() in by_name:
+                named.append((by_name[table_name.lower()], column_name, f"'{link.value}'"))
+    for table in tables:
+        for column in table.columns:
+            if column.kind != "text" or re.match(r"(?i)(enum|set)\(", column.type_text):
+                continue
+            for value in column.values or []:
+                key = words(str(value))
+                if key and not all(w in _STOP or w.isdigit() for w in key) and mentions(question, str(value)):
+                    named.append((table, column.name, f"'{value}'"))
+        keys = [column.name for column in table.columns if column.primary]
+        if len(keys) == 1:
+            for form in {form for words_ in table_words(table.name) for form in noun_forms(words_)}:
+                for number in re.findall(rf"\b{re.escape(form)}{_KEY_NUMBER}", question, re.I):
+                    named.append((table, keys[0], f"{form} {number}"))
+    found: list[str] = []
+    for table, naming, row in named:
+        for column in table.columns:
+            asked = f"{table.name}.{column.name} of {row}"
+            if column.name != naming and asked not in found and _says_column(said, table, column.name):
+                found.append(asked)
+    return found

@@ -108,6 +108,15 @@ def test_route_decision_without_answering_and_forced_routes(db_url, business, lo
     assert sql.sql == "SELECT COUNT(*) AS n FROM orders" and sql.rows == [{"n": 1800}]
 
 
+def test_a_question_asking_a_field_of_a_row_it_names_goes_to_the_database(db_url, business, local_embed):
+    kb = make_kb(db_url, business, ScriptedLLM([]), local_embed, selector="offline")
+    asked = kb.route("What is the price of the Barista Pro?")  # nearest text: the Barista Pro's own guide
+    assert asked.route == "database" and "products.price of 'Barista Pro'" in asked.reason
+    assert kb.route("How do I descale the Barista Pro?").route == "documents"  # the row named, no field of it
+    ruled = kb.route("According to the warranty policy, is the price of the Barista Pro refunded?")
+    assert ruled.route == "both" and "a field of a row it names" in ruled.reason
+
+
 def test_a_refusal_is_an_answer_not_an_exception(db_url, business, local_embed, business_checksum):
     before = business_checksum()
     llm = ScriptedLLM(lambda p: "DELETE FROM orders" if "one SELECT statement" in p else "unused")

@@ -131,6 +131,30 @@ def test_value_linking_names_the_column_that_holds_a_value_and_changes_nothing_i
 
 
 @pytest.mark.parametrize(
+    "question, asked",
+    [
+        ("What is the price of the Barista Pro?", ["products.price of 'Barista Pro'"]),  # a name the schema lists
+        ("What is ida andersson's email address?", ["customers.email of 'Ida Andersson'"]),  # one it does not list
+        ("Which city does Ida Andersson live in?", ["customers.city of 'Ida Andersson'"]),
+        ("What was the total of order 17?", ["orders.total of order 17"]),  # a row by its table's name and number
+        ("What is the subject of support ticket #5?", ["support_tickets.subject of support ticket 5"]),
+        ("What was refunded for return no. 3, and what amount?", ["returns.refund_amount of return 3"]),
+        # must not fire: a row named and none of its columns; a column's word and no row; an ENUM member
+        # (a state, not a row) beside its own column; a row named by the column the question asks
+        ("How do I descale the Barista Pro?", []),
+        ("What does the price match guarantee cover?", []),
+        ("When is a support ticket of priority urgent escalated?", []),
+        ("Is Barista Pro the name of the flagship machine?", []),
+        ("What is the price of an espresso machine?", ["products.price of 'espresso machine'"]),
+    ],
+)
+def test_the_fields_a_question_asks_of_a_row_it_names(engine_with, question, asked):
+    engine, llm = engine_with([])
+    assert engine.fields_asked(question) == asked
+    assert llm.prompts == []  # read from the schema and the data, not asked of the model
+
+
+@pytest.mark.parametrize(
     "question, written",
     [
         # the three statements the removed word-pattern repairs used to turn into other meanings
