@@ -12,7 +12,9 @@ Two selectors:
   "according to" point to the documents; both kinds at once mean both). A question that names a
   row the database holds and one of that row's other columns ("What is the price of the Barista
   Pro?": a value of ``products.name``, and ``products.price``) asks the database, however close its
-  words are to that product's guide, unless it also has document words.
+  words are to that product's guide, unless it also has document words; so does a question with a
+  counting word that names such a row and another table ("How many Barista Pro machines were
+  ordered?": a value of ``products.name``, and ``orders``).
 
 Both take the asker's metadata filters (an API key's collections): the documents side is described
 by the titles of the documents within them and compared with the nearest chunk within them, so a
@@ -104,6 +106,7 @@ class OfflineSelector:
         cue_weight: float = 0.12,
         chunk_similarity: Optional[Callable[[list[float], Optional[MetadataFilters]], float]] = None,
         fields_asked: Optional[Callable[[str], list[str]]] = None,
+        records_named: Optional[Callable[[str], list[str]]] = None,
     ) -> None:
         self.embed_model = embed_model
         self.cue_weight = cue_weight
@@ -114,6 +117,9 @@ class OfflineSelector:
         # Pro'"): such a question asks the database even without a counting word, however close its
         # words are to a document about that row (the product's guide).
         self.fields_asked = fields_asked
+        # The records of another table a question names beside a row it names ("orders of 'Cold Brew
+        # Tower'"): with a counting word, such a question counts that row's records in the database.
+        self.records_named = records_named
         self.database_texts = list(database_texts)
         self.document_texts = document_texts if callable(document_texts) else _fixed(list(document_texts))
         self._vectors: dict[tuple[str, ...], np.ndarray] = {}
@@ -173,6 +179,10 @@ class OfflineSelector:
         fields = self.fields_asked(question) if self.fields_asked is not None else []
         if fields and not documentary:
             reason = f"asks for what the database holds of a row it names ({'; '.join(fields[:3])})"
+            return RouteDecision("database", reason, "offline", scores, embedding)
+        records = self.records_named(question) if analytic and self.records_named is not None else []
+        if records and not documentary:
+            reason = f"counts records the database holds of a row it names ({'; '.join(records[:3])})"
             return RouteDecision("database", reason, "offline", scores, embedding)
         db = scores["database"] + (self.cue_weight if analytic or fields else 0.0)
         docs = scores["documents"] + (self.cue_weight if documentary else 0.0)
@@ -370,6 +380,7 @@ def build_selector(
         lambda filters: describe_documents(titles(filters)),
         chunk_similarity=chunk_similarity,
         fields_asked=database.fields_asked if isinstance(database, SQLEngine) else None,
+        records_named=database.records_named if isinstance(database, SQLEngine) else None,
     )
     if mode == "offline":
         return offline

@@ -218,30 +218,43 @@ class ValueIndex:
 _KEY_NUMBER = r"\s+(?:#\s*|no\.?\s*|number\s+)?(\d+)\b"
 
 
+def _says(said: Sequence[str], word: str) -> bool:
+    """Whether the question's words say ``word`` (of an identifier's name): in the singular or the
+    plural, or a word begun by it ("refunded" for "refund", "ordered" for "orders" singular), for a
+    word of four letters or more."""
+    return any(w in noun_forms(word) or (len(word) >= 4 and w.startswith(word)) for w in said)
+
+
 def _says_column(said: Sequence[str], table: Table, column: str) -> bool:
     """Whether the question's words name ``column`` of ``table``: every word of the column's name
     that is not the table's own name (``productVendor`` of products: "vendor"; ``creditLimit``:
-    "credit" and "limit") is among them, in the singular or the plural, or begun by it ("refunded"
-    for ``refund_amount``'s "refund", for a word of four letters or more)."""
+    "credit" and "limit") is among them (:func:`_says`)."""
     own = {form for words_ in table_words(table.name) for word in words_.split() for form in noun_forms(word)}
     wanted = [word for word in name_words(column) if word not in own]
-    return bool(wanted) and all(
-        any(w in noun_forms(word) or (len(word) >= 4 and w.startswith(word)) for w in said) for word in wanted
-    )
+    return bool(wanted) and all(_says(said, word) for word in wanted)
 
 
-def fields_asked(question: str, tables: Sequence[Table], index: Optional[ValueIndex] = None) -> list[str]:
-    """The fields of rows the question names, as ``"products.price of 'Barista Pro'"``: the question
-    names a row of a table, by a value of one of its text columns ('Barista Pro', a value of
+def _says_table(said: Sequence[str], table: Table) -> bool:
+    """Whether the question's words name ``table``: every word of its name, in the singular or the
+    plural or begun by it (:func:`_says`): "orders" and "ordered" name ``orders``, "support tickets"
+    names ``support_tickets`` and "tickets" alone does not."""
+    wanted = name_words(table.name)
+    return bool(wanted) and all(_says(said, word) or _says(said, _singular(word)) for word in wanted)
+
+
+def _singular(noun: str) -> str:
+    """The shortest of a noun's forms that :func:`noun_forms` also gives back ("orders" -> "order")."""
+    return min((form for form in noun_forms(noun) if noun in noun_forms(form)), key=len)
+
+
+def _named_rows(question: str, tables: Sequence[Table], index: Optional[ValueIndex]) -> list[tuple[Table, str, str]]:
+    """The rows the question names: (table, the column naming the row, how the question names it).
+    A row is named by a value of one of its table's text columns ('Barista Pro', a value of
     ``products.name``; ENUM and SET members are states and kinds, not rows) or by the table's name
-    and a number ("order 1042"), and names another column of the same table by its name's words
-    ("price", "credit limit", "email address"). Such a question asks for what a record holds, however
-    it is worded, and no counting word need appear in it ("What is the price of the Barista Pro?").
-    ``index`` adds the values of columns too many to list (:class:`ValueIndex`); the listed values
-    are the schema's own (:attr:`Column.values`)."""
-    said = words(question)
+    and a number ("order 1042"). ``index`` adds the values of columns too many to list
+    (:class:`ValueIndex`); the listed values are the schema's own (:attr:`Column.values`)."""
     by_name = {table.name.lower(): table for table in tables}
-    named: list[tuple[Table, str, str]] = []  # (table, the column naming the row, how the question names it)
+    named: list[tuple[Table, str, str]] = []
     for link in index.links(question) if index is not None else []:
         for place in link.columns:
             table_name, column_name = place.split(".", 1)
@@ -260,10 +273,37 @@ def fields_asked(question: str, tables: Sequence[Table], index: Optional[ValueIn
             for form in {form for words_ in table_words(table.name) for form in noun_forms(words_)}:
                 for number in re.findall(rf"\b{re.escape(form)}{_KEY_NUMBER}", question, re.I):
                     named.append((table, keys[0], f"{form} {number}"))
+    return named
+
+
+def fields_asked(question: str, tables: Sequence[Table], index: Optional[ValueIndex] = None) -> list[str]:
+    """The fields of rows the question names, as ``"products.price of 'Barista Pro'"``: the question
+    names a row of a table (:func:`_named_rows`) and another column of the same table by its name's
+    words ("price", "credit limit", "email address"). Such a question asks for what a record holds,
+    however it is worded, and no counting word need appear in it ("What is the price of the Barista
+    Pro?")."""
+    said = words(question)
     found: list[str] = []
-    for table, naming, row in named:
+    for table, naming, row in _named_rows(question, tables, index):
         for column in table.columns:
             asked = f"{table.name}.{column.name} of {row}"
             if column.name != naming and asked not in found and _says_column(said, table, column.name):
                 found.append(asked)
+    return found
+
+
+def records_named(question: str, tables: Sequence[Table], index: Optional[ValueIndex] = None) -> list[str]:
+    """The records of other tables the question names beside a row it names, as ``"orders of 'Cold
+    Brew Tower'"``: the question names a row of one table (:func:`_named_rows`) and another table by
+    its name's words (:func:`_says_table`: "orders", "were ordered", "returned"). With a counting
+    word, such a question counts or sums that row's records ("How many Barista Pro machines were
+    ordered in 2025?"); without one it may ask anything ("Can I return the Barista Pro?"), so the
+    caller decides what it means."""
+    said = words(question)
+    found: list[str] = []
+    for table, _naming, row in _named_rows(question, tables, index):
+        for other in tables:
+            records = f"{other.name} of {row}"
+            if other is not table and records not in found and _says_table(said, other):
+                found.append(records)
     return found

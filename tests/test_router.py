@@ -117,6 +117,16 @@ def test_a_question_asking_a_field_of_a_row_it_names_goes_to_the_database(db_url
     assert ruled.route == "both" and "a field of a row it names" in ruled.reason
 
 
+def test_a_counting_question_about_the_records_of_a_row_it_names_goes_to_the_database(db_url, business, local_embed):
+    kb = make_kb(db_url, business, ScriptedLLM([]), local_embed, selector="offline")
+    counted = kb.route("How many Grinder Duo orders were cancelled?")  # nearest text: the Grinder Duo's guide
+    assert counted.route == "database" and "orders of 'Grinder Duo'" in counted.reason
+    # must not fire: no counting word; document words; a quantity of the product, no other table
+    assert kb.route("Can I still return the Grinder Duo I ordered?").route == "documents"
+    assert kb.route("How many orders of the Grinder Duo does the return policy allow to return?").route == "both"
+    assert kb.route("How many grind settings does the Grinder Duo have?").route == "documents"
+
+
 def test_a_refusal_is_an_answer_not_an_exception(db_url, business, local_embed, business_checksum):
     before = business_checksum()
     llm = ScriptedLLM(lambda p: "DELETE FROM orders" if "one SELECT statement" in p else "unused")

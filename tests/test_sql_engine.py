@@ -155,6 +155,30 @@ def test_the_fields_a_question_asks_of_a_row_it_names(engine_with, question, ask
 
 
 @pytest.mark.parametrize(
+    "question, named",
+    [
+        (
+            "How many Grinder Duo orders were cancelled?",
+            ["orders of 'Grinder Duo'", "orders of 'grinder'"],
+        ),  # and its category
+        ("How often was the Kettle Pour ordered last year?", ["orders of 'Kettle Pour'"]),  # a verb begun by it
+        ("How many Barista Mini machines were returned?", ["returns of 'Barista Mini'"]),
+        ("How many support tickets has Ida Andersson opened?", ["support_tickets of 'Ida Andersson'"]),
+        # must not fire: a row named and no other table; another table and no row; the row's own table;
+        # and, as written (every word of a table's name), "tickets" alone does not name support_tickets
+        ("How many grind settings does the Grinder Duo have?", []),
+        ("How many orders were returned?", []),
+        ("How many products cost more than the Barista Pro?", []),
+        ("How many tickets mention the Barista Pro?", []),
+    ],
+)
+def test_the_records_of_another_table_a_question_names_beside_a_row(engine_with, question, named):
+    engine, llm = engine_with([])
+    assert engine.records_named(question) == named
+    assert llm.prompts == []
+
+
+@pytest.mark.parametrize(
     "question, written",
     [
         # the three statements the removed word-pattern repairs used to turn into other meanings
