@@ -1,9 +1,9 @@
 """Router accuracy: the LLM selector and the offline one, same run, in two domains.
 
-* demo: the demo documents (data/docs) and the demo business database; 45 labelled questions
+* demo: the demo documents (data/docs) and the demo business database; 81 labelled questions
   (tests/data/route_questions.yaml) in a ``dev`` part (may be studied) and a ``test`` part (scored);
 * mariadb-docs + classicmodels: the MariaDB Server documentation (1,278 pages from ../shared/eval,
-  indexed once into a kept benchmark database) and the classicmodels sample database; 40 questions
+  indexed once into a kept benchmark database) and the classicmodels sample database; 54 questions
   written before the router ever ran on them (benchmarks/data), ``test`` only.
 
 Misses are printed question by question for ``dev`` parts only.
