@@ -112,7 +112,8 @@ ANSWER_PROMPT = PromptTemplate(
     "Question: {question}\nSQL: {sql}\n{column_notes}Result ({count} rows{more}):\n{rows}\n\n"
     "Answer the question from the result in one or two sentences. Use the values exactly as they are in the "
     "result and add no figure that is not in it. Name a currency or a unit only where the question, the result "
-    "or the schema's notes give it.{empty}\nAnswer: "
+    "or the schema's notes give it. When the result has several rows, the answer names every row with its "
+    "values.{empty}\nAnswer: "
 )
 EMPTY_HINT = " The query found no rows: say that there are none (for example, no such orders)."
 NOT_RETRIED = ("max_statement_time", "Query execution was interrupted")  # a slow query stays slow

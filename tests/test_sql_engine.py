@@ -863,3 +863,15 @@ def test_the_answer_prompt_says_what_the_schema_says_of_the_result_columns(engin
         "The schema says: orders.total: order total in EUR\n"
     )
     assert engine.column_notes("not a statement") == ""
+
+
+def test_the_answer_prompt_asks_for_every_row_of_a_result_of_several(engine_with):
+    """Three customers share the name Karl Johansson: the model writing the answer is shown the three
+    rows and told to name every one (benchmarks/sql_answers.py measures whether it does)."""
+    written = "SELECT email FROM customers WHERE name = 'Karl Johansson'"
+    engine, llm = engine_with([written, "Their addresses are ..."])
+    answer = sql_answer(engine, "What is Karl Johansson's email address?")
+    assert len(answer.rows) == 3
+    prompt = llm.prompts[-1]
+    assert "Result (3 rows):\nemail\nkarl.johansson.4@example.com\n" in prompt
+    assert "When the result has several rows, the answer names every row with its values." in prompt
