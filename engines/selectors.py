@@ -32,6 +32,8 @@ import numpy as np
 from llama_index.core import PromptTemplate
 from llama_index.core.vector_stores.types import MetadataFilters
 
+from kb.engines.sql_values import RowsAsked
+
 if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding
     from llama_index.core.llms import LLM
@@ -105,21 +107,18 @@ class OfflineSelector:
         document_texts: Sequence[str] | DocumentTexts,
         cue_weight: float = 0.12,
         chunk_similarity: Optional[Callable[[list[float], Optional[MetadataFilters]], float]] = None,
-        fields_asked: Optional[Callable[[str], list[str]]] = None,
-        records_named: Optional[Callable[[str], list[str]]] = None,
+        rows_asked: Optional[Callable[[str], RowsAsked]] = None,
     ) -> None:
         self.embed_model = embed_model
         self.cue_weight = cue_weight
         # The documents are described by their titles and, when given, by their chunks themselves
         # (the similarity of the nearest chunk in the vector index), both within the asker's filters.
         self.chunk_similarity = chunk_similarity
-        # The fields of rows a question names that the database holds ("products.price of 'Barista
-        # Pro'"): such a question asks the database even without a counting word, however close its
-        # words are to a document about that row (the product's guide).
-        self.fields_asked = fields_asked
-        # The records of another table a question names beside a row it names ("orders of 'Cold Brew
-        # Tower'"): with a counting word, such a question counts that row's records in the database.
-        self.records_named = records_named
+        # What a question asks of rows it names that the database holds: a field ("products.price of
+        # 'Barista Pro'") asks the database even without a counting word, however close its words are
+        # to a document about that row (the product's guide); another table's records ("orders of
+        # 'Cold Brew Tower'") with a counting word count that row's records in the database.
+        self.rows_asked = rows_asked
         self.database_texts = list(database_texts)
         self.document_texts = document_texts if callable(document_texts) else _fixed(list(document_texts))
         self._vectors: dict[tuple[str, ...], np.ndarray] = {}
@@ -176,11 +175,11 @@ class OfflineSelector:
         analytic = bool(ANALYTIC.search(question))
         documentary = bool(DOCUMENT.search(question))
         explicit = bool(EXPLICIT_DOCUMENT.search(question))
-        fields = self.fields_asked(question) if self.fields_asked is not None else []
+        asked = self.rows_asked(question) if self.rows_asked is not None else RowsAsked()
+        fields, records = asked.fields, asked.records if analytic else ()
         if fields and not documentary:
             reason = f"asks for what the database holds of a row it names ({'; '.join(fields[:3])})"
             return RouteDecision("database", reason, "offline", scores, embedding)
-        records = self.records_named(question) if analytic and self.records_named is not None else []
         if records and not documentary:
             reason = f"counts records the database holds of a row it names ({'; '.join(records[:3])})"
             return RouteDecision("database", reason, "offline", scores, embedding)
@@ -379,8 +378,7 @@ def build_selector(
         describe_database(tables_info),
         lambda filters: describe_documents(titles(filters)),
         chunk_similarity=chunk_similarity,
-        fields_asked=database.fields_asked if isinstance(database, SQLEngine) else None,
-        records_named=database.records_named if isinstance(database, SQLEngine) else None,
+        rows_asked=database.rows_asked if isinstance(database, SQLEngine) else None,
     )
     if mode == "offline":
         return offline

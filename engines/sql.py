@@ -74,7 +74,7 @@ from kb.engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean, p
 from kb.engines.sql_repairs import StatementRepairs
 from kb.engines.sql_schema import DescribedSQLDatabase, StatementScope
 from kb.engines.sql_ties import Tie, tie_probe, with_ties
-from kb.engines.sql_values import ValueIndex, fields_asked, records_named
+from kb.engines.sql_values import RowsAsked, ValueIndex, rows_asked
 from kb.engines.timing import Stopwatch
 from kb.stores.connection import MariaDBConnection
 from kb.stores.errors import DatabaseUnavailable, is_database_down
@@ -707,19 +707,13 @@ class SQLEngine(CustomQueryEngine):
         outcome.timings = clock.milliseconds()
         return outcome
 
-    def fields_asked(self, question: str) -> list[str]:
-        """The fields of rows the question names that these tables hold (``products.price of 'Barista
-        Pro'``): :func:`kb.engines.sql_values.fields_asked` over this engine's tables and value index.
-        The router takes such a question to the database."""
+    def rows_asked(self, question: str) -> RowsAsked:
+        """What the question asks of the rows it names that these tables hold (a field,
+        ``products.price of 'Barista Pro'``; another table's records, ``orders of 'Cold Brew Tower'``):
+        :func:`kb.engines.sql_values.rows_asked` over this engine's tables and value index. The router
+        takes a question asking a field, or counting such records, to the database."""
         describer = self.sql_database.describer
-        return fields_asked(question, [describer.table(t) for t in self.tables], self.values)
-
-    def records_named(self, question: str) -> list[str]:
-        """The records of these tables the question names beside a row it names (``orders of 'Cold
-        Brew Tower'``): :func:`kb.engines.sql_values.records_named` over this engine's tables and value
-        index. The router takes such a question to the database when it also has a counting word."""
-        describer = self.sql_database.describer
-        return records_named(question, [describer.table(t) for t in self.tables], self.values)
+        return rows_asked(question, [describer.table(t) for t in self.tables], self.values)
 
     # -- answering ---------------------------------------------------------------------------------------
     def column_notes(self, sql: str) -> str:

@@ -276,34 +276,38 @@ def _named_rows(question: str, tables: Sequence[Table], index: Optional[ValueInd
     return named
 
 
-def fields_asked(question: str, tables: Sequence[Table], index: Optional[ValueIndex] = None) -> list[str]:
-    """The fields of rows the question names, as ``"products.price of 'Barista Pro'"``: the question
-    names a row of a table (:func:`_named_rows`) and another column of the same table by its name's
-    words ("price", "credit limit", "email address"). Such a question asks for what a record holds,
-    however it is worded, and no counting word need appear in it ("What is the price of the Barista
-    Pro?")."""
+@dataclass(frozen=True)
+class RowsAsked:
+    """What a question asks of the rows it names (:func:`rows_asked`)."""
+
+    # another column of a named row's own table: "products.price of 'Barista Pro'"
+    fields: tuple[str, ...] = ()
+    # another table named beside a named row: "orders of 'Cold Brew Tower'"
+    records: tuple[str, ...] = ()
+
+
+def rows_asked(question: str, tables: Sequence[Table], index: Optional[ValueIndex] = None) -> RowsAsked:
+    """What the question asks of the rows it names (:func:`_named_rows`), read from the schema and the
+    data, not asked of a model:
+
+    * ``fields``: another column of the same table, by its name's words ("price", "credit limit",
+      "email address"): "What is the price of the Barista Pro?" asks ``products.price of 'Barista
+      Pro'``. Such a question asks for what a record holds, however it is worded, and no counting
+      word need appear in it.
+    * ``records``: another table, by its name's words (:func:`_says_table`: "orders", "were
+      ordered", "returned"): "How many Barista Pro machines were ordered?" names ``orders of 'Barista
+      Pro'``. With a counting word such a question counts or sums that row's records; without one it
+      may ask anything ("Can I return the Barista Pro?"), so the caller decides what it means."""
     said = words(question)
-    found: list[str] = []
+    fields: list[str] = []
+    records: list[str] = []
     for table, naming, row in _named_rows(question, tables, index):
         for column in table.columns:
             asked = f"{table.name}.{column.name} of {row}"
-            if column.name != naming and asked not in found and _says_column(said, table, column.name):
-                found.append(asked)
-    return found
-
-
-def records_named(question: str, tables: Sequence[Table], index: Optional[ValueIndex] = None) -> list[str]:
-    """The records of other tables the question names beside a row it names, as ``"orders of 'Cold
-    Brew Tower'"``: the question names a row of one table (:func:`_named_rows`) and another table by
-    its name's words (:func:`_says_table`: "orders", "were ordered", "returned"). With a counting
-    word, such a question counts or sums that row's records ("How many Barista Pro machines were
-    ordered in 2025?"); without one it may ask anything ("Can I return the Barista Pro?"), so the
-    caller decides what it means."""
-    said = words(question)
-    found: list[str] = []
-    for table, _naming, row in _named_rows(question, tables, index):
+            if column.name != naming and asked not in fields and _says_column(said, table, column.name):
+                fields.append(asked)
         for other in tables:
-            records = f"{other.name} of {row}"
-            if other is not table and records not in found and _says_table(said, other):
-                found.append(records)
-    return found
+            counted = f"{other.name} of {row}"
+            if other is not table and counted not in records and _says_table(said, other):
+                records.append(counted)
+    return RowsAsked(tuple(fields), tuple(records))

@@ -150,7 +150,7 @@ def test_value_linking_names_the_column_that_holds_a_value_and_changes_nothing_i
 )
 def test_the_fields_a_question_asks_of_a_row_it_names(engine_with, question, asked):
     engine, llm = engine_with([])
-    assert engine.fields_asked(question) == asked
+    assert list(engine.rows_asked(question).fields) == asked
     assert llm.prompts == []  # read from the schema and the data, not asked of the model
 
 
@@ -174,7 +174,7 @@ def test_the_fields_a_question_asks_of_a_row_it_names(engine_with, question, ask
 )
 def test_the_records_of_another_table_a_question_names_beside_a_row(engine_with, question, named):
     engine, llm = engine_with([])
-    assert engine.records_named(question) == named
+    assert list(engine.rows_asked(question).records) == named
     assert llm.prompts == []
 
 
