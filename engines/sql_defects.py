@@ -91,17 +91,22 @@ schema's keys and values; those decided with the question's words come last:
   of the table it references (``Customers c JOIN Rentals r ON r.CustomerCode = c.CustomerCode``), in
   a statement whose ``WHERE`` picks one row of the referenced table by its key (``c.CustomerCode =
   'BAKK36'``) and that has no aggregate, ``GROUP BY`` or ``DISTINCT``: that one row comes back once per
-  referencing row. The message gives the statement with ``EXISTS`` in place of the join (the same
-  rows, once). It does not fire on a list of rows (no key fixed: whether repeating them is wrong
+  referencing row. A self-join counts too (``Staff s1 JOIN Staff s2 ON s1.StaffID = s2.SupervisorID
+  WHERE s1.StaffID = 108``: staff member 108 once per person reporting to them); there the joined
+  alias's columns are those it qualifies. The message gives the statement with ``EXISTS`` in place of
+  the join (the same rows, once). It does not fire on a list of rows (no key fixed: whether repeating them is wrong
   depends on what is asked), when a column of the joined table is selected or filtered on, when the
   join goes to the referenced side (each row meets at most one), on ``DISTINCT``, an aggregate or
   ``GROUP BY``.
 * **an answer the statement fixes itself**: every selected column is tied by the equalities of the
   ``WHERE`` and of inner joins' ``ON`` to a constant, through at least one other column
   (``SELECT s2.SupervisorID FROM Staff s1 JOIN Staff s2 ON s1.StaffID = s2.SupervisorID WHERE
-  s1.StaffID = 108`` can only answer 108). The message names the row the constant picks. It does not
-  fire on a column fixed by its own condition alone (``SELECT id FROM t WHERE id = 5`` tests that the
-  row exists), on a column another condition does not fix, or through an outer join.
+  s1.StaffID = 108`` can only answer 108). The message names the row the constant picks. Likewise a
+  ``COUNT(DISTINCT c)`` in the select list whose column is so tied (``SELECT COUNT(DISTINCT
+  s2.SupervisorID) ... WHERE s1.StaffID = 1`` is 1 whenever a row matches); its message gives the
+  statement with ``COUNT(*)``, which counts the rows that match. It does not fire on a column fixed by
+  its own condition alone (``SELECT id FROM t WHERE id = 5`` tests that the row exists), on a column
+  another condition does not fix, or through an outer join.
 
 And two decided from the rows a statement returned (``rows``):
 
@@ -840,56 +845,104 @@ def _inner(join: exp.Join) -> bool:
     )
 
 
+_ColumnKey = tuple[str, str]  # (qualifier, name) in lower case
+
+
+class _Equalities:
+    """The equalities of a SELECT's ``WHERE`` and of its inner joins' ``ON`` (which hold for every row
+    it returns): the columns they tie together and the constants they set them to."""
+
+    def __init__(self, select: exp.Select) -> None:
+        where = select.args.get("where")
+        conditions = _conjuncts(where.this if where is not None else None)
+        for join in select.args.get("joins") or []:
+            if _inner(join):  # its ON holds for every row
+                conditions += _conjuncts(join.args.get("on"))
+        self.equal: dict[_ColumnKey, set[_ColumnKey]] = {}  # a column -> the columns an equality pairs it with
+        self.constant: dict[_ColumnKey, str] = {}  # a column -> the literal an equality sets it to
+        self.written: dict[_ColumnKey, str] = {}  # a column -> as the statement writes it
+        for condition in conditions:
+            left, right = (condition.left, condition.right) if isinstance(condition, exp.EQ) else (None, None)
+            for side in (left, right):
+                if isinstance(side, exp.Column):
+                    self.written[self.key(side)] = side.sql(dialect="mysql")
+            if isinstance(left, exp.Column) and isinstance(right, exp.Column):
+                self.equal.setdefault(self.key(left), set()).add(self.key(right))
+                self.equal.setdefault(self.key(right), set()).add(self.key(left))
+            for column, literal in ((left, right), (right, left)):
+                if isinstance(column, exp.Column) and isinstance(literal, exp.Literal):
+                    self.constant[self.key(column)] = literal.sql(dialect="mysql")
+
+    @staticmethod
+    def key(column: exp.Column) -> _ColumnKey:
+        return column.table.lower(), column.name.lower()
+
+    def fixed(self, column: exp.Column) -> Optional[tuple[str, set[_ColumnKey]]]:
+        """The constant ``column`` equals in every row and the columns that tie it there (``column``
+        included), when it is tied to one through at least one other column; None otherwise (not fixed,
+        or fixed by its own condition alone: ``SELECT id FROM t WHERE id = 5`` tests that the row exists)."""
+        reached, frontier = {self.key(column)}, [self.key(column)]
+        while frontier:
+            for other in self.equal.get(frontier.pop(), set()) - reached:
+                reached.add(other)
+                frontier.append(other)
+        value = next((self.constant[c] for c in sorted(reached) if c in self.constant), None)
+        return None if value is None or len(reached) < 2 else (value, reached)
+
+    def chain(self, column: exp.Column, reached: set[_ColumnKey], value: str) -> str:
+        """How the statement fixes ``column``: ``s2.SupervisorID = s1.StaffID = 108``."""
+        shown = column.sql(dialect="mysql")
+        return " = ".join([shown, *(self.written[c] for c in sorted(reached - {self.key(column)})), value])
+
+
+def _counted_distinct(projection: exp.Expr) -> Optional[exp.Column]:
+    """The column of ``COUNT(DISTINCT column)``; None for any other expression."""
+    if isinstance(projection, exp.Alias):
+        projection = projection.this
+    if not isinstance(projection, exp.Count) or not isinstance(projection.this, exp.Distinct):
+        return None
+    counted = projection.this.expressions
+    return counted[0] if len(counted) == 1 and isinstance(counted[0], exp.Column) else None
+
+
 def _answer_fixed_by_its_conditions(tree: exp.Expr) -> str:
     if not isinstance(tree, exp.Select) or not tree.expressions or tree.args.get("group"):
         return ""
-    where = tree.args.get("where")
-    conditions = _conjuncts(where.this if where is not None else None)
-    for join in tree.args.get("joins") or []:
-        if _inner(join):  # its ON holds for every row
-            conditions += _conjuncts(join.args.get("on"))
-
-    def key(column: exp.Column) -> tuple[str, str]:
-        return column.table.lower(), column.name.lower()
-
-    equal: dict[tuple[str, str], set[tuple[str, str]]] = {}  # a column -> the columns an equality pairs it with
-    constant: dict[tuple[str, str], str] = {}  # a column -> the literal an equality sets it to
-    written: dict[tuple[str, str], str] = {}  # a column -> as the statement writes it
-    for condition in conditions:
-        left, right = (condition.left, condition.right) if isinstance(condition, exp.EQ) else (None, None)
-        for side in (left, right):
-            if isinstance(side, exp.Column):
-                written[key(side)] = side.sql(dialect="mysql")
-        if isinstance(left, exp.Column) and isinstance(right, exp.Column):
-            equal.setdefault(key(left), set()).add(key(right))
-            equal.setdefault(key(right), set()).add(key(left))
-        for column, literal in ((left, right), (right, left)):
-            if isinstance(column, exp.Column) and isinstance(literal, exp.Literal):
-                constant[key(column)] = literal.sql(dialect="mysql")
-    first: Optional[tuple[exp.Column, str, set[tuple[str, str]]]] = None  # a selected column, its value, its equals
+    equalities = _Equalities(tree)
+    for projection in tree.expressions:
+        counted = _counted_distinct(projection)
+        fixed = equalities.fixed(counted) if counted is not None else None
+        if counted is not None and fixed is not None:
+            value, reached = fixed
+            rows_counted: exp.Expr = exp.Count(this=exp.Star())
+            if isinstance(projection, exp.Alias):
+                rows_counted = exp.alias_(rows_counted, projection.alias)
+            counting = tree.copy()
+            counting.expressions[tree.expressions.index(projection)].replace(rows_counted)
+            return (
+                f"{projection.sql(dialect='mysql')} counts the different values of {counted.sql(dialect='mysql')}, "
+                f"which the statement fixes itself ({equalities.chain(counted, reached, value)}): it is 1 "
+                f"whenever a row matches, whatever the data; to count the rows that match: "
+                f"{counting.sql(dialect='mysql')}"
+            )
+    first: Optional[tuple[exp.Column, str, set[_ColumnKey]]] = None  # a selected column, its value, its equals
     for projection in tree.expressions:
         if not isinstance(projection, exp.Column):
             return ""
-        reached, frontier = {key(projection)}, [key(projection)]
-        while frontier:
-            for other in equal.get(frontier.pop(), set()) - reached:
-                reached.add(other)
-                frontier.append(other)
-        value = next((constant[c] for c in sorted(reached) if c in constant), None)
-        if value is None or len(reached) < 2:
-            return ""  # not fixed, or fixed by its own condition alone ("SELECT id FROM t WHERE id = 5")
-        first = first or (projection, value, reached)
+        fixed = equalities.fixed(projection)
+        if fixed is None:
+            return ""
+        first = first or (projection, *fixed)
     if first is None:
         return ""
     projection, value, reached = first  # every selected column is fixed; the message speaks of the first
     shown = projection.sql(dialect="mysql")
-    through = " = ".join(written[c] for c in sorted(reached - {key(projection)}))
     said = (
-        f"every row it returns has {shown} = {value}, a value the statement fixes itself ({shown} = {through} = "
-        f"{value}): it answers with the question's own value"
+        f"every row it returns has {shown} = {value}, a value the statement fixes itself "
+        f"({equalities.chain(projection, reached, value)}): it answers with the question's own value"
     )
-    fixing = next(c for c in sorted(reached) if c in constant and constant[c] == value)
-    qualifier, fixed_name = fixing[0], written[fixing].split(".")[-1]
+    fixing = next(c for c in sorted(reached) if c in equalities.constant and equalities.constant[c] == value)
+    qualifier, fixed_name = fixing[0], equalities.written[fixing].split(".")[-1]
     picked = table_named(tree, qualifier) if qualifier else None
     if picked:
         asked = projection.name if picked.lower() == (table_named(tree, projection.table) or "").lower() else "..."
@@ -924,16 +977,18 @@ def _join_that_repeats_rows(scope: StatementScope) -> str:
         if placed_own is None or placed_other is None:
             continue
         (many, reference), (one, key) = placed_own, placed_other
-        if many.name == one.name or _references(reference) != one.name.lower() or reference.unique:
+        if _references(reference) != one.name.lower() or reference.unique:
             continue
         if not (key.primary or key.unique):
             continue
+        # In a self-join both aliases place in the same table: the joined alias's own columns are those it
+        # qualifies (an unqualified one is counted as its own: the server would call it ambiguous).
+        self_join = many.name == one.name
         used = [
             c
             for c in tree.find_all(exp.Column)
             if c.find_ancestor(exp.Join) is not join
-            and (scope.place(c) or (one,))[0] is many
-            and (c.table.lower() == mine or not c.table)
+            and (c.table.lower() == mine or (not c.table and (self_join or (scope.place(c) or (one,))[0] is many)))
         ]
         if used:
             continue  # the joined table's columns are selected or filtered on
@@ -959,7 +1014,7 @@ def _join_that_repeats_rows(scope: StatementScope) -> str:
         return (
             f"the JOIN of {many.name} is used by nothing but its ON condition, and {many.name}.{reference.name} "
             f"references {one.name}, so the one {one.name} row the WHERE picks comes back once for every "
-            f"{many.name} row of it; test for those rows instead of joining them: {exact.sql(dialect='mysql')}"
+            f"{many.name} row that references it; test for those rows instead of joining them: {exact.sql(dialect='mysql')}"
         )
     return ""
 

@@ -784,7 +784,7 @@ def test_a_join_used_only_by_its_condition_that_repeats_rows_is_a_defect(rental_
     sql = "SELECT c.company FROM customers c INNER JOIN rentals r ON r.customer_code = c.code WHERE c.code = 'AB01'"
     [found] = defects(sql, rental_schema)
     assert "the JOIN of rentals is used by nothing but its ON condition" in found
-    assert "the one customers row the WHERE picks comes back once for every rentals row of it" in found
+    assert "the one customers row the WHERE picks comes back once for every rentals row that references it" in found
     assert "joining them: " in found
     exact = suggested_statement(found)
     assert exact == (
@@ -792,6 +792,18 @@ def test_a_join_used_only_by_its_condition_that_repeats_rows_is_a_defect(rental_
         "WHERE r.customer_code = c.code)"
     )
     assert len(db.fetchall(sql)) == 3 and db.fetchall(exact) == [("Bakker Infra",)]
+
+
+def test_a_self_join_used_only_by_its_condition_that_repeats_the_row_picked_is_a_defect(rental_schema, db):
+    sql = "SELECT s1.last_name FROM staff s1 JOIN staff s2 ON s1.staff_id = s2.supervisor_id WHERE s1.staff_id = 1"
+    [found] = defects(sql, rental_schema, question="What is the last name of staff member 1?")
+    assert "the one staff row the WHERE picks comes back once for every staff row that references it" in found
+    exact = suggested_statement(found)
+    assert exact == (
+        "SELECT s1.last_name FROM staff AS s1 WHERE s1.staff_id = 1 AND EXISTS(SELECT 1 FROM staff AS s2 "
+        "WHERE s1.staff_id = s2.supervisor_id)"
+    )
+    assert db.fetchall(sql) == [("Peeters",), ("Peeters",)] and db.fetchall(exact) == [("Peeters",)]
 
 
 @pytest.mark.parametrize(
@@ -805,6 +817,11 @@ def test_a_join_used_only_by_its_condition_that_repeats_rows_is_a_defect(rental_
         "SELECT c.company FROM customers c JOIN rentals r ON r.customer_code = c.code",  # a list: no row picked
         "SELECT c.company FROM customers c JOIN rentals r ON r.customer_code = c.code WHERE c.company = 'Claes Events'",
         "SELECT c.company FROM customers c JOIN rentals r ON r.customer_code = c.code GROUP BY c.code, c.company",
+        # self-joins: the joined alias filtered on; the join to the supervisor (at most one row each)
+        "SELECT s1.last_name FROM staff s1 JOIN staff s2 ON s1.staff_id = s2.supervisor_id WHERE s2.staff_id = 2",
+        "SELECT s1.last_name FROM staff s1 JOIN staff s2 ON s2.staff_id = s1.supervisor_id WHERE s1.staff_id = 2",
+        "SELECT s1.last_name FROM staff s1 JOIN staff s2 ON s1.staff_id = s2.supervisor_id WHERE s1.staff_id = 1 "
+        "AND s2.last_name = 'Maes'",
     ],
 )
 def test_joins_whose_rows_are_used_or_not_repeated_have_no_such_defect(rental_schema, sql):
@@ -819,6 +836,22 @@ def test_an_answer_the_statement_fixes_to_its_own_value_is_a_defect(rental_schem
     assert {row[0] for row in db.fetchall(sql)} == {1}  # whatever the data: only the value it was given
 
 
+def test_a_count_of_the_different_values_of_a_column_the_statement_fixes_is_a_defect(rental_schema, db):
+    sql = (
+        "SELECT COUNT(DISTINCT s2.supervisor_id) AS n FROM staff s1 JOIN staff s2 ON s1.staff_id = s2.supervisor_id "
+        "WHERE s1.staff_id = 1"
+    )
+    [found] = defects(sql, rental_schema, question="How many staff members are supervised by staff member 1?")
+    assert "COUNT(DISTINCT s2.supervisor_id) AS n counts the different values of s2.supervisor_id" in found
+    assert (
+        "which the statement fixes itself (s2.supervisor_id = s1.staff_id = 1): it is 1 whenever a row matches" in found
+    )
+    counting = suggested_statement(found)
+    assert counting.startswith("SELECT COUNT(*) AS n FROM staff AS s1 JOIN staff AS s2")
+    assert db.fetchall(sql) == [(1,)]  # whatever the data
+    assert db.fetchall(counting) == db.fetchall("SELECT COUNT(*) FROM staff WHERE supervisor_id = 1") == [(2,)]
+
+
 @pytest.mark.parametrize(
     "sql",
     [
@@ -828,6 +861,14 @@ def test_an_answer_the_statement_fixes_to_its_own_value_is_a_defect(rental_schem
         "SELECT s2.supervisor_id FROM staff s1 LEFT JOIN staff s2 ON s1.staff_id = s2.supervisor_id "
         "WHERE s1.staff_id = 1",  # NULL where no row joins
         "SELECT r.booked_by FROM rentals r JOIN staff s ON s.staff_id = r.booked_by WHERE s.last_name = 'Maes'",
+        # counts of different values: a column not fixed; fixed by its own condition alone; through an outer join
+        "SELECT COUNT(DISTINCT s2.last_name) FROM staff s1 JOIN staff s2 ON s1.staff_id = s2.supervisor_id "
+        "WHERE s1.staff_id = 1",
+        "SELECT COUNT(DISTINCT supervisor_id) FROM staff WHERE supervisor_id = 1",
+        "SELECT COUNT(DISTINCT s2.supervisor_id) FROM staff s1 LEFT JOIN staff s2 ON s1.staff_id = s2.supervisor_id "
+        "WHERE s1.staff_id = 1",
+        "SELECT COUNT(DISTINCT r.customer_code) FROM rentals r JOIN staff s ON s.staff_id = r.booked_by "
+        "WHERE s.staff_id = 2",
     ],
 )
 def test_answers_the_conditions_do_not_fix_have_no_such_defect(rental_schema, sql):
