@@ -69,6 +69,7 @@ from llama_index.core.query_engine import CustomQueryEngine, NLSQLTableQueryEngi
 from sqlglot import exp
 
 from kb.engines.answer import Attempt, timed_stream
+from kb.engines.answer_rows import ROWS_SHOWN, left_out_note, with_left_out_note
 from kb.engines.sql_defects import defects
 from kb.engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean, parse_statement
 from kb.engines.sql_repairs import StatementRepairs
@@ -161,7 +162,7 @@ def format_examples(examples: Sequence[tuple[str, str]], guard: ReadOnlyGuard) -
     return ("Examples of good SQL for these tables:\n" + "\n".join(lines) + "\n") if lines else ""
 
 
-def format_rows(rows: Sequence[dict[str, Any]], limit: int = 20) -> str:
+def format_rows(rows: Sequence[dict[str, Any]], limit: int = ROWS_SHOWN) -> str:
     if not rows:
         return "(no rows)"
     columns = list(rows[0])
@@ -759,14 +760,18 @@ class SQLEngine(CustomQueryEngine):
         if streaming:
             fixed = outcome.text_without_llm()
             pieces: Iterator[str] = (
-                iter([fixed]) if fixed else self.llm.stream(ANSWER_PROMPT, **self._answer_arguments(outcome))
+                iter([fixed])
+                if fixed
+                else with_left_out_note(
+                    self.llm.stream(ANSWER_PROMPT, **self._answer_arguments(outcome)), outcome.rows or [], metadata
+                )
             )
             return StreamingResponse(response_gen=timed_stream(pieces, metadata, clock), metadata=metadata)
         with clock.step("generation"):
-            text = (
-                outcome.text_without_llm()
-                or str(self.llm.predict(ANSWER_PROMPT, **self._answer_arguments(outcome))).strip()
-            )
+            text = outcome.text_without_llm() or ""
+            if not text:
+                text = str(self.llm.predict(ANSWER_PROMPT, **self._answer_arguments(outcome))).strip()
+                text += left_out_note(text, outcome.rows or [], metadata)
         metadata["timings"].update(clock.milliseconds())
         return Response(response=text, metadata=metadata)
 

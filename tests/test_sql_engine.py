@@ -875,3 +875,48 @@ def test_the_answer_prompt_asks_for_every_row_of_a_result_of_several(engine_with
     prompt = llm.prompts[-1]
     assert "Result (3 rows):\nemail\nkarl.johansson.4@example.com\n" in prompt
     assert "When the result has several rows, the answer names every row with its values." in prompt
+
+
+def test_rows_a_several_row_answer_leaves_out_are_listed_after_it(engine_with):
+    """The model names one of three Karl Johanssons: kb keeps its sentence and lists the two others
+    after it, streamed or not; the response's metadata says how many it listed."""
+    written = "SELECT email FROM customers WHERE name = 'Karl Johansson'"
+    engine, _ = engine_with([written, "Karl Johansson's email address is karl.johansson.4@example.com."])
+    response = engine.query("What is Karl Johansson's email address?")
+    emails = [row["email"] for row in response.metadata["rows"]]
+    assert len(emails) == 3 and emails[0] == "karl.johansson.4@example.com"
+    assert str(response) == (
+        "Karl Johansson's email address is karl.johansson.4@example.com.\n\n"
+        f"Also in the result (3 rows in all): {emails[1]}; {emails[2]}."
+    )
+    assert response.metadata["rows_left_out"] == 2
+
+    streaming, _ = engine_with([written, "Karl Johansson's email address is karl.johansson.4@example.com."])
+    streamed = streaming.respond(streaming.compute("What is Karl Johansson's email address?"), streaming=True)
+    assert "".join(streamed.response_gen).endswith(f"(3 rows in all): {emails[1]}; {emails[2]}.")
+    assert streamed.metadata["rows_left_out"] == 2
+
+
+@pytest.mark.parametrize(
+    "sql, answer",
+    [
+        (  # every row named (a number as commonly written)
+            "SELECT status, COUNT(*) AS n FROM orders WHERE status IN ('placed', 'cancelled') GROUP BY status",
+            "{rows}",
+        ),
+        ("SELECT COUNT(*) AS n FROM orders", "There are {rows} orders."),  # one row
+        ("SELECT email FROM customers WHERE name = 'Nobody At All'", "There is no such customer."),  # none
+        ("SELECT id FROM orders LIMIT 25", "There are 25 orders, among them order 1."),  # more rows than shown
+    ],
+)
+def test_answers_that_name_every_row_or_whose_rows_the_model_did_not_all_see_get_no_note(engine_with, sql, answer):
+    def script(prompt: str) -> str:
+        if "Answer:" not in prompt:
+            return sql
+        rows = prompt.split("rows):\n", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+        return answer.format(rows=", ".join(rows))
+
+    engine, _ = engine_with(script)
+    response = engine.query("A question about orders?")
+    assert "Also in the result" not in str(response) and "rows_left_out" not in response.metadata
+    assert str(response).startswith(answer.split("{", 1)[0])
