@@ -176,7 +176,7 @@ def test_legitimate_selects_pass_and_run(business, name, engine_for):
     answer = sql_answer(engine, "a question")
     assert not answer.refused, answer.refusal_reason
     assert answer.rows and check(answer.rows), answer.rows
-    assert answer.text == "Here is the answer."
+    assert answer.text.startswith("Here is the answer.")  # a result of several rows may get kb's note after it
 
 
 def test_scripted_llm_answering_drop_table_leaves_the_table(business, business_checksum, engine_for):
