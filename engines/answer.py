@@ -7,7 +7,8 @@ any LlamaIndex component (a tool, a router, an evaluator) passes it along untouc
 * ``sql_query`` (LlamaIndex's own key for it), ``rows``, ``attempts``, ``refused``, ``refusal_reason``:
   the database side's final statement, its rows, every statement tried with its error, and whether
   the read-only guard refused it; ``candidates``: how the candidate statements voted, when there
-  were several;
+  were several; ``rows_left_out``: how many rows of a result of several the written answer did not
+  name, which kb then lists after it (:mod:`kb.engines.answer_rows`);
 * ``timings``: retrieval, generation and total milliseconds.
 
 The cited chunks are the response's ``source_nodes``. :class:`Answer` (for the CLI, the query log

@@ -25,6 +25,7 @@ from llama_index.core.query_engine import CustomQueryEngine
 from llama_index.core.schema import QueryBundle
 
 from kb.engines.answer import timed_stream
+from kb.engines.answer_rows import left_out_note, with_left_out_note
 from kb.engines.documents import DocumentsQueryEngine
 from kb.engines.selectors import ROUTES, RouteDecision, database_part
 from kb.engines.sql import SQLEngine, format_rows
@@ -141,13 +142,14 @@ class RoutedQueryEngine(CustomQueryEngine):
             else self._sql().column_notes(outcome.sql or "") + format_rows(outcome.rows or [])
         )
         arguments = dict(context=context, sql=outcome.sql or "-", rows=rows, question=question)
+        shown = outcome.rows or []  # the rows an answer that leaves some out is followed by (SQLEngine.respond)
         if streaming:
+            pieces = with_left_out_note(self.llm.stream(BOTH_PROMPT, **arguments), shown, metadata)
             return StreamingResponse(
-                response_gen=timed_stream(self.llm.stream(BOTH_PROMPT, **arguments), metadata, clock),
-                source_nodes=nodes,
-                metadata=metadata,
+                response_gen=timed_stream(pieces, metadata, clock), source_nodes=nodes, metadata=metadata
             )
         with clock.step("generation"):
             text = str(self.llm.predict(BOTH_PROMPT, **arguments)).strip()
+            text += left_out_note(text, shown, metadata)
         metadata["timings"].update(clock.milliseconds())
         return Response(response=text, source_nodes=nodes, metadata=metadata)

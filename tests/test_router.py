@@ -96,6 +96,37 @@ def test_llm_selector_choice_is_used(db_url, business, local_embed):
     assert t["total_ms"] >= max(t["retrieval_ms"], t["query_ms"], t["generation_ms"])
 
 
+def test_the_both_route_lists_the_rows_its_answer_leaves_out(db_url, business, local_embed):
+    """Three customers are called Karl Johansson: the answer written from the documents and the rows
+    names one address, and kb lists the two others after it, streamed or not, as on the database route."""
+    written = "SELECT email FROM customers WHERE name = 'Karl Johansson'"
+    one_address = "Karl Johansson's email address is karl.johansson.4@example.com; the privacy policy covers it."
+
+    def script(prompt: str) -> str:
+        return written if "one SELECT statement" in prompt else one_address
+
+    kb = make_kb(db_url, business, ScriptedLLM(script), local_embed, selector="offline")
+    question = "According to the privacy policy, what is Karl Johansson's email address?"
+    response = kb.as_query_engine().answer(question, route="both")
+    others = [row["email"] for row in response.metadata["rows"]][1:]
+    assert response.metadata["route"] == "both" and len(others) == 2
+    assert str(response) == f"{one_address}\n\nAlso in the result (3 rows in all): {others[0]}; {others[1]}."
+    assert response.metadata["rows_left_out"] == 2 and response.source_nodes
+
+    streamed = kb.stream_query(question, route="both")
+    assert "".join(streamed) == str(response)
+    assert streamed.answer.text == str(response)
+
+    named_all = ScriptedLLM(
+        lambda p: (
+            written if "one SELECT statement" in p else ", ".join(["x"] + others) + " and karl.johansson.4@example.com."
+        )
+    )
+    kb_named = make_kb(db_url, business, named_all, local_embed, selector="offline")
+    whole = kb_named.as_query_engine().answer(question, route="both")  # must not fire: every row named
+    assert "Also in the result" not in str(whole) and "rows_left_out" not in whole.metadata
+
+
 def test_route_decision_without_answering_and_forced_routes(db_url, business, local_embed):
     llm = ScriptedLLM(lambda p: "SELECT COUNT(*) AS n FROM orders" if "one SELECT statement" in p else "Answer.")
     kb = make_kb(db_url, business, llm, local_embed, selector="offline")
