@@ -35,7 +35,11 @@ more for the correction prompt that shows that statement and its defect (whose m
 the statement to write, which the greedy correction ignored: ``StatusID = 'Cancelled'`` written
 twice beside ``StatusID = 4``). Each is checked, run and checked for defects like a candidate;
 the first rows two of them agree on answer, else the first that ran clean; when none does, the
-first statement that ran answers as written, as before. A question whose first statement runs clean costs nothing more.
+first statement that ran answers as written, as before. The statements kb's defect messages wrote
+(:class:`kb.engines.sql_defects.Defect`'s ``rewrite``), which the model's corrections did not take
+up, are run and checked first, and the first that runs clean is a voice among the samples: the
+first sample that gives its rows answers with the rewrite (``rewrite_answered`` in the votes); when
+no two agree, the rewrite answers before a lone sample, and before the statement with the defect. A question whose first statement runs clean costs nothing more.
 With ``candidates`` above 1 as well, a question that went to rescue samples is not voted on again.
 
 **Execution-guided selection.** With ``candidates`` above 1, the model also writes sampled statements
@@ -232,12 +236,16 @@ class Votes:
     agreeing: int  # those that gave the chosen rows
     greedy_chosen: bool  # the chosen rows are the greedy statement's
     rescue: bool = False  # samples written because no attempt ran clean (the greedy one is not among them)
+    rewrite_answered: bool = False  # the chosen rows are those of kb's rewrite of a statement with a defect
 
     def sentence(self) -> str:
         if self.rescue:
+            rewrite = "kb's rewrite of a statement with a defect"
+            if self.rewrite_answered and not self.agreeing:
+                return f"no attempt ran clean; these rows are {rewrite}'s (no two of {self.written} sampled statements agreed)"
             return (
                 f"no attempt ran clean; {self.agreeing} of {self.ran} sampled statements that ran clean gave "
-                f"these rows ({self.written} written)"
+                f"these rows ({self.written} written){', as did ' + rewrite if self.rewrite_answered else ''}"
             )
         return f"{self.agreeing} of {self.ran} candidate statements that ran gave these rows ({self.written} written)"
 
@@ -261,6 +269,7 @@ class SQLOutcome:
     first_statement: Optional[Statement] = None  # the model's greedy statement as written, and its rows
     votes: Optional[Votes] = None  # with several candidates: how they agreed
     question_hint: str = ""  # the line the prompt shows right above the question: value linking, shared names
+    rewrites: list[str] = field(default_factory=list)  # statements kb's defect messages wrote (Defect.rewrite)
     timings: dict[str, float] = field(default_factory=dict)
 
     def text_without_llm(self) -> Optional[str]:
@@ -571,6 +580,9 @@ class SQLEngine(CustomQueryEngine):
                 if not found:
                     return ran, "clean"
                 attempt.error = RAN_WITH_DEFECT + found[0]
+                rewrite = getattr(found[0], "rewrite", None)
+                if rewrite and rewrite not in outcome.rewrites:
+                    outcome.rewrites.append(rewrite)
                 ran_with_defect = ran_with_defect or ran
                 continue
             attempt.error = ran.error
@@ -578,27 +590,64 @@ class SQLEngine(CustomQueryEngine):
                 return ran_with_defect, "final"
         return ran_with_defect, "mendable"
 
-    def _rescue(self, question: str, hint: str, mending: Optional[Attempt] = None) -> tuple[Optional[Statement], Votes]:
+    def _rescue(
+        self, question: str, hint: str, mending: Optional[Attempt] = None, rewrites: Sequence[str] = ()
+    ) -> tuple[Optional[Statement], Votes]:
         """For a question none of whose attempts ran clean: up to ``rescue_samples`` statements sampled
         at ``rescue_temperature`` (a small model repeats its greedy mistake at low temperature) for
         the question's own prompt, each checked, run and checked for defects like a candidate. When
         none of them runs clean and ``mending`` is given (the attempt that ran with a defect and
         would otherwise answer), up to ``rescue_samples`` more for the correction prompt that shows
         it with its defect (whose message may carry the statement to write). The first rows two of
-        them agree on answer; when none agree, the first that ran clean; None when none did."""
+        them agree on answer; when none agree, the first that ran clean; None when none did.
+
+        ``rewrites`` (the statements kb's defect messages wrote, which the model's corrections did not
+        take up) are run and checked first, and the first that runs clean is a voice among the samples:
+        the first sample that gives its rows answers with it; when no two agree, it answers before a
+        lone sample (one sample at this temperature is a guess; the rewrite mends the defect found)."""
         groups: list[list[Statement]] = []
-        written = 0
+        suggested: list[Statement] = []
+        for rewrite in rewrites:
+            try:
+                ran = self._run_checked(self.guard.check(rewrite))
+            except SQLRefused:
+                continue
+            if ran.rows is not None and not self.problems(ran, question):
+                suggested.append(ran)
+                _grouped(groups, ran)
+
+        def is_rewrite(statement: Statement) -> bool:
+            return any(statement is rewritten for rewritten in suggested)
+
+        written = sampled = 0
+        agreed: Optional[list[Statement]] = None
         correction = self._correction_prompt(question, mending, (), hint) if mending is not None else None
         for shown in [None] if correction is None else [None, correction]:
-            if groups:
+            if sampled:
                 break  # a sample for the question's own prompt ran clean
             for seed in range(1, self.rescue_samples + 1):
                 candidate = self._sampled(question, hint, seed, self.rescue_temperature, shown)
                 written += 1
-                if candidate is not None and len(_grouped(groups, candidate)) == 2:
+                if candidate is None:
+                    continue
+                sampled += 1
+                group = _grouped(groups, candidate)
+                if is_rewrite(group[0]) or sum(1 for member in group if not is_rewrite(member)) == 2:
+                    agreed = group
                     break
-        chosen = max(groups, key=len, default=None)  # max keeps the first of equal groups
-        votes = Votes(written, sum(len(g) for g in groups), len(chosen or ()), False, rescue=True)
+            if agreed is not None:
+                break
+        answered = [g for g in groups if not all(is_rewrite(member) for member in g)]
+        rewritten = next(([s] for s in suggested), None)
+        chosen = agreed or rewritten or max(answered, key=len, default=None)  # max keeps the first of equals
+        votes = Votes(
+            written,
+            sampled,
+            sum(1 for member in chosen or () if not is_rewrite(member)),
+            False,
+            rescue=True,
+            rewrite_answered=chosen is not None and is_rewrite(chosen[0]),
+        )
         return (chosen[0] if chosen else None), votes
 
     def _sampled(
@@ -674,7 +723,7 @@ class SQLEngine(CustomQueryEngine):
                 mending = next(
                     (a for a in outcome.attempts if chosen is not None and a.sql == chosen.sql and a.error), None
                 )
-                rescued, outcome.votes = self._rescue(question, outcome.question_hint, mending)
+                rescued, outcome.votes = self._rescue(question, outcome.question_hint, mending, outcome.rewrites)
             if rescued is not None:
                 chosen, verdict = rescued, "clean"
                 outcome.refused, outcome.refusal_reason = False, None

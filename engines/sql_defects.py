@@ -192,6 +192,10 @@ interrogatives, no word of any labelled question) (``question``):
 
 None is rewritten: :class:`kb.engines.sql.SQLEngine` gives the statement back to the model with
 the defect as its error, and answers from the statement as written when no correction runs clean.
+A message that ends with a whole statement kb wrote (the statement with the named value's id, the
+count of the groups, the row picked alone, ...) is a :class:`Defect` carrying it as ``rewrite``. The
+engine runs it only when the model's corrections did not take it up and none ran clean, as a voice
+among its rescue samples: two of the model's samples that agree on other rows answer over it.
 """
 
 from __future__ import annotations
@@ -216,6 +220,26 @@ from kb.engines.sql_schema import (
 )
 from kb.engines.sql_values import mentions, words
 
+
+class Defect(str):
+    """One defect: the message the model is shown (the string itself) and, where the message ends with
+    a whole statement kb wrote from the statement and the schema, that statement (``rewrite``; None
+    where the message says what to change without writing it). The model is shown the rewrite first;
+    the engine runs it only among its rescue samples (:meth:`kb.engines.sql.SQLEngine.compute`)."""
+
+    rewrite: Optional[str]
+
+    def __new__(cls, message: str, rewrite: Optional[exp.Expr] = None) -> Defect:
+        defect = super().__new__(cls, message)
+        defect.rewrite = rewrite.sql(dialect="mysql") if rewrite is not None else None
+        return defect
+
+
+def _suggesting(message: str, rewrite: exp.Expr) -> Defect:
+    """``message`` ending with the statement kb would write instead (": SELECT ...")."""
+    return Defect(f"{message}: {rewrite.sql(dialect='mysql')}", rewrite)
+
+
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ)
 
@@ -226,7 +250,8 @@ def defects(
     rows: Sequence[dict[str, Any]] = (),
     question: str = "",
 ) -> list[str]:
-    """What is wrong with ``sql`` although it runs (empty: nothing found, or it does not parse),
+    """What is wrong with ``sql`` although it runs (each a message; a :class:`Defect` where it carries
+    a rewrite) (empty: nothing found, or it does not parse),
     parsed once: the keys of ``schema`` (when given) tell joins that pair unrelated keys and counts of
     single rows; the ``rows`` it returned tell a group of NULLs; with ``question`` and
     ``schema``, ids or another table's name where the question asks which rows, and rows counted
@@ -775,9 +800,10 @@ def _value_of_another_column(scope: StatementScope) -> list[str]:
                     by_key = _rewritten(
                         scope.tree, kinds, position, type(node)(this=compared[0].copy(), expression=literal)
                     )
-                    said += (
-                        f"; or compare the key: '{value}' is {other.name}.{column.references[1]} "
-                        f"{literal.sql(dialect='mysql')}: {by_key.sql(dialect='mysql')}"
+                    said = _suggesting(
+                        f"{said}; or compare the key: '{value}' is {other.name}.{column.references[1]} "
+                        f"{literal.sql(dialect='mysql')}",
+                        by_key,
                     )
             found.append(said)
     return found
@@ -818,10 +844,12 @@ def _counts_without_their_groups(tree: exp.Expr, rows: Sequence[dict[str, Any]])
             return ""  # a group key (or another plain column) is selected: each row says whose figure it is
     keys = ", ".join(key.sql(dialect="mysql") for key in group.expressions)
     shown = tree.expressions[0].unalias().sql(dialect="mysql")
-    return (
+    groups_counted = exp.select(exp.Count(this=exp.Star())).from_(tree.copy().subquery("g"))
+    return Defect(
         f"it returns {len(rows)} rows, one {shown} per group of {keys}, and selects nothing that says which group "
-        f"a row is; to answer with one number, count the groups: SELECT COUNT(*) FROM ({tree.sql(dialect='mysql')}) "
-        f"AS g; to answer per group, select {keys} beside {shown}"
+        f"a row is; to answer with one number, count the groups: {groups_counted.sql(dialect='mysql')}; to answer "
+        f"per group, select {keys} beside {shown}",
+        groups_counted,
     )
 
 
@@ -919,11 +947,11 @@ def _answer_fixed_by_its_conditions(tree: exp.Expr) -> str:
                 rows_counted = exp.alias_(rows_counted, projection.alias)
             counting = tree.copy()
             counting.expressions[tree.expressions.index(projection)].replace(rows_counted)
-            return (
+            return _suggesting(
                 f"{projection.sql(dialect='mysql')} counts the different values of {counted.sql(dialect='mysql')}, "
                 f"which the statement fixes itself ({equalities.chain(counted, reached, value)}): it is 1 "
-                f"whenever a row matches, whatever the data; to count the rows that match: "
-                f"{counting.sql(dialect='mysql')}"
+                "whenever a row matches, whatever the data; to count the rows that match",
+                counting,
             )
     first: Optional[tuple[exp.Column, str, set[_ColumnKey]]] = None  # a selected column, its value, its equals
     for projection in tree.expressions:
@@ -944,13 +972,13 @@ def _answer_fixed_by_its_conditions(tree: exp.Expr) -> str:
     fixing = next(c for c in sorted(reached) if c in equalities.constant and equalities.constant[c] == value)
     qualifier, fixed_name = fixing[0], equalities.written[fixing].split(".")[-1]
     picked = table_named(tree, qualifier) if qualifier else None
-    if picked:
-        asked = projection.name if picked.lower() == (table_named(tree, projection.table) or "").lower() else "..."
-        said += (
-            f"; the row the question means is the {picked} row whose {fixed_name} is {value}: select what the "
-            f"question asks from that row alone (SELECT {asked} FROM {picked} WHERE {fixed_name} = {value})"
-        )
-    return said
+    if not picked:
+        return said
+    said += f"; the row the question means is the {picked} row whose {fixed_name} is {value}: select what the question asks from that row alone"
+    if picked.lower() != (table_named(tree, projection.table) or "").lower():
+        return said + f" (SELECT ... FROM {picked} WHERE {fixed_name} = {value})"
+    alone = exp.select(exp.column(projection.name)).from_(picked).where(f"{fixed_name} = {value}", dialect="mysql")
+    return Defect(f"{said} ({alone.sql(dialect='mysql')})", alone)
 
 
 def _join_that_repeats_rows(scope: StatementScope) -> str:
@@ -992,29 +1020,18 @@ def _join_that_repeats_rows(scope: StatementScope) -> str:
         ]
         if used:
             continue  # the joined table's columns are selected or filtered on
-        where = tree.args.get("where")
-        fixed = [
-            c
-            for c in _conjuncts(where.this if where is not None else None)
-            if isinstance(c, exp.EQ)
-            and any(
-                isinstance(side, exp.Column)
-                and side.name.lower() == key.name.lower()
-                and side.table.lower() in ("", other[0].table.lower())
-                for side in (c.left, c.right)
-            )
-            and any(isinstance(side, exp.Literal) for side in (c.left, c.right))
-        ]
-        if not fixed:
-            continue  # a list of rows: whether repeating them is wrong depends on what is asked
+        constant = _Equalities(tree).constant
+        if not any((qualifier, key.name.lower()) in constant for qualifier in ("", other[0].table.lower())):
+            continue  # no one row picked, a list: whether repeating its rows is wrong depends on what is asked
         exact = tree.copy()
         exact.args["joins"][tree.args["joins"].index(join)].pop()
         exists = exp.Exists(this=exp.select("1").from_(joined.copy()).where(on.copy()))
         exact = exact.where(exists)
-        return (
+        return _suggesting(
             f"the JOIN of {many.name} is used by nothing but its ON condition, and {many.name}.{reference.name} "
             f"references {one.name}, so the one {one.name} row the WHERE picks comes back once for every "
-            f"{many.name} row that references it; test for those rows instead of joining them: {exact.sql(dialect='mysql')}"
+            f"{many.name} row that references it; test for those rows instead of joining them",
+            exact,
         )
     return ""
 
@@ -1061,7 +1078,7 @@ def _id_for_a_named_value(question: str, scope: StatementScope) -> list[str]:
                 said += f", which is {which}; '{named[0]}' is {key}"
                 if single:
                     by_key = exp.EQ(this=compared[0].copy(), expression=exp.Literal.number(key))
-                    said += f": {_rewritten(scope.tree, kinds, position, by_key).sql(dialect='mysql')}"
+                    said = _suggesting(said, _rewritten(scope.tree, kinds, position, by_key))
             else:
                 said += (
                     f", which the question does not give: JOIN {lookup.name} ON {join} and compare "
@@ -1073,7 +1090,7 @@ def _id_for_a_named_value(question: str, scope: StatementScope) -> list[str]:
                     )
                     by_join = _rewritten(scope.tree, kinds, position, by_name)
                     if isinstance(by_join, exp.Select):
-                        said += f": {by_join.join(lookup.name, on=join).sql(dialect='mysql')}"
+                        said = _suggesting(said, by_join.join(lookup.name, on=join))
             found.append(said)
             break
     return found
@@ -1107,7 +1124,7 @@ def _state_for_an_event(question: str, scope: StatementScope) -> list[str]:
             if isinstance(parent, exp.And) and isinstance(node, exp.EQ):  # the statement without the condition
                 kept = parent.right if parent.left is node else parent.left
                 position = list(scope.tree.find_all(exp.And)).index(parent)
-                said += f": {_rewritten(scope.tree, (exp.And,), position, kept.copy()).sql(dialect='mysql')}"
+                said = _suggesting(said, _rewritten(scope.tree, (exp.And,), position, kept.copy()))
             found.append(said)
             break
     return found
@@ -1173,6 +1190,6 @@ def _amount_in_another_unit(question: str, scope: StatementScope) -> str:
         if len(shown) == 1 and not isinstance(node, exp.Between):  # the statement with the converted amount
             fixed = node.copy()
             fixed.set("expression" if node.this is column else "this", next(iter(shown.values())))
-            said += f": {_rewritten(scope.tree, kinds, position, fixed).sql(dialect='mysql')}"
+            return _suggesting(said, _rewritten(scope.tree, kinds, position, fixed))
         return said
     return ""

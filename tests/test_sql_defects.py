@@ -144,9 +144,12 @@ def test_a_shifted_self_comparison_names_the_tables_other_columns_of_its_kind(db
     assert text.endswith("or with a value")  # no columns named for a text column
 
 
-def suggested_statement(message: str) -> str:
-    """The statement a defect message ends with (after its last ": SELECT")."""
-    return "SELECT" + message.rsplit(": SELECT", 1)[1]
+def suggested_statement(defect: str) -> str:
+    """The statement a defect suggests (``Defect.rewrite``: what the engine's rescue runs), which its
+    message shows the model as written."""
+    rewrite = getattr(defect, "rewrite", None)
+    assert rewrite and rewrite in defect, defect
+    return rewrite
 
 
 def described(db, statements: Sequence[str], tables: list[str]) -> SchemaDescriber:
@@ -832,8 +835,18 @@ def test_an_answer_the_statement_fixes_to_its_own_value_is_a_defect(rental_schem
     sql = "SELECT s2.supervisor_id FROM staff s1 JOIN staff s2 ON s1.staff_id = s2.supervisor_id WHERE s1.staff_id = 1"
     [found] = defects(sql, rental_schema, question="Who supervises staff member 1?")
     assert "every row it returns has s2.supervisor_id = 1, a value the statement fixes itself" in found
+    assert suggested_statement(found) == "SELECT supervisor_id FROM staff WHERE staff_id = 1"
     assert "(SELECT supervisor_id FROM staff WHERE staff_id = 1)" in found
     assert {row[0] for row in db.fetchall(sql)} == {1}  # whatever the data: only the value it was given
+    # the fixed column is selected from the other alias: the message says which row, and writes no statement
+    other_side = "SELECT r.booked_by FROM rentals r JOIN staff s ON s.staff_id = r.booked_by WHERE s.staff_id = 2"
+    [told] = defects(other_side, rental_schema)
+    assert "(SELECT ... FROM staff WHERE staff_id = 2)" in told and getattr(told, "rewrite", None) is None
+
+
+def test_a_defect_that_writes_no_statement_suggests_none(rental_schema):
+    [found] = defects("SELECT COUNT(*) FROM rentals r WHERE r.status_id = r.status_id", rental_schema)
+    assert "compares a column with itself" in found and getattr(found, "rewrite", None) is None
 
 
 def test_a_count_of_the_different_values_of_a_column_the_statement_fixes_is_a_defect(rental_schema, db):
@@ -881,7 +894,7 @@ def test_counts_of_groups_that_do_not_say_whose_they_are_are_a_defect(rental_sch
     [found] = defects(sql, rental_schema, rows=rows)
     assert found.startswith("it returns 2 rows, one COUNT(*) per group of customer_code")
     wrapped = f"SELECT COUNT(*) FROM ({sql}) AS g"
-    assert wrapped in found and db.fetchall(wrapped)[0][0] == 2
+    assert suggested_statement(found) == wrapped and db.fetchall(wrapped)[0][0] == 2
 
 
 @pytest.mark.parametrize(

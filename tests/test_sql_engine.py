@@ -227,7 +227,14 @@ def test_candidates_that_disagree_are_voted_on_by_their_rows(engine_with, admin,
     engine, llm = engine_with([greedy, *others, "Answer."], candidates=3)
     answer = sql_answer(engine, "How many orders were cancelled?")
     assert answer.rows == [{"n": cancelled}] and answer.sql == others[0]
-    assert answer.candidates == {"written": 3, "ran": 3, "agreeing": 2, "greedy_chosen": False, "rescue": False}
+    assert answer.candidates == {
+        "written": 3,
+        "ran": 3,
+        "agreeing": 2,
+        "greedy_chosen": False,
+        "rescue": False,
+        "rewrite_answered": False,
+    }
     assert answer.attempts[0].sql == greedy and answer.attempts[0].error.startswith("outvoted: 2 of 3")
     # the sampled candidates were asked with the same prompt (a prompt cache serves them)
     assert llm.prompts[0] == llm.prompts[1] == llm.prompts[2]
@@ -246,6 +253,7 @@ def test_a_candidate_the_guard_refuses_is_never_counted_and_agreement_stops_earl
         "agreeing": 2,
         "greedy_chosen": True,
         "rescue": False,
+        "rewrite_answered": False,
     }
     assert business_checksum() == before  # the refused one never ran
     # a tie (one each): the greedy statement's rows win
@@ -257,11 +265,19 @@ def test_a_candidate_the_guard_refuses_is_never_counted_and_agreement_stops_earl
         "agreeing": 1,
         "greedy_chosen": True,
         "rescue": False,
+        "rewrite_answered": False,
     }
     # two agreeing first: the third of three candidates is not written at all
     engine, llm = engine_with([greedy, same, "Answer."], candidates=3)
     answer = sql_answer(engine, "How many orders were cancelled?")
-    assert answer.candidates == {"written": 2, "ran": 2, "agreeing": 2, "greedy_chosen": True, "rescue": False}
+    assert answer.candidates == {
+        "written": 2,
+        "ran": 2,
+        "agreeing": 2,
+        "greedy_chosen": True,
+        "rescue": False,
+        "rewrite_answered": False,
+    }
     assert len(llm.prompts) == 3  # two statements and the answer
 
 
@@ -319,7 +335,14 @@ def test_corrections_stop_after_three_attempts(engine_with):
     assert answer.rows == [] and "failed on the server after 3 attempts" in answer.text
     # then the rescue samples, none of which ran either; no rows, no answer
     assert len(llm.prompts) == 3 + engine.rescue_samples and not any("Result (" in prompt for prompt in llm.prompts)
-    assert answer.candidates == {"written": 4, "ran": 0, "agreeing": 0, "greedy_chosen": False, "rescue": True}
+    assert answer.candidates == {
+        "written": 4,
+        "ran": 0,
+        "agreeing": 0,
+        "greedy_chosen": False,
+        "rescue": True,
+        "rewrite_answered": False,
+    }
 
 
 def test_a_correction_that_repeats_a_tried_statement_is_not_run_again(engine_with):
@@ -634,21 +657,23 @@ def test_a_candidate_with_a_defect_is_never_counted(engine_with):
         "agreeing": 1,
         "greedy_chosen": True,
         "rescue": False,
+        "rewrite_answered": False,
     }
 
 
 OTHER_RANKING = GROUPED.replace("DESC", "ASC")  # runs clean, gives other rows than GROUPED
 
 
-def sampled_after_corrections(samples: list[str]):
-    """A scripted model whose greedy statement and every correction fold the rows into one
-    (``COLLAPSED``), and whose further writes (the rescue samples) are ``samples`` in order."""
-    writes = iter([COLLAPSED, *samples])
+def sampled_after_corrections(samples: list[str], written: str = COLLAPSED):
+    """A scripted model whose greedy statement and every correction are ``written`` (by default
+    ``COLLAPSED``, which folds the rows into one), and whose further writes (the rescue samples) are
+    ``samples`` in order."""
+    writes = iter([written, *samples])
 
     def script(prompt: str) -> str:
         if "Result (" in prompt:
             return "Answer."
-        return COLLAPSED if "Write a corrected statement" in prompt else next(writes)
+        return written if "Write a corrected statement" in prompt else next(writes)
 
     return script
 
@@ -661,7 +686,14 @@ def test_a_question_no_correction_mends_is_answered_by_two_agreeing_rescue_sampl
     assert answer.sql == GROUPED.replace(" c ", " AS c ").replace(" o ", " AS o ")  # not the first that ran clean
     assert answer.attempts[-1].sql == answer.sql and answer.attempts[-1].error is None
     # the refused sample is written but never run or counted; writing stops once two agree
-    assert answer.candidates == {"written": 4, "ran": 3, "agreeing": 2, "greedy_chosen": False, "rescue": True}
+    assert answer.candidates == {
+        "written": 4,
+        "ran": 3,
+        "agreeing": 2,
+        "greedy_chosen": False,
+        "rescue": True,
+        "rewrite_answered": False,
+    }
     assert business_checksum() == before
     shown: list[str] = []
     print_answer_tail(answer, shown.append)  # what `kb sql` and `kb ask` print under the answer
@@ -672,7 +704,14 @@ def test_a_question_no_correction_mends_is_answered_by_two_agreeing_rescue_sampl
 def test_a_question_answered_by_rescue_samples_is_not_voted_on_again(engine_with):
     engine, llm = engine_with(sampled_after_corrections([GROUPED, GROUPED]), candidates=3)
     answer = sql_answer(engine, "Which customer placed the most orders?")
-    assert answer.candidates == {"written": 2, "ran": 2, "agreeing": 2, "greedy_chosen": False, "rescue": True}
+    assert answer.candidates == {
+        "written": 2,
+        "ran": 2,
+        "agreeing": 2,
+        "greedy_chosen": False,
+        "rescue": True,
+        "rewrite_answered": False,
+    }
     writes = [p for p in llm.prompts if "Write a corrected statement" not in p and "Result (" not in p]
     assert len(writes) == 3  # the greedy statement and two rescue samples; no further candidates
 
@@ -689,7 +728,14 @@ def test_when_no_rescue_sample_runs_clean_more_are_written_for_the_correction_pr
     answer = sql_answer(engine, "Which customer placed the most orders?")
     assert answer.sql == GROUPED.replace(" c ", " AS c ").replace(" o ", " AS o ")
     # four samples for the question's own prompt ran with the defect; two for the correction prompt agreed
-    assert answer.candidates == {"written": 6, "ran": 2, "agreeing": 2, "greedy_chosen": False, "rescue": True}
+    assert answer.candidates == {
+        "written": 6,
+        "ran": 2,
+        "agreeing": 2,
+        "greedy_chosen": False,
+        "rescue": True,
+        "rewrite_answered": False,
+    }
     shown = [p for p in llm.prompts if "Write a corrected statement" in p][2:]
     assert len(shown) == 2
     assert all("Error: it ran, but it uses COUNT(*) without GROUP BY" in p and "ORDER BY COUNT(*)" in p for p in shown)
@@ -700,7 +746,14 @@ def test_without_agreement_the_first_rescue_sample_that_ran_clean_answers(engine
     engine, llm = engine_with(sampled_after_corrections([unknown, COLLAPSED, OTHER_RANKING, GROUPED]))
     answer = sql_answer(engine, "Which customer placed the most orders?")
     assert answer.sql == OTHER_RANKING.replace(" c ", " AS c ").replace(" o ", " AS o ")
-    assert answer.candidates == {"written": 4, "ran": 2, "agreeing": 1, "greedy_chosen": False, "rescue": True}
+    assert answer.candidates == {
+        "written": 4,
+        "ran": 2,
+        "agreeing": 1,
+        "greedy_chosen": False,
+        "rescue": True,
+        "rewrite_answered": False,
+    }
 
 
 def test_no_rescue_sample_is_written_when_rescue_is_off_or_an_attempt_ran_clean(engine_with):
@@ -920,3 +973,71 @@ def test_answers_that_name_every_row_or_whose_rows_the_model_did_not_all_see_get
     response = engine.query("A question about orders?")
     assert "Also in the result" not in str(response) and "rows_left_out" not in response.metadata
     assert str(response).startswith(answer.split("{", 1)[0])
+
+
+UNNAMED_COUNTS = "SELECT COUNT(*) FROM orders GROUP BY customer_id HAVING COUNT(*) > 9"  # a count per group, whose?
+GROUPS_COUNTED = f"SELECT COUNT(*) FROM ({UNNAMED_COUNTS}) AS g"  # kb's rewrite: the number of those groups
+
+
+def test_a_rescue_sample_that_gives_the_rows_of_kbs_rewrite_answers_with_the_rewrite(engine_with):
+    """The model's correction repeats ``UNNAMED_COUNTS``, ignoring the statement its defect message
+    wrote (``GROUPS_COUNTED``); the first rescue sample that
+    gives that statement's rows (written its own way) agrees with it, and the rewrite answers."""
+    same_number = (
+        "SELECT COUNT(*) FROM (SELECT customer_id FROM orders GROUP BY customer_id HAVING COUNT(*) > 9) AS heavy"
+    )
+    engine, llm = engine_with(
+        sampled_after_corrections(["SELECT COUNT(*) FROM customers", same_number], UNNAMED_COUNTS)
+    )
+    answer = sql_answer(engine, "How many customers placed more than 9 orders?")
+    assert answer.attempts[0].error.startswith("it ran, but it returns") and GROUPS_COUNTED in answer.attempts[0].error
+    assert answer.sql == GROUPS_COUNTED and answer.attempts[-1].sql == GROUPS_COUNTED
+    agreeing_rows = engine.run(engine.guard.check(same_number)).rows or []
+    assert [list(row.values()) for row in answer.rows] == [list(row.values()) for row in agreeing_rows]
+    assert answer.candidates == {
+        "written": 2,
+        "ran": 2,
+        "agreeing": 1,
+        "greedy_chosen": False,
+        "rescue": True,
+        "rewrite_answered": True,
+    }
+    shown: list[str] = []
+    print_answer_tail(answer, shown.append)
+    assert any("as did kb's rewrite of a statement with a defect" in line for line in shown)
+
+
+def test_kbs_rewrite_answers_before_a_lone_rescue_sample_but_not_over_two_that_agree(engine_with):
+    """No rescue sample gives the rewrite's rows and no two agree: the rewrite answers, not the first
+    sample that ran clean, and not the statement with the defect when no sample ran clean at all.
+    Must not fire: two samples that agree on other rows answer over the rewrite."""
+    question = "How many customers placed more than 9 orders?"
+    guesses = [f"SELECT COUNT(*) FROM customers WHERE id > {n}" for n in (0, 10, 20, 30)]  # four other numbers
+    engine, llm = engine_with(sampled_after_corrections(guesses, UNNAMED_COUNTS))
+    answer = sql_answer(engine, question)
+    assert answer.sql == GROUPS_COUNTED and answer.attempts[-1].sql == GROUPS_COUNTED
+    assert answer.candidates == {
+        "written": 4,
+        "ran": 4,
+        "agreeing": 0,
+        "greedy_chosen": False,
+        "rescue": True,
+        "rewrite_answered": True,
+    }
+    shown: list[str] = []
+    print_answer_tail(answer, shown.append)
+    assert (
+        "[no attempt ran clean: these rows are kb's rewrite of a statement with a defect's; no two of 4"
+        in "\n".join(shown)
+    )
+
+    nothing_clean = ["SELECT c.nickname FROM customers c"] * 8  # the server rejects every sample
+    engine, llm = engine_with(sampled_after_corrections(nothing_clean, UNNAMED_COUNTS))
+    answer = sql_answer(engine, question)
+    assert answer.sql == GROUPS_COUNTED and answer.candidates["ran"] == 0
+
+    agreeing = ["SELECT COUNT(*) FROM customers", "SELECT COUNT(id) FROM customers"]
+    engine, llm = engine_with(sampled_after_corrections(agreeing, UNNAMED_COUNTS))
+    answer = sql_answer(engine, question)
+    assert answer.sql == "SELECT COUNT(*) FROM customers" and answer.candidates["rewrite_answered"] is False
+    assert answer.candidates["agreeing"] == 2
