@@ -74,7 +74,7 @@ from sqlglot import exp
 
 from kb.engines.answer import Attempt, timed_stream
 from kb.engines.answer_rows import ROWS_SHOWN, left_out_note, with_left_out_note
-from kb.engines.sql_defects import defects
+from kb.engines.sql_defects import Defect, defects
 from kb.engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean, parse_statement
 from kb.engines.sql_repairs import StatementRepairs
 from kb.engines.sql_schema import DescribedSQLDatabase, StatementScope
@@ -239,15 +239,16 @@ class Votes:
     rewrite_answered: bool = False  # the chosen rows are those of kb's rewrite of a statement with a defect
 
     def sentence(self) -> str:
-        if self.rescue:
-            rewrite = "kb's rewrite of a statement with a defect"
-            if self.rewrite_answered and not self.agreeing:
-                return f"no attempt ran clean; these rows are {rewrite}'s (no two of {self.written} sampled statements agreed)"
-            return (
-                f"no attempt ran clean; {self.agreeing} of {self.ran} sampled statements that ran clean gave "
-                f"these rows ({self.written} written){', as did ' + rewrite if self.rewrite_answered else ''}"
-            )
-        return f"{self.agreeing} of {self.ran} candidate statements that ran gave these rows ({self.written} written)"
+        """How the statements voted, as kb's answers say it (``kb ask``, ``kb sql``, an outvoted attempt)."""
+        if not self.rescue:
+            return f"{self.agreeing} of {self.ran} candidate statements gave these rows ({self.written} written)"
+        rewrite = "kb's rewrite of a statement with a defect"
+        if self.agreeing:
+            also = f", as did {rewrite}" if self.rewrite_answered else ""
+            return f"no attempt ran clean: {self.agreeing} of {self.ran} statements sampled again gave these rows{also}"
+        if self.rewrite_answered:
+            return f"no attempt ran clean: these rows are {rewrite}'s; no two of {self.written} statements sampled again agreed"
+        return f"no attempt ran clean, nor any of {self.written} statements sampled again"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -487,7 +488,7 @@ class SQLEngine(CustomQueryEngine):
         rows = [{c: _plain(v) for c, v in zip(columns, row)} for row in fetched[: self.row_limit]]
         return Statement(checked.sql, rows, len(fetched) > self.row_limit, warning=warning)
 
-    def problems(self, ran: Statement, question: str) -> list[str]:
+    def problems(self, ran: Statement, question: str) -> list[Defect]:
         """Why a statement that ran answers another question than it seems to: its defects
         (:mod:`kb.engines.sql_defects`: of the statement, of its rows, ids where ``question`` asks which
         rows) and the server's conversion warning; empty: none found."""
@@ -506,7 +507,7 @@ class SQLEngine(CustomQueryEngine):
                 dates = table.columns_of_kind("time")
                 if dates:
                     said += f" ({table.name}'s date/time columns: {', '.join(dates)})"
-            found.append(said)
+            found.append(Defect(said))
         return found
 
     def _run_checked(self, checked: CheckedSQL) -> Statement:
@@ -580,7 +581,7 @@ class SQLEngine(CustomQueryEngine):
                 if not found:
                     return ran, "clean"
                 attempt.error = RAN_WITH_DEFECT + found[0]
-                rewrite = getattr(found[0], "rewrite", None)
+                rewrite = found[0].rewrite
                 if rewrite and rewrite not in outcome.rewrites:
                     outcome.rewrites.append(rewrite)
                 ran_with_defect = ran_with_defect or ran

@@ -249,9 +249,9 @@ def defects(
     schema: Optional[SchemaDescriber] = None,
     rows: Sequence[dict[str, Any]] = (),
     question: str = "",
-) -> list[str]:
-    """What is wrong with ``sql`` although it runs (each a message; a :class:`Defect` where it carries
-    a rewrite) (empty: nothing found, or it does not parse),
+) -> list[Defect]:
+    """What is wrong with ``sql`` although it runs (each a :class:`Defect`: its message, and the
+    statement it writes, if any; empty: nothing found, or it does not parse),
     parsed once: the keys of ``schema`` (when given) tell joins that pair unrelated keys and counts of
     single rows; the ``rows`` it returned tell a group of NULLs; with ``question`` and
     ``schema``, ids or another table's name where the question asks which rows, and rows counted
@@ -305,7 +305,7 @@ def defects(
         found.extend(_id_for_a_named_value(question, scope))
         found.extend(_state_for_an_event(question, scope))
         found += [said for said in (_amount_in_another_unit(question, scope),) if said]
-    return found
+    return [said if isinstance(said, Defect) else Defect(said) for said in found]
 
 
 _SHIFTS = (exp.Add, exp.Sub, exp.DateAdd, exp.DateSub, exp.TimestampAdd, exp.TimestampSub)

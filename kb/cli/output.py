@@ -37,20 +37,10 @@ def print_answer_tail(answer: Answer, out: Out = print, *, route: bool = True, s
             out(f"SQL attempt {number} ({verdict}): {attempt.sql}")
     if answer.sql and (sql or answer.refused):
         out(f"SQL{' (refused, not run)' if answer.refused else ''}: {answer.sql}")
-    c = answer.candidates or {}
-    if c.get("rescue"):
-        rewrite = "kb's rewrite of a statement with a defect"
-        if c["agreeing"]:
-            also = f", as did {rewrite}" if c.get("rewrite_answered") else ""
-            out(f"[no attempt ran clean: {c['agreeing']} of {c['ran']} statements sampled again gave these rows{also}]")
-        elif c.get("rewrite_answered"):
-            out(
-                f"[no attempt ran clean: these rows are {rewrite}'s; no two of {c['written']} statements sampled again agreed]"
-            )
-        else:
-            out(f"[no attempt ran clean, nor any of {c['written']} statements sampled again]")
-    elif c.get("ran", 0) > 1:
-        out(f"[{c['agreeing']} of {c['ran']} candidate statements gave these rows]")
+    if answer.candidates and (answer.candidates.get("rescue") or answer.candidates.get("ran", 0) > 1):
+        from kb.engines.sql import Votes
+
+        out(f"[{Votes(**answer.candidates).sentence()}]")
     if answer.rows:
         from kb.engines.sql import format_rows
 
