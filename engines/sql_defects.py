@@ -90,7 +90,8 @@ schema's keys and values; those decided with the question's words come last:
   columns the statement uses outside the join's own ``ON``, which pairs its reference with the key
   of the table it references (``Customers c JOIN Rentals r ON r.CustomerCode = c.CustomerCode``), in
   a statement whose ``WHERE`` picks one row of the referenced table by its key (``c.CustomerCode =
-  'BAKK36'``) and that has no aggregate, ``GROUP BY`` or ``DISTINCT``: that one row comes back once per
+  'BAKK36'``) or by another column each of whose values one row holds (:attr:`Column.unique`:
+  ``d.DepartmentName = 'Neurology'`` where no two departments share a name) and that has no aggregate, ``GROUP BY`` or ``DISTINCT``: that one row comes back once per
   referencing row. A self-join counts too (``Staff s1 JOIN Staff s2 ON s1.StaffID = s2.SupervisorID
   WHERE s1.StaffID = 108``: staff member 108 once per person reporting to them); there the joined
   alias's columns are those it qualifies. The message gives the statement with ``EXISTS`` in place of
@@ -107,6 +108,15 @@ schema's keys and values; those decided with the question's words come last:
   statement with ``COUNT(*)``, which counts the rows that match. It does not fire on a column fixed by
   its own condition alone (``SELECT id FROM t WHERE id = 5`` tests that the row exists), on a column
   another condition does not fix, or through an outer join.
+
+* **a group key its WHERE fixes**: a ``SELECT`` that groups by two expressions or more and selects
+  one of them (as written or through its alias) that an equality of its ``WHERE`` sets to a constant
+  (``SELECT YEAR(StartsAt), MONTH(StartsAt), COUNT(*) ... WHERE YEAR(StartsAt) = 2025 GROUP BY
+  YEAR(StartsAt), MONTH(StartsAt)`` for "each month of 2025"): that column holds the constant in
+  every row and divides nothing. The message gives the statement without it (select list, ``GROUP
+  BY``, ``ORDER BY``). It does not fire on a key that is the only one grouped by, one not selected,
+  one the ``WHERE`` only bounds (``BETWEEN``, ``>=``), the only column selected, or under ``WITH
+  ROLLUP``.
 
 And two decided from the rows a statement returned (``rows``):
 
@@ -181,6 +191,14 @@ interrogatives, no word of any labelled question) (``question``):
   ("How many tickets opened in 2025 are open?"), when the event's
   column may be NULL (``closed_at``: not every ticket was closed), or for a value no such column
   is named for.
+* **today's date where the question counts no time from today**: the statement reads the present
+  (``CURDATE()``, ``CURRENT_DATE``, ``NOW()``, ...) and the question has none of the words that place
+  a time relative to the present (:func:`kb.engines.sql_schema.speaks_of_a_time_relative_to_now`:
+  "current", "ago", "the last 30 days", "overdue", "older than", "still", ...). "How many projects
+  finished after their deadline?" compares two dates of each project, ``finished > deadline``, not
+  the deadline with today (``deadline < CURRENT_DATE``). It does not fire when the question has such a
+  word ("orders of the last 30 days", "invoices that are overdue"), or on a statement that reads no
+  present date.
 * **an amount of time in another unit than its column holds**: the question states amounts of time
   ("longer than 5 minutes", "between 3 and 5 minutes", "an hour"), and the statement compares a
   number column whose name ends with a unit of time (``Milliseconds``, ``duration_ms``,
@@ -216,6 +234,7 @@ from kb.engines.sql_schema import (
     asks_how_many,
     asks_which,
     name_words,
+    speaks_of_a_time_relative_to_now,
     speaks_of_now,
 )
 from kb.engines.sql_values import mentions, words
@@ -268,6 +287,9 @@ def defects(
         single_rows = _count_of_single_rows(select, schema) if schema is not None else ""
         if single_rows:
             found.append(single_rows)
+        fixed_key = _group_key_its_where_fixes(select)
+        if fixed_key:
+            found.append(fixed_key)
     scope = StatementScope(tree, schema) if schema is not None else None
     for comparison in tree.find_all(*_COMPARISONS):
         left, right = comparison.left, comparison.right
@@ -305,6 +327,8 @@ def defects(
         found.extend(_id_for_a_named_value(question, scope))
         found.extend(_state_for_an_event(question, scope))
         found += [said for said in (_amount_in_another_unit(question, scope),) if said]
+    if question:
+        found += [said for said in (_present_date_unasked(question, tree),) if said]
     return [said if isinstance(said, Defect) else Defect(said) for said in found]
 
 
@@ -488,6 +512,47 @@ def _collapsing_aggregate(select: exp.Select) -> str:
         "rows into one and takes those values from an arbitrary row; GROUP BY what is counted per item "
         "(its id), or drop the plain columns"
     )
+
+
+def _group_key_its_where_fixes(select: exp.Select) -> str:
+    group, where = select.args.get("group"), select.args.get("where")
+    if group is None or where is None or len(group.expressions) < 2 or group.args.get("rollup"):
+        return ""
+    aliases = {p.alias.lower(): p.this for p in select.expressions if isinstance(p, exp.Alias)}
+
+    def meant(node: exp.Expr) -> exp.Expr:  # an alias of the select list stands for its expression
+        if isinstance(node, exp.Alias):
+            return node.this
+        if isinstance(node, exp.Column) and not node.table and node.name.lower() in aliases:
+            return aliases[node.name.lower()]
+        return node
+
+    fixed = [
+        (side, literal)
+        for condition in _conjuncts(where.this)
+        if isinstance(condition, exp.EQ)
+        for side, literal in ((condition.left, condition.right), (condition.right, condition.left))
+        if isinstance(literal, exp.Literal) and not isinstance(side, exp.Literal)
+    ]
+    for key in group.expressions:
+        value = next((literal for side, literal in fixed if side == meant(key)), None)
+        selected = [p for p in select.expressions if meant(p) == meant(key)]
+        if value is None or not selected or len(selected) == len(select.expressions):
+            continue
+        without = select.copy()
+        without.set("expressions", [p.copy() for p in select.expressions if meant(p) != meant(key)])
+        without.set("group", exp.Group(expressions=[g.copy() for g in group.expressions if meant(g) != meant(key)]))
+        order = select.args.get("order")
+        if order is not None:
+            kept = [o.copy() for o in order.expressions if meant(o.this) != meant(key)]
+            without.set("order", exp.Order(expressions=kept) if kept else None)
+        shown, literal = meant(key).sql(dialect="mysql"), value.sql(dialect="mysql")
+        return _suggesting(
+            f"it selects and groups by {shown}, which its WHERE fixes ({shown} = {literal}), so that column is "
+            f"{literal} in every row and divides no group; select and group by the other columns only",
+            without,
+        )
+    return ""
 
 
 def _single_table(select: exp.Select) -> Optional[exp.Table]:
@@ -1021,7 +1086,8 @@ def _join_that_repeats_rows(scope: StatementScope) -> str:
         if used:
             continue  # the joined table's columns are selected or filtered on
         constant = _Equalities(tree).constant
-        if not any((qualifier, key.name.lower()) in constant for qualifier in ("", other[0].table.lower())):
+        identifying = {key.name.lower()} | {c.name.lower() for c in one.columns if c.unique}
+        if not any((qualifier, name) in constant for qualifier in ("", other[0].table.lower()) for name in identifying):
             continue  # no one row picked, a list: whether repeating its rows is wrong depends on what is asked
         exact = tree.copy()
         exact.args["joins"][tree.args["joins"].index(join)].pop()
@@ -1131,6 +1197,40 @@ def _state_for_an_event(question: str, scope: StatementScope) -> list[str]:
 
 
 # Units of time a number column's name may end with, in seconds: general English, no labelled question's.
+# Today's date or time as the server reads it (NOW(), SYSDATE() and UTC_TIMESTAMP() parse as plain calls).
+_PRESENT = (
+    exp.CurrentDate,
+    exp.CurrentDatetime,
+    exp.CurrentTime,
+    exp.CurrentTimestamp,
+    exp.Localtime,
+    exp.Localtimestamp,
+    exp.UtcDate,
+    exp.UtcTime,
+    exp.UtcTimestamp,
+)
+_PRESENT_CALLS = {"NOW", "SYSDATE", "CURTIME", "UTC_TIMESTAMP", "UTC_DATE", "UTC_TIME", "LOCALTIME", "LOCALTIMESTAMP"}
+
+
+def _present_date_unasked(question: str, tree: exp.Expr) -> str:
+    present = next(
+        (
+            node
+            for node in tree.walk()
+            if isinstance(node, _PRESENT)
+            or (isinstance(node, exp.Anonymous) and str(node.this).upper() in _PRESENT_CALLS)
+        ),
+        None,
+    )
+    if present is None or speaks_of_a_time_relative_to_now(question):
+        return ""
+    return (
+        f"it reads today's date ({present.sql(dialect='mysql')}), and the question asks about no time counted from "
+        "today: the dates it speaks of are the rows' own (compare a row's date columns with each other, "
+        "later_col > earlier_col or DATEDIFF(later_col, earlier_col)) or dates the question gives"
+    )
+
+
 _UNIT_SECONDS = {
     **dict.fromkeys(("milliseconds", "millisecond", "millis", "ms", "msec"), 0.001),
     **dict.fromkeys(("seconds", "second", "secs", "sec"), 1.0),

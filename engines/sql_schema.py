@@ -142,6 +142,30 @@ def speaks_of_now(question: str) -> bool:
     return bool(_NOW.search(question))
 
 
+# Words that measure time from the present moment or ask for a state that depends on it (general English:
+# time adverbs, "the last 30 days", ages, deadlines that pass; not taken from any labelled question).
+# Deciding that a question does NOT speak of a time relative to now errs toward finding such a word.
+_UNITS_OF_TIME = r"(?:seconds?|minutes?|hours?|days?|weeks?|fortnights?|months?|quarters?|years?|decades?)"
+_RELATIVE_TO_NOW = re.compile(
+    r"\b(?:ago|yesterday|tomorrow|tonight|recent(?:ly)?|lately|so far|to date|as of|yet|still|anymore|any more|"
+    r"no longer|overdue|expired?|expires|expiring|upcoming|future|past|remaining|until|till|since|elapsed|"
+    r"how long|tenure|age|aged|ages|old|older|oldest|young|younger|youngest|has been|have been|"
+    r"active|inactive|valid|ongoing|in effect|in progress|under way|pending|outstanding|open|"
+    rf"(?:last|past|previous|preceding|next|coming|following|this|these)\s+(?:\w+\s+)?{_UNITS_OF_TIME})\b",
+    re.I,
+)
+
+
+def speaks_of_a_time_relative_to_now(question: str) -> bool:
+    """Whether the question places what it asks relative to the present moment, so that a statement may
+    read today's date: the words of :func:`speaks_of_now`, time adverbs ("ago", "recently", "so far",
+    "still", "yet"), a period counted from now ("the last 30 days", "next week", "this year"), ages
+    ("older than 60"), deadlines that pass ("overdue", "expired", "upcoming") and states that hold
+    until a date ("active", "valid", "pending", "open"). "Submitted less than 7 days before the first
+    day of leave" has none: its days are counted between two of a row's dates."""
+    return speaks_of_now(question) or bool(_RELATIVE_TO_NOW.search(question))
+
+
 def _quoted(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 

@@ -797,6 +797,14 @@ def test_a_join_used_only_by_its_condition_that_repeats_rows_is_a_defect(rental_
     assert len(db.fetchall(sql)) == 3 and db.fetchall(exact) == [("Bakker Infra",)]
 
 
+def test_a_join_that_repeats_the_row_a_unique_name_picks_is_a_defect(rental_schema, db):
+    sql = "SELECT c.code FROM customers c JOIN rentals r ON r.customer_code = c.code WHERE c.company = 'Bakker Infra'"
+    [found] = defects(sql, rental_schema, question="Which customer code does Bakker Infra have?")
+    assert "the one customers row the WHERE picks comes back once for every rentals row that references it" in found
+    exact = suggested_statement(found)
+    assert len(db.fetchall(sql)) == 3 and db.fetchall(exact) == [("AB01",)]
+
+
 def test_a_self_join_used_only_by_its_condition_that_repeats_the_row_picked_is_a_defect(rental_schema, db):
     sql = "SELECT s1.last_name FROM staff s1 JOIN staff s2 ON s1.staff_id = s2.supervisor_id WHERE s1.staff_id = 1"
     [found] = defects(sql, rental_schema, question="What is the last name of staff member 1?")
@@ -818,7 +826,8 @@ def test_a_self_join_used_only_by_its_condition_that_repeats_the_row_picked_is_a
         "SELECT r.rental_id FROM rentals r JOIN customers c ON c.code = r.customer_code",  # at most one customer each
         "SELECT COUNT(*) FROM customers c JOIN rentals r ON r.customer_code = c.code",  # the count is of the join
         "SELECT c.company FROM customers c JOIN rentals r ON r.customer_code = c.code",  # a list: no row picked
-        "SELECT c.company FROM customers c JOIN rentals r ON r.customer_code = c.code WHERE c.company = 'Claes Events'",
+        # a column that rows share picks no one row: staff 2 and 3 both have supervisor 1
+        "SELECT s.last_name FROM staff s JOIN rentals r ON r.booked_by = s.staff_id WHERE s.supervisor_id = 1",
         "SELECT c.company FROM customers c JOIN rentals r ON r.customer_code = c.code GROUP BY c.code, c.company",
         # self-joins: the joined alias filtered on; the join to the supervisor (at most one row each)
         "SELECT s1.last_name FROM staff s1 JOIN staff s2 ON s1.staff_id = s2.supervisor_id WHERE s2.staff_id = 2",
@@ -1011,3 +1020,88 @@ def test_an_amount_of_time_compared_in_another_unit_than_its_column_holds_is_a_d
 )
 def test_amounts_of_time_in_the_columns_unit_or_columns_without_one_have_no_such_defect(timed_schema, question, sql):
     assert defects(sql, timed_schema, question=question) == []
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        (
+            "How many projects finished after their deadline?",
+            "SELECT COUNT(*) FROM projects WHERE status = 'finished' AND deadline < CURRENT_DATE",
+        ),
+        (
+            "How many leave requests were submitted less than 7 days before the first day of leave?",
+            "SELECT COUNT(*) FROM leave_requests WHERE first_day < DATE_SUB(CURDATE(), INTERVAL 7 DAY)",
+        ),
+        ("Which orders were shipped within 3 days of being placed?", "SELECT id FROM orders WHERE shipped <= NOW()"),
+        ("How many invoices were issued in 2025?", "SELECT COUNT(*) FROM invoices WHERE issued <= SYSDATE()"),
+    ],
+)
+def test_todays_date_where_the_question_counts_no_time_from_today_is_a_defect(question, sql):
+    [found] = defects(sql, question=question)
+    assert found.startswith("it reads today's date (") and "the dates it speaks of are the rows' own" in found
+    assert found.rewrite is None  # which dates were meant is the model's to say
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        (
+            "How many orders were placed in the last 30 days?",
+            "SELECT COUNT(*) FROM orders WHERE placed > NOW() - INTERVAL 30 DAY",
+        ),
+        ("Which invoices are overdue?", "SELECT id FROM invoices WHERE paid IS NULL AND due < CURDATE()"),
+        ("Which customers are older than 60?", "SELECT name FROM customers WHERE birth < CURDATE() - INTERVAL 60 YEAR"),
+        (
+            "How many tickets were opened this week?",
+            "SELECT COUNT(*) FROM tickets WHERE YEARWEEK(opened) = YEARWEEK(CURDATE())",
+        ),
+        (
+            "What is the current price of product 4?",
+            "SELECT price FROM prices WHERE product_id = 4 AND CURDATE() < until",
+        ),
+        ("Which subscriptions are still active?", "SELECT id FROM subscriptions WHERE ends > CURRENT_DATE"),
+        ("How many orders were placed two days ago?", "SELECT COUNT(*) FROM orders WHERE DATE(placed) = CURDATE() - 2"),
+        ("How many projects finished after their deadline?", "SELECT COUNT(*) FROM projects WHERE finished > deadline"),
+    ],
+)
+def test_todays_date_where_the_question_counts_time_from_today_or_no_such_date_has_no_such_defect(question, sql):
+    assert defects(sql, question=question) == []
+
+
+def test_a_group_key_its_where_fixes_is_a_defect(db):
+    db.execute("CREATE TABLE visits (id INT PRIMARY KEY, starts_at DATETIME NOT NULL)")
+    db.execute(
+        "INSERT INTO visits VALUES (1, '2025-01-05 10:00'), (2, '2025-01-20 11:00'), (3, '2025-02-03 09:00'), "
+        "(4, '2024-01-09 10:00')"
+    )
+    sql = (
+        "SELECT YEAR(starts_at) AS y, MONTH(starts_at) AS m, COUNT(*) AS visits FROM visits "
+        "WHERE YEAR(starts_at) = 2025 GROUP BY y, m ORDER BY y, m"
+    )
+    [found] = defects(sql, question="How many visits were there in each month of 2025?")
+    assert found.startswith(
+        "it selects and groups by YEAR(starts_at), which its WHERE fixes (YEAR(starts_at) = 2025), so that column "
+        "is 2025 in every row"
+    )
+    without = suggested_statement(found)
+    assert without == (
+        "SELECT MONTH(starts_at) AS m, COUNT(*) AS visits FROM visits WHERE YEAR(starts_at) = 2025 GROUP BY m ORDER BY m"
+    )
+    assert db.fetchall(sql) == [(2025, 1, 2), (2025, 2, 1)] and db.fetchall(without) == [(1, 2), (2, 1)]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # the only key grouped by; a fixed key not selected; a key only bounded; the only column selected
+        "SELECT YEAR(d), COUNT(*) FROM visits WHERE YEAR(d) = 2025 GROUP BY YEAR(d)",
+        "SELECT MONTH(d), COUNT(*) FROM visits WHERE YEAR(d) = 2025 GROUP BY YEAR(d), MONTH(d)",
+        "SELECT YEAR(d), MONTH(d), COUNT(*) FROM visits WHERE YEAR(d) >= 2025 GROUP BY YEAR(d), MONTH(d)",
+        "SELECT YEAR(d) FROM visits WHERE YEAR(d) = 2025 GROUP BY YEAR(d), MONTH(d)",
+        "SELECT YEAR(d), MONTH(d), COUNT(*) FROM visits WHERE YEAR(d) = 2025 GROUP BY YEAR(d), MONTH(d) WITH ROLLUP",
+        "SELECT kind, MONTH(d), COUNT(*) FROM visits WHERE kind = 'a' OR YEAR(d) = 2025 GROUP BY kind, MONTH(d)",
+    ],
+)
+def test_group_keys_the_where_does_not_fix_or_that_are_not_selected_have_no_such_defect(sql):
+    assert defects(sql) == []

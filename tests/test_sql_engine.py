@@ -1041,3 +1041,18 @@ def test_kbs_rewrite_answers_before_a_lone_rescue_sample_but_not_over_two_that_a
     answer = sql_answer(engine, question)
     assert answer.sql == "SELECT COUNT(*) FROM customers" and answer.candidates["rewrite_answered"] is False
     assert answer.candidates["agreeing"] == 2
+
+
+def test_todays_date_where_the_question_counts_no_time_from_today_is_given_back(engine_with, late_returns):
+    """ "More than 30 days after delivery" counts days between two dates of each return; written against
+    today's date it counts returns requested over 30 days ago. Told so, the model compares the two
+    dates; "in the last 30 days" counts from today and is answered as written (must not fire)."""
+    written = "SELECT COUNT(*) FROM returns WHERE requested_at < DATE_SUB(CURDATE(), INTERVAL 30 DAY)"
+    engine, llm = engine_with(corrected_by_the_model(written, RIGHT, "the dates it speaks of are the rows' own"))
+    answer = sql_answer(engine, LATE)
+    assert answer.attempts[0].error.startswith("it ran, but it reads today's date (CURRENT_DATE)")
+    assert answer.attempts[-1].error is None and answer.rows == [{"late": late_returns}]
+    recent = "SELECT COUNT(*) AS n FROM orders WHERE ordered_at >= DATE_SUB(CURDATE(), INTERVAL 30 DAY)"
+    engine, llm = engine_with(corrected_by_the_model(recent, "", "nothing: never asked"))
+    answer = sql_answer(engine, "How many orders were placed in the last 30 days?")
+    assert len(answer.attempts) == 1 and answer.attempts[0].error is None and "CURRENT_DATE" in answer.sql
