@@ -1197,7 +1197,8 @@ def _state_for_an_event(question: str, scope: StatementScope) -> list[str]:
 
 
 # Units of time a number column's name may end with, in seconds: general English, no labelled question's.
-# Today's date or time as the server reads it (NOW(), SYSDATE() and UTC_TIMESTAMP() parse as plain calls).
+# Today's date or time as the server reads it: the nodes sqlglot parses them into, and the names of those it
+# parses as plain calls (NOW() and SYSDATE() here; the others too, for sqlglot versions that parse them so).
 _PRESENT = (
     exp.CurrentDate,
     exp.CurrentDatetime,
