@@ -979,6 +979,25 @@ UNNAMED_COUNTS = "SELECT COUNT(*) FROM orders GROUP BY customer_id HAVING COUNT(
 GROUPS_COUNTED = f"SELECT COUNT(*) FROM ({UNNAMED_COUNTS}) AS g"  # kb's rewrite: the number of those groups
 
 
+def answered_by_the_rewrite(written: int, ran: int, agreeing: int) -> dict[str, object]:
+    """The votes of a rescue that kb's rewrite answered, ``written`` samples of which ``ran`` ran clean."""
+    return {
+        "written": written,
+        "ran": ran,
+        "agreeing": agreeing,
+        "greedy_chosen": False,
+        "rescue": True,
+        "rewrite_answered": True,
+    }
+
+
+def printed_under(answer) -> list[str]:
+    """The lines `kb sql` and `kb ask` print under the answer."""
+    shown: list[str] = []
+    print_answer_tail(answer, shown.append)
+    return shown
+
+
 def test_a_rescue_sample_that_gives_the_rows_of_kbs_rewrite_answers_with_the_rewrite(engine_with):
     """The model's correction repeats ``UNNAMED_COUNTS``, ignoring the statement its defect message
     wrote (``GROUPS_COUNTED``); the first rescue sample that
@@ -994,16 +1013,8 @@ def test_a_rescue_sample_that_gives_the_rows_of_kbs_rewrite_answers_with_the_rew
     assert answer.sql == GROUPS_COUNTED and answer.attempts[-1].sql == GROUPS_COUNTED
     agreeing_rows = engine.run(engine.guard.check(same_number)).rows or []
     assert [list(row.values()) for row in answer.rows] == [list(row.values()) for row in agreeing_rows]
-    assert answer.candidates == {
-        "written": 2,
-        "ran": 2,
-        "agreeing": 1,
-        "greedy_chosen": False,
-        "rescue": True,
-        "rewrite_answered": True,
-    }
-    shown: list[str] = []
-    print_answer_tail(answer, shown.append)
+    assert answer.candidates == answered_by_the_rewrite(written=2, ran=2, agreeing=1)
+    shown = printed_under(answer)
     assert any("as did kb's rewrite of a statement with a defect" in line for line in shown)
 
 
@@ -1016,16 +1027,8 @@ def test_kbs_rewrite_answers_before_a_lone_rescue_sample_but_not_over_two_that_a
     engine, llm = engine_with(sampled_after_corrections(guesses, UNNAMED_COUNTS))
     answer = sql_answer(engine, question)
     assert answer.sql == GROUPS_COUNTED and answer.attempts[-1].sql == GROUPS_COUNTED
-    assert answer.candidates == {
-        "written": 4,
-        "ran": 4,
-        "agreeing": 0,
-        "greedy_chosen": False,
-        "rescue": True,
-        "rewrite_answered": True,
-    }
-    shown: list[str] = []
-    print_answer_tail(answer, shown.append)
+    assert answer.candidates == answered_by_the_rewrite(written=4, ran=4, agreeing=0)
+    shown = printed_under(answer)
     assert (
         "[no attempt ran clean: these rows are kb's rewrite of a statement with a defect's; no two of 4"
         in "\n".join(shown)
