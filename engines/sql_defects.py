@@ -170,6 +170,16 @@ interrogatives, no word of any labelled question) (``question``):
   of U references T (``COUNT(*) FROM invoice_lines`` for "how many tracks were sold": each line a
   sale of a track), on a join (the count is of the joined rows), or when the question counts no
   table ("how many cities ...").
+* **joined rows counted where the question counts the table they reference**: the question asks how
+  many rows of exactly one table T of the statement there are (:func:`kb.engines.sql_schema.asks_how_many`),
+  and the statement is one ``COUNT(*)`` (or ``COUNT(c)``, not ``DISTINCT``; no ``GROUP BY``, inner joins
+  only) over T joined to a table U by an equality of ``U.c``, which references T, with T's key
+  (``SELECT COUNT(*) FROM medications m JOIN prescriptions p ON p.medication_id = m.id`` for "How many
+  medications were prescribed?"): each T row is counted once per U row that matches it. The message
+  gives the statement with ``COUNT(DISTINCT T.key)``. It does not fire when the question counts U's
+  rows ("how many prescriptions ..."), on ``COUNT(DISTINCT ...)``, an outer join, ``GROUP BY``, when
+  the ``WHERE`` picks one U row by its key, when ``U.c`` is unique (one U row per T row at most), on a
+  self-join, or when the question counts no table of the statement.
 * **an id where the question names the row's value**: the statement compares a column that
   references a table with a number (``Rentals.StatusID = 1``), the question does not give that
   number, and it names a value of a listed text column of the referenced table ("cancelled":
@@ -320,6 +330,7 @@ def defects(
                 _not_the_rows_asked(question, scope),
                 _rows_of_groups_counted(question, scope),
                 _count_of_another_table(question, scope),
+                _count_repeated_by_a_join(question, scope),
                 _history_without_current_row(question, scope),
             )
             if said
@@ -733,6 +744,67 @@ def _count_of_another_table(question: str, scope: StatementScope) -> str:
         f"it counts rows of {counted}, but the question asks how many {asked[0]}, and no column of {counted} "
         f"references {asked[0]}: count {asked[0]} rows (FROM {asked[0]}, with a JOIN to {counted} for its condition)"
     )
+
+
+def _count_repeated_by_a_join(question: str, scope: StatementScope) -> str:
+    tree = scope.tree
+    if not isinstance(tree, exp.Select) or tree.args.get("group") or len(tree.expressions) != 1:
+        return ""
+    count = tree.expressions[0].unalias()
+    if not isinstance(count, exp.Count) or isinstance(count.this, exp.Distinct):
+        return ""
+    sources = [tree.args["from_"].this] if tree.args.get("from_") else []
+    joins = tree.args.get("joins") or []
+    if any(not _inner(join) for join in joins):
+        return ""  # an outer join keeps rows without a match: what COUNT(*) counts is then another matter
+    sources += [join.this for join in joins]
+    if not sources or not all(isinstance(source, exp.Table) for source in sources):
+        return ""
+    named = [scope.tables.get(source.name.lower()) for source in sources]
+    if None in named or len(set(named)) != len(named):
+        return ""  # a table kb does not know, or one read twice (a self-join)
+    asked = [name for name in named if name and asks_how_many(question, name)]
+    if len(asked) != 1:
+        return ""
+    counted = scope.schema.table(asked[0])
+    keys = [column for column in counted.columns if column.primary]
+    if len(keys) != 1:
+        return ""
+    key = keys[0]
+    counted_alias = sources[named.index(asked[0])].alias_or_name
+    equalities = _Equalities(tree)
+    for join in joins:
+        for condition in _conjuncts(join.args.get("on")):
+            if not isinstance(condition, exp.EQ):
+                continue
+            left, right = (
+                scope.place(s) if isinstance(s, exp.Column) else None for s in (condition.left, condition.right)
+            )
+            if left is None or right is None:
+                continue
+            for (many, reference), (one, target) in ((left, right), (right, left)):
+                if one.name != counted.name or target.name != key.name or many.name == one.name:
+                    continue
+                if _references(reference) != counted.name.lower() or reference.unique:
+                    continue  # not the many side of the counted table (one row per counted row at most)
+                many_alias = next(s.alias_or_name for s, n in zip(sources, named) if n == many.name).lower()
+                identifying = {c.name.lower() for c in many.columns if c.primary or c.unique}
+                if any((many_alias, name) in equalities.constant for name in identifying):
+                    continue  # the WHERE picks one row of it
+                distinct = tree.copy()
+                counted_keys = exp.Count(this=exp.Distinct(expressions=[exp.column(key.name, table=counted_alias)]))
+                projection = distinct.expressions[0]
+                if isinstance(projection, exp.Alias):
+                    projection.set("this", counted_keys)
+                else:
+                    projection.replace(counted_keys)
+                return _suggesting(
+                    f"the question asks how many {counted.name}, but {count.sql(dialect='mysql')} counts the joined "
+                    f"rows, and {many.name}.{reference.name} references {counted.name}, so each {counted.name} row is "
+                    f"counted once for every {many.name} row that matches it; count each {counted.name} once",
+                    distinct,
+                )
+    return ""
 
 
 def _not_in_its_own_rows(tree: exp.Expr, scope: Optional[StatementScope]) -> list[str]:

@@ -1105,3 +1105,49 @@ def test_a_group_key_its_where_fixes_is_a_defect(db):
 )
 def test_group_keys_the_where_does_not_fix_or_that_are_not_selected_have_no_such_defect(sql):
     assert defects(sql) == []
+
+
+PRESCRIBED = "SELECT COUNT(*) FROM medications m JOIN prescriptions p ON p.medication_id = m.id"
+
+
+@pytest.mark.parametrize(
+    "question, sql, rewrite, joined_rows",
+    [
+        ("How many medications were prescribed?", PRESCRIBED, "COUNT(DISTINCT m.id)", 3),
+        (
+            "How many medications were prescribed in tens?",
+            "SELECT COUNT(*) AS n FROM prescriptions JOIN medications ON medications.id = prescriptions.medication_id "
+            "WHERE prescriptions.quantity = 10",
+            "COUNT(DISTINCT medications.id) AS n",
+            2,  # each once: the count is right on this data, the statement is not
+        ),
+    ],
+)
+def test_a_count_of_joined_rows_where_the_question_counts_the_table_they_reference_is_a_defect(
+    counted_schema, db, question, sql, rewrite, joined_rows
+):
+    [found] = defects(sql, counted_schema, question=question)
+    assert found.startswith("the question asks how many medications, but COUNT(*) counts the joined rows")
+    assert "prescriptions.medication_id references medications" in found
+    assert found.rewrite is not None and rewrite in found.rewrite
+    assert db.fetchall(sql) == [(joined_rows,)]
+    assert db.fetchall(found.rewrite) == [(2,)]  # Ibuprofen and Salbutamol were prescribed: two medications
+    assert defects(sql, counted_schema) == []  # without the question nothing says what is counted
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        (  # the rows counted are the referencing ones
+            "How many prescriptions are for tablets?",
+            "SELECT COUNT(*) FROM prescriptions p JOIN medications m ON m.id = p.medication_id WHERE m.form = 'tablet'",
+        ),
+        ("How many medications were prescribed?", PRESCRIBED.replace("COUNT(*)", "COUNT(DISTINCT m.id)")),
+        ("How many medications were prescribed?", PRESCRIBED.replace("JOIN", "LEFT JOIN")),  # an outer join
+        ("How many medications were prescribed?", PRESCRIBED + " WHERE p.id = 2"),  # one prescription picked
+        ("How many medications were prescribed?", PRESCRIBED + " GROUP BY m.form"),  # counts per group
+        ("How many tablets are there?", PRESCRIBED),  # the question counts no table
+    ],
+)
+def test_counts_of_the_joined_rows_asked_for_or_of_one_row_each_have_no_such_defect(counted_schema, question, sql):
+    assert defects(sql, counted_schema, question=question) == []
