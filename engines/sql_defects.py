@@ -799,9 +799,9 @@ def _count_repeated_by_a_join(question: str, scope: StatementScope) -> str:
                 else:
                     projection.replace(counted_keys)
                 return _suggesting(
-                    f"the question asks how many {counted.name}, but {count.sql(dialect='mysql')} counts the joined "
-                    f"rows, and {many.name}.{reference.name} references {counted.name}, so each {counted.name} row is "
-                    f"counted once for every {many.name} row that matches it; count each {counted.name} once",
+                    f"{count.sql(dialect='mysql')} counts the joined rows where the question asks how many "
+                    f"{counted.name}: {many.name}.{reference.name} references {counted.name}, so each {counted.name} "
+                    f"row is counted once for every {many.name} row that matches it; count each {counted.name} row once",
                     distinct,
                 )
     return ""

@@ -1127,7 +1127,7 @@ def test_a_count_of_joined_rows_where_the_question_counts_the_table_they_referen
     counted_schema, db, question, sql, rewrite, joined_rows
 ):
     [found] = defects(sql, counted_schema, question=question)
-    assert found.startswith("the question asks how many medications, but COUNT(*) counts the joined rows")
+    assert found.startswith("COUNT(*) counts the joined rows where the question asks how many medications")
     assert "prescriptions.medication_id references medications" in found
     assert found.rewrite is not None and rewrite in found.rewrite
     assert db.fetchall(sql) == [(joined_rows,)]

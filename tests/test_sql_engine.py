@@ -1046,6 +1046,28 @@ def test_kbs_rewrite_answers_before_a_lone_rescue_sample_but_not_over_two_that_a
     assert answer.candidates["agreeing"] == 2
 
 
+def test_orders_counted_where_the_question_counts_customers_are_given_back(engine_with, admin, project_settings):
+    """ "How many customers ordered in 2025?" over customers JOIN orders with COUNT(*) counts orders;
+    told so, the model counts each customer once. "How many orders ..." over the same join is answered
+    as written (must not fire)."""
+    db = project_settings.sql.database
+    ordering = "FROM customers c JOIN orders o ON o.customer_id = c.id WHERE YEAR(o.ordered_at) = 2025"
+    written, corrected = f"SELECT COUNT(*) {ordering}", f"SELECT COUNT(DISTINCT c.id) AS n {ordering}"
+    customers, orders = admin.fetchall(
+        f"SELECT COUNT(DISTINCT customer_id), COUNT(*) FROM `{db}`.orders WHERE YEAR(ordered_at) = 2025"
+    )[0]
+    assert customers < orders  # the data makes the two counts differ
+    engine, llm = engine_with(corrected_by_the_model(written, corrected, "COUNT(DISTINCT c.id)"))
+    answer = sql_answer(engine, "How many customers placed an order in 2025?")
+    assert answer.attempts[0].error.startswith(
+        "it ran, but COUNT(*) counts the joined rows where the question asks how many customers"
+    )
+    assert answer.attempts[-1].error is None and answer.rows == [{"n": customers}]
+    engine, llm = engine_with(corrected_by_the_model(f"SELECT COUNT(*) AS n {ordering}", "", "nothing: never asked"))
+    answer = sql_answer(engine, "How many orders did customers place in 2025?")
+    assert len(answer.attempts) == 1 and answer.rows == [{"n": orders}]
+
+
 def test_todays_date_where_the_question_counts_no_time_from_today_is_given_back(engine_with, late_returns):
     """ "More than 30 days after delivery" counts days between two dates of each return; written against
     today's date it counts returns requested over 30 days ago. Told so, the model compares the two
