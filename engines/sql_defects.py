@@ -540,7 +540,7 @@ def _group_key_its_where_fixes(select: exp.Select) -> str:
 
     fixed = [
         (side, literal)
-        for condition in _conjuncts(where.this)
+        for condition in conjuncts(where.this)
         if isinstance(condition, exp.EQ)
         for side, literal in ((condition.left, condition.right), (condition.right, condition.left))
         if isinstance(literal, exp.Literal) and not isinstance(side, exp.Literal)
@@ -755,7 +755,7 @@ def _count_repeated_by_a_join(question: str, scope: StatementScope) -> str:
         return ""
     sources = [tree.args["from_"].this] if tree.args.get("from_") else []
     joins = tree.args.get("joins") or []
-    if any(not _inner(join) for join in joins):
+    if any(not inner_join(join) for join in joins):
         return ""  # an outer join keeps rows without a match: what COUNT(*) counts is then another matter
     sources += [join.this for join in joins]
     if not sources or not all(isinstance(source, exp.Table) for source in sources):
@@ -774,7 +774,7 @@ def _count_repeated_by_a_join(question: str, scope: StatementScope) -> str:
     counted_alias = sources[named.index(asked[0])].alias_or_name
     equalities = _Equalities(tree)
     for join in joins:
-        for condition in _conjuncts(join.args.get("on")):
+        for condition in conjuncts(join.args.get("on")):
             if not isinstance(condition, exp.EQ):
                 continue
             left, right = (
@@ -990,18 +990,18 @@ def _counts_without_their_groups(tree: exp.Expr, rows: Sequence[dict[str, Any]])
     )
 
 
-def _conjuncts(condition: Optional[exp.Expr]) -> list[exp.Expr]:
+def conjuncts(condition: Optional[exp.Expr]) -> list[exp.Expr]:
     """The parts of ``condition`` joined by AND (the whole condition when it has no AND)."""
     if condition is None:
         return []
     if isinstance(condition, exp.Paren):
-        return _conjuncts(condition.this)
+        return conjuncts(condition.this)
     if isinstance(condition, exp.And):
-        return _conjuncts(condition.left) + _conjuncts(condition.right)
+        return conjuncts(condition.left) + conjuncts(condition.right)
     return [condition]
 
 
-def _inner(join: exp.Join) -> bool:
+def inner_join(join: exp.Join) -> bool:
     """Whether ``join`` is an inner join (``JOIN``, ``INNER JOIN``): no side, no CROSS, no USING."""
     return (
         not join.args.get("side")
@@ -1019,10 +1019,10 @@ class _Equalities:
 
     def __init__(self, select: exp.Select) -> None:
         where = select.args.get("where")
-        conditions = _conjuncts(where.this if where is not None else None)
+        conditions = conjuncts(where.this if where is not None else None)
         for join in select.args.get("joins") or []:
-            if _inner(join):  # its ON holds for every row
-                conditions += _conjuncts(join.args.get("on"))
+            if inner_join(join):  # its ON holds for every row
+                conditions += conjuncts(join.args.get("on"))
         self.equal: dict[_ColumnKey, set[_ColumnKey]] = {}  # a column -> the columns an equality pairs it with
         self.constant: dict[_ColumnKey, str] = {}  # a column -> the literal an equality sets it to
         self.written: dict[_ColumnKey, str] = {}  # a column -> as the statement writes it
@@ -1128,7 +1128,7 @@ def _join_that_repeats_rows(scope: StatementScope) -> str:
         return ""  # a column kb cannot place might be the joined table's
     for join in tree.args.get("joins") or []:
         joined, on = join.this, join.args.get("on")
-        if not isinstance(joined, exp.Table) or not isinstance(on, exp.EQ) or not _inner(join):
+        if not isinstance(joined, exp.Table) or not isinstance(on, exp.EQ) or not inner_join(join):
             continue
         sides = [side for side in (on.left, on.right) if isinstance(side, exp.Column) and side.table]
         if len(sides) != 2:

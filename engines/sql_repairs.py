@@ -38,12 +38,13 @@ import re
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from kb.engines.sql_defects import defects
+from kb.engines.sql_defects import conjuncts, defects, inner_join
 from kb.engines.sql_guard import parse_statement, table_named
 from kb.engines.sql_schema import Column, SchemaDescriber, Table, noun_forms
 
 _FURTHER_REPAIRS = 3  # other unknown columns of the same statement repaired in one attempt
 _UNKNOWN_COLUMN = re.compile(r"Unknown column '(?:([^'.]+)\.)?([^'.]+)'", re.I)
+_AMBIGUOUS_COLUMN = re.compile(r"Column '([^'.]+)' in .* is ambiguous", re.I)
 _UNKNOWN_TABLE = re.compile(
     r"table '([^']+)' is not one of the allowed tables|Table '[^'.]*\.?([^']+)' doesn't exist", re.I
 )
@@ -163,7 +164,14 @@ class StatementRepairs:
           the qualifier is corrected;
         * otherwise the table it was taken from (its qualifier's, or the query's only table; a
           subquery keeps its own) reaches the nearest table holding it through foreign keys: that
-          join is added."""
+          join is added;
+        * an unqualified column several of the query's tables have, all of them tied by inner joins'
+          equalities of that column (``COUNT(DISTINCT RentalID)`` over ``RentalItems ri JOIN Rentals r ON
+          r.RentalID = ri.RentalID``): every row holds one value in all of them, so the first table's
+          qualifier is added (:meth:`_disambiguated`)."""
+        ambiguous = _AMBIGUOUS_COLUMN.search(error or "")
+        if ambiguous:
+            return self._disambiguated(sql, ambiguous[1])
         repaired = self._repaired(sql, error)
         for _ in range(_FURTHER_REPAIRS):
             missing = self._unknown_column(repaired) if repaired is not None else None
@@ -174,6 +182,57 @@ class StatementRepairs:
         if repaired is None or (defects(repaired, self.schema) and not defects(sql, self.schema)):
             return None
         return repaired
+
+    def _disambiguated(self, sql: str, column: str) -> Optional[str]:
+        """``sql`` with its unqualified ``column`` qualified, when the tables of its outer query that have
+        that column are all tied together by equalities of it in inner joins' ``ON`` conditions (each row
+        then has one value of it, whichever table it is read from); None otherwise (which table was
+        meant is then the model's to say)."""
+        from sqlglot import exp
+
+        try:
+            tree = parse_statement(sql)
+        except Exception:
+            return None
+        select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
+        if select is None:
+            return None
+        outer = [t for t in select.find_all(exp.Table) if t.find_ancestor(exp.Select) is select]
+        if any(t.name not in self.tables for t in outer):
+            return None
+        holders = [t.alias_or_name.lower() for t in outer if self._column(t.name, column) is not None]
+        if len(holders) < 2 or len(set(holders)) != len(holders):
+            return None
+        tied = {holders[0]}  # the holders one inner join's equality of the column reaches from the first
+        equalities = []  # (qualifier, qualifier) of each inner join's equality of the column with itself
+        for join in select.args.get("joins") or []:
+            for on in conjuncts(join.args.get("on")) if inner_join(join) else []:
+                sides = [on.left, on.right] if isinstance(on, exp.EQ) else []
+                tied_sides = [
+                    side for side in sides if isinstance(side, exp.Column) and side.name.lower() == column.lower()
+                ]
+                if len(tied_sides) == 2:
+                    equalities.append((tied_sides[0].table.lower(), tied_sides[1].table.lower()))
+        grown = True
+        while grown:
+            grown = False
+            for a, b in equalities:
+                if (a in tied) != (b in tied):
+                    tied |= {a, b}
+                    grown = True
+        if not set(holders) <= tied:
+            return None
+        first = next(t.alias_or_name for t in outer if t.alias_or_name.lower() == holders[0])
+        unqualified = [
+            c
+            for c in select.find_all(exp.Column)
+            if c.find_ancestor(exp.Select) is select and not c.table and c.name.lower() == column.lower()
+        ]
+        if not unqualified:
+            return None
+        for col in unqualified:
+            col.set("table", exp.to_identifier(first))
+        return tree.sql(dialect="mysql")
 
     def _unknown_column(self, sql: str) -> Optional[str]:
         """The first column of the statement's outer query qualified with one of its tables that lacks it

@@ -1068,6 +1068,23 @@ def test_orders_counted_where_the_question_counts_customers_are_given_back(engin
     assert len(answer.attempts) == 1 and answer.rows == [{"n": orders}]
 
 
+def test_an_ambiguous_column_the_joins_tie_is_qualified_by_kb(engine_with, admin, project_settings):
+    """The server refuses ``customer_id`` of two joined tables as ambiguous; the join's equality makes
+    them one value, so kb qualifies it itself and the model is not asked again."""
+    db = project_settings.sql.database
+    written = (
+        "SELECT COUNT(DISTINCT customer_id) AS n FROM orders o JOIN support_tickets t ON t.customer_id = o.customer_id"
+    )
+    engine, llm = engine_with(corrected_by_the_model(written, "", "nothing: never asked"))
+    answer = sql_answer(engine, "How many customers have both ordered and opened a support ticket?")
+    assert "ambiguous" in answer.attempts[0].error and answer.attempts[-1].error is None
+    assert "COUNT(DISTINCT o.customer_id)" in answer.sql
+    both = admin.fetchall(
+        f"SELECT COUNT(DISTINCT customer_id) FROM `{db}`.support_tickets WHERE customer_id IN (SELECT customer_id FROM `{db}`.orders)"
+    )[0][0]
+    assert answer.rows == [{"n": both}] and not any("Write a corrected statement" in p for p in llm.prompts)
+
+
 def test_todays_date_where_the_question_counts_no_time_from_today_is_given_back(engine_with, late_returns):
     """ "More than 30 days after delivery" counts days between two dates of each return; written against
     today's date it counts returns requested over 30 days ago. Told so, the model compares the two

@@ -218,3 +218,43 @@ def test_a_table_named_where_the_statement_aliased_it_gets_the_alias(lending, db
     db.fetchall(repaired)  # it runs
     by_alias = "SELECT b.title FROM books AS b"  # already by its alias: the error is about something else
     assert lending.add_missing_join(by_alias, "(1054, \"Unknown column 'b.title' in 'SELECT'\")") is None
+
+
+def ambiguous(column: str) -> str:
+    return f"(1052, \"Column '{column}' in SELECT is ambiguous\")"
+
+
+def test_a_column_every_joined_table_holds_tied_by_the_joins_is_qualified_with_the_first(lending, db):
+    """``branch_id`` of members and of copies, equal in every row through the joins: either is the value."""
+    db.execute("INSERT INTO branches VALUES (1, 'Oslo'), (2, 'Bergen')")
+    db.execute("INSERT INTO members VALUES (1, 'Ann', 1), (2, 'Bo', 2)")
+    db.execute("INSERT INTO books VALUES (1, 'Emma')")
+    db.execute("INSERT INTO copies VALUES (1, 1, 1), (2, 1, 1), (3, 1, 2)")
+    sql = (
+        "SELECT COUNT(DISTINCT branch_id) FROM members m JOIN copies c ON c.branch_id = m.branch_id WHERE branch_id > 0"
+    )
+    repaired = lending.add_missing_join(sql, ambiguous("branch_id"))
+    assert repaired == (
+        "SELECT COUNT(DISTINCT m.branch_id) FROM members AS m JOIN copies AS c ON c.branch_id = m.branch_id "
+        "WHERE m.branch_id > 0"
+    )
+    assert db.fetchall(repaired) == db.fetchall(
+        repaired.replace("m.branch_id >", "c.branch_id >").replace("DISTINCT m.", "DISTINCT c.")
+    )
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # the tables are joined by another column: whose branch_id was meant is the model's call
+        "SELECT branch_id FROM members m JOIN loans l ON l.member_id = m.id JOIN copies c ON c.id = l.copy_id",
+        # an outer join: copies without a member's branch have a branch_id of their own
+        "SELECT branch_id FROM copies c LEFT JOIN members m ON m.branch_id = c.branch_id",
+        # tied by a condition that is not an equality
+        "SELECT branch_id FROM members m JOIN copies c ON c.branch_id <> m.branch_id",
+        # tied only under an OR
+        "SELECT branch_id FROM members m JOIN copies c ON c.branch_id = m.branch_id OR c.id = m.id",
+    ],
+)
+def test_a_column_of_several_tables_not_tied_by_inner_join_equalities_is_left_to_the_model(lending, sql):
+    assert lending.add_missing_join(sql, ambiguous("branch_id")) is None
