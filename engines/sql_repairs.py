@@ -190,14 +190,10 @@ class StatementRepairs:
         meant is then the model's to say)."""
         from sqlglot import exp
 
-        try:
-            tree = parse_statement(sql)
-        except Exception:
+        parsed = _outer_query(sql)
+        if parsed is None:
             return None
-        select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
-        if select is None:
-            return None
-        outer = [t for t in select.find_all(exp.Table) if t.find_ancestor(exp.Select) is select]
+        tree, select, outer = parsed
         if any(t.name not in self.tables for t in outer):
             return None
         holders = [t.alias_or_name.lower() for t in outer if self._column(t.name, column) is not None]
@@ -239,18 +235,11 @@ class StatementRepairs:
         (``T1.SupportRepId`` where T1 is Employee), as the server would name it; None: none."""
         from sqlglot import exp
 
-        try:
-            tree = parse_statement(sql)
-        except Exception:
+        parsed = _outer_query(sql)
+        if parsed is None:
             return None
-        select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
-        if select is None:
-            return None
-        outer = {
-            t.alias_or_name.lower(): t.name
-            for t in select.find_all(exp.Table)
-            if t.find_ancestor(exp.Select) is select and t.name in self.tables
-        }
+        _, select, tables = parsed
+        outer = {t.alias_or_name.lower(): t.name for t in tables if t.name in self.tables}
         for col in select.find_all(exp.Column):
             table = outer.get(col.table.lower()) if col.table else None
             if table and col.find_ancestor(exp.Select) is select and self._column(table, col.name) is None:
@@ -265,14 +254,10 @@ class StatementRepairs:
         if not match:
             return None
         qualifier, column = (match[1] or "").lower(), match[2].lower()
-        try:
-            tree = parse_statement(sql)
-        except Exception:  # not parseable: the LLM rewrites it
+        parsed = _outer_query(sql)
+        if parsed is None:
             return None
-        select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
-        if select is None:
-            return None
-        outer = [t for t in select.find_all(exp.Table) if t.find_ancestor(exp.Select) is select]
+        tree, select, outer = parsed
         if not outer or any(t.name not in self.tables for t in outer):
             return None
 
@@ -471,6 +456,21 @@ class StatementRepairs:
         if tables:
             hint += f" Tables like it: {', '.join(tables)}."
         return hint + (f" Columns like it: {', '.join(columns[:6])}." if columns else "")
+
+
+def _outer_query(sql: str) -> Optional[tuple[Any, Any, list[Any]]]:
+    """The statement's tree, its outer ``SELECT`` and the tables that query reads itself (not those of
+    its subqueries); None when it does not parse (the LLM rewrites it) or has no ``SELECT``."""
+    from sqlglot import exp
+
+    try:
+        tree = parse_statement(sql)
+    except Exception:
+        return None
+    select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
+    if select is None:
+        return None
+    return tree, select, [t for t in select.find_all(exp.Table) if t.find_ancestor(exp.Select) is select]
 
 
 def _named_after_target(column: Column) -> bool:
