@@ -63,8 +63,10 @@ schema's keys and values; those decided with the question's words come last:
   schema's lists of values: :attr:`Column.values`, every value of an ENUM or of a text column with
   few distinct values): ``emp.dept_code = 'Customer Support'`` (or ``IN (...)``) where
   ``dept_code``'s values are codes ('SUP', ...) and 'Customer Support' is a value of
-  ``depts.dept_name``, in the table ``dept_code`` references or another table of the statement. No
-  row matches; the message names the column that holds the value and the join to it. It does not
+  ``depts.dept_name``, in the table ``dept_code`` references, another table of the statement or any
+  other table (``EquipmentTypes.TypeName = 'Van Delivery'``, a value of ``DeliveryMethods.MethodName``).
+  No row matches; the message names the column that holds the value and, from a referenced table, the
+  join to it. It does not
   fire when the column holds the value (compared as the server compares, without regard to case),
   when its values are not all known (a sample of many), on a value no listed column holds (no
   row may be the answer), or on ``LIKE``.
@@ -884,13 +886,14 @@ def _label_key(schema: SchemaDescriber, lookup: Table, column: Column, value: st
 
 
 def _listed_holder(value: str, column: Column, scope: StatementScope) -> Optional[tuple[Table, Column]]:
-    """The first column other than ``column``, in the table ``column`` references or a table the
-    statement reads, whose listed values hold ``value`` (compared without regard to case, as the
-    server compares); None: none does."""
+    """The first column other than ``column`` whose listed values hold ``value`` (compared without
+    regard to case, as the server compares): in the table ``column`` references, then in a table the
+    statement reads, then in any other table of the schema; None: none does."""
     wanted = value.casefold()
     nearby = [column.references[0]] if column.references else []
     tables = {name.lower(): name for name in scope.schema.tables}
-    for name in dict.fromkeys(tables[n.lower()] for n in [*nearby, *scope.used] if n.lower() in tables):
+    searched = [*nearby, *scope.used, *scope.schema.tables]
+    for name in dict.fromkeys(tables[n.lower()] for n in searched if n.lower() in tables):
         table = scope.schema.table(name)
         for other in table.columns:
             if other is not column and other.values and wanted in {v.casefold() for v in other.values}:

@@ -607,6 +607,11 @@ def test_not_in_over_other_rows_has_no_such_defect(staff_schema, sql):
             "JOIN depts ON depts.dept_code = e.dept_code and compare depts.dept_name",
         ),
         ("SELECT COUNT(*) FROM emp WHERE 'Engineering' = dept_code", "it is a value of depts.dept_name"),
+        (  # a table the statement does not read and the column does not reference
+            "SELECT SUM(s.amount) FROM salaries s JOIN emp e ON e.emp_no = s.emp_no WHERE e.last_name = 'Engineering'",
+            "'Engineering' is not a value of emp.last_name (its values: 'Jones', 'Khan', 'Patel'), so it matches no row "
+            "in e.last_name = 'Engineering'; it is a value of depts.dept_name",
+        ),
     ],
 )
 def test_a_value_of_another_column_compared_with_a_column_is_a_defect(staff_schema, sql, said):
