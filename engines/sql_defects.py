@@ -182,6 +182,14 @@ interrogatives, no word of any labelled question) (``question``):
   rows ("how many prescriptions ..."), on ``COUNT(DISTINCT ...)``, an outer join, ``GROUP BY``, when
   the ``WHERE`` picks one U row by its key, when ``U.c`` is unique (one U row per T row at most), on a
   self-join, or when the question counts no table of the statement.
+* **referencing rows counted where the question counts the table they reference**: the question
+  asks how many rows of exactly one table T there are, and the statement is one ``COUNT`` (not
+  ``DISTINCT``) over one other table U (no join, no ``GROUP BY``) with exactly one column that
+  references T and is not unique (``SELECT COUNT(*) FROM orders WHERE YEAR(ordered_at) = 2025`` for
+  "How many customers placed an order in 2025?"): each T row is counted once per U row of its own.
+  The message gives ``COUNT(DISTINCT c)``. It does not fire when the question counts U's rows, on
+  ``COUNT(DISTINCT ...)``, when U's reference is unique (one row per T row at most) or fixed by the
+  ``WHERE``, when U has several columns referencing T (roles), or none (the check above).
 * **an id where the question names the row's value**: the statement compares a column that
   references a table with a number (``Rentals.StatusID = 1``), the question does not give that
   number, and it names a value of a listed text column of the referenced table ("cancelled":
@@ -333,6 +341,7 @@ def defects(
                 _rows_of_groups_counted(question, scope),
                 _count_of_another_table(question, scope),
                 _count_repeated_by_a_join(question, scope),
+                _referencing_rows_counted(question, scope),
                 _history_without_current_row(question, scope),
             )
             if said
@@ -745,6 +754,38 @@ def _count_of_another_table(question: str, scope: StatementScope) -> str:
     return (
         f"it counts rows of {counted}, but the question asks how many {asked[0]}, and no column of {counted} "
         f"references {asked[0]}: count {asked[0]} rows (FROM {asked[0]}, with a JOIN to {counted} for its condition)"
+    )
+
+
+def _referencing_rows_counted(question: str, scope: StatementScope) -> str:
+    lone = _lone_count(scope.tree)
+    if lone is None or isinstance(lone[0].this, exp.Distinct) or not isinstance(scope.tree, exp.Select):
+        return ""
+    counted = scope.tables.get(lone[1].name.lower())
+    if counted is None or asks_how_many(question, counted):
+        return ""
+    asked = [t for t in scope.schema.tables if t != counted and asks_how_many(question, t)]
+    if len(asked) != 1:
+        return ""
+    table = scope.schema.table(counted)
+    references = [c for c in table.columns if _references(c) == asked[0].lower() and not c.unique]
+    if len(references) != 1:
+        return ""  # none (another check's matter) or several roles: which one was meant is the model's call
+    reference = references[0]
+    if any(name == reference.name.lower() for _, name in _Equalities(scope.tree).constant):
+        return ""  # the WHERE fixes it: one row of the asked table
+    distinct = scope.tree.copy()
+    projection = distinct.expressions[0]
+    counted_keys = exp.Count(this=exp.Distinct(expressions=[exp.column(reference.name)]))
+    if isinstance(projection, exp.Alias):
+        projection.set("this", counted_keys)
+    else:
+        projection.replace(counted_keys)
+    return _suggesting(
+        f"{lone[0].sql(dialect='mysql')} counts rows of {counted} where the question asks how many {asked[0]}: "
+        f"{counted}.{reference.name} references {asked[0]}, so each {asked[0]} row is counted once for every "
+        f"{counted} row of its own; count each {asked[0]} row once",
+        distinct,
     )
 
 
