@@ -1048,8 +1048,8 @@ def test_kbs_rewrite_answers_before_a_lone_rescue_sample_but_not_over_two_that_a
 
 def test_orders_counted_where_the_question_counts_customers_are_given_back(engine_with, admin, project_settings):
     """ "How many customers ordered in 2025?" over customers JOIN orders with COUNT(*) counts orders;
-    told so, the model counts each customer once. "How many orders ..." over the same join is answered
-    as written (must not fire)."""
+    told so, the model counts each customer once; the same over orders alone. "How many orders ..."
+    over the join is answered as written (must not fire)."""
     db = project_settings.sql.database
     ordering = "FROM customers c JOIN orders o ON o.customer_id = c.id WHERE YEAR(o.ordered_at) = 2025"
     written, corrected = f"SELECT COUNT(*) {ordering}", f"SELECT COUNT(DISTINCT c.id) AS n {ordering}"
@@ -1066,6 +1066,12 @@ def test_orders_counted_where_the_question_counts_customers_are_given_back(engin
     engine, llm = engine_with(corrected_by_the_model(f"SELECT COUNT(*) AS n {ordering}", "", "nothing: never asked"))
     answer = sql_answer(engine, "How many orders did customers place in 2025?")
     assert len(answer.attempts) == 1 and answer.rows == [{"n": orders}]
+    lone = "SELECT COUNT(*) AS n FROM orders WHERE YEAR(ordered_at) = 2025"  # no join: the orders alone
+    distinct = lone.replace("COUNT(*)", "COUNT(DISTINCT customer_id)")
+    engine, llm = engine_with(corrected_by_the_model(lone, distinct, "COUNT(DISTINCT customer_id)"))
+    answer = sql_answer(engine, "How many customers placed an order in 2025?")
+    assert answer.attempts[0].error.startswith("it ran, but COUNT(*) counts rows of orders where the question asks")
+    assert answer.attempts[-1].error is None and answer.rows == [{"n": customers}]
 
 
 def test_an_ambiguous_column_the_joins_tie_is_qualified_by_kb(engine_with, admin, project_settings):
