@@ -757,6 +757,19 @@ def _count_of_another_table(question: str, scope: StatementScope) -> str:
     )
 
 
+def _counting_distinct(select: exp.Select, column: exp.Column) -> exp.Select:
+    """A copy of ``select`` (one count in its select list) that counts the different values of
+    ``column`` instead, under the count's alias if it had one."""
+    distinct = select.copy()
+    projection = distinct.expressions[0]
+    counted = exp.Count(this=exp.Distinct(expressions=[column]))
+    if isinstance(projection, exp.Alias):
+        projection.set("this", counted)
+    else:
+        projection.replace(counted)
+    return distinct
+
+
 def _referencing_rows_counted(question: str, scope: StatementScope) -> str:
     lone = _lone_count(scope.tree)
     if lone is None or isinstance(lone[0].this, exp.Distinct) or not isinstance(scope.tree, exp.Select):
@@ -774,13 +787,7 @@ def _referencing_rows_counted(question: str, scope: StatementScope) -> str:
     reference = references[0]
     if any(name == reference.name.lower() for _, name in _Equalities(scope.tree).constant):
         return ""  # the WHERE fixes it: one row of the asked table
-    distinct = scope.tree.copy()
-    projection = distinct.expressions[0]
-    counted_keys = exp.Count(this=exp.Distinct(expressions=[exp.column(reference.name)]))
-    if isinstance(projection, exp.Alias):
-        projection.set("this", counted_keys)
-    else:
-        projection.replace(counted_keys)
+    distinct = _counting_distinct(scope.tree, exp.column(reference.name))
     return _suggesting(
         f"{lone[0].sql(dialect='mysql')} counts rows of {counted} where the question asks how many {asked[0]}: "
         f"{counted}.{reference.name} references {asked[0]}, so each {asked[0]} row is counted once for every "
@@ -834,13 +841,7 @@ def _count_repeated_by_a_join(question: str, scope: StatementScope) -> str:
                 identifying = {c.name.lower() for c in many.columns if c.primary or c.unique}
                 if any((many_alias, name) in equalities.constant for name in identifying):
                     continue  # the WHERE picks one row of it
-                distinct = tree.copy()
-                counted_keys = exp.Count(this=exp.Distinct(expressions=[exp.column(key.name, table=counted_alias)]))
-                projection = distinct.expressions[0]
-                if isinstance(projection, exp.Alias):
-                    projection.set("this", counted_keys)
-                else:
-                    projection.replace(counted_keys)
+                distinct = _counting_distinct(tree, exp.column(key.name, table=counted_alias))
                 return _suggesting(
                     f"{count.sql(dialect='mysql')} counts the joined rows where the question asks how many "
                     f"{counted.name}: {many.name}.{reference.name} references {counted.name}, so each {counted.name} "
