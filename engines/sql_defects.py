@@ -785,7 +785,7 @@ def _referencing_rows_counted(question: str, scope: StatementScope) -> str:
     if len(references) != 1:
         return ""  # none (another check's matter) or several roles: which one was meant is the model's call
     reference = references[0]
-    if any(name == reference.name.lower() for _, name in _Equalities(scope.tree).constant):
+    if any(name == reference.name.lower() for _, name in Equalities(scope.tree).constant):
         return ""  # the WHERE fixes it: one row of the asked table
     distinct = _counting_distinct(scope.tree, exp.column(reference.name))
     return _suggesting(
@@ -822,7 +822,7 @@ def _count_repeated_by_a_join(question: str, scope: StatementScope) -> str:
         return ""
     key = keys[0]
     counted_alias = sources[named.index(asked[0])].alias_or_name
-    equalities = _Equalities(tree)
+    equalities = Equalities(tree)
     for join in joins:
         for condition in conjuncts(join.args.get("on")):
             if not isinstance(condition, exp.EQ):
@@ -1055,10 +1055,10 @@ def inner_join(join: exp.Join) -> bool:
     )
 
 
-_ColumnKey = tuple[str, str]  # (qualifier, name) in lower case
+ColumnKey = tuple[str, str]  # (qualifier, name) in lower case
 
 
-class _Equalities:
+class Equalities:
     """The equalities of a SELECT's ``WHERE`` and of its inner joins' ``ON`` (which hold for every row
     it returns): the columns they tie together and the constants they set them to."""
 
@@ -1068,9 +1068,9 @@ class _Equalities:
         for join in select.args.get("joins") or []:
             if inner_join(join):  # its ON holds for every row
                 conditions += conjuncts(join.args.get("on"))
-        self.equal: dict[_ColumnKey, set[_ColumnKey]] = {}  # a column -> the columns an equality pairs it with
-        self.constant: dict[_ColumnKey, str] = {}  # a column -> the literal an equality sets it to
-        self.written: dict[_ColumnKey, str] = {}  # a column -> as the statement writes it
+        self.equal: dict[ColumnKey, set[ColumnKey]] = {}  # a column -> the columns an equality pairs it with
+        self.constant: dict[ColumnKey, str] = {}  # a column -> the literal an equality sets it to
+        self.written: dict[ColumnKey, str] = {}  # a column -> as the statement writes it
         for condition in conditions:
             left, right = (condition.left, condition.right) if isinstance(condition, exp.EQ) else (None, None)
             for side in (left, right):
@@ -1084,22 +1084,27 @@ class _Equalities:
                     self.constant[self.key(column)] = literal.sql(dialect="mysql")
 
     @staticmethod
-    def key(column: exp.Column) -> _ColumnKey:
+    def key(column: exp.Column) -> ColumnKey:
         return column.table.lower(), column.name.lower()
 
-    def fixed(self, column: exp.Column) -> Optional[tuple[str, set[_ColumnKey]]]:
-        """The constant ``column`` equals in every row and the columns that tie it there (``column``
-        included), when it is tied to one through at least one other column; None otherwise (not fixed,
-        or fixed by its own condition alone: ``SELECT id FROM t WHERE id = 5`` tests that the row exists)."""
-        reached, frontier = {self.key(column)}, [self.key(column)]
+    def tied(self, start: ColumnKey) -> set[ColumnKey]:
+        """The columns the equalities make equal to ``start`` in every row, ``start`` included."""
+        reached, frontier = {start}, [start]
         while frontier:
             for other in self.equal.get(frontier.pop(), set()) - reached:
                 reached.add(other)
                 frontier.append(other)
+        return reached
+
+    def fixed(self, column: exp.Column) -> Optional[tuple[str, set[ColumnKey]]]:
+        """The constant ``column`` equals in every row and the columns that tie it there (``column``
+        included), when it is tied to one through at least one other column; None otherwise (not fixed,
+        or fixed by its own condition alone: ``SELECT id FROM t WHERE id = 5`` tests that the row exists)."""
+        reached = self.tied(self.key(column))
         value = next((self.constant[c] for c in sorted(reached) if c in self.constant), None)
         return None if value is None or len(reached) < 2 else (value, reached)
 
-    def chain(self, column: exp.Column, reached: set[_ColumnKey], value: str) -> str:
+    def chain(self, column: exp.Column, reached: set[ColumnKey], value: str) -> str:
         """How the statement fixes ``column``: ``s2.SupervisorID = s1.StaffID = 108``."""
         shown = column.sql(dialect="mysql")
         return " = ".join([shown, *(self.written[c] for c in sorted(reached - {self.key(column)})), value])
@@ -1118,7 +1123,7 @@ def _counted_distinct(projection: exp.Expr) -> Optional[exp.Column]:
 def _answer_fixed_by_its_conditions(tree: exp.Expr) -> str:
     if not isinstance(tree, exp.Select) or not tree.expressions or tree.args.get("group"):
         return ""
-    equalities = _Equalities(tree)
+    equalities = Equalities(tree)
     for projection in tree.expressions:
         counted = _counted_distinct(projection)
         fixed = equalities.fixed(counted) if counted is not None else None
@@ -1135,7 +1140,7 @@ def _answer_fixed_by_its_conditions(tree: exp.Expr) -> str:
                 "whenever a row matches, whatever the data; to count the rows that match",
                 counting,
             )
-    first: Optional[tuple[exp.Column, str, set[_ColumnKey]]] = None  # a selected column, its value, its equals
+    first: Optional[tuple[exp.Column, str, set[ColumnKey]]] = None  # a selected column, its value, its equals
     for projection in tree.expressions:
         if not isinstance(projection, exp.Column):
             return ""
@@ -1202,7 +1207,7 @@ def _join_that_repeats_rows(scope: StatementScope) -> str:
         ]
         if used:
             continue  # the joined table's columns are selected or filtered on
-        constant = _Equalities(tree).constant
+        constant = Equalities(tree).constant
         identifying = {key.name.lower()} | {c.name.lower() for c in one.columns if c.unique}
         if not any((qualifier, name) in constant for qualifier in ("", other[0].table.lower()) for name in identifying):
             continue  # no one row picked, a list: whether repeating its rows is wrong depends on what is asked

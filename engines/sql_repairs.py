@@ -38,7 +38,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from kb.engines.sql_defects import conjuncts, defects, inner_join
+from kb.engines.sql_defects import Equalities, defects
 from kb.engines.sql_guard import parse_statement, table_named
 from kb.engines.sql_schema import Column, SchemaDescriber, Table, noun_forms
 
@@ -199,23 +199,12 @@ class StatementRepairs:
         holders = [t.alias_or_name.lower() for t in outer if self._column(t.name, column) is not None]
         if len(holders) < 2 or len(set(holders)) != len(holders):
             return None
-        tied = {holders[0]}  # the holders one inner join's equality of the column reaches from the first
-        equalities = []  # (qualifier, qualifier) of each inner join's equality of the column with itself
-        for join in select.args.get("joins") or []:
-            for on in conjuncts(join.args.get("on")) if inner_join(join) else []:
-                sides = [on.left, on.right] if isinstance(on, exp.EQ) else []
-                tied_sides = [
-                    side for side in sides if isinstance(side, exp.Column) and side.name.lower() == column.lower()
-                ]
-                if len(tied_sides) == 2:
-                    equalities.append((tied_sides[0].table.lower(), tied_sides[1].table.lower()))
-        grown = True
-        while grown:
-            grown = False
-            for a, b in equalities:
-                if (a in tied) != (b in tied):
-                    tied |= {a, b}
-                    grown = True
+        # the qualifiers whose column the WHERE's and inner joins' equalities make equal to the first's
+        tied = {
+            qualifier
+            for qualifier, name in Equalities(select).tied((holders[0], column.lower()))
+            if name == column.lower()
+        }
         if not set(holders) <= tied:
             return None
         first = next(t.alias_or_name for t in outer if t.alias_or_name.lower() == holders[0])
