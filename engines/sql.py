@@ -12,9 +12,10 @@ The prompt also says where the values the question names live and how the data s
 Every statement then passes the read-only guard and runs through a SELECT-only account in a READ
 ONLY transaction with a time limit and a row cap. When the server rejects it (unknown column, bad
 join, syntax) or the guard cannot parse it, the model gets the error and the schema again and
-writes a correction, up to ``max_attempts`` statements in all, as LangChain's SQL agent and Vanna
-do; where the server's error and the schema alone decide the repair (a join along the foreign keys
-for an unknown column), kb writes it (:mod:`kb.engines.sql_repairs`). A statement that runs is never
+writes a correction, up to ``max_attempts`` statements of its own in all, as LangChain's SQL agent
+and Vanna do; where the server's error and the schema alone decide the repair (a join along the
+foreign keys for an unknown column), kb writes it (:mod:`kb.engines.sql_repairs`), and such a repair
+does not use up one of the model's attempts. A statement that runs is never
 rewritten into another meaning; one that runs with a defect no question could want (an aggregate
 that folds every row into one beside plain columns, a column compared with itself, a join pairing
 keys that do not belong together, a count of groups that are single rows, a group of NULLs among
@@ -337,7 +338,11 @@ class SQLEngine(CustomQueryEngine):
     tables: list[str]
     row_limit: int = Field(default=200, ge=1)
     timeout_s: float = Field(default=5.0, gt=0)
-    max_attempts: int = Field(default=3, ge=1, description="statements run per question, corrections included")
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="statements the model writes per question, corrections included (kb's repairs besides)",
+    )
     candidates: int = Field(
         default=1, ge=1, description="statements written per question and voted on by their rows (1: greedy only)"
     )
@@ -443,8 +448,8 @@ class SQLEngine(CustomQueryEngine):
         and how to join to it. A small model often writes the failed statement again: then it is
         asked once more, sampling (temperature 0.8), for another."""
         tried_forms = {_normalized(sql) for sql in tried}
-        joined = self.repairs.add_missing_join(failed.sql, failed.error or "")
-        if joined and _normalized(joined) not in tried_forms:
+        joined = self._kb_repair(failed, tried)
+        if joined is not None:
             return joined
         prompt = self._correction_prompt(question, failed, tables, hint)
         rewrite = str(self.llm.complete(prompt).text)
@@ -454,6 +459,14 @@ class SQLEngine(CustomQueryEngine):
             except TypeError:  # an LLM whose complete() takes no temperature: keep the first rewrite
                 pass
         return rewrite
+
+    def _kb_repair(self, failed: Attempt, tried: Sequence[str]) -> Optional[str]:
+        """kb's own rewrite of a statement the server refused (:meth:`StatementRepairs.add_missing_join`),
+        when there is one that has not been tried; no LLM call."""
+        joined = self.repairs.add_missing_join(failed.sql, failed.error or "")
+        if joined and _normalized(joined) not in {_normalized(sql) for sql in tried}:
+            return joined
+        return None
 
     def _correction_prompt(self, question: str, failed: Attempt, tables: Sequence[str], hint: str) -> str:
         """The prompt that asks for a rewrite of ``failed``: the schema, the question, the statement, its
@@ -540,23 +553,33 @@ class SQLEngine(CustomQueryEngine):
         self, question: str, hint: str, outcome: SQLOutcome, clock: Stopwatch
     ) -> tuple[Optional[Statement], Verdict]:
         """The greedy statement and its corrections, until one runs without a defect (at most
-        ``max_attempts``, and no further once a correction repeats a statement already tried), and how
+        ``max_attempts`` written by the model, kb's own repairs besides, and no further once a
+        correction repeats a statement already tried), and how
         they ended. The statement is the one that ran clean ("clean"), else the first that ran with a
         defect (:mod:`kb.engines.sql_defects`: corrected like a failed one), else None; "final" when
         the last failure is one no rewrite mends (a refusal of what the statement would do, a time
         limit), else "mendable". Writing is the clock's step "generation", running "query"."""
         used_tables: tuple[str, ...] = ()
         ran_with_defect: Optional[Statement] = None
-        for number in range(self.max_attempts):
+        written_by_model = 0
+        # kb's repairs cost no LLM call and are never repeated, so they do not use up the model's attempts;
+        # the bound on all statements only guards against a repair that keeps producing new statements.
+        for number in range(2 * self.max_attempts):
+            if written_by_model == self.max_attempts:
+                break
+            tried = [a.sql for a in outcome.attempts]
+            repaired = self._kb_repair(outcome.attempts[-1], tried) if number else None
             with clock.step("generation"):
-                proposed = (
-                    self.write_sql(question, hint)
-                    if number == 0
-                    else self.correct_sql(
-                        question, outcome.attempts[-1], used_tables, [a.sql for a in outcome.attempts], hint
+                if repaired is not None:
+                    proposed = repaired
+                else:
+                    written_by_model += 1
+                    proposed = (
+                        self.write_sql(question, hint)
+                        if number == 0
+                        else self.correct_sql(question, outcome.attempts[-1], used_tables, tried, hint)
                     )
-                )
-            if number and _normalized(proposed) in {_normalized(a.sql) for a in outcome.attempts}:
+            if number and _normalized(proposed) in {_normalized(sql) for sql in tried}:
                 break  # the model wrote a statement already tried (even sampling): running it again changes nothing
             attempt = Attempt(sql=clean(proposed) or proposed)
             outcome.attempts.append(attempt)

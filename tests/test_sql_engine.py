@@ -1104,3 +1104,22 @@ def test_todays_date_where_the_question_counts_no_time_from_today_is_given_back(
     engine, llm = engine_with(corrected_by_the_model(recent, "", "nothing: never asked"))
     answer = sql_answer(engine, "How many orders were placed in the last 30 days?")
     assert len(answer.attempts) == 1 and answer.attempts[0].error is None and "CURRENT_DATE" in answer.sql
+
+
+def test_kb_repairs_do_not_use_up_the_models_attempts(engine_with):
+    # the greedy statement lacks a join kb adds; the repaired one still names a column no table has,
+    # so the model corrects it: three statements of the model's own, kb's repair besides
+    corrections = iter(range(100))
+
+    def script(prompt: str) -> str:
+        if "Write a corrected statement" in prompt:
+            return f"SELECT COUNT(*) FROM returns WHERE no_such_column > {next(corrections)}"
+        return WRONG + " AND no_such_column = 1"
+
+    engine, llm = engine_with(script, rescue_samples=0)
+    answer = sql_answer(engine, LATE)
+    assert len([p for p in llm.prompts if p.rstrip().endswith("SQL:")]) == engine.max_attempts == 3
+    assert len(answer.attempts) == 4 and all(a.error for a in answer.attempts)
+    assert "Unknown column 'delivered_at'" in answer.attempts[0].error
+    assert "JOIN orders" in answer.attempts[1].sql and "no_such_column" in answer.attempts[1].error
+    assert [a.sql.endswith(f"> {n}") for n, a in enumerate(answer.attempts[2:])] == [True, True]
