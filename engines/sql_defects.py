@@ -1168,6 +1168,35 @@ def _answer_fixed_by_its_conditions(tree: exp.Expr) -> str:
     return Defect(f"{said} ({alone.sql(dialect='mysql')})", alone)
 
 
+def _hanging_joins(scope: StatementScope, joins: list[exp.Join], start: int) -> list[exp.Join]:
+    """The inner joins after ``joins[start]`` that hang from it, directly or through one another: each
+    joins a table on ``own.c = hung.c``, ``hung`` the alias of ``joins[start]`` or of an earlier
+    hanging join, and no column of their tables is read outside these joins' ON conditions (their rows
+    are used by nothing but the test that they exist). When a table of the chain is read elsewhere,
+    none hangs (its rows are used, and so are those it hangs from)."""
+    hung = {joins[start].this.alias_or_name.lower()}
+    hanging: list[exp.Join] = []
+    for join in joins[start + 1 :]:
+        joined, on = join.this, join.args.get("on")
+        if not isinstance(joined, exp.Table) or not isinstance(on, exp.EQ) or not inner_join(join):
+            continue
+        qualifiers = {side.table.lower() for side in (on.left, on.right) if isinstance(side, exp.Column)}
+        mine = joined.alias_or_name.lower()
+        if mine not in hung and mine in qualifiers and len(qualifiers) == 2 and qualifiers - {mine} <= hung:
+            hung.add(mine)
+            hanging.append(join)
+    chain = (joins[start], *hanging)
+    aliases = {join.this.alias_or_name.lower() for join in hanging}
+    tables = {join.this.name.lower() for join in hanging}
+    for column in scope.tree.find_all(exp.Column):
+        if column.find_ancestor(exp.Join) in chain:
+            continue
+        placed = None if column.table else scope.place(column)
+        if column.table.lower() in aliases or (placed is not None and placed[0].name.lower() in tables):
+            return []
+    return hanging
+
+
 def _join_that_repeats_rows(scope: StatementScope) -> str:
     tree = scope.tree
     if not isinstance(tree, exp.Select) or tree.args.get("group") or tree.args.get("distinct"):
@@ -1176,7 +1205,8 @@ def _join_that_repeats_rows(scope: StatementScope) -> str:
         return ""  # an aggregate counts or totals the joined rows: another check's matter
     if any(not c.table and scope.place(c) is None for c in tree.find_all(exp.Column)):
         return ""  # a column kb cannot place might be the joined table's
-    for join in tree.args.get("joins") or []:
+    joins = list(tree.args.get("joins") or [])
+    for index, join in enumerate(joins):
         joined, on = join.this, join.args.get("on")
         if not isinstance(joined, exp.Table) or not isinstance(on, exp.EQ) or not inner_join(join):
             continue
@@ -1196,13 +1226,14 @@ def _join_that_repeats_rows(scope: StatementScope) -> str:
             continue
         if not (key.primary or key.unique):
             continue
+        hanging = _hanging_joins(scope, joins, index)  # joins to the joined table's rows that only test them
         # In a self-join both aliases place in the same table: the joined alias's own columns are those it
         # qualifies (an unqualified one is counted as its own: the server would call it ambiguous).
         self_join = many.name == one.name
         used = [
             c
             for c in tree.find_all(exp.Column)
-            if c.find_ancestor(exp.Join) is not join
+            if c.find_ancestor(exp.Join) not in (join, *hanging)
             and (c.table.lower() == mine or (not c.table and (self_join or (scope.place(c) or (one,))[0] is many)))
         ]
         if used:
@@ -1212,13 +1243,18 @@ def _join_that_repeats_rows(scope: StatementScope) -> str:
         if not any((qualifier, name) in constant for qualifier in ("", other[0].table.lower()) for name in identifying):
             continue  # no one row picked, a list: whether repeating its rows is wrong depends on what is asked
         exact = tree.copy()
-        exact.args["joins"][tree.args["joins"].index(join)].pop()
-        exists = exp.Exists(this=exp.select("1").from_(joined.copy()).where(on.copy()))
-        exact = exact.where(exists)
+        for position in sorted((joins.index(j) for j in (join, *hanging)), reverse=True):
+            exact.args["joins"][position].pop()
+        tested = exp.select("1").from_(joined.copy())
+        for below in hanging:
+            tested = tested.join(below.copy())
+        exact = exact.where(exp.Exists(this=tested.where(on.copy())))
+        chained = f" and those of the joins of {', '.join(b.this.name for b in hanging)} to it" if hanging else ""
         return _suggesting(
-            f"the JOIN of {many.name} is used by nothing but its ON condition, and {many.name}.{reference.name} "
-            f"references {one.name}, so the one {one.name} row the WHERE picks comes back once for every "
-            f"{many.name} row that references it; test for those rows instead of joining them",
+            f"the JOIN of {many.name} is used by nothing but its ON condition{chained}, and "
+            f"{many.name}.{reference.name} references {one.name}, so the one {one.name} row the WHERE picks "
+            f"comes back once for every {many.name} row that references it; test for those rows instead of "
+            "joining them",
             exact,
         )
     return ""

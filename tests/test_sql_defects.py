@@ -761,8 +761,11 @@ def rental_schema(db) -> SchemaDescriber:
             "INSERT INTO methods VALUES (1, 'Customer Pickup', 'pickup'), (2, 'Van Delivery', 'van')",
             "INSERT INTO rentals VALUES (1, 'AB01', 1, 2, 1), (2, 'AB01', 4, 2, 2), (3, 'AB01', 3, 3, 2), "
             "(4, 'CD02', 4, 3, 1)",
+            "CREATE TABLE invoices (invoice_id INT PRIMARY KEY, rental_id INT NOT NULL, amount DECIMAL(8, 2), "
+            "FOREIGN KEY (rental_id) REFERENCES rentals (rental_id))",
+            "INSERT INTO invoices VALUES (1, 1, 120.00), (2, 1, 30.00), (3, 3, 80.00), (4, 4, 55.00)",
         ),
-        ["statuses", "customers", "staff", "methods", "rentals"],
+        ["statuses", "customers", "staff", "methods", "rentals", "invoices"],
     )
 
 
@@ -863,6 +866,48 @@ def test_a_self_join_used_only_by_its_condition_that_repeats_the_row_picked_is_a
         "WHERE s1.staff_id = s2.supervisor_id)"
     )
     assert db.fetchall(sql) == [("Peeters",), ("Peeters",)] and db.fetchall(exact) == [("Peeters",)]
+
+
+def test_a_chain_of_joins_used_only_by_their_conditions_that_repeats_the_row_picked_is_a_defect(rental_schema, db):
+    # kb's own repair wrote this (rental dev: "Which company has the customer code BAKK36?"): the customer's
+    # company once per invoice of each of its rentals
+    sql = (
+        "SELECT c.company FROM customers c JOIN rentals r ON r.customer_code = c.code "
+        "INNER JOIN invoices i ON i.rental_id = r.rental_id WHERE c.code = 'AB01'"
+    )
+    [found] = defects(sql, rental_schema, question="Which company has the customer code AB01?")
+    assert "the JOIN of rentals is used by nothing but its ON condition and those of the joins of invoices to it" in (
+        found
+    )
+    assert "the one customers row the WHERE picks comes back once for every rentals row" in found
+    exact = suggested_statement(found)
+    assert exact == (
+        "SELECT c.company FROM customers AS c WHERE c.code = 'AB01' AND EXISTS(SELECT 1 FROM rentals AS r "
+        "INNER JOIN invoices AS i ON i.rental_id = r.rental_id WHERE r.customer_code = c.code)"
+    )
+    assert len(db.fetchall(sql)) == 3 and db.fetchall(exact) == [("Bakker Infra",)]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # a table of the chain read elsewhere: its rows are used, and so are those of the join it hangs from
+        "SELECT c.company, i.amount FROM customers c JOIN rentals r ON r.customer_code = c.code "
+        "JOIN invoices i ON i.rental_id = r.rental_id WHERE c.code = 'AB01'",
+        "SELECT c.company FROM customers c JOIN rentals r ON r.customer_code = c.code "
+        "JOIN invoices i ON i.rental_id = r.rental_id WHERE c.code = 'AB01' AND i.amount > 100",
+        "SELECT c.company FROM customers c JOIN rentals r ON r.customer_code = c.code "
+        "JOIN invoices i ON i.rental_id = r.rental_id WHERE c.code = 'AB01' ORDER BY amount",
+        # a list: no one customer picked
+        "SELECT c.company FROM customers c JOIN rentals r ON r.customer_code = c.code "
+        "JOIN invoices i ON i.rental_id = r.rental_id",
+        # a LEFT JOIN keeps the rows: not a chain of inner joins
+        "SELECT c.company, COUNT(i.invoice_id) FROM customers c JOIN rentals r ON r.customer_code = c.code "
+        "LEFT JOIN invoices i ON i.rental_id = r.rental_id WHERE c.code = 'AB01' GROUP BY c.company",
+    ],
+)
+def test_chains_of_joins_whose_rows_are_used_have_no_such_defect(rental_schema, sql):
+    assert not [f for f in defects(sql, rental_schema) if "used by nothing but its ON" in f]
 
 
 @pytest.mark.parametrize(

@@ -1123,3 +1123,22 @@ def test_kb_repairs_do_not_use_up_the_models_attempts(engine_with):
     assert "Unknown column 'delivered_at'" in answer.attempts[0].error
     assert "JOIN orders" in answer.attempts[1].sql and "no_such_column" in answer.attempts[1].error
     assert [a.sql.endswith(f"> {n}") for n, a in enumerate(answer.attempts[2:])] == [True, True]
+
+
+def test_a_customer_repeated_by_a_chain_of_joins_is_given_back(engine_with, admin, project_settings):
+    """The joins of orders and of their items test only that the customer has them, and repeat the
+    customer's one row for every item; told so, the model reads the customer alone."""
+    db = project_settings.sql.database
+    customer, city, items = admin.fetchall(
+        f"SELECT c.id, c.city, COUNT(*) FROM `{db}`.customers c JOIN `{db}`.orders o ON o.customer_id = c.id "
+        f"JOIN `{db}`.order_items i ON i.order_id = o.id GROUP BY c.id, c.city HAVING COUNT(*) > 1 ORDER BY c.id LIMIT 1"
+    )[0]
+    written = (
+        "SELECT c.city FROM customers c JOIN orders o ON o.customer_id = c.id "
+        f"JOIN order_items i ON i.order_id = o.id WHERE c.id = {customer}"
+    )
+    alone = f"SELECT city FROM customers WHERE id = {customer}"
+    engine, llm = engine_with(corrected_by_the_model(written, alone, "and those of the joins of order_items to it"))
+    answer = sql_answer(engine, f"Which city does customer {customer} live in?")
+    assert answer.attempts[0].error.startswith("it ran, but the JOIN of orders is used by nothing but its ON")
+    assert answer.attempts[-1].error is None and answer.rows == [{"city": city}] and items > 1
