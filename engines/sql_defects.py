@@ -96,8 +96,11 @@ schema's keys and values; those decided with the question's words come last:
   ``d.DepartmentName = 'Neurology'`` where no two departments share a name) and that has no aggregate, ``GROUP BY`` or ``DISTINCT``: that one row comes back once per
   referencing row. A self-join counts too (``Staff s1 JOIN Staff s2 ON s1.StaffID = s2.SupervisorID
   WHERE s1.StaffID = 108``: staff member 108 once per person reporting to them); there the joined
-  alias's columns are those it qualifies. The message gives the statement with ``EXISTS`` in place of
-  the join (the same rows, once). It does not fire on a list of rows (no key fixed: whether repeating them is wrong
+  alias's columns are those it qualifies. Inner joins that hang from the joined table (``JOIN
+  Invoices i ON i.RentalID = r.RentalID``), directly or through one another, and whose tables are read
+  nowhere but in those ``ON`` conditions, go with it: they only test that rows exist. The message
+  gives the statement with ``EXISTS`` in place of the join and the joins hanging from it (the same
+  rows, once). It does not fire on a list of rows (no key fixed: whether repeating them is wrong
   depends on what is asked), when a column of the joined table is selected or filtered on, when the
   join goes to the referenced side (each row meets at most one), on ``DISTINCT``, an aggregate or
   ``GROUP BY``.
