@@ -160,6 +160,13 @@ interrogatives, no word of any labelled question) (``question``):
   ("which customers are looked after by the employee with ..."), when the asked table's own column
   or a reference to it is selected, on a possessive ("which customer's rep ..." asks which rep), or on
   an expression it cannot place in one table.
+* **an id where the question asks for a column of its row**: the question asks for a column C of a
+  table T by a possessive (:func:`kb.engines.sql_schema.asks_for_column`: "Give the employee's last
+  name" names ``Employee.LastName``), no selected column has C's name, and a selected column is T's
+  key or references T (``SELECT SupportRepId, COUNT(*) FROM Customer GROUP BY SupportRepId``): the
+  answer is a number where a name was asked. The message says which join and column to select. It
+  does not fire when C (or a column of its name) is selected, when C is T's key ("the customer's
+  code"), when no selected column is an id of T, or when a selected expression might compute C.
 * **rows counted where the question counts what they belong to**: the question asks how many rows
   of a table T there are (:func:`kb.engines.sql_schema.asks_how_many`: "how many students", the
   noun in the plural), and the statement is ``SELECT COUNT(*) FROM U WHERE c IN (SELECT c FROM U
@@ -254,6 +261,7 @@ from kb.engines.sql_schema import (
     SchemaDescriber,
     StatementScope,
     Table,
+    asks_for_column,
     asks_how_many,
     asks_which,
     name_words,
@@ -341,6 +349,7 @@ def defects(
             said
             for said in (
                 _not_the_rows_asked(question, scope),
+                _id_for_the_column_asked(question, scope),
                 _rows_of_groups_counted(question, scope),
                 _count_of_another_table(question, scope),
                 _count_repeated_by_a_join(question, scope),
@@ -692,6 +701,41 @@ def _not_the_rows_asked(question: str, scope: StatementScope) -> str:
         return (
             f"it answers with {', '.join(others)}, a name of another table, where the question asks which {name}: "
             f"select {name}.{schema.table(name).name_columns()[0]} (JOIN {name} on its key) instead"
+        )
+    return ""
+
+
+def _id_for_the_column_asked(question: str, scope: StatementScope) -> str:
+    tree, schema = scope.tree, scope.schema
+    if not isinstance(tree, exp.Select) or not tree.expressions:
+        return ""
+    placed = []
+    for projection in tree.expressions:
+        column = projection.this if isinstance(projection, exp.Alias) else projection
+        if isinstance(column, exp.Column):
+            where = scope.place(column)
+            if where is None:
+                return ""  # a column kb cannot place might be the one asked
+            placed.append((column, *where))
+        elif not isinstance(column, exp.AggFunc):
+            return ""  # an expression might compute what is asked
+    for name in schema.tables:
+        table = schema.table(name)
+        asked = [c for c in table.columns if not c.primary and asks_for_column(question, name, c.name)]
+        if not asked or any(c.name.lower() in {a.name.lower() for a in asked} for _, _, c in placed):
+            continue  # the column asked is selected (or one of its name, from another table: not an id)
+        ids = [(w, t, c) for w, t, c in placed if _references(c) == name.lower() or (t.name == name and c.primary)]
+        if not ids:
+            continue
+        written, holder, id_column = ids[0]
+        shown, wanted = written.sql(dialect="mysql"), f"{name}.{asked[0].name}"
+        said = f"the question asks for {wanted}, and the statement answers with {shown}, an id of {name}: "
+        if holder.name == name:
+            return said + f"select {asked[0].name} of the same row in place of (or beside) the id"
+        key = id_column.references[1] if id_column.references else ""
+        return (
+            said
+            + f"JOIN {name} ON {name}.{key} = {shown} and select {wanted} (group by it too where the statement groups)"
         )
     return ""
 

@@ -110,6 +110,22 @@ def asks_which(question: str, table: str) -> bool:
     return False
 
 
+def asks_for_column(question: str, table: str, column: str) -> bool:
+    """Whether the question asks for a column of the table by a possessive: the table's name as words
+    in the singular, ``'s`` and the column's name as words (``Employee.LastName`` in "give the
+    employee's last name"; ``customers.customer_name`` in "the customer's name" too: a column's name
+    may repeat its table's)."""
+    words = name_words(column)
+    nouns = {form for name in table_words(table) for form in noun_forms(name)}
+    own = [words] + [words[len(n.split()) :] for n in nouns if words[: len(n.split())] == n.split()]
+    for noun in nouns:
+        for named in (w for w in own if w):
+            phrase = r"\s+".join(re.escape(w) for w in named)
+            if re.search(rf"\b{re.escape(noun)}['’]s\s+{phrase}\b", question, re.I):
+                return True
+    return False
+
+
 def plural(noun: str) -> str:
     """A noun's plural, lower case (a table named in the plural is its own): student -> students,
     category -> categories, address -> addresses, customers -> customers."""

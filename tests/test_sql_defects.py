@@ -1244,3 +1244,43 @@ def test_a_count_of_joined_rows_where_the_question_counts_the_table_they_referen
 )
 def test_counts_of_the_joined_rows_asked_for_or_of_one_row_each_have_no_such_defect(counted_schema, question, sql):
     assert defects(sql, counted_schema, question=question) == []
+
+
+def test_an_id_where_the_question_asks_for_a_column_of_its_row_is_a_defect(rental_schema):
+    question = "How many rentals does each customer have? Give the customer's company and the count."
+    sql = "SELECT customer_code, COUNT(*) FROM rentals GROUP BY customer_code"
+    [found] = defects(sql, rental_schema, question=question)
+    assert found.startswith("the question asks for customers.company, and the statement answers with customer_code")
+    assert "JOIN customers ON customers.code = customer_code and select customers.company" in found
+    own_key = "SELECT c.code, COUNT(*) FROM customers c JOIN rentals r ON r.customer_code = c.code GROUP BY c.code"
+    [told] = [f for f in defects(own_key, rental_schema, question=question) if "asks for customers.company" in f]
+    assert "select company of the same row" in told
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        (  # the column asked is selected
+            "How many rentals does each customer have? Give the customer's company and the count.",
+            "SELECT c.company, COUNT(*) FROM rentals r JOIN customers c ON c.code = r.customer_code GROUP BY c.company",
+        ),
+        (  # no column asked by a possessive
+            "How many rentals does each customer code have?",
+            "SELECT customer_code, COUNT(*) FROM rentals GROUP BY customer_code",
+        ),
+        (  # the key itself is asked
+            "How many rentals does each customer have? Give the customer's code and the count.",
+            "SELECT customer_code, COUNT(*) FROM rentals GROUP BY customer_code",
+        ),
+        (  # an expression might compute what is asked
+            "How many rentals does each customer have? Give the customer's company and the count.",
+            "SELECT CONCAT('code ', customer_code), COUNT(*) FROM rentals GROUP BY customer_code",
+        ),
+        (  # no id of the table asked about is selected
+            "Give the customer's company for each status.",
+            "SELECT status_id, COUNT(*) FROM rentals GROUP BY status_id",
+        ),
+    ],
+)
+def test_answers_that_hold_the_column_asked_or_no_id_of_its_table_have_no_such_defect(rental_schema, question, sql):
+    assert not [f for f in defects(sql, rental_schema, question=question) if "the question asks for" in f]

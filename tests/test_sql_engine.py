@@ -1142,3 +1142,18 @@ def test_a_customer_repeated_by_a_chain_of_joins_is_given_back(engine_with, admi
     answer = sql_answer(engine, f"Which city does customer {customer} live in?")
     assert answer.attempts[0].error.startswith("it ran, but the JOIN of orders is used by nothing but its ON")
     assert answer.attempts[-1].error is None and answer.rows == [{"city": city}] and items > 1
+
+
+def test_ids_where_the_question_asks_for_a_name_of_their_row_are_given_back(engine_with, admin, project_settings):
+    """ "Give the customer's name": the customer_id of each group is an id the user cannot read; told
+    which join and column, the model names the customers."""
+    db = project_settings.sql.database
+    question = "How many orders has each customer placed? Give the customer's name and the count."
+    written = "SELECT customer_id, COUNT(*) AS n FROM orders GROUP BY customer_id"
+    named = "SELECT c.name, COUNT(*) AS n FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY c.id, c.name"
+    engine, llm = engine_with(corrected_by_the_model(written, named, "JOIN customers ON customers.id = customer_id"))
+    answer = sql_answer(engine, question)
+    assert answer.attempts[0].error.startswith("it ran, but the question asks for customers.name")
+    customers = admin.fetchall(f"SELECT COUNT(DISTINCT customer_id) FROM `{db}`.orders")[0][0]
+    assert answer.attempts[-1].error is None and "name" in answer.rows[0]
+    assert len(answer.rows) == min(customers, engine.row_limit)
