@@ -620,8 +620,9 @@ class SQLEngine(CustomQueryEngine):
         """For a question none of whose attempts ran clean: up to ``rescue_samples`` statements sampled
         at ``rescue_temperature`` (a small model repeats its greedy mistake at low temperature) for
         the question's own prompt, each checked, run and checked for defects like a candidate. When
-        none of them runs clean and ``mending`` is given (the attempt that ran with a defect and
-        would otherwise answer), up to ``rescue_samples`` more for the correction prompt that shows
+        none of them runs clean and there is a statement to mend (``mending``, the attempt that ran
+        with a defect and would otherwise answer; when no attempt ran, the first of these samples
+        that ran with a defect), up to ``rescue_samples`` more for the correction prompt that shows
         it with its defect (whose message may carry the statement to write). The first rows two of
         them agree on answer; when none agree, the first that ran clean; None when none did.
 
@@ -645,17 +646,20 @@ class SQLEngine(CustomQueryEngine):
 
         written = sampled = 0
         agreed: Optional[list[Statement]] = None
-        correction = self._correction_prompt(question, mending, (), hint) if mending is not None else None
-        for shown in [None] if correction is None else [None, correction]:
-            if sampled:
-                break  # a sample for the question's own prompt ran clean
+        for shown_mending in (False, True):
+            if shown_mending and (sampled or mending is None):
+                break  # a sample for the question's own prompt ran clean, or none ran to be mended
+            shown = self._correction_prompt(question, mending, (), hint) if shown_mending and mending else None
             for seed in range(1, self.rescue_samples + 1):
-                candidate = self._sampled(question, hint, seed, self.rescue_temperature, shown)
+                sample = self._sample_run(question, hint, seed, self.rescue_temperature, shown)
                 written += 1
-                if candidate is None:
+                found = self.problems(sample, question) if sample is not None else []
+                if sample is None or found:
+                    if sample is not None and mending is None:  # no attempt ran: this one is shown mended
+                        mending = Attempt(sql=sample.sql, error=RAN_WITH_DEFECT + found[0])
                     continue
                 sampled += 1
-                group = _grouped(groups, candidate)
+                group = _grouped(groups, sample)
                 if is_rewrite(group[0]) or sum(1 for member in group if not is_rewrite(member)) == 2:
                     agreed = group
                     break
@@ -674,7 +678,7 @@ class SQLEngine(CustomQueryEngine):
         )
         return (chosen[0] if chosen else None), votes
 
-    def _sampled(
+    def _sample_run(
         self,
         question: str,
         hint: str,
@@ -682,9 +686,9 @@ class SQLEngine(CustomQueryEngine):
         temperature: Optional[float] = None,
         correction: Optional[str] = None,
     ) -> Optional[Statement]:
-        """One sampled candidate (for the question's own prompt, or the ``correction`` prompt when
-        given), checked and run (kb's join added once if the server names an unknown column); None
-        when the guard refuses it, it does not run, or it runs with a defect."""
+        """One sampled statement (for the question's own prompt, or the ``correction`` prompt when
+        given), checked and run (kb's join added once if the server names an unknown column), not
+        yet checked for defects; None when the guard refuses it or it does not run."""
         if correction is None:
             proposed = self.write_sql(question, hint, seed=seed, temperature=temperature)
         else:
@@ -703,7 +707,7 @@ class SQLEngine(CustomQueryEngine):
                 ran = self._run_checked(self.guard.check(joined))
             except SQLRefused:
                 return None
-        return ran if ran.rows is not None and not self.problems(ran, question) else None
+        return ran if ran.rows is not None else None
 
     def _vote(self, question: str, hint: str, greedy: Optional[Statement]) -> tuple[Optional[Statement], Votes]:
         """Execution-guided selection (see the module docstring): the statement whose rows the most
@@ -715,9 +719,9 @@ class SQLEngine(CustomQueryEngine):
             sizes = sorted((len(g) for g in groups), reverse=True) + [0, 0]
             if sizes[0] > sizes[1] + left:
                 break  # no remaining candidate can change the vote
-            candidate = self._sampled(question, hint, seed)
+            candidate = self._sample_run(question, hint, seed)
             written += 1
-            if candidate is not None:
+            if candidate is not None and not self.problems(candidate, question):
                 _grouped(groups, candidate)
         ran = sum(len(g) for g in groups)
         if not groups:

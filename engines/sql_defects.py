@@ -663,19 +663,28 @@ def _null_group(tree: exp.Expr, rows: Sequence[dict[str, Any]]) -> str:
     return ""
 
 
-def _not_the_rows_asked(question: str, scope: StatementScope) -> str:
-    tree, schema = scope.tree, scope.schema
-    if not isinstance(tree, exp.Select) or not tree.expressions:
-        return ""
+def _selected_columns(scope: StatementScope) -> list[tuple[exp.Column, Table, Column]]:
+    """The plain columns a SELECT answers with, each with its table and column in the schema
+    (aggregates beside them skipped: the count or total beside the ids, "product_id, COUNT(*)");
+    empty when it selects an expression or a column kb cannot place (either might be what is asked)."""
+    tree = scope.tree
+    if not isinstance(tree, exp.Select):
+        return []
     placed = []
     for projection in tree.expressions:
         column = projection.this if isinstance(projection, exp.Alias) else projection
         if isinstance(column, exp.AggFunc):
-            continue  # the count or total beside the ids ("product_id, COUNT(*)")
+            continue
         where = scope.place(column) if isinstance(column, exp.Column) else None
         if where is None:
-            return ""  # an expression, a column kb cannot place: not a bare id
-        placed.append(where)
+            return []
+        placed.append((column, *where))
+    return placed
+
+
+def _not_the_rows_asked(question: str, scope: StatementScope) -> str:
+    schema = scope.schema
+    placed = [(table, column) for _, table, column in _selected_columns(scope)]
     if not placed:
         return ""
     asked = [name for name in schema.tables if asks_which(question, name) and schema.table(name).name_columns()]
@@ -706,20 +715,9 @@ def _not_the_rows_asked(question: str, scope: StatementScope) -> str:
 
 
 def _id_for_the_column_asked(question: str, scope: StatementScope) -> str:
-    tree, schema = scope.tree, scope.schema
-    if not isinstance(tree, exp.Select) or not tree.expressions:
-        return ""
-    placed = []
-    for projection in tree.expressions:
-        column = projection.this if isinstance(projection, exp.Alias) else projection
-        if isinstance(column, exp.Column):
-            where = scope.place(column)
-            if where is None:
-                return ""  # a column kb cannot place might be the one asked
-            placed.append((column, *where))
-        elif not isinstance(column, exp.AggFunc):
-            return ""  # an expression might compute what is asked
-    for name in schema.tables:
+    schema = scope.schema
+    placed = _selected_columns(scope)
+    for name in schema.tables if placed else ():
         table = schema.table(name)
         asked = [c for c in table.columns if not c.primary and asks_for_column(question, name, c.name)]
         if not asked or any(c.name.lower() in {a.name.lower() for a in asked} for _, _, c in placed):

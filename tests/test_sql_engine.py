@@ -1157,3 +1157,33 @@ def test_ids_where_the_question_asks_for_a_name_of_their_row_are_given_back(engi
     customers = admin.fetchall(f"SELECT COUNT(DISTINCT customer_id) FROM `{db}`.orders")[0][0]
     assert answer.attempts[-1].error is None and "name" in answer.rows[0]
     assert len(answer.rows) == min(customers, engine.row_limit)
+
+
+def test_a_rescue_sample_with_a_defect_is_shown_mended_when_no_attempt_ran(engine_with, admin, project_settings):
+    """The greedy statement names a table that does not exist and its correction repeats it: no
+    attempt ran. The rescue samples for the question's own prompt run with a defect (ids where the
+    question asks for the customer's name); the first of them is shown with its defect in the
+    correction prompt, and the samples written for it answer."""
+    db = project_settings.sql.database
+    question = "How many orders has each customer placed? Give the customer's name and the count."
+    missing = "SELECT name, COUNT(*) FROM clients GROUP BY name"
+    ids = "SELECT customer_id, COUNT(*) AS n FROM orders GROUP BY customer_id"
+    named = "SELECT c.name, COUNT(*) AS n FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY c.id, c.name"
+    written = iter(range(100))
+
+    def script(prompt: str) -> str:
+        if "Result (" in prompt:
+            return "Answer."
+        if "Write a corrected statement" in prompt:
+            return named if "the question asks for customers.name" in prompt else missing
+        return missing if next(written) == 0 else ids  # the greedy statement, then the samples
+
+    engine, llm = engine_with(script)
+    answer = sql_answer(engine, question)
+    assert "refused by the guard" in answer.attempts[0].error and answer.sql == answer.attempts[-1].sql
+    assert "JOIN customers" in answer.sql and "name" in answer.rows[0]
+    customers = admin.fetchall(f"SELECT COUNT(DISTINCT customer_id) FROM `{db}`.orders")[0][0]
+    assert len(answer.rows) == min(customers, engine.row_limit)
+    # every sample for the question's own prompt ran with the defect; two for the correction prompt agreed
+    assert answer.candidates["rescue"] and answer.candidates["written"] == engine.rescue_samples + 2
+    assert answer.candidates["agreeing"] == 2
