@@ -112,7 +112,7 @@ def asks_which(question: str, table: str) -> bool:
 
 def asks_for_column(question: str, table: str, column: str) -> bool:
     """Whether the question asks for a column of the table by a possessive: the table's name as words
-    in the singular, ``'s`` and the column's name as words (``Employee.LastName`` in "give the
+    (singular or plural form), ``'s`` and the column's name as words (``Employee.LastName`` in "give the
     employee's last name"; ``customers.customer_name`` in "the customer's name" too: a column's name
     may repeat its table's)."""
     words = name_words(column)

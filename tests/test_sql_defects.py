@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from kb.engines.sql_defects import defects
-from kb.engines.sql_schema import SchemaDescriber
+from kb.engines.sql_schema import SchemaDescriber, asks_for_column
 
 
 @pytest.mark.parametrize(
@@ -1284,3 +1284,19 @@ def test_an_id_where_the_question_asks_for_a_column_of_its_row_is_a_defect(renta
 )
 def test_answers_that_hold_the_column_asked_or_no_id_of_its_table_have_no_such_defect(rental_schema, question, sql):
     assert not [f for f in defects(sql, rental_schema, question=question) if "the question asks for" in f]
+
+
+@pytest.mark.parametrize(
+    "question, table, column, asked",
+    [
+        ("Give the employee's last name and the count.", "Employee", "LastName", True),
+        ("List each support ticket's opened at date.", "support_tickets", "opened_at", True),
+        ("What is the customer's name?", "customers", "customer_name", True),  # the column repeats its table
+        ("What is the customer’s city?", "customers", "city", True),  # a typographic apostrophe
+        ("Give the last name of each employee.", "Employee", "LastName", False),  # no possessive
+        ("Give the employee's first name.", "Employee", "LastName", False),  # another column
+        ("Give the manager's last name.", "Employee", "LastName", False),  # another noun
+    ],
+)
+def test_a_column_asked_for_by_a_possessive(question, table, column, asked):
+    assert asks_for_column(question, table, column) is asked
