@@ -104,6 +104,14 @@ schema's keys and values; those decided with the question's words come last:
   depends on what is asked), when a column of the joined table is selected or filtered on, when the
   join goes to the referenced side (each row meets at most one), on ``DISTINCT``, an aggregate or
   ``GROUP BY``.
+* **groups merged by a shared name** (with the schema): the statement joins tables and groups by a
+  name column the describer marks shared (:attr:`Column.shared`: a ``name`` column whose values
+  several rows hold, ``customers.name``), and neither the table's key nor a column the equalities tie
+  to it is grouped (``SELECT c.name, COUNT(*) FROM customers c JOIN support_tickets t ON c.id =
+  t.customer_id GROUP BY c.name``): the rows of different customers of one name fall into one
+  group. The message gives the statement grouped by the key too. It does not fire on one table
+  grouped by its own name (counting the rows that share each name may be what is asked), when the
+  key or a column tied to it is grouped, or on a column that is not a shared name (a city).
 * **an answer the statement fixes itself**: every selected column is tied by the equalities of the
   ``WHERE`` and of inner joins' ``ON`` to a constant, through at least one other column
   (``SELECT s2.SupervisorID FROM Staff s1 JOIN Staff s2 ON s1.StaffID = s2.SupervisorID WHERE
@@ -342,7 +350,7 @@ def defects(
         found.extend(_unrelated_keys(scope))
         found.extend(_bare_dates_on_times(scope))
         found.extend(_value_of_another_column(scope))
-        found += [said for said in (_join_that_repeats_rows(scope),) if said]
+        found += [said for said in (_join_that_repeats_rows(scope), _groups_merged_by_a_shared_name(scope)) if said]
     found += [said for said in (_null_group(tree, rows), _counts_without_their_groups(tree, rows)) if said]
     if scope is not None and question:
         found += [
@@ -1211,6 +1219,34 @@ def _answer_fixed_by_its_conditions(tree: exp.Expr) -> str:
         return said + f" (SELECT ... FROM {picked} WHERE {fixed_name} = {value})"
     alone = exp.select(exp.column(projection.name)).from_(picked).where(f"{fixed_name} = {value}", dialect="mysql")
     return Defect(f"{said} ({alone.sql(dialect='mysql')})", alone)
+
+
+def _groups_merged_by_a_shared_name(scope: StatementScope) -> Optional[Defect]:
+    tree = scope.tree
+    if not isinstance(tree, exp.Select) or tree.args.get("group") is None or not tree.args.get("joins"):
+        return None  # one table grouped by its own name counts the rows that share it: maybe what is asked
+    group = tree.args["group"]
+    grouped = [g for g in group.expressions if isinstance(g, exp.Column)]
+    equalities = Equalities(tree)
+    grouped_keys = {Equalities.key(g) for g in grouped}
+    for column in grouped:
+        placed = scope.place(column)
+        if placed is None or placed[1].shared is None:
+            continue
+        table, name = placed
+        shared_key: str = placed[1].shared
+        key = exp.column(shared_key, table=column.table) if column.table else exp.column(shared_key)
+        if equalities.tied(Equalities.key(key)) & grouped_keys:
+            continue  # the key (or a column the joins make equal to it) is grouped too
+        keyed = tree.copy()
+        keyed.args["group"].set("expressions", [key, *keyed.args["group"].expressions])
+        return _suggesting(
+            f"it groups {table.name} by {name.name}, which several {table.name} rows share, so the rows of "
+            f"different {table.name} with the same {name.name} are merged into one group; group by "
+            f"the key {table.name}.{shared_key} too",
+            keyed,
+        )
+    return None
 
 
 def _hanging_joins(scope: StatementScope, joins: list[exp.Join], start: int) -> list[exp.Join]:

@@ -1187,3 +1187,40 @@ def test_a_rescue_sample_with_a_defect_is_shown_mended_when_no_attempt_ran(engin
     # every sample for the question's own prompt ran with the defect; two for the correction prompt agreed
     assert answer.candidates["rescue"] and answer.candidates["written"] == engine.rescue_samples + 2
     assert answer.candidates["agreeing"] == 2
+
+
+def test_customers_merged_by_a_shared_name_are_given_back(engine_with, admin, project_settings):
+    """The demo's customer names repeat (the describer marks customers.name shared): grouped by the
+    name alone, the tickets of different customers of one name fall into one group; told so, the model
+    groups by the key too. Grouping by the key (or a column the join ties to it), one table grouped by
+    its own name, or a column that is not a shared name is answered as written."""
+    from kb.engines.sql_defects import defects
+
+    db = project_settings.sql.database
+    question = "How many support tickets has each customer opened? Give the customer's name and the count."
+    join = "FROM customers c JOIN support_tickets t ON c.id = t.customer_id"
+    written = f"SELECT c.name, COUNT(*) AS n {join} GROUP BY c.name"
+    keyed = f"SELECT c.name, COUNT(*) AS n {join} GROUP BY c.id, c.name"
+    engine, llm = engine_with(corrected_by_the_model(written, keyed, "GROUP BY c.id, c.name"))
+    answer = sql_answer(engine, question)
+    assert answer.attempts[0].error.startswith("it ran, but it groups customers by name, which several customers")
+    customers = admin.fetchall(f"SELECT COUNT(DISTINCT customer_id) FROM `{db}`.support_tickets")[0][0]
+    assert answer.attempts[-1].error is None and len(answer.rows) == min(customers, engine.row_limit)
+    assert (
+        len(
+            admin.fetchall(
+                written.replace("customers c", f"`{db}`.customers c").replace(
+                    "support_tickets t", f"`{db}`.support_tickets t"
+                )
+            )
+        )
+        < customers
+    )  # the names merged customers
+    describer = engine.sql_database.describer
+    for fine in (
+        keyed,
+        f"SELECT c.name, COUNT(*) AS n {join} GROUP BY t.customer_id, c.name",
+        "SELECT name, COUNT(*) AS n FROM customers GROUP BY name",
+        f"SELECT c.city, COUNT(*) AS n {join} GROUP BY c.city",
+    ):
+        assert not [f for f in defects(fine, describer, question=question) if "merged into one group" in f], fine
