@@ -447,10 +447,14 @@ class SQLEngine(CustomQueryEngine):
         given the error, the schema again and, for an unknown column or table, where the column is
         and how to join to it. A small model often writes the failed statement again: then it is
         asked once more, sampling (temperature 0.8), for another."""
-        tried_forms = {_normalized(sql) for sql in tried}
         joined = self._kb_repair(failed, tried)
-        if joined is not None:
-            return joined
+        return joined if joined is not None else self._model_correction(question, failed, tables, tried, hint)
+
+    def _model_correction(
+        self, question: str, failed: Attempt, tables: Sequence[str], tried: Sequence[str], hint: str
+    ) -> str:
+        """The LLM's rewrite of ``failed`` (:meth:`correct_sql` without kb's own repair)."""
+        tried_forms = {_normalized(sql) for sql in tried}
         prompt = self._correction_prompt(question, failed, tables, hint)
         rewrite = str(self.llm.complete(prompt).text)
         if _normalized(rewrite) in tried_forms:
@@ -577,7 +581,7 @@ class SQLEngine(CustomQueryEngine):
                     proposed = (
                         self.write_sql(question, hint)
                         if number == 0
-                        else self.correct_sql(question, outcome.attempts[-1], used_tables, tried, hint)
+                        else self._model_correction(question, outcome.attempts[-1], used_tables, tried, hint)
                     )
             if number and _normalized(proposed) in {_normalized(sql) for sql in tried}:
                 break  # the model wrote a statement already tried (even sampling): running it again changes nothing
