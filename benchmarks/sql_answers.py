@@ -8,9 +8,11 @@ or with a thousands separator, dates also with the month's name; case aside). Pr
 part, for results of one row and of several (2 to ``--max-rows``): the answers whose sentence names
 every row, and those kb added its note of the rows left out to. A result of several rows answered
 with one of them ("Karl Johansson's email is ..." where three customers have that name) is the miss
-this counts. Misses are printed answer by answer for ``dev`` parts only.
+this counts. With ``--long``, results longer than the prompt shows (``ROWS_SHOWN``) too: the answers
+that give the result's number of rows (the others get kb's line saying they were written from the
+first rows). Misses are printed answer by answer for ``dev`` parts only.
 
-Run: ``.venv/bin/python benchmarks/sql_answers.py [--sets demo,chinook,...] [--parts dev] [--max-rows 10]``.
+Run: ``.venv/bin/python benchmarks/sql_answers.py [--sets demo,chinook,...] [--parts dev] [--max-rows 10] [--long]``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from sample_databases import load_sample
 from sql_accuracy import DATA, SETS, run_statement
 
 from kb.config import load_settings
-from kb.engines.answer_rows import names_row
+from kb.engines.answer_rows import ROWS_SHOWN, names_row
 from kb.engines.sql import SQLEngine, SQLOutcome
 from kb.models.factories import build_llm
 from kb.server.database import private_server
@@ -43,6 +45,8 @@ class Tally:
     several: int = 0
     several_covered: int = 0  # by the model's sentence
     several_noted: int = 0  # answers kb added its note of the rows left out to
+    long: int = 0  # results of more rows than the prompt shows
+    long_counted: int = 0  # whose sentence gives the number of rows
     seconds: float = 0.0
 
 
@@ -52,6 +56,7 @@ def main() -> None:
     parser.add_argument("--parts", default="dev")
     parser.add_argument("--max-rows", type=int, default=10)
     parser.add_argument("--several-only", action="store_true", help="results of one row left out (quicker)")
+    parser.add_argument("--long", action="store_true", help=f"results of more than {ROWS_SHOWN} rows too")
     parser.add_argument("--json", type=Path, help="write every answer here too (question, rows, answer)")
     args = parser.parse_args()
     wanted_sets, wanted_parts = set(args.sets.split(",")), set(args.parts.split(","))
@@ -74,7 +79,10 @@ def main() -> None:
             if part not in wanted_parts:
                 continue
             rows = run_statement(engine, item["sql"])
-            if not rows or len(rows) > args.max_rows or (args.several_only and len(rows) == 1):
+            long = len(rows) > ROWS_SHOWN
+            if long and not args.long:
+                continue
+            if not rows or (len(rows) > args.max_rows and not long) or (args.several_only and len(rows) == 1):
                 continue
             tally = results.setdefault((sql_set.title, part), Tally())
             started = time.perf_counter()
@@ -84,6 +92,13 @@ def main() -> None:
             noted = bool(response.metadata.get("rows_left_out"))  # the sentence left rows out: kb added a note
             covered = not noted and all(names_row(answer, row) for row in rows)
             written.append({"set": sql_set.key, "part": part, "q": item["q"], "rows": rows, "answer": answer})
+            if long:
+                tally.long += 1
+                counted = "rows_not_shown" not in response.metadata  # else kb added its line
+                tally.long_counted += counted
+                if part == "dev" and not counted:
+                    print(f"  {sql_set.key}: {item['q']!r}: {len(rows)} rows, not given in {answer!r}")
+                continue
             if len(rows) == 1:
                 tally.one += 1
                 tally.one_covered += covered
@@ -99,14 +114,16 @@ def main() -> None:
     print(f"\nmodel {settings.active_profile.llm.model}, {time.strftime('%Y-%m-%d')}")
     print(
         "| set | part | one row: covered | several rows: every row covered by the model's sentence | "
-        "kb's note of the rows left out added | s / answer |"
+        "kb's note of the rows left out added | longer than shown: the sentence gives the number of rows | "
+        "s / answer |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for (title, part), t in results.items():
-        answers = t.one + t.several
+        answers = t.one + t.several + t.long
+        long = f"{t.long_counted}/{t.long}" if args.long else "-"
         print(
             f"| {title} | {part} | {t.one_covered}/{t.one} | {t.several_covered}/{t.several} | "
-            f"{t.several_noted}/{t.several} | {t.seconds / max(answers, 1):.2f} |"
+            f"{t.several_noted}/{t.several} | {long} | {t.seconds / max(answers, 1):.2f} |"
         )
 
 

@@ -8,7 +8,9 @@ any LlamaIndex component (a tool, a router, an evaluator) passes it along untouc
   the database side's final statement, its rows, every statement tried with its error, and whether
   the read-only guard refused it; ``candidates``: how the candidate statements voted, when there
   were several; ``rows_left_out``: how many rows of a result of several the written answer did not
-  name, which kb then lists after it (:mod:`kb.engines.answer_rows`);
+  name, which kb then lists after it, and ``rows_not_shown``: how many rows of a result longer than
+  the answer prompt shows the model did not see, when kb says so after its answer
+  (:mod:`kb.engines.answer_rows`);
 * ``timings``: retrieval, generation and total milliseconds.
 
 The cited chunks are the response's ``source_nodes``. :class:`Answer` (for the CLI, the query log

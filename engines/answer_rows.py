@@ -8,10 +8,15 @@ some row has none of its values in the answer, kb adds one line after the answer
 rows: "Also in the result (3 rows in all): ...". A row is named when one of its values appears in
 the answer as the result shows it, or as a number is commonly written (rounded to 2 decimals,
 without trailing zeros, with a thousands separator), or as a date is (with its month's name), case
-aside. Nothing is added to an answer that names every row, to a result of one row or of none, or to
-one of more rows than the model saw (it was shown a cut result and may summarise it).
+aside. Nothing is added to an answer that names every row, or to a result of one row or of none.
+
+A result of more than :data:`ROWS_SHOWN` rows cannot be named row by row: the model is shown its
+first :data:`LONG_RESULT_HEAD` and told how many there are, and an answer written from them may read
+like the whole answer ("Ida Andersson has opened 2 support tickets." for 322 customers' counts). When
+such an answer does not give the result's number of rows, kb adds the line "The answer is written
+from the first 5 of the result's 322 rows." (``rows_not_shown`` in the metadata: how many the model did not see).
 ``benchmarks/sql_answers.py`` measures, with these same rules, how often the model's sentence names
-every row.
+every row, and how often one over a longer result gives its number of rows.
 """
 
 from __future__ import annotations
@@ -22,7 +27,17 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-ROWS_SHOWN = 20  # rows of a result the answer prompt shows the model (kb.engines.sql.format_rows)
+ROWS_SHOWN = 20  # rows of a result the answer prompt shows the model whole (kb.engines.sql.format_rows)
+# Rows of a longer result the answer prompt shows: the 1.5B model asked to name twenty rows of a long
+# result mixes their columns and repeats itself; five it copies as they are.
+LONG_RESULT_HEAD = 5
+
+
+def rows_shown(count: int) -> int:
+    """How many of a result's ``count`` rows the answer prompt shows the model."""
+    return count if count <= ROWS_SHOWN else LONG_RESULT_HEAD
+
+
 _ISO_DATE = re.compile(r"\d{4}-\d\d-\d\d(?: \d\d:\d\d:\d\d)?$")
 
 
@@ -64,9 +79,25 @@ def rows_left_out(answer: str, rows: Sequence[dict[str, Any]]) -> list[dict[str,
     return [row for row in rows if any(v is not None for v in row.values()) and not names_row(answer, row)]
 
 
-def left_out_note(answer: str, rows: Sequence[dict[str, Any]], metadata: dict[str, Any]) -> str:
+def gives_row_count(answer: str, count: int) -> bool:
+    """Whether ``answer`` writes the number ``count`` (digits, with or without a thousands separator)."""
+    return any(re.search(rf"(?<![\d.,]){re.escape(s)}(?![\d]|[.,]\d)", answer) for s in {str(count), f"{count:,}"})
+
+
+def left_out_note(
+    answer: str, rows: Sequence[dict[str, Any]], metadata: dict[str, Any], *, truncated: bool = False
+) -> str:
     """The line kb adds after ``answer`` for the rows it leaves out ("" when it names every row); how
-    many it lists goes into the response's ``metadata`` as ``rows_left_out``."""
+    many it lists goes into the response's ``metadata`` as ``rows_left_out``. For a result of more
+    than :data:`ROWS_SHOWN` rows (``truncated``: the engine stopped reading at ``len(rows)``), the line
+    says the answer was written from the first ones, unless the answer gives the number of rows; how
+    many the model did not see goes into ``metadata`` as ``rows_not_shown``."""
+    if len(rows) > ROWS_SHOWN:
+        if gives_row_count(answer, len(rows)):
+            return ""
+        metadata["rows_not_shown"] = len(rows) - LONG_RESULT_HEAD
+        of = f"more than {len(rows)}" if truncated else str(len(rows))
+        return f"\n\nThe answer is written from the first {LONG_RESULT_HEAD} of the result's {of} rows."
     missing = rows_left_out(answer, rows)
     if not missing:
         return ""
@@ -76,13 +107,13 @@ def left_out_note(answer: str, rows: Sequence[dict[str, Any]], metadata: dict[st
 
 
 def with_left_out_note(
-    pieces: Iterator[str], rows: Sequence[dict[str, Any]], metadata: dict[str, Any]
+    pieces: Iterator[str], rows: Sequence[dict[str, Any]], metadata: dict[str, Any], *, truncated: bool = False
 ) -> Iterator[str]:
     """A streamed answer's pieces, then its :func:`left_out_note` once the answer is complete."""
     written = []
     for piece in pieces:
         written.append(piece)
         yield piece
-    note = left_out_note("".join(written), rows, metadata)
+    note = left_out_note("".join(written), rows, metadata, truncated=truncated)
     if note:
         yield note

@@ -144,12 +144,14 @@ class RoutedQueryEngine(CustomQueryEngine):
         arguments = dict(context=context, sql=outcome.sql or "-", rows=rows, question=question)
         shown = outcome.rows or []  # the rows an answer that leaves some out is followed by (SQLEngine.respond)
         if streaming:
-            pieces = with_left_out_note(self.llm.stream(BOTH_PROMPT, **arguments), shown, metadata)
+            pieces = with_left_out_note(
+                self.llm.stream(BOTH_PROMPT, **arguments), shown, metadata, truncated=outcome.truncated
+            )
             return StreamingResponse(
                 response_gen=timed_stream(pieces, metadata, clock), source_nodes=nodes, metadata=metadata
             )
         with clock.step("generation"):
             text = str(self.llm.predict(BOTH_PROMPT, **arguments)).strip()
-            text += left_out_note(text, shown, metadata)
+            text += left_out_note(text, shown, metadata, truncated=outcome.truncated)
         metadata["timings"].update(clock.milliseconds())
         return Response(response=text, source_nodes=nodes, metadata=metadata)

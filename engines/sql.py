@@ -74,7 +74,7 @@ from llama_index.core.query_engine import CustomQueryEngine, NLSQLTableQueryEngi
 from sqlglot import exp
 
 from kb.engines.answer import Attempt, timed_stream
-from kb.engines.answer_rows import ROWS_SHOWN, left_out_note, with_left_out_note
+from kb.engines.answer_rows import ROWS_SHOWN, left_out_note, rows_shown, with_left_out_note
 from kb.engines.sql_defects import Defect, defects
 from kb.engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean, parse_statement
 from kb.engines.sql_repairs import StatementRepairs
@@ -119,9 +119,15 @@ ANSWER_PROMPT = PromptTemplate(
     "Answer the question from the result in one or two sentences. Use the values exactly as they are in the "
     "result and add no figure that is not in it. Name a currency or a unit only where the question, the result "
     "or the schema's notes give it. When the result has several rows, the answer names every row with its "
-    "values.{empty}\nAnswer: "
+    "values.{hint}\nAnswer: "
 )
 EMPTY_HINT = " The query found no rows: say that there are none (for example, no such orders)."
+# A result longer than the prompt shows (kb.engines.answer_rows): the model is told so, or it answers
+# from the first rows as if they were all.
+LONG_RESULT_HINT = (
+    ' Only the first {shown} rows are shown: begin with "The result has {count} rows", then name the rows shown '
+    "with their values."
+)
 NOT_RETRIED = ("max_statement_time", "Query execution was interrupted")  # a slow query stays slow
 Verdict = Literal["clean", "mendable", "final"]  # how a question's attempts ended (SQLEngine._attempts)
 RAN_WITH_DEFECT = "it ran, but "  # how an attempt that ran with a defect (kb.engines.sql_defects) is marked
@@ -167,7 +173,10 @@ def format_examples(examples: Sequence[tuple[str, str]], guard: ReadOnlyGuard) -
     return ("Examples of good SQL for these tables:\n" + "\n".join(lines) + "\n") if lines else ""
 
 
-def format_rows(rows: Sequence[dict[str, Any]], limit: int = ROWS_SHOWN) -> str:
+def format_rows(rows: Sequence[dict[str, Any]], limit: Optional[int] = None) -> str:
+    """The rows as a table of ``|``-separated lines under their column names: the first ``limit``
+    (default: as many as an answer prompt shows, :func:`kb.engines.answer_rows.rows_shown`)."""
+    limit = rows_shown(len(rows)) if limit is None else limit
     if not rows:
         return "(no rows)"
     columns = list(rows[0])
@@ -825,9 +834,16 @@ class SQLEngine(CustomQueryEngine):
             sql=outcome.sql,
             column_notes=self.column_notes(outcome.sql or ""),
             count=len(rows),
-            more=f", cut at {self.row_limit}" if outcome.truncated else "",
+            more=(f", cut at {self.row_limit}" if outcome.truncated else "")
+            + (f", the first {rows_shown(len(rows))} shown" if len(rows) > ROWS_SHOWN else ""),
             rows=format_rows(rows),
-            empty="" if rows else EMPTY_HINT,
+            hint=EMPTY_HINT
+            if not rows
+            else LONG_RESULT_HINT.format(
+                shown=rows_shown(len(rows)), count=f"more than {len(rows)}" if outcome.truncated else len(rows)
+            )
+            if len(rows) > ROWS_SHOWN
+            else "",
         )
 
     def respond(
@@ -844,7 +860,10 @@ class SQLEngine(CustomQueryEngine):
                 iter([fixed])
                 if fixed
                 else with_left_out_note(
-                    self.llm.stream(ANSWER_PROMPT, **self._answer_arguments(outcome)), outcome.rows or [], metadata
+                    self.llm.stream(ANSWER_PROMPT, **self._answer_arguments(outcome)),
+                    outcome.rows or [],
+                    metadata,
+                    truncated=outcome.truncated,
                 )
             )
             return StreamingResponse(response_gen=timed_stream(pieces, metadata, clock), metadata=metadata)
@@ -852,7 +871,7 @@ class SQLEngine(CustomQueryEngine):
             text = outcome.text_without_llm() or ""
             if not text:
                 text = str(self.llm.predict(ANSWER_PROMPT, **self._answer_arguments(outcome))).strip()
-                text += left_out_note(text, outcome.rows or [], metadata)
+                text += left_out_note(text, outcome.rows or [], metadata, truncated=outcome.truncated)
         metadata["timings"].update(clock.milliseconds())
         return Response(response=text, metadata=metadata)
 

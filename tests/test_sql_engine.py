@@ -8,6 +8,7 @@ from helpers import sql_answer
 from scripted_llm import ScriptedLLM
 
 from kb.cli.output import print_answer_tail
+from kb.engines.answer_rows import gives_row_count
 from kb.engines.sql import EMPTY_HINT, SQLEngine
 from kb.engines.sql_repairs import StatementRepairs
 from kb.engines.sql_schema import SchemaDescriber
@@ -960,19 +961,51 @@ def test_rows_a_several_row_answer_leaves_out_are_listed_after_it(engine_with):
         ("SELECT COUNT(*) AS n FROM orders", "There are {rows} orders."),  # one row
         ("SELECT email FROM customers WHERE name = 'Nobody At All'", "There is no such customer."),  # none
         ("SELECT id FROM orders LIMIT 25", "There are 25 orders, among them order 1."),  # more rows than shown
+        ("SELECT id FROM orders LIMIT 1250", "The result has 1,250 orders: 1, 2 and more."),  # its count written
     ],
 )
-def test_answers_that_name_every_row_or_whose_rows_the_model_did_not_all_see_get_no_note(engine_with, sql, answer):
+def test_answers_that_name_every_row_or_give_a_long_results_count_get_no_note(engine_with, sql, answer):
     def script(prompt: str) -> str:
         if "Answer:" not in prompt:
             return sql
-        rows = prompt.split("rows):\n", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+        rows = prompt.split("):\n", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
         return answer.format(rows=", ".join(rows))
 
-    engine, _ = engine_with(script)
+    engine, _ = engine_with(script, row_limit=2000)
     response = engine.query("A question about orders?")
     assert "Also in the result" not in str(response) and "rows_left_out" not in response.metadata
+    assert "written from the first" not in str(response) and "rows_not_shown" not in response.metadata
     assert str(response).startswith(answer.split("{", 1)[0])
+
+
+def test_an_answer_from_the_first_rows_of_a_long_result_says_so(engine_with):
+    """More rows than the prompt shows whole: it shows the first 5, says so and asks for the count; an
+    answer that names one customer's figure as if it were the whole answer is followed by kb's line
+    saying it was written from the first 5 rows, streamed or not; a result cut at the row limit is
+    "more than" its rows."""
+    written = "SELECT customer_id, COUNT(*) AS orders FROM orders GROUP BY customer_id"
+    one_row = "Customer 1 has placed 3 orders."
+    engine, llm = engine_with([written, one_row], row_limit=5000)
+    response = engine.query("How many orders has each customer placed?")
+    rows = response.metadata["rows"]
+    assert len(rows) > 20
+    prompt = llm.prompts[-1]
+    assert f"Result ({len(rows)} rows, the first 5 shown):" in prompt
+    assert f'begin with "The result has {len(rows)} rows"' in prompt
+    shown = prompt.split("shown):\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert len(shown) == 1 + 5  # the column names and five rows
+    assert str(response) == f"{one_row}\n\nThe answer is written from the first 5 of the result's {len(rows)} rows."
+    assert response.metadata["rows_not_shown"] == len(rows) - 5
+
+    streaming, _ = engine_with([written, one_row], row_limit=5000)
+    streamed = streaming.respond(streaming.compute("How many orders has each customer placed?"), streaming=True)
+    assert "".join(streamed.response_gen).endswith(f"from the first 5 of the result's {len(rows)} rows.")
+
+    cut, llm = engine_with([written, one_row], row_limit=30)
+    response = cut.query("How many orders has each customer placed?")
+    assert "Result (30 rows, cut at 30, the first 5 shown):" in llm.prompts[-1]
+    assert 'begin with "The result has more than 30 rows"' in llm.prompts[-1]
+    assert str(response).endswith("from the first 5 of the result's more than 30 rows.")
 
 
 UNNAMED_COUNTS = "SELECT COUNT(*) FROM orders GROUP BY customer_id HAVING COUNT(*) > 9"  # a count per group, whose?
@@ -1224,3 +1257,36 @@ def test_customers_merged_by_a_shared_name_are_given_back(engine_with, admin, pr
         f"SELECT c.city, COUNT(*) AS n {join} GROUP BY c.city",
     ):
         assert not [f for f in defects(fine, describer, question=question) if "merged into one group" in f], fine
+
+
+def test_one_figure_where_the_question_asks_for_each_customer_is_given_back(engine_with, admin, project_settings):
+    """ "How many support tickets has each customer opened?" answered by one COUNT(*) over every ticket;
+    told that the question asks for each customer, the model groups the tickets by customer."""
+    db = project_settings.sql.database
+    question = "How many support tickets has each customer opened? Give the customer id and the count."
+    written = "SELECT COUNT(*) AS n FROM support_tickets"
+    grouped = "SELECT customer_id, COUNT(*) AS n FROM support_tickets GROUP BY customer_id"
+    engine, llm = engine_with(corrected_by_the_model(written, grouped, 'the question asks for "each customer"'))
+    answer = sql_answer(engine, question)
+    assert answer.attempts[0].error.startswith('it ran, but the question asks for "each customer", but COUNT(*)')
+    customers = admin.fetchall(f"SELECT COUNT(DISTINCT customer_id) FROM `{db}`.support_tickets")[0][0]
+    assert answer.attempts[-1].error is None and answer.sql == grouped
+    assert len(answer.rows) == min(customers, engine.row_limit) > 1
+
+
+@pytest.mark.parametrize(
+    "answer, gives",
+    [
+        ("There are 322 customers.", True),
+        ("322 customers have opened tickets.", True),
+        ("The result has 1,250 rows.", True),
+        ("The result has 1250 rows.", True),
+        ("Customer 3220 has opened 2 tickets.", False),  # another number that contains it
+        ("The total is 322.50 EUR.", False),  # a decimal
+        ("Order 1322 is the latest.", False),
+        ("Ida Andersson has opened 2 support tickets.", False),
+    ],
+)
+def test_gives_row_count_reads_the_number_alone(answer, gives):
+    count = 1250 if "1,250" in answer or "1250" in answer else 322
+    assert gives_row_count(answer, count) is gives
