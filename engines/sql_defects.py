@@ -269,12 +269,15 @@ from kb.engines.sql_schema import (
     SchemaDescriber,
     StatementScope,
     Table,
+    asked_for_each,
     asks_for_column,
     asks_how_many,
     asks_which,
     name_words,
+    noun_forms,
     speaks_of_a_time_relative_to_now,
     speaks_of_now,
+    table_words,
 )
 from kb.engines.sql_values import mentions, words
 
@@ -361,6 +364,7 @@ def defects(
                 _rows_of_groups_counted(question, scope),
                 _count_of_another_table(question, scope),
                 _count_repeated_by_a_join(question, scope),
+                _one_figure_where_each_is_asked(question, scope),
                 _referencing_rows_counted(question, scope),
                 _history_without_current_row(question, scope),
             )
@@ -1219,6 +1223,48 @@ def _answer_fixed_by_its_conditions(tree: exp.Expr) -> str:
         return said + f" (SELECT ... FROM {picked} WHERE {fixed_name} = {value})"
     alone = exp.select(exp.column(projection.name)).from_(picked).where(f"{fixed_name} = {value}", dialect="mysql")
     return Defect(f"{said} ({alone.sql(dialect='mysql')})", alone)
+
+
+# Periods of time a question may ask a figure for each of ("each month of 2025"): general English.
+_PERIODS = {"year", "quarter", "month", "week", "day", "hour"}
+
+
+def _one_figure_where_each_is_asked(question: str, scope: StatementScope) -> str:
+    """The question asks something of each item of a table or of a column's values ("each customer",
+    "each country", "each month": :func:`asked_for_each` over the schema's table and column names and
+    :data:`_PERIODS`), and the statement folds every row into one figure: an aggregate in its select
+    list, and no GROUP BY or window anywhere in it. A ratio of aggregates (``COUNT(*) / COUNT(DISTINCT customer_id)``, one figure per customer
+    already) does not count."""
+    tree = scope.tree
+    if not isinstance(tree, exp.Select) or tree.find(exp.Group) or tree.find(exp.Window):
+        return ""
+    aggregates = [a for p in tree.expressions for a in p.find_all(exp.AggFunc) if _own(a, tree)]
+    if not aggregates:
+        return ""
+    ratios = (d for p in tree.expressions for d in p.find_all(exp.Div))
+    if any(d.left.find(exp.AggFunc) and d.right.find(exp.AggFunc) for d in ratios):
+        return ""
+    read = list(dict.fromkeys(scope.used))
+    for name in read + [t for t in scope.tables.values() if t not in read]:  # the statement's tables first
+        table = scope.schema.table(name)
+        phrase = asked_for_each(question, {form for words in table_words(name) for form in noun_forms(words)})
+        meant = f"the rows of {name} (their key, and a column that names them)"
+        for column in table.columns if not phrase else ():
+            phrase = asked_for_each(question, {" ".join(name_words(column.name))})
+            if phrase:
+                meant = f"{name}.{column.name}"
+                break
+        if phrase:
+            break
+    else:
+        phrase = asked_for_each(question, _PERIODS)
+        meant = "the period of the date column asked (YEAR(...), MONTH(...), ...)"
+    if phrase:
+        return (
+            f'the question asks for "{phrase}", but {aggregates[0].sql(dialect="mysql")} without GROUP BY '
+            f"gives one figure for all rows together; GROUP BY {meant} and select it beside the figure"
+        )
+    return ""
 
 
 def _groups_merged_by_a_shared_name(scope: StatementScope) -> Optional[Defect]:

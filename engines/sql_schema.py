@@ -126,6 +126,20 @@ def asks_for_column(question: str, table: str, column: str) -> bool:
     return False
 
 
+def asked_for_each(question: str, nouns: set[str]) -> str:
+    """Where the question asks something of each one of ``nouns`` (phrases, lower case: a table's
+    noun forms, a column's name as words): "each" or "for every", at most one word ("each billing
+    country"), then the noun; the words it used ("each customer"), "" when it does not. "Each"
+    distributes what is asked over the noun's items: "how many tickets has each customer opened" asks
+    one count per customer."""
+    for noun in nouns:
+        phrase = r"\s+".join(re.escape(word) for word in noun.split())
+        found = re.search(rf"\b(?:each|for\s+every)\s+(?:\w+\s+)?{phrase}\b", question, re.I) if phrase else None
+        if found:
+            return found.group(0)
+    return ""
+
+
 def plural(noun: str) -> str:
     """A noun's plural, lower case (a table named in the plural is its own): student -> students,
     category -> categories, address -> addresses, customers -> customers."""

@@ -1300,3 +1300,80 @@ def test_answers_that_hold_the_column_asked_or_no_id_of_its_table_have_no_such_d
 )
 def test_a_column_asked_for_by_a_possessive(question, table, column, asked):
     assert asks_for_column(question, table, column) is asked
+
+
+EACH = 'the question asks for "'
+
+
+@pytest.mark.parametrize(
+    "question, sql, phrase, meant",
+    [
+        ("How many rentals did each customer make?", "SELECT COUNT(*) FROM rentals", "each customer", "customers"),
+        (
+            "What is the total invoiced for each rental?",
+            "SELECT SUM(amount) FROM invoices",
+            "each rental",
+            "the rows of rentals",
+        ),
+        (  # a table's name, one word between
+            "How many rentals are there for each delivery method?",
+            "SELECT COUNT(*) FROM rentals r JOIN methods m ON m.method_id = r.method_id",
+            "each delivery method",
+            "the rows of methods",
+        ),
+        (  # a column's values
+            "How many rentals were booked by staff of each last name?",
+            "SELECT COUNT(*) FROM rentals r JOIN staff s ON s.staff_id = r.booked_by",
+            "each last name",
+            "staff.last_name",
+        ),
+        (
+            "How many rentals were booked in each month of 2024?",
+            "SELECT COUNT(*) FROM rentals WHERE rental_id > 2",
+            "each month",
+            "the period of the date column",
+        ),
+        (
+            "Does every staff member have a supervisor?",
+            "SELECT COUNT(*) FROM staff WHERE supervisor_id IS NULL",
+            "",
+            "",
+        ),
+    ],
+)
+def test_one_figure_where_the_question_asks_for_each_item_is_a_defect(rental_schema, question, sql, phrase, meant):
+    found = [f for f in defects(sql, rental_schema, question=question) if f.startswith(EACH)]
+    if not phrase:  # "every" alone (without "for") may ask whether all of them do: not read
+        assert found == [], found
+        return
+    assert len(found) == 1 and f'"{phrase}"' in found[0] and "without GROUP BY" in found[0], found
+    assert meant in found[0]
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        (
+            "How many rentals did each customer make?",
+            "SELECT customer_code, COUNT(*) FROM rentals GROUP BY customer_code",
+        ),
+        (  # the groups are counted in a subquery, and one figure is asked of them
+            "What is the most rentals made by each customer?",
+            "SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM rentals GROUP BY customer_code) AS g",
+        ),
+        (  # a ratio of totals is one figure per customer already
+            "What is the average number of rentals for each customer?",
+            "SELECT COUNT(*) / COUNT(DISTINCT customer_code) FROM rentals",
+        ),
+        ("List each customer's company.", "SELECT company FROM customers"),  # no aggregate
+        (
+            "How many rentals has each customer made?",
+            "SELECT customer_code, COUNT(*) OVER (PARTITION BY customer_code) FROM rentals",
+        ),
+        ("How many rentals are there?", "SELECT COUNT(*) FROM rentals"),  # no "each"
+        ("How many rentals are there of each kind?", "SELECT COUNT(*) FROM rentals"),  # "kind": no table or column
+        ("What is the revenue, counting price times quantity each?", "SELECT SUM(amount) FROM invoices"),
+    ],
+)
+def test_figures_grouped_or_not_asked_for_each_item_have_no_such_defect(rental_schema, question, sql):
+    assert not [f for f in defects(sql, rental_schema, question=question) if f.startswith(EACH)]
