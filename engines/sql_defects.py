@@ -432,6 +432,28 @@ def _references(column: Column) -> str:
     return column.references[0].lower() if column.references else ""
 
 
+Placed = tuple[exp.Column, Table, Column]  # a column as the statement writes it, and its table and column
+
+
+def _many_to_one(condition: exp.Expr, scope: StatementScope) -> Optional[tuple[Placed, Placed]]:
+    """The two sides of ``condition`` when it is ``many.reference = one.column`` (either way round): an
+    equality of two columns kb can place, the first referencing the second's table and not unique, so
+    that many rows of its table may match one row of the other; None otherwise."""
+    if not isinstance(condition, exp.EQ):
+        return None
+    sides = [
+        (side, *placed)
+        for side in (condition.left, condition.right)
+        if isinstance(side, exp.Column) and (placed := scope.place(side)) is not None
+    ]
+    if len(sides) != 2:
+        return None
+    for many, one in ((sides[0], sides[1]), (sides[1], sides[0])):
+        if _references(many[2]) == one[1].name.lower() and not many[2].unique:
+            return many, one
+    return None
+
+
 def _mismatched_reference(a: tuple[Table, Column], b: tuple[Table, Column], shown: str) -> str:
     """``a``'s column references a table, ``b``'s column is the key of another one (and not itself a
     reference to ``a``'s table or to the same table: a one-to-one table)."""
@@ -882,29 +904,23 @@ def _count_repeated_by_a_join(question: str, scope: StatementScope) -> str:
     equalities = Equalities(tree)
     for join in joins:
         for condition in conjuncts(join.args.get("on")):
-            if not isinstance(condition, exp.EQ):
+            pair = _many_to_one(condition, scope)  # the many side of the counted table: its rows repeat one
+            if pair is None:
                 continue
-            left, right = (
-                scope.place(s) if isinstance(s, exp.Column) else None for s in (condition.left, condition.right)
+            (_, many, reference), (_, one, target) = pair
+            if one.name != counted.name or target.name != key.name or many.name == one.name:
+                continue
+            many_alias = next(s.alias_or_name for s, n in zip(sources, named) if n == many.name).lower()
+            identifying = {c.name.lower() for c in many.columns if c.primary or c.unique}
+            if any((many_alias, name) in equalities.constant for name in identifying):
+                continue  # the WHERE picks one row of it
+            distinct = _counting_distinct(tree, exp.column(key.name, table=counted_alias))
+            return _suggesting(
+                f"{count.sql(dialect='mysql')} counts the joined rows where the question asks how many "
+                f"{counted.name}: {many.name}.{reference.name} references {counted.name}, so each {counted.name} "
+                f"row is counted once for every {many.name} row that matches it; count each {counted.name} row once",
+                distinct,
             )
-            if left is None or right is None:
-                continue
-            for (many, reference), (one, target) in ((left, right), (right, left)):
-                if one.name != counted.name or target.name != key.name or many.name == one.name:
-                    continue
-                if _references(reference) != counted.name.lower() or reference.unique:
-                    continue  # not the many side of the counted table (one row per counted row at most)
-                many_alias = next(s.alias_or_name for s, n in zip(sources, named) if n == many.name).lower()
-                identifying = {c.name.lower() for c in many.columns if c.primary or c.unique}
-                if any((many_alias, name) in equalities.constant for name in identifying):
-                    continue  # the WHERE picks one row of it
-                distinct = _counting_distinct(tree, exp.column(key.name, table=counted_alias))
-                return _suggesting(
-                    f"{count.sql(dialect='mysql')} counts the joined rows where the question asks how many "
-                    f"{counted.name}: {many.name}.{reference.name} references {counted.name}, so each {counted.name} "
-                    f"row is counted once for every {many.name} row that matches it; count each {counted.name} row once",
-                    distinct,
-                )
     return ""
 
 
@@ -1335,23 +1351,14 @@ def _join_that_repeats_rows(scope: StatementScope) -> str:
     joins = list(tree.args.get("joins") or [])
     for index, join in enumerate(joins):
         joined, on = join.this, join.args.get("on")
-        if not isinstance(joined, exp.Table) or not isinstance(on, exp.EQ) or not inner_join(join):
+        if not isinstance(joined, exp.Table) or on is None or not inner_join(join):
             continue
-        sides = [side for side in (on.left, on.right) if isinstance(side, exp.Column) and side.table]
-        if len(sides) != 2:
-            continue
+        pair = _many_to_one(on, scope)  # the joined table's rows each reference the one row on the other side
         mine = joined.alias_or_name.lower()
-        own = [side for side in sides if side.table.lower() == mine]
-        other = [side for side in sides if side.table.lower() != mine]
-        if len(own) != 1 or len(other) != 1:
+        if pair is None or any(not side.table for side, _, _ in pair):
             continue
-        placed_own, placed_other = scope.place(own[0]), scope.place(other[0])
-        if placed_own is None or placed_other is None:
-            continue
-        (many, reference), (one, key) = placed_own, placed_other
-        if _references(reference) != one.name.lower() or reference.unique:
-            continue
-        if not (key.primary or key.unique):
+        (own, many, reference), (other, one, key) = pair
+        if own.table.lower() != mine or other.table.lower() == mine or not (key.primary or key.unique):
             continue
         hanging = _hanging_joins(scope, joins, index)  # joins to the joined table's rows that only test them
         # In a self-join both aliases place in the same table: the joined alias's own columns are those it
@@ -1367,7 +1374,7 @@ def _join_that_repeats_rows(scope: StatementScope) -> str:
             continue  # the joined table's columns are selected or filtered on
         constant = Equalities(tree).constant
         identifying = {key.name.lower()} | {c.name.lower() for c in one.columns if c.unique}
-        if not any((qualifier, name) in constant for qualifier in ("", other[0].table.lower()) for name in identifying):
+        if not any((qualifier, name) in constant for qualifier in ("", other.table.lower()) for name in identifying):
             continue  # no one row picked, a list: whether repeating its rows is wrong depends on what is asked
         exact = tree.copy()
         for position in sorted((joins.index(j) for j in (join, *hanging)), reverse=True):
