@@ -203,6 +203,10 @@ class OfflineSelector:
 # word or auxiliary verb ("What is the refund rule, and how many refunds did we make?").
 _QUESTION_START = r"(?:how|what|which|when|who|whom|whose|where|why|is|are|was|were|does|do|did|can|could|should)\b"
 _JOINS = re.compile(r"\s*,\s*(?:and\s+)?(?=" + _QUESTION_START + r")|\s+and\s+(?=" + _QUESTION_START + r")", re.I)
+# A sentence's clauses (database_part): split at every comma, not only before a question, since a
+# clause that only points at the documents ("..., which the return policy does not allow") is no
+# question of its own; and at "and" before a question word, as _JOINS does.
+_CLAUSES = re.compile(r",\s*(?:and\s+)?|\s+and\s+(?=how|what|which|when|who)")
 
 
 def questions_within(question: str) -> list[str]:
@@ -228,7 +232,7 @@ def database_part(question: str) -> str:
         asked = [p for p in parts if ANALYTIC.search(p) or not DOCUMENT.search(p)]
         if asked and len(asked) < len(parts):
             return " ".join(asked)
-    clauses = re.split(r",\s*(?:and\s+)?|\s+and\s+(?=how|what|which|when|who)", question.strip())
+    clauses = _CLAUSES.split(question.strip())
     kept = [c for c in clauses if not (EXPLICIT_DOCUMENT.search(c) and not ANALYTIC.search(c))]
     if not kept or len(kept) == len(clauses):
         return question
