@@ -14,7 +14,8 @@ A result of more than :data:`ROWS_SHOWN` rows cannot be named row by row: the mo
 first :data:`LONG_RESULT_HEAD` and told how many there are, and an answer written from them may read
 like the whole answer ("Ida Andersson has opened 2 support tickets." for 322 customers' counts). When
 such an answer does not give the result's number of rows, kb adds the line "The answer is written
-from the first 5 of the result's 322 rows." (``rows_not_shown`` in the metadata: how many the model did not see).
+from the first 5 of the result's 322 rows." (``rows_not_shown`` in the metadata: how many the model
+did not see).
 ``benchmarks/sql_answers.py`` measures, with these same rules, how often the model's sentence names
 every row, and how often one over a longer result gives its number of rows.
 """

@@ -173,6 +173,17 @@ def format_examples(examples: Sequence[tuple[str, str]], guard: ReadOnlyGuard) -
     return ("Examples of good SQL for these tables:\n" + "\n".join(lines) + "\n") if lines else ""
 
 
+def _answer_hint(rows: Sequence[dict[str, Any]], truncated: bool) -> str:
+    """What the answer prompt adds for a result of no rows, or of more than it shows."""
+    if not rows:
+        return EMPTY_HINT
+    if len(rows) <= ROWS_SHOWN:
+        return ""
+    return LONG_RESULT_HINT.format(
+        shown=rows_shown(len(rows)), count=f"more than {len(rows)}" if truncated else len(rows)
+    )
+
+
 def format_rows(rows: Sequence[dict[str, Any]], limit: Optional[int] = None) -> str:
     """The rows as a table of ``|``-separated lines under their column names: the first ``limit``
     (default: as many as an answer prompt shows, :func:`kb.engines.answer_rows.rows_shown`)."""
@@ -837,13 +848,7 @@ class SQLEngine(CustomQueryEngine):
             more=(f", cut at {self.row_limit}" if outcome.truncated else "")
             + (f", the first {rows_shown(len(rows))} shown" if len(rows) > ROWS_SHOWN else ""),
             rows=format_rows(rows),
-            hint=EMPTY_HINT
-            if not rows
-            else LONG_RESULT_HINT.format(
-                shown=rows_shown(len(rows)), count=f"more than {len(rows)}" if outcome.truncated else len(rows)
-            )
-            if len(rows) > ROWS_SHOWN
-            else "",
+            hint=_answer_hint(rows, outcome.truncated),
         )
 
     def respond(
