@@ -96,9 +96,10 @@ def left_out_note(
     if len(rows) > ROWS_SHOWN:
         if gives_row_count(answer, len(rows)):
             return ""
-        metadata["rows_not_shown"] = len(rows) - LONG_RESULT_HEAD
+        shown = rows_shown(len(rows))
+        metadata["rows_not_shown"] = len(rows) - shown
         of = f"more than {len(rows)}" if truncated else str(len(rows))
-        return f"\n\nThe answer is written from the first {LONG_RESULT_HEAD} of the result's {of} rows."
+        return f"\n\nThe answer is written from the first {shown} of the result's {of} rows."
     missing = rows_left_out(answer, rows)
     if not missing:
         return ""

@@ -208,6 +208,13 @@ interrogatives, no word of any labelled question) (``question``):
   The message gives ``COUNT(DISTINCT c)``. It does not fire when the question counts U's rows, on
   ``COUNT(DISTINCT ...)``, when U's reference is unique (one row per T row at most) or fixed by the
   ``WHERE``, when U has several columns referencing T (roles), or none (the check above).
+* **one figure where the question asks for each item**: the question says "each" or "for every",
+  at most one word, then a table's name, a column's name as words or a period (year, month, ...)
+  (:func:`kb.engines.sql_schema.asked_for_each`), and the statement has an aggregate in its select
+  list and no ``GROUP BY`` or window anywhere (``SELECT COUNT(*) FROM support_tickets`` for "How many
+  support tickets has each customer opened?"). The message names what to group by. It does not fire
+  on a ratio of aggregates, on groups counted in a subquery, on "every" alone ("Does every staff
+  member have ...?") or on "each" before a word that names nothing in the schema.
 * **an id where the question names the row's value**: the statement compares a column that
   references a table with a number (``Rentals.StatusID = 1``), the question does not give that
   number, and it names a value of a listed text column of the referenced table ("cancelled":
@@ -274,10 +281,9 @@ from kb.engines.sql_schema import (
     asks_how_many,
     asks_which,
     name_words,
-    noun_forms,
     speaks_of_a_time_relative_to_now,
     speaks_of_now,
-    table_words,
+    table_nouns,
 )
 from kb.engines.sql_values import mentions, words
 
@@ -1249,8 +1255,8 @@ def _one_figure_where_each_is_asked(question: str, scope: StatementScope) -> str
     """The question asks something of each item of a table or of a column's values ("each customer",
     "each country", "each month": :func:`asked_for_each` over the schema's table and column names and
     :data:`_PERIODS`), and the statement folds every row into one figure: an aggregate in its select
-    list, and no GROUP BY or window anywhere in it. A ratio of aggregates (``COUNT(*) / COUNT(DISTINCT customer_id)``, one figure per customer
-    already) does not count."""
+    list, and no GROUP BY or window anywhere in it. A ratio of aggregates (``COUNT(*) /
+    COUNT(DISTINCT customer_id)``, one figure per customer already) does not count."""
     tree = scope.tree
     if not isinstance(tree, exp.Select) or tree.find(exp.Group) or tree.find(exp.Window):
         return ""
@@ -1263,7 +1269,7 @@ def _one_figure_where_each_is_asked(question: str, scope: StatementScope) -> str
     read = list(dict.fromkeys(scope.used))
     for name in read + [t for t in scope.tables.values() if t not in read]:  # the statement's tables first
         table = scope.schema.table(name)
-        phrase = asked_for_each(question, {form for words in table_words(name) for form in noun_forms(words)})
+        phrase = asked_for_each(question, table_nouns(name))
         meant = f"the rows of {name} (their key, and a column that names them)"
         for column in table.columns if not phrase else ():
             phrase = asked_for_each(question, {" ".join(name_words(column.name))})

@@ -95,6 +95,12 @@ def noun_forms(noun: str) -> set[str]:
     return forms
 
 
+def table_nouns(table: str) -> set[str]:
+    """A table's name as a question writes it, in the singular and the plural (:func:`table_words`,
+    :func:`noun_forms`): ``support_tickets`` gives support ticket, support tickets, ..."""
+    return {form for words in table_words(table) for form in noun_forms(words)}
+
+
 def asks_which(question: str, table: str) -> bool:
     """Whether the question asks which of the table's rows: its name as words (``support_tickets``
     and ``SupportTickets`` as "support tickets"), in the singular or the plural, after an
@@ -102,7 +108,7 @@ def asks_which(question: str, table: str) -> bool:
     relative ``who``/``that``/``with`` ("the customer who ..."), and not as a possessive ("which
     album's tracks" asks which tracks). "At which airport are the most pilots based?" asks which
     airport, not which pilot."""
-    for form in {form for words in table_words(table) for form in noun_forms(words)}:
+    for form in table_nouns(table):
         noun = re.escape(form)
         pattern = rf"\b(?:which|what)\s+(?:\w+\s+){{0,2}}?{noun}\b(?!['’])|\bthe\s+{noun}\s+(?:who|that|with)\b"
         if re.search(pattern, question, re.I):
@@ -116,7 +122,7 @@ def asks_for_column(question: str, table: str, column: str) -> bool:
     employee's last name"; ``customers.customer_name`` in "the customer's name" too: a column's name
     may repeat its table's)."""
     words = name_words(column)
-    nouns = {form for name in table_words(table) for form in noun_forms(name)}
+    nouns = table_nouns(table)
     own = [words] + [words[len(n.split()) :] for n in nouns if words[: len(n.split())] == n.split()]
     for noun in nouns:
         for named in (w for w in own if w):
@@ -126,15 +132,20 @@ def asks_for_column(question: str, table: str, column: str) -> bool:
     return False
 
 
+_EACH = re.compile(r"\b(?:each|for\s+every)", re.I)
+
+
 def asked_for_each(question: str, nouns: set[str]) -> str:
     """Where the question asks something of each one of ``nouns`` (phrases, lower case: a table's
     noun forms, a column's name as words): "each" or "for every", at most one word ("each billing
     country"), then the noun; the words it used ("each customer"), "" when it does not. "Each"
     distributes what is asked over the noun's items: "how many tickets has each customer opened" asks
     one count per customer."""
+    if not _EACH.search(question):  # most questions: no pattern per noun to try
+        return ""
     for noun in nouns:
         phrase = r"\s+".join(re.escape(word) for word in noun.split())
-        found = re.search(rf"\b(?:each|for\s+every)\s+(?:\w+\s+)?{phrase}\b", question, re.I) if phrase else None
+        found = re.search(rf"{_EACH.pattern}\s+(?:\w+\s+)?{phrase}\b", question, re.I) if phrase else None
         if found:
             return found.group(0)
     return ""

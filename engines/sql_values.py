@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
 
-from kb.engines.sql_schema import MAX_LISTED, Table, name_words, noun_forms, table_words
+from kb.engines.sql_schema import MAX_LISTED, Table, name_words, noun_forms, table_nouns, table_words
 from kb.stores.connection import MariaDBConnection, quote_identifier
 
 MAX_VALUES = 5000  # a column with more distinct values is free text or an identifier: not indexed
@@ -270,7 +270,7 @@ def _named_rows(question: str, tables: Sequence[Table], index: Optional[ValueInd
                     named.append((table, column.name, f"'{value}'"))
         keys = [column.name for column in table.columns if column.primary]
         if len(keys) == 1:
-            for form in {form for words_ in table_words(table.name) for form in noun_forms(words_)}:
+            for form in table_nouns(table.name):
                 for number in re.findall(rf"\b{re.escape(form)}{_KEY_NUMBER}", question, re.I):
                     named.append((table, keys[0], f"{form} {number}"))
     return named
