@@ -272,6 +272,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="first N questions of each set (a quick look)")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     parser.add_argument("--no-plain", action="store_true", help="kb only (a quicker look while developing on dev)")
+    parser.add_argument(
+        "--candidate-source", choices=("samples", "prompts"), default=None, help="default: sql.candidate_source"
+    )
     parser.add_argument("--temperature", type=float, default=None, help="the candidates' sampling temperature")
     parser.add_argument("--no-values", action="store_true", help="without value linking")
     parser.add_argument("--rescue", type=int, default=None, help="rescue samples (default: sql.rescue_samples)")
@@ -295,7 +298,8 @@ def main() -> None:
     server.start()
     load_demo_data(settings)
     llm = build_llm(settings)
-    print(f"model: {settings.active_profile.llm.model} ({settings.profile}); candidates: {candidates}")
+    source = args.candidate_source or settings.sql.candidate_source
+    print(f"model: {settings.active_profile.llm.model} ({settings.profile}); candidates: {candidates} ({source})")
     results: dict[tuple[str, str], Tally] = {}
     for sql_set in SETS:
         if sql_set.key not in wanted_sets:
@@ -317,6 +321,7 @@ def main() -> None:
             timeout_s=10,
             candidates=candidates,
             sample_temperature=settings.sql.sample_temperature,
+            candidate_source=args.candidate_source or settings.sql.candidate_source,
             rescue_samples=0
             if args.first_only
             else settings.sql.rescue_samples

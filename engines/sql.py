@@ -63,9 +63,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from itertools import combinations
 from typing import Any, Literal, Optional
 
-from llama_index.core import MockEmbedding, PromptTemplate
+from llama_index.core import MockEmbedding, PromptTemplate, SQLDatabase
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.base.response.schema import RESPONSE_TYPE, Response, StreamingResponse
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
@@ -129,6 +130,7 @@ LONG_RESULT_HINT = (
     "with their values."
 )
 NOT_RETRIED = ("max_statement_time", "Query execution was interrupted")  # a slow query stays slow
+CandidateSource = Literal["samples", "prompts"]  # SQLEngine.candidate_source
 Verdict = Literal["clean", "mendable", "final"]  # how a question's attempts ended (SQLEngine._attempts)
 RAN_WITH_DEFECT = "it ran, but "  # how an attempt that ran with a defect (kb.engines.sql_defects) is marked
 # The server's warnings that a value could not be read as the type an expression needs ("Incorrect
@@ -212,11 +214,31 @@ def distinct_column_names(names: Sequence[str]) -> list[str]:
     return distinct
 
 
-def _grouped(groups: list[list[Statement]], statement: Statement) -> list[Statement]:
+def holds_in_fewer_columns(wide: Sequence[dict[str, Any]], narrow: Sequence[dict[str, Any]]) -> bool:
+    """Whether ``wide`` gives ``narrow``'s rows in some of its columns, beside columns of its own: the
+    same answer with more selected (``FirstName, LastName, TotalSpent`` for ``FirstName, LastName``).
+    Tables of up to 8 columns are compared; a wider one is not looked into."""
+    if not wide or len(wide) != len(narrow):
+        return False
+    wide_columns, narrow_width = list(wide[0]), len(narrow[0]) if narrow else 0
+    if not 0 < narrow_width < len(wide_columns) <= 8:
+        return False
+    wanted = result_key(narrow)
+    return any(
+        result_key([{c: row[c] for c in chosen} for row in wide]) == wanted
+        for chosen in combinations(wide_columns, narrow_width)
+    )
+
+
+def _grouped(groups: list[list[Statement]], statement: Statement, narrower_wins: bool = False) -> list[Statement]:
     """``statement`` added to the group of ``groups`` whose rows are the same (a new group when none
-    is): the group it joined."""
+    is): the group it joined. With ``narrower_wins``, a statement that gives a group's rows in some
+    of its columns beside others (:func:`holds_in_fewer_columns`) joins that group: a vote for the
+    answer that selects only what was asked."""
     key = result_key(statement.rows or [])
     same = next((g for g in groups if result_key(g[0].rows or []) == key), None)
+    if same is None and narrower_wins:
+        same = next((g for g in groups if holds_in_fewer_columns(statement.rows or [], g[0].rows or [])), None)
     if same is None:
         same = []
         groups.append(same)
@@ -315,19 +337,20 @@ class SQLOutcome:
 
 def _sql_writer(
     llm: LLM,
-    sql_database: DescribedSQLDatabase,
+    sql_database: SQLDatabase,
     tables: list[str],
     max_tables_in_prompt: int,
     embed_model: Optional[Callable[[], BaseEmbedding]],
     examples_text: str = "",
+    prompt: Optional[PromptTemplate] = None,
 ) -> Any:
-    """LlamaIndex's NLSQL engine in ``sql_only`` mode, with kb's prompt: all tables in the prompt, or,
-    above ``max_tables_in_prompt``, those an embedding index retrieves for each question."""
+    """LlamaIndex's NLSQL engine in ``sql_only`` mode, with kb's prompt (or ``prompt``): all tables in
+    the prompt, or, above ``max_tables_in_prompt``, those an embedding index retrieves for each question."""
     options: dict[str, Any] = dict(
         llm=llm,
         sql_only=True,
         synthesize_response=False,
-        text_to_sql_prompt=TEXT_TO_SQL_PROMPT.partial_format(examples=examples_text),
+        text_to_sql_prompt=prompt or TEXT_TO_SQL_PROMPT.partial_format(examples=examples_text),
     )
     if len(tables) <= max_tables_in_prompt or embed_model is None:
         # LlamaIndex's default embedding model is OpenAI's; none is used on this path.
@@ -367,6 +390,11 @@ class SQLEngine(CustomQueryEngine):
         default=1, ge=1, description="statements written per question and voted on by their rows (1: greedy only)"
     )
     sample_temperature: float = Field(default=0.3, gt=0, description="temperature of the candidates after the first")
+    candidate_source: CandidateSource = Field(
+        default="samples",
+        description="the candidates after the greedy one: samples of kb's prompt, or first the greedy "
+        "statements of LlamaIndex's own text-to-SQL prompt (over its table description, then over kb's)",
+    )
     rescue_samples: int = Field(
         default=4, ge=0, description="sampled statements written when no attempt ran clean (0: none)"
     )
@@ -382,6 +410,7 @@ class SQLEngine(CustomQueryEngine):
 
     _writer_options: tuple[int, Any] = PrivateAttr()  # max_tables_in_prompt, embed_model: for sampled writers
     _sampled_writers: dict[tuple[int, float], Any] = PrivateAttr(default_factory=dict)  # by seed, temperature
+    _prompt_writers: list[Any] = PrivateAttr(default_factory=list)  # the other prompts' writers, when built
 
     def __init__(
         self,
@@ -449,13 +478,38 @@ class SQLEngine(CustomQueryEngine):
             )
         return self._sampled_writers[(seed, temperature)]
 
+    def _other_prompt_writers(self) -> list[Any]:
+        """Greedy writers on other prompts than kb's, for ``candidate_source="prompts"``: kb's rules
+        over LlamaIndex's own description of the tables, then LlamaIndex's default text-to-SQL prompt
+        over kb's description. Each shares one half with kb's prompt and nothing with the other, so
+        the two outvote the greedy statement only when prompts that differ in both halves agree. A
+        small model's greedy mistakes differ from prompt to prompt, where its samples at a low
+        temperature repeat the greedy statement's."""
+        if not self._prompt_writers:
+            from llama_index.core.prompts.default_prompts import DEFAULT_TEXT_TO_SQL_PROMPT
+
+            own = SQLDatabase(self.readonly.engine, include_tables=self.tables)
+            self._prompt_writers = [
+                _sql_writer(self.llm, own, self.tables, *self._writer_options, self.examples_text),
+                _sql_writer(
+                    self.llm, self.sql_database, self.tables, *self._writer_options, prompt=DEFAULT_TEXT_TO_SQL_PROMPT
+                ),
+            ]
+        return self._prompt_writers
+
     def write_sql(
-        self, question: str, hint: str = "", seed: Optional[int] = None, temperature: Optional[float] = None
+        self,
+        question: str,
+        hint: str = "",
+        seed: Optional[int] = None,
+        temperature: Optional[float] = None,
+        writer: Any = None,
     ) -> str:
         """The statement the LLM proposes (not run, not yet checked): greedy, or sampled with ``seed`` at
-        ``temperature`` (``sample_temperature`` by default)."""
+        ``temperature`` (``sample_temperature`` by default), or ``writer``'s."""
         sampling = self.sample_temperature if temperature is None else temperature
-        writer = self.writer if seed is None else self._sampled_writer(seed, sampling)
+        if writer is None:
+            writer = self.writer if seed is None else self._sampled_writer(seed, sampling)
         response = writer.query(self._asked(question, hint))
         return str(response.metadata.get("sql_query") or response.response or "")
 
@@ -709,11 +763,15 @@ class SQLEngine(CustomQueryEngine):
         seed: int,
         temperature: Optional[float] = None,
         correction: Optional[str] = None,
+        writer: Any = None,
     ) -> Optional[Statement]:
         """One sampled statement (for the question's own prompt, or the ``correction`` prompt when
-        given), checked and run (kb's join added once if the server names an unknown column), not
-        yet checked for defects; None when the guard refuses it or it does not run."""
-        if correction is None:
+        given; ``writer``'s greedy one when given), checked and run (kb's join added once if the
+        server names an unknown column), not yet checked for defects; None when the guard refuses it
+        or it does not run."""
+        if writer is not None:
+            proposed = self.write_sql(question, hint, writer=writer)
+        elif correction is None:
             proposed = self.write_sql(question, hint, seed=seed, temperature=temperature)
         else:
             sampler = self._sampled_llm(seed, self.sample_temperature if temperature is None else temperature)
@@ -738,15 +796,17 @@ class SQLEngine(CustomQueryEngine):
         candidates gave, and how they voted."""
         groups: list[list[Statement]] = [[greedy]] if greedy is not None else []
         written = 1
+        other_prompts = self._other_prompt_writers() if self.candidate_source == "prompts" else []
         for seed in range(1, self.candidates):
             left = self.candidates - written
             sizes = sorted((len(g) for g in groups), reverse=True) + [0, 0]
             if sizes[0] > sizes[1] + left:
                 break  # no remaining candidate can change the vote
-            candidate = self._sample_run(question, hint, seed)
+            writer = other_prompts[seed - 1] if seed <= len(other_prompts) else None
+            candidate = self._sample_run(question, hint, seed, writer=writer)
             written += 1
             if candidate is not None and not self.problems(candidate, question):
-                _grouped(groups, candidate)
+                _grouped(groups, candidate, narrower_wins=True)
         ran = sum(len(g) for g in groups)
         if not groups:
             return None, Votes(written, 0, 0, False)

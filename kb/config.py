@@ -188,6 +188,12 @@ class SqlSettings(_Strict):
     sample_temperature: float = Field(
         0.3, gt=0, le=2, description="the sampling temperature of the candidates after the greedy one"
     )
+    candidate_source: Literal["samples", "prompts"] = Field(
+        "samples",
+        description="the candidates after the greedy one: samples of kb's prompt at sample_temperature "
+        "(samples), or first the greedy statements of LlamaIndex's own text-to-SQL prompt over LlamaIndex's "
+        "and kb's descriptions of the tables, then samples (prompts)",
+    )
     rescue_samples: int = Field(
         4,
         ge=0,

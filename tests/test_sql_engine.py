@@ -7,9 +7,10 @@ from conftest import BUSINESS_TABLES
 from helpers import sql_answer
 from scripted_llm import ScriptedLLM
 
+from kb import KnowledgeBase
 from kb.cli.output import print_answer_tail
 from kb.engines.answer_rows import gives_row_count
-from kb.engines.sql import EMPTY_HINT, SQLEngine
+from kb.engines.sql import EMPTY_HINT, SQLEngine, holds_in_fewer_columns
 from kb.engines.sql_repairs import StatementRepairs
 from kb.engines.sql_schema import SchemaDescriber
 from kb.stores.connection import MariaDBConnection
@@ -239,6 +240,72 @@ def test_candidates_that_disagree_are_voted_on_by_their_rows(engine_with, admin,
     assert answer.attempts[0].sql == greedy and answer.attempts[0].error.startswith("outvoted: 2 of 3")
     # the sampled candidates were asked with the same prompt (a prompt cache serves them)
     assert llm.prompts[0] == llm.prompts[1] == llm.prompts[2]
+
+
+def test_candidates_from_other_prompts_outvote_the_greedy_statement_and_are_written_only_when_needed(
+    engine_with, admin, project_settings
+):
+    db = project_settings.sql.database
+    cancelled = admin.fetchall(f"SELECT COUNT(*) FROM `{db}`.orders WHERE status = 'cancelled'")[0][0]
+    greedy = "SELECT COUNT(*) FROM orders"
+    others = [
+        "SELECT COUNT(*) AS n FROM orders WHERE status = 'cancelled'",
+        "SELECT COUNT(id) FROM orders WHERE status = 'cancelled'",
+    ]
+    engine, llm = engine_with([greedy, *others, "Answer."], candidates=3, candidate_source="prompts")
+    answer = sql_answer(engine, "How many orders were cancelled?")
+    assert answer.rows == [{"n": cancelled}] and answer.sql == others[0]
+    assert answer.candidates is not None and (answer.candidates["agreeing"], answer.candidates["ran"]) == (2, 3)
+    assert answer.attempts[0].sql == greedy and answer.attempts[0].error.startswith("outvoted: 2 of 3")
+    # kb's prompt, then kb's rules over LlamaIndex's description of the tables, then LlamaIndex's prompt over kb's
+    kb_prompt, own_description, kb_description = llm.prompts[:3]
+    assert "CREATE TABLE orders" in kb_prompt and "Rules:" in kb_prompt
+    assert "Table 'orders' has columns:" in own_description and "Rules:" in own_description
+    assert "CREATE TABLE orders" in kb_description and "Rules:" not in kb_description
+    assert kb_description.rstrip().endswith("How many orders were cancelled?\nSQLQuery:")
+    # the second prompt agreeing with the greedy statement: the third is not written
+    engine, llm = engine_with([others[0], others[1], "Answer."], candidates=3, candidate_source="prompts")
+    answer = sql_answer(engine, "How many orders were cancelled?")
+    assert answer.sql == others[0] and answer.candidates["written"] == 2 and len(llm.prompts) == 3
+
+
+def test_candidates_selecting_more_columns_vote_for_the_answer_that_selects_only_what_was_asked(engine_with):
+    greedy = "SELECT name FROM products ORDER BY price DESC LIMIT 1"
+    wider = "SELECT name, price FROM products ORDER BY price DESC LIMIT 1"  # the same answer, and its price
+    engine, _ = engine_with([greedy, wider, "Answer."], candidates=3, candidate_source="prompts")
+    answer = sql_answer(engine, "Which product is the most expensive?")
+    assert answer.sql == greedy and (answer.candidates["agreeing"], answer.candidates["written"]) == (2, 2)
+    # a wider statement whose rows differ in the asked column is no vote for it
+    other = "SELECT name, price FROM products ORDER BY price ASC LIMIT 1"
+    engine, _ = engine_with([greedy, other, other, "Answer."], candidates=3, candidate_source="prompts")
+    answer = sql_answer(engine, "Which product is the most expensive?")
+    assert answer.sql == other and answer.candidates["agreeing"] == 2
+
+
+def test_candidates_from_other_prompts_are_a_setting_of_the_knowledge_base(local_embed, business):
+    greedy, voted = "SELECT COUNT(*) FROM orders", "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"
+    llm = ScriptedLLM([greedy, voted, voted, "Answer."])
+    config = {"database": {"name": "kb_test_candidates"}, "sql": {"candidates": 3, "candidate_source": "prompts"}}
+    kb = KnowledgeBase.from_config(config, embed_model=local_embed, llm=llm)
+    try:
+        response = kb.sql_engine.query("How many orders were cancelled?")
+    finally:
+        kb.close()
+    assert response.metadata["sql_query"] == voted
+    assert response.metadata["candidates"]["agreeing"] == 2
+    assert "Table 'orders' has columns:" in llm.prompts[1] and llm.prompts[2].rstrip().endswith("SQLQuery:")
+
+
+def test_holds_in_fewer_columns():
+    narrow = [{"FirstName": "Helena", "LastName": "Holy"}]
+    assert holds_in_fewer_columns([{"a": "Helena", "b": "Holy", "total": 49.62}], narrow)
+    assert not holds_in_fewer_columns([{"a": "Helena", "b": "Hole", "total": 49.62}], narrow)
+    assert not holds_in_fewer_columns(narrow, narrow)  # not wider: the same rows are another test
+    assert not holds_in_fewer_columns([{"a": "Helena", "b": "Holy", "t": 1}] * 2, narrow)  # more rows
+    assert not holds_in_fewer_columns([], [])
+    two = [{"n": 1, "c": "FI"}, {"n": 2, "c": "SE"}]
+    assert holds_in_fewer_columns(two, [{"c": "SE"}, {"c": "FI"}])  # rows in any order
+    assert not holds_in_fewer_columns(two, [{"c": "FI"}, {"c": "FI"}])
 
 
 def test_a_candidate_the_guard_refuses_is_never_counted_and_agreement_stops_early(engine_with, business_checksum):

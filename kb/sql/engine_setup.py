@@ -58,6 +58,7 @@ def build_database_side(
             examples=examples,
             candidates=sql.candidates,
             sample_temperature=sql.sample_temperature,
+            candidate_source=sql.candidate_source,
             rescue_samples=sql.rescue_samples,
             rescue_temperature=sql.rescue_temperature,
             value_linking=sql.value_linking,
