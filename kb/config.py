@@ -179,7 +179,7 @@ class SqlSettings(_Strict):
         "shown to the model with the schema; relative paths are from the current directory",
     )
     candidates: int = Field(
-        1,
+        3,
         ge=1,
         le=16,
         description="statements written per question (the greedy one, then samples) and voted on by the rows "
@@ -189,7 +189,7 @@ class SqlSettings(_Strict):
         0.3, gt=0, le=2, description="the sampling temperature of the candidates after the greedy one"
     )
     candidate_source: Literal["samples", "prompts"] = Field(
-        "samples",
+        "prompts",
         description="the candidates after the greedy one: samples of kb's prompt at sample_temperature "
         "(samples), or first the greedy statements of LlamaIndex's own text-to-SQL prompt over LlamaIndex's "
         "and kb's descriptions of the tables, then samples (prompts)",
