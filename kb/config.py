@@ -182,8 +182,8 @@ class SqlSettings(_Strict):
         3,
         ge=1,
         le=16,
-        description="statements written per question (the greedy one, then samples) and voted on by the rows "
-        "they give; 1: the greedy statement only",
+        description="statements written per question (the greedy one, then those of candidate_source) and voted "
+        "on by the rows they give; 1: the greedy statement only",
     )
     sample_temperature: float = Field(
         0.3, gt=0, le=2, description="the sampling temperature of the candidates after the greedy one"
