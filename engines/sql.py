@@ -396,7 +396,8 @@ class SQLEngine(CustomQueryEngine):
     candidate_source: CandidateSource = Field(
         default="samples",
         description="the candidates after the greedy one: samples of kb's prompt, or first the greedy "
-        "statements of LlamaIndex's own text-to-SQL prompt (over its table description, then over kb's)",
+        "statements of two other prompts (kb's rules over LlamaIndex's table description, then "
+        "LlamaIndex's text-to-SQL prompt over kb's: _other_prompt_writers)",
     )
     rescue_samples: int = Field(
         default=4, ge=0, description="sampled statements written when no attempt ran clean (0: none)"
