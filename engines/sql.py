@@ -767,19 +767,19 @@ class SQLEngine(CustomQueryEngine):
         seed: int,
         temperature: Optional[float] = None,
         correction: Optional[str] = None,
-        writer: Any = None,
     ) -> Optional[Statement]:
         """One sampled statement (for the question's own prompt, or the ``correction`` prompt when
-        given; ``writer``'s greedy one when given), checked and run (kb's join added once if the
-        server names an unknown column), not yet checked for defects; None when the guard refuses it
-        or it does not run."""
-        if writer is not None:
-            proposed = self.write_sql(question, hint, writer=writer)
-        elif correction is None:
+        given), checked and run by :meth:`_candidate_run`."""
+        if correction is None:
             proposed = self.write_sql(question, hint, seed=seed, temperature=temperature)
         else:
             sampler = self._sampled_llm(seed, self.sample_temperature if temperature is None else temperature)
             proposed = str(sampler.complete(correction).text)
+        return self._candidate_run(proposed)
+
+    def _candidate_run(self, proposed: str) -> Optional[Statement]:
+        """A candidate statement checked and run (kb's join added once if the server names an unknown
+        column), not yet checked for defects; None when the guard refuses it or it does not run."""
         try:
             checked = self.guard.check(proposed)
         except SQLRefused:
@@ -806,8 +806,11 @@ class SQLEngine(CustomQueryEngine):
             sizes = sorted((len(g) for g in groups), reverse=True) + [0, 0]
             if sizes[0] > sizes[1] + left:
                 break  # no remaining candidate can change the vote
-            writer = other_prompts[seed - 1] if seed <= len(other_prompts) else None
-            candidate = self._sample_run(question, hint, seed, writer=writer)
+            candidate = (
+                self._candidate_run(self.write_sql(question, hint, writer=other_prompts[seed - 1]))
+                if seed <= len(other_prompts)
+                else self._sample_run(question, hint, seed)
+            )
             written += 1
             if candidate is not None and not self.problems(candidate, question):
                 _grouped(groups, candidate, narrower_wins=True)
