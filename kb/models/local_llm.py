@@ -5,20 +5,22 @@ kb writes its own instead of using LlamaIndex's ``LlamaCPP`` because that class
 * loads a new copy of the model for every instance (every KnowledgeBase, every engine of a server);
 * keeps the per-call streaming flag in state shared by all calls, and lets two threads use one
   llama.cpp context at once, which corrupts the context (a server answers many questions at once);
-* re-evaluates every prompt from its first token.
+* re-evaluates every prompt from its first token;
+* passes on a loop of the small model (the same sentences again and again) until its token limit.
 
 Here one ``llama_cpp.Llama`` is loaded per (file, context size, threads) and process and shared by
 every instance; generations on it take turns under a lock; and the KV states of earlier prompts are
 kept (:mod:`kb.models.prompt_cache`, in RAM and on disk), so a long fixed prefix (the schema at the start of
-every SQL prompt) is evaluated once and restored afterwards, in this process and the next. Prompts
-use ChatML, the template of both Qwen2.5 and SmolLM2.
+every SQL prompt) is evaluated once and restored afterwards, in this process and the next. Every
+generation leaves out the sentences it repeats and is continued once, with a repetition penalty,
+when it loops (:mod:`kb.models.repetition`). Prompts use ChatML, the template of both Qwen2.5 and SmolLM2.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -36,8 +38,12 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.custom import CustomLLM
 
 from kb.engines.answer import GENERATION_STOP, GenerationStopped, generation_stopped
+from kb.models.repetition import RepeatedSentences
 
 STOP = ["<|im_end|>", "<|endoftext|>"]
+# llama.cpp's repetition penalty for the continuation of a generation that looped (kb.models.repetition):
+# 1.1, the upper end of what Qwen2.5's own generation settings use (1.05-1.1).
+LOOP_REPEAT_PENALTY = 1.1
 _LOADED: dict[tuple[Any, ...], tuple[Any, threading.Lock]] = {}
 _LOADING = threading.Lock()
 
@@ -139,12 +145,39 @@ class LocalLlamaCPP(CustomLLM):
             messages.insert(0, ChatMessage(role=MessageRole.SYSTEM, content=self.system_prompt))
         return chatml(messages)
 
-    def _generate(self, text: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _pieces(self, text: str, options: dict[str, Any]) -> Iterator[str]:
+        """The generation's text piece by piece, its repeated sentences left out
+        (:mod:`kb.models.repetition`); when it loops, it is stopped and continued once from the text
+        kept, with llama.cpp's repetition penalty. The caller holds the lock."""
+        watch = RepeatedSentences()
+        tokens_left = int(options["max_tokens"])
+        for repeat_penalty in (None, LOOP_REPEAT_PENALTY):
+            if repeat_penalty is not None:
+                options = {**options, "repeat_penalty": repeat_penalty, "max_tokens": tokens_left}
+            generation = self._model.create_completion(text + watch.kept, stream=True, **options)
+            try:
+                for piece in generation:  # one token each
+                    tokens_left -= 1
+                    passed = watch.push(piece["choices"][0]["text"])
+                    if passed:
+                        yield passed
+                    if watch.looping:
+                        break
+            finally:
+                generation.close()
+            if not watch.looping or tokens_left <= 0:
+                break
+            watch.resume()
+        rest = watch.finish()
+        if rest:
+            yield rest
+
+    def _generate(self, text: str, kwargs: dict[str, Any]) -> str:
         with self._lock:
-            result = self._model.create_completion(text, **self._options(kwargs))
+            generated = "".join(self._pieces(text, self._options(kwargs)))
         if generation_stopped():
             raise GenerationStopped("the answer was no longer wanted; generation stopped")
-        return result
+        return generated
 
     def _stream(self, text: str, kwargs: dict[str, Any]) -> CompletionResponseGen:
         options = self._options(kwargs)
@@ -154,10 +187,9 @@ class LocalLlamaCPP(CustomLLM):
             # (or dropping it) releases it.
             with self._lock:
                 so_far = ""
-                for piece in self._model.create_completion(text, stream=True, **options):
-                    delta = piece["choices"][0]["text"]
+                for delta in self._pieces(text, options):
                     so_far += delta
-                    yield CompletionResponse(text=so_far, delta=delta, raw=piece)
+                    yield CompletionResponse(text=so_far, delta=delta)
             if generation_stopped():
                 raise GenerationStopped("the answer was no longer wanted; generation stopped")
 
@@ -167,8 +199,7 @@ class LocalLlamaCPP(CustomLLM):
     # chat() does not go through complete(), which would report a second one.
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        result = self._generate(self._prompt(prompt, formatted), kwargs)
-        return CompletionResponse(text=result["choices"][0]["text"], raw=result)
+        return CompletionResponse(text=self._generate(self._prompt(prompt, formatted), kwargs))
 
     @llm_completion_callback()
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
@@ -176,9 +207,8 @@ class LocalLlamaCPP(CustomLLM):
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        result = self._generate(chatml(messages), kwargs)
-        text = result["choices"][0]["text"]
-        return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), raw=result)
+        text = self._generate(chatml(messages), kwargs)
+        return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text))
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
@@ -189,7 +219,6 @@ class LocalLlamaCPP(CustomLLM):
                 yield ChatResponse(
                     message=ChatMessage(role=MessageRole.ASSISTANT, content=piece.text),
                     delta=piece.delta,
-                    raw=piece.raw,
                 )
 
         return gen()

@@ -1,0 +1,93 @@
+"""kb's llama.cpp LLM (kb.models.local_llm) leaves out the sentences a looping model repeats
+(kb.models.repetition): where a repeat is dropped, and where it must not be."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import ROOT
+from llama_index.core.base.llms.types import ChatMessage, MessageRole
+
+from kb.config import load_settings
+from kb.models.factories import build_llm
+from kb.models.local_llm import STOP, chatml
+from kb.models.repetition import RepeatedSentences
+
+
+def passed_on(text: str, piece: int) -> tuple[str, RepeatedSentences]:
+    """``text`` fed to a watch ``piece`` characters at a time, as a stream of tokens would be."""
+    watch = RepeatedSentences()
+    out = "".join(watch.push(text[i : i + piece]) for i in range(0, len(text), piece)) + watch.finish()
+    assert out == watch.kept
+    return out, watch
+
+
+def long_sentences(text: str) -> list[str]:
+    """The sentences of ``text`` that a watch remembers, without their list markers."""
+    parts = re.split(r"(?<=[.!?:])\s+", text)
+    return [s for s in (re.sub(r"^(?:\d+[.)]|[-*])\s*", "", p.strip()) for p in parts) if len(s) >= 20]
+
+
+@pytest.mark.parametrize("piece", [1, 3, 7, 1000])
+def test_a_sentence_written_again_is_dropped_wherever_the_stream_is_cut(piece):
+    looped = "The result has more than 200 rows. The first 5 rows are: " * 3 + "Ida Andersson | 2, Eero Virtanen | 1"
+    out, watch = passed_on(looped, piece)
+    assert out == "The result has more than 200 rows. The first 5 rows are: Ida Andersson | 2, Eero Virtanen | 1"
+    assert watch.repeats == 4 and watch.looping
+
+
+@pytest.mark.parametrize("piece", [1, 4])
+def test_a_numbered_item_repeating_an_earlier_one_is_dropped_with_its_number(piece):
+    listed = (
+        "1. The moon is a natural satellite of Earth.\n2. The moon has a rocky and dusty surface.\n"
+        "3. The moon has a rocky and dusty surface.\n4. The moon is about 384,400 km away.\n"
+    )
+    out, watch = passed_on(listed, piece)
+    assert out == (
+        "1. The moon is a natural satellite of Earth.\n2. The moon has a rocky and dusty surface.\n"
+        "4. The moon is about 384,400 km away.\n"
+    )
+    assert watch.repeats == 1 and not watch.looping
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Yes. Yes. No rows matched.",  # short sentences may be said twice
+        "It costs 2.5 EUR at 12:30 today. It costs 2.5 EUR at 12:30 tomorrow.",  # no end inside 2.5 or 12:30
+        "Karl Johansson | 3\nKarl Johansson | 3\n",  # two equal rows of a result: lines, not sentences
+        "- Karl Johansson has 3 tickets open.\n- Karl Johansson has 3 tickets closed.\n",
+        "The order was shipped on 2025-03-01. The order was shipped on time",  # begins like one, differs
+    ],
+)
+def test_text_that_repeats_no_long_sentence_is_passed_on_as_written(text):
+    for piece in (1, 2, 5, len(text)):
+        out, watch = passed_on(text, piece)
+        assert out == text and watch.repeats == 0
+
+
+def test_a_repeat_cut_by_the_token_limit_is_dropped_and_a_short_ending_is_not():
+    assert passed_on("The result has more than 200 rows. The result has more than 20", 2)[0] == (
+        "The result has more than 200 rows."
+    )
+    assert passed_on("The result has more than 200 rows. The", 2)[0] == "The result has more than 200 rows. The"
+
+
+def test_the_local_model_stops_a_loop_and_continues_without_it():
+    """SmolLM2-135M asked for ten facts loops on one sentence; kb's LLM passes it on once, stops the
+    loop and continues with the repetition penalty (new sentences after it), streamed and not."""
+    llm = build_llm(load_settings(ROOT / "config.yaml", environ={"KB_PROFILE": "tiny"}))
+    question = "List ten facts about the moon."
+    prompt = chatml([ChatMessage(role=MessageRole.USER, content=question)])
+    raw = llm._model.create_completion(prompt, max_tokens=256, temperature=0.0, stop=STOP)["choices"][0]["text"]
+    raw_sentences = long_sentences(raw)
+    assert len(raw_sentences) - len(set(raw_sentences)) >= 2, raw  # the loop this test is about
+
+    answer = llm.complete(question).text
+    streamed = "".join(piece.delta or "" for piece in llm.stream_complete(question))
+    for text in (answer, streamed):
+        sentences = long_sentences(text)
+        assert len(sentences) == len(set(sentences)), text
+        assert set(sentences) - set(raw_sentences), text  # the continuation wrote something new
+    assert streamed == answer
