@@ -74,6 +74,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.base.response.schema import RESPONSE_TYPE, Response, StreamingResponse
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms import LLM
+from llama_index.core.objects import ObjectIndex, ObjectRetriever, SQLTableNodeMapping, SQLTableSchema
 from llama_index.core.query_engine import CustomQueryEngine, NLSQLTableQueryEngine
 from sqlglot import exp
 
@@ -338,41 +339,50 @@ class SQLOutcome:
         }
 
 
-def _sql_writer(
-    llm: LLM,
+def table_retriever(
     sql_database: SQLDatabase,
     tables: list[str],
     max_tables_in_prompt: int,
     embed_model: Optional[Callable[[], BaseEmbedding]],
+) -> Optional[ObjectRetriever[SQLTableSchema]]:
+    """Above ``max_tables_in_prompt`` tables (and with an ``embed_model``), a retriever of the tables
+    closest to a question, over an embedding index of their descriptions in ``sql_database``; None:
+    every prompt shows all tables. Any writer may use it: it gives table names, which each writer
+    describes in its own way."""
+    if len(tables) <= max_tables_in_prompt or embed_model is None:
+        return None
+    from llama_index.core import VectorStoreIndex
+
+    object_index = ObjectIndex.from_objects(
+        [SQLTableSchema(table_name=t) for t in tables],
+        SQLTableNodeMapping(sql_database),
+        index_cls=VectorStoreIndex,
+        embed_model=embed_model(),
+    )
+    return object_index.as_retriever(similarity_top_k=max_tables_in_prompt)
+
+
+def _sql_writer(
+    llm: LLM,
+    sql_database: SQLDatabase,
+    tables: list[str],
+    tables_retriever: Optional[ObjectRetriever[SQLTableSchema]],
     examples_text: str = "",
     prompt: Optional[PromptTemplate] = None,
-) -> Any:
+) -> NLSQLTableQueryEngine:
     """LlamaIndex's NLSQL engine in ``sql_only`` mode, with kb's prompt (or ``prompt``): all tables in
-    the prompt, or, above ``max_tables_in_prompt``, those an embedding index retrieves for each question."""
-    options: dict[str, Any] = dict(
+    the prompt, or those ``tables_retriever`` retrieves for each question."""
+    return NLSQLTableQueryEngine(
+        sql_database=sql_database,
+        tables=tables,
+        table_retriever=tables_retriever,
+        # LlamaIndex's default embedding model is OpenAI's; its SQL writer uses none outside pgvector.
+        embed_model=MockEmbedding(embed_dim=1),
         llm=llm,
         sql_only=True,
         synthesize_response=False,
         text_to_sql_prompt=prompt or TEXT_TO_SQL_PROMPT.partial_format(examples=examples_text),
     )
-    if len(tables) <= max_tables_in_prompt or embed_model is None:
-        # LlamaIndex's default embedding model is OpenAI's; none is used on this path.
-        return NLSQLTableQueryEngine(
-            sql_database=sql_database, tables=tables, embed_model=MockEmbedding(embed_dim=1), **options
-        )
-    from llama_index.core import VectorStoreIndex
-    from llama_index.core.indices.struct_store.sql_query import SQLTableRetrieverQueryEngine
-    from llama_index.core.objects import ObjectIndex, SQLTableNodeMapping, SQLTableSchema
-
-    embedder = embed_model()
-    object_index = ObjectIndex.from_objects(
-        [SQLTableSchema(table_name=t) for t in tables],
-        SQLTableNodeMapping(sql_database),
-        index_cls=VectorStoreIndex,
-        embed_model=embedder,
-    )
-    retriever = object_index.as_retriever(similarity_top_k=max_tables_in_prompt)
-    return SQLTableRetrieverQueryEngine(sql_database, retriever, embed_model=embedder, **options)
 
 
 class SQLEngine(CustomQueryEngine):
@@ -412,7 +422,7 @@ class SQLEngine(CustomQueryEngine):
     examples_text: str = Field(default="", description="the question/SQL examples as the prompts show them")
     values: Optional[ValueIndex] = Field(default=None, exclude=True, description="value linking (None: off)")
 
-    _writer_options: tuple[int, Any] = PrivateAttr()  # max_tables_in_prompt, embed_model: for sampled writers
+    _tables_retriever: Optional[ObjectRetriever[SQLTableSchema]] = PrivateAttr(default=None)  # shared by writers
     _sampled_writers: dict[tuple[int, float], Any] = PrivateAttr(default_factory=dict)  # by seed, temperature
     _prompt_writers: list[Any] = PrivateAttr(default_factory=list)  # the other prompts' writers, when built
 
@@ -439,6 +449,7 @@ class SQLEngine(CustomQueryEngine):
         sql_database = DescribedSQLDatabase(readonly, database, tables)
         guard = ReadOnlyGuard(tables, database)
         example_lines = format_examples(examples, guard)
+        retriever = table_retriever(sql_database, tables, max_tables_in_prompt, embed_model)
         super().__init__(
             llm=llm,
             readonly=readonly,
@@ -447,12 +458,12 @@ class SQLEngine(CustomQueryEngine):
             guard=guard,
             sql_database=sql_database,
             repairs=StatementRepairs(sql_database.describer),
-            writer=_sql_writer(llm, sql_database, tables, max_tables_in_prompt, embed_model, example_lines),
+            writer=_sql_writer(llm, sql_database, tables, retriever, example_lines),
             examples_text=example_lines,
             values=ValueIndex(readonly, database, tables) if value_linking else None,
             **kwargs,
         )
-        self._writer_options = (max_tables_in_prompt, embed_model)
+        self._tables_retriever = retriever
 
     @property
     def schema_text(self) -> str:
@@ -477,7 +488,7 @@ class SQLEngine(CustomQueryEngine):
                 self._sampled_llm(seed, temperature),
                 self.sql_database,
                 self.tables,
-                *self._writer_options,
+                self._tables_retriever,
                 self.examples_text,
             )
         return self._sampled_writers[(seed, temperature)]
@@ -494,9 +505,9 @@ class SQLEngine(CustomQueryEngine):
 
             own = SQLDatabase(self.readonly.engine, include_tables=self.tables)
             self._prompt_writers = [
-                _sql_writer(self.llm, own, self.tables, *self._writer_options, self.examples_text),
+                _sql_writer(self.llm, own, self.tables, self._tables_retriever, self.examples_text),
                 _sql_writer(
-                    self.llm, self.sql_database, self.tables, *self._writer_options, prompt=DEFAULT_TEXT_TO_SQL_PROMPT
+                    self.llm, self.sql_database, self.tables, self._tables_retriever, prompt=DEFAULT_TEXT_TO_SQL_PROMPT
                 ),
             ]
         return self._prompt_writers

@@ -1362,3 +1362,28 @@ def test_one_figure_where_the_question_asks_for_each_customer_is_given_back(engi
 def test_gives_row_count_reads_the_number_alone(answer, gives):
     count = 1250 if "1,250" in answer or "1250" in answer else 322
     assert gives_row_count(answer, count) is gives
+
+
+def test_above_the_tables_a_prompt_holds_each_prompt_shows_the_tables_retrieved_by_one_shared_index(
+    engine_with, local_embed
+):
+    built = []
+
+    def embed_model():
+        built.append(1)
+        return local_embed
+
+    greedy, voted = "SELECT COUNT(*) FROM orders", "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"
+    engine, llm = engine_with(
+        [greedy, voted, voted, "Answer."],
+        candidates=3,
+        candidate_source="prompts",
+        max_tables_in_prompt=2,
+        embed_model=embed_model,
+    )
+    answer = sql_answer(engine, "How many orders were cancelled?")
+    assert answer.sql == voted and answer.candidates["agreeing"] == 2
+    for prompt, shown in zip(llm.prompts[:3], ("CREATE TABLE ", "Table '", "CREATE TABLE ")):
+        assert prompt.count(shown) == 2, prompt  # two of the demo's tables, orders among them
+        assert f"{shown}orders" in prompt, prompt
+    assert len(built) == 1  # the tables are embedded once, for every writer
