@@ -400,11 +400,11 @@ class SQLEngine(CustomQueryEngine):
         description="statements the model writes per question, corrections included (kb's repairs besides)",
     )
     candidates: int = Field(
-        default=1, ge=1, description="statements written per question and voted on by their rows (1: greedy only)"
+        default=3, ge=1, description="statements written per question and voted on by their rows (1: greedy only)"
     )
     sample_temperature: float = Field(default=0.3, gt=0, description="temperature of the candidates after the first")
     candidate_source: CandidateSource = Field(
-        default="samples",
+        default="prompts",
         description="the candidates after the greedy one: samples of kb's prompt, or first the greedy "
         "statements of two other prompts (kb's rules over LlamaIndex's table description, then "
         "LlamaIndex's text-to-SQL prompt over kb's: _other_prompt_writers)",

@@ -26,7 +26,9 @@ RIGHT = (
 @pytest.fixture
 def engine_with(business):
     def make(script, **kwargs) -> tuple[SQLEngine, ScriptedLLM]:
+        """An engine on the demo's tables: one statement per question unless ``candidates`` is given."""
         llm = ScriptedLLM(script)
+        kwargs.setdefault("candidates", 1)
         return SQLEngine(
             llm, MariaDBConnection(business), database="kb_business", tables=BUSINESS_TABLES, **kwargs
         ), llm
@@ -213,7 +215,7 @@ def test_a_duration_compared_in_the_columns_unit_is_left_as_written(db):
     db.execute("INSERT INTO tracks VALUES (1, 'Short', 200000), (2, 'Long', 400000), (3, 'Longer', 600000)")
     database = db.fetchall("SELECT DATABASE()")[0][0]
     written = "SELECT COUNT(*) AS n FROM tracks WHERE milliseconds >= 180000 AND milliseconds <= 300000"
-    engine = SQLEngine(ScriptedLLM([written, "Answer."]), db, database=database, tables=["tracks"])
+    engine = SQLEngine(ScriptedLLM([written, "Answer."]), db, database=database, tables=["tracks"], candidates=1)
     answer = sql_answer(engine, "How many tracks are between 3 and 5 minutes long?")
     assert answer.sql == written and answer.rows == [{"n": 1}]
 
@@ -226,7 +228,7 @@ def test_candidates_that_disagree_are_voted_on_by_their_rows(engine_with, admin,
         "SELECT COUNT(*) AS n FROM orders WHERE status = 'cancelled'",
         "SELECT COUNT(id) FROM orders WHERE status IN ('cancelled')",  # other text, same rows
     ]
-    engine, llm = engine_with([greedy, *others, "Answer."], candidates=3)
+    engine, llm = engine_with([greedy, *others, "Answer."], candidates=3, candidate_source="samples")
     answer = sql_answer(engine, "How many orders were cancelled?")
     assert answer.rows == [{"n": cancelled}] and answer.sql == others[0]
     assert answer.candidates == {

@@ -122,6 +122,7 @@ def guard(project_settings):
 def engine_for(local_embed):
     def make(business, llm, **kwargs):
         readonly = MariaDBConnection(business)
+        kwargs.setdefault("candidates", 1)  # one statement per question unless asked
         return SQLEngine(
             llm, readonly, database="kb_business", tables=BUSINESS_TABLES, embed_model=lambda: local_embed, **kwargs
         )
