@@ -191,8 +191,8 @@ class SqlSettings(_Strict):
     candidate_source: Literal["samples", "prompts"] = Field(
         "prompts",
         description="the candidates after the greedy one: samples of kb's prompt at sample_temperature "
-        "(samples), or first the greedy statements of LlamaIndex's own text-to-SQL prompt over LlamaIndex's "
-        "and kb's descriptions of the tables, then samples (prompts)",
+        "(samples), or first the greedy statements of two other prompts (kb's rules over LlamaIndex's "
+        "description of the tables, then LlamaIndex's text-to-SQL prompt over kb's), then samples (prompts)",
     )
     rescue_samples: int = Field(
         4,
