@@ -1,9 +1,12 @@
 """kb's llama.cpp LLM (kb.models.local_llm) leaves out the sentences a looping model repeats
-(kb.models.repetition): where a repeat is dropped, and where it must not be."""
+(kb.models.repetition): where a repeat is dropped, and where it must not be; and it frees its models
+at exit."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 from conftest import ROOT
@@ -91,3 +94,24 @@ def test_the_local_model_stops_a_loop_and_continues_without_it():
         assert len(sentences) == len(set(sentences)), text
         assert set(sentences) - set(raw_sentences), text  # the continuation wrote something new
     assert streamed == answer
+
+
+def test_a_process_frees_its_shared_models_at_exit_while_the_bindings_are_there():
+    """The tiny model, loaded and used, is freed by kb's exit hook (a check registered before it runs
+    after it) and nothing is printed about a failed finaliser."""
+    script = """
+import atexit, sys
+used = []
+atexit.register(lambda: print("freed at exit:", used[0]._model._model.model is None))
+from kb.config import load_settings
+from kb.models.factories import build_llm
+llm = build_llm(load_settings(sys.argv[1], environ={"KB_PROFILE": "tiny"}))
+llm.complete("Say hello.")
+used.append(llm)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(ROOT / "config.yaml")], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "freed at exit: True" in done.stdout, done.stdout + done.stderr
+    assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -18,6 +18,7 @@ when it loops (:mod:`kb.models.repetition`). Prompts use ChatML, the template of
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -46,6 +47,8 @@ STOP = ["<|im_end|>", "<|endoftext|>"]
 LOOP_REPEAT_PENALTY = 1.1
 _LOADED: dict[tuple[Any, ...], tuple[Any, threading.Lock]] = {}
 _LOADING = threading.Lock()
+# How long the exit waits for a generation still running in a daemon thread before it leaves that model be.
+_CLOSE_WAIT_SECONDS = 0.5
 
 
 def chatml(messages: Sequence[ChatMessage]) -> str:
@@ -77,6 +80,20 @@ def _shared_model(
                 model.set_cache(PromptStateCache(cache_mb * 1024 * 1024, folder, n_ctx=n_ctx, home=below))
             _LOADED[key] = (model, threading.Lock())
         return _LOADED[key]
+
+
+@atexit.register
+def _close_shared_models() -> None:
+    """Free the shared models while the interpreter is whole.
+
+    Left to the garbage collector, a model can be freed during the interpreter's teardown, after
+    llama-cpp-python's bindings were cleared, and its finaliser prints a traceback ("'NoneType' object
+    is not callable"). A model whose generation is still running (a daemon thread) is left alone; one
+    that is closed keeps its lock held, so no later call reaches the freed context.
+    """
+    for model, lock in list(_LOADED.values()):
+        if lock.acquire(timeout=_CLOSE_WAIT_SECONDS):
+            model.close()
 
 
 class LocalLlamaCPP(CustomLLM):
