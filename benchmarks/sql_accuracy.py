@@ -54,7 +54,7 @@ from kb.config import load_settings
 from kb.engines.sql import RAN_WITH_DEFECT, SQLEngine, result_key
 from kb.engines.sql_defects import defects
 from kb.engines.sql_guard import CheckedSQL, SQLRefused, clean
-from kb.models.factories import build_llm
+from kb.models.factories import build_embedding, build_llm
 from kb.server.database import private_server
 from kb.sql.business_database import load_demo_data, readonly_url
 from kb.stores.connection import MariaDBConnection
@@ -298,6 +298,7 @@ def main() -> None:
     server.start()
     load_demo_data(settings)
     llm = build_llm(settings)
+    embed_model = build_embedding(settings)
     source = args.candidate_source or settings.sql.candidate_source
     print(f"model: {settings.active_profile.llm.model} ({settings.profile}); candidates: {candidates} ({source})")
     results: dict[tuple[str, str], Tally] = {}
@@ -319,6 +320,8 @@ def main() -> None:
             tables=tables,
             row_limit=10_000,
             timeout_s=10,
+            max_tables_in_prompt=settings.sql.max_tables_in_prompt,
+            embed_model=lambda: embed_model,  # above max_tables_in_prompt: the tables retrieved, as in kb
             candidates=candidates,
             sample_temperature=settings.sql.sample_temperature,
             candidate_source=args.candidate_source or settings.sql.candidate_source,
