@@ -298,7 +298,6 @@ def main() -> None:
     server.start()
     load_demo_data(settings)
     llm = build_llm(settings)
-    embed_model = build_embedding(settings)
     source = args.candidate_source or settings.sql.candidate_source
     print(f"model: {settings.active_profile.llm.model} ({settings.profile}); candidates: {candidates} ({source})")
     results: dict[tuple[str, str], Tally] = {}
@@ -321,7 +320,7 @@ def main() -> None:
             row_limit=10_000,
             timeout_s=10,
             max_tables_in_prompt=settings.sql.max_tables_in_prompt,
-            embed_model=lambda: embed_model,  # above max_tables_in_prompt: the tables retrieved, as in kb
+            embed_model=lambda: build_embedding(settings),  # loaded only above max_tables_in_prompt, as in kb
             candidates=candidates,
             sample_temperature=settings.sql.sample_temperature,
             candidate_source=args.candidate_source or settings.sql.candidate_source,

@@ -49,8 +49,8 @@ each cost only its own tokens; with ``candidate_source="prompts"`` the first two
 greedy statements of two other prompts (kb's rules over LlamaIndex's table description, LlamaIndex's
 prompt over kb's), whose mistakes differ from the greedy one's more than its samples' do, and a
 candidate that gives a group's rows beside extra columns votes for that group. Every candidate passes
-the guard and runs read-only; candidates are grouped by their rows, and the answer comes from the largest group (the greedy statement's group
-wins a tie). Candidates the guard refuses, the server rejects, or that have a defect or a conversion
+the guard and runs read-only; candidates are grouped by their rows, and the answer comes from the
+largest group (the greedy statement's group wins a tie). Candidates the guard refuses, the server rejects, or that have a defect or a conversion
 warning are not counted. Writing stops as soon as no remaining candidate could change the vote. The response says how many agreed.
 
 ``SQLEngine`` is a LlamaIndex ``CustomQueryEngine``: its ``Response`` carries the SQL, rows and
