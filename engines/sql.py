@@ -75,11 +75,14 @@ from llama_index.core.base.response.schema import RESPONSE_TYPE, Response, Strea
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms import LLM
 from llama_index.core.objects import ObjectIndex, ObjectRetriever, SQLTableNodeMapping, SQLTableSchema
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.query_engine import CustomQueryEngine, NLSQLTableQueryEngine
+from llama_index.core.schema import NodeWithScore, QueryBundle
 from sqlglot import exp
 
 from kb.engines.answer import Attempt, timed_stream
 from kb.engines.answer_rows import ROWS_SHOWN, left_out_note, rows_shown, with_left_out_note
+from kb.engines.context import token_counter
 from kb.engines.sql_defects import Defect, defects
 from kb.engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean, parse_statement
 from kb.engines.sql_repairs import StatementRepairs
@@ -339,17 +342,68 @@ class SQLOutcome:
         }
 
 
+# Tokens kept free in every SQL prompt beyond its rules, examples and schema: the question with its
+# hint line, and in a correction prompt the failed statement with its error.
+PROMPT_ROOM_TOKENS = 512
+
+
+def schema_token_budget(llm: LLM, examples_text: str) -> int:
+    """How many tokens of table descriptions a prompt to ``llm`` may hold: its context window less
+    the rules and ``examples_text``, its answer (``num_output``) and ``PROMPT_ROOM_TOKENS``, as
+    ``llm`` counts tokens (:func:`kb.engines.context.token_counter`)."""
+    metadata = llm.metadata
+    rules = TEXT_TO_SQL_PROMPT.format(dialect="mysql", schema="", examples=examples_text, query_str="")
+    return metadata.context_window - token_counter(llm)(rules) - metadata.num_output - PROMPT_ROOM_TOKENS
+
+
+class TablesThatFit(BaseNodePostprocessor):
+    """The retrieved tables a prompt shows: the most similar first while their descriptions fit
+    ``token_budget`` (the most similar always), then put in the schema's order (``tables``). In the
+    schema's order, two questions whose tables begin alike share the prompt up to the first table in
+    which they differ, and llama.cpp's prompt cache evaluates only the rest."""
+
+    tables: list[str]
+    table_tokens: dict[str, int]
+    token_budget: int
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "TablesThatFit"
+
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: Optional[QueryBundle] = None
+    ) -> list[NodeWithScore]:
+        kept: list[NodeWithScore] = []
+        used = 0
+        for node in nodes:
+            size = self.table_tokens.get(node.node.metadata.get("name", ""), 0)
+            if kept and used + size > self.token_budget:
+                continue  # a smaller, less similar table may still fit
+            kept.append(node)
+            used += size
+        position = {name: i for i, name in enumerate(self.tables)}
+        return sorted(kept, key=lambda node: position.get(node.node.metadata.get("name", ""), len(position)))
+
+
 def table_retriever(
     sql_database: SQLDatabase,
     tables: list[str],
     max_tables_in_prompt: int,
     embed_model: Optional[Callable[[], BaseEmbedding]],
+    count_tokens: Callable[[str], int],
+    token_budget: Optional[int] = None,
 ) -> Optional[ObjectRetriever[SQLTableSchema]]:
-    """Above ``max_tables_in_prompt`` tables (and with an ``embed_model``), a retriever of the tables
-    closest to a question, over an embedding index of their descriptions in ``sql_database``; None:
-    every prompt shows all tables. Any writer may use it: it gives table names, which each writer
-    describes in its own way."""
-    if len(tables) <= max_tables_in_prompt or embed_model is None:
+    """When there are more than ``max_tables_in_prompt`` tables, or their descriptions in
+    ``sql_database`` take more than ``token_budget`` tokens as ``count_tokens`` counts them (and
+    there is an ``embed_model``): a
+    retriever of the tables closest to a question that fit (:class:`TablesThatFit`), over an
+    embedding index of their descriptions; None: every prompt shows all tables. Any writer may use
+    it: it gives table names, which each writer describes in its own way."""
+    if embed_model is None:
+        return None
+    table_tokens = {t: count_tokens(sql_database.get_single_table_info(t)) for t in tables}
+    budget = sum(table_tokens.values()) if token_budget is None else token_budget
+    if len(tables) <= max_tables_in_prompt and sum(table_tokens.values()) <= budget:
         return None
     from llama_index.core import VectorStoreIndex
 
@@ -359,7 +413,10 @@ def table_retriever(
         index_cls=VectorStoreIndex,
         embed_model=embed_model(),
     )
-    return object_index.as_retriever(similarity_top_k=max_tables_in_prompt)
+    return object_index.as_retriever(
+        similarity_top_k=min(max_tables_in_prompt, len(tables)),
+        node_postprocessors=[TablesThatFit(tables=tables, table_tokens=table_tokens, token_budget=budget)],
+    )
 
 
 def _sql_writer(
@@ -433,14 +490,15 @@ class SQLEngine(CustomQueryEngine):
         *,
         database: str,
         tables: Sequence[str],
-        max_tables_in_prompt: int = 16,
+        max_tables_in_prompt: int = 40,
         embed_model: Optional[Callable[[], BaseEmbedding]] = None,
         examples: Sequence[tuple[str, str]] = (),
         value_linking: bool = True,
         **kwargs: Any,
     ) -> None:
         """``embed_model`` (a function returning one, so that it is loaded only when needed) picks the
-        tables of each question when there are more than ``max_tables_in_prompt``. ``examples`` are
+        tables of each question when there are more than ``max_tables_in_prompt`` or their
+        descriptions do not fit the LLM's context window (:func:`schema_token_budget`). ``examples`` are
         good (question, SQL) pairs for this database, shown to the model after the rules (Vanna's
         and LangChain's few-shot idea: what the schema cannot say, such as which column a verb
         means); each must pass the guard. ``value_linking`` tells the model where the values the
@@ -449,7 +507,14 @@ class SQLEngine(CustomQueryEngine):
         sql_database = DescribedSQLDatabase(readonly, database, tables)
         guard = ReadOnlyGuard(tables, database)
         example_lines = format_examples(examples, guard)
-        retriever = table_retriever(sql_database, tables, max_tables_in_prompt, embed_model)
+        retriever = table_retriever(
+            sql_database,
+            tables,
+            max_tables_in_prompt,
+            embed_model,
+            token_counter(llm),
+            schema_token_budget(llm, example_lines),
+        )
         super().__init__(
             llm=llm,
             readonly=readonly,
@@ -467,8 +532,16 @@ class SQLEngine(CustomQueryEngine):
 
     @property
     def schema_text(self) -> str:
-        """The schema as the first attempt's prompt shows it (all tables; the same text, so cached)."""
+        """The description of every table, as a prompt shows it when they all fit."""
         return "\n\n".join(self.sql_database.get_single_table_info(t) for t in self.tables)
+
+    def schema_for(self, question: str) -> str:
+        """The schema the prompts for ``question`` show: every table, or with a table retriever (too
+        many tables for one prompt) the tables it gives for the question, as kb's own writer shows them."""
+        if self._tables_retriever is None:
+            return self.schema_text
+        shown = self._tables_retriever.retrieve(question)
+        return "\n\n".join(self.sql_database.get_single_table_info(t.table_name) for t in shown)
 
     # -- writing and running SQL -----------------------------------------------------------------------
     def _asked(self, question: str, hint: str) -> str:
@@ -567,7 +640,7 @@ class SQLEngine(CustomQueryEngine):
         advice = self.repairs.hint_for(failed.error or "", tables, failed.sql)
         return CORRECTION_PROMPT.format(
             dialect=self.sql_database.dialect,
-            schema=self.schema_text,
+            schema=self.schema_for(self._asked(question, hint)),
             query_str=self._asked(question, hint),
             sql=failed.sql,
             error=failed.error,

@@ -171,7 +171,11 @@ class SqlSettings(_Strict):
     row_limit: int = Field(200, ge=1, le=100000)
     timeout_s: float = Field(5.0, gt=0, le=600)
     max_tables_in_prompt: int = Field(
-        16, ge=1, le=200, description="more tables: the relevant ones are retrieved per question"
+        40,
+        ge=1,
+        le=200,
+        description="more tables, or more than the model's context window holds: the relevant ones are "
+        "retrieved per question",
     )
     examples: Optional[str] = Field(
         None,

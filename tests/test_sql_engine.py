@@ -1389,3 +1389,43 @@ def test_above_the_tables_a_prompt_holds_each_prompt_shows_the_tables_retrieved_
         assert prompt.count(shown) == 2, prompt  # two of the demo's tables, orders among them
         assert f"{shown}orders" in prompt, prompt
     assert len(built) == 1  # the tables are embedded once, for every writer
+
+
+def test_tables_that_do_not_fit_the_context_window_are_retrieved_in_schema_order_for_every_prompt(
+    business, local_embed
+):
+    """A schema longer than the LLM's context window leaves room for is not sent whole: each prompt
+    shows the tables closest to the question that fit, in the schema's order (so prompts share their
+    start), and a correction prompt shows the same tables as the first."""
+    from kb.engines.context import token_counter
+    from kb.engines.sql import schema_token_budget
+
+    question = "How many orders were cancelled?"
+    failed = "SELECT COUNT(*) FROM orders WHERE state = 'cancelled'"
+    corrected = "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"
+    roomy = ScriptedLLM([])
+    whole = SQLEngine(roomy, MariaDBConnection(business), database="kb_business", tables=BUSINESS_TABLES)
+    count = token_counter(roomy)
+    sizes = {t: count(whole.sql_database.get_single_table_info(t)) for t in BUSINESS_TABLES}
+    assert sum(sizes.values()) <= schema_token_budget(roomy, "")  # the demo's schema fits 4096 tokens whole
+    over = sum(sizes.values()) // 2  # room for about half of the schema
+    llm = ScriptedLLM([failed, corrected, "Answer."], context_window=roomy.context_window)
+    llm.context_window += over - schema_token_budget(llm, "")
+    engine = SQLEngine(
+        llm,
+        MariaDBConnection(business),
+        database="kb_business",
+        tables=BUSINESS_TABLES,
+        candidates=1,
+        embed_model=lambda: local_embed,
+    )
+    answer = sql_answer(engine, question)
+    assert answer.sql == corrected
+    first, correction = llm.prompts[0], llm.prompts[1]
+    shown = [t for t in BUSINESS_TABLES if f"CREATE TABLE {t} " in first]
+    assert "orders" in shown and 0 < len(shown) < len(BUSINESS_TABLES)
+    assert sum(sizes[t] for t in shown) <= over or len(shown) == 1
+    positions = [first.index(f"CREATE TABLE {t} ") for t in shown]
+    assert positions == sorted(positions)  # the schema's order, not the retrieval's
+    assert "This statement was written for the question but failed" in correction
+    assert [t for t in BUSINESS_TABLES if f"CREATE TABLE {t} " in correction] == shown
