@@ -3,7 +3,7 @@
 Nine labelled sets with gold SQL (benchmarks/data):
 
 * the demo business database (64 questions), Chinook (42) and the generated university (51,
-  benchmarks/university_database.py), airline (43, airline_database.py), clinic (44,
+  benchmarks/university_database.py), airline (66, airline_database.py: 45 dev), clinic (44,
   clinic_database.py), staff (56, staff_database.py) and rental (56, rental_database.py) databases,
   each split into a ``dev`` part (may be studied to change kb's rules and prompts) and a ``test``
   part (only scored);

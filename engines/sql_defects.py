@@ -358,7 +358,8 @@ def defects(
     if scope is not None:
         found.extend(_unrelated_keys(scope))
         found.extend(_bare_dates_on_times(scope))
-        found.extend(_value_of_another_column(scope))
+        found.extend(_value_of_another_column(scope, question))
+        found.extend(_columns_never_equal(scope))
         found += [said for said in (_join_that_repeats_rows(scope), _groups_merged_by_a_shared_name(scope)) if said]
     found += [said for said in (_null_group(tree, rows), _counts_without_their_groups(tree, rows)) if said]
     if scope is not None and question:
@@ -378,7 +379,11 @@ def defects(
         ]
         found.extend(_id_for_a_named_value(question, scope))
         found.extend(_state_for_an_event(question, scope))
-        found += [said for said in (_amount_in_another_unit(question, scope),) if said]
+        found += [
+            said
+            for said in (_amount_in_another_unit(question, scope), _days_where_a_shorter_unit_is_asked(question, scope))
+            if said
+        ]
     if question:
         found += [said for said in (_present_date_unasked(question, tree),) if said]
     return [said if isinstance(said, Defect) else Defect(said) for said in found]
@@ -1022,7 +1027,36 @@ def _listed_holder(value: str, column: Column, scope: StatementScope) -> Optiona
     return None
 
 
-def _value_of_another_column(scope: StatementScope) -> list[str]:
+def _names(question: str, value: str) -> bool:
+    """Whether ``question`` has ``value`` as words of its own (not inside a longer word: 'PAR' is not
+    named by "Paris"), without regard to case."""
+    return re.search(rf"(?<!\w){re.escape(value)}(?!\w)", question, re.I) is not None
+
+
+def _value_of_no_column(
+    value: str, node: exp.Expr, compared: exp.Column, table: Table, column: Column, listed: str
+) -> str:
+    """The message for a text value that ``column`` (all of whose values are known) does not hold and no
+    listed column holds either: the condition ``node`` matches no row."""
+    said = (
+        f"'{value}' is not a value of {table.name}.{column.name} (its values: {listed}), so it matches no row "
+        f"in {node.sql(dialect='mysql')}; compare it with one of those values"
+    )
+    if column.references:
+        written = compared.table or table.name
+        said += (
+            f", or JOIN {column.references[0]} ON {column.references[0]}.{column.references[1]} = "
+            f"{written}.{column.name} and compare the {column.references[0]} column that holds the question's value"
+        )
+    return said
+
+
+def _value_of_another_column(scope: StatementScope, question: str = "") -> list[str]:
+    """A text value compared with a column that cannot hold it: a column all of whose values are known
+    (or a number column), which does not hold the value. Reported when a listed column of another
+    table holds it (with the join to it), and, given the ``question``, also when no column does,
+    unless the question itself names the value (then no such row is the answer): only for ``=`` and
+    an ``IN`` none of whose values the column holds, which can then match no row."""
     found = []
     kinds = (exp.EQ, exp.NEQ, exp.In)
     for position, node in enumerate(scope.tree.find_all(*kinds)):
@@ -1040,10 +1074,15 @@ def _value_of_another_column(scope: StatementScope) -> list[str]:
             if value.casefold() in held or (numeric and _NUMBER.fullmatch(value.strip())):
                 continue
             found_in = _listed_holder(value, column, scope)
+            listed = ", ".join(f"'{v}'" for v in known[:8]) + (", ..." if len(known) > 8 else "")
             if found_in is None:
+                matches_nothing = isinstance(node, exp.EQ) or (
+                    isinstance(node, exp.In) and not held.intersection(v.casefold() for v in compared[1])
+                )
+                if question and known and matches_nothing and not _names(question, value):
+                    found.append(_value_of_no_column(value, node, compared[0], table, column, listed))
                 continue
             other, holder = found_in
-            listed = ", ".join(f"'{v}'" for v in known[:8]) + (", ..." if len(known) > 8 else "")
             said = (
                 f"'{value}' is not a value of {table.name}.{column.name} "
                 f"({'a number column' if numeric else f'its values: {listed}'}), so it matches no "
@@ -1067,6 +1106,42 @@ def _value_of_another_column(scope: StatementScope) -> list[str]:
                         by_key,
                     )
             found.append(said)
+    return found
+
+
+def _columns_never_equal(scope: StatementScope) -> list[str]:
+    """``a = b`` between two text columns all of whose values are known and that have none in common
+    (compared without regard to case, as the server compares): the condition holds for no row, as
+    when a name is compared with a code. When one of them references the other's table, the join
+    that reaches the comparable column is named."""
+    found = []
+    for node in scope.tree.find_all(exp.EQ):
+        left, right = node.left, node.right
+        if not (isinstance(left, exp.Column) and isinstance(right, exp.Column)):
+            continue
+        placed = [scope.place(left), scope.place(right)]
+        if any(p is None or p[1].kind != "text" or not p[1].values for p in placed):
+            continue
+        (table_a, column_a), (table_b, column_b) = placed  # type: ignore[misc]
+        if {v.casefold() for v in column_a.values or ()} & {v.casefold() for v in column_b.values or ()}:
+            continue
+        said = (
+            f"the condition {node.sql(dialect='mysql')} holds for no row: {table_a.name}.{column_a.name} "
+            f"(values such as '{(column_a.values or [''])[0]}') and {table_b.name}.{column_b.name} (values such as "
+            f"'{(column_b.values or [''])[0]}') have no value in common; compare columns that hold the same kind "
+            "of value"
+        )
+        for (table, column, written), (other_table, other) in (
+            ((table_b, column_b, right), (table_a, column_a)),
+            ((table_a, column_a, left), (table_b, column_b)),
+        ):
+            if column.references and column.references[0].lower() == other_table.name.lower():
+                said += (
+                    f": JOIN {other_table.name} under another name ON its {column.references[1]} = "
+                    f"{written.table or table.name}.{column.name} and compare its {other.name}"
+                )
+                break
+        found.append(said)
     return found
 
 
@@ -1509,6 +1584,34 @@ _PRESENT = (
     exp.UtcTimestamp,
 )
 _PRESENT_CALLS = {"NOW", "SYSDATE", "CURTIME", "UTC_TIMESTAMP", "UTC_DATE", "UTC_TIME", "LOCALTIME", "LOCALTIMESTAMP"}
+
+
+# A question that asks for an amount of time in a unit shorter than a day: general English, no labelled
+# question's ("in minutes", "how many hours").
+_SHORTER_THAN_A_DAY = re.compile(r"\b(?:in|how\s+many)\s+(minutes|hours|seconds)\b", re.I)
+
+
+def _days_where_a_shorter_unit_is_asked(question: str, scope: StatementScope) -> Optional[Defect]:
+    """``DATEDIFF(a, b)`` (whole days) over a column that holds times of day, where the question asks
+    for minutes, hours or seconds: the statement with ``TIMESTAMPDIFF(<unit>, b, a)`` instead."""
+    asked = _SHORTER_THAN_A_DAY.search(question)
+    if asked is None:
+        return None
+    unit = asked.group(1).upper().rstrip("S")
+    for position, diff in enumerate(scope.tree.find_all(exp.DateDiff)):
+        sides = [diff.this, diff.expression]
+        placed = [scope.place(side) if isinstance(side, exp.Column) else None for side in sides]
+        if not any(p is not None and p[1].times_of_day for p in placed):
+            continue
+        later, earlier = (side.sql(dialect="mysql") for side in sides)
+        counted = parse_statement(f"SELECT TIMESTAMPDIFF({unit}, {earlier}, {later})").expressions[0]
+        return _suggesting(
+            f"{diff.sql(dialect='mysql')} counts whole days, but the question asks in {asked.group(1).lower()} "
+            f"and the columns hold times of day: {counted.sql(dialect='mysql')} counts "
+            f"{asked.group(1).lower()}",
+            _rewritten(scope.tree, (exp.DateDiff,), position, counted),
+        )
+    return None
 
 
 def _present_date_unasked(question: str, tree: exp.Expr) -> str:

@@ -1377,3 +1377,94 @@ def test_one_figure_where_the_question_asks_for_each_item_is_a_defect(rental_sch
 )
 def test_figures_grouped_or_not_asked_for_each_item_have_no_such_defect(rental_schema, question, sql):
     assert not [f for f in defects(sql, rental_schema, question=question) if f.startswith(EACH)]
+
+
+def test_a_value_no_column_holds_and_the_question_does_not_name_is_a_defect(staff_schema, db):
+    """A code the model made up ('MKT' for "marketing") matches no row; the message lists the column's
+    values and the join to the table it references."""
+    sql = "SELECT COUNT(*) FROM emp WHERE dept_code = 'MKT'"
+    [found] = defects(sql, staff_schema, question="How many staff work in marketing?")
+    assert found == (
+        "'MKT' is not a value of emp.dept_code (its values: 'SUP', 'ENG'), so it matches no row in "
+        "dept_code = 'MKT'; compare it with one of those values, or JOIN depts ON depts.dept_code = "
+        "emp.dept_code and compare the depts column that holds the question's value"
+    )
+    assert db.fetchall(sql)[0][0] == 0
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        ("How many staff are in department MKT?", "SELECT COUNT(*) FROM emp WHERE dept_code = 'MKT'"),  # named
+        ("How many staff are in department mkt?", "SELECT COUNT(*) FROM emp WHERE dept_code = 'MKT'"),  # any case
+        ("How many staff work outside marketing?", "SELECT COUNT(*) FROM emp WHERE dept_code <> 'MKT'"),
+        (
+            "How many staff work in engineering or marketing?",
+            "SELECT COUNT(*) FROM emp WHERE dept_code IN ('ENG', 'MKT')",
+        ),
+        ("How many staff work in engineering?", "SELECT COUNT(*) FROM emp WHERE dept_code = 'eng'"),  # held
+        ("How many staff named Smith are there?", "SELECT COUNT(*) FROM emp WHERE last_name = 'Smith'"),  # named
+    ],
+)
+def test_values_the_question_names_or_the_column_holds_have_no_such_defect(staff_schema, question, sql):
+    assert defects(sql, staff_schema, question=question) == []
+
+
+def test_columns_without_a_value_in_common_compared_are_a_defect(staff_schema, db):
+    sql = "SELECT COUNT(*) FROM emp e JOIN depts d ON d.dept_code = e.dept_code WHERE d.dept_name = e.dept_code"
+    [found] = defects(sql, staff_schema)
+    assert found.startswith("the condition d.dept_name = e.dept_code holds for no row: depts.dept_name")
+    assert found.endswith("JOIN depts under another name ON its dept_code = e.dept_code and compare its dept_name")
+    assert db.fetchall(sql)[0][0] == 0
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT COUNT(*) FROM emp e JOIN depts d ON d.dept_code = e.dept_code",  # values in common
+        "SELECT COUNT(*) FROM emp e JOIN depts d ON d.dept_code = e.dept_code WHERE d.dept_name = 'Engineering'",
+        "SELECT COUNT(*) FROM emp e JOIN timesheets t ON t.emp_no = e.emp_no WHERE t.hrs = e.emp_no",  # numbers
+    ],
+)
+def test_columns_with_values_in_common_or_numbers_have_no_such_defect(staff_schema, sql):
+    assert defects(sql, staff_schema) == []
+
+
+@pytest.fixture
+def trips_schema(db) -> SchemaDescriber:
+    return described(
+        db,
+        (
+            "CREATE TABLE trips (id INT PRIMARY KEY, left_at DATETIME NOT NULL, arrived_at DATETIME NOT NULL, "
+            "booked_on DATE NOT NULL, paid_on DATE NOT NULL)",
+            "INSERT INTO trips VALUES (1, '2025-03-01 08:00:00', '2025-03-01 09:30:00', '2025-02-01', '2025-02-03'), "
+            "(2, '2025-03-02 22:00:00', '2025-03-03 01:00:00', '2025-02-10', '2025-02-10')",
+        ),
+        ["trips"],
+    )
+
+
+def test_whole_days_where_the_question_asks_minutes_of_times_of_day_are_a_defect(trips_schema, db):
+    sql = "SELECT AVG(DATEDIFF(arrived_at, left_at)) FROM trips"
+    [found] = defects(sql, trips_schema, question="How long did a trip take on average, in minutes?")
+    assert found.startswith("DATEDIFF(arrived_at, left_at) counts whole days, but the question asks in minutes")
+    suggested = suggested_statement(found)
+    assert suggested == "SELECT AVG(TIMESTAMPDIFF(MINUTE, left_at, arrived_at)) FROM trips"
+    assert float(db.fetchall(sql)[0][0]) == 0.5 and float(db.fetchall(suggested)[0][0]) == 135.0
+    [hours] = defects(sql, trips_schema, question="How many hours did the trips take on average?")
+    assert "TIMESTAMPDIFF(HOUR, left_at, arrived_at)" in hours
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        ("How long did a trip take on average, in days?", "SELECT AVG(DATEDIFF(arrived_at, left_at)) FROM trips"),
+        ("How many minutes after booking was a trip paid?", "SELECT AVG(DATEDIFF(paid_on, booked_on)) FROM trips"),
+        (
+            "How long did a trip take on average, in minutes?",
+            "SELECT AVG(TIMESTAMPDIFF(MINUTE, left_at, arrived_at)) FROM trips",
+        ),
+    ],
+)
+def test_days_asked_or_dates_without_times_or_minutes_counted_have_no_such_defect(trips_schema, question, sql):
+    assert defects(sql, trips_schema, question=question) == []
