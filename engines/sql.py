@@ -1,7 +1,7 @@
 """Questions about the business database: LlamaIndex writes the SQL, kb decides whether it runs.
 
-LlamaIndex's ``NLSQLTableQueryEngine`` (or ``SQLTableRetrieverQueryEngine`` when there are more
-tables than fit a prompt) writes the first statement in ``sql_only`` mode: it does not execute it
+LlamaIndex's ``NLSQLTableQueryEngine`` (with a table retriever when the tables do not fit a
+prompt: :func:`table_retriever`) writes the first statement in ``sql_only`` mode: it does not execute it
 (LlamaIndex's ``SQLDatabase.run_sql`` would run anything, ``DROP TABLE`` included). Its schema is
 kb's description of the tables (:mod:`kb.engines.sql_schema`) and its prompt kb's, with MariaDB's
 date functions spelled out.
@@ -20,7 +20,8 @@ rewritten into another meaning; one that runs with a defect no question could wa
 that folds every row into one beside plain columns, a column compared with itself, a join pairing
 keys that do not belong together, a count of groups that are single rows, a group of NULLs among
 the groups, ids where the question asks which rows, a bare date ending a range on a column with
-times of day, a state where the question speaks of an event every row had:
+times of day, a state where the question speaks of an event every row had, a value its column
+cannot hold, two columns compared that share no value, whole days where minutes are asked:
 :mod:`kb.engines.sql_defects`), or on values the
 server warned it could not convert (``YEAR()`` of a flight number, a name summed: MariaDB's warnings 1292 and 1366),
 is given back to the model like a failed one, and answers as written when no correction runs clean. Each attempt passes the guard, and the response lists every attempt
