@@ -392,7 +392,7 @@ def table_retriever(
     max_tables_in_prompt: int,
     embed_model: Optional[Callable[[], BaseEmbedding]],
     count_tokens: Callable[[str], int],
-    token_budget: Optional[int] = None,
+    token_budget: int,
 ) -> Optional[ObjectRetriever[SQLTableSchema]]:
     """When there are more than ``max_tables_in_prompt`` tables, or their descriptions in
     ``sql_database`` take more than ``token_budget`` tokens as ``count_tokens`` counts them (and
@@ -403,8 +403,7 @@ def table_retriever(
     if embed_model is None:
         return None
     table_tokens = {t: count_tokens(sql_database.get_single_table_info(t)) for t in tables}
-    budget = sum(table_tokens.values()) if token_budget is None else token_budget
-    if len(tables) <= max_tables_in_prompt and sum(table_tokens.values()) <= budget:
+    if len(tables) <= max_tables_in_prompt and sum(table_tokens.values()) <= token_budget:
         return None
     from llama_index.core import VectorStoreIndex
 
@@ -416,7 +415,7 @@ def table_retriever(
     )
     return object_index.as_retriever(
         similarity_top_k=min(max_tables_in_prompt, len(tables)),
-        node_postprocessors=[TablesThatFit(tables=tables, table_tokens=table_tokens, token_budget=budget)],
+        node_postprocessors=[TablesThatFit(tables=tables, table_tokens=table_tokens, token_budget=token_budget)],
     )
 
 
@@ -531,18 +530,15 @@ class SQLEngine(CustomQueryEngine):
         )
         self._tables_retriever = retriever
 
-    @property
-    def schema_text(self) -> str:
-        """The description of every table, as a prompt shows it when they all fit."""
-        return "\n\n".join(self.sql_database.get_single_table_info(t) for t in self.tables)
-
     def schema_for(self, question: str) -> str:
-        """The schema the prompts for ``question`` show: every table, or with a table retriever (too
-        many tables for one prompt) the tables it gives for the question, as kb's own writer shows them."""
-        if self._tables_retriever is None:
-            return self.schema_text
-        shown = self._tables_retriever.retrieve(question)
-        return "\n\n".join(self.sql_database.get_single_table_info(t.table_name) for t in shown)
+        """The schema the prompts for ``question`` show, as kb's own writer shows it: every table, or
+        with a table retriever (the tables do not fit one prompt) the tables it gives for the question."""
+        shown = (
+            self.tables
+            if self._tables_retriever is None
+            else [t.table_name for t in self._tables_retriever.retrieve(question)]
+        )
+        return "\n\n".join(self.sql_database.get_single_table_info(t) for t in shown)
 
     # -- writing and running SQL -----------------------------------------------------------------------
     def _asked(self, question: str, hint: str) -> str:

@@ -1027,12 +1027,6 @@ def _listed_holder(value: str, column: Column, scope: StatementScope) -> Optiona
     return None
 
 
-def _names(question: str, value: str) -> bool:
-    """Whether ``question`` has ``value`` as words of its own (not inside a longer word: 'PAR' is not
-    named by "Paris"), without regard to case."""
-    return re.search(rf"(?<!\w){re.escape(value)}(?!\w)", question, re.I) is not None
-
-
 def _value_of_no_column(
     value: str, node: exp.Expr, compared: exp.Column, table: Table, column: Column, listed: str
 ) -> str:
@@ -1079,7 +1073,7 @@ def _value_of_another_column(scope: StatementScope, question: str = "") -> list[
                 matches_nothing = isinstance(node, exp.EQ) or (
                     isinstance(node, exp.In) and not held.intersection(v.casefold() for v in compared[1])
                 )
-                if question and known and matches_nothing and not _names(question, value):
+                if question and known and matches_nothing and not mentions(question, value):
                     found.append(_value_of_no_column(value, node, compared[0], table, column, listed))
                 continue
             other, holder = found_in
@@ -1119,17 +1113,19 @@ def _columns_never_equal(scope: StatementScope) -> list[str]:
         left, right = node.left, node.right
         if not (isinstance(left, exp.Column) and isinstance(right, exp.Column)):
             continue
-        placed = [scope.place(left), scope.place(right)]
-        if any(p is None or p[1].kind != "text" or not p[1].values for p in placed):
+        placed_a, placed_b = scope.place(left), scope.place(right)
+        if placed_a is None or placed_b is None:
             continue
-        (table_a, column_a), (table_b, column_b) = placed  # type: ignore[misc]
-        if {v.casefold() for v in column_a.values or ()} & {v.casefold() for v in column_b.values or ()}:
+        (table_a, column_a), (table_b, column_b) = placed_a, placed_b
+        values_a, values_b = column_a.values or [], column_b.values or []
+        if column_a.kind != "text" or column_b.kind != "text" or not values_a or not values_b:
+            continue
+        if {v.casefold() for v in values_a} & {v.casefold() for v in values_b}:
             continue
         said = (
             f"the condition {node.sql(dialect='mysql')} holds for no row: {table_a.name}.{column_a.name} "
-            f"(values such as '{(column_a.values or [''])[0]}') and {table_b.name}.{column_b.name} (values such as "
-            f"'{(column_b.values or [''])[0]}') have no value in common; compare columns that hold the same kind "
-            "of value"
+            f"(values such as '{values_a[0]}') and {table_b.name}.{column_b.name} (values such as "
+            f"'{values_b[0]}') have no value in common; compare columns that hold the same kind of value"
         )
         for (table, column, written), (other_table, other) in (
             ((table_b, column_b, right), (table_a, column_a)),
