@@ -225,6 +225,20 @@ interrogatives, no word of any labelled question) (``question``):
   own (a small lookup table), when the question gives the number or names no value of that table,
   when the statement compares the name column too, nor on a column that references nothing (a
   row's own key).
+* **a code where the question names the row's value**: the statement compares a text column that
+  references a table T with text keys (``baseCode = 'OPO'``, ``destinationCode = 'PAR'``), the
+  question does not give those keys, and it names a value of a listed column of T that the
+  statement does not read ("based in Portugal": ``airports.country`` holds 'Portugal'), and the keys
+  compared are not exactly those of some named values (Portugal's airports are LIS and OPO; no
+  airport is PAR).
+  The model guessed the code. The message lists the named value's keys and gives the statement
+  that compares through T (``baseCode IN (SELECT airportCode FROM airports WHERE country =
+  'Portugal')``), for the named value a compared key belongs to, else for one no other comparison's
+  keys are exactly ("from Madrid to Paris" with ``originCode = 'MAD'`` right tells only Paris). It
+  does not fire when the keys are exactly named values' ("based in Porto": OPO alone; "engineering
+  or marketing": ENG and MKT), when the
+  question gives the key ("based at LIS"), names no value of T, or the statement reads the named
+  value's column, nor on a number column (the check above) or a row's own key.
 * **a state where the question speaks of an event every row had**: the statement compares a column
   of listed values with one (``status = 'open'``, ``State = 'Filed'``), the same table has a date
   or time column that is never NULL and named for that value as an event (``opened_at``,
@@ -252,6 +266,12 @@ interrogatives, no word of any labelled question) (``question``):
   amount, the statement with it. It does not fire on the amounts converted right, on a column whose
   name states no unit (``length``, ``min_price``: a minimum), or when the question states no
   amount of time.
+* **a number of another day of the week than the question names**: the question names days of
+  the week ("on a Saturday", "on Mondays"), and the statement compares ``DAYOFWEEK(x)`` (1 is
+  Sunday, 7 Saturday) or ``WEEKDAY(x)`` (0 is Monday, 6 Sunday) with numbers none of which is a
+  named day (``DAYOFWEEK(d) = 6`` is Friday). The message gives the statement with the named days'
+  numbers. It does not fire when one of the numbers is a named day, when the question names no
+  day of the week, or on other date functions (``MONTH(d) = 6``).
 
 None is rewritten: :class:`kb.engines.sql.SQLEngine` gives the statement back to the model with
 the defect as its error, and answers from the statement as written when no correction runs clean.
@@ -358,6 +378,8 @@ def defects(
     if scope is not None:
         found.extend(_unrelated_keys(scope))
         found.extend(_bare_dates_on_times(scope))
+        if question:  # before the value check: a guessed code for a named value is told with its rows
+            found.extend(_code_for_a_named_value(question, scope))
         found.extend(_value_of_another_column(scope, question))
         found.extend(_columns_never_equal(scope))
         found += [said for said in (_join_that_repeats_rows(scope), _groups_merged_by_a_shared_name(scope)) if said]
@@ -385,7 +407,9 @@ def defects(
             if said
         ]
     if question:
-        found += [said for said in (_present_date_unasked(question, tree),) if said]
+        found += [
+            said for said in (_present_date_unasked(question, tree), _another_day_of_the_week(question, tree)) if said
+        ]
     return [said if isinstance(said, Defect) else Defect(said) for said in found]
 
 
@@ -1531,6 +1555,77 @@ def _id_for_a_named_value(question: str, scope: StatementScope) -> list[str]:
     return found
 
 
+def _code_for_a_named_value(question: str, scope: StatementScope) -> list[Defect]:
+    """A text key compared in place of a value the question names: ``col = 'x'`` (or ``IN``) where
+    ``col`` is a text column that references table T, the question names a value of a listed
+    column of T that the statement does not read, no named value's rows of T are exactly the keys
+    compared, and the question does not give those keys itself. The model guessed a code (``baseCode
+    = 'OPO'`` for "based in Portugal", whose airports are more than Porto; ``destinationCode = 'PAR'``
+    for "to Paris", a code no airport has). The statement with ``col IN (SELECT key FROM T WHERE c =
+    'value')``, for the named value some compared key belongs to, else for the first named value no
+    other comparison's keys are exactly. Keys that are exactly those of some named values together
+    are theirs ("Porto or Madrid": OPO, MAD), as are they with keys ``col`` does not hold besides
+    ("engineering or marketing": ENG, and MKT, no employee's)."""
+    asked = {word.casefold() for word in words(question)}
+    read = {c.name.lower() for c in scope.tree.find_all(exp.Column)}
+    kinds = (exp.EQ, exp.In)
+    comparisons = []
+    for position, node in enumerate(scope.tree.find_all(*kinds)):
+        compared = _compared_literals(node, text=True)
+        placed = scope.place(compared[0]) if compared is not None else None
+        if compared is None or placed is None or placed[1].references is None or placed[1].kind == "number":
+            continue
+        referenced = scope.tables.get(placed[1].references[0].lower())
+        if referenced is not None:
+            comparisons.append((position, node, compared, placed, scope.schema.table(referenced)))
+    found = []
+    for position, _node, (column, codes), (table, key_column), lookup in comparisons:
+        if any(code.casefold() in asked for code in codes):
+            continue  # the question gives the key itself
+        keys = {code.casefold() for code in codes}
+        named = [
+            (holder, value, scope.schema.keys_holding(lookup.name, holder.name, value))
+            for holder in lookup.columns
+            if not (holder.primary or holder.references or not holder.values or holder.name.lower() in read)
+            for value in holder.values
+            if mentions(question, value)
+        ]
+        named = [(holder, value, {k.casefold() for k in rows}) for holder, value, rows in named if rows]
+        inside = [rows for _, _, rows in named if rows <= keys]
+        held = None if key_column.values is None else {v.casefold() for v in key_column.values}
+        leftover = keys - set().union(*inside)
+        if not named or (inside and (not leftover or (held is not None and not leftover & held))):
+            continue  # the keys of named values, with perhaps some of no row ("engineering or marketing": ENG, MKT)
+        others = [
+            {code.casefold() for code in other[2][1]}
+            for other in comparisons
+            if other[4] is lookup and other[0] != position
+        ]
+        meant = next((n for n in named if n[2] & keys), None) or next((n for n in named if n[2] not in others), None)
+        if meant is None:
+            continue
+        holder, value, rows = meant
+        key = key_column.references[1]
+        subquery = (
+            exp.select(exp.column(key))
+            .from_(lookup.name)
+            .where(exp.EQ(this=exp.column(holder.name), expression=exp.Literal.string(value)))
+        )
+        by_value = exp.In(this=column.copy(), query=exp.Subquery(this=subquery))
+        written = column.table or table.name
+        held = sorted(scope.schema.keys_holding(lookup.name, holder.name, value) or ())
+        listed = ", ".join(f"'{k}'" for k in held[:8]) + (", ..." if len(held) > 8 else "")
+        found.append(
+            _suggesting(
+                f"the question names '{value}', a value of {lookup.name}.{holder.name}, but the statement compares "
+                f"{written}.{key_column.name} with {', '.join(repr(c) for c in codes)}, and the {lookup.name} rows "
+                f"whose {holder.name} is '{value}' have {key} {listed}; compare through {lookup.name}",
+                _rewritten(scope.tree, kinds, position, by_value),
+            )
+        )
+    return found
+
+
 def _state_for_an_event(question: str, scope: StatementScope) -> list[str]:
     found = []
     for node in scope.tree.find_all(exp.EQ, exp.In):
@@ -1606,6 +1701,56 @@ def _days_where_a_shorter_unit_is_asked(question: str, scope: StatementScope) ->
             f"and the columns hold times of day: {counted.sql(dialect='mysql')} counts "
             f"{asked.group(1).lower()}",
             _rewritten(scope.tree, (exp.DateDiff,), position, counted),
+        )
+    return None
+
+
+# The days of the week as the question names them, in DAYOFWEEK's order (1 is Sunday); WEEKDAY()
+# counts from Monday (0). General English, no labelled question's.
+_WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+_WEEKDAY_NAMES = re.compile(rf"\b({'|'.join(_WEEKDAYS)})s?\b", re.I)
+
+
+def _day_numbers(node: exp.Expr) -> Optional[tuple[str, dict[int, str]]]:
+    """(the function as written, {its number: the day it stands for}) when ``node`` is ``DAYOFWEEK(x)``
+    (1 = Sunday ... 7 = Saturday) or ``WEEKDAY(x)`` (0 = Monday ... 6 = Sunday); None otherwise."""
+    if isinstance(node, exp.DayOfWeek):
+        return "DAYOFWEEK", {number + 1: day for number, day in enumerate(_WEEKDAYS)}
+    if isinstance(node, exp.Anonymous) and str(node.this).upper() == "WEEKDAY":
+        return "WEEKDAY", {(number - 1) % 7: day for number, day in enumerate(_WEEKDAYS)}
+    return None
+
+
+def _another_day_of_the_week(question: str, tree: exp.Expr) -> Optional[Defect]:
+    """``DAYOFWEEK(x) = n`` or ``WEEKDAY(x) = n`` (or ``IN`` a list of numbers) where the question names
+    days of the week and none of the numbers stands for one of them (``DAYOFWEEK(d) = 6`` is Friday
+    for "on a Saturday"): the statement with the named days' numbers."""
+    named = list(dict.fromkeys(m.lower() for m in _WEEKDAY_NAMES.findall(question)))
+    if not named:
+        return None
+    kinds = (exp.EQ, exp.In)
+    for position, node in enumerate(tree.find_all(*kinds)):
+        function = node.this if isinstance(node, exp.In) else node.left
+        literals = node.expressions if isinstance(node, exp.In) else [node.right]
+        numbering = _day_numbers(function)
+        if numbering is None or not all(isinstance(x, exp.Literal) and x.is_int for x in literals):
+            continue
+        name, days = numbering
+        compared = [int(x.this) for x in literals]
+        if any(days.get(number) in named for number in compared):
+            continue
+        wanted = [exp.Literal.number(number) for day in named for number, d in days.items() if d == day]
+        right = (
+            exp.EQ(this=function.copy(), expression=wanted[0])
+            if len(wanted) == 1
+            else exp.In(this=function.copy(), expressions=wanted)
+        )
+        picked = ", ".join(f"{days.get(n, 'no day').capitalize()}" for n in compared)
+        order = "1 is Sunday, 7 is Saturday" if name == "DAYOFWEEK" else "0 is Monday, 6 is Sunday"
+        return _suggesting(
+            f"{node.sql(dialect='mysql')} picks {picked} ({name}: {order}), but the question asks about "
+            f"{' and '.join(day.capitalize() for day in named)}, which is {right.sql(dialect='mysql')}",
+            _rewritten(tree, kinds, position, right),
         )
     return None
 

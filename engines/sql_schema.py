@@ -310,6 +310,7 @@ class SchemaDescriber:
         self.tables = list(tables)
         self._tables: dict[str, Table] = {}
         self._labels: dict[str, tuple[str, dict[str, str]]] = {}  # SchemaDescriber.labels, read on first use
+        self._keys_holding: dict[tuple[str, str, str], Optional[frozenset[str]]] = {}  # SchemaDescriber.keys_holding
 
     def _values(self, table: str, column: str) -> tuple[list[Any], bool, bool]:
         """The most frequent values of a column in a sample of rows; True when that is all of them; True
@@ -444,6 +445,27 @@ class SchemaDescriber:
         if name not in self._labels:
             self._labels[name] = self._read_labels(self.table(name))
         return self._labels[name]
+
+    def keys_holding(self, name: str, column: str, value: str) -> Optional[frozenset[str]]:
+        """The one-column primary keys (as text) of the rows of table ``name`` whose ``column``
+        is ``value`` (compared as the server compares), at most ``MAX_LISTED``; None when the table has no
+        one-column primary key or more rows hold the value. Read on first use and kept: only the defect
+        checks need it, to tell whether the keys a statement compares are a named value's rows
+        (:mod:`kb.engines.sql_defects`)."""
+        wanted = (name, column, value)
+        if wanted not in self._keys_holding:
+            keys = [c for c in self.table(name).columns if c.primary]
+            held: Optional[frozenset[str]] = None
+            if len(keys) == 1:
+                rows = self._conn.fetchall(
+                    f"SELECT {quote_identifier(keys[0].name)} FROM {quote_identifier(self.database)}."
+                    f"{quote_identifier(name)} WHERE {quote_identifier(column)} = %s LIMIT {MAX_LISTED + 1}",
+                    (value,),
+                )
+                if len(rows) <= MAX_LISTED:
+                    held = frozenset(str(row[0]) for row in rows)
+            self._keys_holding[wanted] = held
+        return self._keys_holding[wanted]
 
     def _read_labels(self, table: Table) -> tuple[str, dict[str, str]]:
         keys = [c for c in table.columns if c.primary]

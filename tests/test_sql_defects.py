@@ -1468,3 +1468,93 @@ def test_whole_days_where_the_question_asks_minutes_of_times_of_day_are_a_defect
 )
 def test_days_asked_or_dates_without_times_or_minutes_counted_have_no_such_defect(trips_schema, question, sql):
     assert defects(sql, trips_schema, question=question) == []
+
+
+@pytest.fixture
+def routes_schema(db) -> SchemaDescriber:
+    """Airports keyed by a text code, with a city and a country; routes and crews reference them."""
+    return described(
+        db,
+        (
+            "CREATE TABLE ports (code CHAR(3) PRIMARY KEY, city VARCHAR(40) NOT NULL, country VARCHAR(40) NOT NULL)",
+            "INSERT INTO ports VALUES ('LIS', 'Lisbon', 'Portugal'), ('OPO', 'Porto', 'Portugal'), "
+            "('CDG', 'Paris', 'France'), ('ORY', 'Paris', 'France'), ('MAD', 'Madrid', 'Spain')",
+            "CREATE TABLE routes (id INT PRIMARY KEY, from_code CHAR(3) NOT NULL, to_code CHAR(3) NOT NULL, "
+            "FOREIGN KEY (from_code) REFERENCES ports (code), FOREIGN KEY (to_code) REFERENCES ports (code))",
+            "INSERT INTO routes VALUES (1, 'MAD', 'CDG'), (2, 'MAD', 'ORY'), (3, 'LIS', 'CDG'), (4, 'MAD', 'OPO')",
+            "CREATE TABLE crews (id INT PRIMARY KEY, base CHAR(3) NOT NULL, FOREIGN KEY (base) REFERENCES ports (code))",
+            "INSERT INTO crews VALUES (1, 'LIS'), (2, 'OPO'), (3, 'MAD'), (4, 'LIS')",
+        ),
+        ["ports", "routes", "crews"],
+    )
+
+
+def test_a_code_guessed_for_a_named_value_is_a_defect(routes_schema, db):
+    question = "How many routes go from Madrid to Paris?"
+    sql = "SELECT COUNT(*) FROM routes WHERE from_code = 'MAD' AND to_code = 'PAR'"
+    found = defects(sql, routes_schema, question=question)
+    assert found[0].startswith(
+        "the question names 'Paris', a value of ports.city, but the statement compares routes.to_code with "
+        "'PAR', and the ports rows whose city is 'Paris' have code 'CDG', 'ORY'"
+    )  # the code of Madrid is right: only the guessed one is told
+    suggested = suggested_statement(found[0])
+    assert suggested == (
+        "SELECT COUNT(*) FROM routes WHERE from_code = 'MAD' AND to_code IN (SELECT code FROM ports WHERE city = 'Paris')"
+    )
+    assert db.fetchall(sql)[0][0] == 0 and db.fetchall(suggested)[0][0] == 2
+    # a held code, but one of the named value's rows only
+    [some] = defects(
+        "SELECT COUNT(*) FROM crews WHERE base = 'OPO'", routes_schema, question="How many crews are based in Portugal?"
+    )
+    assert db.fetchall(suggested_statement(some))[0][0] == 3
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        (
+            "How many routes go from Madrid to Paris?",
+            "SELECT COUNT(*) FROM routes WHERE from_code = 'MAD' AND to_code IN ('CDG', 'ORY')",
+        ),
+        ("How many crews are based in Porto?", "SELECT COUNT(*) FROM crews WHERE base = 'OPO'"),  # Porto's one port
+        ("How many crews are based in Porto, Portugal?", "SELECT COUNT(*) FROM crews WHERE base = 'OPO'"),
+        ("How many crews are based in Porto or Madrid?", "SELECT COUNT(*) FROM crews WHERE base IN ('MAD', 'OPO')"),
+        ("How many crews are based at LIS?", "SELECT COUNT(*) FROM crews WHERE base = 'LIS'"),  # the code is given
+        ("How many crews are based at OPO in Portugal?", "SELECT COUNT(*) FROM crews WHERE base = 'OPO'"),
+        ("How many crews have the first base?", "SELECT COUNT(*) FROM crews WHERE base = 'LIS'"),  # no value named
+        (
+            "How many crews are based in Portugal?",  # the named value compared through the join
+            "SELECT COUNT(*) FROM crews c JOIN ports p ON p.code = c.base WHERE p.country = 'Portugal'",
+        ),
+        ("How many crews are based in Portugal?", "SELECT COUNT(*) FROM crews WHERE id = 2"),  # a row's own key
+    ],
+)
+def test_codes_of_the_named_rows_or_given_ones_have_no_such_defect(routes_schema, question, sql):
+    assert not any("the question names" in said for said in defects(sql, routes_schema, question=question))
+
+
+@pytest.mark.parametrize(
+    "sql, suggested, counted",
+    [
+        ("SELECT COUNT(*) FROM t WHERE DAYOFWEEK(d) = 6", "SELECT COUNT(*) FROM t WHERE DAYOFWEEK(d) = 7", "Friday"),
+        ("SELECT COUNT(*) FROM t WHERE WEEKDAY(d) = 6", "SELECT COUNT(*) FROM t WHERE WEEKDAY(d) = 5", "Sunday"),
+    ],
+)
+def test_a_number_of_another_day_of_the_week_than_the_question_names_is_a_defect(sql, suggested, counted):
+    [found] = defects(sql, question="How many trips started on a Saturday?")
+    assert found.startswith(f"{sql.split('WHERE ')[1]} picks {counted}") and "asks about Saturday" in found
+    assert suggested_statement(found) == suggested
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        ("How many trips started on a Saturday?", "SELECT COUNT(*) FROM t WHERE DAYOFWEEK(d) = 7"),
+        ("How many trips started on Saturdays?", "SELECT COUNT(*) FROM t WHERE WEEKDAY(d) = 5"),
+        ("How many trips started on Saturday or Sunday?", "SELECT COUNT(*) FROM t WHERE DAYOFWEEK(d) IN (1, 7)"),
+        ("How many trips started at the end of the week?", "SELECT COUNT(*) FROM t WHERE DAYOFWEEK(d) = 6"),
+        ("How many trips started on a Saturday?", "SELECT COUNT(*) FROM t WHERE MONTH(d) = 6"),
+    ],
+)
+def test_days_of_the_week_numbered_right_or_not_named_have_no_such_defect(question, sql):
+    assert defects(sql, question=question) == []
