@@ -272,6 +272,13 @@ interrogatives, no word of any labelled question) (``question``):
   named day (``DAYOFWEEK(d) = 6`` is Friday). The message gives the statement with the named days'
   numbers. It does not fire when one of the numbers is a named day, when the question names no
   day of the week, or on other date functions (``MONTH(d) = 6``).
+* **a date the question does not give**: the question has no number, no month, season or period
+  name ("year", "week", ...) and places nothing relative to today, and a condition of the outer
+  ``WHERE`` compares a date or time column with a literal holding a year (``scheduledDeparture
+  LIKE '%2025-06-%'`` for "How many flights departed on a Saturday?"): the model invented the date.
+  The message gives the statement without that condition. It does not fire when the question gives
+  a year, a month or a period ("in 2025", "in March", "this year", "each year"), on a condition
+  with a subquery, or on a year-like number compared with a column that is not a date.
 
 None is rewritten: :class:`kb.engines.sql.SQLEngine` gives the statement back to the model with
 the defect as its error, and answers from the statement as written when no correction runs clean.
@@ -408,7 +415,13 @@ def defects(
         ]
     if question:
         found += [
-            said for said in (_present_date_unasked(question, tree), _another_day_of_the_week(question, tree)) if said
+            said
+            for said in (
+                _present_date_unasked(question, tree),
+                _another_day_of_the_week(question, tree),
+                _date_the_question_does_not_give(question, scope) if scope is not None else None,
+            )
+            if said
         ]
     return [said if isinstance(said, Defect) else Defect(said) for said in found]
 
@@ -1069,6 +1082,17 @@ def _value_of_no_column(
     return said
 
 
+def _through(compared: exp.Column, lookup: Table, key: str, holder: Column, value: str) -> exp.In:
+    """``compared IN (SELECT key FROM lookup WHERE holder = 'value')``: a column that references
+    ``lookup`` compared with the rows whose ``holder`` is ``value``, whatever their keys."""
+    subquery = (
+        exp.select(exp.column(key))
+        .from_(lookup.name)
+        .where(exp.EQ(this=exp.column(holder.name), expression=exp.Literal.string(value)))
+    )
+    return exp.In(this=compared.copy(), query=exp.Subquery(this=subquery))
+
+
 def _value_of_another_column(scope: StatementScope, question: str = "") -> list[str]:
     """A text value compared with a column that cannot hold it: a column all of whose values are known
     (or a number column), which does not hold the value. Reported when a listed column of another
@@ -1113,6 +1137,9 @@ def _value_of_another_column(scope: StatementScope, question: str = "") -> list[
                     f"compare {other.name}.{holder.name}"
                 )
                 key = _label_key(scope.schema, other, holder, value)
+                if key is None and len(compared[1]) == 1 and isinstance(node, exp.EQ):
+                    through = _through(compared[0], other, column.references[1], holder, value)
+                    said = _suggesting(said, _rewritten(scope.tree, kinds, position, through))
                 if key is not None and len(compared[1]) == 1 and not isinstance(node, exp.In):
                     literal = exp.Literal.number(key) if numeric else exp.Literal.string(key)
                     by_key = _rewritten(
@@ -1606,15 +1633,10 @@ def _code_for_a_named_value(question: str, scope: StatementScope) -> list[Defect
             continue
         holder, value, rows = meant
         key = key_column.references[1]
-        subquery = (
-            exp.select(exp.column(key))
-            .from_(lookup.name)
-            .where(exp.EQ(this=exp.column(holder.name), expression=exp.Literal.string(value)))
-        )
-        by_value = exp.In(this=column.copy(), query=exp.Subquery(this=subquery))
+        by_value = _through(column, lookup, key, holder, value)
         written = column.table or table.name
-        held = sorted(scope.schema.keys_holding(lookup.name, holder.name, value) or ())
-        listed = ", ".join(f"'{k}'" for k in held[:8]) + (", ..." if len(held) > 8 else "")
+        theirs = sorted(scope.schema.keys_holding(lookup.name, holder.name, value) or ())
+        listed = ", ".join(f"'{k}'" for k in theirs[:8]) + (", ..." if len(theirs) > 8 else "")
         found.append(
             _suggesting(
                 f"the question names '{value}', a value of {lookup.name}.{holder.name}, but the statement compares "
@@ -1751,6 +1773,47 @@ def _another_day_of_the_week(question: str, tree: exp.Expr) -> Optional[Defect]:
             f"{node.sql(dialect='mysql')} picks {picked} ({name}: {order}), but the question asks about "
             f"{' and '.join(day.capitalize() for day in named)}, which is {right.sql(dialect='mysql')}",
             _rewritten(tree, kinds, position, right),
+        )
+    return None
+
+
+# What in a question can give a date: a number, a month's or a season's name, a period's name.
+# General English, no labelled question's.
+_GIVES_A_DATE = re.compile(
+    r"\d|\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
+    r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|spring|summer|autumn|fall|winter|christmas|years?|months?|"
+    r"quarters?|weeks?|dates?|today|yesterday|tomorrow)\b",
+    re.I,
+)
+_YEAR = re.compile(r"\b(?:19|20)\d\d\b")
+
+
+def _date_the_question_does_not_give(question: str, scope: StatementScope) -> Optional[Defect]:
+    """A condition of the outer ``WHERE`` that compares a date or time column with a literal holding a
+    year (``d LIKE '%2025-06-%'``, ``d >= '2025-01-01'``, ``YEAR(d) = 2025``) where the question has no
+    number, no month, season or period name and places nothing relative to today: the model
+    invented the date ("How many flights departed on a Saturday?"). The statement without that
+    condition."""
+    if _GIVES_A_DATE.search(question) or speaks_of_a_time_relative_to_now(question):
+        return None
+    select = scope.tree
+    where = select.args.get("where") if isinstance(select, exp.Select) else None
+    parts = conjuncts(where.this if where is not None else None)
+    for part in parts:
+        dated = any(
+            (placed := scope.place(column)) is not None and placed[1].kind == "time"
+            for column in part.find_all(exp.Column)
+        )
+        year = next((lit for lit in part.find_all(exp.Literal) if _YEAR.search(str(lit.this))), None)
+        if not dated or year is None or part.find(exp.Select):
+            continue
+        kept = [other.copy() for other in parts if other is not part]
+        without = select.copy()
+        without.set("where", exp.Where(this=exp.and_(*kept)) if kept else None)
+        return _suggesting(
+            f"{part.sql(dialect='mysql')} compares a date with {year.sql(dialect='mysql')}, which the question "
+            "does not give (it names no year, month or period): leave the condition out",
+            without,
         )
     return None
 

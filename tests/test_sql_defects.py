@@ -1558,3 +1558,45 @@ def test_a_number_of_another_day_of_the_week_than_the_question_names_is_a_defect
 )
 def test_days_of_the_week_numbered_right_or_not_named_have_no_such_defect(question, sql):
     assert defects(sql, question=question) == []
+
+
+def test_a_named_value_compared_with_the_key_that_references_its_table_is_compared_through_it(routes_schema, db):
+    sql = "SELECT COUNT(*) FROM routes r WHERE r.to_code = 'Paris'"
+    [found] = defects(sql, routes_schema, question="How many routes go to Paris?")
+    assert "'Paris' is not a value of routes.to_code" in found and "it is a value of ports.city" in found
+    suggested = suggested_statement(found)
+    assert (
+        suggested == "SELECT COUNT(*) FROM routes AS r WHERE r.to_code IN (SELECT code FROM ports WHERE city = 'Paris')"
+    )
+    assert db.fetchall(sql)[0][0] == 0 and db.fetchall(suggested)[0][0] == 3
+
+
+def test_a_date_the_question_does_not_give_is_a_defect(trips_schema, db):
+    sql = "SELECT COUNT(*) FROM trips WHERE left_at LIKE '%2025-03-01%' AND DAYOFWEEK(left_at) = 7"
+    [found] = defects(sql, trips_schema, question="How many trips left on a Saturday?")
+    assert found.startswith("left_at LIKE '%2025-03-01%' compares a date with '%2025-03-01%', which the question")
+    suggested = suggested_statement(found)
+    assert suggested == "SELECT COUNT(*) FROM trips WHERE DAYOFWEEK(left_at) = 7"
+    assert db.fetchall(sql)[0][0] == 1 and db.fetchall(suggested)[0][0] == 1  # 2025-03-01 is a Saturday
+    [alone] = defects(
+        "SELECT COUNT(*) FROM trips WHERE YEAR(booked_on) = 2025", trips_schema, question="How many trips?"
+    )
+    assert suggested_statement(alone) == "SELECT COUNT(*) FROM trips"
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        ("How many trips were booked in 2025?", "SELECT COUNT(*) FROM trips WHERE YEAR(booked_on) = 2025"),
+        ("How many trips were booked in March?", "SELECT COUNT(*) FROM trips WHERE booked_on LIKE '2025-03%'"),
+        ("How many trips were booked this year?", "SELECT COUNT(*) FROM trips WHERE YEAR(booked_on) = 2025"),
+        ("How many trips were booked each year?", "SELECT YEAR(booked_on), COUNT(*) FROM trips GROUP BY 1"),
+        ("Which trips were paid late?", "SELECT id FROM trips WHERE paid_on > booked_on AND id <> 2025"),  # no date
+        (
+            "How many trips were booked before the first payment?",  # a date from the data
+            "SELECT COUNT(*) FROM trips WHERE booked_on < (SELECT MIN(paid_on) FROM trips WHERE paid_on > '2000-01-01')",
+        ),
+    ],
+)
+def test_dates_the_question_gives_or_no_invented_date_have_no_such_defect(trips_schema, question, sql):
+    assert not any("which the question does not give" in said for said in defects(sql, trips_schema, question=question))
