@@ -1607,17 +1607,18 @@ def _code_for_a_named_value(question: str, scope: StatementScope) -> list[Defect
             comparisons.append((position, node, compared, placed, scope.schema.table(referenced)))
     found = []
     for position, _node, (column, codes), (table, key_column), lookup in comparisons:
+        referenced_key = (key_column.references or ("", ""))[1]  # every comparison kept references a table
         if any(code.casefold() in asked for code in codes):
             continue  # the question gives the key itself
         keys = {code.casefold() for code in codes}
-        named = [
-            (holder, value, scope.schema.keys_holding(lookup.name, holder.name, value))
-            for holder in lookup.columns
-            if not (holder.primary or holder.references or not holder.values or holder.name.lower() in read)
-            for value in holder.values
-            if mentions(question, value)
-        ]
-        named = [(holder, value, {k.casefold() for k in rows}) for holder, value, rows in named if rows]
+        named: list[tuple[Column, str, set[str]]] = []  # (its column, the value, its rows' keys)
+        for holder in lookup.columns:
+            if holder.primary or holder.references or not holder.values or holder.name.lower() in read:
+                continue
+            for value in holder.values:
+                rows = scope.schema.keys_holding(lookup.name, holder.name, value) if mentions(question, value) else None
+                if rows:
+                    named.append((holder, value, {k.casefold() for k in rows}))
         inside = [rows for _, _, rows in named if rows <= keys]
         held = None if key_column.values is None else {v.casefold() for v in key_column.values}
         leftover = keys - set().union(*inside)
@@ -1631,8 +1632,8 @@ def _code_for_a_named_value(question: str, scope: StatementScope) -> list[Defect
         meant = next((n for n in named if n[2] & keys), None) or next((n for n in named if n[2] not in others), None)
         if meant is None:
             continue
-        holder, value, rows = meant
-        key = key_column.references[1]
+        holder, value, _ = meant
+        key = referenced_key
         by_value = _through(column, lookup, key, holder, value)
         written = column.table or table.name
         theirs = sorted(scope.schema.keys_holding(lookup.name, holder.name, value) or ())
@@ -1752,8 +1753,8 @@ def _another_day_of_the_week(question: str, tree: exp.Expr) -> Optional[Defect]:
         return None
     kinds = (exp.EQ, exp.In)
     for position, node in enumerate(tree.find_all(*kinds)):
-        function = node.this if isinstance(node, exp.In) else node.left
-        literals = node.expressions if isinstance(node, exp.In) else [node.right]
+        function = node.this
+        literals = node.expressions if isinstance(node, exp.In) else [node.expression]
         numbering = _day_numbers(function)
         if numbering is None or not all(isinstance(x, exp.Literal) and x.is_int for x in literals):
             continue
