@@ -709,12 +709,18 @@ def test_statements_the_server_converts_without_loss_have_no_warning(engine_with
     """A date written as a string, a number compared with a DECIMAL, a text column's own function: no
     value is lost, so no warning and nothing to correct."""
     engine, _ = engine_with([])
-    for sql in (
-        "SELECT COUNT(*) FROM orders WHERE ordered_at >= '2025-01-01' AND total > 100",
-        "SELECT COUNT(*) FROM customers WHERE YEAR(created_at) = '2024' AND name <> TRIM(name)",
+    for sql, question in (
+        (
+            "SELECT COUNT(*) FROM orders WHERE ordered_at >= '2025-01-01' AND total > 100",
+            "How many orders over 100 were placed since 2025?",
+        ),
+        (
+            "SELECT COUNT(*) FROM customers WHERE YEAR(created_at) = '2024' AND name <> TRIM(name)",
+            "How many customers who signed up in 2024 have spaces around their name?",
+        ),
     ):
         ran = engine.run(engine.guard.check(sql))
-        assert ran.rows is not None and ran.warning is None and engine.problems(ran, "How many?") == []
+        assert ran.rows is not None and ran.warning is None and engine.problems(ran, question) == []
 
 
 def test_a_candidate_with_a_defect_is_never_counted(engine_with):
