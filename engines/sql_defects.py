@@ -1611,15 +1611,15 @@ def _code_for_a_named_value(question: str, scope: StatementScope) -> list[Defect
         if any(code.casefold() in asked for code in codes):
             continue  # the question gives the key itself
         keys = {code.casefold() for code in codes}
-        named: list[tuple[Column, str, set[str]]] = []  # (its column, the value, its rows' keys)
+        named: list[tuple[Column, str, set[str], list[str]]] = []  # (its column, the value, its keys folded, as stored)
         for holder in lookup.columns:
             if holder.primary or holder.references or not holder.values or holder.name.lower() in read:
                 continue
             for value in holder.values:
                 rows = scope.schema.keys_holding(lookup.name, holder.name, value) if mentions(question, value) else None
                 if rows:
-                    named.append((holder, value, {k.casefold() for k in rows}))
-        inside = [rows for _, _, rows in named if rows <= keys]
+                    named.append((holder, value, {k.casefold() for k in rows}, sorted(rows)))
+        inside = [rows for _, _, rows, _ in named if rows <= keys]
         held = None if key_column.values is None else {v.casefold() for v in key_column.values}
         leftover = keys - set().union(*inside)
         if not named or (inside and (not leftover or (held is not None and not leftover & held))):
@@ -1632,11 +1632,10 @@ def _code_for_a_named_value(question: str, scope: StatementScope) -> list[Defect
         meant = next((n for n in named if n[2] & keys), None) or next((n for n in named if n[2] not in others), None)
         if meant is None:
             continue
-        holder, value, _ = meant
+        holder, value, _, theirs = meant
         key = referenced_key
         by_value = _through(column, lookup, key, holder, value)
         written = column.table or table.name
-        theirs = sorted(scope.schema.keys_holding(lookup.name, holder.name, value) or ())
         listed = ", ".join(f"'{k}'" for k in theirs[:8]) + (", ..." if len(theirs) > 8 else "")
         found.append(
             _suggesting(
