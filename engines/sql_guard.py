@@ -82,15 +82,40 @@ class CheckedSQL:
     tables: tuple[str, ...]
 
 
+# Deeper trees are refused as unparseable: sqlglot's parser, its renderer and kb's checks recurse
+# once or more per level, so a model's pathological output (thousands of unary minus signs, nested
+# parentheses) would otherwise end in RecursionError. No question needs a statement nested this deep.
+MAX_STATEMENT_DEPTH = 64
+
+
+def _depth(tree: exp.Expr) -> int:
+    """The number of levels of ``tree``, counted without recursion."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_STATEMENT_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in node.iter_expressions())
+    return deepest
+
+
 @functools.lru_cache(maxsize=256)
 def _parsed(sql: str) -> tuple[exp.Expr, ...]:
-    return tuple(statement for statement in sqlglot.parse(sql, read="mysql") if statement is not None)
+    try:
+        statements = tuple(statement for statement in sqlglot.parse(sql, read="mysql") if statement is not None)
+    except RecursionError:
+        raise sqlglot.errors.ParseError("the statement is nested too deeply to parse") from None
+    if any(_depth(statement) > MAX_STATEMENT_DEPTH for statement in statements):
+        raise sqlglot.errors.ParseError(f"the statement is nested more than {MAX_STATEMENT_DEPTH} levels deep")
+    return statements
 
 
 def parse_statements(sql: str) -> list[exp.Expr]:
     """sqlglot's MySQL parse of ``sql``, one tree per statement. A text is parsed once however many
     steps look at it (guard, corrections, tie probe); each caller gets copies it may change. Raises
-    sqlglot's errors for a text that does not parse."""
+    sqlglot's errors for a text that does not parse, or whose tree is deeper than
+    ``MAX_STATEMENT_DEPTH`` levels."""
     return [statement.copy() for statement in _parsed(sql)]
 
 

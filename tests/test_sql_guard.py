@@ -237,3 +237,46 @@ def test_each_statement_text_is_parsed_once_per_question(business, engine_for, m
     answer = sql_answer(engine, "Which city has the most customers?")
     assert answer.rows and len(answer.rows) > 1, answer.rows  # the tie probe ran and found the tied cities
     assert parsed and max(parsed.values()) == 1, parsed
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT " + "-" * 5000 + "1 FROM orders",  # the 1.5B model's run of unary minus signs (RecursionError)
+        "SELECT " + "(" * 3000 + "1" + ")" * 3000 + " FROM orders",
+        "SELECT id FROM orders WHERE " + " AND ".join(f"NOT (id = {n}" for n in range(200)) + ")" * 200,
+    ],
+)
+def test_a_statement_too_deep_to_parse_is_a_retryable_refusal_not_a_crash(guard, statement):
+    with pytest.raises(SQLRefused, match="could not be parsed") as refused:
+        guard.check(statement)
+    assert refused.value.retryable and "nested" in str(refused.value)
+
+
+def test_a_model_that_only_writes_statements_too_deep_to_parse_gets_an_answer(business, engine_for):
+    """Through the engine: every statement (the first, the corrections, the rescue samples) is refused
+    as unparseable, and the question still gets an answer saying so, never a traceback."""
+    deep = "SELECT " + "-" * 5000 + "1 FROM orders"
+    engine = engine_for(business, ScriptedLLM(lambda prompt: deep))
+    answer = sql_answer(engine, "How many orders are there?")
+    assert not answer.rows
+    assert answer.attempts and all("nested" in (a.error or "") for a in answer.attempts)
+    assert answer.text.strip()
+
+
+def test_the_depth_limit_leaves_every_labelled_gold_statement_parseable():
+    """No gold statement of the benchmark sets comes near the depth limit."""
+    from pathlib import Path
+
+    import yaml
+
+    from kb.engines.sql_guard import MAX_STATEMENT_DEPTH, _depth, parse_statement
+
+    gold = [
+        item["sql"]
+        for path in sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "data").glob("sql_*.yaml"))
+        for item in yaml.safe_load(path.read_text())
+    ]
+    assert len(gold) > 300
+    deepest = max(_depth(parse_statement(sql)) for sql in gold)
+    assert deepest <= MAX_STATEMENT_DEPTH // 2, deepest
