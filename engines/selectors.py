@@ -202,11 +202,15 @@ class OfflineSelector:
 # A question that asks two things joins them with a comma or "and" before the second's question
 # word or auxiliary verb ("What is the refund rule, and how many refunds did we make?").
 _QUESTION_START = r"(?:how|what|which|when|who|whom|whose|where|why|is|are|was|were|does|do|did|can|could|should)\b"
-_JOINS = re.compile(r"\s*,\s*(?:and\s+)?(?=" + _QUESTION_START + r")|\s+and\s+(?=" + _QUESTION_START + r")", re.I)
+# A run of whitespace is entered only at its start ((?<!\s)): without that, a question with a long
+# run of spaces costs time quadratic in the run's length (each position of it scanned to its end).
+_JOINS = re.compile(
+    r"(?<!\s)\s*,\s*(?:and\s+)?(?=" + _QUESTION_START + r")|(?<!\s)\s+and\s+(?=" + _QUESTION_START + r")", re.I
+)
 # A sentence's clauses (database_part): split at every comma, not only before a question, since a
 # clause that only points at the documents ("..., which the return policy does not allow") is no
 # question of its own; and at "and" before a question word, as _JOINS does.
-_CLAUSES = re.compile(r",\s*(?:and\s+)?|\s+and\s+(?=how|what|which|when|who)")
+_CLAUSES = re.compile(r",\s*(?:and\s+)?|(?<!\s)\s+and\s+(?=how|what|which|when|who)")
 
 
 def questions_within(question: str) -> list[str]:

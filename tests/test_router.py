@@ -244,6 +244,28 @@ def test_the_database_is_asked_the_question_without_its_document_clauses(questio
     assert database_part(question) == asked
 
 
+@pytest.mark.parametrize("filler", [" ", " \t\n", " , ", " and "])
+def test_the_question_is_split_in_linear_time_on_the_longest_question_the_service_accepts(
+    filler, local_embed, project_settings
+):
+    """A question as long as a request body may be (serve.max_request_kb), made of one long run of
+    whitespace (or of commas, or of "and"s), is split and routed in well under a second: the
+    splitting expressions took time quadratic in such a run (20,000 spaces: 5.5 s)."""
+    import time
+
+    from kb.engines.selectors import database_part, questions_within
+
+    longest = project_settings.serve.max_request_kb * 1024
+    question = "How many orders were placed in 2025" + filler * (longest // len(filler)) + ", and what is the policy?"
+    started = time.perf_counter()
+    parts = questions_within(question)
+    asked = database_part(question)
+    decision = small_offline_selector(local_embed).select(question)
+    elapsed = time.perf_counter() - started
+    assert parts and asked and decision.route in ("documents", "database", "both")
+    assert elapsed < 2.0, f"{elapsed:.1f} s to split and route a {len(question):,}-character question"
+
+
 def small_offline_selector(embed) -> OfflineSelector:
     return OfflineSelector(
         embed,
