@@ -4,8 +4,9 @@
 ``astream_chat``, ``reset``, ``chat_history``) with the condense-plus-context pattern of LlamaIndex's
 ``CondensePlusContextChatEngine`` (its condense prompt included) in front of kb's routed engine: a
 follow-up like "and last month?" must be made standalone before anyone can decide where it goes.
-The session's history lives in a ``ChatMemoryBuffer`` over a ``BaseChatStore``
-(``MariaDBChatStore``), bounded by a token limit, so a session resumes in any process. Each answer
+The session's history lives in a ``ChatMemoryBuffer`` (:class:`RecentChatMemory`, which trims in
+linear time) over a ``BaseChatStore`` (``MariaDBChatStore``), bounded by a token limit, so a session
+resumes in any process. Each answer
 is remembered with what later turns may refer back to (its sources, SQL and a few rows).
 
 Responses are ``AgentChatResponse`` / ``StreamingAgentChatResponse`` whose ``metadata`` carries
@@ -67,6 +68,31 @@ def sanitize_condensed(condensed: str, message: str, history: list[ChatMessage])
     return f"{previous} {message}".strip()
 
 
+class RecentChatMemory(ChatMemoryBuffer):
+    """LlamaIndex's ``ChatMemoryBuffer`` whose ``get`` trims the history in linear time.
+
+    ``ChatMemoryBuffer.get`` counts the tokens of every message it keeps again each time it drops
+    one: quadratic in the number of messages (a request carrying 1,000 short messages took longer
+    than its deadline, holding the model). Here each message is counted once, from the newest
+    back, until the limit is reached; the result is the same kind of suffix: the newest messages
+    within ``token_limit`` (less ``initial_token_count``), not starting with an assistant or tool
+    message when some were left out, or the last message alone when even it does not fit."""
+
+    def get(self, input: Optional[str] = None, initial_token_count: int = 0, **kwargs: Any) -> list[ChatMessage]:
+        history = self.get_all()
+        if initial_token_count > self.token_limit:
+            raise ValueError("Initial token count exceeds token limit")
+        budget, used, start = self.token_limit - initial_token_count, 0, len(history)
+        for index in range(len(history) - 1, -1, -1):
+            used += len(self.tokenizer_fn(str(history[index].content)))
+            if used > budget:
+                break
+            start = index
+        while 0 < start < len(history) - 1 and history[start].role in (MessageRole.TOOL, MessageRole.ASSISTANT):
+            start += 1
+        return history[start:] if start < len(history) else history[-1:]
+
+
 @dataclass
 class StreamingChatTurn(StreamingAgentChatResponse):
     """LlamaIndex's streaming chat response, plus kb's metadata (route, SQL, rows, condensed question)
@@ -105,7 +131,7 @@ class SessionChatEngine(BaseChatEngine):
         self.condense_with_llm = condense_with_llm
         self._on_turn = on_turn or (lambda answer: None)
         self._on_stopped = on_stopped or (lambda text: None)
-        self.memory = ChatMemoryBuffer.from_defaults(
+        self.memory = RecentChatMemory.from_defaults(
             token_limit=token_limit, chat_store=chat_store, chat_store_key=session_id, tokenizer_fn=tokenizer_fn
         )
 

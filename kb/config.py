@@ -265,6 +265,15 @@ class ServeSettings(_Strict):
     model_queue: int = Field(
         8, ge=0, le=1000, description="requests that may wait for the local model; more get 503 with Retry-After"
     )
+    max_history_messages: int = Field(
+        50,
+        ge=1,
+        le=10000,
+        description="earlier messages of a chat request without a session that are read (the newest); the rest are ignored",
+    )
+    max_jobs_per_key: int = Field(
+        2, ge=1, le=100, description="indexing jobs a key may have queued or running at once; more get 429"
+    )
     keys_table: str = Field("kb_api_keys", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     access_log_table: str = Field("kb_access_log", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     experiments: list[ExperimentSettings] = Field(

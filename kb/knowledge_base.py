@@ -67,6 +67,8 @@ from kb.stores.errors import DimensionMismatch
 from kb.stores.vector_schema import table_dimension
 
 log = logging.getLogger(__name__)
+_INDEXING_WAIT_S = 3600.0  # how long an indexing run waits for the one before it
+_INDEXING_POLL_S = 1.0  # how often it asks
 
 
 @contextmanager
@@ -345,15 +347,21 @@ class KnowledgeBase:
         """Hold the generation lock while writing chunks, and yield the live generation as it is
         then: ``kb reembed`` switches only between indexing runs, and indexing runs of one knowledge
         base take turns (each waits for the one before, saying so)."""
-        with self.generations.lock(0) as held:
-            if held:
-                yield self.live_generation(fresh=True)
-                return
-        (echo or log.warning)("waiting for another indexing run or kb reembed on this knowledge base to finish")
-        with self.generations.lock(3600) as held:
-            if not held:
+        # The wait is a poll: GET_LOCK with a timeout would hold a pooled connection the whole time,
+        # and a few runs queued behind a long one (kb serve's indexing jobs) would empty the pool.
+        deadline = time.monotonic() + _INDEXING_WAIT_S
+        told = False
+        while True:
+            with self.generations.lock(0) as held:
+                if held:
+                    yield self.live_generation(fresh=True)
+                    return
+            if time.monotonic() > deadline:
                 raise KBError("another indexing run or kb reembed has held the knowledge base for an hour; try later")
-            yield self.live_generation(fresh=True)
+            if not told:
+                (echo or log.warning)("waiting for another indexing run or kb reembed on this knowledge base to finish")
+                told = True
+            time.sleep(_INDEXING_POLL_S)
 
     def _indexer(
         self, generation: Generation, *, progress: bool | None = None, echo: Optional[Callable[[str], None]] = None

@@ -21,7 +21,7 @@ import mariadb
 import sqlalchemy
 from sqlalchemy.engine import URL, make_url
 
-from kb.stores.errors import DatabaseUnavailable, SchemaMismatch, ServerTooOld, StoreError
+from kb.stores.errors import DatabaseBusy, DatabaseUnavailable, SchemaMismatch, ServerTooOld, StoreError
 
 __all__ = [
     "DatabaseUnavailable",
@@ -196,6 +196,10 @@ class MariaDBConnection:
         """A pooled DB-API connection; commit on success, roll back on any error."""
         try:
             conn = self._engine.raw_connection()
+        except sqlalchemy.exc.TimeoutError:
+            raise DatabaseBusy(
+                f"every pooled connection to MariaDB at {self.where} is in use; none came free in time"
+            ) from None
         except (sqlalchemy.exc.DBAPIError, mariadb.Error) as exc:
             raise DatabaseUnavailable(
                 f"cannot connect to MariaDB at {self.where} as {self.url.username or '(no user)'}: "

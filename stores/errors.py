@@ -11,6 +11,10 @@ class DatabaseUnavailable(StoreError):
     """The server cannot be reached or refuses the login."""
 
 
+class DatabaseBusy(StoreError):
+    """Every connection of the pool is in use and none came free in time (the server is reachable)."""
+
+
 class ServerTooOld(StoreError):
     """The server has no VECTOR type (MariaDB before 11.7, or not MariaDB at all)."""
 

@@ -67,3 +67,35 @@ async def test_async_twins(db_url):
     assert (await store.adelete_last_message("b")).content == "two"
     await store.adelete_messages("a")
     assert await store.aget_keys() == []
+
+
+def test_the_chat_memory_keeps_what_llamaindex_keeps_in_linear_time():
+    """RecentChatMemory.get returns what ChatMemoryBuffer.get returns (the newest messages within the
+    token limit, not starting with an assistant message), without its quadratic re-counting."""
+    import random
+    import time
+
+    from llama_index.core.llms import ChatMessage, MessageRole
+    from llama_index.core.memory import ChatMemoryBuffer
+
+    from kb.engines.chat import RecentChatMemory
+
+    rng = random.Random(7)
+    for _ in range(200):
+        history = [
+            ChatMessage(
+                role=rng.choice([MessageRole.USER, MessageRole.ASSISTANT]),
+                content=" ".join("w" for _ in range(rng.randint(1, 30))),
+            )
+            for _ in range(rng.randint(1, 25))
+        ]
+        limit = rng.randint(1, 200)
+        ours = RecentChatMemory.from_defaults(chat_history=history, token_limit=limit, tokenizer_fn=str.split)
+        theirs = ChatMemoryBuffer.from_defaults(chat_history=history, token_limit=limit, tokenizer_fn=str.split)
+        assert ours.get() == theirs.get(), (limit, [(m.role.value, len(m.content.split())) for m in history])
+
+    long = [ChatMessage(role=MessageRole.USER, content=" ".join(["word"] * 40)) for _ in range(2000)]
+    memory = RecentChatMemory.from_defaults(chat_history=long, token_limit=1024, tokenizer_fn=str.split)
+    started = time.perf_counter()
+    kept = memory.get()
+    assert time.perf_counter() - started < 0.5 and len(kept) == 1024 // 40

@@ -525,6 +525,72 @@ def test_refusals_sessions_and_bodies_say_only_what_they_should(site):
     assert call(site, "GET", f"/v1/jobs/{b_job['id']}", "admin").status_code == 200
 
 
+# -- 10. HIGH: queued indexing jobs cannot empty the connection pool -------------------------------------
+def test_indexing_jobs_queued_behind_a_held_lock_starve_no_other_key(site, admin):
+    """A run holds the knowledge base's indexing lock; one write key sends 18 jobs. Each key may have
+    serve.max_jobs_per_key jobs queued or running (429 beyond), the queued ones wait without a
+    database connection, and every other key is answered at once meanwhile, its requests logged."""
+    lock = f"kb_generation:{site['db']}.kb_nodes"
+    holder = MariaDBConnection(site["url"])
+    before = len(access_rows(site, "path = '/v1/index'"))
+    try:
+        with holder.named_lock(lock, 0) as held:
+            assert held
+            started = [
+                call(site, "POST", "/v1/index", "writer_a", json={"path": "a", "collection": "a"}) for _ in range(18)
+            ]
+            statuses = [r.status_code for r in started]
+            assert statuses.count(202) == 2 and statuses.count(429) == 16, statuses
+            assert all(int(r.headers["retry-after"]) > 0 for r in started if r.status_code == 429)
+            accepted = [r.json()["id"] for r in started if r.status_code == 202]
+            time.sleep(2.5)  # the jobs reach the lock and wait
+            waiting = [
+                call(site, "GET", f"/v1/jobs/{job}", "writer_a").json().get("progress") or "" for job in accepted
+            ]
+            assert any("waiting for another indexing run" in line for line in waiting), waiting
+            waits_in_server = admin.fetchall(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT GET_LOCK(%'"
+            )[0][0]
+            assert waits_in_server == 0  # no connection sits in GET_LOCK for a queued job
+            for _ in range(5):
+                clock = time.monotonic()
+                answered = call(site, "POST", "/v1/retrieve", "reader_a", json={"question": "return policy"})
+                assert answered.status_code == 200 and time.monotonic() - clock < 5
+            clock = time.monotonic()
+            assert httpx.get(site["server"].url + "/healthz", timeout=10).status_code == 200
+            assert time.monotonic() - clock < 5
+    finally:
+        holder.dispose()
+    for job in accepted:
+        assert wait_job(site["server"], site["keys"]["writer_a"], job)["status"] == "done"
+    assert len(access_rows(site, "path = '/v1/index'")) - before == 18  # refused ones included
+
+
+# -- 11. HIGH: a long chat request cannot hold the model past its deadline ------------------------------
+def test_a_chat_request_of_thousands_of_messages_ends_within_its_deadline_and_starves_nobody(site):
+    """3,000 short messages without a session (as many as fit the body limit; 1,000 forty-word ones
+    held the model past the deadline): the newest serve.max_history_messages are read, the memory
+    trims them in linear time, and the turn ends well within serve.request_timeout_s, while another
+    key's question is answered meanwhile."""
+    words = " ".join(["cup"] * 10)
+    messages = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"{n} {words}"} for n in range(3000)]
+    messages.append({"role": "user", "content": "What is the return policy?"})
+    deadline = site["config"]["serve"]["request_timeout_s"]
+    with ThreadPoolExecutor(2) as pool:
+        clock = time.monotonic()
+        chat = pool.submit(
+            call, site, "POST", "/v1/chat/completions", "reader_a", json={"model": "kb", "messages": messages}
+        )
+        time.sleep(0.3)
+        other = pool.submit(call, site, "POST", "/v1/query", "admin_a", json={"question": "How do I descale it?"})
+        answered, other_answered = chat.result(), other.result()
+        elapsed = time.monotonic() - clock
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["choices"][0]["message"]["content"]
+    assert other_answered.status_code == 200, other_answered.text
+    assert elapsed < deadline / 2, f"{elapsed:.1f} s for both, against a deadline of {deadline} s"
+
+
 # -- the OpenAPI document, explored by a property-based client ----------------------------------------
 def test_no_operation_of_the_openapi_document_answers_500(site):
     import schemathesis

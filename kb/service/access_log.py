@@ -7,6 +7,8 @@ this one records requests, including the refused ones (401, 403, 429), which nev
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -27,8 +29,12 @@ class AccessRecord:
 
 
 class AccessLog:
+    BACKLOG = 10_000  # rows kept in memory while the database cannot take them
+
     def __init__(self, connection: MariaDBConnection, table_name: str = "kb_access_log") -> None:
         self._conn = connection
+        self._pending: deque[AccessRecord] = deque(maxlen=self.BACKLOG)
+        self._pending_lock = threading.Lock()
         self._table = create_table(
             self._conn,
             table_name,
@@ -50,11 +56,38 @@ class AccessLog:
         )
 
     def record(self, r: AccessRecord) -> None:
-        self._conn.execute(
-            f"INSERT INTO {self._table} (key_name, method, path, route, status, latency_ms, tokens, cache, cost_usd) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (r.key_name, r.method, r.path[:255], r.route, r.status, r.latency_ms, r.tokens, r.cache, r.cost_usd),
-        )
+        """Write ``r``, and any rows an earlier failure kept back. When the write fails (the database
+        down or busy), the rows are kept, up to ``BACKLOG`` of them, for the next write, and the error
+        is raised for the caller to log."""
+        with self._pending_lock:
+            self._pending.append(r)
+            rows = list(self._pending)
+            self._pending.clear()
+        try:
+            with self._conn.cursor() as cur:
+                cur.executemany(
+                    f"INSERT INTO {self._table} "
+                    "(key_name, method, path, route, status, latency_ms, tokens, cache, cost_usd) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            x.key_name,
+                            x.method,
+                            x.path[:255],
+                            x.route,
+                            x.status,
+                            x.latency_ms,
+                            x.tokens,
+                            x.cache,
+                            x.cost_usd,
+                        )
+                        for x in rows
+                    ],
+                )
+        except Exception:
+            with self._pending_lock:
+                self._pending.extendleft(reversed(rows))  # in their order; when full, the newest go
+            raise
 
     def stats(self) -> list[dict[str, Any]]:
         """Per key: requests, refused (4xx), errors (5xx), tokens, cache hits, cost (US dollars)."""

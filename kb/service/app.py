@@ -32,7 +32,7 @@ from kb.service.keys import ApiKey
 from kb.service.openai_chat import MODEL_NAME, ChatCompletionRequest, CompletionStream, completion, error_event
 from kb.service.schemas import FeedbackRequest, IndexRequest, QueryRequest, Question, RetrieveRequest
 from kb.service.service import Service
-from kb.stores.errors import DatabaseUnavailable, is_database_down
+from kb.stores.errors import DatabaseBusy, DatabaseUnavailable, is_database_down
 from kb.stores.filters import UnsupportedFilterError
 
 log = logging.getLogger("kb.service")
@@ -94,6 +94,11 @@ def create_app(service: Service) -> FastAPI:
     def _database_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
         log.warning("database unavailable: %s", exc)  # where and who, for the operator; not for the client
         return error_response(503, "the database is unavailable; retry shortly", {"Retry-After": "5"})
+
+    @app.exception_handler(DatabaseBusy)
+    def _database_busy(request: Request, exc: DatabaseBusy) -> JSONResponse:
+        log.warning("database busy: %s", exc)
+        return error_response(503, "the server is busy; retry shortly", {"Retry-After": "5"})
 
     def current_key(request: Request) -> ApiKey:
         """The key the gate identified (every /v1 request passes it first)."""

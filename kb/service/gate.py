@@ -40,6 +40,7 @@ from starlette.requests import ClientDisconnect
 from kb.engines.answer import GENERATION_STOP
 from kb.engines.timing import Stopwatch
 from kb.service.access_log import AccessRecord
+from kb.stores.errors import DatabaseBusy
 
 log = logging.getLogger("kb.service")
 
@@ -270,7 +271,11 @@ class RequestGate:
             listener.cancel()
 
     def _refusal_for(self, scope: Scope, error: BaseException) -> ApiError:
-        """503 for a database that cannot be reached, else 500; the details go to the server log only."""
+        """503 for a database that cannot be reached or whose connections are all in use, else 500; the
+        details go to the server log only."""
+        if isinstance(error, DatabaseBusy):
+            log.warning("no database connection free on %s %s: %s", scope["method"], scope["path"], error)
+            return ApiError(503, "the server is busy; retry shortly", {"Retry-After": "5"})
         if self.is_unavailable(error):
             log.warning("database unavailable on %s %s: %s", scope["method"], scope["path"], error)
             return ApiError(503, "the database is unavailable; retry shortly", {"Retry-After": "5"})

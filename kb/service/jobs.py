@@ -25,6 +25,7 @@ from typing import Any, Optional
 
 from kb.errors import KBError
 from kb.knowledge_base import KnowledgeBase
+from kb.service.gate import ApiError
 
 log = logging.getLogger("kb.service")
 _JOBS = "service_jobs"
@@ -44,9 +45,16 @@ def _pid_alive(pid: int) -> bool:
 
 
 class IndexJobs:
-    def __init__(self, kb: KnowledgeBase, roots: list[str]) -> None:
+    """The indexing jobs of this process. A key may have ``max_per_key`` jobs queued or running at
+    once (more get 429); a queued job waits for the knowledge base's indexing lock without holding a
+    database connection (:meth:`KnowledgeBase._writing` polls)."""
+
+    def __init__(self, kb: KnowledgeBase, roots: list[str], max_per_key: int = 2) -> None:
         self.kb = kb
         self.roots = [kb.settings.resolve_path(r).resolve() for r in roots]
+        self.max_per_key = max_per_key
+        self._active: dict[str, int] = {}  # key name -> jobs queued or running here
+        self._active_lock = threading.Lock()
 
     def check_path(self, path: str) -> Path:
         """The folder to index, if it lies under an allowed root; else a clear refusal."""
@@ -90,7 +98,17 @@ class IndexJobs:
         self, folder: Path, collection: str, key_name: str, may_write: tuple[str, ...], **options: Any
     ) -> dict[str, Any]:
         """Index ``folder`` into ``collection`` in the background; only documents of the collections
-        ``may_write`` (the key's) are added, changed or removed."""
+        ``may_write`` (the key's) are added, changed or removed. 429 when the key has
+        ``max_per_key`` jobs queued or running already."""
+        with self._active_lock:
+            if self._active.get(key_name, 0) >= self.max_per_key:
+                raise ApiError(
+                    429,
+                    f"key {key_name!r} has {self.max_per_key} indexing jobs queued or running (serve.max_jobs_per_key); "
+                    "retry when one has finished",
+                    {"Retry-After": "30"},
+                )
+            self._active[key_name] = self._active.get(key_name, 0) + 1
         job: dict[str, Any] = {
             "id": uuid.uuid4().hex,
             "status": "queued",
@@ -105,11 +123,29 @@ class IndexJobs:
             "report": None,
             "error": None,
         }
-        self._save(job)
-        threading.Thread(target=self._run, args=(job, options), name=f"kb-index-{job['id'][:8]}", daemon=True).start()
+        try:
+            self._save(job)
+            threading.Thread(
+                target=self._run, args=(job, options), name=f"kb-index-{job['id'][:8]}", daemon=True
+            ).start()
+        except BaseException:
+            self._finished(key_name)
+            raise
         return job
 
+    def _finished(self, key_name: str) -> None:
+        with self._active_lock:
+            self._active[key_name] -= 1
+            if not self._active[key_name]:
+                del self._active[key_name]
+
     def _run(self, job: dict[str, Any], options: dict[str, Any]) -> None:
+        try:
+            self._work(job, options)
+        finally:
+            self._finished(job["key"])
+
+    def _work(self, job: dict[str, Any], options: dict[str, Any]) -> None:
         job["status"] = "running"
         self._save(job)
         saving = threading.Lock()

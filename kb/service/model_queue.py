@@ -56,6 +56,8 @@ class ModelQueue:
                     if budget is not None:
                         budget.check()
                     self._condition.wait(_POLL_S if budget is None else min(_POLL_S, max(budget.remaining(), 0.001)))
+                if budget is not None:
+                    budget.check()  # a request whose time ran out before its turn does not take the model
                 self._busy = True
             finally:
                 self._waiting -= 1

@@ -46,6 +46,7 @@ from kb.service.openai_chat import ChatCompletionRequest
 from kb.service.ratelimit import RateLimiter
 from kb.service.schemas import QueryRequest, RetrieveRequest
 from kb.service.shared_state import build_shared_state
+from kb.stores.connection import MariaDBConnection
 
 log = logging.getLogger("kb.service")
 _END = object()  # the end of a streamed turn's pieces
@@ -74,7 +75,12 @@ class Service:
         self.kb = kb
         settings = kb.settings
         self.metrics = ServiceMetrics()
-        shared = build_shared_state(settings, lambda: kb.connection)  # the cache's and the rate limits'
+        # The gate's own work (keys, rate limits, the access log) has a pool of its own, so requests
+        # holding every connection of kb's pool (indexing jobs, slow questions) cannot starve it.
+        self.gate_connection = MariaDBConnection(
+            kb.connection.url, pool_size=2, connect_timeout=settings.database.connect_timeout
+        )
+        shared = build_shared_state(settings, lambda: self.gate_connection)  # the cache's and the rate limits'
         self.cache: Optional[ServiceCache] = None
         if settings.cache.enabled:
             self.cache = ServiceCache(
@@ -84,10 +90,10 @@ class Service:
                 on_lookup=self.metrics.cache_lookup,
             )
             kb.wrap_embedding_models(self.cache.wrap_embedding)
-        self.keys = KeyStore(kb.connection, settings.serve.keys_table)
+        self.keys = KeyStore(self.gate_connection, settings.serve.keys_table)
         self.limiter = RateLimiter(shared)
-        self.access_log = AccessLog(kb.connection, settings.serve.access_log_table)
-        self.jobs = IndexJobs(kb, settings.serve.index_roots)
+        self.access_log = AccessLog(self.gate_connection, settings.serve.access_log_table)
+        self.jobs = IndexJobs(kb, settings.serve.index_roots, settings.serve.max_jobs_per_key)
         self.model_queue = ModelQueue(settings.serve.model_queue, self.metrics)
         self.experiments = Experiments(settings.serve.experiments)
 
@@ -230,9 +236,10 @@ class Service:
         if session:
             return self.session_name(key, session), False
         stored = self.session_name(key, f"~{uuid.uuid4().hex}")
+        newest = request.history()[-self.kb.settings.serve.max_history_messages :]  # before anything counts them
         history = [
             LlamaChatMessage(role=MessageRole.USER if m.role == "user" else MessageRole.ASSISTANT, content=m.text())
-            for m in request.history()
+            for m in newest
         ]
         if history:
             self.kb.chat_store.set_messages(stored, history)
@@ -294,6 +301,7 @@ class Service:
 
     def close(self) -> None:
         self.kb.close()
+        self.gate_connection.dispose()
 
 
 class ChatStream:
