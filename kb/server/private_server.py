@@ -39,6 +39,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 
 from kb.errors import ServerError
+from kb.private_dirs import make_private_dir
 from kb.server.accounts import ADMIN_USER, APP_USER, KB_ACCOUNTS, READONLY_USER, REPLICATION_USER, SYSTEM_ACCOUNT
 from kb.server.install import EXTERNAL_HELP, tail, unpack_mariadb
 from kb.stores.connection import MariaDBConnection, StoreError, quote_identifier
@@ -290,6 +291,7 @@ class PrivateServer:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        make_private_dir(self.home.resolve())  # kb's home: the server's data and passwords live below
         self.instance.mkdir(parents=True, exist_ok=True)
         with open(self.instance / ".lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)

@@ -13,7 +13,10 @@ driver and the models.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+import re
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any, Optional
@@ -40,6 +43,29 @@ log = logging.getLogger("kb.service")
 
 def error_response(status: int, message: str, headers: Optional[dict[str, str]] = None) -> JSONResponse:
     return JSONResponse(error_body(status, message), status_code=status, headers=headers)
+
+
+def page_security_headers(html: str) -> dict[str, str]:
+    """The web page's Content-Security-Policy (its own inline script and style only, by hash; requests
+    to this server only; no frames, forms, plugins or base URL) and the headers that keep it out of
+    other sites' frames and stop content sniffing."""
+    digests = {
+        kind: " ".join(
+            f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'"
+            for body in re.findall(rf"<{kind}>(.*?)</{kind}>", html, re.S)
+        )
+        for kind in ("script", "style")
+    }
+    policy = (
+        f"default-src 'none'; script-src {digests['script']}; style-src {digests['style']}; connect-src 'self'; "
+        "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    return {
+        "Content-Security-Policy": policy,
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
 
 
 def create_app(service: Service) -> FastAPI:
@@ -108,9 +134,12 @@ def create_app(service: Service) -> FastAPI:
         return key
 
     # -- kb's endpoints ------------------------------------------------------------------------------
+    page_html = resources.files("kb.service").joinpath("static/index.html").read_text(encoding="utf-8")
+    page_headers = page_security_headers(page_html)
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
-        return HTMLResponse(resources.files("kb.service").joinpath("static/index.html").read_text(encoding="utf-8"))
+        return HTMLResponse(page_html, headers=page_headers)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -187,8 +216,10 @@ def create_app(service: Service) -> FastAPI:
             folder = service.jobs.check_path(body.path)
         except PermissionError as exc:
             raise ApiError(403, str(exc)) from None
-        return service.jobs.start(
-            folder, body.collection, key.name, key.collections, include=body.include, exclude=body.exclude
+        return service.jobs.public(
+            service.jobs.start(
+                folder, body.collection, key.name, key.collections, include=body.include, exclude=body.exclude
+            )
         )
 
     @app.get("/v1/jobs/{job_id}")
@@ -198,7 +229,7 @@ def create_app(service: Service) -> FastAPI:
         overseen = found is not None and key.allows("admin") and key.sees(str(found.get("collection")))
         if found is None or not (mine or overseen):
             raise ApiError(404, f"no job {job_id!r}")
-        return found
+        return service.jobs.public(found)
 
     # -- OpenAI's endpoint -----------------------------------------------------------------------------
     @app.post("/v1/chat/completions", response_model=None)

@@ -13,6 +13,7 @@ heartbeat stale, or its process id dead on this host) is reported, and recorded,
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -72,6 +73,16 @@ class IndexJobs:
         if not folder.is_dir():
             raise KBError(f"{path[:200]} is not a folder on the server")
         return folder
+
+    def public(self, job: dict[str, Any]) -> dict[str, Any]:
+        """What a key is shown of a job: no process (host, pid, token), no heartbeat, and every path
+        relative to its index root, so that keys cannot learn where the roots are on the server."""
+        view = {k: v for k, v in job.items() if k not in ("owner", "heartbeat", "may_write")}
+        text = json.dumps(view)
+        for root in sorted(self.roots, key=lambda r: len(str(r)), reverse=True):
+            quoted = json.dumps(str(root))[1:-1]  # the root as it is spelt inside a JSON string
+            text = text.replace(quoted + "/", "").replace(quoted, ".")
+        return json.loads(text)
 
     def _save(self, job: dict[str, Any]) -> None:
         self.kb.kv_store.put(job["id"], job, _JOBS)
