@@ -614,6 +614,57 @@ def test_the_page_forbids_frames_and_foreign_scripts_and_the_home_is_owner_only(
     assert stat.S_IMODE(site["home"].stat().st_mode) == 0o700
 
 
+# -- 13. HIGH: a file swapped for a link while it is indexed is never read --------------------------------
+def test_files_flipping_between_a_file_and_a_link_outside_are_never_indexed_through_the_link(site):
+    """A thread swaps 40 files under an index root between a regular file and a link to a file
+    outside the roots, as fast as it can, while the folder is indexed again and again: the outside
+    text is never retrievable (every component is opened without following links, and the bytes
+    indexed are those hashed)."""
+    import os
+    import threading
+
+    folder = site["roots"] / "race"
+    folder.mkdir()
+    targets = [folder / f"flip{n}.md" for n in range(40)]
+    for target in targets:
+        target.write_text("# Flip\n\nAn innocent note about milk frothing.\n")
+    outside = site["outside"] / "secret.md"
+    stop, flips = threading.Event(), [0]
+
+    def flip() -> None:
+        link, plain = folder / ".flip-link", folder / ".flip-file"
+        while not stop.is_set():
+            for target in targets:
+                link.unlink(missing_ok=True)
+                link.symlink_to(outside)
+                os.replace(link, target)
+                plain.write_text(f"# Flip\n\nAn innocent note about milk frothing, number {flips[0]}.\n")
+                os.replace(plain, target)
+                flips[0] += 1
+
+    flipper = threading.Thread(target=flip, daemon=True)
+    flipper.start()
+    try:
+        for _ in range(10):
+            started = call(site, "POST", "/v1/index", "writer_a", json={"path": "race", "collection": "a"})
+            assert started.status_code == 202, started.text
+            job = wait_job(site["server"], site["keys"]["writer_a"], started.json()["id"])
+            assert job["status"] in ("done", "failed"), job
+            for mode in ("dense", "text"):
+                hits = call(
+                    site,
+                    "POST",
+                    "/v1/retrieve",
+                    "admin",
+                    json={"question": "text outside the roots", "mode": mode, "top_k": 100},
+                )
+                assert "outside the roots" not in hits.text
+    finally:
+        stop.set()
+        flipper.join(10)
+    assert flips[0] >= 300, flips[0]
+
+
 # -- the OpenAPI document, explored by a property-based client ----------------------------------------
 def test_no_operation_of_the_openapi_document_answers_500(site):
     import schemathesis

@@ -10,18 +10,23 @@ every key that reads the collection can retrieve it. So:
 * nothing under a protected folder (kb's home: the private server's data and passwords, the models,
   the caches) is ever indexed, whichever way it is reached.
 
-:func:`checked_path` repeats the check just before a file is hashed or read, so a file swapped for a
-link after the scan is refused too.
+:func:`open_checked` opens a file for hashing and reading without following a link at any component
+below the root (``O_NOFOLLOW`` from the root's descriptor down, ``openat``), so a file swapped for a
+link after the scan, even at the instant it is opened, is refused, never read. The indexer checks
+that the file it reads is the one it hashed (same inode, same content).
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from kb.ingest import readers
 
@@ -117,10 +122,55 @@ def scan(
     return result
 
 
-def file_sha256(path: Path) -> str:
-    """A file's SHA-256, read in 1 MB blocks: what tells a changed file from an unchanged one."""
+_LINK_ERRORS = (errno.ELOOP, errno.ENOTDIR, errno.EMLINK)  # what O_NOFOLLOW / O_DIRECTORY say of a link
+
+
+def open_checked(root: Path, rel: str, *, follow_symlinks: bool = False, protected: Sequence[Path] = ()) -> BinaryIO:
+    """``root / rel`` opened for reading if indexing may read it, else :class:`UnsafePath` saying why.
+
+    Without ``follow_symlinks`` every folder below ``root`` and the file itself are opened with
+    ``O_NOFOLLOW`` relative to their parent's descriptor: no link is followed at any step, whatever
+    is swapped meanwhile. With it, the file is opened by name and what was opened (the descriptor's
+    own path) must lie inside ``root``. Either way it must be a regular file outside ``protected``.
+    ``root`` must be resolved already. :class:`OSError` for a file that cannot be opened.
+    """
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK  # O_NONBLOCK: a FIFO put there does not hang the run
+    if follow_symlinks:
+        fd = os.open(checked_path(root, rel, follow_symlinks=True, protected=protected), flags)
+    else:
+        folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            *folders, name = Path(rel).parts
+            for part in folders:
+                below = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+                os.close(folder)
+                folder = below
+            fd = os.open(name, flags | os.O_NOFOLLOW, dir_fd=folder)
+        except OSError as exc:
+            if exc.errno in _LINK_ERRORS:
+                raise UnsafePath("symbolic link (not followed: indexing.follow_symlinks is off)") from None
+            raise
+        finally:
+            os.close(folder)
+    handle = os.fdopen(fd, "rb")
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafePath("not a regular file")
+        opened = Path(os.readlink(f"/proc/self/fd/{fd}")) if os.path.isdir("/proc/self/fd") else root / rel
+        if not _is_within(opened, root):
+            raise UnsafePath("symbolic link to a file outside the indexed folder (never followed)")
+        if any(_is_within(opened, p.resolve()) for p in protected):
+            raise UnsafePath("inside kb's own home folder (never indexed)")
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def file_sha256(handle: BinaryIO) -> str:
+    """The SHA-256 of an open file from its start, read in 1 MB blocks: what tells a changed file
+    from an unchanged one."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()

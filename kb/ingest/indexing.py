@@ -51,7 +51,7 @@ from kb.engines.timing import Stopwatch
 from kb.errors import KBError
 from kb.ingest import readers
 from kb.ingest.embedding_cache import EmbeddingCache
-from kb.ingest.file_scan import UnsafePath, checked_path, file_sha256, scan
+from kb.ingest.file_scan import UnsafePath, file_sha256, open_checked, scan
 from kb.ingest.report import FileNote, IndexReport
 from kb.models.factories import embed_texts
 from kb.stores import MariaDBKVStore, MariaDBVectorStore
@@ -75,8 +75,13 @@ class _Parsed:
     rel: str
     doc_id: str
     record: dict[str, Any]
+    identity: tuple[int, int] = (0, 0)  # (st_dev, st_ino) of the file that was hashed
     nodes: list[BaseNode] | None = None
     error: str | None = None
+
+
+def _unreadable(exc: OSError) -> str:
+    return "permission denied" if isinstance(exc, PermissionError) else f"cannot read ({exc.strerror or exc})"
 
 
 def _chunk_id(index: int, document: BaseNode) -> str:
@@ -252,43 +257,36 @@ class DirectoryIndexer:
                 report.failed.append(FileNote(rel, "absolute path longer than 512 characters; move or rename it"))
                 continue
             try:
-                checked_path(base, rel, follow_symlinks=s.follow_symlinks, protected=self.protected)
-                stat = path.stat()
-                if stat.st_size > s.max_file_mb * 1024 * 1024:
-                    report.failed.append(
-                        FileNote(
-                            rel,
-                            f"{stat.st_size / 1024 / 1024:.1f} MB is over indexing.max_file_mb "
-                            f"({s.max_file_mb:g} MB); raise the limit to index it",
+                with open_checked(base, rel, follow_symlinks=s.follow_symlinks, protected=self.protected) as handle:
+                    stat = os.fstat(handle.fileno())
+                    if stat.st_size > s.max_file_mb * 1024 * 1024:
+                        report.failed.append(
+                            FileNote(
+                                rel,
+                                f"{stat.st_size / 1024 / 1024:.1f} MB is over indexing.max_file_mb "
+                                f"({s.max_file_mb:g} MB); raise the limit to index it",
+                            )
                         )
-                    )
-                    continue
-                known = registry.get(doc_id)
-                # A file indexed into another collection (or before collections existed) is re-tagged.
-                moved = known is not None and known.get("collection") != scope.collection
-                rechunk = known is not None and known.get("chunking", self.chunking) != self.chunking
-                if (
-                    known
-                    and not moved
-                    and not rechunk
-                    and known.get("size") == stat.st_size
-                    and known.get("mtime_ns") == stat.st_mtime_ns
-                ):
-                    report.unchanged.append(rel)
-                    continue
-                content_hash = file_sha256(path)
-            except UnsafePath as exc:  # became a link since the scan
+                        continue
+                    known = registry.get(doc_id)
+                    # A file indexed into another collection (or before collections existed) is re-tagged.
+                    moved = known is not None and known.get("collection") != scope.collection
+                    rechunk = known is not None and known.get("chunking", self.chunking) != self.chunking
+                    if (
+                        known
+                        and not moved
+                        and not rechunk
+                        and known.get("size") == stat.st_size
+                        and known.get("mtime_ns") == stat.st_mtime_ns
+                    ):
+                        report.unchanged.append(rel)
+                        continue
+                    content_hash = file_sha256(handle)
+            except UnsafePath as exc:  # became a link (or something else) since the scan
                 report.skipped.append(FileNote(rel, str(exc)))
                 continue
             except OSError as exc:
-                report.failed.append(
-                    FileNote(
-                        rel,
-                        "permission denied"
-                        if isinstance(exc, PermissionError)
-                        else f"cannot read ({exc.strerror or exc})",
-                    )
-                )
+                report.failed.append(FileNote(rel, _unreadable(exc)))
                 continue
             record = {
                 "hash": content_hash,
@@ -305,7 +303,7 @@ class DirectoryIndexer:
                     self.kv.put(doc_id, {**known, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}, self.files)
                 continue
             (report.updated if known else report.added).append(rel)
-            todo.append(_Parsed(rel, doc_id, record))
+            todo.append(_Parsed(rel, doc_id, record, identity=(stat.st_dev, stat.st_ino)))
 
         gone = []
         for doc_id in sorted(set(collections) - on_disk):
@@ -354,13 +352,28 @@ class DirectoryIndexer:
 
     # -- reading, embedding, writing ---------------------------------------------------------------
     def _parse(self, base: Path, parsed: _Parsed) -> _Parsed:
+        """Read the file hashed in the scan (the same inode and the same bytes, else it changed while
+        indexing: reported, not indexed) and cut it into chunks."""
+        limit = parsed.record["size"]
         try:
-            path = checked_path(
+            with open_checked(
                 base, parsed.rel, follow_symlinks=self.settings.follow_symlinks, protected=self.protected
-            )
-            content = readers.read(path)
+            ) as handle:
+                opened = os.fstat(handle.fileno())
+                data = handle.read(limit + 1)
+            if (
+                (opened.st_dev, opened.st_ino) != parsed.identity
+                or len(data) != limit
+                or (hashlib.sha256(data).hexdigest() != parsed.record["hash"])
+            ):
+                parsed.error = "changed while it was being indexed; run kb index again"
+                return parsed
+            content = readers.read(base / parsed.rel, data)
         except UnsafePath as exc:  # swapped for a link since it was hashed
             parsed.error = str(exc)
+            return parsed
+        except OSError as exc:
+            parsed.error = _unreadable(exc)
             return parsed
         except readers.UnreadableFile as exc:
             parsed.error = str(exc)

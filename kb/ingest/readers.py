@@ -1,6 +1,6 @@
 """One file -> its text and metadata, or a clear reason why it cannot be read.
 
-PDF and Word files go through LlamaIndex's readers (``llama_index.readers.file``); HTML through
+PDF files go through pypdf and Word files through docx2txt (as LlamaIndex's ``DocxReader`` does); HTML through
 BeautifulSoup (text and ``<title>``); text formats are decoded here so that a bad encoding or binary
 content is reported as such instead of being indexed as garbage, and Markdown front matter becomes
 metadata.
@@ -8,6 +8,7 @@ metadata.
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,18 +43,20 @@ def is_supported(path: Path) -> bool:
     return path.suffix.lower() in SUPPORTED
 
 
-def read(path: Path) -> ReadFile:
-    """Read one file; raises :class:`UnreadableFile` with the reason."""
+def read(path: Path, data: bytes) -> ReadFile:
+    """The text of one file whose bytes are ``data`` (read already, from a descriptor the indexer
+    checked); ``path`` gives its type and a title when it has none. Raises :class:`UnreadableFile`
+    with the reason."""
     suffix = path.suffix.lower()
     try:
         if suffix in TEXT_TYPES:
-            result = _read_text(path, markdown=suffix in (".md", ".markdown"))
+            result = _read_text(path, data, markdown=suffix in (".md", ".markdown"))
         elif suffix in HTML_TYPES:
-            result = _read_html(path)
+            result = _read_html(path, data)
         elif suffix == ".pdf":
-            result = _read_pdf(path)
+            result = _read_pdf(path, data)
         elif suffix == ".docx":
-            result = _read_docx(path)
+            result = _read_docx(path, data)
         else:
             raise UnreadableFile(f"unsupported file type {suffix or '(none)'}")
     except PermissionError:
@@ -78,8 +81,8 @@ def _decode(data: bytes) -> str:
         ) from None
 
 
-def _read_text(path: Path, *, markdown: bool) -> ReadFile:
-    text = _decode(path.read_bytes())
+def _read_text(path: Path, data: bytes, *, markdown: bool) -> ReadFile:
+    text = _decode(data)
     metadata: dict[str, Any] = {}
     if markdown:
         match = _FRONT_MATTER.match(text)
@@ -121,10 +124,10 @@ def _plain(value: Any, budget: list[int], depth: int = 0) -> Any:
     return str(value)
 
 
-def _read_html(path: Path) -> ReadFile:
+def _read_html(path: Path, data: bytes) -> ReadFile:
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(_decode(path.read_bytes()), "html.parser")
+    soup = BeautifulSoup(_decode(data), "html.parser")
     for tag in soup(["script", "style", "noscript"]):
         tag.decompose()
     title = soup.title.get_text(strip=True) if soup.title else ""
@@ -132,22 +135,7 @@ def _read_html(path: Path) -> ReadFile:
     return ReadFile(text=text, title=title or path.stem)
 
 
-def _file_readers() -> Any:
-    """``llama_index.readers.file``, imported without its side effect: its slides module calls
-    ``logging.basicConfig(level=INFO)`` at import, which would print every library's INFO lines
-    (model loading, progress) into kb's output. The root logger is put back as it was."""
-    import logging
-
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    import llama_index.readers.file as file_readers
-
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    return file_readers
-
-
-def _read_pdf(path: Path) -> ReadFile:
+def _read_pdf(path: Path, data: bytes) -> ReadFile:
     # pypdf directly: LlamaIndex's PDFReader retries any failure three times (seconds lost on a file that
     # is simply corrupt) and reports a RetryError that hides the reason.
     import logging
@@ -156,7 +144,7 @@ def _read_pdf(path: Path) -> ReadFile:
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # a damaged file's warnings are the reason below
     try:
-        reader = PdfReader(str(path))
+        reader = PdfReader(io.BytesIO(data))
         text = "\n\n".join(page.extract_text() or "" for page in reader.pages)
         info = reader.metadata
     except Exception as exc:  # pypdf raises many types for damaged files
@@ -165,13 +153,13 @@ def _read_pdf(path: Path) -> ReadFile:
     return ReadFile(text=text, title=title or path.stem)
 
 
-def _read_docx(path: Path) -> ReadFile:
-    DocxReader = _file_readers().DocxReader
+def _read_docx(path: Path, data: bytes) -> ReadFile:
+    # docx2txt, as LlamaIndex's DocxReader uses it, on the bytes (the reader itself takes a path only)
+    import docx2txt
 
     try:
-        docs = DocxReader().load_data(path)
+        text = docx2txt.process(io.BytesIO(data))
     except Exception as exc:
         raise UnreadableFile(f"corrupt or unreadable Word file ({type(exc).__name__}: {str(exc)[:120]})") from None
-    text = "\n".join(doc.text for doc in docs)
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     return ReadFile(text=text, title=first[:120] if first and len(first) < 120 else path.stem)
