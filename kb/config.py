@@ -262,8 +262,20 @@ class ServeSettings(_Strict):
     request_timeout_s: float = Field(
         120.0, gt=0, le=3600, description="a request not answered by then gets 504; its work is stopped"
     )
+    read_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="a request whose headers, or whose body, take longer to arrive is dropped (headers) or gets 408",
+    )
     model_queue: int = Field(
         8, ge=0, le=1000, description="requests that may wait for the local model; more get 503 with Retry-After"
+    )
+    wrong_keys_per_minute: int = Field(
+        30, ge=1, description="requests with a missing or wrong key per client address and minute; then 429"
+    )
+    access_log_days: int = Field(
+        90, ge=1, description="access-log rows older than this are deleted (kb serve checks every hour)"
     )
     max_history_messages: int = Field(
         50,

@@ -327,12 +327,11 @@ class KnowledgeBase:
         progress: bool | None = None,
         echo: Optional[Callable[[str], None]] = None,
         collection: str = DEFAULT_COLLECTION,
-        may_write: Sequence[str] | None = None,
     ) -> IndexReport:
         """Index a folder incrementally into ``collection`` (see :mod:`kb.ingest.indexing`); returns what was done.
 
-        Files under ``path`` already indexed in another collection are left alone and reported as
-        skipped, unless that collection is in ``may_write`` (``["*"]``: any), which moves them."""
+        ``collection`` gets its own copy of each file: another collection's copies of the same files
+        are neither changed nor named in the report."""
         with self._writing(echo) as generation:
             return self._indexer(generation, progress=progress, echo=echo).index(
                 path,
@@ -341,7 +340,6 @@ class KnowledgeBase:
                 recursive=recursive,
                 dry_run=dry_run,
                 collection=collection,
-                may_write=may_write,
             )
 
     @contextmanager

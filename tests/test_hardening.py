@@ -185,10 +185,27 @@ def test_sql_on_a_server_that_went_away_raises_database_unavailable(start_spare_
         kb.sql("How many orders?")
 
 
+# -- a path that cannot be resolved is passed over, the run goes on ----------------------------------
+def test_a_link_loop_in_the_folder_is_reported_and_the_run_goes_on(db_url, local_embed, tmp_path):
+    (tmp_path / "good.md").write_text(GOOD)
+    (tmp_path / "loop.md").symlink_to("loop.md")  # resolving it raised and failed the whole run
+    (tmp_path / "deeper").mkdir()
+    (tmp_path / "deeper" / "ring").symlink_to("../deeper/ring")
+    kb = kb_for(db_url, local_embed)
+    report = kb.index_directory(tmp_path, progress=False)
+    assert report.added == ["good.md"] and report.ok
+    assert {note.path: note.reason for note in report.skipped}["loop.md"].startswith("cannot be resolved")
+
+
 # -- 16: names cannot forge output lines --------------------------------------------------------
 def test_control_characters_in_names_are_escaped_in_output(db_url, local_embed, tmp_path, run_kb):
     (tmp_path / "evil\nFORGED: 0.99 secret.md").write_text("The kettle boils water in two minutes.\n")
-    assert run_kb("index", str(tmp_path), env=cli_env(db_url)).returncode == 0
+    (tmp_path / "\x1b[2Jwiped\nFORGED.txt").write_bytes(b"\x00binary")
+    dry = run_kb("index", str(tmp_path), "--dry-run", env=cli_env(db_url))
+    assert "add evil\\nFORGED" in dry.stdout and not any(line.startswith("FORGED") for line in dry.stdout.splitlines())
+    indexed = run_kb("index", str(tmp_path), env=cli_env(db_url))
+    assert indexed.returncode == 1 and "FAILED \\x1b[2Jwiped\\nFORGED.txt" in indexed.stdout, indexed.stdout
+    assert "\x1b" not in indexed.stdout and not any(line.startswith("FORGED") for line in indexed.stdout.splitlines())
     kb = kb_for(
         db_url,
         local_embed,
@@ -224,7 +241,7 @@ def test_forget_drops_a_deleted_folder(db_url, db, tmp_path, run_kb):
     forgot = run_kb("index", "--forget", str(gone), env=env)
     assert forgot.returncode == 0 and f"forgot {gone / 'a.md'}" in forgot.stdout
     assert forgot.stdout.endswith("1 document forgotten (their chunks are no longer searchable)\n")
-    assert db.fetchall("SELECT DISTINCT ref_doc_id FROM kb_nodes") == [(str(kept / "kept.md"),)]
+    assert db.fetchall("SELECT DISTINCT ref_doc_id FROM kb_nodes") == [(str(kept / "kept.md") + "//default",)]
 
 
 # -- 18: the read-only account's grants follow sql.tables ----------------------------------------

@@ -11,6 +11,7 @@ from helpers import write_docx, write_text_pdf
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import PrivateAttr
 
+from kb.ingest.indexing import document_path
 from kb.knowledge_base import KnowledgeBase
 
 
@@ -187,7 +188,7 @@ def test_two_roots_are_independent(db_url, embed, tmp_path):
     (a / "alpha1.txt").unlink()
     report = kb.index_directory(a)
     assert report.deleted == ["alpha1.txt"] and len(report.unchanged) == 2
-    docs = {n.ref_doc_id for n in kb.vector_store.get_nodes()}
+    docs = {document_path(n.ref_doc_id) for n in kb.vector_store.get_nodes()}
     assert docs == {str(a / "alpha0.txt"), str(a / "alpha2.txt")} | {str(b / f"beta{i}.txt") for i in range(3)}
 
 

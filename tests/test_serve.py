@@ -362,11 +362,21 @@ def test_keys_cli_creates_lists_and_revokes(run_kb, tmp_path, site):
     assert bad.returncode == 1 and "invalid collection name" in bad.stderr
     assert run_kb("--config", str(config), "keys", "revoke", "ops-bot").returncode == 0
     assert run_kb("--config", str(config), "keys", "revoke", "ops-bot").returncode == 1
+    brief = run_kb(
+        "--config", str(config), "keys", "create", "brief-bot", "--collections", "public", "--expires", "90d"
+    )
+    assert brief.returncode == 0 and "expires " in brief.stderr, brief.stderr
+    assert "brief-bot" in (
+        line := next(x for x in run_kb("--config", str(config), "keys", "list").stdout.splitlines() if "brief-bot" in x)
+    )
+    assert "active, expires " in line, line
+    never = run_kb("--config", str(config), "keys", "create", "y", "--collections", "public", "--expires", "soon")
+    assert never.returncode == 2 and "is not a lifetime" in never.stderr and "Traceback" not in never.stderr
     stored = MariaDBConnection(site["config"]["database"]["url"]).fetchall("SELECT key_hash FROM kb_api_keys")
     assert all(secret not in row[0] for row in stored)
 
 
-def test_index_tags_chunks_with_their_collection_and_moves_them(db_url, tmp_path):
+def test_index_tags_chunks_with_their_collection_and_each_collection_owns_its_copy(db_url, tmp_path):
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "a.md").write_text("# A\n\nAlpha text about warranties.\n")
@@ -374,17 +384,22 @@ def test_index_tags_chunks_with_their_collection_and_moves_them(db_url, tmp_path
     before = kb.collection_versions.current(["manuals"])
     kb.index_directory(folder, progress=False)
     assert {n.metadata["collection"] for n in kb.vector_store.get_nodes()} == {DEFAULT_COLLECTION}
-    # without the right to write the file's own collection, it stays where it is
-    kept = kb.index_directory(folder, collection="manuals", progress=False)
-    assert kept.updated == [] and [s.path for s in kept.skipped] == ["a.md"]
-    assert {n.metadata["collection"] for n in kb.vector_store.get_nodes()} == {DEFAULT_COLLECTION}
-    report = kb.index_directory(folder, collection="manuals", may_write=[DEFAULT_COLLECTION], progress=False)
-    assert report.updated == ["a.md"]  # unchanged on disk, but moved to another collection
-    assert {n.metadata["collection"] for n in kb.vector_store.get_nodes()} == {"manuals"}
+    # another collection gets its own copy, whoever indexed the folder first; the first copy stays
+    copied = kb.index_directory(folder, collection="manuals", progress=False)
+    assert copied.added == ["a.md"] and copied.skipped == []
+    by_collection = {}
+    for node in kb.vector_store.get_nodes():
+        by_collection.setdefault(node.metadata["collection"], set()).add(node.node_id)
+    assert set(by_collection) == {DEFAULT_COLLECTION, "manuals"}
+    assert not by_collection[DEFAULT_COLLECTION] & by_collection["manuals"]  # each its own chunks
     assert kb.collection_versions.current(["manuals"]) != before
     unchanged = kb.collection_versions.current(["manuals"])
     assert kb.index_directory(folder, collection="manuals", progress=False).unchanged == ["a.md"]
     assert kb.collection_versions.current(["manuals"]) == unchanged  # nothing changed: cached answers stay
+    # a run that drops its copy (an include matching nothing) leaves the other collection's copy alone
+    dropped = kb.index_directory(folder, collection="manuals", include=["nothing-*"], progress=False)
+    assert dropped.deleted == ["a.md"]
+    assert {n.metadata["collection"] for n in kb.vector_store.get_nodes()} == {DEFAULT_COLLECTION}
     kb.close()
 
 

@@ -85,7 +85,7 @@ def site(admin, admin_url, business, tmp_path_factory):
         "database": {"url": url},
         "sql": {"url": business.render_as_string(hide_password=False)},
         "router": {"selector": "offline"},
-        "serve": {"index_roots": [str(roots)], "request_timeout_s": 20, "model_queue": 2},
+        "serve": {"index_roots": [str(roots)], "request_timeout_s": 20, "read_timeout_s": 3, "model_queue": 2},
     }
     kb = KnowledgeBase.from_config(config)
     kb.index_directory(roots / "a", collection="a", progress=False)
@@ -131,26 +131,43 @@ def secret_visible(site, key):
     return any(MARKER in h["text"] for h in hits)
 
 
-# -- 1. HIGH: indexing cannot move or delete another collection's documents -----------------------------
-def test_a_write_key_cannot_take_over_or_delete_another_collections_documents(site):
+# -- 1. HIGH: a collection owns its copies: another key's indexing neither moves, deletes nor names them --
+def test_a_write_key_indexes_its_own_copies_and_never_touches_another_collections(site):
     assert not secret_visible(site, "reader_a") and secret_visible(site, "admin")
+    b_chunks = {
+        h["node_id"]
+        for h in call(site, "POST", "/v1/retrieve", "admin", json={"question": SECRET_QUESTION, "top_k": 50}).json()[
+            "chunks"
+        ]
+        if h["collection"] == "b"
+    }
+    assert b_chunks
     for body in (
-        {"path": "b", "collection": "a"},  # re-tag b's files into a
-        {"path": "b", "collection": "a", "include": ["nothing-matches-*"]},  # delete them as "gone"
-        {"path": ".", "collection": "a"},  # everything under the roots
-        {"path": ".", "collection": "a", "include": ["nothing-matches-*"]},
+        {"path": "b", "collection": "a", "include": ["nothing-matches-*"]},  # delete b's files "as gone"
+        {"path": ".", "collection": "a", "include": ["nothing-matches-*"]},  # everything under the roots
     ):
         started = call(site, "POST", "/v1/index", "writer_a", json=body)
         assert started.status_code == 202, started.text
         job = wait_job(site["server"], site["keys"]["writer_a"], started.json()["id"])
         report = job["report"]
-        skipped = {s["path"] for s in report["skipped"]}
-        assert any(p.endswith("vault.md") for p in skipped), report
         assert not any("vault.md" in p for p in report["deleted"] + report["added"] + report["updated"])
-        assert not secret_visible(site, "reader_a"), body  # never readable by a's keys
-        assert secret_visible(site, "admin"), body  # and still there, in b
+        assert not any("vault.md" in s["path"] for s in report["skipped"])  # b's files are not even named
+        assert not secret_visible(site, "reader_a"), body
+        assert secret_visible(site, "admin"), body  # b's copy is still there
     # a's own documents were the writer's to remove: the include that matched nothing removed them
     assert report["deleted"] and all(p.startswith("a/") for p in report["deleted"])
+    # a folder shared by two collections: a gets its own copy, b's copy is untouched
+    copied = call(site, "POST", "/v1/index", "writer_a", json={"path": "b", "collection": "a"})
+    job = wait_job(site["server"], site["keys"]["writer_a"], copied.json()["id"])
+    assert job["status"] == "done" and job["report"]["added"] == ["vault.md"]
+    assert secret_visible(site, "reader_a")  # a's own copy of a file under its index roots
+    after = call(site, "POST", "/v1/retrieve", "admin", json={"question": SECRET_QUESTION, "top_k": 50}).json()[
+        "chunks"
+    ]
+    assert b_chunks <= {h["node_id"] for h in after if h["collection"] == "b"}  # b's chunks, as they were
+    removed = call(site, "POST", "/v1/index", "writer_a", json={"path": "b", "collection": "a", "include": ["x-*"]})
+    assert wait_job(site["server"], site["keys"]["writer_a"], removed.json()["id"])["report"]["deleted"] == ["vault.md"]
+    assert not secret_visible(site, "reader_a") and secret_visible(site, "admin")
     restored = call(site, "POST", "/v1/index", "writer_a", json={"path": "a", "collection": "a"})
     assert wait_job(site["server"], site["keys"]["writer_a"], restored.json()["id"])["status"] == "done"
     assert call(site, "POST", "/v1/retrieve", "reader_a", json={"question": "return policy"}).json()["chunks"]
@@ -663,6 +680,109 @@ def test_files_flipping_between_a_file_and_a_link_outside_are_never_indexed_thro
         stop.set()
         flipper.join(10)
     assert flips[0] >= 300, flips[0]
+
+
+# -- 14. MEDIUM: slow clients are dropped ----------------------------------------------------------------
+def _closed_by_server_after(sock: socket.socket, drip: bytes, every_s: float, give_up_s: float) -> tuple[float, bytes]:
+    """Send ``drip`` a byte at a time every ``every_s`` until the server closes the connection; the
+    seconds it took and whatever the server sent before closing."""
+    sock.settimeout(every_s)
+    clock, received = time.monotonic(), b""
+    position = 0
+    while time.monotonic() - clock < give_up_s:
+        try:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return time.monotonic() - clock, received
+            received += chunk
+        except TimeoutError:
+            pass
+        except ConnectionResetError:  # closed while bytes of ours were unread
+            return time.monotonic() - clock, received
+        try:
+            if position < len(drip):
+                sock.sendall(drip[position : position + 1])
+                position += 1
+        except OSError:  # reset: closed
+            return time.monotonic() - clock, received
+    raise AssertionError(f"the server kept a slow connection open for {give_up_s} s (got {received[:200]!r})")
+
+
+def test_a_client_sending_its_headers_or_body_slowly_is_dropped(site):
+    read_timeout = site["config"]["serve"]["read_timeout_s"]
+    port = site["server"].port
+    # Headers trickled a byte every half second, no key: dropped, nothing answered.
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        elapsed, answer = _closed_by_server_after(
+            sock, b"GET /v1/sessions HTTP/1.1\r\nHost: kb\r\nX-Padding: " + b"a" * 200, 0.5, read_timeout + 10
+        )
+    assert elapsed < read_timeout + 3 and answer == b"", (elapsed, answer)
+    # A connection that sends nothing at all: dropped too.
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        elapsed, answer = _closed_by_server_after(sock, b"", 0.5, read_timeout + 10)
+    assert elapsed < read_timeout + 3
+    # Complete headers with a key, then a body that stops coming: 408 within the read deadline, logged.
+    before = len(access_rows(site, "status = 408"))
+    head = (
+        "POST /v1/retrieve HTTP/1.1\r\nHost: kb\r\nContent-Type: application/json\r\nContent-Length: 400\r\n"
+        f"Authorization: Bearer {site['keys']['reader_a']}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head.encode() + b'{"question": "')
+        elapsed, answer = _closed_by_server_after(sock, b"", 0.5, read_timeout + 10)
+    assert answer.startswith(b"HTTP/1.1 408") and elapsed < read_timeout + 3, (elapsed, answer[:200])
+    assert b"serve.read_timeout_s" in answer
+    assert len(access_rows(site, "status = 408")) == before + 1
+    # Meanwhile a normal request is answered as ever.
+    assert call(site, "POST", "/v1/retrieve", "reader_a", json={"question": "return policy"}).status_code == 200
+
+
+# -- 15. LOW: wrong keys, expired keys, and how long the access log is kept ------------------------------
+def test_wrong_keys_from_one_address_are_limited_and_valid_keys_still_served(site):
+    limit = 30  # serve.wrong_keys_per_minute's default
+    before = len(access_rows(site))
+    statuses = [
+        call(site, "GET", "/v1/sessions", headers={"Authorization": "Bearer kb-wrong"}).status_code
+        for _ in range(limit + 20)
+    ]
+    assert statuses.count(401) <= limit and statuses[-20:] == [429] * 20, statuses
+    logged = len(access_rows(site)) - before
+    assert logged <= limit, logged  # the refused flood is not written row by row
+    assert call(site, "GET", "/v1/sessions", "reader_a").status_code == 200  # a valid key from the same address
+    metrics = call(site, "GET", "/metrics", "admin").text
+    assert 'status="429"' in metrics
+
+
+def test_an_expired_key_is_refused(site):
+    keys = KeyStore(MariaDBConnection(site["url"]))
+    _, secret = keys.create(f"brief_{secrets.token_hex(3)}", collections=["a"], expires_in_s=1.5)
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert httpx.get(site["server"].url + "/v1/sessions", headers=headers, timeout=30).status_code == 200
+    time.sleep(2.0)
+    refused = httpx.get(site["server"].url + "/v1/sessions", headers=headers, timeout=30)
+    assert refused.status_code in (401, 429) and refused.status_code != 200
+
+
+def test_access_log_rows_older_than_the_retention_are_deleted_at_start(site):
+    conn = MariaDBConnection(site["url"])
+    try:
+        conn.execute(
+            "INSERT INTO kb_access_log (key_name, method, path, status, latency_ms, created_at) "
+            "VALUES ('ancient', 'GET', '/v1/sessions', 200, 1, CURRENT_TIMESTAMP(6) - INTERVAL 400 DAY), "
+            "('recent', 'GET', '/v1/sessions', 200, 1, CURRENT_TIMESTAMP(6) - INTERVAL 2 DAY)"
+        )
+        config = {**site["config"], "serve": {**site["config"]["serve"], "access_log_days": 30}}
+        second = ServedKB(config, site["work"]).wait_ready()
+        try:
+            deadline = time.monotonic() + 30
+            while access_rows(site, "key_name = 'ancient'") and time.monotonic() < deadline:
+                time.sleep(0.3)
+        finally:
+            second.stop()
+        assert access_rows(site, "key_name = 'ancient'") == []
+        assert len(access_rows(site, "key_name = 'recent'")) == 1
+    finally:
+        conn.dispose()
 
 
 # -- the OpenAPI document, explored by a property-based client ----------------------------------------

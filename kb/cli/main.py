@@ -28,7 +28,7 @@ from kb.cli.output import (
     print_variants,
 )
 from kb.cli.service import add_service_commands
-from kb.collections import ALL_COLLECTIONS, DEFAULT_COLLECTION
+from kb.collections import DEFAULT_COLLECTION
 from kb.config import FusionName, RetrievalMode, Settings, load_settings
 from kb.errors import KBError
 from kb.stores.errors import StoreError
@@ -155,8 +155,10 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     for path in args.paths:
         if args.forget:
             removed = kb.forget_directory(path)
+            from kb.ingest.indexing import describe_document
+
             for doc_id in removed:
-                print(f"  forgot {one_line(doc_id)}")
+                print(f"  forgot {one_line(describe_document(doc_id))}")
             noun = "document" if len(removed) == 1 else "documents"
             print(f"{one_line(str(path))}: {len(removed)} {noun} forgotten (their chunks are no longer searchable)")
             continue
@@ -167,7 +169,6 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
             recursive=False if args.no_recursive else None,
             dry_run=args.dry_run,
             collection=args.collection,
-            may_write=[ALL_COLLECTIONS],  # the operator: a file indexed under another collection moves
             echo=lambda line: print(line, file=sys.stderr, flush=True),
         )
         print(report.summary(), flush=True)

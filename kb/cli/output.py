@@ -9,20 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional
 
+from kb.display import one_line
+
 if TYPE_CHECKING:  # the command line imports the engines only when it answers
     from llama_index.core.schema import NodeWithScore
 
     from kb.engines.answer import Answer, StreamingAnswer
 
 Out = Callable[[str], Any]
-
-
-def one_line(value: object) -> str:
-    """A name fit for one line of output: newlines, tabs and other control characters escaped."""
-    text = str(value)
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def print_answer_tail(answer: Answer, out: Out = print, *, route: bool = True, sql: bool = True) -> None:

@@ -19,6 +19,15 @@ def _keys(settings: Settings) -> KeyStore:
     return KeyStore(connect(settings), settings.serve.keys_table)
 
 
+def _duration(text: str) -> float:
+    """``90d``, ``12h``, ``30m`` or ``45s`` -> seconds (argparse reports a bad one in a line)."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    number, unit = text[:-1], text[-1:].lower()
+    if unit not in units or not number.replace(".", "", 1).isdigit() or float(number) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a lifetime: a number and d, h, m or s (90d, 12h)")
+    return float(number) * units[unit]
+
+
 def _cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
     from kb.collections import parse_collections
 
@@ -29,11 +38,14 @@ def _cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
         sql=args.sql,
         requests_per_minute=args.requests_per_minute,
         tokens_per_minute=args.tokens_per_minute,
+        expires_in_s=args.expires,
     )
     print(secret)
     print(
         f"key {key.name!r} created: scope {key.scope}, collections {', '.join(key.collections)}, "
-        f"database {'yes' if key.sql else 'no'}. The key above is shown only now: store it safely.",
+        f"database {'yes' if key.sql else 'no'}"
+        + (f", expires {key.expires_at:%Y-%m-%d %H:%M} (database time)" if key.expires_at else "")
+        + ". The key above is shown only now: store it safely.",
         file=sys.stderr,
     )
     return 0
@@ -45,6 +57,8 @@ def _cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
         print("no keys yet: kb keys create NAME --collections a,b")
     for key in keys:
         state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+        if key.expires_at and not key.revoked_at:
+            state += f", expires {key.expires_at:%Y-%m-%d %H:%M}"
         limits = f"{key.requests_per_minute or '-'} req/min, {key.tokens_per_minute or '-'} tokens/min"
         print(
             f"{key.name:<20} {key.scope:<6} {','.join(key.collections):<24} "
@@ -93,6 +107,13 @@ def add_service_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     create.add_argument("--sql", action="store_true", help="may query the business database")
     create.add_argument("--requests-per-minute", type=int, default=None, metavar="N")
     create.add_argument("--tokens-per-minute", type=int, default=None, metavar="N")
+    create.add_argument(
+        "--expires",
+        type=_duration,
+        default=None,
+        metavar="AFTER",
+        help="refuse the key after this long: 90d, 12h, 30m (default: never)",
+    )
     create.set_defaults(handler=_cmd_keys_create)
     actions.add_parser("list", help="every key (never the secrets)").set_defaults(handler=_cmd_keys_list)
     revoke = actions.add_parser("revoke", help="revoke a key at once")

@@ -58,7 +58,10 @@ def checked_path(root: Path, rel: str, *, follow_symlinks: bool = False, protect
     all (its resolved form is itself); with it, its target must still lie inside ``root``.
     """
     path = root / rel
-    real = path.resolve()
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError) as exc:  # a link loop, a name too long, a folder gone meanwhile
+        raise UnsafePath(f"cannot be resolved ({getattr(exc, 'strerror', None) or exc})") from None
     if not follow_symlinks and real != path:
         raise UnsafePath("symbolic link (not followed: indexing.follow_symlinks is off)")
     if not _is_within(real, root):
@@ -82,7 +85,13 @@ def scan(
     result = ScanResult()
     protected = [p.resolve() for p in protected]
     seen_dirs: set[Path] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_symlinks):
+
+    def unreadable(error: OSError) -> None:  # a folder that cannot be listed: reported, the rest goes on
+        where = Path(error.filename or root)
+        rel = where.relative_to(root).as_posix() if _is_within(where, root) and where != root else str(where)
+        result.skipped.append((rel + "/", f"cannot be read ({error.strerror or error})"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=follow_symlinks):
         here = Path(dirpath)
         real_here = here.resolve()
         if real_here in seen_dirs:  # reached a second time through a link: walked already

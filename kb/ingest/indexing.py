@@ -1,7 +1,8 @@
 """Directory -> documents -> chunks -> MariaDB, incrementally and safely.
 
-Every file is one document whose id is its absolute path. A registry (collection ``files`` of the
-KV store) remembers each file's content hash, size and modification time. A run:
+Every file is one document per collection it is indexed into, whose id is its absolute path, ``//``
+and the collection (:func:`document_id`; no path holds ``//``). A registry (collection ``files`` of
+the KV store) remembers each document's content hash, size and modification time. A run:
 
 1. scans the root (include/exclude globs, hidden files and folders skipped);
 2. skips files whose size and mtime are unchanged, or whose content hash is (nothing is read
@@ -14,15 +15,16 @@ KV store) remembers each file's content hash, size and modification time. A run:
    them, *then* records the new hash. Chunk ids are derived from the document and its content hash,
    so a run killed at any moment and run again rewrites the same ids: no duplicates; stale chunks
    are removed on the rerun; a changed file is searchable (old or new version) at every moment;
-5. removes the documents under this root that are gone from disk (known to the registry or only
-   to the store, e.g. after a crash), and only those: other roots are never touched.
+5. removes the run's collection's documents under this root that are gone from disk (known to the
+   registry or only to the store, e.g. after a crash), and only those: other roots and other
+   collections are never touched.
 
-A run writes into one collection and may change only documents of the collections it is allowed to
-write (``may_write``; by default only its own). A file under the root that is already indexed in
-another collection is left exactly as it is (not moved, not re-read, not deleted when it is gone or
-excluded) and reported as skipped: an API key that may write collection ``a`` cannot take over or
-delete collection ``b``'s documents by indexing the folder they live in. The operator's ``kb index``
-passes ``["*"]``: a file indexed again under another collection moves there.
+A collection owns its copy of a file: a run writes, changes and removes only documents of its own
+collection, so the same folder can be indexed into several collections independently, each with its
+own chunks, whoever indexed it first; another collection's copies are neither read nor named in the
+run's report. (A document of an earlier kb, whose id is its path alone, is replaced by its
+collection's copy the next time that collection's run sees the file.) ``forget`` drops the documents
+under a folder of the collections it may write (``may_write``).
 
 What the scan never reads (links leaving the root, kb's own home) is in :mod:`kb.ingest.file_scan`.
 """
@@ -80,6 +82,25 @@ class _Parsed:
     error: str | None = None
 
 
+_COPY = "//"  # between a document's path and its collection in its id: no normalized path holds it
+
+
+def document_id(path: Path | str, collection: str) -> str:
+    """The id of ``path``'s document in ``collection`` (its chunks' ``ref_doc_id``)."""
+    return f"{path}{_COPY}{collection}"
+
+
+def document_path(doc_id: str) -> str:
+    """The file of a document id (an earlier kb's ids are the path alone)."""
+    return doc_id.split(_COPY, 1)[0]
+
+
+def describe_document(doc_id: str) -> str:
+    """``path (collection c)`` for a document id, as a user reads it."""
+    path, _, collection = doc_id.partition(_COPY)
+    return f"{path} (collection {collection})" if collection else path
+
+
 def _unreadable(exc: OSError) -> str:
     return "permission denied" if isinstance(exc, PermissionError) else f"cannot read ({exc.strerror or exc})"
 
@@ -106,20 +127,6 @@ def fit_metadata(document: Document, exclude_first: dict[str, Any], budget: int)
             for excluded in (document.excluded_embed_metadata_keys, document.excluded_llm_metadata_keys):
                 if key not in excluded:
                     excluded.append(key)
-
-
-class _Scope:
-    """Which collections one run may add to, change or remove from."""
-
-    def __init__(self, may_write: Sequence[str], collection: str = DEFAULT_COLLECTION) -> None:
-        self.collection = collection  # where the run's files go
-        self.writable = set(may_write)
-
-    def allows(self, collection: str) -> bool:
-        return ALL_COLLECTIONS in self.writable or collection in self.writable
-
-
-_OTHER_COLLECTION = "indexed in a collection this run may not write (left as it is)"
 
 
 class DirectoryIndexer:
@@ -169,15 +176,9 @@ class DirectoryIndexer:
         recursive: bool | None = None,
         dry_run: bool = False,
         collection: str = DEFAULT_COLLECTION,
-        may_write: Sequence[str] | None = None,
     ) -> IndexReport:
-        """Index ``root`` into ``collection``.
-
-        ``may_write``: the other collections whose documents under ``root`` this run may move into
-        ``collection`` or remove (``["*"]``: any); by default none, so their files are skipped.
-        """
+        """Index ``root`` into ``collection`` (its own copy of each file; see the module docstring)."""
         check_collection(collection)
-        scope = _Scope([collection, *(may_write or ())], collection)
         base = self._root(root)
         if not base.is_dir():
             raise KBError(
@@ -187,7 +188,7 @@ class DirectoryIndexer:
         report = IndexReport(root=str(base), dry_run=dry_run)
         clock = Stopwatch(report.seconds)  # the report keeps the steps' times
         if dry_run:
-            return self._run(base, report, include, exclude, recursive, dry_run, clock, scope)
+            return self._run(base, report, include, exclude, recursive, dry_run, clock, collection)
         lock = f"kb_index:{self.store.connection.url.database}.{self.store.table_name}:{base}"
         with self.store.connection.named_lock(lock, 0) as held:
             if not held:
@@ -195,7 +196,7 @@ class DirectoryIndexer:
                     f"another kb index is indexing {base} into table {self.store.table_name} right now; "
                     "wait for it to finish (its work would be done twice)"
                 )
-            return self._run(base, report, include, exclude, recursive, dry_run, clock, scope)
+            return self._run(base, report, include, exclude, recursive, dry_run, clock, collection)
 
     def _root(self, root: str | os.PathLike[str]) -> Path:
         """The folder a run works on, resolved; kb's own home (or a folder inside it) is refused."""
@@ -230,7 +231,7 @@ class DirectoryIndexer:
         recursive: bool | None,
         dry_run: bool,
         clock: Stopwatch,
-        scope: _Scope,
+        collection: str,
     ) -> IndexReport:
         s = self.settings
         scanned = scan(
@@ -248,11 +249,8 @@ class DirectoryIndexer:
         on_disk = set()
         for rel in scanned.files:
             path = base / rel
-            doc_id = str(path)
+            doc_id = document_id(path, collection)
             on_disk.add(doc_id)
-            if doc_id in collections and not scope.allows(collections[doc_id]):
-                report.skipped.append(FileNote(rel, _OTHER_COLLECTION))
-                continue
             if len(doc_id) > 512:
                 report.failed.append(FileNote(rel, "absolute path longer than 512 characters; move or rename it"))
                 continue
@@ -269,12 +267,9 @@ class DirectoryIndexer:
                         )
                         continue
                     known = registry.get(doc_id)
-                    # A file indexed into another collection (or before collections existed) is re-tagged.
-                    moved = known is not None and known.get("collection") != scope.collection
                     rechunk = known is not None and known.get("chunking", self.chunking) != self.chunking
                     if (
                         known
-                        and not moved
                         and not rechunk
                         and known.get("size") == stat.st_size
                         and known.get("mtime_ns") == stat.st_mtime_ns
@@ -294,10 +289,10 @@ class DirectoryIndexer:
                 "mtime_ns": stat.st_mtime_ns,
                 "root": str(base),
                 "path": rel,
-                "collection": scope.collection,
+                "collection": collection,
                 "chunking": self.chunking,
             }
-            if known and not moved and not rechunk and known.get("hash") == content_hash:
+            if known and not rechunk and known.get("hash") == content_hash:
                 report.unchanged.append(rel)
                 if not dry_run:  # same content, new mtime: remember it so the next run skips the read
                     self.kv.put(doc_id, {**known, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}, self.files)
@@ -306,13 +301,13 @@ class DirectoryIndexer:
             todo.append(_Parsed(rel, doc_id, record, identity=(stat.st_dev, stat.st_ino)))
 
         gone = []
+        indexed_now = {document_path(doc_id) for doc_id in on_disk}
         for doc_id in sorted(set(collections) - on_disk):
-            rel = str(Path(doc_id).relative_to(base)) if doc_id.startswith(prefix) else doc_id
-            if scope.allows(collections[doc_id]):
-                gone.append(doc_id)
-                report.deleted.append(rel)
-            else:
-                report.skipped.append(FileNote(rel, _OTHER_COLLECTION))
+            if collections[doc_id] != collection:
+                continue  # another collection's copy: not this run's to read, change or name
+            gone.append(doc_id)
+            if document_path(doc_id) not in indexed_now:  # not an earlier kb's id of a file indexed anew
+                report.deleted.append(str(Path(document_path(doc_id)).relative_to(base)))
         if dry_run:
             report.elapsed = clock.elapsed()
             return report
@@ -325,7 +320,7 @@ class DirectoryIndexer:
         if report.added or report.updated or report.deleted:  # cached answers drawn from these are stale now
             touched = [collections[d] for d in gone]
             touched += [collections[p.doc_id] for p in todo if p.doc_id in collections]
-            self.versions.bump([scope.collection, *touched])
+            self.versions.bump([collection, *touched])
         report.elapsed = clock.elapsed()
         return report
 
@@ -335,8 +330,8 @@ class DirectoryIndexer:
         base = self._root(root)
         prefix = str(base) + os.sep
         _, collections = self._known_documents(prefix)
-        scope = _Scope(may_write)
-        gone = sorted(doc_id for doc_id, c in collections.items() if scope.allows(c))
+        writable = set(may_write)
+        gone = sorted(doc_id for doc_id, c in collections.items() if ALL_COLLECTIONS in writable or c in writable)
         self._delete_documents(gone, Stopwatch())
         if gone:
             self.versions.bump(collections[doc_id] for doc_id in gone)

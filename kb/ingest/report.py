@@ -1,8 +1,11 @@
-"""What one ``kb index`` run did (or, with ``--dry-run``, would do), and its one-screen summary."""
+"""What one ``kb index`` run did (or, with ``--dry-run``, would do), and its one-screen summary
+(names with control characters escaped: :func:`kb.display.one_line`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from kb.display import one_line
 
 
 @dataclass
@@ -39,7 +42,7 @@ class IndexReport:
     def summary(self) -> str:
         verb = "would be " if self.dry_run else ""
         lines = [
-            f"{self.root}: {len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
+            f"{one_line(self.root)}: {len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
             f"{len(self.deleted)} deleted, {len(self.failed)} failed, {len(self.skipped)} skipped {verb}"
             + (
                 ""
@@ -50,9 +53,9 @@ class IndexReport:
         ]
         if self.dry_run:
             for label, paths in (("add", self.added), ("update", self.updated), ("delete", self.deleted)):
-                lines += [f"  {label} {p}" for p in paths]
+                lines += [f"  {label} {one_line(p)}" for p in paths]
         for failure in self.failed:
-            lines.append(f"  FAILED {failure.path}: {failure.reason}")
+            lines.append(f"  FAILED {one_line(failure.path)}: {one_line(failure.reason)}")
         for skipped in self.skipped:
-            lines.append(f"  skipped {skipped.path}: {skipped.reason}")
+            lines.append(f"  skipped {one_line(skipped.path)}: {one_line(skipped.reason)}")
         return "\n".join(lines)

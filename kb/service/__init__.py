@@ -35,6 +35,7 @@ def serve(
     import uvicorn
 
     from kb.knowledge_base import KnowledgeBase
+    from kb.service.read_deadline import protocol_with_read_deadline
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     knowledge_base = kb if kb is not None else KnowledgeBase(settings)
@@ -42,6 +43,13 @@ def serve(
     host, port = host or settings.serve.host, port or settings.serve.port
     print(f"kb serve: http://{host}:{port}/ (API docs at /docs); Ctrl-C stops", flush=True)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            http=protocol_with_read_deadline(settings.serve.read_timeout_s),
+        )
     finally:
         knowledge_base.close()

@@ -89,6 +89,18 @@ class AccessLog:
                 self._pending.extendleft(reversed(rows))  # in their order; when full, the newest go
             raise
 
+    def prune(self, days: int) -> int:
+        """Delete the rows older than ``days`` days (in batches, so no long lock); how many went."""
+        removed = 0
+        while True:
+            batch = self._conn.execute(
+                f"DELETE FROM {self._table} WHERE created_at < CURRENT_TIMESTAMP(6) - INTERVAL ? DAY LIMIT 10000",
+                (days,),
+            )
+            removed += batch
+            if batch < 10000:
+                return removed
+
     def stats(self) -> list[dict[str, Any]]:
         """Per key: requests, refused (4xx), errors (5xx), tokens, cache hits, cost (US dollars)."""
         rows = self._conn.fetchall(

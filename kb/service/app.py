@@ -85,6 +85,7 @@ def create_app(service: Service) -> FastAPI:
         is_unavailable=is_database_down,
         max_body_bytes=serve.max_request_kb * 1024,
         timeout_s=serve.request_timeout_s,
+        read_timeout_s=serve.read_timeout_s,
     )
     health_threads = anyio.CapacityLimiter(2)  # /healthz never waits behind other requests' threads
 
@@ -217,9 +218,7 @@ def create_app(service: Service) -> FastAPI:
         except PermissionError as exc:
             raise ApiError(403, str(exc)) from None
         return service.jobs.public(
-            service.jobs.start(
-                folder, body.collection, key.name, key.collections, include=body.include, exclude=body.exclude
-            )
+            service.jobs.start(folder, body.collection, key.name, include=body.include, exclude=body.exclude)
         )
 
     @app.get("/v1/jobs/{job_id}")

@@ -56,6 +56,7 @@ ERROR_TYPES = {
     403: "permission_error",
     404: "not_found_error",
     405: "invalid_request_error",
+    408: "timeout",
     413: "request_too_large",
     422: "invalid_request_error",
     429: "rate_limit_error",
@@ -74,11 +75,14 @@ def error_body(status: int, message: str) -> dict[str, Any]:
 class ApiError(Exception):
     """A request refused with an HTTP status and a message saying what to do."""
 
-    def __init__(self, status: int, message: str, headers: Optional[dict[str, str]] = None) -> None:
+    def __init__(
+        self, status: int, message: str, headers: Optional[dict[str, str]] = None, *, logged: bool = True
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.logged = logged  # False: counted in /metrics only (a flood must not grow the access log)
 
 
 @dataclass
@@ -136,22 +140,24 @@ class RequestGate:
         self,
         app: ASGIApp,
         *,
-        identify: Callable[[Optional[str]], Any],
+        identify: Callable[[Optional[str], str], Any],
         admit: Callable[[Any], None],
         record: Callable[[AccessRecord], None],
         observe: Callable[[str, int, float, Optional[str]], None],
         is_unavailable: Callable[[BaseException], bool],
         max_body_bytes: int,
         timeout_s: float,
+        read_timeout_s: float = 10.0,
     ) -> None:
         self.app = app
-        self.identify = identify  # Authorization header -> key, or ApiError(401)
+        self.identify = identify  # (Authorization header, client address) -> key, or ApiError(401 or 429)
         self.admit = admit  # key -> None, or ApiError(429)
         self.record = record
         self.observe = observe
         self.is_unavailable = is_unavailable
         self.max_body_bytes = max_body_bytes
         self.timeout_s = timeout_s
+        self.read_timeout_s = read_timeout_s  # the body's (the headers' is the protocol's: read_deadline.py)
         # The gate's own database work (keys, limits, the access log) has threads of its own, so it
         # never waits behind handlers that fill the shared worker pool.
         self._threads = anyio.CapacityLimiter(8)
@@ -176,12 +182,16 @@ class RequestGate:
 
         try:
             if needs_key(scope["path"]):
-                state["key"] = await self._in_thread(self.identify, _header(scope, b"authorization"))
+                client = scope.get("client") or ("", 0)
+                state["key"] = await self._in_thread(self.identify, _header(scope, b"authorization"), client[0])
                 await self._in_thread(self.admit, state["key"])
             body = await self._read_body(scope, receive)
             await self._run(scope, body, receive, gated_send, budget, exchange)
         except ApiError as refusal:
             await self._answer(send, exchange, refusal.status, refusal.message, refusal.headers)
+            if not refusal.logged:
+                exchange.logged = True
+                self.observe("unmatched", refusal.status, clock.elapsed(), None)
         except Exception as error:  # the gate's own steps (the key lookup) or a handler's failure
             mapped = self._refusal_for(scope, error)
             await self._answer(send, exchange, mapped.status, mapped.message, mapped.headers)
@@ -203,8 +213,17 @@ class RequestGate:
         if length is not None and (not length.isdigit() or int(length) > limit):
             raise too_large if length.isdigit() else ApiError(400, "invalid Content-Length header")
         chunks, size = [], 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.read_timeout_s
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(deadline - loop.time(), 0.0))
+            except asyncio.TimeoutError:
+                raise ApiError(
+                    408,
+                    f"the request body did not arrive within {self.read_timeout_s:g} s (serve.read_timeout_s)",
+                    {"Connection": "close"},  # the rest of the body is not waited for
+                ) from None
             if message["type"] == "http.disconnect":
                 raise ApiError(499, "the client closed the request")
             chunk = message.get("body", b"")

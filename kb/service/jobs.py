@@ -4,8 +4,8 @@ A job runs in a thread of the process that accepted it; its state (queued, runni
 the last progress line, the report) is written to the KV store, so ``GET /v1/jobs/{id}`` answers
 from any ``kb serve`` process on the same database. Only folders under ``serve.index_roots`` may be
 indexed through the API: a key must not be able to read arbitrary server files into a collection
-(nor learn where those folders are: refusals do not name them). A job changes only documents of the
-collections its key may write (see :mod:`kb.ingest.indexing`).
+(nor learn where those folders are: refusals do not name them). A job changes only its own
+collection's copies of the files (see :mod:`kb.ingest.indexing`), which its key may write.
 
 A running job's process writes a heartbeat every few seconds. A job whose process is gone (its
 heartbeat stale, or its process id dead on this host) is reported, and recorded, as failed.
@@ -77,7 +77,7 @@ class IndexJobs:
     def public(self, job: dict[str, Any]) -> dict[str, Any]:
         """What a key is shown of a job: no process (host, pid, token), no heartbeat, and every path
         relative to its index root, so that keys cannot learn where the roots are on the server."""
-        view = {k: v for k, v in job.items() if k not in ("owner", "heartbeat", "may_write")}
+        view = {k: v for k, v in job.items() if k not in ("owner", "heartbeat")}
         text = json.dumps(view)
         for root in sorted(self.roots, key=lambda r: len(str(r)), reverse=True):
             quoted = json.dumps(str(root))[1:-1]  # the root as it is spelt inside a JSON string
@@ -105,12 +105,9 @@ class IndexJobs:
             return True
         return time.time() - float(job.get("heartbeat") or job.get("created") or 0) > STALE_AFTER_S
 
-    def start(
-        self, folder: Path, collection: str, key_name: str, may_write: tuple[str, ...], **options: Any
-    ) -> dict[str, Any]:
-        """Index ``folder`` into ``collection`` in the background; only documents of the collections
-        ``may_write`` (the key's) are added, changed or removed. 429 when the key has
-        ``max_per_key`` jobs queued or running already."""
+    def start(self, folder: Path, collection: str, key_name: str, **options: Any) -> dict[str, Any]:
+        """Index ``folder`` into ``collection`` in the background (that collection's copies only: see
+        :mod:`kb.ingest.indexing`). 429 when the key has ``max_per_key`` jobs queued or running already."""
         with self._active_lock:
             if self._active.get(key_name, 0) >= self.max_per_key:
                 raise ApiError(
@@ -125,7 +122,6 @@ class IndexJobs:
             "status": "queued",
             "path": str(folder),
             "collection": collection,
-            "may_write": list(may_write),
             "key": key_name,
             "owner": _PROCESS,
             "created": time.time(),
@@ -184,7 +180,6 @@ class IndexJobs:
             report = self.kb.index_directory(
                 job["path"],
                 collection=job["collection"],
-                may_write=job["may_write"],
                 progress=False,
                 echo=progress,
                 **options,

@@ -47,6 +47,7 @@ class ApiKey:
     tokens_per_minute: Optional[int] = None
     created_at: Optional[datetime] = None
     revoked_at: Optional[datetime] = None
+    expires_at: Optional[datetime] = None  # None: never
 
     def allows(self, scope: str) -> bool:
         return SCOPES.index(self.scope) >= SCOPES.index(scope)
@@ -64,6 +65,7 @@ class ApiKey:
             "tokens_per_minute": self.tokens_per_minute,
             "created_at": self.created_at.isoformat(timespec="seconds") if self.created_at else None,
             "revoked_at": self.revoked_at.isoformat(timespec="seconds") if self.revoked_at else None,
+            "expires_at": self.expires_at.isoformat(timespec="seconds") if self.expires_at else None,
         }
 
 
@@ -71,7 +73,8 @@ class KeyStore:
     """The keys table in kb's MariaDB."""
 
     _COLUMNS = (
-        "id, name, scope, collections, sql_allowed, requests_per_minute, tokens_per_minute, created_at, revoked_at"
+        "id, name, scope, collections, sql_allowed, requests_per_minute, tokens_per_minute, created_at, revoked_at, "
+        "expires_at"
     )
 
     def __init__(self, connection: MariaDBConnection, table_name: str = "kb_api_keys") -> None:
@@ -93,6 +96,7 @@ class KeyStore:
                 UNIQUE KEY by_name (name),
                 UNIQUE KEY by_hash (key_hash)
             """,
+            added_columns=[("expires_at", "TIMESTAMP(6) NULL")],
         )
 
     def create(
@@ -104,8 +108,10 @@ class KeyStore:
         sql: bool = False,
         requests_per_minute: Optional[int] = None,
         tokens_per_minute: Optional[int] = None,
+        expires_in_s: Optional[float] = None,
     ) -> tuple[ApiKey, str]:
-        """A new key and its secret (shown to the user once; only its hash is kept)."""
+        """A new key and its secret (shown to the user once; only its hash is kept); with
+        ``expires_in_s``, refused from that many seconds on (the database's clock)."""
         if not isinstance(name, str) or not _NAME.match(name):
             raise KBError(f"invalid key name {name!r}: 1 to 100 letters, digits, '_', '.', '@' or '-'")
         if scope not in SCOPES:
@@ -115,12 +121,25 @@ class KeyStore:
         for limit in (requests_per_minute, tokens_per_minute):
             if limit is not None and limit < 1:
                 raise KBError("rate limits must be at least 1 per minute")
+        if expires_in_s is not None and not 0 < expires_in_s <= 100 * 366 * 86400:
+            raise KBError("a key's lifetime must be positive (and under a hundred years)")
         secret = PREFIX + secrets.token_urlsafe(32)
         try:
             self._conn.execute(
                 f"INSERT INTO {self._table} (name, key_hash, scope, collections, sql_allowed, requests_per_minute, "
-                "tokens_per_minute) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (name, hash_key(secret), scope, json.dumps(collections), sql, requests_per_minute, tokens_per_minute),
+                "tokens_per_minute, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, "
+                "IF(? IS NULL, NULL, CURRENT_TIMESTAMP(6) + INTERVAL ? MICROSECOND))",
+                (
+                    name,
+                    hash_key(secret),
+                    scope,
+                    json.dumps(collections),
+                    sql,
+                    requests_per_minute,
+                    tokens_per_minute,
+                    expires_in_s,
+                    None if expires_in_s is None else int(expires_in_s * 1e6),
+                ),
             )
         except mariadb.IntegrityError:
             raise KBError(f"a key named {name!r} exists already (revoked keys keep their name); pick another") from None
@@ -129,8 +148,10 @@ class KeyStore:
         return key, secret
 
     def _key(self, row: tuple) -> ApiKey:
-        id_, name, scope, collections, sql, rpm, tpm, created, revoked = row
-        return ApiKey(int(id_), name, scope, tuple(json.loads(collections)), bool(sql), rpm, tpm, created, revoked)
+        id_, name, scope, collections, sql, rpm, tpm, created, revoked, expires = row
+        return ApiKey(
+            int(id_), name, scope, tuple(json.loads(collections)), bool(sql), rpm, tpm, created, revoked, expires
+        )
 
     def get(self, name: str) -> Optional[ApiKey]:
         rows = self._conn.fetchall(f"SELECT {self._COLUMNS} FROM {self._table} WHERE name = ?", (name,))
@@ -148,11 +169,12 @@ class KeyStore:
         return changed > 0
 
     def authenticate(self, secret: str) -> Optional[ApiKey]:
-        """The active key with this secret, or None."""
+        """The active key with this secret (not revoked, not expired), or None."""
         if not secret.startswith(PREFIX) or len(secret) > 200:
             return None
         rows = self._conn.fetchall(
-            f"SELECT {self._COLUMNS} FROM {self._table} WHERE key_hash = ? AND revoked_at IS NULL",
+            f"SELECT {self._COLUMNS} FROM {self._table} WHERE key_hash = ? AND revoked_at IS NULL "
+            "AND (expires_at IS NULL OR expires_at > CURRENT_TIMESTAMP(6))",
             (hash_key(secret),),
         )
         return self._key(rows[0]) if rows else None

@@ -50,3 +50,11 @@ class RateLimiter:
     def add_tokens(self, key_id: int, tokens: int) -> None:
         if tokens > 0:
             self._add(f"t:{key_id}", tokens, self._window()[0])
+
+    def count_wrong_key(self, address: str) -> int:
+        """Count one request with a wrong key from ``address``; how many it has sent this window."""
+        return self._add(f"a:{address}", 1, self._window()[0])
+
+    def seconds_left(self) -> int:
+        """Seconds until the current window ends."""
+        return self._window()[1]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -96,20 +97,52 @@ class Service:
         self.jobs = IndexJobs(kb, settings.serve.index_roots, settings.serve.max_jobs_per_key)
         self.model_queue = ModelQueue(settings.serve.model_queue, self.metrics)
         self.experiments = Experiments(settings.serve.experiments)
+        self._closing = threading.Event()
+        self._blocked: dict[str, float] = {}  # address -> time.monotonic() until which its wrong keys get 429
 
     def warm_up(self) -> None:
-        """Load the models and open the stores before the first request, not during it."""
+        """Load the models and open the stores before the first request, not during it; start the
+        access log's pruning (rows older than ``serve.access_log_days``, now and every hour)."""
         self.kb.warm_up()
+        threading.Thread(target=self._prune_access_log, name="kb-access-log-prune", daemon=True).start()
+
+    def _prune_access_log(self) -> None:
+        days = self.kb.settings.serve.access_log_days
+        while True:
+            try:
+                removed = self.access_log.prune(days)
+                if removed:
+                    log.info("access log: %d rows older than %d days deleted", removed, days)
+            except Exception as exc:  # the database may be down for a while: next hour
+                log.warning("access log not pruned: %s", exc)
+            if self._closing.wait(3600):
+                return
 
     # -- who is asking -----------------------------------------------------------------------------
-    def identify(self, authorization: Optional[str]) -> ApiKey:
-        """The active key of an ``Authorization: Bearer kb-...`` header, or 401."""
+    def identify(self, authorization: Optional[str], address: str = "") -> ApiKey:
+        """The active key of an ``Authorization: Bearer kb-...`` header, or 401. Once a client address
+        has sent ``serve.wrong_keys_per_minute`` requests with a missing or wrong key, its next ones get
+        429 until the minute's end, without an access-log row (``/metrics`` counts them); a valid key
+        from that address is still served."""
+        key = None
+        if authorization and authorization.lower().startswith("bearer "):
+            key = self.keys.authenticate(authorization[7:].strip())
+        if key is not None:
+            return key
+        blocked_until = self._blocked.get(address, 0.0)
+        if time.monotonic() < blocked_until:
+            retry = max(1, int(blocked_until - time.monotonic() + 0.999))
+            raise ApiError(
+                429,
+                f"too many requests with a wrong API key from this address; retry in {retry} s",
+                {"Retry-After": str(retry)},
+                logged=False,
+            )
+        if self.limiter.count_wrong_key(address) >= self.kb.settings.serve.wrong_keys_per_minute:
+            self._blocked[address] = time.monotonic() + self.limiter.seconds_left()
         if not authorization or not authorization.lower().startswith("bearer "):
             raise ApiError(401, "missing API key: send the header 'Authorization: Bearer kb-...' (kb keys create)")
-        key = self.keys.authenticate(authorization[7:].strip())
-        if key is None:
-            raise ApiError(401, "unknown or revoked API key")
-        return key
+        raise ApiError(401, "unknown, revoked or expired API key")
 
     def admit(self, key: ApiKey) -> None:
         """Count one request of ``key``; 429 with ``Retry-After`` when it is over a limit."""
@@ -300,6 +333,7 @@ class Service:
             raise ApiError(403, f"key {key.name!r} has no access to collection {collection!r}")
 
     def close(self) -> None:
+        self._closing.set()
         self.kb.close()
         self.gate_connection.dispose()
 
