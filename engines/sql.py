@@ -15,8 +15,8 @@ join, syntax) or the guard cannot parse it, the model gets the error and the sch
 writes a correction, up to ``max_attempts`` statements of its own in all, as LangChain's SQL agent
 and Vanna do; where the server's error and the schema alone decide the repair (a join along the
 foreign keys for an unknown column), kb writes it (:mod:`kb.engines.sql_repairs`), and such a repair
-does not use up one of the model's attempts. A statement that runs is never
-rewritten into another meaning; one that runs with a defect no question could want (an aggregate
+does not use up one of the model's attempts. A statement that runs clean is answered as the
+model wrote it; one that runs with a defect no question could want (an aggregate
 that folds every row into one beside plain columns, a column compared with itself, a join pairing
 keys that do not belong together, a count of groups that are single rows, a group of NULLs among
 the groups, ids where the question asks which rows, a bare date ending a range on a column with
@@ -24,7 +24,10 @@ times of day, a state where the question speaks of an event every row had, a val
 cannot hold, two columns compared that share no value, whole days where minutes are asked:
 :mod:`kb.engines.sql_defects`), or on values the
 server warned it could not convert (``YEAR()`` of a flight number, a name summed: MariaDB's warnings 1292 and 1366),
-is given back to the model like a failed one, and answers as written when no correction runs clean. Each attempt passes the guard, and the response lists every attempt
+is given back to the model like a failed one. When no correction runs clean, the rescue step below
+may answer with a statement kb wrote for the defect (the answer then says "these rows are kb's
+rewrite of a statement with a defect", ``rewrite_answered`` in its votes); otherwise the first
+statement that ran answers as written. Each attempt passes the guard, and the response lists every attempt
 with its error. A statement the guard refuses for what it would do (a write, a lock, a file) is not
 retried. An empty result is an answer ("there were no orders in 2019"), not a failure.
 

@@ -280,12 +280,14 @@ interrogatives, no word of any labelled question) (``question``):
   a year, a month or a period ("in 2025", "in March", "this year", "each year"), on a condition
   with a subquery, or on a year-like number compared with a column that is not a date.
 
-None is rewritten: :class:`kb.engines.sql.SQLEngine` gives the statement back to the model with
-the defect as its error, and answers from the statement as written when no correction runs clean.
-A message that ends with a whole statement kb wrote (the statement with the named value's id, the
-count of the groups, the row picked alone, ...) is a :class:`Defect` carrying it as ``rewrite``. The
-engine runs it only when the model's corrections did not take it up and none ran clean, as a voice
-among its rescue samples: two of the model's samples that agree on other rows answer over it.
+A check never changes a statement in place: :class:`kb.engines.sql.SQLEngine` gives the statement
+back to the model with the defect as its error. A message that ends with a whole statement kb wrote
+(the statement with the named value's id, the count of the groups, the row picked alone, ...) is a
+:class:`Defect` carrying it as ``rewrite``. The engine runs it only when the model's corrections did
+not take it up and none ran clean, as a voice among its rescue samples: two of the model's samples
+that agree on other rows answer over it, and when it does answer, the answer says the rows are
+kb's rewrite of a statement with a defect. When nothing runs clean, the statement with the defect
+answers as written.
 """
 
 from __future__ import annotations

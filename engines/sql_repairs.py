@@ -26,10 +26,11 @@ mistakes costs one attempt, not two.
 kb never writes a statement with a defect (:mod:`kb.engines.sql_defects`, such as a column compared
 with itself) that the model's statement did not have: such a repair is not made.
 
-A statement that runs is never rewritten here: what it means is the model's (the prompt's rules and
-value linking, :mod:`kb.engines.sql_values`, inform it; execution-guided selection votes between
-its candidates). Everything else goes back to the model with the error and
-:meth:`StatementRepairs.hint_for`'s hint.
+Repairs here apply only to a statement the server rejected: one that runs is not touched by this
+module (what it means is the model's; the prompt's rules and value linking, :mod:`kb.engines.sql_values`,
+inform it, and execution-guided selection votes between its candidates; the statements that
+:mod:`kb.engines.sql_defects` writes for a defect are another matter, see there). Everything else
+goes back to the model with the error and :meth:`StatementRepairs.hint_for`'s hint.
 """
 
 from __future__ import annotations
