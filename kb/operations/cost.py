@@ -93,19 +93,21 @@ class MonthlyEstimate:
 
 def document_tokens(folder: Path, count_tokens: Callable[[str], int]) -> tuple[int, int]:
     """Tokens of the text kb would index under ``folder`` (read as indexing reads it), and the files."""
-    from kb.ingest.file_scan import scan
+    from kb.ingest.file_scan import UnsafePath, open_checked, scan
     from kb.ingest.readers import UnreadableFile, read
 
     if not folder.is_dir():
         from kb.errors import KBError
 
         raise KBError(f"{folder} is not a folder: give the folder of documents you would index")
-    files = scan(folder.resolve()).files
+    root = folder.resolve()
+    files = scan(root).files
     tokens = 0
     for rel in files:
         try:
-            tokens += count_tokens(read(folder / rel).text)
-        except UnreadableFile:
+            with open_checked(root, rel) as handle:
+                tokens += count_tokens(read(root / rel, handle.read()).text)
+        except (UnreadableFile, UnsafePath, OSError):
             continue
     return tokens, len(files)
 
