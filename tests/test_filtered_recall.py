@@ -83,7 +83,7 @@ def test_broad_filter_uses_the_index_with_good_recall(big_store, data):
     assert big_store.explain(q)[0]["key"] == "embedding"
     rng = np.random.default_rng(8)
     recalls = []
-    for _ in range(10):
+    for _ in range(50):  # the graph differs from build to build: one query in ten can be poor (0.5 seen)
         vector = rng.normal(size=DIM)
         q.query_embedding = vector.tolist()
         result = big_store.query(q)

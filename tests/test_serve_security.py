@@ -173,6 +173,48 @@ def test_a_write_key_indexes_its_own_copies_and_never_touches_another_collection
     assert call(site, "POST", "/v1/retrieve", "reader_a", json={"question": "return policy"}).json()["chunks"]
 
 
+def test_a_shared_folder_indexed_by_two_keys_into_two_collections(site):
+    """Two write keys index one folder into their own collections, in either order: each collection
+    gets its own copy, each job's report names its own collection's files only, and each reader sees
+    its own collection's copy."""
+    keys = KeyStore(MariaDBConnection(site["url"]))
+    writer_b = keys.create(f"writer_b_{secrets.token_hex(3)}", collections=["b"], scope="write")[1]
+    reader_b = keys.create(f"reader_b_{secrets.token_hex(3)}", collections=["b"])[1]
+    shared = site["roots"] / "shared"
+    shared.mkdir()
+    (shared / "espresso-grind.md").write_text("# Grind\n\nThe SHARED-GRIND-7 setting suits a double espresso.\n")
+
+    def index(secret, collection):
+        started = httpx.post(
+            site["server"].url + "/v1/index",
+            headers=bearer(secret),
+            json={"path": "shared", "collection": collection},
+            timeout=60,
+        )
+        assert started.status_code == 202, started.text
+        return wait_job(site["server"], secret, started.json()["id"])
+
+    first = index(site["keys"]["writer_a"], "a")
+    second = index(writer_b, "b")
+    for job in (first, second):
+        assert job["status"] == "done" and job["report"]["added"] == ["espresso-grind.md"], job
+        assert job["report"]["skipped"] == [] and job["report"]["deleted"] == []
+
+    def hits(secret):
+        found = httpx.post(
+            site["server"].url + "/v1/retrieve",
+            headers=bearer(secret),
+            json={"question": "SHARED-GRIND-7 setting", "mode": "text", "top_k": 20},
+            timeout=60,
+        ).json()["chunks"]
+        return {(h["collection"], h["node_id"]) for h in found if "SHARED-GRIND-7" in h["text"]}
+
+    seen_a, seen_b = hits(site["keys"]["reader_a"]), hits(reader_b)
+    assert {c for c, _ in seen_a} == {"a"} and {c for c, _ in seen_b} == {"b"}
+    assert not {n for _, n in seen_a} & {n for _, n in seen_b}  # two copies, each its own chunks
+    assert index(site["keys"]["writer_a"], "a")["report"]["unchanged"] == ["espresso-grind.md"]
+
+
 # -- 2. HIGH: symbolic links and kb's home -------------------------------------------------------------
 def test_indexing_never_follows_links_out_of_the_root_nor_reads_kb_home(site):
     folder = site["roots"] / "linked"
