@@ -142,6 +142,7 @@ LONG_RESULT_HINT = (
 )
 NOT_RETRIED = ("max_statement_time", "Query execution was interrupted")  # a slow query stays slow
 CandidateSource = Literal["samples", "prompts"]  # SQLEngine.candidate_source
+ChecksRun = Literal["all", "statement", "none"]  # SQLEngine.checks
 Verdict = Literal["clean", "mendable", "final"]  # how a question's attempts ended (SQLEngine._attempts)
 RAN_WITH_DEFECT = "it ran, but "  # how an attempt that ran with a defect (kb.engines.sql_defects) is marked
 # The server's warnings that a value could not be read as the type an expression needs ("Incorrect
@@ -473,6 +474,13 @@ class SQLEngine(CustomQueryEngine):
         default=4, ge=0, description="sampled statements written when no attempt ran clean (0: none)"
     )
     rescue_temperature: float = Field(default=1.0, gt=0, description="temperature of those rescue samples")
+    checks: ChecksRun = Field(
+        default="all",
+        description="which checks a statement that ran goes through (problems): all; statement (those that "
+        "need only the statement, the schema and the rows: no check reads the question); none (the "
+        "statement answers as the model wrote it, once the guard let it run; kb's repairs of statements "
+        "the server rejected still apply)",
+    )
     streaming: bool = False
 
     guard: ReadOnlyGuard = Field(exclude=True, description="checks every statement before it runs")
@@ -670,9 +678,13 @@ class SQLEngine(CustomQueryEngine):
     def problems(self, ran: Statement, question: str) -> list[Defect]:
         """Why a statement that ran answers another question than it seems to: its defects
         (:mod:`kb.engines.sql_defects`: of the statement, of its rows, ids where ``question`` asks which
-        rows) and the server's conversion warning; empty: none found."""
+        rows) and the server's conversion warning; empty: none found. ``checks`` says which run: with
+        ``statement`` the question is not given to them (no check reads its words), with ``none``
+        nothing is checked."""
+        if self.checks == "none":
+            return []
         describer = self.sql_database.describer
-        found = defects(ran.sql, describer, rows=ran.rows or [], question=question)
+        found = defects(ran.sql, describer, rows=ran.rows or [], question=question if self.checks == "all" else "")
         if ran.warning:
             said = (
                 f"the server warned: {ran.warning} (a value it could not read as the type the expression "

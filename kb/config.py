@@ -209,6 +209,11 @@ class SqlSettings(_Strict):
     value_linking: bool = Field(
         True, description="tell the model which column holds each stored value the question names"
     )
+    checks: Literal["all", "statement", "none"] = Field(
+        "all",
+        description="the checks of a statement that ran (engines/sql_defects.py): all; statement (none reads "
+        "the question's words); none (the model's statement through the guard and kb's error repairs only)",
+    )
 
 
 class RouterSettings(_Strict):

@@ -1182,6 +1182,48 @@ def test_orders_counted_where_the_question_counts_customers_are_given_back(engin
     assert answer.attempts[-1].error is None and answer.rows == [{"n": customers}]
 
 
+@pytest.mark.parametrize("checks", ["all", "statement", "none"])
+def test_sql_checks_says_which_checks_a_statement_that_ran_goes_through(engine_with, admin, project_settings, checks):
+    """sql.checks: with "statement" no check reads the question (its trigger words, "how many
+    customers", leave the count of orders alone), while a statement-only defect is still sent back;
+    with "none" both statements answer as the model wrote them."""
+    db = project_settings.sql.database
+    orders = admin.fetchall(f"SELECT COUNT(*) FROM `{db}`.orders WHERE YEAR(ordered_at) = 2025")[0][0]
+    counted = "SELECT COUNT(*) AS n FROM orders WHERE YEAR(ordered_at) = 2025"  # a question check fires (all)
+    engine, llm = engine_with(
+        corrected_by_the_model(counted, counted.replace("COUNT(*)", "COUNT(DISTINCT customer_id)"), "DISTINCT"),
+        checks=checks,
+        rescue_samples=0,
+    )
+    answer = sql_answer(engine, "How many customers placed an order in 2025?")
+    if checks == "all":
+        assert answer.attempts[0].error.startswith("it ran, but COUNT(*) counts rows of orders")
+    else:
+        assert len(answer.attempts) == 1 and answer.attempts[0].error is None and answer.rows == [{"n": orders}]
+    collapsed = "SELECT name, COUNT(*) AS n FROM customers"  # a statement check fires (all, statement)
+    grouped = "SELECT city, COUNT(*) AS n FROM customers GROUP BY city ORDER BY n DESC LIMIT 1"
+    engine, llm = engine_with(corrected_by_the_model(collapsed, grouped, "GROUP BY"), checks=checks, rescue_samples=0)
+    answer = sql_answer(engine, "Which city has the most customers?")
+    if checks == "none":
+        assert len(answer.attempts) == 1 and answer.attempts[0].error is None and answer.sql == collapsed
+    else:
+        assert "without GROUP BY" in (answer.attempts[0].error or ""), answer.attempts[0].error
+        assert len(answer.attempts) == 2
+
+
+def test_sql_checks_is_a_setting_of_the_knowledge_base(local_embed, business):
+    config = {"database": {"name": "kb_test_checks"}, "sql": {"checks": "none", "candidates": 1}}
+    collapsed = "SELECT name, COUNT(*) AS n FROM customers"
+    llm = ScriptedLLM(lambda prompt: "Answer." if "Result (" in prompt else collapsed)
+    kb = KnowledgeBase.from_config(config, embed_model=local_embed, llm=llm)
+    try:
+        assert kb.sql_engine.checks == "none"
+        response = kb.sql_engine.query("Which city has the most customers?")
+    finally:
+        kb.close()
+    assert response.metadata["sql_query"] == collapsed and len(response.metadata["attempts"]) == 1
+
+
 def test_an_ambiguous_column_the_joins_tie_is_qualified_by_kb(engine_with, admin, project_settings):
     """The server refuses ``customer_id`` of two joined tables as ambiguous; the join's equality makes
     them one value, so kb qualifies it itself and the model is not asked again."""

@@ -62,6 +62,7 @@ def build_database_side(
             rescue_samples=sql.rescue_samples,
             rescue_temperature=sql.rescue_temperature,
             value_linking=sql.value_linking,
+            checks=sql.checks,
             callback_manager=model.callback_manager,
         )
     except SQLRefused as exc:
