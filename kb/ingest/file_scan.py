@@ -141,7 +141,7 @@ def open_checked(root: Path, rel: str, *, follow_symlinks: bool = False, protect
     ``O_NOFOLLOW`` relative to their parent's descriptor: no link is followed at any step, whatever
     is swapped meanwhile. With it, the file is opened by name and what was opened (the descriptor's
     own path) must lie inside ``root``. Either way it must be a regular file outside ``protected``.
-    ``root`` must be resolved already. :class:`OSError` for a file that cannot be opened.
+    ``root`` and ``protected`` must be resolved already (the indexer resolves them once per run). :class:`OSError` for a file that cannot be opened.
     """
     flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK  # O_NONBLOCK: a FIFO put there does not hang the run
     if follow_symlinks:
@@ -168,7 +168,7 @@ def open_checked(root: Path, rel: str, *, follow_symlinks: bool = False, protect
         opened = Path(os.readlink(f"/proc/self/fd/{fd}")) if os.path.isdir("/proc/self/fd") else root / rel
         if not _is_within(opened, root):
             raise UnsafePath("symbolic link to a file outside the indexed folder (never followed)")
-        if any(_is_within(opened, p.resolve()) for p in protected):
+        if any(_is_within(opened, p) for p in protected):
             raise UnsafePath("inside kb's own home folder (never indexed)")
     except BaseException:
         handle.close()

@@ -252,7 +252,9 @@ class DirectoryIndexer:
             doc_id = document_id(path, collection)
             on_disk.add(doc_id)
             if len(doc_id) > 512:
-                report.failed.append(FileNote(rel, "absolute path longer than 512 characters; move or rename it"))
+                report.failed.append(
+                    FileNote(rel, "absolute path and collection name longer than 512 characters; move or rename it")
+                )
                 continue
             try:
                 with open_checked(base, rel, follow_symlinks=s.follow_symlinks, protected=self.protected) as handle:

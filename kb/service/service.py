@@ -139,7 +139,10 @@ class Service:
                 logged=False,
             )
         if self.limiter.count_wrong_key(address) >= self.kb.settings.serve.wrong_keys_per_minute:
-            self._blocked[address] = time.monotonic() + self.limiter.seconds_left()
+            now = time.monotonic()
+            for expired in [a for a, until in self._blocked.items() if until <= now]:  # bounded by the minute's flood
+                self._blocked.pop(expired, None)
+            self._blocked[address] = now + self.limiter.seconds_left()
         if not authorization or not authorization.lower().startswith("bearer "):
             raise ApiError(401, "missing API key: send the header 'Authorization: Bearer kb-...' (kb keys create)")
         raise ApiError(401, "unknown, revoked or expired API key")
