@@ -43,18 +43,22 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
 from common import ROOT
 from sample_databases import load_sample
+from sql_ablation import MemoisedLlamaCPP, SetAblation, ablate
+from sql_ablation import table as ablation_table
 
 from kb.config import load_settings
 from kb.engines.sql import RAN_WITH_DEFECT, SQLEngine, result_key
 from kb.engines.sql_defects import defects
 from kb.engines.sql_guard import CheckedSQL, SQLRefused, clean
 from kb.models.factories import build_embedding, build_llm
+from kb.models.local_llm import LocalLlamaCPP
 from kb.server.database import private_server
 from kb.sql.business_database import load_demo_data, readonly_url
 from kb.stores.connection import MariaDBConnection
@@ -264,6 +268,60 @@ def table(results: dict[tuple[str, str], Tally]) -> str:
     return "\n".join(lines)
 
 
+def engine_options(settings: Any, args: argparse.Namespace, candidates: int, source: str) -> dict[str, Any]:
+    """The SQL engine's settings as kb's own (config.yaml), with the command line's changes."""
+    if args.first_only:
+        rescue = 0
+    else:
+        rescue = settings.sql.rescue_samples if args.rescue is None else args.rescue
+    return {
+        "row_limit": 10_000,
+        "timeout_s": 10,
+        "max_tables_in_prompt": settings.sql.max_tables_in_prompt,
+        "embed_model": lambda: build_embedding(settings),  # loaded only above max_tables_in_prompt, as in kb
+        "candidates": candidates,
+        "sample_temperature": settings.sql.sample_temperature,
+        "candidate_source": source,
+        "rescue_samples": rescue,
+        **({"max_attempts": 1} if args.first_only else {}),
+        "rescue_temperature": settings.sql.rescue_temperature,
+        "value_linking": not args.no_values,
+    }
+
+
+def build_engine(
+    llm: Any,
+    readonly: MariaDBConnection,
+    database: str,
+    tables: list[str],
+    options: dict[str, Any],
+    cls: type[SQLEngine] = SQLEngine,
+    **overrides: Any,
+) -> SQLEngine:
+    return cls(llm, readonly, database=database, tables=tables, **{**options, **overrides})
+
+
+class Scorer:
+    """Whether kb's outcome or plain's statement gives a question's gold rows."""
+
+    def __init__(self, runner: SQLEngine, questions: list[dict]) -> None:
+        self.runner = runner
+        self.gold = {item["q"]: normalize(run_statement(runner, item["sql"])) for item in questions}
+
+    def kb_right(self, outcome: Any, item: dict) -> bool:
+        return outcome.failure is None and outcome.rows is not None and normalize(outcome.rows) == self.gold[item["q"]]
+
+    def plain_right(self, sql: str, item: dict) -> bool:
+        try:
+            return normalize(run_statement(self.runner, clean(sql))) == self.gold[item["q"]]
+        except Exception:  # the server rejected it
+            return False
+
+
+def print_progress(label: str, line: str) -> None:
+    print(f"  [{label}] {line}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sets", default=",".join(s.key for s in SETS))
@@ -290,6 +348,12 @@ def main() -> None:
         action="store_true",
         help="kb's first statement only: no correction, rescue or plain (a quick A/B of the prompt on dev)",
     )
+    parser.add_argument(
+        "--ablate",
+        action="store_true",
+        help="kb in full, plain once, then kb with each check, family of checks and mechanism off (sql_ablation.py)",
+    )
+    parser.add_argument("--ablate-values", action="store_true", help="with --ablate: value linking off too")
     args = parser.parse_args()
     wanted_sets, wanted_parts = set(args.sets.split(",")), set(args.parts.split(","))
     settings = load_settings(ROOT / "config.yaml")
@@ -299,6 +363,13 @@ def main() -> None:
     load_demo_data(settings)
     llm = build_llm(settings)
     source = args.candidate_source or settings.sql.candidate_source
+    memoised: Optional[MemoisedLlamaCPP] = None
+    if args.ablate:
+        if not isinstance(llm, LocalLlamaCPP):
+            raise SystemExit("--ablate memoises the offline model's replies: run it on the offline profile")
+        memoised = MemoisedLlamaCPP.of(llm)
+    ablations: dict[str, SetAblation] = {}
+    ablation_titles = {f"{s.key}/{p}": f"{s.title}, {p}" for s in SETS for p in ("dev", "test")}
     print(f"model: {settings.active_profile.llm.model} ({settings.profile}); candidates: {candidates} ({source})")
     results: dict[tuple[str, str], Tally] = {}
     for sql_set in SETS:
@@ -312,27 +383,30 @@ def main() -> None:
         ]
         if args.limit:
             questions = questions[: args.limit]
-        engine = SQLEngine(
-            llm,
-            readonly,
-            database=database,
-            tables=tables,
-            row_limit=10_000,
-            timeout_s=10,
-            max_tables_in_prompt=settings.sql.max_tables_in_prompt,
-            embed_model=lambda: build_embedding(settings),  # loaded only above max_tables_in_prompt, as in kb
-            candidates=candidates,
-            sample_temperature=settings.sql.sample_temperature,
-            candidate_source=args.candidate_source or settings.sql.candidate_source,
-            rescue_samples=0
-            if args.first_only
-            else settings.sql.rescue_samples
-            if args.rescue is None
-            else args.rescue,
-            **({"max_attempts": 1} if args.first_only else {}),
-            rescue_temperature=settings.sql.rescue_temperature,
-            value_linking=not args.no_values,
-        )
+
+        options = engine_options(settings, args, candidates, source)
+        make_engine = partial(build_engine, memoised or llm, readonly, database, tables, options)
+        if args.ablate:
+            assert memoised is not None
+            scorer = Scorer(make_engine(value_linking=False), questions)
+            for part in sorted({q.get("part", "test") for q in questions}):
+                label = f"{sql_set.key}/{part}"
+                ablations[label] = ablate(
+                    [q for q in questions if q.get("part", "test") == part],
+                    make_engine,
+                    plain_llamaindex(scorer.runner, llm),
+                    memoised.memo,
+                    scorer.kb_right,
+                    scorer.plain_right,
+                    args.ablate_values,
+                    partial(print_progress, label),
+                )
+                print("\n" + ablation_table(ablations, ablation_titles), flush=True)
+                if args.json:
+                    args.json.write_text(json.dumps({k: a.row() for k, a in ablations.items()}, indent=2))
+            scorer.runner.close()
+            continue
+        engine = make_engine()
         if args.temperature is not None:
             engine.sample_temperature = args.temperature
         plain = None if args.no_plain or args.first_only else plain_llamaindex(engine, llm)
@@ -341,6 +415,11 @@ def main() -> None:
         ).items():
             results[(sql_set.key, part)] = tally
         print("\n" + table(results), flush=True)  # as soon as a set is done
+    if args.ablate:
+        assert memoised is not None
+        print(f"\nablation ({time.strftime('%Y-%m-%d')}):\n" + ablation_table(ablations, ablation_titles))
+        print(f"model replies: {memoised.memo.written} written, {memoised.memo.served} served from the memo")
+        return
     print(f"\nfinal ({time.strftime('%Y-%m-%d')}, candidates {candidates}):\n" + table(results))
     for (key, part), tally in results.items():
         kinds = ", ".join(f"{k} {c['kb']}/{c['plain']}/{c['n']}" for k, c in sorted(tally.by_kind.items()))

@@ -481,6 +481,9 @@ class SQLEngine(CustomQueryEngine):
         "statement answers as the model wrote it, once the guard let it run; kb's repairs of statements "
         "the server rejected still apply)",
     )
+    skipped_checks: frozenset[str] = Field(
+        default=frozenset(), description="checks switched off by name (kb.engines.sql_defects.CHECKS)"
+    )
     streaming: bool = False
 
     guard: ReadOnlyGuard = Field(exclude=True, description="checks every statement before it runs")
@@ -680,11 +683,17 @@ class SQLEngine(CustomQueryEngine):
         (:mod:`kb.engines.sql_defects`: of the statement, of its rows, ids where ``question`` asks which
         rows) and the server's conversion warning; empty: none found. ``checks`` says which run: with
         ``statement`` the question is not given to them (no check reads its words), with ``none``
-        nothing is checked."""
+        nothing is checked; ``skipped_checks`` are never run."""
         if self.checks == "none":
             return []
         describer = self.sql_database.describer
-        found = defects(ran.sql, describer, rows=ran.rows or [], question=question if self.checks == "all" else "")
+        found = defects(
+            ran.sql,
+            describer,
+            rows=ran.rows or [],
+            question=question if self.checks == "all" else "",
+            skip=self.skipped_checks,
+        )
         if ran.warning:
             said = (
                 f"the server warned: {ran.warning} (a value it could not read as the type the expression "
@@ -698,7 +707,7 @@ class SQLEngine(CustomQueryEngine):
                 dates = table.columns_of_kind("time")
                 if dates:
                     said += f" ({table.name}'s date/time columns: {', '.join(dates)})"
-            found.append(Defect(said))
+            found.append(Defect(said, check="server warning"))
         return found
 
     def _run_checked(self, checked: CheckedSQL) -> Statement:

@@ -294,8 +294,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
-from typing import Any, Optional
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Optional, Union
 
 from sqlglot import exp
 
@@ -318,16 +319,19 @@ from kb.engines.sql_values import mentions, words
 
 
 class Defect(str):
-    """One defect: the message the model is shown (the string itself) and, where the message ends with
-    a whole statement kb wrote from the statement and the schema, that statement (``rewrite``; None
-    where the message says what to change without writing it). The model is shown the rewrite first;
-    the engine runs it only among its rescue samples (:meth:`kb.engines.sql.SQLEngine.compute`)."""
+    """One defect: the message the model is shown (the string itself), the name of the :class:`Check`
+    that found it (``check``) and, where the message ends with a whole statement kb wrote from the
+    statement and the schema, that statement (``rewrite``; None where the message says what to change
+    without writing it). The model is shown the rewrite first; the engine runs it only among its
+    rescue samples (:meth:`kb.engines.sql.SQLEngine.compute`)."""
 
     rewrite: Optional[str]
+    check: str
 
-    def __new__(cls, message: str, rewrite: Optional[exp.Expr] = None) -> Defect:
+    def __new__(cls, message: str, rewrite: Optional[exp.Expr] = None, check: str = "") -> Defect:
         defect = super().__new__(cls, message)
         defect.rewrite = rewrite.sql(dialect="mysql") if rewrite is not None else None
+        defect.check = check
         return defect
 
 
@@ -339,93 +343,45 @@ def _suggesting(message: str, rewrite: exp.Expr) -> Defect:
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ)
 
+CheckKind = Literal["statement", "question"]
+Found = Union[str, Defect, None]
 
-def defects(
-    sql: str,
-    schema: Optional[SchemaDescriber] = None,
-    rows: Sequence[dict[str, Any]] = (),
-    question: str = "",
-) -> list[Defect]:
-    """What is wrong with ``sql`` although it runs (each a :class:`Defect`: its message, and the
-    statement it writes, if any; empty: nothing found, or it does not parse),
-    parsed once: the keys of ``schema`` (when given) tell joins that pair unrelated keys and counts of
-    single rows; the ``rows`` it returned tell a group of NULLs; with ``question`` and
-    ``schema``, ids or another table's name where the question asks which rows, and rows counted
-    where it asks how many groups."""
-    try:
-        tree = parse_statement(sql)
-    except Exception:  # the guard and the server report a statement that does not parse
-        return []
-    found = []
-    for select in tree.find_all(exp.Select):
-        collapsed = _collapsing_aggregate(select)
-        if collapsed:
-            found.append(collapsed)
-        single_rows = _count_of_single_rows(select, schema) if schema is not None else ""
-        if single_rows:
-            found.append(single_rows)
-        fixed_key = _group_key_its_where_fixes(select)
-        if fixed_key:
-            found.append(fixed_key)
-    scope = StatementScope(tree, schema) if schema is not None else None
-    for comparison in tree.find_all(*_COMPARISONS):
-        left, right = comparison.left, comparison.right
-        if isinstance(left, exp.Column) and isinstance(right, exp.Column) and left == right:
-            found.append(
-                f"the condition {comparison.sql(dialect='mysql')} compares a column with itself, so it holds "
-                "for every row; compare it with the column of the other table (or the value) meant"
-            )
-        shifted = _shifted_self_comparison(comparison, scope)
-        if shifted:
-            found.append(shifted)
-    for join in tree.find_all(exp.Join):
-        ignored = _condition_ignoring_its_table(join)
-        if ignored:
-            found.append(ignored)
-    found.extend(_not_in_its_own_rows(tree, scope))
-    found += [said for said in (_answer_fixed_by_its_conditions(tree),) if said]
-    if scope is not None:
-        found.extend(_unrelated_keys(scope))
-        found.extend(_bare_dates_on_times(scope))
-        if question:  # before the value check: a guessed code for a named value is told with its rows
-            found.extend(_code_for_a_named_value(question, scope))
-        found.extend(_value_of_another_column(scope, question))
-        found.extend(_columns_never_equal(scope))
-        found += [said for said in (_join_that_repeats_rows(scope), _groups_merged_by_a_shared_name(scope)) if said]
-    found += [said for said in (_null_group(tree, rows), _counts_without_their_groups(tree, rows)) if said]
-    if scope is not None and question:
-        found += [
-            said
-            for said in (
-                _not_the_rows_asked(question, scope),
-                _id_for_the_column_asked(question, scope),
-                _rows_of_groups_counted(question, scope),
-                _count_of_another_table(question, scope),
-                _count_repeated_by_a_join(question, scope),
-                _one_figure_where_each_is_asked(question, scope),
-                _referencing_rows_counted(question, scope),
-                _history_without_current_row(question, scope),
-            )
-            if said
-        ]
-        found.extend(_id_for_a_named_value(question, scope))
-        found.extend(_state_for_an_event(question, scope))
-        found += [
-            said
-            for said in (_amount_in_another_unit(question, scope), _days_where_a_shorter_unit_is_asked(question, scope))
-            if said
-        ]
-    if question:
-        found += [
-            said
-            for said in (
-                _present_date_unasked(question, tree),
-                _another_day_of_the_week(question, tree),
-                _date_the_question_does_not_give(question, scope) if scope is not None else None,
-            )
-            if said
-        ]
-    return [said if isinstance(said, Defect) else Defect(said) for said in found]
+
+@dataclass(frozen=True)
+class Inspected:
+    """What a check may look at: the parsed statement, its tables placed in the schema (None without a
+    schema), the rows it returned, and the question (empty when the checks may not read it)."""
+
+    tree: exp.Expr
+    scope: Optional[StatementScope]
+    rows: Sequence[dict[str, Any]]
+    question: str
+
+
+@dataclass(frozen=True)
+class Check:
+    """One defect check. ``kind`` is ``statement`` when it needs only the statement, the schema and the
+    rows, ``question`` when it also reads the question's words; ``rewrites`` says whether its message
+    can end with a statement kb wrote (:attr:`Defect.rewrite`); ``trigger`` is when it fires, in
+    schema terms (the module's docstring says when it must not)."""
+
+    name: str
+    kind: CheckKind
+    rewrites: bool
+    trigger: str
+    find: Callable[[Inspected], Iterable[Found]]
+    needs_schema: bool = True
+
+    def run(self, inspected: Inspected) -> list[Defect]:
+        """What this check finds in ``inspected`` (nothing when it lacks the schema or question it needs)."""
+        if (self.needs_schema and inspected.scope is None) or (self.kind == "question" and not inspected.question):
+            return []
+        found = []
+        for said in self.find(inspected):
+            if said:
+                found.append(Defect(said, check=self.name) if not isinstance(said, Defect) else said)
+                found[-1].check = self.name
+        return found
 
 
 _SHIFTS = (exp.Add, exp.Sub, exp.DateAdd, exp.DateSub, exp.TimestampAdd, exp.TimestampSub)
@@ -1095,12 +1051,12 @@ def _through(compared: exp.Column, lookup: Table, key: str, holder: Column, valu
     return exp.In(this=compared.copy(), query=exp.Subquery(this=subquery))
 
 
-def _value_of_another_column(scope: StatementScope, question: str = "") -> list[str]:
+def _value_of_another_column(scope: StatementScope, question: str = "", unheld_only: bool = False) -> list[str]:
     """A text value compared with a column that cannot hold it: a column all of whose values are known
     (or a number column), which does not hold the value. Reported when a listed column of another
-    table holds it (with the join to it), and, given the ``question``, also when no column does,
-    unless the question itself names the value (then no such row is the answer): only for ``=`` and
-    an ``IN`` none of whose values the column holds, which can then match no row."""
+    table holds it (with the join to it; not with ``unheld_only``), and, given the ``question``, also
+    when no column does, unless the question itself names the value (then no such row is the answer):
+    only for ``=`` and an ``IN`` none of whose values the column holds, which can then match no row."""
     found = []
     kinds = (exp.EQ, exp.NEQ, exp.In)
     for position, node in enumerate(scope.tree.find_all(*kinds)):
@@ -1125,6 +1081,8 @@ def _value_of_another_column(scope: StatementScope, question: str = "") -> list[
                 )
                 if question and known and matches_nothing and not mentions(question, value):
                     found.append(_value_of_no_column(value, node, compared[0], table, column, listed))
+                continue
+            if unheld_only:
                 continue
             other, holder = found_in
             said = (
@@ -1901,3 +1859,293 @@ def _amount_in_another_unit(question: str, scope: StatementScope) -> str:
             return _suggesting(said, _rewritten(scope.tree, kinds, position, fixed))
         return said
     return ""
+
+
+def _per_select(check: Callable[[exp.Select], Found]) -> Callable[[Inspected], Iterable[Found]]:
+    return lambda i: [check(select) for select in i.tree.find_all(exp.Select)]
+
+
+def _self_comparisons(tree: exp.Expr) -> list[str]:
+    return [
+        f"the condition {comparison.sql(dialect='mysql')} compares a column with itself, so it holds "
+        "for every row; compare it with the column of the other table (or the value) meant"
+        for comparison in tree.find_all(*_COMPARISONS)
+        if isinstance(comparison.left, exp.Column)
+        and isinstance(comparison.right, exp.Column)
+        and comparison.left == comparison.right
+    ]
+
+
+def _scoped(i: Inspected) -> StatementScope:
+    assert i.scope is not None  # Check.run calls a check that needs the schema only with one
+    return i.scope
+
+
+# In the order their messages are listed (the model is shown the first defect found): the statement's
+# own properties first, a guessed code for a named value before the value check (it is told with its
+# rows), the checks that read the question last.
+CHECKS: tuple[Check, ...] = (
+    Check(
+        "collapsing aggregate",
+        "statement",
+        False,
+        "an aggregate beside a plain column in a SELECT without GROUP BY",
+        _per_select(_collapsing_aggregate),
+        needs_schema=False,
+    ),
+    Check(
+        "count of single rows",
+        "statement",
+        False,
+        "COUNT over one table grouped by a column each of whose values one row holds",
+        lambda i: [_count_of_single_rows(s, _scoped(i).schema) for s in i.tree.find_all(exp.Select)],
+    ),
+    Check(
+        "group key its where fixes",
+        "statement",
+        True,
+        "a GROUP BY key of two or more that the WHERE fixes to one value",
+        _per_select(_group_key_its_where_fixes),
+        needs_schema=False,
+    ),
+    Check(
+        "column compared with itself",
+        "statement",
+        False,
+        "a comparison whose two sides are the same column reference",
+        lambda i: _self_comparisons(i.tree),
+        needs_schema=False,
+    ),
+    Check(
+        "column compared with itself moved",
+        "statement",
+        False,
+        "a column compared with itself plus or minus a constant or an interval",
+        lambda i: [_shifted_self_comparison(c, i.scope) for c in i.tree.find_all(*_COMPARISONS)],
+        needs_schema=False,
+    ),
+    Check(
+        "join ignoring its table",
+        "statement",
+        False,
+        "a JOIN whose qualified condition names none of the joined table's columns",
+        lambda i: [_condition_ignoring_its_table(j) for j in i.tree.find_all(exp.Join)],
+        needs_schema=False,
+    ),
+    Check(
+        "not in its own rows",
+        "statement",
+        False,
+        "c NOT IN (SELECT c FROM t) over t alone, the subquery without a condition",
+        lambda i: _not_in_its_own_rows(i.tree, i.scope),
+        needs_schema=False,
+    ),
+    Check(
+        "answer fixed by its conditions",
+        "statement",
+        True,
+        "every selected column tied to a value by the WHERE's equalities",
+        lambda i: [_answer_fixed_by_its_conditions(i.tree)],
+        needs_schema=False,
+    ),
+    Check(
+        "unrelated keys",
+        "statement",
+        False,
+        "an equality of a foreign key with another table's primary key, or of two unrelated primary keys",
+        lambda i: _unrelated_keys(_scoped(i)),
+    ),
+    Check(
+        "bare date on times",
+        "statement",
+        False,
+        "a date without a time as the end of a range on a DATETIME column with times of day",
+        lambda i: _bare_dates_on_times(_scoped(i)),
+    ),
+    Check(
+        "code for a named value",
+        "question",
+        True,
+        "a text column compared with a code no row holds where the question names a value of the table",
+        lambda i: _code_for_a_named_value(i.question, _scoped(i)),
+    ),
+    Check(
+        "value of another column",
+        "statement",
+        True,
+        "a text compared with a column whose known values lack it and another listed column holds it",
+        lambda i: _value_of_another_column(_scoped(i), ""),
+    ),
+    Check(
+        "value of no column",
+        "question",
+        False,
+        "a text compared with a column whose known values lack it, no column holds it and the question "
+        "does not name it",
+        lambda i: _value_of_another_column(_scoped(i), i.question, unheld_only=True),
+    ),
+    Check(
+        "columns never equal",
+        "statement",
+        False,
+        "an equality of two text columns with all values known and none in common",
+        lambda i: _columns_never_equal(_scoped(i)),
+    ),
+    Check(
+        "join that repeats rows",
+        "statement",
+        True,
+        "an inner JOIN of a table none of whose columns the statement uses, along a key that repeats rows",
+        lambda i: [_join_that_repeats_rows(_scoped(i))],
+    ),
+    Check(
+        "groups merged by a shared name",
+        "statement",
+        True,
+        "a GROUP BY a name column that rows of different keys share",
+        lambda i: [_groups_merged_by_a_shared_name(_scoped(i))],
+    ),
+    Check(
+        "group of nulls",
+        "statement",
+        False,
+        "a GROUP BY that returned a row with NULL in its group key",
+        lambda i: [_null_group(i.tree, i.rows)],
+        needs_schema=False,
+    ),
+    Check(
+        "counts without their groups",
+        "statement",
+        True,
+        "a GROUP BY whose every selected column is an aggregate, over several rows",
+        lambda i: [_counts_without_their_groups(i.tree, i.rows)],
+        needs_schema=False,
+    ),
+    Check(
+        "not the rows asked",
+        "question",
+        False,
+        "ids or another table's name selected where the question asks which rows of a table",
+        lambda i: [_not_the_rows_asked(i.question, _scoped(i))],
+    ),
+    Check(
+        "id for the column asked",
+        "question",
+        False,
+        "an id selected where the question asks for a column of its row",
+        lambda i: [_id_for_the_column_asked(i.question, _scoped(i))],
+    ),
+    Check(
+        "rows of groups counted",
+        "question",
+        False,
+        "COUNT(*) of rows where the question counts what they belong to",
+        lambda i: [_rows_of_groups_counted(i.question, _scoped(i))],
+    ),
+    Check(
+        "count of another table",
+        "question",
+        False,
+        "a COUNT of another table than the one the question counts",
+        lambda i: [_count_of_another_table(i.question, _scoped(i))],
+    ),
+    Check(
+        "count repeated by a join",
+        "question",
+        True,
+        "COUNT(*) over a join that repeats the rows of the table the question counts",
+        lambda i: [_count_repeated_by_a_join(i.question, _scoped(i))],
+    ),
+    Check(
+        "one figure where each is asked",
+        "question",
+        False,
+        "an aggregate without GROUP BY where the question asks for each item or period",
+        lambda i: [_one_figure_where_each_is_asked(i.question, _scoped(i))],
+    ),
+    Check(
+        "referencing rows counted",
+        "question",
+        True,
+        "rows of a referencing table counted where the question counts the table they reference",
+        lambda i: [_referencing_rows_counted(i.question, _scoped(i))],
+    ),
+    Check(
+        "history without current row",
+        "question",
+        False,
+        "the present asked of a table of periods whose current row has no end date",
+        lambda i: [_history_without_current_row(i.question, _scoped(i))],
+    ),
+    Check(
+        "id for a named value",
+        "question",
+        True,
+        "an id compared where the question names the row's value",
+        lambda i: _id_for_a_named_value(i.question, _scoped(i)),
+    ),
+    Check(
+        "state for an event",
+        "question",
+        True,
+        "a state column compared with its current value where the question speaks of an event every row had",
+        lambda i: _state_for_an_event(i.question, _scoped(i)),
+    ),
+    Check(
+        "amount in another unit",
+        "question",
+        True,
+        "an amount of time compared with a column that holds another unit",
+        lambda i: [_amount_in_another_unit(i.question, _scoped(i))],
+    ),
+    Check(
+        "days where a shorter unit is asked",
+        "question",
+        True,
+        "a difference of times in days where the question asks minutes, hours or seconds",
+        lambda i: [_days_where_a_shorter_unit_is_asked(i.question, _scoped(i))],
+    ),
+    Check(
+        "present date unasked",
+        "question",
+        False,
+        "the present date read where the question counts no time from today",
+        lambda i: [_present_date_unasked(i.question, i.tree)],
+        needs_schema=False,
+    ),
+    Check(
+        "another day of the week",
+        "question",
+        True,
+        "DAYOFWEEK or WEEKDAY compared with numbers none of which is a day the question names",
+        lambda i: [_another_day_of_the_week(i.question, i.tree)],
+        needs_schema=False,
+    ),
+    Check(
+        "date the question does not give",
+        "question",
+        True,
+        "a date or time column compared with a year the question does not give",
+        lambda i: [_date_the_question_does_not_give(i.question, _scoped(i))],
+    ),
+)
+CHECK_NAMES = frozenset(check.name for check in CHECKS)
+
+
+def defects(
+    sql: str,
+    schema: Optional[SchemaDescriber] = None,
+    rows: Sequence[dict[str, Any]] = (),
+    question: str = "",
+    skip: Collection[str] = (),
+) -> list[Defect]:
+    """What is wrong with ``sql`` although it runs: what each of :data:`CHECKS` not named in ``skip``
+    finds, in that order (empty: nothing found, or it does not parse). Without ``schema`` only the
+    checks that need none run; without ``question`` no check of kind ``question`` runs; the ``rows``
+    the statement returned tell a group of NULLs and counts without their groups."""
+    try:
+        tree = parse_statement(sql)
+    except Exception:  # the guard and the server report a statement that does not parse
+        return []
+    inspected = Inspected(tree, StatementScope(tree, schema) if schema is not None else None, rows, question)
+    return [found for check in CHECKS if check.name not in skip for found in check.run(inspected)]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from kb.config_sources import ENV_CONFIG_FILE, describe_error, env_overrides, merge
 from kb.errors import ConfigError
@@ -214,6 +214,22 @@ class SqlSettings(_Strict):
         description="the checks of a statement that ran (engines/sql_defects.py): all; statement (none reads "
         "the question's words); none (the model's statement through the guard and kb's error repairs only)",
     )
+    skip_checks: list[str] = Field(
+        default_factory=list,
+        description="checks switched off by name (docs/sql-engine.md lists them): one that misfires on your schema",
+    )
+
+    @field_validator("skip_checks")
+    @classmethod
+    def _known_checks(cls, names: list[str]) -> list[str]:
+        from kb.engines.sql_defects import CHECK_NAMES
+
+        unknown = [name for name in names if name not in CHECK_NAMES]
+        if unknown:
+            raise ValueError(
+                f"no check is named {', '.join(map(repr, unknown))}; the checks: {', '.join(sorted(CHECK_NAMES))}"
+            )
+        return names
 
 
 class RouterSettings(_Strict):

@@ -1600,3 +1600,28 @@ def test_a_date_the_question_does_not_give_is_a_defect(trips_schema, db):
 )
 def test_dates_the_question_gives_or_no_invented_date_have_no_such_defect(trips_schema, question, sql):
     assert not any("which the question does not give" in said for said in defects(sql, trips_schema, question=question))
+
+
+def test_every_defect_names_the_check_that_found_it_and_a_skipped_check_finds_nothing(keyed_schema):
+    from kb.engines.sql_defects import CHECK_NAMES
+
+    sql = "SELECT c.name, COUNT(*) FROM customers c JOIN invoices i ON i.customer_id = i.customer_id"
+    found = defects(sql, keyed_schema)
+    fired = {defect.check for defect in found}
+    assert fired == {"collapsing aggregate", "column compared with itself"}, fired
+    assert fired <= CHECK_NAMES
+    remaining = defects(sql, keyed_schema, skip={"collapsing aggregate"})
+    assert [defect.check for defect in remaining] == ["column compared with itself"]
+
+
+def test_without_the_question_no_check_of_kind_question_runs(counted_schema):
+    """The registry's kinds: a statement a question check finds wrong for its question (a count of
+    prescriptions where the question counts medications) is left alone without the question, and a
+    check that fires with it is of kind ``question``."""
+    from kb.engines.sql_defects import CHECKS
+
+    kinds = {check.name: check.kind for check in CHECKS}
+    sql = "SELECT COUNT(*) FROM prescriptions"
+    asked = defects(sql, counted_schema, question="How many medications have been prescribed?")
+    assert asked and all(kinds[defect.check] == "question" for defect in asked), [d.check for d in asked]
+    assert defects(sql, counted_schema) == []

@@ -13,6 +13,7 @@ from kb.engines.answer_rows import gives_row_count
 from kb.engines.sql import EMPTY_HINT, SQLEngine, holds_in_fewer_columns
 from kb.engines.sql_repairs import StatementRepairs
 from kb.engines.sql_schema import SchemaDescriber
+from kb.errors import ConfigError
 from kb.stores.connection import MariaDBConnection
 
 LATE = "How many returns were requested more than 30 days after delivery?"
@@ -1222,6 +1223,25 @@ def test_sql_checks_is_a_setting_of_the_knowledge_base(local_embed, business):
     finally:
         kb.close()
     assert response.metadata["sql_query"] == collapsed and len(response.metadata["attempts"]) == 1
+
+
+def test_sql_skip_checks_switches_checks_off_by_name(local_embed, business):
+    """sql.skip_checks: the collapsing aggregate is no longer sent back; a name no check has is a
+    configuration error that lists the checks."""
+    collapsed = "SELECT name, COUNT(*) AS n FROM customers"
+    config = {
+        "database": {"name": "kb_test_checks"},
+        "sql": {"skip_checks": ["collapsing aggregate"], "candidates": 1, "rescue_samples": 0},
+    }
+    llm = ScriptedLLM(lambda prompt: "Answer." if "Result (" in prompt else collapsed)
+    kb = KnowledgeBase.from_config(config, embed_model=local_embed, llm=llm)
+    try:
+        response = kb.sql_engine.query("Which city has the most customers?")
+    finally:
+        kb.close()
+    assert response.metadata["sql_query"] == collapsed and len(response.metadata["attempts"]) == 1
+    with pytest.raises(ConfigError, match="no check is named 'collapsed aggregates'; the checks: .*unrelated keys"):
+        KnowledgeBase.from_config({"sql": {"skip_checks": ["collapsed aggregates"]}}, embed_model=local_embed, llm=llm)
 
 
 def test_an_ambiguous_column_the_joins_tie_is_qualified_by_kb(engine_with, admin, project_settings):

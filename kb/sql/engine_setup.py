@@ -63,6 +63,7 @@ def build_database_side(
             rescue_temperature=sql.rescue_temperature,
             value_linking=sql.value_linking,
             checks=sql.checks,
+            skipped_checks=frozenset(sql.skip_checks),
             callback_manager=model.callback_manager,
         )
     except SQLRefused as exc:

@@ -1,0 +1,262 @@
+"""What each of kb's SQL mechanisms earns, measured by switching it off (``sql_accuracy.py --ablate``).
+
+For each set: kb in full (timed; every check that fires on a statement is recorded per question) and
+plain LlamaIndex once (timed), then kb again with one thing off at a time:
+
+* each check that fired in the full run, alone, and families of checks (every check of kind
+  ``statement``, every check of kind ``question`` = ``sql.checks: statement``, all = ``sql.checks:
+  none``, and the question checks by what they read: counting words, the column asked, named values,
+  dates and times);
+* kb's repairs of statements the server rejected (the added join, the hint for an error);
+* candidates (``sql.candidates: 1``), rescue samples (``sql.rescue_samples: 0``) and, with
+  ``--ablate-values``, value linking (``sql.value_linking: false``).
+
+The model's replies are memoised by prompt and sampling options from the full run on (decoding is
+greedy and the samples are seeded, so a prompt's reply does not change): a configuration pays only for
+the prompts the full run did not write. A check that fired on none of a question's statements cannot
+change that question's path, so a configuration that switches off checks is run only on the
+questions where one of them fired; the others keep the full run's result. The full run's and plain's
+seconds are real (nothing is served from the memo while they run); a configuration's are not reported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from pydantic import PrivateAttr
+
+from kb.engines.sql import SQLEngine, Statement
+from kb.engines.sql_defects import CHECKS, Defect
+from kb.engines.sql_repairs import StatementRepairs
+from kb.models.local_llm import LocalLlamaCPP
+
+QUESTION_FAMILIES: dict[str, tuple[str, ...]] = {
+    "counting words": (
+        "rows of groups counted",
+        "count of another table",
+        "count repeated by a join",
+        "referencing rows counted",
+        "one figure where each is asked",
+    ),
+    "the column asked": ("not the rows asked", "id for the column asked"),
+    "named values": ("code for a named value", "value of no column", "id for a named value", "state for an event"),
+    "dates and times": (
+        "history without current row",
+        "amount in another unit",
+        "days where a shorter unit is asked",
+        "present date unasked",
+        "another day of the week",
+        "date the question does not give",
+    ),
+}
+STATEMENT_CHECKS = tuple(c.name for c in CHECKS if c.kind == "statement")
+QUESTION_CHECKS = tuple(c.name for c in CHECKS if c.kind == "question")
+assert sorted(n for names in QUESTION_FAMILIES.values() for n in names) == sorted(QUESTION_CHECKS)
+
+
+@dataclass
+class ReplyMemo:
+    """The model's replies by (prompt, options); served only once ``serving`` is set."""
+
+    replies: dict[tuple[Any, ...], str] = field(default_factory=dict)
+    serving: bool = False
+    served: int = 0
+    written: int = 0
+
+
+class MemoisedLlamaCPP(LocalLlamaCPP):
+    """The offline model, its replies memoised in a :class:`ReplyMemo` its sampling copies share."""
+
+    _memo: ReplyMemo = PrivateAttr(default_factory=ReplyMemo)
+
+    @classmethod
+    def of(cls, llm: LocalLlamaCPP) -> MemoisedLlamaCPP:
+        memoised = cls.model_construct(**dict(llm))
+        memoised._model, memoised._lock = llm._model, llm._lock
+        return memoised
+
+    @property
+    def memo(self) -> ReplyMemo:
+        return self._memo
+
+    def _generate(self, text: str, kwargs: dict[str, Any]) -> str:
+        options = self._options(kwargs)
+        key = (text, options["max_tokens"], options["temperature"], options["seed"], tuple(options["stop"]))
+        if self._memo.serving and key in self._memo.replies:
+            self._memo.served += 1
+            return self._memo.replies[key]
+        reply = super()._generate(text, kwargs)
+        self._memo.replies[key] = reply
+        self._memo.written += 1
+        return reply
+
+
+class RecordingSQLEngine(SQLEngine):
+    """kb's SQL engine, unchanged, that also records the name of every check that finds a defect."""
+
+    _fired: set[str] = PrivateAttr(default_factory=set)
+
+    def problems(self, ran: Statement, question: str) -> list[Defect]:
+        found = super().problems(ran, question)
+        self._fired.update(defect.check for defect in found)
+        return found
+
+    def fired_since_last_call(self) -> set[str]:
+        fired, self._fired = self._fired, set()
+        return fired
+
+
+class NoRepairs(StatementRepairs):
+    """kb's repairs switched off: no join is added and no hint is given for a server's error."""
+
+    def hint_for(self, error: str, used_tables: Sequence[str], sql: str = "") -> str:
+        return ""
+
+    def add_missing_join(self, sql: str, error: str) -> Optional[str]:
+        return None
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """kb with something off: the engine's settings it changes, and the checks it skips (None: all
+    questions are run; a set: only the questions where one of them fired)."""
+
+    label: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    skipped: Optional[frozenset[str]] = None
+    no_repairs: bool = False
+
+
+def configurations(fired_anywhere: set[str], values: bool) -> list[Configuration]:
+    """What is switched off, in turn: the families, each check that fired anywhere, then the rest."""
+    found = [
+        Configuration("all checks (sql.checks: none)", {"checks": "none"}, frozenset(fired_anywhere)),
+        Configuration("statement checks", {"skipped_checks": frozenset(STATEMENT_CHECKS)}, frozenset(STATEMENT_CHECKS)),
+        Configuration("question checks (sql.checks: statement)", {"checks": "statement"}, frozenset(QUESTION_CHECKS)),
+    ]
+    for family, names in QUESTION_FAMILIES.items():
+        found.append(
+            Configuration(f"question checks: {family}", {"skipped_checks": frozenset(names)}, frozenset(names))
+        )
+    for check in CHECKS:
+        if check.name in fired_anywhere:
+            names = frozenset({check.name})
+            found.append(Configuration(f"check: {check.name}", {"skipped_checks": names}, names))
+    found += [
+        Configuration("kb's repairs", no_repairs=True),
+        Configuration("candidates (sql.candidates: 1)", {"candidates": 1}),
+        Configuration("rescue samples (sql.rescue_samples: 0)", {"rescue_samples": 0}),
+    ]
+    if values:
+        found.append(Configuration("value linking", {"value_linking": False}))
+    return found
+
+
+@dataclass
+class SetAblation:
+    """One set's results: right answers of the full run, plain's, and each configuration's."""
+
+    n: int = 0
+    kb: int = 0
+    plain: int = 0
+    seconds_kb: float = 0.0
+    seconds_plain: float = 0.0
+    fired: Counter = field(default_factory=Counter)  # questions on which each check fired (full run)
+    off: dict[str, int] = field(default_factory=dict)  # configuration -> right answers
+    rerun: dict[str, int] = field(default_factory=dict)  # configuration -> questions run again
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "kb": self.kb,
+            "plain": self.plain,
+            "seconds_per_question_kb": round(self.seconds_kb / max(self.n, 1), 2),
+            "seconds_per_question_plain": round(self.seconds_plain / max(self.n, 1), 2),
+            "fired": dict(self.fired),
+            "off": self.off,
+            "rerun": self.rerun,
+        }
+
+
+def ablate(
+    questions: Sequence[dict],
+    make_engine: Callable[..., SQLEngine],
+    plain: Any,
+    memo: ReplyMemo,
+    is_right: Callable[[Any, dict], bool],
+    plain_is_right: Callable[[str, dict], bool],
+    values: bool,
+    progress: Callable[[str], None],
+) -> SetAblation:
+    """The full run, plain once, then each configuration (see the module's docstring)."""
+    result = SetAblation()
+    full = make_engine(RecordingSQLEngine)
+    assert isinstance(full, RecordingSQLEngine)
+    right: list[bool] = []
+    fired: list[set[str]] = []
+    memo.serving = False
+    for number, item in enumerate(questions, start=1):
+        t = time.perf_counter()
+        outcome = full.compute(item["q"])
+        result.seconds_kb += time.perf_counter() - t
+        right.append(is_right(outcome, item))
+        fired.append(full.fired_since_last_call())
+        result.fired.update(fired[-1])
+        t = time.perf_counter()
+        plain_ok = plain_is_right(str(plain.query(item["q"]).metadata.get("sql_query", "")), item)
+        result.seconds_plain += time.perf_counter() - t
+        result.plain += plain_ok
+        progress(
+            f"full {number}/{len(questions)}: kb {'ok' if right[-1] else 'NO'}, plain {'ok' if plain_ok else 'NO'}"
+        )
+    full.close()
+    result.n, result.kb = len(questions), sum(right)
+    memo.serving = True
+    for configuration in configurations(set(result.fired), values):
+        engine = make_engine(SQLEngine, **configuration.settings)
+        if configuration.no_repairs:
+            engine.repairs = NoRepairs(engine.sql_database.describer)
+        rerun = [i for i in range(len(questions)) if configuration.skipped is None or fired[i] & configuration.skipped]
+        changed = sum(is_right(engine.compute(questions[i]["q"]), questions[i]) - right[i] for i in rerun)
+        engine.close()
+        result.off[configuration.label] = result.kb + changed
+        result.rerun[configuration.label] = len(rerun)
+        progress(f"{configuration.label} off: {result.kb + changed} right ({changed:+d}, {len(rerun)} run again)")
+    return result
+
+
+def table(results: dict[str, SetAblation], titles: dict[str, str]) -> str:
+    """kb in full and plain per set, then one row per configuration: the right answers lost (-) or
+    won (+) with it off, per set and over all sets."""
+    keys = list(results)
+    head = "| kb with this off | " + " | ".join(titles[k] for k in keys) + " | all |"
+    lines = [head, "|---|" + "---|" * (len(keys) + 1)]
+    total_n = sum(r.n for r in results.values())
+    lines.append(
+        "| nothing (kb in full) | "
+        + " | ".join(f"{r.kb}/{r.n}" for r in results.values())
+        + f" | {sum(r.kb for r in results.values())}/{total_n} |"
+    )
+    lines.append(
+        "| plain LlamaIndex | "
+        + " | ".join(f"{r.plain}/{r.n}" for r in results.values())
+        + f" | {sum(r.plain for r in results.values())}/{total_n} |"
+    )
+    lines.append(
+        "| s / question, kb vs plain | "
+        + " | ".join(
+            f"{r.seconds_kb / max(r.n, 1):.1f} vs {r.seconds_plain / max(r.n, 1):.1f}" for r in results.values()
+        )
+        + f" | {sum(r.seconds_kb for r in results.values()) / max(total_n, 1):.1f} vs "
+        f"{sum(r.seconds_plain for r in results.values()) / max(total_n, 1):.1f} |"
+    )
+    labels = list(dict.fromkeys(label for r in results.values() for label in r.off))
+    for label in labels:
+        cells = [f"{r.off[label] - r.kb:+d}" if label in r.off else "0" for r in results.values()]
+        total = sum(r.off.get(label, r.kb) - r.kb for r in results.values())
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {total:+d} |")
+    return "\n".join(lines)
