@@ -185,14 +185,15 @@ class SetAblation:
 def ablate(
     questions: Sequence[dict],
     make_engine: Callable[..., SQLEngine],
-    plain: Any,
+    plain: Optional[Any],
     memo: ReplyMemo,
     is_right: Callable[[Any, dict], bool],
     plain_is_right: Callable[[str, dict], bool],
     values: bool,
     progress: Callable[[str], None],
 ) -> SetAblation:
-    """The full run, plain once, then each configuration (see the module's docstring)."""
+    """The full run, plain once (unless ``plain`` is None), then each configuration (see the module's
+    docstring)."""
     result = SetAblation()
     full = make_engine(RecordingSQLEngine)
     assert isinstance(full, RecordingSQLEngine)
@@ -206,13 +207,14 @@ def ablate(
         right.append(is_right(outcome, item))
         fired.append(full.fired_since_last_call())
         result.fired.update(fired[-1])
-        t = time.perf_counter()
-        plain_ok = plain_is_right(str(plain.query(item["q"]).metadata.get("sql_query", "")), item)
-        result.seconds_plain += time.perf_counter() - t
-        result.plain += plain_ok
-        progress(
-            f"full {number}/{len(questions)}: kb {'ok' if right[-1] else 'NO'}, plain {'ok' if plain_ok else 'NO'}"
-        )
+        said = f"full {number}/{len(questions)}: kb {'ok' if right[-1] else 'NO'}"
+        if plain is not None:
+            t = time.perf_counter()
+            plain_ok = plain_is_right(str(plain.query(item["q"]).metadata.get("sql_query", "")), item)
+            result.seconds_plain += time.perf_counter() - t
+            result.plain += plain_ok
+            said += f", plain {'ok' if plain_ok else 'NO'}"
+        progress(said)
     full.close()
     result.n, result.kb = len(questions), sum(right)
     memo.serving = True

@@ -394,7 +394,7 @@ def main() -> None:
                 ablations[label] = ablate(
                     [q for q in questions if q.get("part", "test") == part],
                     make_engine,
-                    plain_llamaindex(scorer.runner, llm),
+                    None if args.no_plain else plain_llamaindex(scorer.runner, llm),
                     memoised.memo,
                     scorer.kb_right,
                     scorer.plain_right,
