@@ -25,7 +25,8 @@ cannot hold, two columns compared that share no value, whole days where minutes 
 :mod:`kb.engines.sql_defects`), or on values the
 server warned it could not convert (``YEAR()`` of a flight number, a name summed: MariaDB's warnings 1292 and 1366),
 is given back to the model like a failed one. When no correction runs clean, the rescue step below
-may answer with a statement kb wrote for the defect (the answer then says "these rows are kb's
+may answer with a statement kb wrote for the defect where one of the model's rescue samples gives
+the same rows (alone only with ``rewrites_answer``; the answer then says "these rows are kb's
 rewrite of a statement with a defect", ``rewrite_answered`` in its votes); otherwise the first
 statement that ran answers as written. Each attempt passes the guard, and the response lists every attempt
 with its error. A statement the guard refuses for what it would do (a write, a lock, a file) is not
@@ -43,8 +44,10 @@ the first rows two of them agree on answer, else the first that ran clean; when 
 first statement that ran answers as written, as before. The statements kb's defect messages wrote
 (:class:`kb.engines.sql_defects.Defect`'s ``rewrite``), which the model's corrections did not take
 up, are run and checked first, and the first that runs clean is a voice among the samples: the
-first sample that gives its rows answers with the rewrite (``rewrite_answered`` in the votes); when
-no two agree, the rewrite answers before a lone sample, and before the statement with the defect. A question whose first statement runs clean costs nothing more.
+first sample that gives its rows answers with the rewrite (``rewrite_answered`` in the votes: the
+model's own statement agreed with it by rows). A rewrite no sample agrees with answers only with
+``rewrites_answer`` (``sql.rewrites_answer: true``: then before a lone sample, and before the
+statement with the defect). A question whose first statement runs clean costs nothing more.
 With ``candidates`` above 1 as well, a question that went to rescue samples is not voted on again.
 
 **Execution-guided selection.** With ``candidates`` above 1, the model also writes sampled statements
@@ -474,6 +477,11 @@ class SQLEngine(CustomQueryEngine):
         default=4, ge=0, description="sampled statements written when no attempt ran clean (0: none)"
     )
     rescue_temperature: float = Field(default=1.0, gt=0, description="temperature of those rescue samples")
+    rewrites_answer: bool = Field(
+        default=False,
+        description="whether a statement kb wrote for a defect may answer when no statement of the model's "
+        "gives its rows (False: it answers only where one of the model's rescue samples agrees with it)",
+    )
     checks: ChecksRun = Field(
         default="all",
         description="which checks a statement that ran goes through (problems): all; statement (those that "
@@ -815,8 +823,9 @@ class SQLEngine(CustomQueryEngine):
 
         ``rewrites`` (the statements kb's defect messages wrote, which the model's corrections did not
         take up) are run and checked first, and the first that runs clean is a voice among the samples:
-        the first sample that gives its rows answers with it; when no two agree, it answers before a
-        lone sample (one sample at this temperature is a guess; the rewrite mends the defect found)."""
+        the first sample that gives its rows answers with it. When no sample agrees with it, it answers
+        only with ``rewrites_answer`` (before a lone sample: one sample at this temperature is a guess,
+        the rewrite mends the defect found); otherwise it is left out, as if kb had written nothing."""
         groups: list[list[Statement]] = []
         suggested: list[Statement] = []
         for rewrite in rewrites:
@@ -853,7 +862,7 @@ class SQLEngine(CustomQueryEngine):
             if agreed is not None:
                 break
         answered = [g for g in groups if not all(is_rewrite(member) for member in g)]
-        rewritten = next(([s] for s in suggested), None)
+        rewritten = next(([s] for s in suggested), None) if self.rewrites_answer else None
         chosen = agreed or rewritten or max(answered, key=len, default=None)  # max keeps the first of equals
         votes = Votes(
             written,

@@ -284,10 +284,14 @@ A check never changes a statement in place: :class:`kb.engines.sql.SQLEngine` gi
 back to the model with the defect as its error. A message that ends with a whole statement kb wrote
 (the statement with the named value's id, the count of the groups, the row picked alone, ...) is a
 :class:`Defect` carrying it as ``rewrite``. The engine runs it only when the model's corrections did
-not take it up and none ran clean, as a voice among its rescue samples: two of the model's samples
-that agree on other rows answer over it, and when it does answer, the answer says the rows are
-kb's rewrite of a statement with a defect. When nothing runs clean, the statement with the defect
-answers as written.
+not take it up and none ran clean, as a voice among its rescue samples: it answers where one of
+the model's samples gives its rows (alone only with ``sql.rewrites_answer``), and the answer then
+says the rows are kb's rewrite of a statement with a defect. When nothing runs clean, the statement
+with the defect answers as written.
+
+The checks are listed in :data:`CHECKS` at the end of the module (a :class:`Check` each: its name,
+its kind, ``statement`` or ``question``, whether it writes a rewrite, its trigger), in the order
+their messages are shown.
 """
 
 from __future__ import annotations

@@ -206,6 +206,11 @@ class SqlSettings(_Strict):
         "rescue_temperature; the first rows two agree on answer, else the first that runs clean; 0: none",
     )
     rescue_temperature: float = Field(1.0, gt=0, le=2, description="the sampling temperature of the rescue samples")
+    rewrites_answer: bool = Field(
+        False,
+        description="let a statement kb wrote for a defect answer when none of the model's statements gives "
+        "its rows (false: it answers only where one of them agrees with it by rows)",
+    )
     value_linking: bool = Field(
         True, description="tell the model which column holds each stored value the question names"
     )

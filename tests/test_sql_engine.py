@@ -1127,29 +1127,39 @@ def test_a_rescue_sample_that_gives_the_rows_of_kbs_rewrite_answers_with_the_rew
     assert any("as did kb's rewrite of a statement with a defect" in line for line in shown)
 
 
-def test_kbs_rewrite_answers_before_a_lone_rescue_sample_but_not_over_two_that_agree(engine_with):
-    """No rescue sample gives the rewrite's rows and no two agree: the rewrite answers, not the first
-    sample that ran clean, and not the statement with the defect when no sample ran clean at all.
-    Must not fire: two samples that agree on other rows answer over the rewrite."""
+@pytest.mark.parametrize("rewrites_answer", [True, False])
+def test_kbs_rewrite_answers_alone_only_with_sql_rewrites_answer(engine_with, rewrites_answer):
+    """No rescue sample gives the rewrite's rows and no two agree. With ``rewrites_answer`` the rewrite
+    answers, not the first sample that ran clean, and not the statement with the defect when no
+    sample ran clean at all; without it (the default) kb's statement never answers alone: the first
+    sample that ran clean does, and with none, the model's statement with the defect, as written.
+    Must not fire either way: two samples that agree on other rows answer over the rewrite."""
     question = "How many customers placed more than 9 orders?"
     guesses = [f"SELECT COUNT(*) FROM customers WHERE id > {n}" for n in (0, 10, 20, 30)]  # four other numbers
-    engine, llm = engine_with(sampled_after_corrections(guesses, UNNAMED_COUNTS))
+    engine, llm = engine_with(sampled_after_corrections(guesses, UNNAMED_COUNTS), rewrites_answer=rewrites_answer)
     answer = sql_answer(engine, question)
-    assert answer.sql == GROUPS_COUNTED and answer.attempts[-1].sql == GROUPS_COUNTED
-    assert answer.candidates == answered_by_the_rewrite(written=4, ran=4, agreeing=0)
-    shown = printed_under(answer)
-    assert (
-        "[no attempt ran clean: these rows are kb's rewrite of a statement with a defect's; no two of 4"
-        in "\n".join(shown)
-    )
+    if rewrites_answer:
+        assert answer.sql == GROUPS_COUNTED and answer.attempts[-1].sql == GROUPS_COUNTED
+        assert answer.candidates == answered_by_the_rewrite(written=4, ran=4, agreeing=0)
+        shown = printed_under(answer)
+        assert (
+            "[no attempt ran clean: these rows are kb's rewrite of a statement with a defect's; no two of 4"
+            in "\n".join(shown)
+        )
+    else:
+        assert answer.sql == guesses[0] and answer.candidates["rewrite_answered"] is False
+        assert answer.candidates["agreeing"] == 1 and GROUPS_COUNTED not in [a.sql for a in answer.attempts]
 
     nothing_clean = ["SELECT c.nickname FROM customers c"] * 8  # the server rejects every sample
-    engine, llm = engine_with(sampled_after_corrections(nothing_clean, UNNAMED_COUNTS))
+    engine, llm = engine_with(sampled_after_corrections(nothing_clean, UNNAMED_COUNTS), rewrites_answer=rewrites_answer)
     answer = sql_answer(engine, question)
-    assert answer.sql == GROUPS_COUNTED and answer.candidates["ran"] == 0
+    if rewrites_answer:
+        assert answer.sql == GROUPS_COUNTED and answer.candidates["ran"] == 0
+    else:
+        assert answer.sql == UNNAMED_COUNTS and answer.candidates["rewrite_answered"] is False
 
     agreeing = ["SELECT COUNT(*) FROM customers", "SELECT COUNT(id) FROM customers"]
-    engine, llm = engine_with(sampled_after_corrections(agreeing, UNNAMED_COUNTS))
+    engine, llm = engine_with(sampled_after_corrections(agreeing, UNNAMED_COUNTS), rewrites_answer=rewrites_answer)
     answer = sql_answer(engine, question)
     assert answer.sql == "SELECT COUNT(*) FROM customers" and answer.candidates["rewrite_answered"] is False
     assert answer.candidates["agreeing"] == 2
@@ -1219,10 +1229,27 @@ def test_sql_checks_is_a_setting_of_the_knowledge_base(local_embed, business):
     kb = KnowledgeBase.from_config(config, embed_model=local_embed, llm=llm)
     try:
         assert kb.sql_engine.checks == "none"
+        assert kb.sql_engine.rewrites_answer is False  # the default: kb's statement never answers alone
         response = kb.sql_engine.query("Which city has the most customers?")
     finally:
         kb.close()
     assert response.metadata["sql_query"] == collapsed and len(response.metadata["attempts"]) == 1
+
+
+def test_sql_rewrites_answer_is_a_setting_of_the_knowledge_base(local_embed, business):
+    """sql.rewrites_answer: true reaches the engine, and there kb's rewrite answers alone (the rows of
+    the count of groups, not the first sample's)."""
+    config = {"database": {"name": "kb_test_checks"}, "sql": {"rewrites_answer": True, "candidates": 1}}
+    guesses = [f"SELECT COUNT(*) FROM customers WHERE id > {n}" for n in (0, 10, 20, 30)]
+    kb = KnowledgeBase.from_config(
+        config, embed_model=local_embed, llm=ScriptedLLM(sampled_after_corrections(guesses, UNNAMED_COUNTS))
+    )
+    try:
+        assert kb.sql_engine.rewrites_answer is True
+        response = kb.sql_engine.query("How many customers placed more than 9 orders?")
+    finally:
+        kb.close()
+    assert response.metadata["sql_query"] == GROUPS_COUNTED
 
 
 def test_sql_skip_checks_switches_checks_off_by_name(local_embed, business):

@@ -61,6 +61,7 @@ def build_database_side(
             candidate_source=sql.candidate_source,
             rescue_samples=sql.rescue_samples,
             rescue_temperature=sql.rescue_temperature,
+            rewrites_answer=sql.rewrites_answer,
             value_linking=sql.value_linking,
             checks=sql.checks,
             skipped_checks=frozenset(sql.skip_checks),
