@@ -9,7 +9,8 @@ plain LlamaIndex once (timed), then kb again with one thing off at a time:
   dates and times);
 * kb's repairs of statements the server rejected (the added join, the hint for an error);
 * candidates (``sql.candidates: 1``), rescue samples (``sql.rescue_samples: 0``) and, with
-  ``--ablate-values``, value linking (``sql.value_linking: false``).
+  ``--ablate-values``, value linking (``sql.value_linking: false``);
+* and one switched on instead: kb's rewrites answering alone (``sql.rewrites_answer: true``).
 
 The model's replies are memoised by prompt and sampling options from the full run on (decoding is
 greedy and the samples are seeded, so a prompt's reply does not change): a configuration pays only for
@@ -150,6 +151,9 @@ def configurations(fired_anywhere: set[str], values: bool) -> list[Configuration
         Configuration("kb's repairs", no_repairs=True),
         Configuration("candidates (sql.candidates: 1)", {"candidates": 1}),
         Configuration("rescue samples (sql.rescue_samples: 0)", {"rescue_samples": 0}),
+        Configuration(
+            "(on instead) kb's rewrites answering alone (sql.rewrites_answer: true)", {"rewrites_answer": True}
+        ),
     ]
     if values:
         found.append(Configuration("value linking", {"value_linking": False}))
