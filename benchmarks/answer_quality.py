@@ -39,8 +39,8 @@ from typing import Any
 import yaml
 from common import ROOT, SHARED, kept_database, scratch_database
 
+from kb.business_database.provisioning import DATA as DEMO_DATA
 from kb.knowledge_base import KnowledgeBase
-from kb.sql.business_database import DATA as DEMO_DATA
 
 DATA = Path(__file__).parent / "data"
 SETS = {

@@ -21,10 +21,10 @@ import time
 import yaml
 from common import ROOT, scratch_database
 
+from kb.business_database.provisioning import DATA as DEMO_DATA
+from kb.business_database.provisioning import load_demo_data, readonly_url
 from kb.config import load_settings
 from kb.knowledge_base import KnowledgeBase
-from kb.sql.business_database import DATA as DEMO_DATA
-from kb.sql.business_database import load_demo_data, readonly_url
 
 QUESTIONS = {
     "documents": [

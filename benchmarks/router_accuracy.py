@@ -23,11 +23,11 @@ import yaml
 from common import ROOT, SHARED, kept_database, scratch_database
 from sample_databases import load_sample
 
+from kb.business_database.provisioning import DATA as DEMO_DATA
+from kb.business_database.provisioning import load_demo_data, readonly_url
 from kb.config import load_settings
 from kb.knowledge_base import KnowledgeBase
 from kb.server.database import private_server
-from kb.sql.business_database import DATA as DEMO_DATA
-from kb.sql.business_database import load_demo_data, readonly_url
 
 DEMO_QUESTIONS = ROOT / "tests" / "data" / "route_questions.yaml"
 DOCS_QUESTIONS = Path(__file__).parent / "data" / "route_questions_docs_classicmodels.yaml"

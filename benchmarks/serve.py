@@ -33,9 +33,9 @@ from scripted_llm import ScriptedLLM
 from serve_scripted import script
 from serving import ServedKB, bearer
 
+from kb.business_database.provisioning import DATA
 from kb.knowledge_base import KnowledgeBase
 from kb.service.keys import KeyStore
-from kb.sql.business_database import DATA
 
 QUESTIONS = [
     "How many days do customers have to return a product?",

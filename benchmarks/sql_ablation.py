@@ -30,9 +30,9 @@ from typing import Any, Optional
 
 from pydantic import PrivateAttr
 
-from kb.engines.sql import SQLEngine, Statement
-from kb.engines.sql_defects import CHECKS, Defect
-from kb.engines.sql_repairs import StatementRepairs
+from kb.engines.sql.checks import CHECKS, Defect
+from kb.engines.sql.engine import SQLEngine, Statement
+from kb.engines.sql.repairs import StatementRepairs
 from kb.models.local_llm import LocalLlamaCPP
 
 QUESTION_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -136,17 +136,15 @@ def configurations(fired_anywhere: set[str], values: bool) -> list[Configuration
     """What is switched off, in turn: the families, each check that fired anywhere, then the rest."""
     found = [
         Configuration("all checks (sql.checks: none)", {"checks": "none"}, frozenset(fired_anywhere)),
-        Configuration("statement checks", {"skipped_checks": frozenset(STATEMENT_CHECKS)}, frozenset(STATEMENT_CHECKS)),
+        Configuration("statement checks", {"skip_checks": frozenset(STATEMENT_CHECKS)}, frozenset(STATEMENT_CHECKS)),
         Configuration("question checks (sql.checks: statement)", {"checks": "statement"}, frozenset(QUESTION_CHECKS)),
     ]
     for family, names in QUESTION_FAMILIES.items():
-        found.append(
-            Configuration(f"question checks: {family}", {"skipped_checks": frozenset(names)}, frozenset(names))
-        )
+        found.append(Configuration(f"question checks: {family}", {"skip_checks": frozenset(names)}, frozenset(names)))
     for check in CHECKS:
         if check.name in fired_anywhere:
             names = frozenset({check.name})
-            found.append(Configuration(f"check: {check.name}", {"skipped_checks": names}, names))
+            found.append(Configuration(f"check: {check.name}", {"skip_checks": names}, names))
     found += [
         Configuration("kb's repairs", no_repairs=True),
         Configuration("candidates (sql.candidates: 1)", {"candidates": 1}),

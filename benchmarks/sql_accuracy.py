@@ -14,7 +14,7 @@ The public sample databases are read from ../shared/eval (benchmarks/sample_data
 * kb: ``SQLEngine`` (kb's schema description and prompt, value linking, execution-guided selection
   over ``sql.candidates`` statements, the read-only guard, corrections);
 * kb's first statement as written: the model's greedy statement alone, before any correction (the
-  summary also counts the questions where a statement ran with a defect, kb.engines.sql_defects, and
+  summary also counts the questions where a statement ran with a defect, kb.engines.sql.checks, and
   how often the first statement and kb's answer were right there);
 * plain LlamaIndex: ``NLSQLTableQueryEngine(sql_only=True)`` with its own prompt and table info, its
   SQL run read-only (LlamaIndex itself would run it as it is).
@@ -53,14 +53,15 @@ from sample_databases import load_sample
 from sql_ablation import MemoisedLlamaCPP, SetAblation, ablate
 from sql_ablation import table as ablation_table
 
+from kb.business_database.provisioning import load_demo_data, readonly_url
+from kb.business_database.sql_engine import engine_settings
 from kb.config import load_settings
-from kb.engines.sql import RAN_WITH_DEFECT, SQLEngine, result_key
-from kb.engines.sql_defects import defects
-from kb.engines.sql_guard import CheckedSQL, SQLRefused, clean
+from kb.engines.sql.checks import defects
+from kb.engines.sql.engine import RAN_WITH_DEFECT, SQLEngine, result_key
+from kb.engines.sql.guard import CheckedSQL, SQLRefused, clean
 from kb.models.factories import build_embedding, build_llm
 from kb.models.local_llm import LocalLlamaCPP
 from kb.server.database import private_server
-from kb.sql.business_database import load_demo_data, readonly_url
 from kb.stores.connection import MariaDBConnection
 
 DATA = Path(__file__).parent / "data"
@@ -269,24 +270,21 @@ def table(results: dict[tuple[str, str], Tally]) -> str:
 
 
 def engine_options(settings: Any, args: argparse.Namespace, candidates: int, source: str) -> dict[str, Any]:
-    """The SQL engine's settings as kb's own (config.yaml), with the command line's changes."""
+    """The SQL engine's settings as kb builds them from config.yaml, with the command line's changes."""
+    options = engine_settings(settings.sql)
+    options.update(
+        row_limit=10_000,
+        timeout_s=10,
+        embed_model=lambda: build_embedding(settings),  # loaded only above max_tables_in_prompt, as in kb
+        candidates=candidates,
+        candidate_source=source,
+        value_linking=not args.no_values,
+    )
+    if args.rescue is not None:
+        options["rescue_samples"] = args.rescue
     if args.first_only:
-        rescue = 0
-    else:
-        rescue = settings.sql.rescue_samples if args.rescue is None else args.rescue
-    return {
-        "row_limit": 10_000,
-        "timeout_s": 10,
-        "max_tables_in_prompt": settings.sql.max_tables_in_prompt,
-        "embed_model": lambda: build_embedding(settings),  # loaded only above max_tables_in_prompt, as in kb
-        "candidates": candidates,
-        "sample_temperature": settings.sql.sample_temperature,
-        "candidate_source": source,
-        "rescue_samples": rescue,
-        **({"max_attempts": 1} if args.first_only else {}),
-        "rescue_temperature": settings.sql.rescue_temperature,
-        "value_linking": not args.no_values,
-    }
+        options.update(rescue_samples=0, max_attempts=1)
+    return options
 
 
 def build_engine(

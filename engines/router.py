@@ -15,8 +15,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional
 
 from llama_index.core import PromptTemplate
 from llama_index.core.base.response.schema import RESPONSE_TYPE, Response, StreamingResponse
@@ -26,9 +25,10 @@ from llama_index.core.schema import QueryBundle
 
 from kb.engines.answer import timed_stream
 from kb.engines.answer_rows import left_out_note, with_left_out_note
+from kb.engines.database_side import DatabaseSide, Unavailable
 from kb.engines.documents import DocumentsQueryEngine
 from kb.engines.selectors import ROUTES, RouteDecision, database_part
-from kb.engines.sql import SQLEngine, format_rows
+from kb.engines.sql.engine import SQLEngine, format_rows
 from kb.engines.timing import Stopwatch
 
 BOTH_PROMPT = PromptTemplate(
@@ -37,16 +37,6 @@ BOTH_PROMPT = PromptTemplate(
     "concerns.\n\n"
     "Documents:\n{context}\n\nDatabase (SQL: {sql}):\n{rows}\n\nQuestion: {question}\nAnswer: "
 )
-
-
-@dataclass(frozen=True)
-class Unavailable:
-    """Why there is no database side (no business database configured, or it cannot be read)."""
-
-    reason: str
-
-
-DatabaseSide = Union[SQLEngine, Unavailable]
 
 
 class RoutedQueryEngine(CustomQueryEngine):

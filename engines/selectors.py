@@ -32,13 +32,13 @@ import numpy as np
 from llama_index.core import PromptTemplate
 from llama_index.core.vector_stores.types import MetadataFilters
 
-from kb.engines.sql_values import RowsAsked
+from kb.engines.sql.values import RowsAsked
 
 if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding
     from llama_index.core.llms import LLM
 
-    from kb.engines.router import DatabaseSide
+    from kb.engines.database_side import DatabaseSide
     from kb.stores.vector_store import MariaDBVectorStore
 
 ROUTES = ("documents", "database", "both")
@@ -366,7 +366,7 @@ def build_selector(
     """
     from llama_index.core.vector_stores.types import VectorStoreQuery
 
-    from kb.engines.sql import SQLEngine
+    from kb.engines.sql.engine import SQLEngine
 
     tables = list(database.tables) if isinstance(database, SQLEngine) else []
     tables_info = (

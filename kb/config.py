@@ -216,7 +216,7 @@ class SqlSettings(_Strict):
     )
     checks: Literal["all", "statement", "none"] = Field(
         "all",
-        description="the checks of a statement that ran (engines/sql_defects.py): all; statement (none reads "
+        description="the checks of a statement that ran (engines/sql/checks.py): all; statement (none reads "
         "the question's words); none (the model's statement through the guard and kb's error repairs only)",
     )
     skip_checks: list[str] = Field(
@@ -227,7 +227,7 @@ class SqlSettings(_Strict):
     @field_validator("skip_checks")
     @classmethod
     def _known_checks(cls, names: list[str]) -> list[str]:
-        from kb.engines.sql_defects import CHECK_NAMES
+        from kb.engines.sql.checks import CHECK_NAMES
 
         unknown = [name for name in names if name not in CHECK_NAMES]
         if unknown:

@@ -27,17 +27,19 @@ from llama_index.core.vector_stores.types import (
     MetadataFilters,
 )
 
+from kb.business_database.sql_engine import build_database_side
 from kb.collections import ALL_COLLECTIONS, DEFAULT_COLLECTION, CollectionVersions
 from kb.config import Settings, load_settings
 from kb.engines.answer import Answer, StreamingAnswer
 from kb.engines.callbacks import add_handler_once
 from kb.engines.chat import SessionChatEngine
 from kb.engines.context import ContextBudget
+from kb.engines.database_side import DatabaseSide, Unavailable
 from kb.engines.documents import DocumentsQueryEngine
 from kb.engines.retriever import StoreRetriever
-from kb.engines.router import DatabaseSide, RoutedQueryEngine, Unavailable
+from kb.engines.router import RoutedQueryEngine
 from kb.engines.selectors import LLMSelector, RouteDecision, Selector, build_selector
-from kb.engines.sql import SQLEngine
+from kb.engines.sql.engine import SQLEngine
 from kb.engines.timing import Stopwatch
 from kb.errors import ConfigError, KBError
 from kb.ingest.indexing import DirectoryIndexer, IndexReport
@@ -60,7 +62,6 @@ from kb.operations.query_log import QueryLog
 from kb.private_dirs import make_private_dir
 from kb.retrieval import build_retriever, candidates_to_retrieve, filters_from, rerankers
 from kb.server.database import connect
-from kb.sql.engine_setup import build_database_side
 from kb.stores import MariaDBConnection, MariaDBKVStore, MariaDBVectorStore
 from kb.stores.chat_store import MariaDBChatStore
 from kb.stores.connection import quote_identifier
@@ -276,7 +277,7 @@ class KnowledgeBase:
     @cached_property
     def sql_engine(self) -> DatabaseSide:
         """The NL->SQL engine, or :class:`Unavailable` with the reason there is none (see
-        :func:`kb.sql.engine_setup.build_database_side`)."""
+        :func:`kb.business_database.sql_engine.build_database_side`)."""
         return build_database_side(
             self.settings, llm=lambda: self.llm, embed_model=lambda: self.embed_model, connect=lambda: self.connection
         )

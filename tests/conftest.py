@@ -122,7 +122,7 @@ BUSINESS_TABLES = ["customers", "products", "orders", "order_items", "returns", 
 @pytest.fixture(scope="session")
 def business(server, project_settings):
     """The demo business database on the private server, and its read-only account's URL."""
-    from kb.sql.business_database import load_demo_data, readonly_url
+    from kb.business_database.provisioning import load_demo_data, readonly_url
 
     if server is None:
         pytest.fail("the business database tests use kb's private server; run them without KB_TEST_DATABASE_URL")

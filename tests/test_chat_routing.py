@@ -6,8 +6,8 @@ import asyncio
 
 from scripted_llm import ScriptedLLM
 
+from kb.business_database.provisioning import DATA
 from kb.knowledge_base import KnowledgeBase
-from kb.sql.business_database import DATA
 
 STANDALONE = {
     "And how many of those did we get in October 2026?": "How many returns were requested in October 2026?",

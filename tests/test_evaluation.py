@@ -69,7 +69,7 @@ def test_kb_eval_scores_each_setting_and_names_the_best(db_url, run_kb, tmp_path
 
 def test_the_default_grid_compares_dense_text_and_hybrid_fusions(db_url, run_kb):
     env = {"KB_DATABASE__URL": db_url.render_as_string(hide_password=False), "KB_PROFILE": "tiny"}
-    from kb.sql.business_database import DATA
+    from kb.business_database.provisioning import DATA
 
     assert run_kb("index", str(DATA / "docs"), env=env).returncode == 0
     result = run_kb("eval", str(DATA / "eval-questions.yaml"), env=env)

@@ -246,7 +246,7 @@ def test_forget_drops_a_deleted_folder(db_url, db, tmp_path, run_kb):
 
 # -- 18: the read-only account's grants follow sql.tables ----------------------------------------
 def test_narrowing_sql_tables_narrows_the_grants(db_url, business, project_settings, local_embed):
-    from kb.sql.business_database import sync_reader_grants
+    from kb.business_database.provisioning import sync_reader_grants
 
     def can_read(table: str) -> bool:
         conn = mariadb.connect(

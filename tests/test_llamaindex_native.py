@@ -15,7 +15,7 @@ from llama_index.core.chat_engine.types import AgentChatResponse, BaseChatEngine
 from scripted_llm import ScriptedLLM
 
 from kb import KnowledgeBase
-from kb.sql.business_database import DATA
+from kb.business_database.provisioning import DATA
 
 
 def script(prompt: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kb.sql.business_database import demo_data_version
+from kb.business_database.provisioning import demo_data_version
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ def test_the_wheel_carries_the_demo_data_and_the_model_pins(installed: Path):
 def test_the_installed_demo_reads_its_data_from_the_package(installed: Path, tmp_path: Path):
     probe = (
         "import json\n"
-        "from kb.sql.business_database import DATA, demo_data_version\n"
+        "from kb.business_database.provisioning import DATA, demo_data_version\n"
         "from kb.demo_data.business import seed\n"
         "from kb.cli import demo\n"
         "print(json.dumps({'data': str(DATA), 'customers': len(seed.rows()['customers'][1]),\n"

@@ -18,11 +18,11 @@ import pytest
 import yaml
 from serving import ServedKB, bearer
 
+from kb.business_database.provisioning import DATA
 from kb.collections import DEFAULT_COLLECTION
 from kb.knowledge_base import KnowledgeBase
 from kb.service.keys import KeyStore
 from kb.service.ratelimit import WINDOW_S
-from kb.sql.business_database import DATA
 from kb.stores.connection import MariaDBConnection, quote_identifier
 
 MARKER = "ZEBRA-7"

@@ -9,11 +9,11 @@ import httpx
 import pytest
 from serving import ServedKB, bearer
 
+from kb.business_database.provisioning import DATA
 from kb.config import ExperimentSettings
 from kb.knowledge_base import KnowledgeBase
 from kb.service.experiments import CONTROL, Experiments
 from kb.service.keys import KeyStore
-from kb.sql.business_database import DATA
 from kb.stores.connection import quote_identifier
 
 VARIANT = {"name": "one-chunk", "share": 0.5, "retrieval": {"top_k": 1, "mode": "text"}}

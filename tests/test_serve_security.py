@@ -25,9 +25,9 @@ import httpx
 import pytest
 from serving import ServedKB, bearer, raw_request
 
+from kb.business_database.provisioning import DATA
 from kb.knowledge_base import KnowledgeBase
 from kb.service.keys import KeyStore
-from kb.sql.business_database import DATA
 from kb.stores.connection import MariaDBConnection, quote_identifier
 
 MARKER = "WALRUS-42"

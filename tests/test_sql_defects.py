@@ -1,4 +1,4 @@
-"""Defects of statements that run (kb.engines.sql_defects): where each fires, and where it must not."""
+"""Defects of statements that run (kb.engines.sql.checks): where each fires, and where it must not."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from kb.engines.sql_defects import defects
-from kb.engines.sql_schema import SchemaDescriber, asks_for_column
+from kb.engines.sql.checks import defects
+from kb.engines.sql.english import asks_for_column
+from kb.engines.sql.schema import SchemaDescriber
 
 
 @pytest.mark.parametrize(
@@ -1603,7 +1604,7 @@ def test_dates_the_question_gives_or_no_invented_date_have_no_such_defect(trips_
 
 
 def test_every_defect_names_the_check_that_found_it_and_a_skipped_check_finds_nothing(keyed_schema):
-    from kb.engines.sql_defects import CHECK_NAMES
+    from kb.engines.sql.checks import CHECK_NAMES
 
     sql = "SELECT c.name, COUNT(*) FROM customers c JOIN invoices i ON i.customer_id = i.customer_id"
     found = defects(sql, keyed_schema)
@@ -1618,7 +1619,7 @@ def test_without_the_question_no_check_of_kind_question_runs(counted_schema):
     """The registry's kinds: a statement a question check finds wrong for its question (a count of
     prescriptions where the question counts medications) is left alone without the question, and a
     check that fires with it is of kind ``question``."""
-    from kb.engines.sql_defects import CHECKS
+    from kb.engines.sql.checks import CHECKS
 
     kinds = {check.name: check.kind for check in CHECKS}
     sql = "SELECT COUNT(*) FROM prescriptions"

@@ -10,9 +10,9 @@ from scripted_llm import ScriptedLLM
 from kb import KnowledgeBase
 from kb.cli.output import print_answer_tail
 from kb.engines.answer_rows import gives_row_count
-from kb.engines.sql import EMPTY_HINT, SQLEngine, holds_in_fewer_columns
-from kb.engines.sql_repairs import StatementRepairs
-from kb.engines.sql_schema import SchemaDescriber
+from kb.engines.sql.engine import EMPTY_HINT, SQLEngine, holds_in_fewer_columns
+from kb.engines.sql.repairs import StatementRepairs
+from kb.engines.sql.schema import SchemaDescriber
 from kb.errors import ConfigError
 from kb.stores.connection import MariaDBConnection
 
@@ -425,7 +425,7 @@ def test_a_correction_that_repeats_a_tried_statement_is_not_run_again(engine_wit
 
 
 def test_examples_are_shown_after_the_schema_and_checked_by_the_guard(engine_with, tmp_path):
-    from kb.engines.sql_guard import SQLRefused
+    from kb.engines.sql.guard import SQLRefused
 
     examples = [
         ("How many returns were requested in May 2026?", "SELECT COUNT(*) FROM returns WHERE MONTH(requested_at) = 5")
@@ -572,8 +572,8 @@ def test_a_hallucinated_table_gets_a_hint_with_the_columns_like_it(engine_with):
 
 
 def test_an_examples_file_that_is_not_a_list_of_pairs_is_a_clear_error(tmp_path):
+    from kb.business_database.examples import load_sql_examples
     from kb.errors import KBError
-    from kb.sql.examples import load_sql_examples
 
     good = tmp_path / "good.yaml"
     good.write_text("- q: How many orders?\n  sql: SELECT COUNT(*) FROM orders\n")
@@ -620,7 +620,7 @@ def test_rows_that_tie_with_the_last_one_a_limit_kept_are_answered_too(engine_wi
     ],
 )
 def test_a_question_asks_how_many_rows_of_a_table_by_its_plural(question, table, counted):
-    from kb.engines.sql_schema import asks_how_many
+    from kb.engines.sql.english import asks_how_many
 
     assert asks_how_many(question, table) is counted
 
@@ -645,7 +645,7 @@ def test_a_question_asks_how_many_rows_of_a_table_by_its_plural(question, table,
     ],
 )
 def test_a_question_asks_which_rows_of_a_table_by_its_rows_noun(question, table, named):
-    from kb.engines.sql_schema import asks_which
+    from kb.engines.sql.english import asks_which
 
     assert asks_which(question, table) is named
 
@@ -962,7 +962,7 @@ def test_columns_of_one_name_are_all_answered(engine_with):
 
 
 def test_distinct_column_names_number_the_repeats_only():
-    from kb.engines.sql import distinct_column_names
+    from kb.engines.sql.engine import distinct_column_names
 
     assert distinct_column_names(["name", "Name", "id", "name_2", "name"]) == [
         "name",
@@ -1252,6 +1252,29 @@ def test_sql_rewrites_answer_is_a_setting_of_the_knowledge_base(local_embed, bus
     assert response.metadata["sql_query"] == GROUPS_COUNTED
 
 
+def test_every_sql_setting_the_engine_takes_reaches_it(local_embed, business):
+    """The sql.* settings reach the engine by their names (kb.business_database.sql_engine.engine_settings)."""
+    chosen = {
+        "candidates": 2,
+        "rescue_samples": 1,
+        "rescue_temperature": 0.7,
+        "sample_temperature": 0.5,
+        "candidate_source": "samples",
+        "checks": "statement",
+        "rewrites_answer": True,
+        "row_limit": 77,
+        "timeout_s": 3.0,
+    }
+    config = {"database": {"name": "kb_test_checks"}, "sql": {**chosen, "skip_checks": ["unrelated keys"]}}
+    kb = KnowledgeBase.from_config(config, embed_model=local_embed, llm=ScriptedLLM(lambda prompt: "SELECT 1"))
+    try:
+        engine = kb.sql_engine
+        assert {name: getattr(engine, name) for name in chosen} == chosen
+        assert engine.skip_checks == frozenset({"unrelated keys"})
+    finally:
+        kb.close()
+
+
 def test_sql_skip_checks_switches_checks_off_by_name(local_embed, business):
     """sql.skip_checks: the collapsing aggregate is no longer sent back; a name no check has is a
     configuration error that lists the checks."""
@@ -1399,7 +1422,7 @@ def test_customers_merged_by_a_shared_name_are_given_back(engine_with, admin, pr
     name alone, the tickets of different customers of one name fall into one group; told so, the model
     groups by the key too. Grouping by the key (or a column the join ties to it), one table grouped by
     its own name, or a column that is not a shared name is answered as written."""
-    from kb.engines.sql_defects import defects
+    from kb.engines.sql.checks import defects
 
     db = project_settings.sql.database
     question = "How many support tickets has each customer opened? Give the customer's name and the count."
@@ -1493,7 +1516,7 @@ def test_tables_that_do_not_fit_the_context_window_are_retrieved_in_schema_order
     shows the tables closest to the question that fit, in the schema's order (so prompts share their
     start), and a correction prompt shows the same tables as the first."""
     from kb.engines.context import token_counter
-    from kb.engines.sql import schema_token_budget
+    from kb.engines.sql.engine import schema_token_budget
 
     question = "How many orders were cancelled?"
     failed = "SELECT COUNT(*) FROM orders WHERE state = 'cancelled'"

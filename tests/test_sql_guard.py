@@ -9,8 +9,8 @@ from conftest import BUSINESS_TABLES
 from helpers import sql_answer
 from scripted_llm import ScriptedLLM
 
-from kb.engines.sql import SQLEngine
-from kb.engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused
+from kb.engines.sql.engine import SQLEngine
+from kb.engines.sql.guard import CheckedSQL, ReadOnlyGuard, SQLRefused
 from kb.stores.connection import MariaDBConnection
 
 HOSTILE = [
@@ -220,7 +220,7 @@ def test_each_statement_text_is_parsed_once_per_question(business, engine_for, m
     """The guard, the corrections and the tie probe share one parse of a text (sql_guard.parse_statements)."""
     import collections
 
-    from kb.engines import sql_guard
+    from kb.engines.sql import guard as sql_guard
 
     parsed: collections.Counter = collections.Counter()
     real_parse = sql_guard.sqlglot.parse
@@ -270,7 +270,7 @@ def test_the_depth_limit_leaves_every_labelled_gold_statement_parseable():
 
     import yaml
 
-    from kb.engines.sql_guard import MAX_STATEMENT_DEPTH, _depth, parse_statement
+    from kb.engines.sql.guard import MAX_STATEMENT_DEPTH, _depth, parse_statement
 
     gold = [
         item["sql"]

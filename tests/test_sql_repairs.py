@@ -1,12 +1,12 @@
-"""kb's own repairs of statements the server refused (kb.engines.sql_repairs): where a join through
+"""kb's own repairs of statements the server refused (kb.engines.sql.repairs): where a join through
 the tables between two tables is written, and where it must not be."""
 
 from __future__ import annotations
 
 import pytest
 
-from kb.engines.sql_repairs import StatementRepairs
-from kb.engines.sql_schema import SchemaDescriber
+from kb.engines.sql.repairs import StatementRepairs
+from kb.engines.sql.schema import SchemaDescriber
 
 
 @pytest.fixture

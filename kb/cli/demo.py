@@ -7,10 +7,10 @@ the answer, the sources and the SQL with its rows.
 
 from __future__ import annotations
 
+from kb.business_database.provisioning import DATA, load_demo_data
 from kb.config import Settings
 from kb.engines.timing import Stopwatch
 from kb.server.database import private_server, uses_private_server
-from kb.sql.business_database import DATA, load_demo_data
 
 QUESTIONS = [
     ("How many days do customers have to return a product?", "documents"),

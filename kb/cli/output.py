@@ -32,11 +32,11 @@ def print_answer_tail(answer: Answer, out: Out = print, *, route: bool = True, s
     if answer.sql and (sql or answer.refused):
         out(f"SQL{' (refused, not run)' if answer.refused else ''}: {answer.sql}")
     if answer.candidates and (answer.candidates.get("rescue") or answer.candidates.get("ran", 0) > 1):
-        from kb.engines.sql import Votes
+        from kb.engines.sql.engine import Votes
 
         out(f"[{Votes(**answer.candidates).sentence()}]")
     if answer.rows:
-        from kb.engines.sql import format_rows
+        from kb.engines.sql.engine import format_rows
 
         out(f"Rows ({len(answer.rows)}):")
         for line in format_rows(answer.rows, limit=10).splitlines():

@@ -23,13 +23,13 @@ Once one column is repaired, every other qualified column of the statement whose
 (the schema tells, before the server would) is repaired the same way, so a statement with two such
 mistakes costs one attempt, not two.
 
-kb never writes a statement with a defect (:mod:`kb.engines.sql_defects`, such as a column compared
+kb never writes a statement with a defect (:mod:`kb.engines.sql.checks`, such as a column compared
 with itself) that the model's statement did not have: such a repair is not made.
 
 Repairs here apply only to a statement the server rejected: one that runs is not touched by this
-module (what it means is the model's; the prompt's rules and value linking, :mod:`kb.engines.sql_values`,
+module (what it means is the model's; the prompt's rules and value linking, :mod:`kb.engines.sql.values`,
 inform it, and execution-guided selection votes between its candidates; the statements that
-:mod:`kb.engines.sql_defects` writes for a defect are another matter, see there). Everything else
+:mod:`kb.engines.sql.checks` writes for a defect are another matter, see there). Everything else
 goes back to the model with the error and :meth:`StatementRepairs.hint_for`'s hint.
 """
 
@@ -39,9 +39,10 @@ import re
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from kb.engines.sql_defects import Equalities, defects
-from kb.engines.sql_guard import parse_statement, table_named
-from kb.engines.sql_schema import Column, SchemaDescriber, Table, noun_forms
+from kb.engines.sql.checks import Equalities, defects
+from kb.engines.sql.english import noun_forms
+from kb.engines.sql.guard import parse_statement, table_named
+from kb.engines.sql.schema import Column, SchemaDescriber, Table
 
 _FURTHER_REPAIRS = 3  # other unknown columns of the same statement repaired in one attempt
 _UNKNOWN_COLUMN = re.compile(r"Unknown column '(?:([^'.]+)\.)?([^'.]+)'", re.I)
@@ -154,7 +155,7 @@ class StatementRepairs:
     def add_missing_join(self, sql: str, error: str) -> Optional[str]:
         """The statement repaired along the foreign keys when the server says a column is unknown; None
         when there is no single obvious repair, or when the repair would run with a defect the statement
-        did not have (:mod:`kb.engines.sql_defects`: kb never writes one itself). A small model, told
+        did not have (:mod:`kb.engines.sql.checks`: kb never writes one itself). A small model, told
         where the column is, often writes the same statement again; these repairs are what it meant,
         so kb writes them itself (the guard checks the result like any other attempt):
 

@@ -3,18 +3,18 @@
 LlamaIndex's ``NLSQLTableQueryEngine`` (with a table retriever when the tables do not fit a
 prompt: :func:`table_retriever`) writes the first statement in ``sql_only`` mode: it does not execute it
 (LlamaIndex's ``SQLDatabase.run_sql`` would run anything, ``DROP TABLE`` included). Its schema is
-kb's description of the tables (:mod:`kb.engines.sql_schema`) and its prompt kb's, with MariaDB's
+kb's description of the tables (:mod:`kb.engines.sql.schema`) and its prompt kb's, with MariaDB's
 date functions spelled out.
 
 The prompt also says where the values the question names live and how the data spells them
-(:mod:`kb.engines.sql_values`: "'Hamburg' is a value of customers.city").
+(:mod:`kb.engines.sql.values`: "'Hamburg' is a value of customers.city").
 
 Every statement then passes the read-only guard and runs through a SELECT-only account in a READ
 ONLY transaction with a time limit and a row cap. When the server rejects it (unknown column, bad
 join, syntax) or the guard cannot parse it, the model gets the error and the schema again and
 writes a correction, up to ``max_attempts`` statements of its own in all, as LangChain's SQL agent
 and Vanna do; where the server's error and the schema alone decide the repair (a join along the
-foreign keys for an unknown column), kb writes it (:mod:`kb.engines.sql_repairs`), and such a repair
+foreign keys for an unknown column), kb writes it (:mod:`kb.engines.sql.repairs`), and such a repair
 does not use up one of the model's attempts. A statement that runs clean is answered as the
 model wrote it; one that runs with a defect no question could want (an aggregate
 that folds every row into one beside plain columns, a column compared with itself, a join pairing
@@ -22,7 +22,7 @@ keys that do not belong together, a count of groups that are single rows, a grou
 the groups, ids where the question asks which rows, a bare date ending a range on a column with
 times of day, a state where the question speaks of an event every row had, a value its column
 cannot hold, two columns compared that share no value, whole days where minutes are asked:
-:mod:`kb.engines.sql_defects`), or on values the
+:mod:`kb.engines.sql.checks`), or on values the
 server warned it could not convert (``YEAR()`` of a flight number, a name summed: MariaDB's warnings 1292 and 1366),
 is given back to the model like a failed one. When no correction runs clean, the rescue step below
 may answer with a statement kb wrote for the defect where one of the model's rescue samples gives
@@ -42,7 +42,7 @@ the statement to write, which the greedy correction ignored: ``StatusID = 'Cance
 twice beside ``StatusID = 4``). Each is checked, run and checked for defects like a candidate;
 the first rows two of them agree on answer, else the first that ran clean; when none does, the
 first statement that ran answers as written, as before. The statements kb's defect messages wrote
-(:class:`kb.engines.sql_defects.Defect`'s ``rewrite``), which the model's corrections did not take
+(:class:`kb.engines.sql.checks.Defect`'s ``rewrite``), which the model's corrections did not take
 up, are run and checked first, and the first that runs clean is a voice among the samples: the
 first sample that gives its rows answers with the rewrite (``rewrite_answered`` in the votes: the
 model's own statement agreed with it by rows). A rewrite no sample agrees with answers only with
@@ -90,12 +90,12 @@ from sqlglot import exp
 from kb.engines.answer import Attempt, timed_stream
 from kb.engines.answer_rows import ROWS_SHOWN, left_out_note, rows_shown, with_left_out_note
 from kb.engines.context import token_counter
-from kb.engines.sql_defects import Defect, defects
-from kb.engines.sql_guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean, parse_statement
-from kb.engines.sql_repairs import StatementRepairs
-from kb.engines.sql_schema import DescribedSQLDatabase, StatementScope
-from kb.engines.sql_ties import Tie, tie_probe, with_ties
-from kb.engines.sql_values import RowsAsked, ValueIndex, rows_asked
+from kb.engines.sql.checks import Defect, defects
+from kb.engines.sql.guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean, parse_statement
+from kb.engines.sql.repairs import StatementRepairs
+from kb.engines.sql.schema import DescribedSQLDatabase, StatementScope
+from kb.engines.sql.ties import Tie, tie_probe, with_ties
+from kb.engines.sql.values import RowsAsked, ValueIndex, rows_asked
 from kb.engines.timing import Stopwatch
 from kb.stores.connection import MariaDBConnection
 from kb.stores.errors import DatabaseUnavailable, is_database_down
@@ -147,7 +147,7 @@ NOT_RETRIED = ("max_statement_time", "Query execution was interrupted")  # a slo
 CandidateSource = Literal["samples", "prompts"]  # SQLEngine.candidate_source
 ChecksRun = Literal["all", "statement", "none"]  # SQLEngine.checks
 Verdict = Literal["clean", "mendable", "final"]  # how a question's attempts ended (SQLEngine._attempts)
-RAN_WITH_DEFECT = "it ran, but "  # how an attempt that ran with a defect (kb.engines.sql_defects) is marked
+RAN_WITH_DEFECT = "it ran, but "  # how an attempt that ran with a defect (kb.engines.sql.checks) is marked
 # The server's warnings that a value could not be read as the type an expression needs ("Incorrect
 # datetime value: 'KB121' for column flights.flightNumber", "Truncated incorrect DOUBLE value: 'Ines'"):
 # the statement ran on values the server replaced by NULL or 0, so it answers another question.
@@ -489,8 +489,8 @@ class SQLEngine(CustomQueryEngine):
         "statement answers as the model wrote it, once the guard let it run; kb's repairs of statements "
         "the server rejected still apply)",
     )
-    skipped_checks: frozenset[str] = Field(
-        default=frozenset(), description="checks switched off by name (kb.engines.sql_defects.CHECKS)"
+    skip_checks: frozenset[str] = Field(
+        default=frozenset(), description="checks switched off by name (kb.engines.sql.checks.CHECKS)"
     )
     streaming: bool = False
 
@@ -524,7 +524,7 @@ class SQLEngine(CustomQueryEngine):
         good (question, SQL) pairs for this database, shown to the model after the rules (Vanna's
         and LangChain's few-shot idea: what the schema cannot say, such as which column a verb
         means); each must pass the guard. ``value_linking`` tells the model where the values the
-        question names are stored (:mod:`kb.engines.sql_values`)."""
+        question names are stored (:mod:`kb.engines.sql.values`)."""
         tables = list(tables)
         sql_database = DescribedSQLDatabase(readonly, database, tables)
         guard = ReadOnlyGuard(tables, database)
@@ -624,7 +624,7 @@ class SQLEngine(CustomQueryEngine):
         self, question: str, failed: Attempt, tables: Sequence[str] = (), tried: Sequence[str] = (), hint: str = ""
     ) -> str:
         """A rewrite of a failed statement: for a column of a table the statement did not join, kb's
-        join along the foreign keys (:mod:`kb.engines.sql_repairs`); otherwise the LLM's,
+        join along the foreign keys (:mod:`kb.engines.sql.repairs`); otherwise the LLM's,
         given the error, the schema again and, for an unknown column or table, where the column is
         and how to join to it. A small model often writes the failed statement again: then it is
         asked once more, sampling (temperature 0.8), for another."""
@@ -688,10 +688,10 @@ class SQLEngine(CustomQueryEngine):
 
     def problems(self, ran: Statement, question: str) -> list[Defect]:
         """Why a statement that ran answers another question than it seems to: its defects
-        (:mod:`kb.engines.sql_defects`: of the statement, of its rows, ids where ``question`` asks which
+        (:mod:`kb.engines.sql.checks`: of the statement, of its rows, ids where ``question`` asks which
         rows) and the server's conversion warning; empty: none found. ``checks`` says which run: with
         ``statement`` the question is not given to them (no check reads its words), with ``none``
-        nothing is checked; ``skipped_checks`` are never run."""
+        nothing is checked; ``skip_checks`` are never run."""
         if self.checks == "none":
             return []
         describer = self.sql_database.describer
@@ -700,7 +700,7 @@ class SQLEngine(CustomQueryEngine):
             describer,
             rows=ran.rows or [],
             question=question if self.checks == "all" else "",
-            skip=self.skipped_checks,
+            skip=self.skip_checks,
         )
         if ran.warning:
             said = (
@@ -733,7 +733,7 @@ class SQLEngine(CustomQueryEngine):
             return Statement(checked.sql, error=error)
 
     def _tie(self, checked: CheckedSQL, rows: list[dict[str, Any]]) -> Optional[Tie]:
-        """Rows a ``LIMIT`` cut although they tie with its last row (:mod:`kb.engines.sql_ties`)."""
+        """Rows a ``LIMIT`` cut although they tie with its last row (:mod:`kb.engines.sql.ties`)."""
         probe = tie_probe(checked.sql)
         if probe is None or len(rows) < probe[1]:
             return None
@@ -751,7 +751,7 @@ class SQLEngine(CustomQueryEngine):
         ``max_attempts`` written by the model, kb's own repairs besides, and no further once a
         correction repeats a statement already tried), and how
         they ended. The statement is the one that ran clean ("clean"), else the first that ran with a
-        defect (:mod:`kb.engines.sql_defects`: corrected like a failed one), else None; "final" when
+        defect (:mod:`kb.engines.sql.checks`: corrected like a failed one), else None; "final" when
         the last failure is one no rewrite mends (a refusal of what the statement would do, a time
         limit), else "mendable". Writing is the clock's step "generation", running "query"."""
         used_tables: tuple[str, ...] = ()
@@ -993,7 +993,7 @@ class SQLEngine(CustomQueryEngine):
     def rows_asked(self, question: str) -> RowsAsked:
         """What the question asks of the rows it names that these tables hold (a field,
         ``products.price of 'Barista Pro'``; another table's records, ``orders of 'Cold Brew Tower'``):
-        :func:`kb.engines.sql_values.rows_asked` over this engine's tables and value index. The router
+        :func:`kb.engines.sql.values.rows_asked` over this engine's tables and value index. The router
         takes a question asking a field, or counting such records, to the database."""
         describer = self.sql_database.describer
         return rows_asked(question, [describer.table(t) for t in self.tables], self.values)

@@ -26,7 +26,7 @@ schema's keys and values; those decided with the question's words come last:
   column (it may be ``t``'s), on a condition with a subquery, or on ``USING``/``CROSS JOIN``.
 * **keys that do not belong together** (with the schema): an equality between columns of two
   different tables where one side references a table (a declared foreign key, or one inferred from
-  its name: :mod:`kb.engines.sql_schema`) and the other is the primary key of a *different* table
+  its name: :mod:`kb.engines.sql.schema`) and the other is the primary key of a *different* table
   (``Customer.SupportRepId = Customer2.CustomerId`` when SupportRepId references Employee), or where
   both sides are primary keys of two tables neither of which references the other
   (``orders.id = customers.id``). Such a join pairs rows by coincidence of numbers. It does not fire
@@ -71,7 +71,7 @@ schema's keys and values; those decided with the question's words come last:
   when its values are not all known (a sample of many), on a value no listed column holds (no
   row may be the answer), or on ``LIKE``.
 * **the present asked of a history without its current row** (with the schema and the question:
-  :func:`kb.engines.sql_schema.speaks_of_now`, general words such as "current", "now", "today"): the
+  :func:`kb.engines.sql.schema.speaks_of_now`, general words such as "current", "now", "today"): the
   statement reads a table of periods (:meth:`Table.period_end`: a primary key of several columns
   with a date among them, and one other date column that may be NULL, as in ``salaries(emp_no,
   from_date, to_date, amount)``) and mentions that end column nowhere. Every period of the history
@@ -149,7 +149,7 @@ And two decided from the rows a statement returned (``rows``):
   It does not fire when a group key (or any plain column) is selected, or on a single row.
 
 And one decided from the statement, the schema and whether the question asks which rows of a table
-(:func:`kb.engines.sql_schema.asks_which`: "which product", "the customer who"; general
+(:func:`kb.engines.sql.schema.asks_which`: "which product", "the customer who"; general
 interrogatives, no word of any labelled question) (``question``):
 
 * **ids where the question asks which rows**: the question asks which rows of a table that has a
@@ -169,21 +169,21 @@ interrogatives, no word of any labelled question) (``question``):
   or a reference to it is selected, on a possessive ("which customer's rep ..." asks which rep), or on
   an expression it cannot place in one table.
 * **an id where the question asks for a column of its row**: the question asks for a column C of a
-  table T by a possessive (:func:`kb.engines.sql_schema.asks_for_column`: "Give the employee's last
+  table T by a possessive (:func:`kb.engines.sql.schema.asks_for_column`: "Give the employee's last
   name" names ``Employee.LastName``), no selected column has C's name, and a selected column is T's
   key or references T (``SELECT SupportRepId, COUNT(*) FROM Customer GROUP BY SupportRepId``): the
   answer is a number where a name was asked. The message says which join and column to select. It
   does not fire when C (or a column of its name) is selected, when C is T's key ("the customer's
   code"), when no selected column is an id of T, or when a selected expression might compute C.
 * **rows counted where the question counts what they belong to**: the question asks how many rows
-  of a table T there are (:func:`kb.engines.sql_schema.asks_how_many`: "how many students", the
+  of a table T there are (:func:`kb.engines.sql.schema.asks_how_many`: "how many students", the
   noun in the plural), and the statement is ``SELECT COUNT(*) FROM U WHERE c IN (SELECT c FROM U
   GROUP BY c HAVING ...)`` with ``U.c`` referencing T: it counts U's rows of the groups chosen (every
   enrollment of the students with at least 7), not the groups. It does not fire when the question
   counts U's rows ("how many enrollments ..."), on ``COUNT(DISTINCT ...)``, on a subquery over
   another table or without ``GROUP BY``, or on an outer ``GROUP BY`` or join.
 * **rows of another table counted**: the question asks how many rows of exactly one table T there
-  are (:func:`kb.engines.sql_schema.asks_how_many`), and the statement is one ``COUNT`` over one
+  are (:func:`kb.engines.sql.schema.asks_how_many`), and the statement is one ``COUNT`` over one
   other table U (no join, no ``GROUP BY``) none of whose columns references T (``SELECT COUNT(*) FROM
   pilots WHERE licenseLevel = 'training captain'`` for "How many flights had a training captain as
   their captain?"): nothing in U's rows stands for T's. It does not fire when U is T, when a column
@@ -191,7 +191,7 @@ interrogatives, no word of any labelled question) (``question``):
   sale of a track), on a join (the count is of the joined rows), or when the question counts no
   table ("how many cities ...").
 * **joined rows counted where the question counts the table they reference**: the question asks how
-  many rows of exactly one table T of the statement there are (:func:`kb.engines.sql_schema.asks_how_many`),
+  many rows of exactly one table T of the statement there are (:func:`kb.engines.sql.schema.asks_how_many`),
   and the statement is one ``COUNT(*)`` (or ``COUNT(c)``, not ``DISTINCT``; no ``GROUP BY``, inner joins
   only) over T joined to a table U by an equality of ``U.c``, which references T, with T's key
   (``SELECT COUNT(*) FROM medications m JOIN prescriptions p ON p.medication_id = m.id`` for "How many
@@ -210,7 +210,7 @@ interrogatives, no word of any labelled question) (``question``):
   ``WHERE``, when U has several columns referencing T (roles), or none (the check above).
 * **one figure where the question asks for each item**: the question says "each" or "for every",
   at most one word, then a table's name, a column's name as words or a period (year, month, ...)
-  (:func:`kb.engines.sql_schema.asked_for_each`), and the statement has an aggregate in its select
+  (:func:`kb.engines.sql.schema.asked_for_each`), and the statement has an aggregate in its select
   list and no ``GROUP BY`` or window anywhere (``SELECT COUNT(*) FROM support_tickets`` for "How many
   support tickets has each customer opened?"). The message names what to group by. It does not fire
   on a ratio of aggregates, on groups counted in a subquery, on "every" alone ("Does every staff
@@ -219,7 +219,7 @@ interrogatives, no word of any labelled question) (``question``):
   references a table with a number (``Rentals.StatusID = 1``), the question does not give that
   number, and it names a value of a listed text column of the referenced table ("cancelled":
   ``RentalStatuses.StatusName`` holds 'Cancelled') that the statement does not read. The id was
-  guessed; for a small lookup table (:meth:`kb.engines.sql_schema.SchemaDescriber.labels`) the message says
+  guessed; for a small lookup table (:meth:`kb.engines.sql.schema.SchemaDescriber.labels`) the message says
   which row the id is and gives the statement with the named value's id, otherwise the statement
   that joins the table and compares the name. It does not fire when the id is the named value's
   own (a small lookup table), when the question gives the number or names no value of that table,
@@ -252,7 +252,7 @@ interrogatives, no word of any labelled question) (``question``):
   is named for.
 * **today's date where the question counts no time from today**: the statement reads the present
   (``CURDATE()``, ``CURRENT_DATE``, ``NOW()``, ...) and the question has none of the words that place
-  a time relative to the present (:func:`kb.engines.sql_schema.speaks_of_a_time_relative_to_now`:
+  a time relative to the present (:func:`kb.engines.sql.schema.speaks_of_a_time_relative_to_now`:
   "current", "ago", "the last 30 days", "overdue", "older than", "still", ...). "How many projects
   finished after their deadline?" compares two dates of each project, ``finished > deadline``, not
   the deadline with today (``deadline < CURRENT_DATE``). It does not fire when the question has such a
@@ -304,22 +304,27 @@ from typing import Any, Literal, Optional, Union
 
 from sqlglot import exp
 
-from kb.engines.sql_guard import parse_statement, table_named
-from kb.engines.sql_schema import (
-    Column,
-    SchemaDescriber,
-    StatementScope,
-    Table,
+from kb.engines.sql.english import (
+    GIVES_A_DATE,
+    PERIODS,
+    SHORTER_THAN_A_DAY,
+    UNIT_SECONDS,
+    WEEKDAY_NAMES,
+    WEEKDAYS,
+    amounts_of_time,
     asked_for_each,
     asks_for_column,
     asks_how_many,
     asks_which,
+    mentions,
     name_words,
     speaks_of_a_time_relative_to_now,
     speaks_of_now,
     table_nouns,
+    words,
 )
-from kb.engines.sql_values import mentions, words
+from kb.engines.sql.guard import parse_statement, table_named
+from kb.engines.sql.schema import Column, SchemaDescriber, StatementScope, Table
 
 
 class Defect(str):
@@ -1334,13 +1339,12 @@ def _answer_fixed_by_its_conditions(tree: exp.Expr) -> str:
 
 
 # Periods of time a question may ask a figure for each of ("each month of 2025"): general English.
-_PERIODS = {"year", "quarter", "month", "week", "day", "hour"}
 
 
 def _one_figure_where_each_is_asked(question: str, scope: StatementScope) -> str:
     """The question asks something of each item of a table or of a column's values ("each customer",
     "each country", "each month": :func:`asked_for_each` over the schema's table and column names and
-    :data:`_PERIODS`), and the statement folds every row into one figure: an aggregate in its select
+    :data:`PERIODS`), and the statement folds every row into one figure: an aggregate in its select
     list, and no GROUP BY or window anywhere in it. A ratio of aggregates (``COUNT(*) /
     COUNT(DISTINCT customer_id)``, one figure per customer already) does not count."""
     tree = scope.tree
@@ -1365,7 +1369,7 @@ def _one_figure_where_each_is_asked(question: str, scope: StatementScope) -> str
         if phrase:
             break
     else:
-        phrase = asked_for_each(question, _PERIODS)
+        phrase = asked_for_each(question, PERIODS)
         meant = "the period of the date column asked (YEAR(...), MONTH(...), ...)"
     if phrase:
         return (
@@ -1663,15 +1667,10 @@ _PRESENT = (
 _PRESENT_CALLS = {"NOW", "SYSDATE", "CURTIME", "UTC_TIMESTAMP", "UTC_DATE", "UTC_TIME", "LOCALTIME", "LOCALTIMESTAMP"}
 
 
-# A question that asks for an amount of time in a unit shorter than a day: general English, no labelled
-# question's ("in minutes", "how many hours").
-_SHORTER_THAN_A_DAY = re.compile(r"\b(?:in|how\s+many)\s+(minutes|hours|seconds)\b", re.I)
-
-
 def _days_where_a_shorter_unit_is_asked(question: str, scope: StatementScope) -> Optional[Defect]:
     """``DATEDIFF(a, b)`` (whole days) over a column that holds times of day, where the question asks
     for minutes, hours or seconds: the statement with ``TIMESTAMPDIFF(<unit>, b, a)`` instead."""
-    asked = _SHORTER_THAN_A_DAY.search(question)
+    asked = SHORTER_THAN_A_DAY.search(question)
     if asked is None:
         return None
     unit = asked.group(1).upper().rstrip("S")
@@ -1691,19 +1690,13 @@ def _days_where_a_shorter_unit_is_asked(question: str, scope: StatementScope) ->
     return None
 
 
-# The days of the week as the question names them, in DAYOFWEEK's order (1 is Sunday); WEEKDAY()
-# counts from Monday (0). General English, no labelled question's.
-_WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
-_WEEKDAY_NAMES = re.compile(rf"\b({'|'.join(_WEEKDAYS)})s?\b", re.I)
-
-
 def _day_numbers(node: exp.Expr) -> Optional[tuple[str, dict[int, str]]]:
     """(the function as written, {its number: the day it stands for}) when ``node`` is ``DAYOFWEEK(x)``
     (1 = Sunday ... 7 = Saturday) or ``WEEKDAY(x)`` (0 = Monday ... 6 = Sunday); None otherwise."""
     if isinstance(node, exp.DayOfWeek):
-        return "DAYOFWEEK", {number + 1: day for number, day in enumerate(_WEEKDAYS)}
+        return "DAYOFWEEK", {number + 1: day for number, day in enumerate(WEEKDAYS)}
     if isinstance(node, exp.Anonymous) and str(node.this).upper() == "WEEKDAY":
-        return "WEEKDAY", {(number - 1) % 7: day for number, day in enumerate(_WEEKDAYS)}
+        return "WEEKDAY", {(number - 1) % 7: day for number, day in enumerate(WEEKDAYS)}
     return None
 
 
@@ -1711,7 +1704,7 @@ def _another_day_of_the_week(question: str, tree: exp.Expr) -> Optional[Defect]:
     """``DAYOFWEEK(x) = n`` or ``WEEKDAY(x) = n`` (or ``IN`` a list of numbers) where the question names
     days of the week and none of the numbers stands for one of them (``DAYOFWEEK(d) = 6`` is Friday
     for "on a Saturday"): the statement with the named days' numbers."""
-    named = list(dict.fromkeys(m.lower() for m in _WEEKDAY_NAMES.findall(question)))
+    named = list(dict.fromkeys(m.lower() for m in WEEKDAY_NAMES.findall(question)))
     if not named:
         return None
     kinds = (exp.EQ, exp.In)
@@ -1741,14 +1734,6 @@ def _another_day_of_the_week(question: str, tree: exp.Expr) -> Optional[Defect]:
     return None
 
 
-# What in a question can give a date: a number, a month's or a season's name, a period's name.
-# General English, no labelled question's.
-_GIVES_A_DATE = re.compile(
-    r"\d|\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
-    r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|spring|summer|autumn|fall|winter|christmas|years?|months?|"
-    r"quarters?|weeks?|dates?|today|yesterday|tomorrow)\b",
-    re.I,
-)
 _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
 
 
@@ -1758,7 +1743,7 @@ def _date_the_question_does_not_give(question: str, scope: StatementScope) -> Op
     number, no month, season or period name and places nothing relative to today: the model
     invented the date ("How many flights departed on a Saturday?"). The statement without that
     condition."""
-    if _GIVES_A_DATE.search(question) or speaks_of_a_time_relative_to_now(question):
+    if GIVES_A_DATE.search(question) or speaks_of_a_time_relative_to_now(question):
         return None
     select = scope.tree
     where = select.args.get("where") if isinstance(select, exp.Select) else None
@@ -1801,33 +1786,8 @@ def _present_date_unasked(question: str, tree: exp.Expr) -> str:
     )
 
 
-_UNIT_SECONDS = {
-    **dict.fromkeys(("milliseconds", "millisecond", "millis", "ms", "msec"), 0.001),
-    **dict.fromkeys(("seconds", "second", "secs", "sec"), 1.0),
-    **dict.fromkeys(("minutes", "minute", "mins"), 60.0),
-    **dict.fromkeys(("hours", "hour", "hrs", "hr"), 3600.0),
-    **dict.fromkeys(("days", "day"), 86400.0),
-}
-_AMOUNT = r"(\d+(?:\.\d+)?|an?|one)"
-_UNIT = r"(milliseconds?|seconds?|minutes?|hours?|days?)"
-_AMOUNTS_OF_TIME = re.compile(rf"\b{_AMOUNT}(?:\s*(?:and|to|or|-)\s*{_AMOUNT})?\s+{_UNIT}\b", re.IGNORECASE)
-
-
-def _amounts_of_time(question: str) -> list[tuple[str, float]]:
-    """The amounts of time the question states, as written and in seconds: "longer than 5 minutes"
-    gives ("5 minutes", 300.0); "between 3 and 5 minutes" gives both; "an hour" is one."""
-    found = []
-    for match in _AMOUNTS_OF_TIME.finditer(question):
-        unit = _UNIT_SECONDS[match[3].lower()]
-        for amount in (match[1], match[2]):
-            if amount:
-                number = float(amount) if amount[0].isdigit() else 1.0
-                found.append((f"{amount} {match[3]}", number * unit))
-    return found
-
-
 def _amount_in_another_unit(question: str, scope: StatementScope) -> str:
-    amounts = _amounts_of_time(question)
+    amounts = amounts_of_time(question)
     if not amounts:
         return ""
     kinds = (exp.GT, exp.GTE, exp.LT, exp.LTE, exp.EQ, exp.NEQ, exp.Between)
@@ -1845,9 +1805,9 @@ def _amount_in_another_unit(question: str, scope: StatementScope) -> str:
             column, numbers = compared
         placed = scope.place(column) if isinstance(column, exp.Column) else None
         unit_word = (name_words(placed[1].name) or [""])[-1] if placed is not None else ""
-        if placed is None or placed[1].kind != "number" or unit_word not in _UNIT_SECONDS:
+        if placed is None or placed[1].kind != "number" or unit_word not in UNIT_SECONDS:
             continue
-        expected = {said: round(seconds / _UNIT_SECONDS[unit_word], 6) for said, seconds in amounts}
+        expected = {said: round(seconds / UNIT_SECONDS[unit_word], 6) for said, seconds in amounts}
         wrong = [n for n in numbers if float(n) not in expected.values()]
         if not wrong:
             continue

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from kb.engines.sql_guard import parse_statement
+from kb.engines.sql.guard import parse_statement
 
 TIED_ROWS_PAST_LIMIT = 20  # tied rows looked for past the limit; more than that is a list, not a tie
 _KEY = "kb_tie_key_"

@@ -3,7 +3,7 @@
 A question says "orders from Hamburg" or "tracks in the Rock genre"; the model has to know that
 'Hamburg' is a value of ``customers.city`` (not of ``orders``) and how the data spells it. The
 schema's description lists a column's values when it has few (ENUM and SET members, text columns
-of at most ``MAX_LISTED`` values: :mod:`kb.engines.sql_schema`); this index holds the distinct values
+of at most ``MAX_LISTED`` values: :mod:`kb.engines.sql.schema`); this index holds the distinct values
 of the other text columns, those with up to ``MAX_VALUES`` of them (names, titles, cities), and finds
 those the question names: its words, case and punctuation aside,
 equal to a stored value's words (a one-word value also in the singular or plural; in a column of
@@ -28,7 +28,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
 
-from kb.engines.sql_schema import MAX_LISTED, Table, name_words, noun_forms, table_nouns, table_words
+from kb.engines.sql.english import (
+    STOP_WORDS,
+    WORD,
+    mentions,
+    name_words,
+    noun_forms,
+    singular,
+    table_nouns,
+    table_words,
+    words,
+)
+from kb.engines.sql.schema import MAX_LISTED, Table
 from kb.stores.connection import MariaDBConnection, quote_identifier
 
 MAX_VALUES = 5000  # a column with more distinct values is free text or an identifier: not indexed
@@ -37,70 +48,6 @@ MAX_WORDS = 8  # the longest value matched, in words
 MAX_HINTS = 8  # values named in one prompt at most
 CATEGORICAL = 100  # a column with at most this many distinct values holds categories, not names
 _TEXT_TYPES = ("char", "varchar", "tinytext")  # ENUM and SET members are listed by the schema itself
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-# Values that are only these words name nothing in particular ('a', 'no', 'other'): never linked.
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "do",
-        "does",
-        "for",
-        "from",
-        "has",
-        "have",
-        "how",
-        "i",
-        "in",
-        "is",
-        "it",
-        "many",
-        "much",
-        "no",
-        "not",
-        "of",
-        "on",
-        "or",
-        "other",
-        "the",
-        "their",
-        "there",
-        "this",
-        "to",
-        "was",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "with",
-        "yes",
-        "none",
-        "all",
-    ]
-)
-
-
-def words(text: str) -> tuple[str, ...]:
-    """Lower-cased words of ``text``, punctuation and underscores dropped."""
-    return tuple(_WORD.findall(text.casefold()))
-
-
-def mentions(question: str, value: str) -> bool:
-    """Whether the question names ``value``: the value's words in a row among the question's, case
-    and punctuation aside (a one-word value also in the singular or plural:
-    :func:`kb.engines.sql_schema.noun_forms`)."""
-    said, wanted = words(question), words(value)
-    forms = {(form,) for form in noun_forms(wanted[0])} if len(wanted) == 1 else {wanted}
-    return bool(wanted) and any(said[i : i + len(wanted)] in forms for i in range(len(said) - len(wanted) + 1))
 
 
 @dataclass(frozen=True)
@@ -167,7 +114,7 @@ class ValueIndex:
                     key = words(value)
                     if not key or len(key) > MAX_WORDS or len(value) > MAX_VALUE_LENGTH:
                         continue
-                    if all(w in _STOP or w.isdigit() for w in key):
+                    if all(w in STOP_WORDS or w.isdigit() for w in key):
                         continue
                     where = (f"{table}.{column}", len(values) <= CATEGORICAL)
                     index.setdefault(key, {}).setdefault(value, set()).add(where)
@@ -189,7 +136,7 @@ class ValueIndex:
         """The stored values the question names, longest first; a value inside a longer one named is left out."""
         index = self._index()
         said = words(question)
-        written = _WORD.findall(question)  # the same words as the question writes them
+        written = WORD.findall(question)  # the same words as the question writes them
         found: list[tuple[int, int, ValueLink]] = []
         for size in range(min(MAX_WORDS, len(said)), 0, -1):
             for start in range(len(said) - size + 1):
@@ -239,12 +186,7 @@ def _says_table(said: Sequence[str], table: Table) -> bool:
     plural or begun by it (:func:`_says`): "orders" and "ordered" name ``orders``, "support tickets"
     names ``support_tickets`` and "tickets" alone does not."""
     wanted = name_words(table.name)
-    return bool(wanted) and all(_says(said, word) or _says(said, _singular(word)) for word in wanted)
-
-
-def _singular(noun: str) -> str:
-    """The shortest of a noun's forms that :func:`noun_forms` also gives back ("orders" -> "order")."""
-    return min((form for form in noun_forms(noun) if noun in noun_forms(form)), key=len)
+    return bool(wanted) and all(_says(said, word) or _says(said, singular(word)) for word in wanted)
 
 
 def _named_rows(question: str, tables: Sequence[Table], index: Optional[ValueIndex]) -> list[tuple[Table, str, str]]:
@@ -266,7 +208,7 @@ def _named_rows(question: str, tables: Sequence[Table], index: Optional[ValueInd
                 continue
             for value in column.values or []:
                 key = words(str(value))
-                if key and not all(w in _STOP or w.isdigit() for w in key) and mentions(question, str(value)):
+                if key and not all(w in STOP_WORDS or w.isdigit() for w in key) and mentions(question, str(value)):
                     named.append((table, column.name, f"'{value}'"))
         keys = [column.name for column in table.columns if column.primary]
         if len(keys) == 1:

@@ -22,7 +22,7 @@ A small model writes joins and filters from what the prompt shows it, so each ta
   questions about the table on the airline dev part), only the line above a question that asks
   which of the table's rows (:meth:`SchemaDescriber.shared_name_hint`).
 
-What kb repairs in a statement written from this description is :mod:`kb.engines.sql_repairs`.
+What kb repairs in a statement written from this description is :mod:`kb.engines.sql.repairs`.
 
 ``DescribedSQLDatabase`` is LlamaIndex's ``SQLDatabase`` with this description as its table info,
 so LlamaIndex's own ``NLSQLTableQueryEngine`` puts it into the prompt. Descriptions are computed
@@ -41,7 +41,8 @@ from llama_index.core import SQLDatabase
 from sqlalchemy import MetaData
 from sqlglot import exp
 
-from kb.engines.sql_guard import table_named
+from kb.engines.sql.english import asks_which, name_words, noun_forms
+from kb.engines.sql.guard import table_named
 from kb.stores.connection import MariaDBConnection, quote_identifier
 
 SAMPLE_ROWS = 10_000  # rows looked at per column for its distinct values
@@ -62,149 +63,7 @@ _NUMBER_TYPES = {
 }
 
 
-_CAMEL_CASE_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-
-
 _TIME_WORDS = {"at", "on", "date", "time", "datetime", "timestamp", "ts", "when"}  # requested_at, OpenedOn
-
-
-def name_words(name: str) -> list[str]:
-    """An identifier's words, lower case: ``requested_at`` and ``RequestedAt`` give requested, at."""
-    return _CAMEL_CASE_BOUNDARY.sub(" ", name).replace("_", " ").lower().split()
-
-
-def table_words(table: str) -> set[str]:
-    """A table's name as a question writes it: ``support_tickets`` and ``SupportTickets`` as
-    "support tickets" (and the name with only its underscores as spaces)."""
-    return {" ".join(name_words(table)), table.replace("_", " ")}
-
-
-def noun_forms(noun: str) -> set[str]:
-    """A noun (a table's name) in the singular and the plural, lower case: ``categories`` gives
-    category and categories, ``order`` gives order and orders."""
-    noun = noun.lower()
-    forms = {noun, noun + "s", noun + "es"}
-    if noun.endswith("ies"):
-        forms.add(noun[:-3] + "y")
-    elif noun.endswith("y"):
-        forms.add(noun[:-1] + "ies")
-    if noun.endswith("es"):
-        forms.add(noun[:-2])
-    if noun.endswith("s"):
-        forms.add(noun[:-1])
-    return forms
-
-
-def table_nouns(table: str) -> set[str]:
-    """A table's name as a question writes it, in the singular and the plural (:func:`table_words`,
-    :func:`noun_forms`): ``support_tickets`` gives support ticket, support tickets, ..."""
-    return {form for words in table_words(table) for form in noun_forms(words)}
-
-
-def asks_which(question: str, table: str) -> bool:
-    """Whether the question asks which of the table's rows: its name as words (``support_tickets``
-    and ``SupportTickets`` as "support tickets"), in the singular or the plural, after an
-    interrogative ``which``/``what`` (up to two words between: "which two customers") or before a
-    relative ``who``/``that``/``with`` ("the customer who ..."), and not as a possessive ("which
-    album's tracks" asks which tracks). "At which airport are the most pilots based?" asks which
-    airport, not which pilot."""
-    for form in table_nouns(table):
-        noun = re.escape(form)
-        pattern = rf"\b(?:which|what)\s+(?:\w+\s+){{0,2}}?{noun}\b(?!['’])|\bthe\s+{noun}\s+(?:who|that|with)\b"
-        if re.search(pattern, question, re.I):
-            return True
-    return False
-
-
-def asks_for_column(question: str, table: str, column: str) -> bool:
-    """Whether the question asks for a column of the table by a possessive: the table's name as words
-    (singular or plural form), ``'s`` and the column's name as words (``Employee.LastName`` in "give the
-    employee's last name"; ``customers.customer_name`` in "the customer's name" too: a column's name
-    may repeat its table's)."""
-    words = name_words(column)
-    nouns = table_nouns(table)
-    own = [words] + [words[len(n.split()) :] for n in nouns if words[: len(n.split())] == n.split()]
-    for noun in nouns:
-        for named in (w for w in own if w):
-            phrase = r"\s+".join(re.escape(w) for w in named)
-            if re.search(rf"\b{re.escape(noun)}['’]s\s+{phrase}\b", question, re.I):
-                return True
-    return False
-
-
-_EACH = re.compile(r"\b(?:each|for\s+every)", re.I)
-
-
-def asked_for_each(question: str, nouns: set[str]) -> str:
-    """Where the question asks something of each one of ``nouns`` (phrases, lower case: a table's
-    noun forms, a column's name as words): "each" or "for every", at most one word ("each billing
-    country"), then the noun; the words it used ("each customer"), "" when it does not. "Each"
-    distributes what is asked over the noun's items: "how many tickets has each customer opened" asks
-    one count per customer."""
-    if not _EACH.search(question):  # most questions: no pattern per noun to try
-        return ""
-    for noun in nouns:
-        phrase = r"\s+".join(re.escape(word) for word in noun.split())
-        found = re.search(rf"{_EACH.pattern}\s+(?:\w+\s+)?{phrase}\b", question, re.I) if phrase else None
-        if found:
-            return found.group(0)
-    return ""
-
-
-def plural(noun: str) -> str:
-    """A noun's plural, lower case (a table named in the plural is its own): student -> students,
-    category -> categories, address -> addresses, customers -> customers."""
-    noun = noun.lower()
-    if noun.endswith("s"):
-        return noun if not noun.endswith(("ss", "us")) else noun + "es"
-    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
-        return noun[:-1] + "ies"
-    return noun + ("es" if noun.endswith(("x", "ch", "sh")) else "s")
-
-
-def asks_how_many(question: str, table: str) -> bool:
-    """Whether the question asks how many of the table's rows there are: "how many", at most one word
-    ("how many different students"; two would let "how many orders did customers ..." in), then the
-    table's name as words in the plural, not as a possessive. After "how many" the noun counted is
-    plural, so a singular name is a modifier: "how many customer orders" counts orders."""
-    for form in {plural(words) for words in table_words(table)}:
-        if re.search(rf"\bhow\s+many\s+(?:\w+\s+)?{re.escape(form)}\b(?!['’])", question, re.I):
-            return True
-    return False
-
-
-# Words that place a question at the present moment: general English, not taken from any labelled question.
-_NOW = re.compile(r"\b(?:current(?:ly)?|now|present(?:ly)?|today|at the moment|as of today)\b", re.I)
-
-
-def speaks_of_now(question: str) -> bool:
-    """Whether the question asks about the present: "current", "currently", "now", "at present",
-    "today", "at the moment"."""
-    return bool(_NOW.search(question))
-
-
-# Words that measure time from the present moment or ask for a state that depends on it (general English:
-# time adverbs, "the last 30 days", ages, deadlines that pass; not taken from any labelled question).
-# Deciding that a question does NOT speak of a time relative to now errs toward finding such a word.
-_UNITS_OF_TIME = r"(?:seconds?|minutes?|hours?|days?|weeks?|fortnights?|months?|quarters?|years?|decades?)"
-_RELATIVE_TO_NOW = re.compile(
-    r"\b(?:ago|yesterday|tomorrow|tonight|recent(?:ly)?|lately|so far|to date|as of|yet|still|anymore|any more|"
-    r"no longer|overdue|expired?|expires|expiring|upcoming|future|past|remaining|until|till|since|elapsed|"
-    r"how long|tenure|age|aged|ages|old|older|oldest|young|younger|youngest|has been|have been|"
-    r"active|inactive|valid|ongoing|in effect|in progress|under way|pending|outstanding|open|"
-    rf"(?:last|past|previous|preceding|next|coming|following|this|these)\s+(?:\w+\s+)?{_UNITS_OF_TIME})\b",
-    re.I,
-)
-
-
-def speaks_of_a_time_relative_to_now(question: str) -> bool:
-    """Whether the question places what it asks relative to the present moment, so that a statement may
-    read today's date: the words of :func:`speaks_of_now`, time adverbs ("ago", "recently", "so far",
-    "still", "yet"), a period counted from now ("the last 30 days", "next week", "this year"), ages
-    ("older than 60"), deadlines that pass ("overdue", "expired", "upcoming") and states that hold
-    until a date ("active", "valid", "pending", "open"). "Submitted less than 7 days before the first
-    day of leave" has none: its days are counted between two of a row's dates."""
-    return speaks_of_now(question) or bool(_RELATIVE_TO_NOW.search(question))
 
 
 def _quoted(value: Any) -> str:
@@ -438,7 +297,7 @@ class SchemaDescriber:
         table: a one-column primary key, exactly one name column (:meth:`Table.name_columns`), whose
         values are all listed and each held by one row (statuses, shipping methods, categories); ("",
         {}) otherwise. Read on first use and kept: only the defect checks' messages need it, to tell
-        which id a named value has (:mod:`kb.engines.sql_defects`). It is not shown in the schema text:
+        which id a named value has (:mod:`kb.engines.sql.checks`). It is not shown in the schema text:
         written beside each column that references such a table ("1 = 'Reserved', 2 = 'On Hire', ..."),
         it lost 5 of 185 dev questions (the model filtered on states the question named as verbs, and
         read text keys wrongly) for 1 gained."""
@@ -451,7 +310,7 @@ class SchemaDescriber:
         is ``value`` (compared as the server compares), at most ``MAX_LISTED``; None when the table has no
         one-column primary key or more rows hold the value. Read on first use and kept: only the defect
         checks need it, to tell whether the keys a statement compares are a named value's rows
-        (:mod:`kb.engines.sql_defects`)."""
+        (:mod:`kb.engines.sql.checks`)."""
         wanted = (name, column, value)
         if wanted not in self._keys_holding:
             keys = [c for c in self.table(name).columns if c.primary]

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import mariadb
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.llms import LLM
 from sqlalchemy.exc import SQLAlchemyError
 
-from kb.config import Settings
-from kb.engines.router import DatabaseSide, Unavailable
-from kb.engines.sql import SQLEngine
-from kb.engines.sql_guard import SQLRefused
+from kb.business_database.examples import load_sql_examples
+from kb.config import Settings, SqlSettings
+from kb.engines.database_side import DatabaseSide, Unavailable
+from kb.engines.sql.engine import SQLEngine
+from kb.engines.sql.guard import SQLRefused
 from kb.errors import KBError
 from kb.server.database import uses_private_server
-from kb.sql.examples import load_sql_examples
 from kb.stores import MariaDBConnection, StoreError
+
+
+def engine_settings(sql: SqlSettings) -> dict[str, Any]:
+    """The ``sql.*`` settings :class:`SQLEngine` takes, by their shared names (its fields, and the
+    arguments of its constructor): the one place the settings reach the engine."""
+    taken = set(SQLEngine.model_fields) | {"max_tables_in_prompt", "value_linking"}
+    taken -= {"database", "tables"}  # the caller's: the tables are those the account reads when sql.tables is empty
+    return {name: getattr(sql, name) for name in type(sql).model_fields if name in taken}
 
 
 def build_database_side(
@@ -30,7 +39,7 @@ def build_database_side(
     file is a configuration mistake and raised; a database that cannot be read is a reason (the
     documents still answer). The models and the kb connection are given as providers: they are
     made only when the engine is."""
-    from kb.sql.business_database import readonly_url, sql_examples_file, sync_reader_grants
+    from kb.business_database.provisioning import readonly_url, sql_examples_file, sync_reader_grants
 
     sql = settings.sql
     if not sql.enabled:
@@ -51,21 +60,10 @@ def build_database_side(
             readonly,
             database=sql.database,
             tables=tables,
-            row_limit=sql.row_limit,
-            timeout_s=sql.timeout_s,
-            max_tables_in_prompt=sql.max_tables_in_prompt,
             embed_model=embed_model,
             examples=examples,
-            candidates=sql.candidates,
-            sample_temperature=sql.sample_temperature,
-            candidate_source=sql.candidate_source,
-            rescue_samples=sql.rescue_samples,
-            rescue_temperature=sql.rescue_temperature,
-            rewrites_answer=sql.rewrites_answer,
-            value_linking=sql.value_linking,
-            checks=sql.checks,
-            skipped_checks=frozenset(sql.skip_checks),
             callback_manager=model.callback_manager,
+            **engine_settings(sql),
         )
     except SQLRefused as exc:
         raise KBError(f"sql.examples ({examples_file}): {exc}; fix or remove that example") from None
