@@ -170,6 +170,13 @@ class SetAblation:
     fired: Counter = field(default_factory=Counter)  # questions on which each check fired (full run)
     off: dict[str, int] = field(default_factory=dict)  # configuration -> right answers
     rerun: dict[str, int] = field(default_factory=dict)  # configuration -> questions run again
+    # Question by question (by position in the set), for policies judged afterwards: the full run's
+    # verdict, whether its first statement ran clean as written, whether the vote replaced kb's
+    # statement, and each configuration's verdict on the questions it ran again.
+    right_full: list[bool] = field(default_factory=list)
+    first_clean: list[bool] = field(default_factory=list)
+    outvoted: list[bool] = field(default_factory=list)
+    right_off: dict[str, dict[int, bool]] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
         return {
@@ -181,6 +188,10 @@ class SetAblation:
             "fired": dict(self.fired),
             "off": self.off,
             "rerun": self.rerun,
+            "right_full": self.right_full,
+            "first_clean": self.first_clean,
+            "outvoted": self.outvoted,
+            "right_off": self.right_off,
         }
 
 
@@ -207,6 +218,8 @@ def ablate(
         outcome = full.compute(item["q"])
         result.seconds_kb += time.perf_counter() - t
         right.append(is_right(outcome, item))
+        result.first_clean.append(bool(outcome.attempts) and outcome.attempts[0].error is None)
+        result.outvoted.append(any((a.error or "").startswith("outvoted") for a in outcome.attempts))
         fired.append(full.fired_since_last_call())
         result.fired.update(fired[-1])
         said = f"full {number}/{len(questions)}: kb {'ok' if right[-1] else 'NO'}"
@@ -218,15 +231,17 @@ def ablate(
             said += f", plain {'ok' if plain_ok else 'NO'}"
         progress(said)
     full.close()
-    result.n, result.kb = len(questions), sum(right)
+    result.n, result.kb, result.right_full = len(questions), sum(right), right
     memo.serving = True
     for configuration in configurations(set(result.fired), values):
         engine = make_engine(SQLEngine, **configuration.settings)
         if configuration.no_repairs:
             engine.repairs = NoRepairs(engine.sql_database.describer)
         rerun = [i for i in range(len(questions)) if configuration.skipped is None or fired[i] & configuration.skipped]
-        changed = sum(is_right(engine.compute(questions[i]["q"]), questions[i]) - right[i] for i in rerun)
+        verdicts = {i: is_right(engine.compute(questions[i]["q"]), questions[i]) for i in rerun}
+        changed = sum(verdicts[i] - right[i] for i in rerun)
         engine.close()
+        result.right_off[configuration.label] = verdicts
         result.off[configuration.label] = result.kb + changed
         result.rerun[configuration.label] = len(rerun)
         progress(f"{configuration.label} off: {result.kb + changed} right ({changed:+d}, {len(rerun)} run again)")
