@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from llama_index.core.base.response.schema import RESPONSE_TYPE, StreamingResponse
 from llama_index.core.chat_engine.types import AgentChatResponse
@@ -80,10 +80,13 @@ class Source:
 
 @dataclass
 class Attempt:
-    """One SQL statement the model wrote for a question, and why it did not answer (None: it did)."""
+    """One SQL statement tried for a question, and why it did not answer (None: it did).
+    ``written_by`` is "model", or "kb" for a statement kb wrote or changed itself (a repair of one
+    the server rejected, or kb's rewrite of one with a defect)."""
 
     sql: str
     error: Optional[str] = None
+    written_by: Literal["model", "kb"] = "model"
 
 
 @dataclass

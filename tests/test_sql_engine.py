@@ -1123,6 +1123,7 @@ def test_a_rescue_sample_that_gives_the_rows_of_kbs_rewrite_answers_with_the_rew
     agreeing_rows = engine.run(engine.guard.check(same_number)).rows or []
     assert [list(row.values()) for row in answer.rows] == [list(row.values()) for row in agreeing_rows]
     assert answer.candidates == answered_by_the_rewrite(written=2, ran=2, agreeing=1)
+    assert answer.attempts[-1].written_by == "kb" and answer.attempts[0].written_by == "model"
     shown = printed_under(answer)
     assert any("as did kb's rewrite of a statement with a defect" in line for line in shown)
 
@@ -1148,6 +1149,7 @@ def test_kbs_rewrite_answers_alone_only_with_sql_rewrites_answer(engine_with, re
         )
     else:
         assert answer.sql == guesses[0] and answer.candidates["rewrite_answered"] is False
+        assert answer.attempts[-1].written_by == "model"
         assert answer.candidates["agreeing"] == 1 and GROUPS_COUNTED not in [a.sql for a in answer.attempts]
 
     nothing_clean = ["SELECT c.nickname FROM customers c"] * 8  # the server rejects every sample
@@ -1305,6 +1307,9 @@ def test_an_ambiguous_column_the_joins_tie_is_qualified_by_kb(engine_with, admin
     answer = sql_answer(engine, "How many customers have both ordered and opened a support ticket?")
     assert "ambiguous" in answer.attempts[0].error and answer.attempts[-1].error is None
     assert "COUNT(DISTINCT o.customer_id)" in answer.sql
+    # the answer says the statement is kb's: in its attempts and where kb sql prints it
+    assert [a.written_by for a in answer.attempts] == ["model", "kb"]
+    assert f"SQL (written by kb): {answer.sql}" in printed_under(answer)
     both = admin.fetchall(
         f"SELECT COUNT(DISTINCT customer_id) FROM `{db}`.support_tickets WHERE customer_id IN (SELECT customer_id FROM `{db}`.orders)"
     )[0][0]

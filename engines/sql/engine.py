@@ -283,6 +283,7 @@ class Statement:
     truncated: bool = False
     error: Optional[str] = None
     warning: Optional[str] = None  # the server's first warning that it could not convert a value
+    repaired_by_kb: bool = False  # kb added a join the server's error asked for (StatementRepairs)
 
 
 @dataclass
@@ -776,7 +777,7 @@ class SQLEngine(CustomQueryEngine):
                     )
             if number and _normalized(proposed) in {_normalized(sql) for sql in tried}:
                 break  # the model wrote a statement already tried (even sampling): running it again changes nothing
-            attempt = Attempt(sql=clean(proposed) or proposed)
+            attempt = Attempt(sql=clean(proposed) or proposed, written_by="kb" if repaired is not None else "model")
             outcome.attempts.append(attempt)
             try:
                 checked = self.guard.check(proposed)
@@ -907,6 +908,7 @@ class SQLEngine(CustomQueryEngine):
                 ran = self._run_checked(self.guard.check(joined))
             except SQLRefused:
                 return None
+            ran.repaired_by_kb = True
         return ran if ran.rows is not None else None
 
     def _vote(self, question: str, hint: str, greedy: Optional[Statement]) -> tuple[Optional[Statement], Votes]:
@@ -960,7 +962,8 @@ class SQLEngine(CustomQueryEngine):
             if rescued is not None:
                 chosen, verdict = rescued, "clean"
                 outcome.refused, outcome.refusal_reason = False, None
-                outcome.attempts.append(Attempt(sql=rescued.sql))
+                by_kb = outcome.votes.rewrite_answered or rescued.repaired_by_kb
+                outcome.attempts.append(Attempt(sql=rescued.sql, written_by="kb" if by_kb else "model"))
         if chosen is not None and verdict != "clean":
             outcome.attempts.append(Attempt(sql=chosen.sql))  # no correction ran clean: the first that ran, as written
         voting = self.candidates > 1 and outcome.votes is None  # rescue samples were their own vote
@@ -970,7 +973,8 @@ class SQLEngine(CustomQueryEngine):
             if voted is not None and voted is not chosen:
                 if chosen is not None:  # it ran, but the other candidates' rows won the vote
                     outcome.attempts[-1].error = f"outvoted: {outcome.votes.sentence()}"
-                outcome.attempts.append(Attempt(sql=voted.sql))  # the rows most candidates gave
+                # the rows most candidates gave
+                outcome.attempts.append(Attempt(sql=voted.sql, written_by="kb" if voted.repaired_by_kb else "model"))
                 outcome.refused, outcome.refusal_reason = False, None
                 chosen = voted
         if chosen is not None:

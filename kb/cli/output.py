@@ -28,9 +28,11 @@ def print_answer_tail(answer: Answer, out: Out = print, *, route: bool = True, s
     if len(answer.attempts) > 1 and (sql or answer.refused):
         for number, attempt in enumerate(answer.attempts[:-1], start=1):
             verdict = attempt.error if (attempt.error or "").startswith("outvoted") else f"failed: {attempt.error}"
-            out(f"SQL attempt {number} ({verdict}): {attempt.sql}")
+            by_kb = ", written by kb" if attempt.written_by == "kb" else ""
+            out(f"SQL attempt {number} ({verdict}{by_kb}): {attempt.sql}")
     if answer.sql and (sql or answer.refused):
-        out(f"SQL{' (refused, not run)' if answer.refused else ''}: {answer.sql}")
+        by_kb = " (written by kb)" if answer.attempts and answer.attempts[-1].written_by == "kb" else ""
+        out(f"SQL{' (refused, not run)' if answer.refused else ''}{by_kb}: {answer.sql}")
     if answer.candidates and (answer.candidates.get("rescue") or answer.candidates.get("ran", 0) > 1):
         from kb.engines.sql.engine import Votes
 
