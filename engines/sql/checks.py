@@ -71,7 +71,7 @@ schema's keys and values; those decided with the question's words come last:
   when its values are not all known (a sample of many), on a value no listed column holds (no
   row may be the answer), or on ``LIKE``.
 * **the present asked of a history without its current row** (with the schema and the question:
-  :func:`kb.engines.sql.schema.speaks_of_now`, general words such as "current", "now", "today"): the
+  :func:`kb.engines.sql.english.speaks_of_now`, general words such as "current", "now", "today"): the
   statement reads a table of periods (:meth:`Table.period_end`: a primary key of several columns
   with a date among them, and one other date column that may be NULL, as in ``salaries(emp_no,
   from_date, to_date, amount)``) and mentions that end column nowhere. Every period of the history
@@ -149,7 +149,7 @@ And two decided from the rows a statement returned (``rows``):
   It does not fire when a group key (or any plain column) is selected, or on a single row.
 
 And one decided from the statement, the schema and whether the question asks which rows of a table
-(:func:`kb.engines.sql.schema.asks_which`: "which product", "the customer who"; general
+(:func:`kb.engines.sql.english.asks_which`: "which product", "the customer who"; general
 interrogatives, no word of any labelled question) (``question``):
 
 * **ids where the question asks which rows**: the question asks which rows of a table that has a
@@ -169,21 +169,21 @@ interrogatives, no word of any labelled question) (``question``):
   or a reference to it is selected, on a possessive ("which customer's rep ..." asks which rep), or on
   an expression it cannot place in one table.
 * **an id where the question asks for a column of its row**: the question asks for a column C of a
-  table T by a possessive (:func:`kb.engines.sql.schema.asks_for_column`: "Give the employee's last
+  table T by a possessive (:func:`kb.engines.sql.english.asks_for_column`: "Give the employee's last
   name" names ``Employee.LastName``), no selected column has C's name, and a selected column is T's
   key or references T (``SELECT SupportRepId, COUNT(*) FROM Customer GROUP BY SupportRepId``): the
   answer is a number where a name was asked. The message says which join and column to select. It
   does not fire when C (or a column of its name) is selected, when C is T's key ("the customer's
   code"), when no selected column is an id of T, or when a selected expression might compute C.
 * **rows counted where the question counts what they belong to**: the question asks how many rows
-  of a table T there are (:func:`kb.engines.sql.schema.asks_how_many`: "how many students", the
+  of a table T there are (:func:`kb.engines.sql.english.asks_how_many`: "how many students", the
   noun in the plural), and the statement is ``SELECT COUNT(*) FROM U WHERE c IN (SELECT c FROM U
   GROUP BY c HAVING ...)`` with ``U.c`` referencing T: it counts U's rows of the groups chosen (every
   enrollment of the students with at least 7), not the groups. It does not fire when the question
   counts U's rows ("how many enrollments ..."), on ``COUNT(DISTINCT ...)``, on a subquery over
   another table or without ``GROUP BY``, or on an outer ``GROUP BY`` or join.
 * **rows of another table counted**: the question asks how many rows of exactly one table T there
-  are (:func:`kb.engines.sql.schema.asks_how_many`), and the statement is one ``COUNT`` over one
+  are (:func:`kb.engines.sql.english.asks_how_many`), and the statement is one ``COUNT`` over one
   other table U (no join, no ``GROUP BY``) none of whose columns references T (``SELECT COUNT(*) FROM
   pilots WHERE licenseLevel = 'training captain'`` for "How many flights had a training captain as
   their captain?"): nothing in U's rows stands for T's. It does not fire when U is T, when a column
@@ -191,7 +191,7 @@ interrogatives, no word of any labelled question) (``question``):
   sale of a track), on a join (the count is of the joined rows), or when the question counts no
   table ("how many cities ...").
 * **joined rows counted where the question counts the table they reference**: the question asks how
-  many rows of exactly one table T of the statement there are (:func:`kb.engines.sql.schema.asks_how_many`),
+  many rows of exactly one table T of the statement there are (:func:`kb.engines.sql.english.asks_how_many`),
   and the statement is one ``COUNT(*)`` (or ``COUNT(c)``, not ``DISTINCT``; no ``GROUP BY``, inner joins
   only) over T joined to a table U by an equality of ``U.c``, which references T, with T's key
   (``SELECT COUNT(*) FROM medications m JOIN prescriptions p ON p.medication_id = m.id`` for "How many
@@ -210,7 +210,7 @@ interrogatives, no word of any labelled question) (``question``):
   ``WHERE``, when U has several columns referencing T (roles), or none (the check above).
 * **one figure where the question asks for each item**: the question says "each" or "for every",
   at most one word, then a table's name, a column's name as words or a period (year, month, ...)
-  (:func:`kb.engines.sql.schema.asked_for_each`), and the statement has an aggregate in its select
+  (:func:`kb.engines.sql.english.asked_for_each`), and the statement has an aggregate in its select
   list and no ``GROUP BY`` or window anywhere (``SELECT COUNT(*) FROM support_tickets`` for "How many
   support tickets has each customer opened?"). The message names what to group by. It does not fire
   on a ratio of aggregates, on groups counted in a subquery, on "every" alone ("Does every staff
@@ -252,7 +252,7 @@ interrogatives, no word of any labelled question) (``question``):
   is named for.
 * **today's date where the question counts no time from today**: the statement reads the present
   (``CURDATE()``, ``CURRENT_DATE``, ``NOW()``, ...) and the question has none of the words that place
-  a time relative to the present (:func:`kb.engines.sql.schema.speaks_of_a_time_relative_to_now`:
+  a time relative to the present (:func:`kb.engines.sql.english.speaks_of_a_time_relative_to_now`:
   "current", "ago", "the last 30 days", "overdue", "older than", "still", ...). "How many projects
   finished after their deadline?" compares two dates of each project, ``finished > deadline``, not
   the deadline with today (``deadline < CURRENT_DATE``). It does not fire when the question has such a

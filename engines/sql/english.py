@@ -213,7 +213,7 @@ def words(text: str) -> tuple[str, ...]:
 def mentions(question: str, value: str) -> bool:
     """Whether the question names ``value``: the value's words in a row among the question's, case
     and punctuation aside (a one-word value also in the singular or plural:
-    :func:`kb.engines.sql.schema.noun_forms`)."""
+    :func:`noun_forms`)."""
     said, wanted = words(question), words(value)
     forms = {(form,) for form in noun_forms(wanted[0])} if len(wanted) == 1 else {wanted}
     return bool(wanted) and any(said[i : i + len(wanted)] in forms for i in range(len(said) - len(wanted) + 1))
