@@ -227,6 +227,8 @@ class SqlSettings(_Strict):
     @field_validator("skip_checks")
     @classmethod
     def _known_checks(cls, names: list[str]) -> list[str]:
+        if not names:
+            return names  # the checks' module imports the SQL engine's: only when there is a name to check
         from kb.engines.sql.checks import CHECK_NAMES
 
         unknown = [name for name in names if name not in CHECK_NAMES]

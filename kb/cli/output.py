@@ -31,8 +31,9 @@ def print_answer_tail(answer: Answer, out: Out = print, *, route: bool = True, s
             by_kb = ", written by kb" if attempt.written_by == "kb" else ""
             out(f"SQL attempt {number} ({verdict}{by_kb}): {attempt.sql}")
     if answer.sql and (sql or answer.refused):
-        by_kb = " (written by kb)" if answer.attempts and answer.attempts[-1].written_by == "kb" else ""
-        out(f"SQL{' (refused, not run)' if answer.refused else ''}{by_kb}: {answer.sql}")
+        out(f"SQL{' (refused, not run)' if answer.refused else ''}: {answer.sql}")
+        if answer.attempts and answer.attempts[-1].written_by == "kb":
+            out("[this statement was written by kb (a repair or a rewrite), not by the model]")
     if answer.candidates and (answer.candidates.get("rescue") or answer.candidates.get("ran", 0) > 1):
         from kb.engines.sql.engine import Votes
 
