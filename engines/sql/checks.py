@@ -385,11 +385,9 @@ class Check:
         """What this check finds in ``inspected`` (nothing when it lacks the schema or question it needs)."""
         if (self.needs_schema and inspected.scope is None) or (self.kind == "question" and not inspected.question):
             return []
-        found = []
-        for said in self.find(inspected):
-            if said:
-                found.append(Defect(said, check=self.name) if not isinstance(said, Defect) else said)
-                found[-1].check = self.name
+        found = [said if isinstance(said, Defect) else Defect(said) for said in self.find(inspected) if said]
+        for defect in found:
+            defect.check = self.name
         return found
 
 
