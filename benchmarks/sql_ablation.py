@@ -10,7 +10,8 @@ plain LlamaIndex once (timed), then kb again with one thing off at a time:
 * kb's repairs of statements the server rejected (the added join, the hint for an error);
 * candidates (``sql.candidates: 1``), rescue samples (``sql.rescue_samples: 0``) and, with
   ``--ablate-values``, value linking (``sql.value_linking: false``);
-* and one switched on instead: kb's rewrites answering alone (``sql.rewrites_answer: true``).
+* and two switched on instead: kb's rewrites answering alone (``sql.rewrites_answer: true``), and
+  candidates for every question, not only on doubt (``sql.candidates_when: always``).
 
 The model's replies are memoised by prompt and sampling options from the full run on (decoding is
 greedy and the samples are seeded, so a prompt's reply does not change): a configuration pays only for
@@ -152,6 +153,9 @@ def configurations(fired_anywhere: set[str], values: bool) -> list[Configuration
         Configuration(
             "(on instead) kb's rewrites answering alone (sql.rewrites_answer: true)", {"rewrites_answer": True}
         ),
+        Configuration(
+            "(on instead) candidates for every question (sql.candidates_when: always)", {"candidates_when": "always"}
+        ),
     ]
     if values:
         found.append(Configuration("value linking", {"value_linking": False}))
@@ -177,6 +181,8 @@ class SetAblation:
     first_clean: list[bool] = field(default_factory=list)
     outvoted: list[bool] = field(default_factory=list)
     right_off: dict[str, dict[int, bool]] = field(default_factory=dict)
+    seconds_each_kb: list[float] = field(default_factory=list)  # the first is cold: nothing was cached
+    seconds_each_plain: list[float] = field(default_factory=list)
 
     def row(self) -> dict[str, Any]:
         return {
@@ -192,6 +198,8 @@ class SetAblation:
             "first_clean": self.first_clean,
             "outvoted": self.outvoted,
             "right_off": self.right_off,
+            "seconds_each_kb": [round(s, 2) for s in self.seconds_each_kb],
+            "seconds_each_plain": [round(s, 2) for s in self.seconds_each_plain],
         }
 
 
@@ -216,7 +224,8 @@ def ablate(
     for number, item in enumerate(questions, start=1):
         t = time.perf_counter()
         outcome = full.compute(item["q"])
-        result.seconds_kb += time.perf_counter() - t
+        result.seconds_each_kb.append(time.perf_counter() - t)
+        result.seconds_kb += result.seconds_each_kb[-1]
         right.append(is_right(outcome, item))
         result.first_clean.append(bool(outcome.attempts) and outcome.attempts[0].error is None)
         result.outvoted.append(any((a.error or "").startswith("outvoted") for a in outcome.attempts))
@@ -226,7 +235,8 @@ def ablate(
         if plain is not None:
             t = time.perf_counter()
             plain_ok = plain_is_right(str(plain.query(item["q"]).metadata.get("sql_query", "")), item)
-            result.seconds_plain += time.perf_counter() - t
+            result.seconds_each_plain.append(time.perf_counter() - t)
+            result.seconds_plain += result.seconds_each_plain[-1]
             result.plain += plain_ok
             said += f", plain {'ok' if plain_ok else 'NO'}"
         progress(said)

@@ -189,6 +189,11 @@ class SqlSettings(_Strict):
         description="statements written per question (the greedy one, then those of candidate_source) and voted "
         "on by the rows they give; 1: the greedy statement only",
     )
+    candidates_when: Literal["always", "doubt"] = Field(
+        "doubt",
+        description="when the candidates after the greedy statement are written: always, or only on doubt "
+        "(the greedy statement failed, was refused, ran with a defect or gave no rows)",
+    )
     sample_temperature: float = Field(
         0.3, gt=0, le=2, description="the sampling temperature of the candidates after the greedy one"
     )

@@ -311,10 +311,26 @@ class KnowledgeBase:
 
     def warm_up(self) -> None:
         """Load the models, open the stores and prepare the router now, so that the first question
-        does not pay for it (``kb serve`` calls this before it accepts requests)."""
+        does not pay for it (``kb serve`` calls this before it accepts requests, then
+        :meth:`warm_sql_prompts` while it does)."""
         self.vector_store, self.llm, self.chat_store, self.query_log, self.sql_engine  # built now
         self.embed_model.get_query_embedding("warm up")
         self.selector.warm_up()
+
+    def warm_sql_prompts(self) -> int:
+        """Evaluate the business database's SQL prompts up to the question into the local model's
+        prompt cache (:meth:`SQLEngine.warm_prompt_cache`; kept on disk, so later processes find it
+        too); how many prompts were warmed: 0 without a database side or a local model."""
+        engine = self.sql_engine
+        if isinstance(engine, Unavailable):
+            return 0
+        clock = Stopwatch()
+        warmed = engine.warm_prompt_cache()
+        if warmed:
+            log.info(
+                "SQL prompts of %s warmed in the prompt cache: %d in %.1f s", engine.database, warmed, clock.elapsed()
+            )
+        return warmed
 
     # -- indexing ----------------------------------------------------------------------------------
     def index_directory(

@@ -27,9 +27,11 @@ RIGHT = (
 @pytest.fixture
 def engine_with(business):
     def make(script, **kwargs) -> tuple[SQLEngine, ScriptedLLM]:
-        """An engine on the demo's tables: one statement per question unless ``candidates`` is given."""
+        """An engine on the demo's tables: one statement per question unless ``candidates`` is given,
+        and then candidates for every question unless ``candidates_when`` is given."""
         llm = ScriptedLLM(script)
         kwargs.setdefault("candidates", 1)
+        kwargs.setdefault("candidates_when", "always")
         return SQLEngine(
             llm, MariaDBConnection(business), database="kb_business", tables=BUSINESS_TABLES, **kwargs
         ), llm
@@ -285,10 +287,56 @@ def test_candidates_selecting_more_columns_vote_for_the_answer_that_selects_only
     assert answer.sql == other and answer.candidates["agreeing"] == 2
 
 
+def test_with_candidates_on_doubt_only_a_clean_greedy_statement_with_rows_answers_alone(engine_with):
+    greedy = "SELECT COUNT(*) FROM orders"
+    others = [
+        "SELECT COUNT(*) AS n FROM orders WHERE status = 'cancelled'",
+        "SELECT COUNT(id) FROM orders WHERE status = 'cancelled'",
+    ]
+    engine, llm = engine_with([greedy, *others, "Answer."], candidates=3, candidates_when="doubt")
+    answer = sql_answer(engine, "How many orders were cancelled?")
+    assert answer.sql == greedy and answer.candidates is None
+    assert len(llm.prompts) == 2  # the statement and the answer: no candidate was written
+    # the same script with candidates always: the two others outvote it
+    engine, llm = engine_with([greedy, *others, "Answer."], candidates=3, candidates_when="always")
+    assert sql_answer(engine, "How many orders were cancelled?").sql == others[0]
+
+
+def test_with_candidates_on_doubt_a_greedy_statement_without_rows_or_that_failed_is_voted_on(engine_with):
+    none_found = (
+        "SELECT DISTINCT customers.name FROM customers JOIN orders ON orders.customer_id = customers.id "
+        "WHERE orders.total < 0"
+    )
+    engine, llm = engine_with([none_found, none_found, "Answer."], candidates=3, candidates_when="doubt")
+    answer = sql_answer(engine, "Which customers placed an order with a negative total?")
+    assert answer.rows == [] and answer.candidates is not None and answer.candidates["written"] == 2
+    failed = "SELECT COUNT(*) FROM orders WHERE placed = 2025"  # no such column: the model corrects it
+    corrected = "SELECT COUNT(*) AS n FROM orders"
+    engine, llm = engine_with([failed, corrected, corrected, "Answer."], candidates=3, candidates_when="doubt")
+    answer = sql_answer(engine, "How many orders are there?")
+    assert answer.sql == corrected and answer.candidates is not None and answer.candidates["written"] == 2
+
+
+def test_candidates_when_is_a_setting_of_the_knowledge_base(local_embed, business):
+    greedy, other = "SELECT COUNT(*) AS n FROM orders", "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"
+    llm = ScriptedLLM([greedy, other, other, "Answer."])
+    config = {"database": {"name": "kb_test_candidates"}, "sql": {"candidates": 3, "candidates_when": "doubt"}}
+    kb = KnowledgeBase.from_config(config, embed_model=local_embed, llm=llm)
+    try:
+        response = kb.sql_engine.query("How many orders are there?")
+        assert kb.warm_sql_prompts() == 0  # a scripted LLM keeps no prompt cache: nothing to warm
+    finally:
+        kb.close()
+    assert response.metadata["sql_query"] == greedy and response.metadata["candidates"] is None
+
+
 def test_candidates_from_other_prompts_are_a_setting_of_the_knowledge_base(local_embed, business):
     greedy, voted = "SELECT COUNT(*) FROM orders", "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"
     llm = ScriptedLLM([greedy, voted, voted, "Answer."])
-    config = {"database": {"name": "kb_test_candidates"}, "sql": {"candidates": 3, "candidate_source": "prompts"}}
+    config = {
+        "database": {"name": "kb_test_candidates"},
+        "sql": {"candidates": 3, "candidate_source": "prompts", "candidates_when": "always"},
+    }
     kb = KnowledgeBase.from_config(config, embed_model=local_embed, llm=llm)
     try:
         response = kb.sql_engine.query("How many orders were cancelled?")

@@ -71,10 +71,11 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from itertools import combinations
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Protocol, runtime_checkable
 
 from llama_index.core import MockEmbedding, PromptTemplate, SQLDatabase
 from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -145,6 +146,7 @@ LONG_RESULT_HINT = (
 )
 NOT_RETRIED = ("max_statement_time", "Query execution was interrupted")  # a slow query stays slow
 CandidateSource = Literal["samples", "prompts"]  # SQLEngine.candidate_source
+CandidatesWhen = Literal["always", "doubt"]  # SQLEngine.candidates_when
 ChecksRun = Literal["all", "statement", "none"]  # SQLEngine.checks
 Verdict = Literal["clean", "mendable", "final"]  # how a question's attempts ended (SQLEngine._attempts)
 RAN_WITH_DEFECT = "it ran, but "  # how an attempt that ran with a defect (kb.engines.sql.checks) is marked
@@ -351,6 +353,23 @@ class SQLOutcome:
         }
 
 
+def _beyond_doubt(outcome: SQLOutcome, chosen: Optional[Statement], verdict: Verdict) -> bool:
+    """Whether the greedy statement answers without candidates under ``candidates_when="doubt"``: it
+    ran clean as written (no correction, no defect, no conversion warning) and gave rows."""
+    return verdict == "clean" and len(outcome.attempts) == 1 and chosen is not None and bool(chosen.rows)
+
+
+@runtime_checkable
+class PrefixCachingLLM(Protocol):
+    """An LLM that can evaluate the beginning of a prompt into its prompt cache without answering
+    (:meth:`kb.models.local_llm.LocalLlamaCPP.prefilling_until`)."""
+
+    def prefilling_until(self, marker: str) -> AbstractContextManager[None]: ...
+
+
+# Stands for the question while the prompts' shared beginning is evaluated (SQLEngine.warm_prompt_cache).
+QUESTION_MARK = "<<the question>>"
+
 # Tokens kept free in every SQL prompt beyond its rules, examples and schema: the question with its
 # hint line, and in a correction prompt the failed statement with its error.
 PROMPT_ROOM_TOKENS = 512
@@ -467,6 +486,11 @@ class SQLEngine(CustomQueryEngine):
     candidates: int = Field(
         default=3, ge=1, description="statements written per question and voted on by their rows (1: greedy only)"
     )
+    candidates_when: CandidatesWhen = Field(
+        default="doubt",
+        description="when the candidates after the greedy statement are written: always, or only on doubt "
+        "(the greedy statement failed, was refused, ran with a defect or gave no rows)",
+    )
     sample_temperature: float = Field(default=0.3, gt=0, description="temperature of the candidates after the first")
     candidate_source: CandidateSource = Field(
         default="prompts",
@@ -552,6 +576,24 @@ class SQLEngine(CustomQueryEngine):
             **kwargs,
         )
         self._tables_retriever = retriever
+
+    def warm_prompt_cache(self) -> int:
+        """Evaluate the beginning every question's prompts share (the dialect, the schema, the rules and
+        the examples: everything before the question) into the LLM's prompt cache, so that the first
+        question pays only for its own tokens; how many prompts were warmed. The prompts are kb's, and
+        with ``candidates_when="always"`` the other prompts' of ``candidate_source="prompts"`` too
+        (under ``"doubt"`` they are written for few questions). Nothing is done for an LLM without a
+        prompt cache of its own (:class:`PrefixCachingLLM`: an API model's provider caches on its
+        side), nor with a table retriever (each question's tables, hence its prompt, differ)."""
+        if not isinstance(self.llm, PrefixCachingLLM) or self._tables_retriever is not None:
+            return 0
+        writers = [self.writer]
+        if self.candidates > 1 and self.candidate_source == "prompts" and self.candidates_when == "always":
+            writers += self._other_prompt_writers()[: self.candidates - 1]
+        with self.llm.prefilling_until(QUESTION_MARK):
+            for writer in writers:
+                writer.query(QUESTION_MARK)
+        return len(writers)
 
     def schema_for(self, question: str) -> str:
         """The schema the prompts for ``question`` show, as kb's own writer shows it: every table, or
@@ -967,6 +1009,8 @@ class SQLEngine(CustomQueryEngine):
         if chosen is not None and verdict != "clean":
             outcome.attempts.append(Attempt(sql=chosen.sql))  # no correction ran clean: the first that ran, as written
         voting = self.candidates > 1 and outcome.votes is None  # rescue samples were their own vote
+        if self.candidates_when == "doubt":
+            voting = voting and not _beyond_doubt(outcome, chosen, verdict)
         if voting and not (outcome.refused and chosen is None and not outcome.attempts[-1].error):
             with clock.step("generation"):  # the extra candidates: written and run
                 voted, outcome.votes = self._vote(question, outcome.question_hint, chosen)

@@ -1,7 +1,8 @@
 """The README's main command: the whole of kb on the offline default models.
 
 Starts kb's MariaDB, loads the demo business database, indexes ``data/docs`` (incrementally: a
-second run embeds nothing), and asks three questions, one per route, printing the route and why,
+second run embeds nothing), reads the database's SQL prompt into the model's prompt cache (what
+``kb serve`` does at start-up), and asks three questions, one per route, printing the route and why,
 the answer, the sources and the SQL with its rows.
 """
 
@@ -37,6 +38,12 @@ def run(settings: Settings, out=print) -> None:
         loading = Stopwatch()
         kb.llm  # loaded (and verified) once, before the first question's clock starts
         out(f"model {kb.llm_model_name} loaded in {loading.elapsed():.1f} s")
+        warming = Stopwatch()
+        if kb.warm_sql_prompts():
+            out(
+                f"SQL prompt for {settings.sql.database} read into the prompt cache in {warming.elapsed():.1f} s "
+                "(kept on disk for later runs)"
+            )
         for question, _ in QUESTIONS:
             out("")
             out(f"Q: {question}")

@@ -22,6 +22,8 @@ import atexit
 import os
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Optional
 
@@ -47,6 +49,8 @@ STOP = ["<|im_end|>", "<|endoftext|>"]
 LOOP_REPEAT_PENALTY = 1.1
 _LOADED: dict[tuple[Any, ...], tuple[Any, threading.Lock]] = {}
 _LOADING = threading.Lock()
+# Set by LocalLlamaCPP.prefilling_until: the text that ends the part of a prompt to evaluate, not answer.
+_PREFILL_UNTIL: ContextVar[Optional[str]] = ContextVar("kb_prefill_until", default=None)
 # How long the exit waits for a generation still running in a daemon thread before it leaves that model be.
 _CLOSE_WAIT_SECONDS = 0.5
 
@@ -129,6 +133,19 @@ class LocalLlamaCPP(CustomLLM):
             if self._model.cache is not None:
                 self._model.cache.clear()
 
+    @contextmanager
+    def prefilling_until(self, marker: str) -> Iterator[None]:
+        """Within it (in this thread or task), a prompt that contains ``marker`` is not answered: the
+        text before the marker is evaluated and its state kept in the prompt cache, and the reply is
+        empty. Prompts that begin with that text later are evaluated from its end only. A caller warms
+        the fixed beginning of prompts another library writes (LlamaIndex's text-to-SQL prompt, whose
+        schema comes before the question) by asking with ``marker`` as the question."""
+        token = _PREFILL_UNTIL.set(marker)
+        try:
+            yield
+        finally:
+            _PREFILL_UNTIL.reset(token)
+
     @property
     def metadata(self) -> LLMMetadata:
         return LLMMetadata(
@@ -166,6 +183,10 @@ class LocalLlamaCPP(CustomLLM):
         """The generation's text piece by piece, its repeated sentences left out
         (:mod:`kb.models.repetition`); when it loops, it is stopped and continued once from the text
         kept, with llama.cpp's repetition penalty. The caller holds the lock."""
+        marker = _PREFILL_UNTIL.get()
+        if marker is not None and marker in text:  # evaluated and cached, not answered: prefilling_until
+            self._model.create_completion(text[: text.index(marker)], max_tokens=1, temperature=0.0)
+            return
         watch = RepeatedSentences()
         tokens_left = int(options["max_tokens"])
         for repeat_penalty in (None, LOOP_REPEAT_PENALTY):

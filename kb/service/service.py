@@ -102,9 +102,18 @@ class Service:
 
     def warm_up(self) -> None:
         """Load the models and open the stores before the first request, not during it; start the
-        access log's pruning (rows older than ``serve.access_log_days``, now and every hour)."""
+        business database's SQL prompts' warming (:meth:`KnowledgeBase.warm_sql_prompts`: a request
+        that needs the model meanwhile waits for it, as for any generation) and the access log's
+        pruning (rows older than ``serve.access_log_days``, now and every hour)."""
         self.kb.warm_up()
+        threading.Thread(target=self._warm_sql_prompts, name="kb-sql-prompt-warming", daemon=True).start()
         threading.Thread(target=self._prune_access_log, name="kb-access-log-prune", daemon=True).start()
+
+    def _warm_sql_prompts(self) -> None:
+        try:
+            self.kb.warm_sql_prompts()
+        except Exception:  # a warming that fails costs the first question time, never the service
+            log.warning("the SQL prompts could not be warmed", exc_info=True)
 
     def _prune_access_log(self) -> None:
         days = self.kb.settings.serve.access_log_days
