@@ -298,7 +298,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Union
 
@@ -1058,66 +1058,115 @@ def _through(compared: exp.Column, lookup: Table, key: str, holder: Column, valu
     return exp.In(this=compared.copy(), query=exp.Subquery(this=subquery))
 
 
-def _value_of_another_column(scope: StatementScope, question: str = "", unheld_only: bool = False) -> list[str]:
-    """A text value compared with a column that cannot hold it: a column all of whose values are known
-    (or a number column), which does not hold the value. Reported when a listed column of another
-    table holds it (with the join to it; not with ``unheld_only``), and, given the ``question``, also
-    when no column does, unless the question itself names the value (then no such row is the answer):
-    only for ``=`` and an ``IN`` none of whose values the column holds, which can then match no row."""
-    found = []
-    kinds = (exp.EQ, exp.NEQ, exp.In)
-    for position, node in enumerate(scope.tree.find_all(*kinds)):
+@dataclass(frozen=True)
+class _UnheldValue:
+    """A text value compared (``=``, ``<>``, ``IN``) with a column that cannot hold it: a column all of
+    whose values are known (or a number column), which does not hold the value."""
+
+    node: exp.Expr  # the comparison
+    position: int  # its place among the statement's comparisons (for a rewrite of it)
+    compared: exp.Column
+    table: Table
+    column: Column
+    value: str
+    values: tuple[str, ...]  # every value the comparison names
+    held: frozenset[str]  # the column's known values, case-folded
+    listed: str  # the column's known values as a message shows them
+    found_in: Optional[tuple[Table, Column]]  # the listed column of another table that holds the value
+
+    @property
+    def numeric(self) -> bool:
+        return self.column.kind == "number"  # a word compared with a number column is read as 0
+
+
+_VALUE_COMPARISONS = (exp.EQ, exp.NEQ, exp.In)
+
+
+def _unheld_values(scope: StatementScope) -> Iterator[_UnheldValue]:
+    """Every text value compared with a column that cannot hold it (:class:`_UnheldValue`)."""
+    for position, node in enumerate(scope.tree.find_all(*_VALUE_COMPARISONS)):
         compared = _compared_literals(node, text=True)
         placed = scope.place(compared[0]) if compared is not None else None
         if compared is None or placed is None:
             continue
         table, column = placed
-        numeric = column.kind == "number"  # a word compared with a number column is read as 0
+        numeric = column.kind == "number"
         if column.values is None and not numeric:
             continue  # its values are not all known
         known = column.values or []
-        held = {v.casefold() for v in known}
+        held = frozenset(v.casefold() for v in known)
+        listed = ", ".join(f"'{v}'" for v in known[:8]) + (", ..." if len(known) > 8 else "")
         for value in compared[1]:
             if value.casefold() in held or (numeric and _NUMBER.fullmatch(value.strip())):
                 continue
             found_in = _listed_holder(value, column, scope)
-            listed = ", ".join(f"'{v}'" for v in known[:8]) + (", ..." if len(known) > 8 else "")
-            if found_in is None:
-                matches_nothing = isinstance(node, exp.EQ) or (
-                    isinstance(node, exp.In) and not held.intersection(v.casefold() for v in compared[1])
-                )
-                if question and known and matches_nothing and not mentions(question, value):
-                    found.append(_value_of_no_column(value, node, compared[0], table, column, listed))
-                continue
-            if unheld_only:
-                continue
-            other, holder = found_in
-            said = (
-                f"'{value}' is not a value of {table.name}.{column.name} "
-                f"({'a number column' if numeric else f'its values: {listed}'}), so it matches no "
-                f"row in {node.sql(dialect='mysql')}; it is a value of {other.name}.{holder.name}"
+            yield _UnheldValue(
+                node, position, compared[0], table, column, value, tuple(compared[1]), held, listed, found_in
             )
-            if column.references and other.name.lower() == column.references[0].lower():
-                written = compared[0].table or table.name  # the statement's own name for the table (an alias)
-                said += (
-                    f": JOIN {other.name} ON {other.name}.{column.references[1]} = {written}.{column.name} and "
-                    f"compare {other.name}.{holder.name}"
+
+
+def _value_of_another_column(scope: StatementScope) -> list[str]:
+    """A text value compared with a column that cannot hold it (:func:`_unheld_values`) that a listed
+    column of another table holds: the message names that column and, where the compared column
+    references its table, the join to it (or the key to compare)."""
+    found = []
+    for unheld in _unheld_values(scope):
+        if unheld.found_in is None:
+            continue
+        node, table, column, value = unheld.node, unheld.table, unheld.column, unheld.value
+        other, holder = unheld.found_in
+        said = (
+            f"'{value}' is not a value of {table.name}.{column.name} "
+            f"({'a number column' if unheld.numeric else f'its values: {unheld.listed}'}), so it matches no "
+            f"row in {node.sql(dialect='mysql')}; it is a value of {other.name}.{holder.name}"
+        )
+        if column.references and other.name.lower() == column.references[0].lower():
+            written = unheld.compared.table or table.name  # the statement's own name for the table (an alias)
+            said += (
+                f": JOIN {other.name} ON {other.name}.{column.references[1]} = {written}.{column.name} and "
+                f"compare {other.name}.{holder.name}"
+            )
+            key = _label_key(scope.schema, other, holder, value)
+            single = len(unheld.values) == 1
+            if key is None and single and isinstance(node, exp.EQ):
+                through = _through(unheld.compared, other, column.references[1], holder, value)
+                said = _suggesting(said, _rewritten(scope.tree, _VALUE_COMPARISONS, unheld.position, through))
+            if key is not None and single and not isinstance(node, exp.In):
+                literal = exp.Literal.number(key) if unheld.numeric else exp.Literal.string(key)
+                by_key = _rewritten(
+                    scope.tree,
+                    _VALUE_COMPARISONS,
+                    unheld.position,
+                    type(node)(this=unheld.compared.copy(), expression=literal),
                 )
-                key = _label_key(scope.schema, other, holder, value)
-                if key is None and len(compared[1]) == 1 and isinstance(node, exp.EQ):
-                    through = _through(compared[0], other, column.references[1], holder, value)
-                    said = _suggesting(said, _rewritten(scope.tree, kinds, position, through))
-                if key is not None and len(compared[1]) == 1 and not isinstance(node, exp.In):
-                    literal = exp.Literal.number(key) if numeric else exp.Literal.string(key)
-                    by_key = _rewritten(
-                        scope.tree, kinds, position, type(node)(this=compared[0].copy(), expression=literal)
-                    )
-                    said = _suggesting(
-                        f"{said}; or compare the key: '{value}' is {other.name}.{column.references[1]} "
-                        f"{literal.sql(dialect='mysql')}",
-                        by_key,
-                    )
-            found.append(said)
+                said = _suggesting(
+                    f"{said}; or compare the key: '{value}' is {other.name}.{column.references[1]} "
+                    f"{literal.sql(dialect='mysql')}",
+                    by_key,
+                )
+        found.append(said)
+    return found
+
+
+def _value_held_by_no_column(scope: StatementScope, question: str) -> list[str]:
+    """A text value compared with a column that cannot hold it (:func:`_unheld_values`) that no listed
+    column holds either and the question does not name (a value the question names that no row has
+    makes no such row the answer): only for ``=`` and an ``IN`` none of whose values the column holds,
+    which can then match no row."""
+    found: list[str] = []
+    if not question:
+        return found
+    for unheld in _unheld_values(scope):
+        if unheld.found_in is not None or not unheld.held:
+            continue
+        node = unheld.node
+        matches_nothing = isinstance(node, exp.EQ) or (
+            isinstance(node, exp.In) and not unheld.held.intersection(v.casefold() for v in unheld.values)
+        )
+        if matches_nothing and not mentions(question, unheld.value):
+            found.append(
+                _value_of_no_column(unheld.value, node, unheld.compared, unheld.table, unheld.column, unheld.listed)
+            )
     return found
 
 
@@ -1936,7 +1985,7 @@ CHECKS: tuple[Check, ...] = (
         "statement",
         True,
         "a text compared with a column whose known values lack it and another listed column holds it",
-        lambda i: _value_of_another_column(_scoped(i), ""),
+        lambda i: _value_of_another_column(_scoped(i)),
     ),
     Check(
         "value of no column",
@@ -1944,7 +1993,7 @@ CHECKS: tuple[Check, ...] = (
         False,
         "a text compared with a column whose known values lack it, no column holds it and the question "
         "does not name it",
-        lambda i: _value_of_another_column(_scoped(i), i.question, unheld_only=True),
+        lambda i: _value_held_by_no_column(_scoped(i), i.question),
     ),
     Check(
         "columns never equal",
