@@ -202,6 +202,31 @@ class SetAblation:
             "seconds_each_plain": [round(s, 2) for s in self.seconds_each_plain],
         }
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> SetAblation:
+        """A set's results as :meth:`row` wrote them (``sql_accuracy.py --ablation-table`` joins the
+        files of separate runs)."""
+        return cls(
+            n=row["n"],
+            kb=row["kb"],
+            plain=row["plain"],
+            seconds_kb=sum(row["seconds_each_kb"]),
+            seconds_plain=sum(row["seconds_each_plain"]),
+            fired=Counter(row["fired"]),
+            off=row["off"],
+            rerun=row["rerun"],
+            right_full=row["right_full"],
+            first_clean=row["first_clean"],
+            outvoted=row["outvoted"],
+            right_off={label: {int(i): v for i, v in verdicts.items()} for label, verdicts in row["right_off"].items()},
+            seconds_each_kb=row["seconds_each_kb"],
+            seconds_each_plain=row["seconds_each_plain"],
+        )
+
+    def warm_seconds(self, each: Sequence[float]) -> float:
+        """Seconds per question after the first (whose prompts were cached by none before it)."""
+        return sum(each[1:]) / max(len(each) - 1, 1)
+
 
 def ablate(
     questions: Sequence[dict],
@@ -282,6 +307,24 @@ def table(results: dict[str, SetAblation], titles: dict[str, str]) -> str:
         )
         + f" | {sum(r.seconds_kb for r in results.values()) / max(total_n, 1):.1f} vs "
         f"{sum(r.seconds_plain for r in results.values()) / max(total_n, 1):.1f} |"
+    )
+    lines.append(
+        "| first answer (cold), s, kb vs plain | "
+        + " | ".join(
+            f"{r.seconds_each_kb[0]:.1f} vs {r.seconds_each_plain[0]:.1f}" if r.seconds_each_plain else "-"
+            for r in results.values()
+        )
+        + " | |"
+    )
+    lines.append(
+        "| s / question after the first (warm), kb vs plain | "
+        + " | ".join(
+            f"{r.warm_seconds(r.seconds_each_kb):.1f} vs {r.warm_seconds(r.seconds_each_plain):.1f}"
+            if r.seconds_each_plain
+            else "-"
+            for r in results.values()
+        )
+        + " | |"
     )
     labels = list(dict.fromkeys(label for r in results.values() for label in r.off))
     for label in labels:

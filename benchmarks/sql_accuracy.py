@@ -88,6 +88,11 @@ SETS = [
 ]
 
 
+def part_titles() -> dict[str, str]:
+    """Each set's parts as a table's column heads, by ``<set>/<part>``."""
+    return {f"{s.key}/{p}": f"{s.title}, {p}" for s in SETS for p in ("dev", "test")}
+
+
 def normalize(rows: list[dict[str, Any]] | list[tuple]) -> Counter:
     """Rows as the engine compares results (kb.engines.sql.result_key): one notion of "the same rows"."""
     return result_key([r if isinstance(r, dict) else dict(enumerate(r)) for r in rows])
@@ -352,7 +357,22 @@ def main() -> None:
         help="kb in full, plain once, then kb with each check, family of checks and mechanism off (sql_ablation.py)",
     )
     parser.add_argument("--ablate-values", action="store_true", help="with --ablate: value linking off too")
+    parser.add_argument(
+        "--ablation-table",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="print one ablation table from the --json files of --ablate runs (one set each, or several)",
+    )
     args = parser.parse_args()
+    if args.ablation_table:
+        joined = {
+            label: SetAblation.from_row(row)
+            for path in args.ablation_table
+            for label, row in json.loads(path.read_text()).items()
+        }
+        print(ablation_table(joined, part_titles()))
+        return
     wanted_sets, wanted_parts = set(args.sets.split(",")), set(args.parts.split(","))
     settings = load_settings(ROOT / "config.yaml")
     candidates = args.candidates or settings.sql.candidates
@@ -367,7 +387,7 @@ def main() -> None:
             raise SystemExit("--ablate memoises the offline model's replies: run it on the offline profile")
         memoised = MemoisedLlamaCPP.of(llm)
     ablations: dict[str, SetAblation] = {}
-    ablation_titles = {f"{s.key}/{p}": f"{s.title}, {p}" for s in SETS for p in ("dev", "test")}
+    ablation_titles = part_titles()
     print(f"model: {settings.active_profile.llm.model} ({settings.profile}); candidates: {candidates} ({source})")
     results: dict[tuple[str, str], Tally] = {}
     for sql_set in SETS:
