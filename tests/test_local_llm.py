@@ -115,3 +115,31 @@ used.append(llm)
     assert done.returncode == 0, done.stderr
     assert "freed at exit: True" in done.stdout, done.stdout + done.stderr
     assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_pinned_prompt_beginning_outlives_the_whole_prompts_stored_after_it():
+    import numpy as np
+
+    from kb.models.prompt_cache import PromptStateCache
+
+    class State:
+        def __init__(self, size: int) -> None:
+            self.llama_state = bytes(size)
+            self.llama_state_size = size
+            self.scores = np.zeros((1, 8), dtype=np.single)
+
+    cache = PromptStateCache(capacity_bytes=300)  # room for three states of 100 bytes, in RAM only
+    schema = list(range(50))
+    with cache.pinning():
+        cache[schema] = State(100)
+    for question in range(5):  # whole prompts, each the schema and its own question
+        cache[schema + [1000 + question]] = State(100)
+    assert schema + [1004] in cache and schema + [1003] in cache
+    assert cache[schema + [2000]].llama_state_size == 100  # found: the beginning the next question shares
+    assert tuple(schema) in cache._ram  # pinned: never evicted while unpinned states are left
+    assert tuple(schema + [1000]) not in cache._ram  # the oldest whole prompts went instead
+    unpinned = PromptStateCache(capacity_bytes=300)
+    unpinned[schema] = State(100)
+    for question in range(5):
+        unpinned[schema + [1000 + question]] = State(100)
+    assert tuple(schema) not in unpinned._ram  # without pinning, the beginning is the first to go

@@ -579,17 +579,22 @@ class SQLEngine(CustomQueryEngine):
 
     def warm_prompt_cache(self) -> int:
         """Evaluate the beginning every question's prompts share (the dialect, the schema, the rules and
-        the examples: everything before the question) into the LLM's prompt cache, so that the first
-        question pays only for its own tokens; how many prompts were warmed. The prompts are kb's, and
-        with ``candidates_when="always"`` the other prompts' of ``candidate_source="prompts"`` too
-        (under ``"doubt"`` they are written for few questions). Nothing is done for an LLM without a
-        prompt cache of its own (:class:`PrefixCachingLLM`: an API model's provider caches on its
-        side), nor with a table retriever (each question's tables, hence its prompt, differ)."""
+        the examples: everything before the question) into the LLM's prompt cache, pinned there, so
+        that the first question pays only for its own tokens; how many prompts were warmed. The
+        prompt is kb's (its corrections and samples begin alike), and with ``candidates_when="always"``
+        the other prompts' of ``candidate_source="prompts"`` too (under ``"doubt"`` they are warmed
+        before their first question: :meth:`_other_prompt_writers`). Nothing is done for an LLM
+        without a prompt cache of its own (:class:`PrefixCachingLLM`: an API model's provider caches
+        on its side), nor with a table retriever (each question's tables, hence its prompt, differ)."""
+        warmed = self._warm([self.writer])
+        if warmed and self.candidates > 1 and self.candidate_source == "prompts" and self.candidates_when == "always":
+            warmed += len(self._other_prompt_writers())
+        return warmed
+
+    def _warm(self, writers: Sequence[Any]) -> int:
+        """:meth:`warm_prompt_cache` for ``writers``: how many were warmed (0 when nothing can be)."""
         if not isinstance(self.llm, PrefixCachingLLM) or self._tables_retriever is not None:
             return 0
-        writers = [self.writer]
-        if self.candidates > 1 and self.candidate_source == "prompts" and self.candidates_when == "always":
-            writers += self._other_prompt_writers()[: self.candidates - 1]
         with self.llm.prefilling_until(QUESTION_MARK):
             for writer in writers:
                 writer.query(QUESTION_MARK)
@@ -645,6 +650,7 @@ class SQLEngine(CustomQueryEngine):
                     self.llm, self.sql_database, self.tables, self._tables_retriever, prompt=DEFAULT_TEXT_TO_SQL_PROMPT
                 ),
             ]
+            self._warm(self._prompt_writers)  # their beginnings pinned in the prompt cache, as kb's
         return self._prompt_writers
 
     def write_sql(

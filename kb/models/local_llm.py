@@ -22,7 +22,7 @@ import atexit
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Optional
@@ -139,7 +139,8 @@ class LocalLlamaCPP(CustomLLM):
         text before the marker is evaluated and its state kept in the prompt cache, and the reply is
         empty. Prompts that begin with that text later are evaluated from its end only. A caller warms
         the fixed beginning of prompts another library writes (LlamaIndex's text-to-SQL prompt, whose
-        schema comes before the question) by asking with ``marker`` as the question."""
+        schema comes before the question) by asking with ``marker`` as the question. The state is
+        pinned in the cache (:meth:`PromptStateCache.pinning`): whole prompts do not evict it."""
         token = _PREFILL_UNTIL.set(marker)
         try:
             yield
@@ -185,7 +186,11 @@ class LocalLlamaCPP(CustomLLM):
         kept, with llama.cpp's repetition penalty. The caller holds the lock."""
         marker = _PREFILL_UNTIL.get()
         if marker is not None and marker in text:  # evaluated and cached, not answered: prefilling_until
-            self._model.create_completion(text[: text.index(marker)], max_tokens=1, temperature=0.0)
+            from kb.models.prompt_cache import PromptStateCache  # llama_cpp is loaded by now
+
+            cache = self._model.cache
+            with cache.pinning() if isinstance(cache, PromptStateCache) else nullcontext():
+                self._model.create_completion(text[: text.index(marker)], max_tokens=1, temperature=0.0)
             return
         watch = RepeatedSentences()
         tokens_left = int(options["max_tokens"])

@@ -22,7 +22,8 @@ import io
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -55,6 +56,8 @@ class PromptStateCache(BaseLlamaCache):
         super().__init__(capacity_bytes)
         self._n_ctx = n_ctx  # a restored state's token buffer must be as long as the context
         self._ram: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self._pinned: set[tuple[int, ...]] = set()  # evicted only when nothing else is left (pinning)
+        self._pinning = False
         self._dir = Path(directory) if directory else None
         self._lock = threading.Lock()
         if self._dir:
@@ -109,10 +112,25 @@ class PromptStateCache(BaseLlamaCache):
             old.unlink(missing_ok=True)
             old.with_name(old.name.replace(".tokens.npy", ".state")).unlink(missing_ok=True)
 
+    @contextmanager
+    def pinning(self) -> Iterator[None]:
+        """States stored within it are kept in RAM before any other: the least recently used of the
+        others is evicted first. The fixed beginnings of prompts (a schema before the question) are
+        stored so (:meth:`kb.models.local_llm.LocalLlamaCPP.prefilling_until`), and the states of
+        whole prompts, one per question, cannot push them out."""
+        with self._lock:
+            self._pinning = True
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._pinning = False
+
     def clear(self) -> None:
         """Forget every kept state, in RAM and on disk (the next prompts are evaluated in full)."""
         with self._lock:
             self._ram.clear()
+            self._pinned.clear()
             if self._dir:
                 for path in self._dir.glob("*.tokens.npy"):
                     path.unlink(missing_ok=True)
@@ -151,8 +169,13 @@ class PromptStateCache(BaseLlamaCache):
         with self._lock:
             self._ram[key] = value
             self._ram.move_to_end(key)
+            if self._pinning:
+                self._pinned.add(key)
             while self.cache_size > self.capacity_bytes and len(self._ram) > 1:
-                self._ram.popitem(last=False)
+                unpinned = next((k for k in self._ram if k not in self._pinned and k != key), None)
+                evicted = unpinned if unpinned is not None else next(iter(self._ram))
+                del self._ram[evicted]
+                self._pinned.discard(evicted)
             if self._dir and len(key) >= MIN_DISK_TOKENS:
                 try:
                     self._store(key, value)
