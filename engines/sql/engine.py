@@ -50,7 +50,9 @@ model's own statement agreed with it by rows). A rewrite no sample agrees with a
 statement with the defect). A question whose first statement runs clean costs nothing more.
 With ``candidates`` above 1 as well, a question that went to rescue samples is not voted on again.
 
-**Execution-guided selection.** With ``candidates`` above 1, the model also writes sampled statements
+**Execution-guided selection.** With ``candidates`` above 1 (and, under ``candidates_when="doubt"``,
+the default, only for a question whose greedy statement is in doubt: it failed, was refused, ran with
+a defect or a conversion warning, or gave no rows), the model also writes sampled statements
 (temperature ``sample_temperature``, each its own seed) for the same prompt, so a prompt cache makes
 each cost only its own tokens; with ``candidate_source="prompts"`` the first two are instead the
 greedy statements of two other prompts (kb's rules over LlamaIndex's table description, LlamaIndex's
