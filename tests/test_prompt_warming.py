@@ -36,7 +36,7 @@ def test_the_prompt_up_to_the_question_is_warmed_once_and_begins_every_question(
     engine = SQLEngine(llm, MariaDBConnection(business), database="kb_business", tables=BUSINESS_TABLES, candidates=1)
     assert engine.warm_prompt_cache() == 1
     warmed = _kept_prompts(tmp_path)
-    assert len(warmed) == 1
+    assert len(warmed) == 1 and all(name.startswith("pinned-") for name in warmed)  # kept before whole prompts
     (beginning,) = warmed.values()
     # the schema and the rules up to "Question: ", then the one token the warming generated
     assert len(beginning) > 500
@@ -45,7 +45,7 @@ def test_the_prompt_up_to_the_question_is_warmed_once_and_begins_every_question(
     sql = engine.write_sql("How many orders were placed in 2025?")
     assert "orders" in sql.lower()  # the question was answered, not prefilled
     asked = [tokens for name, tokens in _kept_prompts(tmp_path).items() if name not in warmed]
-    assert len(asked) == 1
+    assert len(asked) == 1 and not any(name.startswith("pinned-") for name in _kept_prompts(tmp_path).keys() - warmed)
     # the question's prompt begins with the warmed tokens (the last, the reply's one token, aside)
     assert _shared_prefix(beginning, asked[0]) >= len(beginning) - 2
     # a second warming finds the beginning kept: it writes no new state

@@ -199,7 +199,7 @@ def test_the_demo_prints_correct_answers_on_all_three_routes(run_kb, admin, proj
         f"SELECT COUNT(*) FROM `{db}`.returns r JOIN `{db}`.orders o ON o.id = r.order_id "
         "WHERE DATEDIFF(r.requested_at, o.delivered_at) > 30"
     )[0][0]
-    assert f"SQL prompt for {db} read into the prompt cache" in proc.stdout  # before the first question
+    assert f"SQL prompts for {db} read into the prompt cache" in proc.stdout  # before the first question
     answers = proc.stdout.split("\nQ: ")[1:]
     assert len(answers) == 3, proc.stdout
     routes = [a.split("[route: ")[1].split(" - ")[0] for a in answers]

@@ -24,6 +24,14 @@ RIGHT = (
 )
 
 
+# A greedy statement that counts every order, and two others that count the cancelled ones (other text)
+EVERY_ORDER = "SELECT COUNT(*) FROM orders"
+CANCELLED_ORDERS = [
+    "SELECT COUNT(*) AS n FROM orders WHERE status = 'cancelled'",
+    "SELECT COUNT(id) FROM orders WHERE status = 'cancelled'",
+]
+
+
 @pytest.fixture
 def engine_with(business):
     def make(script, **kwargs) -> tuple[SQLEngine, ScriptedLLM]:
@@ -252,11 +260,7 @@ def test_candidates_from_other_prompts_outvote_the_greedy_statement_and_are_writ
 ):
     db = project_settings.sql.database
     cancelled = admin.fetchall(f"SELECT COUNT(*) FROM `{db}`.orders WHERE status = 'cancelled'")[0][0]
-    greedy = "SELECT COUNT(*) FROM orders"
-    others = [
-        "SELECT COUNT(*) AS n FROM orders WHERE status = 'cancelled'",
-        "SELECT COUNT(id) FROM orders WHERE status = 'cancelled'",
-    ]
+    greedy, others = EVERY_ORDER, CANCELLED_ORDERS
     engine, llm = engine_with([greedy, *others, "Answer."], candidates=3, candidate_source="prompts")
     answer = sql_answer(engine, "How many orders were cancelled?")
     assert answer.rows == [{"n": cancelled}] and answer.sql == others[0]
@@ -288,11 +292,7 @@ def test_candidates_selecting_more_columns_vote_for_the_answer_that_selects_only
 
 
 def test_with_candidates_on_doubt_only_a_clean_greedy_statement_with_rows_answers_alone(engine_with):
-    greedy = "SELECT COUNT(*) FROM orders"
-    others = [
-        "SELECT COUNT(*) AS n FROM orders WHERE status = 'cancelled'",
-        "SELECT COUNT(id) FROM orders WHERE status = 'cancelled'",
-    ]
+    greedy, others = EVERY_ORDER, CANCELLED_ORDERS
     engine, llm = engine_with([greedy, *others, "Answer."], candidates=3, candidates_when="doubt")
     answer = sql_answer(engine, "How many orders were cancelled?")
     assert answer.sql == greedy and answer.candidates is None

@@ -582,14 +582,14 @@ class SQLEngine(CustomQueryEngine):
     def warm_prompt_cache(self) -> int:
         """Evaluate the beginning every question's prompts share (the dialect, the schema, the rules and
         the examples: everything before the question) into the LLM's prompt cache, pinned there, so
-        that the first question pays only for its own tokens; how many prompts were warmed. The
-        prompt is kb's (its corrections and samples begin alike), and with ``candidates_when="always"``
-        the other prompts' of ``candidate_source="prompts"`` too (under ``"doubt"`` they are warmed
-        before their first question: :meth:`_other_prompt_writers`). Nothing is done for an LLM
-        without a prompt cache of its own (:class:`PrefixCachingLLM`: an API model's provider caches
-        on its side), nor with a table retriever (each question's tables, hence its prompt, differ)."""
+        that the first question pays only for its own tokens; how many prompts were warmed: kb's (its
+        corrections and samples begin alike) and, with candidates from ``candidate_source="prompts"``,
+        the other prompts' (written for a question in doubt, which would otherwise pay for their
+        beginnings). Nothing is done for an LLM without a prompt cache of its own
+        (:class:`PrefixCachingLLM`: an API model's provider caches on its side), nor with a table
+        retriever (each question's tables, hence its prompt, differ)."""
         warmed = self._warm([self.writer])
-        if warmed and self.candidates > 1 and self.candidate_source == "prompts" and self.candidates_when == "always":
+        if warmed and self.candidates > 1 and self.candidate_source == "prompts":
             warmed += len(self._other_prompt_writers())
         return warmed
 

@@ -1,7 +1,7 @@
 """The README's main command: the whole of kb on the offline default models.
 
 Starts kb's MariaDB, loads the demo business database, indexes ``data/docs`` (incrementally: a
-second run embeds nothing), reads the database's SQL prompt into the model's prompt cache (what
+second run embeds nothing), reads the database's SQL prompts (up to the question) into the model's prompt cache (what
 ``kb serve`` does at start-up), and asks three questions, one per route, printing the route and why,
 the answer, the sources and the SQL with its rows.
 """
@@ -39,10 +39,11 @@ def run(settings: Settings, out=print) -> None:
         kb.llm  # loaded (and verified) once, before the first question's clock starts
         out(f"model {kb.llm_model_name} loaded in {loading.elapsed():.1f} s")
         warming = Stopwatch()
-        if kb.warm_sql_prompts():
+        warmed = kb.warm_sql_prompts()
+        if warmed:
             out(
-                f"SQL prompt for {settings.sql.database} read into the prompt cache in {warming.elapsed():.1f} s "
-                "(kept on disk for later runs)"
+                f"SQL prompts for {settings.sql.database} read into the prompt cache ({warmed}) in "
+                f"{warming.elapsed():.1f} s (kept on disk for later runs)"
             )
         for question, _ in QUESTIONS:
             out("")

@@ -33,7 +33,8 @@ from llama_cpp.llama_cache import BaseLlamaCache
 from kb.private_dirs import make_private_dir, write_private_file
 
 MIN_DISK_TOKENS = 256  # shorter prompts are cheap to evaluate again: not worth a file
-MAX_DISK_FILES = 8
+MAX_DISK_FILES = 8  # of pinned states, and of the others
+PINNED_PREFIX = "pinned-"  # the file names of pinned states (PromptStateCache.pinning)
 
 
 def _longest_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -99,23 +100,29 @@ class PromptStateCache(BaseLlamaCache):
             seed=0,
         )
 
-    def _store(self, key: tuple[int, ...], state: Any) -> None:
+    def _store(self, key: tuple[int, ...], state: Any, pinned: bool) -> None:
+        """Write ``key``'s state; of the pinned states and of the others, only the ``MAX_DISK_FILES``
+        most recently used of each are kept (whole prompts do not push a pinned beginning out)."""
         assert self._dir is not None
         digest = hashlib.sha1(np.asarray(key, dtype=np.int32).tobytes()).hexdigest()[:20]
-        tokens_path = self._dir / f"{digest}.tokens.npy"
+        name = f"{PINNED_PREFIX}{digest}" if pinned else digest
+        tokens_path = self._dir / f"{name}.tokens.npy"
         tokens = io.BytesIO()
         np.save(tokens, np.asarray(key, dtype=np.int32), allow_pickle=False)
-        write_private_file(self._dir / f"{digest}.state", state.llama_state)
+        write_private_file(self._dir / f"{name}.state", state.llama_state)
         write_private_file(tokens_path, tokens.getvalue())  # written last: it is what makes an entry
-        entries = sorted(self._dir.glob("*.tokens.npy"), key=lambda p: p.stat().st_mtime)
+        entries = sorted(
+            (p for p in self._dir.glob("*.tokens.npy") if p.name.startswith(PINNED_PREFIX) == pinned),
+            key=lambda p: p.stat().st_mtime,
+        )
         for old in entries[:-MAX_DISK_FILES]:
             old.unlink(missing_ok=True)
             old.with_name(old.name.replace(".tokens.npy", ".state")).unlink(missing_ok=True)
 
     @contextmanager
     def pinning(self) -> Iterator[None]:
-        """States stored within it are kept in RAM before any other: the least recently used of the
-        others is evicted first. The fixed beginnings of prompts (a schema before the question) are
+        """States stored within it are kept before any other, in RAM and on disk: the least recently
+        used of the others is evicted first. The fixed beginnings of prompts (a schema before the question) are
         stored so (:meth:`kb.models.local_llm.LocalLlamaCPP.prefilling_until`), and the states of
         whole prompts, one per question, cannot push them out."""
         with self._lock:
@@ -156,6 +163,8 @@ class PromptStateCache(BaseLlamaCache):
                 raise KeyError("no cached prefix")
             if path is not None:
                 self._ram[found] = self._load(path)
+                if path.name.startswith(PINNED_PREFIX):
+                    self._pinned.add(found)
             self._ram.move_to_end(found)
             return self._ram[found]
 
@@ -178,6 +187,6 @@ class PromptStateCache(BaseLlamaCache):
                 self._pinned.discard(evicted)
             if self._dir and len(key) >= MIN_DISK_TOKENS:
                 try:
-                    self._store(key, value)
+                    self._store(key, value, pinned=key in self._pinned)
                 except OSError:  # a full or read-only disk costs speed, never an answer
                     pass
