@@ -169,8 +169,6 @@ class SetAblation:
     n: int = 0
     kb: int = 0
     plain: int = 0
-    seconds_kb: float = 0.0
-    seconds_plain: float = 0.0
     fired: Counter = field(default_factory=Counter)  # questions on which each check fired (full run)
     off: dict[str, int] = field(default_factory=dict)  # configuration -> right answers
     rerun: dict[str, int] = field(default_factory=dict)  # configuration -> questions run again
@@ -212,8 +210,6 @@ class SetAblation:
             n=row["n"],
             kb=row["kb"],
             plain=row["plain"],
-            seconds_kb=sum(row["seconds_each_kb"]),
-            seconds_plain=sum(row["seconds_each_plain"]),
             fired=Counter(row["fired"]),
             off=row["off"],
             rerun=row["rerun"],
@@ -225,6 +221,14 @@ class SetAblation:
             seconds_each_plain=row["seconds_each_plain"],
             seconds_warm_up=row.get("seconds_warm_up"),
         )
+
+    @property
+    def seconds_kb(self) -> float:
+        return sum(self.seconds_each_kb)
+
+    @property
+    def seconds_plain(self) -> float:
+        return sum(self.seconds_each_plain)
 
     def warm_seconds(self, each: Sequence[float]) -> float:
         """Seconds per question after the first (whose prompts were cached by none before it)."""
@@ -256,7 +260,6 @@ def ablate(
         t = time.perf_counter()
         outcome = full.compute(item["q"])
         result.seconds_each_kb.append(time.perf_counter() - t)
-        result.seconds_kb += result.seconds_each_kb[-1]
         right.append(is_right(outcome, item))
         result.first_clean.append(bool(outcome.attempts) and outcome.attempts[0].error is None)
         result.outvoted.append(any((a.error or "").startswith("outvoted") for a in outcome.attempts))
@@ -267,7 +270,6 @@ def ablate(
             t = time.perf_counter()
             plain_ok = plain_is_right(str(plain.query(item["q"]).metadata.get("sql_query", "")), item)
             result.seconds_each_plain.append(time.perf_counter() - t)
-            result.seconds_plain += result.seconds_each_plain[-1]
             result.plain += plain_ok
             said += f", plain {'ok' if plain_ok else 'NO'}"
         progress(said)
