@@ -23,6 +23,7 @@ seconds are real (nothing is served from the memo while they run); a configurati
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -68,6 +69,22 @@ class ReplyMemo:
     serving: bool = False
     served: int = 0
     written: int = 0
+    # Each reply the model wrote while not serving: what prompt it answered (prompt_kind), its
+    # seconds and its tokens; where a question's time goes.
+    calls: list[tuple[str, float, int]] = field(default_factory=list)
+
+
+def prompt_kind(text: str, temperature: float) -> str:
+    """Which of the SQL engine's prompts ``text`` is (by the engine's and LlamaIndex's own wording)."""
+    if "Write a corrected statement" in text:
+        kind = "correction"
+    elif "Given an input question" in text:
+        kind = "LlamaIndex's prompt"
+    elif re.search(r"SQL:\s*(<\|im_end\|>\s*<\|im_start\|>assistant\s*)?$", text):  # as a chat or not
+        kind = "statement"
+    else:
+        return "answer and other"
+    return f"{kind}, sampled" if temperature > 0 else kind
 
 
 class MemoisedLlamaCPP(LocalLlamaCPP):
@@ -91,7 +108,11 @@ class MemoisedLlamaCPP(LocalLlamaCPP):
         if self._memo.serving and key in self._memo.replies:
             self._memo.served += 1
             return self._memo.replies[key]
+        started = time.perf_counter()
         reply = super()._generate(text, kwargs)
+        if not self._memo.serving:
+            kind = prompt_kind(text, options["temperature"])
+            self._memo.calls.append((kind, time.perf_counter() - started, len(self.tokenize(reply))))
         self._memo.replies[key] = reply
         self._memo.written += 1
         return reply
@@ -182,6 +203,7 @@ class SetAblation:
     seconds_each_kb: list[float] = field(default_factory=list)  # the first after the warm-up only
     seconds_warm_up: Optional[float] = None  # SQLEngine.warm_prompt_cache before the first question
     seconds_each_plain: list[float] = field(default_factory=list)
+    calls_each_kb: list[list[tuple[str, float, int]]] = field(default_factory=list)  # ReplyMemo.calls
 
     def row(self) -> dict[str, Any]:
         return {
@@ -200,6 +222,7 @@ class SetAblation:
             "seconds_each_kb": [round(s, 2) for s in self.seconds_each_kb],
             "seconds_each_plain": [round(s, 2) for s in self.seconds_each_plain],
             "seconds_warm_up": None if self.seconds_warm_up is None else round(self.seconds_warm_up, 2),
+            "calls_each_kb": [[(kind, round(s, 2), n) for kind, s, n in calls] for calls in self.calls_each_kb],
         }
 
     @classmethod
@@ -220,6 +243,7 @@ class SetAblation:
             seconds_each_kb=row["seconds_each_kb"],
             seconds_each_plain=row["seconds_each_plain"],
             seconds_warm_up=row.get("seconds_warm_up"),
+            calls_each_kb=[[tuple(call) for call in calls] for calls in row.get("calls_each_kb", [])],
         )
 
     @property
@@ -257,9 +281,10 @@ def ablate(
     full.warm_prompt_cache()  # as kb serve does at start-up
     result.seconds_warm_up = time.perf_counter() - t
     for number, item in enumerate(questions, start=1):
-        t = time.perf_counter()
+        t, calls_before = time.perf_counter(), len(memo.calls)
         outcome = full.compute(item["q"])
         result.seconds_each_kb.append(time.perf_counter() - t)
+        result.calls_each_kb.append(memo.calls[calls_before:])
         right.append(is_right(outcome, item))
         result.first_clean.append(bool(outcome.attempts) and outcome.attempts[0].error is None)
         result.outvoted.append(any((a.error or "").startswith("outvoted") for a in outcome.attempts))
@@ -344,4 +369,31 @@ def table(results: dict[str, SetAblation], titles: dict[str, str]) -> str:
         cells = [f"{r.off[label] - r.kb:+d}" if label in r.off else "0" for r in results.values()]
         total = sum(r.off.get(label, r.kb) - r.kb for r in results.values())
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {total:+d} |")
+    return "\n".join(lines)
+
+
+def time_table(results: dict[str, SetAblation]) -> str:
+    """Where kb's time went in the full runs of all sets: per prompt kind, the model's replies on
+    questions whose first statement ran clean and on the others (in doubt), with their seconds and
+    tokens; and each group's seconds per question against plain's on the same questions."""
+    lines = [
+        "| questions | prompt | replies | s per reply | tokens per reply | s per question |",
+        "|---|---|---|---|---|---|",
+    ]
+    for clean in (True, False):
+        chosen = [(r, i) for r in results.values() for i in range(len(r.calls_each_kb)) if r.first_clean[i] == clean]
+        group = "first statement clean" if clean else "in doubt"
+        kinds: dict[str, list[tuple[float, int]]] = {}
+        for r, i in chosen:
+            for kind, seconds, tokens in r.calls_each_kb[i]:
+                kinds.setdefault(kind, []).append((seconds, tokens))
+        n = max(len(chosen), 1)
+        for kind, calls in sorted(kinds.items()):
+            lines.append(
+                f"| {group} ({len(chosen)}) | {kind} | {len(calls) / n:.2f} per question | "
+                f"{sum(s for s, _ in calls) / len(calls):.1f} | {sum(t for _, t in calls) / len(calls):.0f} | |"
+            )
+        kb_s = sum(r.seconds_each_kb[i] for r, i in chosen) / n
+        plain_s = sum(r.seconds_each_plain[i] for r, i in chosen if r.seconds_each_plain) / n
+        lines.append(f"| {group} ({len(chosen)}) | all, kb vs plain | | | | {kb_s:.1f} vs {plain_s:.1f} |")
     return "\n".join(lines)

@@ -50,7 +50,7 @@ from typing import Any, Optional
 import yaml
 from common import ROOT
 from sample_databases import load_sample
-from sql_ablation import MemoisedLlamaCPP, SetAblation, ablate
+from sql_ablation import MemoisedLlamaCPP, SetAblation, ablate, time_table
 from sql_ablation import table as ablation_table
 
 from kb.business_database.provisioning import load_demo_data, readonly_url
@@ -372,6 +372,8 @@ def main() -> None:
             for label, row in json.loads(path.read_text()).items()
         }
         print(ablation_table(joined, part_titles()))
+        if any(a.calls_each_kb for a in joined.values()):
+            print("\nwhere kb's time went (full runs):\n" + time_table(joined))
         return
     wanted_sets, wanted_parts = set(args.sets.split(",")), set(args.parts.split(","))
     settings = load_settings(ROOT / "config.yaml")
@@ -436,6 +438,7 @@ def main() -> None:
     if args.ablate:
         assert memoised is not None
         print(f"\nablation ({time.strftime('%Y-%m-%d')}):\n" + ablation_table(ablations, ablation_titles))
+        print("\nwhere kb's time went (full runs):\n" + time_table(ablations))
         print(f"model replies: {memoised.memo.written} written, {memoised.memo.served} served from the memo")
         return
     print(f"\nfinal ({time.strftime('%Y-%m-%d')}, candidates {candidates}):\n" + table(results))

@@ -16,7 +16,8 @@ Script = Union[list[str], Callable[[str], str]]
 
 
 class ScriptedLLM(CustomLLM):
-    """Answers from a list (in order) or a function of the prompt; records every prompt.
+    """Answers from a list (in order) or a function of the prompt; records every prompt and the stop
+    texts it was asked with, and ends an answer before the first of them it holds, as a model does.
 
     ``delay_for(prompt)`` (else ``token_delay``) is the time each word takes to "generate", in
     ``complete`` too; like kb's local model, generation ends early when kb's generation-stop hook
@@ -24,8 +25,10 @@ class ScriptedLLM(CustomLLM):
 
     context_window: int = Field(default=4096)
     token_delay: float = Field(default=0.0, description="seconds between streamed words")
+    stop: list[str] = Field(default_factory=list, description="texts that end an answer")
     _script: Any = PrivateAttr()
     _prompts: list = PrivateAttr(default_factory=list)
+    _stops: list = PrivateAttr(default_factory=list)
     _delay_for: Any = PrivateAttr(default=None)
 
     def __init__(self, script: Script, delay_for: Callable[[str], float] | None = None, **kwargs: Any) -> None:
@@ -38,16 +41,25 @@ class ScriptedLLM(CustomLLM):
         return self._prompts
 
     @property
+    def stops(self) -> list[tuple[str, ...]]:
+        """The stop texts of each prompt in :attr:`prompts`."""
+        return self._stops
+
+    @property
     def metadata(self) -> LLMMetadata:
         return LLMMetadata(context_window=self.context_window, num_output=256, model_name="scripted")
 
     def _next(self, prompt: str) -> str:
         self._prompts.append(prompt)
+        self._stops.append(tuple(self.stop))
         if callable(self._script):
-            return self._script(prompt)
-        if not self._script:
+            answer = self._script(prompt)
+        elif not self._script:
             raise AssertionError(f"the scripted LLM ran out of answers; prompt was:\n{prompt}")
-        return self._script.pop(0)
+        else:
+            answer = self._script.pop(0)
+        ends = [answer.index(text) for text in self.stop if text in answer]
+        return answer[: min(ends)] if ends else answer
 
     def _words(self, prompt: str, text: str):
         """The answer's words as they are "generated" (delayed; stopped by kb's hook as its local model is)."""

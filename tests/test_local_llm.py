@@ -96,6 +96,19 @@ def test_the_local_model_stops_a_loop_and_continues_without_it():
     assert streamed == answer
 
 
+def test_the_local_model_ends_a_generation_before_a_stop_text_of_its_own():
+    """A copy with ``stop`` (as kb's SQL writers use it) ends where the text would begin; the rest of
+    what the model writes up to there is unchanged."""
+    llm = build_llm(load_settings(ROOT / "config.yaml", environ={"KB_PROFILE": "tiny"}))
+    question = "List ten facts about the moon."
+    prompt = chatml([ChatMessage(role=MessageRole.USER, content=question)])
+    raw = llm._model.create_completion(prompt, max_tokens=64, temperature=0.0, stop=STOP)["choices"][0]["text"]
+    stop_text = raw.split()[5]  # a word well inside what it writes
+    stopped = llm.model_copy(update={"stop": [stop_text]}).complete(question).text
+    assert stop_text not in stopped and raw.startswith(stopped) and len(stopped) < len(raw), (raw, stopped)
+    assert len(llm.complete(question).text) > len(stopped)  # the model it was copied from has no such stop
+
+
 def test_a_process_frees_its_shared_models_at_exit_while_the_bindings_are_there():
     """The tiny model, loaded and used, is freed by kb's exit hook (a check registered before it runs
     after it) and nothing is printed about a failed finaliser."""

@@ -278,6 +278,18 @@ def test_candidates_from_other_prompts_outvote_the_greedy_statement_and_are_writ
     assert answer.sql == others[0] and answer.candidates["written"] == 2 and len(llm.prompts) == 3
 
 
+def test_every_statement_writer_stops_the_model_where_an_invented_result_would_begin(engine_with):
+    """LlamaIndex's prompt asks for "SQLQuery: ... SQLResult: ... Answer: ..."; a model that goes on
+    past the statement is stopped there, by every writer, and its statement is kept."""
+    greedy, others = EVERY_ORDER, CANCELLED_ORDERS
+    invented = f"{others[1]}\nSQLResult: [(70,)]\nAnswer: There were 70 cancelled orders."
+    engine, llm = engine_with([greedy, others[0], invented, "Answer."], candidates=3, candidate_source="prompts")
+    answer = sql_answer(engine, "How many orders were cancelled?")
+    assert answer.sql == others[0] and answer.candidates["agreeing"] == 2  # the third statement kept and voted
+    writers, answer_writer = llm.stops[:3], llm.stops[3]
+    assert all("SQLResult:" in stops for stops in writers) and "SQLResult:" not in answer_writer
+
+
 def test_candidates_selecting_more_columns_vote_for_the_answer_that_selects_only_what_was_asked(engine_with):
     greedy = "SELECT name FROM products ORDER BY price DESC LIMIT 1"
     wider = "SELECT name, price FROM products ORDER BY price DESC LIMIT 1"  # the same answer, and its price

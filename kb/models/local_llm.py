@@ -108,6 +108,7 @@ class LocalLlamaCPP(CustomLLM):
     max_new_tokens: int = Field(default=256, ge=1, description="tokens generated at most per call")
     temperature: float = Field(default=0.0, ge=0.0)
     seed: int = Field(default=0, description="sampling seed: with temperature > 0, another seed gives another sample")
+    stop: list[str] = Field(default_factory=list, description="more texts that end a generation (not included)")
     n_threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))
     prompt_cache_mb: int = Field(default=512, ge=0, description="room for cached prompt states; 0: none")
     prompt_cache_dir: Optional[str] = Field(default=None, description="keep them on disk here (else in RAM)")
@@ -163,7 +164,7 @@ class LocalLlamaCPP(CustomLLM):
         options: dict[str, Any] = {
             "max_tokens": int(kwargs.get("max_tokens") or self.max_new_tokens),
             "temperature": float(kwargs.get("temperature", self.temperature)),
-            "stop": STOP + list(kwargs.get("stop") or []),
+            "stop": STOP + self.stop + list(kwargs.get("stop") or []),
             "seed": int(kwargs.get("seed", self.seed)),
         }
         if GENERATION_STOP.get() is not None:  # asked after every token (see kb.engines.answer)
