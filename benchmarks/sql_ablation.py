@@ -5,8 +5,7 @@ plain LlamaIndex once (timed), then kb again with one thing off at a time:
 
 * each check that fired in the full run, alone, and families of checks (every check of kind
   ``statement``, every check of kind ``question`` = ``sql.checks: statement``, all = ``sql.checks:
-  none``, and the question checks by what they read: counting words, the column asked, named values,
-  dates and times);
+  none``);
 * kb's repairs of statements the server rejected (the added join, the hint for an error);
 * candidates (``sql.candidates: 1``), rescue samples (``sql.rescue_samples: 0``) and, with
   ``--ablate-values``, value linking (``sql.value_linking: false``);
@@ -37,28 +36,8 @@ from kb.engines.sql.engine import SQLEngine, Statement
 from kb.engines.sql.repairs import StatementRepairs
 from kb.models.local_llm import LocalLlamaCPP
 
-QUESTION_FAMILIES: dict[str, tuple[str, ...]] = {
-    "counting words": (
-        "rows of groups counted",
-        "count of another table",
-        "count repeated by a join",
-        "referencing rows counted",
-        "one figure where each is asked",
-    ),
-    "the column asked": ("not the rows asked", "id for the column asked"),
-    "named values": ("code for a named value", "value of no column", "id for a named value", "state for an event"),
-    "dates and times": (
-        "history without current row",
-        "amount in another unit",
-        "days where a shorter unit is asked",
-        "present date unasked",
-        "another day of the week",
-        "date the question does not give",
-    ),
-}
 STATEMENT_CHECKS = tuple(c.name for c in CHECKS if c.kind == "statement")
 QUESTION_CHECKS = tuple(c.name for c in CHECKS if c.kind == "question")
-assert sorted(n for names in QUESTION_FAMILIES.values() for n in names) == sorted(QUESTION_CHECKS)
 
 
 @dataclass
@@ -161,8 +140,6 @@ def configurations(fired_anywhere: set[str], values: bool) -> list[Configuration
         Configuration("statement checks", {"skip_checks": frozenset(STATEMENT_CHECKS)}, frozenset(STATEMENT_CHECKS)),
         Configuration("question checks (sql.checks: statement)", {"checks": "statement"}, frozenset(QUESTION_CHECKS)),
     ]
-    for family, names in QUESTION_FAMILIES.items():
-        found.append(Configuration(f"question checks: {family}", {"skip_checks": frozenset(names)}, frozenset(names)))
     for check in CHECKS:
         if check.name in fired_anywhere:
             names = frozenset({check.name})

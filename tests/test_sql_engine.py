@@ -667,25 +667,6 @@ def test_rows_that_tie_with_the_last_one_a_limit_kept_are_answered_too(engine_wi
 
 
 @pytest.mark.parametrize(
-    "question, table, counted",
-    [
-        ("How many students have enrolled in at least 7 sections?", "student", True),
-        ("How many different customers ordered in May?", "Customer", True),
-        ("How many media types are there?", "MediaType", True),
-        ("How many categories are there?", "category", True),
-        ("How many customer orders were refunded?", "customers", False),  # a modifier: orders are counted
-        ("How many customers' orders were late?", "customers", False),
-        ("How many orders did customers place?", "customers", False),
-        ("Which customers ordered most?", "customers", False),
-    ],
-)
-def test_a_question_asks_how_many_rows_of_a_table_by_its_plural(question, table, counted):
-    from kb.engines.sql.english import asks_how_many
-
-    assert asks_how_many(question, table) is counted
-
-
-@pytest.mark.parametrize(
     "question, table, named",
     [
         ("Which support tickets are open?", "support_tickets", True),
@@ -710,39 +691,42 @@ def test_a_question_asks_which_rows_of_a_table_by_its_rows_noun(question, table,
     assert asks_which(question, table) is named
 
 
-COLLAPSED = "SELECT c.name FROM customers c JOIN orders o ON o.customer_id = c.id ORDER BY COUNT(*) DESC LIMIT 1"
+# joins each order to the customer whose id is the order's own: the "unrelated keys" defect
+MISJOINED = (
+    "SELECT c.name, COUNT(*) AS n FROM customers c JOIN orders o ON o.id = c.id "
+    "GROUP BY c.id, c.name ORDER BY n DESC LIMIT 1"
+)
+MISJOINED_SAID = "the join condition o.id = c.id pairs the keys of two tables, orders and customers"
 GROUPED = (
     "SELECT c.name, COUNT(*) AS n FROM customers c JOIN orders o ON o.customer_id = c.id "
     "GROUP BY c.id, c.name ORDER BY n DESC LIMIT 1"
 )
 
 
-def test_a_statement_that_folds_every_row_into_one_is_corrected_by_the_model(engine_with):
+def test_a_statement_that_joins_unrelated_keys_is_corrected_by_the_model(engine_with):
     def script(prompt: str) -> str:
         if "Write a corrected statement" in prompt:
-            assert (
-                "SELECT c.name FROM customers AS c JOIN orders AS o" in prompt
-                and "ORDER BY COUNT(*) DESC LIMIT 1" in prompt
-            )
-            assert "without GROUP BY beside the plain column(s) c.name" in prompt
+            assert "JOIN orders AS o ON o.id = c.id" in prompt and MISJOINED_SAID in prompt
             return GROUPED
-        return "Answer." if "Result (" in prompt else COLLAPSED
+        return "Answer." if "Result (" in prompt else MISJOINED
 
     engine, llm = engine_with(script)
     answer = sql_answer(engine, "Which customer placed the most orders?")
     assert [a.error is None for a in answer.attempts] == [False, True]
-    assert answer.attempts[0].error.startswith("it ran, but it uses COUNT(*) without GROUP BY")
+    assert answer.attempts[0].error.startswith(f"it ran, but {MISJOINED_SAID}")
     assert answer.sql == GROUPED.replace(" c ", " AS c ").replace(" o ", " AS o ")
     assert answer.rows and set(answer.rows[0]) == {"name", "n"}
 
 
 def test_a_defect_no_correction_mends_is_answered_as_written(engine_with, admin, project_settings):
     db = project_settings.sql.database
-    written = "SELECT COUNT(*) FROM orders o JOIN customers c ON c.id = c.id WHERE o.status = 'cancelled'"
-    gold = admin.fetchall(f"SELECT COUNT(*) FROM `{db}`.orders o JOIN `{db}`.customers c WHERE o.status = 'cancelled'")
+    written = "SELECT COUNT(*) FROM orders o JOIN customers c ON o.id = c.id WHERE o.status = 'cancelled'"
+    gold = admin.fetchall(
+        f"SELECT COUNT(*) FROM `{db}`.orders o JOIN `{db}`.customers c ON o.id = c.id WHERE o.status = 'cancelled'"
+    )
     engine, llm = engine_with(lambda prompt: "Answer." if "Result (" in prompt else written)
     answer = sql_answer(engine, "How many orders were cancelled?")
-    assert answer.attempts[0].error.startswith("it ran, but the condition c.id = c.id compares a column with itself")
+    assert answer.attempts[0].error.startswith("it ran, but the join condition o.id = c.id pairs the keys of two")
     assert answer.attempts[-1].error is None and answer.sql == answer.attempts[0].sql
     assert answer.rows == [{"COUNT(*)": gold[0][0]}] and not answer.refused  # the rows of the statement as written
 
@@ -786,7 +770,7 @@ def test_statements_the_server_converts_without_loss_have_no_warning(engine_with
 
 def test_a_candidate_with_a_defect_is_never_counted(engine_with):
     greedy = "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"
-    engine, llm = engine_with([greedy, COLLAPSED, COLLAPSED, "Answer."], candidates=3)
+    engine, llm = engine_with([greedy, MISJOINED, MISJOINED, "Answer."], candidates=3)
     answer = sql_answer(engine, "How many orders were cancelled?")
     assert answer.sql == greedy and answer.candidates == {
         "written": 3,
@@ -801,9 +785,9 @@ def test_a_candidate_with_a_defect_is_never_counted(engine_with):
 OTHER_RANKING = GROUPED.replace("DESC", "ASC")  # runs clean, gives other rows than GROUPED
 
 
-def sampled_after_corrections(samples: list[str], written: str = COLLAPSED):
+def sampled_after_corrections(samples: list[str], written: str = MISJOINED):
     """A scripted model whose greedy statement and every correction are ``written`` (by default
-    ``COLLAPSED``, which folds the rows into one), and whose further writes (the rescue samples) are
+    ``MISJOINED``, which folds the rows into one), and whose further writes (the rescue samples) are
     ``samples`` in order."""
     writes = iter([written, *samples])
 
@@ -819,7 +803,7 @@ def test_a_question_no_correction_mends_is_answered_by_two_agreeing_rescue_sampl
     before = business_checksum()
     engine, llm = engine_with(sampled_after_corrections(["DELETE FROM orders", OTHER_RANKING, GROUPED, GROUPED]))
     answer = sql_answer(engine, "Which customer placed the most orders?")
-    assert answer.attempts[0].error.startswith("it ran, but it uses COUNT(*) without GROUP BY")
+    assert answer.attempts[0].error.startswith(f"it ran, but {MISJOINED_SAID}")
     assert answer.sql == GROUPED.replace(" c ", " AS c ").replace(" o ", " AS o ")  # not the first that ran clean
     assert answer.attempts[-1].sql == answer.sql and answer.attempts[-1].error is None
     # the refused sample is written but never run or counted; writing stops once two agree
@@ -835,7 +819,7 @@ def test_a_question_no_correction_mends_is_answered_by_two_agreeing_rescue_sampl
     shown: list[str] = []
     print_answer_tail(answer, shown.append)  # what `kb sql` and `kb ask` print under the answer
     assert "[no attempt ran clean: 2 of 3 statements sampled again gave these rows]" in shown
-    assert shown[1].startswith("SQL attempt 1 (failed: it ran, but it uses COUNT(*) without GROUP BY")
+    assert shown[1].startswith(f"SQL attempt 1 (failed: it ran, but {MISJOINED_SAID}")
 
 
 def test_a_question_answered_by_rescue_samples_is_not_voted_on_again(engine_with):
@@ -854,12 +838,12 @@ def test_a_question_answered_by_rescue_samples_is_not_voted_on_again(engine_with
 
 
 def test_when_no_rescue_sample_runs_clean_more_are_written_for_the_correction_prompt_with_its_defect(engine_with):
-    corrections = iter([COLLAPSED, COLLAPSED, GROUPED, GROUPED])  # the greedy correction, its retry, then samples
+    corrections = iter([MISJOINED, MISJOINED, GROUPED, GROUPED])  # the greedy correction, its retry, then samples
 
     def script(prompt: str) -> str:
         if "Result (" in prompt:
             return "Answer."
-        return next(corrections) if "Write a corrected statement" in prompt else COLLAPSED
+        return next(corrections) if "Write a corrected statement" in prompt else MISJOINED
 
     engine, llm = engine_with(script)
     answer = sql_answer(engine, "Which customer placed the most orders?")
@@ -875,12 +859,12 @@ def test_when_no_rescue_sample_runs_clean_more_are_written_for_the_correction_pr
     }
     shown = [p for p in llm.prompts if "Write a corrected statement" in p][2:]
     assert len(shown) == 2
-    assert all("Error: it ran, but it uses COUNT(*) without GROUP BY" in p and "ORDER BY COUNT(*)" in p for p in shown)
+    assert all(f"Error: it ran, but {MISJOINED_SAID}" in p and "ON o.id = c.id" in p for p in shown)
 
 
 def test_without_agreement_the_first_rescue_sample_that_ran_clean_answers(engine_with):
     unknown = "SELECT c.nickname FROM customers c"  # the server rejects it: not counted
-    engine, llm = engine_with(sampled_after_corrections([unknown, COLLAPSED, OTHER_RANKING, GROUPED]))
+    engine, llm = engine_with(sampled_after_corrections([unknown, MISJOINED, OTHER_RANKING, GROUPED]))
     answer = sql_answer(engine, "Which customer placed the most orders?")
     assert answer.sql == OTHER_RANKING.replace(" c ", " AS c ").replace(" o ", " AS o ")
     assert answer.candidates == {
@@ -930,66 +914,6 @@ MOST_RETURNED = (
     "SELECT p.name FROM products p JOIN returns r ON r.product_id = p.id GROUP BY p.id, p.name "
     "ORDER BY COUNT(*) DESC LIMIT 1"
 )
-
-
-def test_a_count_of_single_row_groups_is_given_back_with_the_tables_that_reference_it(engine_with, most_returned):
-    """Products' names are each one row's: counting them ranks nothing; the model is told which tables
-    record what belongs to a product, and its correction answers."""
-    written = "SELECT name FROM products GROUP BY name ORDER BY COUNT(*) DESC LIMIT 1"
-    told = ("it groups products by name, which is different in every row", "returns.product_id")
-    engine, llm = engine_with(corrected_by_the_model(written, MOST_RETURNED, *told))
-    answer = sql_answer(engine, "Which product was returned most often?")
-    assert answer.attempts[0].error.startswith("it ran, but it groups products by name")
-    assert answer.rows and answer.rows[0]["name"] == most_returned
-
-
-def test_a_ranking_led_by_the_null_group_is_given_back_and_else_answered_as_written(engine_with):
-    """Orders not delivered yet have no delivery date; most orders share that NULL, so "the date with the
-    most deliveries" written without IS NOT NULL names no date. Told so, the model adds it; a
-    ranking led by a value is not given back (must not fire)."""
-    written = "SELECT delivered_at FROM orders GROUP BY delivered_at ORDER BY COUNT(*) DESC LIMIT 1"
-    corrected = written.replace("GROUP BY", "WHERE delivered_at IS NOT NULL GROUP BY")
-    engine, llm = engine_with(corrected_by_the_model(written, corrected, "whose delivered_at is NULL"))
-    answer = sql_answer(engine, "On which date were the most orders delivered?")
-    assert answer.attempts[0].error.startswith("it ran, but its first row is the group of rows whose delivered_at")
-    assert answer.attempts[-1].error is None and answer.rows and answer.rows[0]["delivered_at"] is not None
-    engine, llm = engine_with(corrected_by_the_model(corrected, "", "nothing: never asked"))
-    answer = sql_answer(engine, "On which date were the most orders delivered?")
-    assert len(answer.attempts) == 1 and answer.attempts[0].error is None
-
-
-def test_a_list_of_groups_with_the_null_group_is_given_back_and_one_without_is_not(engine_with):
-    """Orders not delivered yet have no delivery date: "how many orders were delivered on each date"
-    grouped without IS NOT NULL lists them as one more date. Told so, the model leaves them out; a
-    list grouped by a column that is never NULL is answered as written (must not fire)."""
-    written = "SELECT delivered_at, COUNT(*) AS n FROM orders GROUP BY delivered_at"
-    corrected = written.replace("GROUP BY", "WHERE delivered_at IS NOT NULL GROUP BY")
-    engine, llm = engine_with(corrected_by_the_model(written, corrected, "which is no delivered_at"))
-    answer = sql_answer(engine, "How many orders were delivered on each date?")
-    assert answer.attempts[0].error.startswith("it ran, but one of its rows is the group of rows whose delivered_at")
-    assert answer.attempts[-1].error is None and answer.rows
-    assert all(row["delivered_at"] is not None for row in answer.rows)
-    by_status = "SELECT status, COUNT(*) AS n FROM orders GROUP BY status"
-    engine, llm = engine_with(corrected_by_the_model(by_status, "", "nothing: never asked"))
-    answer = sql_answer(engine, "How many orders are there in each status?")
-    assert len(answer.attempts) == 1 and answer.attempts[0].error is None and len(answer.rows) > 1
-
-
-def test_a_state_where_the_question_speaks_of_an_event_is_given_back_with_the_statement_without_it(engine_with):
-    """Every support ticket was opened (opened_at is never NULL), whatever its status now: "tickets
-    opened by ..." written with status = 'open' counts only those still open. Told so, with the
-    statement without that condition, the model writes it; "how many tickets are open?" keeps it
-    (must not fire)."""
-    written = "SELECT COUNT(*) FROM support_tickets WHERE status = 'open' AND priority = 'urgent'"
-    corrected = "SELECT COUNT(*) FROM support_tickets WHERE priority = 'urgent'"
-    told = "every support_tickets row has its opened_at (never NULL): every one was opened, whatever its status is now"
-    engine, llm = engine_with(corrected_by_the_model(written, corrected, told, corrected))
-    answer = sql_answer(engine, "How many urgent support tickets were opened?")
-    assert answer.attempts[0].error.startswith("it ran, but status = 'open' keeps only the support_tickets rows")
-    assert answer.sql == corrected and answer.attempts[-1].error is None
-    engine, llm = engine_with(corrected_by_the_model("SELECT COUNT(*) FROM support_tickets WHERE status = 'open'", ""))
-    answer = sql_answer(engine, "How many support tickets are open?")
-    assert len(answer.attempts) == 1 and answer.attempts[0].error is None
 
 
 def test_ids_answering_which_rows_are_given_back_and_a_named_answer_is_not(engine_with, most_returned):
@@ -1227,75 +1151,48 @@ def test_kbs_rewrite_answers_alone_only_with_sql_rewrites_answer(engine_with, re
     assert answer.candidates["agreeing"] == 2
 
 
-def test_orders_counted_where_the_question_counts_customers_are_given_back(engine_with, admin, project_settings):
-    """ "How many customers ordered in 2025?" over customers JOIN orders with COUNT(*) counts orders;
-    told so, the model counts each customer once; the same over orders alone. "How many orders ..."
-    over the join is answered as written (must not fire)."""
-    db = project_settings.sql.database
-    ordering = "FROM customers c JOIN orders o ON o.customer_id = c.id WHERE YEAR(o.ordered_at) = 2025"
-    written, corrected = f"SELECT COUNT(*) {ordering}", f"SELECT COUNT(DISTINCT c.id) AS n {ordering}"
-    customers, orders = admin.fetchall(
-        f"SELECT COUNT(DISTINCT customer_id), COUNT(*) FROM `{db}`.orders WHERE YEAR(ordered_at) = 2025"
-    )[0]
-    assert customers < orders  # the data makes the two counts differ
-    engine, llm = engine_with(corrected_by_the_model(written, corrected, "COUNT(DISTINCT c.id)"))
-    answer = sql_answer(engine, "How many customers placed an order in 2025?")
-    assert answer.attempts[0].error.startswith(
-        "it ran, but COUNT(*) counts the joined rows where the question asks how many customers"
-    )
-    assert answer.attempts[-1].error is None and answer.rows == [{"n": customers}]
-    engine, llm = engine_with(corrected_by_the_model(f"SELECT COUNT(*) AS n {ordering}", "", "nothing: never asked"))
-    answer = sql_answer(engine, "How many orders did customers place in 2025?")
-    assert len(answer.attempts) == 1 and answer.rows == [{"n": orders}]
-    lone = "SELECT COUNT(*) AS n FROM orders WHERE YEAR(ordered_at) = 2025"  # no join: the orders alone
-    distinct = lone.replace("COUNT(*)", "COUNT(DISTINCT customer_id)")
-    engine, llm = engine_with(corrected_by_the_model(lone, distinct, "COUNT(DISTINCT customer_id)"))
-    answer = sql_answer(engine, "How many customers placed an order in 2025?")
-    assert answer.attempts[0].error.startswith("it ran, but COUNT(*) counts rows of orders where the question asks")
-    assert answer.attempts[-1].error is None and answer.rows == [{"n": customers}]
-
-
 @pytest.mark.parametrize("checks", ["all", "statement", "none"])
 def test_sql_checks_says_which_checks_a_statement_that_ran_goes_through(engine_with, admin, project_settings, checks):
-    """sql.checks: with "statement" no check reads the question (its trigger words, "how many
-    customers", leave the count of orders alone), while a statement-only defect is still sent back;
+    """sql.checks: with "statement" no check reads the question (its trigger words, "which
+    customer", leave the customer ids alone), while a statement-only defect is still sent back;
     with "none" both statements answer as the model wrote them."""
     db = project_settings.sql.database
-    orders = admin.fetchall(f"SELECT COUNT(*) FROM `{db}`.orders WHERE YEAR(ordered_at) = 2025")[0][0]
-    counted = "SELECT COUNT(*) AS n FROM orders WHERE YEAR(ordered_at) = 2025"  # a question check fires (all)
+    top = admin.fetchall(
+        f"SELECT customer_id FROM `{db}`.orders GROUP BY customer_id ORDER BY COUNT(*) DESC, customer_id LIMIT 1"
+    )[0][0]
+    ids = "SELECT customer_id FROM orders GROUP BY customer_id ORDER BY COUNT(*) DESC, customer_id LIMIT 1"
     engine, llm = engine_with(
-        corrected_by_the_model(counted, counted.replace("COUNT(*)", "COUNT(DISTINCT customer_id)"), "DISTINCT"),
-        checks=checks,
-        rescue_samples=0,
+        corrected_by_the_model(ids, GROUPED, "the question asks which customers"), checks=checks, rescue_samples=0
     )
-    answer = sql_answer(engine, "How many customers placed an order in 2025?")
+    answer = sql_answer(engine, "Which customer placed the most orders?")
     if checks == "all":
-        assert answer.attempts[0].error.startswith("it ran, but COUNT(*) counts rows of orders")
+        assert answer.attempts[0].error.startswith("it ran, but it answers with orders.customer_id, ids of customers")
     else:
-        assert len(answer.attempts) == 1 and answer.attempts[0].error is None and answer.rows == [{"n": orders}]
-    collapsed = "SELECT name, COUNT(*) AS n FROM customers"  # a statement check fires (all, statement)
-    grouped = "SELECT city, COUNT(*) AS n FROM customers GROUP BY city ORDER BY n DESC LIMIT 1"
-    engine, llm = engine_with(corrected_by_the_model(collapsed, grouped, "GROUP BY"), checks=checks, rescue_samples=0)
-    answer = sql_answer(engine, "Which city has the most customers?")
+        assert len(answer.attempts) == 1 and answer.attempts[0].error is None
+        assert answer.rows == [{"customer_id": top}]
+    engine, llm = engine_with(
+        corrected_by_the_model(MISJOINED, GROUPED, MISJOINED_SAID), checks=checks, rescue_samples=0
+    )
+    answer = sql_answer(engine, "Which customer placed the most orders?")
     if checks == "none":
-        assert len(answer.attempts) == 1 and answer.attempts[0].error is None and answer.sql == collapsed
+        assert len(answer.attempts) == 1 and answer.attempts[0].error is None
+        assert answer.sql == engine.guard.check(MISJOINED).sql
     else:
-        assert "without GROUP BY" in (answer.attempts[0].error or ""), answer.attempts[0].error
+        assert MISJOINED_SAID in (answer.attempts[0].error or ""), answer.attempts[0].error
         assert len(answer.attempts) == 2
 
 
 def test_sql_checks_is_a_setting_of_the_knowledge_base(local_embed, business):
     config = {"database": {"name": "kb_test_checks"}, "sql": {"checks": "none", "candidates": 1}}
-    collapsed = "SELECT name, COUNT(*) AS n FROM customers"
-    llm = ScriptedLLM(lambda prompt: "Answer." if "Result (" in prompt else collapsed)
+    llm = ScriptedLLM(lambda prompt: "Answer." if "Result (" in prompt else MISJOINED)
     kb = KnowledgeBase.from_config(config, embed_model=local_embed, llm=llm)
     try:
         assert kb.sql_engine.checks == "none"
         assert kb.sql_engine.rewrites_answer is False  # the default: kb's statement never answers alone
-        response = kb.sql_engine.query("Which city has the most customers?")
+        response = kb.sql_engine.query("Which customer placed the most orders?")
     finally:
         kb.close()
-    assert response.metadata["sql_query"] == collapsed and len(response.metadata["attempts"]) == 1
+    assert "o.id = c.id" in response.metadata["sql_query"] and len(response.metadata["attempts"]) == 1
 
 
 def test_sql_rewrites_answer_is_a_setting_of_the_knowledge_base(local_embed, business):
@@ -1338,20 +1235,19 @@ def test_every_sql_setting_the_engine_takes_reaches_it(local_embed, business):
 
 
 def test_sql_skip_checks_switches_checks_off_by_name(local_embed, business):
-    """sql.skip_checks: the collapsing aggregate is no longer sent back; a name no check has is a
+    """sql.skip_checks: a join of unrelated keys is no longer sent back; a name no check has is a
     configuration error that lists the checks."""
-    collapsed = "SELECT name, COUNT(*) AS n FROM customers"
     config = {
         "database": {"name": "kb_test_checks"},
-        "sql": {"skip_checks": ["collapsing aggregate"], "candidates": 1, "rescue_samples": 0},
+        "sql": {"skip_checks": ["unrelated keys"], "candidates": 1, "rescue_samples": 0},
     }
-    llm = ScriptedLLM(lambda prompt: "Answer." if "Result (" in prompt else collapsed)
+    llm = ScriptedLLM(lambda prompt: "Answer." if "Result (" in prompt else MISJOINED)
     kb = KnowledgeBase.from_config(config, embed_model=local_embed, llm=llm)
     try:
-        response = kb.sql_engine.query("Which city has the most customers?")
+        response = kb.sql_engine.query("Which customer placed the most orders?")
     finally:
         kb.close()
-    assert response.metadata["sql_query"] == collapsed and len(response.metadata["attempts"]) == 1
+    assert "o.id = c.id" in response.metadata["sql_query"] and len(response.metadata["attempts"]) == 1
     with pytest.raises(ConfigError, match="no check is named 'collapsed aggregates'; the checks: .*unrelated keys"):
         KnowledgeBase.from_config({"sql": {"skip_checks": ["collapsed aggregates"]}}, embed_model=local_embed, llm=llm)
 
@@ -1379,21 +1275,6 @@ def test_an_ambiguous_column_the_joins_tie_is_qualified_by_kb(engine_with, admin
     assert answer.rows == [{"n": both}] and not any("Write a corrected statement" in p for p in llm.prompts)
 
 
-def test_todays_date_where_the_question_counts_no_time_from_today_is_given_back(engine_with, late_returns):
-    """ "More than 30 days after delivery" counts days between two dates of each return; written against
-    today's date it counts returns requested over 30 days ago. Told so, the model compares the two
-    dates; "in the last 30 days" counts from today and is answered as written (must not fire)."""
-    written = "SELECT COUNT(*) FROM returns WHERE requested_at < DATE_SUB(CURDATE(), INTERVAL 30 DAY)"
-    engine, llm = engine_with(corrected_by_the_model(written, RIGHT, "the dates it speaks of are the rows' own"))
-    answer = sql_answer(engine, LATE)
-    assert answer.attempts[0].error.startswith("it ran, but it reads today's date (CURRENT_DATE)")
-    assert answer.attempts[-1].error is None and answer.rows == [{"late": late_returns}]
-    recent = "SELECT COUNT(*) AS n FROM orders WHERE ordered_at >= DATE_SUB(CURDATE(), INTERVAL 30 DAY)"
-    engine, llm = engine_with(corrected_by_the_model(recent, "", "nothing: never asked"))
-    answer = sql_answer(engine, "How many orders were placed in the last 30 days?")
-    assert len(answer.attempts) == 1 and answer.attempts[0].error is None and "CURRENT_DATE" in answer.sql
-
-
 def test_kb_repairs_do_not_use_up_the_models_attempts(engine_with):
     # the greedy statement lacks a join kb adds; the repaired one still names a column no table has,
     # so the model corrects it: three statements of the model's own, kb's repair besides
@@ -1413,24 +1294,6 @@ def test_kb_repairs_do_not_use_up_the_models_attempts(engine_with):
     assert [a.sql.endswith(f"> {n}") for n, a in enumerate(answer.attempts[2:])] == [True, True]
 
 
-def test_a_customer_repeated_by_a_chain_of_joins_is_given_back(engine_with, admin, project_settings):
-    """The joins of orders and of their items test only that the customer has them, and repeat the
-    customer's one row for every item; told so, the model reads the customer alone."""
-    db = project_settings.sql.database
-    customer, city, items = admin.fetchall(
-        f"SELECT c.id, c.city, COUNT(*) FROM `{db}`.customers c JOIN `{db}`.orders o ON o.customer_id = c.id "
-        f"JOIN `{db}`.order_items i ON i.order_id = o.id GROUP BY c.id, c.city HAVING COUNT(*) > 1 ORDER BY c.id LIMIT 1"
-    )[0]
-    written = (
-        "SELECT c.city FROM customers c JOIN orders o ON o.customer_id = c.id "
-        f"JOIN order_items i ON i.order_id = o.id WHERE c.id = {customer}"
-    )
-    alone = f"SELECT city FROM customers WHERE id = {customer}"
-    told, defect = "and those of the joins of order_items to it", "the JOIN of orders is used by nothing but its ON"
-    _, answer = given_back(engine_with, f"Which city does customer {customer} live in?", written, alone, told, defect)
-    assert answer.rows == [{"city": city}] and items > 1
-
-
 def given_back(engine_with, question: str, written: str, corrected: str, told: str, defect: str):
     """The engine and answer where the model writes ``written``, kb finds it ran with ``defect`` (the
     start of its message) and, the correction prompt saying ``told``, the model's ``corrected`` answers."""
@@ -1441,97 +1304,31 @@ def given_back(engine_with, question: str, written: str, corrected: str, told: s
     return engine, answer
 
 
-def test_ids_where_the_question_asks_for_a_name_of_their_row_are_given_back(engine_with, admin, project_settings):
-    """ "Give the customer's name": the customer_id of each group is an id the user cannot read; told
-    which join and column, the model names the customers."""
-    db = project_settings.sql.database
-    question = "How many orders has each customer placed? Give the customer's name and the count."
-    written = "SELECT customer_id, COUNT(*) AS n FROM orders GROUP BY customer_id"
-    named = "SELECT c.name, COUNT(*) AS n FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY c.id, c.name"
-    told = "JOIN customers ON customers.id = customer_id"
-    engine, answer = given_back(engine_with, question, written, named, told, "the question asks for customers.name")
-    customers = admin.fetchall(f"SELECT COUNT(DISTINCT customer_id) FROM `{db}`.orders")[0][0]
-    assert "name" in answer.rows[0]
-    assert len(answer.rows) == min(customers, engine.row_limit)
-
-
 def test_a_rescue_sample_with_a_defect_is_shown_mended_when_no_attempt_ran(engine_with, admin, project_settings):
     """The greedy statement names a table that does not exist and its correction repeats it: no
     attempt ran. The rescue samples for the question's own prompt run with a defect (ids where the
-    question asks for the customer's name); the first of them is shown with its defect in the
-    correction prompt, and the samples written for it answer."""
-    db = project_settings.sql.database
-    question = "How many orders has each customer placed? Give the customer's name and the count."
+    question asks which customer); the first of them is shown with its defect in the correction
+    prompt, and the samples written for it answer."""
+    question = "Which customer placed the most orders?"
     missing = "SELECT name, COUNT(*) FROM clients GROUP BY name"
-    ids = "SELECT customer_id, COUNT(*) AS n FROM orders GROUP BY customer_id"
-    named = "SELECT c.name, COUNT(*) AS n FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY c.id, c.name"
+    ids = "SELECT customer_id, COUNT(*) AS n FROM orders GROUP BY customer_id ORDER BY n DESC LIMIT 1"
+    named = GROUPED
     written = iter(range(100))
 
     def script(prompt: str) -> str:
         if "Result (" in prompt:
             return "Answer."
         if "Write a corrected statement" in prompt:
-            return named if "the question asks for customers.name" in prompt else missing
+            return named if "the question asks which customers" in prompt else missing
         return missing if next(written) == 0 else ids  # the greedy statement, then the samples
 
     engine, llm = engine_with(script)
     answer = sql_answer(engine, question)
     assert "refused by the guard" in answer.attempts[0].error and answer.sql == answer.attempts[-1].sql
-    assert "JOIN customers" in answer.sql and "name" in answer.rows[0]
-    customers = admin.fetchall(f"SELECT COUNT(DISTINCT customer_id) FROM `{db}`.orders")[0][0]
-    assert len(answer.rows) == min(customers, engine.row_limit)
+    assert "JOIN orders" in answer.sql and answer.rows and all(set(row) == {"name", "n"} for row in answer.rows)
     # every sample for the question's own prompt ran with the defect; two for the correction prompt agreed
     assert answer.candidates["rescue"] and answer.candidates["written"] == engine.rescue_samples + 2
     assert answer.candidates["agreeing"] == 2
-
-
-def test_customers_merged_by_a_shared_name_are_given_back(engine_with, admin, project_settings):
-    """The demo's customer names repeat (the describer marks customers.name shared): grouped by the
-    name alone, the tickets of different customers of one name fall into one group; told so, the model
-    groups by the key too. Grouping by the key (or a column the join ties to it), one table grouped by
-    its own name, or a column that is not a shared name is answered as written."""
-    from kb.engines.sql.checks import defects
-
-    db = project_settings.sql.database
-    question = "How many support tickets has each customer opened? Give the customer's name and the count."
-    join = "FROM customers c JOIN support_tickets t ON c.id = t.customer_id"
-    written = f"SELECT c.name, COUNT(*) AS n {join} GROUP BY c.name"
-    keyed = f"SELECT c.name, COUNT(*) AS n {join} GROUP BY c.id, c.name"
-    merged = "it groups customers by name, which several customers"
-    engine, answer = given_back(engine_with, question, written, keyed, "GROUP BY c.id, c.name", merged)
-    customers = admin.fetchall(f"SELECT COUNT(DISTINCT customer_id) FROM `{db}`.support_tickets")[0][0]
-    assert len(answer.rows) == min(customers, engine.row_limit)
-    assert (
-        len(
-            admin.fetchall(
-                written.replace("customers c", f"`{db}`.customers c").replace(
-                    "support_tickets t", f"`{db}`.support_tickets t"
-                )
-            )
-        )
-        < customers
-    )  # the names merged customers
-    describer = engine.sql_database.describer
-    for fine in (
-        keyed,
-        f"SELECT c.name, COUNT(*) AS n {join} GROUP BY t.customer_id, c.name",
-        "SELECT name, COUNT(*) AS n FROM customers GROUP BY name",
-        f"SELECT c.city, COUNT(*) AS n {join} GROUP BY c.city",
-    ):
-        assert not [f for f in defects(fine, describer, question=question) if "merged into one group" in f], fine
-
-
-def test_one_figure_where_the_question_asks_for_each_customer_is_given_back(engine_with, admin, project_settings):
-    """ "How many support tickets has each customer opened?" answered by one COUNT(*) over every ticket;
-    told that the question asks for each customer, the model groups the tickets by customer."""
-    db = project_settings.sql.database
-    question = "How many support tickets has each customer opened? Give the customer id and the count."
-    written = "SELECT COUNT(*) AS n FROM support_tickets"
-    grouped = "SELECT customer_id, COUNT(*) AS n FROM support_tickets GROUP BY customer_id"
-    told = 'the question asks for "each customer"'
-    engine, answer = given_back(engine_with, question, written, grouped, told, told + ", but COUNT(*)")
-    customers = admin.fetchall(f"SELECT COUNT(DISTINCT customer_id) FROM `{db}`.support_tickets")[0][0]
-    assert len(answer.rows) == min(customers, engine.row_limit) > 1
 
 
 @pytest.mark.parametrize(

@@ -16,13 +16,10 @@ writes a correction, up to ``max_attempts`` statements of its own in all, as Lan
 and Vanna do; where the server's error and the schema alone decide the repair (a join along the
 foreign keys for an unknown column), kb writes it (:mod:`kb.engines.sql.repairs`), and such a repair
 does not use up one of the model's attempts. A statement that runs clean is answered as the
-model wrote it; one that runs with a defect no question could want (an aggregate
-that folds every row into one beside plain columns, a column compared with itself, a join pairing
-keys that do not belong together, a count of groups that are single rows, a group of NULLs among
-the groups, ids where the question asks which rows, a bare date ending a range on a column with
-times of day, a state where the question speaks of an event every row had, a value its column
-cannot hold, two columns compared that share no value, whole days where minutes are asked:
-:mod:`kb.engines.sql.checks`), or on values the
+model wrote it; one that runs with a defect no question could want (a join pairing keys that do
+not belong together, a value its column cannot hold that another column holds, figures of groups
+that do not say whose they are, ids where the question asks which rows: :mod:`kb.engines.sql.checks`),
+or on values the
 server warned it could not convert (``YEAR()`` of a flight number, a name summed: MariaDB's warnings 1292 and 1366),
 is given back to the model like a failed one. When no correction runs clean, the rescue step below
 may answer with a statement kb wrote for the defect where one of the model's rescue samples gives

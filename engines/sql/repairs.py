@@ -39,7 +39,9 @@ import re
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from kb.engines.sql.checks import Equalities, defects
+from sqlglot import exp
+
+from kb.engines.sql.checks import defects
 from kb.engines.sql.english import noun_forms
 from kb.engines.sql.guard import parse_statement, table_named
 from kb.engines.sql.schema import Column, SchemaDescriber, Table
@@ -50,6 +52,83 @@ _AMBIGUOUS_COLUMN = re.compile(r"Column '([^'.]+)' in .* is ambiguous", re.I)
 _UNKNOWN_TABLE = re.compile(
     r"table '([^']+)' is not one of the allowed tables|Table '[^'.]*\.?([^']+)' doesn't exist", re.I
 )
+
+
+def conjuncts(condition: Optional[exp.Expr]) -> list[exp.Expr]:
+    """The parts of ``condition`` joined by AND (the whole condition when it has no AND)."""
+    if condition is None:
+        return []
+    if isinstance(condition, exp.Paren):
+        return conjuncts(condition.this)
+    if isinstance(condition, exp.And):
+        return conjuncts(condition.left) + conjuncts(condition.right)
+    return [condition]
+
+
+def inner_join(join: exp.Join) -> bool:
+    """Whether ``join`` is an inner join (``JOIN``, ``INNER JOIN``): no side, no CROSS, no USING."""
+    return (
+        not join.args.get("side")
+        and (join.args.get("kind") or "INNER").upper() == "INNER"
+        and not join.args.get("using")
+    )
+
+
+def _joins_nothing(sql: str) -> bool:
+    """Whether ``sql`` compares a column with itself (``c.book_id = c.book_id``) or joins a table on a
+    condition that names none of its columns (``JOIN loans l ON b.id = c.book_id``): what a qualifier
+    corrected into the wrong place does to a join. Such a condition holds for every row, so the join
+    pairs every row with every other; a repair that writes one is not made."""
+    try:
+        tree = parse_statement(sql)
+    except Exception:  # the guard and the server report a statement that does not parse
+        return False
+    for comparison in tree.find_all(exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ):
+        if isinstance(comparison.left, exp.Column) and comparison.left == comparison.right:
+            return True
+    for join in tree.find_all(exp.Join):
+        on, joined = join.args.get("on"), join.this
+        if on is None or on.find(exp.Select) or not isinstance(joined, (exp.Table, exp.Subquery)):
+            continue
+        columns = list(on.find_all(exp.Column))
+        name = joined.alias_or_name.lower()
+        if columns and all(c.table for c in columns) and all(c.table.lower() != name for c in columns):
+            return True
+    return False
+
+
+ColumnKey = tuple[str, str]  # (qualifier, name) in lower case
+
+
+class Equalities:
+    """The equalities of a SELECT's ``WHERE`` and of its inner joins' ``ON`` (which hold for every row
+    it returns): the columns they tie together."""
+
+    def __init__(self, select: exp.Select) -> None:
+        where = select.args.get("where")
+        conditions = conjuncts(where.this if where is not None else None)
+        for join in select.args.get("joins") or []:
+            if inner_join(join):  # its ON holds for every row
+                conditions += conjuncts(join.args.get("on"))
+        self.equal: dict[ColumnKey, set[ColumnKey]] = {}  # a column -> the columns an equality pairs it with
+        for condition in conditions:
+            left, right = (condition.left, condition.right) if isinstance(condition, exp.EQ) else (None, None)
+            if isinstance(left, exp.Column) and isinstance(right, exp.Column):
+                self.equal.setdefault(self.key(left), set()).add(self.key(right))
+                self.equal.setdefault(self.key(right), set()).add(self.key(left))
+
+    @staticmethod
+    def key(column: exp.Column) -> ColumnKey:
+        return column.table.lower(), column.name.lower()
+
+    def tied(self, start: ColumnKey) -> set[ColumnKey]:
+        """The columns the equalities make equal to ``start`` in every row, ``start`` included."""
+        reached, frontier = {start}, [start]
+        while frontier:
+            for other in self.equal.get(frontier.pop(), set()) - reached:
+                reached.add(other)
+                frontier.append(other)
+        return reached
 
 
 class StatementRepairs:
@@ -155,7 +234,8 @@ class StatementRepairs:
     def add_missing_join(self, sql: str, error: str) -> Optional[str]:
         """The statement repaired along the foreign keys when the server says a column is unknown; None
         when there is no single obvious repair, or when the repair would run with a defect the statement
-        did not have (:mod:`kb.engines.sql.checks`: kb never writes one itself). A small model, told
+        did not have (:mod:`kb.engines.sql.checks`, or a join condition that pairs every row:
+        :func:`_joins_nothing`; kb never writes one itself). A small model, told
         where the column is, often writes the same statement again; these repairs are what it meant,
         so kb writes them itself (the guard checks the result like any other attempt):
 
@@ -181,8 +261,11 @@ class StatementRepairs:
             if further is None:
                 break
             repaired = further
-        if repaired is None or (defects(repaired, self.schema) and not defects(sql, self.schema)):
+        if repaired is None:
             return None
+        for flawed in (_joins_nothing, lambda statement: bool(defects(statement, self.schema))):
+            if flawed(repaired) and not flawed(sql):
+                return None
         return repaired
 
     def _disambiguated(self, sql: str, column: str) -> Optional[str]:
