@@ -57,7 +57,7 @@ from kb.business_database.provisioning import load_demo_data, readonly_url
 from kb.business_database.sql_engine import engine_settings
 from kb.config import load_settings
 from kb.engines.sql.checks import defects
-from kb.engines.sql.engine import RAN_WITH_DEFECT, SQLEngine, result_key
+from kb.engines.sql.engine import QUESTION_MARK, RAN_WITH_DEFECT, PrefixCachingLLM, SQLEngine, result_key
 from kb.engines.sql.guard import CheckedSQL, SQLRefused, clean
 from kb.models.factories import build_embedding, build_llm
 from kb.models.local_llm import LocalLlamaCPP
@@ -109,7 +109,7 @@ def plain_llamaindex(engine: SQLEngine, llm: Any) -> Any:
     database = SQLDatabase(engine.readonly.engine, include_tables=engine.tables)
     # synthesize_response=False: only the SQL is scored (kb is asked for no answer text either); LlamaIndex
     # would otherwise also write an answer from the SQL text, which costs minutes on a CPU and is not scored.
-    return NLSQLTableQueryEngine(
+    plain = NLSQLTableQueryEngine(
         sql_database=database,
         tables=engine.tables,
         llm=llm,
@@ -117,6 +117,13 @@ def plain_llamaindex(engine: SQLEngine, llm: Any) -> Any:
         synthesize_response=False,
         embed_model=MockEmbedding(embed_dim=1),
     )
+    # Its prompt's beginning is pinned in the prompt cache as kb's are: alone, plain LlamaIndex's one
+    # prompt would stay cached; sharing the cache with kb's prompts must not make it pay for its
+    # schema again. Not timed, as kb's warming is not.
+    if isinstance(llm, PrefixCachingLLM):
+        with llm.prefilling_until(QUESTION_MARK):
+            plain.query(QUESTION_MARK)
+    return plain
 
 
 @dataclass
