@@ -326,6 +326,77 @@ def test_counts_that_say_whose_they_are_or_are_one_number_have_no_such_defect(re
     assert defects(sql, rental_schema, rows=rows) == []
 
 
+def test_a_value_no_column_holds_and_the_question_does_not_name_is_a_defect(staff_schema, db):
+    """A code the model made up ('MKT' for "marketing") matches no row; the message lists the column's
+    values and the join to the table it references."""
+    sql = "SELECT COUNT(*) FROM emp WHERE dept_code = 'MKT'"
+    [found] = defects(sql, staff_schema, question="How many staff work in marketing?")
+    assert found == (
+        "'MKT' is not a value of emp.dept_code (its values: 'SUP', 'ENG'), so it matches no row in "
+        "dept_code = 'MKT'; compare it with one of those values, or JOIN depts ON depts.dept_code = "
+        "emp.dept_code and compare the depts column that holds the question's value"
+    )
+    assert db.fetchall(sql)[0][0] == 0
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        ("How many staff are in department MKT?", "SELECT COUNT(*) FROM emp WHERE dept_code = 'MKT'"),  # named
+        ("How many staff are in department mkt?", "SELECT COUNT(*) FROM emp WHERE dept_code = 'MKT'"),  # any case
+        ("How many staff work outside marketing?", "SELECT COUNT(*) FROM emp WHERE dept_code <> 'MKT'"),
+        (
+            "How many staff work in engineering or marketing?",
+            "SELECT COUNT(*) FROM emp WHERE dept_code IN ('ENG', 'MKT')",
+        ),
+        ("How many staff work in engineering?", "SELECT COUNT(*) FROM emp WHERE dept_code = 'eng'"),  # held
+        ("How many staff named Smith are there?", "SELECT COUNT(*) FROM emp WHERE last_name = 'Smith'"),  # named
+    ],
+)
+def test_values_the_question_names_or_the_column_holds_have_no_such_defect(staff_schema, question, sql):
+    assert defects(sql, staff_schema, question=question) == []
+
+
+@pytest.fixture
+def trips_schema(db) -> SchemaDescriber:
+    return described(
+        db,
+        (
+            "CREATE TABLE trips (id INT PRIMARY KEY, left_at DATETIME NOT NULL, arrived_at DATETIME NOT NULL, "
+            "booked_on DATE NOT NULL, paid_on DATE NOT NULL)",
+            "INSERT INTO trips VALUES (1, '2025-03-01 08:00:00', '2025-03-01 09:30:00', '2025-02-01', '2025-02-03'), "
+            "(2, '2025-03-02 22:00:00', '2025-03-03 01:00:00', '2025-02-10', '2025-02-10')",
+        ),
+        ["trips"],
+    )
+
+
+def test_whole_days_where_the_question_asks_minutes_of_times_of_day_are_a_defect(trips_schema, db):
+    sql = "SELECT AVG(DATEDIFF(arrived_at, left_at)) FROM trips"
+    [found] = defects(sql, trips_schema, question="How long did a trip take on average, in minutes?")
+    assert found.startswith("DATEDIFF(arrived_at, left_at) counts whole days, but the question asks in minutes")
+    suggested = suggested_statement(found)
+    assert suggested == "SELECT AVG(TIMESTAMPDIFF(MINUTE, left_at, arrived_at)) FROM trips"
+    assert float(db.fetchall(sql)[0][0]) == 0.5 and float(db.fetchall(suggested)[0][0]) == 135.0
+    [hours] = defects(sql, trips_schema, question="How many hours did the trips take on average?")
+    assert "TIMESTAMPDIFF(HOUR, left_at, arrived_at)" in hours
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        ("How long did a trip take on average, in days?", "SELECT AVG(DATEDIFF(arrived_at, left_at)) FROM trips"),
+        ("How many minutes after booking was a trip paid?", "SELECT AVG(DATEDIFF(paid_on, booked_on)) FROM trips"),
+        (
+            "How long did a trip take on average, in minutes?",
+            "SELECT AVG(TIMESTAMPDIFF(MINUTE, left_at, arrived_at)) FROM trips",
+        ),
+    ],
+)
+def test_days_asked_or_dates_without_times_or_minutes_counted_have_no_such_defect(trips_schema, question, sql):
+    assert defects(sql, trips_schema, question=question) == []
+
+
 @pytest.fixture
 def routes_schema(db) -> SchemaDescriber:
     """Airports keyed by a text code, with a city and a country; routes and crews reference them."""
@@ -343,6 +414,50 @@ def routes_schema(db) -> SchemaDescriber:
         ),
         ["ports", "routes", "crews"],
     )
+
+
+def test_a_code_guessed_for_a_named_value_is_a_defect(routes_schema, db):
+    question = "How many routes go from Madrid to Paris?"
+    sql = "SELECT COUNT(*) FROM routes WHERE from_code = 'MAD' AND to_code = 'PAR'"
+    found = defects(sql, routes_schema, question=question)
+    assert found[0].startswith(
+        "the question names 'Paris', a value of ports.city, but the statement compares routes.to_code with "
+        "'PAR', and the ports rows whose city is 'Paris' have code 'CDG', 'ORY'"
+    )  # the code of Madrid is right: only the guessed one is told
+    suggested = suggested_statement(found[0])
+    assert suggested == (
+        "SELECT COUNT(*) FROM routes WHERE from_code = 'MAD' AND to_code IN (SELECT code FROM ports WHERE city = 'Paris')"
+    )
+    assert db.fetchall(sql)[0][0] == 0 and db.fetchall(suggested)[0][0] == 2
+    # a held code, but one of the named value's rows only
+    [some] = defects(
+        "SELECT COUNT(*) FROM crews WHERE base = 'OPO'", routes_schema, question="How many crews are based in Portugal?"
+    )
+    assert db.fetchall(suggested_statement(some))[0][0] == 3
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        (
+            "How many routes go from Madrid to Paris?",
+            "SELECT COUNT(*) FROM routes WHERE from_code = 'MAD' AND to_code IN ('CDG', 'ORY')",
+        ),
+        ("How many crews are based in Porto?", "SELECT COUNT(*) FROM crews WHERE base = 'OPO'"),  # Porto's one port
+        ("How many crews are based in Porto, Portugal?", "SELECT COUNT(*) FROM crews WHERE base = 'OPO'"),
+        ("How many crews are based in Porto or Madrid?", "SELECT COUNT(*) FROM crews WHERE base IN ('MAD', 'OPO')"),
+        ("How many crews are based at LIS?", "SELECT COUNT(*) FROM crews WHERE base = 'LIS'"),  # the code is given
+        ("How many crews are based at OPO in Portugal?", "SELECT COUNT(*) FROM crews WHERE base = 'OPO'"),
+        ("How many crews have the first base?", "SELECT COUNT(*) FROM crews WHERE base = 'LIS'"),  # no value named
+        (
+            "How many crews are based in Portugal?",  # the named value compared through the join
+            "SELECT COUNT(*) FROM crews c JOIN ports p ON p.code = c.base WHERE p.country = 'Portugal'",
+        ),
+        ("How many crews are based in Portugal?", "SELECT COUNT(*) FROM crews WHERE id = 2"),  # a row's own key
+    ],
+)
+def test_codes_of_the_named_rows_or_given_ones_have_no_such_defect(routes_schema, question, sql):
+    assert not any("the question names" in said for said in defects(sql, routes_schema, question=question))
 
 
 def test_a_named_value_compared_with_the_key_that_references_its_table_is_compared_through_it(routes_schema, db):

@@ -48,6 +48,30 @@ each check's docstring; a check whose removal cost no answer there was deleted.
   how an order is named), when the question does not ask which rows of that table ("What is the
   customer_id of ...": asked for by the column's name), when it asks which rows of two tables, or on
   an expression it cannot place in one table.
+* **a code where the question names the row's value** (:func:`_code_for_a_named_value`, kind
+  ``question``): the statement compares a text column that references a table T with text keys
+  (``baseCode = 'OPO'``, ``destinationCode = 'PAR'``), the question does not give those keys, and it
+  names a value of a listed column of T that the statement does not read ("based in Portugal":
+  ``airports.country`` holds 'Portugal'), and the keys compared are not exactly those of some named
+  values (Portugal's airports are LIS and OPO; no airport is PAR). The model guessed the code. The
+  message lists the named value's keys and gives the statement that compares through T (``baseCode
+  IN (SELECT airportCode FROM airports WHERE country = 'Portugal')``). It does not fire when the keys
+  are exactly named values' ("based in Porto": OPO alone), when the question gives the key ("based at
+  LIS"), names no value of T, or the statement reads the named value's column, nor on a number column
+  or a row's own key.
+* **a text compared with a value no column holds and the question does not name**
+  (:func:`_value_held_by_no_column`, kind ``question``): ``=`` or an ``IN`` none of whose values the
+  column holds, on a column all of whose values are known, with a value no listed column holds and
+  that the question does not name (:func:`kb.engines.sql.english.mentions`): the model invented it,
+  and the comparison matches no row; the message lists the column's values. It does not fire on a
+  value the question names (no row having it may be the answer), on ``<>``, or on a column whose
+  values are not all known.
+* **whole days where the question asks a shorter unit** (:func:`_days_where_a_shorter_unit_is_asked`,
+  kind ``question``): ``DATEDIFF(a, b)`` (whole days) over a column that holds times of day
+  (:attr:`Column.times_of_day`), where the question asks in minutes, hours or seconds
+  (:data:`kb.engines.sql.english.SHORTER_THAN_A_DAY`). The message gives the statement with
+  ``TIMESTAMPDIFF(<unit>, b, a)``. It does not fire when the question asks in days, on columns without
+  times of day, or on a statement without ``DATEDIFF``.
 
 A check never changes a statement in place: :class:`kb.engines.sql.SQLEngine` gives the statement
 back to the model with the defect as its error. A message that ends with a whole statement kb wrote
@@ -72,7 +96,10 @@ from typing import Any, Literal, Optional, Union
 from sqlglot import exp
 
 from kb.engines.sql.english import (
+    SHORTER_THAN_A_DAY,
     asks_which,
+    mentions,
+    words,
 )
 from kb.engines.sql.guard import parse_statement
 from kb.engines.sql.schema import Column, SchemaDescriber, StatementScope, Table
@@ -302,6 +329,24 @@ def _listed_holder(value: str, column: Column, scope: StatementScope) -> Optiona
     return None
 
 
+def _value_of_no_column(
+    value: str, node: exp.Expr, compared: exp.Column, table: Table, column: Column, listed: str
+) -> str:
+    """The message for a text value that ``column`` (all of whose values are known) does not hold and no
+    listed column holds either: the condition ``node`` matches no row."""
+    said = (
+        f"'{value}' is not a value of {table.name}.{column.name} (its values: {listed}), so it matches no row "
+        f"in {node.sql(dialect='mysql')}; compare it with one of those values"
+    )
+    if column.references:
+        written = compared.table or table.name
+        said += (
+            f", or JOIN {column.references[0]} ON {column.references[0]}.{column.references[1]} = "
+            f"{written}.{column.name} and compare the {column.references[0]} column that holds the question's value"
+        )
+    return said
+
+
 def _through(compared: exp.Column, lookup: Table, key: str, holder: Column, value: str) -> exp.In:
     """``compared IN (SELECT key FROM lookup WHERE holder = 'value')``: a column that references
     ``lookup`` compared with the rows whose ``holder`` is ``value``, whatever their keys."""
@@ -403,6 +448,28 @@ def _value_of_another_column(scope: StatementScope) -> list[str]:
     return found
 
 
+def _value_held_by_no_column(scope: StatementScope, question: str) -> list[str]:
+    """A text value compared with a column that cannot hold it (:func:`_unheld_values`) that no listed
+    column holds either and the question does not name (a value the question names that no row has
+    makes no such row the answer): only for ``=`` and an ``IN`` none of whose values the column holds,
+    which can then match no row."""
+    found: list[str] = []
+    if not question:
+        return found
+    for unheld in _unheld_values(scope):
+        if unheld.found_in is not None or not unheld.held:
+            continue
+        node = unheld.node
+        matches_nothing = isinstance(node, exp.EQ) or (
+            isinstance(node, exp.In) and not unheld.held.intersection(v.casefold() for v in unheld.values)
+        )
+        if matches_nothing and not mentions(question, unheld.value):
+            found.append(
+                _value_of_no_column(unheld.value, node, unheld.compared, unheld.table, unheld.column, unheld.listed)
+            )
+    return found
+
+
 def _counts_without_their_groups(tree: exp.Expr, rows: Sequence[dict[str, Any]]) -> str:
     if not isinstance(tree, exp.Select) or len(rows) < 2 or not tree.expressions:
         return ""
@@ -425,13 +492,106 @@ def _counts_without_their_groups(tree: exp.Expr, rows: Sequence[dict[str, Any]])
     )
 
 
+# Periods of time a question may ask a figure for each of ("each month of 2025"): general English.
+
+
+def _code_for_a_named_value(question: str, scope: StatementScope) -> list[Defect]:
+    """A text key compared in place of a value the question names: ``col = 'x'`` (or ``IN``) where
+    ``col`` is a text column that references table T, the question names a value of a listed
+    column of T that the statement does not read, no named value's rows of T are exactly the keys
+    compared, and the question does not give those keys itself. The model guessed a code (``baseCode
+    = 'OPO'`` for "based in Portugal", whose airports are more than Porto; ``destinationCode = 'PAR'``
+    for "to Paris", a code no airport has). The statement with ``col IN (SELECT key FROM T WHERE c =
+    'value')``, for the named value some compared key belongs to, else for the first named value no
+    other comparison's keys are exactly. Keys that are exactly those of some named values together
+    are theirs ("Porto or Madrid": OPO, MAD), as are they with keys ``col`` does not hold besides
+    ("engineering or marketing": ENG, and MKT, no employee's)."""
+    asked = {word.casefold() for word in words(question)}
+    read = {c.name.lower() for c in scope.tree.find_all(exp.Column)}
+    kinds = (exp.EQ, exp.In)
+    comparisons = []
+    for position, node in enumerate(scope.tree.find_all(*kinds)):
+        compared = _compared_literals(node, text=True)
+        placed = scope.place(compared[0]) if compared is not None else None
+        if compared is None or placed is None or placed[1].references is None or placed[1].kind == "number":
+            continue
+        referenced = scope.tables.get(placed[1].references[0].lower())
+        if referenced is not None:
+            comparisons.append((position, node, compared, placed, scope.schema.table(referenced)))
+    found = []
+    for position, _node, (column, codes), (table, key_column), lookup in comparisons:
+        referenced_key = (key_column.references or ("", ""))[1]  # every comparison kept references a table
+        if any(code.casefold() in asked for code in codes):
+            continue  # the question gives the key itself
+        keys = {code.casefold() for code in codes}
+        named: list[tuple[Column, str, set[str], list[str]]] = []  # (its column, the value, its keys folded, as stored)
+        for holder in lookup.columns:
+            if holder.primary or holder.references or not holder.values or holder.name.lower() in read:
+                continue
+            for value in holder.values:
+                rows = scope.schema.keys_holding(lookup.name, holder.name, value) if mentions(question, value) else None
+                if rows:
+                    named.append((holder, value, {k.casefold() for k in rows}, sorted(rows)))
+        inside = [rows for _, _, rows, _ in named if rows <= keys]
+        held = None if key_column.values is None else {v.casefold() for v in key_column.values}
+        leftover = keys - set().union(*inside)
+        if not named or (inside and (not leftover or (held is not None and not leftover & held))):
+            continue  # the keys of named values, with perhaps some of no row ("engineering or marketing": ENG, MKT)
+        others = [
+            {code.casefold() for code in other[2][1]}
+            for other in comparisons
+            if other[4] is lookup and other[0] != position
+        ]
+        meant = next((n for n in named if n[2] & keys), None) or next((n for n in named if n[2] not in others), None)
+        if meant is None:
+            continue
+        holder, value, _, theirs = meant
+        key = referenced_key
+        by_value = _through(column, lookup, key, holder, value)
+        written = column.table or table.name
+        listed = ", ".join(f"'{k}'" for k in theirs[:8]) + (", ..." if len(theirs) > 8 else "")
+        found.append(
+            _suggesting(
+                f"the question names '{value}', a value of {lookup.name}.{holder.name}, but the statement compares "
+                f"{written}.{key_column.name} with {', '.join(repr(c) for c in codes)}, and the {lookup.name} rows "
+                f"whose {holder.name} is '{value}' have {key} {listed}; compare through {lookup.name}",
+                _rewritten(scope.tree, kinds, position, by_value),
+            )
+        )
+    return found
+
+
+def _days_where_a_shorter_unit_is_asked(question: str, scope: StatementScope) -> Optional[Defect]:
+    """``DATEDIFF(a, b)`` (whole days) over a column that holds times of day, where the question asks
+    for minutes, hours or seconds: the statement with ``TIMESTAMPDIFF(<unit>, b, a)`` instead."""
+    asked = SHORTER_THAN_A_DAY.search(question)
+    if asked is None:
+        return None
+    unit = asked.group(1).upper().rstrip("S")
+    for position, diff in enumerate(scope.tree.find_all(exp.DateDiff)):
+        sides = [diff.this, diff.expression]
+        placed = [scope.place(side) if isinstance(side, exp.Column) else None for side in sides]
+        if not any(p is not None and p[1].times_of_day for p in placed):
+            continue
+        later, earlier = (side.sql(dialect="mysql") for side in sides)
+        counted = parse_statement(f"SELECT TIMESTAMPDIFF({unit}, {earlier}, {later})").expressions[0]
+        return _suggesting(
+            f"{diff.sql(dialect='mysql')} counts whole days, but the question asks in {asked.group(1).lower()} "
+            f"and the columns hold times of day: {counted.sql(dialect='mysql')} counts "
+            f"{asked.group(1).lower()}",
+            _rewritten(scope.tree, (exp.DateDiff,), position, counted),
+        )
+    return None
+
+
 def _scoped(i: Inspected) -> StatementScope:
     assert i.scope is not None  # Check.run calls a check that needs the schema only with one
     return i.scope
 
 
 # In the order their messages are listed (the model is shown the first defect found): the statement's
-# own properties first, the check that reads the question last.
+# own properties first, a guessed code for a named value before the value check (it is told with its
+# rows), the checks that read the question last.
 CHECKS: tuple[Check, ...] = (
     Check(
         "unrelated keys",
@@ -441,11 +601,26 @@ CHECKS: tuple[Check, ...] = (
         lambda i: _unrelated_keys(_scoped(i)),
     ),
     Check(
+        "code for a named value",
+        "question",
+        True,
+        "a text column compared with a code no row holds where the question names a value of the table",
+        lambda i: _code_for_a_named_value(i.question, _scoped(i)),
+    ),
+    Check(
         "value of another column",
         "statement",
         True,
         "a text compared with a column whose known values lack it and another listed column holds it",
         lambda i: _value_of_another_column(_scoped(i)),
+    ),
+    Check(
+        "value of no column",
+        "question",
+        False,
+        "a text compared with a column whose known values lack it, no column holds it and the question "
+        "does not name it",
+        lambda i: _value_held_by_no_column(_scoped(i), i.question),
     ),
     Check(
         "counts without their groups",
@@ -461,6 +636,13 @@ CHECKS: tuple[Check, ...] = (
         False,
         "ids or another table's name selected where the question asks which rows of a table",
         lambda i: [_not_the_rows_asked(i.question, _scoped(i))],
+    ),
+    Check(
+        "days where a shorter unit is asked",
+        "question",
+        True,
+        "a difference of times in days where the question asks minutes, hours or seconds",
+        lambda i: [_days_where_a_shorter_unit_is_asked(i.question, _scoped(i))],
     ),
 )
 CHECK_NAMES = frozenset(check.name for check in CHECKS)

@@ -1,6 +1,6 @@
-"""The question's English, as the question check and value linking read it: the words of an
-identifier, a noun's singular and plural, stop words, and whether a question asks "which" rows of
-a table.
+"""The question's English, as the question checks and value linking read it: the words of an
+identifier, a noun's singular and plural, stop words, whether a question asks "which" rows of a
+table, and whether it asks for a unit of time shorter than a day.
 
 Every English word list kb's SQL engine keeps is here: general English, none taken from a labelled
 question; one place to review them (and to replace for another language). Nothing here reads the
@@ -142,3 +142,8 @@ def mentions(question: str, value: str) -> bool:
 def singular(noun: str) -> str:
     """The shortest of a noun's forms that :func:`noun_forms` also gives back ("orders" -> "order")."""
     return min((form for form in noun_forms(noun) if noun in noun_forms(form)), key=len)
+
+
+# A question that asks for an amount of time in a unit shorter than a day: general English, no labelled
+# question's ("in minutes", "how many hours").
+SHORTER_THAN_A_DAY = re.compile(r"\b(?:in|how\s+many)\s+(minutes|hours|seconds)\b", re.I)
