@@ -243,6 +243,50 @@ def test_values_a_column_holds_or_no_column_holds_have_no_such_defect(staff_sche
     assert defects(sql, staff_schema) == []
 
 
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        ("What is the current salary of employee 1?", "SELECT amount FROM salaries WHERE emp_no = 1"),
+        (
+            "What do the staff of Customer Support earn now?",
+            "SELECT SUM(s.amount) FROM salaries s JOIN emp e ON e.emp_no = s.emp_no WHERE e.dept_code = 'SUP'",
+        ),
+    ],
+)
+def test_the_present_asked_of_a_history_without_its_current_row_is_a_defect(staff_schema, db, question, sql):
+    [found] = defects(sql, staff_schema, question=question)
+    assert "each row of salaries is a period (key emp_no, from_date; to_date is NULL while it lasts)" in found
+    assert found.endswith("the statement reads every period: the row in effect now has salaries.to_date IS NULL")
+    assert len(db.fetchall(sql)) >= 1  # it ran, on every period
+
+
+def test_the_present_asked_of_a_history_read_for_its_ended_periods_is_a_defect(staff_schema):
+    """A correction told to keep the current row wrote the opposite."""
+    sql = "SELECT SUM(amount) FROM salaries s WHERE NOT s.to_date IS NULL"
+    [found] = defects(sql, staff_schema, question="What is the current salary bill?")
+    assert "keeps only the periods that have ended (to_date IS NOT NULL)" in found
+
+
+@pytest.mark.parametrize(
+    "question, sql",
+    [
+        (
+            "What is the current salary of employee 1?",
+            "SELECT amount FROM salaries WHERE emp_no = 1 AND to_date IS NULL",
+        ),
+        (
+            "What is the salary now of employee 1?",
+            "SELECT amount FROM salaries WHERE emp_no = 1 AND to_date > CURDATE()",
+        ),
+        ("What salaries has employee 1 had?", "SELECT amount FROM salaries WHERE emp_no = 1"),  # the whole history
+        ("Which employees are currently employed?", "SELECT last_name FROM emp WHERE exit_date IS NULL"),  # no periods
+        ("How many hours has employee 1 logged up to now?", "SELECT SUM(hrs) FROM timesheets WHERE emp_no = 1"),
+    ],
+)
+def test_histories_read_with_their_end_or_not_asked_about_now_have_no_such_defect(staff_schema, question, sql):
+    assert defects(sql, staff_schema, question=question) == []
+
+
 def test_a_key_of_several_columns_is_shown_as_a_constraint_of_its_own(staff_schema):
     ddl = staff_schema.describe("salaries")
     assert "  emp_no INT NOT NULL REFERENCES emp(emp_no)," in ddl or "  emp_no INT REFERENCES emp(emp_no)," in ddl

@@ -72,6 +72,16 @@ each check's docstring; a check whose removal cost no answer there was deleted.
   (:data:`kb.engines.sql.english.SHORTER_THAN_A_DAY`). The message gives the statement with
   ``TIMESTAMPDIFF(<unit>, b, a)``. It does not fire when the question asks in days, on columns without
   times of day, or on a statement without ``DATEDIFF``.
+* **the present asked of a history without its current row** (:func:`_history_without_current_row`,
+  kind ``question``: :func:`kb.engines.sql.english.speaks_of_now`, general words such as "current",
+  "now", "today"): the statement reads a table of periods (:meth:`Table.period_end`: a primary key of
+  several columns with a date among them, and one other date column that may be NULL, as in
+  ``salaries(emp_no, from_date, to_date, amount)``) and mentions that end column nowhere. Every period
+  of the history answers, where the question asks for the one in effect (``to_date IS NULL``);
+  ``to_date IS NOT NULL`` keeps only the periods that ended. It does not fire when the statement uses
+  the end column otherwise (``IS NULL``, a comparison with a date), when the question does not speak
+  of the present ("the salary history"), or on a table without that shape (a one-column key, no
+  nullable date).
 
 A check never changes a statement in place: :class:`kb.engines.sql.SQLEngine` gives the statement
 back to the model with the defect as its error. A message that ends with a whole statement kb wrote
@@ -99,6 +109,7 @@ from kb.engines.sql.english import (
     SHORTER_THAN_A_DAY,
     asks_which,
     mentions,
+    speaks_of_now,
     words,
 )
 from kb.engines.sql.guard import parse_statement
@@ -470,6 +481,28 @@ def _value_held_by_no_column(scope: StatementScope, question: str) -> list[str]:
     return found
 
 
+def _history_without_current_row(question: str, scope: StatementScope) -> str:
+    if not speaks_of_now(question):
+        return ""
+    for name in dict.fromkeys(scope.used):
+        table = scope.schema.table(name)
+        end = table.period_end()
+        if end is None:
+            continue
+        uses = [c for c in scope.tree.find_all(exp.Column) if c.name.lower() == end.name.lower()]
+        ended = [c for c in uses if isinstance(c.parent, exp.Is) and isinstance(c.parent.parent, exp.Not)]
+        if len(ended) < len(uses):
+            continue  # IS NULL, or compared with a date: the statement chose its periods
+        keys = [c.name for c in table.columns if c.primary]
+        reads = f"keeps only the periods that have ended ({end.name} IS NOT NULL)" if ended else "reads every period"
+        return (
+            f"the question asks about the present, and each row of {table.name} is a period (key "
+            f"{', '.join(keys)}; {end.name} is NULL while it lasts) and the statement {reads}: the row in effect "
+            f"now has {table.name}.{end.name} IS NULL"
+        )
+    return ""
+
+
 def _counts_without_their_groups(tree: exp.Expr, rows: Sequence[dict[str, Any]]) -> str:
     if not isinstance(tree, exp.Select) or len(rows) < 2 or not tree.expressions:
         return ""
@@ -636,6 +669,13 @@ CHECKS: tuple[Check, ...] = (
         False,
         "ids or another table's name selected where the question asks which rows of a table",
         lambda i: [_not_the_rows_asked(i.question, _scoped(i))],
+    ),
+    Check(
+        "history without current row",
+        "question",
+        False,
+        "the present asked of a table of periods whose current row has no end date",
+        lambda i: [_history_without_current_row(i.question, _scoped(i))],
     ),
     Check(
         "days where a shorter unit is asked",

@@ -1,6 +1,6 @@
 """The question's English, as the question checks and value linking read it: the words of an
 identifier, a noun's singular and plural, stop words, whether a question asks "which" rows of a
-table, and whether it asks for a unit of time shorter than a day.
+table, speaks of the present, or asks for a unit of time shorter than a day.
 
 Every English word list kb's SQL engine keeps is here: general English, none taken from a labelled
 question; one place to review them (and to replace for another language). Nothing here reads the
@@ -71,6 +71,16 @@ def plural(noun: str) -> str:
     if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
         return noun[:-1] + "ies"
     return noun + ("es" if noun.endswith(("x", "ch", "sh")) else "s")
+
+
+# Words that place a question at the present moment: general English, not taken from any labelled question.
+_NOW = re.compile(r"\b(?:current(?:ly)?|now|present(?:ly)?|today|at the moment|as of today)\b", re.I)
+
+
+def speaks_of_now(question: str) -> bool:
+    """Whether the question asks about the present: "current", "currently", "now", "at present",
+    "today", "at the moment"."""
+    return bool(_NOW.search(question))
 
 
 WORD = re.compile(r"[^\W_]+", re.UNICODE)
