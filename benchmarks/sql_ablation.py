@@ -343,7 +343,12 @@ def table(results: dict[str, SetAblation], titles: dict[str, str]) -> str:
     )
     labels = list(dict.fromkeys(label for r in results.values() for label in r.off))
     for label in labels:
-        cells = [f"{r.off[label] - r.kb:+d}" if label in r.off else "0" for r in results.values()]
+        # a check that fired on none of a set's questions changes nothing there (0); any other
+        # configuration a set's run did not include (value linking without --ablate-values) is "-"
+        cells = [
+            f"{r.off[label] - r.kb:+d}" if label in r.off else "0" if label.startswith("check: ") else "-"
+            for r in results.values()
+        ]
         total = sum(r.off.get(label, r.kb) - r.kb for r in results.values())
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {total:+d} |")
     return "\n".join(lines)
