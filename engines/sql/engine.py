@@ -17,9 +17,10 @@ and Vanna do; where the server's error and the schema alone decide the repair (a
 foreign keys for an unknown column), kb writes it (:mod:`kb.engines.sql.repairs`), and such a repair
 does not use up one of the model's attempts. A statement that runs clean is answered as the
 model wrote it; one that runs with a defect no question could want (a join pairing keys that do
-not belong together, a value its column cannot hold that another column holds, figures of groups
-that do not say whose they are, ids where the question asks which rows: :mod:`kb.engines.sql.checks`),
-or on values the
+not belong together, a value its column cannot hold, a code guessed for a value the question names,
+figures of groups that do not say whose they are, ids where the question asks which rows, a history
+read without its current row where the present is asked, whole days where minutes are asked:
+:mod:`kb.engines.sql.checks`), or on values the
 server warned it could not convert (``YEAR()`` of a flight number, a name summed: MariaDB's warnings 1292 and 1366),
 is given back to the model like a failed one. When no correction runs clean, the rescue step below
 may answer with a statement kb wrote for the defect where one of the model's rescue samples gives
@@ -446,7 +447,7 @@ def table_retriever(
 
 
 # LlamaIndex's own text-to-SQL prompt asks for "SQLQuery: ... SQLResult: ... Answer: ..." lines, and a
-# model goes on to invent the result and the answer (about 150 tokens a time, against 25 for the
+# model goes on to invent the result and the answer (about 120 tokens a time, against 30 for the
 # statement); the writer keeps only what comes before "SQLResult:", so generation stops there.
 SQL_WRITER_STOP = "SQLResult:"
 
