@@ -231,7 +231,8 @@ class SetAblation:
     def seconds_plain(self) -> float:
         return sum(self.seconds_each_plain)
 
-    def warm_seconds(self, each: Sequence[float]) -> float:
+    @staticmethod
+    def warm_seconds(each: Sequence[float]) -> float:
         """Seconds per question after the first (whose prompts were cached by none before it)."""
         return sum(each[1:]) / max(len(each) - 1, 1)
 
