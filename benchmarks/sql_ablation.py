@@ -246,9 +246,10 @@ def ablate(
     plain_is_right: Callable[[str, dict], bool],
     values: bool,
     progress: Callable[[str], None],
+    switched: bool = True,
 ) -> SetAblation:
-    """The full run, plain once (unless ``plain`` is None), then each configuration (see the module's
-    docstring)."""
+    """The full run, plain once (unless ``plain`` is None), then, if ``switched``, each configuration
+    (see the module's docstring); without them, the run measures kb against plain, warm and cold."""
     result = SetAblation()
     full = make_engine(RecordingSQLEngine)
     assert isinstance(full, RecordingSQLEngine)
@@ -279,7 +280,7 @@ def ablate(
     full.close()
     result.n, result.kb, result.right_full = len(questions), sum(right), right
     memo.serving = True
-    for configuration in configurations(set(result.fired), values):
+    for configuration in configurations(set(result.fired), values) if switched else []:
         engine = make_engine(SQLEngine, **configuration.settings)
         if configuration.no_repairs:
             engine.repairs = NoRepairs(engine.sql_database.describer)

@@ -33,7 +33,9 @@ Failures, and those statements, are printed question by question for ``dev`` par
 
 Run: ``.venv/bin/python benchmarks/sql_accuracy.py [--sets demo,chinook,university,airline,clinic,staff,rental,northwind,classicmodels]
 [--parts dev,test] [--candidates N] [--limit N] [--first-only] [--audit-samples N] [--json FILE]`` (KB_PROFILE picks
-the model).
+the model). ``--ablate`` switches kb's mechanisms off in turn (benchmarks/sql_ablation.py); ``--timing`` is
+its first run alone: kb in full (its prompts warmed first, as ``kb serve`` does) and plain, question by
+question, with the warm-up, the first answer and the warm answers timed.
 """
 
 from __future__ import annotations
@@ -365,6 +367,11 @@ def main() -> None:
     )
     parser.add_argument("--ablate-values", action="store_true", help="with --ablate: value linking off too")
     parser.add_argument(
+        "--timing",
+        action="store_true",
+        help="the --ablate run without its configurations: kb in full and plain, warm-up, first and warm answers",
+    )
+    parser.add_argument(
         "--ablation-table",
         type=Path,
         nargs="+",
@@ -391,6 +398,7 @@ def main() -> None:
     llm = build_llm(settings)
     source = args.candidate_source or settings.sql.candidate_source
     memoised: Optional[MemoisedLlamaCPP] = None
+    args.ablate = args.ablate or args.timing
     if args.ablate:
         if not isinstance(llm, LocalLlamaCPP):
             raise SystemExit("--ablate memoises the offline model's replies: run it on the offline profile")
@@ -427,6 +435,7 @@ def main() -> None:
                     scorer.plain_right,
                     args.ablate_values,
                     partial(print_progress, label),
+                    switched=not args.timing,
                 )
                 print("\n" + ablation_table(ablations, ablation_titles), flush=True)
                 if args.json:
