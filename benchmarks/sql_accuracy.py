@@ -398,8 +398,8 @@ def main() -> None:
     llm = build_llm(settings)
     source = args.candidate_source or settings.sql.candidate_source
     memoised: Optional[MemoisedLlamaCPP] = None
-    args.ablate = args.ablate or args.timing
-    if args.ablate:
+    ablating = args.ablate or args.timing  # --timing is the ablation's first run alone
+    if ablating:
         if not isinstance(llm, LocalLlamaCPP):
             raise SystemExit("--ablate memoises the offline model's replies: run it on the offline profile")
         memoised = MemoisedLlamaCPP.of(llm)
@@ -421,7 +421,7 @@ def main() -> None:
 
         options = engine_options(settings, args, candidates, source)
         make_engine = partial(build_engine, memoised or llm, readonly, database, tables, options)
-        if args.ablate:
+        if ablating:
             assert memoised is not None
             scorer = Scorer(make_engine(value_linking=False), questions)
             for part in sorted({q.get("part", "test") for q in questions}):
@@ -451,7 +451,7 @@ def main() -> None:
         ).items():
             results[(sql_set.key, part)] = tally
         print("\n" + table(results), flush=True)  # as soon as a set is done
-    if args.ablate:
+    if ablating:
         assert memoised is not None
         print(f"\nablation ({time.strftime('%Y-%m-%d')}):\n" + ablation_table(ablations, ablation_titles))
         print("\nwhere kb's time went (full runs):\n" + time_table(ablations))
