@@ -280,7 +280,8 @@ def ablate(
     full.close()
     result.n, result.kb, result.right_full = len(questions), sum(right), right
     memo.serving = True
-    for configuration in configurations(set(result.fired), values) if switched else []:
+    switched_off = configurations(set(result.fired), values) if switched else []
+    for configuration in switched_off:
         engine = make_engine(SQLEngine, **configuration.settings)
         if configuration.no_repairs:
             engine.repairs = NoRepairs(engine.sql_database.describer)

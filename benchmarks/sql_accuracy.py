@@ -401,7 +401,9 @@ def main() -> None:
     ablating = args.ablate or args.timing  # --timing is the ablation's first run alone
     if ablating:
         if not isinstance(llm, LocalLlamaCPP):
-            raise SystemExit("--ablate memoises the offline model's replies: run it on the offline profile")
+            raise SystemExit(
+                "--ablate and --timing record the offline model's replies: run them on the offline profile (KB_PROFILE=local)"
+            )
         memoised = MemoisedLlamaCPP.of(llm)
     ablations: dict[str, SetAblation] = {}
     ablation_titles = part_titles()
