@@ -379,6 +379,8 @@ def main() -> None:
         help="print one ablation table from the --json files of --ablate runs (one set each, or several)",
     )
     args = parser.parse_args()
+    if args.ablate_values and not args.ablate:
+        parser.error("--ablate-values switches value linking off in --ablate's runs: use it with --ablate")
     if args.ablation_table:
         joined = {
             label: SetAblation.from_row(row)
