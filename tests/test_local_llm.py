@@ -109,6 +109,35 @@ def test_the_local_model_ends_a_generation_before_a_stop_text_of_its_own():
     assert len(llm.complete(question).text) > len(stopped)  # the model it was copied from has no such stop
 
 
+def test_a_prompt_state_restored_from_the_cache_continues_as_the_prompt_first_did(tmp_path, monkeypatch):
+    """The states kb's model keeps hold no logits (kb.models.prompt_cache.PromptStateLlama), and a
+    prompt whose state is restored from the cache is answered as it was when first evaluated."""
+    from kb.models.factories import local_llm_path
+    from kb.models.local_llm import LocalLlamaCPP
+
+    settings = load_settings(ROOT / "config.yaml", environ={"KB_PROFILE": "tiny"})
+    part = settings.active_profile.llm
+    llm = LocalLlamaCPP(
+        model_path=str(local_llm_path(settings, part)),
+        context_window=part.context_window,
+        prompt_cache_dir=str(tmp_path),
+    )
+    model = llm._model
+    restored = []
+    library_load = model.load_state
+    monkeypatch.setattr(model, "load_state", lambda state: (restored.append(state.n_tokens), library_load(state)))
+
+    question = "List five facts about the moon."
+    first = llm.complete(question).text
+    llm.complete("Name three colours of the rainbow.")  # the context now holds another prompt
+    again = llm.complete(question).text
+    assert restored, "the first prompt's state was not restored from the cache"
+    assert again == first and first
+    state = model.save_state()
+    assert state.scores.nbytes <= 4 * model.n_vocab()  # no n_batch x vocabulary logits buffer
+    assert state.n_tokens == model.n_tokens and state.llama_state_size == len(state.llama_state) > 0
+
+
 def test_a_process_frees_its_shared_models_at_exit_while_the_bindings_are_there():
     """The tiny model, loaded and used, is freed by kb's exit hook (a check registered before it runs
     after it) and nothing is printed about a failed finaliser."""

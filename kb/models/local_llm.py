@@ -71,14 +71,12 @@ def _shared_model(
     key = (path, n_ctx, n_threads, cache_mb, cache_dir)
     with _LOADING:
         if key not in _LOADED:
-            from llama_cpp import Llama
+            from kb.models.prompt_cache import PromptStateCache, PromptStateLlama
 
-            model = Llama(
+            model = PromptStateLlama(
                 model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, n_batch=512, verbose=False
             )
             if cache_mb > 0:
-                from kb.models.prompt_cache import PromptStateCache
-
                 folder = Path(cache_dir) / f"{Path(path).name}-ctx{n_ctx}" if cache_dir else None
                 below = Path(cache_dir).parent if cache_dir else None  # cache_dir itself is made owner-only too
                 model.set_cache(PromptStateCache(cache_mb * 1024 * 1024, folder, n_ctx=n_ctx, home=below))

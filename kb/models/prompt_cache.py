@@ -9,6 +9,10 @@ stores do not fit: each state they keep carries the logits buffer (n_batch x voc
 last token), ``LlamaDiskCache`` removes an entry when it is read, prints to stderr and stores
 pickles (code, when loaded).
 
+The states come from :class:`PromptStateLlama`, which leaves that buffer out of them: the library's
+``Llama`` copies it into the state it saves after every completion (0.1-1.3 s on two cores, a quarter
+of a warm SQL question's time) and writes it back on every restore.
+
 States are plain files without pickle: ``<digest>.tokens.npy`` (the token ids) and
 ``<digest>.state`` (llama.cpp's own state bytes), in a folder per model file and context size. A
 state holds a whole prompt, chunks of whichever collection it was answered from included, so the
@@ -17,6 +21,7 @@ folders are owner-only (0700) and the files 0600, like the rest of kb's home.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
 import os
@@ -27,7 +32,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
+import llama_cpp
 import numpy as np
+from llama_cpp.llama import Llama, LlamaState
 from llama_cpp.llama_cache import BaseLlamaCache
 
 from kb.private_dirs import make_private_dir, write_private_file
@@ -35,6 +42,41 @@ from kb.private_dirs import make_private_dir, write_private_file
 MIN_DISK_TOKENS = 256  # shorter prompts are cheap to evaluate again: not worth a file
 MAX_DISK_FILES = 8  # of pinned states, and of the others
 PINNED_PREFIX = "pinned-"  # the file names of pinned states (PromptStateCache.pinning)
+
+
+class PromptStateLlama(Llama):
+    """A ``Llama`` whose saved states carry no logits (the library's ``save_state`` copies its
+    n_batch x vocabulary buffer, 311 MB for Qwen2.5, into each one, and ``load_state`` writes it
+    back). The logits of a restored state are never read: llama-cpp-python marks a restored model
+    as needing evaluation and decodes at least the prompt's last token again before sampling. The
+    two methods are written against the pinned llama-cpp-python (pyproject.toml)."""
+
+    def save_state(self) -> LlamaState:
+        size = llama_cpp.llama_state_get_size(self._ctx.ctx)
+        buffer = np.empty(size, dtype=np.uint8)  # one copy of llama.cpp's state, not three
+        written = llama_cpp.llama_state_get_data(
+            self._ctx.ctx, buffer.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), size
+        )
+        if written > size:
+            raise RuntimeError("llama.cpp wrote more state than it said it would")
+        return LlamaState(
+            input_ids=self.input_ids.copy(),
+            scores=np.zeros((1, self.n_vocab()), dtype=np.single),
+            n_tokens=self.n_tokens,
+            llama_state=buffer[:written].tobytes(),
+            llama_state_size=written,
+            seed=self._seed,
+        )
+
+    def load_state(self, state: LlamaState) -> None:
+        self.input_ids = state.input_ids.copy()
+        self.n_tokens = state.n_tokens
+        self._requires_eval = True  # the logits are stale: the next generation decodes before it samples
+        self._seed = state.seed
+        data = np.frombuffer(state.llama_state, dtype=np.uint8)
+        pointer = data.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
+        if llama_cpp.llama_state_set_data(self._ctx.ctx, pointer, state.llama_state_size) != state.llama_state_size:
+            raise RuntimeError("llama.cpp did not take the whole saved state")
 
 
 def _longest_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -47,7 +89,8 @@ def _longest_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 class PromptStateCache(BaseLlamaCache):
-    """Token prefix -> llama state, least recently used evicted first (RAM bounded by bytes)."""
+    """Token prefix -> llama state, least recently used evicted first (RAM bounded by the states'
+    bytes: those of :class:`PromptStateLlama`, which hold no logits buffer)."""
 
     def __init__(
         self, capacity_bytes: int, directory: Optional[Path] = None, n_ctx: int = 4096, home: Optional[Path] = None
@@ -84,8 +127,6 @@ class PromptStateCache(BaseLlamaCache):
         return keys
 
     def _load(self, tokens_path: Path) -> Any:
-        from llama_cpp.llama import LlamaState
-
         tokens = np.load(tokens_path, allow_pickle=False)
         data = tokens_path.with_name(tokens_path.name.replace(".tokens.npy", ".state")).read_bytes()
         os.utime(tokens_path)  # recently used: evicted last
@@ -174,7 +215,6 @@ class PromptStateCache(BaseLlamaCache):
 
     def __setitem__(self, key: Sequence[int], value: Any) -> None:
         key = tuple(key)
-        value.scores = np.zeros((1, value.scores.shape[-1]), dtype=np.single)  # see the module docstring
         with self._lock:
             self._ram[key] = value
             self._ram.move_to_end(key)
