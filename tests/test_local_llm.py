@@ -124,8 +124,8 @@ def test_a_prompt_state_restored_from_the_cache_continues_as_the_prompt_first_di
     )
     model = llm._model
     restored = []
-    library_load = model.load_state
-    monkeypatch.setattr(model, "load_state", lambda state: (restored.append(state.n_tokens), library_load(state)))
+    kb_load = model.load_state
+    monkeypatch.setattr(model, "load_state", lambda state: (restored.append(state.n_tokens), kb_load(state)))
 
     question = "List five facts about the moon."
     first = llm.complete(question).text

@@ -4,14 +4,14 @@ On two CPU cores a 1.5B model reads a prompt at about 20 tokens a second, so the
 prompt (the 800-token schema of every SQL question) costs 40 s each time it is evaluated from
 scratch. llama-cpp-python restores the state of the longest cached prefix of a new prompt and
 evaluates only the rest; this module is the store it asks. Written here because the library's own
-stores do not fit: each state they keep carries the logits buffer (n_batch x vocabulary floats,
-311 MB for Qwen2.5 at n_batch 512, never read back since a restored state is re-evaluated from its
-last token), ``LlamaDiskCache`` removes an entry when it is read, prints to stderr and stores
-pickles (code, when loaded).
+stores do not fit: ``LlamaRAMCache`` keeps no pinned beginnings and nothing on disk, and
+``LlamaDiskCache`` removes an entry when it is read, prints to stderr and stores pickles (code, when
+loaded).
 
-The states come from :class:`PromptStateLlama`, which leaves that buffer out of them: the library's
-``Llama`` copies it into the state it saves after every completion (0.1-1.3 s on two cores, a quarter
-of a warm SQL question's time) and writes it back on every restore.
+The states come from :class:`PromptStateLlama`, which leaves the logits buffer out of them (n_batch x
+vocabulary floats, 311 MB for Qwen2.5 at n_batch 512): the library's ``Llama`` copies it into the
+state it saves after every completion (0.1-1.3 s on two cores, a quarter of a warm SQL question's
+time) and writes it back on every restore, although a restored state's logits are never read.
 
 States are plain files without pickle: ``<digest>.tokens.npy`` (the token ids) and
 ``<digest>.state`` (llama.cpp's own state bytes), in a folder per model file and context size. A
@@ -42,6 +42,8 @@ from kb.private_dirs import make_private_dir, write_private_file
 MIN_DISK_TOKENS = 256  # shorter prompts are cheap to evaluate again: not worth a file
 MAX_DISK_FILES = 8  # of pinned states, and of the others
 PINNED_PREFIX = "pinned-"  # the file names of pinned states (PromptStateCache.pinning)
+# The scores of every state kept here: none (PromptStateLlama); never read, so one array serves them all.
+_NO_LOGITS = np.zeros((1, 1), dtype=np.single)
 
 
 class PromptStateLlama(Llama):
@@ -61,7 +63,7 @@ class PromptStateLlama(Llama):
             raise RuntimeError("llama.cpp wrote more state than it said it would")
         return LlamaState(
             input_ids=self.input_ids.copy(),
-            scores=np.zeros((1, self.n_vocab()), dtype=np.single),
+            scores=_NO_LOGITS,
             n_tokens=self.n_tokens,
             llama_state=buffer[:written].tobytes(),
             llama_state_size=written,
@@ -134,7 +136,7 @@ class PromptStateCache(BaseLlamaCache):
         input_ids[: len(tokens)] = tokens
         return LlamaState(
             input_ids=input_ids,
-            scores=np.zeros((1, 1), dtype=np.single),
+            scores=_NO_LOGITS,
             n_tokens=len(tokens),
             llama_state=data,
             llama_state_size=len(data),
