@@ -387,11 +387,12 @@ def test_a_candidate_the_guard_refuses_is_never_counted_and_agreement_stops_earl
         "rewrite_answered": False,
     }
     assert business_checksum() == before  # the refused one never ran
-    # a tie (one each): the greedy statement's rows win
-    engine, llm = engine_with([greedy, "SELECT COUNT(*) FROM orders", "Answer."], candidates=2)
+    # a tie (one each, the third refused): the greedy statement's rows win
+    script = [greedy, "SELECT COUNT(*) FROM orders", "DELETE FROM orders", "Answer."]
+    engine, llm = engine_with(script, candidates=3)
     answer = sql_answer(engine, "How many orders were cancelled?")
     assert answer.sql == greedy and answer.candidates == {
-        "written": 2,
+        "written": 3,
         "ran": 2,
         "agreeing": 1,
         "greedy_chosen": True,
@@ -410,6 +411,33 @@ def test_a_candidate_the_guard_refuses_is_never_counted_and_agreement_stops_earl
         "rewrite_answered": False,
     }
     assert len(llm.prompts) == 3  # two statements and the answer
+
+
+def test_a_candidate_that_could_not_change_the_vote_is_not_written(engine_with, business_checksum):
+    """Of three candidates, the second one failing leaves the greedy statement's rows ahead: a third
+    could only tie with them, and a tie goes to the greedy statement, so it is not written."""
+    before = business_checksum()
+    greedy = "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"
+    engine, llm = engine_with([greedy, "DELETE FROM orders", EVERY_ORDER, "Answer."], candidates=3)
+    answer = sql_answer(engine, "How many orders were cancelled?")
+    assert answer.sql == greedy and answer.candidates == {
+        "written": 2,
+        "ran": 1,
+        "agreeing": 1,
+        "greedy_chosen": True,
+        "rescue": False,
+        "rewrite_answered": False,
+    }
+    assert len(llm.prompts) == 3  # two statements and the answer
+    assert business_checksum() == before
+    # nor is a second of two: alone it could only tie with the greedy statement
+    engine, llm = engine_with([greedy, EVERY_ORDER, "Answer."], candidates=2)
+    answer = sql_answer(engine, "How many orders were cancelled?")
+    assert answer.sql == greedy and answer.candidates["written"] == 1 and len(llm.prompts) == 2
+    # with a vote still open (four candidates: two more could outvote the greedy one), they are written
+    engine, llm = engine_with([greedy, "DELETE FROM orders", EVERY_ORDER, EVERY_ORDER, "Answer."], candidates=4)
+    answer = sql_answer(engine, "How many orders were cancelled?")
+    assert answer.sql == EVERY_ORDER and (answer.candidates["written"], answer.candidates["agreeing"]) == (4, 2)
 
 
 # Two tables and an unqualified column neither has: which table it was meant from is the model's call
@@ -770,10 +798,10 @@ def test_statements_the_server_converts_without_loss_have_no_warning(engine_with
 
 def test_a_candidate_with_a_defect_is_never_counted(engine_with):
     greedy = "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"
-    engine, llm = engine_with([greedy, MISJOINED, MISJOINED, "Answer."], candidates=3)
+    engine, llm = engine_with([greedy, MISJOINED, MISJOINED, "Answer."], candidates=4)
     answer = sql_answer(engine, "How many orders were cancelled?")
     assert answer.sql == greedy and answer.candidates == {
-        "written": 3,
+        "written": 3,  # the fourth could at most tie with the greedy statement: not written
         "ran": 1,
         "agreeing": 1,
         "greedy_chosen": True,

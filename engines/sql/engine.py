@@ -263,6 +263,32 @@ def _grouped(groups: list[list[Statement]], statement: Statement, narrower_wins:
     return same
 
 
+def _vote_standing(group: list[Statement], formed: int, greedy: Optional[Statement]) -> tuple[int, bool, int]:
+    """A group's standing in execution-guided selection, the highest chosen: its size; of equals, the
+    greedy statement's group; then the one formed first (``formed``: its place among the groups)."""
+    return len(group), greedy is not None and bool(group) and group[0] is greedy, -formed
+
+
+def _vote_winner(groups: list[list[Statement]], greedy: Optional[Statement]) -> list[Statement]:
+    """The group the vote chooses (:func:`_vote_standing`)."""
+    return max(enumerate(groups), key=lambda formed_group: _vote_standing(formed_group[1], formed_group[0], greedy))[1]
+
+
+def _vote_settled(groups: list[list[Statement]], greedy: Optional[Statement], left: int) -> bool:
+    """Whether ``left`` more candidates cannot change the group the vote chooses: no other group,
+    nor a new one, would stand higher if they all joined it. A candidate written then could change
+    the count of votes, never the answer."""
+    if not groups:
+        return False
+    chosen = _vote_winner(groups, greedy)
+    standing = _vote_standing(chosen, next(i for i, g in enumerate(groups) if g is chosen), greedy)
+    for formed, challenger in enumerate([*groups, []]):
+        size, is_greedy, first = _vote_standing(challenger, formed, greedy)
+        if challenger is not chosen and (size + left, is_greedy, first) > standing:
+            return False
+    return True
+
+
 def result_key(rows: Sequence[dict[str, Any]]) -> Counter:
     """What two results must share to be the same answer: their rows as a multiset, each row's values
     in any column order, numbers to 2 decimals, a midnight datetime as its date (column names aside:
@@ -982,10 +1008,8 @@ class SQLEngine(CustomQueryEngine):
         written = 1
         other_prompts = self._other_prompt_writers() if self.candidate_source == "prompts" else []
         for seed in range(1, self.candidates):
-            left = self.candidates - written
-            sizes = sorted((len(g) for g in groups), reverse=True) + [0, 0]
-            if sizes[0] > sizes[1] + left:
-                break  # no remaining candidate can change the vote
+            if _vote_settled(groups, greedy, self.candidates - written):
+                break
             candidate = (
                 self._candidate_run(self.write_sql(question, hint, writer=other_prompts[seed - 1]))
                 if seed <= len(other_prompts)
@@ -997,10 +1021,8 @@ class SQLEngine(CustomQueryEngine):
         ran = sum(len(g) for g in groups)
         if not groups:
             return None, Votes(written, 0, 0, False)
-        best = max(len(g) for g in groups)
-        leaders = [g for g in groups if len(g) == best]
-        chosen = next((g for g in leaders if greedy is not None and g[0] is greedy), leaders[0])
-        votes = Votes(written, ran, best, greedy is not None and chosen[0] is greedy)
+        chosen = _vote_winner(groups, greedy)
+        votes = Votes(written, ran, len(chosen), greedy is not None and chosen[0] is greedy)
         return chosen[0], votes
 
     def compute(self, question: str, clock: Optional[Stopwatch] = None) -> SQLOutcome:
