@@ -269,9 +269,9 @@ def _vote_standing(group: list[Statement], formed: int, greedy: Optional[Stateme
     return len(group), greedy is not None and bool(group) and group[0] is greedy, -formed
 
 
-def _vote_winner(groups: list[list[Statement]], greedy: Optional[Statement]) -> list[Statement]:
-    """The group the vote chooses (:func:`_vote_standing`)."""
-    return max(enumerate(groups), key=lambda formed_group: _vote_standing(formed_group[1], formed_group[0], greedy))[1]
+def _vote_winner(groups: list[list[Statement]], greedy: Optional[Statement]) -> int:
+    """The place among ``groups`` of the group the vote chooses (:func:`_vote_standing`)."""
+    return max(range(len(groups)), key=lambda formed: _vote_standing(groups[formed], formed, greedy))
 
 
 def _vote_settled(groups: list[list[Statement]], greedy: Optional[Statement], left: int) -> bool:
@@ -280,11 +280,11 @@ def _vote_settled(groups: list[list[Statement]], greedy: Optional[Statement], le
     the count of votes, never the answer."""
     if not groups:
         return False
-    chosen = _vote_winner(groups, greedy)
-    standing = _vote_standing(chosen, next(i for i, g in enumerate(groups) if g is chosen), greedy)
+    winner = _vote_winner(groups, greedy)
+    standing = _vote_standing(groups[winner], winner, greedy)
     for formed, challenger in enumerate([*groups, []]):
         size, is_greedy, first = _vote_standing(challenger, formed, greedy)
-        if challenger is not chosen and (size + left, is_greedy, first) > standing:
+        if formed != winner and (size + left, is_greedy, first) > standing:
             return False
     return True
 
@@ -1021,7 +1021,7 @@ class SQLEngine(CustomQueryEngine):
         ran = sum(len(g) for g in groups)
         if not groups:
             return None, Votes(written, 0, 0, False)
-        chosen = _vote_winner(groups, greedy)
+        chosen = groups[_vote_winner(groups, greedy)]
         votes = Votes(written, ran, len(chosen), greedy is not None and chosen[0] is greedy)
         return chosen[0], votes
 
