@@ -32,6 +32,27 @@ CANCELLED_ORDERS = [
 ]
 
 
+def votes(
+    written: int,
+    ran: int,
+    agreeing: int,
+    *,
+    greedy_chosen: bool = False,
+    rescue: bool = False,
+    rewrite_answered: bool = False,
+) -> dict[str, object]:
+    """The ``candidates`` an answer reports: ``written`` statements of which ``ran`` ran clean and
+    ``agreeing`` gave the chosen rows."""
+    return {
+        "written": written,
+        "ran": ran,
+        "agreeing": agreeing,
+        "greedy_chosen": greedy_chosen,
+        "rescue": rescue,
+        "rewrite_answered": rewrite_answered,
+    }
+
+
 @pytest.fixture
 def engine_with(business):
     def make(script, **kwargs) -> tuple[SQLEngine, ScriptedLLM]:
@@ -242,14 +263,7 @@ def test_candidates_that_disagree_are_voted_on_by_their_rows(engine_with, admin,
     engine, llm = engine_with([greedy, *others, "Answer."], candidates=3, candidate_source="samples")
     answer = sql_answer(engine, "How many orders were cancelled?")
     assert answer.rows == [{"n": cancelled}] and answer.sql == others[0]
-    assert answer.candidates == {
-        "written": 3,
-        "ran": 3,
-        "agreeing": 2,
-        "greedy_chosen": False,
-        "rescue": False,
-        "rewrite_answered": False,
-    }
+    assert answer.candidates == votes(written=3, ran=3, agreeing=2)
     assert answer.attempts[0].sql == greedy and answer.attempts[0].error.startswith("outvoted: 2 of 3")
     # the sampled candidates were asked with the same prompt (a prompt cache serves them)
     assert llm.prompts[0] == llm.prompts[1] == llm.prompts[2]
@@ -378,38 +392,17 @@ def test_a_candidate_the_guard_refuses_is_never_counted_and_agreement_stops_earl
     script = [greedy, "DELETE FROM orders", "SELECT COUNT(*) FROM orders", same, "Answer."]
     engine, llm = engine_with(script, candidates=4)
     answer = sql_answer(engine, "How many orders were cancelled?")
-    assert answer.sql == greedy and answer.candidates == {
-        "written": 4,
-        "ran": 3,
-        "agreeing": 2,
-        "greedy_chosen": True,
-        "rescue": False,
-        "rewrite_answered": False,
-    }
+    assert answer.sql == greedy and answer.candidates == votes(written=4, ran=3, agreeing=2, greedy_chosen=True)
     assert business_checksum() == before  # the refused one never ran
     # a tie (one each, the third refused): the greedy statement's rows win
     script = [greedy, "SELECT COUNT(*) FROM orders", "DELETE FROM orders", "Answer."]
     engine, llm = engine_with(script, candidates=3)
     answer = sql_answer(engine, "How many orders were cancelled?")
-    assert answer.sql == greedy and answer.candidates == {
-        "written": 3,
-        "ran": 2,
-        "agreeing": 1,
-        "greedy_chosen": True,
-        "rescue": False,
-        "rewrite_answered": False,
-    }
+    assert answer.sql == greedy and answer.candidates == votes(written=3, ran=2, agreeing=1, greedy_chosen=True)
     # two agreeing first: the third of three candidates is not written at all
     engine, llm = engine_with([greedy, same, "Answer."], candidates=3)
     answer = sql_answer(engine, "How many orders were cancelled?")
-    assert answer.candidates == {
-        "written": 2,
-        "ran": 2,
-        "agreeing": 2,
-        "greedy_chosen": True,
-        "rescue": False,
-        "rewrite_answered": False,
-    }
+    assert answer.candidates == votes(written=2, ran=2, agreeing=2, greedy_chosen=True)
     assert len(llm.prompts) == 3  # two statements and the answer
 
 
@@ -420,14 +413,7 @@ def test_a_candidate_that_could_not_change_the_vote_is_not_written(engine_with, 
     greedy = "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"
     engine, llm = engine_with([greedy, "DELETE FROM orders", EVERY_ORDER, "Answer."], candidates=3)
     answer = sql_answer(engine, "How many orders were cancelled?")
-    assert answer.sql == greedy and answer.candidates == {
-        "written": 2,
-        "ran": 1,
-        "agreeing": 1,
-        "greedy_chosen": True,
-        "rescue": False,
-        "rewrite_answered": False,
-    }
+    assert answer.sql == greedy and answer.candidates == votes(written=2, ran=1, agreeing=1, greedy_chosen=True)
     assert len(llm.prompts) == 3  # two statements and the answer
     assert business_checksum() == before
     # nor is a second of two: alone it could only tie with the greedy statement
@@ -494,14 +480,7 @@ def test_corrections_stop_after_three_attempts(engine_with):
     assert answer.rows == [] and "failed on the server after 3 attempts" in answer.text
     # then the rescue samples, none of which ran either; no rows, no answer
     assert len(llm.prompts) == 3 + engine.rescue_samples and not any("Result (" in prompt for prompt in llm.prompts)
-    assert answer.candidates == {
-        "written": 4,
-        "ran": 0,
-        "agreeing": 0,
-        "greedy_chosen": False,
-        "rescue": True,
-        "rewrite_answered": False,
-    }
+    assert answer.candidates == votes(written=4, ran=0, agreeing=0, rescue=True)
 
 
 def test_a_correction_that_repeats_a_tried_statement_is_not_run_again(engine_with):
@@ -800,14 +779,8 @@ def test_a_candidate_with_a_defect_is_never_counted(engine_with):
     greedy = "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"
     engine, llm = engine_with([greedy, MISJOINED, MISJOINED, "Answer."], candidates=4)
     answer = sql_answer(engine, "How many orders were cancelled?")
-    assert answer.sql == greedy and answer.candidates == {
-        "written": 3,  # the fourth could at most tie with the greedy statement: not written
-        "ran": 1,
-        "agreeing": 1,
-        "greedy_chosen": True,
-        "rescue": False,
-        "rewrite_answered": False,
-    }
+    # the fourth could at most tie with the greedy statement: not written
+    assert answer.sql == greedy and answer.candidates == votes(written=3, ran=1, agreeing=1, greedy_chosen=True)
 
 
 OTHER_RANKING = GROUPED.replace("DESC", "ASC")  # runs clean, gives other rows than GROUPED
@@ -835,14 +808,7 @@ def test_a_question_no_correction_mends_is_answered_by_two_agreeing_rescue_sampl
     assert answer.sql == GROUPED.replace(" c ", " AS c ").replace(" o ", " AS o ")  # not the first that ran clean
     assert answer.attempts[-1].sql == answer.sql and answer.attempts[-1].error is None
     # the refused sample is written but never run or counted; writing stops once two agree
-    assert answer.candidates == {
-        "written": 4,
-        "ran": 3,
-        "agreeing": 2,
-        "greedy_chosen": False,
-        "rescue": True,
-        "rewrite_answered": False,
-    }
+    assert answer.candidates == votes(written=4, ran=3, agreeing=2, rescue=True)
     assert business_checksum() == before
     shown: list[str] = []
     print_answer_tail(answer, shown.append)  # what `kb sql` and `kb ask` print under the answer
@@ -853,14 +819,7 @@ def test_a_question_no_correction_mends_is_answered_by_two_agreeing_rescue_sampl
 def test_a_question_answered_by_rescue_samples_is_not_voted_on_again(engine_with):
     engine, llm = engine_with(sampled_after_corrections([GROUPED, GROUPED]), candidates=3)
     answer = sql_answer(engine, "Which customer placed the most orders?")
-    assert answer.candidates == {
-        "written": 2,
-        "ran": 2,
-        "agreeing": 2,
-        "greedy_chosen": False,
-        "rescue": True,
-        "rewrite_answered": False,
-    }
+    assert answer.candidates == votes(written=2, ran=2, agreeing=2, rescue=True)
     writes = [p for p in llm.prompts if "Write a corrected statement" not in p and "Result (" not in p]
     assert len(writes) == 3  # the greedy statement and two rescue samples; no further candidates
 
@@ -877,14 +836,7 @@ def test_when_no_rescue_sample_runs_clean_more_are_written_for_the_correction_pr
     answer = sql_answer(engine, "Which customer placed the most orders?")
     assert answer.sql == GROUPED.replace(" c ", " AS c ").replace(" o ", " AS o ")
     # four samples for the question's own prompt ran with the defect; two for the correction prompt agreed
-    assert answer.candidates == {
-        "written": 6,
-        "ran": 2,
-        "agreeing": 2,
-        "greedy_chosen": False,
-        "rescue": True,
-        "rewrite_answered": False,
-    }
+    assert answer.candidates == votes(written=6, ran=2, agreeing=2, rescue=True)
     shown = [p for p in llm.prompts if "Write a corrected statement" in p][2:]
     assert len(shown) == 2
     assert all(f"Error: it ran, but {MISJOINED_SAID}" in p and "ON o.id = c.id" in p for p in shown)
@@ -895,14 +847,7 @@ def test_without_agreement_the_first_rescue_sample_that_ran_clean_answers(engine
     engine, llm = engine_with(sampled_after_corrections([unknown, MISJOINED, OTHER_RANKING, GROUPED]))
     answer = sql_answer(engine, "Which customer placed the most orders?")
     assert answer.sql == OTHER_RANKING.replace(" c ", " AS c ").replace(" o ", " AS o ")
-    assert answer.candidates == {
-        "written": 4,
-        "ran": 2,
-        "agreeing": 1,
-        "greedy_chosen": False,
-        "rescue": True,
-        "rewrite_answered": False,
-    }
+    assert answer.candidates == votes(written=4, ran=2, agreeing=1, rescue=True)
 
 
 def test_no_rescue_sample_is_written_when_rescue_is_off_or_an_attempt_ran_clean(engine_with):
@@ -1100,18 +1045,6 @@ UNNAMED_COUNTS = "SELECT COUNT(*) FROM orders GROUP BY customer_id HAVING COUNT(
 GROUPS_COUNTED = f"SELECT COUNT(*) FROM ({UNNAMED_COUNTS}) AS g"  # kb's rewrite: the number of those groups
 
 
-def answered_by_the_rewrite(written: int, ran: int, agreeing: int) -> dict[str, object]:
-    """The votes of a rescue that kb's rewrite answered, ``written`` samples of which ``ran`` ran clean."""
-    return {
-        "written": written,
-        "ran": ran,
-        "agreeing": agreeing,
-        "greedy_chosen": False,
-        "rescue": True,
-        "rewrite_answered": True,
-    }
-
-
 def printed_under(answer) -> list[str]:
     """The lines `kb sql` and `kb ask` print under the answer."""
     shown: list[str] = []
@@ -1134,7 +1067,7 @@ def test_a_rescue_sample_that_gives_the_rows_of_kbs_rewrite_answers_with_the_rew
     assert answer.sql == GROUPS_COUNTED and answer.attempts[-1].sql == GROUPS_COUNTED
     agreeing_rows = engine.run(engine.guard.check(same_number)).rows or []
     assert [list(row.values()) for row in answer.rows] == [list(row.values()) for row in agreeing_rows]
-    assert answer.candidates == answered_by_the_rewrite(written=2, ran=2, agreeing=1)
+    assert answer.candidates == votes(written=2, ran=2, agreeing=1, rescue=True, rewrite_answered=True)
     assert answer.attempts[-1].written_by == "kb" and answer.attempts[0].written_by == "model"
     shown = printed_under(answer)
     assert any("as did kb's rewrite of a statement with a defect" in line for line in shown)
@@ -1153,7 +1086,7 @@ def test_kbs_rewrite_answers_alone_only_with_sql_rewrites_answer(engine_with, re
     answer = sql_answer(engine, question)
     if rewrites_answer:
         assert answer.sql == GROUPS_COUNTED and answer.attempts[-1].sql == GROUPS_COUNTED
-        assert answer.candidates == answered_by_the_rewrite(written=4, ran=4, agreeing=0)
+        assert answer.candidates == votes(written=4, ran=4, agreeing=0, rescue=True, rewrite_answered=True)
         shown = printed_under(answer)
         assert (
             "[no attempt ran clean: these rows are kb's rewrite of a statement with a defect's; no two of 4"
