@@ -426,6 +426,25 @@ def test_a_candidate_that_could_not_change_the_vote_is_not_written(engine_with, 
     assert answer.sql == EVERY_ORDER and (answer.candidates["written"], answer.candidates["agreeing"]) == (4, 2)
 
 
+def test_with_no_greedy_statement_that_ran_the_third_candidate_is_written_only_when_the_second_failed_too(
+    engine_with, late_returns
+):
+    """Nothing the greedy prompt or its corrections wrote ran (and no rescue): when the second
+    candidate runs, a third could at most tie with it, and a tie goes to the group formed first."""
+    unknown = "SELECT c.nickname FROM customers c"  # the server rejects it
+    as_run = RIGHT.replace(" r ", " AS r ").replace(" o ", " AS o ")  # the guard spells the aliases out
+    script = sampled_after_corrections([RIGHT, EVERY_ORDER], written=WRONG_JOIN)
+    engine, llm = engine_with(script, candidates=3, rescue_samples=0)
+    answer = sql_answer(engine, LATE)
+    assert answer.rows == [{"late": late_returns}] and answer.sql == as_run
+    assert answer.candidates == votes(written=2, ran=1, agreeing=1)
+    # the second failed as well: the third could still answer, so it is written
+    script = sampled_after_corrections([unknown, RIGHT], written=WRONG_JOIN)
+    engine, llm = engine_with(script, candidates=3, rescue_samples=0)
+    answer = sql_answer(engine, LATE)
+    assert answer.rows == [{"late": late_returns}] and answer.candidates == votes(written=3, ran=1, agreeing=1)
+
+
 # Two tables and an unqualified column neither has: which table it was meant from is the model's call
 WRONG_JOIN = (
     "SELECT COUNT(*) FROM returns r JOIN products p ON p.id = r.product_id "

@@ -265,8 +265,9 @@ def _grouped(groups: list[list[Statement]], statement: Statement, narrower_wins:
 
 def _vote_standing(group: list[Statement], formed: int, greedy: Optional[Statement]) -> tuple[int, bool, int]:
     """A group's standing in execution-guided selection, the highest chosen: its size; of equals, the
-    greedy statement's group; then the one formed first (``formed``: its place among the groups)."""
-    return len(group), greedy is not None and bool(group) and group[0] is greedy, -formed
+    greedy statement's group (the one it formed: a group's first statement is never None, so with no
+    greedy statement no group is its); then the one formed first (``formed``: its place among them)."""
+    return len(group), bool(group) and group[0] is greedy, -formed
 
 
 def _vote_winner(groups: list[list[Statement]], greedy: Optional[Statement]) -> int:
@@ -1022,7 +1023,7 @@ class SQLEngine(CustomQueryEngine):
         if not groups:
             return None, Votes(written, 0, 0, False)
         chosen = groups[_vote_winner(groups, greedy)]
-        votes = Votes(written, ran, len(chosen), greedy is not None and chosen[0] is greedy)
+        votes = Votes(written, ran, len(chosen), chosen[0] is greedy)
         return chosen[0], votes
 
     def compute(self, question: str, clock: Optional[Stopwatch] = None) -> SQLOutcome:
