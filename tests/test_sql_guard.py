@@ -280,3 +280,59 @@ def test_the_depth_limit_leaves_every_labelled_gold_statement_parseable():
     assert len(gold) > 300
     deepest = max(_depth(parse_statement(sql)) for sql in gold)
     assert deepest <= MAX_STATEMENT_DEPTH // 2, deepest
+
+
+# A CTE's name stands for the CTE only inside the scope that defines it, after its definition; every
+# other reference is a table, and must be allowed. With `customers` allowed and every other table
+# readable by the account, each statement below would read a table the guard must keep out.
+CTE_BYPASSES = [
+    # a CTE named like a table, defined after the CTE that reads that table
+    "WITH a AS (SELECT * FROM order_items), order_items AS (SELECT 1 AS x) SELECT * FROM a",
+    # a CTE of a subquery does not hide the outer query's table of the same name
+    "SELECT * FROM orders WHERE EXISTS (WITH orders AS (SELECT 1 AS x) SELECT 1 FROM orders)",
+    "SELECT (WITH returns AS (SELECT 1 AS x) SELECT COUNT(*) FROM returns) AS n, r.* FROM returns r",
+    "SELECT c.name FROM customers c HAVING (SELECT COUNT(*) FROM order_items) > "
+    "(WITH order_items AS (SELECT 1 AS x) SELECT COUNT(*) FROM order_items)",
+    # a CTE that shadows an allowed table reads another table
+    "WITH customers AS (SELECT * FROM order_items) SELECT * FROM customers",
+    # a non-recursive CTE does not see itself: its own name inside it is the table
+    "WITH orders AS (SELECT * FROM orders) SELECT * FROM orders",
+    # a recursive CTE whose seed reads another table
+    "WITH RECURSIVE r AS (SELECT id FROM products UNION ALL SELECT id + 1 FROM r WHERE id < 3) SELECT * FROM r",
+    # a CTE defined in a derived table does not reach the outer query
+    "SELECT * FROM (WITH returns AS (SELECT 1 AS x) SELECT x FROM returns) t JOIN returns ON 1 = 1",
+]
+CTE_LEGITIMATE = [
+    "WITH big AS (SELECT id, name FROM customers WHERE id > 10) SELECT COUNT(*) FROM big",
+    "WITH a AS (SELECT id FROM customers), b AS (SELECT id FROM a WHERE id < 5) SELECT * FROM b",
+    "WITH RECURSIVE n AS (SELECT 1 AS i UNION ALL SELECT i + 1 FROM n WHERE i < 5) SELECT * FROM n",
+    "WITH customers AS (SELECT id FROM customers WHERE id < 5) SELECT COUNT(*) FROM customers",
+    "SELECT name FROM customers WHERE id IN (WITH few AS (SELECT id FROM customers LIMIT 3) SELECT id FROM few)",
+    "SELECT (WITH c AS (SELECT COUNT(*) AS n FROM customers) SELECT n FROM c) AS total",
+    "SELECT c.country FROM customers c GROUP BY c.country "
+    "HAVING COUNT(*) > (WITH k AS (SELECT COUNT(*) / 10 AS n FROM customers) SELECT n FROM k)",
+    "WITH x AS (SELECT id FROM customers) SELECT * FROM x AS y JOIN customers ON customers.id = y.id",
+]
+
+
+@pytest.fixture
+def narrow_guard(project_settings):
+    return ReadOnlyGuard(["customers"], project_settings.sql.database)
+
+
+@pytest.mark.parametrize("statement", CTE_BYPASSES)
+def test_a_cte_name_hides_a_table_only_in_its_own_scope(narrow_guard, statement):
+    with pytest.raises(SQLRefused, match="not one of the allowed tables") as refused:
+        narrow_guard.check(statement)
+    assert refused.value.table in {"order_items", "orders", "returns", "products"}
+
+
+@pytest.mark.parametrize("statement", CTE_LEGITIMATE)
+def test_ctes_over_allowed_tables_pass_and_run(business, narrow_guard, statement):
+    checked = narrow_guard.check(statement)
+    assert set(checked.tables) <= {"customers"}
+    conn = MariaDBConnection(business)
+    try:
+        assert conn.fetchall(checked.sql)  # the rendering runs on the server, with rows
+    finally:
+        conn.dispose()

@@ -20,6 +20,7 @@ from typing import Optional
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.optimizer.scope import Scope, traverse_scope
 
 FORBIDDEN_FUNCTIONS = {
     "LOAD_FILE",
@@ -233,7 +234,10 @@ class ReadOnlyGuard:
                 raise SQLRefused("variables are not allowed")
 
     def _check_tables(self, tree: exp.Expression) -> set[str]:
-        ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+        """The allowed tables ``tree`` reads; :class:`SQLRefused` for any other table it names. A name
+        is a CTE's only where that CTE is in scope (:func:`cte_references`); everywhere else it is a
+        table, and must be allowed, whatever CTE elsewhere in the statement shares its name."""
+        ctes = cte_references(tree)
         used = set()
         for table in tree.find_all(exp.Table):
             name = table.name.lower()
@@ -244,7 +248,7 @@ class ReadOnlyGuard:
                 raise SQLRefused(f"table {schema}.{name} is outside the business database")
             if not name:
                 raise SQLRefused("table functions are not allowed")
-            if name in ctes and not schema:
+            if id(table) in ctes:
                 continue
             if name not in self.allowed:
                 raise SQLRefused(
@@ -254,3 +258,23 @@ class ReadOnlyGuard:
                 )
             used.add(name)
         return used
+
+
+def cte_references(tree: exp.Expression) -> set[int]:
+    """The ``id()`` of each table reference in ``tree`` that names a CTE in scope where it stands.
+
+    sqlglot's scopes (``traverse_scope``) resolve each name as SQL does: a CTE is visible in the
+    query that defines it (its body, its subqueries) and in the CTEs defined after it, in its own
+    body only when ``RECURSIVE``; a CTE of a subquery is not visible outside that subquery. A
+    reference the scopes do not reach, or a statement they cannot analyse, counts as a table (the
+    allow-list then decides), so an error here can only refuse more, never let more through."""
+    found: set[int] = set()
+    try:
+        scopes = traverse_scope(tree)
+    except Exception:  # a construct the scope analysis does not know: every name is a table
+        return found
+    for scope in scopes:
+        for table in scope.tables:
+            if not table.db and isinstance(scope.sources.get(table.alias_or_name), Scope):
+                found.add(id(table))
+    return found
