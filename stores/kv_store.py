@@ -125,9 +125,6 @@ class MariaDBKVStore(BaseKVStore):
                 deleted += cur.rowcount
         return deleted
 
-    def drop_collection(self, collection: str) -> int:
-        return self._conn.execute(f"DELETE FROM {self._table} WHERE collection = ?", (collection,))
-
     # -- async twins: the driver blocks, so each call runs in a worker thread -----------------------
     async def aput(self, key: str, val: dict, collection: str = DEFAULT_COLLECTION) -> None:
         await asyncio.to_thread(self.put, key, val, collection)

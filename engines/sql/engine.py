@@ -712,21 +712,13 @@ class SQLEngine(CustomQueryEngine):
         response = writer.query(self._asked(question, hint))
         return str(response.metadata.get("sql_query") or response.response or "")
 
-    def correct_sql(
-        self, question: str, failed: Attempt, tables: Sequence[str] = (), tried: Sequence[str] = (), hint: str = ""
-    ) -> str:
-        """A rewrite of a failed statement: for a column of a table the statement did not join, kb's
-        join along the foreign keys (:mod:`kb.engines.sql.repairs`); otherwise the LLM's,
-        given the error, the schema again and, for an unknown column or table, where the column is
-        and how to join to it. A small model often writes the failed statement again: then it is
-        asked once more, sampling (temperature 0.8), for another."""
-        joined = self._kb_repair(failed, tried)
-        return joined if joined is not None else self._model_correction(question, failed, tables, tried, hint)
-
     def _model_correction(
         self, question: str, failed: Attempt, tables: Sequence[str], tried: Sequence[str], hint: str
     ) -> str:
-        """The LLM's rewrite of ``failed`` (:meth:`correct_sql` without kb's own repair)."""
+        """The LLM's rewrite of a failed statement, given the error, the schema again and, for an
+        unknown column or table, where the column is and how to join to it. A small model often
+        writes the failed statement again: then it is asked once more, sampling (temperature 0.8),
+        for another."""
         tried_forms = {_normalized(sql) for sql in tried}
         prompt = self._correction_prompt(question, failed, tables, hint)
         rewrite = str(self.llm.complete(prompt).text)

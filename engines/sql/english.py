@@ -62,17 +62,6 @@ def asks_which(question: str, table: str) -> bool:
     return False
 
 
-def plural(noun: str) -> str:
-    """A noun's plural, lower case (a table named in the plural is its own): student -> students,
-    category -> categories, address -> addresses, customers -> customers."""
-    noun = noun.lower()
-    if noun.endswith("s"):
-        return noun if not noun.endswith(("ss", "us")) else noun + "es"
-    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
-        return noun[:-1] + "ies"
-    return noun + ("es" if noun.endswith(("x", "ch", "sh")) else "s")
-
-
 # Words that place a question at the present moment: general English, not taken from any labelled question.
 _NOW = re.compile(r"\b(?:current(?:ly)?|now|present(?:ly)?|today|at the moment|as of today)\b", re.I)
 

@@ -41,7 +41,7 @@ from llama_index.core import SQLDatabase
 from sqlalchemy import MetaData
 from sqlglot import exp
 
-from kb.engines.sql.english import asks_which, name_words, noun_forms
+from kb.engines.sql.english import asks_which, noun_forms
 from kb.engines.sql.guard import table_named
 from kb.stores.connection import MariaDBConnection, quote_identifier
 
@@ -61,9 +61,6 @@ _NUMBER_TYPES = {
     "FLOAT",
     "DOUBLE",
 }
-
-
-_TIME_WORDS = {"at", "on", "date", "time", "datetime", "timestamp", "ts", "when"}  # requested_at, OpenedOn
 
 
 def _quoted(value: Any) -> str:
@@ -127,18 +124,6 @@ class Table:
             return None
         ends = [c for c in self.columns if not c.primary and c.kind == "time" and c.nullable]
         return ends[0] if len(ends) == 1 else None
-
-    def events(self) -> dict[str, Column]:
-        """The events every row of this table had, each by the word that names it -> the date or time
-        column that records it: a column that is never NULL whose name's first word is the event and
-        whose other words are time words (``requested_at``: "requested"; ``FiledOn``: "filed";
-        ``finished`` if it were never NULL)."""
-        found = {}
-        for column in self.columns:
-            said = name_words(column.name)
-            if column.kind == "time" and not column.nullable and said and set(said[1:]) <= _TIME_WORDS:
-                found[said[0]] = column
-        return found
 
     def ddl(self) -> str:
         """The table as a ``CREATE TABLE`` statement with the notes as comments. A key of one column is
