@@ -51,6 +51,9 @@ class DatabaseSettings(_Strict):
     name: str = Field("kb", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", description="database on the private server")
     connect_timeout: int = Field(5, ge=1, le=300)
     pool_size: int = Field(5, ge=1, le=100)
+    pool_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="how long a caller waits for a free pooled connection; then 'busy' (503)"
+    )
     server: ServerSettings = ServerSettings()
     replicas: Optional[list[DatabaseURL]] = Field(
         None,
@@ -303,6 +306,30 @@ class ServeSettings(_Strict):
     )
     model_queue: int = Field(
         8, ge=0, le=1000, description="requests that may wait for the local model; more get 503 with Retry-After"
+    )
+    model_queue_per_key: int = Field(
+        2,
+        ge=0,
+        le=1000,
+        description="of those, requests one key may have waiting (at most model_queue); more get 429 with Retry-After",
+    )
+    statement_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="any one statement kb's database runs for a request is stopped after this"
+    )
+    max_filter_values: int = Field(
+        1000, ge=1, le=60000, description="values in a request's metadata filters, all leaves together; more get 422"
+    )
+    max_filter_leaves: int = Field(64, ge=1, le=10000, description="conditions in a request's metadata filters")
+    max_filter_depth: int = Field(8, ge=1, le=100, description="levels of nested filter groups in a request")
+    max_filter_parameters: int = Field(
+        4000, ge=16, le=65000, description="values a request's filters bind into one SQL statement; more get 422"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses of reverse proxies whose X-Forwarded-For is believed; empty = the socket's address",
+    )
+    api_docs: bool = Field(
+        False, description="serve the interactive API docs at /docs (Swagger UI, from kb's own files)"
     )
     wrong_keys_per_minute: int = Field(
         30, ge=1, description="requests with a missing or wrong key per client address and minute; then 429"

@@ -1,5 +1,6 @@
-"""Text fit for one line of a terminal: a name kb prints (a file's, a session's, a key's) may hold
-newlines or terminal escape codes, which would forge output lines or move the cursor."""
+"""Text fit for a terminal: whatever kb prints from stored or generated text (a name, a question, an
+answer, a chunk, a row) may hold terminal escape codes, which would clear the screen, set the
+window's title or move the cursor, and newlines, which would forge output lines."""
 
 from __future__ import annotations
 
@@ -10,3 +11,14 @@ def one_line(value: object) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def printable(value: object) -> str:
+    """``value`` as text with control characters escaped (``\\x1b``, ``\\r``) but its line breaks
+    and tabs kept: for text of several lines (an answer, a chat turn)."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if ch.isprintable() or ch in "\n\t" else ch.encode("unicode_escape").decode("ascii") for ch in text
+    )

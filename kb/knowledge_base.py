@@ -42,6 +42,7 @@ from kb.engines.selectors import LLMSelector, RouteDecision, Selector, build_sel
 from kb.engines.sql.engine import SQLEngine
 from kb.engines.timing import Stopwatch
 from kb.errors import ConfigError, KBError
+from kb.ingest.file_scan import FolderIdentity
 from kb.ingest.indexing import DirectoryIndexer, IndexReport
 from kb.ingest.reembedding import (
     REFRESH_S,
@@ -344,11 +345,13 @@ class KnowledgeBase:
         progress: bool | None = None,
         echo: Optional[Callable[[str], None]] = None,
         collection: str = DEFAULT_COLLECTION,
+        expect_folder: Optional[FolderIdentity] = None,
     ) -> IndexReport:
         """Index a folder incrementally into ``collection`` (see :mod:`kb.ingest.indexing`); returns what was done.
 
         ``collection`` gets its own copy of each file: another collection's copies of the same files
-        are neither changed nor named in the report."""
+        are neither changed nor named in the report. ``expect_folder``: index only if ``path`` is
+        still that folder (:func:`kb.ingest.file_scan.folder_below` checked it earlier)."""
         with self._writing(echo) as generation:
             return self._indexer(generation, progress=progress, echo=echo).index(
                 path,
@@ -357,6 +360,7 @@ class KnowledgeBase:
                 recursive=recursive,
                 dry_run=dry_run,
                 collection=collection,
+                expect_folder=expect_folder,
             )
 
     @contextmanager

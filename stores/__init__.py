@@ -13,12 +13,14 @@ from kb.stores.lazy import lazy_exports
 if TYPE_CHECKING:
     from kb.stores.chat_store import MariaDBChatStore
     from kb.stores.connection import MariaDBConnection, quote_identifier
-    from kb.stores.filters import UnsupportedFilterError
+    from kb.stores.filters import FilterLimits, FilterTooLarge, UnsupportedFilterError
     from kb.stores.kv_store import MariaDBKVStore
     from kb.stores.vector_store import MariaDBVectorStore
 
 __all__ = [
     "DatabaseUnavailable",
+    "FilterLimits",
+    "FilterTooLarge",
     "MariaDBChatStore",
     "MariaDBConnection",
     "MariaDBKVStore",
@@ -36,6 +38,8 @@ __getattr__ = lazy_exports(
         "MariaDBConnection": ".connection",
         "quote_identifier": ".connection",
         "UnsupportedFilterError": ".filters",
+        "FilterLimits": ".filters",
+        "FilterTooLarge": ".filters",
         "MariaDBKVStore": ".kv_store",
         "MariaDBVectorStore": ".vector_store",
     },

@@ -15,13 +15,20 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from contextvars import ContextVar
+from typing import Any, Optional, TypeVar
 
 import mariadb
 import sqlalchemy
 from sqlalchemy.engine import URL, make_url
 
-from kb.stores.errors import DatabaseBusy, DatabaseUnavailable, SchemaMismatch, ServerTooOld, StoreError
+from kb.stores.errors import (
+    DatabaseBusy,
+    DatabaseUnavailable,
+    SchemaMismatch,
+    ServerTooOld,
+    StoreError,
+)
 
 __all__ = [
     "DatabaseUnavailable",
@@ -39,6 +46,22 @@ MIN_VECTOR_VERSION = (11, 7)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _DRIVER = "mariadb+mariadbconnector"
 T = TypeVar("T")
+_STATEMENT_LIMIT_S: ContextVar[Optional[float]] = ContextVar("kb_statement_limit_s", default=None)
+
+
+@contextmanager
+def statement_time_limit(seconds: Optional[float]) -> Iterator[None]:
+    """Within the block (and the threads that copy its context), every statement run through a
+    :class:`MariaDBConnection` is stopped by the server after ``seconds`` (MariaDB's
+    ``max_statement_time``; the driver's error then passes :func:`~kb.stores.errors.is_statement_timeout`).
+    ``None`` or 0: no limit. A statement's own ``SET STATEMENT max_statement_time = ... FOR`` still
+    wins for that statement. ``kb serve`` runs each request under one, so no request can hold a
+    connection for long."""
+    token = _STATEMENT_LIMIT_S.set(seconds if seconds and seconds > 0 else None)
+    try:
+        yield
+    finally:
+        _STATEMENT_LIMIT_S.reset(token)
 
 
 def quote_identifier(name: str) -> str:
@@ -164,15 +187,32 @@ def parse_version(version: str) -> tuple[int, int, int]:
 class MariaDBConnection:
     """A pool of connections to one MariaDB database, shared by the stores built on it."""
 
-    def __init__(self, url: str | URL, *, pool_size: int = 5, connect_timeout: int = 5) -> None:
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        pool_size: int = 5,
+        connect_timeout: int = 5,
+        pool_timeout: float = 30.0,
+        max_overflow: Optional[int] = None,
+        read_timeout: Optional[int] = None,
+    ) -> None:
+        """``pool_size`` connections are kept, ``max_overflow`` more (default: twice as many, at least
+        10) opened under load; a caller waits ``pool_timeout`` seconds for a free one, then gets
+        :class:`DatabaseBusy`. ``read_timeout``: seconds the driver waits for the server's answer to a
+        statement before it gives up on the connection (none by default)."""
         self.url = build_url(url)
+        connect_args: dict[str, Any] = {"connect_timeout": connect_timeout}
+        if read_timeout is not None:
+            connect_args["read_timeout"] = read_timeout
         self._engine = sqlalchemy.create_engine(
             self.url,
             pool_pre_ping=True,
             pool_size=pool_size,
-            max_overflow=max(10, pool_size * 2),
+            max_overflow=max(10, pool_size * 2) if max_overflow is None else max_overflow,
+            pool_timeout=pool_timeout,
             pool_recycle=3600,
-            connect_args={"connect_timeout": connect_timeout},
+            connect_args=connect_args,
         )
         self._version: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
@@ -193,7 +233,8 @@ class MariaDBConnection:
 
     @contextmanager
     def connection(self) -> Iterator[Any]:
-        """A pooled DB-API connection; commit on success, roll back on any error."""
+        """A pooled DB-API connection; commit on success, roll back on any error. Inside
+        :func:`statement_time_limit` the connection's statements have that limit while it is lent."""
         try:
             conn = self._engine.raw_connection()
         except sqlalchemy.exc.TimeoutError:
@@ -205,7 +246,10 @@ class MariaDBConnection:
                 f"cannot connect to MariaDB at {self.where} as {self.url.username or '(no user)'}: "
                 f"{_driver_message(exc)}"
             ) from None
+        limit = _STATEMENT_LIMIT_S.get()
         try:
+            if limit is not None:
+                _set_statement_limit(conn, limit)
             yield conn
             conn.commit()
             self._committed(conn)
@@ -216,6 +260,11 @@ class MariaDBConnection:
                 pass
             raise
         finally:
+            if limit is not None:
+                try:
+                    _set_statement_limit(conn, 0)  # the pool lends it next to callers without a limit
+                except Exception:  # a broken connection: the pool replaces it
+                    conn.invalidate()
             conn.close()
 
     def _committed(self, conn: Any) -> None:
@@ -303,6 +352,14 @@ def replica_read(method: Callable[..., T]) -> Callable[..., T]:
         return self._conn.read(lambda: method(self, *args, **kwargs))
 
     return reading
+
+
+def _set_statement_limit(conn: Any, seconds: float) -> None:
+    cur = conn.cursor()
+    try:
+        cur.execute("SET SESSION max_statement_time = ?", (float(seconds),))
+    finally:
+        cur.close()
 
 
 def _driver_message(exc: BaseException) -> str:

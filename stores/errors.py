@@ -45,3 +45,13 @@ def is_database_down(exc: BaseException) -> bool:
 
     # The driver raises InterfaceError for a connection it has closed itself (no error code).
     return isinstance(original, mariadb.InterfaceError)
+
+
+_STATEMENT_INTERRUPTED = 1969  # ER_STATEMENT_TIMEOUT: max_statement_time exceeded
+
+
+def is_statement_timeout(exc: BaseException) -> bool:
+    """Whether ``exc`` (the driver's, or SQLAlchemy's wrapping of it) is a statement the server stopped
+    at its ``max_statement_time`` (see :func:`kb.stores.connection.statement_time_limit`)."""
+    original = getattr(exc, "orig", None) or exc
+    return getattr(original, "errno", None) == _STATEMENT_INTERRUPTED

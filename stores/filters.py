@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from llama_index.core.vector_stores.types import (
@@ -41,6 +42,62 @@ _COLLATE = "utf8mb4_bin"
 
 class UnsupportedFilterError(ValueError):
     """A filter that this store cannot evaluate faithfully (never silently ignored)."""
+
+
+class FilterTooLarge(UnsupportedFilterError):
+    """Filters over a size limit (:class:`FilterLimits`); the message names the limit."""
+
+
+# MariaDB's binary protocol numbers a prepared statement's parameters with 16 bits.
+MAX_BOUND_PARAMETERS = 65535
+
+
+@dataclass(frozen=True)
+class FilterLimits:
+    """How large one request's filters may be: values over all leaves, leaves, levels of nested
+    groups, and parameters bound into the statement they compile to. The work a filter costs the
+    database grows with each, so a service checks them before it takes a connection."""
+
+    values: int = 1000
+    leaves: int = 64
+    depth: int = 8
+    parameters: int = 4000
+
+
+def check_filter_size(filters: MetadataFilters | None, limits: FilterLimits, *, names: str = "") -> None:
+    """:class:`FilterTooLarge` when ``filters`` exceed ``limits``; ``names`` is prefixed to each limit's
+    name in the message (``serve.`` for ``serve.max_filter_values``). Walks without recursion, so any
+    depth is measured safely; compiles (no database) only once the shape is within the limits."""
+    if filters is None:
+        return
+    values = leaves = deepest = 0
+    stack: list[tuple[Any, int]] = [(filters, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, MetadataFilters):
+            deepest = max(deepest, depth)
+            if deepest > limits.depth:
+                raise FilterTooLarge(
+                    f"filters nested more than {limits.depth} levels deep ({names}max_filter_depth); flatten them"
+                )
+            stack.extend((child, depth + 1) for child in item.filters)
+            continue
+        leaves += 1
+        value = getattr(item, "value", None)
+        values += len(value) if isinstance(value, list) else 1
+        if leaves > limits.leaves:
+            raise FilterTooLarge(f"more than {limits.leaves} filter conditions ({names}max_filter_leaves)")
+        if values > limits.values:
+            raise FilterTooLarge(
+                f"more than {limits.values} filter values in all ({names}max_filter_values); "
+                "filter on a coarser key (a collection, a folder) instead of listing values"
+            )
+    bound = len(compile_filters(filters)[1])
+    if bound > limits.parameters:
+        raise FilterTooLarge(
+            f"the filters bind {bound} values into one statement, more than {limits.parameters} "
+            f"({names}max_filter_parameters); use fewer conditions or values"
+        )
 
 
 def json_path(key: str) -> str:
@@ -207,4 +264,9 @@ def compile_filters(filters: MetadataFilters | None, column: str = "`metadata`")
         return "TRUE", []
     compiler = _Compiler(column)
     sql = compiler.group(filters)
+    if len(compiler.params) > MAX_BOUND_PARAMETERS:
+        raise FilterTooLarge(
+            f"the filters bind {len(compiler.params)} values into one statement; MariaDB takes at most "
+            f"{MAX_BOUND_PARAMETERS}: use fewer conditions or values"
+        )
     return sql, compiler.params

@@ -137,15 +137,20 @@ class ReplicatedConnection(MariaDBConnection):
         *,
         pool_size: int = 5,
         connect_timeout: int = 5,
+        pool_timeout: float = 30.0,
         max_lag_s: float = 30.0,
         wait_s: float = 1.0,
         retry_s: float = 10.0,
         check_s: float = 5.0,
         consistency: Consistency = "own_writes",
     ) -> None:
-        super().__init__(url, pool_size=pool_size, connect_timeout=connect_timeout)
+        super().__init__(url, pool_size=pool_size, connect_timeout=connect_timeout, pool_timeout=pool_timeout)
         self.replicas = [
-            Replica(MariaDBConnection(r, pool_size=pool_size, connect_timeout=min(connect_timeout, 2)))
+            Replica(
+                MariaDBConnection(
+                    r, pool_size=pool_size, connect_timeout=min(connect_timeout, 2), pool_timeout=pool_timeout
+                )
+            )
             for r in replicas
         ]
         self.max_lag_s, self.wait_s, self.retry_s, self.check_s = max_lag_s, wait_s, retry_s, check_s

@@ -3,6 +3,8 @@
 The LLM is the one part replaced (the point is the service around it); the database, the embedding
 model, HTTP and everything else are real. Its documents answer repeats the context it was given, so
 a chunk of a collection the key may not see would show in the answer text, not only in the sources.
+A question saying ``WRITE: <statement>`` gets that statement as its SQL (a hostile key's request for
+a statement of its choosing).
 
     python tests/serve_scripted.py CONFIG.json PORT
 """
@@ -34,6 +36,8 @@ def script(prompt: str) -> str:
         return SLOW_ANSWER
     if "Standalone question" in prompt:
         return prompt.split("Follow Up Input:")[1].split("\n")[0].strip()
+    if "one SELECT statement" in prompt and "WRITE:" in question:
+        return question.split("WRITE:", 1)[1].splitlines()[0].strip()
     if "one SELECT statement" in prompt:
         return "SELECT COUNT(*) AS n FROM orders"
     if "Database (SQL" in prompt:

@@ -1,7 +1,8 @@
 """What the ``kb`` command prints: answers with what they stand on, search hits, sessions, stats.
 
-Names that come from users or files (paths, titles, session names) are printed with their control
-characters escaped, so that a crafted name cannot forge lines of the output.
+Everything that comes from users, files, the model or the business database (paths, titles, session
+names, questions, answers, chunks, statements, rows) is printed with its control characters escaped
+(:mod:`kb.display`), so that stored text cannot forge lines of the output or drive the terminal.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional
 
-from kb.display import one_line
+from kb.display import one_line, printable
 
 if TYPE_CHECKING:  # the command line imports the engines only when it answers
     from llama_index.core.schema import NodeWithScore
@@ -22,16 +23,16 @@ Out = Callable[[str], Any]
 def print_answer_tail(answer: Answer, out: Out = print, *, route: bool = True, sql: bool = True) -> None:
     """Route (when not plain documents), SQL attempts, rows, sources: what the answer stands on."""
     if route and (answer.route != "documents" or answer.route_reason):
-        out(f"[route: {answer.route}{' - ' + answer.route_reason if answer.route_reason else ''}]")
+        out(f"[route: {answer.route}{' - ' + one_line(answer.route_reason) if answer.route_reason else ''}]")
     if answer.refused:
-        out(f"[refused: {answer.refusal_reason}]")
+        out(f"[refused: {one_line(answer.refusal_reason)}]")
     if len(answer.attempts) > 1 and (sql or answer.refused):
         for number, attempt in enumerate(answer.attempts[:-1], start=1):
             verdict = attempt.error if (attempt.error or "").startswith("outvoted") else f"failed: {attempt.error}"
             by_kb = ", written by kb" if attempt.written_by == "kb" else ""
-            out(f"SQL attempt {number} ({verdict}{by_kb}): {attempt.sql}")
+            out(f"SQL attempt {number} ({one_line(verdict)}{by_kb}): {one_line(attempt.sql)}")
     if answer.sql and (sql or answer.refused):
-        out(f"SQL{' (refused, not run)' if answer.refused else ''}: {answer.sql}")
+        out(f"SQL{' (refused, not run)' if answer.refused else ''}: {one_line(answer.sql)}")
         if answer.attempts and answer.attempts[-1].written_by == "kb":
             out("[this statement was written by kb (a repair or a rewrite), not by the model]")
     if answer.candidates and (answer.candidates.get("rescue") or answer.candidates.get("ran", 0) > 1):
@@ -43,7 +44,7 @@ def print_answer_tail(answer: Answer, out: Out = print, *, route: bool = True, s
 
         out(f"Rows ({len(answer.rows)}):")
         for line in format_rows(answer.rows, limit=10).splitlines():
-            out(f"  {line}")
+            out(f"  {one_line(line)}")
     if answer.sources:
         out("Sources:")
         excerpted = {lender for lenders in (answer.context or {}).get("excerpts", {}).values() for lender in lenders}
@@ -61,12 +62,12 @@ def emit(streaming: StreamingAnswer, stream: bool) -> Answer:
     """Print a StreamingAnswer: token by token on a terminal, at once otherwise; returns its answer."""
     if stream:
         for chunk in streaming:
-            print(chunk, end="", flush=True)
+            print(printable(chunk), end="", flush=True)
         print()
     else:
         for _ in streaming:
             pass
-        print(streaming.answer.text)
+        print(printable(streaming.answer.text))
     return streaming.answer
 
 
@@ -77,7 +78,9 @@ def print_hits(hits: list[NodeWithScore]) -> None:
         md = hit.node.metadata
         where = md.get("file_path") or hit.node.ref_doc_id or hit.node.node_id
         text = " ".join(hit.node.get_content().split())
-        print(f"{rank}. [{hit.score:.3f}] {one_line(where)} - {one_line(md.get('title', ''))}\n   {text[:240]}")
+        print(
+            f"{rank}. [{hit.score:.3f}] {one_line(where)} - {one_line(md.get('title', ''))}\n   {one_line(text[:240])}"
+        )
 
 
 def print_sessions(sessions: list[dict[str, Any]]) -> None:
@@ -89,19 +92,19 @@ def print_sessions(sessions: list[dict[str, Any]]) -> None:
 
 def print_turns(turns: list[dict[str, Any]], messages: list[Any]) -> None:
     for i, turn in enumerate(turns, start=1):
-        print(f"turn {i} [{turn['route']}] {turn['time']:%Y-%m-%d %H:%M:%S}")
-        print(f"  you: {turn['question']}")
+        print(f"turn {i} [{one_line(turn['route'])}] {turn['time']:%Y-%m-%d %H:%M:%S}")
+        print(f"  you: {printable(turn['question'])}")
         if turn["condensed_question"] and turn["condensed_question"] != turn["question"]:
-            print(f"  (as: {turn['condensed_question']})")
+            print(f"  (as: {printable(turn['condensed_question'])})")
         if turn["sql"]:
-            print(f"  SQL: {turn['sql']}")
-        print(f"  kb: {turn['answer']}")
+            print(f"  SQL: {one_line(turn['sql'])}")
+        print(f"  kb: {printable(turn['answer'])}")
         if turn["sources"]:
             names = dict.fromkeys(one_line(src["path"] or src["node_id"]) for src in turn["sources"])
             print("  sources: " + ", ".join(names))
     if not turns:  # messages written by another tool, without kb's log
         for message in messages:
-            print(f"  {getattr(message.role, 'value', message.role)}: {message.content}")
+            print(f"  {getattr(message.role, 'value', message.role)}: {printable(message.content)}")
 
 
 def dollars(amount: Optional[float]) -> str:

@@ -56,9 +56,12 @@ def _cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
     if not keys:
         print("no keys yet: kb keys create NAME --collections a,b")
     for key in keys:
-        state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
-        if key.expires_at and not key.revoked_at:
-            state += f", expires {key.expires_at:%Y-%m-%d %H:%M}"
+        if key.revoked_at:
+            state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}"
+        elif key.expired:
+            state = f"expired {key.expires_at:%Y-%m-%d %H:%M}"
+        else:
+            state = "active" + (f", expires {key.expires_at:%Y-%m-%d %H:%M}" if key.expires_at else "")
         limits = f"{key.requests_per_minute or '-'} req/min, {key.tokens_per_minute or '-'} tokens/min"
         print(
             f"{key.name:<20} {key.scope:<6} {','.join(key.collections):<24} "

@@ -13,7 +13,12 @@ every key that reads the collection can retrieve it. So:
 :func:`open_checked` opens a file for hashing and reading without following a link at any component
 below the root (``O_NOFOLLOW`` from the root's descriptor down, ``openat``), so a file swapped for a
 link after the scan, even at the instant it is opened, is refused, never read. The indexer checks
-that the file it reads is the one it hashed (same inode, same content).
+that the file it reads is the one it hashed (same inode, same content), and that the root it opens
+is the folder the run started on (:class:`FolderIdentity`): a root swapped for another folder or a
+link during the run is refused, never read.
+
+:func:`folder_below` finds a folder under a trusted root the same way (no link at any component, no
+``..``), for a caller that checks a path now and indexes it later (``kb serve``'s indexing jobs).
 """
 
 from __future__ import annotations
@@ -30,9 +35,53 @@ from typing import BinaryIO
 
 from kb.ingest import readers
 
+_LINK_ERRORS = (errno.ELOOP, errno.ENOTDIR, errno.EMLINK)  # what O_NOFOLLOW / O_DIRECTORY say of a link
+
 
 class UnsafePath(Exception):
     """A path that indexing must not read (a link leaving the root, a protected folder)."""
+
+
+@dataclass(frozen=True)
+class FolderIdentity:
+    """Which folder a path named when it was looked at (device and inode): the same path naming
+    another folder later, or a link, has another identity."""
+
+    device: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: str | os.PathLike[str]) -> FolderIdentity:
+        found = os.stat(path)
+        return cls(found.st_dev, found.st_ino)
+
+    @classmethod
+    def of_descriptor(cls, fd: int) -> FolderIdentity:
+        found = os.fstat(fd)
+        return cls(found.st_dev, found.st_ino)
+
+
+def folder_below(root: Path, rel: str | os.PathLike[str]) -> FolderIdentity:
+    """The identity of the folder ``root / rel``, reached from ``root``'s descriptor one component at a
+    time with ``O_NOFOLLOW``: :class:`UnsafePath` when a component is a link or ``..``, :class:`OSError`
+    when it is missing, not a folder or cannot be opened (a name too long)."""
+    parts = Path(rel).parts
+    if Path(rel).is_absolute() or ".." in parts:
+        raise UnsafePath("a path below the root may not be absolute or contain '..'")
+    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts:
+            try:
+                below = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+            except OSError as exc:
+                if exc.errno in _LINK_ERRORS and os.path.islink(os.path.join(f"/proc/self/fd/{folder}", part)):
+                    raise UnsafePath("passes through a symbolic link (never followed)") from None
+                raise
+            os.close(folder)
+            folder = below
+        return FolderIdentity.of_descriptor(folder)
+    finally:
+        os.close(folder)
 
 
 @dataclass
@@ -131,11 +180,16 @@ def scan(
     return result
 
 
-_LINK_ERRORS = (errno.ELOOP, errno.ENOTDIR, errno.EMLINK)  # what O_NOFOLLOW / O_DIRECTORY say of a link
-
-
-def open_checked(root: Path, rel: str, *, follow_symlinks: bool = False, protected: Sequence[Path] = ()) -> BinaryIO:
+def open_checked(
+    root: Path,
+    rel: str,
+    *,
+    follow_symlinks: bool = False,
+    protected: Sequence[Path] = (),
+    root_identity: FolderIdentity | None = None,
+) -> BinaryIO:
     """``root / rel`` opened for reading if indexing may read it, else :class:`UnsafePath` saying why.
+    With ``root_identity``, ``root`` must still be that folder (not replaced since it was recorded).
 
     Without ``follow_symlinks`` every folder below ``root`` and the file itself are opened with
     ``O_NOFOLLOW`` relative to their parent's descriptor: no link is followed at any step, whatever
@@ -144,11 +198,16 @@ def open_checked(root: Path, rel: str, *, follow_symlinks: bool = False, protect
     ``root`` and ``protected`` must be resolved already (the indexer resolves them once per run). :class:`OSError` for a file that cannot be opened.
     """
     flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK  # O_NONBLOCK: a FIFO put there does not hang the run
+    replaced = UnsafePath("the indexed folder was replaced (by another folder or a link) since the run began")
     if follow_symlinks:
+        if root_identity is not None and FolderIdentity.of(root) != root_identity:
+            raise replaced
         fd = os.open(checked_path(root, rel, follow_symlinks=True, protected=protected), flags)
     else:
         folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
+            if root_identity is not None and FolderIdentity.of_descriptor(folder) != root_identity:
+                raise replaced
             *folders, name = Path(rel).parts
             for part in folders:
                 below = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)

@@ -53,7 +53,7 @@ from kb.engines.timing import Stopwatch
 from kb.errors import KBError
 from kb.ingest import readers
 from kb.ingest.embedding_cache import EmbeddingCache
-from kb.ingest.file_scan import UnsafePath, file_sha256, open_checked, scan
+from kb.ingest.file_scan import FolderIdentity, UnsafePath, file_sha256, open_checked, scan
 from kb.ingest.report import FileNote, IndexReport
 from kb.models.factories import embed_texts
 from kb.stores import MariaDBKVStore, MariaDBVectorStore
@@ -165,6 +165,7 @@ class DirectoryIndexer:
         # name), not to the table of one generation of vectors (kb.ingest.reembedding)
         self.files = f"{FILES}/{registry or store.table_name}"
         self.versions = CollectionVersions(kv, registry or store.table_name)
+        self._root_identity: FolderIdentity | None = None  # the folder a run started on (set by index)
 
     # -- the run ---------------------------------------------------------------------------------
     def index(
@@ -176,14 +177,26 @@ class DirectoryIndexer:
         recursive: bool | None = None,
         dry_run: bool = False,
         collection: str = DEFAULT_COLLECTION,
+        expect_folder: FolderIdentity | None = None,
     ) -> IndexReport:
-        """Index ``root`` into ``collection`` (its own copy of each file; see the module docstring)."""
+        """Index ``root`` into ``collection`` (its own copy of each file; see the module docstring).
+
+        The folder the run starts on is the one it reads to the end: a file is read only while
+        ``root`` is still that folder. ``expect_folder``: the run starts only if ``root`` is that
+        folder (checked earlier, as ``kb serve`` checks a job's folder when it accepts the job), else
+        :class:`KBError` and nothing is read or changed."""
         check_collection(collection)
         base = self._root(root)
         if not base.is_dir():
             raise KBError(
                 f"{root} is not a directory; give the folder to index (to drop what was indexed from a folder "
                 f"that is gone: kb index --forget {root})"
+            )
+        self._root_identity = FolderIdentity.of(base)
+        if expect_folder is not None and self._root_identity != expect_folder:
+            raise KBError(
+                f"{root} is no longer the folder that was checked (it was replaced, or swapped for a link); "
+                "nothing was indexed"
             )
         report = IndexReport(root=str(base), dry_run=dry_run)
         clock = Stopwatch(report.seconds)  # the report keeps the steps' times
@@ -242,6 +255,8 @@ class DirectoryIndexer:
             follow_symlinks=s.follow_symlinks,
             protected=self.protected,
         )
+        if self._root_identity is not None and FolderIdentity.of(base) != self._root_identity:
+            raise KBError(f"{base} was replaced while it was being scanned; nothing was indexed")
         report.skipped += [FileNote(rel, reason) for rel, reason in scanned.skipped]
         prefix = str(base) + os.sep
         registry, collections = self._known_documents(prefix)
@@ -257,7 +272,13 @@ class DirectoryIndexer:
                 )
                 continue
             try:
-                with open_checked(base, rel, follow_symlinks=s.follow_symlinks, protected=self.protected) as handle:
+                with open_checked(
+                    base,
+                    rel,
+                    follow_symlinks=s.follow_symlinks,
+                    protected=self.protected,
+                    root_identity=self._root_identity,
+                ) as handle:
                     stat = os.fstat(handle.fileno())
                     if stat.st_size > s.max_file_mb * 1024 * 1024:
                         report.failed.append(
@@ -354,7 +375,11 @@ class DirectoryIndexer:
         limit = parsed.record["size"]
         try:
             with open_checked(
-                base, parsed.rel, follow_symlinks=self.settings.follow_symlinks, protected=self.protected
+                base,
+                parsed.rel,
+                follow_symlinks=self.settings.follow_symlinks,
+                protected=self.protected,
+                root_identity=self._root_identity,
             ) as handle:
                 opened = os.fstat(handle.fileno())
                 data = handle.read(limit + 1)

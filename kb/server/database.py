@@ -59,13 +59,19 @@ def connect(settings: Settings, *, start: bool = True) -> MariaDBConnection:
             replicas,
             pool_size=database.pool_size,
             connect_timeout=database.connect_timeout,
+            pool_timeout=database.pool_timeout_s,
             max_lag_s=database.replica_max_lag_s,
             wait_s=database.replica_wait_s,
             retry_s=database.replica_retry_s,
             consistency=database.replica_consistency,
         )
     else:
-        connection = MariaDBConnection(url, pool_size=database.pool_size, connect_timeout=database.connect_timeout)
+        connection = MariaDBConnection(
+            url,
+            pool_size=database.pool_size,
+            connect_timeout=database.connect_timeout,
+            pool_timeout=database.pool_timeout_s,
+        )
     try:
         connection.check_vector_support()
     except DatabaseUnavailable as exc:

@@ -41,7 +41,8 @@ def serve(
     knowledge_base = kb if kb is not None else KnowledgeBase(settings)
     app = build_app(knowledge_base)
     host, port = host or settings.serve.host, port or settings.serve.port
-    print(f"kb serve: http://{host}:{port}/ (API docs at /docs); Ctrl-C stops", flush=True)
+    docs = "API docs at /docs" if settings.serve.api_docs else "API docs: serve.api_docs: true, or /openapi.json"
+    print(f"kb serve: http://{host}:{port}/ ({docs}); Ctrl-C stops", flush=True)
     try:
         uvicorn.run(
             app,
@@ -50,6 +51,10 @@ def serve(
             log_level="warning",
             access_log=False,
             http=protocol_with_read_deadline(settings.serve.read_timeout_s),
+            # X-Forwarded-For only from the proxies the operator named (uvicorn's default trusts
+            # 127.0.0.1, so any local client could pick the address its wrong keys are counted by).
+            proxy_headers=bool(settings.serve.trusted_proxies),
+            forwarded_allow_ips=settings.serve.trusted_proxies or None,
         )
     finally:
         knowledge_base.close()

@@ -36,7 +36,7 @@ from kb.service.openai_chat import MODEL_NAME, ChatCompletionRequest, Completion
 from kb.service.schemas import FeedbackRequest, IndexRequest, QueryRequest, Question, RetrieveRequest
 from kb.service.service import Service
 from kb.stores.errors import DatabaseBusy, DatabaseUnavailable, is_database_down
-from kb.stores.filters import UnsupportedFilterError
+from kb.stores.filters import FilterTooLarge, UnsupportedFilterError
 
 log = logging.getLogger("kb.service")
 
@@ -45,14 +45,18 @@ def error_response(status: int, message: str, headers: Optional[dict[str, str]] 
     return JSONResponse(error_body(status, message), status_code=status, headers=headers)
 
 
-def page_security_headers(html: str) -> dict[str, str]:
-    """The web page's Content-Security-Policy (its own inline script and style only, by hash; requests
-    to this server only; no frames, forms, plugins or base URL) and the headers that keep it out of
-    other sites' frames and stop content sniffing."""
+def page_security_headers(html: str, *, own_files: bool = False) -> dict[str, str]:
+    """A page's Content-Security-Policy (its own inline scripts and styles only, by hash, and with
+    ``own_files`` scripts and style sheets served by this server; requests to this server only; no
+    frames, forms, plugins or base URL) and the headers that keep it out of other sites' frames and
+    stop content sniffing."""
     digests = {
         kind: " ".join(
-            f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'"
-            for body in re.findall(rf"<{kind}>(.*?)</{kind}>", html, re.S)
+            ["'self'"] * own_files
+            + [
+                f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'"
+                for body in re.findall(rf"<{kind}>(.*?)</{kind}>", html, re.S)
+            ]
         )
         for kind in ("script", "style")
     }
@@ -68,11 +72,37 @@ def page_security_headers(html: str) -> dict[str, str]:
     }
 
 
+def add_api_docs(app: FastAPI) -> None:
+    """Swagger UI at ``/docs``, its scripts and styles from the ``swagger-ui-bundle-v2`` package served
+    by kb itself (nothing loaded from another site: it works offline, and a key pasted into it reaches
+    no one else), under the same kind of CSP as kb's page."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs/static", StaticFiles(directory=str(swagger_ui_path)), name="api-docs-static")
+    page = get_swagger_ui_html(
+        openapi_url=app.openapi_url or "/openapi.json",
+        title="kb API",
+        swagger_js_url="/docs/static/swagger-ui-bundle.js",
+        swagger_css_url="/docs/static/swagger-ui.css",
+        swagger_favicon_url="data:,",
+    )
+    html = bytes(page.body).decode("utf-8")
+    headers = page_security_headers(html, own_files=True)
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return HTMLResponse(html, headers=headers)
+
+
 def create_app(service: Service) -> FastAPI:
     app = FastAPI(
         title="kb",
         description="A LlamaIndex knowledge base on MariaDB: documents, business database, both.",
         version="0.1.0",
+        docs_url=None,  # FastAPI's pages load their scripts from a CDN: kb serves its own (below)
+        redoc_url=None,
     )
     app.state.service = service
     serve = service.kb.settings.serve
@@ -86,6 +116,7 @@ def create_app(service: Service) -> FastAPI:
         max_body_bytes=serve.max_request_kb * 1024,
         timeout_s=serve.request_timeout_s,
         read_timeout_s=serve.read_timeout_s,
+        statement_timeout_s=min(serve.statement_timeout_s, serve.request_timeout_s),
     )
     health_threads = anyio.CapacityLimiter(2)  # /healthz never waits behind other requests' threads
 
@@ -117,6 +148,10 @@ def create_app(service: Service) -> FastAPI:
     def _bad_filter(request: Request, exc: UnsupportedFilterError) -> JSONResponse:
         return error_response(400, str(exc))
 
+    @app.exception_handler(FilterTooLarge)
+    def _filter_too_large(request: Request, exc: FilterTooLarge) -> JSONResponse:
+        return error_response(422, str(exc))
+
     @app.exception_handler(DatabaseUnavailable)
     def _database_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
         log.warning("database unavailable: %s", exc)  # where and who, for the operator; not for the client
@@ -142,21 +177,24 @@ def create_app(service: Service) -> FastAPI:
     def page() -> HTMLResponse:
         return HTMLResponse(page_html, headers=page_headers)
 
+    if serve.api_docs:
+        add_api_docs(app)
+
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
-        """Liveness and the database: 200 when kb can reach the primary MariaDB, 503 when it cannot
-        (no key needed; no detail of where the database is). Each read replica's state is listed;
-        one down costs speed, not answers (its reads go to the primary), so it does not make the
-        service unhealthy. Runs on threads of its own: it never waits behind other requests."""
-        try:
-            await run_sync(service.kb.connection.fetchall, "SELECT 1", limiter=health_threads)
-        except Exception as exc:
-            log.warning("health check: database unreachable: %s", exc)
+        """Liveness and the database: 200 when kb's primary MariaDB answered a probe of kb's own (on a
+        connection nothing else uses, at most a second ago), 503 when it did not answer within a second
+        (no key needed; no detail of where the database is). Each read replica's state is listed; one
+        down costs speed, not answers (its reads go to the primary), so it does not make the service
+        unhealthy. It never waits behind other requests' threads or connections."""
+        health = await run_sync(service.health.check, limiter=health_threads)
+        if not health.database_ok:
             return JSONResponse({"status": "degraded", "database": "unreachable"}, status_code=503)
         body: dict[str, Any] = {"status": "ok", "database": "ok"}
-        replicas = await run_sync(service.kb.connection.replica_status, limiter=health_threads)
-        if replicas:
-            body["replicas"] = [{k: v for k, v in r.items() if k not in ("url", "host", "port")} for r in replicas]
+        if health.replicas:
+            body["replicas"] = [
+                {k: v for k, v in r.items() if k not in ("url", "host", "port")} for r in health.replicas
+            ]
         return JSONResponse(body)
 
     @app.get("/metrics", response_class=Response)

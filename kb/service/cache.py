@@ -4,7 +4,10 @@ An answer is keyed by everything it depends on: the kind of request, the questio
 the key's collections and those collections' current versions (see :mod:`kb.collections`), and the
 models. Any indexing run that changes a collection gives it a new version, so the next lookup misses
 exactly for the answers that could have drawn on it; the stale entries age out with their TTL.
-A question embedding is keyed by the model and the text alone: it does not depend on the index.
+A question embedding is keyed by the model, the text and the caller's partition (the service gives
+the key's collections): it does not depend on the index, but a hit, seen in its speed or in
+``/metrics``, would tell one key which questions another asked, so keys that see different
+collections never share an entry.
 
 Values are JSON (answers) or float32 bytes (vectors), shared by every ``kb serve`` process on the same
 database or Redis.
@@ -42,11 +45,13 @@ class ServiceCache:
         answer_ttl_s: int,
         embedding_ttl_s: int,
         on_lookup: Optional[Callable[[str, bool], None]] = None,
+        partition: Callable[[], Any] = lambda: None,
     ) -> None:
         self.backend = backend
         self.answer_ttl_s = answer_ttl_s
         self.embedding_ttl_s = embedding_ttl_s
         self.on_lookup = on_lookup or (lambda kind, hit: None)
+        self.partition = partition  # who may share a question embedding: called at each lookup
 
     # A cache that fails (Redis restarting, say) costs speed, never an answer: errors are logged and
     # the lookup counts as a miss.
@@ -72,7 +77,7 @@ class ServiceCache:
         self._set("a:" + key, json.dumps(answer, default=str).encode("utf-8"), self.answer_ttl_s)
 
     def query_embedding(self, model: str, text: str, compute: Callable[[], Sequence[float]]) -> list[float]:
-        key = "e:" + cache_key(model, text)
+        key = "e:" + cache_key(model, text, self.partition())
         raw = self._get(key)
         self.on_lookup("embedding", raw is not None)
         if raw is not None:

@@ -10,15 +10,18 @@ For each request, in this order:
    or chunked), and refused with 413 as soon as it passes ``serve.max_request_kb``; the endpoint then
    reads it from memory. Nothing larger is ever buffered.
 3. **How long it may take.** A request has ``serve.request_timeout_s`` to answer; then it gets 504
-   in OpenAI's error shape. Work still running for it, and work whose client disconnected, learns
+   in OpenAI's error shape. Each statement it runs on kb's database is stopped by the server after
+   ``serve.statement_timeout_s`` (:func:`~kb.stores.connection.statement_time_limit`), so no request
+   holds a pooled connection for long. Work still running for it, and work whose client disconnected, learns
    that it is no longer wanted through :class:`RequestBudget` (:func:`current_budget`): the model
    queue stops waiting for it and the local model stops generating for it.
 4. **What happened.** Every request, 500s included, gets one access-log row once it has ended, and
    its status and latency in ``/metrics``. A stream's row carries the tokens it used, also when its
    client left early.
 
-Handlers are plain ``def`` functions run in worker threads; the :class:`RequestBudget` reaches them
-(and the threads they start, which copy their context) through a context variable.
+Handlers are plain ``def`` functions run in worker threads; the :class:`RequestBudget` and the key
+reach them (and the threads they start, which copy their context) through context variables
+(:func:`current_budget`, :func:`current_caller`).
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ from starlette.requests import ClientDisconnect
 from kb.engines.answer import GENERATION_STOP
 from kb.engines.timing import Stopwatch
 from kb.service.access_log import AccessRecord
-from kb.stores.errors import DatabaseBusy
+from kb.stores.connection import statement_time_limit
+from kb.stores.errors import DatabaseBusy, is_statement_timeout
 
 log = logging.getLogger("kb.service")
 
@@ -113,11 +117,18 @@ class RequestBudget:
 
 
 _BUDGET: ContextVar[Optional[RequestBudget]] = ContextVar("kb_request_budget", default=None)
+_CALLER: ContextVar[Any] = ContextVar("kb_request_caller", default=None)
 
 
 def current_budget() -> Optional[RequestBudget]:
     """The budget of the request this code runs for (None outside a request)."""
     return _BUDGET.get()
+
+
+def current_caller() -> Any:
+    """The key the request this code runs for was identified by (None outside a request, or for a
+    request that needs none)."""
+    return _CALLER.get()
 
 
 @dataclass
@@ -148,6 +159,7 @@ class RequestGate:
         max_body_bytes: int,
         timeout_s: float,
         read_timeout_s: float = 10.0,
+        statement_timeout_s: Optional[float] = None,
     ) -> None:
         self.app = app
         self.identify = identify  # (Authorization header, client address) -> key, or ApiError(401 or 429)
@@ -158,6 +170,7 @@ class RequestGate:
         self.max_body_bytes = max_body_bytes
         self.timeout_s = timeout_s
         self.read_timeout_s = read_timeout_s  # the body's (the headers' is the protocol's: read_deadline.py)
+        self.statement_timeout_s = statement_timeout_s
         # The gate's own database work (keys, limits, the access log) has threads of its own, so it
         # never waits behind handlers that fill the shared worker pool.
         self._threads = anyio.CapacityLimiter(8)
@@ -258,11 +271,14 @@ class RequestGate:
 
         listener = asyncio.ensure_future(listen())
         token = _BUDGET.set(budget)
+        caller_token = _CALLER.set(scope.get("state", {}).get("key"))
         stop_token = GENERATION_STOP.set(lambda: budget.over)
         try:
-            task = asyncio.ensure_future(self.app(scope, app_receive, send))
+            with statement_time_limit(self.statement_timeout_s):  # the task copies the context here
+                task = asyncio.ensure_future(self.app(scope, app_receive, send))
         finally:
             GENERATION_STOP.reset(stop_token)
+            _CALLER.reset(caller_token)
             _BUDGET.reset(token)
         try:
             done, _ = await asyncio.wait({task}, timeout=max(budget.remaining(), 0.0))
@@ -290,11 +306,14 @@ class RequestGate:
             listener.cancel()
 
     def _refusal_for(self, scope: Scope, error: BaseException) -> ApiError:
-        """503 for a database that cannot be reached or whose connections are all in use, else 500; the
-        details go to the server log only."""
+        """503 for a database that cannot be reached or whose connections are all in use, 504 for a
+        statement stopped at its time limit, else 500; the details go to the server log only."""
         if isinstance(error, DatabaseBusy):
             log.warning("no database connection free on %s %s: %s", scope["method"], scope["path"], error)
             return ApiError(503, "the server is busy; retry shortly", {"Retry-After": "5"})
+        if is_statement_timeout(error):
+            log.warning("statement stopped on %s %s: %s", scope["method"], scope["path"], error)
+            return ApiError(504, "the database took too long for this request (serve.statement_timeout_s)")
         if self.is_unavailable(error):
             log.warning("database unavailable on %s %s: %s", scope["method"], scope["path"], error)
             return ApiError(503, "the database is unavailable; retry shortly", {"Retry-After": "5"})

@@ -1,5 +1,11 @@
 """``POST /v1/index``: indexing runs as background jobs, their state kept in MariaDB.
 
+A job reads the folder that was checked when it was accepted, never another: the check walks from
+the index root without following a link at any component (no ``..``), and records the folder's
+identity; the run starts only on that same folder and reads each file only while its root is still
+it (:func:`kb.ingest.file_scan.folder_below`, ``expect_folder``). A folder replaced by a link, or by
+another folder, after the 202 fails the job, and nothing of it is read.
+
 A job runs in a thread of the process that accepted it; its state (queued, running, done, failed,
 the last progress line, the report) is written to the KV store, so ``GET /v1/jobs/{id}`` answers
 from any ``kb serve`` process on the same database. Only folders under ``serve.index_roots`` may be
@@ -20,11 +26,12 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from kb.errors import KBError
+from kb.ingest.file_scan import FolderIdentity, UnsafePath, folder_below
 from kb.knowledge_base import KnowledgeBase
 from kb.service.gate import ApiError
 
@@ -45,6 +52,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class CheckedFolder:
+    """A folder a request may index: where it is, and which folder it was when checked."""
+
+    path: Path
+    identity: FolderIdentity
+
+
 class IndexJobs:
     """The indexing jobs of this process. A key may have ``max_per_key`` jobs queued or running at
     once (more get 429); a queued job waits for the knowledge base's indexing lock without holding a
@@ -57,22 +72,29 @@ class IndexJobs:
         self._active: dict[str, int] = {}  # key name -> jobs queued or running here
         self._active_lock = threading.Lock()
 
-    def check_path(self, path: str) -> Path:
-        """The folder to index, if it lies under an allowed root; else a clear refusal."""
+    def check_path(self, path: str) -> CheckedFolder:
+        """The folder to index, if it is a real folder under an allowed root (relative paths: under the
+        first), reached without a link or ``..``; else a refusal that names no server folder:
+        PermissionError (403) for a path outside the roots or through a link, KBError (400) for one
+        that is not a usable folder (missing, a file, a name too long)."""
         if not self.roots:
             raise PermissionError("indexing through the API is off: list the folders it may index in serve.index_roots")
+        shown = path[:200]
+        given = Path(path)
+        if given.is_absolute():
+            root = next((r for r in self.roots if given == r or r in given.parents), None)
+            if root is None:
+                raise PermissionError(f"{shown} is not under the folders this server may index (serve.index_roots)")
+            below = given.relative_to(root)
+        else:
+            root, below = self.roots[0], given
         try:
-            folder = Path(path)
-            if not folder.is_absolute():
-                folder = self.roots[0] / folder
-            folder = folder.resolve()
-        except (OSError, ValueError, RuntimeError) as exc:  # NUL, too long, a link loop
-            raise KBError(f"{path[:200]!r} is not a usable path ({type(exc).__name__})") from None
-        if not any(folder == root or root in folder.parents for root in self.roots):
-            raise PermissionError(f"{path[:200]} is not under the folders this server may index (serve.index_roots)")
-        if not folder.is_dir():
-            raise KBError(f"{path[:200]} is not a folder on the server")
-        return folder
+            identity = folder_below(root, below)
+        except UnsafePath as exc:
+            raise PermissionError(f"{shown}: {exc}; give a real folder under serve.index_roots") from None
+        except OSError as exc:  # missing, a file, a name too long, no permission
+            raise KBError(f"{shown!r} is not a folder this server can index ({exc.strerror or exc})") from None
+        return CheckedFolder(root / below, identity)
 
     def public(self, job: dict[str, Any]) -> dict[str, Any]:
         """What a key is shown of a job: no process (host, pid, token), no heartbeat, and every path
@@ -105,9 +127,10 @@ class IndexJobs:
             return True
         return time.time() - float(job.get("heartbeat") or job.get("created") or 0) > STALE_AFTER_S
 
-    def start(self, folder: Path, collection: str, key_name: str, **options: Any) -> dict[str, Any]:
+    def start(self, folder: CheckedFolder, collection: str, key_name: str, **options: Any) -> dict[str, Any]:
         """Index ``folder`` into ``collection`` in the background (that collection's copies only: see
-        :mod:`kb.ingest.indexing`). 429 when the key has ``max_per_key`` jobs queued or running already."""
+        :mod:`kb.ingest.indexing`), if it is still the folder that was checked when the job runs. 429
+        when the key has ``max_per_key`` jobs queued or running already."""
         with self._active_lock:
             if self._active.get(key_name, 0) >= self.max_per_key:
                 raise ApiError(
@@ -120,7 +143,7 @@ class IndexJobs:
         job: dict[str, Any] = {
             "id": uuid.uuid4().hex,
             "status": "queued",
-            "path": str(folder),
+            "path": str(folder.path),
             "collection": collection,
             "key": key_name,
             "owner": _PROCESS,
@@ -133,7 +156,10 @@ class IndexJobs:
         try:
             self._save(job)
             threading.Thread(
-                target=self._run, args=(job, options), name=f"kb-index-{job['id'][:8]}", daemon=True
+                target=self._run,
+                args=(job, {**options, "expect_folder": folder.identity}),
+                name=f"kb-index-{job['id'][:8]}",
+                daemon=True,
             ).start()
         except BaseException:
             self._finished(key_name)

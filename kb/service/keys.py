@@ -48,6 +48,7 @@ class ApiKey:
     created_at: Optional[datetime] = None
     revoked_at: Optional[datetime] = None
     expires_at: Optional[datetime] = None  # None: never
+    expired: bool = False  # expires_at has passed, by the database's clock when the key was read
 
     def allows(self, scope: str) -> bool:
         return SCOPES.index(self.scope) >= SCOPES.index(scope)
@@ -66,6 +67,7 @@ class ApiKey:
             "created_at": self.created_at.isoformat(timespec="seconds") if self.created_at else None,
             "revoked_at": self.revoked_at.isoformat(timespec="seconds") if self.revoked_at else None,
             "expires_at": self.expires_at.isoformat(timespec="seconds") if self.expires_at else None,
+            "expired": self.expired,
         }
 
 
@@ -74,7 +76,7 @@ class KeyStore:
 
     _COLUMNS = (
         "id, name, scope, collections, sql_allowed, requests_per_minute, tokens_per_minute, created_at, revoked_at, "
-        "expires_at"
+        "expires_at, COALESCE(expires_at <= CURRENT_TIMESTAMP(6), FALSE)"
     )
 
     def __init__(self, connection: MariaDBConnection, table_name: str = "kb_api_keys") -> None:
@@ -148,9 +150,19 @@ class KeyStore:
         return key, secret
 
     def _key(self, row: tuple) -> ApiKey:
-        id_, name, scope, collections, sql, rpm, tpm, created, revoked, expires = row
+        id_, name, scope, collections, sql, rpm, tpm, created, revoked, expires, expired = row
         return ApiKey(
-            int(id_), name, scope, tuple(json.loads(collections)), bool(sql), rpm, tpm, created, revoked, expires
+            int(id_),
+            name,
+            scope,
+            tuple(json.loads(collections)),
+            bool(sql),
+            rpm,
+            tpm,
+            created,
+            revoked,
+            expires,
+            bool(expired),
         )
 
     def get(self, name: str) -> Optional[ApiKey]:

@@ -8,6 +8,7 @@ that is the usual trade for one round trip per request.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Optional
 
@@ -52,9 +53,16 @@ class RateLimiter:
             self._add(f"t:{key_id}", tokens, self._window()[0])
 
     def count_wrong_key(self, address: str) -> int:
-        """Count one request with a wrong key from ``address``; how many it has sent this window."""
-        return self._add(f"a:{address}", 1, self._window()[0])
+        """Count one request with a wrong key from ``address``; how many it has sent this window. The
+        address is hashed into the counter's name: whatever it holds (length, characters), the name
+        has a fixed length and alphabet."""
+        return self._add(f"a:{address_tag(address)}", 1, self._window()[0])
 
     def seconds_left(self) -> int:
         """Seconds until the current window ends."""
         return self._window()[1]
+
+
+def address_tag(address: str) -> str:
+    """A fixed-length name for a client address (any text), fit for a counter's or a map's key."""
+    return hashlib.sha256(address.encode("utf-8", "surrogateescape")).hexdigest()[:32]

@@ -9,8 +9,8 @@ client's filters can narrow what it sees, never widen it; another key's sessions
 
 The local LLM answers one prompt at a time (llama.cpp's context is not thread-safe), so questions
 that generate take turns in :class:`~kb.service.model_queue.ModelQueue`, a line of bounded length
-whose waits end with the request's deadline; retrieval, routing without the LLM and health checks
-never wait for it.
+with a share per key, whose waits end with the request's deadline; retrieval, routing without the
+LLM and health checks never wait for it.
 """
 
 from __future__ import annotations
@@ -38,16 +38,18 @@ from kb.operations.query_log import asked_by
 from kb.service.access_log import AccessLog
 from kb.service.cache import ServiceCache, cache_key
 from kb.service.experiments import Experiments
-from kb.service.gate import ApiError, RequestBudget, current_budget
+from kb.service.gate import ApiError, RequestBudget, current_budget, current_caller
+from kb.service.health import HealthProbe
 from kb.service.jobs import IndexJobs
 from kb.service.keys import ApiKey, KeyStore
 from kb.service.metrics import ServiceMetrics
 from kb.service.model_queue import ModelQueue
 from kb.service.openai_chat import ChatCompletionRequest
-from kb.service.ratelimit import RateLimiter
+from kb.service.ratelimit import RateLimiter, address_tag
 from kb.service.schemas import QueryRequest, RetrieveRequest
 from kb.service.shared_state import build_shared_state
 from kb.stores.connection import MariaDBConnection
+from kb.stores.filters import FilterLimits, check_filter_size
 
 log = logging.getLogger("kb.service")
 _END = object()  # the end of a streamed turn's pieces
@@ -89,16 +91,31 @@ class Service:
                 answer_ttl_s=settings.cache.answer_ttl_s,
                 embedding_ttl_s=settings.cache.embedding_ttl_s,
                 on_lookup=self.metrics.cache_lookup,
+                partition=self._caller_collections,
             )
             kb.wrap_embedding_models(self.cache.wrap_embedding)
         self.keys = KeyStore(self.gate_connection, settings.serve.keys_table)
         self.limiter = RateLimiter(shared)
         self.access_log = AccessLog(self.gate_connection, settings.serve.access_log_table)
         self.jobs = IndexJobs(kb, settings.serve.index_roots, settings.serve.max_jobs_per_key)
-        self.model_queue = ModelQueue(settings.serve.model_queue, self.metrics)
+        self.model_queue = ModelQueue(settings.serve.model_queue, self.metrics, settings.serve.model_queue_per_key)
+        self.health = HealthProbe(kb.connection.url, kb.connection.replica_status)
+        self.filter_limits = FilterLimits(
+            values=settings.serve.max_filter_values,
+            leaves=settings.serve.max_filter_leaves,
+            depth=settings.serve.max_filter_depth,
+            parameters=settings.serve.max_filter_parameters,
+        )
         self.experiments = Experiments(settings.serve.experiments)
         self._closing = threading.Event()
-        self._blocked: dict[str, float] = {}  # address -> time.monotonic() until which its wrong keys get 429
+        self._blocked: dict[str, float] = {}  # address tag -> time.monotonic() until which its wrong keys get 429
+
+    @staticmethod
+    def _caller_collections() -> list[str]:
+        """The collections of the key the current request came with (the question-embedding cache's
+        partition): keys that see other collections never share a cached embedding."""
+        key: Optional[ApiKey] = current_caller()
+        return sorted(key.collections) if key is not None else []
 
     def warm_up(self) -> None:
         """Load the models and open the stores before the first request, not during it; start the
@@ -138,7 +155,8 @@ class Service:
             key = self.keys.authenticate(authorization[7:].strip())
         if key is not None:
             return key
-        blocked_until = self._blocked.get(address, 0.0)
+        tag = address_tag(address)  # the socket's address, or a trusted proxy's X-Forwarded-For: any text
+        blocked_until = self._blocked.get(tag, 0.0)
         if time.monotonic() < blocked_until:
             retry = max(1, int(blocked_until - time.monotonic() + 0.999))
             raise ApiError(
@@ -151,7 +169,7 @@ class Service:
             now = time.monotonic()
             for expired in [a for a, until in self._blocked.items() if until <= now]:  # bounded by the minute's flood
                 self._blocked.pop(expired, None)
-            self._blocked[address] = now + self.limiter.seconds_left()
+            self._blocked[tag] = now + self.limiter.seconds_left()
         if not authorization or not authorization.lower().startswith("bearer "):
             raise ApiError(401, "missing API key: send the header 'Authorization: Bearer kb-...' (kb keys create)")
         raise ApiError(401, "unknown, revoked or expired API key")
@@ -176,16 +194,20 @@ class Service:
             raise ApiError(403, f"key {key.name!r} has scope {key.scope!r}; this needs {scope!r}")
 
     def options(self, key: ApiKey, filters: Optional[MetadataFilters]) -> dict[str, Any]:
-        """What every engine a key reaches is built with: its collections, and the database only if granted."""
+        """What every engine a key reaches is built with: its collections, and the database only if
+        granted. A client's filters over ``serve.max_filter_*`` are refused here (422), before any
+        connection is taken."""
+        check_filter_size(filters, self.filter_limits, names="serve.")
         return {"filters": restrict(key.collections, filters), "database": key.sql}
 
     def check_route(self, key: ApiKey, route: Optional[str]) -> None:
         if route in ("database", "both") and not key.sql:
             raise ApiError(403, f"key {key.name!r} may not query the business database (kb keys create --sql)")
 
-    def generating(self, budget: Optional[RequestBudget] = None) -> AbstractContextManager[None]:
-        """Hold the model (after waiting for it, within the request's budget)."""
-        return self.model_queue.turn(budget)
+    def generating(self, key: ApiKey, budget: Optional[RequestBudget] = None) -> AbstractContextManager[None]:
+        """Hold the model for ``key``'s request (after waiting for it within its share of the line and
+        the request's budget)."""
+        return self.model_queue.turn(key.name, budget)
 
     def count(self, key: ApiKey, answer: Answer) -> int:
         tokens_in, tokens_out = int(answer.tokens.get("in", 0)), int(answer.tokens.get("out", 0))
@@ -227,7 +249,7 @@ class Service:
 
         def compute() -> dict[str, Any]:
             nonlocal tokens
-            with self.generating(), asked_by(key.name, variant):
+            with self.generating(key), asked_by(key.name, variant):
                 answer = self.kb.query(req.question, route=req.route, **options, **extra)
             tokens = self.count(key, answer)
             return answer_dict(answer)
@@ -251,7 +273,7 @@ class Service:
 
     def sql(self, key: ApiKey, question: str) -> dict[str, Any]:
         self.check_route(key, "database")
-        with self.generating():
+        with self.generating(key):
             answer = self.kb.sql(question)
         self.count(key, answer)
         return answer_dict(answer)
@@ -261,7 +283,7 @@ class Service:
         waited for only when the selector asks it."""
         options = self.options(key, None)
         if self.kb.routes_with_llm:
-            with self.generating():
+            with self.generating(key):
                 decision = self.kb.route(question, **options)
         else:
             decision = self.kb.route(question, **options)
@@ -295,7 +317,7 @@ class Service:
         stored, throwaway = self.chat_session(key, request, session)
         try:
             variant, options = self.chat_options(key, session)
-            with self.generating(), asked_by(key.name, variant):
+            with self.generating(key), asked_by(key.name, variant):
                 answer = self.kb.chat(stored, question, **options)
         finally:
             if throwaway:
@@ -348,6 +370,7 @@ class Service:
         self._closing.set()
         self.kb.close()
         self.gate_connection.dispose()
+        self.health.close()
 
 
 class ChatStream:
@@ -410,7 +433,7 @@ class ChatStream:
         service, kb = self.service, self.service.kb
         try:
             variant, options = service.chat_options(self.key, self.session)
-            with service.generating(self.budget), asked_by(self.key.name, variant):
+            with service.generating(self.key, self.budget), asked_by(self.key.name, variant):
                 self._admitted.set()
                 stored, throwaway = service.chat_session(self.key, self.request, self.session)
                 try:
