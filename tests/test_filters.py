@@ -12,6 +12,7 @@ from llama_index.core.vector_stores.types import (
     FilterCondition,
     MetadataFilter,
     MetadataFilters,
+    VectorStoreQuery,
 )
 from llama_index.core.vector_stores.types import (
     FilterOperator as Op,
@@ -246,3 +247,27 @@ def test_bad_keys_are_refused_not_sql(store, key):
     with pytest.raises(UnsupportedFilterError, match="invalid metadata key"):
         store.get_nodes(filters=MetadataFilters(filters=[MetadataFilter(key=key, operator=Op.EQ, value=1)]))
     assert store.count() == 80
+
+
+def test_filter_size_limits_name_the_limit_and_the_store_refuses_more_parameters_than_mariadb_binds(store):
+    from kb.stores import FilterLimits, FilterTooLarge
+    from kb.stores.filters import check_filter_size
+
+    names = MetadataFilters(filters=[MetadataFilter(key="author", operator=Op.IN, value=list(AUTHORS))])
+    check_filter_size(names, FilterLimits())  # within every default: nothing said
+    for limits, named in (
+        (FilterLimits(values=len(AUTHORS) - 1), "max_filter_values"),
+        (FilterLimits(leaves=0), "max_filter_leaves"),
+        (FilterLimits(depth=0), "max_filter_depth"),
+        (FilterLimits(parameters=len(AUTHORS)), "max_filter_parameters"),  # the IN's values and its paths
+    ):
+        with pytest.raises(FilterTooLarge, match=f"serve.{named}"):
+            check_filter_size(names, limits, names="serve.")
+    # Any caller of the store: more values than MariaDB numbers in one statement is a clear refusal,
+    # before a packet is sent (the server would drop the connection).
+    huge = MetadataFilters(
+        filters=[MetadataFilter(key="author", operator=Op.NIN, value=[str(i) for i in range(70000)])]
+    )
+    with pytest.raises(FilterTooLarge, match="at most 65535"):
+        store.query(VectorStoreQuery(query_embedding=[0.1, 0.2, 0.3, 0.4], similarity_top_k=3, filters=huge))
+    assert isinstance(FilterTooLarge("x"), UnsupportedFilterError)  # callers catching the broader error still do
