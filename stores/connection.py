@@ -52,7 +52,7 @@ _STATEMENT_LIMIT_S: ContextVar[Optional[float]] = ContextVar("kb_statement_limit
 @contextmanager
 def statement_time_limit(seconds: Optional[float]) -> Iterator[None]:
     """Within the block (and the threads that copy its context), every statement run through a
-    :class:`MariaDBConnection` is stopped by the server after ``seconds`` (MariaDB's
+    :class:`MariaDBConnection` is stopped by the server after ``seconds`` (the session's
     ``max_statement_time``; the driver's error then passes :func:`~kb.stores.errors.is_statement_timeout`).
     ``None`` or 0: no limit. A statement's own ``SET STATEMENT max_statement_time = ... FOR`` still
     wins for that statement. ``kb serve`` runs each request under one, so no request can hold a
@@ -246,10 +246,8 @@ class MariaDBConnection:
                 f"cannot connect to MariaDB at {self.where} as {self.url.username or '(no user)'}: "
                 f"{_driver_message(exc)}"
             ) from None
-        limit = _STATEMENT_LIMIT_S.get()
         try:
-            if limit is not None:
-                _set_statement_limit(conn, limit)
+            _apply_statement_limit(conn, _STATEMENT_LIMIT_S.get())
             yield conn
             conn.commit()
             self._committed(conn)
@@ -260,11 +258,6 @@ class MariaDBConnection:
                 pass
             raise
         finally:
-            if limit is not None:
-                try:
-                    _set_statement_limit(conn, 0)  # the pool lends it next to callers without a limit
-                except Exception:  # a broken connection: the pool replaces it
-                    conn.invalidate()
             conn.close()
 
     def _committed(self, conn: Any) -> None:
@@ -354,12 +347,25 @@ def replica_read(method: Callable[..., T]) -> Callable[..., T]:
     return reading
 
 
-def _set_statement_limit(conn: Any, seconds: float) -> None:
+_SESSION_LIMIT = "kb_statement_limit_s"  # in a pooled connection's info: the limit its session has now
+
+
+def _apply_statement_limit(conn: Any, seconds: Optional[float]) -> None:
+    """Give the lent connection's session the statement limit its caller runs under (None: the
+    server's default). The pool keeps what each connection's session has, so a statement is sent
+    only when that changes: requests after requests (or work without a limit after such work) cost
+    no round trip. A connection the pool opens anew has the server's default."""
+    if conn.info.get(_SESSION_LIMIT) == seconds:
+        return
     cur = conn.cursor()
     try:
-        cur.execute("SET SESSION max_statement_time = ?", (float(seconds),))
+        if seconds is None:
+            cur.execute("SET SESSION max_statement_time = DEFAULT")
+        else:
+            cur.execute("SET SESSION max_statement_time = ?", (float(seconds),))
     finally:
         cur.close()
+    conn.info[_SESSION_LIMIT] = seconds
 
 
 def _driver_message(exc: BaseException) -> str:

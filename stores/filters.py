@@ -56,12 +56,13 @@ MAX_BOUND_PARAMETERS = 65535
 class FilterLimits:
     """How large one request's filters may be: values over all leaves, leaves, levels of nested
     groups, and parameters bound into the statement they compile to. The work a filter costs the
-    database grows with each, so a service checks them before it takes a connection."""
+    database grows with each, so a service checks them before it takes a connection (kb serve's
+    values: ``serve.max_filter_*``)."""
 
-    values: int = 1000
-    leaves: int = 64
-    depth: int = 8
-    parameters: int = 4000
+    values: int
+    leaves: int
+    depth: int
+    parameters: int
 
 
 def check_filter_size(filters: MetadataFilters | None, limits: FilterLimits, *, names: str = "") -> None:

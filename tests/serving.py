@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from kb.stores.connection import MariaDBConnection, quote_identifier
 
 HERE = Path(__file__).resolve().parent
 
@@ -63,6 +68,38 @@ class ServedKB:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+@contextmanager
+def scratch_database(admin: MariaDBConnection, admin_url: Any) -> Iterator[tuple[str, str]]:
+    """A new, empty database for a module's ``kb serve`` (its name and URL), dropped afterwards
+    whatever happened."""
+    name = f"kbtest_{secrets.token_hex(6)}"
+    admin.execute(f"CREATE DATABASE {quote_identifier(name)} CHARACTER SET utf8mb4")
+    try:
+        yield name, admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS {quote_identifier(name)}")
+
+
+def call(site: dict[str, Any], method: str, path: str, key: str | None = None, **kwargs: Any) -> httpx.Response:
+    """One request to ``site["server"]``, with the bearer header of ``site["keys"][key]`` when a key is named."""
+    headers = {**(bearer(site["keys"][key]) if key else {}), **kwargs.pop("headers", {})}
+    return httpx.request(
+        method, site["server"].url + path, headers=headers, timeout=kwargs.pop("timeout", 60), **kwargs
+    )
+
+
+def wait_job(server: ServedKB, key: str, job_id: str, timeout: float = 120) -> dict[str, Any]:
+    """The indexing job's record once it is done or failed."""
+    deadline = time.monotonic() + timeout
+    job: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{server.url}/v1/jobs/{job_id}", headers=bearer(key), timeout=30).json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
 
 
 async def raw_request(

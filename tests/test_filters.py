@@ -250,16 +250,19 @@ def test_bad_keys_are_refused_not_sql(store, key):
 
 
 def test_filter_size_limits_name_the_limit_and_the_store_refuses_more_parameters_than_mariadb_binds(store):
+    from dataclasses import replace
+
     from kb.stores import FilterLimits, FilterTooLarge
     from kb.stores.filters import check_filter_size
 
     names = MetadataFilters(filters=[MetadataFilter(key="author", operator=Op.IN, value=list(AUTHORS))])
-    check_filter_size(names, FilterLimits())  # within every default: nothing said
+    roomy = FilterLimits(values=1000, leaves=64, depth=8, parameters=4000)
+    check_filter_size(names, roomy)  # within every limit: nothing said
     for limits, named in (
-        (FilterLimits(values=len(AUTHORS) - 1), "max_filter_values"),
-        (FilterLimits(leaves=0), "max_filter_leaves"),
-        (FilterLimits(depth=0), "max_filter_depth"),
-        (FilterLimits(parameters=len(AUTHORS)), "max_filter_parameters"),  # the IN's values and its paths
+        (replace(roomy, values=len(AUTHORS) - 1), "max_filter_values"),
+        (replace(roomy, leaves=0), "max_filter_leaves"),
+        (replace(roomy, depth=0), "max_filter_depth"),
+        (replace(roomy, parameters=len(AUTHORS)), "max_filter_parameters"),  # the IN's values and its paths
     ):
         with pytest.raises(FilterTooLarge, match=f"serve.{named}"):
             check_filter_size(names, limits, names="serve.")

@@ -8,7 +8,6 @@ no other document holds). Every endpoint is asked for the secret with a key that
 from __future__ import annotations
 
 import re
-import secrets
 import shutil
 import time
 
@@ -16,14 +15,14 @@ import httpx
 import openai
 import pytest
 import yaml
-from serving import ServedKB, bearer
+from serving import ServedKB, bearer, scratch_database
 
 from kb.business_database.provisioning import DATA
 from kb.collections import DEFAULT_COLLECTION
 from kb.knowledge_base import KnowledgeBase
 from kb.service.keys import KeyStore
 from kb.service.ratelimit import WINDOW_S
-from kb.stores.connection import MariaDBConnection, quote_identifier
+from kb.stores.connection import MariaDBConnection
 
 MARKER = "ZEBRA-7"
 SECRET_QUESTION = "What are the launch codes, and may I share them?"
@@ -37,39 +36,37 @@ RETURN_QUESTION = "How many days do customers have to return a product?"
 @pytest.fixture(scope="module")
 def site(admin, admin_url, business, tmp_path_factory):
     """A database with both collections indexed, four keys, and two `kb serve` processes on it."""
-    name = f"kbtest_{secrets.token_hex(6)}"
-    admin.execute(f"CREATE DATABASE {quote_identifier(name)} CHARACTER SET utf8mb4")
-    work = tmp_path_factory.mktemp("serve")
-    public, secret = work / "public", work / "secret"
-    shutil.copytree(DATA / "docs", public)
-    secret.mkdir()
-    (secret / "codes.md").write_text(SECRET_TEXT)
-    config = {
-        "database": {"url": admin_url.set(database=name).render_as_string(hide_password=False)},
-        "sql": {"url": business.render_as_string(hide_password=False)},
-        "router": {"selector": "offline"},
-        "serve": {"index_roots": [str(work)]},
-    }
-    kb = KnowledgeBase.from_config(config)
-    kb.index_directory(public, collection="public", progress=False)
-    kb.index_directory(secret, collection="secret", progress=False)
-    keys = KeyStore(kb.connection)
-    made = {
-        "reader": keys.create("reader", collections=["public"])[1],
-        "writer": keys.create("writer", collections=["public"], scope="write")[1],
-        "admin": keys.create("admin", collections=["*"], scope="admin", sql=True)[1],
-        "limited": keys.create("limited", collections=["public"], requests_per_minute=4)[1],
-    }
-    kb.close()
-    servers = [ServedKB(config, work), ServedKB(config, work)]
-    try:
-        for server in servers:
-            server.wait_ready()
-        yield {"servers": servers, "keys": made, "public": public, "config": config, "db": name}
-    finally:
-        for server in servers:
-            server.stop()
-        admin.execute(f"DROP DATABASE IF EXISTS {quote_identifier(name)}")
+    with scratch_database(admin, admin_url) as (name, url):
+        work = tmp_path_factory.mktemp("serve")
+        public, secret = work / "public", work / "secret"
+        shutil.copytree(DATA / "docs", public)
+        secret.mkdir()
+        (secret / "codes.md").write_text(SECRET_TEXT)
+        config = {
+            "database": {"url": url},
+            "sql": {"url": business.render_as_string(hide_password=False)},
+            "router": {"selector": "offline"},
+            "serve": {"index_roots": [str(work)]},
+        }
+        kb = KnowledgeBase.from_config(config)
+        kb.index_directory(public, collection="public", progress=False)
+        kb.index_directory(secret, collection="secret", progress=False)
+        keys = KeyStore(kb.connection)
+        made = {
+            "reader": keys.create("reader", collections=["public"])[1],
+            "writer": keys.create("writer", collections=["public"], scope="write")[1],
+            "admin": keys.create("admin", collections=["*"], scope="admin", sql=True)[1],
+            "limited": keys.create("limited", collections=["public"], requests_per_minute=4)[1],
+        }
+        kb.close()
+        servers = [ServedKB(config, work), ServedKB(config, work)]
+        try:
+            for server in servers:
+                server.wait_ready()
+            yield {"servers": servers, "keys": made, "public": public, "config": config, "db": name}
+        finally:
+            for server in servers:
+                server.stop()
 
 
 def post(site, path, key, json=None, server=0, headers=None):

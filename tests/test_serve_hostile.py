@@ -18,12 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from serving import ServedKB, bearer, raw_request
+from serving import ServedKB, bearer, call, raw_request, scratch_database, wait_job
 
 from kb.business_database.provisioning import DATA
 from kb.knowledge_base import KnowledgeBase
 from kb.service.keys import KeyStore
-from kb.stores.connection import MariaDBConnection, quote_identifier
+from kb.stores.connection import MariaDBConnection
 
 SECRET = "# Vault\n\nThe OSPREY-77 vault combination is 4412.\n"
 OUTSIDE = "# Outside\n\nThe HERON-31 text lies outside the index roots.\n"
@@ -32,54 +32,51 @@ OUTSIDE = "# Outside\n\nThe HERON-31 text lies outside the index roots.\n"
 @pytest.fixture(scope="module")
 def site(admin, admin_url, business, tmp_path_factory):
     """Collections a and b indexed, keys of every kind, and one `kb serve` process on them."""
-    name = f"kbtest_{secrets.token_hex(6)}"
-    admin.execute(f"CREATE DATABASE {quote_identifier(name)} CHARACTER SET utf8mb4")
-    work = tmp_path_factory.mktemp("hostile")
-    roots = work / "roots"
-    outside = work / "outside"
-    outside.mkdir()
-    (outside / "heron.md").write_text(OUTSIDE)
-    shutil.copytree(DATA / "docs", roots / "a")
-    (roots / "b").mkdir()
-    (roots / "b" / "vault.md").write_text(SECRET)
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    config = {
-        "home": str(work / "kbhome"),
-        "database": {"url": url},
-        "sql": {"url": business.render_as_string(hide_password=False), "tables": ["customers"]},
-        "router": {"selector": "offline"},
-        "serve": {
-            "index_roots": [str(roots)],
-            "request_timeout_s": 30,
-            "read_timeout_s": 3,
-            "statement_timeout_s": 3,
-        },
-    }
-    kb = KnowledgeBase.from_config(config)
-    kb.index_directory(roots / "a", collection="a", progress=False)
-    kb.index_directory(roots / "b", collection="b", progress=False)
-    keys = KeyStore(kb.connection)
-    made = {
-        name: keys.create(name, requests_per_minute=100000, **options)[1]
-        for name, options in {
-            "reader_a": {"collections": ["a"]},
-            "reader_b": {"collections": ["b"]},
-            "chatty_a": {"collections": ["a"]},
-            "patient_a": {"collections": ["a"]},
-            "writer_a": {"collections": ["a"], "scope": "write"},
-            "analyst": {"collections": ["a"], "sql": True},
-            "admin": {"collections": ["*"], "scope": "admin", "sql": True},
-        }.items()
-    }
-    kb.close()
-    # Answers take about 3 s (100 words at 30 ms), so that twelve chat requests are still under way
-    # when another key asks.
-    server = ServedKB(config, work, env={"KB_TEST_TOKEN_DELAY": "0.03"}).wait_ready()
-    try:
-        yield {"server": server, "keys": made, "config": config, "url": url, "roots": roots, "outside": outside}
-    finally:
-        server.stop()
-        admin.execute(f"DROP DATABASE IF EXISTS {quote_identifier(name)}")
+    with scratch_database(admin, admin_url) as (_, url):
+        work = tmp_path_factory.mktemp("hostile")
+        roots = work / "roots"
+        outside = work / "outside"
+        outside.mkdir()
+        (outside / "heron.md").write_text(OUTSIDE)
+        shutil.copytree(DATA / "docs", roots / "a")
+        (roots / "b").mkdir()
+        (roots / "b" / "vault.md").write_text(SECRET)
+        config = {
+            "home": str(work / "kbhome"),
+            "database": {"url": url},
+            "sql": {"url": business.render_as_string(hide_password=False), "tables": ["customers"]},
+            "router": {"selector": "offline"},
+            "serve": {
+                "index_roots": [str(roots)],
+                "request_timeout_s": 30,
+                "read_timeout_s": 3,
+                "statement_timeout_s": 3,
+            },
+        }
+        kb = KnowledgeBase.from_config(config)
+        kb.index_directory(roots / "a", collection="a", progress=False)
+        kb.index_directory(roots / "b", collection="b", progress=False)
+        keys = KeyStore(kb.connection)
+        made = {
+            name: keys.create(name, requests_per_minute=100000, **options)[1]
+            for name, options in {
+                "reader_a": {"collections": ["a"]},
+                "reader_b": {"collections": ["b"]},
+                "chatty_a": {"collections": ["a"]},
+                "patient_a": {"collections": ["a"]},
+                "writer_a": {"collections": ["a"], "scope": "write"},
+                "analyst": {"collections": ["a"], "sql": True},
+                "admin": {"collections": ["*"], "scope": "admin", "sql": True},
+            }.items()
+        }
+        kb.close()
+        # Answers take about 3 s (100 words at 30 ms), so that twelve chat requests are still under way
+        # when another key asks.
+        server = ServedKB(config, work, env={"KB_TEST_TOKEN_DELAY": "0.03"}).wait_ready()
+        try:
+            yield {"server": server, "keys": made, "config": config, "url": url, "roots": roots, "outside": outside}
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -91,21 +88,6 @@ def behind_proxy(site):
     server = ServedKB(config, site["roots"].parent).wait_ready()
     yield server
     server.stop()
-
-
-def call(site, method, path, key=None, **kwargs):
-    headers = {**kwargs.pop("headers", {}), **(bearer(site["keys"][key]) if key else {})}
-    return httpx.request(method, site["server"].url + path, headers=headers, timeout=60, **kwargs)
-
-
-def wait_job(site, key, job_id, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = call(site, "GET", f"/v1/jobs/{job_id}", key).json()
-        if job["status"] in ("done", "failed"):
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} did not finish: {job}")
 
 
 # -- 1. HIGH: a read key's filters cannot take the database pool, nor /healthz -------------------------
@@ -218,7 +200,7 @@ def test_a_folder_swapped_for_a_link_after_the_check_is_not_indexed(site):
             folder.symlink_to(site["outside"], target_is_directory=True)
     finally:
         holder.dispose()
-    job = wait_job(site, "writer_a", started.json()["id"])
+    job = wait_job(site["server"], site["keys"]["writer_a"], started.json()["id"])
     assert job["status"] == "failed" and "no longer the folder that was checked" in job["error"], job
     shown = json.dumps(job)
     assert str(site["outside"]) not in shown and str(site["roots"]) not in shown and "heron" not in shown.lower()

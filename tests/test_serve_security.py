@@ -23,27 +23,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving import ServedKB, bearer, raw_request
+from serving import ServedKB, bearer, call, raw_request, scratch_database, wait_job
 
 from kb.business_database.provisioning import DATA
 from kb.knowledge_base import KnowledgeBase
 from kb.service.keys import KeyStore
-from kb.stores.connection import MariaDBConnection, quote_identifier
+from kb.stores.connection import MariaDBConnection
 
 MARKER = "WALRUS-42"
 SECRET = f"# Vault\n\nThe {MARKER} vault combination is 7719. Never share the {MARKER} combination.\n"
 SECRET_QUESTION = "What is the vault combination?"
 CREDENTIALS_MARKER = "PASSWORD-OF-THE-DATABASE-9931"
-
-
-def wait_job(server, key, job_id, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{server.url}/v1/jobs/{job_id}", headers=bearer(key), timeout=30).json()
-        if job["status"] in ("done", "failed"):
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} did not finish: {job}")
 
 
 def access_rows(site, where="1=1", params=()):
@@ -66,64 +56,54 @@ def process_rss_kb(pid: int) -> int:
 @pytest.fixture(scope="module")
 def site(admin, admin_url, business, tmp_path_factory):
     """Collections a and b indexed, keys of every scope, and a `kb serve` process on them."""
-    name = f"kbtest_{secrets.token_hex(6)}"
-    admin.execute(f"CREATE DATABASE {quote_identifier(name)} CHARACTER SET utf8mb4")
-    work = tmp_path_factory.mktemp("secure")
-    roots = work / "roots"
-    home = work / "kbhome"
-    (home / "mariadb").mkdir(parents=True)
-    (home / "mariadb" / "credentials.json").write_text(json.dumps({"admin": CREDENTIALS_MARKER}))
-    outside = work / "outside"
-    outside.mkdir()
-    (outside / "secret.md").write_text(f"# Outside\n\nThe {MARKER} text outside the roots.\n")
-    shutil.copytree(DATA / "docs", roots / "a")
-    (roots / "b").mkdir()
-    (roots / "b" / "vault.md").write_text(SECRET)
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    config = {
-        "home": str(home),
-        "database": {"url": url},
-        "sql": {"url": business.render_as_string(hide_password=False)},
-        "router": {"selector": "offline"},
-        "serve": {"index_roots": [str(roots)], "request_timeout_s": 20, "read_timeout_s": 3, "model_queue": 2},
-    }
-    kb = KnowledgeBase.from_config(config)
-    kb.index_directory(roots / "a", collection="a", progress=False)
-    kb.index_directory(roots / "b", collection="b", progress=False)
-    keys = KeyStore(kb.connection)
-    made = {
-        "reader_a": keys.create("reader_a", collections=["a"], requests_per_minute=10000)[1],
-        "analyst_a": keys.create("analyst_a", collections=["a"], sql=True, requests_per_minute=10000)[1],
-        "writer_a": keys.create("writer_a", collections=["a"], scope="write", requests_per_minute=10000)[1],
-        "admin_a": keys.create("admin_a", collections=["a"], scope="admin", requests_per_minute=10000)[1],
-        "admin": keys.create("admin", collections=["*"], scope="admin", sql=True, requests_per_minute=100000)[1],
-        "stingy": keys.create("stingy", collections=["a"], requests_per_minute=10000, tokens_per_minute=300)[1],
-        "limited": keys.create("limited", collections=["a"], requests_per_minute=2)[1],
-    }
-    kb.close()
-    server = ServedKB(config, work).wait_ready()
-    try:
-        yield {
-            "server": server,
-            "keys": made,
-            "config": config,
-            "url": url,
-            "roots": roots,
-            "home": home,
-            "outside": outside,
-            "work": work,
-            "db": name,
+    with scratch_database(admin, admin_url) as (name, url):
+        work = tmp_path_factory.mktemp("secure")
+        roots = work / "roots"
+        home = work / "kbhome"
+        (home / "mariadb").mkdir(parents=True)
+        (home / "mariadb" / "credentials.json").write_text(json.dumps({"admin": CREDENTIALS_MARKER}))
+        outside = work / "outside"
+        outside.mkdir()
+        (outside / "secret.md").write_text(f"# Outside\n\nThe {MARKER} text outside the roots.\n")
+        shutil.copytree(DATA / "docs", roots / "a")
+        (roots / "b").mkdir()
+        (roots / "b" / "vault.md").write_text(SECRET)
+        config = {
+            "home": str(home),
+            "database": {"url": url},
+            "sql": {"url": business.render_as_string(hide_password=False)},
+            "router": {"selector": "offline"},
+            "serve": {"index_roots": [str(roots)], "request_timeout_s": 20, "read_timeout_s": 3, "model_queue": 2},
         }
-    finally:
-        server.stop()
-        admin.execute(f"DROP DATABASE IF EXISTS {quote_identifier(name)}")
-
-
-def call(site, method, path, key=None, **kwargs):
-    headers = {**(bearer(site["keys"][key]) if key else {}), **kwargs.pop("headers", {})}
-    return httpx.request(
-        method, site["server"].url + path, headers=headers, timeout=kwargs.pop("timeout", 60), **kwargs
-    )
+        kb = KnowledgeBase.from_config(config)
+        kb.index_directory(roots / "a", collection="a", progress=False)
+        kb.index_directory(roots / "b", collection="b", progress=False)
+        keys = KeyStore(kb.connection)
+        made = {
+            "reader_a": keys.create("reader_a", collections=["a"], requests_per_minute=10000)[1],
+            "analyst_a": keys.create("analyst_a", collections=["a"], sql=True, requests_per_minute=10000)[1],
+            "writer_a": keys.create("writer_a", collections=["a"], scope="write", requests_per_minute=10000)[1],
+            "admin_a": keys.create("admin_a", collections=["a"], scope="admin", requests_per_minute=10000)[1],
+            "admin": keys.create("admin", collections=["*"], scope="admin", sql=True, requests_per_minute=100000)[1],
+            "stingy": keys.create("stingy", collections=["a"], requests_per_minute=10000, tokens_per_minute=300)[1],
+            "limited": keys.create("limited", collections=["a"], requests_per_minute=2)[1],
+        }
+        kb.close()
+        server = ServedKB(config, work).wait_ready()
+        try:
+            yield {
+                "server": server,
+                "keys": made,
+                "config": config,
+                "url": url,
+                "roots": roots,
+                "home": home,
+                "outside": outside,
+                "work": work,
+                "db": name,
+            }
+        finally:
+            server.stop()
 
 
 def secret_visible(site, key):

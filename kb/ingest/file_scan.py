@@ -74,7 +74,7 @@ def folder_below(root: Path, rel: str | os.PathLike[str]) -> FolderIdentity:
             try:
                 below = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
             except OSError as exc:
-                if exc.errno in _LINK_ERRORS and os.path.islink(os.path.join(f"/proc/self/fd/{folder}", part)):
+                if exc.errno in _LINK_ERRORS and _is_link(part, folder):
                     raise UnsafePath("passes through a symbolic link (never followed)") from None
                 raise
             os.close(folder)
@@ -82,6 +82,14 @@ def folder_below(root: Path, rel: str | os.PathLike[str]) -> FolderIdentity:
         return FolderIdentity.of_descriptor(folder)
     finally:
         os.close(folder)
+
+
+def _is_link(name: str, folder: int) -> bool:
+    """Whether ``name`` in the folder open as ``folder`` is a symbolic link (itself, not its target)."""
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 @dataclass

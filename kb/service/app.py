@@ -50,9 +50,10 @@ def page_security_headers(html: str, *, own_files: bool = False) -> dict[str, st
     ``own_files`` scripts and style sheets served by this server; requests to this server only; no
     frames, forms, plugins or base URL) and the headers that keep it out of other sites' frames and
     stop content sniffing."""
+    own = ["'self'"] if own_files else []
     digests = {
         kind: " ".join(
-            ["'self'"] * own_files
+            own
             + [
                 f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'"
                 for body in re.findall(rf"<{kind}>(.*?)</{kind}>", html, re.S)
@@ -182,11 +183,12 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
-        """Liveness and the database: 200 when kb's primary MariaDB answered a probe of kb's own (on a
-        connection nothing else uses, at most a second ago), 503 when it did not answer within a second
-        (no key needed; no detail of where the database is). Each read replica's state is listed; one
-        down costs speed, not answers (its reads go to the primary), so it does not make the service
-        unhealthy. It never waits behind other requests' threads or connections."""
+        """Liveness and the database: 200 when kb's primary MariaDB answered a probe of kb's own
+        (:class:`~kb.service.health.HealthProbe`: a connection nothing else uses, one probe at a time)
+        that ended after this request came, 503 when none answered within a second (no key needed; no
+        detail of where the database is). Each read replica's state is listed; one down costs speed,
+        not answers (its reads go to the primary), so it does not make the service unhealthy. It never
+        waits behind other requests' threads or connections."""
         health = await run_sync(service.health.check, limiter=health_threads)
         if not health.database_ok:
             return JSONResponse({"status": "degraded", "database": "unreachable"}, status_code=503)

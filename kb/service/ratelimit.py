@@ -52,11 +52,11 @@ class RateLimiter:
         if tokens > 0:
             self._add(f"t:{key_id}", tokens, self._window()[0])
 
-    def count_wrong_key(self, address: str) -> int:
-        """Count one request with a wrong key from ``address``; how many it has sent this window. The
-        address is hashed into the counter's name: whatever it holds (length, characters), the name
-        has a fixed length and alphabet."""
-        return self._add(f"a:{address_tag(address)}", 1, self._window()[0])
+    def count_wrong_key(self, client: str) -> int:
+        """Count one request with a wrong key from ``client`` (its :func:`address_tag`: whatever the
+        address holds, the counter's name has a fixed length and alphabet); how many it has sent this
+        window."""
+        return self._add(f"a:{client}", 1, self._window()[0])
 
     def seconds_left(self) -> int:
         """Seconds until the current window ends."""

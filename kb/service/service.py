@@ -165,7 +165,7 @@ class Service:
                 {"Retry-After": str(retry)},
                 logged=False,
             )
-        if self.limiter.count_wrong_key(address) >= self.kb.settings.serve.wrong_keys_per_minute:
+        if self.limiter.count_wrong_key(tag) >= self.kb.settings.serve.wrong_keys_per_minute:
             now = time.monotonic()
             for expired in [a for a, until in self._blocked.items() if until <= now]:  # bounded by the minute's flood
                 self._blocked.pop(expired, None)
