@@ -49,21 +49,24 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
+import sql_examples
 import yaml
 from common import ROOT
 from sample_databases import load_sample
 from sql_ablation import MemoisedLlamaCPP, SetAblation, ablate, time_table
 from sql_ablation import table as ablation_table
 
+from kb.business_database.examples import SQLExampleStore
 from kb.business_database.provisioning import load_demo_data, readonly_url
 from kb.business_database.sql_engine import engine_settings
 from kb.config import load_settings
 from kb.engines.sql.checks import defects
-from kb.engines.sql.engine import QUESTION_MARK, RAN_WITH_DEFECT, PrefixCachingLLM, SQLEngine, result_key
+from kb.engines.sql.engine import QUESTION_MARK, RAN_WITH_DEFECT, Asked, PrefixCachingLLM, SQLEngine, result_key
 from kb.engines.sql.guard import CheckedSQL, SQLRefused, clean
 from kb.models.factories import build_embedding, build_llm
 from kb.models.local_llm import LocalLlamaCPP
 from kb.server.database import private_server
+from kb.stores import MariaDBVectorStore
 from kb.stores.connection import MariaDBConnection
 
 DATA = Path(__file__).parent / "data"
@@ -168,15 +171,13 @@ class Tally:
         }
 
 
-def right_samples(
-    engine: SQLEngine, question: str, hint: str, gold: Counter, samples: int, temperature: float
-) -> list[str]:
+def right_samples(engine: SQLEngine, asked: Asked, gold: Counter, samples: int, temperature: float) -> list[str]:
     """Statements sampled for the question (kb's prompt, ``temperature``) whose rows are the gold rows: more
     right statements, written otherwise than gold, to try the defect checks on (a check must not fire on one)."""
     right = []
     for seed in range(1, samples + 1):
         try:
-            checked = engine.guard.check(engine.write_sql(question, hint, seed=seed, temperature=temperature))
+            checked = engine.guard.check(engine.write_sql(asked, seed=seed, temperature=temperature))
             rows = engine.run(checked).rows
         except Exception:  # refused or rejected: not a right statement
             continue
@@ -223,7 +224,7 @@ def evaluate(
         # A check that fires on a statement whose rows are right fires where it must not (as on gold).
         right_statements = [s for s, ok in ((first.sql if first else "", first_ok), (clean(plain_sql), plain_ok)) if ok]
         if audit[0]:
-            right_statements += right_samples(engine, item["q"], outcome.question_hint, gold, *audit)
+            right_statements += right_samples(engine, Asked(item["q"], outcome.question_hint), gold, *audit)
         tally.right_statements += len(set(right_statements))
         misfires = [
             (sql, found)
@@ -330,6 +331,19 @@ class Scorer:
             return False
 
 
+def scratch_example_store(settings: Any) -> SQLExampleStore:
+    """An example store of its own in kb's database (emptied at each point of the curve), embedded
+    with the configured embedding model."""
+    from kb.knowledge_base import KnowledgeBase
+
+    kb = KnowledgeBase(settings)
+    generation = kb.live_generation()
+    vectors = MariaDBVectorStore(
+        kb.connection, table_name="kb_benchmark_sql_examples", embed_dim=generation.dim, full_text=False
+    )
+    return SQLExampleStore(vectors, kb.embed_model)
+
+
 def print_progress(label: str, line: str) -> None:
     print(f"  [{label}] {line}", flush=True)
 
@@ -366,6 +380,11 @@ def main() -> None:
         help="kb in full, plain once, then kb with each check, family of checks and mechanism off (sql_ablation.py)",
     )
     parser.add_argument("--ablate-values", action="store_true", help="with --ablate: value linking off too")
+    parser.add_argument(
+        "--examples",
+        metavar="COUNTS",
+        help="approved pairs (sql_examples.py): the learning curve at these numbers of pairs, e.g. 0,5,10,20,all",
+    )
     parser.add_argument(
         "--timing",
         action="store_true",
@@ -408,6 +427,8 @@ def main() -> None:
             )
         memoised = MemoisedLlamaCPP.of(llm)
     ablations: dict[str, SetAblation] = {}
+    curves: dict[str, dict[str, list[sql_examples.CurvePoint]]] = {}
+    example_store = scratch_example_store(settings) if args.examples else None
     ablation_titles = part_titles()
     print(f"model: {settings.active_profile.llm.model} ({settings.profile}); candidates: {candidates} ({source})")
     results: dict[tuple[str, str], Tally] = {}
@@ -446,6 +467,28 @@ def main() -> None:
                     args.json.write_text(json.dumps({k: a.row() for k, a in ablations.items()}, indent=2))
             scorer.runner.close()
             continue
+        if example_store is not None:
+            scorer = Scorer(make_engine(value_linking=False), questions)
+            curves[sql_set.key] = sql_examples.curve(
+                database,
+                questions,
+                args.examples.split(","),
+                example_store,
+                make_engine,
+                llm,
+                scorer.kb_right,
+                scorer.plain_right,
+                settings.sql.examples_k,
+                settings.sql.examples_min_similarity,
+                partial(print_progress, sql_set.key),
+            )
+            scorer.runner.close()
+            print("\n" + sql_examples.table(curves, {s.key: s.title for s in SETS}), flush=True)
+            if args.json:
+                args.json.write_text(
+                    json.dumps({k: {lb: [p.row() for p in ps] for lb, ps in v.items()} for k, v in curves.items()})
+                )
+            continue
         engine = make_engine()
         if args.temperature is not None:
             engine.sample_temperature = args.temperature
@@ -455,6 +498,12 @@ def main() -> None:
         ).items():
             results[(sql_set.key, part)] = tally
         print("\n" + table(results), flush=True)  # as soon as a set is done
+    if curves:
+        print(
+            f"\napproved pairs ({time.strftime('%Y-%m-%d')}):\n"
+            + sql_examples.table(curves, {s.key: s.title for s in SETS})
+        )
+        return
     if ablating:
         assert memoised is not None
         print(f"\nablation ({time.strftime('%Y-%m-%d')}):\n" + ablation_table(ablations, ablation_titles))

@@ -7,7 +7,8 @@ any LlamaIndex component (a tool, a router, an evaluator) passes it along untouc
 * ``sql_query`` (LlamaIndex's own key for it), ``rows``, ``attempts``, ``refused``, ``refusal_reason``:
   the database side's final statement, its rows, every statement tried with its error, and whether
   the read-only guard refused it; ``candidates``: how the candidate statements voted, when there
-  were several; ``rows_left_out``: how many rows of a result of several the written answer did not
+  were several; ``sql_examples``: the approved question/SQL pairs the SQL prompts showed (id,
+  question, sql, similarity ``score``...); ``rows_left_out``: how many rows of a result of several the written answer did not
   name, which kb then lists after it, and ``rows_not_shown``: how many rows of a result longer than
   the answer prompt shows the model did not see, when kb says so after its answer
   (:mod:`kb.engines.answer_rows`);
@@ -104,6 +105,7 @@ class Answer:
     refusal_reason: Optional[str] = None
     attempts: list[Attempt] = field(default_factory=list)
     candidates: Optional[dict[str, Any]] = None  # written, ran, agreeing, greedy_chosen (several candidates)
+    sql_examples: list[dict[str, Any]] = field(default_factory=list)  # approved pairs the SQL prompts showed
     context: Optional[dict[str, Any]] = None  # documents read by the LLM: retrieved, in_prompt (ids), excerpts, tokens
     condensed_question: Optional[str] = None
     session_id: Optional[str] = None
@@ -137,6 +139,7 @@ class Answer:
             refusal_reason=md.get("refusal_reason"),
             attempts=[a if isinstance(a, Attempt) else Attempt(**a) for a in md.get("attempts", [])],
             candidates=md.get("candidates"),
+            sql_examples=list(md.get("sql_examples") or []),
             context=md.get("context"),
             condensed_question=md.get("condensed_question"),
             session_id=md.get("session_id"),

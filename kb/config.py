@@ -182,8 +182,24 @@ class SqlSettings(_Strict):
     )
     examples: Optional[str] = Field(
         None,
-        description="a YAML file of good question/SQL pairs for this database ([{q: ..., sql: ...}]), "
-        "shown to the model with the schema; relative paths are from the current directory",
+        description="a YAML file of approved question/SQL pairs for this database ([{q: ..., sql: ...}]), "
+        "imported into the example store when the SQL engine starts; relative paths are from the current directory",
+    )
+    examples_k: int = Field(
+        3, ge=0, le=20, description="approved pairs shown to the model per question, the most similar (0: none)"
+    )
+    examples_min_similarity: float = Field(
+        0.4, ge=-1, le=1, description="cosine similarity a pair's question needs to the question to be shown"
+    )
+    examples_table: str = Field(
+        "kb_sql_examples",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,39}$",
+        description="the example store's table in kb's database (one per embedding generation)",
+    )
+    learn_from_feedback: Literal["approve", "auto", "off"] = Field(
+        "approve",
+        description="a positive rating of a database answer: approve (offered: kb sql examples add --from-answer), "
+        "auto (added to the example store at once), off",
     )
     candidates: int = Field(
         3,

@@ -27,6 +27,12 @@ from llama_index.core.vector_stores.types import (
     MetadataFilters,
 )
 
+from kb.business_database.examples import (
+    ExampleSource,
+    SQLExample,
+    SQLExampleStore,
+    load_sql_examples,
+)
 from kb.business_database.sql_engine import build_database_side
 from kb.collections import ALL_COLLECTIONS, DEFAULT_COLLECTION, CollectionVersions
 from kb.config import Settings, load_settings
@@ -101,6 +107,7 @@ class KnowledgeBase:
         self._live_read_at = 0.0
         self._embed_models: dict[str, BaseEmbedding] = {}
         self._stores: dict[str, MariaDBVectorStore] = {}
+        self._example_stores: dict[str, SQLExampleStore] = {}
         self._selector: Optional[tuple[int, Selector]] = None
 
     @classmethod
@@ -217,6 +224,28 @@ class KnowledgeBase:
         self._stores[generation.table] = store
         return store
 
+    def sql_examples_for(self, generation: Generation) -> SQLExampleStore:
+        """The example store of ``generation``: its table of approved question/SQL pairs
+        (``sql.examples_table``, suffixed as the chunks' table is), embedded with its model."""
+        table = table_for(self.settings.sql.examples_table, generation.version)
+        store = self._example_stores.get(table)
+        if store is None:
+            vectors = MariaDBVectorStore(
+                self.connection,
+                table_name=table,
+                embed_dim=generation.dim,
+                distance="cosine",
+                embed_model_name=generation.model,
+                full_text=False,
+            )
+            store = self._example_stores[table] = SQLExampleStore(vectors, self.embedding_for(generation))
+        return store
+
+    @property
+    def sql_examples(self) -> SQLExampleStore:
+        """The live generation's example store (:mod:`kb.business_database.examples`)."""
+        return self.sql_examples_for(self.live_generation())
+
     @property
     def embed_model(self) -> BaseEmbedding:
         """The live generation's embedding model (it changes with ``kb reembed``)."""
@@ -280,7 +309,11 @@ class KnowledgeBase:
         """The NL->SQL engine, or :class:`Unavailable` with the reason there is none (see
         :func:`kb.business_database.sql_engine.build_database_side`)."""
         return build_database_side(
-            self.settings, llm=lambda: self.llm, embed_model=lambda: self.embed_model, connect=lambda: self.connection
+            self.settings,
+            llm=lambda: self.llm,
+            embed_model=lambda: self.embed_model,
+            connect=lambda: self.connection,
+            examples=lambda: self.sql_examples,
         )
 
     @property
@@ -479,7 +512,17 @@ class KnowledgeBase:
                 embed_model=self.embedding_for(target),
                 new=self.store_for(target),
             )
+            examples = Reembedding(
+                registry=self.generations,
+                record=record,
+                live=self.sql_examples_for(previous).store,
+                target=target,
+                embed_model=self.embedding_for(target),
+                new=self.sql_examples_for(target).store,
+            )
+            examples.catch_up()  # the approved pairs are few: copied before the switch, and after it
             build.run(progress)
+            examples.catch_up()  # what was approved meanwhile
         self.live_generation(fresh=True)
         versions = self.collection_versions
         versions.bump(versions.current([ALL_COLLECTIONS]))  # cached answers came from the old vectors
@@ -507,6 +550,12 @@ class KnowledgeBase:
             ).drop()
             self._stores.pop(generation.table, None)
             dropped.append(generation.table)
+            examples = table_for(self.settings.sql.examples_table, generation.version)
+            MariaDBVectorStore(
+                self.connection, table_name=examples, embed_dim=generation.dim, full_text=False, perform_setup=False
+            ).drop()
+            self._example_stores.pop(examples, None)
+            dropped.append(examples)
         record.old = []
         self.generations.write(record)
         return dropped
@@ -755,6 +804,105 @@ class KnowledgeBase:
     def feedback(self, *, rating: Optional[str] = None, limit: int = 100) -> list[dict[str, Any]]:
         """Rated answers, newest first (only those rated ``rating``: positive, negative or neutral)."""
         return self.query_log.feedback(rating=rating, limit=limit)
+
+    # -- approved question/SQL pairs (kb.business_database.examples) ----------------------------------
+    def _sql_side(self) -> SQLEngine:
+        engine = self.sql_engine
+        if not isinstance(engine, SQLEngine):
+            raise KBError(f"there is no business database to check the pair on: {engine.reason}")
+        return engine
+
+    def add_sql_example(
+        self, question: str, sql: str, *, source: ExampleSource = "api", added_by: Optional[str] = None
+    ) -> tuple[SQLExample, bool]:
+        """Approve a question/SQL pair for the business database, once its SQL passes the read-only
+        guard and runs there (:class:`ExampleRefused` says why not); the pair and whether it is new."""
+        engine = self._sql_side()
+        return self.sql_examples.add(
+            engine.database, question, sql, verify=engine.verify_example, source=source, added_by=added_by
+        )
+
+    def import_sql_examples(
+        self,
+        pairs: str | PathLike[str] | Sequence[tuple[str, str]],
+        *,
+        source: ExampleSource = "file",
+        added_by: Optional[str] = None,
+    ) -> tuple[int, int, list[tuple[str, str]]]:
+        """Approve every pair of a YAML file (``[{q: ..., sql: ...}]``) or of (question, SQL) ``pairs``
+        that passes: (added, already there, [(question, why refused)])."""
+        if isinstance(pairs, (str, PathLike)):
+            pairs = load_sql_examples(str(pairs))
+        engine = self._sql_side()
+        return self.sql_examples.import_pairs(
+            engine.database, pairs, verify=engine.verify_example, source=source, added_by=added_by
+        )
+
+    def list_sql_examples(self) -> list[SQLExample]:
+        """The approved pairs of the business database, oldest first."""
+        return self.sql_examples.pairs(self.settings.sql.database)
+
+    def remove_sql_example(self, example_id: str) -> bool:
+        """Remove one approved pair of the business database; whether there was one."""
+        return self.sql_examples.remove(example_id, self.settings.sql.database)
+
+    def check_sql_examples(self) -> list[tuple[SQLExample, str]]:
+        """The approved pairs that no longer pass the guard or run (after a schema change), with why."""
+        engine = self._sql_side()
+        return self.sql_examples.check(engine.database, engine.verify_example)
+
+    def sql_example_from_answer(
+        self,
+        answer_id: str,
+        *,
+        sql: Optional[str] = None,
+        source: ExampleSource = "answer",
+        added_by: Optional[str] = None,
+        asker: Optional[str] = None,
+    ) -> tuple[SQLExample, bool]:
+        """Approve what a logged database answer ran for its question, or ``sql`` instead (a
+        correction of it); with ``asker`` only an answer that key asked for."""
+        logged = self.query_log.answer(answer_id, asker=asker)
+        if logged is None:
+            raise KBError(f"no answer {answer_id!r} in the query log")
+        statement = sql or (logged["sql"] if not logged["refused"] else None)
+        if not statement:
+            raise KBError(
+                f"answer {answer_id} ran no SQL (route {logged['route']}): give the statement that answers "
+                "its question with --sql"
+            )
+        return self.add_sql_example(logged["question"], statement, source=source, added_by=added_by)
+
+    def learn_from_rating(
+        self,
+        answer_id: str,
+        rating: str,
+        *,
+        sql: Optional[str] = None,
+        asker: Optional[str] = None,
+        may_add: bool = True,
+    ) -> Optional[str]:
+        """What a rating teaches (``sql.learn_from_feedback``): a positive rating of a database answer
+        adds its pair (auto) or says how to (approve); a negative one with ``sql`` adds the corrected
+        pair. Without ``may_add`` (a caller who may not change the example store) a pair is only
+        offered. A sentence saying what was done or offered; None when nothing applies."""
+        mode = self.settings.sql.learn_from_feedback
+        if mode == "auto" and not may_add:
+            mode = "approve"
+        if sql and not may_add:
+            raise KBError("only an admin may add a corrected statement to the approved examples")
+        logged = self.query_log.answer(answer_id, asker=asker)
+        if logged is None or mode == "off":
+            return None
+        if rating == "negative" and sql:
+            example, new = self.sql_example_from_answer(answer_id, sql=sql, source="feedback", asker=asker)
+            return f"{'added' if new else 'already approved'}: example {example.id}, the corrected statement"
+        if rating != "positive" or not logged["sql"] or logged["refused"]:
+            return None
+        if mode == "auto":
+            example, new = self.sql_example_from_answer(answer_id, source="feedback", asker=asker)
+            return f"{'added' if new else 'already approved'}: example {example.id}"
+        return f"to teach kb this statement: kb sql examples add --from-answer {answer_id}"
 
     # -- evaluation --------------------------------------------------------------------------------
     def evaluate(

@@ -9,6 +9,7 @@ import numpy as np
 
 from kb.cli.examples import EXAMPLES, commands_of
 from kb.cli.main import build_parser
+from kb.cli.sql_examples import joined_command
 
 
 def test_db_status_reports_11_8(run_kb, server):
@@ -76,5 +77,5 @@ def test_every_help_example_is_a_command_line_the_parser_accepts():
         for example in EXAMPLES[path]:
             words = shlex.split(example)
             assert words[0] == "kb" and " ".join(words[1:]).startswith(path), (path, example)
-            args = parser.parse_args(words[1:])  # exits (a test failure) on an unknown option or value
+            args = parser.parse_args(joined_command(words[1:]))  # exits (a test failure) on an unknown option
             assert callable(args.handler), example

@@ -510,24 +510,39 @@ def test_a_correction_that_repeats_a_tried_statement_is_not_run_again(engine_wit
     assert len(llm.prompts) == 3 and "The query failed on the server: " in answer.text
 
 
-def test_examples_are_shown_after_the_schema_and_checked_by_the_guard(engine_with, tmp_path):
-    from kb.engines.sql.guard import SQLRefused
+def test_examples_are_shown_after_the_schema_and_checked_by_the_guard(engine_with):
+    from kb.business_database.examples import SQLExample
 
-    examples = [
-        ("How many returns were requested in May 2026?", "SELECT COUNT(*) FROM returns WHERE MONTH(requested_at) = 5")
-    ]
-    engine, llm = engine_with(["SELECT COUNT(*) AS n FROM orders", "1800."], examples=examples)
-    sql_answer(engine, "How many orders are there?")
+    def pair(question: str, sql: str) -> SQLExample:
+        return SQLExample(
+            id=question[:8],
+            database="kb_business",
+            question=question,
+            sql=sql,
+            source="cli",
+            added_by=None,
+            added_at="",
+        )
+
+    may = pair(
+        "How many returns were requested in May 2026?", "SELECT COUNT(*) FROM returns WHERE MONTH(requested_at) = 5"
+    )
+    wipe = pair("Wipe", "DELETE FROM orders")
+    engine, llm = engine_with(["SELECT COUNT(*) AS n FROM orders", "1800."], examples=lambda question: [wipe, may])
+    answer = sql_answer(engine, "How many orders are there?")
     prompt = llm.prompts[0]
     assert "Examples of good SQL for these tables:\nQuestion: How many returns were requested in May 2026?" in prompt
     assert prompt.index("CREATE TABLE") < prompt.index("Examples of good SQL") < prompt.index("How many orders")
-    with pytest.raises(SQLRefused, match="the SQL example for 'Wipe' is refused"):
-        engine_with(["unused"], examples=[("Wipe", "DELETE FROM orders")])
-    # an example over a table outside the allow-list is left out, not an error
+    assert "Wipe" not in prompt and [e["question"] for e in answer.sql_examples] == [may.question]
+    # an example over a table outside the allow-list is left out
     narrowed = SQLEngine(
-        ScriptedLLM(["unused"]), engine.readonly, database="kb_business", tables=["orders"], examples=examples
+        ScriptedLLM(["SELECT COUNT(*) FROM orders", "1800."]),
+        engine.readonly,
+        database="kb_business",
+        tables=["orders"],
+        examples=lambda question: [may],
     )
-    assert narrowed.examples_text == ""
+    assert sql_answer(narrowed, "How many orders are there?").sql_examples == []
 
 
 def test_a_refused_write_is_not_retried(engine_with, business_checksum):

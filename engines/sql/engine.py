@@ -145,6 +145,7 @@ LONG_RESULT_HINT = (
     "with their values."
 )
 NOT_RETRIED = ("max_statement_time", "Query execution was interrupted")  # a slow query stays slow
+WRITERS_KEPT = 16  # writers with their own prompt or sampling kept for later questions (SQLEngine._writers)
 CandidateSource = Literal["samples", "prompts"]  # SQLEngine.candidate_source
 CandidatesWhen = Literal["always", "doubt"]  # SQLEngine.candidates_when
 ChecksRun = Literal["all", "statement", "none"]  # SQLEngine.checks
@@ -176,20 +177,64 @@ def _normalized(sql: str) -> str:
         return " ".join(clean(sql).split())
 
 
-def format_examples(examples: Sequence[tuple[str, str]], guard: ReadOnlyGuard) -> str:
-    """The examples as the prompt shows them. One over a table outside the allow-list is left out
-    (``sql.tables`` may narrow what a shared examples file covers); any other refusal is a
-    configuration error."""
-    lines = []
-    for question, sql in examples:
+class ApprovedExample(Protocol):
+    """An approved question/SQL pair for this database (:class:`kb.business_database.examples.SQLExample`)."""
+
+    @property
+    def question(self) -> str: ...
+
+    @property
+    def sql(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+# The approved pairs closest to a question, least similar first (SQLEngine.examples).
+ExamplesFor = Callable[[str], Sequence[ApprovedExample]]
+
+# Tokens of approved examples one prompt may hold: the most similar are kept while they fit. The
+# schema's budget (schema_token_budget) leaves this much room when the engine has examples.
+EXAMPLES_TOKENS = 600
+
+
+def format_examples(
+    examples: Sequence[ApprovedExample], guard: ReadOnlyGuard, count_tokens: Callable[[str], int]
+) -> tuple[str, list[ApprovedExample]]:
+    """The examples as the prompt shows them (the last one nearest the question), and those shown:
+    the most similar (the last) first while they fit in ``EXAMPLES_TOKENS``; one the guard refuses
+    now (``sql.tables`` narrowed after it was approved: ``kb sql examples check`` lists it) is left out."""
+    kept: list[tuple[ApprovedExample, str]] = []
+    used = 0
+    for example in reversed(examples):
         try:
-            checked = guard.check(sql)
-        except SQLRefused as refusal:
-            if refusal.table is not None:
-                continue
-            raise SQLRefused(f"the SQL example for {question!r} is refused: {refusal}") from None
-        lines.append(f"Question: {question}\nSQL: {checked.sql}\n")
-    return ("Examples of good SQL for these tables:\n" + "\n".join(lines) + "\n") if lines else ""
+            checked = guard.check(example.sql)
+        except SQLRefused:
+            continue
+        line = f"Question: {example.question}\nSQL: {checked.sql}\n"
+        size = count_tokens(line)
+        if used + size > EXAMPLES_TOKENS:
+            continue
+        kept.insert(0, (example, line))
+        used += size
+    if not kept:
+        return "", []
+    text = "Examples of good SQL for these tables:\n" + "\n".join(line for _, line in kept) + "\n"
+    return text, [example for example, _ in kept]
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A question as the prompts show it: the hint line right above it (value linking, shared
+    names) and the approved examples before it (:func:`format_examples`; "": none)."""
+
+    question: str
+    hint: str = ""
+    examples_text: str = ""
+
+    @property
+    def text(self) -> str:
+        """The question with its hint line, what a prompt's ``{query_str}`` holds."""
+        return f"{self.hint}\n{self.question}" if self.hint else self.question
 
 
 def _answer_hint(rows: Sequence[dict[str, Any]], truncated: bool) -> str:
@@ -358,6 +403,7 @@ class SQLOutcome:
     first_statement: Optional[Statement] = None  # the model's greedy statement as written, and its rows
     votes: Optional[Votes] = None  # with several candidates: how they agreed
     question_hint: str = ""  # the line the prompt shows right above the question: value linking, shared names
+    examples: list[dict[str, Any]] = field(default_factory=list)  # the approved pairs the prompts showed
     rewrites: list[str] = field(default_factory=list)  # statements kb's defect messages wrote (Defect.rewrite)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -376,6 +422,7 @@ class SQLOutcome:
             "refusal_reason": self.refusal_reason,
             "ties": len(self.tie.tied) if self.tie else 0,
             "candidates": self.votes.as_dict() if self.votes else None,
+            "sql_examples": list(self.examples),
             "timings": dict(self.timings),
         }
 
@@ -402,13 +449,14 @@ QUESTION_MARK = "<<the question>>"
 PROMPT_ROOM_TOKENS = 512
 
 
-def schema_token_budget(llm: LLM, examples_text: str) -> int:
+def schema_token_budget(llm: LLM, with_examples: bool) -> int:
     """How many tokens of table descriptions a prompt to ``llm`` may hold: its context window less
-    the rules and ``examples_text``, its answer (``num_output``) and ``PROMPT_ROOM_TOKENS``, as
-    ``llm`` counts tokens (:func:`kb.engines.context.token_counter`)."""
+    the rules, ``EXAMPLES_TOKENS`` when there are approved examples, its answer (``num_output``) and
+    ``PROMPT_ROOM_TOKENS``, as ``llm`` counts tokens (:func:`kb.engines.context.token_counter`)."""
     metadata = llm.metadata
-    rules = TEXT_TO_SQL_PROMPT.format(dialect="mysql", schema="", examples=examples_text, query_str="")
-    return metadata.context_window - token_counter(llm)(rules) - metadata.num_output - PROMPT_ROOM_TOKENS
+    rules = TEXT_TO_SQL_PROMPT.format(dialect="mysql", schema="", examples="", query_str="")
+    room = PROMPT_ROOM_TOKENS + (EXAMPLES_TOKENS if with_examples else 0)
+    return metadata.context_window - token_counter(llm)(rules) - metadata.num_output - room
 
 
 class TablesThatFit(BaseNodePostprocessor):
@@ -566,12 +614,18 @@ class SQLEngine(CustomQueryEngine):
     sql_database: DescribedSQLDatabase = Field(exclude=True, description="the tables, as the prompt shows them")
     repairs: StatementRepairs = Field(exclude=True, description="what kb mends in a statement itself")
     writer: Any = Field(exclude=True, description="writes the first statement: LlamaIndex's NLSQL engine, sql_only")
-    examples_text: str = Field(default="", description="the question/SQL examples as the prompts show them")
+    examples: Optional[ExamplesFor] = Field(
+        default=None,
+        exclude=True,
+        description="the approved question/SQL pairs closest to a question, shown before it (None: none)",
+    )
     values: Optional[ValueIndex] = Field(default=None, exclude=True, description="value linking (None: off)")
 
     _tables_retriever: Optional[ObjectRetriever[SQLTableSchema]] = PrivateAttr(default=None)  # shared by writers
-    _sampled_writers: dict[tuple[int, float], Any] = PrivateAttr(default_factory=dict)  # by seed, temperature
-    _prompt_writers: list[Any] = PrivateAttr(default_factory=list)  # the other prompts' writers, when built
+    # Writers other than the greedy one without examples, by (seed, temperature, examples): the
+    # examples differ from question to question, so the oldest are let go (WRITERS_KEPT).
+    _writers: dict[tuple[Optional[int], float, str], Any] = PrivateAttr(default_factory=dict)
+    _prompt_writers: dict[str, list[Any]] = PrivateAttr(default_factory=dict)  # the other prompts', by examples
 
     def __init__(
         self,
@@ -582,28 +636,27 @@ class SQLEngine(CustomQueryEngine):
         tables: Sequence[str],
         max_tables_in_prompt: int = 40,
         embed_model: Optional[Callable[[], BaseEmbedding]] = None,
-        examples: Sequence[tuple[str, str]] = (),
         value_linking: bool = True,
         **kwargs: Any,
     ) -> None:
         """``embed_model`` (a function returning one, so that it is loaded only when needed) picks the
         tables of each question when there are more than ``max_tables_in_prompt`` or their
-        descriptions do not fit the LLM's context window (:func:`schema_token_budget`). ``examples`` are
-        good (question, SQL) pairs for this database, shown to the model after the rules (Vanna's
-        and LangChain's few-shot idea: what the schema cannot say, such as which column a verb
-        means); each must pass the guard. ``value_linking`` tells the model where the values the
+        descriptions do not fit the LLM's context window (:func:`schema_token_budget`). ``examples``
+        (a keyword argument, a field) gives the approved (question, SQL) pairs closest to a question,
+        shown to the model after the rules and before the question (Vanna's and Dataherald's idea:
+        what the schema cannot say, such as which column a verb means), so that the schema's prompt
+        state is shared by every question. ``value_linking`` tells the model where the values the
         question names are stored (:mod:`kb.engines.sql.values`)."""
         tables = list(tables)
         sql_database = DescribedSQLDatabase(readonly, database, tables)
         guard = ReadOnlyGuard(tables, database)
-        example_lines = format_examples(examples, guard)
         retriever = table_retriever(
             sql_database,
             tables,
             max_tables_in_prompt,
             embed_model,
             token_counter(llm),
-            schema_token_budget(llm, example_lines),
+            schema_token_budget(llm, kwargs.get("examples") is not None),
         )
         super().__init__(
             llm=llm,
@@ -613,16 +666,15 @@ class SQLEngine(CustomQueryEngine):
             guard=guard,
             sql_database=sql_database,
             repairs=StatementRepairs(sql_database.describer),
-            writer=_sql_writer(llm, sql_database, tables, retriever, example_lines),
-            examples_text=example_lines,
+            writer=_sql_writer(llm, sql_database, tables, retriever),
             values=ValueIndex(readonly, database, tables) if value_linking else None,
             **kwargs,
         )
         self._tables_retriever = retriever
 
     def warm_prompt_cache(self) -> int:
-        """Evaluate the beginning every question's prompts share (the dialect, the schema, the rules and
-        the examples: everything before the question) into the LLM's prompt cache, pinned there, so
+        """Evaluate the beginning every question's prompts share (the dialect, the schema and the rules:
+        everything before the examples and the question) into the LLM's prompt cache, pinned there, so
         that the first question pays only for its own tokens; how many prompts were warmed: kb's (its
         corrections and samples begin alike) and, with candidates from ``candidate_source="prompts"``,
         the other prompts' (written for a question in doubt, which would otherwise pay for their
@@ -654,73 +706,74 @@ class SQLEngine(CustomQueryEngine):
         return "\n\n".join(self.sql_database.get_single_table_info(t) for t in shown)
 
     # -- writing and running SQL -----------------------------------------------------------------------
-    def _asked(self, question: str, hint: str) -> str:
-        """The question as the prompts show it: the hint line (value linking, shared names) right above it."""
-        return f"{hint}\n{question}" if hint else question
-
     def _sampled_llm(self, seed: int, temperature: float) -> LLM:
         """A copy of the LLM that samples at ``temperature`` with its own seed (where it has those fields)."""
         fields = type(self.llm).model_fields
         update = {k: v for k, v in (("temperature", temperature), ("seed", seed)) if k in fields}
         return self.llm.model_copy(update=update)
 
-    def _sampled_writer(self, seed: int, temperature: float) -> Any:
-        """A writer on :meth:`_sampled_llm`."""
-        if (seed, temperature) not in self._sampled_writers:
-            self._sampled_writers[(seed, temperature)] = _sql_writer(
-                self._sampled_llm(seed, temperature),
-                self.sql_database,
-                self.tables,
-                self._tables_retriever,
-                self.examples_text,
-            )
-        return self._sampled_writers[(seed, temperature)]
+    def _writer(self, examples_text: str, seed: Optional[int] = None, temperature: float = 0.0) -> Any:
+        """kb's writer for prompts that show ``examples_text``: greedy, or on :meth:`_sampled_llm`
+        with ``seed`` at ``temperature``."""
+        if seed is None and not examples_text:
+            return self.writer
+        key = (seed, temperature, examples_text)
+        if key not in self._writers:
+            while len(self._writers) >= WRITERS_KEPT:
+                self._writers.pop(next(iter(self._writers)))
+            llm = self.llm if seed is None else self._sampled_llm(seed, temperature)
+            self._writers[key] = _sql_writer(llm, self.sql_database, self.tables, self._tables_retriever, examples_text)
+        return self._writers[key]
 
-    def _other_prompt_writers(self) -> list[Any]:
+    def _other_prompt_writers(self, examples_text: str = "") -> list[Any]:
         """Greedy writers on other prompts than kb's, for ``candidate_source="prompts"``: kb's rules
         over LlamaIndex's own description of the tables, then LlamaIndex's default text-to-SQL prompt
         over kb's description. Each shares one half with kb's prompt and nothing with the other, so
         the two outvote the greedy statement only when prompts that differ in both halves agree. A
         small model's greedy mistakes differ from prompt to prompt, where its samples at a low
-        temperature repeat the greedy statement's."""
-        if not self._prompt_writers:
+        temperature repeat the greedy statement's. The first shows ``examples_text`` as kb's does;
+        LlamaIndex's prompt has no place for examples."""
+        if examples_text not in self._prompt_writers:
             from llama_index.core.prompts.default_prompts import DEFAULT_TEXT_TO_SQL_PROMPT
 
+            while len(self._prompt_writers) >= WRITERS_KEPT:
+                self._prompt_writers.pop(next(iter(self._prompt_writers)))
             own = SQLDatabase(self.readonly.engine, include_tables=self.tables)
-            self._prompt_writers = [
-                _sql_writer(self.llm, own, self.tables, self._tables_retriever, self.examples_text),
+            writers = [
+                _sql_writer(self.llm, own, self.tables, self._tables_retriever, examples_text),
                 _sql_writer(
                     self.llm, self.sql_database, self.tables, self._tables_retriever, prompt=DEFAULT_TEXT_TO_SQL_PROMPT
                 ),
             ]
-            self._warm(self._prompt_writers)  # their beginnings pinned in the prompt cache, as kb's
-        return self._prompt_writers
+            if not examples_text:
+                self._warm(writers)  # their beginnings pinned in the prompt cache, as kb's
+            self._prompt_writers[examples_text] = writers
+        return self._prompt_writers[examples_text]
 
     def write_sql(
         self,
-        question: str,
-        hint: str = "",
+        asked: Asked | str,
         seed: Optional[int] = None,
         temperature: Optional[float] = None,
         writer: Any = None,
     ) -> str:
-        """The statement the LLM proposes (not run, not yet checked): greedy, or sampled with ``seed`` at
-        ``temperature`` (``sample_temperature`` by default), or ``writer``'s."""
+        """The statement the LLM proposes for ``asked`` (a question, or one with its hint line and
+        examples; not run, not yet checked): greedy, or sampled with ``seed`` at ``temperature``
+        (``sample_temperature`` by default), or ``writer``'s."""
+        asked = Asked(asked) if isinstance(asked, str) else asked
         sampling = self.sample_temperature if temperature is None else temperature
         if writer is None:
-            writer = self.writer if seed is None else self._sampled_writer(seed, sampling)
-        response = writer.query(self._asked(question, hint))
+            writer = self._writer(asked.examples_text, seed, sampling)
+        response = writer.query(asked.text)
         return str(response.metadata.get("sql_query") or response.response or "")
 
-    def _model_correction(
-        self, question: str, failed: Attempt, tables: Sequence[str], tried: Sequence[str], hint: str
-    ) -> str:
+    def _model_correction(self, asked: Asked, failed: Attempt, tables: Sequence[str], tried: Sequence[str]) -> str:
         """The LLM's rewrite of a failed statement, given the error, the schema again and, for an
         unknown column or table, where the column is and how to join to it. A small model often
         writes the failed statement again: then it is asked once more, sampling (temperature 0.8),
         for another."""
         tried_forms = {_normalized(sql) for sql in tried}
-        prompt = self._correction_prompt(question, failed, tables, hint)
+        prompt = self._correction_prompt(asked, failed, tables)
         rewrite = str(self.llm.complete(prompt).text)
         if _normalized(rewrite) in tried_forms:
             try:
@@ -737,18 +790,18 @@ class SQLEngine(CustomQueryEngine):
             return joined
         return None
 
-    def _correction_prompt(self, question: str, failed: Attempt, tables: Sequence[str], hint: str) -> str:
+    def _correction_prompt(self, asked: Asked, failed: Attempt, tables: Sequence[str]) -> str:
         """The prompt that asks for a rewrite of ``failed``: the schema, the question, the statement, its
         error and, for an unknown column or table (:meth:`StatementRepairs.hint_for`), where to find it."""
         advice = self.repairs.hint_for(failed.error or "", tables, failed.sql)
         return CORRECTION_PROMPT.format(
             dialect=self.sql_database.dialect,
-            schema=self.schema_for(self._asked(question, hint)),
-            query_str=self._asked(question, hint),
+            schema=self.schema_for(asked.text),
+            query_str=asked.text,
             sql=failed.sql,
             error=failed.error,
             hint=f"Hint: {advice}\n" if advice else "",
-            examples=self.examples_text,
+            examples=asked.examples_text,
         )
 
     def run(self, checked: CheckedSQL) -> Statement:
@@ -769,6 +822,16 @@ class SQLEngine(CustomQueryEngine):
                 cur.execute("ROLLBACK")
         rows = [{c: _plain(v) for c, v in zip(columns, row)} for row in fetched[: self.row_limit]]
         return Statement(checked.sql, rows, len(fetched) > self.row_limit, warning=warning)
+
+    def verify_example(self, sql: str) -> str:
+        """``sql`` as the guard normalises it, once it has run read-only on the business database (an
+        approved example must be a statement kb would run); raises :class:`SQLRefused` with the
+        guard's reason, or ``ValueError`` with the server's error."""
+        checked = self.guard.check(sql)
+        ran = self._run_checked(checked)
+        if ran.rows is None:
+            raise ValueError(f"the database cannot run it: {ran.error}")
+        return checked.sql
 
     def problems(self, ran: Statement, question: str) -> list[Defect]:
         """Why a statement that ran answers another question than it seems to: its defects
@@ -828,9 +891,7 @@ class SQLEngine(CustomQueryEngine):
             return None
         return with_ties(rows, probe_rows, probe[1], probe[2])
 
-    def _attempts(
-        self, question: str, hint: str, outcome: SQLOutcome, clock: Stopwatch
-    ) -> tuple[Optional[Statement], Verdict]:
+    def _attempts(self, asked: Asked, outcome: SQLOutcome, clock: Stopwatch) -> tuple[Optional[Statement], Verdict]:
         """The greedy statement and its corrections, until one runs without a defect (at most
         ``max_attempts`` written by the model, kb's own repairs besides, and no further once a
         correction repeats a statement already tried), and how
@@ -854,9 +915,9 @@ class SQLEngine(CustomQueryEngine):
                 else:
                     written_by_model += 1
                     proposed = (
-                        self.write_sql(question, hint)
+                        self.write_sql(asked)
                         if number == 0
-                        else self._model_correction(question, outcome.attempts[-1], used_tables, tried, hint)
+                        else self._model_correction(asked, outcome.attempts[-1], used_tables, tried)
                     )
             if number and _normalized(proposed) in {_normalized(sql) for sql in tried}:
                 break  # the model wrote a statement already tried (even sampling): running it again changes nothing
@@ -879,7 +940,7 @@ class SQLEngine(CustomQueryEngine):
             if number == 0:
                 outcome.first_statement = ran
             if ran.rows is not None:
-                found = self.problems(ran, question)
+                found = self.problems(ran, asked.question)
                 if not found:
                     return ran, "clean"
                 attempt.error = RAN_WITH_DEFECT + found[0]
@@ -894,7 +955,7 @@ class SQLEngine(CustomQueryEngine):
         return ran_with_defect, "mendable"
 
     def _rescue(
-        self, question: str, hint: str, mending: Optional[Attempt] = None, rewrites: Sequence[str] = ()
+        self, asked: Asked, mending: Optional[Attempt] = None, rewrites: Sequence[str] = ()
     ) -> tuple[Optional[Statement], Votes]:
         """For a question none of whose attempts ran clean: up to ``rescue_samples`` statements sampled
         at ``rescue_temperature`` (a small model repeats its greedy mistake at low temperature) for
@@ -917,7 +978,7 @@ class SQLEngine(CustomQueryEngine):
                 ran = self._run_checked(self.guard.check(rewrite))
             except SQLRefused:
                 continue
-            if ran.rows is not None and not self.problems(ran, question):
+            if ran.rows is not None and not self.problems(ran, asked.question):
                 suggested.append(ran)
                 _grouped(groups, ran)
 
@@ -929,11 +990,11 @@ class SQLEngine(CustomQueryEngine):
         for shown_mending in (False, True):
             if shown_mending and (sampled or mending is None):
                 break  # a sample for the question's own prompt ran clean, or none ran to be mended
-            shown = self._correction_prompt(question, mending, (), hint) if shown_mending and mending else None
+            shown = self._correction_prompt(asked, mending, ()) if shown_mending and mending else None
             for seed in range(1, self.rescue_samples + 1):
-                sample = self._sample_run(question, hint, seed, self.rescue_temperature, shown)
+                sample = self._sample_run(asked, seed, self.rescue_temperature, shown)
                 written += 1
-                found = self.problems(sample, question) if sample is not None else []
+                found = self.problems(sample, asked.question) if sample is not None else []
                 if sample is None or found:
                     if sample is not None and mending is None:  # no attempt ran: this one is shown mended
                         mending = Attempt(sql=sample.sql, error=RAN_WITH_DEFECT + found[0])
@@ -960,8 +1021,7 @@ class SQLEngine(CustomQueryEngine):
 
     def _sample_run(
         self,
-        question: str,
-        hint: str,
+        asked: Asked,
         seed: int,
         temperature: Optional[float] = None,
         correction: Optional[str] = None,
@@ -969,7 +1029,7 @@ class SQLEngine(CustomQueryEngine):
         """One sampled statement (for the question's own prompt, or the ``correction`` prompt when
         given), checked and run by :meth:`_candidate_run`."""
         if correction is None:
-            proposed = self.write_sql(question, hint, seed=seed, temperature=temperature)
+            proposed = self.write_sql(asked, seed=seed, temperature=temperature)
         else:
             sampler = self._sampled_llm(seed, self.sample_temperature if temperature is None else temperature)
             proposed = str(sampler.complete(correction).text)
@@ -994,22 +1054,22 @@ class SQLEngine(CustomQueryEngine):
             ran.repaired_by_kb = True
         return ran if ran.rows is not None else None
 
-    def _vote(self, question: str, hint: str, greedy: Optional[Statement]) -> tuple[Optional[Statement], Votes]:
+    def _vote(self, asked: Asked, greedy: Optional[Statement]) -> tuple[Optional[Statement], Votes]:
         """Execution-guided selection (see the module docstring): the statement whose rows the most
         candidates gave, and how they voted."""
         groups: list[list[Statement]] = [[greedy]] if greedy is not None else []
         written = 1
-        other_prompts = self._other_prompt_writers() if self.candidate_source == "prompts" else []
+        other_prompts = self._other_prompt_writers(asked.examples_text) if self.candidate_source == "prompts" else []
         for seed in range(1, self.candidates):
             if _vote_settled(groups, greedy, self.candidates - written):
                 break
             candidate = (
-                self._candidate_run(self.write_sql(question, hint, writer=other_prompts[seed - 1]))
+                self._candidate_run(self.write_sql(asked, writer=other_prompts[seed - 1]))
                 if seed <= len(other_prompts)
-                else self._sample_run(question, hint, seed)
+                else self._sample_run(asked, seed)
             )
             written += 1
-            if candidate is not None and not self.problems(candidate, question):
+            if candidate is not None and not self.problems(candidate, asked.question):
                 _grouped(groups, candidate, narrower_wins=True)
         ran = sum(len(g) for g in groups)
         if not groups:
@@ -1017,6 +1077,14 @@ class SQLEngine(CustomQueryEngine):
         chosen = groups[_vote_winner(groups, greedy)]
         votes = Votes(written, ran, len(chosen), chosen[0] is greedy)
         return chosen[0], votes
+
+    def _examples_for(self, question: str, outcome: SQLOutcome) -> str:
+        """The approved examples for ``question`` as the prompts show them, listed in ``outcome``."""
+        if self.examples is None:
+            return ""
+        text, shown = format_examples(self.examples(question), self.guard, token_counter(self.llm))
+        outcome.examples = [example.to_dict() for example in shown]
+        return text
 
     def compute(self, question: str, clock: Optional[Stopwatch] = None) -> SQLOutcome:
         """Write, check and run (and correct) the SQL for ``question``; no answer is written yet.
@@ -1031,13 +1099,14 @@ class SQLEngine(CustomQueryEngine):
             )
             if hint
         )
-        chosen, verdict = self._attempts(question, outcome.question_hint, outcome, clock)
+        asked = Asked(question, outcome.question_hint, self._examples_for(question, outcome))
+        chosen, verdict = self._attempts(asked, outcome, clock)
         if verdict == "mendable" and self.rescue_samples:
             with clock.step("generation"):  # the rescue samples: written and run
                 mending = next(
                     (a for a in outcome.attempts if chosen is not None and a.sql == chosen.sql and a.error), None
                 )
-                rescued, outcome.votes = self._rescue(question, outcome.question_hint, mending, outcome.rewrites)
+                rescued, outcome.votes = self._rescue(asked, mending, outcome.rewrites)
             if rescued is not None:
                 chosen, verdict = rescued, "clean"
                 outcome.refused, outcome.refusal_reason = False, None
@@ -1050,7 +1119,7 @@ class SQLEngine(CustomQueryEngine):
             voting = voting and not _beyond_doubt(outcome, chosen, verdict)
         if voting and not (outcome.refused and chosen is None and not outcome.attempts[-1].error):
             with clock.step("generation"):  # the extra candidates: written and run
-                voted, outcome.votes = self._vote(question, outcome.question_hint, chosen)
+                voted, outcome.votes = self._vote(asked, chosen)
             if voted is not None and voted is not chosen:
                 if chosen is not None:  # it ran, but the other candidates' rows won the vote
                     outcome.attempts[-1].error = f"outvoted: {outcome.votes.sentence()}"

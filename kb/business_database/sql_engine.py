@@ -10,7 +10,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.llms import LLM
 from sqlalchemy.exc import SQLAlchemyError
 
-from kb.business_database.examples import load_sql_examples
+from kb.business_database.examples import SQLExampleStore, load_sql_examples
 from kb.config import Settings, SqlSettings
 from kb.engines.database_side import DatabaseSide, Unavailable
 from kb.engines.sql.engine import SQLEngine
@@ -24,7 +24,9 @@ def engine_settings(sql: SqlSettings) -> dict[str, Any]:
     """The ``sql.*`` settings :class:`SQLEngine` takes, by their shared names (its fields, and the
     arguments of its constructor): the one place the settings reach the engine."""
     taken = set(SQLEngine.model_fields) | {"max_tables_in_prompt", "value_linking"}
-    taken -= {"database", "tables"}  # the caller's: the tables are those the account reads when sql.tables is empty
+    # the caller's: the tables are those the account reads when sql.tables is empty; the examples
+    # are the example store's (sql.examples names a file imported into it)
+    taken -= {"database", "tables", "examples"}
     return {name: getattr(sql, name) for name in type(sql).model_fields if name in taken}
 
 
@@ -34,18 +36,21 @@ def build_database_side(
     llm: Callable[[], LLM],
     embed_model: Callable[[], BaseEmbedding],
     connect: Callable[[], MariaDBConnection],
+    examples: Callable[[], SQLExampleStore],
 ) -> DatabaseSide:
-    """The NL->SQL engine, or :class:`Unavailable` with the reason there is none. A bad examples
-    file is a configuration mistake and raised; a database that cannot be read is a reason (the
-    documents still answer). The models and the kb connection are given as providers: they are
-    made only when the engine is."""
+    """The NL->SQL engine, or :class:`Unavailable` with the reason there is none. The engine shows
+    the model the ``sql.examples_k`` approved pairs of ``examples`` (the live example store) closest to
+    each question; the pairs of ``sql.examples`` are imported into that store first, and one that
+    fails (other than over a table outside the allow-list) is a configuration mistake and raised. A
+    database that cannot be read is a reason (the documents still answer). The models, the kb
+    connection and the example store are given as providers: they are made only when the engine is."""
     from kb.business_database.provisioning import readonly_url, sql_examples_file, sync_reader_grants
 
     sql = settings.sql
     if not sql.enabled:
         return Unavailable("sql.enabled is false")
     examples_file = sql_examples_file(settings)
-    examples = load_sql_examples(examples_file) if examples_file else []
+    pairs = load_sql_examples(examples_file) if examples_file else []
     try:
         if not sql.url and uses_private_server(settings):
             connect()  # the private server is started (and checked) first
@@ -55,21 +60,44 @@ def build_database_side(
         if not tables:
             return Unavailable(f"the account has no table to read in {sql.database}")
         model = llm()
-        return SQLEngine(
+        engine = SQLEngine(
             model,
             readonly,
             database=sql.database,
             tables=tables,
             embed_model=embed_model,
-            examples=examples,
+            examples=lambda question: examples().closest(
+                sql.database, question, sql.examples_k, sql.examples_min_similarity
+            ),
             callback_manager=model.callback_manager,
             **engine_settings(sql),
         )
-    except SQLRefused as exc:
-        raise KBError(f"sql.examples ({examples_file}): {exc}; fix or remove that example") from None
+        if pairs:
+            _import_file(engine, examples(), pairs, examples_file or "")
+        return engine
     except KBError as exc:  # no business database configured: the documents still answer
         return Unavailable(str(exc))
     except (StoreError, SQLAlchemyError, mariadb.Error) as exc:  # reported in every routing decision instead
         return Unavailable(
             f"cannot read {sql.database}: {str(exc).splitlines()[0][:200]}; run `kb demo` or set sql.url"
         )
+
+
+def _import_file(engine: SQLEngine, store: SQLExampleStore, pairs: list[tuple[str, str]], file: str) -> None:
+    """Import the pairs of ``sql.examples`` that the store lacks. A pair over a table outside the
+    allow-list is left out (``sql.tables`` may narrow what a shared file covers); any other that
+    fails is a configuration mistake, raised."""
+
+    def allowed(sql: str) -> bool:
+        try:
+            engine.guard.check(sql)
+        except SQLRefused as refusal:
+            return refusal.table is None
+        return True
+
+    _, _, refused = store.import_pairs(
+        engine.database, [p for p in pairs if allowed(p[1])], verify=engine.verify_example, source="file"
+    )
+    if refused:
+        question, why = refused[0]
+        raise KBError(f"sql.examples ({file}): the pair for {question!r} is {why}; fix or remove it")

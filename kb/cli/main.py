@@ -28,6 +28,7 @@ from kb.cli.output import (
     print_variants,
 )
 from kb.cli.service import add_service_commands
+from kb.cli.sql_examples import add_sql_examples_command, joined_command
 from kb.collections import DEFAULT_COLLECTION
 from kb.config import FusionName, RetrievalMode, Settings, load_settings
 from kb.errors import KBError
@@ -397,11 +398,13 @@ def build_parser() -> argparse.ArgumentParser:
     sql = commands.add_parser(
         "sql",
         help="ask the business database directly (NL -> guarded SQL)",
-        description="Answer from the business database; the SQL runs only if the read-only guard accepts it.",
+        description="Answer from the business database; the SQL runs only if the read-only guard accepts it. "
+        "The approved question/SQL pairs shown to the model: kb sql examples --help.",
     )
     sql.add_argument("question")
     sql.add_argument("--show-sql", action="store_true", help="print the SQL and the rows too")
     sql.set_defaults(handler=_cmd_sql)
+    add_sql_examples_command(commands)
 
     route = commands.add_parser(
         "route",
@@ -450,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(joined_command(sys.argv[1:] if argv is None else argv))
     try:
         settings = load_settings(args.config)
         return args.handler(args, settings)

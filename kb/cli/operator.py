@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional, get_args
 
 from kb.config import FusionName, RetrievalMode, Settings
+from kb.display import printable
 from kb.errors import KBError
 from kb.operations.evaluation import EvalReport, feedback_questions, grid, load_questions
 
@@ -157,7 +158,12 @@ def _cmd_feedback_rate(args: argparse.Namespace, settings: Settings) -> int:
 
     with KnowledgeBase(settings) as kb:
         kb.rate(args.answer_id, args.rating, args.comment)
-    print(f"answer {args.answer_id} rated {args.rating}")
+        print(f"answer {printable(args.answer_id)} rated {args.rating}")
+        if args.sql and args.rating != "negative":
+            raise KBError("--sql gives the corrected statement of a negative rating: rate the answer negative")
+        taught = kb.learn_from_rating(args.answer_id, args.rating, sql=args.sql)
+    if taught:
+        print(taught)
     return 0
 
 
@@ -277,6 +283,9 @@ def add_operator_commands(commands: argparse._SubParsersAction[argparse.Argument
     rate.add_argument("answer_id")
     rate.add_argument("rating", help="positive, negative or neutral")
     rate.add_argument("--comment", help="what was right or wrong")
+    rate.add_argument(
+        "--sql", help="with a negative rating of a database answer: the right statement, approved as an example"
+    )
     rate.set_defaults(handler=_cmd_feedback_rate)
 
     reembed = commands.add_parser(

@@ -26,6 +26,10 @@ def print_answer_tail(answer: Answer, out: Out = print, *, route: bool = True, s
         out(f"[route: {answer.route}{' - ' + one_line(answer.route_reason) if answer.route_reason else ''}]")
     if answer.refused:
         out(f"[refused: {one_line(answer.refusal_reason)}]")
+    if answer.sql_examples and sql:
+        for example in answer.sql_examples:
+            score = f", similarity {example['score']:.2f}" if example.get("score") is not None else ""
+            out(f"[approved example {one_line(str(example.get('id', '')))}{score}: {one_line(example['question'])}]")
     if len(answer.attempts) > 1 and (sql or answer.refused):
         for number, attempt in enumerate(answer.attempts[:-1], start=1):
             verdict = attempt.error if (attempt.error or "").startswith("outvoted") else f"failed: {attempt.error}"

@@ -205,6 +205,12 @@ class Reembedding:
             self.registry.write(record)
         return record
 
+    def catch_up(self) -> None:
+        """Copy what the new table lacks and remove what the live one no longer has, without the lock
+        or the switch: for a table that follows the chunks' generations (the approved SQL examples)."""
+        stale, gone = self.live.differences(self.new)
+        self._copy(stale, gone, None, 0, len(stale))
+
     def _copy(self, stale: list[str], gone: list[str], progress: Optional[ProgressFn], done: int, total: int) -> int:
         if gone:
             self.new.delete_nodes(node_ids=gone)

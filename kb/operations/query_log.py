@@ -185,6 +185,23 @@ class QueryLog:
         )
         return True
 
+    def answer(self, answer_id: str, *, asker: Optional[str] = None) -> Optional[dict[str, Any]]:
+        """The logged answer's question (the standalone one, for a chat turn), route, SQL and whether it
+        was refused; with ``asker`` only an answer that key asked for. None when there is none."""
+        where, params = "answer_id = ?", [answer_id]
+        if asker is not None:
+            where += " AND asked_by = ?"
+            params.append(asker)
+        rows = self._conn.fetchall(
+            f"SELECT COALESCE(condensed_question, question), route, `sql`, refused, rating FROM {self._table} "
+            f"WHERE {where} ORDER BY id LIMIT 1",
+            params,
+        )
+        if not rows:
+            return None
+        question, route, sql, refused, rating = rows[0]
+        return {"question": question, "route": route, "sql": sql, "refused": bool(refused), "rating": rating}
+
     @replica_read
     def feedback(self, *, rating: Optional[str] = None, limit: int = 100) -> list[dict[str, Any]]:
         """Rated answers, newest rating first (only those rated ``rating`` when given)."""

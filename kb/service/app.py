@@ -33,7 +33,15 @@ from kb.errors import KBError
 from kb.service.gate import ApiError, RequestGate, error_body
 from kb.service.keys import ApiKey
 from kb.service.openai_chat import MODEL_NAME, ChatCompletionRequest, CompletionStream, completion, error_event
-from kb.service.schemas import FeedbackRequest, IndexRequest, QueryRequest, Question, RetrieveRequest
+from kb.service.schemas import (
+    ExampleImport,
+    ExampleRequest,
+    FeedbackRequest,
+    IndexRequest,
+    QueryRequest,
+    Question,
+    RetrieveRequest,
+)
 from kb.service.service import Service
 from kb.stores.errors import DatabaseBusy, DatabaseUnavailable, is_database_down
 from kb.stores.filters import FilterTooLarge, UnsupportedFilterError
@@ -226,10 +234,34 @@ def create_app(service: Service) -> FastAPI:
         request.state.cost = result.get("cost_usd")
         return result
 
-    @app.post("/v1/feedback", status_code=204)
-    def feedback(body: FeedbackRequest, key: ApiKey = Depends(current_key)) -> Response:
-        """Rate an answer this key was given (its ``answer_id``): positive, negative or neutral."""
-        service.rate(key, body.answer_id, body.rating, body.comment)
+    @app.post("/v1/feedback", response_model=None)
+    def feedback(body: FeedbackRequest, key: ApiKey = Depends(current_key)) -> Response | dict[str, Any]:
+        """Rate an answer this key was given (its ``answer_id``): positive, negative or neutral. 204, or
+        200 with ``taught``: what the rating added to the approved examples, or offered."""
+        taught = service.rate(key, body.answer_id, body.rating, body.comment, body.sql)
+        return {"taught": taught} if taught else Response(status_code=204)
+
+    @app.get("/v1/sql/examples")
+    def sql_examples(key: ApiKey = Depends(current_key)) -> dict[str, Any]:
+        return {"examples": service.examples(key)}
+
+    @app.post("/v1/sql/examples")
+    def add_sql_example(body: ExampleRequest, response: Response, key: ApiKey = Depends(current_key)) -> dict[str, Any]:
+        example, new = service.add_example(key, body)
+        response.status_code = 201 if new else 200
+        return {"example": example, "added": new}
+
+    @app.post("/v1/sql/examples/import")
+    def import_sql_examples(body: ExampleImport, key: ApiKey = Depends(current_key)) -> dict[str, Any]:
+        return service.import_examples(key, body)
+
+    @app.post("/v1/sql/examples/check")
+    def check_sql_examples(key: ApiKey = Depends(current_key)) -> dict[str, Any]:
+        return service.check_examples(key)
+
+    @app.delete("/v1/sql/examples/{example_id}", status_code=204)
+    def remove_sql_example(example_id: str, key: ApiKey = Depends(current_key)) -> Response:
+        service.remove_example(key, example_id)
         return Response(status_code=204)
 
     @app.post("/v1/route")

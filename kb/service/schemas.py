@@ -45,6 +45,24 @@ class FeedbackRequest(_Body):
     answer_id: str = Field(..., pattern=r"^[0-9a-f]{32}$", description="the answer_id of an answer this key was given")
     rating: Rating
     comment: Optional[str] = Field(None, max_length=2000)
+    sql: Optional[str] = Field(
+        None,
+        min_length=1,
+        max_length=20000,
+        description="with a negative rating of a database answer: the right statement (admin keys only)",
+    )
+
+
+class ExampleRequest(_Body):
+    """An approved question/SQL pair: both given, or an answer's (``answer_id``, its SQL or ``sql``)."""
+
+    question: Optional[str] = Field(None, min_length=1, max_length=2000)
+    sql: Optional[str] = Field(None, min_length=1, max_length=20000)
+    answer_id: Optional[str] = Field(None, pattern=r"^[0-9a-f]{32}$")
+
+
+class ExampleImport(_Body):
+    pairs: list[dict[str, str]] = Field(..., min_length=1, max_length=1000, description="[{q: ..., sql: ...}]")
 
 
 class IndexRequest(_Body):

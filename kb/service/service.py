@@ -29,6 +29,7 @@ from llama_index.core.llms import ChatMessage as LlamaChatMessage
 from llama_index.core.llms import MessageRole
 from llama_index.core.vector_stores.types import MetadataFilters
 
+from kb.business_database.examples import ExampleRefused
 from kb.collections import restrict
 from kb.engines.answer import Answer, Source
 from kb.errors import KBError
@@ -46,7 +47,7 @@ from kb.service.metrics import ServiceMetrics
 from kb.service.model_queue import ModelQueue
 from kb.service.openai_chat import ChatCompletionRequest
 from kb.service.ratelimit import RateLimiter, address_tag
-from kb.service.schemas import QueryRequest, RetrieveRequest
+from kb.service.schemas import ExampleImport, ExampleRequest, QueryRequest, RetrieveRequest
 from kb.service.shared_state import build_shared_state
 from kb.stores.connection import MariaDBConnection
 from kb.stores.filters import FilterLimits, check_filter_size
@@ -266,14 +267,69 @@ class Service:
         variant, tried = self.experiments.assign(key.id, session)
         return variant, {**self.options(key, None), **tried}
 
-    def rate(self, key: ApiKey, answer_id: str, rating: str, comment: Optional[str]) -> None:
-        """Rate an answer this key was given; 404 for any other (whether it exists is not said)."""
+    def rate(
+        self, key: ApiKey, answer_id: str, rating: str, comment: Optional[str], sql: Optional[str] = None
+    ) -> Optional[str]:
+        """Rate an answer this key was given; 404 for any other (whether it exists is not said). What
+        the rating teaches (:meth:`KnowledgeBase.learn_from_rating`): only an admin key's rating adds a
+        pair to the approved examples, and only an admin key may give a corrected statement."""
+        if sql is not None:
+            self.require(key, "admin")
         if not self.kb.query_log.rate(answer_id, rating, comment, asker=key.name):
             raise ApiError(404, f"no answer {answer_id!r} was given to key {key.name!r}")
+        return self.kb.learn_from_rating(answer_id, rating, sql=sql, asker=key.name, may_add=key.allows("admin"))
+
+    # -- approved question/SQL pairs: admin keys with the database grant --------------------------------
+    def _teacher(self, key: ApiKey) -> None:
+        self.require(key, "admin")
+        self.check_route(key, "database")
+
+    def examples(self, key: ApiKey) -> list[dict[str, Any]]:
+        self._teacher(key)
+        return [example.to_dict() for example in self.kb.list_sql_examples()]
+
+    def add_example(self, key: ApiKey, request: ExampleRequest) -> tuple[dict[str, Any], bool]:
+        """Approve a pair (given, or a logged answer's that this key was given); 422 with the reason
+        when it does not pass the guard or run."""
+        self._teacher(key)
+        try:
+            if request.answer_id:
+                if request.question:
+                    raise ApiError(422, "give an answer_id or a question, not both")
+                example, new = self.kb.sql_example_from_answer(
+                    request.answer_id, sql=request.sql, source="api", added_by=key.name, asker=key.name
+                )
+            elif request.question and request.sql:
+                example, new = self.kb.add_sql_example(request.question, request.sql, source="api", added_by=key.name)
+            else:
+                raise ApiError(422, "give a question and its sql, or the answer_id of an answer to approve")
+        except ExampleRefused as refused:
+            raise ApiError(422, str(refused)) from None
+        return example.to_dict(), new
+
+    def import_examples(self, key: ApiKey, request: ExampleImport) -> dict[str, Any]:
+        self._teacher(key)
+        pairs = []
+        for number, item in enumerate(request.pairs, 1):
+            if not item.get("q") or not item.get("sql"):
+                raise ApiError(422, f"pair {number} needs a q and an sql")
+            pairs.append((item["q"], item["sql"]))
+        added, known, refused = self.kb.import_sql_examples(pairs, source="api", added_by=key.name)
+        return {"added": added, "already": known, "refused": [{"q": q, "reason": why} for q, why in refused]}
+
+    def remove_example(self, key: ApiKey, example_id: str) -> None:
+        self._teacher(key)
+        if not self.kb.remove_sql_example(example_id):
+            raise ApiError(404, f"no approved example {example_id!r}")
+
+    def check_examples(self, key: ApiKey) -> dict[str, Any]:
+        self._teacher(key)
+        failing = self.kb.check_sql_examples()
+        return {"failing": [{**example.to_dict(), "reason": why} for example, why in failing]}
 
     def sql(self, key: ApiKey, question: str) -> dict[str, Any]:
         self.check_route(key, "database")
-        with self.generating(key):
+        with self.generating(key), asked_by(key.name):  # the key may rate it (and teach kb with it)
             answer = self.kb.sql(question)
         self.count(key, answer)
         return answer_dict(answer)

@@ -1,0 +1,157 @@
+"""Approved question/SQL pairs measured on questions they were not written from (``sql_accuracy.py --examples``).
+
+For a set with a ``dev`` part, the dev questions with their gold SQL are the operator's approved pairs
+and the ``test`` part is scored; for a set without one (Northwind, classicmodels), its questions are
+split by a rule fixed before any scoring, even and odd positions in the file: pairs from one half,
+scored on the other, and the reverse. At each point of the learning curve (``--examples 0,5,10,20,all``:
+the first N pairs in file order) the pairs are put in a real example store (kb's MariaDB vector
+store, the offline embedding model) and every scored question is asked of:
+
+* kb: ``SQLEngine`` with the store's ``sql.examples_k`` closest pairs above
+  ``sql.examples_min_similarity`` in its prompt;
+* plain LlamaIndex: ``NLSQLTableQueryEngine`` whose text-to-SQL prompt shows the same closest pairs,
+  through a ``PromptTemplate`` function mapping (LlamaIndex's own way to put dynamic few-shot
+  examples in a prompt).
+
+Both are scored by rows as in sql_accuracy.py, with the seconds per question.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llama_index.core import MockEmbedding, PromptTemplate, SQLDatabase
+from llama_index.core.prompts.default_prompts import DEFAULT_TEXT_TO_SQL_TMPL
+from llama_index.core.query_engine import NLSQLTableQueryEngine
+
+from kb.business_database.examples import SQLExampleStore
+from kb.engines.sql.engine import SQLEngine
+from kb.engines.sql.guard import clean
+
+Scorer = Callable[[Any, dict], bool]
+
+
+@dataclass
+class CurvePoint:
+    """One set's scored questions at one number of approved pairs."""
+
+    pairs: int
+    n: int = 0
+    kb: int = 0
+    plain: int = 0
+    shown: int = 0  # questions whose prompt showed at least one pair
+    seconds_kb: float = 0.0
+    seconds_plain: float = 0.0
+
+    def row(self) -> dict[str, Any]:
+        n = max(self.n, 1)
+        return {
+            "pairs": self.pairs,
+            "n": self.n,
+            "kb_pct": round(100 * self.kb / n, 1),
+            "plain_pct": round(100 * self.plain / n, 1),
+            "shown_pct": round(100 * self.shown / n, 1),
+            "seconds_kb": round(self.seconds_kb / n, 2),
+            "seconds_plain": round(self.seconds_plain / n, 2),
+        }
+
+
+def splits(questions: list[dict]) -> list[tuple[str, list[dict], list[dict]]]:
+    """(label, pairs, scored): the dev part teaching the test part; without a dev part, the even
+    positions teaching the odd ones and the reverse."""
+    dev = [q for q in questions if q.get("part", "test") == "dev"]
+    test = [q for q in questions if q.get("part", "test") == "test"]
+    if dev:
+        return [("dev -> test", dev, test)]
+    even, odd = test[0::2], test[1::2]
+    return [("even -> odd", even, odd), ("odd -> even", odd, even)]
+
+
+def plain_with_examples(engine: SQLEngine, llm: Any, closest: Callable[[str], Sequence[Any]]) -> NLSQLTableQueryEngine:
+    """Plain LlamaIndex whose prompt shows ``closest(question)`` before the question."""
+
+    def examples(**kwargs: Any) -> str:
+        shown = closest(kwargs["query_str"])
+        if not shown:
+            return ""
+        return (
+            "Examples of good SQL for these tables:\n"
+            + "\n".join(f"Question: {e.question}\nSQLQuery: {e.sql}\n" for e in shown)
+            + "\n"
+        )
+
+    template = DEFAULT_TEXT_TO_SQL_TMPL.replace("Question: {query_str}", "{examples}Question: {query_str}")
+    return NLSQLTableQueryEngine(
+        sql_database=SQLDatabase(engine.readonly.engine, include_tables=engine.tables),
+        tables=engine.tables,
+        llm=llm,
+        sql_only=True,
+        synthesize_response=False,
+        embed_model=MockEmbedding(embed_dim=1),
+        text_to_sql_prompt=PromptTemplate(template, function_mappings={"examples": examples}),
+    )
+
+
+def curve(
+    database: str,
+    questions: list[dict],
+    counts: list[str],
+    store: SQLExampleStore,
+    make_engine: Callable[..., SQLEngine],
+    llm: Any,
+    kb_right: Scorer,
+    plain_right: Scorer,
+    k: int,
+    floor: float,
+    progress: Callable[[str], None],
+) -> dict[str, list[CurvePoint]]:
+    """The learning curve of every split of ``questions``: a point per count of pairs (``all``: every one)."""
+    results: dict[str, list[CurvePoint]] = {}
+    for label, pairs, scored in splits(questions):
+        points = results.setdefault(label, [])
+        for count in counts:
+            taught = pairs if count == "all" else pairs[: int(count)]
+            store.store.clear()
+
+            def closest(question: str) -> list[Any]:
+                return store.closest(database, question, k, floor)
+
+            engine = make_engine(examples=closest if taught else None)
+            store.import_pairs(database, [(q["q"], q["sql"]) for q in taught], verify=engine.verify_example)
+            plain = plain_with_examples(engine, llm, closest)
+            point = CurvePoint(len(taught))
+            for number, item in enumerate(scored, 1):
+                t = time.perf_counter()
+                outcome = engine.compute(item["q"])
+                point.seconds_kb += time.perf_counter() - t
+                t = time.perf_counter()
+                sql = str(plain.query(item["q"]).metadata.get("sql_query", ""))
+                point.seconds_plain += time.perf_counter() - t
+                point.n += 1
+                point.kb += kb_right(outcome, item)
+                point.plain += plain_right(clean(sql), item)
+                point.shown += bool(outcome.examples)
+                progress(f"{label} pairs {len(taught)} {number}/{len(scored)} kb {point.kb} plain {point.plain}")
+            points.append(point)
+            engine.close()
+    return results
+
+
+def table(results: dict[str, dict[str, list[CurvePoint]]], titles: dict[str, str]) -> str:
+    """Markdown: one row per set, split and number of pairs."""
+    lines = [
+        "| set | pairs from -> scored | approved pairs | n | questions shown a pair | kb | plain LlamaIndex "
+        "(same pairs) | s / question kb vs plain |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, splits_ in results.items():
+        for label, points in splits_.items():
+            for p in (point.row() for point in points):
+                lines.append(
+                    f"| {titles.get(key, key)} | {label} | {p['pairs']} | {p['n']} | {p['shown_pct']}% | {p['kb_pct']}% | "
+                    f"{p['plain_pct']}% | {p['seconds_kb']} vs {p['seconds_plain']} |"
+                )
+    return "\n".join(lines)
