@@ -83,7 +83,11 @@ def plain_with_examples(engine: SQLEngine, llm: Any, closest: Callable[[str], Se
             + "\n"
         )
 
-    template = DEFAULT_TEXT_TO_SQL_TMPL.replace("Question: {query_str}", "{examples}Question: {query_str}")
+    # Before the tables, after the format the prompt asks for: placed right before the question (as kb
+    # places them), the 1.5B model goes on writing examples of its own instead of the statement.
+    template = DEFAULT_TEXT_TO_SQL_TMPL.replace(
+        "Only use tables listed below.", "{examples}Only use tables listed below."
+    )
     return NLSQLTableQueryEngine(
         sql_database=SQLDatabase(engine.readonly.engine, include_tables=engine.tables),
         tables=engine.tables,

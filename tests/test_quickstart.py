@@ -162,3 +162,19 @@ def test_the_database_quickstart_runs_as_written(db_url, library):
     assert re.search(rf"\b{BOOKS}\b", out), out  # How many books does the library have?
     top = max(LOANS_PER_MEMBER, key=LOANS_PER_MEMBER.get)
     assert top in out, out  # Which member has borrowed the most books?
+
+
+def test_the_teach_quickstart_runs_as_written(db_url, library):
+    block = quickstart("teach")
+    out = run_block(
+        block,
+        {
+            KB_URL: db_url.render_as_string(hide_password=False),
+            READER_URL: library.render_as_string(hide_password=False),
+        },
+        {},
+    )
+    assert "added: example " in out, out
+    assert out.count("  question: How many books are out on loan?") == 2, out  # added, then listed
+    assert "[approved example " in out and "How many books are out on loan?]" in out, out  # shown to the model
+    assert re.search(rf"\b{sum(LOANS_PER_MEMBER.values())}\b", out), out  # every loan is still open
