@@ -191,6 +191,11 @@ class SqlSettings(_Strict):
     examples_min_similarity: float = Field(
         0.4, ge=-1, le=1, description="cosine similarity a pair's question needs to the question to be shown"
     )
+    examples_when: Literal["always", "doubt"] = Field(
+        "doubt",
+        description="which prompts show the approved pairs: every one (always), or all but the greedy "
+        "statement's (doubt: corrections, candidates and rescue samples)",
+    )
     examples_table: str = Field(
         "kb_sql_examples",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,39}$",

@@ -71,7 +71,7 @@ from kb.retrieval import build_retriever, candidates_to_retrieve, filters_from, 
 from kb.server.database import connect
 from kb.stores import MariaDBConnection, MariaDBKVStore, MariaDBVectorStore
 from kb.stores.chat_store import MariaDBChatStore
-from kb.stores.connection import quote_identifier
+from kb.stores.connection import quote_identifier, table_exists
 from kb.stores.errors import DimensionMismatch
 from kb.stores.vector_schema import table_dimension
 
@@ -512,17 +512,23 @@ class KnowledgeBase:
                 embed_model=self.embedding_for(target),
                 new=self.store_for(target),
             )
-            examples = Reembedding(
-                registry=self.generations,
-                record=record,
-                live=self.sql_examples_for(previous).store,
-                target=target,
-                embed_model=self.embedding_for(target),
-                new=self.sql_examples_for(target).store,
+            examples = (
+                Reembedding(
+                    registry=self.generations,
+                    record=record,
+                    live=self.sql_examples_for(previous).store,
+                    target=target,
+                    embed_model=self.embedding_for(target),
+                    new=self.sql_examples_for(target).store,
+                )
+                if self._has_table(table_for(self.settings.sql.examples_table, previous.version))
+                else None
             )
-            examples.catch_up()  # the approved pairs are few: copied before the switch, and after it
+            if examples is not None:
+                examples.catch_up()  # the approved pairs are few: copied before the switch, and after it
             build.run(progress)
-            examples.catch_up()  # what was approved meanwhile
+            if examples is not None:
+                examples.catch_up()  # what was approved meanwhile
         self.live_generation(fresh=True)
         versions = self.collection_versions
         versions.bump(versions.current([ALL_COLLECTIONS]))  # cached answers came from the old vectors
@@ -535,6 +541,10 @@ class KnowledgeBase:
             resumed=resumed,
             seconds=clock.elapsed(),
         )
+
+    def _has_table(self, table: str) -> bool:
+        with self.connection.cursor() as cur:
+            return table_exists(cur, quote_identifier(table))
 
     def drop_old_generations(self) -> list[str]:
         """Drop the tables of vectors kept after switches (``kb reembed --drop-old``); their names.
@@ -551,11 +561,12 @@ class KnowledgeBase:
             self._stores.pop(generation.table, None)
             dropped.append(generation.table)
             examples = table_for(self.settings.sql.examples_table, generation.version)
-            MariaDBVectorStore(
-                self.connection, table_name=examples, embed_dim=generation.dim, full_text=False, perform_setup=False
-            ).drop()
-            self._example_stores.pop(examples, None)
-            dropped.append(examples)
+            if self._has_table(examples):
+                MariaDBVectorStore(
+                    self.connection, table_name=examples, embed_dim=generation.dim, full_text=False, perform_setup=False
+                ).drop()
+                self._example_stores.pop(examples, None)
+                dropped.append(examples)
         record.old = []
         self.generations.write(record)
         return dropped

@@ -201,7 +201,13 @@ def test_a_folder_swapped_for_a_link_after_the_check_is_not_indexed(site):
     finally:
         holder.dispose()
     job = wait_job(site["server"], site["keys"]["writer_a"], started.json()["id"])
-    assert job["status"] == "failed" and "no longer the folder that was checked" in job["error"], job
+    # refused before the scan (the usual order: the job waits behind the lock), or during it when a
+    # loaded machine lets the scan start before the swap: either way nothing is read through the link
+    assert job["status"] == "failed", job
+    assert (
+        "no longer the folder that was checked" in job["error"]
+        or "was replaced while it was being scanned" in job["error"]
+    ), job
     shown = json.dumps(job)
     assert str(site["outside"]) not in shown and str(site["roots"]) not in shown and "heron" not in shown.lower()
     for mode in ("dense", "text"):

@@ -78,7 +78,7 @@ def test_a_pair_is_stored_only_when_its_sql_passes_the_guard_and_runs(kb_db, bus
 
 def test_the_closest_pairs_are_shown_after_the_schema_and_listed_in_the_answer(kb_db, business, tmp_path):
     llm = ScriptedLLM(writer)
-    kb = KnowledgeBase.from_config(config(kb_db, business, tmp_path), llm=llm)
+    kb = KnowledgeBase.from_config(config(kb_db, business, tmp_path, examples_when="always"), llm=llm)
     try:
         returns, _ = kb.add_sql_example(*RETURNS_PAIR)
         customers, _ = kb.add_sql_example(*CUSTOMERS_PAIR)
@@ -96,6 +96,32 @@ def test_the_closest_pairs_are_shown_after_the_schema_and_listed_in_the_answer(k
         answer = kb.sql("What is the average unit price of products?")
         assert "Examples of good SQL" not in sql_prompts(llm)[0] and answer.sql_examples == []
         assert customers.id in {e.id for e in kb.list_sql_examples()}
+    finally:
+        kb.close()
+
+
+def test_by_default_only_a_question_in_doubt_shows_the_pairs(kb_db, business, tmp_path):
+    """sql.examples_when: doubt. The greedy statement's prompt is the same with or without pairs; the
+    correction of a statement the server rejected shows them, and the answer lists them."""
+    replies = iter(["SELECT COUNT(*) FROM returns WHERE requested_on >= '2026-04-01'"])
+
+    def first_wrong(prompt: str) -> str:
+        if "one SELECT statement" in prompt:
+            return next(replies, "SELECT COUNT(*) AS n FROM returns WHERE MONTH(requested_at) = 4")
+        return "There are some."
+
+    llm = ScriptedLLM(first_wrong)
+    kb = KnowledgeBase.from_config(config(kb_db, business, tmp_path), llm=llm)
+    try:
+        returns, _ = kb.add_sql_example(*RETURNS_PAIR)
+        answer = kb.sql("How many returns were requested in April 2026?")
+        greedy, correction = sql_prompts(llm)[:2]
+        assert RETURNS_PAIR[0] not in greedy and "Examples of good SQL" not in greedy
+        assert "Unknown column 'requested_on'" in correction and RETURNS_PAIR[1] in correction
+        assert [e["id"] for e in answer.sql_examples] == [returns.id]
+        # a question whose greedy statement answers alone lists none: no prompt showed them
+        clean = kb.sql("How many returns were requested in March 2026, roughly?")
+        assert clean.sql_examples == [] and len(clean.attempts) == 1
     finally:
         kb.close()
 
@@ -206,6 +232,15 @@ def test_the_cli_imports_lists_exports_checks_and_removes_pairs(run_kb, kb_db, b
     missing = run_kb(*kb, "remove", first_id)
     assert missing.returncode == 1 and "no approved example" in missing.stderr
     assert run_kb(*kb, "list").stdout.count("  question: ") == 1
+    # a thumbs-down with the right statement teaches it; --sql on a thumbs-up is a mistake, said so
+    with KnowledgeBase.from_config(str(config_file), llm=ScriptedLLM(writer)) as asker:
+        answer_id = asker.sql("How many returns were refunded?").answer_id
+    right = "SELECT COUNT(*) FROM returns WHERE refund_amount > 0"
+    misused = run_kb("--config", str(config_file), "feedback", "rate", answer_id, "positive", "--sql", right)
+    assert misused.returncode == 1 and "rate the answer negative" in misused.stderr
+    rated = run_kb("--config", str(config_file), "feedback", "rate", answer_id, "negative", "--sql", right)
+    assert rated.returncode == 0 and "added: example " in rated.stdout, rated.stderr
+    assert "How many returns were refunded?" in run_kb(*kb, "list").stdout
 
 
 def test_reembed_carries_the_pairs_to_the_new_model(kb_db, business, tmp_path):
@@ -242,7 +277,7 @@ def test_reembed_carries_the_pairs_to_the_new_model(kb_db, business, tmp_path):
 def site(admin, admin_url, business, tmp_path_factory):
     with scratch_database(admin, admin_url) as (_, url):
         work = tmp_path_factory.mktemp("examples")
-        settings = config(url, business, work / "kbhome", learn_from_feedback="auto")
+        settings = config(url, business, work / "kbhome", learn_from_feedback="auto", examples_when="always")
         kb = KnowledgeBase.from_config(settings)
         keys = KeyStore(kb.connection)
         made = {

@@ -72,7 +72,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from itertools import combinations
 from typing import Any, Literal, Optional, Protocol, runtime_checkable
@@ -148,6 +148,7 @@ NOT_RETRIED = ("max_statement_time", "Query execution was interrupted")  # a slo
 WRITERS_KEPT = 16  # writers with their own prompt or sampling kept for later questions (SQLEngine._writers)
 CandidateSource = Literal["samples", "prompts"]  # SQLEngine.candidate_source
 CandidatesWhen = Literal["always", "doubt"]  # SQLEngine.candidates_when
+ExamplesWhen = Literal["always", "doubt"]  # SQLEngine.examples_when
 ChecksRun = Literal["all", "statement", "none"]  # SQLEngine.checks
 Verdict = Literal["clean", "mendable", "final"]  # how a question's attempts ended (SQLEngine._attempts)
 RAN_WITH_DEFECT = "it ran, but "  # how an attempt that ran with a defect (kb.engines.sql.checks) is marked
@@ -620,6 +621,11 @@ class SQLEngine(CustomQueryEngine):
         description="the approved question/SQL pairs closest to a question, shown before it (None: none)",
     )
     values: Optional[ValueIndex] = Field(default=None, exclude=True, description="value linking (None: off)")
+    examples_when: ExamplesWhen = Field(
+        default="doubt",
+        description="which prompts show the approved examples: every one (always), or all but the greedy "
+        "statement's (doubt: its corrections, the candidates and the rescue samples)",
+    )
 
     _tables_retriever: Optional[ObjectRetriever[SQLTableSchema]] = PrivateAttr(default=None)  # shared by writers
     # Writers other than the greedy one without examples, by (seed, temperature, examples): the
@@ -915,7 +921,7 @@ class SQLEngine(CustomQueryEngine):
                 else:
                     written_by_model += 1
                     proposed = (
-                        self.write_sql(asked)
+                        self.write_sql(asked if self.examples_when == "always" else replace(asked, examples_text=""))
                         if number == 0
                         else self._model_correction(asked, outcome.attempts[-1], used_tables, tried)
                     )
@@ -1132,6 +1138,8 @@ class SQLEngine(CustomQueryEngine):
                 outcome.rows, outcome.truncated = chosen.rows, chosen.truncated
                 outcome.tie = self._tie(CheckedSQL(original=chosen.sql, sql=chosen.sql, tables=()), outcome.rows or [])
                 outcome.rows = outcome.tie.rows if outcome.tie else outcome.rows
+        if self.examples_when == "doubt" and outcome.votes is None and len(outcome.attempts) == 1:
+            outcome.examples = []  # the greedy statement answered alone: no prompt showed them
         outcome.sql = chosen.sql if chosen is not None else outcome.attempts[-1].sql
         if chosen is None:
             outcome.rows = None if outcome.refused else []

@@ -156,11 +156,11 @@ def _cmd_feedback_list(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_feedback_rate(args: argparse.Namespace, settings: Settings) -> int:
     from kb.knowledge_base import KnowledgeBase
 
+    if args.sql and args.rating != "negative":
+        raise KBError("--sql gives the corrected statement of a negative rating: rate the answer negative")
     with KnowledgeBase(settings) as kb:
         kb.rate(args.answer_id, args.rating, args.comment)
         print(f"answer {printable(args.answer_id)} rated {args.rating}")
-        if args.sql and args.rating != "negative":
-            raise KBError("--sql gives the corrected statement of a negative rating: rate the answer negative")
         taught = kb.learn_from_rating(args.answer_id, args.rating, sql=args.sql)
     if taught:
         print(taught)
