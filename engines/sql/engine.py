@@ -69,6 +69,7 @@ from __future__ import annotations
 import decimal
 import logging
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -628,10 +629,12 @@ class SQLEngine(CustomQueryEngine):
     )
 
     _tables_retriever: Optional[ObjectRetriever[SQLTableSchema]] = PrivateAttr(default=None)  # shared by writers
-    # Writers other than the greedy one without examples, by (seed, temperature, examples): the
-    # examples differ from question to question, so the oldest are let go (WRITERS_KEPT).
-    _writers: dict[tuple[Optional[int], float, str], Any] = PrivateAttr(default_factory=dict)
-    _prompt_writers: dict[str, list[Any]] = PrivateAttr(default_factory=dict)  # the other prompts', by examples
+    # Writers other than the greedy one without examples, as (writer, its examples), by (seed,
+    # temperature, examples); the other prompts' writers by examples. Those with examples differ from
+    # question to question: the oldest are let go (SQLEngine._kept).
+    _writers: dict[tuple[Optional[int], float, str], tuple[Any, str]] = PrivateAttr(default_factory=dict)
+    _prompt_writers: dict[str, tuple[list[Any], str]] = PrivateAttr(default_factory=dict)
+    _writers_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def __init__(
         self,
@@ -723,13 +726,26 @@ class SQLEngine(CustomQueryEngine):
         with ``seed`` at ``temperature``."""
         if seed is None and not examples_text:
             return self.writer
-        key = (seed, temperature, examples_text)
-        if key not in self._writers:
-            while len(self._writers) >= WRITERS_KEPT:
-                self._writers.pop(next(iter(self._writers)))
-            llm = self.llm if seed is None else self._sampled_llm(seed, temperature)
-            self._writers[key] = _sql_writer(llm, self.sql_database, self.tables, self._tables_retriever, examples_text)
-        return self._writers[key]
+        llm = self.llm if seed is None else self._sampled_llm(seed, temperature)
+        return self._kept(
+            self._writers,
+            (seed, temperature, examples_text),
+            examples_text,
+            lambda: _sql_writer(llm, self.sql_database, self.tables, self._tables_retriever, examples_text),
+        )
+
+    def _kept(self, cache: dict[Any, Any], key: Any, examples_text: str, build: Callable[[], Any]) -> Any:
+        """``cache[key]``, built first when missing. Of the entries for prompts with examples (which
+        differ from question to question), the oldest are let go beyond ``WRITERS_KEPT``; the others
+        (a few seeds and temperatures) stay. Concurrent questions share the engine: one lock."""
+        with self._writers_lock:
+            if key not in cache:
+                if examples_text:
+                    with_examples = [k for k in cache if k != key and cache[k][1]]
+                    for old in with_examples[: max(0, len(with_examples) - WRITERS_KEPT + 1)]:
+                        del cache[old]
+                cache[key] = (build(), examples_text)
+            return cache[key][0]
 
     def _other_prompt_writers(self, examples_text: str = "") -> list[Any]:
         """Greedy writers on other prompts than kb's, for ``candidate_source="prompts"``: kb's rules
@@ -739,11 +755,9 @@ class SQLEngine(CustomQueryEngine):
         small model's greedy mistakes differ from prompt to prompt, where its samples at a low
         temperature repeat the greedy statement's. The first shows ``examples_text`` as kb's does;
         LlamaIndex's prompt has no place for examples."""
-        if examples_text not in self._prompt_writers:
-            from llama_index.core.prompts.default_prompts import DEFAULT_TEXT_TO_SQL_PROMPT
+        from llama_index.core.prompts.default_prompts import DEFAULT_TEXT_TO_SQL_PROMPT
 
-            while len(self._prompt_writers) >= WRITERS_KEPT:
-                self._prompt_writers.pop(next(iter(self._prompt_writers)))
+        def build() -> list[Any]:
             own = SQLDatabase(self.readonly.engine, include_tables=self.tables)
             writers = [
                 _sql_writer(self.llm, own, self.tables, self._tables_retriever, examples_text),
@@ -753,8 +767,10 @@ class SQLEngine(CustomQueryEngine):
             ]
             if not examples_text:
                 self._warm(writers)  # their beginnings pinned in the prompt cache, as kb's
-            self._prompt_writers[examples_text] = writers
-        return self._prompt_writers[examples_text]
+            return writers
+
+        writers: list[Any] = self._kept(self._prompt_writers, examples_text, examples_text, build)
+        return writers
 
     def write_sql(
         self,
