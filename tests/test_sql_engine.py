@@ -528,7 +528,9 @@ def test_examples_are_shown_after_the_schema_and_checked_by_the_guard(engine_wit
         "How many returns were requested in May 2026?", "SELECT COUNT(*) FROM returns WHERE MONTH(requested_at) = 5"
     )
     wipe = pair("Wipe", "DELETE FROM orders")
-    engine, llm = engine_with(["SELECT COUNT(*) AS n FROM orders", "1800."], examples=lambda question: [wipe, may])
+    engine, llm = engine_with(
+        ["SELECT COUNT(*) AS n FROM orders", "1800."], examples=lambda question: [wipe, may], examples_when="always"
+    )
     answer = sql_answer(engine, "How many orders are there?")
     prompt = llm.prompts[0]
     assert "Examples of good SQL for these tables:\nQuestion: How many returns were requested in May 2026?" in prompt
@@ -541,6 +543,7 @@ def test_examples_are_shown_after_the_schema_and_checked_by_the_guard(engine_wit
         database="kb_business",
         tables=["orders"],
         examples=lambda question: [may],
+        examples_when="always",
     )
     assert sql_answer(narrowed, "How many orders are there?").sql_examples == []
 
