@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -332,14 +333,14 @@ class Scorer:
 
 
 def scratch_example_store(settings: Any) -> SQLExampleStore:
-    """An example store of its own in kb's database (emptied at each point of the curve), embedded
-    with the configured embedding model."""
+    """An example store of this run's own in kb's database (emptied at each point of the curve,
+    dropped at the end), embedded with the configured embedding model."""
     from kb.knowledge_base import KnowledgeBase
 
     kb = KnowledgeBase(settings)
     generation = kb.live_generation()
     vectors = MariaDBVectorStore(
-        kb.connection, table_name="kb_benchmark_sql_examples", embed_dim=generation.dim, full_text=False
+        kb.connection, table_name=f"kb_benchmark_sql_examples_{os.getpid()}", embed_dim=generation.dim, full_text=False
     )
     return SQLExampleStore(vectors, kb.embed_model)
 
@@ -498,6 +499,8 @@ def main() -> None:
         ).items():
             results[(sql_set.key, part)] = tally
         print("\n" + table(results), flush=True)  # as soon as a set is done
+    if example_store is not None:
+        example_store.store.drop()
     if curves:
         print(
             f"\napproved pairs ({time.strftime('%Y-%m-%d')}):\n"
