@@ -192,7 +192,7 @@ class SqlSettings(_Strict):
         0.4, ge=-1, le=1, description="cosine similarity a pair's question needs to the question to be shown"
     )
     examples_when: Literal["always", "doubt"] = Field(
-        "doubt",
+        "always",
         description="which prompts show the approved pairs: every one (always), or all but the greedy "
         "statement's (doubt: corrections, candidates and rescue samples)",
     )

@@ -176,4 +176,5 @@ def test_the_teach_quickstart_runs_as_written(db_url, library):
     )
     assert "added: example " in out, out
     assert out.count("  question: How many books are out on loan?") == 2, out  # added, then listed
+    assert "[approved example " in out and "How many books are out on loan?]" in out, out  # shown to the model
     assert re.search(rf"\b{sum(LOANS_PER_MEMBER.values())}\b", out), out  # every loan is still open

@@ -754,6 +754,9 @@ def test_a_client_sending_its_headers_or_body_slowly_is_dropped(site):
         elapsed, answer = _closed_by_server_after(sock, b"", 0.5, read_timeout + 10)
     assert answer.startswith(b"HTTP/1.1 408") and elapsed < read_timeout + 3, (elapsed, answer[:200])
     assert b"serve.read_timeout_s" in answer
+    logged_by = time.monotonic() + 5  # the access log is written after the connection is closed
+    while len(access_rows(site, "status = 408")) == before and time.monotonic() < logged_by:
+        time.sleep(0.1)
     assert len(access_rows(site, "status = 408")) == before + 1
     # Meanwhile a normal request is answered as ever.
     assert call(site, "POST", "/v1/retrieve", "reader_a", json={"question": "return policy"}).status_code == 200

@@ -78,7 +78,7 @@ def test_a_pair_is_stored_only_when_its_sql_passes_the_guard_and_runs(kb_db, bus
 
 def test_the_closest_pairs_are_shown_after_the_schema_and_listed_in_the_answer(kb_db, business, tmp_path):
     llm = ScriptedLLM(writer)
-    kb = KnowledgeBase.from_config(config(kb_db, business, tmp_path, examples_when="always"), llm=llm)
+    kb = KnowledgeBase.from_config(config(kb_db, business, tmp_path), llm=llm)
     try:
         returns, _ = kb.add_sql_example(*RETURNS_PAIR)
         customers, _ = kb.add_sql_example(*CUSTOMERS_PAIR)
@@ -100,7 +100,7 @@ def test_the_closest_pairs_are_shown_after_the_schema_and_listed_in_the_answer(k
         kb.close()
 
 
-def test_by_default_only_a_question_in_doubt_shows_the_pairs(kb_db, business, tmp_path):
+def test_with_examples_when_doubt_only_a_question_in_doubt_shows_the_pairs(kb_db, business, tmp_path):
     """sql.examples_when: doubt. The greedy statement's prompt is the same with or without pairs; the
     correction of a statement the server rejected shows them, and the answer lists them."""
     replies = iter(["SELECT COUNT(*) FROM returns WHERE requested_on >= '2026-04-01'"])
@@ -111,7 +111,7 @@ def test_by_default_only_a_question_in_doubt_shows_the_pairs(kb_db, business, tm
         return "There are some."
 
     llm = ScriptedLLM(first_wrong)
-    kb = KnowledgeBase.from_config(config(kb_db, business, tmp_path), llm=llm)
+    kb = KnowledgeBase.from_config(config(kb_db, business, tmp_path, examples_when="doubt"), llm=llm)
     try:
         returns, _ = kb.add_sql_example(*RETURNS_PAIR)
         answer = kb.sql("How many returns were requested in April 2026?")
@@ -277,7 +277,7 @@ def test_reembed_carries_the_pairs_to_the_new_model(kb_db, business, tmp_path):
 def site(admin, admin_url, business, tmp_path_factory):
     with scratch_database(admin, admin_url) as (_, url):
         work = tmp_path_factory.mktemp("examples")
-        settings = config(url, business, work / "kbhome", learn_from_feedback="auto", examples_when="always")
+        settings = config(url, business, work / "kbhome", learn_from_feedback="auto")
         kb = KnowledgeBase.from_config(settings)
         keys = KeyStore(kb.connection)
         made = {

@@ -623,7 +623,7 @@ class SQLEngine(CustomQueryEngine):
     )
     values: Optional[ValueIndex] = Field(default=None, exclude=True, description="value linking (None: off)")
     examples_when: ExamplesWhen = Field(
-        default="doubt",
+        default="always",
         description="which prompts show the approved examples: every one (always), or all but the greedy "
         "statement's (doubt: its corrections, the candidates and the rescue samples)",
     )
