@@ -876,6 +876,17 @@ class KnowledgeBase:
         logged = self.query_log.answer(answer_id, asker=asker)
         if logged is None:
             raise KBError(f"no answer {answer_id!r} in the query log")
+        return self._example_from_logged(answer_id, logged, sql=sql, source=source, added_by=added_by)
+
+    def _example_from_logged(
+        self,
+        answer_id: str,
+        logged: dict[str, Any],
+        *,
+        sql: Optional[str],
+        source: ExampleSource,
+        added_by: Optional[str] = None,
+    ) -> tuple[SQLExample, bool]:
         statement = sql or (logged["sql"] if not logged["refused"] else None)
         if not statement:
             raise KBError(
@@ -906,12 +917,12 @@ class KnowledgeBase:
         if logged is None or mode == "off":
             return None
         if rating == "negative" and sql:
-            example, new = self.sql_example_from_answer(answer_id, sql=sql, source="feedback", asker=asker)
+            example, new = self._example_from_logged(answer_id, logged, sql=sql, source="feedback")
             return f"{'added' if new else 'already approved'}: example {example.id}, the corrected statement"
         if rating != "positive" or not logged["sql"] or logged["refused"]:
             return None
         if mode == "auto":
-            example, new = self.sql_example_from_answer(answer_id, source="feedback", asker=asker)
+            example, new = self._example_from_logged(answer_id, logged, sql=None, source="feedback")
             return f"{'added' if new else 'already approved'}: example {example.id}"
         return f"to teach kb this statement: kb sql examples add --from-answer {answer_id}"
 

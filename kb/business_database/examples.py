@@ -148,9 +148,12 @@ class SQLExampleStore:
             raise
         except Exception as exc:  # the guard's refusal or the server's error: the reason is the message
             raise ExampleRefused(f"not stored: {exc}") from None
-        for known in self.pairs(database):
-            if known.question == question and known.sql == checked:
-                return known, False
+        same_sql = MetadataFilters(
+            filters=[MetadataFilter(key="database", value=database), MetadataFilter(key="sql", value=checked)]
+        )
+        for node in self.store.get_nodes(filters=same_sql):
+            if node.get_content() == question:
+                return _node_example(node), False
         example = SQLExample(
             id=uuid.uuid4().hex[:12],
             database=database,

@@ -65,6 +65,13 @@ def _ratings(positive: Any, negative: Any, neutral: Any) -> dict[str, Any]:
     return {"positive": p, "negative": n, "neutral": u, "satisfaction": round(p / (p + n), 3) if p + n else None}
 
 
+def _of_answer(answer_id: str, asker: Optional[str]) -> tuple[str, list[Any]]:
+    """The WHERE clause of one logged answer (only one ``asker`` asked for, when given)."""
+    if asker is None:
+        return "answer_id = ?", [answer_id]
+    return "answer_id = ? AND asked_by = ?", [answer_id, asker]
+
+
 class QueryLog:
     def __init__(self, connection: MariaDBConnection, table_name: str = "kb_query_log") -> None:
         self._conn = connection
@@ -172,10 +179,7 @@ class QueryLog:
         only an answer that key asked for is rated. False when there is no such answer."""
         if rating not in RATINGS:
             raise KBError(f"rating must be one of {', '.join(RATINGS)}, not {rating!r}")
-        where, params = "answer_id = ?", [answer_id]
-        if asker is not None:
-            where += " AND asked_by = ?"
-            params.append(asker)
+        where, params = _of_answer(answer_id, asker)
         found = self._conn.fetchall(f"SELECT id FROM {self._table} WHERE {where} LIMIT 1", params)
         if not found:
             return False
@@ -188,10 +192,7 @@ class QueryLog:
     def answer(self, answer_id: str, *, asker: Optional[str] = None) -> Optional[dict[str, Any]]:
         """The logged answer's question (the standalone one, for a chat turn), route, SQL and whether it
         was refused; with ``asker`` only an answer that key asked for. None when there is none."""
-        where, params = "answer_id = ?", [answer_id]
-        if asker is not None:
-            where += " AND asked_by = ?"
-            params.append(asker)
+        where, params = _of_answer(answer_id, asker)
         rows = self._conn.fetchall(
             f"SELECT COALESCE(condensed_question, question), route, `sql`, refused, rating FROM {self._table} "
             f"WHERE {where} ORDER BY id LIMIT 1",
