@@ -482,6 +482,8 @@ def main() -> None:
                 settings.sql.examples_k,
                 settings.sql.examples_min_similarity,
                 partial(print_progress, sql_set.key),
+                with_plain=not args.no_plain,
+                show_misses=wanted_parts == {"dev"},
             )
             scorer.runner.close()
             print("\n" + sql_examples.table(curves, {s.key: s.title for s in SETS}), flush=True)

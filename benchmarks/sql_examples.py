@@ -61,13 +61,15 @@ class CurvePoint:
 
 
 def splits(questions: list[dict]) -> list[tuple[str, list[dict], list[dict]]]:
-    """(label, pairs, scored): the dev part teaching the test part; without a dev part, the even
-    positions teaching the odd ones and the reverse."""
+    """(label, pairs, scored): the dev part teaching the test part; with only one part (a set without
+    a dev part, or ``--parts dev`` to study the dev part alone), its even positions teaching the odd
+    ones and the reverse."""
     dev = [q for q in questions if q.get("part", "test") == "dev"]
     test = [q for q in questions if q.get("part", "test") == "test"]
-    if dev:
+    if dev and test:
         return [("dev -> test", dev, test)]
-    even, odd = test[0::2], test[1::2]
+    alone = dev or test
+    even, odd = alone[0::2], alone[1::2]
     return [("even -> odd", even, odd), ("odd -> even", odd, even)]
 
 
@@ -112,8 +114,12 @@ def curve(
     k: int,
     floor: float,
     progress: Callable[[str], None],
+    with_plain: bool = True,
+    show_misses: bool = False,
 ) -> dict[str, list[CurvePoint]]:
-    """The learning curve of every split of ``questions``: a point per count of pairs (``all``: every one)."""
+    """The learning curve of every split of ``questions``: a point per count of pairs (``all``: every one).
+    ``with_plain=False``: kb alone (a quicker look on dev parts); ``show_misses``: each question kb
+    misses is printed with the pairs its prompt showed and its statement (dev parts only)."""
     results: dict[str, list[CurvePoint]] = {}
     for label, pairs, scored in splits(questions):
         points = results.setdefault(label, [])
@@ -130,7 +136,7 @@ def curve(
             # Both read their prompts' shared beginning into the prompt cache first, untimed, as kb serve
             # does at start-up: each point's questions are timed warm.
             engine.warm_prompt_cache()
-            if isinstance(llm, PrefixCachingLLM):
+            if with_plain and isinstance(llm, PrefixCachingLLM):
                 with llm.prefilling_until(QUESTION_MARK):
                     plain.query(QUESTION_MARK)
             point = CurvePoint(len(taught))
@@ -138,12 +144,17 @@ def curve(
                 t = time.perf_counter()
                 outcome = engine.compute(item["q"])
                 point.seconds_kb += time.perf_counter() - t
-                t = time.perf_counter()
-                sql = str(plain.query(item["q"]).metadata.get("sql_query", ""))
-                point.seconds_plain += time.perf_counter() - t
                 point.n += 1
-                point.kb += kb_right(outcome, item)
-                point.plain += plain_right(clean(sql), item)
+                right = kb_right(outcome, item)
+                point.kb += right
+                if show_misses and not right:
+                    shown = "".join(f"\n    pair: {e['question']} -> {e['sql']}" for e in outcome.examples)
+                    progress(f"MISS {item['q']}\n    kb:   {outcome.sql}\n    gold: {item['sql']}{shown}")
+                if with_plain:
+                    t = time.perf_counter()
+                    sql = str(plain.query(item["q"]).metadata.get("sql_query", ""))
+                    point.seconds_plain += time.perf_counter() - t
+                    point.plain += plain_right(clean(sql), item)
                 point.shown += bool(outcome.examples)
                 progress(f"{label} pairs {len(taught)} {number}/{len(scored)} kb {point.kb} plain {point.plain}")
             points.append(point)

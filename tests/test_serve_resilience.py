@@ -128,3 +128,41 @@ def test_the_rate_limiter_on_mariadb_refuses_the_request_over_the_limit(db):
     limiter.add_tokens(10, 100)
     assert limiter.tokens_used(10) == 100
     assert limiter.check_request(10, requests_per_minute=100, tokens_per_minute=100) is not None
+
+
+def test_health_probe_late_on_a_busy_server_answers_a_recent_up_and_a_failed_probe_at_once(db_url):
+    """A probe that is late (its thread runs late on a saturated CPU: here the replica listing inside
+    the probe is slowed) is answered by an "up" at most ``max_age_s`` old, then, once that is older, by
+    "down"; a probe that fails (nothing listens at the address) is "down" at once."""
+    from kb.service.health import HealthProbe
+
+    delay = {"s": 0.0}
+
+    def replicas() -> list:
+        time.sleep(delay["s"])
+        return []
+
+    probe = HealthProbe(db_url, replicas, timeout_s=0.2, max_age_s=1.0, refresh_s=3600)
+    try:
+        fresh = probe.check()
+        assert fresh.database_ok
+        delay["s"] = 2.5
+        late = probe.check()  # the probe under way has not ended after 0.2 s
+        assert late.database_ok and late.at == fresh.at
+        time.sleep(1.2)  # the last "up" is now older than max_age_s; the probe under way is still late
+        assert not probe.check().database_ok
+        delay["s"] = 0.0
+        time.sleep(1.5)  # the late probe ends: its "up" answers the next check
+        assert probe.check().database_ok
+    finally:
+        probe.close()
+
+    closed = HealthProbe(
+        db_url.set(host="127.0.0.1", port=1, query={}), replicas, timeout_s=3.0, max_age_s=1.0, refresh_s=3600
+    )
+    try:
+        started = time.monotonic()
+        assert not closed.check().database_ok
+        assert time.monotonic() - started < 3.0  # refused at once, not after the timeout
+    finally:
+        closed.close()

@@ -1,18 +1,26 @@
 """``/healthz``'s answer: whether kb's database answers, found out on a connection of the probe's own.
 
-The check must answer within a second whatever the load: requests that hold every connection of kb's
-pool, or a database that accepts connections and then hangs, must not make a health check wait. So
-the probe:
+The check must answer within ``timeout_s`` whatever the load: requests that hold every connection of
+kb's pool, or a database that accepts connections and then hangs, must not make a health check wait.
+So the probe:
 
 * asks ``SELECT 1`` on a pool of one connection that nothing else uses, in a thread of its own, with
   a driver read timeout (a hung server cannot hold the probe for long);
 * runs one probe at a time: a caller that comes while one is under way waits for that one, so a
   flood of health checks costs one probe at a time, not one each;
-* waits at most ``timeout_s`` for the probe: no answer by then means the database is not
-  answering, and the caller is told so at once.
+* also probes every ``refresh_s`` in the background while the service runs, so a recent finding is
+  always at hand;
+* waits at most ``timeout_s`` for the probe under way.
 
-A caller is only ever answered by a probe that ended after it asked: a database that has just gone
-down is reported down by the next check, not after a grace period.
+What a caller is told:
+
+* a probe that ended after the caller asked: its finding. A database that has just gone down (the
+  probe fails) is reported down by the next check, not after a grace period;
+* otherwise, when the probe under way has neither answered nor failed yet: the last finding, if it was
+  "up" and is at most ``max_age_s`` old. A server whose CPU is saturated (a hundred requests in flight
+  on two cores) runs the probe's thread late; that is a busy server, not a database that is down. A
+  database that hangs is reported down once its last answer is ``max_age_s`` old;
+* otherwise: the database is not answering.
 """
 
 from __future__ import annotations
@@ -41,14 +49,20 @@ class Health:
 
 
 class HealthProbe:
+    """The database's health for ``/healthz``; see the module's docstring for what a caller is told."""
+
     def __init__(
         self,
         url: str | URL,
         replica_status: Callable[[], list[dict[str, Any]]],
         *,
         timeout_s: float = 1.0,
+        max_age_s: float = 5.0,
+        refresh_s: float = 2.0,
     ) -> None:
         self.timeout_s = timeout_s
+        self.max_age_s = max_age_s
+        self.refresh_s = refresh_s
         self._replica_status = replica_status
         self._connection = MariaDBConnection(
             url, pool_size=1, max_overflow=0, pool_timeout=timeout_s, connect_timeout=2, read_timeout=5
@@ -56,21 +70,39 @@ class HealthProbe:
         self._lock = threading.Lock()
         self._last: Optional[Health] = None
         self._probing: Optional[threading.Event] = None  # set when the probe under way ends
+        self._closed = threading.Event()
+        self._refresher: Optional[threading.Thread] = None
+
+    def start(self) -> None:
+        """Probe every ``refresh_s`` in the background until :meth:`close`."""
+        if self._refresher is None:
+            self._refresher = threading.Thread(target=self._refresh, name="kb-health-refresh", daemon=True)
+            self._refresher.start()
 
     def check(self) -> Health:
-        """What a probe that ended after this call began found, within ``timeout_s``; a probe that has
-        not answered by then counts as the database not answering."""
+        """The database's health as the module's docstring states it, within ``timeout_s``."""
         asked = time.monotonic()
+        ended = self._probe_under_way()
+        finished = ended.wait(self.timeout_s)
+        with self._lock:
+            last = self._last
+        if last is not None and last.at >= asked:
+            return last
+        if not finished and last is not None and last.database_ok and asked - last.at <= self.max_age_s:
+            return last
+        return Health(database_ok=False, at=asked)
+
+    def _probe_under_way(self) -> threading.Event:
+        """The event the probe under way sets when it ends, starting a probe when none is."""
         with self._lock:
             if self._probing is None:
                 self._probing = threading.Event()
                 threading.Thread(target=self._probe, args=(self._probing,), name="kb-health", daemon=True).start()
-            ended = self._probing
-        ended.wait(self.timeout_s)
-        with self._lock:
-            if self._last is not None and self._last.at >= asked:
-                return self._last
-        return Health(database_ok=False, at=asked)
+            return self._probing
+
+    def _refresh(self) -> None:
+        while not self._closed.wait(self.refresh_s):
+            self._probe_under_way().wait(self.timeout_s)
 
     def _probe(self, ended: threading.Event) -> None:
         try:
@@ -88,4 +120,5 @@ class HealthProbe:
             ended.set()
 
     def close(self) -> None:
+        self._closed.set()
         self._connection.dispose()

@@ -101,6 +101,7 @@ class Service:
         self.jobs = IndexJobs(kb, settings.serve.index_roots, settings.serve.max_jobs_per_key)
         self.model_queue = ModelQueue(settings.serve.model_queue, self.metrics, settings.serve.model_queue_per_key)
         self.health = HealthProbe(kb.connection.url, kb.connection.replica_status)
+        self.health.start()
         self.filter_limits = FilterLimits(
             values=settings.serve.max_filter_values,
             leaves=settings.serve.max_filter_leaves,
