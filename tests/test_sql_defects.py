@@ -539,3 +539,125 @@ def test_without_the_question_no_check_of_kind_question_runs(keyed_schema):
     asked = defects(sql, keyed_schema, question="Which customer has the most invoices?")
     assert asked and all(kinds[defect.check] == "question" for defect in asked), [d.check for d in asked]
     assert defects(sql, keyed_schema) == []
+
+
+# -- results no question can mean: statement-level checks ------------------------------------------------
+@pytest.fixture
+def shop_schema(db) -> SchemaDescriber:
+    """Customers with a country, orders placed on a date and shipped on another, support tickets
+    opened at a time of day, returns of an order (no customer column of their own)."""
+    return described(
+        db,
+        (
+            "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(80), country VARCHAR(40), nation_id INT)",
+            "CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT, ordered_on DATE, shipped_on DATE, "
+            "total DECIMAL(8,2), FOREIGN KEY (customer_id) REFERENCES customers(id))",
+            "CREATE TABLE returns (id INT PRIMARY KEY, order_id INT, reason VARCHAR(40), "
+            "FOREIGN KEY (order_id) REFERENCES orders(id))",
+            "CREATE TABLE tickets (id INT PRIMARY KEY, customer_id INT, opened_at DATETIME, closed_at DATETIME, "
+            "midnight_at DATETIME, FOREIGN KEY (customer_id) REFERENCES customers(id))",
+            "INSERT INTO customers VALUES (1, 'Ana', 'Japan', 1), (2, 'Bo', 'Peru', 2)",
+            "INSERT INTO orders VALUES (1, 1, '2025-02-26', '2025-03-05', 10), (2, 2, '2025-03-01', '2025-03-02', 20)",
+            "INSERT INTO returns VALUES (1, 1, 'broken')",
+            "INSERT INTO tickets VALUES (1, 1, '2025-03-31 14:20:00', '2025-04-01 09:00:00', '2025-03-31 00:00:00'), "
+            "(2, 2, '2025-03-02 08:05:00', NULL, '2025-03-02 00:00:00')",
+        ),
+        ["customers", "orders", "returns", "tickets"],
+    )
+
+
+@pytest.mark.parametrize(
+    "sql, check, said",
+    [
+        (
+            "SELECT c.country, COUNT(*) FROM customers c JOIN orders o ON o.customer_id = c.id WHERE o.total > 5",
+            "arbitrary row",
+            "selects c.country beside COUNT(*) without GROUP BY",
+        ),
+        (
+            "SELECT ordered_on FROM orders ORDER BY COUNT(*) DESC LIMIT 1",
+            "arbitrary row",
+            "orders by COUNT(*) without GROUP BY",
+        ),
+        (
+            "SELECT COUNT(*) FROM customers c JOIN orders o ON c.nation_id = c.nation_id",
+            "compared with itself",
+            "compares c.nation_id with itself",
+        ),
+        (
+            "SELECT COUNT(*) FROM orders WHERE customer_id NOT IN (SELECT customer_id FROM returns WHERE reason = 'broken')",
+            "outer column in a subquery",
+            "the subquery on returns selects customer_id, which returns does not have: the server takes "
+            "orders.customer_id of the outer row",
+        ),
+        (
+            "SELECT AVG(o.shipped_on - o.ordered_on) FROM orders o",
+            "dates subtracted",
+            "subtracts two dates as numbers",
+        ),
+        (
+            "SELECT COUNT(*) FROM tickets WHERE opened_at BETWEEN '2025-03-01' AND '2025-03-31'",
+            "time bounded by a date",
+            "ends at midnight of '2025-03-31'",
+        ),
+        (
+            "SELECT COUNT(*) FROM tickets WHERE opened_at <= '2025-03-31'",
+            "time bounded by a date",
+            "ends at midnight of '2025-03-31'",
+        ),
+        (
+            "SELECT COUNT(*) FROM tickets t WHERE t.opened_at = '2025-03-02'",
+            "time bounded by a date",
+            "matches only midnight of '2025-03-02'",
+        ),
+    ],
+)
+def test_a_result_no_question_can_mean_is_a_defect(db, shop_schema, sql, check, said):
+    found = defects(sql, shop_schema)
+    assert [d.check for d in found] == [check] and said in found[0], found
+
+
+def test_the_rewrites_of_dates_are_right_on_the_rows(db, shop_schema):
+    """The statements kb suggests answer what was meant: days between two dates, and every time of the
+    month's last day."""
+    (days,) = defects("SELECT o.shipped_on - o.ordered_on FROM orders o WHERE o.id = 1", shop_schema)
+    assert db.fetchall("SELECT o.shipped_on - o.ordered_on FROM orders o WHERE o.id = 1")[0][0] == 79
+    assert db.fetchall(suggested_statement(days))[0][0] == 7
+    (march,) = defects("SELECT COUNT(*) FROM tickets WHERE opened_at BETWEEN '2025-03-01' AND '2025-03-31'", shop_schema)
+    assert db.fetchall("SELECT COUNT(*) FROM tickets WHERE opened_at BETWEEN '2025-03-01' AND '2025-03-31'")[0][0] == 1
+    assert db.fetchall(suggested_statement(march))[0][0] == 2
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # aggregates with GROUP BY, alone, in a window, in a subquery, or beside a column fixed to one value
+        "SELECT c.country, COUNT(*) FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.country",
+        "SELECT COUNT(*), AVG(total) FROM orders",
+        "SELECT name, COUNT(*) OVER () FROM customers",
+        "SELECT name FROM customers WHERE id = (SELECT MAX(customer_id) FROM orders)",
+        "SELECT c.country, COUNT(*) FROM customers c JOIN orders o ON o.customer_id = c.id WHERE c.country = 'Japan'",
+        "SELECT c.name, SUM(o.total) FROM customers c JOIN orders o ON o.customer_id = c.id WHERE c.id = 1",
+        "SELECT c.name FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.name ORDER BY COUNT(*) DESC LIMIT 1",
+        # a self-join's two aliases; two columns of one table
+        "SELECT COUNT(*) FROM customers a JOIN customers b ON a.nation_id = b.nation_id AND a.id <> b.id",
+        "SELECT COUNT(*) FROM orders WHERE shipped_on = ordered_on",
+        # a subquery's own column; a correlation written on purpose; a derived table
+        "SELECT COUNT(*) FROM orders WHERE id NOT IN (SELECT order_id FROM returns)",
+        "SELECT COUNT(*) FROM orders o WHERE EXISTS (SELECT 1 FROM returns r WHERE r.order_id = o.id)",
+        "SELECT COUNT(*) FROM orders WHERE customer_id IN (SELECT customer_id FROM (SELECT * FROM tickets) t)",
+        # days counted as days; a date minus an interval; numbers subtracted
+        "SELECT AVG(DATEDIFF(shipped_on, ordered_on)) FROM orders",
+        "SELECT COUNT(*) FROM orders WHERE ordered_on > shipped_on - INTERVAL 3 DAY",
+        "SELECT MAX(total) - MIN(total) FROM orders",
+        "SELECT id - customer_id FROM orders",
+        # dates on DATE columns; times bounded right; a column all of whose times are midnight
+        "SELECT COUNT(*) FROM orders WHERE ordered_on BETWEEN '2025-03-01' AND '2025-03-31'",
+        "SELECT COUNT(*) FROM tickets WHERE opened_at >= '2025-03-01' AND opened_at < '2025-04-01'",
+        "SELECT COUNT(*) FROM tickets WHERE opened_at <= '2025-03-31 23:59:59'",
+        "SELECT COUNT(*) FROM tickets WHERE DATE(opened_at) BETWEEN '2025-03-01' AND '2025-03-31'",
+        "SELECT COUNT(*) FROM tickets WHERE midnight_at BETWEEN '2025-03-01' AND '2025-03-31'",
+    ],
+)
+def test_right_statements_are_left_alone_by_the_result_checks(shop_schema, sql):
+    assert defects(sql, shop_schema) == []
