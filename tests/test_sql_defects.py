@@ -623,7 +623,9 @@ def test_the_rewrites_of_dates_are_right_on_the_rows(db, shop_schema):
     (days,) = defects("SELECT o.shipped_on - o.ordered_on FROM orders o WHERE o.id = 1", shop_schema)
     assert db.fetchall("SELECT o.shipped_on - o.ordered_on FROM orders o WHERE o.id = 1")[0][0] == 79
     assert db.fetchall(suggested_statement(days))[0][0] == 7
-    (march,) = defects("SELECT COUNT(*) FROM tickets WHERE opened_at BETWEEN '2025-03-01' AND '2025-03-31'", shop_schema)
+    (march,) = defects(
+        "SELECT COUNT(*) FROM tickets WHERE opened_at BETWEEN '2025-03-01' AND '2025-03-31'", shop_schema
+    )
     assert db.fetchall("SELECT COUNT(*) FROM tickets WHERE opened_at BETWEEN '2025-03-01' AND '2025-03-31'")[0][0] == 1
     assert db.fetchall(suggested_statement(march))[0][0] == 2
 

@@ -786,8 +786,11 @@ def _dates_subtracted(scope: StatementScope) -> list[Defect]:
 _BARE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def _bare_date(node: Optional[exp.Expr]) -> bool:
-    return isinstance(node, exp.Literal) and node.is_string and _BARE_DATE.fullmatch(node.this) is not None
+def _bare_date(node: Optional[exp.Expr]) -> Optional[str]:
+    """The date a string literal holds when it is a bare ``YYYY-MM-DD`` (no time), else None."""
+    if isinstance(node, exp.Literal) and node.is_string and _BARE_DATE.fullmatch(node.this):
+        return node.this
+    return None
 
 
 def _time_bounded_by_a_date(scope: StatementScope) -> list[Defect]:
@@ -798,7 +801,8 @@ def _time_bounded_by_a_date(scope: StatementScope) -> list[Defect]:
     for position, comparison in enumerate(scope.tree.find_all(*kinds)):
         column = comparison.this
         bound = comparison.args.get("high") if isinstance(comparison, exp.Between) else comparison.expression
-        if not isinstance(column, exp.Column) or not _bare_date(bound):
+        date = _bare_date(bound)
+        if not isinstance(column, exp.Column) or date is None:
             continue
         placed = scope.place(column)
         if placed is None or not placed[1].times_of_day:
@@ -806,7 +810,7 @@ def _time_bounded_by_a_date(scope: StatementScope) -> list[Defect]:
         on_day = comparison.copy()
         on_day.set("this", exp.func("DATE", column.copy()))
         rewrite = _rewritten(scope.tree, kinds, position, on_day)
-        said, date = column.sql(dialect="mysql"), bound.this
+        said = column.sql(dialect="mysql")
         what = {
             exp.Between: f"ends at midnight of '{date}', leaving out that day's later times",
             exp.LTE: f"ends at midnight of '{date}', leaving out that day's later times",
