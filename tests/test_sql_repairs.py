@@ -258,3 +258,59 @@ def test_a_column_every_joined_table_holds_tied_by_the_joins_is_qualified_with_t
 )
 def test_a_column_of_several_tables_not_tied_by_inner_join_equalities_is_left_to_the_model(lending, sql):
     assert lending.add_missing_join(sql, ambiguous("branch_id")) is None
+
+
+@pytest.fixture
+def prefixed(db) -> StatementRepairs:
+    """Tables whose columns carry their table's prefix (``l_`` in lineitem, ``o_`` in orders), as an
+    order-processing schema names them; parts and partsupp share the name ``p_size``/``ps_size``."""
+    for statement in (
+        "CREATE TABLE orders (o_id INT PRIMARY KEY, o_date DATE, o_total DECIMAL(10,2))",
+        "CREATE TABLE lineitem (l_order_id INT, l_line INT, l_extended_price DECIMAL(10,2), l_discount DECIMAL(4,2), "
+        "PRIMARY KEY (l_order_id, l_line), FOREIGN KEY (l_order_id) REFERENCES orders(o_id))",
+        "CREATE TABLE part (p_id INT PRIMARY KEY, p_name VARCHAR(40), p_size INT)",
+        "CREATE TABLE partsupp (ps_part_id INT, ps_supplier INT, ps_size INT, PRIMARY KEY (ps_part_id, ps_supplier))",
+        "CREATE TABLE notes (id INT PRIMARY KEY, extended_note TEXT, price_note TEXT)",
+        "INSERT INTO orders VALUES (1, '2025-01-02', 10)",
+        "INSERT INTO lineitem VALUES (1, 1, 9.5, 0.1)",
+    ):
+        db.execute(statement)
+    database = db.fetchall("SELECT DATABASE()")[0][0]
+    return StatementRepairs(SchemaDescriber(db, database, ["orders", "lineitem", "part", "partsupp", "notes"]))
+
+
+@pytest.mark.parametrize(
+    "sql, column, repaired",
+    [
+        (
+            "SELECT SUM(l.extended_price) FROM lineitem l JOIN orders o ON o.o_id = l.l_order_id",
+            "l.extended_price",
+            "SELECT SUM(l.l_extended_price) FROM lineitem AS l JOIN orders AS o ON o.o_id = l.l_order_id",
+        ),
+        (  # unqualified, two tables in the query: one has it with its prefix
+            "SELECT SUM(extended_price * (1 - l_discount)) FROM lineitem JOIN orders ON o_id = l_order_id",
+            "extended_price",
+            "SELECT SUM(l_extended_price * (1 - l_discount)) FROM lineitem JOIN orders ON o_id = l_order_id",
+        ),
+    ],
+)
+def test_a_column_named_without_its_tables_prefix_gets_the_prefix(prefixed, db, sql, column, repaired):
+    assert prefixed.add_missing_join(sql, f"(1054, \"Unknown column '{column}' in 'field list'\")") == repaired
+    db.fetchall(repaired)  # it runs
+    assert "l_extended_price" in prefixed.hint_for(f"Unknown column '{column}'", ["lineitem", "orders"], sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # two tables of the query have it with their prefix (p_size, ps_size): which was meant is the model's
+        "SELECT size FROM part JOIN partsupp ON ps_part_id = p_id|size",
+        # a table without a shared prefix (notes: id, extended_note, price_note)
+        "SELECT n.note FROM notes n|n.note",
+        # no column of any table is the name with a prefix
+        "SELECT l.shipping_mode FROM lineitem l|l.shipping_mode",
+    ],
+)
+def test_no_prefix_is_guessed_where_the_schema_does_not_decide_it(prefixed, sql):
+    statement, column = sql.split("|")
+    assert prefixed.add_missing_join(statement, f"(1054, \"Unknown column '{column}' in 'field list'\")") is None

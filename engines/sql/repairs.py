@@ -17,7 +17,10 @@ always the server's "Unknown column" for a statement that could not run, never t
   it, or with its table's name where the statement gave that table an alias (``products.name`` beside
   ``products AS p``): the qualifier is corrected;
 * otherwise the join along the foreign keys to the one nearest table that has the column is added
-  (placed before the join whose ON clause needed it).
+  (placed before the join whose ON clause needed it);
+* no table has the column, and exactly one of the tables it may come from (its qualifier's, or the
+  query's) has it with that table's prefix (``l.extended_price`` where most of lineitem's columns
+  begin ``l_`` and it has ``l_extended_price``): the prefixed name takes its place.
 
 Once one column is repaired, every other qualified column of the statement whose table lacks it
 (the schema tells, before the server would) is repaired the same way, so a statement with two such
@@ -203,6 +206,9 @@ class StatementRepairs:
         qualifier, column = match[1], match[2]
         owners = [t for t in self.tables if self._column(t, column)]
         if not owners:
+            prefixed = self._prefixed(column, used_tables)
+            if prefixed is not None:
+                return f"There is no column {column}; {prefixed[0]}'s columns begin with its prefix: {prefixed[1]}."
             return f"There is no column {column} in any table; use only the columns listed above."
         wrong = table_named(sql, qualifier) if qualifier and sql else None
         starts = [wrong] if wrong else [t for t in used_tables if t not in owners]
@@ -247,6 +253,9 @@ class StatementRepairs:
         * otherwise the table it was taken from (its qualifier's, or the query's only table; a
           subquery keeps its own) reaches the nearest table holding it through foreign keys: that
           join is added;
+        * no table has the column, and one of the tables it may come from has it with that table's
+          prefix (``l.extended_price``, lineitem's ``l_extended_price``): the prefixed name is used
+          (:meth:`_prefixed`);
         * an unqualified column several of the query's tables have, all of them tied by inner joins'
           equalities of that column (``COUNT(DISTINCT RentalID)`` over ``RentalItems ri JOIN Rentals r ON
           r.RentalID = ri.RentalID``): every row holds one value in all of them, so the first table's
@@ -352,6 +361,13 @@ class StatementRepairs:
 
         holders = [t for t in outer if has(t.name)]
         named = [t for t in outer if qualifier in (t.alias_or_name.lower(), t.name.lower())]
+        if not any(has(t) for t in self.tables):
+            prefixed = self._prefixed(column, [t.name for t in (named if qualifier else outer)])
+            if prefixed is None:
+                return None
+            for col in outer_columns():
+                col.set("this", exp.to_identifier(prefixed[1]))
+            return tree.sql(dialect="mysql")
         if len(named) == 1 and has(named[0].name) and named[0].alias_or_name.lower() != qualifier:
             for col in outer_columns():  # the table's name where the statement calls it by its alias
                 col.set("table", exp.to_identifier(named[0].alias_or_name))
@@ -502,6 +518,17 @@ class StatementRepairs:
             return True
         return False
 
+    def _prefixed(self, column: str, tables: Sequence[str]) -> Optional[tuple[str, str]]:
+        """(table, name) of the one column of ``tables`` named ``column`` after its table's prefix
+        (``l_extended_price`` for ``extended_price`` in a table most of whose columns begin ``l_``);
+        None when no table, or more than one, has such a column."""
+        found = []
+        for name in tables:
+            prefix = _table_prefix(self.table(name))
+            if prefix and (match := self._column(name, prefix + column)) is not None:
+                found.append((name, match.name))
+        return found[0] if len(found) == 1 else None
+
     def _qualify(self, select: Any, table: str, alias: str) -> None:
         """Qualify a query's unqualified columns of ``table`` with ``alias``: a join about to be added
         could make them ambiguous."""
@@ -530,6 +557,18 @@ class StatementRepairs:
         if tables:
             hint += f" Tables like it: {', '.join(tables)}."
         return hint + (f" Columns like it: {', '.join(columns[:6])}." if columns else "")
+
+
+def _table_prefix(table: Table) -> str:
+    """The prefix most of a table's columns begin with, up to and with its first ``_`` (``l_`` for
+    ``l_orderkey, l_partkey, l_quantity``): the table's naming convention; "" when no prefix is
+    shared by more than half of its columns (two or more)."""
+    heads = [c.name[: c.name.index("_") + 1].lower() for c in table.columns if "_" in c.name[1:]]
+    if not heads:
+        return ""
+    head = max(set(heads), key=heads.count)
+    shared = heads.count(head)
+    return head if shared >= 2 and shared * 2 > len(table.columns) else ""
 
 
 def _outer_query(sql: str) -> Optional[tuple[Any, Any, list[Any]]]:
