@@ -663,3 +663,57 @@ def test_the_rewrites_of_dates_are_right_on_the_rows(db, shop_schema):
 )
 def test_right_statements_are_left_alone_by_the_result_checks(shop_schema, sql):
     assert defects(sql, shop_schema) == []
+
+
+@pytest.fixture
+def campus_schema(db) -> SchemaDescriber:
+    """Departments offering courses; students majoring in a department; course sections."""
+    return described(
+        db,
+        (
+            "CREATE TABLE department (department_id INT PRIMARY KEY, name VARCHAR(40))",
+            "CREATE TABLE course (course_id INT PRIMARY KEY, title VARCHAR(40), department_id INT, "
+            "FOREIGN KEY (department_id) REFERENCES department(department_id))",
+            "CREATE TABLE student (student_id INT PRIMARY KEY, name VARCHAR(40), major_id INT, "
+            "FOREIGN KEY (major_id) REFERENCES department(department_id))",
+            "CREATE TABLE section (section_id INT PRIMARY KEY, course_id INT, term VARCHAR(20), "
+            "FOREIGN KEY (course_id) REFERENCES course(course_id))",
+            "INSERT INTO department VALUES (1, 'Physics'), (2, 'History')",
+            "INSERT INTO course VALUES (1, 'Optics', 1), (2, 'Waves', 1), (3, 'Rome', 2), (4, 'Heat', 1)",
+            "INSERT INTO student VALUES (1, 'Ana', 1), (2, 'Bo', 2), (3, 'Cy', 2)",
+            "INSERT INTO section VALUES (1, 1, '2025-Fall'), (2, 3, '2025-Fall')",
+        ),
+        ["department", "course", "student", "section"],
+    )
+
+
+def test_a_join_that_multiplies_rows_and_is_read_nowhere_is_a_defect(db, campus_schema):
+    sql = (
+        "SELECT d.name FROM department AS d JOIN course AS c ON c.department_id = d.department_id "
+        "JOIN student AS s ON s.major_id = d.department_id GROUP BY d.department_id, d.name "
+        "ORDER BY COUNT(s.student_id) DESC LIMIT 1"
+    )
+    (found,) = defects(sql, campus_schema)
+    assert found.check == "unused join that multiplies" and "joins course" in found
+    assert db.fetchall(sql)[0][0] == "Physics"  # 1 student x 3 courses beats 2 students x 1 course
+    assert db.fetchall(suggested_statement(found))[0][0] == "History"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # joined on a unique column: one row met per row
+        "SELECT COUNT(*) FROM student s JOIN department d ON d.department_id = s.major_id",
+        # the joined table is read: filtered, selected, grouped, or a bridge to another join
+        "SELECT COUNT(*) FROM department d JOIN course c ON c.department_id = d.department_id WHERE c.title = 'Optics'",
+        "SELECT d.name, COUNT(c.course_id) FROM department d JOIN course c ON c.department_id = d.department_id "
+        "GROUP BY d.name",
+        "SELECT COUNT(*) FROM department d JOIN course c ON c.department_id = d.department_id "
+        "JOIN section x ON x.course_id = c.course_id WHERE x.term = '2025-Fall'",
+        # distinct counts; no count or sum
+        "SELECT COUNT(DISTINCT d.department_id) FROM department d JOIN course c ON c.department_id = d.department_id",
+        "SELECT DISTINCT d.name FROM department d JOIN course c ON c.department_id = d.department_id",
+    ],
+)
+def test_joins_that_are_read_or_do_not_multiply_are_left_alone(campus_schema, sql):
+    assert defects(sql, campus_schema) == []

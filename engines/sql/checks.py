@@ -18,6 +18,15 @@ figure.
   window function (``COUNT(*) OVER ()``), on an aggregate inside a subquery, on a column the ``WHERE``
   clause fixes to one literal (``WHERE c.country = 'Japan'``), or when it fixes a unique column (one
   row, found by its key).
+* **a join that multiplies rows and is read nowhere** (:func:`_unused_join_that_multiplies`, with the
+  schema): a ``SELECT`` that counts or sums another table's column without ``DISTINCT`` joins a table
+  on a column that is not unique in it, and reads nothing of that table outside the join's own ``ON`` (``... FROM
+  department d JOIN course c ON c.department_id = d.department_id JOIN student s ON s.major_id =
+  d.department_id ... COUNT(s.student_id)``: each student counted once per course of the department).
+  The message gives the statement without that join. It does not fire on a join on a unique column
+  (``JOIN customers c ON c.id = o.customer_id``), on a table read anywhere else (a column selected,
+  filtered, grouped, or a bridge to another join), on ``COUNT(DISTINCT ...)``, on ``COUNT(*)`` (it
+  may count the joined table's rows: orders per country), or without a count or sum.
 * **a column compared with itself** (:func:`_compared_with_itself`): ``c.nation_id = c.nation_id``,
   the same reference on both sides, which holds for every row (``<>``, ``<``, ``>``: for none). It
   does not fire on a self-join's two aliases (``a.x = b.x``) or on two columns of one table.
@@ -133,6 +142,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, Optional, Union
 
 from sqlglot import exp
@@ -869,6 +879,59 @@ def _has_column(tables: Iterable[Table], name: str) -> bool:
     return any(c.name.lower() == name.lower() for t in tables for c in t.columns)
 
 
+def _reads(names: Collection[str], table: Table, column: exp.Column) -> bool:
+    """Whether ``column`` may be a column of ``table``, known in the statement by ``names``: qualified
+    with one of them, or unqualified with a name the table has (a guess that errs towards "it may")."""
+    if column.table:
+        return column.table.lower() in names
+    return any(c.name.lower() == column.name.lower() for c in table.columns)
+
+
+def _unused_join_that_multiplies(scope: StatementScope) -> list[Defect]:
+    """A joined table that nothing but its own ``ON`` clause reads, joined on a column that is not
+    unique in it, in a ``SELECT`` that counts or sums without ``DISTINCT`` (the module's docstring);
+    the rewrite leaves the join out."""
+    found = []
+    for index, select in enumerate(scope.tree.find_all(exp.Select)):
+        totals = [  # the counts and sums of another table's column (COUNT(*) may count the joined rows)
+            a
+            for a in select.find_all(exp.Count, exp.Sum)
+            if _own(a, select) and not isinstance(a.this, exp.Distinct) and a.find(exp.Column) is not None
+        ]
+        if not totals:
+            continue
+        for position, join in enumerate(select.args.get("joins") or []):
+            table, on = join.this, join.args.get("on")
+            if not isinstance(table, exp.Table) or on is None or table.name.lower() not in scope.tables:
+                continue
+            described = scope.schema.table(scope.tables[table.name.lower()])
+            reads = partial(_reads, {table.alias_or_name.lower(), table.name.lower()}, described)
+            elsewhere = [
+                c for c in scope.tree.find_all(exp.Column) if reads(c) and c.find_ancestor(exp.Join) is not join
+            ]
+            if elsewhere or not isinstance(on, exp.EQ):
+                continue
+            sides = [s for s in (on.this, on.expression) if isinstance(s, exp.Column) and reads(s)]
+            if len(sides) != 1:
+                continue
+            joined_column = next((c for c in described.columns if c.name.lower() == sides[0].name.lower()), None)
+            if joined_column is None or joined_column.unique:
+                continue
+            without = scope.tree.copy()
+            copied = list(without.find_all(exp.Select))[index]
+            del copied.args["joins"][position]
+            found.append(
+                _suggesting(
+                    f"it joins {table.name} on {on.sql(dialect='mysql')} and reads nothing of it: every row meets "
+                    f"each {table.name} row with the same {joined_column.name}, so "
+                    f"{totals[0].sql(dialect='mysql')} counts each row once per such {table.name} row; leave the "
+                    f"join out",
+                    without,
+                )
+            )
+    return found
+
+
 def _scoped(i: Inspected) -> StatementScope:
     assert i.scope is not None  # Check.run calls a check that needs the schema only with one
     return i.scope
@@ -884,6 +947,13 @@ CHECKS: tuple[Check, ...] = (
         False,
         "an aggregate beside a plain column, or in ORDER BY, in a SELECT without GROUP BY",
         lambda i: _arbitrary_row(_scoped(i)),
+    ),
+    Check(
+        "unused join that multiplies",
+        "statement",
+        True,
+        "a table joined on a column not unique in it, read nowhere else, under COUNT or SUM of another column",
+        lambda i: _unused_join_that_multiplies(_scoped(i)),
     ),
     Check(
         "compared with itself",
