@@ -1410,3 +1410,23 @@ def test_tables_that_do_not_fit_the_context_window_are_retrieved_in_schema_order
     assert positions == sorted(positions)  # the schema's order, not the retrieval's
     assert "This statement was written for the question but failed" in correction
     assert [t for t in BUSINESS_TABLES if f"CREATE TABLE {t} " in correction] == shown
+
+
+def test_a_day_cut_at_its_midnight_goes_back_to_the_model_and_its_correction_answers(
+    engine_with, admin, project_settings
+):
+    """``opened_at`` holds times of day: the greedy statement's BETWEEN ends at midnight of March 31 and
+    loses that day's tickets. The model is shown the defect with kb's statement (on ``DATE(opened_at)``);
+    its correction runs clean and answers with every March ticket."""
+    cut = "SELECT COUNT(*) FROM support_tickets WHERE opened_at BETWEEN '2025-03-01' AND '2025-03-31'"
+    whole = "SELECT COUNT(*) FROM support_tickets WHERE DATE(opened_at) BETWEEN '2025-03-01' AND '2025-03-31'"
+    engine, llm = engine_with([cut, whole, "Answer."])
+    answer = sql_answer(engine, "How many support tickets were opened in March 2025?")
+    db = project_settings.sql.database
+    march = admin.fetchall(
+        f"SELECT COUNT(*) FROM `{db}`.support_tickets WHERE opened_at >= '2025-03-01' AND opened_at < '2025-04-01'"
+    )[0][0]
+    assert march > admin.fetchall(cut.replace("FROM ", f"FROM `{db}`."))[0][0]  # the cut one loses tickets here
+    assert answer.attempts[0].error.startswith("it ran, but opened_at holds times of day")
+    assert "DATE(opened_at) BETWEEN '2025-03-01' AND '2025-03-31'" in llm.prompts[1]
+    assert answer.rows == [{"COUNT(*)": march}] and answer.sql == whole
