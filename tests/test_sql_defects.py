@@ -580,6 +580,11 @@ def shop_schema(db) -> SchemaDescriber:
             "orders by COUNT(*) without GROUP BY",
         ),
         (
+            "SELECT name FROM customers GROUP BY id ORDER BY COUNT(*) DESC LIMIT 1",
+            "counts of one",
+            "its key, so every group is one row and COUNT(*) is 1 for each",
+        ),
+        (
             "SELECT COUNT(*) FROM customers c JOIN orders o ON c.nation_id = c.nation_id",
             "compared with itself",
             "compares c.nation_id with itself",
@@ -641,6 +646,10 @@ def test_the_rewrites_of_dates_are_right_on_the_rows(db, shop_schema):
         "SELECT c.country, COUNT(*) FROM customers c JOIN orders o ON o.customer_id = c.id WHERE c.country = 'Japan'",
         "SELECT c.name, SUM(o.total) FROM customers c JOIN orders o ON o.customer_id = c.id WHERE c.id = 1",
         "SELECT c.name FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.name ORDER BY COUNT(*) DESC LIMIT 1",
+        # counts per key with the counted table joined; per a column that is not unique
+        "SELECT c.name FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.id, c.name "
+        "ORDER BY COUNT(*) DESC LIMIT 1",
+        "SELECT country, COUNT(*) FROM customers GROUP BY country",
         # a self-join's two aliases; two columns of one table
         "SELECT COUNT(*) FROM customers a JOIN customers b ON a.nation_id = b.nation_id AND a.id <> b.id",
         "SELECT COUNT(*) FROM orders WHERE shipped_on = ordered_on",

@@ -27,6 +27,11 @@ figure.
   (``JOIN customers c ON c.id = o.customer_id``), on a table read anywhere else (a column selected,
   filtered, grouped, or a bridge to another join), on ``COUNT(DISTINCT ...)``, on ``COUNT(*)`` (it
   may count the joined table's rows: orders per country), or without a count or sum.
+* **counts that are all 1** (:func:`_counts_of_one`, with the schema): a ``SELECT`` that reads one
+  table, without joins, groups it by its one-column primary key and counts (``SELECT name FROM customers GROUP BY id ORDER BY COUNT(*) DESC LIMIT 1``): every group
+  is one row, every count is 1, and an order by it picks an arbitrary row. It does not fire with a
+  join (``customers JOIN orders ... GROUP BY customers.id`` counts orders), on another column (even
+  one whose values happen to be unique today), or without a count.
 * **a column compared with itself** (:func:`_compared_with_itself`): ``c.nation_id = c.nation_id``,
   the same reference on both sides, which holds for every row (``<>``, ``<``, ``>``: for none). It
   does not fire on a self-join's two aliases (``a.x = b.x``) or on two columns of one table.
@@ -273,7 +278,7 @@ def _unrelated_keys(scope: StatementScope) -> list[str]:
     return found
 
 
-def _own(node: exp.Expression, select: exp.Select) -> bool:
+def _own(node: exp.Expr, select: exp.Select) -> bool:
     """Whether ``node`` belongs to ``select`` itself rather than to a subquery or window inside it."""
     parent = node.parent
     while parent is not None and parent is not select:
@@ -932,6 +937,35 @@ def _unused_join_that_multiplies(scope: StatementScope) -> list[Defect]:
     return found
 
 
+def _counts_of_one(scope: StatementScope) -> list[str]:
+    """``COUNT`` per group of a table's own one-column primary key, over that table alone (the
+    module's docstring): every group is one row and counts 1."""
+    found = []
+    for select in scope.tree.find_all(exp.Select):
+        group, source = select.args.get("group"), select.args.get("from_")
+        if group is None or select.args.get("joins") or source is None or not isinstance(source.this, exp.Table):
+            continue
+        counts = [a for a in select.find_all(exp.Count) if _own(a, select)]
+        if not counts:
+            continue
+        for key in group.expressions:
+            placed = scope.place(key) if isinstance(key, exp.Column) else None
+            if (
+                placed is not None
+                and placed[1].primary
+                and sum(c.primary for c in placed[0].columns) == 1
+                and placed[0].name.lower() == source.this.name.lower()
+            ):
+                found.append(
+                    f"it groups {placed[0].name} by {key.sql(dialect='mysql')}, its key, so every group "
+                    f"is one row and {counts[0].sql(dialect='mysql')} is 1 for each (an order by it picks an "
+                    f"arbitrary row); group by the column the question counts per, or join the table whose rows "
+                    f"are counted"
+                )
+                break
+    return found
+
+
 def _scoped(i: Inspected) -> StatementScope:
     assert i.scope is not None  # Check.run calls a check that needs the schema only with one
     return i.scope
@@ -954,6 +988,13 @@ CHECKS: tuple[Check, ...] = (
         True,
         "a table joined on a column not unique in it, read nowhere else, under COUNT or SUM of another column",
         lambda i: _unused_join_that_multiplies(_scoped(i)),
+    ),
+    Check(
+        "counts of one",
+        "statement",
+        False,
+        "COUNT per group of the primary key of the one table the SELECT reads",
+        lambda i: _counts_of_one(_scoped(i)),
     ),
     Check(
         "compared with itself",
