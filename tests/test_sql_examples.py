@@ -342,3 +342,46 @@ def test_over_http_only_admin_keys_change_the_pairs_and_thumbs_teach(site):
     answer = call(site, "POST", "/v1/sql", "analyst", json={"question": "Which country has the most customers?"}).json()
     assert [e["question"] for e in answer["sql_examples"]] == [CUSTOMERS_PAIR[0]]
     assert json.dumps(answer).count("sql_examples") == 1
+
+
+def test_a_pairs_statement_copied_for_another_question_is_put_to_candidates_written_without_pairs(
+    kb_db, business, tmp_path
+):
+    """The model copies the March pair's statement for a question about April. A statement that is a
+    shown pair's, for a question that is not that pair's, is in doubt: candidates written without the
+    pairs vote, and their rows win. Must not fire: asked the pair's own question, the copy answers
+    alone; candidates that agree with the copy leave it standing."""
+    april = "SELECT COUNT(*) FROM returns WHERE requested_at >= '2026-04-01' AND requested_at < '2026-05-01'"
+
+    def copier(without_pairs: str):
+        def write(prompt: str) -> str:
+            if "one SELECT statement" not in prompt:
+                return "There are some."
+            return RETURNS_PAIR[1] if "Examples of good SQL" in prompt else without_pairs
+
+        return write
+
+    llm = ScriptedLLM(copier(april))
+    kb = KnowledgeBase.from_config(config(kb_db, business, tmp_path), llm=llm)
+    try:
+        kb.add_sql_example(*RETURNS_PAIR)
+        answer = kb.sql("How many returns were requested in April 2026?")
+        prompts = sql_prompts(llm)
+        assert "Examples of good SQL" in prompts[0] and len(prompts) == 3
+        assert all("Examples of good SQL" not in p for p in prompts[1:])
+        assert answer.sql == april and answer.attempts[0].error.startswith("outvoted")
+
+        llm.prompts.clear()
+        own = kb.sql(RETURNS_PAIR[0])  # the pair's own question: its statement is the answer
+        assert len(sql_prompts(llm)) == 1 and own.sql == kb.list_sql_examples()[0].sql
+
+        agreeing = ScriptedLLM(copier(RETURNS_PAIR[1]))
+        kb.close()
+        kb = KnowledgeBase.from_config(config(kb_db, business, tmp_path), llm=agreeing)
+        same = kb.sql("How many returns were requested in March of 2026?")
+        assert len(sql_prompts(agreeing)) >= 2 and same.sql.startswith(
+            "SELECT COUNT(*) FROM returns WHERE requested_at"
+        )
+        assert not same.attempts[0].error
+    finally:
+        kb.close()

@@ -1076,11 +1076,16 @@ class SQLEngine(CustomQueryEngine):
             ran.repaired_by_kb = True
         return ran if ran.rows is not None else None
 
-    def _vote(self, asked: Asked, greedy: Optional[Statement]) -> tuple[Optional[Statement], Votes]:
+    def _vote(
+        self, asked: Asked, greedy: Optional[Statement], heard: Sequence[Statement] = ()
+    ) -> tuple[Optional[Statement], Votes]:
         """Execution-guided selection (see the module docstring): the statement whose rows the most
-        candidates gave, and how they voted."""
+        candidates gave, and how they voted. ``heard``: statements already written that vote as
+        candidates do, after ``greedy`` (a copied pair's statement: :meth:`_copies_a_pair`)."""
         groups: list[list[Statement]] = [[greedy]] if greedy is not None else []
-        written = 1
+        for statement in heard:
+            _grouped(groups, statement, narrower_wins=True)
+        written = 1 + len(heard)
         other_prompts = self._other_prompt_writers(asked.examples_text) if self.candidate_source == "prompts" else []
         for seed in range(1, self.candidates):
             if _vote_settled(groups, greedy, self.candidates - written):
@@ -1107,6 +1112,21 @@ class SQLEngine(CustomQueryEngine):
         text, shown = format_examples(self.examples(question), self.guard, token_counter(self.llm))
         outcome.examples = [example.to_dict() for example in shown]
         return text
+
+    def _copies_a_pair(self, question: str, chosen: Statement, outcome: SQLOutcome) -> bool:
+        """Whether ``chosen`` is, as the guard renders it, the statement of an approved pair the prompt
+        showed for another question: the model copied the pair instead of writing for its question.
+        The engine then puts it to candidates written without the pairs (:meth:`compute`)."""
+        asked = " ".join(question.split()).casefold()
+        for example in outcome.examples:
+            if " ".join(str(example["question"]).split()).casefold() == asked:
+                continue
+            try:
+                if self.guard.check(str(example["sql"])).sql == chosen.sql:
+                    return True
+            except SQLRefused:
+                continue
+        return False
 
     def compute(self, question: str, clock: Optional[Stopwatch] = None) -> SQLOutcome:
         """Write, check and run (and correct) the SQL for ``question``; no answer is written yet.
@@ -1137,11 +1157,25 @@ class SQLEngine(CustomQueryEngine):
         if chosen is not None and verdict != "clean":
             outcome.attempts.append(Attempt(sql=chosen.sql))  # no correction ran clean: the first that ran, as written
         voting = self.candidates > 1 and outcome.votes is None  # rescue samples were their own vote
+        copied = chosen is not None and outcome.votes is None and self._copies_a_pair(asked.question, chosen, outcome)
         if self.candidates_when == "doubt":
-            voting = voting and not _beyond_doubt(outcome, chosen, verdict)
+            voting = voting and (copied or not _beyond_doubt(outcome, chosen, verdict))
         if voting and not (outcome.refused and chosen is None and not outcome.attempts[-1].error):
             with clock.step("generation"):  # the extra candidates: written and run
-                voted, outcome.votes = self._vote(asked, chosen)
+                if copied:  # one voice among statements written without the pairs, the greedy one first
+                    unshown = replace(asked, examples_text="")
+                    first = self._candidate_run(self.write_sql(unshown))
+                    if first is not None and self.problems(first, asked.question):
+                        first = None
+                    voted, outcome.votes = self._vote(unshown, first, heard=[chosen] if chosen else [])
+                    if (
+                        voted is not None
+                        and chosen is not None
+                        and result_key(voted.rows or []) == result_key(chosen.rows or [])
+                    ):
+                        voted = chosen  # the copy's rows won: it stands as written
+                else:
+                    voted, outcome.votes = self._vote(asked, chosen)
             if voted is not None and voted is not chosen:
                 if chosen is not None:  # it ran, but the other candidates' rows won the vote
                     outcome.attempts[-1].error = f"outvoted: {outcome.votes.sentence()}"
