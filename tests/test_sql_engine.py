@@ -1430,3 +1430,63 @@ def test_a_day_cut_at_its_midnight_goes_back_to_the_model_and_its_correction_ans
     assert answer.attempts[0].error.startswith("it ran, but opened_at holds times of day")
     assert "DATE(opened_at) BETWEEN '2025-03-01' AND '2025-03-31'" in llm.prompts[1]
     assert answer.rows == [{"COUNT(*)": march}] and answer.sql == whole
+
+
+@pytest.mark.parametrize(
+    "question, flawed, said, right",
+    [
+        (
+            "How many orders did each country's customers place?",
+            "SELECT c.country, COUNT(*) FROM customers c JOIN orders o ON o.customer_id = c.id",
+            "selects c.country beside COUNT(*) without GROUP BY",
+            "SELECT c.country, COUNT(*) FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.country",
+        ),
+        (
+            "What is the total of the orders that had a return?",
+            "SELECT SUM(o.total) FROM orders o JOIN returns r ON r.order_id = o.id",
+            "joins returns on",
+            "SELECT SUM(o.total) FROM orders o WHERE o.id IN (SELECT order_id FROM returns)",
+        ),
+        (
+            "How many customers have an order?",
+            "SELECT COUNT(*) FROM customers c WHERE c.id IN (SELECT o.customer_id FROM orders o WHERE c.id = c.id)",
+            "compares c.id with itself",
+            "SELECT COUNT(*) FROM customers c WHERE c.id IN (SELECT o.customer_id FROM orders o)",
+        ),
+        (
+            "How many orders had no return of a faulty product?",
+            "SELECT COUNT(*) FROM orders WHERE customer_id NOT IN (SELECT customer_id FROM returns WHERE reason = 'faulty')",
+            "the subquery on returns selects customer_id, which returns does not have",
+            "SELECT COUNT(*) FROM orders WHERE id NOT IN (SELECT order_id FROM returns WHERE reason = 'faulty')",
+        ),
+        (
+            "What is the average number of days from order to delivery?",
+            "SELECT AVG(delivered_at - ordered_at) FROM orders",
+            "subtracts two dates as numbers",
+            "SELECT AVG(DATEDIFF(delivered_at, ordered_at)) FROM orders",
+        ),
+        (
+            "Which customer placed the most orders?",
+            "SELECT name FROM customers GROUP BY id ORDER BY COUNT(*) DESC LIMIT 1",
+            "every group is one row",
+            "SELECT c.name FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.id, c.name "
+            "ORDER BY COUNT(*) DESC LIMIT 1",
+        ),
+    ],
+    ids=["arbitrary row", "unused join", "compared with itself", "outer column", "dates subtracted", "counts of one"],
+)
+def test_each_result_check_sends_its_statement_back_and_leaves_the_right_one_alone(
+    engine_with, question, flawed, said, right
+):
+    """Through ``SQLEngine.query``: the flawed statement is found and given back to the model with its
+    defect, and the corrected statement answers; asked again with the right statement first, it
+    answers alone, untouched."""
+    engine, llm = engine_with([flawed, right, "Answer."])
+    answer = sql_answer(engine, question)
+    assert answer.attempts[0].error.startswith("it ran, but ") and said in answer.attempts[0].error
+    assert said in llm.prompts[1] and answer.sql == engine.guard.check(right).sql and answer.rows
+
+    engine, llm = engine_with([right, "Answer."])
+    answer = sql_answer(engine, question)
+    assert len(answer.attempts) == 1 and not answer.attempts[0].error and answer.sql == engine.guard.check(right).sql
+    assert not any("Write a corrected statement" in prompt for prompt in llm.prompts)
