@@ -889,7 +889,7 @@ def _reads(names: Collection[str], table: Table, column: exp.Column) -> bool:
     with one of them, or unqualified with a name the table has (a guess that errs towards "it may")."""
     if column.table:
         return column.table.lower() in names
-    return any(c.name.lower() == column.name.lower() for c in table.columns)
+    return _has_column([table], column.name)
 
 
 def _unused_join_that_multiplies(scope: StatementScope) -> list[Defect]:
