@@ -201,11 +201,12 @@ EXAMPLES_TOKENS = 600
 
 def format_examples(
     examples: Sequence[ApprovedExample], guard: ReadOnlyGuard, count_tokens: Callable[[str], int]
-) -> tuple[str, list[ApprovedExample]]:
-    """The examples as the prompt shows them (the last one nearest the question), and those shown:
+) -> tuple[str, list[tuple[ApprovedExample, str]]]:
+    """The examples as the prompt shows them (the last one nearest the question), and those shown
+    with their statement as the prompt shows it (the guard's rendering):
     the most similar (the last) first while they fit in ``EXAMPLES_TOKENS``; one the guard refuses
     now (``sql.tables`` narrowed after it was approved: ``kb sql examples check`` lists it) is left out."""
-    kept: list[tuple[ApprovedExample, str]] = []
+    kept: list[tuple[ApprovedExample, str, str]] = []
     used = 0
     for example in reversed(examples):
         try:
@@ -216,12 +217,12 @@ def format_examples(
         size = count_tokens(line)
         if used + size > EXAMPLES_TOKENS:
             continue
-        kept.insert(0, (example, line))
+        kept.insert(0, (example, checked.sql, line))
         used += size
     if not kept:
         return "", []
-    text = "Examples of good SQL for these tables:\n" + "\n".join(line for _, line in kept) + "\n"
-    return text, [example for example, _ in kept]
+    text = "Examples of good SQL for these tables:\n" + "\n".join(line for _, _, line in kept) + "\n"
+    return text, [(example, sql) for example, sql, _ in kept]
 
 
 @dataclass(frozen=True)
@@ -406,6 +407,7 @@ class SQLOutcome:
     votes: Optional[Votes] = None  # with several candidates: how they agreed
     question_hint: str = ""  # the line the prompt shows right above the question: value linking, shared names
     examples: list[dict[str, Any]] = field(default_factory=list)  # the approved pairs the prompts showed
+    example_statements: list[tuple[str, str]] = field(default_factory=list)  # their (question, SQL as shown)
     rewrites: list[str] = field(default_factory=list)  # statements kb's defect messages wrote (Defect.rewrite)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -1110,7 +1112,8 @@ class SQLEngine(CustomQueryEngine):
         if self.examples is None:
             return ""
         text, shown = format_examples(self.examples(question), self.guard, token_counter(self.llm))
-        outcome.examples = [example.to_dict() for example in shown]
+        outcome.examples = [example.to_dict() for example, _ in shown]
+        outcome.example_statements = [(example.question, sql) for example, sql in shown]
         return text
 
     def _copies_a_pair(self, question: str, chosen: Statement, outcome: SQLOutcome) -> bool:
@@ -1118,15 +1121,9 @@ class SQLEngine(CustomQueryEngine):
         showed for another question: the model copied the pair instead of writing for its question.
         The engine then puts it to candidates written without the pairs (:meth:`compute`)."""
         asked = " ".join(question.split()).casefold()
-        for example in outcome.examples:
-            if " ".join(str(example["question"]).split()).casefold() == asked:
-                continue
-            try:
-                if self.guard.check(str(example["sql"])).sql == chosen.sql:
-                    return True
-            except SQLRefused:
-                continue
-        return False
+        return any(
+            sql == chosen.sql and " ".join(pair.split()).casefold() != asked for pair, sql in outcome.example_statements
+        )
 
     def compute(self, question: str, clock: Optional[Stopwatch] = None) -> SQLOutcome:
         """Write, check and run (and correct) the SQL for ``question``; no answer is written yet.
