@@ -726,3 +726,76 @@ def test_a_join_that_multiplies_rows_and_is_read_nowhere_is_a_defect(db, campus_
 )
 def test_joins_that_are_read_or_do_not_multiply_are_left_alone(campus_schema, sql):
     assert defects(sql, campus_schema) == []
+
+
+# A supplier offers many parts, a part is offered by many suppliers (part_supplier, keyed by both); a
+# line names the offer it was bought under by both columns, and declares nothing else.
+COMPOSITE_SCHEMA = (
+    "CREATE TABLE part (id INT PRIMARY KEY, name VARCHAR(40))",
+    "CREATE TABLE supplier (id INT PRIMARY KEY, name VARCHAR(40))",
+    "CREATE TABLE part_supplier (part_id INT, supplier_id INT, cost DECIMAL(8,2), PRIMARY KEY (part_id, supplier_id), "
+    "FOREIGN KEY (part_id) REFERENCES part(id), FOREIGN KEY (supplier_id) REFERENCES supplier(id))",
+    "CREATE TABLE supplier_contact (supplier_id INT, contact_no INT, phone VARCHAR(20), "
+    "PRIMARY KEY (supplier_id, contact_no), FOREIGN KEY (supplier_id) REFERENCES supplier(id))",
+    "CREATE TABLE line (order_id INT, line_no INT, part_id INT, supplier_id INT, quantity INT, "
+    "PRIMARY KEY (order_id, line_no), "
+    "FOREIGN KEY (part_id, supplier_id) REFERENCES part_supplier(part_id, supplier_id))",
+    "INSERT INTO part VALUES (1, 'bolt'), (2, 'nut')",
+    "INSERT INTO supplier VALUES (1, 'Acme'), (2, 'Bolt Co')",
+    "INSERT INTO part_supplier VALUES (1, 1, 2.00), (1, 2, 3.00), (2, 1, 1.00)",
+    "INSERT INTO line VALUES (1, 1, 1, 1, 10), (1, 2, 1, 2, 5), (2, 1, 2, 1, 7)",
+)
+COMPOSITE_TABLES = ["part", "supplier", "part_supplier", "supplier_contact", "line"]
+
+
+@pytest.fixture
+def composite_schema(db) -> SchemaDescriber:
+    return described(db, COMPOSITE_SCHEMA, COMPOSITE_TABLES)
+
+
+def test_a_composite_reference_is_one_constraint_and_each_column_references_what_its_target_does(composite_schema):
+    line = composite_schema.table("line")
+    assert [(r.columns, r.table, r.referenced) for r in line.composite_references] == [
+        (("part_id", "supplier_id"), "part_supplier", ("part_id", "supplier_id"))
+    ]
+    columns = {c.name: c for c in line.columns}
+    assert columns["part_id"].references == ("part", "id")  # part_supplier.part_id references part(id)
+    assert columns["supplier_id"].references == ("supplier", "id")
+    ddl = composite_schema.describe("line")
+    assert "FOREIGN KEY (part_id, supplier_id) REFERENCES part_supplier(part_id, supplier_id)" in ddl
+    assert "part_id INT REFERENCES part(id)" in ddl
+    assert "REFERENCES part_supplier(part_id)" not in ddl  # never half of the key as if it were a key
+
+
+def test_a_join_on_part_of_a_composite_reference_gets_the_rest_of_the_key(composite_schema, db):
+    partial = "SELECT SUM(l.quantity * ps.cost) FROM line l JOIN part_supplier ps ON ps.part_id = l.part_id"
+    found = defects(partial, composite_schema)
+    assert [d.check for d in found] == ["part of a composite reference"]
+    assert "reference part_supplier by (part_id, supplier_id) together" in found[0]
+    whole = suggested_statement(found[0])
+    assert whole.endswith("ON ps.part_id = l.part_id AND ps.supplier_id = l.supplier_id")
+    assert defects(whole, composite_schema) == []
+    assert db.fetchall(partial)[0][0] > db.fetchall(whole)[0][0] == 2 * 10 + 3 * 5 + 1 * 7  # each line once
+
+    in_where = "SELECT SUM(L.quantity) FROM line L, part_supplier ps WHERE L.part_id = ps.part_id AND ps.cost > 1"
+    found = defects(in_where, composite_schema)
+    assert len(found) == 1 and suggested_statement(found[0]).endswith("AND ps.supplier_id = L.supplier_id")
+    db.fetchall(suggested_statement(found[0]))  # the alias as written: the server tells L from l
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT SUM(l.quantity * ps.cost) FROM line l JOIN part_supplier ps "
+        "ON ps.part_id = l.part_id AND ps.supplier_id = l.supplier_id",
+        "SELECT SUM(l.quantity) FROM line l, part_supplier ps WHERE ps.supplier_id = l.supplier_id "
+        "AND l.part_id = ps.part_id",
+        "SELECT p.name, SUM(l.quantity) FROM line l JOIN part p ON l.part_id = p.id GROUP BY p.id, p.name",  # the part
+        "SELECT s.name FROM line l JOIN supplier s ON s.id = l.supplier_id",
+        "SELECT p.name, ps.cost FROM part_supplier ps JOIN part p ON p.id = ps.part_id",  # a one-column reference
+        "SELECT c.phone FROM part_supplier ps JOIN supplier_contact c ON c.supplier_id = ps.supplier_id",  # siblings
+        "SELECT COUNT(*) FROM line a JOIN line b ON a.part_id = b.part_id",  # no table it references
+    ],
+)
+def test_joins_along_a_whole_composite_reference_or_its_single_columns_have_no_defect(composite_schema, sql):
+    assert defects(sql, composite_schema) == []

@@ -1490,3 +1490,31 @@ def test_each_result_check_sends_its_statement_back_and_leaves_the_right_one_alo
     answer = sql_answer(engine, question)
     assert len(answer.attempts) == 1 and not answer.attempts[0].error and answer.sql == engine.guard.check(right).sql
     assert not any("Write a corrected statement" in prompt for prompt in llm.prompts)
+
+
+def test_a_join_on_half_of_a_composite_reference_goes_back_and_the_right_join_answers_untouched(db):
+    """The line references an offer by (part, supplier); the model's join by the part alone counts each
+    line once per supplier of its part. kb's check sends it back with the whole key; the join of the
+    line's part to the part table is left alone (it is what ``part_supplier.part_id`` references)."""
+    from test_sql_defects import COMPOSITE_SCHEMA, COMPOSITE_TABLES
+
+    for statement in COMPOSITE_SCHEMA:
+        db.execute(statement)
+    database = db.fetchall("SELECT DATABASE()")[0][0]
+    question = "What did the ordered lines cost?"
+    half = "SELECT SUM(l.quantity * ps.cost) AS spent FROM line l JOIN part_supplier ps ON ps.part_id = l.part_id"
+    whole = half + " AND ps.supplier_id = l.supplier_id"
+    engine = SQLEngine(
+        ScriptedLLM([half, whole, "Answer."]), db, database=database, tables=COMPOSITE_TABLES, candidates=1
+    )
+    answer = sql_answer(engine, question)
+    assert answer.attempts[0].error.startswith("it ran, but it pairs line with part_supplier on l.part_id = ps.part_id")
+    assert answer.sql == engine.guard.check(whole).sql and float(answer.rows[0]["spent"]) == 42.0
+
+    by_part = "SELECT p.name, SUM(l.quantity) AS n FROM line l JOIN part p ON l.part_id = p.id GROUP BY p.id, p.name"
+    llm = ScriptedLLM([by_part, "Answer."])
+    engine = SQLEngine(llm, db, database=database, tables=COMPOSITE_TABLES, candidates=1)
+    answer = sql_answer(engine, "How many of each part were ordered?")
+    assert len(answer.attempts) == 1 and answer.attempts[0].error is None
+    assert sorted((r["name"], int(r["n"])) for r in answer.rows) == [("bolt", 15), ("nut", 7)]
+    assert "FOREIGN KEY (part_id, supplier_id) REFERENCES part_supplier(part_id, supplier_id)" in llm.prompts[0]

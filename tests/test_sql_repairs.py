@@ -314,3 +314,44 @@ def test_a_column_named_without_its_tables_prefix_gets_the_prefix(prefixed, db, 
 def test_no_prefix_is_guessed_where_the_schema_does_not_decide_it(prefixed, sql):
     statement, column = sql.split("|")
     assert prefixed.add_missing_join(statement, f"(1054, \"Unknown column '{column}' in 'field list'\")") is None
+
+
+@pytest.fixture
+def trade(db) -> StatementRepairs:
+    """A line belongs to an order (whose customer has a nation) and was supplied by a supplier (who has
+    a nation too): a line's nation is one of two different rows."""
+    for statement in (
+        "CREATE TABLE nation (id INT PRIMARY KEY, name VARCHAR(40))",
+        "CREATE TABLE customer (id INT PRIMARY KEY, nation_id INT, FOREIGN KEY (nation_id) REFERENCES nation(id))",
+        "CREATE TABLE supplier (id INT PRIMARY KEY, nation_id INT, FOREIGN KEY (nation_id) REFERENCES nation(id))",
+        "CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT, FOREIGN KEY (customer_id) REFERENCES customer(id))",
+        "CREATE TABLE line (id INT PRIMARY KEY, order_id INT, supplier_id INT, price DECIMAL(8,2), "
+        "FOREIGN KEY (order_id) REFERENCES orders(id), FOREIGN KEY (supplier_id) REFERENCES supplier(id))",
+    ):
+        db.execute(statement)
+    database = db.fetchall("SELECT DATABASE()")[0][0]
+    return StatementRepairs(SchemaDescriber(db, database, ["nation", "customer", "supplier", "orders", "line"]))
+
+
+def test_a_column_reached_along_several_chains_is_not_repaired_and_the_hint_lists_the_chains(trade):
+    """``l.name`` is the nation's: the supplier's or the customer's, which only the question says. kb
+    writes no join; the hint gives both chains."""
+    sql = "SELECT l.name, SUM(l.price) FROM line l GROUP BY l.name"
+    error = unknown("l.name")
+    assert trade.add_missing_join(sql, error) is None
+    hint = trade.hint_for(error, ["line"], sql)
+    assert "From line, nation is reached in 2 ways, each a different nation row" in hint
+    assert "JOIN supplier ON supplier.id = line.supplier_id JOIN nation ON nation.id = supplier.nation_id" in hint
+    assert (
+        "JOIN orders ON orders.id = line.order_id JOIN customer ON customer.id = orders.customer_id "
+        "JOIN nation ON nation.id = customer.nation_id" in hint
+    )
+
+
+def test_a_column_reached_along_one_chain_of_the_rows_own_keys_is_still_repaired(trade, db):
+    """From orders, the nation is only the customer's: one chain, so kb joins it."""
+    sql = "SELECT o.id FROM orders o WHERE o.name = 'Japan'"
+    repaired = trade.add_missing_join(sql, unknown("o.name"))
+    assert repaired is not None and "JOIN customer ON customer.id = o.customer_id" in repaired
+    assert "JOIN nation ON nation.id = customer.nation_id" in repaired
+    db.fetchall(repaired)

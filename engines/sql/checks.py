@@ -53,14 +53,25 @@ figure.
   The message gives the statement comparing ``DATE(column)``. It does not fire on a ``DATE`` column,
   on a ``DATETIME`` column whose values are all at midnight, on a bound with a time, on ``<`` or
   ``>=`` a date (right as written), or on ``DATE(column)``.
+* **part of a composite reference** (:func:`_part_of_a_composite_reference`, with the schema): a
+  table whose foreign key has several columns (``line (part_id, supplier_id) REFERENCES
+  part_supplier (part_id, supplier_id)``) is paired with the table it references by some of those
+  columns and not the others (``ON ps.part_id = l.part_id``): each line meets every supplier of its
+  part, and counts and sums are multiplied. The message gives the statement with the missing
+  equalities added where the first one is (the join's ``ON``, or the ``WHERE`` clause). It does not
+  fire when every column of the key is paired (in ``ON`` or ``WHERE``), on a join to another table
+  (the line's ``part_id`` alone references ``part(id)`` when ``part_supplier.part_id`` does:
+  :mod:`kb.engines.sql.schema`), or on a table whose composite key no other table references.
 * **keys that do not belong together** (:func:`_unrelated_keys`, with the schema): an equality between
   columns of two different tables where one side references a table (a declared foreign key, or one
   inferred from its name: :mod:`kb.engines.sql.schema`) and the other is the primary key of a
   *different* table (``Customer.SupportRepId = Customer2.CustomerId`` when SupportRepId references
-  Employee), or where both sides are primary keys of two tables neither of which references the other
-  (``orders.id = customers.id``). Such a join pairs rows by coincidence of numbers. It does not fire
-  on a join along a key (``o.customer_id = c.id``), on two keys referencing the same table
-  (``o.customer_id = t.customer_id``), on columns that are not keys (``c.city = s.city``), on a
+  Employee), or where both sides are the whole one-column primary keys of two tables neither of which
+  references the other (``orders.id = customers.id``). Such a join pairs rows by coincidence of
+  numbers. It does not fire on a join along a key (``o.customer_id = c.id``; a column of a composite
+  reference alone references what its target column does: :mod:`kb.engines.sql.schema`), on two keys
+  referencing the same table (``o.customer_id = t.customer_id``, or two composite keys' columns:
+  ``ps.supplier_id = sc.supplier_id``), on columns that are not keys (``c.city = s.city``), on a
   self-join, or on a column it cannot place in exactly one table of the statement.
 * **a text compared with a value its column does not hold but another column does**
   (:func:`_value_of_another_column`, with the schema's lists of values: :attr:`Column.values`, every
@@ -160,7 +171,7 @@ from kb.engines.sql.english import (
     words,
 )
 from kb.engines.sql.guard import parse_statement
-from kb.engines.sql.schema import Column, SchemaDescriber, StatementScope, Table
+from kb.engines.sql.schema import Column, SchemaDescriber, StatementScope, Table, conjuncts
 
 
 class Defect(str):
@@ -266,8 +277,8 @@ def _unrelated_keys(scope: StatementScope) -> list[str]:
         if mismatch:
             found.append(mismatch)
         elif (
-            a[1].primary
-            and b[1].primary
+            a[0].key == [a[1]]  # the whole key of each table: a column of a composite key is not
+            and b[0].key == [b[1]]  # a row's own key (dept_emp.emp_no = salaries.emp_no is a join)
             and _references(a[1]) != b[0].name.lower()
             and _references(b[1]) != a[0].name.lower()
         ):
@@ -739,11 +750,8 @@ def _fixed_by_equality(select: exp.Select) -> list[exp.Column]:
     """The columns the WHERE clause of ``select`` fixes to one literal (``country = 'Japan'``, joined
     to the rest with AND): one value whichever row the server meets."""
     where = select.args.get("where")
-    if where is None:
-        return []
-    conditions = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
     fixed = []
-    for condition in conditions:
+    for condition in conjuncts(where.this if where is not None else None):
         if isinstance(condition, exp.EQ):
             for side, other in ((condition.this, condition.expression), (condition.expression, condition.this)):
                 if isinstance(side, exp.Column) and isinstance(other, exp.Literal):
@@ -952,8 +960,7 @@ def _counts_of_one(scope: StatementScope) -> list[str]:
             placed = scope.place(key) if isinstance(key, exp.Column) else None
             if (
                 placed is not None
-                and placed[1].primary
-                and sum(c.primary for c in placed[0].columns) == 1
+                and placed[0].key == [placed[1]]
                 and placed[0].name.lower() == source.this.name.lower()
             ):
                 found.append(
@@ -963,6 +970,86 @@ def _counts_of_one(scope: StatementScope) -> list[str]:
                     f"are counted"
                 )
                 break
+    return found
+
+
+def _instances(select: exp.Select, scope: StatementScope) -> dict[str, Table]:
+    """The schema's tables a SELECT reads itself (its FROM and joins, not its subqueries), by the name
+    the statement calls each (alias or table name, as written: an alias's case matters to the server)."""
+    found = {}
+    for source in [select.args.get("from_"), *(select.args.get("joins") or [])]:
+        table = source.this if source is not None else None
+        if isinstance(table, exp.Table) and table.name.lower() in scope.tables:
+            found[table.alias_or_name] = scope.schema.table(scope.tables[table.name.lower()])
+    return found
+
+
+def _instance_of(column: exp.Column, instances: dict[str, Table]) -> Optional[str]:
+    """The name of the table instance (:func:`_instances`) a column belongs to: its qualifier, or the
+    one instance whose table has it; None when that is not exactly one."""
+    if column.table:
+        return next((name for name in instances if name.lower() == column.table.lower()), None)
+    holders = [name for name, table in instances.items() if _has_column([table], column.name)]
+    return holders[0] if len(holders) == 1 else None
+
+
+def _equated(select: exp.Select, instances: dict[str, Table]) -> dict[tuple[str, str, str, str], Optional[int]]:
+    """The equalities of two columns in a SELECT's ``WHERE`` and its joins' ``ON`` (outer joins
+    included: their ``ON`` pairs the rows they join), both ways round, as (instance, column, instance,
+    column), the columns' names in lower case, each with the position of the join whose ``ON`` has it (None: the ``WHERE``)."""
+    where = select.args.get("where")
+    conditions: list[tuple[Optional[int], exp.Expr]] = [(None, c) for c in conjuncts(where.this if where else None)]
+    for position, join in enumerate(select.args.get("joins") or []):
+        conditions += [(position, c) for c in conjuncts(join.args.get("on"))]
+    equal: dict[tuple[str, str, str, str], Optional[int]] = {}
+    for position, condition in conditions:
+        if not isinstance(condition, exp.EQ):
+            continue
+        left, right = condition.left, condition.right
+        if isinstance(left, exp.Column) and isinstance(right, exp.Column):
+            a, b = _instance_of(left, instances), _instance_of(right, instances)
+            if a and b:
+                equal.setdefault((a, left.name.lower(), b, right.name.lower()), position)
+                equal.setdefault((b, right.name.lower(), a, left.name.lower()), position)
+    return equal
+
+
+def _part_of_a_composite_reference(scope: StatementScope) -> list[Defect]:
+    """A table joined to the table a composite foreign key of its references by some of the key's
+    columns and not the others (``line JOIN part_supplier ps ON ps.part_id = line.part_id`` where the
+    line references ``part_supplier(part_id, supplier_id)``; the module's docstring); the rewrite adds
+    the missing equalities to the join's ``ON``."""
+    found: list[Defect] = []
+    for index, select in enumerate(scope.tree.find_all(exp.Select)):
+        instances = _instances(select, scope)
+        equal = _equated(select, instances)
+        for own, table in instances.items():
+            for reference in table.composite_references:
+                for other, target in instances.items():
+                    if target.name.lower() != reference.table.lower() or other == own:
+                        continue
+                    pairs = list(zip(reference.columns, reference.referenced))
+                    held = [(c, r) for c, r in pairs if (own, c.lower(), other, r.lower()) in equal]
+                    if not held or len(held) == len(pairs):
+                        continue
+                    missing = [(c, r) for c, r in pairs if (c, r) not in held]
+                    said = " AND ".join(f"{other}.{r} = {own}.{c}" for c, r in missing)
+                    message = (
+                        f"it pairs {table.name} with {target.name} on "
+                        f"{', '.join(f'{own}.{c} = {other}.{r}' for c, r in held)} alone, but {table.name}'s rows "
+                        f"reference {target.name} by ({', '.join(reference.columns)}) together: each {table.name} row "
+                        f"meets every {target.name} row of the same {held[0][1]}, so counts and sums are multiplied; "
+                        f"add {said}"
+                    )
+                    position = equal[(own, held[0][0].lower(), other, held[0][1].lower())]
+                    rewritten = scope.tree.copy()
+                    copied = list(rewritten.find_all(exp.Select))[index]
+                    if position is None:  # the equality is the WHERE clause's: the others go there too
+                        copied.where(said, dialect="mysql", copy=False)
+                    else:
+                        join = copied.args["joins"][position]
+                        join.set("on", exp.and_(join.args["on"], exp.condition(said, dialect="mysql")))
+                    found.append(_suggesting(message, rewritten))
     return found
 
 
@@ -1024,6 +1111,13 @@ CHECKS: tuple[Check, ...] = (
         True,
         "a column holding times of day compared with a bare date by BETWEEN, <=, = or >",
         lambda i: _time_bounded_by_a_date(_scoped(i)),
+    ),
+    Check(
+        "part of a composite reference",
+        "statement",
+        True,
+        "a table joined to the table its composite foreign key references by only some of the key's columns",
+        lambda i: _part_of_a_composite_reference(_scoped(i)),
     ),
     Check(
         "unrelated keys",

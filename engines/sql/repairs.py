@@ -17,7 +17,11 @@ always the server's "Unknown column" for a statement that could not run, never t
   it, or with its table's name where the statement gave that table an alias (``products.name`` beside
   ``products AS p``): the qualifier is corrected;
 * otherwise the join along the foreign keys to the one nearest table that has the column is added
-  (placed before the join whose ON clause needed it);
+  (placed before the join whose ON clause needed it), along the one chain that reaches it
+  (:meth:`StatementRepairs.chains_to`: followed from the referencing side where there is such a
+  chain, each row's order, that order's customer; of several, the one made only of foreign keys named
+  after what they reference). Where several chains remain (a line's nation: its supplier's, or its
+  order's customer's), which row is meant is the question's: no repair, and the hint lists the chains;
 * no table has the column, and exactly one of the tables it may come from (its qualifier's, or the
   query's) has it with that table's prefix (``l.extended_price`` where most of lineitem's columns
   begin ``l_`` and it has ``l_extended_price``): the prefixed name takes its place.
@@ -47,34 +51,17 @@ from sqlglot import exp
 from kb.engines.sql.checks import defects
 from kb.engines.sql.english import noun_forms
 from kb.engines.sql.guard import parse_statement, table_named
-from kb.engines.sql.schema import Column, SchemaDescriber, Table
+from kb.engines.sql.schema import Column, Equalities, SchemaDescriber, Table
 
 _FURTHER_REPAIRS = 3  # other unknown columns of the same statement repaired in one attempt
+_FORWARD_STEPS = 4  # the longest chain of many-to-one foreign keys a repair follows
+_LISTED_CHAINS = 3  # the chains a hint lists when several reach the table that has the column
+Edge = tuple[str, str, str, str]  # one step along a foreign key: (table, column, other table, its column)
 _UNKNOWN_COLUMN = re.compile(r"Unknown column '(?:([^'.]+)\.)?([^'.]+)'", re.I)
 _AMBIGUOUS_COLUMN = re.compile(r"Column '([^'.]+)' in .* is ambiguous", re.I)
 _UNKNOWN_TABLE = re.compile(
     r"table '([^']+)' is not one of the allowed tables|Table '[^'.]*\.?([^']+)' doesn't exist", re.I
 )
-
-
-def conjuncts(condition: Optional[exp.Expr]) -> list[exp.Expr]:
-    """The parts of ``condition`` joined by AND (the whole condition when it has no AND)."""
-    if condition is None:
-        return []
-    if isinstance(condition, exp.Paren):
-        return conjuncts(condition.this)
-    if isinstance(condition, exp.And):
-        return conjuncts(condition.left) + conjuncts(condition.right)
-    return [condition]
-
-
-def inner_join(join: exp.Join) -> bool:
-    """Whether ``join`` is an inner join (``JOIN``, ``INNER JOIN``): no side, no CROSS, no USING."""
-    return (
-        not join.args.get("side")
-        and (join.args.get("kind") or "INNER").upper() == "INNER"
-        and not join.args.get("using")
-    )
 
 
 def _joins_nothing(sql: str) -> bool:
@@ -100,40 +87,6 @@ def _joins_nothing(sql: str) -> bool:
     return False
 
 
-ColumnKey = tuple[str, str]  # (qualifier, name) in lower case
-
-
-class Equalities:
-    """The equalities of a SELECT's ``WHERE`` and of its inner joins' ``ON`` (which hold for every row
-    it returns): the columns they tie together."""
-
-    def __init__(self, select: exp.Select) -> None:
-        where = select.args.get("where")
-        conditions = conjuncts(where.this if where is not None else None)
-        for join in select.args.get("joins") or []:
-            if inner_join(join):  # its ON holds for every row
-                conditions += conjuncts(join.args.get("on"))
-        self.equal: dict[ColumnKey, set[ColumnKey]] = {}  # a column -> the columns an equality pairs it with
-        for condition in conditions:
-            left, right = (condition.left, condition.right) if isinstance(condition, exp.EQ) else (None, None)
-            if isinstance(left, exp.Column) and isinstance(right, exp.Column):
-                self.equal.setdefault(self.key(left), set()).add(self.key(right))
-                self.equal.setdefault(self.key(right), set()).add(self.key(left))
-
-    @staticmethod
-    def key(column: exp.Column) -> ColumnKey:
-        return column.table.lower(), column.name.lower()
-
-    def tied(self, start: ColumnKey) -> set[ColumnKey]:
-        """The columns the equalities make equal to ``start`` in every row, ``start`` included."""
-        reached, frontier = {start}, [start]
-        while frontier:
-            for other in self.equal.get(frontier.pop(), set()) - reached:
-                reached.add(other)
-                frontier.append(other)
-        return reached
-
-
 class StatementRepairs:
     """The repairs for one schema (read through its :class:`SchemaDescriber`, which caches it)."""
 
@@ -147,10 +100,10 @@ class StatementRepairs:
     def table(self, name: str) -> Table:
         return self.schema.table(name)
 
-    def _edges(self, named_only: bool = False) -> dict[str, list[tuple[str, str, str, str]]]:
+    def _edges(self, named_only: bool = False) -> dict[str, list[Edge]]:
         """Each table's foreign keys, both ways: (table, column, other table, its column); with
         ``named_only``, only those named after what they reference (:func:`_named_after_target`)."""
-        edges: dict[str, list[tuple[str, str, str, str]]] = {t: [] for t in self.tables}
+        edges: dict[str, list[Edge]] = {t: [] for t in self.tables}
         for t in self.tables:
             for col in self.table(t).columns:
                 if named_only and not _named_after_target(col):
@@ -161,14 +114,14 @@ class StatementRepairs:
                     edges[ref_table].append((ref_table, ref_col, t, col.name))
         return edges
 
-    def _chains(self, start: str, goal: str, named_only: bool = False) -> tuple[list[tuple[str, str, str, str]], int]:
+    def _chains(self, start: str, goal: str, named_only: bool = False) -> tuple[list[Edge], int]:
         """The shortest chain of foreign keys from ``start`` to ``goal`` ((table, column, ref_table,
         ref_column) steps; empty: none, or start is goal) and how many different shortest chains there
         are (0: none). One breadth-first search, layer by layer, so every chain of a layer is counted.
         ``named_only``: through foreign keys named after what they reference only."""
         edges = self._edges(named_only)
         distance, count = {start: 0}, {start: 1}
-        previous: dict[str, tuple[str, tuple[str, str, str, str]]] = {}
+        previous: dict[str, tuple[str, Edge]] = {}
         frontier = [start]
         while frontier and goal not in distance:
             reached: list[str] = []
@@ -189,9 +142,78 @@ class StatementRepairs:
             path.append(edge)
         return path[::-1], count[goal]
 
-    def _join_path(self, start: str, goal: str) -> list[tuple[str, str, str, str]]:
-        """The shortest chain of foreign keys from ``start`` to ``goal`` (:meth:`_chains`)."""
-        return self._chains(start, goal)[0]
+    def _forward_chains(self, start: str, goal: str) -> list[list[Edge]]:
+        """Every chain of foreign keys followed from the referencing side only (each step many-to-one:
+        the row's order, that order's customer, that customer's nation) from ``start`` to ``goal``, of
+        at most ``_FORWARD_STEPS`` steps, no table twice. Each is one meaning of "``start``'s ``goal``"."""
+        chains: list[list[Edge]] = []
+
+        def follow(here: str, chain: list[Edge], seen: set[str]) -> None:
+            if here == goal and chain:
+                chains.append(chain)
+                return
+            if len(chain) == _FORWARD_STEPS:
+                return
+            for col in self.table(here).columns:
+                target = col.references[0] if col.references else None
+                if target in self.tables and target not in seen:
+                    follow(target, [*chain, (here, col.name, target, col.references[1])], seen | {target})
+
+        follow(start, [], {start})
+        return chains
+
+    def chains_to(self, start: str, goal: str) -> tuple[Optional[list[Edge]], list[list[Edge]]]:
+        """The chain of foreign keys a repair joins ``goal`` from ``start`` along, and the chains it had
+        to choose from. Where ``start``'s rows each reach one ``goal`` row by foreign keys followed from
+        the referencing side (:meth:`_forward_chains`), those chains are the meanings; otherwise the
+        shortest chains either way (:meth:`_chains`). Of several, the one made only of foreign keys
+        named after what they reference (:func:`_named_after_target`: an appointment's ``doctor_id``,
+        not its ``referred_by_id``) if exactly one is; else none (None): a line's nation may be its
+        supplier's or its customer's, which is the question's to say."""
+        forward = self._forward_chains(start, goal)
+        if forward:
+            shortest = min(len(chain) for chain in forward)
+            chains = sorted(forward, key=len)
+        else:
+            path, count = self._chains(start, goal)
+            if not path:
+                return None, []
+            shortest, chains = len(path), [path] if count == 1 else self._all_shortest(start, goal, len(path))
+        if len(chains) == 1:
+            return chains[0], chains
+        named = [chain for chain in chains if all(self._named(edge) for edge in chain)]
+        if len(named) == 1 and (forward or len(named[0]) == shortest):
+            return named[0], chains
+        return None, chains
+
+    def _all_shortest(self, start: str, goal: str, length: int) -> list[list[Edge]]:
+        """The chains of foreign keys of ``length`` steps either way from ``start`` to ``goal``, no table
+        twice (at most ``_LISTED_CHAINS * 2``: enough to tell one from several and to list a few)."""
+        edges = self._edges()
+        chains: list[list[Edge]] = []
+
+        def follow(here: str, chain: list[Edge], seen: set[str]) -> None:
+            if len(chains) >= _LISTED_CHAINS * 2:
+                return
+            if here == goal:
+                chains.append(chain)
+                return
+            if len(chain) < length:
+                for edge in edges.get(here, []):
+                    if edge[2] not in seen:
+                        follow(edge[2], [*chain, edge], seen | {edge[2]})
+
+        follow(start, [], {start})
+        return [chain for chain in chains if len(chain) == length]
+
+    def _named(self, edge: Edge) -> bool:
+        """Whether the foreign key of a step is named after what it references, whichever way the step goes."""
+        here, here_col, there, there_col = edge
+        own = self._column(here, here_col)
+        if own is not None and own.references and own.references[0] == there:
+            return _named_after_target(own)
+        other = self._column(there, there_col)
+        return other is not None and _named_after_target(other)
 
     def hint_for(self, error: str, used_tables: Sequence[str], sql: str = "") -> str:
         """What to say besides the error: where an unknown column lives and the join that reaches it
@@ -212,29 +234,40 @@ class StatementRepairs:
             return f"There is no column {column} in any table; use only the columns listed above."
         wrong = table_named(sql, qualifier) if qualifier and sql else None
         starts = [wrong] if wrong else [t for t in used_tables if t not in owners]
-        best: Optional[tuple[str, str, list[tuple[str, str, str, str]]]] = None
+        best: Optional[tuple[str, str, list[list[Edge]]]] = None  # start, owner, the chains to choose from
         for start in starts:
             for owner in owners:
-                path = self._join_path(start, owner)
-                if path and (best is None or len(path) < len(best[2])):
-                    best = (start, owner, path)
+                path, chains = self.chains_to(start, owner)
+                chains = [path] if path else chains
+                if chains and (best is None or len(chains[0]) < len(best[2][0])):
+                    best = (start, owner, chains)
         hint = f"{column} is a column of {', '.join(owners)}" + (f", not of {wrong}" if wrong else "") + "."
         if best:
-            joins = " ".join(f"JOIN {b} ON {b}.{bc} = {a}.{ac}" for a, ac, b, bc in best[2])
-            hint += f" From {best[0]}: {joins}, then use {best[1]}.{column}."
+            start, owner, chains = best
+            ways = ["JOIN " + " JOIN ".join(f"{b} ON {b}.{bc} = {a}.{ac}" for a, ac, b, bc in c) for c in chains]
+            if len(ways) == 1:
+                hint += f" From {start}: {ways[0]}, then use {owner}.{column}."
+            else:
+                hint += (
+                    f" From {start}, {owner} is reached in {len(ways)} ways, each a different {owner} row: "
+                    + "; or ".join(ways[:_LISTED_CHAINS])
+                    + f". Join the one the question means, then use {owner}.{column}."
+                )
         return hint
 
-    def _nearest_owner(self, start: str, column: str) -> Optional[tuple[str, list[tuple[str, str, str, str]]]]:
-        """The one table holding ``column`` that is fewest foreign keys away from ``start``, and the path."""
+    def _nearest_owner(self, start: str, column: str) -> Optional[tuple[str, list[Edge]]]:
+        """The one table holding ``column`` that is fewest foreign keys away from ``start``, and the one
+        chain to it (:meth:`chains_to`); None when two are equally near or the nearest is reached by
+        several chains: which one was meant is the model's call."""
         reachable = []
         for owner in self.tables:
             if owner != start and self._column(owner, column):
-                path = self._join_path(start, owner)
-                if path:
-                    reachable.append((len(path), owner, path))
+                path, chains = self.chains_to(start, owner)
+                if chains:
+                    reachable.append((len(chains[0]), owner, path))
         reachable.sort(key=lambda r: r[0])
-        if not reachable or (len(reachable) > 1 and reachable[0][0] == reachable[1][0]):
-            return None  # none, or two equally near: which one was meant is the model's call
+        if not reachable or (len(reachable) > 1 and reachable[0][0] == reachable[1][0]) or not reachable[0][2]:
+            return None
         return reachable[0][1], reachable[0][2]
 
     def add_missing_join(self, sql: str, error: str) -> Optional[str]:
@@ -406,9 +439,7 @@ class StatementRepairs:
             joins[:] = joins[: needing[0]] + joins[existing:] + joins[needing[0] : existing]
         return tree.sql(dialect="mysql")
 
-    def _own_link(
-        self, start: Any, owner: str, path: list[tuple[str, str, str, str]], outer: list[Any]
-    ) -> tuple[Any, list[tuple[str, str, str, str]]]:
+    def _own_link(self, start: Any, owner: str, path: list[Edge], outer: list[Any]) -> tuple[Any, list[Edge]]:
         """The table of the query to join ``owner`` from, and the chain: ``start`` (the table the column
         was taken from) and its ``path``, unless that chain passes through a role (a foreign key not
         named after what it references, :func:`_named_after_target`: ``projects.lead_no``) while exactly
@@ -459,12 +490,10 @@ class StatementRepairs:
             if (joined is not b_table and joined is not a_table) or join.side or join.kind not in ("", "INNER"):
                 return False  # an outer join keeps rows an inner chain would drop: the model's to mend
             earlier, later = (a_table, b_table) if joined is b_table else (b_table, a_table)
-            path, chains = self._chains(earlier.name, later.name)
-            if chains > 1:  # one of them along the tables' own references only (DoctorID, not ReferredByID)?
-                named, named_chains = self._chains(earlier.name, later.name, named_only=True)
-                path, chains = (named, 1) if named_chains == 1 and len(named) == len(path) else (path, chains)
-            if chains != 1:
+            chosen = self.chains_to(earlier.name, later.name)[0]
+            if chosen is None:
                 return False
+            path = chosen
             between = {edge[2] for edge in path[:-1]}
             used = {t.name for t in outer}
             if len(path) < 2 or between & used or not any(self._column(t, column) for t in between):

@@ -6,7 +6,12 @@ A small model writes joins and filters from what the prompt shows it, so each ta
 * table and column comments (what a column means, which date a window starts from);
 * foreign keys, declared or, where none are declared, inferred from ``<name>_id`` columns, written
   as ``REFERENCES other(id)`` on the column, so that a column living in another table is reached
-  by a JOIN instead of being invented;
+  by a JOIN instead of being invented. A key of several columns is a constraint of its own,
+  ``FOREIGN KEY (part_id, supplier_id) REFERENCES part_supplier(part_id, supplier_id)``: the line's
+  row is found by both columns together, never by one of them. Each column of such a key
+  references, alone, what the column it points to references alone (``part_supplier.part_id``
+  references ``part(id)``, so the line's ``part_id`` does too: every value it holds is a part's id),
+  or, where that column references nothing alone, what its own name says (``<name>_id``, as above);
 * the values of ENUM columns, and of short text columns with few distinct values (read from a
   bounded sample of rows, so describing a huge table stays cheap), so that ``country = 'DE'``
   is written instead of ``country = 'Germany'``;
@@ -90,11 +95,30 @@ class Column:
         return "number" if base in _NUMBER_TYPES else "text"
 
 
+@dataclass(frozen=True)
+class CompositeReference:
+    """A foreign key of several columns: ``columns`` hold, together, the ``referenced`` columns of one
+    row of ``table`` (``(part_id, supplier_id) -> part_supplier(part_id, supplier_id)``)."""
+
+    columns: tuple[str, ...]
+    table: str
+    referenced: tuple[str, ...]
+
+    def ddl(self) -> str:
+        return f"FOREIGN KEY ({', '.join(self.columns)}) REFERENCES {self.table}({', '.join(self.referenced)})"
+
+
 @dataclass
 class Table:
     name: str
     comment: str
     columns: list[Column]
+    composite_references: list[CompositeReference] = field(default_factory=list)
+
+    @property
+    def key(self) -> list[Column]:
+        """The columns of its primary key, in the table's order (several for a composite key)."""
+        return [c for c in self.columns if c.primary]
 
     def columns_of_kind(self, kind: str, but: str = "") -> list[str]:
         """The names of this table's columns of ``kind`` (:attr:`Column.kind`) that are not keys (a key
@@ -119,7 +143,7 @@ class Table:
         primary key has several columns, one of them a date or time (``PRIMARY KEY (emp_no, from_date)``:
         one row per employee and start), and exactly one other date or time column may be NULL (``to_date``:
         NULL while the period lasts, so the row in effect now is the one whose end is NULL)."""
-        keys = [c for c in self.columns if c.primary]
+        keys = self.key
         if len(keys) < 2 or not any(c.kind == "time" for c in keys):
             return None
         ends = [c for c in self.columns if not c.primary and c.kind == "time" and c.nullable]
@@ -129,8 +153,8 @@ class Table:
         """The table as a ``CREATE TABLE`` statement with the notes as comments. A key of one column is
         marked on that column; a key of several (``PRIMARY KEY (emp_no, from_date)``: many rows per
         ``emp_no``) is a constraint of its own, as a column marked ``PRIMARY KEY`` would say that column
-        alone tells the rows apart."""
-        keys = [col.name for col in self.columns if col.primary]
+        alone tells the rows apart; so is a foreign key of several columns (:class:`CompositeReference`)."""
+        keys = [col.name for col in self.key]
         definitions = []
         for col in self.columns:
             definition = f"  {col.name} {col.type_text}" + (" PRIMARY KEY" if col.primary and len(keys) == 1 else "")
@@ -139,6 +163,7 @@ class Table:
             definitions.append((definition, f"  -- {'; '.join(col.notes)}" if col.notes else ""))
         if len(keys) > 1:
             definitions.append((f"  PRIMARY KEY ({', '.join(keys)})", ""))
+        definitions += [(f"  {reference.ddl()}", "") for reference in self.composite_references]
         lines = [f"CREATE TABLE {self.name} (" + (f"  -- {self.comment}" if self.comment else "")]
         for i, (definition, note) in enumerate(definitions):
             lines.append(definition + ("," if i < len(definitions) - 1 else "") + note)
@@ -155,6 +180,37 @@ class SchemaDescriber:
         self._tables: dict[str, Table] = {}
         self._labels: dict[str, tuple[str, dict[str, str]]] = {}  # SchemaDescriber.labels, read on first use
         self._keys_holding: dict[tuple[str, str, str], Optional[frozenset[str]]] = {}  # SchemaDescriber.keys_holding
+        self._foreign_keys: Optional[dict[str, list[CompositeReference]]] = None  # SchemaDescriber._declared
+        self._describing: set[str] = set()  # tables being described: a cycle of composite references stops there
+
+    def _declared(self, table: str) -> list[CompositeReference]:
+        """The foreign keys the schema declares on ``table``, one- and several-column alike, in column
+        order; read for the whole database on first use (one query, not one per table)."""
+        if self._foreign_keys is None:
+            grouped: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+            for own, constraint, col, ref_table, ref_col in self._conn.fetchall(
+                "SELECT TABLE_NAME, CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME "
+                "FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = ? AND REFERENCED_TABLE_NAME IS NOT NULL "
+                "ORDER BY TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION",
+                (self.database,),
+            ):
+                grouped.setdefault((own, constraint), []).append((col, ref_table, ref_col))
+            self._foreign_keys = {}
+            for (own, _), parts in grouped.items():
+                self._foreign_keys.setdefault(own, []).append(
+                    CompositeReference(tuple(p[0] for p in parts), parts[0][1], tuple(p[2] for p in parts))
+                )
+        return self._foreign_keys.get(table, [])
+
+    def _implied_reference(self, reference: CompositeReference, column: str) -> Optional[tuple[str, str]]:
+        """What ``column``, one of a composite reference's columns, references alone: what the column it
+        points to references alone (``line.part_id`` -> ``part_supplier.part_id`` -> ``part(id)``); None
+        when that column references nothing alone, or its table is being described (a cycle)."""
+        if reference.table in self._describing or reference.table not in self.tables:
+            return None
+        target = reference.referenced[reference.columns.index(column)]
+        referenced = next((c for c in self.table(reference.table).columns if c.name == target), None)
+        return referenced.references if referenced is not None else None
 
     def _values(self, table: str, column: str) -> tuple[list[Any], bool, bool]:
         """The most frequent values of a column in a sample of rows; True when that is all of them; True
@@ -207,14 +263,24 @@ class SchemaDescriber:
     def table(self, name: str) -> Table:
         if name in self._tables:
             return self._tables[name]
+        self._describing.add(name)
+        try:
+            return self._described(name)
+        finally:
+            self._describing.discard(name)
+
+    def _described(self, name: str) -> Table:
         declared = {
-            col: (ref_table, ref_col)
-            for col, ref_table, ref_col in self._conn.fetchall(
-                "SELECT COLUMN_NAME, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
-                "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND REFERENCED_TABLE_NAME IS NOT NULL",
-                (self.database, name),
-            )
+            reference.columns[0]: (reference.table, reference.referenced[0])
+            for reference in self._declared(name)
+            if len(reference.columns) == 1
         }
+        composite = [reference for reference in self._declared(name) if len(reference.columns) > 1]
+        for reference in composite:  # a column of a composite key alone references what its target does
+            for col in reference.columns:
+                if col not in declared and (implied := self._implied_reference(reference, col)) is not None:
+                    declared[col] = implied
+        in_composite = {col for reference in composite for col in reference.columns}
         comment = self._conn.fetchall(
             "SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
             (self.database, name),
@@ -241,7 +307,7 @@ class SchemaDescriber:
             column.unique = key == "UNI"
             column.nullable = nullable == "YES"
             column.references = declared.get(col_name) or (
-                None if column.primary else self._inferred_reference(col_name, name)
+                None if column.primary and col_name not in in_composite else self._inferred_reference(col_name, name)
             )
             column.times_of_day = data_type in ("datetime", "timestamp") and self._has_times_of_day(name, col_name)
             if data_type in ("enum", "set"):
@@ -274,7 +340,7 @@ class SchemaDescriber:
                 if MAX_LISTED < distinct < rows:  # only the line above a question asking which row: the
                     for column in listed_names:  # schema text stays as it was for every other question
                         column.shared = key
-        self._tables[name] = Table(name, comment[0][0] if comment and comment[0][0] else "", columns)
+        self._tables[name] = Table(name, comment[0][0] if comment and comment[0][0] else "", columns, composite)
         return self._tables[name]
 
     def labels(self, name: str) -> tuple[str, dict[str, str]]:
@@ -343,6 +409,60 @@ class SchemaDescriber:
                 names = " and ".join(f"{name}.{column.name}" for column in shared)
                 lines.append(f"Rows can share a {names}: group by {name}.{shared[0].shared}.")
         return " ".join(lines)
+
+
+def conjuncts(condition: Optional[exp.Expr]) -> list[exp.Expr]:
+    """The parts of ``condition`` joined by AND (the whole condition when it has no AND)."""
+    if condition is None:
+        return []
+    if isinstance(condition, exp.Paren):
+        return conjuncts(condition.this)
+    if isinstance(condition, exp.And):
+        return conjuncts(condition.left) + conjuncts(condition.right)
+    return [condition]
+
+
+def inner_join(join: exp.Join) -> bool:
+    """Whether ``join`` is an inner join (``JOIN``, ``INNER JOIN``): no side, no CROSS, no USING."""
+    return (
+        not join.args.get("side")
+        and (join.args.get("kind") or "INNER").upper() == "INNER"
+        and not join.args.get("using")
+    )
+
+
+ColumnKey = tuple[str, str]  # (qualifier, name) in lower case
+
+
+class Equalities:
+    """The equalities of a SELECT's ``WHERE`` and of its inner joins' ``ON`` (which hold for every row
+    it returns): the columns they tie together."""
+
+    def __init__(self, select: exp.Select) -> None:
+        where = select.args.get("where")
+        conditions = conjuncts(where.this if where is not None else None)
+        for join in select.args.get("joins") or []:
+            if inner_join(join):  # its ON holds for every row
+                conditions += conjuncts(join.args.get("on"))
+        self.equal: dict[ColumnKey, set[ColumnKey]] = {}  # a column -> the columns an equality pairs it with
+        for condition in conditions:
+            left, right = (condition.left, condition.right) if isinstance(condition, exp.EQ) else (None, None)
+            if isinstance(left, exp.Column) and isinstance(right, exp.Column):
+                self.equal.setdefault(self.key(left), set()).add(self.key(right))
+                self.equal.setdefault(self.key(right), set()).add(self.key(left))
+
+    @staticmethod
+    def key(column: exp.Column) -> ColumnKey:
+        return column.table.lower(), column.name.lower()
+
+    def tied(self, start: ColumnKey) -> set[ColumnKey]:
+        """The columns the equalities make equal to ``start`` in every row, ``start`` included."""
+        reached, frontier = {start}, [start]
+        while frontier:
+            for other in self.equal.get(frontier.pop(), set()) - reached:
+                reached.add(other)
+                frontier.append(other)
+        return reached
 
 
 class StatementScope:
