@@ -799,3 +799,33 @@ def test_a_join_on_part_of_a_composite_reference_gets_the_rest_of_the_key(compos
 )
 def test_joins_along_a_whole_composite_reference_or_its_single_columns_have_no_defect(composite_schema, sql):
     assert defects(sql, composite_schema) == []
+
+
+def test_ids_the_question_asks_for_by_their_columns_name_are_the_rows_asked(keyed_schema):
+    """ "Which customers ...? Give their ids." names the column selected: no defect; without that
+    sentence the ids answer "which customers" and the check fires."""
+    sql = "SELECT customer_id FROM invoices GROUP BY customer_id HAVING COUNT(*) > 1"
+    assert (
+        defects(sql, keyed_schema, question="Which customers have more than one invoice? Give their customer ids.")
+        == []
+    )
+    found = defects(sql, keyed_schema, question="Which customers have more than one invoice?")
+    assert [d.check for d in found] == ["not the rows asked"]
+
+
+def test_a_code_of_an_open_columns_form_that_no_row_holds_today_is_no_defect(db):
+    """ "Customers from Norway": 'NO' has the form of every country code listed and no row holds it
+    today, so no row is the answer. A made-up department code is still a defect (the departments
+    table holds every code there is: tests above)."""
+    schema = described(
+        db,
+        (
+            "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(40), country CHAR(2))",
+            "INSERT INTO customers VALUES (1, 'Aalto', 'FI'), (2, 'Becker', 'DE'), (3, 'Tamm', 'EE')",
+        ),
+        ["customers"],
+    )
+    norway = "SELECT name FROM customers WHERE country = 'NO'"
+    assert defects(norway, schema, question="Which customers are from Norway?") == []
+    found = defects("SELECT name FROM customers WHERE country = 'Norway'", schema, question="Which are from Nor?")
+    assert [d.check for d in found] == ["value of no column"]  # not of the codes' form

@@ -103,8 +103,9 @@ figure.
   g.GenreId`` for "Which genre has the most tracks?"). It does not fire when the statement also
   selects a name of the asked table, when the table has no name column (``Which order ...``: its id is
   how an order is named), when the question does not ask which rows of that table ("What is the
-  customer_id of ...": asked for by the column's name), when it asks which rows of two tables, or on
-  an expression it cannot place in one table.
+  customer_id of ...": asked for by the column's name), when the question names every column selected
+  ("Which airports are in Spain? Give their codes.": ``airportCode``; :func:`kb.engines.sql.values.says_column`),
+  when it asks which rows of two tables, or on an expression it cannot place in one table.
 * **a code where the question names the row's value** (:func:`_code_for_a_named_value`, kind
   ``question``): the statement compares a text column that references a table T with text keys
   (``baseCode = 'OPO'``, ``destinationCode = 'PAR'``), the question does not give those keys, and it
@@ -121,8 +122,10 @@ figure.
   column holds, on a column all of whose values are known, with a value no listed column holds and
   that the question does not name (:func:`kb.engines.sql.english.mentions`): the model invented it,
   and the comparison matches no row; the message lists the column's values. It does not fire on a
-  value the question names (no row having it may be the answer), on ``<>``, or on a column whose
-  values are not all known.
+  value the question names (no row having it may be the answer), on a value of the form every value
+  of the column shares, where those values are an open set (no ENUM, no reference to a table that
+  holds them all: ``country = 'NO'`` where the values are 'FI', 'DE', ...: a code no row holds today,
+  for "customers from Norway"), on ``<>``, or on a column whose values are not all known.
 * **whole days where the question asks a shorter unit** (:func:`_days_where_a_shorter_unit_is_asked`,
   kind ``question``): ``DATEDIFF(a, b)`` (whole days) over a column that holds times of day
   (:attr:`Column.times_of_day`), where the question asks in minutes, hours or seconds
@@ -172,6 +175,7 @@ from kb.engines.sql.english import (
 )
 from kb.engines.sql.guard import parse_statement
 from kb.engines.sql.schema import Column, SchemaDescriber, StatementScope, Table, conjuncts
+from kb.engines.sql.values import says_column
 
 
 class Defect(str):
@@ -327,8 +331,9 @@ def _not_the_rows_asked(question: str, scope: StatementScope) -> str:
     """
     schema = scope.schema
     placed = [(table, column) for _, table, column in _selected_columns(scope)]
-    if not placed:
-        return ""
+    said = words(question)
+    if not placed or all(says_column(said, table, column.name) for table, column in placed):
+        return ""  # "Give their codes": the columns selected are the ones the question names
     asked = [name for name in schema.tables if asks_which(question, name) and schema.table(name).name_columns()]
     for name in asked:
         names = schema.table(name).name_columns()
@@ -532,10 +537,28 @@ def _value_of_another_column(scope: StatementScope) -> list[str]:
     return found
 
 
+def _shape(value: str) -> str:
+    """A value's form: each capital ``A``, each small letter ``a``, each digit ``9``, the rest as it is."""
+    return re.sub(r"[0-9]", "9", re.sub(r"[a-z]", "a", re.sub(r"[A-Z]", "A", value)))
+
+
+def _of_the_columns_form(unheld: _UnheldValue) -> bool:
+    """Whether the column's values are an open set, today's sample of them (not an ENUM or SET, and
+    referencing no table, whose keys would be every value it may hold), all of one form (:func:`_shape`:
+    ``'FI'``, ``'DE'``: two capitals), and the value compared has that form too (``'NO'``): a code of
+    the column's own kind that no row holds today, so no row may well be the answer ("customers from
+    Norway"). A made-up department code is not: the departments table holds every code there is."""
+    column = unheld.column
+    if column.references or re.match(r"(?i)(enum|set)\(", column.type_text) or len(column.values or []) < 2:
+        return False
+    return {_shape(v) for v in column.values or []} == {_shape(unheld.value)}
+
+
 def _value_held_by_no_column(scope: StatementScope, question: str) -> list[str]:
     """A text value compared with a column that cannot hold it (:func:`_unheld_values`) that no listed
     column holds either and the question does not name (a value the question names that no row has
-    makes no such row the answer): only for ``=`` and an ``IN`` none of whose values the column holds,
+    makes no such row the answer), and that is not of the form all the column's values share
+    (:func:`_of_the_columns_form`): only for ``=`` and an ``IN`` none of whose values the column holds,
     which can then match no row.
 
     Ablation (test parts and held-out sets, 2026-11-27): 1 answer lost with it off (airline).
@@ -550,7 +573,7 @@ def _value_held_by_no_column(scope: StatementScope, question: str) -> list[str]:
         matches_nothing = isinstance(node, exp.EQ) or (
             isinstance(node, exp.In) and not unheld.held.intersection(v.casefold() for v in unheld.values)
         )
-        if matches_nothing and not mentions(question, unheld.value):
+        if matches_nothing and not mentions(question, unheld.value) and not _of_the_columns_form(unheld):
             found.append(
                 _value_of_no_column(unheld.value, node, unheld.compared, unheld.table, unheld.column, unheld.listed)
             )

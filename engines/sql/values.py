@@ -172,7 +172,7 @@ def _says(said: Sequence[str], word: str) -> bool:
     return any(w in noun_forms(word) or (len(word) >= 4 and w.startswith(word)) for w in said)
 
 
-def _says_column(said: Sequence[str], table: Table, column: str) -> bool:
+def says_column(said: Sequence[str], table: Table, column: str) -> bool:
     """Whether the question's words name ``column`` of ``table``: every word of the column's name
     that is not the table's own name (``productVendor`` of products: "vendor"; ``creditLimit``:
     "credit" and "limit") is among them (:func:`_says`)."""
@@ -246,7 +246,7 @@ def rows_asked(question: str, tables: Sequence[Table], index: Optional[ValueInde
     for table, naming, row in _named_rows(question, tables, index):
         for column in table.columns:
             asked = f"{table.name}.{column.name} of {row}"
-            if column.name != naming and asked not in fields and _says_column(said, table, column.name):
+            if column.name != naming and asked not in fields and says_column(said, table, column.name):
                 fields.append(asked)
         for other in tables:
             counted = f"{other.name} of {row}"
