@@ -1022,8 +1022,8 @@ def _equated(select: exp.Select, instances: dict[str, Table]) -> dict[tuple[str,
     column), the columns' names in lower case, each with the position of the join whose ``ON`` has it (None: the ``WHERE``)."""
     where = select.args.get("where")
     conditions: list[tuple[Optional[int], exp.Expr]] = [(None, c) for c in conjuncts(where.this if where else None)]
-    for position, join in enumerate(select.args.get("joins") or []):
-        conditions += [(position, c) for c in conjuncts(join.args.get("on"))]
+    for place, join in enumerate(select.args.get("joins") or []):
+        conditions += [(place, c) for c in conjuncts(join.args.get("on"))]
     equal: dict[tuple[str, str, str, str], Optional[int]] = {}
     for position, condition in conditions:
         if not isinstance(condition, exp.EQ):

@@ -155,9 +155,9 @@ class StatementRepairs:
             if len(chain) == _FORWARD_STEPS:
                 return
             for col in self.table(here).columns:
-                target = col.references[0] if col.references else None
-                if target in self.tables and target not in seen:
-                    follow(target, [*chain, (here, col.name, target, col.references[1])], seen | {target})
+                if col.references and col.references[0] in self.tables and col.references[0] not in seen:
+                    target, key = col.references
+                    follow(target, [*chain, (here, col.name, target, key)], seen | {target})
 
         follow(start, [], {start})
         return chains
