@@ -829,3 +829,12 @@ def test_a_code_of_an_open_columns_form_that_no_row_holds_today_is_no_defect(db)
     assert defects(norway, schema, question="Which customers are from Norway?") == []
     found = defects("SELECT name FROM customers WHERE country = 'Norway'", schema, question="Which are from Nor?")
     assert [d.check for d in found] == ["value of no column"]  # not of the codes' form
+
+
+def test_the_servers_conversion_warning_is_a_check_of_the_registry_that_skip_checks_can_name():
+    sql = "SELECT SUM(name) FROM customers"
+    warning = "Truncated incorrect DOUBLE value: 'Aalto'"
+    [found] = defects(sql, warning=warning)
+    assert found.check == "server warning" and found.startswith(f"the server warned: {warning}")
+    assert defects(sql, warning=warning, skip={"server warning"}) == []
+    assert defects(sql) == []  # no warning kept: nothing to say

@@ -142,6 +142,11 @@ figure.
   the end column otherwise (``IS NULL``, a comparison with a date), when the question does not speak
   of the present ("the salary history"), or on a table without that shape (a one-column key, no
   nullable date).
+* **a value the server could not convert** (:func:`_server_warning`, from the warning the engine
+  kept while running the statement): MariaDB's warnings 1292 and 1366 (``YEAR()`` of a flight number,
+  a name summed: the value became NULL or 0 and the rows are computed from that). Where the server
+  could not read a date, the message names the date and time columns of the table it names. It does
+  not fire without such a warning (other warnings are not kept).
 
 A check never changes a statement in place: :class:`kb.engines.sql.SQLEngine` gives the statement
 back to the model with the defect as its error. A message that ends with a whole statement kb wrote
@@ -209,12 +214,14 @@ Found = Union[str, Defect, None]
 @dataclass(frozen=True)
 class Inspected:
     """What a check may look at: the parsed statement, its tables placed in the schema (None without a
-    schema), the rows it returned, and the question (empty when the checks may not read it)."""
+    schema), the rows it returned, the question (empty when the checks may not read it), and the
+    server's warning that it could not convert a value while running it ("": none)."""
 
     tree: exp.Expr
     scope: Optional[StatementScope]
     rows: Sequence[dict[str, Any]]
     question: str
+    warning: str = ""
 
 
 @dataclass(frozen=True)
@@ -1076,6 +1083,31 @@ def _part_of_a_composite_reference(scope: StatementScope) -> list[Defect]:
     return found
 
 
+_NOT_A_DATE = re.compile(r"Incorrect (?:datetime|date|time) value: .* for column `[^`]*`\.`([^`]*)`\.`[^`]*`")
+
+
+def _server_warning(warning: str, schema: Optional[SchemaDescriber]) -> str:
+    """The server's warning that it could not convert a value (MariaDB's 1292 and 1366, which the engine
+    keeps: ``YEAR()`` of a flight number, a name summed), with the date and time columns of the table
+    it names where it could not read a date."""
+    if not warning:
+        return ""
+    said = (
+        f"the server warned: {warning} (a value it could not read as the type the expression needs, "
+        "replaced by NULL or 0); use the column that holds that kind of value, or a value of the column's own type"
+    )
+    not_a_date = _NOT_A_DATE.search(warning)
+    named = (
+        next((t for t in schema.tables if not_a_date and t.lower() == not_a_date[1].lower()), None) if schema else None
+    )
+    if schema is not None and named is not None:
+        table = schema.table(named)
+        dates = table.columns_of_kind("time")
+        if dates:
+            said += f" ({table.name}'s date/time columns: {', '.join(dates)})"
+    return said
+
+
 def _scoped(i: Inspected) -> StatementScope:
     assert i.scope is not None  # Check.run calls a check that needs the schema only with one
     return i.scope
@@ -1200,6 +1232,14 @@ CHECKS: tuple[Check, ...] = (
         "a difference of times in days where the question asks minutes, hours or seconds",
         lambda i: [_days_where_a_shorter_unit_is_asked(i.question, _scoped(i))],
     ),
+    Check(
+        "server warning",
+        "statement",
+        False,
+        "the server warned that it could not convert a value while running the statement (1292, 1366)",
+        lambda i: [_server_warning(i.warning, i.scope.schema if i.scope else None)],
+        needs_schema=False,
+    ),
 )
 CHECK_NAMES = frozenset(check.name for check in CHECKS)
 
@@ -1210,14 +1250,16 @@ def defects(
     rows: Sequence[dict[str, Any]] = (),
     question: str = "",
     skip: Collection[str] = (),
+    warning: str = "",
 ) -> list[Defect]:
     """What is wrong with ``sql`` although it runs: what each of :data:`CHECKS` not named in ``skip``
     finds, in that order (empty: nothing found, or it does not parse). Without ``schema`` only the
     checks that need none run; without ``question`` no check of kind ``question`` runs; the ``rows``
-    the statement returned tell a group of NULLs and counts without their groups."""
+    the statement returned tell a group of NULLs and counts without their groups; ``warning`` is the
+    server's warning that it could not convert a value while running it."""
     try:
         tree = parse_statement(sql)
     except Exception:  # the guard and the server report a statement that does not parse
         return []
-    inspected = Inspected(tree, StatementScope(tree, schema) if schema is not None else None, rows, question)
+    inspected = Inspected(tree, StatementScope(tree, schema) if schema is not None else None, rows, question, warning)
     return [found for check in CHECKS if check.name not in skip for found in check.run(inspected)]

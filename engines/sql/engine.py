@@ -157,7 +157,6 @@ RAN_WITH_DEFECT = "it ran, but "  # how an attempt that ran with a defect (kb.en
 # datetime value: 'KB121' for column flights.flightNumber", "Truncated incorrect DOUBLE value: 'Ines'"):
 # the statement ran on values the server replaced by NULL or 0, so it answers another question.
 CONVERSION_WARNINGS = (1292, 1366)
-_NOT_A_DATE = re.compile(r"Incorrect (?:datetime|date|time) value: .* for column `[^`]*`\.`([^`]*)`\.`[^`]*`")
 
 
 def _plain(value: Any) -> Any:
@@ -859,35 +858,20 @@ class SQLEngine(CustomQueryEngine):
 
     def problems(self, ran: Statement, question: str) -> list[Defect]:
         """Why a statement that ran answers another question than it seems to: its defects
-        (:mod:`kb.engines.sql.checks`: of the statement, of its rows, ids where ``question`` asks which
-        rows) and the server's conversion warning; empty: none found. ``checks`` says which run: with
+        (:mod:`kb.engines.sql.checks`: of the statement, of its rows, of the server's conversion warning,
+        ids where ``question`` asks which rows); empty: none found. ``checks`` says which run: with
         ``statement`` the question is not given to them (no check reads its words), with ``none``
         nothing is checked; ``skip_checks`` are never run."""
         if self.checks == "none":
             return []
-        describer = self.sql_database.describer
-        found = defects(
+        return defects(
             ran.sql,
-            describer,
+            self.sql_database.describer,
             rows=ran.rows or [],
             question=question if self.checks == "all" else "",
             skip=self.skip_checks,
+            warning=ran.warning or "",
         )
-        if ran.warning:
-            said = (
-                f"the server warned: {ran.warning} (a value it could not read as the type the expression "
-                "needs, replaced by NULL or 0); use the column that holds that kind of value, or a value of "
-                "the column's own type"
-            )
-            not_a_date = _NOT_A_DATE.search(ran.warning)
-            named = next((t for t in describer.tables if not_a_date and t.lower() == not_a_date[1].lower()), None)
-            if named is not None:
-                table = describer.table(named)
-                dates = table.columns_of_kind("time")
-                if dates:
-                    said += f" ({table.name}'s date/time columns: {', '.join(dates)})"
-            found.append(Defect(said, check="server warning"))
-        return found
 
     def _run_checked(self, checked: CheckedSQL) -> Statement:
         """Run a checked statement: its rows, or the server's error (a server that is down is raised)."""
