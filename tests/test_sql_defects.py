@@ -838,3 +838,30 @@ def test_the_servers_conversion_warning_is_a_check_of_the_registry_that_skip_che
     assert found.check == "server warning" and found.startswith(f"the server warned: {warning}")
     assert defects(sql, warning=warning, skip={"server warning"}) == []
     assert defects(sql) == []  # no warning kept: nothing to say
+
+
+@pytest.fixture
+def tagged_schema(db) -> SchemaDescriber:
+    """A product's tags are a SET; its category a short listed text column."""
+    return described(
+        db,
+        (
+            "CREATE TABLE products (id INT PRIMARY KEY, category VARCHAR(20), tags SET('gift','sale','new'))",
+            "INSERT INTO products VALUES (1, 'tools', 'gift,sale'), (2, 'toys', 'new'), (3, 'tools', '')",
+        ),
+        ["products"],
+    )
+
+
+def test_a_member_of_a_set_compared_with_another_column_is_a_defect_and_a_combination_of_members_is_not(
+    tagged_schema,
+):
+    found = defects("SELECT COUNT(*) FROM products WHERE category = 'gift'", tagged_schema)
+    assert [d.check for d in found] == ["value of another column"] and "products.tags" in found[0]
+    for right in (
+        "SELECT COUNT(*) FROM products WHERE tags = 'gift,sale'",
+        "SELECT COUNT(*) FROM products WHERE tags = 'new'",
+        "SELECT COUNT(*) FROM products WHERE FIND_IN_SET('gift', tags) > 0",
+        "SELECT COUNT(*) FROM products WHERE category = 'tools'",
+    ):
+        assert defects(right, tagged_schema, question="How many products?") == [], right

@@ -78,8 +78,10 @@ figure.
   value of an ENUM or of a text column with few distinct values): ``emp.dept_code = 'Customer
   Support'`` (or ``IN (...)``) where ``dept_code``'s values are codes ('SUP', ...) and 'Customer
   Support' is a value of ``depts.dept_name``, in the table ``dept_code`` references, another table of
-  the statement or any other table. No row matches; the message names the column that holds the value
-  and, from a referenced table, the join to it. A word compared with a number column
+  the statement or any other table (the members of a ``SET`` column count as its values, as an
+  ``ENUM``'s do). No row matches; the message names the column that holds the value and, from a
+  referenced table, the join to it. A ``SET`` column compared with a combination of its members
+  (``tags = 'gift,sale'``) holds it. A word compared with a number column
   (``Rentals.StatusID = 'Cancelled'``, which the server reads as 0 without a warning) is the same
   defect. It does not fire when the column holds the value (compared as the server compares, without
   regard to case), when its values are not all known (a sample of many), on a value no listed column
@@ -488,8 +490,10 @@ def _unheld_values(scope: StatementScope) -> Iterator[_UnheldValue]:
         known = column.values or []
         held = frozenset(v.casefold() for v in known)
         listed = ", ".join(f"'{v}'" for v in known[:8]) + (", ..." if len(known) > 8 else "")
+        a_set = column.type_text.upper().startswith("SET(")  # holds any combination of its members: 'gift,sale'
         for value in compared[1]:
-            if value.casefold() in held or (numeric and _NUMBER.fullmatch(value.strip())):
+            members = value.split(",") if a_set and value else [value]
+            if all(m.casefold() in held for m in members) or (numeric and _NUMBER.fullmatch(value.strip())):
                 continue
             found_in = _listed_holder(value, column, scope)
             yield _UnheldValue(
