@@ -6,7 +6,8 @@ plain LlamaIndex once (timed), then kb again with one thing off at a time:
 * each check that fired in the full run, alone, and families of checks (every check of kind
   ``statement``, every check of kind ``question`` = ``sql.checks: statement``, all = ``sql.checks:
   none``);
-* kb's repairs of statements the server rejected (the added join, the hint for an error);
+* kb's repairs of statements the server rejected (the added join, the hint for an error), all of them
+  and each of :data:`kb.engines.sql.repairs.REPAIRS` alone (``sql.skip_repairs``);
 * candidates (``sql.candidates: 1``), rescue samples (``sql.rescue_samples: 0``) and, with
   ``--ablate-values``, value linking (``sql.value_linking: false``);
 * and two switched on instead: kb's rewrites answering alone (``sql.rewrites_answer: true``), and
@@ -32,8 +33,9 @@ from typing import Any, Optional
 from pydantic import PrivateAttr
 
 from kb.engines.sql.checks import CHECKS, Defect
-from kb.engines.sql.engine import SQLEngine, Statement
-from kb.engines.sql.repairs import StatementRepairs
+from kb.engines.sql.engine import SQLEngine
+from kb.engines.sql.repairs import REPAIRS, StatementRepairs
+from kb.engines.sql.runner import Statement
 from kb.models.local_llm import LocalLlamaCPP
 
 STATEMENT_CHECKS = tuple(c.name for c in CHECKS if c.kind == "statement")
@@ -146,6 +148,7 @@ def configurations(fired_anywhere: set[str], values: bool) -> list[Configuration
             found.append(Configuration(f"check: {check.name}", {"skip_checks": names}, names))
     found += [
         Configuration("kb's repairs", no_repairs=True),
+        *(Configuration(f"repair: {r.name}", {"skip_repairs": frozenset({r.name})}) for r in REPAIRS),
         Configuration("candidates (sql.candidates: 1)", {"candidates": 1}),
         Configuration("rescue samples (sql.rescue_samples: 0)", {"rescue_samples": 0}),
         Configuration(

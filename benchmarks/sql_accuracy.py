@@ -62,8 +62,11 @@ from kb.business_database.provisioning import load_demo_data, readonly_url
 from kb.business_database.sql_engine import engine_settings
 from kb.config import load_settings
 from kb.engines.sql.checks import defects
-from kb.engines.sql.engine import QUESTION_MARK, RAN_WITH_DEFECT, Asked, PrefixCachingLLM, SQLEngine, result_key
+from kb.engines.sql.engine import SQLEngine
 from kb.engines.sql.guard import CheckedSQL, SQLRefused, clean
+from kb.engines.sql.loop import RAN_WITH_DEFECT
+from kb.engines.sql.vote import result_key
+from kb.engines.sql.writers import QUESTION_MARK, Asked, PrefixCachingLLM
 from kb.models.factories import build_embedding, build_llm
 from kb.models.local_llm import LocalLlamaCPP
 from kb.server.database import private_server

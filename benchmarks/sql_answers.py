@@ -32,7 +32,8 @@ from sql_accuracy import DATA, SETS, run_statement
 from kb.business_database.provisioning import load_demo_data, readonly_url
 from kb.config import load_settings
 from kb.engines.answer_rows import ROWS_SHOWN, names_row
-from kb.engines.sql.engine import SQLEngine, SQLOutcome
+from kb.engines.sql.engine import SQLEngine
+from kb.engines.sql.loop import SQLOutcome
 from kb.models.factories import build_llm
 from kb.server.database import private_server
 from kb.stores.connection import MariaDBConnection

@@ -29,8 +29,9 @@ from llama_index.core.prompts.default_prompts import DEFAULT_TEXT_TO_SQL_TMPL
 from llama_index.core.query_engine import NLSQLTableQueryEngine
 
 from kb.business_database.examples import SQLExampleStore
-from kb.engines.sql.engine import QUESTION_MARK, PrefixCachingLLM, SQLEngine
+from kb.engines.sql.engine import SQLEngine
 from kb.engines.sql.guard import clean
+from kb.engines.sql.writers import QUESTION_MARK, PrefixCachingLLM
 
 Scorer = Callable[[Any, dict], bool]
 

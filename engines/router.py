@@ -28,7 +28,8 @@ from kb.engines.answer_rows import left_out_note, with_left_out_note
 from kb.engines.database_side import DatabaseSide, Unavailable
 from kb.engines.documents import DocumentsQueryEngine
 from kb.engines.selectors import ROUTES, RouteDecision, database_part
-from kb.engines.sql.engine import SQLEngine, format_rows
+from kb.engines.sql.answering import format_rows
+from kb.engines.sql.engine import SQLEngine
 from kb.engines.timing import Stopwatch
 
 BOTH_PROMPT = PromptTemplate(

@@ -253,6 +253,25 @@ class SqlSettings(_Strict):
         description="checks switched off by name (docs/sql-engine.md lists them): one that misfires on your schema",
     )
 
+    skip_repairs: list[str] = Field(
+        default_factory=list,
+        description="kb's own repairs of rejected statements switched off by name (docs/sql-engine.md lists them)",
+    )
+
+    @field_validator("skip_repairs")
+    @classmethod
+    def _known_repairs(cls, names: list[str]) -> list[str]:
+        if not names:
+            return names  # the repairs' module imports the SQL engine's: only when there is a name to check
+        from kb.engines.sql.repairs import REPAIR_NAMES
+
+        unknown = [name for name in names if name not in REPAIR_NAMES]
+        if unknown:
+            raise ValueError(
+                f"no repair is named {', '.join(map(repr, unknown))}; the repairs: {', '.join(sorted(REPAIR_NAMES))}"
+            )
+        return names
+
     @field_validator("skip_checks")
     @classmethod
     def _known_checks(cls, names: list[str]) -> list[str]:

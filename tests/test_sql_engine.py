@@ -10,9 +10,11 @@ from scripted_llm import ScriptedLLM
 from kb import KnowledgeBase
 from kb.cli.output import print_answer_tail
 from kb.engines.answer_rows import gives_row_count
-from kb.engines.sql.engine import EMPTY_HINT, SQLEngine, holds_in_fewer_columns
+from kb.engines.sql.answering import EMPTY_HINT
+from kb.engines.sql.engine import SQLEngine
 from kb.engines.sql.repairs import StatementRepairs
 from kb.engines.sql.schema import SchemaDescriber
+from kb.engines.sql.vote import holds_in_fewer_columns
 from kb.errors import ConfigError
 from kb.stores.connection import MariaDBConnection
 
@@ -956,7 +958,7 @@ def test_columns_of_one_name_are_all_answered(engine_with):
 
 
 def test_distinct_column_names_number_the_repeats_only():
-    from kb.engines.sql.engine import distinct_column_names
+    from kb.engines.sql.runner import distinct_column_names
 
     assert distinct_column_names(["name", "Name", "id", "name_2", "name"]) == [
         "name",
@@ -1379,7 +1381,7 @@ def test_tables_that_do_not_fit_the_context_window_are_retrieved_in_schema_order
     shows the tables closest to the question that fit, in the schema's order (so prompts share their
     start), and a correction prompt shows the same tables as the first."""
     from kb.engines.context import token_counter
-    from kb.engines.sql.engine import schema_token_budget
+    from kb.engines.sql.writers import schema_token_budget
 
     question = "How many orders were cancelled?"
     failed = "SELECT COUNT(*) FROM orders WHERE state = 'cancelled'"
@@ -1518,3 +1520,26 @@ def test_a_join_on_half_of_a_composite_reference_goes_back_and_the_right_join_an
     assert len(answer.attempts) == 1 and answer.attempts[0].error is None
     assert sorted((r["name"], int(r["n"])) for r in answer.rows) == [("bolt", 15), ("nut", 7)]
     assert "FOREIGN KEY (part_id, supplier_id) REFERENCES part_supplier(part_id, supplier_id)" in llm.prompts[0]
+
+
+def test_sql_skip_repairs_leaves_a_named_repair_to_the_model(local_embed, business, late_returns):
+    """sql.skip_repairs: with "missing join" off, the unknown column goes back to the model (with the
+    hint where the column is) instead of kb joining it; a name no repair has is a configuration error
+    that lists the repairs."""
+    config = {
+        "database": {"name": "kb_test_checks"},
+        "sql": {"skip_repairs": ["missing join"], "candidates": 1, "rescue_samples": 0},
+    }
+    llm = ScriptedLLM(lambda prompt: "Answer." if "Result (" in prompt else (RIGHT if "Error:" in prompt else WRONG))
+    kb = KnowledgeBase.from_config(config, embed_model=local_embed, llm=llm)
+    try:
+        assert kb.sql_engine.skip_repairs == frozenset({"missing join"})
+        response = kb.sql_engine.query(LATE)
+    finally:
+        kb.close()
+    attempts = response.metadata["attempts"]
+    assert [a["written_by"] for a in attempts] == ["model", "model"] and "Unknown column" in attempts[0]["error"]
+    assert response.metadata["rows"] == [{"late": late_returns}]
+    assert any("delivered_at is a column of orders" in prompt for prompt in llm.prompts)  # the hint stays
+    with pytest.raises(ConfigError, match="no repair is named 'add join'; the repairs: .*missing join"):
+        KnowledgeBase.from_config({"sql": {"skip_repairs": ["add join"]}}, embed_model=local_embed, llm=llm)

@@ -149,7 +149,7 @@ def test_hostile_statements_through_the_engine_change_nothing(business, business
     engine = engine_for(business, ScriptedLLM(lambda prompt: HOSTILE[0]))
     started = time.perf_counter()
     for statement in HOSTILE:
-        engine.writer = _Fixed(statement)
+        engine.writers.greedy = _Fixed(statement)
         answer = sql_answer(engine, "do something")
         assert answer.refused and answer.refusal_reason and answer.rows is None, statement
         assert "did not run" in answer.text
@@ -173,7 +173,7 @@ class _Fixed:
 def test_legitimate_selects_pass_and_run(business, name, engine_for):
     statement, check = LEGITIMATE[name]
     engine = engine_for(business, ScriptedLLM(["Here is the answer."]))
-    engine.writer = _Fixed(statement)
+    engine.writers.greedy = _Fixed(statement)
     answer = sql_answer(engine, "a question")
     assert not answer.refused, answer.refusal_reason
     assert answer.rows and check(answer.rows), answer.rows
@@ -233,7 +233,7 @@ def test_each_statement_text_is_parsed_once_per_question(business, engine_for, m
     monkeypatch.setattr(sql_guard.sqlglot, "parse", counting_parse)
     engine = engine_for(business, ScriptedLLM(["Here is the answer."]))
     # a LIMIT that cuts tied rows: the guard, the tie probe and the guard again on the probe
-    engine.writer = _Fixed("SELECT city, COUNT(*) AS n FROM customers GROUP BY city ORDER BY n DESC LIMIT 1")
+    engine.writers.greedy = _Fixed("SELECT city, COUNT(*) AS n FROM customers GROUP BY city ORDER BY n DESC LIMIT 1")
     answer = sql_answer(engine, "Which city has the most customers?")
     assert answer.rows and len(answer.rows) > 1, answer.rows  # the tie probe ran and found the tied cities
     assert parsed and max(parsed.values()) == 1, parsed

@@ -3,8 +3,13 @@ an answer, as a LlamaIndex query engine (:class:`SQLEngine`).
 
 Read top-down, a question's path through the modules:
 
-* :mod:`.engine`: the loop. The prompt (the schema, examples, value hints), the greedy statement and
-  the candidates voted on by their rows, the guard, the server, corrections, rescue samples, the answer.
+* :mod:`.engine`: ``SQLEngine``, whose ``compute`` runs a question's stages in order.
+* :mod:`.writers`: the prompts (the schema, rules, examples, value hints) and the writers that send
+  them; the table retriever for many tables; the prompt cache's warming.
+* :mod:`.loop`: the attempts (kb's repairs, the model's corrections), the rescue samples, the vote stage.
+* :mod:`.vote`: execution-guided selection, statements grouped by their rows.
+* :mod:`.runner`: a checked statement run read-only, time-limited and row-capped.
+* :mod:`.answering`: the answer sentence written from the rows.
 * :mod:`.schema`: the tables as the prompt shows them (keys declared and inferred, small value lists,
   names several tables share) and a statement's tables placed in the schema.
 * :mod:`.values`: value linking, which column holds each value the question names.
@@ -28,6 +33,17 @@ from kb.stores.lazy import lazy_exports
 __all__ = ["SQLEngine", "SQLOutcome", "Statement", "Votes"]
 
 if TYPE_CHECKING:
-    from kb.engines.sql.engine import SQLEngine, SQLOutcome, Statement, Votes
+    from kb.engines.sql.engine import SQLEngine
+    from kb.engines.sql.loop import SQLOutcome
+    from kb.engines.sql.runner import Statement
+    from kb.engines.sql.vote import Votes
 
-__getattr__ = lazy_exports(__name__, {name: "kb.engines.sql.engine" for name in __all__})
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "SQLEngine": "kb.engines.sql.engine",
+        "SQLOutcome": "kb.engines.sql.loop",
+        "Statement": "kb.engines.sql.runner",
+        "Votes": "kb.engines.sql.vote",
+    },
+)

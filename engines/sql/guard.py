@@ -168,6 +168,14 @@ def clean(text: str) -> str:
     return text
 
 
+def normalized(sql: str) -> str:
+    """One spelling per statement (sqlglot's), to tell whether a rewrite is a failed statement again."""
+    try:
+        return parse_statement(clean(sql)).sql(dialect="mysql")
+    except Exception:  # not parseable: compare the text
+        return " ".join(clean(sql).split())
+
+
 class ReadOnlyGuard:
     """Checks statements against an allow-list of tables (names compared case-insensitively)."""
 

@@ -26,7 +26,8 @@ always the server's "Unknown column" for a statement that could not run, never t
   query's) has it with that table's prefix (``l.extended_price`` where most of lineitem's columns
   begin ``l_`` and it has ``l_extended_price``): the prefixed name takes its place.
 
-Once one column is repaired, every other qualified column of the statement whose table lacks it
+Each repair has a name in :data:`REPAIRS` (``sql.skip_repairs`` switches repairs off by name;
+``benchmarks/sql_accuracy.py --ablate`` prices each). Once one column is repaired, every other qualified column of the statement whose table lacks it
 (the schema tells, before the server would) is repaired the same way, so a statement with two such
 mistakes costs one attempt, not two.
 
@@ -43,7 +44,8 @@ goes back to the model with the error and :meth:`StatementRepairs.hint_for`'s hi
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from sqlglot import exp
@@ -87,11 +89,54 @@ def _joins_nothing(sql: str) -> bool:
     return False
 
 
-class StatementRepairs:
-    """The repairs for one schema (read through its :class:`SchemaDescriber`, which caches it)."""
+@dataclass(frozen=True)
+class Repair:
+    """One repair kb makes itself: its name (what ``sql.skip_repairs`` names) and when it applies, in
+    schema terms (the module's docstring says where it must not)."""
 
-    def __init__(self, schema: SchemaDescriber) -> None:
+    name: str
+    trigger: str
+
+
+# In the order they are tried on a statement the server rejected for an unknown column; the last one
+# answers an ambiguous column.
+REPAIRS: tuple[Repair, ...] = (
+    Repair(
+        "bridge",
+        "a join's whole ON pairs two tables as neighbours through a column one lacks; one chain of keys links them",
+    ),
+    Repair("referenced key", "a join's ON names a column its table lacks beside a column that references that table"),
+    Repair(
+        "table prefix", "no table has the column; exactly one table it may come from has it after its column prefix"
+    ),
+    Repair("table's alias", "a column qualified with its table's name where the statement gave that table an alias"),
+    Repair(
+        "qualifier", "a column qualified with a table of the statement that lacks it; exactly one of its tables has it"
+    ),
+    Repair(
+        "missing join",
+        "no table of the statement has the column; one chain of keys reaches the nearest table that has it",
+    ),
+    Repair(
+        "ambiguous column",
+        "an unqualified column several joined tables have, all tied by inner joins' equalities of it",
+    ),
+)
+REPAIR_NAMES = frozenset(repair.name for repair in REPAIRS)
+
+
+class StatementRepairs:
+    """The repairs for one schema (read through its :class:`SchemaDescriber`, which caches it), those
+    named in ``skip`` (:data:`REPAIRS`) left out."""
+
+    def __init__(self, schema: SchemaDescriber, skip: Collection[str] = ()) -> None:
         self.schema = schema
+        self.skip = frozenset(skip)
+
+    def _on(self, name: str) -> bool:
+        """Whether the repair of :data:`REPAIRS` named ``name`` is made (not skipped)."""
+        assert name in REPAIR_NAMES, name
+        return name not in self.skip
 
     @property
     def tables(self) -> list[str]:
@@ -295,7 +340,7 @@ class StatementRepairs:
           qualifier is added (:meth:`_disambiguated`)."""
         ambiguous = _AMBIGUOUS_COLUMN.search(error or "")
         if ambiguous:
-            return self._disambiguated(sql, ambiguous[1])
+            return self._disambiguated(sql, ambiguous[1]) if self._on("ambiguous column") else None
         repaired = self._repaired(sql, error)
         for _ in range(_FURTHER_REPAIRS):
             missing = self._unknown_column(repaired) if repaired is not None else None
@@ -377,7 +422,9 @@ class StatementRepairs:
         if not outer or any(t.name not in self.tables for t in outer):
             return None
 
-        if self._bridge(select, qualifier, column, outer) or self._along_reference(select, qualifier, column, outer):
+        if (self._on("bridge") and self._bridge(select, qualifier, column, outer)) or (
+            self._on("referenced key") and self._along_reference(select, qualifier, column, outer)
+        ):
             return tree.sql(dialect="mysql")
 
         def has(table: str) -> bool:
@@ -395,21 +442,28 @@ class StatementRepairs:
         holders = [t for t in outer if has(t.name)]
         named = [t for t in outer if qualifier in (t.alias_or_name.lower(), t.name.lower())]
         if not any(has(t) for t in self.tables):
+            if not self._on("table prefix"):
+                return None
             prefixed = self._prefixed(column, [t.name for t in (named if qualifier else outer)])
             if prefixed is None:
                 return None
             for col in outer_columns():
                 col.set("this", exp.to_identifier(prefixed[1]))
             return tree.sql(dialect="mysql")
-        if len(named) == 1 and has(named[0].name) and named[0].alias_or_name.lower() != qualifier:
+        if (
+            self._on("table's alias")
+            and len(named) == 1
+            and has(named[0].name)
+            and named[0].alias_or_name.lower() != qualifier
+        ):
             for col in outer_columns():  # the table's name where the statement calls it by its alias
                 col.set("table", exp.to_identifier(named[0].alias_or_name))
             return tree.sql(dialect="mysql")
-        if qualifier and len(holders) == 1 and (not named or not has(named[0].name)):
+        if self._on("qualifier") and qualifier and len(holders) == 1 and (not named or not has(named[0].name)):
             for col in outer_columns():
                 col.set("table", exp.to_identifier(holders[0].alias_or_name))
             return tree.sql(dialect="mysql")
-        if holders:
+        if holders or not self._on("missing join"):
             return None  # a table of the query has it: the error is about something else
         start = named[0] if qualifier and named else (outer[0] if not qualifier and len(outer) == 1 else None)
         if start is None:

@@ -40,11 +40,11 @@ def print_answer_tail(answer: Answer, out: Out = print, *, route: bool = True, s
         if answer.attempts and answer.attempts[-1].written_by == "kb":
             out("[this statement was written by kb (a repair or a rewrite), not by the model]")
     if answer.candidates and (answer.candidates.get("rescue") or answer.candidates.get("ran", 0) > 1):
-        from kb.engines.sql.engine import Votes
+        from kb.engines.sql.vote import Votes
 
         out(f"[{Votes(**answer.candidates).sentence()}]")
     if answer.rows:
-        from kb.engines.sql.engine import format_rows
+        from kb.engines.sql.answering import format_rows
 
         out(f"Rows ({len(answer.rows)}):")
         for line in format_rows(answer.rows, limit=10).splitlines():

@@ -1,0 +1,405 @@
+"""The prompts that ask the LLM for SQL, and the writers that send them.
+
+Every prompt shows the schema first (kb's description of the tables, :mod:`kb.engines.sql.schema`),
+then the rules, the approved examples closest to the question (:func:`format_examples`) and the
+question last: everything before the examples is the same for every question on one database, so a
+prompt cache (llama.cpp's, or a provider's) reuses it, and :meth:`StatementWriters.warm` evaluates it
+into the local model's cache before the first question.
+
+A writer is LlamaIndex's ``NLSQLTableQueryEngine`` in ``sql_only`` mode (it never executes: LlamaIndex's
+``SQLDatabase.run_sql`` would run anything) with kb's prompt. When the tables' descriptions do not fit
+the model's context window, or there are more than ``max_tables_in_prompt``, a table retriever
+(:func:`table_retriever`) gives each question the tables closest to it, and nothing can be warmed.
+
+:class:`StatementWriters` holds the greedy writer, the sampling writers (each its own seed and
+temperature), the writers of two other prompts (LlamaIndex's own table description under kb's rules,
+LlamaIndex's text-to-SQL prompt over kb's description: the candidates of
+``candidate_source="prompts"``) and the correction prompt.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Optional, Protocol, runtime_checkable
+
+from llama_index.core import MockEmbedding, PromptTemplate, SQLDatabase
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.llms import LLM
+from llama_index.core.objects import ObjectIndex, ObjectRetriever, SQLTableNodeMapping, SQLTableSchema
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.query_engine import NLSQLTableQueryEngine
+from llama_index.core.schema import NodeWithScore, QueryBundle
+
+from kb.engines.answer import Attempt
+from kb.engines.context import token_counter
+from kb.engines.sql.guard import ReadOnlyGuard, SQLRefused, normalized
+from kb.engines.sql.schema import DescribedSQLDatabase
+
+# The schema comes first and the question last, so that everything before the question is the same
+# for every question and a prompt cache (llama.cpp's, or a provider's) reuses it.
+_SQL_INSTRUCTIONS = (
+    "You write {dialect} SQL for these tables:\n\n{schema}\n\n"
+    "Rules:\n"
+    "- Reply with one SELECT statement and nothing else.\n"
+    "- Use only the tables and columns above. A column that is not in a table is reached with a JOIN "
+    "through the REFERENCES shown.\n"
+    "- Select only what the question asks for, no extra columns: COUNT(*) when it asks how many records "
+    "there are; the stored value when it asks for one (how many seats a room has: its seats column); "
+    'names or values, not a count, for "which" or "what". "Which X" asks for the name column of X\'s own '
+    "table (JOIN it when the query groups by X's id), not an id and not another table's name.\n"
+    "- Compare text with the exact values listed above. A status column holds a record's current state: "
+    "filter on it only when the question asks for records in that state.\n"
+    "- Negations: not closed is <> 'closed' (every other value).\n"
+    "- Dates: YEAR(col) = 2025; col BETWEEN '2025-03-01' AND '2025-03-31'; more than 30 days after an "
+    "event: later_col > DATE_ADD(event_col, INTERVAL 30 DAY); within 7 days of it: later_col <= "
+    "DATE_ADD(event_col, INTERVAL 7 DAY); DATEDIFF(later, earlier) is a number of days; MONTH(col); "
+    "DAYOFWEEK(col) is 1 on Sunday and 7 on Saturday; today is CURDATE().\n\n{examples}"
+)
+TEXT_TO_SQL_PROMPT = PromptTemplate(_SQL_INSTRUCTIONS + "Question: {query_str}\nSQL: ")
+CORRECTION_PROMPT = PromptTemplate(
+    _SQL_INSTRUCTIONS + "Question: {query_str}\n"
+    "This statement was written for the question but failed:\n{sql}\nError: {error}\n{hint}"
+    "Write a corrected statement.\nSQL: "
+)
+WRITERS_KEPT = 16  # writers with their own prompt or sampling kept for later questions (StatementWriters)
+
+
+class ApprovedExample(Protocol):
+    """An approved question/SQL pair for this database (:class:`kb.business_database.examples.SQLExample`)."""
+
+    @property
+    def question(self) -> str: ...
+
+    @property
+    def sql(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+# The approved pairs closest to a question, least similar first (SQLEngine.examples).
+ExamplesFor = Callable[[str], Sequence[ApprovedExample]]
+
+# Tokens of approved examples one prompt may hold: the most similar are kept while they fit. The
+# schema's budget (schema_token_budget) leaves this much room when the engine has examples.
+EXAMPLES_TOKENS = 600
+
+
+def format_examples(
+    examples: Sequence[ApprovedExample], guard: ReadOnlyGuard, count_tokens: Callable[[str], int]
+) -> tuple[str, list[tuple[ApprovedExample, str]]]:
+    """The examples as the prompt shows them (the last one nearest the question), and those shown
+    with their statement as the prompt shows it (the guard's rendering):
+    the most similar (the last) first while they fit in ``EXAMPLES_TOKENS``; one the guard refuses
+    now (``sql.tables`` narrowed after it was approved: ``kb sql examples check`` lists it) is left out."""
+    kept: list[tuple[ApprovedExample, str, str]] = []
+    used = 0
+    for example in reversed(examples):
+        try:
+            checked = guard.check(example.sql)
+        except SQLRefused:
+            continue
+        line = f"Question: {example.question}\nSQL: {checked.sql}\n"
+        size = count_tokens(line)
+        if used + size > EXAMPLES_TOKENS:
+            continue
+        kept.insert(0, (example, checked.sql, line))
+        used += size
+    if not kept:
+        return "", []
+    text = "Examples of good SQL for these tables:\n" + "\n".join(line for _, _, line in kept) + "\n"
+    return text, [(example, sql) for example, sql, _ in kept]
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A question as the prompts show it: the hint line right above it (value linking, shared
+    names) and the approved examples before it (:func:`format_examples`; "": none)."""
+
+    question: str
+    hint: str = ""
+    examples_text: str = ""
+
+    @property
+    def text(self) -> str:
+        """The question with its hint line, what a prompt's ``{query_str}`` holds."""
+        return f"{self.hint}\n{self.question}" if self.hint else self.question
+
+
+@runtime_checkable
+class PrefixCachingLLM(Protocol):
+    """An LLM that can evaluate the beginning of a prompt into its prompt cache without answering
+    (:meth:`kb.models.local_llm.LocalLlamaCPP.prefilling_until`)."""
+
+    def prefilling_until(self, marker: str) -> AbstractContextManager[None]: ...
+
+
+# Stands for the question while the prompts' shared beginning is evaluated (SQLEngine.warm_prompt_cache).
+QUESTION_MARK = "<<the question>>"
+
+# Tokens kept free in every SQL prompt beyond its rules, examples and schema: the question with its
+# hint line, and in a correction prompt the failed statement with its error.
+PROMPT_ROOM_TOKENS = 512
+
+
+def schema_token_budget(llm: LLM, with_examples: bool) -> int:
+    """How many tokens of table descriptions a prompt to ``llm`` may hold: its context window less
+    the rules, ``EXAMPLES_TOKENS`` when there are approved examples, its answer (``num_output``) and
+    ``PROMPT_ROOM_TOKENS``, as ``llm`` counts tokens (:func:`kb.engines.context.token_counter`)."""
+    metadata = llm.metadata
+    rules = TEXT_TO_SQL_PROMPT.format(dialect="mysql", schema="", examples="", query_str="")
+    room = PROMPT_ROOM_TOKENS + (EXAMPLES_TOKENS if with_examples else 0)
+    return metadata.context_window - token_counter(llm)(rules) - metadata.num_output - room
+
+
+class TablesThatFit(BaseNodePostprocessor):
+    """The retrieved tables a prompt shows: the most similar first while their descriptions fit
+    ``token_budget`` (the most similar always), then put in the schema's order (``tables``). In the
+    schema's order, two questions whose tables begin alike share the prompt up to the first table in
+    which they differ, and llama.cpp's prompt cache evaluates only the rest."""
+
+    tables: list[str]
+    table_tokens: dict[str, int]
+    token_budget: int
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "TablesThatFit"
+
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: Optional[QueryBundle] = None
+    ) -> list[NodeWithScore]:
+        kept: list[NodeWithScore] = []
+        used = 0
+        for node in nodes:
+            size = self.table_tokens.get(node.node.metadata.get("name", ""), 0)
+            if kept and used + size > self.token_budget:
+                continue  # a smaller, less similar table may still fit
+            kept.append(node)
+            used += size
+        position = {name: i for i, name in enumerate(self.tables)}
+        return sorted(kept, key=lambda node: position.get(node.node.metadata.get("name", ""), len(position)))
+
+
+def table_retriever(
+    sql_database: SQLDatabase,
+    tables: list[str],
+    max_tables_in_prompt: int,
+    embed_model: Optional[Callable[[], BaseEmbedding]],
+    count_tokens: Callable[[str], int],
+    token_budget: int,
+) -> Optional[ObjectRetriever[SQLTableSchema]]:
+    """When there are more than ``max_tables_in_prompt`` tables, or their descriptions in
+    ``sql_database`` take more than ``token_budget`` tokens as ``count_tokens`` counts them (and
+    there is an ``embed_model``): a
+    retriever of the tables closest to a question that fit (:class:`TablesThatFit`), over an
+    embedding index of their descriptions; None: every prompt shows all tables. Any writer may use
+    it: it gives table names, which each writer describes in its own way."""
+    if embed_model is None:
+        return None
+    table_tokens = {t: count_tokens(sql_database.get_single_table_info(t)) for t in tables}
+    if len(tables) <= max_tables_in_prompt and sum(table_tokens.values()) <= token_budget:
+        return None
+    from llama_index.core import VectorStoreIndex
+
+    object_index = ObjectIndex.from_objects(
+        [SQLTableSchema(table_name=t) for t in tables],
+        SQLTableNodeMapping(sql_database),
+        index_cls=VectorStoreIndex,
+        embed_model=embed_model(),
+    )
+    return object_index.as_retriever(
+        similarity_top_k=min(max_tables_in_prompt, len(tables)),
+        node_postprocessors=[TablesThatFit(tables=tables, table_tokens=table_tokens, token_budget=token_budget)],
+    )
+
+
+# LlamaIndex's own text-to-SQL prompt asks for "SQLQuery: ... SQLResult: ... Answer: ..." lines, and a
+# model goes on to invent the result and the answer (about 120 tokens a time, against 30 for the
+# statement); the writer keeps only what comes before "SQLResult:", so generation stops there.
+SQL_WRITER_STOP = "SQLResult:"
+
+
+def stopping_at(llm: LLM, text: str) -> LLM:
+    """A copy of ``llm`` whose generations end before ``text``, where it has a ``stop`` field (kb's
+    local model); else ``llm`` itself: a provider's ``stop`` option is not set for it, since some API
+    models refuse the parameter, and they write the rest in a fraction of a local model's time."""
+    if "stop" not in type(llm).model_fields:
+        return llm
+    stops: list[str] = getattr(llm, "stop") or []  # noqa: B009 (a field of llm's class, not of LLM)
+    return llm.model_copy(update={"stop": [*stops, text]})
+
+
+def _sql_writer(
+    llm: LLM,
+    sql_database: SQLDatabase,
+    tables: list[str],
+    tables_retriever: Optional[ObjectRetriever[SQLTableSchema]],
+    examples_text: str = "",
+    prompt: Optional[PromptTemplate] = None,
+) -> NLSQLTableQueryEngine:
+    """LlamaIndex's NLSQL engine in ``sql_only`` mode, with kb's prompt (or ``prompt``): all tables in
+    the prompt, or those ``tables_retriever`` retrieves for each question."""
+    return NLSQLTableQueryEngine(
+        sql_database=sql_database,
+        tables=tables,
+        table_retriever=tables_retriever,
+        # LlamaIndex's default embedding model is OpenAI's; its SQL writer uses none outside pgvector.
+        embed_model=MockEmbedding(embed_dim=1),
+        llm=stopping_at(llm, SQL_WRITER_STOP),
+        sql_only=True,
+        synthesize_response=False,
+        text_to_sql_prompt=prompt or TEXT_TO_SQL_PROMPT.partial_format(examples=examples_text),
+    )
+
+
+class StatementWriters:
+    """The writers of one engine's statements: the greedy one (``greedy``), sampling ones, the other
+    prompts' and the correction prompt, over ``sql_database``'s ``tables`` (with ``tables_retriever``
+    when they do not fit one prompt). Writers for prompts with examples differ from question to
+    question: the oldest are let go beyond ``WRITERS_KEPT``."""
+
+    def __init__(
+        self,
+        llm: LLM,
+        sql_database: DescribedSQLDatabase,
+        tables: Sequence[str],
+        tables_retriever: Optional[ObjectRetriever[SQLTableSchema]],
+    ) -> None:
+        self.llm, self.sql_database, self.tables = llm, sql_database, list(tables)
+        self.tables_retriever = tables_retriever
+        self.greedy = _sql_writer(llm, sql_database, self.tables, tables_retriever)
+        # by (seed, temperature, examples) and by examples: (writer or writers, the examples their prompt shows)
+        self._writers: dict[tuple[Optional[int], float, str], tuple[Any, str]] = {}
+        self._prompt_writers: dict[str, tuple[list[Any], str]] = {}
+        self._writers_lock = threading.Lock()
+
+    def warm(self, other_prompts: bool) -> int:
+        """Evaluate the beginning every question's prompts share (the dialect, the schema and the rules:
+        everything before the examples and the question) into the LLM's prompt cache, pinned there, so
+        that the first question pays only for its own tokens; how many prompts were warmed: kb's (its
+        corrections and samples begin alike) and, with ``other_prompts``, the other prompts'
+        (:meth:`other_prompt_writers`: written for a question in doubt, which would otherwise pay for
+        their beginnings). Nothing is done for an LLM without a prompt cache of its own
+        (:class:`PrefixCachingLLM`: an API model's provider caches on its side), nor with a table
+        retriever (each question's tables, hence its prompt, differ)."""
+        warmed = self._warm([self.greedy])
+        if warmed and other_prompts:
+            warmed += len(self.other_prompt_writers())
+        return warmed
+
+    def _warm(self, writers: Sequence[Any]) -> int:
+        """:meth:`warm` for ``writers``: how many were warmed (0 when nothing can be)."""
+        if not isinstance(self.llm, PrefixCachingLLM) or self.tables_retriever is not None:
+            return 0
+        with self.llm.prefilling_until(QUESTION_MARK):
+            for writer in writers:
+                writer.query(QUESTION_MARK)
+        return len(writers)
+
+    def schema_for(self, question: str) -> str:
+        """The schema the prompts for ``question`` show, as kb's own writer shows it: every table, or
+        with a table retriever (the tables do not fit one prompt) the tables it gives for the question."""
+        shown = (
+            self.tables
+            if self.tables_retriever is None
+            else [t.table_name for t in self.tables_retriever.retrieve(question)]
+        )
+        return "\n\n".join(self.sql_database.get_single_table_info(t) for t in shown)
+
+    def sampled_llm(self, seed: int, temperature: float) -> LLM:
+        """A copy of the LLM that samples at ``temperature`` with its own seed (where it has those fields)."""
+        fields = type(self.llm).model_fields
+        update = {k: v for k, v in (("temperature", temperature), ("seed", seed)) if k in fields}
+        return self.llm.model_copy(update=update)
+
+    def writer_for(self, examples_text: str, seed: Optional[int] = None, temperature: float = 0.0) -> Any:
+        """kb's writer for prompts that show ``examples_text``: greedy, or on :meth:`sampled_llm`
+        with ``seed`` at ``temperature``."""
+        if seed is None and not examples_text:
+            return self.greedy
+        llm = self.llm if seed is None else self.sampled_llm(seed, temperature)
+        return self._kept(
+            self._writers,
+            (seed, temperature, examples_text),
+            examples_text,
+            lambda: _sql_writer(llm, self.sql_database, self.tables, self.tables_retriever, examples_text),
+        )
+
+    def _kept(self, cache: dict[Any, Any], key: Any, examples_text: str, build: Callable[[], Any]) -> Any:
+        """``cache[key]``, built first when missing. Of the entries for prompts with examples (which
+        differ from question to question), the oldest are let go beyond ``WRITERS_KEPT``; the others
+        (a few seeds and temperatures) stay. Concurrent questions share the writers: one lock."""
+        with self._writers_lock:
+            if key not in cache:
+                if examples_text:
+                    with_examples = [k for k in cache if k != key and cache[k][1]]
+                    for old in with_examples[: max(0, len(with_examples) - WRITERS_KEPT + 1)]:
+                        del cache[old]
+                cache[key] = (build(), examples_text)
+            return cache[key][0]
+
+    def other_prompt_writers(self, examples_text: str = "") -> list[Any]:
+        """Greedy writers on other prompts than kb's, for ``candidate_source="prompts"``: kb's rules
+        over LlamaIndex's own description of the tables, then LlamaIndex's default text-to-SQL prompt
+        over kb's description. Each shares one half with kb's prompt and nothing with the other, so
+        the two outvote the greedy statement only when prompts that differ in both halves agree. A
+        small model's greedy mistakes differ from prompt to prompt, where its samples at a low
+        temperature repeat the greedy statement's. The first shows ``examples_text`` as kb's does;
+        LlamaIndex's prompt has no place for examples."""
+        from llama_index.core.prompts.default_prompts import DEFAULT_TEXT_TO_SQL_PROMPT
+
+        def build() -> list[Any]:
+            own = SQLDatabase(self.sql_database.engine, include_tables=self.tables)
+            writers = [
+                _sql_writer(self.llm, own, self.tables, self.tables_retriever, examples_text),
+                _sql_writer(
+                    self.llm, self.sql_database, self.tables, self.tables_retriever, prompt=DEFAULT_TEXT_TO_SQL_PROMPT
+                ),
+            ]
+            if not examples_text:
+                self._warm(writers)  # their beginnings pinned in the prompt cache, as kb's
+            return writers
+
+        writers: list[Any] = self._kept(self._prompt_writers, examples_text, examples_text, build)
+        return writers
+
+    def write(self, asked: Asked, seed: Optional[int], temperature: float, writer: Any = None) -> str:
+        """The statement the LLM proposes for ``asked`` (the question with its hint line and examples;
+        not run, not yet checked): greedy (``seed`` None), or sampled with ``seed`` at ``temperature``,
+        or ``writer``'s."""
+        if writer is None:
+            writer = self.writer_for(asked.examples_text, seed, temperature)
+        response = writer.query(asked.text)
+        return str(response.metadata.get("sql_query") or response.response or "")
+
+    def correction_prompt(self, asked: Asked, failed: Attempt, advice: str) -> str:
+        """The prompt that asks for a rewrite of ``failed``: the schema, the question, the statement, its
+        error and ``advice`` (:meth:`kb.engines.sql.repairs.StatementRepairs.hint_for`: for an unknown
+        column or table, where to find it; "": none)."""
+        return CORRECTION_PROMPT.format(
+            dialect=self.sql_database.dialect,
+            schema=self.schema_for(asked.text),
+            query_str=asked.text,
+            sql=failed.sql,
+            error=failed.error,
+            hint=f"Hint: {advice}\n" if advice else "",
+            examples=asked.examples_text,
+        )
+
+    def correction(self, asked: Asked, failed: Attempt, advice: str, tried: Sequence[str]) -> str:
+        """The LLM's rewrite of a failed statement, given the error, the schema again and ``advice``
+        (for an unknown column or table, where the column is and how to join to it). A small model often
+        writes the failed statement again: then it is asked once more, sampling (temperature 0.8),
+        for another."""
+        tried_forms = {normalized(sql) for sql in tried}
+        prompt = self.correction_prompt(asked, failed, advice)
+        rewrite = str(self.llm.complete(prompt).text)
+        if normalized(rewrite) in tried_forms:
+            try:
+                rewrite = str(self.llm.complete(prompt, temperature=0.8).text)
+            except TypeError:  # an LLM whose complete() takes no temperature: keep the first rewrite
+                pass
+        return rewrite
