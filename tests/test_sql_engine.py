@@ -1543,3 +1543,21 @@ def test_sql_skip_repairs_leaves_a_named_repair_to_the_model(local_embed, busine
     assert any("delivered_at is a column of orders" in prompt for prompt in llm.prompts)  # the hint stays
     with pytest.raises(ConfigError, match="no repair is named 'add join'; the repairs: .*missing join"):
         KnowledgeBase.from_config({"sql": {"skip_repairs": ["add join"]}}, embed_model=local_embed, llm=llm)
+
+
+def test_a_correction_that_drops_a_needed_group_by_is_sent_back_not_answered(engine_with):
+    """Each correction is checked like the first statement: one that fixes the defect it was shown but
+    drops the GROUP BY (one arbitrary country beside the count of every order) goes back to the model
+    in its turn, and the statement that keeps both answers."""
+    flawed = (
+        "SELECT c.country, COUNT(*) FROM customers c JOIN orders o ON o.customer_id = c.id "
+        "WHERE c.id = c.id GROUP BY c.country"
+    )
+    dropped = "SELECT c.country, COUNT(*) FROM customers c JOIN orders o ON o.customer_id = c.id"
+    right = "SELECT c.country, COUNT(*) FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.country"
+    engine, llm = engine_with([flawed, dropped, right, "Answer."])
+    answer = sql_answer(engine, "How many orders did each country's customers place?")
+    errors = [a.error or "" for a in answer.attempts]
+    assert "compares c.id with itself" in errors[0]
+    assert errors[1].startswith("it ran, but ") and "without GROUP BY" in errors[1]
+    assert answer.sql == engine.guard.check(right).sql and len(answer.rows) > 1
