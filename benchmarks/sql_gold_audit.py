@@ -3,7 +3,7 @@ included: each firing is a check calling a right statement wrong, so every figur
 
 No model runs: every gold statement of benchmarks/data (the sets of ``sql_accuracy.py``) runs on its
 own database, and :func:`kb.engines.sql.checks.defects` looks at it with the schema, the rows it
-returned and its question, as the engine would. Printed: one row per check (:data:`CHECKS`), one
+returned, its question and the rows past its ``LIMIT`` (the tie probe), as the engine would. Printed: one row per check (:data:`CHECKS`), one
 column per part, and each firing's statement and message beneath.
 
 Run: ``.venv/bin/python benchmarks/sql_gold_audit.py [--sets demo,chinook,...]``
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
+from typing import Any
 
 import yaml
 from common import ROOT
@@ -24,8 +25,17 @@ from kb.config import load_settings
 from kb.engines.sql.checks import CHECKS, defects
 from kb.engines.sql.guard import ReadOnlyGuard
 from kb.engines.sql.schema import SchemaDescriber
+from kb.engines.sql.ties import tie_probe, ties_throughout
 from kb.server.database import private_server
 from kb.stores.connection import MariaDBConnection
+
+
+def fetched(readonly: MariaDBConnection, sql: str) -> list[dict[str, Any]]:
+    """The rows of ``sql`` as dicts by column name."""
+    with readonly.cursor() as cursor:
+        cursor.execute(sql)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
 def main() -> None:
@@ -50,11 +60,12 @@ def main() -> None:
             part = f"{sql_set.key}/{item.get('part', 'test')}"
             statements[part] += 1
             sql = guard.check(item["sql"]).sql
-            with readonly.cursor() as cursor:
-                cursor.execute(sql)
-                names = [d[0] for d in cursor.description]
-                rows = [dict(zip(names, row)) for row in cursor.fetchall()]
-            for found in defects(sql, schema, rows=rows, question=item["q"]):
+            rows = fetched(readonly, sql)
+            probe = tie_probe(sql)  # the engine's second look past a LIMIT (the "cut ties" check)
+            cut = None
+            if probe is not None and len(rows) >= probe[1] and ties_throughout(fetched(readonly, probe[0]), probe[1]):
+                cut = (probe[1], probe[2])
+            for found in defects(sql, schema, rows=rows, question=item["q"], cut_ties=cut):
                 fired[(found.check, part)] += 1
                 firings.append(f"{part}: {item['q']}\n  {sql}\n  {found.check}: {found}")
         readonly.dispose()

@@ -865,3 +865,11 @@ def test_a_member_of_a_set_compared_with_another_column_is_a_defect_and_a_combin
         "SELECT COUNT(*) FROM products WHERE category = 'tools'",
     ):
         assert defects(right, tagged_schema, question="How many products?") == [], right
+
+
+def test_cut_ties_fires_only_when_the_engine_found_ties_past_the_limit():
+    sql = "SELECT name FROM customers ORDER BY country LIMIT 1"
+    [found] = defects(sql, cut_ties=(1, ["country"]))
+    assert found.check == "cut ties" and "many more rows have the same country" in found
+    assert defects(sql) == []  # no ties found past the limit: nothing to say
+    assert defects(sql, cut_ties=(1, ["country"]), skip={"cut ties"}) == []

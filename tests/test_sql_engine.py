@@ -1561,3 +1561,28 @@ def test_a_correction_that_drops_a_needed_group_by_is_sent_back_not_answered(eng
     assert "compares c.id with itself" in errors[0]
     assert errors[1].startswith("it ran, but ") and "without GROUP BY" in errors[1]
     assert answer.sql == engine.guard.check(right).sql and len(answer.rows) > 1
+
+
+def test_a_limit_that_cuts_through_many_ties_is_in_doubt_and_a_unique_order_answers_alone(
+    engine_with, admin, project_settings
+):
+    """Ordered by a country hundreds of customers share, LIMIT 1 keeps an arbitrary one: the statement
+    goes back to the model (the "cut ties" check), and the answer is the corrected statement's, never a
+    list of every tied row. Ordered by the key, the same LIMIT answers alone."""
+    db = project_settings.sql.database
+    biggest = admin.fetchall(f"SELECT COUNT(*) FROM `{db}`.customers GROUP BY country ORDER BY COUNT(*) LIMIT 1")[0][0]
+    assert biggest > 21  # every country is shared by more customers than kb reads past the limit
+    arbitrary = "SELECT name FROM customers ORDER BY country LIMIT 1"
+    right = (
+        "SELECT c.name FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.id, c.name "
+        "ORDER BY COUNT(*) DESC, c.id LIMIT 1"
+    )
+    engine, llm = engine_with([arbitrary, right, "Answer."])
+    answer = sql_answer(engine, "Which customer placed the most orders?")
+    assert answer.attempts[0].error.startswith("it ran, but it keeps the first row ordered by country")
+    assert "many more rows have the same country" in llm.prompts[1]
+    assert answer.sql == engine.guard.check(right).sql and len(answer.rows) == 1
+
+    engine, llm = engine_with(["SELECT name FROM customers ORDER BY id LIMIT 1", "Answer."])
+    answer = sql_answer(engine, "Which customer signed up first?")
+    assert len(answer.attempts) == 1 and answer.attempts[0].error is None and len(answer.rows) == 1

@@ -144,6 +144,13 @@ figure.
   the end column otherwise (``IS NULL``, a comparison with a date), when the question does not speak
   of the present ("the salary history"), or on a table without that shape (a one-column key, no
   nullable date).
+* **a LIMIT that cuts through ties** (:func:`_cut_ties`, from the engine's second look at the rows
+  past the limit, :func:`kb.engines.sql.ties.ties_throughout`): more rows than the engine reads past
+  the ``LIMIT`` (20) have the same ``ORDER BY`` values as the last row kept (``GROUP BY c.id ORDER BY
+  COUNT(*) DESC LIMIT 1`` where every count is 1, or an order by a column all rows share): the order
+  does not tell which rows are meant, and the answer would be arbitrary rows or a list of every row.
+  It does not fire without ``ORDER BY`` and ``LIMIT``, when fewer rows tie (they are answered as a
+  tie: :mod:`kb.engines.sql.ties`), or when the rows past the limit differ from the last one.
 * **a value the server could not convert** (:func:`_server_warning`, from the warning the engine
   kept while running the statement): MariaDB's warnings 1292 and 1366 (``YEAR()`` of a flight number,
   a name summed: the value became NULL or 0 and the rows are computed from that). Where the server
@@ -217,13 +224,16 @@ Found = Union[str, Defect, None]
 class Inspected:
     """What a check may look at: the parsed statement, its tables placed in the schema (None without a
     schema), the rows it returned, the question (empty when the checks may not read it), and the
-    server's warning that it could not convert a value while running it ("": none)."""
+    server's warning that it could not convert a value while running it ("": none), and, where the
+    engine found more rows tied with the last one a ``LIMIT`` kept than it reads past it
+    (:func:`kb.engines.sql.ties.ties_throughout`), that limit and the ORDER BY expressions."""
 
     tree: exp.Expr
     scope: Optional[StatementScope]
     rows: Sequence[dict[str, Any]]
     question: str
     warning: str = ""
+    cut_ties: Optional[tuple[int, list[str]]] = None  # a LIMIT and ORDER BY cut through ties (cut ties)
 
 
 @dataclass(frozen=True)
@@ -1090,6 +1100,20 @@ def _part_of_a_composite_reference(scope: StatementScope) -> list[Defect]:
 _NOT_A_DATE = re.compile(r"Incorrect (?:datetime|date|time) value: .* for column `[^`]*`\.`([^`]*)`\.`[^`]*`")
 
 
+def _cut_ties(cut: Optional[tuple[int, list[str]]]) -> str:
+    """The message for a ``LIMIT`` that cuts through ties (the module's docstring)."""
+    if cut is None:
+        return ""
+    limit, labels = cut
+    kept = "the first row" if limit == 1 else f"the first {limit} rows"
+    return (
+        f"it keeps {kept} ordered by {', '.join(labels)}, but many more rows have the same "
+        f"{', '.join(labels)}: the order does not tell which rows the question means, and the LIMIT keeps "
+        "arbitrary ones; order by the value the question ranks by (a count or total per group: GROUP BY the "
+        "column it counts per)"
+    )
+
+
 def _server_warning(warning: str, schema: Optional[SchemaDescriber]) -> str:
     """The server's warning that it could not convert a value (MariaDB's 1292 and 1366, which the engine
     keeps: ``YEAR()`` of a flight number, a name summed), with the date and time columns of the table
@@ -1237,6 +1261,14 @@ CHECKS: tuple[Check, ...] = (
         lambda i: [_days_where_a_shorter_unit_is_asked(i.question, _scoped(i))],
     ),
     Check(
+        "cut ties",
+        "statement",
+        False,
+        "more rows than the engine reads past a LIMIT tie with the last row it keeps on the ORDER BY values",
+        lambda i: [_cut_ties(i.cut_ties)],
+        needs_schema=False,
+    ),
+    Check(
         "server warning",
         "statement",
         False,
@@ -1255,15 +1287,18 @@ def defects(
     question: str = "",
     skip: Collection[str] = (),
     warning: str = "",
+    cut_ties: Optional[tuple[int, list[str]]] = None,
 ) -> list[Defect]:
     """What is wrong with ``sql`` although it runs: what each of :data:`CHECKS` not named in ``skip``
     finds, in that order (empty: nothing found, or it does not parse). Without ``schema`` only the
     checks that need none run; without ``question`` no check of kind ``question`` runs; the ``rows``
     the statement returned tell a group of NULLs and counts without their groups; ``warning`` is the
-    server's warning that it could not convert a value while running it."""
+    server's warning that it could not convert a value while running it; ``cut_ties`` the limit and
+    ORDER BY of a statement whose ``LIMIT`` cuts through more ties than the engine read past it."""
     try:
         tree = parse_statement(sql)
     except Exception:  # the guard and the server report a statement that does not parse
         return []
-    inspected = Inspected(tree, StatementScope(tree, schema) if schema is not None else None, rows, question, warning)
+    scope = StatementScope(tree, schema) if schema is not None else None
+    inspected = Inspected(tree, scope, rows, question, warning, cut_ties)
     return [found for check in CHECKS if check.name not in skip for found in check.run(inspected)]

@@ -45,7 +45,7 @@ from kb.engines.sql.guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean, n
 from kb.engines.sql.repairs import StatementRepairs
 from kb.engines.sql.runner import ReadOnlyRunner, Statement
 from kb.engines.sql.schema import SchemaDescriber
-from kb.engines.sql.ties import Tie, tie_probe, with_ties
+from kb.engines.sql.ties import Tie, tie_probe, ties_throughout, with_ties
 from kb.engines.sql.vote import Votes, elect, grouped, result_key
 from kb.engines.sql.writers import Asked, StatementWriters
 from kb.engines.timing import Stopwatch
@@ -196,19 +196,32 @@ class StatementLoop:
             question=question if self.checks == "all" else "",
             skip=self.skip_checks,
             warning=ran.warning or "",
+            cut_ties=self._cut_ties(ran) if "cut ties" not in self.skip_checks else None,
         )
 
-    def tie(self, checked: CheckedSQL, rows: list[dict[str, Any]]) -> Optional[Tie]:
-        """Rows a ``LIMIT`` cut although they tie with its last row (:mod:`kb.engines.sql.ties`)."""
-        probe = tie_probe(checked.sql)
+    def _probed(self, sql: str, rows: list[dict[str, Any]]) -> Optional[tuple[list[dict[str, Any]], int, list[str]]]:
+        """The rows past a statement's ``LIMIT`` with its ORDER BY values (:func:`tie_probe`), its limit
+        and ORDER BY expressions; None without ORDER BY and LIMIT, with fewer rows than the limit, or
+        when kb's own second look fails (the statement's rows then stand as they are)."""
+        probe = tie_probe(sql)
         if probe is None or len(rows) < probe[1]:
             return None
         try:
-            probe_rows = self.runner.run(self.guard.check(probe[0])).rows or []
-        except Exception:  # kb's own second look failed: the statement's rows stand as they are
+            return self.runner.run(self.guard.check(probe[0])).rows or [], probe[1], probe[2]
+        except Exception:
             logging.getLogger(__name__).debug("tie probe failed: %s", probe[0], exc_info=True)
             return None
-        return with_ties(rows, probe_rows, probe[1], probe[2])
+
+    def _cut_ties(self, ran: Statement) -> Optional[tuple[int, list[str]]]:
+        """The limit and ORDER BY of ``ran`` when its ``LIMIT`` cuts through more ties than the probe
+        reads past it (:func:`ties_throughout`); None otherwise."""
+        probed = self._probed(ran.sql, ran.rows or [])
+        return (probed[1], probed[2]) if probed is not None and ties_throughout(probed[0], probed[1]) else None
+
+    def tie(self, checked: CheckedSQL, rows: list[dict[str, Any]]) -> Optional[Tie]:
+        """Rows a ``LIMIT`` cut although they tie with its last row (:mod:`kb.engines.sql.ties`)."""
+        probed = self._probed(checked.sql, rows)
+        return with_ties(rows, *probed) if probed is not None else None
 
     def attempts(self, asked: Asked, outcome: SQLOutcome, clock: Stopwatch) -> tuple[Optional[Statement], Verdict]:
         """The greedy statement and its corrections, until one runs without a defect (at most

@@ -5,7 +5,10 @@ cities have 41 customers each, the server returns whichever it meets first, and 
 one city as if it were the only one. SQL has no portable ``WITH TIES`` (MariaDB has none), so kb
 asks again with the ORDER BY values as extra columns and a little more room, and keeps the rows
 whose values equal the last kept row's. Tied rows that would read the same ("how many customers
-live in the biggest city": 41, 41, 41) add nothing and are left out.
+live in the biggest city": 41, 41, 41) add nothing and are left out. When more rows tie than the
+probe reads past the limit (:func:`ties_throughout`), they are a list, not a tie: the rows stand as
+the statement gave them, and the statement was in doubt before it could answer (the ``cut ties``
+check of :mod:`kb.engines.sql.checks`).
 
 The answer to tied rows is kb's own sentence (:meth:`Tie.sentence`), not the LLM's: shown three
 tied cities and told they tie, the offline 1.5B model still names the first one alone (tried with
@@ -77,6 +80,23 @@ class Tie:
         return tied if len(self.tied) == len(self.rows) else f"{listed(self.rows)}; {tied}"
 
 
+def ties_throughout(probe_rows: list[dict[str, Any]], limit: int) -> bool:
+    """Whether every row the probe read past ``limit`` (``TIED_ROWS_PAST_LIMIT`` of them, as many as it
+    asks for) ties with the last row kept: more rows than that share the ORDER BY values, so the order
+    does not tell which of them the ``LIMIT`` keeps (``GROUP BY id ORDER BY COUNT(*) DESC LIMIT 1`` where
+    every count is 1). Such a statement is in doubt (the ``cut ties`` check,
+    :mod:`kb.engines.sql.checks`)."""
+    if limit < 1 or len(probe_rows) < limit + TIED_ROWS_PAST_LIMIT:
+        return False
+    last = _key(probe_rows[limit - 1])
+    return all(_key(row) == last for row in probe_rows[limit:])
+
+
+def _key(row: dict[str, Any]) -> tuple:
+    """A probe row's ORDER BY values."""
+    return tuple(v for k, v in row.items() if k.startswith(_KEY))
+
+
 def with_ties(
     rows: list[dict[str, Any]], probe_rows: list[dict[str, Any]], limit: int, labels: list[str]
 ) -> Optional[Tie]:
@@ -84,11 +104,9 @@ def with_ties(
     differently from every kept row; None otherwise. Its rows are the probe's (ORDER BY columns
     dropped), not ``rows``: tied rows come in no fixed order, and together with the tied ones past
     the limit they are the same set whichever of them a run met first."""
-    if len(rows) < limit or len(probe_rows) <= limit:
-        return None
-
-    def key(row: dict[str, Any]) -> tuple:
-        return tuple(v for k, v in row.items() if k.startswith(_KEY))
+    if len(rows) < limit or len(probe_rows) <= limit or ties_throughout(probe_rows, limit):
+        return None  # no tie, or so many that they are a list: the statement was in doubt (cut ties)
+    key = _key
 
     def without_probe_columns(row: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in row.items() if not k.startswith(_KEY)}
