@@ -6,7 +6,11 @@ own database, and :func:`kb.engines.sql.checks.defects` looks at it with the sch
 returned, its question and the rows past its ``LIMIT`` (the tie probe), as the engine would. Printed: one row per check (:data:`CHECKS`), one
 column per part, and each firing's statement and message beneath.
 
-Run: ``.venv/bin/python benchmarks/sql_gold_audit.py [--sets demo,chinook,...]``
+With ``--only-full-group-by``, each gold statement also runs under MariaDB's ``ONLY_FULL_GROUP_BY``
+and the statements it refuses are counted: what that strictness would cost right answers if kb
+used it in place of the "arbitrary row" check.
+
+Run: ``.venv/bin/python benchmarks/sql_gold_audit.py [--sets demo,chinook,...] [--only-full-group-by]``
 """
 
 from __future__ import annotations
@@ -41,6 +45,12 @@ def fetched(readonly: MariaDBConnection, sql: str) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", default=",".join(s.key for s in SETS))
+    parser.add_argument(
+        "--only-full-group-by",
+        action="store_true",
+        help="also run each gold statement under MariaDB's ONLY_FULL_GROUP_BY and count those it refuses "
+        "(the server's strictness as an alternative to the 'arbitrary row' check)",
+    )
     args = parser.parse_args()
     wanted = set(args.sets.split(","))
     settings = load_settings(ROOT / "config.yaml")
@@ -49,6 +59,7 @@ def main() -> None:
     load_demo_data(settings)
     fired: Counter[tuple[str, str]] = Counter()
     statements: Counter[str] = Counter()
+    strict_refused: Counter[str] = Counter()  # gold statements ONLY_FULL_GROUP_BY refuses
     firings: list[str] = []
     for sql_set in (s for s in SETS if s.key in wanted):
         database = load_sample(server, sql_set.sample) if sql_set.sample else settings.sql.database
@@ -65,6 +76,12 @@ def main() -> None:
             cut = None
             if probe is not None and len(rows) >= probe[1] and ties_throughout(fetched(readonly, probe[0]), probe[1]):
                 cut = (probe[1], probe[2])
+            if args.only_full_group_by:
+                try:
+                    fetched(readonly, f"SET STATEMENT sql_mode = CONCAT(@@sql_mode, ',ONLY_FULL_GROUP_BY') FOR {sql}")
+                except Exception as exc:  # refused by the strict mode: a right statement it would have lost
+                    strict_refused[part] += 1
+                    firings.append(f"{part}: {item['q']}\n  {sql}\n  ONLY_FULL_GROUP_BY: {str(exc).splitlines()[0]}")
             for found in defects(sql, schema, rows=rows, question=item["q"], cut_ties=cut):
                 fired[(found.check, part)] += 1
                 firings.append(f"{part}: {item['q']}\n  {sql}\n  {found.check}: {found}")
@@ -75,6 +92,8 @@ def main() -> None:
     print("| gold statements | " + " | ".join(str(statements[p]) for p in parts) + " |")
     for check in CHECKS:
         print(f"| {check.name} | " + " | ".join(str(fired[(check.name, p)]) for p in parts) + " |")
+    if args.only_full_group_by:
+        print("| refused under ONLY_FULL_GROUP_BY | " + " | ".join(str(strict_refused[p]) for p in parts) + " |")
     print(f"\n{sum(fired.values())} firings on {sum(statements.values())} gold statements")
     for firing in firings:
         print(firing)
