@@ -355,3 +355,14 @@ def test_a_column_reached_along_one_chain_of_the_rows_own_keys_is_still_repaired
     assert repaired is not None and "JOIN customer ON customer.id = o.customer_id" in repaired
     assert "JOIN nation ON nation.id = customer.nation_id" in repaired
     db.fetchall(repaired)
+
+
+def test_a_column_no_table_has_gets_the_closest_names_of_the_statements_tables_as_a_hint(trade):
+    """``l.unit_price`` exists nowhere; the line's ``price`` is the closest name of the statement's
+    tables: the hint names it (no repair: which column was meant is the model's to say)."""
+    error = unknown("l.unit_price")
+    sql = "SELECT SUM(l.unit_price) FROM line l"
+    assert trade.add_missing_join(sql, error) is None
+    hint = trade.hint_for(error, ["line"], sql)
+    assert hint.endswith("The closest names in the statement's tables: line.price.")
+    assert "closest" not in trade.hint_for(unknown("l.colour"), ["line"], "SELECT l.colour FROM line l")

@@ -43,6 +43,7 @@ goes back to the model with the error and :meth:`StatementRepairs.hint_for`'s hi
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -276,7 +277,9 @@ class StatementRepairs:
             prefixed = self._prefixed(column, used_tables)
             if prefixed is not None:
                 return f"There is no column {column}; {prefixed[0]}'s columns begin with its prefix: {prefixed[1]}."
-            return f"There is no column {column} in any table; use only the columns listed above."
+            near = self._nearest_names(column, used_tables)
+            closest = f" The closest names in the statement's tables: {', '.join(near)}." if near else ""
+            return f"There is no column {column} in any table; use only the columns listed above.{closest}"
         wrong = table_named(sql, qualifier) if qualifier and sql else None
         starts = [wrong] if wrong else [t for t in used_tables if t not in owners]
         best: Optional[tuple[str, str, list[list[Edge]]]] = None  # start, owner, the chains to choose from
@@ -600,6 +603,27 @@ class StatementRepairs:
             unknown.set("this", exp.to_identifier(target[1]))
             return True
         return False
+
+    def _nearest_names(self, column: str, tables: Sequence[str]) -> list[str]:
+        """The columns of ``tables`` whose names are closest to ``column`` (``table.column``, the
+        closest first, at most three): difflib's ratio of at least 0.6 over the names in lower case,
+        with their ``_`` and the table's column prefix (:func:`_table_prefix`) left out."""
+        wanted = column.lower().replace("_", "")
+        by_name: dict[str, list[str]] = {}
+        for name in tables:
+            if name not in self.tables:
+                continue
+            table = self.table(name)
+            prefix = _table_prefix(table)
+            for col in table.columns:
+                bare = (
+                    col.name.lower().removeprefix(prefix).replace("_", "")
+                    if prefix
+                    else col.name.lower().replace("_", "")
+                )
+                by_name.setdefault(bare, []).append(f"{name}.{col.name}")
+        close = difflib.get_close_matches(wanted, list(by_name), n=3, cutoff=0.6)
+        return [place for bare in close for place in by_name[bare]][:3]
 
     def _prefixed(self, column: str, tables: Sequence[str]) -> Optional[tuple[str, str]]:
         """(table, name) of the one column of ``tables`` named ``column`` after its table's prefix
