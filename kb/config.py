@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from kb.config_sources import ENV_CONFIG_FILE, describe_error, env_overrides, merge
 from kb.errors import ConfigError
@@ -258,31 +267,24 @@ class SqlSettings(_Strict):
         description="kb's own repairs of rejected statements switched off by name (docs/sql-engine.md lists them)",
     )
 
-    @field_validator("skip_repairs")
+    @field_validator("skip_repairs", "skip_checks")
     @classmethod
-    def _known_repairs(cls, names: list[str]) -> list[str]:
+    def _known_names(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        """Each name in ``sql.skip_checks`` or ``sql.skip_repairs`` is one of the registry's."""
         if not names:
-            return names  # the repairs' module imports the SQL engine's: only when there is a name to check
-        from kb.engines.sql.repairs import REPAIR_NAMES
+            return names  # the registries' modules import the SQL engine's: only when there is a name to check
+        if info.field_name == "skip_checks":
+            from kb.engines.sql.checks import CHECK_NAMES as known
 
-        unknown = [name for name in names if name not in REPAIR_NAMES]
+            kind = "check"
+        else:
+            from kb.engines.sql.repairs import REPAIR_NAMES as known
+
+            kind = "repair"
+        unknown = [name for name in names if name not in known]
         if unknown:
             raise ValueError(
-                f"no repair is named {', '.join(map(repr, unknown))}; the repairs: {', '.join(sorted(REPAIR_NAMES))}"
-            )
-        return names
-
-    @field_validator("skip_checks")
-    @classmethod
-    def _known_checks(cls, names: list[str]) -> list[str]:
-        if not names:
-            return names  # the checks' module imports the SQL engine's: only when there is a name to check
-        from kb.engines.sql.checks import CHECK_NAMES
-
-        unknown = [name for name in names if name not in CHECK_NAMES]
-        if unknown:
-            raise ValueError(
-                f"no check is named {', '.join(map(repr, unknown))}; the checks: {', '.join(sorted(CHECK_NAMES))}"
+                f"no {kind} is named {', '.join(map(repr, unknown))}; the {kind}s: {', '.join(sorted(known))}"
             )
         return names
 
