@@ -154,6 +154,10 @@ class StatementLoop:
     rescue_samples: int
     rescue_temperature: float
     rewrites_answer: bool
+    # the tie probe's rows by statement, for this question (StatementLoop._probed)
+    _probes: dict[str, Optional[tuple[list[dict[str, Any]], int, list[str]]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def write(
         self, asked: Asked, seed: Optional[int] = None, temperature: Optional[float] = None, writer: Any = None
@@ -206,11 +210,13 @@ class StatementLoop:
         probe = tie_probe(sql)
         if probe is None or len(rows) < probe[1]:
             return None
-        try:
-            return self.runner.run(self.guard.check(probe[0])).rows or [], probe[1], probe[2]
-        except Exception:
-            logging.getLogger(__name__).debug("tie probe failed: %s", probe[0], exc_info=True)
-            return None
+        if sql not in self._probes:  # the check and the answer's tie look at the same rows: one query
+            try:
+                self._probes[sql] = (self.runner.run(self.guard.check(probe[0])).rows or [], probe[1], probe[2])
+            except Exception:
+                logging.getLogger(__name__).debug("tie probe failed: %s", probe[0], exc_info=True)
+                self._probes[sql] = None
+        return self._probes[sql]
 
     def _cut_ties(self, ran: Statement) -> Optional[tuple[int, list[str]]]:
         """The limit and ORDER BY of ``ran`` when its ``LIMIT`` cuts through more ties than the probe
