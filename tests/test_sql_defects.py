@@ -236,7 +236,7 @@ def test_a_name_compared_with_a_small_lookup_tables_key_is_given_its_key(staff_s
         "SELECT COUNT(*) FROM emp WHERE dept_code = 'sup'",  # compared without regard to case, as the server does
         "SELECT COUNT(*) FROM emp WHERE dept_code = 'Marketing'",  # no listed column holds it: no row may be right
         "SELECT COUNT(*) FROM emp e JOIN depts d ON d.dept_code = e.dept_code WHERE d.dept_name = 'Customer Support'",
-        "SELECT COUNT(*) FROM emp WHERE dept_code LIKE '%Support%'",
+        "SELECT COUNT(*) FROM emp WHERE dept_code LIKE 'S%'",  # a pattern: the value check leaves it alone
     ],
 )
 def test_values_a_column_holds_or_no_column_holds_have_no_such_defect(staff_schema, sql):
@@ -873,3 +873,48 @@ def test_cut_ties_fires_only_when_the_engine_found_ties_past_the_limit():
     assert found.check == "cut ties" and "many more rows have the same country" in found
     assert defects(sql) == []  # no ties found past the limit: nothing to say
     assert defects(sql, cut_ties=(1, ["country"]), skip={"cut ties"}) == []
+
+
+@pytest.fixture
+def nations_schema(db) -> SchemaDescriber:
+    """Customers of a nation; the nation table's names are listed (few), the customers' are not known."""
+    customers = ", ".join(f"({i}, 'Customer#{i:03d}', {1 + i % 2}, '2025-03-{1 + i % 28:02d}')" for i in range(40))
+    return described(
+        db,
+        (
+            "CREATE TABLE nation (id INT PRIMARY KEY, name VARCHAR(25))",
+            "CREATE TABLE customer (id INT PRIMARY KEY, name VARCHAR(40), nation_id INT, joined_on DATE, "
+            "FOREIGN KEY (nation_id) REFERENCES nation(id))",
+            "INSERT INTO nation VALUES (1, 'JAPAN'), (2, 'GERMANY')",
+            f"INSERT INTO customer VALUES {customers}",
+        ),
+        ["nation", "customer"],
+    )
+
+
+def test_a_like_pattern_no_row_of_its_column_matches_and_another_columns_values_do_is_a_defect(nations_schema):
+    [found] = defects("SELECT COUNT(*) FROM customer c WHERE c.name LIKE 'Japan%'", nations_schema)
+    assert found.check == "pattern of another column"
+    assert "no value of customer.name is like 'Japan%'" in found and "nation.name are: 'JAPAN'" in found
+    assert "JOIN nation ON nation.id = c.nation_id and compare nation.name" in found
+
+
+def test_a_like_pattern_of_a_referenced_tables_names_on_a_code_column_is_a_defect(staff_schema):
+    [found] = defects("SELECT COUNT(*) FROM emp WHERE dept_code LIKE '%Support%'", staff_schema)
+    assert found.check == "pattern of another column" and "depts.dept_name are: 'Customer Support'" in found
+    assert "JOIN depts ON depts.dept_code = emp.dept_code" in found
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT COUNT(*) FROM customer c JOIN nation n ON n.id = c.nation_id WHERE n.name LIKE 'Japan%'",
+        "SELECT COUNT(*) FROM customer WHERE name LIKE 'Customer#01%'",  # rows of its own column match
+        "SELECT COUNT(*) FROM customer WHERE name NOT LIKE 'Japan%'",  # matches every row
+        "SELECT COUNT(*) FROM customer WHERE name LIKE 'Brazil%'",  # no column's values match either
+        "SELECT COUNT(*) FROM customer WHERE joined_on LIKE '2025-03%'",  # a date column
+        "SELECT COUNT(*) FROM customer WHERE nation_id LIKE '1%'",  # a number column
+    ],
+)
+def test_like_patterns_their_column_matches_or_no_column_does_have_no_such_defect(nations_schema, sql):
+    assert defects(sql, nations_schema) == []

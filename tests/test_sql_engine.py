@@ -1476,8 +1476,22 @@ def test_a_day_cut_at_its_midnight_goes_back_to_the_model_and_its_correction_ans
             "SELECT c.name FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.id, c.name "
             "ORDER BY COUNT(*) DESC LIMIT 1",
         ),
+        (
+            "How many customers live in a city whose name starts with Gothen?",
+            "SELECT COUNT(*) FROM customers WHERE name LIKE 'Gothen%'",
+            "no value of customers.name is like 'Gothen%'",
+            "SELECT COUNT(*) FROM customers WHERE city LIKE 'Gothen%'",
+        ),
     ],
-    ids=["arbitrary row", "unused join", "compared with itself", "outer column", "dates subtracted", "counts of one"],
+    ids=[
+        "arbitrary row",
+        "unused join",
+        "compared with itself",
+        "outer column",
+        "dates subtracted",
+        "counts of one",
+        "pattern of another column",
+    ],
 )
 def test_each_result_check_sends_its_statement_back_and_leaves_the_right_one_alone(
     engine_with, question, flawed, said, right

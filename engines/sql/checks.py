@@ -119,6 +119,13 @@ figure.
   are exactly named values' ("based in Porto": OPO alone), when the question gives the key ("based at
   LIS"), names no value of T, or the statement reads the named value's column, nor on a number column
   or a row's own key.
+* **a LIKE pattern of another column** (:func:`_pattern_of_another_column`, with the schema's lists of
+  values and one look at the rows): ``c.name LIKE 'Japan%'`` where no customer's name is like it
+  and the nation table's listed names hold 'JAPAN'. The comparison matches no row; the message names
+  the column whose values match and, where the compared column's table references that column's
+  table, the join to it. It does not fire on ``NOT LIKE``, when some row of the compared column
+  matches (the server is asked when its values are not all listed), when no listed column matches
+  either, or on a date or number column (``ordered_at LIKE '2025-03%'``).
 * **a text compared with a value no column holds and the question does not name**
   (:func:`_value_held_by_no_column`, kind ``question``): ``=`` or an ``IN`` none of whose values the
   column holds, on a column all of whose values are known, with a value no listed column holds and
@@ -417,18 +424,17 @@ def _label_key(schema: SchemaDescriber, lookup: Table, column: Column, value: st
     return next((key for key, label in labels.items() if label.casefold() == value.casefold()), None)
 
 
-def _listed_holder(value: str, column: Column, scope: StatementScope) -> Optional[tuple[Table, Column]]:
-    """The first column other than ``column`` whose listed values hold ``value`` (compared without
-    regard to case, as the server compares): in the table ``column`` references, then in a table the
-    statement reads, then in any other table of the schema; None: none does."""
-    wanted = value.casefold()
+def _listed_holder(holds: re.Pattern[str], column: Column, scope: StatementScope) -> Optional[tuple[Table, Column]]:
+    """The first column other than ``column`` one of whose listed values ``holds`` matches whole: in the table
+    ``column`` references, then in a table the statement reads, then in any other table of the schema;
+    None: none does."""
     nearby = [column.references[0]] if column.references else []
     tables = {name.lower(): name for name in scope.schema.tables}
     searched = [*nearby, *scope.used, *scope.schema.tables]
     for name in dict.fromkeys(tables[n.lower()] for n in searched if n.lower() in tables):
         table = scope.schema.table(name)
         for other in table.columns:
-            if other is not column and other.values and wanted in {v.casefold() for v in other.values}:
+            if other is not column and other.values and any(holds.fullmatch(v) for v in other.values):
                 return table, other
     return None
 
@@ -505,7 +511,7 @@ def _unheld_values(scope: StatementScope) -> Iterator[_UnheldValue]:
             members = value.split(",") if a_set and value else [value]
             if all(m.casefold() in held for m in members) or (numeric and _NUMBER.fullmatch(value.strip())):
                 continue
-            found_in = _listed_holder(value, column, scope)
+            found_in = _listed_holder(re.compile(re.escape(value), re.IGNORECASE), column, scope)
             yield _UnheldValue(
                 node, position, compared[0], table, column, value, tuple(compared[1]), held, listed, found_in
             )
@@ -554,6 +560,68 @@ def _value_of_another_column(scope: StatementScope) -> list[str]:
                     f"{literal.sql(dialect='mysql')}",
                     by_key,
                 )
+        found.append(said)
+    return found
+
+
+def like_matcher(pattern: str) -> re.Pattern[str]:
+    """``LIKE pattern`` as a regular expression: ``%`` any run of characters, ``_`` one, ``\\`` makes
+    the next character itself (MariaDB's default escape), without regard to case (as the default
+    collations compare). Kept here: neither sqlglot nor LlamaIndex evaluates a pattern."""
+    parts, escaped = [], False
+    for char in pattern:
+        if escaped:
+            parts.append(re.escape(char))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        else:
+            parts.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
+    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
+
+
+def _pattern_of_another_column(scope: StatementScope) -> list[str]:
+    """``column LIKE 'pattern'`` on a text column no row of which matches the pattern (all its values
+    known and none matches, or none found by the server) where a listed value of another column does:
+    the message names that column, its matching values and, where the compared column's table
+    references the holder's table, the join to it."""
+    found = []
+    for node in scope.tree.find_all(exp.Like):
+        compared, literal = node.this, node.expression
+        negated = node.args.get("negate") or isinstance(node.parent, exp.Not)
+        if negated or isinstance(node.parent, exp.Escape) or not isinstance(compared, exp.Column):
+            continue
+        if not (isinstance(literal, exp.Literal) and literal.is_string):
+            continue
+        placed = scope.place(compared)
+        if placed is None or placed[1].kind != "text":
+            continue
+        table, column = placed
+        matcher = like_matcher(literal.this)
+        holder = _listed_holder(matcher, column, scope)
+        if holder is None:
+            continue
+        if column.values is not None:
+            if any(matcher.fullmatch(v) for v in column.values):
+                continue
+        elif scope.schema.any_like(table.name, column.name, literal.this):
+            continue
+        other, holding = holder
+        matching = [v for v in holding.values or [] if matcher.fullmatch(v)]
+        said = (
+            f"no value of {table.name}.{column.name} is like '{literal.this}', so {node.sql(dialect='mysql')} "
+            f"matches no row; values of {other.name}.{holding.name} are: " + ", ".join(f"'{v}'" for v in matching[:5])
+        )
+        written = compared.table or table.name
+        reference = next(
+            (c for c in table.columns if c.references and c.references[0].lower() == other.name.lower()), None
+        )
+        if reference is not None and other.name.lower() != table.name.lower():
+            assert reference.references is not None
+            said += (
+                f": JOIN {other.name} ON {other.name}.{reference.references[1]} = {written}.{reference.name} "
+                f"and compare {other.name}.{holding.name}"
+            )
         found.append(said)
     return found
 
@@ -1222,6 +1290,13 @@ CHECKS: tuple[Check, ...] = (
         True,
         "a text compared with a column whose known values lack it and another listed column holds it",
         lambda i: _value_of_another_column(_scoped(i)),
+    ),
+    Check(
+        "pattern of another column",
+        "statement",
+        False,
+        "a LIKE pattern no value of its text column matches and a listed value of another column does",
+        lambda i: _pattern_of_another_column(_scoped(i)),
     ),
     Check(
         "value of no column",

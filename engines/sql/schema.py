@@ -180,6 +180,7 @@ class SchemaDescriber:
         self._tables: dict[str, Table] = {}
         self._labels: dict[str, tuple[str, dict[str, str]]] = {}  # SchemaDescriber.labels, read on first use
         self._keys_holding: dict[tuple[str, str, str], Optional[frozenset[str]]] = {}  # SchemaDescriber.keys_holding
+        self._any_like: dict[tuple[str, str, str], bool] = {}  # SchemaDescriber.any_like
         self._foreign_keys: Optional[dict[str, list[CompositeReference]]] = None  # SchemaDescriber._declared
         self._describing: set[str] = set()  # tables being described: a cycle of composite references stops there
 
@@ -376,6 +377,21 @@ class SchemaDescriber:
                     held = frozenset(str(row[0]) for row in rows)
             self._keys_holding[wanted] = held
         return self._keys_holding[wanted]
+
+    def any_like(self, name: str, column: str, pattern: str) -> bool:
+        """Whether some row of table ``name`` has a ``column`` value ``LIKE pattern`` (as the server
+        compares: the column's collation). Read on first use and kept: only the defect checks need it, to
+        tell a pattern that matches no row of its column (:mod:`kb.engines.sql.checks`)."""
+        wanted = (name, column, pattern)
+        if wanted not in self._any_like:
+            self._any_like[wanted] = bool(
+                self._conn.fetchall(
+                    f"SELECT 1 FROM {quote_identifier(self.database)}.{quote_identifier(name)} "
+                    f"WHERE {quote_identifier(column)} LIKE ? LIMIT 1",
+                    (pattern,),
+                )
+            )
+        return self._any_like[wanted]
 
     def _read_labels(self, table: Table) -> tuple[str, dict[str, str]]:
         keys = [c for c in table.columns if c.primary]
