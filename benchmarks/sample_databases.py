@@ -1,8 +1,8 @@
 """The sample databases of the SQL benchmark, loaded once into kb's private server and made readable
 by kb's read-only account: the public ones of ../shared/eval (Chinook, Northwind, classicmodels; the
 repository keeps only the questions about them, in benchmarks/data) and the university, airline,
-clinic, staff and rental databases that benchmarks/university_database.py, airline_database.py,
-clinic_database.py, staff_database.py and rental_database.py generate."""
+clinic, staff, rental and supply databases that benchmarks/university_database.py, airline_database.py,
+clinic_database.py, staff_database.py, rental_database.py and supply_database.py generate."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import airline_database
 import clinic_database
 import rental_database
 import staff_database
+import supply_database
 import university_database
 from common import ROOT, SHARED
 
@@ -66,6 +67,12 @@ SAMPLES = {
         (ROOT / ".kb" / "cache" / "benchmarks" / "rental.sql",),
         10,
         rental_database.script,
+    ),
+    "supply": SampleDatabase(
+        supply_database.NAME,
+        (ROOT / ".kb" / "cache" / "benchmarks" / "supply.sql",),
+        9,
+        supply_database.script,
     ),
 }
 

@@ -1,13 +1,14 @@
 """Text-to-SQL execution accuracy: kb's SQL engine against plain LlamaIndex, same model, same run.
 
-Nine labelled sets with gold SQL (benchmarks/data):
+Ten labelled sets with gold SQL (benchmarks/data):
 
 * the demo business database (64 questions), Chinook (42) and the generated university (51,
   benchmarks/university_database.py), airline (66, airline_database.py: 45 dev), clinic (44,
   clinic_database.py), staff (56, staff_database.py) and rental (56, rental_database.py) databases,
   each split into a ``dev`` part (may be studied to change kb's rules and prompts) and a ``test``
   part (only scored);
-* Northwind (45) and classicmodels (46), written before kb ever ran on them: ``test`` only.
+* Northwind (45) and classicmodels (46), written before kb ever ran on them, and the generated supply
+  database (34, supply_database.py: composite keys, table-prefixed columns): ``test`` only.
 
 The public sample databases are read from ../shared/eval (benchmarks/sample_databases.py). For each question:
 
@@ -94,6 +95,7 @@ SETS = [
     SqlSet("rental", "rental (generated)", "sql_rental.yaml", "rental"),
     SqlSet("northwind", "Northwind (held out)", "sql_northwind.yaml", "northwind"),
     SqlSet("classicmodels", "classicmodels (held out)", "sql_classicmodels.yaml", "classicmodels"),
+    SqlSet("supply", "supply, composite keys (generated, held out)", "sql_supply.yaml", "supply"),
 ]
 
 
