@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from kb.config_sources import ENV_CONFIG_FILE, describe_error, env_overrides, merge
+from kb.engines.sql.options import SQLOptions
 from kb.errors import ConfigError
 from kb.secret_types import DatabaseURL, Secret
 
@@ -169,8 +170,9 @@ class EngineSettings(_Strict):
     log_table: str = Field("kb_query_log", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
-class SqlSettings(_Strict):
-    """The business database that answers questions about figures (NL -> SQL)."""
+class SqlSettings(SQLOptions, _Strict):
+    """The business database that answers questions about figures (NL -> SQL); the engine's own settings
+    (candidates, checks, ...) are :class:`kb.engines.sql.options.SQLOptions`'s, declared there once."""
 
     enabled: bool = True
     url: Optional[DatabaseURL] = Field(
@@ -180,15 +182,6 @@ class SqlSettings(_Strict):
     )
     database: str = Field("kb_business", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     tables: list[str] = Field(default_factory=list, description="allowed tables; empty = all the account can read")
-    row_limit: int = Field(200, ge=1, le=100000)
-    timeout_s: float = Field(5.0, gt=0, le=600)
-    max_tables_in_prompt: int = Field(
-        40,
-        ge=1,
-        le=200,
-        description="more tables, or more than the model's context window holds: the relevant ones are "
-        "retrieved per question",
-    )
     examples: Optional[str] = Field(
         None,
         description="a YAML file of approved question/SQL pairs for this database ([{q: ..., sql: ...}]), "
@@ -200,11 +193,6 @@ class SqlSettings(_Strict):
     examples_min_similarity: float = Field(
         0.4, ge=-1, le=1, description="cosine similarity a pair's question needs to the question to be shown"
     )
-    examples_when: Literal["always", "doubt"] = Field(
-        "always",
-        description="which prompts show the approved pairs: every one (always), or all but the greedy "
-        "statement's (doubt: corrections, candidates and rescue samples)",
-    )
     examples_table: str = Field(
         "kb_sql_examples",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,39}$",
@@ -215,61 +203,10 @@ class SqlSettings(_Strict):
         description="a positive rating of a database answer: approve (offered: kb sql examples add --from-answer), "
         "auto (added to the example store at once), off",
     )
-    candidates: int = Field(
-        3,
-        ge=1,
-        le=16,
-        description="statements written per question (the greedy one, then those of candidate_source) and voted "
-        "on by the rows they give; 1: the greedy statement only",
-    )
-    candidates_when: Literal["always", "doubt"] = Field(
-        "doubt",
-        description="when the candidates after the greedy statement are written: always, or only on doubt "
-        "(the greedy statement failed, was refused, ran with a defect or gave no rows)",
-    )
-    sample_temperature: float = Field(
-        0.3, gt=0, le=2, description="the sampling temperature of the candidates after the greedy one"
-    )
-    candidate_source: Literal["samples", "prompts"] = Field(
-        "prompts",
-        description="the candidates after the greedy one: samples of kb's prompt at sample_temperature "
-        "(samples), or first the greedy statements of two other prompts (kb's rules over LlamaIndex's "
-        "description of the tables, then LlamaIndex's text-to-SQL prompt over kb's), then samples (prompts)",
-    )
-    rescue_samples: int = Field(
-        4,
-        ge=0,
-        le=16,
-        description="when no statement (nor correction) runs clean: sampled statements written at "
-        "rescue_temperature; the first rows two agree on answer, else the first that runs clean; 0: none",
-    )
-    rescue_temperature: float = Field(1.0, gt=0, le=2, description="the sampling temperature of the rescue samples")
-    rewrites_answer: bool = Field(
-        False,
-        description="let a statement kb wrote for a defect answer when none of the model's statements gives "
-        "its rows (false: it answers only where one of them agrees with it by rows)",
-    )
-    value_linking: bool = Field(
-        True, description="tell the model which column holds each stored value the question names"
-    )
-    checks: Literal["all", "statement", "none"] = Field(
-        "all",
-        description="the checks of a statement that ran (engines/sql/checks.py): all; statement (none reads "
-        "the question's words); none (the model's statement through the guard and kb's error repairs only)",
-    )
-    skip_checks: list[str] = Field(
-        default_factory=list,
-        description="checks switched off by name (docs/sql-engine.md lists them): one that misfires on your schema",
-    )
-
-    skip_repairs: list[str] = Field(
-        default_factory=list,
-        description="kb's own repairs of rejected statements switched off by name (docs/sql-engine.md lists them)",
-    )
 
     @field_validator("skip_repairs", "skip_checks")
     @classmethod
-    def _known_names(cls, names: list[str], info: ValidationInfo) -> list[str]:
+    def _known_names(cls, names: frozenset[str], info: ValidationInfo) -> frozenset[str]:
         """Each name in ``sql.skip_checks`` or ``sql.skip_repairs`` is one of the registry's."""
         if not names:
             return names  # the registries' modules import the SQL engine's: only when there is a name to check

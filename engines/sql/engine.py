@@ -45,14 +45,8 @@ from kb.engines.context import token_counter
 from kb.engines.sql.answering import answer_arguments, column_notes, respond
 from kb.engines.sql.checks import Defect
 from kb.engines.sql.guard import CheckedSQL, ReadOnlyGuard
-from kb.engines.sql.loop import (
-    CandidateSource,
-    CandidatesWhen,
-    ChecksRun,
-    ExamplesWhen,
-    SQLOutcome,
-    StatementLoop,
-)
+from kb.engines.sql.loop import SQLOutcome, StatementLoop
+from kb.engines.sql.options import SQLOptions
 from kb.engines.sql.repairs import StatementRepairs
 from kb.engines.sql.runner import ReadOnlyRunner, Statement
 from kb.engines.sql.schema import DescribedSQLDatabase
@@ -74,60 +68,17 @@ logging.getLogger("llama_index.core.indices.struct_store").setLevel(logging.WARN
 Stage = Literal["attempts", "rescue", "vote"]  # the stage whose statement answers (SQLEngine.compute)
 
 
-class SQLEngine(CustomQueryEngine):
+class SQLEngine(CustomQueryEngine, SQLOptions):
     """Question -> guarded SQL (corrected on error) -> rows -> answer, as a LlamaIndex query engine.
 
-    :meth:`compute` is the question's path, stage by stage (the module's docstring); the fields are its
-    settings (``sql.*`` in config.yaml, read by :func:`kb.business_database.sql_engine.engine_settings`)."""
+    :meth:`compute` is the question's path, stage by stage (the module's docstring); its settings are
+    the fields of :class:`SQLOptions` (``sql.*`` in config.yaml, read by
+    :func:`kb.business_database.sql_engine.engine_settings`), its parts the fields below."""
 
     llm: LLM
     readonly: MariaDBConnection
     database: str
     tables: list[str]
-    row_limit: int = Field(default=200, ge=1)
-    timeout_s: float = Field(default=5.0, gt=0)
-    max_attempts: int = Field(
-        default=3,
-        ge=1,
-        description="statements the model writes per question, corrections included (kb's repairs besides)",
-    )
-    candidates: int = Field(
-        default=3, ge=1, description="statements written per question and voted on by their rows (1: greedy only)"
-    )
-    candidates_when: CandidatesWhen = Field(
-        default="doubt",
-        description="when the candidates after the greedy statement are written: always, or only on doubt "
-        "(the greedy statement failed, was refused, ran with a defect or gave no rows)",
-    )
-    sample_temperature: float = Field(default=0.3, gt=0, description="temperature of the candidates after the first")
-    candidate_source: CandidateSource = Field(
-        default="prompts",
-        description="the candidates after the greedy one: samples of kb's prompt, or first the greedy "
-        "statements of two other prompts (kb's rules over LlamaIndex's table description, then "
-        "LlamaIndex's text-to-SQL prompt over kb's: StatementWriters.other_prompt_writers)",
-    )
-    rescue_samples: int = Field(
-        default=4, ge=0, description="sampled statements written when no attempt ran clean (0: none)"
-    )
-    rescue_temperature: float = Field(default=1.0, gt=0, description="temperature of those rescue samples")
-    rewrites_answer: bool = Field(
-        default=False,
-        description="whether a statement kb wrote for a defect may answer when no statement of the model's "
-        "gives its rows (False: it answers only where one of the model's rescue samples agrees with it)",
-    )
-    checks: ChecksRun = Field(
-        default="all",
-        description="which checks a statement that ran goes through (problems): all; statement (those that "
-        "need only the statement, the schema and the rows: no check reads the question); none (the "
-        "statement answers as the model wrote it, once the guard let it run; kb's repairs of statements "
-        "the server rejected still apply)",
-    )
-    skip_checks: frozenset[str] = Field(
-        default=frozenset(), description="checks switched off by name (kb.engines.sql.checks.CHECKS)"
-    )
-    skip_repairs: frozenset[str] = Field(
-        default=frozenset(), description="kb's repairs switched off by name (kb.engines.sql.repairs.REPAIRS)"
-    )
     streaming: bool = False
 
     guard: ReadOnlyGuard = Field(exclude=True, description="checks every statement before it runs")
@@ -142,11 +93,6 @@ class SQLEngine(CustomQueryEngine):
         description="the approved question/SQL pairs closest to a question, shown before it (None: none)",
     )
     values: Optional[ValueIndex] = Field(default=None, exclude=True, description="value linking (None: off)")
-    examples_when: ExamplesWhen = Field(
-        default="always",
-        description="which prompts show the approved examples: every one (always), or all but the greedy "
-        "statement's (doubt: its corrections, the candidates and the rescue samples)",
-    )
 
     def __init__(
         self,
@@ -155,9 +101,7 @@ class SQLEngine(CustomQueryEngine):
         *,
         database: str,
         tables: Sequence[str],
-        max_tables_in_prompt: int = 40,
         embed_model: Optional[Callable[[], BaseEmbedding]] = None,
-        value_linking: bool = True,
         **kwargs: Any,
     ) -> None:
         """``embed_model`` (a function returning one, so that it is loaded only when needed) picks the
@@ -169,11 +113,12 @@ class SQLEngine(CustomQueryEngine):
         state is shared by every question. ``value_linking`` tells the model where the values the
         question names are stored (:mod:`kb.engines.sql.values`)."""
         tables = list(tables)
+        options = SQLOptions.model_validate({k: v for k, v in kwargs.items() if k in SQLOptions.model_fields})
         sql_database = DescribedSQLDatabase(readonly, database, tables)
         retriever = table_retriever(
             sql_database,
             tables,
-            max_tables_in_prompt,
+            options.max_tables_in_prompt,
             embed_model,
             token_counter(llm),
             schema_token_budget(llm, kwargs.get("examples") is not None),
@@ -185,9 +130,9 @@ class SQLEngine(CustomQueryEngine):
             tables=tables,
             guard=ReadOnlyGuard(tables, database),
             sql_database=sql_database,
-            repairs=StatementRepairs(sql_database.describer, kwargs.get("skip_repairs", ())),
+            repairs=StatementRepairs(sql_database.describer, options.skip_repairs),
             writers=StatementWriters(llm, sql_database, tables, retriever),
-            values=ValueIndex(readonly, database, tables) if value_linking else None,
+            values=ValueIndex(readonly, database, tables) if options.value_linking else None,
             **kwargs,
         )
 
@@ -199,17 +144,7 @@ class SQLEngine(CustomQueryEngine):
             guard=self.guard,
             repairs=self.repairs,
             schema=self.sql_database.describer,
-            max_attempts=self.max_attempts,
-            checks=self.checks,
-            skip_checks=self.skip_checks,
-            examples_when=self.examples_when,
-            candidates=self.candidates,
-            candidates_when=self.candidates_when,
-            candidate_source=self.candidate_source,
-            sample_temperature=self.sample_temperature,
-            rescue_samples=self.rescue_samples,
-            rescue_temperature=self.rescue_temperature,
-            rewrites_answer=self.rewrites_answer,
+            options=self,
         )
 
     def _runner(self) -> ReadOnlyRunner:

@@ -42,6 +42,7 @@ from typing import Any, Literal, Optional
 from kb.engines.answer import Attempt
 from kb.engines.sql.checks import Defect, defects
 from kb.engines.sql.guard import CheckedSQL, ReadOnlyGuard, SQLRefused, clean, normalized
+from kb.engines.sql.options import SQLOptions
 from kb.engines.sql.repairs import StatementRepairs
 from kb.engines.sql.runner import ReadOnlyRunner, Statement
 from kb.engines.sql.schema import SchemaDescriber
@@ -51,10 +52,6 @@ from kb.engines.sql.writers import Asked, StatementWriters
 from kb.engines.timing import Stopwatch
 
 NOT_RETRIED = ("max_statement_time", "Query execution was interrupted")  # a slow query stays slow
-CandidateSource = Literal["samples", "prompts"]  # SQLEngine.candidate_source
-CandidatesWhen = Literal["always", "doubt"]  # SQLEngine.candidates_when
-ExamplesWhen = Literal["always", "doubt"]  # SQLEngine.examples_when
-ChecksRun = Literal["all", "statement", "none"]  # SQLEngine.checks
 Verdict = Literal["clean", "mendable", "final"]  # how a question's attempts ended (StatementLoop.attempts)
 RAN_WITH_DEFECT = "it ran, but "  # how an attempt that ran with a defect (kb.engines.sql.checks) is marked
 
@@ -143,17 +140,7 @@ class StatementLoop:
     guard: ReadOnlyGuard
     repairs: StatementRepairs
     schema: SchemaDescriber
-    max_attempts: int
-    checks: ChecksRun
-    skip_checks: frozenset[str]
-    examples_when: ExamplesWhen
-    candidates: int
-    candidates_when: CandidatesWhen
-    candidate_source: CandidateSource
-    sample_temperature: float
-    rescue_samples: int
-    rescue_temperature: float
-    rewrites_answer: bool
+    options: SQLOptions  # the engine's settings as they are now
     # the tie probe's rows by statement, for this question (StatementLoop._probed)
     _probes: dict[str, Optional[tuple[list[dict[str, Any]], int, list[str]]]] = field(
         default_factory=dict, init=False, repr=False
@@ -164,7 +151,9 @@ class StatementLoop:
     ) -> str:
         """The statement the LLM proposes for ``asked`` (:meth:`StatementWriters.write`), sampled at
         ``sample_temperature`` unless ``temperature`` is given."""
-        return self.writers.write(asked, seed, self.sample_temperature if temperature is None else temperature, writer)
+        return self.writers.write(
+            asked, seed, self.options.sample_temperature if temperature is None else temperature, writer
+        )
 
     def correction_prompt(self, asked: Asked, failed: Attempt, tables: Sequence[str]) -> str:
         """The correction prompt for ``failed``, with the repairs' hint for its error over ``tables``."""
@@ -191,16 +180,16 @@ class StatementLoop:
         ids where ``question`` asks which rows); empty: none found. ``checks`` says which run: with
         ``statement`` the question is not given to them (no check reads its words), with ``none``
         nothing is checked; ``skip_checks`` are never run."""
-        if self.checks == "none":
+        if self.options.checks == "none":
             return []
         return defects(
             ran.sql,
             self.schema,
             rows=ran.rows or [],
-            question=question if self.checks == "all" else "",
-            skip=self.skip_checks,
+            question=question if self.options.checks == "all" else "",
+            skip=self.options.skip_checks,
             warning=ran.warning or "",
-            cut_ties=self._cut_ties(ran) if "cut ties" not in self.skip_checks else None,
+            cut_ties=self._cut_ties(ran) if "cut ties" not in self.options.skip_checks else None,
         )
 
     def _probed(self, sql: str, rows: list[dict[str, Any]]) -> Optional[tuple[list[dict[str, Any]], int, list[str]]]:
@@ -242,8 +231,8 @@ class StatementLoop:
         written_by_model = 0
         # kb's repairs cost no LLM call and are never repeated, so they do not use up the model's attempts;
         # the bound on all statements only guards against a repair that keeps producing new statements.
-        for number in range(2 * self.max_attempts):
-            if written_by_model == self.max_attempts:
+        for number in range(2 * self.options.max_attempts):
+            if written_by_model == self.options.max_attempts:
                 break
             tried = [a.sql for a in outcome.attempts]
             repaired = self.kb_repair(outcome.attempts[-1], tried) if number else None
@@ -253,7 +242,9 @@ class StatementLoop:
                 else:
                     written_by_model += 1
                     proposed = (
-                        self.write(asked if self.examples_when == "always" else replace(asked, examples_text=""))
+                        self.write(
+                            asked if self.options.examples_when == "always" else replace(asked, examples_text="")
+                        )
                         if number == 0
                         else self.correction(asked, outcome.attempts[-1], used_tables, tried)
                     )
@@ -329,8 +320,8 @@ class StatementLoop:
             if shown_mending and (sampled or mending is None):
                 break  # a sample for the question's own prompt ran clean, or none ran to be mended
             shown = self.correction_prompt(asked, mending, ()) if shown_mending and mending else None
-            for seed in range(1, self.rescue_samples + 1):
-                sample = self.sample_run(asked, seed, self.rescue_temperature, shown)
+            for seed in range(1, self.options.rescue_samples + 1):
+                sample = self.sample_run(asked, seed, self.options.rescue_temperature, shown)
                 written += 1
                 found = self.problems(sample, asked.question) if sample is not None else []
                 if sample is None or found:
@@ -345,7 +336,7 @@ class StatementLoop:
             if agreed is not None:
                 break
         answered = [g for g in groups if not all(is_rewrite(member) for member in g)]
-        rewritten = next(([s] for s in suggested), None) if self.rewrites_answer else None
+        rewritten = next(([s] for s in suggested), None) if self.options.rewrites_answer else None
         chosen = agreed or rewritten or max(answered, key=len, default=None)  # max keeps the first of equals
         votes = Votes(
             written,
@@ -369,7 +360,9 @@ class StatementLoop:
         if correction is None:
             proposed = self.write(asked, seed=seed, temperature=temperature)
         else:
-            sampler = self.writers.sampled_llm(seed, self.sample_temperature if temperature is None else temperature)
+            sampler = self.writers.sampled_llm(
+                seed, self.options.sample_temperature if temperature is None else temperature
+            )
             proposed = str(sampler.complete(correction).text)
         return self.candidate_run(proposed)
 
@@ -401,7 +394,9 @@ class StatementLoop:
 
         def candidate(seed: int) -> Optional[Statement]:
             others = (
-                self.writers.other_prompt_writers(asked.examples_text) if self.candidate_source == "prompts" else []
+                self.writers.other_prompt_writers(asked.examples_text)
+                if self.options.candidate_source == "prompts"
+                else []
             )
             ran = (
                 self.candidate_run(self.write(asked, writer=others[seed - 1]))
@@ -410,18 +405,18 @@ class StatementLoop:
             )
             return ran if ran is not None and not self.problems(ran, asked.question) else None
 
-        thunks = (lambda seed=seed: candidate(seed) for seed in range(1, self.candidates))
-        return elect(greedy, heard, thunks, self.candidates)
+        thunks = (lambda seed=seed: candidate(seed) for seed in range(1, self.options.candidates))
+        return elect(greedy, heard, thunks, self.options.candidates)
 
     def in_doubt(self, outcome: SQLOutcome, chosen: Optional[Statement], verdict: Verdict) -> bool:
         """Whether the vote is taken after the attempts: with ``candidates`` above 1, unless the guard
         refused the last statement for what it would do; under ``candidates_when="doubt"`` only when
         the greedy statement did not answer clean with rows as written (:func:`beyond_doubt`), or
         copies an approved pair (:func:`copies_a_pair`)."""
-        if self.candidates < 2 or (outcome.refused and chosen is None and not outcome.attempts[-1].error):
+        if self.options.candidates < 2 or (outcome.refused and chosen is None and not outcome.attempts[-1].error):
             return False
         copied = chosen is not None and copies_a_pair(chosen, outcome)
-        return self.candidates_when == "always" or copied or not beyond_doubt(outcome, chosen, verdict)
+        return self.options.candidates_when == "always" or copied or not beyond_doubt(outcome, chosen, verdict)
 
     def vote_on_a_copy(self, asked: Asked, copy: Statement) -> tuple[Optional[Statement], Votes]:
         """The vote on a statement that copies an approved pair shown for another question

@@ -15,19 +15,17 @@ from kb.config import Settings, SqlSettings
 from kb.engines.database_side import DatabaseSide, Unavailable
 from kb.engines.sql.engine import SQLEngine
 from kb.engines.sql.guard import SQLRefused
+from kb.engines.sql.options import SQLOptions
 from kb.errors import KBError
 from kb.server.database import uses_private_server
 from kb.stores import MariaDBConnection, StoreError
 
 
 def engine_settings(sql: SqlSettings) -> dict[str, Any]:
-    """The ``sql.*`` settings :class:`SQLEngine` takes, by their shared names (its fields, and the
-    arguments of its constructor): the one place the settings reach the engine."""
-    taken = set(SQLEngine.model_fields) | {"max_tables_in_prompt", "value_linking"}
-    # the caller's: the tables are those the account reads when sql.tables is empty; the examples
-    # are the example store's (sql.examples names a file imported into it)
-    taken -= {"database", "tables", "examples"}
-    return {name: getattr(sql, name) for name in type(sql).model_fields if name in taken}
+    """The ``sql.*`` settings :class:`SQLEngine` takes: those of :class:`SQLOptions`, which both declare
+    (the one place the settings reach the engine; the database, its tables and the example store are
+    the caller's)."""
+    return {name: getattr(sql, name) for name in SQLOptions.model_fields}
 
 
 def build_database_side(
