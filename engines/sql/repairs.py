@@ -160,14 +160,15 @@ class StatementRepairs:
                     edges[ref_table].append((ref_table, ref_col, t, col.name))
         return edges
 
-    def _chains(self, start: str, goal: str, named_only: bool = False) -> tuple[list[Edge], int]:
-        """The shortest chain of foreign keys from ``start`` to ``goal`` ((table, column, ref_table,
-        ref_column) steps; empty: none, or start is goal) and how many different shortest chains there
-        are (0: none). One breadth-first search, layer by layer, so every chain of a layer is counted.
-        ``named_only``: through foreign keys named after what they reference only."""
+    def _shortest_chains(self, start: str, goal: str, named_only: bool = False) -> list[list[Edge]]:
+        """The shortest chains of foreign keys, steps either way, from ``start`` to ``goal`` ((table,
+        column, ref_table, ref_column) steps; at most ``_LISTED_CHAINS * 2``: enough to tell one from
+        several and to list a few); empty: none, or start is goal. One breadth-first search, layer by
+        layer, keeping every step that reaches a table at its distance, then the chains read back from
+        ``goal``. ``named_only``: through foreign keys named after what they reference only."""
         edges = self._edges(named_only)
-        distance, count = {start: 0}, {start: 1}
-        previous: dict[str, tuple[str, Edge]] = {}
+        distance = {start: 0}
+        previous: dict[str, list[tuple[str, Edge]]] = {}
         frontier = [start]
         while frontier and goal not in distance:
             reached: list[str] = []
@@ -175,18 +176,25 @@ class StatementRepairs:
                 for edge in edges.get(here, []):
                     there = edge[2]
                     if there not in distance:
-                        distance[there], count[there], previous[there] = distance[here] + 1, 0, (here, edge)
+                        distance[there] = distance[here] + 1
                         reached.append(there)
                     if distance[there] == distance[here] + 1:
-                        count[there] += count[here]
+                        previous.setdefault(there, []).append((here, edge))
             frontier = reached
-        if goal not in distance:
-            return [], 0
-        path, here = [], goal
-        while here != start:
-            here, edge = previous[here]
-            path.append(edge)
-        return path[::-1], count[goal]
+        chains: list[list[Edge]] = []
+
+        def back(here: str, tail: list[Edge]) -> None:
+            if len(chains) >= _LISTED_CHAINS * 2:
+                return
+            if here == start:
+                chains.append(tail)
+                return
+            for before, edge in previous[here]:
+                back(before, [edge, *tail])
+
+        if goal in distance and goal != start:
+            back(goal, [])
+        return chains
 
     def _forward_chains(self, start: str, goal: str) -> list[list[Edge]]:
         """Every chain of foreign keys followed from the referencing side only (each step many-to-one:
@@ -212,7 +220,7 @@ class StatementRepairs:
         """The chain of foreign keys a repair joins ``goal`` from ``start`` along, and the chains it had
         to choose from. Where ``start``'s rows each reach one ``goal`` row by foreign keys followed from
         the referencing side (:meth:`_forward_chains`), those chains are the meanings; otherwise the
-        shortest chains either way (:meth:`_chains`). Of several, the one made only of foreign keys
+        shortest chains either way (:meth:`_shortest_chains`). Of several, the one made only of foreign keys
         named after what they reference (:func:`_named_after_target`: an appointment's ``doctor_id``,
         not its ``referred_by_id``) if exactly one is; else none (None): a line's nation may be its
         supplier's or its customer's, which is the question's to say."""
@@ -221,36 +229,16 @@ class StatementRepairs:
             shortest = min(len(chain) for chain in forward)
             chains = sorted(forward, key=len)
         else:
-            path, count = self._chains(start, goal)
-            if not path:
+            chains = self._shortest_chains(start, goal)
+            if not chains:
                 return None, []
-            shortest, chains = len(path), [path] if count == 1 else self._all_shortest(start, goal, len(path))
+            shortest = len(chains[0])
         if len(chains) == 1:
             return chains[0], chains
         named = [chain for chain in chains if all(self._named(edge) for edge in chain)]
         if len(named) == 1 and (forward or len(named[0]) == shortest):
             return named[0], chains
         return None, chains
-
-    def _all_shortest(self, start: str, goal: str, length: int) -> list[list[Edge]]:
-        """The chains of foreign keys of ``length`` steps either way from ``start`` to ``goal``, no table
-        twice (at most ``_LISTED_CHAINS * 2``: enough to tell one from several and to list a few)."""
-        edges = self._edges()
-        chains: list[list[Edge]] = []
-
-        def follow(here: str, chain: list[Edge], seen: set[str]) -> None:
-            if len(chains) >= _LISTED_CHAINS * 2:
-                return
-            if here == goal:
-                chains.append(chain)
-                return
-            if len(chain) < length:
-                for edge in edges.get(here, []):
-                    if edge[2] not in seen:
-                        follow(edge[2], [*chain, edge], seen | {edge[2]})
-
-        follow(start, [], {start})
-        return [chain for chain in chains if len(chain) == length]
 
     def _named(self, edge: Edge) -> bool:
         """Whether the foreign key of a step is named after what it references, whichever way the step goes."""
@@ -504,15 +492,16 @@ class StatementRepairs:
         tables only (``assignments.emp_no``). The model took the column from a table that lacks it;
         of the two links to ``owner``, the rows' own is the named one, the role is what some rows play
         (the project's lead, where the question asks who is assigned)."""
-        if len(self._chains(start.name, owner, named_only=True)[0]) == len(path):
+        own = self._shortest_chains(start.name, owner, named_only=True)
+        if own and len(own[0]) == len(path):
             return start, path
         others = []
         for table in outer:
             if table.name == start.name:
                 continue
-            chain, count = self._chains(table.name, owner, named_only=True)
-            if chain and count == 1 and len(chain) <= len(path):
-                others.append((table, chain))
+            found = self._shortest_chains(table.name, owner, named_only=True)
+            if len(found) == 1 and len(found[0]) <= len(path):
+                others.append((table, found[0]))
         return others[0] if len(others) == 1 else (start, path)
 
     def _bridge(self, select: Any, qualifier: str, column: str, outer: list[Any]) -> bool:
