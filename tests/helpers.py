@@ -1,8 +1,12 @@
-"""Test helpers: files of each supported type, written for real."""
+"""Test helpers: files of each supported type, written for real; answers and schemas of the SQL engine."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from kb.engines.sql.schema import SchemaDescriber
 
 
 def write_text_pdf(path: Path, lines: list[str], title: str | None = None) -> None:
@@ -49,3 +53,10 @@ def sql_answer(engine, question: str):
     from kb.engines.answer import Answer
 
     return Answer.from_response(question, engine.query(question))
+
+
+def described(db: Any, statements: Sequence[str], tables: list[str]) -> SchemaDescriber:
+    """``tables``, created (and filled) by ``statements`` in the test's database, as kb describes them."""
+    for statement in statements:
+        db.execute(statement)
+    return SchemaDescriber(db, db.fetchall("SELECT DATABASE()")[0][0], tables)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
+from helpers import described
 
 from kb.engines.sql.checks import defects
 from kb.engines.sql.schema import SchemaDescriber
@@ -16,13 +15,6 @@ def suggested_statement(defect: str) -> str:
     rewrite = getattr(defect, "rewrite", None)
     assert rewrite and rewrite in defect, defect
     return rewrite
-
-
-def described(db, statements: Sequence[str], tables: list[str]) -> SchemaDescriber:
-    """``tables``, created (and filled) by ``statements`` in the test's database, as kb describes them."""
-    for statement in statements:
-        db.execute(statement)
-    return SchemaDescriber(db, db.fetchall("SELECT DATABASE()")[0][0], tables)
 
 
 @pytest.fixture

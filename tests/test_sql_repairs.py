@@ -4,15 +4,15 @@ the tables between two tables is written, and where it must not be."""
 from __future__ import annotations
 
 import pytest
+from helpers import described
 
 from kb.engines.sql.repairs import StatementRepairs
-from kb.engines.sql.schema import SchemaDescriber
 
 
 @pytest.fixture
 def lending(db) -> StatementRepairs:
     """A lending library: copies of books kept at branches, members of a branch, loans of a copy to a member."""
-    for statement in (
+    statements = (
         "CREATE TABLE branches (id INT PRIMARY KEY, city VARCHAR(40))",
         "CREATE TABLE books (id INT PRIMARY KEY, title VARCHAR(80))",
         "CREATE TABLE members (id INT PRIMARY KEY, name VARCHAR(80), branch_id INT, "
@@ -21,10 +21,8 @@ def lending(db) -> StatementRepairs:
         "FOREIGN KEY (book_id) REFERENCES books(id), FOREIGN KEY (branch_id) REFERENCES branches(id))",
         "CREATE TABLE loans (id INT PRIMARY KEY, copy_id INT, member_id INT, "
         "FOREIGN KEY (copy_id) REFERENCES copies(id), FOREIGN KEY (member_id) REFERENCES members(id))",
-    ):
-        db.execute(statement)
-    database = db.fetchall("SELECT DATABASE()")[0][0]
-    return StatementRepairs(SchemaDescriber(db, database, ["branches", "books", "members", "copies", "loans"]))
+    )
+    return StatementRepairs(described(db, statements, ["branches", "books", "members", "copies", "loans"]))
 
 
 def unknown(column: str) -> str:
@@ -118,7 +116,7 @@ def test_every_column_the_schema_shows_misplaced_is_repaired_in_one_attempt(lend
 def clinic(db) -> StatementRepairs:
     """Departments' doctors see appointments, which another doctor may have referred; each appointment
     has an invoice. Flights have a captain and a first officer, both pilots, and bookings."""
-    for statement in (
+    statements = (
         "CREATE TABLE departments (id INT PRIMARY KEY, name VARCHAR(40))",
         "CREATE TABLE doctors (id INT PRIMARY KEY, department_id INT, FOREIGN KEY (department_id) REFERENCES departments(id))",
         "CREATE TABLE appointments (id INT PRIMARY KEY, doctor_id INT, referred_by_id INT, "
@@ -129,11 +127,12 @@ def clinic(db) -> StatementRepairs:
         "CREATE TABLE flights (id INT PRIMARY KEY, captain INT, first_officer INT, "
         "FOREIGN KEY (captain) REFERENCES pilots(id), FOREIGN KEY (first_officer) REFERENCES pilots(id))",
         "CREATE TABLE bookings (id INT PRIMARY KEY, flight_id INT, FOREIGN KEY (flight_id) REFERENCES flights(id))",
-    ):
-        db.execute(statement)
-    database = db.fetchall("SELECT DATABASE()")[0][0]
-    tables = ["departments", "doctors", "appointments", "invoices", "pilots", "flights", "bookings"]
-    return StatementRepairs(SchemaDescriber(db, database, tables))
+    )
+    return StatementRepairs(
+        described(
+            db, statements, ["departments", "doctors", "appointments", "invoices", "pilots", "flights", "bookings"]
+        )
+    )
 
 
 def test_of_two_chains_the_one_along_references_named_after_their_tables_is_joined(clinic, db):
@@ -159,7 +158,7 @@ def test_two_chains_through_roles_are_left_to_the_model(clinic):
 @pytest.fixture
 def staffing(db) -> StatementRepairs:
     """Employees are assigned to projects; each project has a lead, another employee (a role)."""
-    for statement in (
+    statements = (
         "CREATE TABLE emp (emp_no INT PRIMARY KEY, last_name VARCHAR(30))",
         "CREATE TABLE projects (proj_id INT PRIMARY KEY, proj_name VARCHAR(40), lead_no INT, "
         "FOREIGN KEY (lead_no) REFERENCES emp (emp_no))",
@@ -168,10 +167,8 @@ def staffing(db) -> StatementRepairs:
         "INSERT INTO emp VALUES (1, 'Patel'), (2, 'Jones'), (3, 'Khan')",
         "INSERT INTO projects VALUES (10, 'Atlas', 1)",
         "INSERT INTO assignments VALUES (2, 10, 'developer'), (3, 10, 'tester')",
-    ):
-        db.execute(statement)
-    database = db.fetchall("SELECT DATABASE()")[0][0]
-    return StatementRepairs(SchemaDescriber(db, database, ["emp", "projects", "assignments"]))
+    )
+    return StatementRepairs(described(db, statements, ["emp", "projects", "assignments"]))
 
 
 def test_a_column_taken_from_a_table_linked_only_by_a_role_is_joined_along_the_other_tables_own_link(staffing, db):
@@ -264,7 +261,7 @@ def test_a_column_of_several_tables_not_tied_by_inner_join_equalities_is_left_to
 def prefixed(db) -> StatementRepairs:
     """Tables whose columns carry their table's prefix (``l_`` in lineitem, ``o_`` in orders), as an
     order-processing schema names them; parts and partsupp share the name ``p_size``/``ps_size``."""
-    for statement in (
+    statements = (
         "CREATE TABLE orders (o_id INT PRIMARY KEY, o_date DATE, o_total DECIMAL(10,2))",
         "CREATE TABLE lineitem (l_order_id INT, l_line INT, l_extended_price DECIMAL(10,2), l_discount DECIMAL(4,2), "
         "PRIMARY KEY (l_order_id, l_line), FOREIGN KEY (l_order_id) REFERENCES orders(o_id))",
@@ -273,10 +270,8 @@ def prefixed(db) -> StatementRepairs:
         "CREATE TABLE notes (id INT PRIMARY KEY, extended_note TEXT, price_note TEXT)",
         "INSERT INTO orders VALUES (1, '2025-01-02', 10)",
         "INSERT INTO lineitem VALUES (1, 1, 9.5, 0.1)",
-    ):
-        db.execute(statement)
-    database = db.fetchall("SELECT DATABASE()")[0][0]
-    return StatementRepairs(SchemaDescriber(db, database, ["orders", "lineitem", "part", "partsupp", "notes"]))
+    )
+    return StatementRepairs(described(db, statements, ["orders", "lineitem", "part", "partsupp", "notes"]))
 
 
 @pytest.mark.parametrize(
@@ -320,17 +315,15 @@ def test_no_prefix_is_guessed_where_the_schema_does_not_decide_it(prefixed, sql)
 def trade(db) -> StatementRepairs:
     """A line belongs to an order (whose customer has a nation) and was supplied by a supplier (who has
     a nation too): a line's nation is one of two different rows."""
-    for statement in (
+    statements = (
         "CREATE TABLE nation (id INT PRIMARY KEY, name VARCHAR(40))",
         "CREATE TABLE customer (id INT PRIMARY KEY, nation_id INT, FOREIGN KEY (nation_id) REFERENCES nation(id))",
         "CREATE TABLE supplier (id INT PRIMARY KEY, nation_id INT, FOREIGN KEY (nation_id) REFERENCES nation(id))",
         "CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT, FOREIGN KEY (customer_id) REFERENCES customer(id))",
         "CREATE TABLE line (id INT PRIMARY KEY, order_id INT, supplier_id INT, price DECIMAL(8,2), "
         "FOREIGN KEY (order_id) REFERENCES orders(id), FOREIGN KEY (supplier_id) REFERENCES supplier(id))",
-    ):
-        db.execute(statement)
-    database = db.fetchall("SELECT DATABASE()")[0][0]
-    return StatementRepairs(SchemaDescriber(db, database, ["nation", "customer", "supplier", "orders", "line"]))
+    )
+    return StatementRepairs(described(db, statements, ["nation", "customer", "supplier", "orders", "line"]))
 
 
 def test_a_column_reached_along_several_chains_is_not_repaired_and_the_hint_lists_the_chains(trade):
