@@ -4,6 +4,7 @@ an answer, as a LlamaIndex query engine (:class:`SQLEngine`).
 Read top-down, a question's path through the modules:
 
 * :mod:`.engine`: ``SQLEngine``, whose ``compute`` runs a question's stages in order.
+* :mod:`.options`: ``SQLOptions``, the engine's settings (``sql.*`` in config.yaml), declared once.
 * :mod:`.writers`: the prompts (the schema, rules, examples, value hints) and the writers that send
   them; the table retriever for many tables; the prompt cache's warming.
 * :mod:`.loop`: the attempts (kb's repairs, the model's corrections), the rescue samples, the vote stage.
