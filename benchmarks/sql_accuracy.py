@@ -513,6 +513,7 @@ def main() -> None:
             f"\napproved pairs ({time.strftime('%Y-%m-%d')}):\n"
             + sql_examples.table(curves, {s.key: s.title for s in SETS})
         )
+        print("\nby the similarity of the closest pair shown:\n" + sql_examples.by_similarity(curves))
         return
     if ablating:
         assert memoised is not None

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 from llama_index.core import MockEmbedding, PromptTemplate, SQLDatabase
 from llama_index.core.prompts.default_prompts import DEFAULT_TEXT_TO_SQL_TMPL
@@ -47,6 +47,8 @@ class CurvePoint:
     shown: int = 0  # questions whose prompt showed at least one pair
     seconds_kb: float = 0.0
     seconds_plain: float = 0.0
+    # each scored question: whether kb was right, and the similarity of the closest pair its prompt showed
+    answers: dict[str, tuple[bool, Optional[float]]] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
         n = max(self.n, 1)
@@ -157,10 +159,37 @@ def curve(
                     point.seconds_plain += time.perf_counter() - t
                     point.plain += plain_right(clean(sql), item)
                 point.shown += bool(outcome.examples)
+                scores = [e["score"] for e in outcome.examples if e.get("score") is not None]
+                point.answers[item["q"]] = (right, max(scores) if scores else None)
                 progress(f"{label} pairs {len(taught)} {number}/{len(scored)} kb {point.kb} plain {point.plain}")
             points.append(point)
             engine.close()
     return results
+
+
+SIMILARITY_BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def by_similarity(results: dict[str, dict[str, list[CurvePoint]]]) -> str:
+    """Markdown: the questions of every split, binned by the similarity of the closest pair shown at the
+    last point of its curve, with how many its pairs turned right (gained), wrong (lost) or left alone,
+    against the curve's first point (no pairs): where pairs help and where they mislead."""
+    bins = {low: [0, 0, 0] for low in SIMILARITY_BINS}  # gained, lost, unchanged
+    unshown = [0, 0, 0]
+    for splits_ in results.values():
+        for points in splits_.values():
+            if len(points) < 2:
+                continue
+            first, last = points[0].answers, points[-1].answers
+            for question, (right, score) in last.items():
+                before = first.get(question, (right, None))[0]
+                tally = unshown if score is None else bins[max(b for b in SIMILARITY_BINS if b <= score)]
+                tally[0 if right and not before else 1 if before and not right else 2] += 1
+    lines = ["| closest pair's similarity | questions | gained | lost | unchanged |", "|---|---|---|---|---|"]
+    for low, (gained, lost, same) in bins.items():
+        lines.append(f"| {low:.1f}+ | {gained + lost + same} | {gained} | {lost} | {same} |")
+    lines.append(f"| no pair shown | {sum(unshown)} | {unshown[0]} | {unshown[1]} | {unshown[2]} |")
+    return "\n".join(lines)
 
 
 def table(results: dict[str, dict[str, list[CurvePoint]]], titles: dict[str, str]) -> str:
