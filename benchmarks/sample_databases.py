@@ -1,8 +1,9 @@
 """The sample databases of the SQL benchmark, loaded once into kb's private server and made readable
 by kb's read-only account: the public ones of ../shared/eval (Chinook, Northwind, classicmodels; the
 repository keeps only the questions about them, in benchmarks/data) and the university, airline,
-clinic, staff, rental and supply databases that benchmarks/university_database.py, airline_database.py,
-clinic_database.py, staff_database.py, rental_database.py and supply_database.py generate."""
+clinic, staff, rental, supply and ledger databases that benchmarks/university_database.py,
+airline_database.py, clinic_database.py, staff_database.py, rental_database.py, supply_database.py and
+ledger_database.py generate."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any, Optional
 
 import airline_database
 import clinic_database
+import ledger_database
 import rental_database
 import staff_database
 import supply_database
@@ -73,6 +75,12 @@ SAMPLES = {
         (ROOT / ".kb" / "cache" / "benchmarks" / "supply.sql",),
         9,
         supply_database.script,
+    ),
+    "ledger": SampleDatabase(
+        ledger_database.NAME,
+        (ROOT / ".kb" / "cache" / "benchmarks" / "ledger.sql",),
+        13,
+        ledger_database.script,
     ),
 }
 
