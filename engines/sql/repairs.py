@@ -54,12 +54,11 @@ from sqlglot import exp
 from kb.engines.sql.checks import defects
 from kb.engines.sql.english import noun_forms
 from kb.engines.sql.guard import parse_statement, table_named
-from kb.engines.sql.schema import Column, Equalities, SchemaDescriber, Table
+from kb.engines.sql.schema import Column, Edge, Equalities, SchemaDescriber, Table
 
 _FURTHER_REPAIRS = 3  # other unknown columns of the same statement repaired in one attempt
 _FORWARD_STEPS = 4  # the longest chain of many-to-one foreign keys a repair follows
 _LISTED_CHAINS = 3  # the chains a hint lists when several reach the table that has the column
-Edge = tuple[str, str, str, str]  # one step along a foreign key: (table, column, other table, its column)
 _UNKNOWN_COLUMN = re.compile(r"Unknown column '(?:([^'.]+)\.)?([^'.]+)'", re.I)
 _AMBIGUOUS_COLUMN = re.compile(r"Column '([^'.]+)' in .* is ambiguous", re.I)
 _UNKNOWN_TABLE = re.compile(
@@ -147,18 +146,9 @@ class StatementRepairs:
         return self.schema.table(name)
 
     def _edges(self, named_only: bool = False) -> dict[str, list[Edge]]:
-        """Each table's foreign keys, both ways: (table, column, other table, its column); with
+        """Each table's foreign keys, both ways (:meth:`SchemaDescriber.foreign_key_steps`); with
         ``named_only``, only those named after what they reference (:func:`_named_after_target`)."""
-        edges: dict[str, list[Edge]] = {t: [] for t in self.tables}
-        for t in self.tables:
-            for col in self.table(t).columns:
-                if named_only and not _named_after_target(col):
-                    continue
-                if col.references and col.references[0] in edges:
-                    ref_table, ref_col = col.references
-                    edges[t].append((t, col.name, ref_table, ref_col))
-                    edges[ref_table].append((ref_table, ref_col, t, col.name))
-        return edges
+        return self.schema.foreign_key_steps(_named_after_target if named_only else None)
 
     def _shortest_chains(self, start: str, goal: str, named_only: bool = False) -> list[list[Edge]]:
         """The shortest chains of foreign keys, steps either way, from ``start`` to ``goal`` ((table,

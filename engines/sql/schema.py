@@ -38,7 +38,7 @@ what lets the LLM's prompt cache reuse it.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -49,6 +49,8 @@ from sqlglot import exp
 from kb.engines.sql.english import asks_which, noun_forms
 from kb.engines.sql.guard import table_named
 from kb.stores.connection import MariaDBConnection, quote_identifier
+
+Edge = tuple[str, str, str, str]  # one step along a foreign key: (table, column, other table, its column)
 
 SAMPLE_ROWS = 10_000  # rows looked at per column for its distinct values
 MAX_LISTED = 25  # a column with more distinct values than this gets two examples instead of a list
@@ -343,6 +345,20 @@ class SchemaDescriber:
                         column.shared = key
         self._tables[name] = Table(name, comment[0][0] if comment and comment[0][0] else "", columns, composite)
         return self._tables[name]
+
+    def foreign_key_steps(self, keep: Optional[Callable[[Column], bool]] = None) -> dict[str, list[Edge]]:
+        """Each table's foreign keys (declared or inferred, a composite key's columns each with what it
+        references alone), both ways: (table, column, other table, its column), from each end; with
+        ``keep``, only the referencing columns it accepts: the steps kb's repairs join along
+        (:mod:`kb.engines.sql.repairs`)."""
+        steps: dict[str, list[Edge]] = {t: [] for t in self.tables}
+        for t in self.tables:
+            for column in self.table(t).columns:
+                if column.references and column.references[0] in steps and (keep is None or keep(column)):
+                    other, key = column.references
+                    steps[t].append((t, column.name, other, key))
+                    steps[other].append((other, key, t, column.name))
+        return steps
 
     def labels(self, name: str) -> tuple[str, dict[str, str]]:
         """("the name column", {key as text: name}, in key order) when table ``name`` is a small lookup
