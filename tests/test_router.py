@@ -184,6 +184,10 @@ def test_cli_sql_route_and_ask_with_forced_route(db_url, business, run_kb, admin
     shown = proc.stdout.split("SQL: ")[1].splitlines()[0]
     assert MariaDBConnection(business).fetchall(shown)[0][0] == orders_2025  # the SQL shown computes it
     assert str(orders_2025) in proc.stdout.split("SQL: ")[0]  # the answer states the figure
+    assert "business database kb_business: 6 tables; every prompt shows all 6; read in " in proc.stdout
+    checked = run_kb("config", "check", env=env)
+    assert checked.returncode == 0, checked.stderr
+    assert "business database kb_business: 6 tables; every prompt shows all 6; read in " in checked.stdout
     asked = run_kb("ask", "How many orders were placed in 2025?", "--route", "database", env=env)
     assert asked.returncode == 0 and "[route: database - forced by the caller]" in asked.stdout
     assert str(orders_2025) in asked.stdout

@@ -1416,6 +1416,34 @@ def test_tables_that_do_not_fit_the_context_window_are_retrieved_in_schema_order
     assert [t for t in BUSINESS_TABLES if f"CREATE TABLE {t} " in correction] == shown
 
 
+def test_the_start_up_reading_says_how_many_tables_there_are_and_how_many_a_prompt_shows(db, business, local_embed):
+    """A schema of a hundred and fifty tables (a generated one, of shops' areas): the reading knows
+    them all and retrieves each question's; the demo's six are all in every prompt."""
+    tables = [
+        f"area{area:02d}_{kind}" for area in range(30) for kind in ("customer", "orders", "item", "stock", "note")
+    ]
+    for name in tables:
+        db.execute(f"CREATE TABLE {name} (id INT PRIMARY KEY, label VARCHAR(30), amount DECIMAL(8,2))")
+    wide = SQLEngine(
+        ScriptedLLM([]),
+        db,
+        database=db.fetchall("SELECT DATABASE()")[0][0],
+        tables=tables,
+        embed_model=lambda: local_embed,
+    )
+    reading = wide.reading
+    assert (reading.tables, reading.retrieved, reading.most_shown) == (150, True, 40) and reading.seconds > 0
+    assert reading.summary().startswith("150 tables; a prompt shows the tables closest to its question that fit")
+    small = SQLEngine(
+        ScriptedLLM([]),
+        MariaDBConnection(business),
+        database="kb_business",
+        tables=BUSINESS_TABLES,
+        embed_model=lambda: local_embed,
+    )
+    assert small.reading.summary().startswith("6 tables; every prompt shows all 6; read in ")
+
+
 def test_a_day_cut_at_its_midnight_goes_back_to_the_model_and_its_correction_answers(
     engine_with, admin, project_settings
 ):

@@ -30,7 +30,9 @@ every attempt in its metadata (:mod:`kb.engines.answer`). A question goes throug
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, Optional
 
@@ -68,6 +70,28 @@ logging.getLogger("llama_index.core.indices.struct_store").setLevel(logging.WARN
 Stage = Literal["attempts", "rescue", "vote"]  # the stage whose statement answers (SQLEngine.compute)
 
 
+@dataclass(frozen=True)
+class SchemaReading:
+    """What an engine read of its database when it was built (:attr:`SQLEngine.reading`): what an
+    operator can expect of its prompts and start-up."""
+
+    tables: int  # the tables the engine may read
+    retrieved: bool  # False: every prompt shows all of them; True: each question's closest that fit
+    most_shown: int  # the most tables one prompt shows
+    token_budget: int  # the tokens the tables' descriptions may take in one prompt
+    seconds: float  # the start-up reading: the tables described (and their index embedded, when retrieved)
+
+    def summary(self) -> str:
+        """One line: ``104 tables; a prompt shows the closest that fit ...; read in 3.5 s``."""
+        shown = (
+            f"a prompt shows the tables closest to its question that fit (at most {self.most_shown}, "
+            f"{self.token_budget:,} tokens)"
+            if self.retrieved
+            else f"every prompt shows all {self.tables}"
+        )
+        return f"{self.tables} tables; {shown}; read in {self.seconds:.2f} s"
+
+
 class SQLEngine(CustomQueryEngine, SQLOptions):
     """Question -> guarded SQL (corrected on error) -> rows -> answer, as a LlamaIndex query engine.
 
@@ -84,6 +108,11 @@ class SQLEngine(CustomQueryEngine, SQLOptions):
     guard: ReadOnlyGuard = Field(exclude=True, description="checks every statement before it runs")
     sql_database: DescribedSQLDatabase = Field(exclude=True, description="the tables, as the prompt shows them")
     repairs: StatementRepairs = Field(exclude=True, description="what kb mends in a statement itself")
+    reading: SchemaReading = Field(
+        exclude=True,
+        description="the start-up reading: the tables, how many a prompt shows, and its seconds (with an "
+        "embedding model; without one the tables are described by the first prompt instead)",
+    )
     writers: StatementWriters = Field(
         exclude=True, description="the prompts and their writers: LlamaIndex's NLSQL engine, sql_only"
     )
@@ -114,14 +143,18 @@ class SQLEngine(CustomQueryEngine, SQLOptions):
         question names are stored (:mod:`kb.engines.sql.values`)."""
         tables = list(tables)
         options = SQLOptions.model_validate({k: v for k, v in kwargs.items() if k in SQLOptions.model_fields})
+        started = time.perf_counter()
         sql_database = DescribedSQLDatabase(readonly, database, tables)
+        budget = schema_token_budget(llm, kwargs.get("examples") is not None)
         retriever = table_retriever(
-            sql_database,
-            tables,
-            options.max_tables_in_prompt,
-            embed_model,
-            token_counter(llm),
-            schema_token_budget(llm, kwargs.get("examples") is not None),
+            sql_database, tables, options.max_tables_in_prompt, embed_model, token_counter(llm), budget
+        )
+        reading = SchemaReading(
+            tables=len(tables),
+            retrieved=retriever is not None,
+            most_shown=min(options.max_tables_in_prompt, len(tables)) if retriever is not None else len(tables),
+            token_budget=budget,
+            seconds=time.perf_counter() - started,
         )
         super().__init__(
             llm=llm,
@@ -133,6 +166,7 @@ class SQLEngine(CustomQueryEngine, SQLOptions):
             repairs=StatementRepairs(sql_database.describer, options.skip_repairs),
             writers=StatementWriters(llm, sql_database, tables, retriever),
             values=ValueIndex(readonly, database, tables) if options.value_linking else None,
+            reading=reading,
             **kwargs,
         )
 

@@ -95,7 +95,20 @@ def _cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
         f"configuration OK ({settings.source}); profile {settings.profile}; "
         f"MariaDB {conn.server_version()} at {conn.where}"
     )
+    if settings.sql.enabled:  # what the SQL engine's start-up reads, and what its prompts will show
+        kb = _knowledge_base(settings)
+        print(f"business database {settings.sql.database}: {_schema_reading(kb)}")
+        kb.close()
     return 0
+
+
+def _schema_reading(kb) -> str:
+    """What the SQL engine's start-up read (its tables, how many a prompt shows, the seconds), or why
+    there is no SQL engine."""
+    from kb.engines.database_side import Unavailable
+
+    engine = kb.sql_engine
+    return f"not available ({engine.reason})" if isinstance(engine, Unavailable) else engine.reading.summary()
 
 
 def _cmd_model_fetch(args: argparse.Namespace, settings: Settings) -> int:
@@ -204,6 +217,8 @@ def _cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     answer = kb.sql(args.question)
     print(answer.text)
     print_answer_tail(answer, route=False, sql=args.show_sql)
+    if args.show_sql:
+        print(f"business database {settings.sql.database}: {_schema_reading(kb)}")
     kb.close()
     return 0
 
@@ -402,7 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
         "The approved question/SQL pairs shown to the model: kb sql examples --help.",
     )
     sql.add_argument("question")
-    sql.add_argument("--show-sql", action="store_true", help="print the SQL and the rows too")
+    sql.add_argument(
+        "--show-sql", action="store_true", help="print the SQL and the rows too, and what the schema's reading found"
+    )
     sql.set_defaults(handler=_cmd_sql)
     add_sql_examples_command(commands)
 
