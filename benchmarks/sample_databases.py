@@ -34,54 +34,32 @@ class SampleDatabase:
     generate: Optional[Callable[[], str]] = None  # writes scripts[0] when given (a generated database)
 
 
+def generated(module: Any, tables: int) -> SampleDatabase:
+    """A database one of the benchmark's generator modules writes (its ``NAME`` and ``script``), cached
+    as a script under .kb/cache/benchmarks until it is loaded."""
+    return SampleDatabase(
+        module.NAME, (ROOT / ".kb" / "cache" / "benchmarks" / f"{module.NAME}.sql",), tables, module.script
+    )
+
+
 SAMPLES = {
     "chinook": SampleDatabase("Chinook", (EVAL / "chinook" / "Chinook_MySql.sql",), 11),
     "northwind": SampleDatabase(
         "northwind", (EVAL / "northwind" / "northwind.sql", EVAL / "northwind" / "northwind-data.sql"), 20
     ),
     "classicmodels": SampleDatabase("classicmodels", (EVAL / "classicmodels" / "mysqlsampledatabase.sql",), 8),
-    "university": SampleDatabase(
-        university_database.NAME,
-        (ROOT / ".kb" / "cache" / "benchmarks" / "university.sql",),
-        6,
-        university_database.script,
-    ),
-    "airline": SampleDatabase(
-        airline_database.NAME,
-        (ROOT / ".kb" / "cache" / "benchmarks" / "airline.sql",),
-        6,
-        airline_database.script,
-    ),
-    "clinic": SampleDatabase(
-        clinic_database.NAME,
-        (ROOT / ".kb" / "cache" / "benchmarks" / "clinic.sql",),
-        7,
-        clinic_database.script,
-    ),
-    "staff": SampleDatabase(
-        staff_database.NAME,
-        (ROOT / ".kb" / "cache" / "benchmarks" / "staff.sql",),
-        8,
-        staff_database.script,
-    ),
-    "rental": SampleDatabase(
-        rental_database.NAME,
-        (ROOT / ".kb" / "cache" / "benchmarks" / "rental.sql",),
-        10,
-        rental_database.script,
-    ),
-    "supply": SampleDatabase(
-        supply_database.NAME,
-        (ROOT / ".kb" / "cache" / "benchmarks" / "supply.sql",),
-        9,
-        supply_database.script,
-    ),
-    "ledger": SampleDatabase(
-        ledger_database.NAME,
-        (ROOT / ".kb" / "cache" / "benchmarks" / "ledger.sql",),
-        13,
-        ledger_database.script,
-    ),
+    **{
+        module.NAME: generated(module, tables)
+        for module, tables in (
+            (university_database, 6),
+            (airline_database, 6),
+            (clinic_database, 7),
+            (staff_database, 8),
+            (rental_database, 10),
+            (supply_database, 9),
+            (ledger_database, 13),
+        )
+    },
 }
 
 
