@@ -29,8 +29,10 @@ class DimensionMismatch(SchemaMismatch):
 
 # MariaDB/MySQL error codes that mean the server cannot be reached or dropped the connection (not
 # that a statement was wrong): server shutdown, connection killed; client: cannot connect, server
-# gone away, lost connection, SSL connection error, connection closed.
-_UNREACHABLE = frozenset({1053, 1927, 2002, 2003, 2005, 2006, 2013, 2026, 2055})
+# gone away, lost connection, SSL connection error, connection closed; and MariaDB Connector/C's
+# own read and write errors on the connection's socket (CR_ERR_NET_READ, CR_ERR_NET_WRITE: "Write
+# error: Broken pipe (32)" when the server process died while a statement was being sent).
+_UNREACHABLE = frozenset({1053, 1927, 2002, 2003, 2005, 2006, 2013, 2026, 2055, 5013, 5014})
 
 
 def is_database_down(exc: BaseException) -> bool:

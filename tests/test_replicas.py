@@ -230,3 +230,24 @@ def test_knowledge_base_reads_on_the_replica_and_survives_its_death(started, tmp
         if served_kb is not None:
             served_kb.stop()
         kb.close()
+
+
+@pytest.mark.parametrize(
+    "errno, message, down",
+    [
+        (5014, "Write error: Broken pipe (32)", True),  # the server died while a statement was being sent
+        (5013, "Read error: Connection reset by peer (104)", True),
+        (2013, "Lost connection to server during query", True),
+        (1146, "Table 'kb.nope' doesn't exist", False),  # the statement's own error: the primary would raise it
+    ],
+)
+def test_the_drivers_errors_on_a_dead_connection_mean_the_server_is_down(errno, message, down):
+    """What sends a replica's read to the primary: Connector/C's socket errors (CR_ERR_NET_READ and
+    CR_ERR_NET_WRITE) are a dead server, as its lost-connection codes are; a statement's error is not."""
+    import mariadb
+
+    from kb.stores.errors import is_database_down
+
+    error = mariadb.OperationalError(message)
+    error.errno = errno
+    assert is_database_down(error) is down
