@@ -27,13 +27,14 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
 from pydantic import PrivateAttr
 
 from kb.engines.sql.checks import CHECKS, Defect
 from kb.engines.sql.engine import SQLEngine
+from kb.engines.sql.loop import StatementLoop
 from kb.engines.sql.repairs import REPAIRS, StatementRepairs
 from kb.engines.sql.runner import Statement
 from kb.models.local_llm import LocalLlamaCPP
@@ -99,15 +100,28 @@ class MemoisedLlamaCPP(LocalLlamaCPP):
         return reply
 
 
+@dataclass
+class RecordingLoop(StatementLoop):
+    """The engine's statement loop, unchanged, that also records the name of every check that finds
+    a defect (the loop is where every statement's checks run)."""
+
+    fired: set[str] = field(default_factory=set)
+
+    def problems(self, ran: Statement, question: str) -> list[Defect]:
+        found = super().problems(ran, question)
+        self.fired.update(defect.check for defect in found)
+        return found
+
+
 class RecordingSQLEngine(SQLEngine):
     """kb's SQL engine, unchanged, that also records the name of every check that finds a defect."""
 
     _fired: set[str] = PrivateAttr(default_factory=set)
 
-    def problems(self, ran: Statement, question: str) -> list[Defect]:
-        found = super().problems(ran, question)
-        self._fired.update(defect.check for defect in found)
-        return found
+    def _loop(self) -> StatementLoop:
+        loop = super()._loop()
+        shared = {f.name: getattr(loop, f.name) for f in fields(loop) if f.init}
+        return RecordingLoop(**shared, fired=self._fired)
 
     def fired_since_last_call(self) -> set[str]:
         fired, self._fired = self._fired, set()
@@ -135,8 +149,9 @@ class Configuration:
     no_repairs: bool = False
 
 
-def configurations(fired_anywhere: set[str], values: bool) -> list[Configuration]:
-    """What is switched off, in turn: the families, each check that fired anywhere, then the rest."""
+def configurations(fired_anywhere: set[str], values: bool, checks_only: bool = False) -> list[Configuration]:
+    """What is switched off, in turn: the families, each check that fired anywhere, then (unless
+    ``checks_only``) the rest."""
     found = [
         Configuration("all checks (sql.checks: none)", {"checks": "none"}, frozenset(fired_anywhere)),
         Configuration("statement checks", {"skip_checks": frozenset(STATEMENT_CHECKS)}, frozenset(STATEMENT_CHECKS)),
@@ -146,6 +161,8 @@ def configurations(fired_anywhere: set[str], values: bool) -> list[Configuration
         if check.name in fired_anywhere:
             names = frozenset({check.name})
             found.append(Configuration(f"check: {check.name}", {"skip_checks": names}, names))
+    if checks_only:
+        return found
     found += [
         Configuration("kb's repairs", no_repairs=True),
         *(Configuration(f"repair: {r.name}", {"skip_repairs": frozenset({r.name})}) for r in REPAIRS),
@@ -250,6 +267,7 @@ def ablate(
     values: bool,
     progress: Callable[[str], None],
     switched: bool = True,
+    checks_only: bool = False,
 ) -> SetAblation:
     """The full run, plain once (unless ``plain`` is None), then, if ``switched``, each configuration
     (see the module's docstring); without them, the run measures kb against plain, warm and cold."""
@@ -283,7 +301,7 @@ def ablate(
     full.close()
     result.n, result.kb, result.right_full = len(questions), sum(right), right
     memo.serving = True
-    switched_off = configurations(set(result.fired), values) if switched else []
+    switched_off = configurations(set(result.fired), values, checks_only) if switched else []
     for configuration in switched_off:
         engine = make_engine(SQLEngine, **configuration.settings)
         if configuration.no_repairs:

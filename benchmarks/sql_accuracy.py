@@ -387,6 +387,9 @@ def main() -> None:
     )
     parser.add_argument("--ablate-values", action="store_true", help="with --ablate: value linking off too")
     parser.add_argument(
+        "--ablate-checks-only", action="store_true", help="with --ablate: only the checks and their families off"
+    )
+    parser.add_argument(
         "--examples",
         metavar="COUNTS",
         help="approved pairs (sql_examples.py): the learning curve at these numbers of pairs, e.g. 0,5,10,20,all",
@@ -467,6 +470,7 @@ def main() -> None:
                     args.ablate_values,
                     partial(print_progress, label),
                     switched=not args.timing,
+                    checks_only=args.ablate_checks_only,
                 )
                 print("\n" + ablation_table(ablations, ablation_titles), flush=True)
                 if args.json:
