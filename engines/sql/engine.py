@@ -82,7 +82,7 @@ class SchemaReading:
     seconds: float  # the start-up reading: the tables described (and their index embedded, when retrieved)
 
     def summary(self) -> str:
-        """One line: ``104 tables; a prompt shows the closest that fit ...; read in 3.5 s``."""
+        """One line: ``104 tables; a prompt shows the closest that fit ...; read in 4.26 s``."""
         shown = (
             f"a prompt shows the tables closest to its question that fit (at most {self.most_shown}, "
             f"{self.token_budget:,} tokens)"

@@ -172,6 +172,17 @@ class Table:
         return "\n".join(lines) + "\n);"
 
 
+REMEMBERED = 4096  # lookups of values and patterns kept per schema: the model writes new ones every question
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    """Keep ``value`` under ``key``, forgetting everything once ``REMEMBERED`` lookups are kept (a
+    long-running ``kb serve`` meets an unbounded number of the model's values and patterns)."""
+    if len(cache) >= REMEMBERED:
+        cache.clear()
+    cache[key] = value
+
+
 class SchemaDescriber:
     """Reads ``information_schema`` and a sample of each short text column, through the given account."""
 
@@ -391,7 +402,7 @@ class SchemaDescriber:
                 )
                 if len(rows) <= MAX_LISTED:
                     held = frozenset(str(row[0]) for row in rows)
-            self._keys_holding[wanted] = held
+            _remember(self._keys_holding, wanted, held)
         return self._keys_holding[wanted]
 
     def any_like(self, name: str, column: str, pattern: str) -> bool:
@@ -400,13 +411,14 @@ class SchemaDescriber:
         tell a pattern that matches no row of its column (:mod:`kb.engines.sql.checks`)."""
         wanted = (name, column, pattern)
         if wanted not in self._any_like:
-            self._any_like[wanted] = bool(
+            found = bool(
                 self._conn.fetchall(
                     f"SELECT 1 FROM {quote_identifier(self.database)}.{quote_identifier(name)} "
                     f"WHERE {quote_identifier(column)} LIKE ? LIMIT 1",
                     (pattern,),
                 )
             )
+            _remember(self._any_like, wanted, found)
         return self._any_like[wanted]
 
     def _read_labels(self, table: Table) -> tuple[str, dict[str, str]]:
