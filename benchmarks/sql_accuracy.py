@@ -290,20 +290,31 @@ def table(results: dict[tuple[str, str], Tally]) -> str:
     return "\n".join(lines)
 
 
-def engine_options(settings: Any, args: argparse.Namespace, candidates: int, source: str) -> dict[str, Any]:
-    """The SQL engine's settings as kb builds them from config.yaml, with the command line's changes."""
+def engine_options(
+    settings: Any,
+    *,
+    candidates: Optional[int] = None,
+    source: Optional[str] = None,
+    values: bool = True,
+    rescue: Optional[int] = None,
+    first_only: bool = False,
+) -> dict[str, Any]:
+    """The SQL engine's settings as kb builds them from config.yaml (rows and time limits raised for
+    scoring), with the command line's changes (None: config.yaml's)."""
     options = engine_settings(settings.sql)
     options.update(
         row_limit=10_000,
         timeout_s=10,
         embed_model=lambda: build_embedding(settings),  # loaded only above max_tables_in_prompt, as in kb
-        candidates=candidates,
-        candidate_source=source,
-        value_linking=not args.no_values,
+        value_linking=values,
     )
-    if args.rescue is not None:
-        options["rescue_samples"] = args.rescue
-    if args.first_only:
+    if candidates is not None:
+        options["candidates"] = candidates
+    if source is not None:
+        options["candidate_source"] = source
+    if rescue is not None:
+        options["rescue_samples"] = rescue
+    if first_only:
         options.update(rescue_samples=0, max_attempts=1)
     return options
 
@@ -453,7 +464,14 @@ def main() -> None:
         if args.limit:
             questions = questions[: args.limit]
 
-        options = engine_options(settings, args, candidates, source)
+        options = engine_options(
+            settings,
+            candidates=candidates,
+            source=source,
+            values=not args.no_values,
+            rescue=args.rescue,
+            first_only=args.first_only,
+        )
         make_engine = partial(build_engine, memoised or llm, readonly, database, tables, options)
         if ablating:
             assert memoised is not None

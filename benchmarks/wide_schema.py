@@ -147,12 +147,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     tables = [row[0] for row in readonly.fetchall("SHOW TABLES")]
     llm = build_llm(settings)  # loaded without --answer too: kb's prompt budget is the model's context window
     embed_model = build_embedding(settings)
-    options = engine_options(
-        settings,
-        argparse.Namespace(no_values=False, rescue=None, first_only=False),
-        settings.sql.candidates,
-        settings.sql.candidate_source,
-    )
+    options = engine_options(settings)
     options["embed_model"] = lambda: embed_model
     kb_engine, kb_startup = timed(
         lambda: SQLEngine(llm, readonly, database=wide_database.NAME, tables=tables, **options)
