@@ -1,10 +1,11 @@
 """Questions over a business database of a hundred tables and more (benchmarks/wide_database.py).
 
-Every set's test questions (benchmarks/data; ``--parts dev`` for the dev parts, whose misses are printed)
-are asked of ``wide``, the 104 tables of all the
-benchmark's databases side by side, their gold SQL renamed to the copies' names. For kb
-(``SQLEngine`` over every table, as ``kb`` builds it from config.yaml: beyond ``sql.max_tables_in_prompt``
-or the model's context window it retrieves each question's tables) and for plain LlamaIndex with
+Every set's test questions (benchmarks/data; ``--parts dev`` for the dev parts, whose misses and
+wrong answers are printed) are asked of ``wide``, the 104 tables of all the benchmark's databases side
+by side, their gold SQL renamed to the copies' names. For kb (``SQLEngine`` over every table, as ``kb``
+builds it from config.yaml: beyond ``sql.max_tables_in_prompt`` or the model's context window, the
+form ``sql.wide_schema`` says; ``KB_SQL__WIDE_SCHEMA=catalogue`` and a larger
+``KB_PROFILES__LOCAL__LLM__CONTEXT_WINDOW`` try the other) and for plain LlamaIndex with
 LlamaIndex's own table retriever (``SQLTableRetrieverQueryEngine`` over an ``ObjectIndex`` of
 ``SQLTableSchema`` objects, embedded with the same model, as LlamaIndex's docs show it for many
 tables; ``--plain-top-k`` tables a question, 5 by default) this prints:
@@ -155,11 +156,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     (plain, plain_retriever), plain_startup = timed(
         lambda: plain_with_table_retriever(readonly, tables, llm, embed_model, args.plain_top_k)
     )
-    print(
-        f"wide: {len(tables)} tables; kb's prompt shows "
-        f"{'all' if kb_engine.writers.tables_retriever is None else 'the retrieved'} tables",
-        flush=True,
-    )
+    print(f"wide, kb: {kb_engine.reading.summary()}", flush=True)
     tallies: dict[str, AreaTally] = {}
     for sql_set in SETS:
         if sql_set.key not in args.sets.split(","):
@@ -192,7 +189,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             question = item["q"]
             (outcome, seconds) = timed(partial(kb_engine.compute, question))
             tally.kb_seconds.append(seconds)
-            tally.kb += scorer.kb_right(outcome, item)
+            kb_right = scorer.kb_right(outcome, item)
+            tally.kb += kb_right
+            if args.parts == "dev" and not kb_right:
+                tried = " | ".join(f"{a.sql} [{a.error or 'ran'}]" for a in outcome.attempts)
+                print(f"  WRONG [{sql_set.key}] {item['q']} ({seconds:.1f} s)\n    gold: {item['sql']}\n    kb: {tried}")
             (response, seconds) = timed(partial(plain.query, question))
             tally.plain_seconds.append(seconds)
             tally.plain += scorer.plain_right(clean(str(response.metadata.get("sql_query", ""))), item)

@@ -12,6 +12,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,15 +56,22 @@ def admin(admin_url) -> Iterator[MariaDBConnection]:
     conn.dispose()
 
 
-@pytest.fixture
-def db_url(admin, admin_url) -> Iterator[URL]:
-    """A new empty database on the test server, dropped after the test."""
+@contextmanager
+def scratch_database(admin: MariaDBConnection, admin_url: URL) -> Iterator[URL]:
+    """A new empty database on the test server, dropped on leaving."""
     name = f"kbtest_{secrets.token_hex(6)}"
     admin.execute(f"CREATE DATABASE {quote_identifier(name)} CHARACTER SET utf8mb4")
     try:
         yield admin_url.set(database=name)
     finally:
         admin.execute(f"DROP DATABASE IF EXISTS {quote_identifier(name)}")
+
+
+@pytest.fixture
+def db_url(admin, admin_url) -> Iterator[URL]:
+    """A new empty database on the test server, dropped after the test."""
+    with scratch_database(admin, admin_url) as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Union
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
@@ -86,3 +88,37 @@ class ScriptedLLM(CustomLLM):
                 yield CompletionResponse(text=so_far, delta=delta)
 
         return gen()
+
+
+class PromptCachingScriptedLLM(ScriptedLLM):
+    """A :class:`ScriptedLLM` with a prompt cache as llama.cpp's works, in characters instead of tokens:
+    every prompt it evaluates is kept, and :attr:`reused` records, for each prompt it answers, how
+    much of its beginning a kept prompt already held (what llama.cpp would not evaluate again). Within
+    :meth:`prefilling_until` (kb's :class:`~kb.engines.sql.writers.PrefixCachingLLM`), a prompt
+    holding the marker is kept up to the marker and not answered, as kb's local model does."""
+
+    _kept: list = PrivateAttr(default_factory=list)
+    _reused: list = PrivateAttr(default_factory=list)
+    # shared by the copies kb makes (with their own stop texts), as llama.cpp's model is: {"until": marker}
+    _prefill: dict = PrivateAttr(default_factory=dict)
+
+    @property
+    def reused(self) -> list[int]:
+        return self._reused
+
+    @contextmanager
+    def prefilling_until(self, marker: str) -> Iterator[None]:
+        self._prefill["until"] = marker
+        try:
+            yield
+        finally:
+            self._prefill.pop("until", None)
+
+    def _next(self, prompt: str) -> str:
+        marker = self._prefill.get("until")
+        if marker is not None and marker in prompt:
+            self._kept.append(prompt[: prompt.index(marker)])
+            return ""
+        self._reused.append(max((len(os.path.commonprefix([kept, prompt])) for kept in self._kept), default=0))
+        self._kept.append(prompt)
+        return super()._next(prompt)

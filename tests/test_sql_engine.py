@@ -1366,6 +1366,7 @@ def test_above_the_tables_a_prompt_holds_each_prompt_shows_the_tables_retrieved_
         candidates=3,
         candidate_source="prompts",
         max_tables_in_prompt=2,
+        wide_schema="retrieved",
         embed_model=embed_model,
     )
     answer = sql_answer(engine, "How many orders were cancelled?")
@@ -1374,6 +1375,31 @@ def test_above_the_tables_a_prompt_holds_each_prompt_shows_the_tables_retrieved_
         assert prompt.count(shown) == 2, prompt  # two of the demo's tables, orders among them
         assert f"{shown}orders" in prompt, prompt
     assert len(built) == 1  # the tables are embedded once, for every writer
+
+
+def test_above_the_tables_a_prompt_holds_kb_prompts_show_every_tables_catalogue_entry(engine_with, local_embed):
+    """With ``wide_schema: catalogue``, kb's prompts show one line per table, every table
+    in every prompt; LlamaIndex's own description of the tables (a candidate's prompt) shows the
+    retrieved ones."""
+    greedy, voted = "SELECT COUNT(*) FROM orders", "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"
+    engine, llm = engine_with(
+        [greedy, voted, voted, "Answer."],
+        candidates=3,
+        candidate_source="prompts",
+        max_tables_in_prompt=2,
+        wide_schema="catalogue",
+        embed_model=lambda: local_embed,
+    )
+    assert engine.reading.form == "catalogue" and engine.reading.catalogue_tokens > 0
+    answer = sql_answer(engine, "How many orders were cancelled?")
+    assert answer.sql == voted
+    kb_prompt, llamaindex_description, llamaindex_prompt = llm.prompts[:3]
+    for prompt in (kb_prompt, llamaindex_prompt):
+        assert "CREATE TABLE" not in prompt
+        for table in BUSINESS_TABLES:
+            assert f"\n{table}(" in prompt, prompt
+    assert "customer_id -> customers.id" in kb_prompt  # a reference, in the catalogue's words
+    assert llamaindex_description.count("Table '") == 2 and "Table 'orders'" in llamaindex_description
 
 
 def test_tables_that_do_not_fit_the_context_window_are_retrieved_in_schema_order_for_every_prompt(
@@ -1402,6 +1428,7 @@ def test_tables_that_do_not_fit_the_context_window_are_retrieved_in_schema_order
         database="kb_business",
         tables=BUSINESS_TABLES,
         candidates=1,
+        wide_schema="retrieved",
         embed_model=lambda: local_embed,
     )
     answer = sql_answer(engine, question)
@@ -1414,34 +1441,6 @@ def test_tables_that_do_not_fit_the_context_window_are_retrieved_in_schema_order
     assert positions == sorted(positions)  # the schema's order, not the retrieval's
     assert "This statement was written for the question but failed" in correction
     assert [t for t in BUSINESS_TABLES if f"CREATE TABLE {t} " in correction] == shown
-
-
-def test_the_start_up_reading_says_how_many_tables_there_are_and_how_many_a_prompt_shows(db, business, local_embed):
-    """A schema of a hundred and fifty tables (a generated one, of shops' areas): the reading knows
-    them all and retrieves each question's; the demo's six are all in every prompt."""
-    tables = [
-        f"area{area:02d}_{kind}" for area in range(30) for kind in ("customer", "orders", "item", "stock", "note")
-    ]
-    for name in tables:
-        db.execute(f"CREATE TABLE {name} (id INT PRIMARY KEY, label VARCHAR(30), amount DECIMAL(8,2))")
-    wide = SQLEngine(
-        ScriptedLLM([]),
-        db,
-        database=db.fetchall("SELECT DATABASE()")[0][0],
-        tables=tables,
-        embed_model=lambda: local_embed,
-    )
-    reading = wide.reading
-    assert (reading.tables, reading.retrieved, reading.most_shown) == (150, True, 40) and reading.seconds > 0
-    assert reading.summary().startswith("150 tables; a prompt shows the tables closest to its question that fit")
-    small = SQLEngine(
-        ScriptedLLM([]),
-        MariaDBConnection(business),
-        database="kb_business",
-        tables=BUSINESS_TABLES,
-        embed_model=lambda: local_embed,
-    )
-    assert small.reading.summary().startswith("6 tables; every prompt shows all 6; read in ")
 
 
 def test_a_day_cut_at_its_midnight_goes_back_to_the_model_and_its_correction_answers(

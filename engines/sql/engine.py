@@ -56,10 +56,11 @@ from kb.engines.sql.values import RowsAsked, ValueIndex, rows_asked
 from kb.engines.sql.writers import (
     Asked,
     ExamplesFor,
+    SchemaForm,
     StatementWriters,
     format_examples,
+    prompt_tables,
     schema_token_budget,
-    table_retriever,
 )
 from kb.engines.timing import Stopwatch
 from kb.stores.connection import MariaDBConnection
@@ -76,19 +77,38 @@ class SchemaReading:
     operator can expect of its prompts and start-up."""
 
     tables: int  # the tables the engine may read
-    retrieved: bool  # False: every prompt shows all of them; True: each question's closest that fit
-    most_shown: int  # the most tables one prompt shows
+    form: SchemaForm  # how a prompt shows them (kb.engines.sql.writers.prompt_tables)
+    most_shown: int  # the most tables one prompt shows (retrieved: the closest, besides those joining them)
     token_budget: int  # the tokens the tables' descriptions may take in one prompt
-    seconds: float  # the start-up reading: the tables described (and their index embedded, when retrieved)
+    catalogue_tokens: int  # the tokens of every table's catalogue entry (0: all CREATE TABLEs fit)
+    seconds: float  # the start-up reading: the tables described (and their index embedded, beyond one prompt)
+
+    @property
+    def retrieved(self) -> bool:
+        """Whether each question's prompt shows its own tables (so its state is not reused)."""
+        return self.form == "retrieved"
 
     def summary(self) -> str:
         """One line: ``104 tables; a prompt shows the closest that fit ...; read in 4.26 s``."""
-        shown = (
-            f"a prompt shows the tables closest to its question that fit (at most {self.most_shown}, "
-            f"{self.token_budget:,} tokens)"
-            if self.retrieved
-            else f"every prompt shows all {self.tables}"
-        )
+        if self.form == "all":
+            shown = f"every prompt shows all {self.tables}"
+        elif self.form == "catalogue":
+            shown = (
+                f"every prompt shows all {self.tables} as one line each ({self.catalogue_tokens:,} tokens of "
+                f"{self.token_budget:,})"
+            )
+        else:
+            shown = (
+                f"a prompt shows the tables closest to its question that fit (at most {self.most_shown}, "
+                f"{self.token_budget:,} tokens) and those joining them"
+            )
+            if self.catalogue_tokens > self.token_budget:
+                shown += (
+                    f"; one line per table would take {self.catalogue_tokens:,} tokens (sql.wide_schema: "
+                    f"catalogue needs a context window {self.catalogue_tokens - self.token_budget:,} tokens larger)"
+                )
+            else:
+                shown += f"; one line per table would take {self.catalogue_tokens:,} (sql.wide_schema: catalogue)"
         return f"{self.tables} tables; {shown}; read in {self.seconds:.2f} s"
 
 
@@ -133,9 +153,10 @@ class SQLEngine(CustomQueryEngine, SQLOptions):
         embed_model: Optional[Callable[[], BaseEmbedding]] = None,
         **kwargs: Any,
     ) -> None:
-        """``embed_model`` (a function returning one, so that it is loaded only when needed) picks the
-        tables of each question when there are more than ``max_tables_in_prompt`` or their
-        descriptions do not fit the LLM's context window (:func:`schema_token_budget`). ``examples``
+        """When there are more than ``max_tables_in_prompt`` tables or their descriptions do not fit
+        the LLM's context window (:func:`schema_token_budget`), and there is an ``embed_model`` (a
+        function returning one, so that it is loaded only when needed), the prompts show the catalogue
+        of every table or each question's closest tables (``wide_schema``, :func:`prompt_tables`). ``examples``
         (a keyword argument, a field) gives the approved (question, SQL) pairs closest to a question,
         shown to the model after the rules and before the question (Vanna's and Dataherald's idea:
         what the schema cannot say, such as which column a verb means), so that the schema's prompt
@@ -146,14 +167,22 @@ class SQLEngine(CustomQueryEngine, SQLOptions):
         started = time.perf_counter()
         sql_database = DescribedSQLDatabase(readonly, database, tables)
         budget = schema_token_budget(llm, kwargs.get("examples") is not None)
-        retriever = table_retriever(
-            sql_database, tables, options.max_tables_in_prompt, embed_model, token_counter(llm), budget
+        shown = prompt_tables(
+            sql_database,
+            tables,
+            options.max_tables_in_prompt,
+            options.tables_retrieved,
+            options.wide_schema,
+            embed_model,
+            token_counter(llm),
+            budget,
         )
         reading = SchemaReading(
             tables=len(tables),
-            retrieved=retriever is not None,
-            most_shown=min(options.max_tables_in_prompt, len(tables)) if retriever is not None else len(tables),
+            form=shown.form,
+            most_shown=min(options.tables_retrieved, len(tables)) if shown.form == "retrieved" else len(tables),
             token_budget=budget,
+            catalogue_tokens=shown.catalogue_tokens,
             seconds=time.perf_counter() - started,
         )
         super().__init__(
@@ -164,7 +193,7 @@ class SQLEngine(CustomQueryEngine, SQLOptions):
             guard=ReadOnlyGuard(tables, database),
             sql_database=sql_database,
             repairs=StatementRepairs(sql_database.describer, options.skip_repairs),
-            writers=StatementWriters(llm, sql_database, tables, retriever),
+            writers=StatementWriters(llm, shown, tables),
             values=ValueIndex(readonly, database, tables) if options.value_linking else None,
             reading=reading,
             **kwargs,

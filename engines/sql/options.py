@@ -16,6 +16,7 @@ CandidateSource = Literal["samples", "prompts"]
 CandidatesWhen = Literal["always", "doubt"]
 ExamplesWhen = Literal["always", "doubt"]
 ChecksRun = Literal["all", "statement", "none"]
+WideSchema = Literal["catalogue", "retrieved"]
 
 
 class SQLOptions(BaseModel):
@@ -29,6 +30,20 @@ class SQLOptions(BaseModel):
         le=200,
         description="more tables, or more than the model's context window holds: the relevant ones are "
         "retrieved per question",
+    )
+    tables_retrieved: int = Field(
+        5,
+        ge=1,
+        le=200,
+        description="where each question's tables are retrieved: the most similar shown at most (the tables "
+        "that link two of them by foreign keys besides)",
+    )
+    wide_schema: WideSchema = Field(
+        "retrieved",
+        description="beyond max_tables_in_prompt or the context window: the CREATE TABLE of each question's "
+        "closest tables (retrieved), or a one-line entry per table in every prompt where those fit "
+        "(catalogue: the prompt stays the same, so its state is reused, but the offline model answers fewer "
+        "questions right from it: docs/sql-engine.md)",
     )
     max_attempts: int = Field(
         3,

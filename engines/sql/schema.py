@@ -29,6 +29,11 @@ A small model writes joins and filters from what the prompt shows it, so each ta
 
 What kb repairs in a statement written from this description is :mod:`kb.engines.sql.repairs`.
 
+A schema too wide for every table's ``CREATE TABLE`` to fit one prompt can be shown as a catalogue
+instead: one line per table with its columns, keys, references, date types and short value lists
+(:meth:`Table.catalogue_entry`), a third to a quarter of the tokens, so that every prompt still shows
+every table and stays the same from question to question.
+
 ``DescribedSQLDatabase`` is LlamaIndex's ``SQLDatabase`` with this description as its table info,
 so LlamaIndex's own ``NLSQLTableQueryEngine`` puts it into the prompt. Descriptions are computed
 once per table and kept: the prompt's schema part is then the same for every question, which is
@@ -37,6 +42,7 @@ what lets the LLM's prompt cache reuse it.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +60,7 @@ Edge = tuple[str, str, str, str]  # one step along a foreign key: (table, column
 
 SAMPLE_ROWS = 10_000  # rows looked at per column for its distinct values
 MAX_LISTED = 25  # a column with more distinct values than this gets two examples instead of a list
+MAX_CATALOGUED = 6  # a catalogue entry (Table.catalogue_entry) lists a column's values up to this many
 _SAMPLED_TYPES = ("char", "varchar", "nvarchar")
 _TEMPORAL_TYPES = {"DATE", "DATETIME", "TIMESTAMP", "TIME", "YEAR"}
 _NUMBER_TYPES = {
@@ -170,6 +177,34 @@ class Table:
         for i, (definition, note) in enumerate(definitions):
             lines.append(definition + ("," if i < len(definitions) - 1 else "") + note)
         return "\n".join(lines) + "\n);"
+
+    def catalogue_entry(self) -> str:
+        """The table in one line, for a prompt that shows every table of a wide schema: its columns,
+        the key of one column marked ``key``, a reference as ``-> table.column``, the type of a date or
+        time column, the values of a column that holds at most ``MAX_CATALOGUED`` (a status, a kind),
+        and the table's comment: ``orders(id key, customer_id -> customers.id, ordered_on DATE,
+        status ('open'|'closed'))  -- one row per order``. A key or reference of several columns is
+        written after the columns."""
+        keys = self.key
+        parts = []
+        for col in self.columns:
+            part = col.name
+            if col.kind == "time":
+                part += " " + col.type_text.replace(" NOT NULL", "")
+            if col.primary and len(keys) == 1:
+                part += " key"
+            if col.references:
+                part += f" -> {col.references[0]}.{col.references[1]}"
+            elif col.values and len(col.values) <= MAX_CATALOGUED and not col.primary:
+                part += " (" + "|".join(_quoted(value) for value in col.values) + ")"
+            parts.append(part)
+        if len(keys) > 1:
+            parts.append(f"key ({', '.join(col.name for col in keys)})")
+        parts += [
+            f"({', '.join(reference.columns)}) -> {reference.table}({', '.join(reference.referenced)})"
+            for reference in self.composite_references
+        ]
+        return f"{self.name}({', '.join(parts)})" + (f"  -- {self.comment}" if self.comment else "")
 
 
 REMEMBERED = 4096  # lookups of values and patterns kept per schema: the model writes new ones every question
@@ -440,6 +475,9 @@ class SchemaDescriber:
     def describe(self, name: str) -> str:
         return self.table(name).ddl()
 
+    def catalogue_entry(self, name: str) -> str:
+        return self.table(name).catalogue_entry()
+
     def shared_name_hint(self, question: str) -> str:
         """One line for right above the question when it asks which rows of a table (:func:`asks_which`)
         one of whose names several rows share; "" otherwise. A small model follows a line beside the
@@ -536,7 +574,11 @@ class StatementScope:
 
 
 class DescribedSQLDatabase(SQLDatabase):
-    """LlamaIndex's ``SQLDatabase`` whose table info is :class:`SchemaDescriber`'s description."""
+    """LlamaIndex's ``SQLDatabase`` whose table info is :class:`SchemaDescriber`'s description: the
+    table's ``CREATE TABLE`` with its notes, or in the view :meth:`as_catalogue` returns its one-line
+    catalogue entry (:meth:`Table.catalogue_entry`)."""
+
+    catalogue = False
 
     def __init__(self, connection: MariaDBConnection, database: str, tables: Sequence[str]) -> None:
         # Reflected without following foreign keys first: SQLAlchemy's default reflects each
@@ -548,4 +590,13 @@ class DescribedSQLDatabase(SQLDatabase):
         self.describer = SchemaDescriber(connection, database, tables)
 
     def get_single_table_info(self, table_name: str) -> str:
+        if self.catalogue:
+            return self.describer.catalogue_entry(table_name)
         return self.describer.describe(table_name)
+
+    def as_catalogue(self) -> DescribedSQLDatabase:
+        """The same database (its connection, reflection and describer shared) whose table info is
+        each table's catalogue entry."""
+        view = copy.copy(self)
+        view.catalogue = True
+        return view

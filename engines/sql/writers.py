@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Optional, Protocol, runtime_checkable
+from typing import Any, Literal, Optional, Protocol, runtime_checkable
 
 from llama_index.core import MockEmbedding, PromptTemplate, SQLDatabase
 from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -31,17 +31,15 @@ from llama_index.core.llms import LLM
 from llama_index.core.objects import ObjectIndex, ObjectRetriever, SQLTableNodeMapping, SQLTableSchema
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.query_engine import NLSQLTableQueryEngine
-from llama_index.core.schema import NodeWithScore, QueryBundle
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from kb.engines.answer import Attempt
 from kb.engines.context import token_counter
 from kb.engines.sql.guard import ReadOnlyGuard, SQLRefused, normalized
+from kb.engines.sql.options import WideSchema
 from kb.engines.sql.schema import DescribedSQLDatabase
 
-# The schema comes first and the question last, so that everything before the question is the same
-# for every question and a prompt cache (llama.cpp's, or a provider's) reuses it.
-_SQL_INSTRUCTIONS = (
-    "You write {dialect} SQL for these tables:\n\n{schema}\n\n"
+_SQL_RULES = (
     "Rules:\n"
     "- Reply with one SELECT statement and nothing else.\n"
     "- Use only the tables and columns above. A column that is not in a table is reached with a JOIN "
@@ -56,14 +54,28 @@ _SQL_INSTRUCTIONS = (
     "- Dates: YEAR(col) = 2025; col BETWEEN '2025-03-01' AND '2025-03-31'; more than 30 days after an "
     "event: later_col > DATE_ADD(event_col, INTERVAL 30 DAY); within 7 days of it: later_col <= "
     "DATE_ADD(event_col, INTERVAL 7 DAY); DATEDIFF(later, earlier) is a number of days; MONTH(col); "
-    "DAYOFWEEK(col) is 1 on Sunday and 7 on Saturday; today is CURDATE().\n\n{examples}"
+    "DAYOFWEEK(col) is 1 on Sunday and 7 on Saturday; today is CURDATE().\n\n"
 )
-TEXT_TO_SQL_PROMPT = PromptTemplate(_SQL_INSTRUCTIONS + "Question: {query_str}\nSQL: ")
-CORRECTION_PROMPT = PromptTemplate(
-    _SQL_INSTRUCTIONS + "Question: {query_str}\n"
+# The schema comes first and the question last, so that everything before the question is the same
+# for every question and a prompt cache (llama.cpp's, or a provider's) reuses it.
+_SQL_INSTRUCTIONS = "You write {dialect} SQL for these tables:\n\n{schema}\n\n" + _SQL_RULES + "{examples}"
+# Where each question's tables differ (retrieved), the rules come first: they are then the part of
+# every prompt that a prompt cache reuses.
+_RULES_FIRST_INSTRUCTIONS = (
+    "You write {dialect} SQL for the tables below.\n\n"
+    + _SQL_RULES.replace("columns above", "columns below").replace("listed above", "listed below")
+    + "Tables:\n\n{schema}\n\n{examples}"
+)
+_QUESTION = "Question: {query_str}\nSQL: "
+_CORRECTION = (
+    "Question: {query_str}\n"
     "This statement was written for the question but failed:\n{sql}\nError: {error}\n{hint}"
     "Write a corrected statement.\nSQL: "
 )
+TEXT_TO_SQL_PROMPT = PromptTemplate(_SQL_INSTRUCTIONS + _QUESTION)
+CORRECTION_PROMPT = PromptTemplate(_SQL_INSTRUCTIONS + _CORRECTION)
+RULES_FIRST_TEXT_TO_SQL_PROMPT = PromptTemplate(_RULES_FIRST_INSTRUCTIONS + _QUESTION)
+RULES_FIRST_CORRECTION_PROMPT = PromptTemplate(_RULES_FIRST_INSTRUCTIONS + _CORRECTION)
 WRITERS_KEPT = 16  # writers with their own prompt or sampling kept for later questions (StatementWriters)
 
 
@@ -154,15 +166,23 @@ def schema_token_budget(llm: LLM, with_examples: bool) -> int:
     return metadata.context_window - token_counter(llm)(rules) - metadata.num_output - room
 
 
+MAX_BRIDGES = 2  # tables a join chain between two retrieved tables may pass through to be added (TablesThatFit)
+
+
 class TablesThatFit(BaseNodePostprocessor):
-    """The retrieved tables a prompt shows: the most similar first while their descriptions fit
-    ``token_budget`` (the most similar always), then put in the schema's order (``tables``). In the
-    schema's order, two questions whose tables begin alike share the prompt up to the first table in
-    which they differ, and llama.cpp's prompt cache evaluates only the rest."""
+    """The retrieved tables a prompt shows: the most similar first, up to ``most`` of them while their
+    descriptions fit ``token_budget`` (the most similar always); then, for each two of them, the tables
+    a shortest chain of foreign keys between them passes through (``links``: a table's neighbours both
+    ways; ``MAX_BRIDGES`` tables at most), while they fit: a join through them can then be written,
+    where it could not with one of them missing; all put in the schema's order (``tables``). In the schema's order, two questions whose
+    tables begin alike share the prompt up to the first table in which they differ, and llama.cpp's
+    prompt cache evaluates only the rest."""
 
     tables: list[str]
     table_tokens: dict[str, int]
     token_budget: int
+    most: int
+    links: dict[str, list[str]] = {}
 
     @classmethod
     def class_name(cls) -> str:
@@ -175,33 +195,84 @@ class TablesThatFit(BaseNodePostprocessor):
         used = 0
         for node in nodes:
             size = self.table_tokens.get(node.node.metadata.get("name", ""), 0)
-            if kept and used + size > self.token_budget:
+            if len(kept) >= self.most or (kept and used + size > self.token_budget):
                 continue  # a smaller, less similar table may still fit
             kept.append(node)
             used += size
+        names = [node.node.metadata.get("name", "") for node in kept]
+        chosen = list(names)
+        for i, first in enumerate(chosen):
+            for second in chosen[i + 1 :]:
+                bridges = [t for t in self._between(first, second) if t not in names]
+                size = sum(self.table_tokens.get(t, 0) for t in bridges)
+                if bridges and used + size <= self.token_budget:
+                    kept += [NodeWithScore(node=TextNode(text=t, metadata={"name": t}), score=0.0) for t in bridges]
+                    names += bridges
+                    used += size
         position = {name: i for i, name in enumerate(self.tables)}
         return sorted(kept, key=lambda node: position.get(node.node.metadata.get("name", ""), len(position)))
 
+    def _between(self, first: str, second: str) -> list[str]:
+        """The tables a shortest foreign-key chain from ``first`` to ``second`` passes through, when one
+        passes through ``MAX_BRIDGES`` tables at most (the first found, breadth first); [] otherwise."""
+        previous: dict[str, str] = {first: ""}
+        frontier = [first]
+        for _ in range(MAX_BRIDGES + 1):
+            following = []
+            for table in frontier:
+                for other in self.links.get(table, ()):
+                    if other not in previous:
+                        previous[other] = table
+                        following.append(other)
+            if second in previous:
+                chain, here = [], previous[second]
+                while here != first:
+                    chain.append(here)
+                    here = previous[here]
+                return chain
+            frontier = following
+        return []
 
-def table_retriever(
-    sql_database: SQLDatabase,
+
+SchemaForm = Literal["all", "catalogue", "retrieved"]
+
+
+@dataclass(frozen=True)
+class PromptTables:
+    """How kb's prompts show a database's tables (:func:`prompt_tables`)."""
+
+    # all: every table's CREATE TABLE; catalogue: every table's one-line entry; retrieved: the
+    # CREATE TABLE of each question's closest tables that fit
+    form: SchemaForm
+    sql_database: DescribedSQLDatabase  # the view kb's prompts describe the tables with
+    retriever: Optional[ObjectRetriever[SQLTableSchema]]  # kb's prompts' tables per question (retrieved)
+    # the tables per question of the prompt over LlamaIndex's own description (catalogue and retrieved)
+    others_retriever: Optional[ObjectRetriever[SQLTableSchema]]
+    catalogue_tokens: int  # the catalogue's size (0 when every CREATE TABLE fits)
+
+
+def prompt_tables(
+    sql_database: DescribedSQLDatabase,
     tables: list[str],
     max_tables_in_prompt: int,
+    tables_retrieved: int,
+    wide_schema: WideSchema,
     embed_model: Optional[Callable[[], BaseEmbedding]],
     count_tokens: Callable[[str], int],
     token_budget: int,
-) -> Optional[ObjectRetriever[SQLTableSchema]]:
-    """When there are more than ``max_tables_in_prompt`` tables, or their descriptions in
-    ``sql_database`` take more than ``token_budget`` tokens as ``count_tokens`` counts them (and
-    there is an ``embed_model``): a
-    retriever of the tables closest to a question that fit (:class:`TablesThatFit`), over an
-    embedding index of their descriptions; None: every prompt shows all tables. Any writer may use
-    it: it gives table names, which each writer describes in its own way."""
-    if embed_model is None:
-        return None
+) -> PromptTables:
+    """How prompts show ``tables``: all their ``CREATE TABLE`` descriptions when there are at most
+    ``max_tables_in_prompt`` and they fit ``token_budget`` tokens as ``count_tokens`` counts them (or
+    there is no ``embed_model`` to retrieve with). Beyond: with ``wide_schema="catalogue"``, every
+    table's catalogue entry (:meth:`DescribedSQLDatabase.as_catalogue`) when those fit, so that every
+    prompt is still the same and its state reused; else the tables closest to each question that fit
+    (:class:`TablesThatFit`: ``tables_retrieved`` at most, and the tables that link them), retrieved
+    over an embedding index of their descriptions. The index is
+    built beyond the limit whichever form kb's prompt takes: the other prompts
+    (:meth:`StatementWriters.other_prompt_writers`) describe retrieved tables in LlamaIndex's words."""
     table_tokens = {t: count_tokens(sql_database.get_single_table_info(t)) for t in tables}
-    if len(tables) <= max_tables_in_prompt and sum(table_tokens.values()) <= token_budget:
-        return None
+    if embed_model is None or (len(tables) <= max_tables_in_prompt and sum(table_tokens.values()) <= token_budget):
+        return PromptTables("all", sql_database, None, None, 0)
     from llama_index.core import VectorStoreIndex
 
     object_index = ObjectIndex.from_objects(
@@ -210,10 +281,23 @@ def table_retriever(
         index_cls=VectorStoreIndex,
         embed_model=embed_model(),
     )
-    return object_index.as_retriever(
+    links = {
+        table: sorted({other for _, _, other, _ in steps if other != table})
+        for table, steps in sql_database.describer.foreign_key_steps().items()
+    }
+    retriever = object_index.as_retriever(
         similarity_top_k=min(max_tables_in_prompt, len(tables)),
-        node_postprocessors=[TablesThatFit(tables=tables, table_tokens=table_tokens, token_budget=token_budget)],
+        node_postprocessors=[
+            TablesThatFit(
+                tables=tables, table_tokens=table_tokens, token_budget=token_budget, most=tables_retrieved, links=links
+            )
+        ],
     )
+    catalogue = sql_database.as_catalogue()
+    catalogue_tokens = count_tokens("\n\n".join(catalogue.get_single_table_info(t) for t in tables))
+    if wide_schema == "catalogue" and catalogue_tokens <= token_budget:
+        return PromptTables("catalogue", catalogue, None, retriever, catalogue_tokens)
+    return PromptTables("retrieved", sql_database, retriever, retriever, catalogue_tokens)
 
 
 # LlamaIndex's own text-to-SQL prompt asks for "SQLQuery: ... SQLResult: ... Answer: ..." lines, and a
@@ -237,11 +321,10 @@ def _sql_writer(
     sql_database: SQLDatabase,
     tables: list[str],
     tables_retriever: Optional[ObjectRetriever[SQLTableSchema]],
-    examples_text: str = "",
-    prompt: Optional[PromptTemplate] = None,
+    prompt: PromptTemplate,
 ) -> NLSQLTableQueryEngine:
-    """LlamaIndex's NLSQL engine in ``sql_only`` mode, with kb's prompt (or ``prompt``): all tables in
-    the prompt, or those ``tables_retriever`` retrieves for each question."""
+    """LlamaIndex's NLSQL engine in ``sql_only`` mode with ``prompt``: all tables in the prompt, or
+    those ``tables_retriever`` retrieves for each question."""
     return NLSQLTableQueryEngine(
         sql_database=sql_database,
         tables=tables,
@@ -251,30 +334,38 @@ def _sql_writer(
         llm=stopping_at(llm, SQL_WRITER_STOP),
         sql_only=True,
         synthesize_response=False,
-        text_to_sql_prompt=prompt or TEXT_TO_SQL_PROMPT.partial_format(examples=examples_text),
+        text_to_sql_prompt=prompt,
     )
 
 
 class StatementWriters:
     """The writers of one engine's statements: the greedy one (``greedy``), sampling ones, the other
-    prompts' and the correction prompt, over ``sql_database``'s ``tables`` (with ``tables_retriever``
-    when they do not fit one prompt). Writers for prompts with examples differ from question to
+    prompts' and the correction prompt, over ``tables`` as ``shown`` says (:func:`prompt_tables`: all
+    of them, their catalogue, or each question's retrieved). Writers for prompts with examples differ from question to
     question: the oldest are let go beyond ``WRITERS_KEPT``."""
 
     def __init__(
         self,
         llm: LLM,
-        sql_database: DescribedSQLDatabase,
+        shown: PromptTables,
         tables: Sequence[str],
-        tables_retriever: Optional[ObjectRetriever[SQLTableSchema]],
     ) -> None:
-        self.llm, self.sql_database, self.tables = llm, sql_database, list(tables)
-        self.tables_retriever = tables_retriever
-        self.greedy = _sql_writer(llm, sql_database, self.tables, tables_retriever)
+        self.llm, self.sql_database, self.tables = llm, shown.sql_database, list(tables)
+        self.form: SchemaForm = shown.form
+        self.tables_retriever, self.others_retriever = shown.retriever, shown.others_retriever
+        self.greedy = _sql_writer(llm, self.sql_database, self.tables, self.tables_retriever, self.prompt(""))
         # by (seed, temperature, examples) and by examples: (writer or writers, the examples their prompt shows)
         self._writers: dict[tuple[Optional[int], float, str], tuple[Any, str]] = {}
         self._prompt_writers: dict[str, tuple[list[Any], str]] = {}
         self._writers_lock = threading.Lock()
+
+    def prompt(self, examples_text: str, retrieved: Optional[bool] = None) -> PromptTemplate:
+        """kb's text-to-SQL prompt showing ``examples_text``: the schema first where every question's
+        tables are the same, the rules first where they are ``retrieved`` per question (by default,
+        where kb's own writers retrieve them), so that a prompt cache still reuses the rules."""
+        rules_first = self.tables_retriever is not None if retrieved is None else retrieved
+        template = RULES_FIRST_TEXT_TO_SQL_PROMPT if rules_first else TEXT_TO_SQL_PROMPT
+        return template.partial_format(examples=examples_text)
 
     def warm(self, other_prompts: bool) -> int:
         """Evaluate the beginning every question's prompts share (the dialect, the schema and the rules:
@@ -283,16 +374,18 @@ class StatementWriters:
         corrections and samples begin alike) and, with ``other_prompts``, the other prompts'
         (:meth:`other_prompt_writers`: written for a question in doubt, which would otherwise pay for
         their beginnings). Nothing is done for an LLM without a prompt cache of its own
-        (:class:`PrefixCachingLLM`: an API model's provider caches on its side), nor with a table
-        retriever (each question's tables, hence its prompt, differ)."""
-        warmed = self._warm([self.greedy])
+        (:class:`PrefixCachingLLM`: an API model's provider caches on its side), nor for a prompt whose
+        tables are retrieved per question (each question's tables, hence its prompt, differ)."""
+        warmed = self._warm([self.greedy] if self.tables_retriever is None else [])
         if warmed and other_prompts:
-            warmed += len(self.other_prompt_writers())
+            self.other_prompt_writers()  # warms those of them whose tables are fixed
+            warmed += sum(retriever is None for retriever in (self.others_retriever, self.tables_retriever))
         return warmed
 
     def _warm(self, writers: Sequence[Any]) -> int:
-        """:meth:`warm` for ``writers``: how many were warmed (0 when nothing can be)."""
-        if not isinstance(self.llm, PrefixCachingLLM) or self.tables_retriever is not None:
+        """:meth:`warm` for ``writers`` (each showing the same tables to every question): how many were
+        warmed (0 when nothing can be)."""
+        if not isinstance(self.llm, PrefixCachingLLM) or not writers:
             return 0
         with self.llm.prefilling_until(QUESTION_MARK):
             for writer in writers:
@@ -300,8 +393,8 @@ class StatementWriters:
         return len(writers)
 
     def schema_for(self, question: str) -> str:
-        """The schema the prompts for ``question`` show, as kb's own writer shows it: every table, or
-        with a table retriever (the tables do not fit one prompt) the tables it gives for the question."""
+        """The schema the prompts for ``question`` show, as kb's own writer shows it: every table (or
+        their catalogue), or with a table retriever the tables it gives for the question."""
         shown = (
             self.tables
             if self.tables_retriever is None
@@ -325,7 +418,7 @@ class StatementWriters:
             self._writers,
             (seed, temperature, examples_text),
             examples_text,
-            lambda: _sql_writer(llm, self.sql_database, self.tables, self.tables_retriever, examples_text),
+            lambda: _sql_writer(llm, self.sql_database, self.tables, self.tables_retriever, self.prompt(examples_text)),
         )
 
     def _kept(self, cache: dict[Any, Any], key: Any, examples_text: str, build: Callable[[], Any]) -> Any:
@@ -348,19 +441,26 @@ class StatementWriters:
         the two outvote the greedy statement only when prompts that differ in both halves agree. A
         small model's greedy mistakes differ from prompt to prompt, where its samples at a low
         temperature repeat the greedy statement's. The first shows ``examples_text`` as kb's does;
-        LlamaIndex's prompt has no place for examples."""
+        LlamaIndex's prompt has no place for examples. Beyond the tables one prompt holds, LlamaIndex's
+        description is of each question's retrieved tables, whatever form kb's own takes."""
         from llama_index.core.prompts.default_prompts import DEFAULT_TEXT_TO_SQL_PROMPT
 
         def build() -> list[Any]:
             own = SQLDatabase(self.sql_database.engine, include_tables=self.tables)
             writers = [
-                _sql_writer(self.llm, own, self.tables, self.tables_retriever, examples_text),
                 _sql_writer(
-                    self.llm, self.sql_database, self.tables, self.tables_retriever, prompt=DEFAULT_TEXT_TO_SQL_PROMPT
+                    self.llm,
+                    own,
+                    self.tables,
+                    self.others_retriever,
+                    self.prompt(examples_text, retrieved=self.others_retriever is not None),
+                ),
+                _sql_writer(
+                    self.llm, self.sql_database, self.tables, self.tables_retriever, DEFAULT_TEXT_TO_SQL_PROMPT
                 ),
             ]
-            if not examples_text:
-                self._warm(writers)  # their beginnings pinned in the prompt cache, as kb's
+            if not examples_text:  # their beginnings pinned in the prompt cache, as kb's, where they are fixed
+                self._warm([w for w, r in zip(writers, (self.others_retriever, self.tables_retriever)) if r is None])
             return writers
 
         writers: list[Any] = self._kept(self._prompt_writers, examples_text, examples_text, build)
@@ -379,7 +479,8 @@ class StatementWriters:
         """The prompt that asks for a rewrite of ``failed``: the schema, the question, the statement, its
         error and ``advice`` (:meth:`kb.engines.sql.repairs.StatementRepairs.hint_for`: for an unknown
         column or table, where to find it; "": none)."""
-        return CORRECTION_PROMPT.format(
+        template = RULES_FIRST_CORRECTION_PROMPT if self.tables_retriever is not None else CORRECTION_PROMPT
+        return template.format(
             dialect=self.sql_database.dialect,
             schema=self.schema_for(asked.text),
             query_str=asked.text,
