@@ -4,10 +4,14 @@
   (tests/data/route_questions.yaml) in a ``dev`` part (may be studied) and a ``test`` part (scored);
 * mariadb-docs + classicmodels: the MariaDB Server documentation (1,278 pages from ../shared/eval,
   indexed once into a kept benchmark database) and the classicmodels sample database; 54 questions
-  written before the router ever ran on them (benchmarks/data), ``test`` only.
+  written before the router ever ran on them (benchmarks/data), ``test`` only;
+* wide: the demo documents and the 104-table wide database (benchmarks/wide_database.py): the demo's
+  labelled questions, plus every SQL set's test questions (benchmarks/data), all of them ``database``
+  questions, scored in a part of their own (``sql-test``): the offline selector with a hundred
+  tables to compare a question with.
 
 Misses are printed question by question for ``dev`` parts only.
-Run: ``.venv/bin/python benchmarks/router_accuracy.py [--domains demo,docs] [--selectors offline,llm]``.
+Run: ``.venv/bin/python benchmarks/router_accuracy.py [--domains demo,docs,wide] [--selectors offline,llm]``.
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import wide_database
 import yaml
 from common import ROOT, SHARED, kept_database, scratch_database
 from sample_databases import load_sample
+from sql_accuracy import DATA as SQL_DATA
+from sql_accuracy import SETS as SQL_SETS
 
 from kb.business_database.provisioning import DATA as DEMO_DATA
 from kb.business_database.provisioning import load_demo_data, readonly_url
@@ -116,6 +123,28 @@ def main() -> None:
             for part, tally in measure(kb, questions, selector, "docs").items():
                 results[("mariadb-docs + classicmodels", part, selector)] = tally
             kb.close()
+    if "wide" in domains:
+        load_demo_data(project)
+        wide_database.build(private_server(project), project.sql.database)
+        questions = yaml.safe_load(DEMO_QUESTIONS.read_text()) + [
+            {"q": item["q"], "route": "database", "part": "sql-test"}
+            for sql_set in SQL_SETS
+            for item in yaml.safe_load((SQL_DATA / sql_set.file).read_text())
+            if item.get("part", "test") == "test"
+        ]
+        with scratch_database() as (url, _):
+            for selector in selectors:
+                kb = KnowledgeBase.from_config(
+                    config_for(
+                        base, url, readonly_url(project).set(database=wide_database.NAME), selector, wide_database.NAME
+                    ),
+                    llm=llm,
+                )
+                kb.index_directory(DEMO_DATA / "docs", progress=False)
+                llm = kb.llm
+                for part, tally in measure(kb, questions, selector, "wide").items():
+                    results[("demo docs + wide (104 tables)", part, selector)] = tally
+                kb.close()
     print(f"\nmodel {project.active_profile.llm.model}, {time.strftime('%Y-%m-%d')}")
     print("| domain | part | selector | accuracy | documents | database | both | s / question | fell back to offline |")
     print("|---|---|---|---|---|---|---|---|---|")
