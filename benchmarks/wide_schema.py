@@ -193,7 +193,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             tally.kb += kb_right
             if args.parts == "dev" and not kb_right:
                 tried = " | ".join(f"{a.sql} [{a.error or 'ran'}]" for a in outcome.attempts)
-                print(f"  WRONG [{sql_set.key}] {item['q']} ({seconds:.1f} s)\n    gold: {item['sql']}\n    kb: {tried}")
+                print(
+                    f"  WRONG [{sql_set.key}] {item['q']} ({seconds:.1f} s)\n    gold: {item['sql']}\n    kb: {tried}"
+                )
             (response, seconds) = timed(partial(plain.query, question))
             tally.plain_seconds.append(seconds)
             tally.plain += scorer.plain_right(clean(str(response.metadata.get("sql_query", ""))), item)
