@@ -1351,6 +1351,24 @@ def test_gives_row_count_reads_the_number_alone(answer, gives):
     assert gives_row_count(answer, count) is gives
 
 
+def cancelled_orders_over_two_tables(engine_with, wide_schema: str, embed_model):
+    """ "How many orders were cancelled?" on an engine that shows two tables a prompt at most (the
+    demo has six) in the ``wide_schema`` form, with candidates from the other prompts: the greedy
+    statement is outvoted by the two others'. The engine, its scripted LLM and the answer."""
+    greedy, voted = "SELECT COUNT(*) FROM orders", "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"
+    engine, llm = engine_with(
+        [greedy, voted, voted, "Answer."],
+        candidates=3,
+        candidate_source="prompts",
+        max_tables_in_prompt=2,
+        wide_schema=wide_schema,
+        embed_model=embed_model,
+    )
+    answer = sql_answer(engine, "How many orders were cancelled?")
+    assert answer.sql == voted
+    return engine, llm, answer
+
+
 def test_above_the_tables_a_prompt_holds_each_prompt_shows_the_tables_retrieved_by_one_shared_index(
     engine_with, local_embed
 ):
@@ -1360,17 +1378,8 @@ def test_above_the_tables_a_prompt_holds_each_prompt_shows_the_tables_retrieved_
         built.append(1)
         return local_embed
 
-    greedy, voted = "SELECT COUNT(*) FROM orders", "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"
-    engine, llm = engine_with(
-        [greedy, voted, voted, "Answer."],
-        candidates=3,
-        candidate_source="prompts",
-        max_tables_in_prompt=2,
-        wide_schema="retrieved",
-        embed_model=embed_model,
-    )
-    answer = sql_answer(engine, "How many orders were cancelled?")
-    assert answer.sql == voted and answer.candidates["agreeing"] == 2
+    engine, llm, answer = cancelled_orders_over_two_tables(engine_with, "retrieved", embed_model)
+    assert answer.candidates["agreeing"] == 2
     for prompt, shown in zip(llm.prompts[:3], ("CREATE TABLE ", "Table '", "CREATE TABLE ")):
         assert prompt.count(shown) == 2, prompt  # two of the demo's tables, orders among them
         assert f"{shown}orders" in prompt, prompt
@@ -1381,18 +1390,8 @@ def test_above_the_tables_a_prompt_holds_kb_prompts_show_every_tables_catalogue_
     """With ``wide_schema: catalogue``, kb's prompts show one line per table, every table
     in every prompt; LlamaIndex's own description of the tables (a candidate's prompt) shows the
     retrieved ones."""
-    greedy, voted = "SELECT COUNT(*) FROM orders", "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"
-    engine, llm = engine_with(
-        [greedy, voted, voted, "Answer."],
-        candidates=3,
-        candidate_source="prompts",
-        max_tables_in_prompt=2,
-        wide_schema="catalogue",
-        embed_model=lambda: local_embed,
-    )
+    engine, llm, _ = cancelled_orders_over_two_tables(engine_with, "catalogue", lambda: local_embed)
     assert engine.reading.form == "catalogue" and engine.reading.catalogue_tokens > 0
-    answer = sql_answer(engine, "How many orders were cancelled?")
-    assert answer.sql == voted
     kb_prompt, llamaindex_description, llamaindex_prompt = llm.prompts[:3]
     for prompt in (kb_prompt, llamaindex_prompt):
         assert "CREATE TABLE" not in prompt

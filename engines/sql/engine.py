@@ -83,11 +83,6 @@ class SchemaReading:
     catalogue_tokens: int  # the tokens of every table's catalogue entry (0: all CREATE TABLEs fit)
     seconds: float  # the start-up reading: the tables described (and their index embedded, beyond one prompt)
 
-    @property
-    def retrieved(self) -> bool:
-        """Whether each question's prompt shows its own tables (so its state is not reused)."""
-        return self.form == "retrieved"
-
     def summary(self) -> str:
         """One line: ``104 tables; a prompt shows the closest that fit ...; read in 4.26 s``."""
         if self.form == "all":

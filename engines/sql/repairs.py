@@ -54,7 +54,7 @@ from sqlglot import exp
 from kb.engines.sql.checks import defects
 from kb.engines.sql.english import noun_forms
 from kb.engines.sql.guard import parse_statement, table_named
-from kb.engines.sql.schema import Column, Edge, Equalities, SchemaDescriber, Table
+from kb.engines.sql.schema import Column, Edge, Equalities, SchemaDescriber, Table, shortest_chains
 
 _FURTHER_REPAIRS = 3  # other unknown columns of the same statement repaired in one attempt
 _FORWARD_STEPS = 4  # the longest chain of many-to-one foreign keys a repair follows
@@ -151,40 +151,10 @@ class StatementRepairs:
         return self.schema.foreign_key_steps(_named_after_target if named_only else None)
 
     def _shortest_chains(self, start: str, goal: str, named_only: bool = False) -> list[list[Edge]]:
-        """The shortest chains of foreign keys, steps either way, from ``start`` to ``goal`` ((table,
-        column, ref_table, ref_column) steps; at most ``_LISTED_CHAINS * 2``: enough to tell one from
-        several and to list a few); empty: none, or start is goal. One breadth-first search, layer by
-        layer, keeping every step that reaches a table at its distance, then the chains read back from
-        ``goal``. ``named_only``: through foreign keys named after what they reference only."""
-        edges = self._edges(named_only)
-        distance = {start: 0}
-        previous: dict[str, list[tuple[str, Edge]]] = {}
-        frontier = [start]
-        while frontier and goal not in distance:
-            reached: list[str] = []
-            for here in frontier:
-                for edge in edges.get(here, []):
-                    there = edge[2]
-                    if there not in distance:
-                        distance[there] = distance[here] + 1
-                        reached.append(there)
-                    if distance[there] == distance[here] + 1:
-                        previous.setdefault(there, []).append((here, edge))
-            frontier = reached
-        chains: list[list[Edge]] = []
-
-        def back(here: str, tail: list[Edge]) -> None:
-            if len(chains) >= _LISTED_CHAINS * 2:
-                return
-            if here == start:
-                chains.append(tail)
-                return
-            for before, edge in previous[here]:
-                back(before, [edge, *tail])
-
-        if goal in distance and goal != start:
-            back(goal, [])
-        return chains
+        """The shortest chains of foreign keys, steps either way, from ``start`` to ``goal``
+        (:func:`shortest_chains`; at most ``_LISTED_CHAINS * 2``: enough to tell one from several and
+        to list a few). ``named_only``: through foreign keys named after what they reference only."""
+        return shortest_chains(self._edges(named_only), start, goal, _LISTED_CHAINS * 2)
 
     def _forward_chains(self, start: str, goal: str) -> list[list[Edge]]:
         """Every chain of foreign keys followed from the referencing side only (each step many-to-one:

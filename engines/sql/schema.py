@@ -493,6 +493,44 @@ class SchemaDescriber:
         return " ".join(lines)
 
 
+def shortest_chains(
+    steps: dict[str, list[Edge]], start: str, goal: str, most: int, max_steps: Optional[int] = None
+) -> list[list[Edge]]:
+    """The shortest chains of ``steps`` (each table's foreign keys both ways:
+    :meth:`SchemaDescriber.foreign_key_steps`) from ``start`` to ``goal``, ``most`` of them at most, of
+    ``max_steps`` steps at most (None: any); empty: none, or start is goal. One breadth-first search,
+    layer by layer, keeping every step that reaches a table at its distance, then the chains read
+    back from ``goal``."""
+    distance = {start: 0}
+    previous: dict[str, list[tuple[str, Edge]]] = {}
+    frontier = [start]
+    while frontier and goal not in distance and (max_steps is None or distance[frontier[0]] < max_steps):
+        reached: list[str] = []
+        for here in frontier:
+            for edge in steps.get(here, []):
+                there = edge[2]
+                if there not in distance:
+                    distance[there] = distance[here] + 1
+                    reached.append(there)
+                if distance[there] == distance[here] + 1:
+                    previous.setdefault(there, []).append((here, edge))
+        frontier = reached
+    chains: list[list[Edge]] = []
+
+    def back(here: str, tail: list[Edge]) -> None:
+        if len(chains) >= most:
+            return
+        if here == start:
+            chains.append(tail)
+            return
+        for before, edge in previous[here]:
+            back(before, [edge, *tail])
+
+    if goal in distance and goal != start:
+        back(goal, [])
+    return chains
+
+
 def conjuncts(condition: Optional[exp.Expr]) -> list[exp.Expr]:
     """The parts of ``condition`` joined by AND (the whole condition when it has no AND)."""
     if condition is None:

@@ -39,7 +39,7 @@ from kb.engines.answer import Attempt
 from kb.engines.context import token_counter
 from kb.engines.sql.guard import ReadOnlyGuard, SQLRefused, normalized
 from kb.engines.sql.options import WideSchema
-from kb.engines.sql.schema import DescribedSQLDatabase
+from kb.engines.sql.schema import DescribedSQLDatabase, Edge, shortest_chains
 
 _SQL_RULES = (
     "Rules:\n"
@@ -174,8 +174,8 @@ MAX_BRIDGES = 2  # tables a join chain between two retrieved tables may pass thr
 class TablesThatFit(BaseNodePostprocessor):
     """The retrieved tables a prompt shows: the most similar first, up to ``most`` of them while their
     descriptions fit ``token_budget`` (the most similar always); then, for each two of them, the tables
-    a shortest chain of foreign keys between them passes through (``links``: a table's neighbours both
-    ways; ``MAX_BRIDGES`` tables at most), while they fit: a join through them can then be written,
+    a shortest chain of foreign keys between them passes through (``steps``: each table's foreign keys
+    both ways; ``MAX_BRIDGES`` tables at most), while they fit: a join through them can then be written,
     where it could not with one of them missing; all put in the schema's order (``tables``). In the schema's order, two questions whose
     tables begin alike share the prompt up to the first table in which they differ, and llama.cpp's
     prompt cache evaluates only the rest."""
@@ -184,7 +184,7 @@ class TablesThatFit(BaseNodePostprocessor):
     table_tokens: dict[str, int]
     token_budget: int
     most: int
-    links: dict[str, list[str]] = {}
+    steps: dict[str, list[Edge]] = {}
 
     @classmethod
     def class_name(cls) -> str:
@@ -216,24 +216,9 @@ class TablesThatFit(BaseNodePostprocessor):
 
     def _between(self, first: str, second: str) -> list[str]:
         """The tables a shortest foreign-key chain from ``first`` to ``second`` passes through, when one
-        passes through ``MAX_BRIDGES`` tables at most (the first found, breadth first); [] otherwise."""
-        previous: dict[str, str] = {first: ""}
-        frontier = [first]
-        for _ in range(MAX_BRIDGES + 1):
-            following = []
-            for table in frontier:
-                for other in self.links.get(table, ()):
-                    if other not in previous:
-                        previous[other] = table
-                        following.append(other)
-            if second in previous:
-                chain, here = [], previous[second]
-                while here != first:
-                    chain.append(here)
-                    here = previous[here]
-                return chain
-            frontier = following
-        return []
+        passes through ``MAX_BRIDGES`` tables at most (the first found); [] otherwise."""
+        chains = shortest_chains(self.steps, first, second, most=1, max_steps=MAX_BRIDGES + 1)
+        return [edge[2] for edge in chains[0][:-1]] if chains else []
 
 
 SchemaForm = Literal["all", "catalogue", "retrieved"]
@@ -283,15 +268,15 @@ def prompt_tables(
         index_cls=VectorStoreIndex,
         embed_model=embed_model(),
     )
-    links = {
-        table: sorted({other for _, _, other, _ in steps if other != table})
-        for table, steps in sql_database.describer.foreign_key_steps().items()
-    }
     retriever = object_index.as_retriever(
         similarity_top_k=min(max_tables_in_prompt, len(tables)),
         node_postprocessors=[
             TablesThatFit(
-                tables=tables, table_tokens=table_tokens, token_budget=token_budget, most=tables_retrieved, links=links
+                tables=tables,
+                table_tokens=table_tokens,
+                token_budget=token_budget,
+                most=tables_retrieved,
+                steps=sql_database.describer.foreign_key_steps(),
             )
         ],
     )
