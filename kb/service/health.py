@@ -14,7 +14,8 @@ So the probe:
 
 What a caller is told:
 
-* a probe that ended after the caller asked: its finding. A database that has just gone down (the
+* a probe that ended after the caller asked (the one under way when it asked, or one it started):
+  its finding. A database that has just gone down (the
   probe fails) is reported down by the next check, not after a grace period;
 * otherwise, when the probe under way has neither answered nor failed yet: the last finding, if it was
   "up" and is at most ``max_age_s`` old. A server whose CPU is saturated (a hundred requests in flight
@@ -86,9 +87,12 @@ class HealthProbe:
         finished = ended.wait(self.timeout_s)
         with self._lock:
             last = self._last
-        if last is not None and last.at >= asked:
+        if finished and last is not None:
+            # The probe waited for has stored its finding before it ended. Its ``at`` may precede
+            # ``asked`` (it was stamped when the SELECT answered, and the caller came in before the
+            # probe ended), so the event, not the stamp, says it is the finding asked for.
             return last
-        if not finished and last is not None and last.database_ok and asked - last.at <= self.max_age_s:
+        if last is not None and last.database_ok and asked - last.at <= self.max_age_s:
             return last
         return Health(database_ok=False, at=asked)
 
