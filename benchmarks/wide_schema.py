@@ -85,12 +85,6 @@ def retrieved_tables(retriever: Any, question: str) -> list[str]:
     return [schema.table_name for schema in retriever.retrieve(question)]
 
 
-def kb_prompt_tables(engine: SQLEngine, question: str) -> list[str]:
-    """The tables kb's prompt shows for ``question``: all of them, or those its retriever picks."""
-    retriever = engine.writers.tables_retriever
-    return list(engine.tables) if retriever is None else retrieved_tables(retriever, question)
-
-
 def timed(build: Callable[[], Any]) -> tuple[Any, float]:
     t = time.perf_counter()
     built = build()
@@ -174,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         scorer = Scorer(kb_engine, questions) if args.answer else None
         for item in questions:
             gold = {t.lower() for t in wide_database.gold_tables(item["sql"])}
-            kb_tables = kb_prompt_tables(kb_engine, item["q"])
+            kb_tables = kb_engine.tables_shown(item["q"])
             plain_tables = retrieved_tables(plain_retriever, item["q"])
             tally.n += 1
             tally.kb_recall += gold <= {t.lower() for t in kb_tables}

@@ -12,6 +12,7 @@ from scripted_llm import PromptCachingScriptedLLM, ScriptedLLM
 from sqlalchemy.engine import URL
 
 from kb.engines.sql.engine import SQLEngine
+from kb.engines.sql.values import tables_named
 from kb.stores.connection import MariaDBConnection
 
 AREAS = 60
@@ -178,3 +179,18 @@ def test_retrieved_tables_come_with_the_tables_their_joins_pass_through(wide, lo
     assert lamps.rows == [{"SUM(l.quantity)": 2}]
     shown = [table for table in tables if f"CREATE TABLE {table} " in llm.prompts[0]]
     assert shown == ["area07_customer", "area07_orders", "area07_item", "area07_order_line"]
+
+
+def test_a_table_holding_a_value_the_question_writes_is_shown_before_the_most_similar(wide, local_embed):
+    """With one table a question: 'Cy' is a customer of area 7 (``area07_customer.name``), so that
+    table is the one shown, whatever the sixty ``*_orders`` tables' similarity to "orders". Where the
+    question only resembles a value (the noun "desks" beside the item 'Desk') or names an ENUM member
+    every area's orders share ('open'), no table is named by it."""
+    db, database, tables = wide
+    engine = one_statement_engine(wide, ScriptedLLM([]), local_embed, wide_schema="retrieved", tables_retrieved=1)
+    assert engine.tables_shown("Which orders did Cy place?") == ["area07_customer"]
+    described = [engine.sql_database.describer.table(t) for t in tables]
+    assert tables_named("Which orders did Cy place?", described, engine.values) == ["area07_customer"]
+    assert tables_named("How many desks are in stock?", described, engine.values) == []
+    assert tables_named("How many open orders are there?", described, engine.values) == []
+    assert tables_named("Which lamps are sold as 'Desk'?", described, engine.values) == ["area07_item"]

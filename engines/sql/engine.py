@@ -52,7 +52,7 @@ from kb.engines.sql.options import SQLOptions
 from kb.engines.sql.repairs import StatementRepairs
 from kb.engines.sql.runner import ReadOnlyRunner, Statement
 from kb.engines.sql.schema import DescribedSQLDatabase
-from kb.engines.sql.values import RowsAsked, ValueIndex, rows_asked
+from kb.engines.sql.values import RowsAsked, ValueIndex, rows_asked, tables_named
 from kb.engines.sql.writers import (
     Asked,
     ExamplesFor,
@@ -162,6 +162,8 @@ class SQLEngine(CustomQueryEngine, SQLOptions):
         started = time.perf_counter()
         sql_database = DescribedSQLDatabase(readonly, database, tables)
         budget = schema_token_budget(llm, kwargs.get("examples") is not None)
+        values = ValueIndex(readonly, database, tables) if options.value_linking else None
+        described = [sql_database.describer.table(t) for t in tables]
         shown = prompt_tables(
             sql_database,
             tables,
@@ -171,6 +173,7 @@ class SQLEngine(CustomQueryEngine, SQLOptions):
             embed_model,
             token_counter(llm),
             budget,
+            named=partial(tables_named, tables=described, index=values),
         )
         reading = SchemaReading(
             tables=len(tables),
@@ -189,7 +192,7 @@ class SQLEngine(CustomQueryEngine, SQLOptions):
             sql_database=sql_database,
             repairs=StatementRepairs(sql_database.describer, options.skip_repairs),
             writers=StatementWriters(llm, shown, tables),
-            values=ValueIndex(readonly, database, tables) if options.value_linking else None,
+            values=values,
             reading=reading,
             **kwargs,
         )
@@ -273,6 +276,11 @@ class SQLEngine(CustomQueryEngine, SQLOptions):
             outcome.examples = []  # the greedy statement answered alone: no prompt showed them
         outcome.timings = clock.milliseconds()
         return outcome
+
+    def tables_shown(self, question: str) -> list[str]:
+        """The tables kb's prompt for ``question`` shows (:meth:`StatementWriters.tables_for`, given
+        the question with its hint line as the prompt has it)."""
+        return self.writers.tables_for(Asked(question, self._question_hint(question)).text)
 
     def _question_hint(self, question: str) -> str:
         """The line above the question: where its values are stored, and names several rows share."""

@@ -218,6 +218,41 @@ def _named_rows(question: str, tables: Sequence[Table], index: Optional[ValueInd
     return named
 
 
+def tables_named(question: str, tables: Sequence[Table], index: Optional[ValueIndex] = None) -> list[str]:
+    """The tables the question names, in ``tables``' order: by their own name's words
+    (:func:`_says_table`: "invoices" names ``invoice`` and ``invoices``, not ``ar_invoice``) or by a
+    value one of their text columns holds: one ``index`` links (:meth:`ValueIndex.links`), or one the
+    schema lists (:attr:`Column.values`; not ENUM and SET members, which are states and kinds) whose
+    words the question writes in a row, a one-word value as the data spells it ('WA' is not "was",
+    'Customer' not "customer"). Stricter than :func:`_named_rows`: a table named here is ranked
+    before every other, so a value must be written, not only hinted at by a noun's other form."""
+    said = words(question)
+    written = WORD.findall(question)
+    by_value = {place.split(".", 1)[0] for link in (index.links(question) if index else []) for place in link.columns}
+
+    def writes(value: str) -> bool:
+        key = words(value)
+        if not key or all(w in STOP_WORDS or w.isdigit() for w in key):
+            return False
+        if len(key) == 1:
+            return value in written
+        return any(tuple(said[i : i + len(key)]) == key for i in range(len(said) - len(key) + 1))
+
+    def lists_a_written_value(table: Table) -> bool:
+        return any(
+            writes(str(value))
+            for column in table.columns
+            if column.kind == "text" and not re.match(r"(?i)(enum|set)\(", column.type_text)
+            for value in column.values or []
+        )
+
+    return [
+        table.name
+        for table in tables
+        if table.name in by_value or _says_table(said, table) or lists_a_written_value(table)
+    ]
+
+
 @dataclass(frozen=True)
 class RowsAsked:
     """What a question asks of the rows it names (:func:`rows_asked`)."""

@@ -34,6 +34,7 @@ from llama_index.core.objects import ObjectIndex, ObjectRetriever, SQLTableNodeM
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.query_engine import NLSQLTableQueryEngine
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from pydantic import Field
 
 from kb.engines.answer import Attempt
 from kb.engines.context import token_counter
@@ -141,6 +142,12 @@ class Asked:
         """The question with its hint line, what a prompt's ``{query_str}`` holds."""
         return f"{self.hint}\n{self.question}" if self.hint else self.question
 
+    @staticmethod
+    def question_in(text: str) -> str:
+        """The question of a :attr:`text`, which a table retriever is given: its last line (the hint is
+        one line; of a question written on several lines, its last)."""
+        return text.rsplit("\n", 1)[-1]
+
 
 @runtime_checkable
 class PrefixCachingLLM(Protocol):
@@ -172,8 +179,8 @@ MAX_BRIDGES = 2  # tables a join chain between two retrieved tables may pass thr
 
 
 class TablesThatFit(BaseNodePostprocessor):
-    """The retrieved tables a prompt shows: the most similar first, up to ``most`` of them while their
-    descriptions fit ``token_budget`` (the most similar always); then, for each two of them, the tables
+    """The retrieved tables a prompt shows: those the question names (``named``) first, then the most
+    similar, up to ``most`` of them while their descriptions fit ``token_budget`` (the first always); then, for each two of them, the tables
     a shortest chain of foreign keys between them passes through (``steps``: each table's foreign keys
     both ways; ``MAX_BRIDGES`` tables at most), while they fit: a join through them can then be written,
     where it could not with one of them missing; all put in the schema's order (``tables``). In the schema's order, two questions whose
@@ -185,6 +192,8 @@ class TablesThatFit(BaseNodePostprocessor):
     token_budget: int
     most: int
     steps: dict[str, list[Edge]] = {}
+    # the tables a question names (by a value they hold or by their name), ranked before the others
+    named: Optional[Callable[[str], Sequence[str]]] = Field(default=None, exclude=True)
 
     @classmethod
     def class_name(cls) -> str:
@@ -195,7 +204,7 @@ class TablesThatFit(BaseNodePostprocessor):
     ) -> list[NodeWithScore]:
         kept: list[NodeWithScore] = []
         used = 0
-        for node in nodes:
+        for node in self._named_first(nodes, query_bundle):
             size = self.table_tokens.get(node.node.metadata.get("name", ""), 0)
             if len(kept) >= self.most or (kept and used + size > self.token_budget):
                 continue  # a smaller, less similar table may still fit
@@ -208,17 +217,33 @@ class TablesThatFit(BaseNodePostprocessor):
                 bridges = [t for t in self._between(first, second) if t not in names]
                 size = sum(self.table_tokens.get(t, 0) for t in bridges)
                 if bridges and used + size <= self.token_budget:
-                    kept += [NodeWithScore(node=TextNode(text=t, metadata={"name": t}), score=0.0) for t in bridges]
+                    kept += [_table_node(t) for t in bridges]
                     names += bridges
                     used += size
         position = {name: i for i, name in enumerate(self.tables)}
         return sorted(kept, key=lambda node: position.get(node.node.metadata.get("name", ""), len(position)))
+
+    def _named_first(self, nodes: list[NodeWithScore], query_bundle: Optional[QueryBundle]) -> list[NodeWithScore]:
+        """``nodes`` (most similar first) with the tables the question names (``named``) before the
+        others, each in its order of similarity; a named table not retrieved comes last of them."""
+        if self.named is None or query_bundle is None:
+            return nodes
+        named = set(self.named(Asked.question_in(query_bundle.query_str)))
+        retrieved = {node.node.metadata.get("name", "") for node in nodes}
+        first = [node for node in nodes if node.node.metadata.get("name", "") in named]
+        first += [_table_node(t) for t in self.tables if t in named and t not in retrieved]
+        return first + [node for node in nodes if node.node.metadata.get("name", "") not in named]
 
     def _between(self, first: str, second: str) -> list[str]:
         """The tables a shortest foreign-key chain from ``first`` to ``second`` passes through, when one
         passes through ``MAX_BRIDGES`` tables at most (the first found); [] otherwise."""
         chains = shortest_chains(self.steps, first, second, most=1, max_steps=MAX_BRIDGES + 1)
         return [edge[2] for edge in chains[0][:-1]] if chains else []
+
+
+def _table_node(table: str) -> NodeWithScore:
+    """A node that stands for ``table`` among an object retriever's (which maps it back by its name)."""
+    return NodeWithScore(node=TextNode(text=table, metadata={"name": table}), score=0.0)
 
 
 SchemaForm = Literal["all", "catalogue", "retrieved"]
@@ -247,14 +272,15 @@ def prompt_tables(
     embed_model: Optional[Callable[[], BaseEmbedding]],
     count_tokens: Callable[[str], int],
     token_budget: int,
+    named: Optional[Callable[[str], Sequence[str]]] = None,
 ) -> PromptTables:
     """How prompts show ``tables``: all their ``CREATE TABLE`` descriptions when there are at most
     ``max_tables_in_prompt`` and they fit ``token_budget`` tokens as ``count_tokens`` counts them (or
     there is no ``embed_model`` to retrieve with). Beyond: with ``wide_schema="catalogue"``, every
     table's catalogue entry (:meth:`DescribedSQLDatabase.as_catalogue`) when those fit, so that every
     prompt is still the same and its state reused; else the tables closest to each question that fit
-    (:class:`TablesThatFit`: ``tables_retrieved`` at most, and the tables that link them), retrieved
-    over an embedding index of their descriptions. The index is
+    (:class:`TablesThatFit`: ``tables_retrieved`` at most, those ``named`` by the question first, and
+    the tables that link them), retrieved over an embedding index of their descriptions. The index is
     built beyond the limit whichever form kb's prompt takes: the other prompts
     (:meth:`StatementWriters.other_prompt_writers`) describe retrieved tables in LlamaIndex's words."""
     table_tokens = {t: count_tokens(sql_database.get_single_table_info(t)) for t in tables}
@@ -277,6 +303,7 @@ def prompt_tables(
                 token_budget=token_budget,
                 most=tables_retrieved,
                 steps=sql_database.describer.foreign_key_steps(),
+                named=named,
             )
         ],
     )
@@ -379,15 +406,16 @@ class StatementWriters:
                 writer.query(QUESTION_MARK)
         return len(writers)
 
-    def schema_for(self, question: str) -> str:
-        """The schema the prompts for ``question`` show, as kb's own writer shows it: every table (or
-        their catalogue), or with a table retriever the tables it gives for the question."""
-        shown = (
-            self.tables
-            if self.tables_retriever is None
-            else [t.table_name for t in self.tables_retriever.retrieve(question)]
-        )
-        return "\n\n".join(self.sql_database.get_single_table_info(t) for t in shown)
+    def tables_for(self, text: str) -> list[str]:
+        """The tables kb's own prompt shows for ``text`` (:attr:`Asked.text`): every table (or their
+        catalogue), or with a table retriever the tables it gives."""
+        if self.tables_retriever is None:
+            return list(self.tables)
+        return [t.table_name for t in self.tables_retriever.retrieve(text)]
+
+    def schema_for(self, text: str) -> str:
+        """The schema kb's prompts for ``text`` (:attr:`Asked.text`) show (:meth:`tables_for`)."""
+        return "\n\n".join(self.sql_database.get_single_table_info(t) for t in self.tables_for(text))
 
     def sampled_llm(self, seed: int, temperature: float) -> LLM:
         """A copy of the LLM that samples at ``temperature`` with its own seed (where it has those fields)."""
