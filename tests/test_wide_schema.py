@@ -12,7 +12,8 @@ from scripted_llm import PromptCachingScriptedLLM, ScriptedLLM
 from sqlalchemy.engine import URL
 
 from kb.engines.sql.engine import SQLEngine
-from kb.engines.sql.values import tables_named
+from kb.engines.sql.schema import DescribedSQLDatabase
+from kb.engines.sql.values import ValueIndex, tables_named
 from kb.stores.connection import MariaDBConnection
 
 AREAS = 60
@@ -135,7 +136,9 @@ def test_the_start_up_reading_says_how_a_prompt_shows_the_tables_and_what_a_larg
     assert (reading.tables, reading.form, reading.most_shown) == (300, "retrieved", 5) and reading.seconds > 0
     assert reading.catalogue_tokens > reading.token_budget
     summary = reading.summary()
-    assert summary.startswith("300 tables; a prompt shows the tables closest to its question that fit (at most 5")
+    assert summary.startswith(
+        "300 tables; a prompt shows the tables its question names or is closest to that fit (at most 5"
+    )
     assert (
         f"catalogue needs a context window {reading.catalogue_tokens - reading.token_budget:,} tokens larger" in summary
     )
@@ -163,7 +166,7 @@ def test_kb_config_check_says_how_many_tables_a_prompt_shows_of_three_hundred(wi
     checked = run_kb("config", "check", env=env)
     assert checked.returncode == 0, checked.stderr
     line = next(line for line in checked.stdout.splitlines() if line.startswith(f"business database {database}: "))
-    assert "300 tables; a prompt shows the tables closest to its question that fit (at most 5, " in line
+    assert "300 tables; a prompt shows the tables its question names or is closest to that fit (at most 5, " in line
     assert "tokens larger); read in " in line
 
 
@@ -194,3 +197,17 @@ def test_a_table_holding_a_value_the_question_writes_is_shown_before_the_most_si
     assert tables_named("How many desks are in stock?", described, engine.values) == []
     assert tables_named("How many open orders are there?", described, engine.values) == []
     assert tables_named("Which lamps are sold as 'Desk'?", described, engine.values) == ["area07_item"]
+
+
+def test_a_value_several_tables_hold_names_the_one_the_question_names_by_name(db, db_url):
+    """'Japan' is a value of ``student.home_country`` and of ``customer.country``: "students from
+    Japan" names ``student`` alone; "who is from Japan?" names neither table, so both."""
+    db.execute("CREATE TABLE student (id INT PRIMARY KEY, name VARCHAR(40), home_country VARCHAR(30))")
+    db.execute("CREATE TABLE customer (id INT PRIMARY KEY, name VARCHAR(40), country VARCHAR(30))")
+    db.execute("INSERT INTO student VALUES (1, 'Aiko', 'Japan'), (2, 'Ben', 'Chile')")
+    db.execute("INSERT INTO customer VALUES (1, 'Acme', 'Japan'), (2, 'Bolt', 'Peru')")
+    described = DescribedSQLDatabase(db, db_url.database, ["customer", "student"]).describer
+    tables = [described.table("customer"), described.table("student")]
+    index = ValueIndex(db, db_url.database, ["customer", "student"])
+    assert tables_named("How many students come from Japan?", tables, index) == ["student"]
+    assert tables_named("Who is from Japan?", tables, index) == ["customer", "student"]

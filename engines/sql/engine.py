@@ -94,8 +94,8 @@ class SchemaReading:
             )
         else:
             shown = (
-                f"a prompt shows the tables closest to its question that fit (at most {self.most_shown}, "
-                f"{self.token_budget:,} tokens) and those joining them"
+                "a prompt shows the tables its question names or is closest to that fit "
+                f"(at most {self.most_shown}, {self.token_budget:,} tokens) and those joining them"
             )
             if self.catalogue_tokens > self.token_budget:
                 shown += (

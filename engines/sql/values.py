@@ -224,11 +224,16 @@ def tables_named(question: str, tables: Sequence[Table], index: Optional[ValueIn
     value one of their text columns holds: one ``index`` links (:meth:`ValueIndex.links`), or one the
     schema lists (:attr:`Column.values`; not ENUM and SET members, which are states and kinds) whose
     words the question writes in a row, a one-word value as the data spells it ('WA' is not "was",
-    'Customer' not "customer"). Stricter than :func:`_named_rows`: a table named here is ranked
-    before every other, so a value must be written, not only hinted at by a noun's other form."""
+    'Customer' not "customer"). A value that several tables hold names only those of them the
+    question names by name, where it names any ("students from 'Japan'": ``student``, not the
+    customers table that also holds 'Japan'). Stricter than :func:`_named_rows`: a table named here
+    is ranked before every other, so a value must be written, not only hinted at by a noun's other form."""
     said = words(question)
     written = WORD.findall(question)
-    by_value = {place.split(".", 1)[0] for link in (index.links(question) if index else []) for place in link.columns}
+    by_name = {table.name for table in tables if _says_table(said, table)}
+    holders: dict[str, set[str]] = {}  # a value the question writes -> the tables holding it
+    for link in index.links(question) if index is not None else []:
+        holders.setdefault(link.value, set()).update(place.split(".", 1)[0] for place in link.columns)
 
     def writes(value: str) -> bool:
         key = words(value)
@@ -238,19 +243,16 @@ def tables_named(question: str, tables: Sequence[Table], index: Optional[ValueIn
             return value in written
         return any(tuple(said[i : i + len(key)]) == key for i in range(len(said) - len(key) + 1))
 
-    def lists_a_written_value(table: Table) -> bool:
-        return any(
-            writes(str(value))
-            for column in table.columns
-            if column.kind == "text" and not re.match(r"(?i)(enum|set)\(", column.type_text)
-            for value in column.values or []
-        )
-
-    return [
-        table.name
-        for table in tables
-        if table.name in by_value or _says_table(said, table) or lists_a_written_value(table)
-    ]
+    for table in tables:
+        for column in table.columns:
+            if column.kind == "text" and not re.match(r"(?i)(enum|set)\(", column.type_text):
+                for value in column.values or []:
+                    if writes(str(value)):
+                        holders.setdefault(str(value), set()).add(table.name)
+    named = set(by_name)
+    for holding in holders.values():
+        named |= (holding & by_name) or holding
+    return [table.name for table in tables if table.name in named]
 
 
 @dataclass(frozen=True)
