@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
@@ -189,6 +189,18 @@ def _says_table(said: Sequence[str], table: Table) -> bool:
     return bool(wanted) and all(_says(said, word) or _says(said, singular(word)) for word in wanted)
 
 
+def _listed_names(table: Table) -> Iterator[tuple[str, str]]:
+    """(column, value) for each value the schema lists of ``table``'s text columns that could name a
+    row: not ENUM and SET members (states and kinds), nor values of stop words and numbers only."""
+    for column in table.columns:
+        if column.kind != "text" or re.match(r"(?i)(enum|set)\(", column.type_text):
+            continue
+        for value in column.values or []:
+            key = words(str(value))
+            if key and not all(w in STOP_WORDS or w.isdigit() for w in key):
+                yield column.name, str(value)
+
+
 def _named_rows(question: str, tables: Sequence[Table], index: Optional[ValueIndex]) -> list[tuple[Table, str, str]]:
     """The rows the question names: (table, the column naming the row, how the question names it).
     A row is named by a value of one of its table's text columns ('Barista Pro', a value of
@@ -203,13 +215,9 @@ def _named_rows(question: str, tables: Sequence[Table], index: Optional[ValueInd
             if table_name.lower() in by_name:
                 named.append((by_name[table_name.lower()], column_name, f"'{link.value}'"))
     for table in tables:
-        for column in table.columns:
-            if column.kind != "text" or re.match(r"(?i)(enum|set)\(", column.type_text):
-                continue
-            for value in column.values or []:
-                key = words(str(value))
-                if key and not all(w in STOP_WORDS or w.isdigit() for w in key) and mentions(question, str(value)):
-                    named.append((table, column.name, f"'{value}'"))
+        for column, value in _listed_names(table):
+            if mentions(question, value):
+                named.append((table, column, f"'{value}'"))
         keys = [column.name for column in table.columns if column.primary]
         if len(keys) == 1:
             for form in table_nouns(table.name):
@@ -234,21 +242,10 @@ def tables_named(question: str, tables: Sequence[Table], index: Optional[ValueIn
     holders: dict[str, set[str]] = {}  # a value the question writes -> the tables holding it
     for link in index.links(question) if index is not None else []:
         holders.setdefault(link.value, set()).update(place.split(".", 1)[0] for place in link.columns)
-
-    def writes(value: str) -> bool:
-        key = words(value)
-        if not key or all(w in STOP_WORDS or w.isdigit() for w in key):
-            return False
-        if len(key) == 1:
-            return value in written
-        return any(tuple(said[i : i + len(key)]) == key for i in range(len(said) - len(key) + 1))
-
     for table in tables:
-        for column in table.columns:
-            if column.kind == "text" and not re.match(r"(?i)(enum|set)\(", column.type_text):
-                for value in column.values or []:
-                    if writes(str(value)):
-                        holders.setdefault(str(value), set()).add(table.name)
+        for _, value in _listed_names(table):
+            if value in written if len(words(value)) == 1 else mentions(question, value):
+                holders.setdefault(value, set()).add(table.name)
     named = set(by_name)
     for holding in holders.values():
         named |= (holding & by_name) or holding

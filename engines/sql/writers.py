@@ -180,12 +180,13 @@ MAX_BRIDGES = 2  # tables a join chain between two retrieved tables may pass thr
 
 class TablesThatFit(BaseNodePostprocessor):
     """The retrieved tables a prompt shows: those the question names (``named``) first, then the most
-    similar, up to ``most`` of them while their descriptions fit ``token_budget`` (the first always); then, for each two of them, the tables
-    a shortest chain of foreign keys between them passes through (``steps``: each table's foreign keys
-    both ways; ``MAX_BRIDGES`` tables at most), while they fit: a join through them can then be written,
-    where it could not with one of them missing; all put in the schema's order (``tables``). In the schema's order, two questions whose
-    tables begin alike share the prompt up to the first table in which they differ, and llama.cpp's
-    prompt cache evaluates only the rest."""
+    similar, up to ``most`` of them while their descriptions fit ``token_budget`` (the first always);
+    then, for each two of them, the tables a shortest chain of foreign keys between them passes
+    through (``steps``: each table's foreign keys both ways; ``MAX_BRIDGES`` tables at most), while
+    they fit: a join through them can then be written, where it could not with one of them missing;
+    all put in the schema's order (``tables``). In the schema's order, two questions whose tables
+    begin alike share the prompt up to the first table in which they differ, and llama.cpp's prompt
+    cache evaluates only the rest."""
 
     tables: list[str]
     table_tokens: dict[str, int]
