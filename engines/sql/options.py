@@ -35,8 +35,8 @@ class SQLOptions(BaseModel):
         5,
         ge=1,
         le=200,
-        description="where each question's tables are retrieved: the most similar shown at most (the tables "
-        "that link two of them by foreign keys besides)",
+        description="where each question's tables are retrieved: the tables shown at most, those the question "
+        "names first, then the most similar (the tables that link two of them by foreign keys besides)",
     )
     wide_schema: WideSchema = Field(
         "retrieved",

@@ -9,9 +9,9 @@ into the local model's cache before the first question.
 A writer is LlamaIndex's ``NLSQLTableQueryEngine`` in ``sql_only`` mode (it never executes: LlamaIndex's
 ``SQLDatabase.run_sql`` would run anything) with kb's prompt. When the tables' descriptions do not fit
 the model's context window, or there are more than ``max_tables_in_prompt``, :func:`prompt_tables`
-says what a prompt shows instead: each question's closest tables with those joining them, after the
-rules (the rules are then the part a prompt cache reuses, and nothing is warmed), or every table's
-one-line catalogue entry (a fixed prompt, warmed as above).
+says what a prompt shows instead: the tables each question names or is closest to, with those joining
+them, after the rules (the rules are then the part a prompt cache reuses, and nothing is warmed), or
+every table's one-line catalogue entry (a fixed prompt, warmed as above).
 
 :class:`StatementWriters` holds the greedy writer, the sampling writers (each its own seed and
 temperature), the writers of two other prompts (LlamaIndex's own table description under kb's rules,
