@@ -184,6 +184,41 @@ def test_retrieved_tables_come_with_the_tables_their_joins_pass_through(wide, lo
     assert shown == ["area07_customer", "area07_orders", "area07_item", "area07_order_line"]
 
 
+LAMPS_TO = (
+    "SELECT SUM(l.quantity) FROM area07_order_line AS l JOIN area07_orders AS o ON o.id = l.order_id "
+    "JOIN area07_customer AS c ON c.id = o.customer_id JOIN area07_item AS i ON i.id = l.item_id "
+    "WHERE c.city = '{city}' AND i.title = 'Lamp'"
+)
+
+
+def test_two_questions_about_one_area_share_their_retrieved_prompt_up_to_the_question(wide, local_embed):
+    """With ``wide_schema: retrieved`` (the default beyond the context window): the rules before the
+    tables are warmed at start-up, so the first question is evaluated from its tables on; a second
+    question about the same shop's customers and lamps is shown the same tables in the schema's order,
+    so it is evaluated from the question on."""
+    _, _, tables = wide
+
+    def answer(prompt: str) -> str:
+        if not prompt.endswith("SQL: "):
+            return "The answer."
+        return LAMPS_TO.format(city="Oslo" if "Oslo" in prompt.rsplit("Question: ", 1)[1] else "Lyon")
+
+    llm = PromptCachingScriptedLLM(answer, context_window=16_384)
+    engine = one_statement_engine(wide, llm, local_embed, wide_schema="retrieved", tables_retrieved=2)
+    assert engine.reading.form == "retrieved"
+    assert engine.warm_prompt_cache() == 1
+    lyon = sql_answer(engine, "How many lamps did the lighting shop's customers from Lyon buy?")
+    oslo = sql_answer(engine, "How many lamps did the lighting shop's customers from Oslo buy?")
+    assert (lyon.rows, oslo.rows) == ([{"SUM(l.quantity)": 2}], [{"SUM(l.quantity)": 5}])
+    asked = [(prompt, reused) for prompt, reused in zip(llm.prompts, llm.reused) if prompt.endswith("SQL: ")]
+    assert len(asked) == 2
+    (first, first_reused), (second, second_reused) = asked
+    shown = [[table for table in tables if f"CREATE TABLE {table} " in prompt] for prompt in (first, second)]
+    assert shown == [["area07_customer", "area07_orders", "area07_item", "area07_order_line"]] * 2
+    assert first.index("Tables:") < first_reused <= first.index("CREATE TABLE")  # the rules, warmed
+    assert second_reused >= second.index("Question: ")  # only the question is evaluated
+
+
 def test_a_table_holding_a_value_the_question_writes_is_shown_before_the_most_similar(wide, local_embed):
     """With one table a question: 'Cy' is a customer of area 7 (``area07_customer.name``), so that
     table is the one shown, whatever the sixty ``*_orders`` tables' similarity to "orders". Where the

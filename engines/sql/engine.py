@@ -214,8 +214,8 @@ class SQLEngine(CustomQueryEngine, SQLOptions):
     def warm_prompt_cache(self) -> int:
         """Evaluate the beginning every question's prompts share into the LLM's prompt cache, pinned
         there (:meth:`StatementWriters.warm`: kb's prompt and, with candidates from other prompts,
-        theirs); how many prompts were warmed (0: an LLM without a prompt cache of its own, or a table
-        retriever)."""
+        theirs; with tables retrieved per question, the rules before them); how many prompts were
+        warmed (0: an LLM without a prompt cache of its own)."""
         return self.writers.warm(other_prompts=self.candidates > 1 and self.candidate_source == "prompts")
 
     def write_sql(self, asked: Asked | str, seed: Optional[int] = None, temperature: Optional[float] = None) -> str:

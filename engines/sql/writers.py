@@ -388,10 +388,13 @@ class StatementWriters:
         that the first question pays only for its own tokens; how many prompts were warmed: kb's (its
         corrections and samples begin alike) and, with ``other_prompts``, the other prompts'
         (:meth:`other_prompt_writers`: written for a question in doubt, which would otherwise pay for
-        their beginnings). Nothing is done for an LLM without a prompt cache of its own
-        (:class:`PrefixCachingLLM`: an API model's provider caches on its side), nor for a prompt whose
-        tables are retrieved per question (each question's tables, hence its prompt, differ)."""
-        warmed = self._warm([self.greedy] if self.tables_retriever is None else [])
+        their beginnings). Where the tables are retrieved per question, each question's prompt differs
+        from its tables on: the rules before them are what is warmed (one prompt, which kb's corrections,
+        samples and the other prompt over kb's rules begin with too). Nothing is done for an LLM without
+        a prompt cache of its own (:class:`PrefixCachingLLM`: an API model's provider caches on its side)."""
+        if self.tables_retriever is not None:
+            return self._warm_rules()
+        warmed = self._warm([self.greedy])
         if warmed and other_prompts:
             self.other_prompt_writers()  # warms those of them whose tables are fixed
             warmed += sum(retriever is None for retriever in (self.others_retriever, self.tables_retriever))
@@ -406,6 +409,18 @@ class StatementWriters:
             for writer in writers:
                 writer.query(QUESTION_MARK)
         return len(writers)
+
+    def _warm_rules(self) -> int:
+        """:meth:`warm` where the tables are retrieved: kb's rules-first prompt up to its tables,
+        asked as its writers ask it (the LLM's ``predict``, so with the same chat wrapping); 1 when
+        warmed, 0 for an LLM without a prompt cache of its own."""
+        if not isinstance(self.llm, PrefixCachingLLM):
+            return 0
+        with self.llm.prefilling_until(QUESTION_MARK):
+            stopping_at(self.llm, SQL_WRITER_STOP).predict(
+                self.prompt(""), dialect=self.sql_database.dialect, schema=QUESTION_MARK, query_str=QUESTION_MARK
+            )
+        return 1
 
     def tables_for(self, text: str) -> list[str]:
         """The tables kb's own prompt shows for ``text`` (:attr:`Asked.text`): every table (or their
