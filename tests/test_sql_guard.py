@@ -336,3 +336,22 @@ def test_ctes_over_allowed_tables_pass_and_run(business, narrow_guard, statement
         assert conn.fetchall(checked.sql)  # the rendering runs on the server, with rows
     finally:
         conn.dispose()
+
+
+def test_a_table_written_in_another_case_runs_as_the_table_is_spelled(db, db_url):
+    """MariaDB on Linux finds ``Artist``, not ``artist``: a statement naming it in lower case runs at
+    its first attempt, rendered with the table's own spelling and aliased as written, so that its
+    columns' qualifiers still name it. Where ``item`` and ``Item`` are both allowed, ``ITEM`` is not
+    renamed (the statement fails as written) and each exact name stays as it is."""
+    db.execute("CREATE TABLE Artist (ArtistId INT PRIMARY KEY, Name VARCHAR(40))")
+    db.execute("INSERT INTO Artist VALUES (1, 'AC/DC'), (2, 'Accept')")
+    llm = ScriptedLLM(["SELECT artist.Name FROM artist ORDER BY artist.ArtistId", "The answer."])
+    engine = SQLEngine(llm, db, database=db_url.database, tables=["Artist"], candidates=1, rescue_samples=0)
+    answer = sql_answer(engine, "Which artists are there?")
+    assert answer.rows == [{"Name": "AC/DC"}, {"Name": "Accept"}]
+    assert answer.sql == "SELECT artist.Name FROM Artist AS artist ORDER BY artist.ArtistId"
+    assert [a.error for a in answer.attempts] == [None]
+    twins = ReadOnlyGuard(["item", "Item", "Artist"])
+    assert twins.check("SELECT * FROM ITEM").sql == "SELECT * FROM ITEM"
+    assert twins.check("SELECT * FROM Item JOIN item ON 1 = 1").sql == "SELECT * FROM Item JOIN item ON 1 = 1"
+    assert twins.check("SELECT a.Name FROM ARTIST AS a").sql == "SELECT a.Name FROM Artist AS a"

@@ -177,10 +177,19 @@ def normalized(sql: str) -> str:
 
 
 class ReadOnlyGuard:
-    """Checks statements against an allow-list of tables (names compared case-insensitively)."""
+    """Checks statements against an allow-list of tables (names compared case-insensitively). A table
+    named in another case than the one allowed table of that name (``artist`` for ``Artist``) is
+    rendered as the table is spelled, aliased as written where it had no alias (so that its columns'
+    qualifiers still name it): MariaDB on a case-sensitive file system (``lower_case_table_names=0``,
+    Linux's default) would not find it, and no other table is meant by it. Where two allowed tables'
+    names differ only in case, the statement names one of them exactly or fails as written."""
 
     def __init__(self, allowed_tables: Iterable[str], database: str | None = None) -> None:
-        self.allowed = {t.lower() for t in allowed_tables}
+        spellings: dict[str, set[str]] = {}
+        for table in allowed_tables:
+            spellings.setdefault(table.lower(), set()).add(table)
+        self.allowed = set(spellings)
+        self._spelled = {low: next(iter(names)) for low, names in spellings.items() if len(names) == 1}
         self.database = database.lower() if database else None
 
     def check(self, text: str) -> CheckedSQL:
@@ -264,8 +273,19 @@ class ReadOnlyGuard:
                     retryable=True,
                     table=name,
                 )
+            self._respell(table, name)
             used.add(name)
         return used
+
+    def _respell(self, table: exp.Table, name: str) -> None:
+        """``table`` (an allowed table, ``name`` in lower case) renamed to the allowed table's own
+        spelling where it is written otherwise and only one allowed table has that name."""
+        spelled = self._spelled.get(name)
+        if spelled is None or table.name == spelled:
+            return
+        if not table.alias:
+            table.set("alias", exp.TableAlias(this=exp.to_identifier(table.name)))
+        table.set("this", exp.to_identifier(spelled))
 
 
 def cte_references(tree: exp.Expression) -> set[int]:
