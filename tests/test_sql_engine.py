@@ -1408,7 +1408,7 @@ def test_tables_that_do_not_fit_the_context_window_are_retrieved_in_schema_order
     shows the tables closest to the question that fit, in the schema's order (so prompts share their
     start), and a correction prompt shows the same tables as the first."""
     from kb.engines.context import token_counter
-    from kb.engines.sql.writers import schema_token_budget
+    from kb.engines.sql.writers import RETRIEVED_LISTED, schema_token_budget
 
     question = "How many orders were cancelled?"
     failed = "SELECT COUNT(*) FROM orders WHERE state = 'cancelled'"
@@ -1435,7 +1435,8 @@ def test_tables_that_do_not_fit_the_context_window_are_retrieved_in_schema_order
     first, correction = llm.prompts[0], llm.prompts[1]
     shown = [t for t in BUSINESS_TABLES if f"CREATE TABLE {t} " in first]
     assert "orders" in shown and 0 < len(shown) < len(BUSINESS_TABLES)
-    assert sum(sizes[t] for t in shown) <= over or len(shown) == 1
+    shown_sizes = [count(whole.sql_database.as_compact(RETRIEVED_LISTED).get_single_table_info(t)) for t in shown]
+    assert sum(shown_sizes) <= over or len(shown) == 1  # as the prompt shows them: value lists cut
     positions = [first.index(f"CREATE TABLE {t} ") for t in shown]
     assert positions == sorted(positions)  # the schema's order, not the retrieval's
     assert "This statement was written for the question but failed" in correction

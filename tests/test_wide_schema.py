@@ -4,6 +4,7 @@ by foreign keys): what the SQL engine's prompts show of it, and that their state
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 from conftest import BUSINESS_TABLES, scratch_database
@@ -217,6 +218,27 @@ def test_two_questions_about_one_area_share_their_retrieved_prompt_up_to_the_que
     assert shown == [["area07_customer", "area07_orders", "area07_item", "area07_order_line"]] * 2
     assert first.index("Tables:") < first_reused <= first.index("CREATE TABLE")  # the rules, warmed
     assert second_reused >= second.index("Question: ")  # only the question is evaluated
+
+
+def test_a_retrieved_table_shows_a_long_list_of_values_as_two_examples(wide, local_embed):
+    """Each question's retrieved tables are evaluated anew, so a column listing more values than a
+    catalogue entry would (``MAX_CATALOGUED``) shows two of them; a value the question writes still
+    names its table though the prompt does not list it, and a small schema's prompt lists them all."""
+    db, _, _ = wide
+    titles = ["Bulb", "Candle", "Fan", "Globe", "Shade", "Sconce", "Torch"]
+    db.execute(
+        "INSERT INTO area07_item VALUES " + ", ".join(f"({i}, '{t}', 9.00)" for i, t in enumerate(titles, start=3))
+    )
+    llm = ScriptedLLM(["SELECT price FROM area07_item WHERE title = 'Sconce'", "The answer."], context_window=16_384)
+    engine = one_statement_engine(wide, llm, local_embed, wide_schema="retrieved", tables_retrieved=1)
+    question = "What does the item 'Sconce' cost?"
+    assert engine.tables_shown(question) == ["area07_item"]
+    assert sql_answer(engine, question).rows == [{"price": Decimal("9.00")}]
+    prompt = llm.prompts[0]
+    assert "title VARCHAR(60),  -- e.g. 'Bulb', 'Candle'" in prompt and "'Sconce'" not in prompt.split("Question:")[0]
+    assert "CREATE TABLE area07_item (  -- the lamps the lighting shop sells" in prompt
+    whole = engine.sql_database.get_single_table_info("area07_item")  # as a small schema's prompt shows it
+    assert "values: 'Bulb', 'Candle', 'Desk', 'Fan', 'Globe', 'Lamp', 'Sconce', 'Shade', 'Torch'" in whole
 
 
 def test_a_table_holding_a_value_the_question_writes_is_shown_before_the_most_similar(wide, local_embed):

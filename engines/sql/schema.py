@@ -158,18 +158,23 @@ class Table:
         ends = [c for c in self.columns if not c.primary and c.kind == "time" and c.nullable]
         return ends[0] if len(ends) == 1 else None
 
-    def ddl(self) -> str:
+    def ddl(self, listed_at_most: Optional[int] = None) -> str:
         """The table as a ``CREATE TABLE`` statement with the notes as comments. A key of one column is
         marked on that column; a key of several (``PRIMARY KEY (emp_no, from_date)``: many rows per
         ``emp_no``) is a constraint of its own, as a column marked ``PRIMARY KEY`` would say that column
-        alone tells the rows apart; so is a foreign key of several columns (:class:`CompositeReference`)."""
+        alone tells the rows apart; so is a foreign key of several columns (:class:`CompositeReference`).
+        With ``listed_at_most``, a column's list of more values than that is shown as two examples."""
         keys = [col.name for col in self.key]
         definitions = []
         for col in self.columns:
             definition = f"  {col.name} {col.type_text}" + (" PRIMARY KEY" if col.primary and len(keys) == 1 else "")
             if col.references:
                 definition += f" REFERENCES {col.references[0]}({col.references[1]})"
-            definitions.append((definition, f"  -- {'; '.join(col.notes)}" if col.notes else ""))
+            notes = col.notes
+            if listed_at_most is not None and col.values and len(col.values) > listed_at_most:
+                examples = "e.g. " + ", ".join(_quoted(v) for v in col.values[:2])
+                notes = [examples if note.startswith("values: ") else note for note in notes]
+            definitions.append((definition, f"  -- {'; '.join(notes)}" if notes else ""))
         if len(keys) > 1:
             definitions.append((f"  PRIMARY KEY ({', '.join(keys)})", ""))
         definitions += [(f"  {reference.ddl()}", "") for reference in self.composite_references]
@@ -472,8 +477,8 @@ class SchemaDescriber:
             return "", {}
         return name_column.name, {str(key): str(label) for key, label in rows}
 
-    def describe(self, name: str) -> str:
-        return self.table(name).ddl()
+    def describe(self, name: str, listed_at_most: Optional[int] = None) -> str:
+        return self.table(name).ddl(listed_at_most)
 
     def catalogue_entry(self, name: str) -> str:
         return self.table(name).catalogue_entry()
@@ -614,9 +619,11 @@ class StatementScope:
 class DescribedSQLDatabase(SQLDatabase):
     """LlamaIndex's ``SQLDatabase`` whose table info is :class:`SchemaDescriber`'s description: the
     table's ``CREATE TABLE`` with its notes, or in the view :meth:`as_catalogue` returns its one-line
-    catalogue entry (:meth:`Table.catalogue_entry`)."""
+    catalogue entry (:meth:`Table.catalogue_entry`), or in the view :meth:`as_compact` returns its
+    ``CREATE TABLE`` with shorter value lists."""
 
     catalogue = False
+    listed_at_most: Optional[int] = None
 
     def __init__(self, connection: MariaDBConnection, database: str, tables: Sequence[str]) -> None:
         # Reflected without following foreign keys first: SQLAlchemy's default reflects each
@@ -630,7 +637,14 @@ class DescribedSQLDatabase(SQLDatabase):
     def get_single_table_info(self, table_name: str) -> str:
         if self.catalogue:
             return self.describer.catalogue_entry(table_name)
-        return self.describer.describe(table_name)
+        return self.describer.describe(table_name, self.listed_at_most)
+
+    def as_compact(self, listed_at_most: int) -> DescribedSQLDatabase:
+        """The same database whose ``CREATE TABLE`` texts show a list of more than ``listed_at_most``
+        values as two examples."""
+        view = copy.copy(self)
+        view.listed_at_most = listed_at_most
+        return view
 
     def as_catalogue(self) -> DescribedSQLDatabase:
         """The same database (its connection, reflection and describer shared) whose table info is

@@ -40,7 +40,7 @@ from kb.engines.answer import Attempt
 from kb.engines.context import token_counter
 from kb.engines.sql.guard import ReadOnlyGuard, SQLRefused, normalized
 from kb.engines.sql.options import WideSchema
-from kb.engines.sql.schema import DescribedSQLDatabase, Edge, shortest_chains
+from kb.engines.sql.schema import MAX_CATALOGUED, DescribedSQLDatabase, Edge, shortest_chains
 
 _SQL_RULES = (
     "Rules:\n"
@@ -175,6 +175,11 @@ def schema_token_budget(llm: LLM, with_examples: bool) -> int:
     return metadata.context_window - token_counter(llm)(rules) - metadata.num_output - room
 
 
+# A retrieved table's column lists at most this many values, as a catalogue entry's; more are shown as
+# two examples. Each question's tables are evaluated anew, and long lists of addresses, phones and
+# names made up a third of their tokens (docs/benchmarks.md, the wide schema).
+RETRIEVED_LISTED = MAX_CATALOGUED
+
 MAX_BRIDGES = 2  # tables a join chain between two retrieved tables may pass through to be added (TablesThatFit)
 
 
@@ -281,7 +286,8 @@ def prompt_tables(
     table's catalogue entry (:meth:`DescribedSQLDatabase.as_catalogue`) when those fit, so that every
     prompt is still the same and its state reused; else the tables closest to each question that fit
     (:class:`TablesThatFit`: ``tables_retrieved`` at most, those ``named`` by the question first, and
-    the tables that link them), retrieved over an embedding index of their descriptions. The index is
+    the tables that link them), retrieved over an embedding index of their descriptions and shown with
+    ``RETRIEVED_LISTED`` values of a column at most (:meth:`DescribedSQLDatabase.as_compact`). The index is
     built beyond the limit whichever form kb's prompt takes: the other prompts
     (:meth:`StatementWriters.other_prompt_writers`) describe retrieved tables in LlamaIndex's words."""
     table_tokens = {t: count_tokens(sql_database.get_single_table_info(t)) for t in tables}
@@ -289,6 +295,10 @@ def prompt_tables(
         return PromptTables("all", sql_database, None, None, 0)
     from llama_index.core import VectorStoreIndex
 
+    # the index embeds the whole descriptions (the tables are found by all their values); the prompts
+    # show them shortened
+    retrieved = sql_database.as_compact(RETRIEVED_LISTED)
+    table_tokens = {t: count_tokens(retrieved.get_single_table_info(t)) for t in tables}
     object_index = ObjectIndex.from_objects(
         [SQLTableSchema(table_name=t) for t in tables],
         SQLTableNodeMapping(sql_database),
@@ -312,7 +322,7 @@ def prompt_tables(
     catalogue_tokens = count_tokens("\n\n".join(catalogue.get_single_table_info(t) for t in tables))
     if wide_schema == "catalogue" and catalogue_tokens <= token_budget:
         return PromptTables("catalogue", catalogue, None, retriever, catalogue_tokens)
-    return PromptTables("retrieved", sql_database, retriever, retriever, catalogue_tokens)
+    return PromptTables("retrieved", retrieved, retriever, retriever, catalogue_tokens)
 
 
 # LlamaIndex's own text-to-SQL prompt asks for "SQLQuery: ... SQLResult: ... Answer: ..." lines, and a
