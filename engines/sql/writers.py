@@ -10,7 +10,7 @@ A writer is LlamaIndex's ``NLSQLTableQueryEngine`` in ``sql_only`` mode (it neve
 ``SQLDatabase.run_sql`` would run anything) with kb's prompt. When the tables' descriptions do not fit
 the model's context window, or there are more than ``max_tables_in_prompt``, :func:`prompt_tables`
 says what a prompt shows instead: the tables each question names or is closest to, with those joining
-them, after the rules (the rules are then the part a prompt cache reuses, and nothing is warmed), or
+them, after the rules (the rules are then the part a prompt cache reuses, and what is warmed), or
 every table's one-line catalogue entry (a fixed prompt, warmed as above).
 
 :class:`StatementWriters` holds the greedy writer, the sampling writers (each its own seed and
