@@ -910,3 +910,102 @@ def test_a_like_pattern_of_a_referenced_tables_names_on_a_code_column_is_a_defec
 )
 def test_like_patterns_their_column_matches_or_no_column_does_have_no_such_defect(nations_schema, sql):
     assert defects(sql, nations_schema) == []
+
+
+# -- rows merged by a name they share ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def library_schema(db) -> SchemaDescriber:
+    """40 members with 30 names (members 0 and 30 are both 'Member 0'), a UNIQUE e-mail each and 3
+    cities; 40 books with a title each; loans of a member: member 30 borrowed 3 books, member 0 two,
+    every other member one, so 'Member 0' has 5 loans although no member has more than 3."""
+    members = [(i, f"Member {i % 30}", f"m{i}@example.org", f"City {i % 3}") for i in range(40)]
+    loans = [(i, i) for i in range(40)] + [(40, 30), (41, 30), (42, 0)]
+    return described(
+        db,
+        (
+            "CREATE TABLE members (id INT PRIMARY KEY, name VARCHAR(80), email VARCHAR(80) UNIQUE, city VARCHAR(40))",
+            "CREATE TABLE books (id INT PRIMARY KEY, title VARCHAR(80))",
+            "CREATE TABLE loans (id INT PRIMARY KEY, member_id INT, book_id INT, "
+            "FOREIGN KEY (member_id) REFERENCES members(id), FOREIGN KEY (book_id) REFERENCES books(id))",
+            "INSERT INTO members VALUES " + ", ".join(f"({i}, '{n}', '{e}', '{c}')" for i, n, e, c in members),
+            "INSERT INTO books VALUES " + ", ".join(f"({i}, 'Book {i}')" for i in range(40)),
+            "INSERT INTO loans VALUES " + ", ".join(f"({i}, {m}, {i % 40})" for i, m in loans),
+        ),
+        ["members", "books", "loans"],
+    )
+
+
+def merged(sql: str, schema: SchemaDescriber, question: str) -> list:
+    return [d for d in defects(sql, schema, question=question) if d.check == "rows merged by a shared name"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "grouped"),
+    [
+        (
+            "SELECT m.name, COUNT(*) AS n FROM members m JOIN loans l ON l.member_id = m.id "
+            "GROUP BY m.name ORDER BY n DESC LIMIT 1",
+            "GROUP BY m.id, m.name",
+        ),
+        (
+            "SELECT name, COUNT(*) AS n FROM members JOIN loans ON loans.member_id = members.id "
+            "GROUP BY name ORDER BY n DESC LIMIT 1",
+            "GROUP BY members.id, name",
+        ),
+        (  # grouped by a name and a column several members share too: still several members a group
+            "SELECT m.name, m.city, COUNT(*) AS n FROM members m JOIN loans l ON l.member_id = m.id "
+            "GROUP BY m.name, m.city ORDER BY n DESC LIMIT 1",
+            "GROUP BY m.id, m.name, m.city",
+        ),
+    ],
+)
+def test_rows_grouped_by_a_name_they_share_where_the_question_asks_which_rows_are_a_defect(
+    library_schema, db, sql, grouped
+):
+    found = merged(sql, library_schema, "Which member borrowed the most books?")
+    assert len(found) == 1, found
+    assert "several rows of members share" in found[0] and "the question asks which members" in found[0]
+    rewrite = suggested_statement(found[0])
+    assert grouped in rewrite, rewrite
+    assert db.fetchall(sql)[0][-1] == 5  # two members' loans added up
+    assert db.fetchall(rewrite)[0][0] == "Member 0" and db.fetchall(rewrite)[0][-1] == 3  # member 30 alone
+
+
+@pytest.mark.parametrize(
+    ("question", "sql"),
+    [
+        (  # grouped by the key as well
+            "Which member borrowed the most books?",
+            "SELECT m.name, COUNT(*) FROM members m JOIN loans l ON l.member_id = m.id GROUP BY m.id, m.name",
+        ),
+        (
+            "Which member borrowed the most books?",
+            "SELECT m.name, COUNT(*) FROM members m JOIN loans l ON l.member_id = m.id GROUP BY m.id",
+        ),
+        (  # another unique column tells the members apart
+            "Which member borrowed the most books?",
+            "SELECT m.name, COUNT(*) FROM members m JOIN loans l ON l.member_id = m.id GROUP BY m.email, m.name",
+        ),
+        (  # the question asks about the names themselves
+            "How many members share each name?",
+            "SELECT name, COUNT(*) FROM members GROUP BY name",
+        ),
+        (  # it asks which city: a column several members share, and no name
+            "Which city has the most loans?",
+            "SELECT m.city, COUNT(*) FROM members m JOIN loans l ON l.member_id = m.id GROUP BY m.city",
+        ),
+        (  # every book has its own title
+            "Which book was borrowed most often?",
+            "SELECT b.title, COUNT(*) FROM books b JOIN loans l ON l.book_id = b.id GROUP BY b.title",
+        ),
+        (  # it asks which books; the members' names are grouped within them
+            "Which books were borrowed, and by whom?",
+            "SELECT b.title, m.name FROM books b JOIN loans l ON l.book_id = b.id "
+            "JOIN members m ON m.id = l.member_id GROUP BY b.id, m.name",
+        ),
+    ],
+)
+def test_groups_by_a_key_or_of_names_not_asked_for_have_no_such_defect(library_schema, question, sql):
+    assert merged(sql, library_schema, question) == []

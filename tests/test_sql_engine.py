@@ -663,6 +663,34 @@ def test_a_question_over_a_shared_name_is_answered_by_the_key(engine_with, admin
     assert answer.rows[0]["name"] == top[1] and "GROUP BY c.id" in answer.sql
 
 
+def test_a_statement_grouped_by_a_shared_name_is_corrected_to_the_key(engine_with, admin, project_settings):
+    """The model groups the demo's customers by their name (214 names for 400 customers): the defect
+    check gives it back with the statement grouped by the key, and the answer counts single customers."""
+    db = project_settings.sql.database
+    most = admin.fetchall(f"SELECT COUNT(*) AS n FROM `{db}`.orders GROUP BY customer_id ORDER BY n DESC LIMIT 1")[0][0]
+    by_name = (
+        "SELECT customers.name, COUNT(*) AS n FROM customers JOIN orders ON customers.id = orders.customer_id "
+        "GROUP BY customers.name ORDER BY n DESC LIMIT 1"
+    )
+    merged_top = admin.fetchall(
+        by_name.replace("customers", f"`{db}`.customers").replace("JOIN orders", f"JOIN `{db}`.orders")
+    )
+    assert merged_top[0][1] > most  # the demo's data has the case this is about
+
+    def script(prompt: str) -> str:
+        if "Write a corrected statement" in prompt:
+            assert "which several rows of customers share" in prompt
+            return by_name.replace("GROUP BY customers.name", "GROUP BY customers.id")
+        if prompt.rstrip().endswith("SQL:"):
+            return by_name
+        return "The customers who placed the most orders."
+
+    engine, _ = engine_with(script)
+    answer = sql_answer(engine, "Which customers placed the most orders?")
+    assert "it groups by customers.name" in answer.attempts[0].error, answer.attempts[0].error
+    assert "GROUP BY customers.id" in answer.sql and {row["n"] for row in answer.rows} == {most}
+
+
 def test_a_hallucinated_table_gets_a_hint_with_the_columns_like_it(engine_with):
     def script(prompt: str) -> str:
         if "Write a corrected statement" in prompt:

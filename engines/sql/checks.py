@@ -108,6 +108,17 @@ figure.
   customer_id of ...": asked for by the column's name), when the question names every column selected
   ("Which airports are in Spain? Give their codes.": ``airportCode``; :func:`kb.engines.sql.values.says_column`),
   when it asks which rows of two tables, or on an expression it cannot place in one table.
+* **rows merged by a name they share, where the question asks which rows**
+  (:func:`_rows_merged_by_a_shared_name`, kind ``question``: :func:`kb.engines.sql.english.asks_which`,
+  as for the line above the question, :meth:`kb.engines.sql.schema.SchemaDescriber.shared_name_hint`):
+  a ``GROUP BY`` of a table's name that several of its rows share (:attr:`Column.shared`: the demo's
+  400 customers have 214 names) and of none of its unique columns, where the question asks which rows
+  of that table (``SELECT c.name, COUNT(*) FROM customers c JOIN orders o ... GROUP BY c.name`` for
+  "Which customers placed the most orders?" counts the orders of every customer called Laura Kask
+  together). The message gives the statement grouped by the table's key first. It does not fire when
+  the group has the key or another unique column of that table, on a name no two rows share, when the
+  question does not ask which rows of that table ("How many customers share each name?"), or on a
+  name of another table.
 * **a code where the question names the row's value** (:func:`_code_for_a_named_value`, kind
   ``question``): the statement compares a text column that references a table T with text keys
   (``baseCode = 'OPO'``, ``destinationCode = 'PAR'``), the question does not give those keys, and it
@@ -1001,7 +1012,7 @@ def _outer_column_in_a_subquery(scope: StatementScope) -> list[str]:
 
 
 def _has_column(tables: Iterable[Table], name: str) -> bool:
-    return any(c.name.lower() == name.lower() for t in tables for c in t.columns)
+    return any(t.column(name) is not None for t in tables)
 
 
 def _reads(names: Collection[str], table: Table, column: exp.Column) -> bool:
@@ -1039,7 +1050,7 @@ def _unused_join_that_multiplies(scope: StatementScope) -> list[Defect]:
             sides = [s for s in (on.this, on.expression) if isinstance(s, exp.Column) and reads(s)]
             if len(sides) != 1:
                 continue
-            joined_column = next((c for c in described.columns if c.name.lower() == sides[0].name.lower()), None)
+            joined_column = described.column(sides[0].name)
             if joined_column is None or joined_column.unique:
                 continue
             without = scope.tree.copy()
@@ -1082,6 +1093,48 @@ def _counts_of_one(scope: StatementScope) -> list[str]:
                     f"are counted"
                 )
                 break
+    return found
+
+
+def _rows_merged_by_a_shared_name(question: str, scope: StatementScope) -> list[Defect]:
+    """A ``GROUP BY`` of a name several rows of a table share, without a unique column of that table,
+    where the question asks which rows of it (the module's docstring); the rewrite groups by the
+    table's key first."""
+    found = []
+    for index, select in enumerate(scope.tree.find_all(exp.Select)):
+        group = select.args.get("group")
+        if group is None:
+            continue
+        instances = _instances(select, scope)
+        grouped: dict[str, list[Column]] = {}
+        for key in group.expressions:
+            name = _instance_of(key, instances) if isinstance(key, exp.Column) else None
+            column = instances[name].column(key.name) if name is not None else None
+            if name is not None and column is not None:
+                grouped.setdefault(name, []).append(column)
+        for name, columns in grouped.items():
+            table = instances[name]
+            shared = next((column for column in columns if column.shared), None)
+            if (
+                shared is None
+                or shared.shared is None
+                or any(column.unique for column in columns)
+                or not asks_which(question, table.name)
+            ):
+                continue
+            rewrite = scope.tree.copy()
+            copied = list(rewrite.find_all(exp.Select))[index]
+            copied.args["group"].set(
+                "expressions", [exp.column(shared.shared, table=name), *copied.args["group"].expressions]
+            )
+            found.append(
+                _suggesting(
+                    f"it groups by {name}.{shared.name}, which several rows of {table.name} share, so each group "
+                    f"adds up every row of {table.name} with that name, but the question asks which {table.name}: "
+                    f"group by {name}.{shared.shared}, its key, and select the name beside it",
+                    rewrite,
+                )
+            )
     return found
 
 
@@ -1320,6 +1373,14 @@ CHECKS: tuple[Check, ...] = (
         False,
         "ids or another table's name selected where the question asks which rows of a table",
         lambda i: [_not_the_rows_asked(i.question, _scoped(i))],
+    ),
+    Check(
+        "rows merged by a shared name",
+        "question",
+        True,
+        "a GROUP BY of a name several rows of a table share, and of none of its unique columns, where the "
+        "question asks which rows of that table",
+        lambda i: _rows_merged_by_a_shared_name(i.question, _scoped(i)),
     ),
     Check(
         "history without current row",

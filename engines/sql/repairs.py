@@ -597,7 +597,7 @@ class StatementRepairs:
 
     def _column(self, table: str, name: str) -> Optional[Column]:
         """A table's column by name, as MariaDB matches names: case-insensitively."""
-        return next((c for c in self.table(table).columns if c.name.lower() == name.lower()), None)
+        return self.table(table).column(name)
 
     def _hint_for_table(self, name: str) -> str:
         """The real tables, and those tables and columns whose names share a word with ``name``."""

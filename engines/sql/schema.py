@@ -129,6 +129,10 @@ class Table:
         """The columns of its primary key, in the table's order (several for a composite key)."""
         return [c for c in self.columns if c.primary]
 
+    def column(self, name: str) -> Optional[Column]:
+        """Its column called ``name``, as MariaDB matches names: without regard to case; None: none."""
+        return next((c for c in self.columns if c.name.lower() == name.lower()), None)
+
     def columns_of_kind(self, kind: str, but: str = "") -> list[str]:
         """The names of this table's columns of ``kind`` (:attr:`Column.kind`) that are not keys (a key
         is not a date or an amount to compare), ``but`` one left out."""
@@ -610,7 +614,7 @@ class StatementScope:
         found = []
         for name in candidates:
             table = self.schema.table(name)
-            match = next((c for c in table.columns if c.name.lower() == column.name.lower()), None)
+            match = table.column(column.name)
             if match is not None:
                 found.append((table, match))
         return found[0] if len(found) == 1 else None
