@@ -87,9 +87,11 @@ class Column:
     type_text: str
     primary: bool = False
     references: Optional[tuple[str, str]] = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # kb's notes after the comment and the values ("not unique ...")
     comment: str = ""  # the schema's own comment on the column ("list price in EUR"), "" when none
     values: Optional[list[str]] = None  # every value it holds, when known (ENUM members, a complete sample)
+    sampled: list[str] = field(default_factory=list)  # the sampled values the schema text shows (ENUMs: none)
+    complete: bool = False  # whether they are every value it holds (else the two commonest of many)
     shared: Optional[str] = None  # a name several rows share: the key that tells those rows apart
     unique: bool = False  # every row holds its own value: the one-column key, a UNIQUE column, or data seen so
     times_of_day: bool = False  # a DATETIME or TIMESTAMP column some of whose values are not at midnight
@@ -102,6 +104,17 @@ class Column:
         if base in _TEMPORAL_TYPES:
             return "time"
         return "number" if base in _NUMBER_TYPES else "text"
+
+    def shown_notes(self, listed_at_most: Optional[int] = None) -> list[str]:
+        """What the schema text says after the column: its comment, its sampled values ("values: 'a',
+        'b'" when that is all of them, at most ``listed_at_most`` of them when given; "e.g. 'a', 'b'"
+        otherwise), then kb's :attr:`notes`."""
+        shown = [self.comment] if self.comment else []
+        if self.sampled:
+            listed = self.complete and (listed_at_most is None or len(self.sampled) <= listed_at_most)
+            examples = self.sampled if listed else self.sampled[:2]
+            shown.append(("values: " if listed else "e.g. ") + ", ".join(_quoted(v) for v in examples))
+        return shown + self.notes
 
 
 @dataclass(frozen=True)
@@ -174,10 +187,7 @@ class Table:
             definition = f"  {col.name} {col.type_text}" + (" PRIMARY KEY" if col.primary and len(keys) == 1 else "")
             if col.references:
                 definition += f" REFERENCES {col.references[0]}({col.references[1]})"
-            notes = col.notes
-            if listed_at_most is not None and col.values and len(col.values) > listed_at_most:
-                examples = "e.g. " + ", ".join(_quoted(v) for v in col.values[:2])
-                notes = [examples if note.startswith("values: ") else note for note in notes]
+            notes = col.shown_notes(listed_at_most)
             definitions.append((definition, f"  -- {'; '.join(notes)}" if notes else ""))
         if len(keys) > 1:
             definitions.append((f"  PRIMARY KEY ({', '.join(keys)})", ""))
@@ -359,7 +369,6 @@ class SchemaDescriber:
                 col_name,
                 shown,
                 primary=key == "PRI",
-                notes=[col_comment] if col_comment else [],
                 comment=col_comment or "",
             )
             column.unique = key == "UNI"
@@ -374,8 +383,7 @@ class SchemaDescriber:
                 values, complete, each_once = self._values(name, col_name)
                 column.unique = column.unique or (complete and each_once and bool(values))
                 if values:
-                    listed = values if complete else values[:2]
-                    column.notes.append(("values: " if complete else "e.g. ") + ", ".join(_quoted(v) for v in listed))
+                    column.sampled, column.complete = [str(v) for v in (values if complete else values[:2])], complete
                     column.values = [str(v) for v in values] if complete else None
                     if "name" in col_name.lower():
                         (listed_names if complete else many_valued_names).append(column)
