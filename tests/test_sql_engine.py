@@ -1657,3 +1657,11 @@ def test_a_limit_that_cuts_through_many_ties_is_in_doubt_and_a_unique_order_answ
     engine, llm = engine_with(["SELECT name FROM customers ORDER BY id LIMIT 1", "Answer."])
     answer = sql_answer(engine, "Which customer signed up first?")
     assert len(answer.attempts) == 1 and answer.attempts[0].error is None and len(answer.rows) == 1
+
+    # hundreds of customers tie at the smallest number of orders, and every one reads the same: the
+    # LIMIT keeps the same answer whichever of them it meets first, so the statement is not in doubt
+    fewest = admin.fetchall(f"SELECT COUNT(*) AS n FROM `{db}`.orders GROUP BY customer_id ORDER BY n LIMIT 1")[0][0]
+    engine, llm = engine_with(["SELECT COUNT(*) AS n FROM orders GROUP BY customer_id ORDER BY n LIMIT 1", "Answer."])
+    answer = sql_answer(engine, "What is the smallest number of orders a customer has placed?")
+    assert len(answer.attempts) == 1 and answer.attempts[0].error is None, answer.attempts[0].error
+    assert answer.rows == [{"n": fewest}]

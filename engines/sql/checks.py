@@ -168,7 +168,9 @@ figure.
   COUNT(*) DESC LIMIT 1`` where every count is 1, or an order by a column all rows share): the order
   does not tell which rows are meant, and the answer would be arbitrary rows or a list of every row.
   It does not fire without ``ORDER BY`` and ``LIMIT``, when fewer rows tie (they are answered as a
-  tie: :mod:`kb.engines.sql.ties`), or when the rows past the limit differ from the last one.
+  tie: :mod:`kb.engines.sql.ties`), when the rows past the limit differ from the last one, or when
+  every tied row reads as a kept row does (``SELECT COUNT(*) ... GROUP BY student_id ORDER BY COUNT(*)
+  DESC LIMIT 1``: the largest count, whichever student has it).
 * **a value the server could not convert** (:func:`_server_warning`, from the warning the engine
   kept while running the statement): MariaDB's warnings 1292 and 1366 (``YEAR()`` of a flight number,
   a name summed: the value became NULL or 0 and the rows are computed from that). Where the server
@@ -1400,7 +1402,8 @@ CHECKS: tuple[Check, ...] = (
         "cut ties",
         "statement",
         False,
-        "more rows than the engine reads past a LIMIT tie with the last row it keeps on the ORDER BY values",
+        "more rows than the engine reads past a LIMIT tie with the last row it keeps on the ORDER BY values "
+        "and read differently from it",
         lambda i: [_cut_ties(i.cut_ties)],
         needs_schema=False,
     ),

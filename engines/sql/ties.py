@@ -82,19 +82,29 @@ class Tie:
 
 def ties_throughout(probe_rows: list[dict[str, Any]], limit: int) -> bool:
     """Whether every row the probe read past ``limit`` (``TIED_ROWS_PAST_LIMIT`` of them, as many as it
-    asks for) ties with the last row kept: more rows than that share the ORDER BY values, so the order
-    does not tell which of them the ``LIMIT`` keeps (``GROUP BY id ORDER BY COUNT(*) DESC LIMIT 1`` where
-    every count is 1). Such a statement is in doubt (the ``cut ties`` check,
-    :mod:`kb.engines.sql.checks`)."""
+    asks for) ties with the last row kept and some of them read differently from every kept row: more
+    rows than that share the ORDER BY values, so the order does not tell which of them the ``LIMIT``
+    keeps (``GROUP BY id ORDER BY COUNT(*) DESC LIMIT 1`` where every count is 1). Such a statement is
+    in doubt (the ``cut ties`` check, :mod:`kb.engines.sql.checks`). Tied rows that all read as a kept
+    one does (``SELECT COUNT(*) ... GROUP BY student_id ORDER BY COUNT(*) DESC LIMIT 1``: the largest
+    count, whichever student has it) give the same answer whichever the ``LIMIT`` keeps."""
     if limit < 1 or len(probe_rows) < limit + TIED_ROWS_PAST_LIMIT:
         return False
     last = _key(probe_rows[limit - 1])
-    return all(_key(row) == last for row in probe_rows[limit:])
+    if any(_key(row) != last for row in probe_rows[limit:]):
+        return False
+    kept = [_shown(row) for row in probe_rows[:limit]]
+    return any(_shown(row) not in kept for row in probe_rows[limit:])
 
 
 def _key(row: dict[str, Any]) -> tuple:
     """A probe row's ORDER BY values."""
     return tuple(v for k, v in row.items() if k.startswith(_KEY))
+
+
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    """A probe row as the statement itself returns it: without the ORDER BY values the probe added."""
+    return {k: v for k, v in row.items() if not k.startswith(_KEY)}
 
 
 def with_ties(
@@ -106,17 +116,10 @@ def with_ties(
     the limit they are the same set whichever of them a run met first."""
     if len(rows) < limit or len(probe_rows) <= limit or ties_throughout(probe_rows, limit):
         return None  # no tie, or so many that they are a list: the statement was in doubt (cut ties)
-    key = _key
-
-    def without_probe_columns(row: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in row.items() if not k.startswith(_KEY)}
-
-    last = key(probe_rows[limit - 1])
-    kept = [without_probe_columns(r) for r in probe_rows[:limit]]
-    extra = [
-        without_probe_columns(r) for r in probe_rows[limit:] if key(r) == last and without_probe_columns(r) not in kept
-    ]
+    last = _key(probe_rows[limit - 1])
+    kept = [_shown(r) for r in probe_rows[:limit]]
+    extra = [_shown(r) for r in probe_rows[limit:] if _key(r) == last and _shown(r) not in kept]
     if not extra:
         return None
-    tied = [without_probe_columns(r) for r in probe_rows[:limit] if key(r) == last] + extra
+    tied = [_shown(r) for r in probe_rows[:limit] if _key(r) == last] + extra
     return Tie(rows=kept + extra, tied=tied, labels=labels, values=last)
