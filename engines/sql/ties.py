@@ -6,9 +6,10 @@ one city as if it were the only one. SQL has no portable ``WITH TIES`` (MariaDB 
 asks again with the ORDER BY values as extra columns and a little more room, and keeps the rows
 whose values equal the last kept row's. Tied rows that would read the same ("how many customers
 live in the biggest city": 41, 41, 41) add nothing and are left out. When more rows tie than the
-probe reads past the limit (:func:`ties_throughout`), they are a list, not a tie: the rows stand as
-the statement gave them, and the statement was in doubt before it could answer (the ``cut ties``
-check of :mod:`kb.engines.sql.checks`).
+probe reads past the limit and some of them read differently from the kept ones
+(:func:`ties_throughout`), they are a list, not a tie: the rows stand as the statement gave them,
+and the statement was in doubt before it could answer (the ``cut ties`` check of
+:mod:`kb.engines.sql.checks`).
 
 The answer to tied rows is kb's own sentence (:meth:`Tie.sentence`), not the LLM's: shown three
 tied cities and told they tie, the offline 1.5B model still names the first one alone (tried with
