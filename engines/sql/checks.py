@@ -1120,24 +1120,17 @@ def _rows_merged_by_a_shared_name(question: str, scope: StatementScope) -> list[
                 grouped.setdefault(name, []).append(column)
         for name, columns in grouped.items():
             table = instances[name]
-            shared = next((column for column in columns if column.shared), None)
-            if (
-                shared is None
-                or shared.shared is None
-                or any(column.unique for column in columns)
-                or not asks_which(question, table.name)
-            ):
+            shared = next(((column.name, column.shared) for column in columns if column.shared), None)
+            if shared is None or any(column.unique for column in columns) or not asks_which(question, table.name):
                 continue
-            rewrite = scope.tree.copy()
+            (column_name, key), rewrite = shared, scope.tree.copy()
             copied = list(rewrite.find_all(exp.Select))[index]
-            copied.args["group"].set(
-                "expressions", [exp.column(shared.shared, table=name), *copied.args["group"].expressions]
-            )
+            copied.args["group"].set("expressions", [exp.column(key, table=name), *copied.args["group"].expressions])
             found.append(
                 _suggesting(
-                    f"it groups by {name}.{shared.name}, which several rows of {table.name} share, so each group "
+                    f"it groups by {name}.{column_name}, which several rows of {table.name} share, so each group "
                     f"adds up every row of {table.name} with that name, but the question asks which {table.name}: "
-                    f"group by {name}.{shared.shared}, its key, and select the name beside it",
+                    f"group by {name}.{key}, its key, and select the name beside it",
                     rewrite,
                 )
             )

@@ -90,8 +90,7 @@ class Column:
     notes: list[str] = field(default_factory=list)  # kb's notes after the comment and the values ("not unique ...")
     comment: str = ""  # the schema's own comment on the column ("list price in EUR"), "" when none
     values: Optional[list[str]] = None  # every value it holds, when known (ENUM members, a complete sample)
-    sampled: list[str] = field(default_factory=list)  # the sampled values the schema text shows (ENUMs: none)
-    complete: bool = False  # whether they are every value it holds (else the two commonest of many)
+    examples: list[str] = field(default_factory=list)  # its two commonest values, when too many to list
     shared: Optional[str] = None  # a name several rows share: the key that tells those rows apart
     unique: bool = False  # every row holds its own value: the one-column key, a UNIQUE column, or data seen so
     times_of_day: bool = False  # a DATETIME or TIMESTAMP column some of whose values are not at midnight
@@ -106,14 +105,15 @@ class Column:
         return "number" if base in _NUMBER_TYPES else "text"
 
     def shown_notes(self, listed_at_most: Optional[int] = None) -> list[str]:
-        """What the schema text says after the column: its comment, its sampled values ("values: 'a',
-        'b'" when that is all of them, at most ``listed_at_most`` of them when given; "e.g. 'a', 'b'"
-        otherwise), then kb's :attr:`notes`."""
+        """What the schema text says after the column: its comment, its values ("values: 'a', 'b'" when
+        all are known, and at most ``listed_at_most`` when given; else "e.g." two of them; an ENUM's or
+        SET's members are in its type already), then kb's :attr:`notes`."""
         shown = [self.comment] if self.comment else []
-        if self.sampled:
-            listed = self.complete and (listed_at_most is None or len(self.sampled) <= listed_at_most)
-            examples = self.sampled if listed else self.sampled[:2]
-            shown.append(("values: " if listed else "e.g. ") + ", ".join(_quoted(v) for v in examples))
+        if not self.type_text.startswith(("ENUM(", "SET(")):
+            if self.values and (listed_at_most is None or len(self.values) <= listed_at_most):
+                shown.append("values: " + ", ".join(_quoted(v) for v in self.values))
+            elif self.values or self.examples:
+                shown.append("e.g. " + ", ".join(_quoted(v) for v in (self.examples or self.values or [])[:2]))
         return shown + self.notes
 
 
@@ -383,8 +383,8 @@ class SchemaDescriber:
                 values, complete, each_once = self._values(name, col_name)
                 column.unique = column.unique or (complete and each_once and bool(values))
                 if values:
-                    column.sampled, column.complete = [str(v) for v in (values if complete else values[:2])], complete
                     column.values = [str(v) for v in values] if complete else None
+                    column.examples = [] if complete else [str(v) for v in values[:2]]
                     if "name" in col_name.lower():
                         (listed_names if complete else many_valued_names).append(column)
             columns.append(column)

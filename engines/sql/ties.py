@@ -92,10 +92,7 @@ def ties_throughout(probe_rows: list[dict[str, Any]], limit: int) -> bool:
     if limit < 1 or len(probe_rows) < limit + TIED_ROWS_PAST_LIMIT:
         return False
     last = _key(probe_rows[limit - 1])
-    if any(_key(row) != last for row in probe_rows[limit:]):
-        return False
-    kept = [_shown(row) for row in probe_rows[:limit]]
-    return any(_shown(row) not in kept for row in probe_rows[limit:])
+    return all(_key(row) == last for row in probe_rows[limit:]) and bool(_new_ties(probe_rows, limit)[1])
 
 
 def _key(row: dict[str, Any]) -> tuple:
@@ -108,6 +105,14 @@ def _shown(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if not k.startswith(_KEY)}
 
 
+def _new_ties(probe_rows: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the rows up to ``limit``, the rows past it that tie with the last of them on the ORDER BY values
+    and read differently from every one of them), both as the statement returns them (:func:`_shown`)."""
+    last = _key(probe_rows[limit - 1])
+    kept = [_shown(row) for row in probe_rows[:limit]]
+    return kept, [_shown(row) for row in probe_rows[limit:] if _key(row) == last and _shown(row) not in kept]
+
+
 def with_ties(
     rows: list[dict[str, Any]], probe_rows: list[dict[str, Any]], limit: int, labels: list[str]
 ) -> Optional[Tie]:
@@ -117,10 +122,9 @@ def with_ties(
     the limit they are the same set whichever of them a run met first."""
     if len(rows) < limit or len(probe_rows) <= limit or ties_throughout(probe_rows, limit):
         return None  # no tie, or so many that they are a list: the statement was in doubt (cut ties)
-    last = _key(probe_rows[limit - 1])
-    kept = [_shown(r) for r in probe_rows[:limit]]
-    extra = [_shown(r) for r in probe_rows[limit:] if _key(r) == last and _shown(r) not in kept]
+    kept, extra = _new_ties(probe_rows, limit)
     if not extra:
         return None
+    last = _key(probe_rows[limit - 1])
     tied = [_shown(r) for r in probe_rows[:limit] if _key(r) == last] + extra
     return Tie(rows=kept + extra, tied=tied, labels=labels, values=last)
