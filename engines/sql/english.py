@@ -129,10 +129,24 @@ def words(text: str) -> tuple[str, ...]:
     return tuple(WORD.findall(text.casefold()))
 
 
+def is_code(value: str) -> bool:
+    """Whether ``value`` is one word written in capitals ('WA', 'USA', 'FI'): a code, which a question
+    names only by writing it so, never by another form or case of its letters ("was" is not 'WA',
+    "sees" not 'SE')."""
+    return len(WORD.findall(value)) == 1 and value.isupper()
+
+
+def writes_code(question: str, code: str) -> bool:
+    """Whether the question writes ``code`` (:func:`is_code`) as the data spells it."""
+    return WORD.findall(code)[0] in WORD.findall(question)
+
+
 def mentions(question: str, value: str) -> bool:
     """Whether the question names ``value``: the value's words in a row among the question's, case
-    and punctuation aside (a one-word value also in the singular or plural:
-    :func:`noun_forms`)."""
+    and punctuation aside (a one-word value also in the singular or plural: :func:`noun_forms`; a
+    code only as the data writes it: :func:`is_code`)."""
+    if is_code(value):
+        return writes_code(question, value)
     said, wanted = words(question), words(value)
     forms = {(form,) for form in noun_forms(wanted[0])} if len(wanted) == 1 else {wanted}
     return bool(wanted) and any(said[i : i + len(wanted)] in forms for i in range(len(said) - len(wanted) + 1))

@@ -8,7 +8,8 @@ of the other text columns, those with up to ``MAX_VALUES`` of them (names, title
 those the question names: its words, case and punctuation aside,
 equal to a stored value's words (a one-word value also in the singular or plural; in a column of
 many distinct values, such as names and titles, a one-word value only where the question writes it
-capitalized, so that "belong" does not name a track called "Belong"). The prompt then
+capitalized, so that "belong" does not name a track called "Belong"; a code in capitals, such as
+'WA', only as the data writes it, so that "was" does not name it). The prompt then
 says where each named value lives and how it is spelled ("'Hamburg' is a value of customers.city"),
 which the model may use or not: nothing in the statement is changed by it. Values the schema
 already lists are not repeated: a state's word in a question is often its event's verb ("orders
@@ -31,6 +32,7 @@ from typing import Optional
 from kb.engines.sql.english import (
     STOP_WORDS,
     WORD,
+    is_code,
     mentions,
     name_words,
     noun_forms,
@@ -38,6 +40,7 @@ from kb.engines.sql.english import (
     table_nouns,
     table_words,
     words,
+    writes_code,
 )
 from kb.engines.sql.schema import MAX_LISTED, Table
 from kb.stores.connection import MariaDBConnection, quote_identifier
@@ -150,6 +153,8 @@ class ValueIndex:
                     categorical = any(c for _, c in places)
                     if size == 1 and not categorical and not written[start][:1].isupper():
                         continue  # a lower-case word matching one name among many: a word, not the name
+                    if size == 1 and is_code(value) and not writes_code(written[start], value):
+                        continue  # "was" for 'WA': a code is named only as the data writes it
                     columns = tuple(sorted(column for column, _ in places))
                     found.append((start, start + size, ValueLink(value, columns, categorical)))
         found.sort(key=lambda item: item[0])
