@@ -168,9 +168,10 @@ def test_value_linking_names_the_column_that_holds_a_value_and_changes_nothing_i
     assert "Values named" not in llm.prompts[0]
 
 
-def test_a_code_in_capitals_is_named_only_where_the_question_writes_it_so(db, db_url):
+def test_a_code_in_capitals_is_named_by_its_own_letters_only(db, db_url):
     """'WA' is one of 30 shipment states (too many to list: the value index holds them) and one of 3
-    office states (the schema lists them): "was" names neither (it is not a plural of "wa"), "WA" both."""
+    office states (the schema lists them): "was" names neither (it is not a plural of "wa"); "WA" and
+    "wa" name both."""
     db.execute("CREATE TABLE office (id INT PRIMARY KEY, city VARCHAR(30), state CHAR(2))")
     db.execute("INSERT INTO office VALUES (1, 'Seattle', 'WA'), (2, 'Austin', 'TX'), (3, 'Boston', 'MA')")
     db.execute("CREATE TABLE shipment (id INT PRIMARY KEY, state CHAR(2))")
@@ -185,6 +186,7 @@ def test_a_code_in_capitals_is_named_only_where_the_question_writes_it_so(db, db
         "Values named in the question: 'WA' is a value of shipment.state."
     )
     assert "office.city of 'WA'" in engine.rows_asked("Which city is the WA office in?").fields
+    assert "office.city of 'WA'" in engine.rows_asked("Which city is the wa office in?").fields
 
 
 @pytest.mark.parametrize(

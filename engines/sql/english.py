@@ -130,25 +130,18 @@ def words(text: str) -> tuple[str, ...]:
 
 
 def is_code(value: str) -> bool:
-    """Whether ``value`` is one word written in capitals ('WA', 'USA', 'FI'): a code, which a question
-    names only by writing it so, never by another form or case of its letters ("was" is not 'WA',
-    "sees" not 'SE')."""
+    """Whether ``value`` is one word written in capitals ('WA', 'USA', 'MKT'): a code, which a question
+    names only by its own letters (in any case: "mkt" names 'MKT'), never by another form of a word
+    ("was" is not a plural of 'WA', nor "sees" of 'SE')."""
     return len(WORD.findall(value)) == 1 and value.isupper()
-
-
-def writes_code(question: str, code: str) -> bool:
-    """Whether the question writes ``code`` (:func:`is_code`) as the data spells it."""
-    return WORD.findall(code)[0] in WORD.findall(question)
 
 
 def mentions(question: str, value: str) -> bool:
     """Whether the question names ``value``: the value's words in a row among the question's, case
-    and punctuation aside (a one-word value also in the singular or plural: :func:`noun_forms`; a
-    code only as the data writes it: :func:`is_code`)."""
-    if is_code(value):
-        return writes_code(question, value)
+    and punctuation aside (a one-word value also in the singular or plural, :func:`noun_forms`,
+    unless it is a code: :func:`is_code`)."""
     said, wanted = words(question), words(value)
-    forms = {(form,) for form in noun_forms(wanted[0])} if len(wanted) == 1 else {wanted}
+    forms = {(form,) for form in noun_forms(wanted[0])} if len(wanted) == 1 and not is_code(value) else {wanted}
     return bool(wanted) and any(said[i : i + len(wanted)] in forms for i in range(len(said) - len(wanted) + 1))
 
 

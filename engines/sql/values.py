@@ -9,7 +9,7 @@ those the question names: its words, case and punctuation aside,
 equal to a stored value's words (a one-word value also in the singular or plural; in a column of
 many distinct values, such as names and titles, a one-word value only where the question writes it
 capitalized, so that "belong" does not name a track called "Belong"; a code in capitals, such as
-'WA', only as the data writes it, so that "was" does not name it). The prompt then
+'WA', by its own letters only, so that "was" does not name it). The prompt then
 says where each named value lives and how it is spelled ("'Hamburg' is a value of customers.city"),
 which the model may use or not: nothing in the statement is changed by it. Values the schema
 already lists are not repeated: a state's word in a question is often its event's verb ("orders
@@ -40,7 +40,6 @@ from kb.engines.sql.english import (
     table_nouns,
     table_words,
     words,
-    writes_code,
 )
 from kb.engines.sql.schema import MAX_LISTED, Table
 from kb.stores.connection import MariaDBConnection, quote_identifier
@@ -147,14 +146,15 @@ class ValueIndex:
                     continue  # part of a longer value already named
                 key = said[start : start + size]
                 stored = index.get(key)
-                if stored is None and size == 1:  # one word: singular or plural of a stored value
+                other_form = stored is None and size == 1
+                if other_form:  # one word: singular or plural of a stored value
                     stored = index.get((key[0][:-1],)) if key[0].endswith("s") else index.get((key[0] + "s",))
                 for value, places in sorted((stored or {}).items()):
                     categorical = any(c for _, c in places)
                     if size == 1 and not categorical and not written[start][:1].isupper():
                         continue  # a lower-case word matching one name among many: a word, not the name
-                    if size == 1 and is_code(value) and not writes_code(written[start], value):
-                        continue  # "was" for 'WA': a code is named only as the data writes it
+                    if other_form and is_code(value):
+                        continue  # "was" for 'WA': a code is named by its own letters only
                     columns = tuple(sorted(column for column, _ in places))
                     found.append((start, start + size, ValueLink(value, columns, categorical)))
         found.sort(key=lambda item: item[0])
